@@ -1,0 +1,38 @@
+# The two commands: `make run` (embedded server) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench rabbitmq node-deps clean
+
+run: $(STAMP)
+	$(VENV)/bin/switchboard up
+
+test: $(STAMP) rabbitmq node-deps
+	$(PY) -m pytest
+
+bench: $(STAMP) rabbitmq
+	$(PY) -m bench all
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,uvloop]'
+	touch $(STAMP)
+
+# Debian's RabbitMQ for the cluster-mode tests (only when missing); the tests start their own node.
+rabbitmq:
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server; \
+	fi
+
+# socket.io-client v4 for the tests that speak what the OWT JavaScript SDK speaks.
+node-deps: tests/js/node_modules/.installed
+
+tests/js/node_modules/.installed: tests/js/package.json
+	cd tests/js && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules

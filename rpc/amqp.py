@@ -1,0 +1,370 @@
+"""The RabbitMQ transport (aio-pika, robust connection, JSON bodies).
+
+Layout on the broker:
+
+- a call or cast is published to the default exchange with the target's name as routing key,
+  ``mandatory`` so that a target nobody serves comes back at once as ``RpcUnavailable``;
+- a service is a queue named after it; several processes consuming it share its messages
+  (competing consumers); a worker id is just a service only one process serves;
+- replies go to the caller's own reply queue, matched by AMQP ``correlation_id``/``reply_to``;
+- fault events go through one topic exchange, each subscriber with its own queue.
+
+Every queue is declared on a robust channel, so after a broker restart the connection comes back
+by itself and re-declares queues, bindings and consumers.  While the connection is down, calls
+fail at once with ``RpcUnavailable``; a connection loss fails every call in flight the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    DeliveryMode,
+    ExchangeType,
+)
+
+from .base import EventHandler, ServiceHandle, Subscription, Transport, deadline_passed, dispatch, rpc_methods
+from .errors import INTERNAL, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .messages import ErrorBody, Reply, Request, decode_event, decode_reply, decode_request, encode
+from .messages import Event as EventMessage
+from .settings import RpcSettings
+
+__all__ = ["AmqpTransport"]
+
+log = logging.getLogger("switchboard.rpc.amqp")
+
+_CONTENT_TYPE = "application/json"
+_BROKER_ERRORS = (
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.AMQPError,
+    ConnectionError,
+    OSError,
+    RuntimeError,
+)
+
+
+class _AmqpService(ServiceHandle):
+    def __init__(self, transport: AmqpTransport, name: str, queue: AbstractQueue, tag: str) -> None:
+        self.transport = transport
+        self.name = name
+        self.queue = queue
+        self.tag = tag
+
+    async def stop(self) -> None:
+        if self not in self.transport._services:
+            return
+        self.transport._services.discard(self)
+        try:
+            await self.queue.cancel(self.tag)
+        except _BROKER_ERRORS + (asyncio.TimeoutError,):
+            log.debug("cancel of %s failed (connection down)", self.name)
+
+
+class _AmqpSubscription(Subscription):
+    def __init__(self, transport: AmqpTransport, queue: AbstractQueue, tag: str) -> None:
+        self.transport = transport
+        self.queue = queue
+        self.tag = tag
+
+    async def cancel(self) -> None:
+        if self not in self.transport._subscriptions:
+            return
+        self.transport._subscriptions.discard(self)
+        try:
+            await self.queue.cancel(self.tag)
+            await self.queue.delete(if_unused=False, if_empty=False)
+        except _BROKER_ERRORS + (asyncio.TimeoutError,):
+            log.debug("cancel of event subscription failed (connection down)")
+
+
+class AmqpTransport(Transport):
+    """A :class:`~rpc.base.Transport` over RabbitMQ."""
+
+    def __init__(self, node_id: str, settings: RpcSettings) -> None:
+        super().__init__(node_id, call_timeout=settings.call_timeout)
+        if not settings.broker_url:
+            raise ValueError("AmqpTransport needs rpc.broker_url")
+        self.settings = settings
+        self._conn: AbstractRobustConnection | None = None
+        self._publish_ch: AbstractRobustChannel | None = None
+        self._reply_ch: AbstractRobustChannel | None = None
+        self._consume_ch: AbstractRobustChannel | None = None
+        self._events_ex: aio_pika.abc.AbstractExchange | None = None
+        self._reply_queue_name = f"reply.{node_id}.{uuid.uuid4().hex[:12]}"
+        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._ids = itertools.count()
+        self._services: set[_AmqpService] = set()
+        self._subscriptions: set[_AmqpSubscription] = set()
+        self._handler_tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self._closed = False
+        self._start_lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise RpcUnavailable("transport is closed")
+            try:
+                self._conn = await aio_pika.connect_robust(
+                    self.settings.broker_url,
+                    reconnect_interval=self.settings.reconnect_interval,
+                    heartbeat=self.settings.heartbeat,
+                    client_properties={"connection_name": self.node_id},
+                    timeout=max(self.settings.publish_timeout, 2.0),
+                )
+            except (*_BROKER_ERRORS, asyncio.TimeoutError) as exc:
+                raise RpcUnavailable(f"cannot connect to the broker: {exc}") from exc
+            self._conn.close_callbacks.add(self._on_connection_lost)
+            self._conn.reconnect_callbacks.add(self._on_reconnected)
+            self._publish_ch = await self._conn.channel(publisher_confirms=True, on_return_raises=True)  # type: ignore[assignment]
+            self._reply_ch = await self._conn.channel(publisher_confirms=False)  # type: ignore[assignment]
+            self._consume_ch = await self._conn.channel(publisher_confirms=False)  # type: ignore[assignment]
+            assert self._consume_ch is not None and self._publish_ch is not None
+            await self._consume_ch.set_qos(prefetch_count=self.settings.prefetch)
+            reply_queue = await self._consume_ch.declare_queue(
+                self._reply_queue_name, durable=False, auto_delete=True
+            )
+            await reply_queue.consume(self._on_reply, no_ack=True)
+            self._events_ex = await self._publish_ch.declare_exchange(
+                self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
+            )
+            self._started = True
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for service in list(self._services):
+            await service.stop()
+        self._fail_pending(RpcUnavailable("transport closed"))
+        for task in list(self._handler_tasks):
+            task.cancel()
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            except _BROKER_ERRORS + (asyncio.TimeoutError,):
+                log.debug("close of the broker connection failed", exc_info=True)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.connected.is_set() and not self._closed
+
+    def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
+        if self._pending:
+            log.warning("broker connection lost; failing %d calls in flight", len(self._pending))
+        self._fail_pending(RpcUnavailable(f"broker connection lost: {exc or 'closed'}"))
+
+    def _on_reconnected(self, _sender: Any) -> None:
+        log.info("broker connection restored for %s", self.node_id)
+
+    def _fail_pending(self, error: RpcUnavailable) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+    def _require_connection(self) -> None:
+        if not self._started:
+            raise RpcUnavailable("transport not started")
+        if not self.connected:
+            raise RpcUnavailable("broker unavailable")
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    async def serve(self, service: str, handler: object) -> ServiceHandle:
+        methods = rpc_methods(handler)
+        self._require_connection()
+        assert self._consume_ch is not None
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._handler_tasks.add(task)
+            try:
+                await self._handle_request(service, methods, message)
+            finally:
+                if task is not None:
+                    self._handler_tasks.discard(task)
+
+        try:
+            queue = await self._consume_ch.declare_queue(service, durable=False, auto_delete=True)
+            tag = await queue.consume(on_message, no_ack=False)
+        except _BROKER_ERRORS as exc:
+            raise RpcUnavailable(f"cannot serve {service}: {exc}") from exc
+        entry = _AmqpService(self, service, queue, tag)
+        self._services.add(entry)
+        return entry
+
+    async def _handle_request(
+        self, service: str, methods: dict[str, Any], message: AbstractIncomingMessage
+    ) -> None:
+        try:
+            try:
+                request = decode_request(message.body)
+            except Exception as exc:  # msgspec.ValidationError / DecodeError
+                log.warning("malformed request on %s dropped: %s", service, exc)
+                return
+            if deadline_passed(request):
+                log.info("request %s.%s from %s expired before handling", service, request.method, request.sender)
+                return
+            reply = await dispatch(service, methods, request)
+            if message.reply_to:
+                await self._send_reply(message, reply)
+        finally:
+            try:
+                await message.ack()
+            except _BROKER_ERRORS + (asyncio.TimeoutError,):
+                log.debug("ack failed (connection down); the broker will redeliver")
+
+    async def _send_reply(self, message: AbstractIncomingMessage, reply: Reply) -> None:
+        assert self._reply_ch is not None
+        try:
+            body = encode(reply)
+        except (TypeError, ValueError) as exc:
+            log.error("reply is not serialisable: %s", exc)
+            body = encode(Reply(error=ErrorBody(INTERNAL, "reply is not serialisable")))
+        try:
+            await self._reply_ch.default_exchange.publish(
+                aio_pika.Message(
+                    body,
+                    content_type=_CONTENT_TYPE,
+                    correlation_id=message.correlation_id,
+                    delivery_mode=DeliveryMode.NOT_PERSISTENT,
+                ),
+                routing_key=message.reply_to or "",
+                mandatory=False,
+            )
+        except _BROKER_ERRORS as exc:
+            log.warning("reply to %s lost: %s", message.reply_to, exc)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.get(message.correlation_id or "")
+        if future is None or future.done():
+            log.debug("late or unknown reply %s dropped", message.correlation_id)
+            return
+        try:
+            future.set_result(decode_reply(message.body))
+        except Exception as exc:
+            future.set_exception(RpcRemoteError("bad_reply", f"malformed reply: {exc}"))
+
+    # -- calling ---------------------------------------------------------------------------------
+
+    async def _publish(self, exchange: Any, message: aio_pika.Message, routing_key: str, what: str) -> None:
+        try:
+            async with asyncio.timeout(self.settings.publish_timeout):
+                await exchange.publish(message, routing_key=routing_key, mandatory=True)
+        except aio_pika.exceptions.PublishError:
+            raise RpcUnavailable(f"no service {routing_key!r}") from None
+        except (aio_pika.exceptions.DeliveryError, asyncio.TimeoutError) as exc:
+            raise RpcUnavailable(f"{what}: broker did not take the message ({type(exc).__name__})") from None
+        except _BROKER_ERRORS as exc:
+            raise RpcUnavailable(f"{what}: broker unavailable ({type(exc).__name__})") from None
+
+    async def call(
+        self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        self._require_connection()
+        assert self._publish_ch is not None
+        timeout = self.call_timeout if timeout is None else timeout
+        started = time.monotonic()
+        correlation_id = f"{next(self._ids):x}"
+        body = encode(
+            Request(method=method, args=args or {}, sender=self.node_id,
+                    deadline_ms=int((time.time() + timeout) * 1000))
+        )
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        try:
+            await self._publish(
+                self._publish_ch.default_exchange,
+                aio_pika.Message(
+                    body,
+                    content_type=_CONTENT_TYPE,
+                    correlation_id=correlation_id,
+                    reply_to=self._reply_queue_name,
+                    expiration=max(timeout, 0.001),
+                    delivery_mode=DeliveryMode.NOT_PERSISTENT,
+                ),
+                target,
+                f"{target}.{method}",
+            )
+            remaining = timeout - (time.monotonic() - started)
+            try:
+                reply = await asyncio.wait_for(future, max(remaining, 0.0))
+            except asyncio.TimeoutError:
+                raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s") from None
+        finally:
+            self._pending.pop(correlation_id, None)
+        if reply.error is not None:
+            raise RpcRemoteError(reply.error.code, reply.error.message)
+        return reply.result
+
+    async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
+        self._require_connection()
+        assert self._publish_ch is not None
+        body = encode(Request(method=method, args=args or {}, sender=self.node_id))
+        await self._publish(
+            self._publish_ch.default_exchange,
+            aio_pika.Message(body, content_type=_CONTENT_TYPE, delivery_mode=DeliveryMode.NOT_PERSISTENT),
+            target,
+            f"cast {target}.{method}",
+        )
+
+    # -- fault events ----------------------------------------------------------------------------
+
+    async def publish_event(self, topic: str, payload: Any) -> None:
+        self._require_connection()
+        assert self._events_ex is not None
+        body = encode(EventMessage(topic=topic, payload=payload, sender=self.node_id))
+        try:
+            async with asyncio.timeout(self.settings.publish_timeout):
+                # Not mandatory: an event nobody listens to is not an error.
+                await self._events_ex.publish(
+                    aio_pika.Message(body, content_type=_CONTENT_TYPE), routing_key=topic, mandatory=False
+                )
+        except (*_BROKER_ERRORS, asyncio.TimeoutError, aio_pika.exceptions.DeliveryError) as exc:
+            raise RpcUnavailable(f"event {topic}: broker unavailable ({type(exc).__name__})") from None
+
+    async def subscribe_events(self, pattern: str, handler: EventHandler) -> Subscription:
+        self._require_connection()
+        assert self._consume_ch is not None and self._events_ex is not None
+
+        async def on_event(message: AbstractIncomingMessage) -> None:
+            try:
+                event = decode_event(message.body)
+            except Exception as exc:
+                log.warning("malformed event dropped: %s", exc)
+                return
+            try:
+                await handler(event.topic, event.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event handler for %s failed on %s", event.topic, self.node_id)
+
+        try:
+            queue = await self._consume_ch.declare_queue(
+                f"events.{self.node_id}.{uuid.uuid4().hex[:12]}", durable=False, auto_delete=True
+            )
+            await queue.bind(self._events_ex, routing_key=pattern)
+            tag = await queue.consume(on_event, no_ack=True)
+        except _BROKER_ERRORS as exc:
+            raise RpcUnavailable(f"cannot subscribe to {pattern}: {exc}") from exc
+        sub = _AmqpSubscription(self, queue, tag)
+        self._subscriptions.add(sub)
+        return sub

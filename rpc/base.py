@@ -1,0 +1,165 @@
+"""The transport contract shared by the in-process and the RabbitMQ transports.
+
+A *service* is a name that reaches one or more handler objects: several processes serving the same
+name share its calls (competing consumers); a per-process name (a worker id) reaches exactly that
+process.  Handlers are objects whose methods marked with :func:`rpc_method` are callable by name
+with keyword arguments; their return value must be JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from .errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD, RpcError, ServiceError
+from .messages import ErrorBody, Reply, Request
+
+__all__ = [
+    "Transport",
+    "Subscription",
+    "ServiceHandle",
+    "EventHandler",
+    "rpc_method",
+    "rpc_methods",
+    "dispatch",
+]
+
+log = logging.getLogger("switchboard.rpc")
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+EventHandler = Callable[[str, Any], Awaitable[None]]
+
+_RPC_ATTR = "__switchboard_rpc__"
+
+
+def rpc_method(func: F) -> F:
+    """Mark an ``async def`` method as callable over RPC under its own name."""
+    if not inspect.iscoroutinefunction(func):
+        raise TypeError(f"rpc_method {func.__qualname__} must be async")
+    setattr(func, _RPC_ATTR, True)
+    return func
+
+
+def rpc_methods(handler: object) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """The bound RPC methods of ``handler`` by name."""
+    methods: dict[str, Callable[..., Awaitable[Any]]] = {}
+    for name in dir(type(handler)):
+        attr = getattr(type(handler), name, None)
+        if callable(attr) and getattr(attr, _RPC_ATTR, False):
+            methods[name] = getattr(handler, name)
+    if not methods:
+        raise TypeError(f"{type(handler).__name__} has no @rpc_method methods")
+    return methods
+
+
+async def dispatch(
+    service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request
+) -> Reply:
+    """Run ``request`` against ``methods`` and turn the outcome into a :class:`Reply`.
+
+    Expected errors keep their code; anything else is logged here with its traceback and sent as
+    ``internal`` without it.
+    """
+    method = methods.get(request.method)
+    if method is None:
+        return Reply(error=ErrorBody(UNKNOWN_METHOD, f"{service} has no method {request.method!r}"))
+    try:
+        result = await method(**request.args)
+    except TypeError as exc:
+        if _is_signature_error(method, request.args):
+            return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {exc}"))
+        log.exception("rpc handler %s.%s failed", service, request.method)
+        return Reply(error=ErrorBody(INTERNAL, f"{service}.{request.method} failed"))
+    except (ServiceError, RpcError) as exc:
+        return Reply(error=ErrorBody(exc.code, exc.message))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("rpc handler %s.%s failed", service, request.method)
+        return Reply(error=ErrorBody(INTERNAL, f"{service}.{request.method} failed"))
+    return Reply(result=result)
+
+
+def _is_signature_error(method: Callable[..., Any], args: dict[str, Any]) -> bool:
+    try:
+        inspect.signature(method).bind(**args)
+    except TypeError:
+        return True
+    return False
+
+
+def deadline_passed(request: Request) -> bool:
+    return bool(request.deadline_ms) and request.deadline_ms < time.time() * 1000
+
+
+class Subscription(abc.ABC):
+    """A subscription to fault events; ``cancel()`` stops delivery."""
+
+    @abc.abstractmethod
+    async def cancel(self) -> None: ...
+
+
+class ServiceHandle(abc.ABC):
+    """A served name; ``stop()`` stops consuming it."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+
+class Transport(abc.ABC):
+    """Calls, casts and fault events between the components of one cluster.
+
+    ``node_id`` names the process (or the embedded component) that owns the transport; it is sent
+    with every message so logs on the other side can say who asked.
+    """
+
+    def __init__(self, node_id: str, *, call_timeout: float = 2.0) -> None:
+        self.node_id = node_id
+        self.call_timeout = call_timeout
+
+    async def start(self) -> None:
+        """Connect; idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop serving, fail in-flight calls with ``RpcUnavailable``, disconnect; idempotent."""
+
+    @abc.abstractmethod
+    async def serve(self, service: str, handler: object) -> ServiceHandle:
+        """Expose ``handler``'s :func:`rpc_method` methods under ``service``.
+
+        Returns once calls to ``service`` can reach this handler.
+        """
+
+    @abc.abstractmethod
+    async def call(
+        self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """Call ``target.method(**args)`` and return its result.
+
+        Raises :class:`~rpc.errors.RpcTimeout` when no reply comes within ``timeout`` (default:
+        the transport's ``call_timeout``), :class:`~rpc.errors.RpcUnavailable` when the target
+        cannot be reached, :class:`~rpc.errors.RpcRemoteError` when the handler failed.
+        """
+
+    @abc.abstractmethod
+    async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
+        """Send ``target.method(**args)`` without waiting for (or getting) a result.
+
+        Raises :class:`~rpc.errors.RpcUnavailable` if the message cannot be handed to the broker.
+        """
+
+    @abc.abstractmethod
+    async def publish_event(self, topic: str, payload: Any) -> None:
+        """Publish a fault event such as ``exit.quit`` to every matching subscriber."""
+
+    @abc.abstractmethod
+    async def subscribe_events(self, pattern: str, handler: EventHandler) -> Subscription:
+        """Deliver events whose topic matches ``pattern`` (``exit.#``) to ``handler(topic, payload)``."""

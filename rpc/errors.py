@@ -1,0 +1,69 @@
+"""Typed RPC errors.
+
+Every failure a caller can see is an :class:`RpcError` with a stable ``code`` and a readable
+``message``.  Handlers raise :class:`ServiceError` (or a subclass) for expected, coded failures; the
+caller receives it as :class:`RpcRemoteError` with the same code and message.  Any other exception
+in a handler is logged with its traceback on the serving side and reaches the caller as
+``RpcRemoteError('internal', ...)`` without the traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RpcError",
+    "RpcTimeout",
+    "RpcUnavailable",
+    "RpcRemoteError",
+    "ServiceError",
+    "UNKNOWN_METHOD",
+    "BAD_ARGUMENTS",
+    "INTERNAL",
+]
+
+UNKNOWN_METHOD = "unknown_method"
+BAD_ARGUMENTS = "bad_arguments"
+INTERNAL = "internal"
+
+
+class RpcError(Exception):
+    """Root of every error raised by the RPC layer."""
+
+    code: str = "rpc_error"
+
+    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        self.message = message or self.code
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class RpcTimeout(RpcError, TimeoutError):
+    """No reply within the call's timeout."""
+
+    code = "timeout"
+
+
+class RpcUnavailable(RpcError):
+    """The target cannot be reached: no such service, or the broker is down."""
+
+    code = "unavailable"
+
+
+class RpcRemoteError(RpcError):
+    """The handler failed; ``code`` and ``message`` come from the serving side."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code, code=code)
+
+
+class ServiceError(RpcError):
+    """Raised by handlers for an expected failure that the caller should see with its code."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code, code=code)

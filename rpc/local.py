@@ -1,0 +1,206 @@
+"""The in-process transport: every component of the embedded server shares one :class:`LocalBroker`.
+
+It keeps the semantics of the RabbitMQ transport: calls time out, unknown targets and closed
+transports give ``RpcUnavailable``, handler errors arrive as ``RpcRemoteError``, several handlers
+of one service share its calls round-robin, events use topic patterns.  With ``roundtrip=True``
+every payload is JSON-encoded and decoded on the way, so nothing passes that could not cross a wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .base import EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
+from .errors import INTERNAL, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .messages import ErrorBody, Reply, Request, roundtrip
+from .topics import topic_matches
+
+__all__ = ["LocalBroker", "LocalTransport"]
+
+log = logging.getLogger("switchboard.rpc.local")
+
+Methods = dict[str, Callable[..., Awaitable[Any]]]
+
+
+class _LocalService(ServiceHandle):
+    def __init__(self, transport: LocalTransport, name: str, methods: Methods) -> None:
+        self.transport = transport
+        self.name = name
+        self.methods = methods
+
+    async def stop(self) -> None:
+        self.transport.broker._remove_service(self)
+        self.transport._services.discard(self)
+
+
+class _LocalSubscription(Subscription):
+    def __init__(self, transport: LocalTransport, pattern: str, handler: EventHandler) -> None:
+        self.transport = transport
+        self.pattern = pattern
+        self.handler = handler
+
+    async def cancel(self) -> None:
+        self.transport.broker._subscriptions.discard(self)
+        self.transport._subscriptions.discard(self)
+
+
+class LocalBroker:
+    """The in-process meeting point of every :class:`LocalTransport` of one embedded cluster."""
+
+    def __init__(self, *, roundtrip: bool = False) -> None:
+        self.roundtrip = roundtrip
+        self._services: dict[str, list[_LocalService]] = {}
+        self._rr: dict[str, itertools.count[int]] = {}
+        self._subscriptions: set[_LocalSubscription] = set()
+
+    def transport(self, node_id: str, *, call_timeout: float = 2.0) -> LocalTransport:
+        return LocalTransport(self, node_id, call_timeout=call_timeout)
+
+    def _add_service(self, service: _LocalService) -> None:
+        self._services.setdefault(service.name, []).append(service)
+        self._rr.setdefault(service.name, itertools.count())
+
+    def _remove_service(self, service: _LocalService) -> None:
+        entries = self._services.get(service.name)
+        if entries and service in entries:
+            entries.remove(service)
+            if not entries:
+                del self._services[service.name]
+
+    def _pick(self, target: str) -> _LocalService:
+        entries = self._services.get(target)
+        if not entries:
+            raise RpcUnavailable(f"no service {target!r}")
+        return entries[next(self._rr[target]) % len(entries)]
+
+    def _wire(self, value: Any) -> Any:
+        return roundtrip(value) if self.roundtrip else value
+
+
+class LocalTransport(Transport):
+    """One component's handle on a :class:`LocalBroker`."""
+
+    def __init__(self, broker: LocalBroker, node_id: str, *, call_timeout: float = 2.0) -> None:
+        super().__init__(node_id, call_timeout=call_timeout)
+        self.broker = broker
+        self._services: set[_LocalService] = set()
+        self._subscriptions: set[_LocalSubscription] = set()
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for service in list(self._services):
+            await service.stop()
+        for sub in list(self._subscriptions):
+            await sub.cancel()
+        for task in list(self._inflight):
+            task.cancel()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RpcUnavailable(f"transport of {self.node_id} is closed")
+
+    async def serve(self, service: str, handler: object) -> ServiceHandle:
+        self._check_open()
+        entry = _LocalService(self, service, rpc_methods(handler))
+        self.broker._add_service(entry)
+        self._services.add(entry)
+        return entry
+
+    def _run(self, entry: _LocalService, request: Request) -> asyncio.Task[Reply]:
+        # The handler runs as a task of the serving side so that closing that side cancels it.
+        task = asyncio.get_running_loop().create_task(self._serve_one(entry, request))
+        owner = entry.transport
+        owner._inflight.add(task)
+        task.add_done_callback(owner._inflight.discard)
+        return task
+
+    async def _serve_one(self, entry: _LocalService, request: Request) -> Reply:
+        reply = await dispatch(entry.name, entry.methods, request)
+        if reply.error is None and self.broker.roundtrip:
+            try:
+                reply = Reply(result=roundtrip(reply.result))
+            except (TypeError, ValueError) as exc:
+                log.error("reply of %s.%s is not serialisable: %s", entry.name, request.method, exc)
+                reply = Reply(error=ErrorBody(INTERNAL, "reply is not serialisable"))
+        return reply
+
+    async def call(
+        self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        self._check_open()
+        timeout = self.call_timeout if timeout is None else timeout
+        entry = self.broker._pick(target)
+        request = Request(
+            method=method,
+            args=self.broker._wire(args or {}),
+            sender=self.node_id,
+            deadline_ms=int((time.time() + timeout) * 1000),
+        )
+        task = self._run(entry, request)
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(task), timeout)
+        except asyncio.TimeoutError:
+            raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s") from None
+        except asyncio.CancelledError:
+            if task.cancelled() and not _current_cancelling():
+                raise RpcUnavailable(f"{target} went away during {method}") from None
+            raise
+        if reply.error is not None:
+            raise RpcRemoteError(reply.error.code, reply.error.message)
+        return reply.result
+
+    async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
+        self._check_open()
+        entry = self.broker._pick(target)
+        request = Request(method=method, args=self.broker._wire(args or {}), sender=self.node_id)
+        task = self._run(entry, request)
+        task.add_done_callback(lambda t: _log_cast_failure(target, method, t))
+
+    async def publish_event(self, topic: str, payload: Any) -> None:
+        self._check_open()
+        payload = self.broker._wire(payload)
+        for sub in list(self.broker._subscriptions):
+            if topic_matches(sub.pattern, topic):
+                task = asyncio.get_running_loop().create_task(
+                    _deliver(sub, topic, self.broker._wire(payload))
+                )
+                sub.transport._inflight.add(task)
+                task.add_done_callback(sub.transport._inflight.discard)
+
+    async def subscribe_events(self, pattern: str, handler: EventHandler) -> Subscription:
+        self._check_open()
+        sub = _LocalSubscription(self, pattern, handler)
+        self.broker._subscriptions.add(sub)
+        self._subscriptions.add(sub)
+        return sub
+
+
+def _current_cancelling() -> bool:
+    task = asyncio.current_task()
+    return bool(task is not None and task.cancelling())
+
+
+async def _deliver(sub: _LocalSubscription, topic: str, payload: Any) -> None:
+    try:
+        await sub.handler(topic, payload)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("event handler for %s failed on %s", topic, sub.transport.node_id)
+
+
+def _log_cast_failure(target: str, method: str, task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    reply = task.result()
+    if reply.error is not None:
+        log.warning("cast %s.%s failed: %s: %s", target, method, reply.error.code, reply.error.message)

@@ -1,0 +1,26 @@
+"""Settings of the RPC layer (a section of the switchboard configuration)."""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ["RpcSettings"]
+
+
+class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: ``amqp://user:pass@host:port/vhost``; empty = in-process transport (embedded mode).
+    broker_url: str = ""
+    #: Default timeout of a call, seconds (OWT: 2 s).
+    call_timeout: float = 2.0
+    #: Seconds between reconnection attempts to the broker (aio-pika ``reconnect_interval``).
+    reconnect_interval: float = 1.0
+    #: AMQP heartbeat, seconds: a dead broker connection is noticed after ~2 of these.
+    heartbeat: int = 5
+    #: Longest a call waits to publish when the connection is shaky, seconds (fail fast when down).
+    publish_timeout: float = 1.5
+    #: Messages a process handles at once per service (AMQP prefetch).
+    prefetch: int = 128
+    #: Exchange for fault events (topic semantics).
+    events_exchange: str = "switchboard.events"
+    #: JSON-round-trip every payload on the in-process transport (tests turn this on).
+    local_roundtrip: bool = False

@@ -1,0 +1,27 @@
+"""Fixtures for the scheduler tests: a settable clock and a scheduler factory."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from scheduler_testing import FakeClock, MakeScheduler
+
+from scheduler import Scheduler
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_scheduler(clock: FakeClock) -> MakeScheduler:
+    def make(purpose: str = "portal", strategy: str | None = "least-used", **kwargs: Any) -> Scheduler:
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("default_reserve_time", 30.0)
+        kwargs.setdefault("rng", random.Random(7))
+        return Scheduler(purpose, strategy, **kwargs)
+
+    return make
