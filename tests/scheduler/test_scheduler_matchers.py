@@ -1,0 +1,202 @@
+"""Matchers: ISP is a hard filter, region a soft preference, codec and algorithm filters."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import pytest
+from scheduler_testing import MakeScheduler, portal_info
+
+from scheduler import (
+    MATCHER_FOR_PURPOSE,
+    InvalidArgument,
+    NoMatchingWorker,
+    NoWorkerAvailable,
+    Scheduler,
+    create_matcher,
+    matcher_for,
+)
+
+
+_task_ids = itertools.count()
+
+
+def _spread(s: Scheduler, n: int, preference: object) -> Counter[str]:
+    """Where ``n`` new tasks with ``preference`` go."""
+    return Counter(s.schedule(f"t{next(_task_ids)}", preference) for _ in range(n))
+
+
+def test_an_isp_is_a_hard_filter_and_an_empty_isp_list_accepts_any(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("a", portal_info(["isp-a"]))
+    s.add_worker("b", portal_info(["isp-b"]))
+    s.add_worker("any", portal_info([]))
+    assert set(_spread(s, 10, {"isp": "isp-a"})) == {"a", "any"}
+    assert set(_spread(s, 10, {"isp": "isp-b"})) == {"b", "any"}
+    assert set(_spread(s, 10, {"isp": "isp-unknown"})) == {"any"}
+
+
+def test_no_matching_worker_is_raised_when_the_isp_filter_rejects_everyone(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    s.add_worker("a", portal_info(["isp-a"]))
+    with pytest.raises(NoMatchingWorker) as caught:
+        s.schedule("t", {"isp": "isp-b"})
+    assert caught.value.code == "no_matching_worker"
+
+
+def test_no_worker_available_is_raised_when_matching_workers_are_all_full(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    s.add_worker("a", portal_info(["isp-a"]))
+    s.add_worker("b", portal_info(["isp-b"]))
+    s.update_load("a", 0.9)
+    with pytest.raises(NoWorkerAvailable):
+        s.schedule("t", {"isp": "isp-a"})
+
+
+def test_no_worker_available_is_raised_when_there_is_no_worker_at_all(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    with pytest.raises(NoWorkerAvailable) as caught:
+        s.schedule("t", {"isp": "isp-a"})
+    assert caught.value.code == "no_worker_available"
+    assert "portal" in caught.value.message
+
+
+def test_a_region_is_preferred_when_a_matching_worker_is_available(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("east", portal_info([], ["east"]))
+    s.add_worker("west", portal_info([], ["west"]))
+    s.add_worker("west-a", portal_info(["isp-a"], ["west"]))
+    assert set(_spread(s, 10, {"isp": "isp-b", "region": "west"})) == {"west"}
+    assert set(_spread(s, 10, {"isp": "isp-a", "region": "west"})) == {"west", "west-a"}
+
+
+def test_a_region_falls_back_to_every_isp_compatible_worker(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("east", portal_info([], ["east"]))
+    s.add_worker("west-a", portal_info(["isp-a"], ["west"]))
+    s.add_worker("north", portal_info([], ["north"]))
+    s.update_load("north", 0.99)
+    assert set(_spread(s, 10, {"isp": "isp-b", "region": "west"})) == {"east"}
+    assert set(_spread(s, 10, {"isp": "isp-b", "region": "north"})) == {"east"}
+    assert set(_spread(s, 10, {"isp": "isp-b", "region": "nowhere"})) == {"east"}
+
+
+@pytest.mark.parametrize(
+    "preference",
+    [None, "preference", 42, [], {}, {"isp": None, "region": 3}, {"isp": ["x"]}, {"region": {"a": 1}}],
+)
+def test_a_missing_or_malformed_preference_means_no_preference(
+    make_scheduler: MakeScheduler, preference: object
+) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("a", portal_info(["isp-a"], ["r1"]))
+    s.add_worker("b", portal_info(["isp-b"], ["r2"]))
+    assert set(_spread(s, 4, preference)) == {"a", "b"}
+
+
+def _video(encode: list[object], decode: list[object], isps: list[str] | None = None) -> dict[str, object]:
+    return {"capacity": {"isps": isps or [], "regions": [], "video": {"encode": encode, "decode": decode}}}
+
+
+def test_video_workers_must_support_every_requested_encode_and_decode_format(
+    make_scheduler: MakeScheduler,
+) -> None:
+    s = make_scheduler("video", "round-robin")
+    s.add_worker("vp8-only", _video(["vp8"], ["vp8"]))
+    s.add_worker("both", _video(["vp8", "H264"], ["vp8", "h264"]))
+    assert set(_spread(s, 6, {"video": {"encode": ["vp8"], "decode": []}})) == {"vp8-only", "both"}
+    assert set(_spread(s, 6, {"video": {"encode": ["vp8", "h264"], "decode": ["vp8"]}})) == {"both"}
+    assert set(_spread(s, 6, {"video": {"encode": ["h264"], "decode": ["h264"]}})) == {"both"}
+    assert set(_spread(s, 6, None)) == {"vp8-only", "both"}
+    with pytest.raises(NoMatchingWorker):
+        s.schedule("t-av1", {"video": {"encode": ["av1"]}})
+
+
+def test_video_formats_may_be_owt_codec_objects(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "round-robin")
+    s.add_worker("cb", _video([{"codec": "h264", "profile": "CB"}], ["vp8"]))
+    s.add_worker("plain", _video(["h264"], ["vp8"]))
+    assert set(_spread(s, 4, {"video": {"encode": ["h264_cb"]}})) == {"cb"}
+    assert set(_spread(s, 4, {"video": {"encode": [{"codec": "H264"}]}})) == {"plain"}
+
+
+def test_the_video_matcher_applies_the_isp_rule_after_the_codec_filter(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "round-robin")
+    s.add_worker("a", _video(["vp8"], ["vp8"], ["isp-a"]))
+    s.add_worker("b", _video(["vp8"], ["vp8"], ["isp-b"]))
+    assert set(_spread(s, 4, {"video": {"encode": ["vp8"]}, "isp": "isp-b"})) == {"b"}
+
+
+def test_analytics_workers_must_list_the_requested_algorithm(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("analytics", "round-robin")
+    s.add_worker("face", {"capacity": {"algorithms": ["face-detect"]}})
+    s.add_worker("both", {"capacity": {"algorithms": ["face-detect", "pose"]}})
+    assert set(_spread(s, 4, {"algorithm": "pose"})) == {"both"}
+    assert set(_spread(s, 4, {"algorithm": "face-detect"})) == {"face", "both"}
+    assert set(_spread(s, 4, {})) == {"face", "both"}
+    with pytest.raises(NoMatchingWorker):
+        s.schedule("x", {"algorithm": "unknown"})
+
+
+def test_the_general_matcher_ignores_preferences(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("conference", "round-robin")
+    s.add_worker("a", portal_info(["isp-a"], ["r1"]))
+    s.add_worker("b", portal_info(["isp-b"], ["r2"]))
+    assert set(_spread(s, 4, {"isp": "isp-a", "region": "r1"})) == {"a", "b"}
+
+
+def test_purposes_use_owts_matchers() -> None:
+    assert matcher_for("portal").name == "isp-region"
+    assert matcher_for("webrtc").name == "isp-region"
+    assert matcher_for("video").name == "video"
+    assert matcher_for("analytics").name == "analytics"
+    assert matcher_for("conference").name == "general"
+    assert matcher_for("something-new").name == "general"
+    assert MATCHER_FOR_PURPOSE["streaming"] == "isp-region"
+
+
+def test_a_matcher_may_be_chosen_explicitly_and_unknown_names_are_rejected(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("recording", "round-robin", matcher="isp-region")
+    s.add_worker("a", portal_info(["isp-a"]))
+    s.add_worker("b", portal_info(["isp-b"]))
+    assert set(_spread(s, 4, {"isp": "isp-b"})) == {"b"}
+    assert s.matcher == "isp-region"
+    with pytest.raises(InvalidArgument):
+        create_matcher("psychic")
+
+
+def test_a_worker_joining_later_enters_already_built_pools(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("a", portal_info(["isp-a"], ["r1"]))
+    assert set(_spread(s, 3, {"isp": "isp-a", "region": "r1"})) == {"a"}
+    s.add_worker("b", portal_info(["isp-a"], ["r1"]))
+    assert set(_spread(s, 4, {"isp": "isp-a", "region": "r1"})) == {"a", "b"}
+
+
+def test_an_isp_that_appears_later_is_matched_exactly(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("any", portal_info([]))
+    assert set(_spread(s, 2, {"isp": "isp-new"})) == {"any"}
+    s.add_worker("new", portal_info(["isp-new"]))
+    s.add_worker("other", portal_info(["isp-other"]))
+    assert set(_spread(s, 4, {"isp": "isp-new"})) == {"any", "new"}
+    s.remove_worker("new")
+    assert set(_spread(s, 2, {"isp": "isp-new"})) == {"any"}
+
+
+def test_many_distinct_preferences_do_not_break_a_bounded_pool_cache(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "least-used", max_pools=4)
+    for i in range(20):
+        s.add_worker(f"w{i}", portal_info([f"isp-{i % 5}"], [f"r{i % 3}"]))
+    for i in range(200):
+        isp, region = f"isp-{i % 7}", f"r{i % 4}"
+        if i % 7 >= 5:
+            with pytest.raises(NoMatchingWorker):
+                s.schedule(f"t{i}", {"isp": isp, "region": region})
+            continue
+        worker = s.schedule(f"t{i}", {"isp": isp, "region": region})
+        capacity = s.worker_info(worker)["capacity"]
+        assert isp in capacity["isps"]
+        if i % 4 < 3:
+            assert region in capacity["regions"]
