@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["RpcSettings"]
+__all__ = ["RpcSettings", "WorkerSettings"]
 
 
 class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -24,3 +24,22 @@ class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     events_exchange: str = "switchboard.events"
     #: JSON-round-trip every payload on the in-process transport (tests turn this on).
     local_roundtrip: bool = False
+
+
+class WorkerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How a worker (portal, controller, …) keeps its place in the cluster."""
+
+    #: RPC service name of the cluster manager.
+    cluster_name: str = "cluster"
+    #: Seconds between keepalives (OWT: 0.8 s).
+    keepalive_interval: float = 0.8
+    #: Timeout of one keepalive call, seconds.
+    keepalive_timeout: float = 1.0
+    #: More than this many failed keepalives in a row → recovery (rejoin).
+    keepalive_max_failures: int = 3
+    #: Join attempts before giving up (OWT: 60 × 0.8 s).
+    join_retries: int = 60
+    #: Seconds between join attempts.
+    join_interval: float = 0.8
+    #: Seconds between load checks; a load is reported when it changed, and at least every 10 checks.
+    load_report_interval: float = 1.0

@@ -1,0 +1,219 @@
+"""The cluster-worker client: how a portal or controller joins the cluster manager and stays there.
+
+- ``start()`` joins (retrying within ``join_retries``), then keeps alive every
+  ``keepalive_interval`` and reports its load.
+- An answer of ``whoareyou`` to a keepalive, or more than ``keepalive_max_failures`` failed
+  keepalives in a row, starts recovery: rejoin; if the manager says it is freshly started
+  (``initializing``), re-report every task so running sessions keep their mappings; otherwise the
+  manager has forgotten this worker's tasks and the owner is told through ``on_loss(tasks)``.
+  ``on_recovery()`` runs after either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .base import Transport
+from .errors import RpcError, RpcUnavailable
+from .settings import WorkerSettings
+
+__all__ = ["ClusterWorker", "MANAGER_INITIALIZING", "MANAGER_IN_SERVICE", "KEEPALIVE_OK", "KEEPALIVE_WHOAREYOU"]
+
+log = logging.getLogger("switchboard.worker")
+
+MANAGER_INITIALIZING = "initializing"
+MANAGER_IN_SERVICE = "in-service"
+KEEPALIVE_OK = "ok"
+KEEPALIVE_WHOAREYOU = "whoareyou"
+
+LossHandler = Callable[[list[str]], Awaitable[None]]
+RecoveryHandler = Callable[[], Awaitable[None]]
+
+
+class ClusterWorker:
+    """One worker's membership in the cluster."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        purpose: str,
+        worker_id: str,
+        info: dict[str, Any],
+        settings: WorkerSettings | None = None,
+        load: Callable[[], float] = lambda: 0.0,
+        on_loss: LossHandler | None = None,
+        on_recovery: RecoveryHandler | None = None,
+    ) -> None:
+        self.transport = transport
+        self.purpose = purpose
+        self.worker_id = worker_id
+        self.info = info
+        self.settings = settings or WorkerSettings()
+        self._load = load
+        self._on_loss = on_loss
+        self._on_recovery = on_recovery
+        self.tasks: set[str] = set()
+        self.manager_state: str | None = None
+        self.recoveries = 0
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        self._last_load: float | None = None
+        self._stopped = False
+
+    @property
+    def _manager(self) -> str:
+        return self.settings.cluster_name
+
+    async def start(self) -> None:
+        """Join the cluster (with retries) and start keepalives and load reports."""
+        await self._join()
+        self._keepalive_task = asyncio.create_task(self._keepalive_loop(), name=f"keepalive:{self.worker_id}")
+        self._load_task = asyncio.create_task(self._load_loop(), name=f"load:{self.worker_id}")
+
+    async def stop(self, *, quit: bool = True) -> None:
+        """Stop every loop; tell the manager this worker quits (best effort). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for task in (self._keepalive_task, self._load_task):
+            if task is not None:
+                task.cancel()
+        for task in (self._keepalive_task, self._load_task):
+            if task is not None:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        if quit:
+            try:
+                await self.transport.cast(self._manager, "quit", {"worker_id": self.worker_id})
+            except RpcError as exc:
+                log.info("quit of %s not delivered: %s", self.worker_id, exc)
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    async def add_task(self, task: str) -> None:
+        """This worker now executes ``task`` (reported to the manager)."""
+        self.tasks.add(task)
+        await self._cast("pick_up_tasks", {"worker_id": self.worker_id, "tasks": [task]})
+
+    async def remove_task(self, task: str) -> None:
+        """``task`` ended here; the manager keeps it reserved for a while (linger)."""
+        self.tasks.discard(task)
+        await self._cast("lay_down_task", {"worker_id": self.worker_id, "task": task})
+
+    async def reject_task(self, task: str) -> None:
+        """``task`` was scheduled here but will not run here."""
+        self.tasks.discard(task)
+        await self._cast("unschedule", {"worker_id": self.worker_id, "task": task})
+
+    async def report_state(self, state: str) -> None:
+        await self._cast("report_state", {"worker_id": self.worker_id, "state": state})
+
+    async def _cast(self, method: str, args: dict[str, Any]) -> None:
+        try:
+            await self.transport.cast(self._manager, method, args)
+        except RpcError as exc:
+            # The keepalive loop notices a lost manager; a rejoin re-reports every task.
+            log.warning("%s of %s not delivered: %s", method, self.worker_id, exc)
+
+    # -- membership ------------------------------------------------------------------------------
+
+    async def _join(self) -> str:
+        last: RpcError | None = None
+        for attempt in range(max(1, self.settings.join_retries)):
+            try:
+                state = await self.transport.call(
+                    self._manager,
+                    "join",
+                    {"purpose": self.purpose, "worker_id": self.worker_id, "info": self.info},
+                    timeout=self.settings.keepalive_timeout * 2,
+                )
+            except RpcError as exc:
+                last = exc
+                log.info("join of %s failed (attempt %d): %s", self.worker_id, attempt + 1, exc)
+                await asyncio.sleep(self.settings.join_interval)
+                continue
+            self.manager_state = str(state)
+            self._last_load = None
+            log.info("%s joined the cluster (manager %s)", self.worker_id, state)
+            return self.manager_state
+        raise RpcUnavailable(f"{self.worker_id} could not join the cluster manager: {last}")
+
+    async def _keepalive_loop(self) -> None:
+        failures = 0
+        while True:
+            await asyncio.sleep(self.settings.keepalive_interval)
+            try:
+                answer = await self.transport.call(
+                    self._manager, "keep_alive", {"worker_id": self.worker_id},
+                    timeout=self.settings.keepalive_timeout,
+                )
+            except RpcError as exc:
+                failures += 1
+                log.debug("keepalive of %s failed (%d): %s", self.worker_id, failures, exc)
+                if failures > self.settings.keepalive_max_failures:
+                    log.warning("%s lost the cluster manager after %d failed keepalives", self.worker_id, failures)
+                    failures = 0
+                    await self._recover()
+                continue
+            failures = 0
+            if answer == KEEPALIVE_WHOAREYOU:
+                log.warning("cluster manager does not know %s; rejoining", self.worker_id)
+                await self._recover()
+
+    async def _recover(self) -> None:
+        try:
+            state = await self._join()
+        except RpcUnavailable as exc:
+            log.error("%s", exc)
+            return
+        self.recoveries += 1
+        if state == MANAGER_INITIALIZING:
+            if self.tasks:
+                try:
+                    await self.transport.call(
+                        self._manager, "pick_up_tasks", {"worker_id": self.worker_id, "tasks": sorted(self.tasks)}
+                    )
+                except RpcError as exc:
+                    log.warning("re-report of %d tasks failed: %s", len(self.tasks), exc)
+        else:
+            lost = sorted(self.tasks)
+            self.tasks.clear()
+            if lost and self._on_loss is not None:
+                await self._run_hook("on_loss", self._on_loss(lost))
+        if self._on_recovery is not None:
+            await self._run_hook("on_recovery", self._on_recovery())
+
+    async def _run_hook(self, name: str, hook: Awaitable[None]) -> None:
+        try:
+            await hook
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s of %s failed", name, self.worker_id)
+
+    async def _load_loop(self) -> None:
+        checks = 0
+        while True:
+            await asyncio.sleep(self.settings.load_report_interval)
+            try:
+                load = float(self._load())
+            except Exception:
+                log.exception("load of %s could not be measured", self.worker_id)
+                continue
+            checks += 1
+            if load == self._last_load and checks % 10:
+                continue
+            try:
+                await self.transport.call(
+                    self._manager, "report_load", {"worker_id": self.worker_id, "load": load},
+                    timeout=self.settings.keepalive_timeout,
+                )
+                self._last_load = load
+            except RpcError as exc:
+                log.debug("load report of %s failed: %s", self.worker_id, exc)

@@ -1,0 +1,179 @@
+"""The cluster-worker client against a fake cluster manager, on both transports."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from rpc import Transport, rpc_method
+from rpc.settings import WorkerSettings
+from rpc.worker import ClusterWorker
+from tests.support.transports import TransportFactory
+from tests.support.waiting import wait_until
+
+FAST = dict(keepalive_interval=0.05, keepalive_timeout=0.3, keepalive_max_failures=3,
+            join_retries=100, join_interval=0.05, load_report_interval=0.05)
+
+
+class FakeManager:
+    def __init__(self, state: str = "in-service") -> None:
+        self.state = state
+        self.joins: list[tuple[str, str, dict[str, Any]]] = []
+        self.keepalives = 0
+        self.known: set[str] = set()
+        self.loads: list[float] = []
+        self.picked: list[str] = []
+        self.laid_down: list[str] = []
+        self.unscheduled: list[str] = []
+        self.quits: list[str] = []
+
+    @rpc_method
+    async def join(self, purpose: str, worker_id: str, info: dict[str, Any]) -> str:
+        self.joins.append((purpose, worker_id, info))
+        self.known.add(worker_id)
+        return self.state
+
+    @rpc_method
+    async def keep_alive(self, worker_id: str) -> str:
+        self.keepalives += 1
+        return "ok" if worker_id in self.known else "whoareyou"
+
+    @rpc_method
+    async def report_load(self, worker_id: str, load: float) -> None:
+        self.loads.append(load)
+
+    @rpc_method
+    async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
+        self.picked.extend(tasks)
+
+    @rpc_method
+    async def lay_down_task(self, worker_id: str, task: str) -> None:
+        self.laid_down.append(task)
+
+    @rpc_method
+    async def unschedule(self, worker_id: str, task: str) -> None:
+        self.unscheduled.append(task)
+
+    @rpc_method
+    async def quit(self, worker_id: str) -> None:
+        self.quits.append(worker_id)
+
+
+async def _setup(transports: TransportFactory, manager: FakeManager | None = None) -> tuple[Transport, str]:
+    name = f"cluster-{uuid.uuid4().hex[:6]}"
+    if manager is not None:
+        await (await transports.make()).serve(name, manager)
+    return await transports.make(), name
+
+
+async def test_a_worker_joins_keeps_alive_and_reports_load(transports: TransportFactory) -> None:
+    manager = FakeManager()
+    transport, name = await _setup(transports, manager)
+    load = {"value": 0.25}
+    worker = ClusterWorker(transport, purpose="portal", worker_id="portal-1", info={"max_load": 0.85},
+                           settings=WorkerSettings(cluster_name=name, **FAST), load=lambda: load["value"])
+    await worker.start()
+    assert manager.joins == [("portal", "portal-1", {"max_load": 0.85})]
+    await wait_until(lambda: manager.keepalives >= 3 and 0.25 in manager.loads)
+    load["value"] = 0.5
+    await wait_until(lambda: 0.5 in manager.loads)
+    await worker.stop()
+    await wait_until(lambda: manager.quits == ["portal-1"])
+
+
+async def test_tasks_are_picked_up_laid_down_and_rejected_at_the_manager(transports: TransportFactory) -> None:
+    manager = FakeManager()
+    transport, name = await _setup(transports, manager)
+    worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
+                           settings=WorkerSettings(cluster_name=name, **FAST))
+    await worker.start()
+    await worker.add_task("t1")
+    await worker.add_task("t2")
+    await worker.remove_task("t1")
+    await worker.reject_task("t3")
+    await wait_until(lambda: manager.picked == ["t1", "t2"] and manager.laid_down == ["t1"]
+                     and manager.unscheduled == ["t3"])
+    assert worker.tasks == {"t2"}
+    await worker.stop()
+
+
+async def test_join_is_retried_until_the_manager_appears(transports: TransportFactory) -> None:
+    transport, name = await _setup(transports)
+    worker = ClusterWorker(transport, purpose="conference", worker_id="c1", info={},
+                           settings=WorkerSettings(cluster_name=name, **FAST))
+    starting = asyncio.create_task(worker.start())
+    await asyncio.sleep(0.3)
+    assert not starting.done()
+    manager = FakeManager()
+    await (await transports.make()).serve(name, manager)
+    await asyncio.wait_for(starting, 5)
+    assert [j[1] for j in manager.joins] == ["c1"]
+    await worker.stop()
+
+
+async def test_whoareyou_from_a_fresh_manager_re_reports_every_task(transports: TransportFactory) -> None:
+    manager = FakeManager()
+    transport, name = await _setup(transports, manager)
+    recovered = asyncio.Event()
+
+    async def on_recovery() -> None:
+        recovered.set()
+
+    lost: list[list[str]] = []
+
+    async def on_loss(tasks: list[str]) -> None:
+        lost.append(tasks)
+
+    worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
+                           settings=WorkerSettings(cluster_name=name, **FAST),
+                           on_loss=on_loss, on_recovery=on_recovery)
+    await worker.start()
+    await worker.add_task("a")
+    await worker.add_task("b")
+    await wait_until(lambda: sorted(manager.picked) == ["a", "b"])
+    # the manager restarts: it forgets the worker and says it is initializing
+    manager.known.clear()
+    manager.state = "initializing"
+    manager.picked.clear()
+    await asyncio.wait_for(recovered.wait(), 5)
+    assert sorted(manager.picked) == ["a", "b"]
+    assert lost == [] and worker.tasks == {"a", "b"}
+    await worker.stop()
+
+
+async def test_whoareyou_from_a_manager_in_service_tells_the_owner_its_tasks_are_lost(
+    transports: TransportFactory,
+) -> None:
+    manager = FakeManager()
+    transport, name = await _setup(transports, manager)
+    lost: list[list[str]] = []
+
+    async def on_loss(tasks: list[str]) -> None:
+        lost.append(tasks)
+
+    worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
+                           settings=WorkerSettings(cluster_name=name, **FAST), on_loss=on_loss)
+    await worker.start()
+    await worker.add_task("a")
+    manager.known.clear()
+    await wait_until(lambda: lost == [["a"]])
+    assert worker.tasks == set() and worker.recoveries == 1
+    assert len(manager.joins) == 2
+    await worker.stop()
+
+
+async def test_more_than_three_failed_keepalives_start_a_rejoin(transports: TransportFactory) -> None:
+    name = f"cluster-{uuid.uuid4().hex[:6]}"
+    manager = FakeManager()
+    handle = await (await transports.make()).serve(name, manager)
+    transport = await transports.make()
+    worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
+                           settings=WorkerSettings(cluster_name=name, **FAST))
+    await worker.start()
+    await handle.stop()  # the manager disappears
+    await asyncio.sleep(FAST["keepalive_interval"] * 8)
+    replacement = FakeManager(state="initializing")
+    await (await transports.make()).serve(name, replacement)
+    await wait_until(lambda: replacement.joins and worker.recoveries == 1)
+    await worker.stop()
