@@ -1,0 +1,33 @@
+"""Signed credentials shared by the token API, the portals and the controllers."""
+
+from .errors import BadSignature, CredentialError, Expired, MalformedCredential, NotYetValid
+from .formats import (
+    JoinToken,
+    Ticket,
+    decode_ticket,
+    decode_token,
+    encode_ticket,
+    encode_token,
+    new_id,
+    now_ms,
+)
+from .keyring import DEV_KEY, Keyring, KeySettings
+
+__all__ = [
+    "BadSignature",
+    "CredentialError",
+    "Expired",
+    "MalformedCredential",
+    "NotYetValid",
+    "JoinToken",
+    "Ticket",
+    "decode_ticket",
+    "decode_token",
+    "encode_ticket",
+    "encode_token",
+    "new_id",
+    "now_ms",
+    "DEV_KEY",
+    "Keyring",
+    "KeySettings",
+]
