@@ -1,0 +1,96 @@
+"""One settings object with a section per component: defaults in code, then a TOML file, then
+environment variables (``SWITCHBOARD_<SECTION>__<KEY>``, values parsed as JSON when they parse),
+then command-line overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from cluster_manager.settings import ClusterManagerSettings
+from conference_controller.settings import ControllerSettings
+from credentials import KeySettings
+from portal.settings import PortalSettings
+from rpc.settings import RpcSettings, WorkerSettings
+from token_api.settings import TokenApiSettings
+
+__all__ = ["Settings", "LogSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
+
+ENV_PREFIX = "SWITCHBOARD_"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+class LogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: ``debug`` | ``info`` | ``warning`` | ``error``.
+    level: str = "info"
+    #: One JSON object per line (otherwise ``key=value`` text).
+    json: bool = False
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    rpc: RpcSettings = msgspec.field(default_factory=RpcSettings)
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    keys: KeySettings = msgspec.field(default_factory=KeySettings)
+    cluster_manager: ClusterManagerSettings = msgspec.field(default_factory=ClusterManagerSettings)
+    token_api: TokenApiSettings = msgspec.field(default_factory=TokenApiSettings)
+    portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
+    controller: ControllerSettings = msgspec.field(default_factory=ControllerSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        layer.setdefault(section, {})[key] = value
+    return layer
+
+
+def load_settings(
+    path: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from defaults, ``path`` (TOML), the environment and ``overrides``."""
+    data: dict[str, Any] = msgspec.to_builtins(Settings())
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = _merge(data, tomllib.load(fh))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data = _merge(data, _env_layer(os.environ if env is None else env))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from None
