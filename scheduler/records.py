@@ -98,7 +98,7 @@ def _positive_number(value: object) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, repr=False)
 class TaskRecord:
     """One task mapped to one worker.
 
@@ -111,6 +111,12 @@ class TaskRecord:
     state: TaskState
     expires_at: float | None
 
+    def __repr__(self) -> str:
+        return (
+            f"TaskRecord(task={self.task!r}, worker={self.worker.id!r}, state={self.state!r}, "
+            f"expires_at={self.expires_at!r})"
+        )
+
     def view(self, now: float) -> dict[str, Any]:
         """``{task, worker, state, expires_in}``; ``expires_in`` is ``None`` while executing."""
         expires_in = None if self.expires_at is None else max(0.0, self.expires_at - now)
@@ -122,7 +128,7 @@ class TaskRecord:
         }
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, repr=False)
 class WorkerRecord:
     """One worker: its reported state and load, its declared info, and the tasks mapped to it."""
 
@@ -169,6 +175,13 @@ class WorkerRecord:
     def is_candidate(self) -> bool:
         """Takes new tasks: :meth:`servable` and the effective load is below ``max_load``."""
         return self.servable() and self.effective_load < self.max_load
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkerRecord(id={self.id!r}, state={self.state!r}, load={self.load!r}, "
+            f"effective_load={self.effective_load!r}, max_load={self.max_load!r}, "
+            f"drained={self.drained!r}, candidate={self.candidate!r}, tasks={len(self.tasks)})"
+        )
 
     def view(self) -> dict[str, Any]:
         """The admin view, a JSON-ready dict."""
