@@ -1,0 +1,30 @@
+"""The cluster manager: RPC service ``cluster`` with the worker registry, liveness, task
+reservations (via :mod:`scheduler`), ``exit.quit`` fault events and the admin methods.
+
+>>> manager = ClusterManager(transport, ClusterManagerSettings(name="cluster"))  # doctest: +SKIP
+>>> await manager.start()  # doctest: +SKIP
+"""
+
+from .admin_http import admin_rpc_routes
+from .manager import (
+    ADMIN_METHODS,
+    EXIT_TOPIC,
+    IN_SERVICE,
+    INITIALIZING,
+    KEEPALIVE_OK,
+    KEEPALIVE_WHOAREYOU,
+    ClusterManager,
+)
+from .settings import ClusterManagerSettings
+
+__all__ = [
+    "ClusterManager",
+    "ClusterManagerSettings",
+    "admin_rpc_routes",
+    "ADMIN_METHODS",
+    "EXIT_TOPIC",
+    "INITIALIZING",
+    "IN_SERVICE",
+    "KEEPALIVE_OK",
+    "KEEPALIVE_WHOAREYOU",
+]

@@ -1,0 +1,103 @@
+"""The admin RPC over HTTP, for servers the admin CLI cannot reach through a broker (embedded mode).
+
+``POST /admin/rpc`` with ``{"method": "...", "args": {...}}`` relays the call to the cluster
+manager over the transport and answers ``{"result": ...}`` (200) or
+``{"error": {"code", "message"}}`` with a status that fits the code (400 bad input, 401 bad token,
+404 unknown method/worker/task, 503 manager unreachable, 504 timeout, 409 anything else refused).
+Only ``allowed_methods`` pass; the route never reaches the worker-facing methods.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
+from rpc.errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD
+
+from .manager import ADMIN_METHODS
+
+__all__ = ["admin_rpc_routes", "AdminRequest", "ADMIN_RPC_PATH"]
+
+#: Where the routes are mounted by default.
+ADMIN_RPC_PATH = "/admin/rpc"
+
+_STATUS_FOR_CODE = {
+    BAD_ARGUMENTS: 400,
+    UNKNOWN_METHOD: 404,
+    "unknown_worker": 404,
+    "unknown_task": 404,
+    "unauthorized": 401,
+    RpcUnavailable.code: 503,
+    RpcTimeout.code: 504,
+    INTERNAL: 500,
+}
+
+
+class AdminRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /admin/rpc``."""
+
+    method: str
+    args: dict[str, Any] = {}
+
+
+_decode_request = msgspec.json.Decoder(AdminRequest).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def _error(code: str, message: str) -> web.Response:
+    return web.Response(
+        body=_encode({"error": {"code": code, "message": message}}),
+        status=_STATUS_FOR_CODE.get(code, 409),
+        content_type="application/json",
+    )
+
+
+def admin_rpc_routes(
+    transport: Transport,
+    cluster_name: str,
+    *,
+    allowed_methods: Iterable[str] = ADMIN_METHODS,
+    token: str | None = None,
+    timeout: float | None = None,
+    path: str = ADMIN_RPC_PATH,
+) -> list[web.RouteDef]:
+    """Routes that relay admin calls to the cluster manager ``cluster_name`` over ``transport``.
+
+    :param allowed_methods: the methods callers may use (default: every admin method,
+        :data:`cluster_manager.ADMIN_METHODS`); anything else gets 404 ``unknown_method``.
+    :param token: when set, requests must carry ``Authorization: Bearer <token>`` (401 otherwise).
+    :param timeout: per-call timeout in seconds (default: the transport's).
+    :param path: where to mount the route.
+
+    Mount with ``app.add_routes(admin_rpc_routes(transport, settings.name))``.
+    """
+    allowed = frozenset(allowed_methods)
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def relay(request: web.Request) -> web.Response:
+        if expected is not None:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return _error("unauthorized", "missing or wrong admin token")
+        try:
+            body = _decode_request(await request.read())
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return _error(BAD_ARGUMENTS, f"body must be {{\"method\": str, \"args\": object}}: {exc}")
+        if body.method not in allowed:
+            return _error(UNKNOWN_METHOD, f"{body.method!r} is not an admin method; expected one of: {', '.join(sorted(allowed))}")
+        try:
+            result = await transport.call(cluster_name, body.method, body.args, timeout=timeout)
+        except RpcRemoteError as exc:
+            return _error(exc.code, exc.message)
+        except RpcUnavailable as exc:
+            return _error(RpcUnavailable.code, f"cluster manager {cluster_name!r} is unreachable: {exc.message}")
+        except RpcError as exc:
+            return _error(exc.code, exc.message)
+        return web.Response(body=_encode({"result": result}), content_type="application/json")
+
+    return [web.post(path, relay)]

@@ -1,0 +1,561 @@
+"""The cluster manager: worker registry, liveness, task reservations and the admin RPC.
+
+One :class:`ClusterManager` serves the RPC service ``settings.name``.  It keeps one
+:class:`scheduler.Scheduler` per worker purpose (created on the first join of that purpose) and a
+registry of workers (purpose, join time, missed sweeps).  Every handler does its checks and its
+state change without awaiting in between, so concurrent calls (``claim`` races) are atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+
+from rpc import RpcError, ServiceHandle, Transport, rpc_method
+from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy, create_strategy
+
+from .errors import bad_arguments, from_scheduler_error, no_worker_available, not_ready, unknown_worker
+from .eventlog import log, log_event
+from .liveness import LivenessTracker
+from .messages import (
+    ClaimArgs,
+    JoinArgs,
+    JoinInfoArgs,
+    PickUpArgs,
+    ReportLoadArgs,
+    ReportStateArgs,
+    ScheduleArgs,
+    Scheduled,
+    ScheduledArgs,
+    Snapshot,
+    Status,
+    TaskArgs,
+    TaskCounts,
+    TaskSnapshot,
+    TaskView,
+    UnscheduleArgs,
+    WorkerArgs,
+    WorkerExit,
+    WorkersArgs,
+    WorkerSnapshot,
+    WorkerView,
+)
+from .settings import ClusterManagerSettings
+
+__all__ = [
+    "ClusterManager",
+    "INITIALIZING",
+    "IN_SERVICE",
+    "KEEPALIVE_OK",
+    "KEEPALIVE_WHOAREYOU",
+    "EXIT_TOPIC",
+    "ADMIN_METHODS",
+]
+
+INITIALIZING = "initializing"
+IN_SERVICE = "in-service"
+KEEPALIVE_OK = "ok"
+KEEPALIVE_WHOAREYOU = "whoareyou"
+#: Topic of the fault event published when a worker quits or is removed.
+EXIT_TOPIC = "exit.quit"
+#: The RPC methods meant for operators (the admin CLI and its HTTP relay).
+ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status"})
+
+_A = TypeVar("_A", bound=msgspec.Struct)
+
+
+def _parse(method: str, args_type: type[_A], /, **values: Any) -> _A:
+    try:
+        return msgspec.convert(values, args_type)
+    except msgspec.ValidationError as exc:
+        raise bad_arguments(method, str(exc)) from None
+
+
+def _builtins(value: Any) -> Any:
+    return msgspec.to_builtins(value)
+
+
+@dataclass(slots=True)
+class _Member:
+    purpose: str
+    joined_at: float
+
+
+class ClusterManager:
+    """The RPC service that places tasks on workers and watches that the workers live.
+
+    :param transport: a started transport; the manager serves ``settings.name`` on it and
+        publishes ``exit.quit`` events through it.
+    :param settings: see :class:`ClusterManagerSettings`.
+    :param clock: seconds, monotonic; drives reservations, the freshman window and uptimes (the
+        liveness sweep runs on the event loop's real time).
+    :param fresh: ``True`` when the manager starts with no state (a first start, or a restart):
+        for ``settings.initial_time`` it refuses to place new tasks and waits for workers to rejoin
+        and re-report their tasks.  ``False`` serves at once (state was restored).
+    :param rng: randomness for the random strategies (seed it in tests).
+
+    Usage::
+
+        manager = ClusterManager(transport, ClusterManagerSettings())
+        await manager.start()
+        ...
+        await manager.stop()
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        settings: ClusterManagerSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        fresh: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.transport = transport
+        self.settings = settings or ClusterManagerSettings()
+        for purpose, strategy in self.settings.strategies.items():
+            try:
+                create_strategy(strategy)
+            except UnknownStrategy:
+                raise ValueError(
+                    f"cluster manager strategy for {purpose!r} is {strategy!r}; "
+                    f"expected one of: {', '.join(STRATEGY_NAMES)}"
+                ) from None
+        self._clock = clock
+        self._fresh = fresh
+        self._rng = rng
+        self._schedulers: dict[str, Scheduler] = {}
+        self._members: dict[str, _Member] = {}
+        self._liveness = LivenessTracker(self.settings.check_alive_count)
+        self._created_at = clock()
+        self._ready_at: float | None = None
+        self._in_service = False
+        self._service: ServiceHandle | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def name(self) -> str:
+        """The RPC service name."""
+        return self.settings.name
+
+    @property
+    def state(self) -> str:
+        """``'initializing'`` during the freshman window (and before start), else ``'in-service'``."""
+        return self._current_state()
+
+    async def start(self) -> None:
+        """Serve the RPC service and start the liveness sweep; returns once calls reach it.
+
+        Idempotent.  A stopped manager cannot be started again.
+        """
+        if self._started:
+            return
+        if self._stopped:
+            raise RuntimeError("a stopped ClusterManager cannot be started again")
+        self._started = True
+        now = self._clock()
+        self._created_at = now
+        self._ready_at = now + self.settings.initial_time if self._fresh else now
+        self._service = await self.transport.serve(self.name, self)
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"cluster-liveness:{self.name}")
+        log_event(
+            logging.INFO, "manager_started", name=self.name, fresh=self._fresh,
+            ready_in=self.settings.initial_time if self._fresh else 0.0,
+        )
+        self._current_state()
+
+    async def stop(self) -> None:
+        """Stop serving and end the liveness sweep.  Idempotent; the state is kept (see :meth:`snapshot`)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            try:
+                await self._sweeper
+            except asyncio.CancelledError:
+                pass
+            self._sweeper = None
+        if self._service is not None:
+            await self._service.stop()
+            self._service = None
+        log_event(logging.INFO, "manager_stopped", name=self.name)
+
+    # ------------------------------------------------------------------ membership
+
+    @rpc_method
+    async def join(self, purpose: str, worker_id: str, info: dict[str, Any]) -> str:
+        """Register a worker; returns the manager's state (``initializing`` or ``in-service``).
+
+        A re-join of a registered id keeps it registered (and drained, if it was).  While in
+        service its tasks are reset, as the worker (told ``in-service``) drops them too; while
+        initializing they are kept, as the worker re-reports them.
+        """
+        args = _parse("join", JoinArgs, purpose=purpose, worker_id=worker_id, info=info)
+        _parse("join", JoinInfoArgs, info=args.info)
+        state = self.state
+        scheduler = self._scheduler_for(args.purpose)
+        member = self._members.get(args.worker_id)
+        drained = False
+        lost: list[str] = []
+        if member is not None:
+            previous = self._schedulers[member.purpose]
+            drained = bool(previous.worker_view(args.worker_id)["drained"])
+            if member.purpose != args.purpose or state == IN_SERVICE:
+                lost = previous.remove_worker(args.worker_id)
+        try:
+            scheduler.add_worker(args.worker_id, args.info)
+        except SchedulerError as exc:
+            raise from_scheduler_error("join", exc) from None
+        if drained:
+            scheduler.drain(args.worker_id)
+        self._members[args.worker_id] = _Member(args.purpose, self._clock())
+        self._liveness.track(args.worker_id)
+        if member is None:
+            log_event(logging.INFO, "worker_joined", worker_id=args.worker_id, purpose=args.purpose, state=state)
+        else:
+            log_event(
+                logging.WARNING, "worker_rejoined", worker_id=args.worker_id, purpose=args.purpose,
+                state=state, tasks_reset=len(lost),
+            )
+        return state
+
+    @rpc_method
+    async def quit(self, worker_id: str) -> None:
+        """The worker leaves: its tasks are repealed and ``exit.quit`` is published."""
+        args = _parse("quit", WorkerArgs, worker_id=worker_id)
+        if args.worker_id not in self._members:
+            raise unknown_worker(args.worker_id)
+        event = self._remove(args.worker_id, "quit")
+        await self._publish_exit(event)
+
+    @rpc_method
+    async def keep_alive(self, worker_id: str) -> str:
+        """``'ok'`` for a registered worker (its missed count resets), ``'whoareyou'`` otherwise."""
+        args = _parse("keep_alive", WorkerArgs, worker_id=worker_id)
+        if self._liveness.seen(args.worker_id):
+            return KEEPALIVE_OK
+        log_event(logging.INFO, "keepalive_unknown", worker_id=args.worker_id)
+        return KEEPALIVE_WHOAREYOU
+
+    @rpc_method
+    async def report_load(self, worker_id: str, load: float) -> None:
+        """Record the worker's load (a float, nominally 0..1)."""
+        args = _parse("report_load", ReportLoadArgs, worker_id=worker_id, load=load)
+        scheduler = self._scheduler_of(args.worker_id)
+        self._apply("report_load", scheduler.update_load, args.worker_id, args.load)
+
+    @rpc_method
+    async def report_state(self, worker_id: str, state: str | int) -> None:
+        """Record the worker's state; only ``'available'`` (OWT's 2) takes new tasks."""
+        args = _parse("report_state", ReportStateArgs, worker_id=worker_id, state=state)
+        scheduler = self._scheduler_of(args.worker_id)
+        self._apply("report_state", scheduler.update_state, args.worker_id, args.state)
+        log_event(logging.INFO, "worker_state", worker_id=args.worker_id, state=args.state)
+
+    # ------------------------------------------------------------------ tasks
+
+    @rpc_method
+    async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
+        """The worker executes ``tasks`` (also how a rejoining worker re-reports them)."""
+        args = _parse("pick_up_tasks", PickUpArgs, worker_id=worker_id, tasks=tasks)
+        scheduler = self._scheduler_of(args.worker_id)
+        self._apply("pick_up_tasks", scheduler.pick_up, args.worker_id, args.tasks)
+        log_event(logging.DEBUG, "tasks_picked_up", worker_id=args.worker_id, tasks=len(args.tasks))
+
+    @rpc_method
+    async def lay_down_task(self, worker_id: str, task: str) -> None:
+        """The worker stopped executing ``task``; it lingers as a reservation for its reserve time."""
+        args = _parse("lay_down_task", TaskArgs, worker_id=worker_id, task=task)
+        scheduler = self._scheduler_of(args.worker_id)
+        self._apply("lay_down_task", scheduler.lay_down, args.worker_id, args.task)
+        log_event(logging.DEBUG, "task_laid_down", worker_id=args.worker_id, task=args.task)
+
+    @rpc_method
+    async def unschedule(self, worker_id: str, task: str, purpose: str | None = None) -> None:
+        """Repeal ``task`` if it is mapped to ``worker_id`` (``purpose`` is optional)."""
+        args = _parse("unschedule", UnscheduleArgs, worker_id=worker_id, task=task, purpose=purpose)
+        scheduler = self._scheduler_of(args.worker_id, args.purpose)
+        self._apply("unschedule", scheduler.unschedule, args.worker_id, args.task)
+        log_event(logging.DEBUG, "task_unscheduled", worker_id=args.worker_id, task=args.task)
+
+    @rpc_method
+    async def schedule(
+        self,
+        purpose: str,
+        task: str,
+        preference: dict[str, Any] | None = None,
+        reserve_time: float | None = None,
+    ) -> dict[str, Any]:
+        """Reserve ``task`` on a worker of ``purpose``; returns ``{id, info}``.
+
+        ``reserve_time`` is in seconds (default ``settings.schedule_reserve_time``).  A task
+        already mapped goes back to its worker (sticky), also during the freshman window; a new
+        task then gets ``not_ready``.
+        """
+        args = _parse(
+            "schedule", ScheduleArgs, purpose=purpose, task=task, preference=preference, reserve_time=reserve_time
+        )
+        scheduler = self._schedulers.get(args.purpose)
+        if self.state != IN_SERVICE and (scheduler is None or scheduler.get_scheduled(args.task) is None):
+            raise not_ready(self._ready_in())
+        if scheduler is None:
+            raise no_worker_available(args.purpose)
+        try:
+            worker_id = scheduler.schedule(args.task, args.preference, args.reserve_time)
+        except SchedulerError as exc:
+            log_event(logging.INFO, "schedule_failed", purpose=args.purpose, task=args.task, code=exc.code)
+            raise from_scheduler_error("schedule", exc) from None
+        log_event(logging.DEBUG, "task_scheduled", purpose=args.purpose, task=args.task, worker_id=worker_id)
+        return _builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
+
+    @rpc_method
+    async def get_scheduled(self, purpose: str, task: str) -> dict[str, Any] | None:
+        """``{id, info}`` of the worker ``task`` is reserved or executing on, or ``None``."""
+        args = _parse("get_scheduled", ScheduledArgs, purpose=purpose, task=task)
+        scheduler = self._schedulers.get(args.purpose)
+        worker_id = scheduler.get_scheduled(args.task) if scheduler is not None else None
+        if scheduler is None or worker_id is None:
+            return None
+        return _builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
+
+    @rpc_method
+    async def claim(self, purpose: str, task: str, worker_id: str) -> None:
+        """Turn the reservation of ``task`` on ``worker_id`` into a running task, exactly once.
+
+        Fails with ``unknown_task``, ``expired``, ``already_claimed`` or ``wrong_worker``; during
+        the freshman window a task the manager does not know yet gets ``not_ready``.
+        """
+        args = _parse("claim", ClaimArgs, purpose=purpose, task=task, worker_id=worker_id)
+        scheduler = self._schedulers.get(args.purpose)
+        if scheduler is None or not scheduler.has_worker(args.worker_id):
+            raise unknown_worker(args.worker_id, args.purpose)
+        if self.state != IN_SERVICE and scheduler.get_scheduled(args.task) is None:
+            raise not_ready(self._ready_in())
+        try:
+            scheduler.claim(args.task, args.worker_id)
+        except SchedulerError as exc:
+            log_event(logging.INFO, "claim_refused", worker_id=args.worker_id, task=args.task, code=exc.code)
+            raise from_scheduler_error("claim", exc) from None
+        log_event(logging.DEBUG, "task_claimed", worker_id=args.worker_id, task=args.task)
+
+    # ------------------------------------------------------------------ admin
+
+    @rpc_method
+    async def get_workers(self, purpose: str | None = None) -> list[dict[str, Any]]:
+        """Every worker (of ``purpose``, or of all purposes when ``None``), in join order."""
+        args = _parse("get_workers", WorkersArgs, purpose=purpose)
+        return [
+            _builtins(self._view(view))
+            for name, scheduler in self._schedulers.items()
+            if args.purpose is None or name == args.purpose
+            for view in scheduler.workers_view()
+        ]
+
+    @rpc_method
+    async def get_worker(self, worker_id: str) -> dict[str, Any]:
+        """One worker; the same shape for every purpose."""
+        args = _parse("get_worker", WorkerArgs, worker_id=worker_id)
+        return _builtins(self._view(self._scheduler_of(args.worker_id).worker_view(args.worker_id)))
+
+    @rpc_method
+    async def get_tasks(self, worker_id: str) -> list[dict[str, Any]]:
+        """The tasks mapped to a worker: ``[{task, worker, state, expires_in}]``."""
+        args = _parse("get_tasks", WorkerArgs, worker_id=worker_id)
+        tasks = self._scheduler_of(args.worker_id).tasks_of(args.worker_id)
+        return [_builtins(msgspec.convert(task, TaskView)) for task in tasks]
+
+    @rpc_method
+    async def drain(self, worker_id: str) -> dict[str, Any]:
+        """Cordon a worker: it keeps its tasks (and sticky ones) but gets no new task."""
+        return self._set_drained("drain", worker_id, True)
+
+    @rpc_method
+    async def undrain(self, worker_id: str) -> dict[str, Any]:
+        """Lift :meth:`drain`."""
+        return self._set_drained("undrain", worker_id, False)
+
+    @rpc_method
+    async def status(self) -> dict[str, Any]:
+        """``{name, state, freshman, ready_in, uptime, workers: {purpose: n}, tasks: {purpose: {reserved, executing}}}``."""
+        state = self.state
+        workers: dict[str, int] = {}
+        tasks: dict[str, TaskCounts] = {}
+        for purpose, scheduler in self._schedulers.items():
+            views = scheduler.workers_view()
+            workers[purpose] = len(views)
+            tasks[purpose] = TaskCounts(
+                reserved=sum(v["reserved"] for v in views), executing=sum(v["executing"] for v in views)
+            )
+        return _builtins(
+            Status(
+                name=self.name,
+                state=state,  # type: ignore[arg-type]
+                freshman=state != IN_SERVICE,
+                ready_in=self._ready_in(),
+                uptime=max(0.0, self._clock() - self._created_at) if self._started else 0.0,
+                workers=workers,
+                tasks=tasks,
+            )
+        )
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        """The registry and every task as a JSON-ready dict (see :class:`~cluster_manager.messages.Snapshot`)."""
+        workers: list[WorkerSnapshot] = []
+        for scheduler in self._schedulers.values():
+            for view in scheduler.workers_view():
+                tasks = [
+                    TaskSnapshot(t["task"], t["state"], t["expires_in"]) for t in scheduler.tasks_of(view["id"])
+                ]
+                workers.append(
+                    WorkerSnapshot(
+                        id=view["id"], purpose=view["purpose"], info=view["info"], state=view["state"],
+                        load=view["load"], drained=view["drained"], tasks=tasks,
+                    )
+                )
+        return _builtins(Snapshot(workers=workers))
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Load a :meth:`snapshot` before :meth:`start`; the manager then serves at once.
+
+        Executing tasks stay executing.  A reserved task is reserved again for the longer of its
+        remaining time and ``schedule_reserve_time`` (OWT re-arms full timers the same way).
+        """
+        if self._started:
+            raise RuntimeError("restore() must be called before start()")
+        try:
+            data = msgspec.convert(snapshot, Snapshot)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"not a cluster manager snapshot: {exc}") from None
+        for worker in data.workers:
+            scheduler = self._scheduler_for(worker.purpose)
+            scheduler.add_worker(worker.id, worker.info)
+            scheduler.update_load(worker.id, worker.load)
+            scheduler.update_state(worker.id, worker.state)
+            if worker.drained:
+                scheduler.drain(worker.id)
+            scheduler.pick_up(worker.id, [t.task for t in worker.tasks])
+            for task in worker.tasks:
+                if task.state == "reserved":
+                    scheduler.lay_down(worker.id, task.task)
+                    scheduler.schedule(task.task, None, task.expires_in)
+            self._members[worker.id] = _Member(worker.purpose, self._clock())
+            self._liveness.track(worker.id)
+        self._fresh = False
+        log_event(logging.INFO, "manager_restored", name=self.name, workers=len(data.workers))
+
+    # ------------------------------------------------------------------ internals
+
+    def _scheduler_for(self, purpose: str) -> Scheduler:
+        scheduler = self._schedulers.get(purpose)
+        if scheduler is None:
+            scheduler = Scheduler(
+                purpose,
+                self.settings.strategies.get(purpose),
+                clock=self._clock,
+                default_reserve_time=self.settings.schedule_reserve_time,
+                rng=self._rng,
+                default_max_load=self.settings.default_max_load,
+            )
+            self._schedulers[purpose] = scheduler
+        return scheduler
+
+    def _scheduler_of(self, worker_id: str, purpose: str | None = None) -> Scheduler:
+        member = self._members.get(worker_id)
+        if member is None or (purpose is not None and member.purpose != purpose):
+            raise unknown_worker(worker_id, purpose)
+        return self._schedulers[member.purpose]
+
+    def _apply(self, method: str, operation: Callable[..., Any], *args: Any) -> None:
+        try:
+            operation(*args)
+        except SchedulerError as exc:
+            raise from_scheduler_error(method, exc) from None
+
+    def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
+        args = _parse(method, WorkerArgs, worker_id=worker_id)
+        scheduler = self._scheduler_of(args.worker_id)
+        (scheduler.drain if drained else scheduler.undrain)(args.worker_id)
+        log_event(logging.INFO, "worker_drained" if drained else "worker_undrained", worker_id=args.worker_id)
+        return _builtins(self._view(scheduler.worker_view(args.worker_id)))
+
+    def _view(self, view: dict[str, Any]) -> WorkerView:
+        member = self._members[view["id"]]
+        return WorkerView(
+            id=view["id"],
+            purpose=view["purpose"],
+            state=view["state"],
+            load=view["load"],
+            effective_load=view["effective_load"],
+            max_load=view["max_load"],
+            drained=view["drained"],
+            schedulable=view["schedulable"],
+            reserved=view["reserved"],
+            executing=view["executing"],
+            missed_keepalives=self._liveness.missed(view["id"]),
+            joined_for=max(0.0, self._clock() - member.joined_at),
+            info=view["info"],
+        )
+
+    def _current_state(self) -> str:
+        # The freshman window ends lazily, on the first look after it (the sweep looks every interval).
+        if self._ready_at is None:
+            return INITIALIZING
+        if not self._in_service and self._clock() >= self._ready_at:
+            self._in_service = True
+            log_event(logging.INFO, "manager_in_service", name=self.name, workers=len(self._members))
+        return IN_SERVICE if self._in_service else INITIALIZING
+
+    def _ready_in(self) -> float:
+        if self._ready_at is None:
+            return self.settings.initial_time
+        return max(0.0, self._ready_at - self._clock())
+
+    def _remove(self, worker_id: str, reason: str) -> WorkerExit:
+        member = self._members.pop(worker_id)
+        self._liveness.forget(worker_id)
+        tasks = self._schedulers[member.purpose].remove_worker(worker_id)
+        log_event(
+            logging.WARNING if reason == "timeout" else logging.INFO,
+            "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
+        )
+        return WorkerExit(purpose=member.purpose, id=worker_id, reason=reason)
+
+    async def _publish_exit(self, event: WorkerExit) -> None:
+        try:
+            async with asyncio.timeout(self.settings.event_publish_timeout):
+                await self.transport.publish_event(EXIT_TOPIC, _builtins(event))
+        except (RpcError, TimeoutError) as exc:
+            log_event(logging.ERROR, "exit_event_lost", worker_id=event.id, purpose=event.purpose, error=str(exc))
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.check_alive_interval)
+            try:
+                await self._sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("liveness sweep failed")
+
+    async def _sweep(self) -> None:
+        self._current_state()
+        for purpose, scheduler in self._schedulers.items():
+            for task in scheduler.expire():
+                log_event(logging.DEBUG, "task_expired", purpose=purpose, task=task)
+        events = [self._remove(worker_id, "timeout") for worker_id in self._liveness.sweep()]
+        for event in events:
+            await self._publish_exit(event)

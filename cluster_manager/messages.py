@@ -1,0 +1,225 @@
+"""Wire types of the cluster manager: RPC arguments (validated with msgspec), results, events, snapshots.
+
+Arguments arrive as plain JSON values; each method converts them into its ``*Args`` struct, so a
+wrong type is refused with ``bad_arguments`` before anything changes.  Results are sent as plain
+dicts (``msgspec.to_builtins`` of the structs below), so in-process callers see what a remote caller
+would.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+__all__ = [
+    "Id",
+    "WorkerInfo",
+    "JoinArgs",
+    "JoinInfoArgs",
+    "WorkerArgs",
+    "ReportLoadArgs",
+    "ReportStateArgs",
+    "PickUpArgs",
+    "TaskArgs",
+    "UnscheduleArgs",
+    "ScheduleArgs",
+    "ScheduledArgs",
+    "ClaimArgs",
+    "WorkersArgs",
+    "Scheduled",
+    "WorkerView",
+    "TaskView",
+    "TaskCounts",
+    "Status",
+    "WorkerExit",
+    "TaskSnapshot",
+    "WorkerSnapshot",
+    "Snapshot",
+]
+
+#: A worker id, task id or purpose: a non-empty string of reasonable length.
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+_Positive = Annotated[float, msgspec.Meta(gt=0)]
+_Load = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Capacity(msgspec.Struct):
+    """The parts of ``info.capacity`` the ISP/region matcher reads (other keys pass through)."""
+
+    isps: list[str] = []
+    regions: list[str] = []
+
+
+class WorkerInfo(msgspec.Struct):
+    """What a worker may declare at join; unknown keys are allowed and kept verbatim."""
+
+    capacity: _Capacity = msgspec.field(default_factory=_Capacity)
+    hostname: str | None = None
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
+    via_host: str | None = None
+    secure: bool | None = None
+    max_load: _Positive | None = None
+    maxLoad: _Positive | None = None
+    max_tasks: Annotated[int, msgspec.Meta(gt=0)] | None = None
+
+
+# -- arguments ------------------------------------------------------------------------------------
+
+
+class JoinArgs(msgspec.Struct, forbid_unknown_fields=True):
+    purpose: Id
+    worker_id: Id
+    info: dict[str, Any]
+
+
+class JoinInfoArgs(msgspec.Struct):
+    """``join``'s ``info`` checked against :class:`WorkerInfo` (the dict itself is kept verbatim)."""
+
+    info: WorkerInfo
+
+
+class WorkerArgs(msgspec.Struct, forbid_unknown_fields=True):
+    worker_id: Id
+
+
+class ReportLoadArgs(msgspec.Struct, forbid_unknown_fields=True):
+    worker_id: Id
+    load: _Load
+
+
+class ReportStateArgs(msgspec.Struct, forbid_unknown_fields=True):
+    worker_id: Id
+    state: Id | Literal[0, 1, 2]
+
+
+class PickUpArgs(msgspec.Struct, forbid_unknown_fields=True):
+    worker_id: Id
+    tasks: list[Id]
+
+
+class TaskArgs(msgspec.Struct, forbid_unknown_fields=True):
+    worker_id: Id
+    task: Id
+
+
+class UnscheduleArgs(msgspec.Struct, forbid_unknown_fields=True):
+    worker_id: Id
+    task: Id
+    purpose: Id | None = None
+
+
+class ScheduleArgs(msgspec.Struct, forbid_unknown_fields=True):
+    purpose: Id
+    task: Id
+    preference: dict[str, Any] | None = None
+    reserve_time: _Positive | None = None
+
+
+class ScheduledArgs(msgspec.Struct, forbid_unknown_fields=True):
+    purpose: Id
+    task: Id
+
+
+class ClaimArgs(msgspec.Struct, forbid_unknown_fields=True):
+    purpose: Id
+    task: Id
+    worker_id: Id
+
+
+class WorkersArgs(msgspec.Struct, forbid_unknown_fields=True):
+    purpose: Id | None = None
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+class Scheduled(msgspec.Struct):
+    """Where a task goes: the worker id and the info it joined with, verbatim."""
+
+    id: str
+    info: dict[str, Any]
+
+
+class WorkerView(msgspec.Struct):
+    """One worker as the admin sees it; the same shape for every purpose."""
+
+    id: str
+    purpose: str
+    state: str
+    load: float
+    effective_load: float
+    max_load: float
+    drained: bool
+    schedulable: bool
+    reserved: int
+    executing: int
+    #: Liveness sweeps missed since the last keepalive.
+    missed_keepalives: int
+    #: Seconds since the worker (re)joined.
+    joined_for: float
+    info: dict[str, Any]
+
+
+class TaskView(msgspec.Struct):
+    """One task of a worker; ``expires_in`` (seconds) is ``None`` while it executes."""
+
+    task: str
+    worker: str
+    state: Literal["reserved", "executing"]
+    expires_in: float | None
+
+
+class TaskCounts(msgspec.Struct):
+    reserved: int = 0
+    executing: int = 0
+
+
+class Status(msgspec.Struct):
+    """The manager at a glance."""
+
+    name: str
+    state: Literal["initializing", "in-service"]
+    #: True while the not-ready window after a start with no state lasts.
+    freshman: bool
+    #: Seconds left in that window (0 when in service).
+    ready_in: float
+    uptime: float
+    workers: dict[str, int]
+    tasks: dict[str, TaskCounts]
+
+
+class WorkerExit(msgspec.Struct):
+    """Payload of the ``exit.quit`` fault event (OWT's ``{purpose, id, type}`` plus a reason)."""
+
+    purpose: str
+    id: str
+    type: str = "worker"
+    #: ``quit`` (the worker said so) or ``timeout`` (it missed too many liveness sweeps).
+    reason: str = "quit"
+
+
+# -- snapshots ------------------------------------------------------------------------------------
+
+
+class TaskSnapshot(msgspec.Struct):
+    task: str
+    state: Literal["reserved", "executing"]
+    expires_in: float | None = None
+
+
+class WorkerSnapshot(msgspec.Struct):
+    id: str
+    purpose: str
+    info: dict[str, Any]
+    state: str
+    load: float
+    drained: bool
+    tasks: list[TaskSnapshot] = []
+
+
+class Snapshot(msgspec.Struct):
+    """Everything a standby needs to take over without a not-ready window."""
+
+    version: int = 1
+    workers: list[WorkerSnapshot] = []

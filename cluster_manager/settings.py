@@ -1,0 +1,41 @@
+"""Settings of the cluster manager (the ``cluster_manager`` section of the switchboard configuration)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from scheduler import DEFAULT_STRATEGIES
+
+_Seconds = Annotated[float, msgspec.Meta(ge=0)]
+_PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+
+__all__ = ["ClusterManagerSettings"]
+
+
+def _default_strategies() -> dict[str, str]:
+    return dict(DEFAULT_STRATEGIES)
+
+
+class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How the cluster manager serves, watches workers and reserves tasks.  Times are in seconds."""
+
+    #: RPC service name of the cluster manager (OWT: ``owt-cluster``); workers' ``cluster_name``.
+    name: Annotated[str, msgspec.Meta(min_length=1)] = "cluster"
+    #: After a start with no state ("freshman"), ``schedule`` answers ``not_ready`` for this long so
+    #: that workers can rejoin and re-report their tasks (OWT toml: 6 s).
+    initial_time: _Seconds = 6.0
+    #: Period of the liveness sweep (OWT: 1 s).
+    check_alive_interval: _PositiveSeconds = 1.0
+    #: A worker is removed when the sweeps it missed in a row EXCEED this (OWT toml: 3).
+    check_alive_count: Annotated[int, msgspec.Meta(ge=0)] = 3
+    #: Reserve time of ``schedule`` calls that pass none, and of tasks picked up without a
+    #: reservation (OWT: 60 s, miswired there).
+    schedule_reserve_time: _PositiveSeconds = 60.0
+    #: Scheduling strategy per purpose; purposes not listed use the scheduler's default for them.
+    strategies: dict[str, str] = msgspec.field(default_factory=_default_strategies)
+    #: ``max_load`` of workers whose info declares none (OWT portal and agent configs: 0.85).
+    default_max_load: Annotated[float, msgspec.Meta(gt=0)] = 0.85
+    #: How long the manager waits for the ``exit.quit`` event to be published, per event.
+    event_publish_timeout: _PositiveSeconds = 2.0
