@@ -36,7 +36,7 @@ from pathlib import Path
 
 from scheduler import NoWorkerAvailable, Scheduler, SchedulerError
 
-__all__ = ["main", "NaiveScheduler", "run_case", "CaseResult"]
+__all__ = ["main", "NaiveScheduler", "run_case", "CaseResult", "write_results"]
 
 GOAL_US = 50.0
 GOAL_WORKERS = 10_000

@@ -37,14 +37,19 @@ __all__ = [
 
 
 class LastUsedIndex(CandidateIndex):
-    """The last chosen worker, and the candidates ordered by join sequence (lazy heap)."""
+    """The last chosen worker, and the candidates ordered by join sequence (lazy heap).
 
-    __slots__ = ("_heap", "_last")
+    The last chosen worker is remembered with its ``epoch``: once it stops being a candidate it is
+    not returned again until chosen afresh (it may have left this pool meanwhile).
+    """
+
+    __slots__ = ("_heap", "_last", "_last_epoch")
 
     def __init__(self) -> None:
         super().__init__()
         self._heap: list[tuple[int, int, WorkerRecord]] = []
         self._last: WorkerRecord | None = None
+        self._last_epoch = -1
 
     def entered(self, worker: WorkerRecord) -> None:
         self.count += 1
@@ -55,13 +60,13 @@ class LastUsedIndex(CandidateIndex):
 
     def pick(self, now: float) -> WorkerRecord | None:
         last = self._last
-        if last is not None and last.candidate:
+        if last is not None and last.candidate and last.epoch == self._last_epoch:
             return last
         heap = self._heap
         while heap:
             _, epoch, w = heap[0]
             if w.candidate and w.epoch == epoch:
-                self._last = w
+                self._last, self._last_epoch = w, epoch
                 return w
             heapq.heappop(heap)
         self._last = None

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from scheduler_testing import FakeClock
 
+from scheduler.strategies.rotation import LastUsedIndex
+
 from scheduler import (
     STRATEGY_NAMES,
     NoMatchingWorker,
@@ -313,6 +315,12 @@ class SchedulerMachine(RuleBasedStateMachine):
                         sorted(candidates, key=lambda w: w.join_seq), self.clock.now
                     )
                     assert picked is expected
+            elif self.strategy == "last-used":
+                index = pool.index
+                assert isinstance(index, LastUsedIndex)
+                last = index._last
+                if last is not None and last.candidate and last.epoch == index._last_epoch:
+                    assert last in pool.members
             elif self.strategy in ("randomly-pick", "two-choices"):
                 picked = pool.index.pick(self.clock.now)
                 assert (picked is None) if not candidates else (picked in candidates)

@@ -196,3 +196,16 @@ def test_the_scan_form_of_each_strategy_follows_owt() -> None:
     assert create_strategy("randomly-pick", random.Random(1)).pick(ws, 0) in ws
     wrr, pair = create_strategy("weight-robin"), _records([0.25, 0.75])
     assert Counter(wrr.pick(pair, 0).id for _ in range(4)) == {"w0": 3, "w1": 1}
+
+
+def test_every_strategy_forgets_a_worker_whose_re_declared_capacity_leaves_the_pool(
+    make_scheduler: MakeScheduler,
+) -> None:
+    for name in STRATEGY_NAMES:
+        s = make_scheduler("portal", name, reservation_load=0.0)
+        s.add_worker("a", {"capacity": {"isps": ["isp-a"]}})
+        s.add_worker("b", {"capacity": {"isps": ["isp-a", "isp-b"]}})
+        s.update_load("b", 0.5)
+        _schedule(s, 4, {"isp": "isp-a"})
+        s.add_worker("a", {"capacity": {"isps": ["isp-b"]}})
+        assert set(_schedule(s, 6, {"isp": "isp-a"})) == {"b"}, name
