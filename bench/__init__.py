@@ -1,0 +1,1 @@
+"""Benchmarks: each scenario measures against a baseline in the same run; results in RESULTS.md."""
