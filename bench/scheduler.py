@@ -169,7 +169,7 @@ class _Clock:
 
 
 def _worker_infos(n: int, rng: random.Random) -> list[tuple[str, dict[str, object]]]:
-    infos = []
+    infos: list[tuple[str, dict[str, object]]] = []
     for i in range(n):
         isps = [] if rng.random() < 0.2 else [rng.choice(ISPS)]
         regions = [] if rng.random() < 0.1 else [rng.choice(REGIONS)]

@@ -288,13 +288,14 @@ class SchedulerMachine(RuleBasedStateMachine):
         for task in TASKS:
             expected = self.model.tasks.get(task)
             assert self.scheduler.get_scheduled(task) == (expected.worker if expected else None)
-            view = self.scheduler.task_view(task)
-            if expected is not None and view is not None:
+            task_view = self.scheduler.task_view(task)
+            assert (task_view is None) == (expected is None)
+            if expected is not None and task_view is not None:
                 executing = expected.expires_at is None
-                assert view["state"] == ("executing" if executing else "reserved")
+                assert task_view["state"] == ("executing" if executing else "reserved")
                 if not executing:
                     assert expected.expires_at is not None
-                    assert abs(view["expires_in"] - (expected.expires_at - self.clock.now)) < 1e-9
+                    assert abs(task_view["expires_in"] - (expected.expires_at - self.clock.now)) < 1e-9
         assert set(self.scheduler.worker_ids()) == set(self.model.workers)
 
     @invariant()
