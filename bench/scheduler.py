@@ -22,18 +22,15 @@ if __name__ == "__main__":  # `python bench/scheduler.py`: import the package, n
     sys.path.insert(0, os.path.dirname(_here))
 
 import argparse
-import datetime
 import heapq
-import platform
 import random
-import re
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import report
 from scheduler import NoWorkerAvailable, Scheduler, SchedulerError
 
 __all__ = ["main", "NaiveScheduler", "run_case", "CaseResult", "write_results"]
@@ -49,7 +46,7 @@ DECISION_INTERVAL = 0.01  # simulated seconds between decisions: ~1,000 live res
 LOAD_REPORTS_PER_DECISION = 2
 RESERVATION_LOAD = 0.01
 MAX_LOAD = 0.85
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS = report.RESULTS
 
 
 # --------------------------------------------------------------------------- scan-all baseline
@@ -272,27 +269,16 @@ class _Row:
         return self.naive.median_us / self.indexed.median_us if self.indexed.median_us else float("inf")
 
 
-def _git_commit(root: Path) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
 def _section(rows: list[_Row], verdict: str, worst: float) -> str:
-    root = Path(__file__).resolve().parent.parent
     lines = [
         "## scheduler",
         "",
         "Median time of one `Scheduler.schedule` decision (indexed `scheduler/`) against a scan-all",
         "baseline with the same rules (`bench/scheduler.py`), same run.",
         "",
-        f"- date: {datetime.date.today().isoformat()}",
-        f"- commit: {_git_commit(root)}",
-        f"- machine: {os.cpu_count()} CPUs (nproc), Python {platform.python_version()} ({platform.machine()})",
+        f"- date: {report.today()}",
+        f"- commit: {report.git_commit()}",
+        f"- machine: {report.machine()}",
         f"- workload: portal purpose; {len(ISPS)} ISPs (20% of workers accept any), {len(REGIONS)} regions;",
         "  preferences {isp, region} (10% none, 10% unlisted ISP); new task per decision, reserved",
         f"  {RESERVE_TIME:g} s on a simulated clock advancing {DECISION_INTERVAL * 1000:g} ms per decision (~1,000 live",
@@ -314,13 +300,7 @@ def _section(rows: list[_Row], verdict: str, worst: float) -> str:
 
 def write_results(path: Path, section: str) -> None:
     """Replace (or append) the ``## scheduler`` section of ``path``, leaving other sections alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## scheduler[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    report.write_section("scheduler", section, path)
 
 
 def main(argv: list[str] | None = None) -> int:
