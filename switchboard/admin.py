@@ -1,0 +1,307 @@
+"""``switchboard admin``: look at and steer the cluster manager.
+
+Commands (each takes ``--json`` for scripts; the default is a readable table)::
+
+    switchboard admin workers [--purpose P]   every worker, or those of one purpose
+    switchboard admin worker ID               one worker
+    switchboard admin tasks ID                the tasks mapped to a worker
+    switchboard admin drain ID                cordon a worker: it keeps its tasks, gets no new ones
+    switchboard admin undrain ID              lift the cordon
+    switchboard admin status                  manager state, uptime, workers and tasks per purpose
+
+How the cluster is reached:
+
+- ``--broker amqp://…`` (default: ``$SWITCHBOARD_RPC__BROKER_URL``) calls the cluster manager
+  ``--cluster`` (default ``cluster``) directly over RabbitMQ;
+- otherwise ``--url http://HOST:3000`` (default: ``$SWITCHBOARD_ADMIN_URL`` or
+  ``http://127.0.0.1:3000``) posts to the server's ``/admin/rpc`` (how an embedded server is
+  reached), with ``--token`` (default ``$SWITCHBOARD_ADMIN_TOKEN``) when the server wants one.
+
+Exit codes: 0 success, 1 the manager refused (unknown worker, bad arguments, …), 2 the cluster
+cannot be reached (or a usage error); errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import aiohttp
+
+__all__ = ["run_admin", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE"]
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_UNREACHABLE = 2
+
+_DEFAULT_URL = "http://127.0.0.1:3000"
+_ADMIN_PATH = "/admin/rpc"
+_UNREACHABLE_CODES = frozenset({"unavailable", "timeout"})
+
+
+class _Unreachable(Exception):
+    """The cluster manager cannot be reached at all."""
+
+
+class _Refused(Exception):
+    """The cluster manager answered with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class _Client(Protocol):
+    where: str
+
+    async def call(self, method: str, args: dict[str, Any]) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class _HttpClient:
+    def __init__(self, url: str, token: str | None, timeout: float) -> None:
+        self.where = url
+        self._endpoint = url.rstrip("/") + _ADMIN_PATH
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+
+    async def call(self, method: str, args: dict[str, Any]) -> Any:
+        try:
+            async with self._session.post(
+                self._endpoint, json={"method": method, "args": args}, headers=self._headers
+            ) as response:
+                try:
+                    body = await response.json(content_type=None)
+                except (ValueError, aiohttp.ContentTypeError):
+                    body = None
+                status = response.status
+        except asyncio.TimeoutError:
+            raise _Unreachable("no answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise _Unreachable(str(exc) or type(exc).__name__) from None
+        if not isinstance(body, dict) or not ("result" in body or "error" in body):
+            raise _Unreachable(f"no admin endpoint at {self._endpoint} (HTTP {status})")
+        error = body.get("error")
+        if error is not None:
+            code, message = str(error.get("code", "error")), str(error.get("message", ""))
+            if code in _UNREACHABLE_CODES:
+                raise _Unreachable(message)
+            raise _Refused(code, message)
+        return body["result"]
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class _AmqpClient:
+    def __init__(self, broker_url: str, cluster: str, timeout: float) -> None:
+        from rpc import RpcSettings
+        from rpc.amqp import AmqpTransport
+
+        self.where = f"{_redact(broker_url)} (service {cluster!r})"
+        self._cluster = cluster
+        self._timeout = timeout
+        settings = RpcSettings(broker_url=broker_url, call_timeout=timeout)
+        self._transport = AmqpTransport(f"admin-{uuid.uuid4().hex[:8]}", settings)
+
+    async def call(self, method: str, args: dict[str, Any]) -> Any:
+        from rpc import RpcRemoteError, RpcTimeout, RpcUnavailable
+
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._transport.start()
+            return await self._transport.call(self._cluster, method, args, timeout=self._timeout)
+        except RpcRemoteError as exc:
+            raise _Refused(exc.code, exc.message) from None
+        except (RpcUnavailable, RpcTimeout) as exc:
+            raise _Unreachable(exc.message) from None
+        except TimeoutError:
+            raise _Unreachable("the broker did not answer in time") from None
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+
+def _redact(url: str) -> str:
+    """``amqp://user:secret@host`` → ``amqp://user:***@host``."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _address(info: dict[str, Any]) -> str:
+    host = info.get("via_host") or info.get("hostname") or info.get("ip")
+    if not host:
+        return "-"
+    port = info.get("port")
+    return f"{host}:{port}" if port is not None else str(host)
+
+
+def _show_workers(workers: list[dict[str, Any]]) -> str:
+    if not workers:
+        return "no workers"
+    headers = ["ID", "PURPOSE", "STATE", "LOAD", "MAX", "DRAINED", "SCHEDULABLE", "RESERVED", "EXECUTING", "MISSED", "ADDRESS"]
+    rows = [
+        [w["id"], w["purpose"], w["state"], w["load"], w["max_load"], w["drained"], w["schedulable"],
+         w["reserved"], w["executing"], w["missed_keepalives"], _address(w.get("info") or {})]
+        for w in workers
+    ]
+    return _table(headers, rows)
+
+
+def _show_worker(worker: dict[str, Any]) -> str:
+    fields = [(k, v) for k, v in worker.items() if k != "info"]
+    width = max(len(k) for k, _ in fields + [("info", None)])
+    lines = [f"{k.ljust(width)}  {_cell(v)}" for k, v in fields]
+    lines.append(f"{'info'.ljust(width)}  {json.dumps(worker.get('info'), sort_keys=True)}")
+    return "\n".join(lines)
+
+
+def _show_tasks(tasks: list[dict[str, Any]]) -> str:
+    if not tasks:
+        return "no tasks"
+    return _table(["TASK", "STATE", "EXPIRES_IN"], [[t["task"], t["state"], t["expires_in"]] for t in tasks])
+
+
+def _show_drain(worker: dict[str, Any]) -> str:
+    if worker["drained"]:
+        return (f"worker {worker['id']} drained: keeps {worker['executing']} executing and "
+                f"{worker['reserved']} reserved tasks, gets no new ones")
+    return f"worker {worker['id']} undrained: takes new tasks again"
+
+
+def _show_status(status: dict[str, Any]) -> str:
+    lines = [
+        f"cluster manager {status['name']}: {status['state']}"
+        + (f" (freshman, ready in {status['ready_in']:.1f} s)" if status["freshman"] else ""),
+        f"uptime {status['uptime']:.1f} s",
+    ]
+    purposes = sorted(set(status["workers"]) | set(status["tasks"]))
+    if purposes:
+        rows = [
+            [p, status["workers"].get(p, 0), status["tasks"].get(p, {}).get("reserved", 0),
+             status["tasks"].get(p, {}).get("executing", 0)]
+            for p in purposes
+        ]
+        lines += ["", _table(["PURPOSE", "WORKERS", "RESERVED", "EXECUTING"], rows)]
+    else:
+        lines.append("no workers")
+    return "\n".join(lines)
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+_COMMANDS: dict[str, tuple[str, Any]] = {
+    "workers": ("get_workers", _show_workers),
+    "worker": ("get_worker", _show_worker),
+    "tasks": ("get_tasks", _show_tasks),
+    "drain": ("drain", _show_drain),
+    "undrain": ("undrain", _show_drain),
+    "status": ("status", _show_status),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    # The connection options are accepted before and after the command; SUPPRESS keeps a
+    # subcommand's parser from overwriting what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument("--url", default=argparse.SUPPRESS,
+                        help=f"server with /admin/rpc (default $SWITCHBOARD_ADMIN_URL or {_DEFAULT_URL})")
+    common.add_argument("--broker", default=argparse.SUPPRESS,
+                        help="AMQP URL of the cluster's broker (default $SWITCHBOARD_RPC__BROKER_URL)")
+    common.add_argument("--cluster", default=argparse.SUPPRESS,
+                        help="cluster manager service name, with --broker (default $SWITCHBOARD_CLUSTER_MANAGER__NAME or 'cluster')")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="admin token for --url (default $SWITCHBOARD_ADMIN_TOKEN)")
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds to wait (default 5)")
+    parser = argparse.ArgumentParser(prog="switchboard admin", parents=[common],
+                                     description="Look at and steer the cluster manager.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    workers = sub.add_parser("workers", parents=[common], help="list workers")
+    workers.add_argument("--purpose", help="only workers of this purpose")
+    for name, text in (("worker", "show one worker"), ("tasks", "list a worker's tasks"),
+                       ("drain", "cordon a worker (keeps its tasks, gets no new ones)"),
+                       ("undrain", "lift a cordon")):
+        sub.add_parser(name, parents=[common], help=text).add_argument("worker_id", metavar="ID")
+    sub.add_parser("status", parents=[common], help="manager state and counts")
+    return parser
+
+
+def _client(options: argparse.Namespace) -> _Client:
+    timeout = getattr(options, "timeout", 5.0)
+    url = getattr(options, "url", None)
+    broker = getattr(options, "broker", None)
+    if url is None and broker is None:
+        broker = os.environ.get("SWITCHBOARD_RPC__BROKER_URL") or None
+    if broker:
+        cluster = getattr(options, "cluster", None) or os.environ.get("SWITCHBOARD_CLUSTER_MANAGER__NAME") or "cluster"
+        return _AmqpClient(broker, cluster, timeout)
+    url = url or os.environ.get("SWITCHBOARD_ADMIN_URL") or _DEFAULT_URL
+    token = getattr(options, "token", None) or os.environ.get("SWITCHBOARD_ADMIN_TOKEN") or None
+    return _HttpClient(url, token, timeout)
+
+
+async def _run(options: argparse.Namespace) -> int:
+    method, show = _COMMANDS[options.command]
+    args: dict[str, Any] = {}
+    if options.command == "workers" and options.purpose:
+        args["purpose"] = options.purpose
+    elif hasattr(options, "worker_id"):
+        args["worker_id"] = options.worker_id
+    client = _client(options)
+    try:
+        result = await client.call(method, args)
+    except _Unreachable as exc:
+        print(f"switchboard admin: cannot reach the cluster manager at {client.where}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except _Refused as exc:
+        print(f"switchboard admin: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        await client.close()
+    if getattr(options, "json", False):
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(show(result))
+    return EXIT_OK
+
+
+def run_admin(argv: list[str]) -> int:
+    """Run ``switchboard admin`` with ``argv`` (the arguments after ``admin``); return the exit code.
+
+    Runs its own event loop: call it from synchronous code (or ``asyncio.to_thread``).
+    """
+    try:
+        options = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_UNREACHABLE
+    return asyncio.run(_run(options))
