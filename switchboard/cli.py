@@ -1,2 +1,166 @@
-def main():
-    pass
+"""``switchboard`` — run the embedded server, one role of a cluster, a local cluster, or admin commands.
+
+    switchboard up                         embedded: everything in one process
+    switchboard up --broker URL --portals N --controllers M
+                                           a local cluster of processes on RabbitMQ, with a watchdog
+    switchboard cluster-manager|token-api|portal|controller --broker URL
+                                           one role in this process (cluster mode)
+    switchboard admin workers|worker|tasks|drain|undrain|status …
+                                           the cluster admin RPC
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .config import ConfigError, Settings, load_settings
+from .logs import configure_logging
+
+__all__ = ["main"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
+    parser.add_argument("--broker", metavar="URL", help="RabbitMQ URL (amqp://…): cluster mode")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description="Conference signaling server (OWT-compatible).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the server (embedded by default)")
+    _common(up)
+    up.add_argument("--host", help="address to bind (default 0.0.0.0)")
+    up.add_argument("--api-port", type=int, help="token API port (default 3000)")
+    up.add_argument("--portal-port", type=int, help="portal port (default 8080; cluster mode: the first of N)")
+    up.add_argument("--portals", type=int, default=1, help="cluster mode: portal processes")
+    up.add_argument("--controllers", type=int, default=1, help="cluster mode: controller processes")
+
+    for role in ("cluster-manager", "token-api", "portal", "controller"):
+        p = sub.add_parser(role, help=f"run the {role} role alone (cluster mode)")
+        _common(p)
+        if role in ("token-api", "portal"):
+            p.add_argument("--host", help="address to bind")
+            p.add_argument("--port", type=int, help="port to bind")
+        if role == "portal":
+            p.add_argument("--hostname", help="public hostname clients use")
+            p.add_argument("--via-host", help="public address override (as OWT's via_host)")
+            p.add_argument("--isp", action="append", default=[], help="ISP served (repeatable)")
+            p.add_argument("--region", action="append", default=[], help="region served (repeatable)")
+
+    admin = sub.add_parser("admin", help="cluster admin commands (see `switchboard admin -h`)", add_help=False)
+    admin.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value not in (None, []):
+            out.setdefault(section, {})[key] = value
+
+    put("rpc", "broker_url", getattr(args, "broker", None))
+    put("log", "level", getattr(args, "log_level", None))
+    if getattr(args, "log_json", False):
+        put("log", "json", True)
+    if args.command == "up":
+        put("token_api", "host", args.host)
+        put("portal", "host", args.host)
+        put("token_api", "port", args.api_port)
+        put("portal", "port", args.portal_port)
+    elif args.command in ("token-api", "portal"):
+        section = args.command.replace("-", "_")
+        put(section, "host", args.host)
+        put(section, "port", args.port)
+    if args.command == "portal":
+        put("portal", "hostname", args.hostname)
+        put("portal", "via_host", args.via_host)
+        put("portal", "isps", args.isp)
+        put("portal", "regions", args.region)
+    return out
+
+
+def _run(coro_factory: Callable[[], Awaitable[int]]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro_factory())  # type: ignore[arg-type]
+    return uvloop.run(coro_factory())  # type: ignore[arg-type]
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _serve_embedded(settings: Settings) -> int:
+    from .wiring import EmbeddedCluster
+
+    cluster = EmbeddedCluster(settings)
+    await cluster.start()
+    try:
+        api, portal = cluster.token_api.port, cluster.portal.port
+        print(f"switchboard (embedded) is up:", flush=True)
+        print(f"  token API      http://{settings.token_api.host}:{api}   (POST /token, /v1/rooms, /healthz, /metrics)")
+        print(f"  portal         http://{settings.portal.host}:{portal}   (Socket.IO, OWT protocol 1.2)")
+        print(f"  cluster admin  switchboard admin status --url http://127.0.0.1:{api}")
+        print("  mint a token:")
+        print(
+            f"    curl -s -X POST http://127.0.0.1:{api}/token -H 'Content-Type: application/json'"
+            " -d '{\"room\":\"demo\",\"user\":\"alice\",\"role\":\"presenter\"}'"
+        )
+        print("Ctrl-C stops it.", flush=True)
+        await _wait_for_signal()
+    finally:
+        await cluster.stop()
+    return 0
+
+
+async def _serve_role(role: str, settings: Settings) -> int:
+    from .wiring import build_role, role_transport
+
+    transport = role_transport(role, settings)
+    await transport.start()
+    component = build_role(role, settings, transport)
+    await component.start()
+    port = getattr(component, "port", None)
+    where = f" on port {port}" if port else ""
+    print(f"switchboard {role} is up{where} (broker {settings.rpc.broker_url})", flush=True)
+    try:
+        await _wait_for_signal()
+    finally:
+        await component.stop()
+        await transport.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "admin":
+        from .admin import run_admin
+
+        return run_admin(args.rest)
+    try:
+        settings = load_settings(args.config, overrides=_overrides(args))
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log.level, json_lines=settings.log.json)
+    if args.command == "up":
+        if settings.rpc.broker_url:
+            from .supervisor import run_local_cluster
+
+            return run_local_cluster(args, settings)
+        return _run(lambda: _serve_embedded(settings))
+    return _run(lambda: _serve_role(args.command, settings))

@@ -1,0 +1,122 @@
+"""``switchboard up --broker URL``: a local cluster of role processes, kept alive by a watchdog.
+
+Each role runs as ``python -m switchboard ROLE --broker URL`` in its own process.  A child that
+dies is restarted after a back-off (doubling to 10 s while it keeps dying, reset once it has lived
+a minute); Ctrl-C or SIGTERM stops every child cleanly (SIGTERM, then SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .config import Settings
+
+__all__ = ["run_local_cluster", "Child"]
+
+log = logging.getLogger("switchboard.supervisor")
+
+_STOP_GRACE = 10.0
+_MAX_BACKOFF = 10.0
+_HEALTHY_AFTER = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff: float = 1.0
+    restart_at: float = 0.0
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, start_new_session=True)
+        self.started_at = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.proc.pid)
+
+    def check(self, now: float) -> None:
+        """Restart the child if it died and its back-off has passed."""
+        if self.proc is None:
+            if now >= self.restart_at:
+                self.restarts += 1
+                self.start()
+            return
+        code = self.proc.poll()
+        if code is None:
+            if now - self.started_at > _HEALTHY_AFTER:
+                self.backoff = 1.0
+            return
+        log.warning("%s exited with %s; restarting in %.0f s", self.name, code, self.backoff)
+        self.proc = None
+        self.restart_at = now + self.backoff
+        self.backoff = min(self.backoff * 2, _MAX_BACKOFF)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _children(args: argparse.Namespace, settings: Settings) -> list[Child]:
+    base = [sys.executable, "-m", "switchboard"]
+    common = ["--broker", settings.rpc.broker_url]
+    if args.config:
+        common += ["--config", args.config]
+    host = ["--host", args.host] if args.host else []
+    children = [
+        Child("cluster-manager", base + ["cluster-manager"] + common),
+        Child("token-api", base + ["token-api"] + common + host + ["--port", str(settings.token_api.port)]),
+    ]
+    children += [Child(f"controller-{i + 1}", base + ["controller"] + common) for i in range(args.controllers)]
+    children += [
+        Child(f"portal-{i + 1}", base + ["portal"] + common + host + ["--port", str(settings.portal.port + i)])
+        for i in range(args.portals)
+    ]
+    return children
+
+
+def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    children = _children(args, settings)
+    stopping = False
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    for child in children:
+        child.start()
+    print(
+        f"switchboard local cluster: {args.portals} portal(s) from port {settings.portal.port}, "
+        f"{args.controllers} controller(s), token API on port {settings.token_api.port}, broker "
+        f"{settings.rpc.broker_url}. Ctrl-C stops it.",
+        flush=True,
+    )
+    while not stopping:
+        now = time.monotonic()
+        for child in children:
+            child.check(now)
+        time.sleep(0.25)
+    log.info("stopping %d children", len(children))
+    for child in reversed(children):
+        child.terminate()
+    deadline = time.monotonic() + _STOP_GRACE
+    for child in reversed(children):
+        child.wait_or_kill(deadline)
+    return 0
