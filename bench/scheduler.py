@@ -292,7 +292,7 @@ def _section(rows: list[_Row], verdict: str, worst: float) -> str:
     for r in rows:
         lines.append(
             f"| {r.workers:,} | {r.strategy} | {r.indexed.median_us:.1f} | {r.indexed.p99_us:.1f} | "
-            f"{r.naive.median_us:.1f} | {r.ratio:.0f}× | {r.indexed.update_us:.1f} |"
+            f"{r.naive.median_us:.1f} | {r.ratio:.1f}× | {r.indexed.update_us:.1f} |"
         )
     lines += ["", f"**{verdict}**: worst indexed median at {GOAL_WORKERS:,} workers {worst:.1f} µs (goal ≤ {GOAL_US:g} µs).", ""]
     return "\n".join(lines)
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(
                 f"{n:>8,} {strategy:<12} {indexed.median_us:>11.1f} {indexed.p99_us:>8.1f} "
-                f"{naive.median_us:>12.1f} {row.ratio:>6.0f}× {indexed.update_us:>10.1f}",
+                f"{naive.median_us:>12.1f} {row.ratio:>6.1f}× {indexed.update_us:>10.1f}",
                 flush=True,
             )
             if strategy == "least-used" and indexed.picks[: naive.decisions] != naive.picks:
