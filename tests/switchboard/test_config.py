@@ -1,0 +1,55 @@
+"""Settings: defaults, TOML, environment, overrides, clear errors, and a reference that is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchboard.config import ConfigError, load_settings
+from switchboard.config_doc import DOC_PATH, render
+
+
+def test_defaults_are_the_embedded_first_run() -> None:
+    settings = load_settings(env={})
+    assert settings.rpc.broker_url == ""
+    assert (settings.token_api.port, settings.portal.port) == (3000, 8080)
+    assert settings.portal.reconnection_timeout == 60.0
+
+
+def test_toml_then_environment_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "sb.toml"
+    path.write_text('[portal]\nport = 9000\nisps = ["isp-a"]\n[rpc]\ncall_timeout = 3.5\n')
+    settings = load_settings(
+        str(path),
+        env={"SWITCHBOARD_PORTAL__PORT": "9100", "SWITCHBOARD_RPC__BROKER_URL": "amqp://h/", "OTHER": "x"},
+        overrides={"portal": {"regions": ["eu"]}},
+    )
+    assert settings.portal.port == 9100
+    assert settings.portal.isps == ["isp-a"] and settings.portal.regions == ["eu"]
+    assert settings.rpc.call_timeout == 3.5 and settings.rpc.broker_url == "amqp://h/"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"portal": {"no_such_key": 1}}, {"portal": {"port": "not a number"}}, {"no_such_section": {}}],
+)
+def test_a_bad_setting_is_a_clear_error(overrides: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        load_settings(env={}, overrides=overrides)
+
+
+def test_an_unreadable_or_invalid_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(str(tmp_path / "missing.toml"), env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[portal\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(str(bad), env={})
+
+
+def test_every_setting_is_documented_and_the_reference_is_current() -> None:
+    text = render()
+    undocumented = [line for line in text.splitlines() if line.startswith("| `") and line.endswith("|  |")]
+    assert not undocumented, undocumented
+    assert DOC_PATH.read_text(encoding="utf-8") == text, "run: python -m switchboard.config_doc"
