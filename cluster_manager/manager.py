@@ -159,10 +159,10 @@ class ClusterManager:
 
         Idempotent.  A stopped manager cannot be started again.
         """
-        if self._started:
-            return
         if self._stopped:
             raise RuntimeError("a stopped ClusterManager cannot be started again")
+        if self._started:
+            return
         self._started = True
         now = self._clock()
         self._created_at = now
