@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 __all__ = ["TokenApiSettings"]
+
+_PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+_PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 
 class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -24,3 +29,26 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     rooms_db: str = "switchboard-rooms.sqlite3"
     #: Browser origins allowed by CORS; ``["*"]`` allows any.
     cors_allowed_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    #: MAuth: a request's timestamp may differ from this server's clock by at most this many
+    #: seconds, and a ``(service, cnonce)`` pair is accepted once within it.
+    mauth_window: _PositiveSeconds = 300.0
+    #: MAuth: most ``(service, cnonce)`` pairs remembered at once; beyond it new requests get 429.
+    mauth_nonce_capacity: _PositiveInt = 100_000
+    #: Failed authentications from one address within ``auth_failure_window`` before 429.
+    auth_failure_limit: _PositiveInt = 10
+    #: Seconds over which authentication failures are counted per address.
+    auth_failure_window: _PositiveSeconds = 60.0
+    #: Most client addresses whose failures are tracked (the oldest is forgotten first).
+    auth_failure_addresses: _PositiveInt = 10_000
+    #: Seconds spent retrying the cluster manager for a portal before answering 503.
+    schedule_budget: _PositiveSeconds = 3.0
+    #: Timeout of one ``schedule`` call, seconds (capped by what is left of the budget).
+    schedule_call_timeout: _PositiveSeconds = 1.0
+    #: ``Retry-After`` (seconds) sent with 503 when no portal could be reserved.
+    retry_after: _PositiveInt = 2
+    #: Timeout of the cluster manager calls made by ``GET /readyz``, seconds.
+    readiness_timeout: _PositiveSeconds = 1.0
+    #: Largest accepted request body, bytes (413 beyond).
+    client_max_size: _PositiveInt = 64 * 1024
+    #: Longest accepted user name, characters.
+    max_user_length: _PositiveInt = 128

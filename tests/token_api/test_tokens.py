@@ -1,0 +1,224 @@
+"""Minting tokens over real HTTP, against a real cluster manager and real portal workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from credentials import decode_token as verify_token
+from tests.support.waiting import wait_until
+
+from .conftest import Stack, decode_token
+
+
+async def test_a_token_from_post_token_names_the_reserved_portal_and_verifies(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a", hostname="10.0.0.5", port=8443)
+    await stack.start_api()
+
+    response = await stack.post_token({"room": "r1", "user": "alice", "role": "presenter"})
+    assert response.status == 200, await response.text()
+    assert response.content_type == "text/plain"
+    text = await response.text()
+
+    fields = decode_token(text)
+    assert fields["host"] == "10.0.0.5:8443"
+    assert fields["secure"] is False
+    token = verify_token(text, stack.keyring)
+    assert (token.room, token.user, token.role) == ("r1", "alice", "presenter")
+    assert token.origin == {}
+    assert abs(token.not_after - (time.time() + 180) * 1000) < 5000
+
+
+async def test_the_sdk_reads_host_without_scheme_or_path_and_secure_as_a_boolean(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a", via_host="https://portal.example.com:443/socket.io/")
+    await stack.start_api()
+
+    fields = decode_token(await (await stack.post_token({"room": "r", "user": "u", "role": "viewer"})).text())
+    assert fields["host"] == "portal.example.com:443"
+    assert fields["secure"] is True
+    assert {"tokenId", "host", "secure", "signature"} <= fields.keys()
+
+
+async def test_a_portal_declared_secure_gives_secure_tokens(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a", hostname="p.example.org", port=443, secure=True)
+    await stack.start_api()
+
+    fields = decode_token(await (await stack.post_token({"room": "r", "user": "u", "role": "viewer"})).text())
+    assert (fields["host"], fields["secure"]) == ("p.example.org:443", True)
+
+
+async def test_the_reservation_is_visible_to_the_admin_and_expires_with_the_token(stack: Stack) -> None:
+    await stack.start_manager(check_alive_interval=0.1)
+    await stack.add_portal("portal-a")
+    await stack.start_api(token_lifetime=1.0)
+
+    text = await (await stack.post_token({"room": "r", "user": "u", "role": "presenter"})).text()
+    token = verify_token(text, stack.keyring)
+    scheduled = await stack.admin("get_scheduled", purpose="portal", task=token.code)
+    assert scheduled["id"] == "portal-a"
+    tasks = await stack.admin("get_tasks", worker_id="portal-a")
+    assert [(t["task"], t["state"]) for t in tasks] == [(token.code, "reserved")]
+    assert 0 < tasks[0]["expires_in"] <= 1.0
+
+    async def expired() -> bool:
+        return await stack.admin("get_scheduled", purpose="portal", task=token.code) is None
+
+    await asyncio.sleep(0.8)
+    assert not await expired()
+    await wait_until(expired, timeout=2.0, what="the reservation to expire")
+
+
+async def test_an_unknown_room_is_created_with_owt_defaults_when_auto_create_is_on(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a")
+    await stack.start_api(auto_create_rooms=True)
+
+    response = await stack.post_token({"room": "new-room", "user": "u", "role": "sip"})
+    assert response.status == 200
+    room = await (await stack.session.get(stack.url("/v1/rooms/new-room"))).json()
+    assert room["participantLimit"] == -1
+    assert [r["role"] for r in room["roles"]] == [
+        "presenter", "viewer", "audio_only_presenter", "video_only_viewer", "sip",
+    ]
+
+
+async def test_an_unknown_room_is_404_when_auto_create_is_off(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a")
+    await stack.start_api(auto_create_rooms=False)
+
+    response = await stack.post_token({"room": "nowhere", "user": "u", "role": "presenter"})
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == 1003
+    response = await stack.session.post(stack.url("/v1/rooms/nowhere/tokens"), json={"user": "u", "role": "viewer"})
+    assert response.status == 404
+    assert (await stack.session.get(stack.url("/v1/rooms/nowhere"))).status == 404
+
+
+async def test_a_role_the_room_lacks_is_refused_and_creates_nothing(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a")
+    await stack.start_api()
+
+    response = await stack.post_token({"room": "fresh", "user": "u", "role": "superuser"})
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"]["code"] == 1201 and body["error"]["reason"] == "invalid_role"
+    assert (await stack.session.get(stack.url("/v1/rooms/fresh"))).status == 404
+    assert await stack.admin("get_tasks", worker_id="portal-a") == []
+
+
+async def test_empty_blank_and_oversized_users_are_refused(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a")
+    await stack.start_api(max_user_length=128)
+
+    for user in ["", "   ", "x" * 129]:
+        response = await stack.post_token({"room": "r", "user": user, "role": "presenter"})
+        assert response.status == 400, user
+        assert (await response.json())["error"]["reason"] == "invalid_user"
+    missing = await stack.post_token({"room": "r", "role": "presenter"})
+    assert missing.status == 400
+    assert (await stack.post_token({"room": "r", "user": "x" * 128, "role": "presenter"})).status == 200
+    assert len(await stack.admin("get_tasks", worker_id="portal-a")) == 1
+
+
+async def test_no_portal_gives_503_with_retry_after_within_the_budget(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.start_api(schedule_budget=1.0, retry_after=3)
+
+    started = time.monotonic()
+    response = await stack.post_token({"room": "r", "user": "u", "role": "presenter"})
+    elapsed = time.monotonic() - started
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "3"
+    body = await response.json()
+    assert body["error"]["code"] == 1301 and body["error"]["reason"] == "no_portal_available"
+    assert 0.5 < elapsed < 2.0
+    assert (await stack.session.get(stack.url("/v1/rooms/r"))).status == 404
+
+
+async def test_an_unreachable_cluster_manager_gives_503_within_the_budget(stack: Stack) -> None:
+    await stack.start_api(schedule_budget=1.0)
+
+    started = time.monotonic()
+    response = await stack.post_token({"room": "r", "user": "u", "role": "presenter"})
+    assert response.status == 503
+    assert (await response.json())["error"]["reason"] == "cluster_unreachable"
+    assert time.monotonic() - started < 2.0
+
+
+async def test_a_not_ready_manager_is_retried_until_it_serves(stack: Stack) -> None:
+    await stack.start_manager(fresh=True, initial_time=0.4)
+    await stack.add_portal("portal-a")
+    await stack.start_api(schedule_budget=3.0)
+
+    response = await stack.post_token({"room": "r", "user": "u", "role": "presenter"})
+    assert response.status == 200
+
+
+async def test_tokens_land_on_the_portal_matching_isp_and_region(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-east", hostname="east", isps=["isp-a"], regions=["east"])
+    await stack.add_portal("portal-west", hostname="west", isps=["isp-a"], regions=["west"])
+    await stack.add_portal("portal-b", hostname="b", isps=["isp-b"], regions=["east", "west"])
+    await stack.start_api()
+
+    async def host_for(isp: str | None, region: str | None) -> str:
+        preference = {k: v for k, v in {"isp": isp, "region": region}.items() if v is not None}
+        response = await stack.post_token({"room": "r", "user": "u", "role": "viewer", "preference": preference})
+        assert response.status == 200, await response.text()
+        return str(decode_token(await response.text())["host"]).split(":")[0]
+
+    for _ in range(3):
+        assert await host_for("isp-a", "east") == "east"
+        assert await host_for("isp-a", "west") == "west"
+        assert await host_for("isp-b", "west") == "b"
+        assert await host_for("isp-a", "north") in {"east", "west"}
+        assert await host_for("isp-b", None) == "b"
+
+    response = await stack.post_token(
+        {"room": "r", "user": "u", "role": "viewer", "preference": {"isp": "isp-c", "region": "east"}}
+    )
+    assert response.status == 503
+    assert (await response.json())["error"]["reason"] == "no_matching_portal"
+
+
+async def test_the_origin_in_the_token_is_the_preference(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a", isps=["isp-a"])
+    await stack.start_api()
+
+    text = await (await stack.post_token(
+        {"room": "r", "user": "u", "role": "viewer", "preference": {"isp": "isp-a", "region": "r1"}}
+    )).text()
+    assert verify_token(text, stack.keyring).origin == {"isp": "isp-a", "region": "r1"}
+
+
+async def test_post_room_tokens_mints_with_owt_body(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a")
+    await stack.start_api()
+
+    response = await stack.session.post(
+        stack.url("/v1/rooms/room-9/tokens"),
+        json={"user": "bob", "role": "viewer", "preference": {"isp": "isp", "region": "region"}},
+    )
+    assert response.status == 200, await response.text()
+    token = verify_token(await response.text(), stack.keyring)
+    assert (token.room, token.user, token.role) == ("room-9", "bob", "viewer")
+
+
+async def test_metrics_count_tokens_and_scheduling_failures(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.start_api(schedule_budget=0.3)
+    assert (await stack.post_token({"room": "r", "user": "u", "role": "viewer"})).status == 503
+    await stack.add_portal("portal-a")
+    assert (await stack.post_token({"room": "r", "user": "u", "role": "viewer"})).status == 200
+
+    text = await (await stack.session.get(stack.url("/metrics"))).text()
+    assert 'switchboard_tokens_minted_total{endpoint="token"} 1.0' in text
+    assert 'switchboard_token_scheduling_failures_total{reason="no_worker_available"} 1.0' in text

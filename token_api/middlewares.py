@@ -1,0 +1,87 @@
+"""The two middlewares: errors as OWT's JSON body, and CORS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import msgspec
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from .errors import ApiError, owt_code_for_status, reason_for_status
+
+__all__ = ["error_middleware", "cors_middleware", "error_response"]
+
+log = logging.getLogger("switchboard.token_api")
+
+_encode = msgspec.json.Encoder().encode
+_KEPT_HEADERS = (hdrs.WWW_AUTHENTICATE, hdrs.RETRY_AFTER, hdrs.ALLOW)
+_ALLOW_METHODS = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
+_ALLOW_HEADERS = "origin, authorization, content-type, x-service-key"
+_MAX_AGE = "600"
+
+
+def error_response(exc: web.HTTPException) -> web.Response:
+    """OWT's ``{"error": {"code", "message"}}`` for ``exc``, plus our stable ``reason``."""
+    if isinstance(exc, ApiError):
+        code, message, reason = exc.owt_code, exc.message, exc.error_reason
+    else:
+        code, message, reason = owt_code_for_status(exc.status), exc.reason, reason_for_status(exc.status)
+    response = web.Response(
+        status=exc.status,
+        body=_encode({"error": {"code": code, "message": message, "reason": reason}}),
+        content_type="application/json",
+    )
+    for name in _KEPT_HEADERS:
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc)
+    except Exception:
+        log.exception("request_failed method=%s path=%s", request.method, request.path)
+        return error_response(ApiError("Internal error"))
+
+
+def cors_middleware(allowed_origins: Sequence[str]) -> web.Middleware:
+    """Answer preflight ``OPTIONS`` and add ``Access-Control-Allow-Origin`` for allowed origins."""
+    any_origin = "*" in allowed_origins
+    allowed = frozenset(allowed_origins)
+
+    def allow_origin(origin: str | None) -> str | None:
+        if origin is None:
+            return "*" if any_origin else None
+        if any_origin:
+            return "*"
+        return origin if origin in allowed else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get(hdrs.ORIGIN)
+        allowed_value = allow_origin(origin)
+        if request.method == hdrs.METH_OPTIONS:
+            response: web.StreamResponse = web.Response(status=200)
+            if allowed_value is not None:
+                response.headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = _ALLOW_METHODS
+                response.headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = request.headers.get(
+                    hdrs.ACCESS_CONTROL_REQUEST_HEADERS, _ALLOW_HEADERS
+                )
+                response.headers[hdrs.ACCESS_CONTROL_MAX_AGE] = _MAX_AGE
+        else:
+            response = await handler(request)
+        if allowed_value is not None:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = allowed_value
+            if allowed_value != "*":
+                response.headers.add(hdrs.VARY, "Origin")
+        return response
+
+    return middleware

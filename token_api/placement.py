@@ -1,0 +1,137 @@
+"""Reserving a portal for a token at the cluster manager, within a bounded time budget.
+
+``schedule('portal', code, preference, token_lifetime)`` is retried with a small back-off while
+the failure may pass (``not_ready``, ``no_worker_available``, an unreachable or slow manager);
+when the budget is spent the caller gets :class:`PortalUnavailable` (HTTP 503 with
+``Retry-After``) instead of a request held open for a minute as in OWT.
+``no_matching_worker`` (no portal serves the requested ISP) is not retried: it does not pass by
+waiting a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
+
+from .errors import CloudError, PortalUnavailable
+from .metrics import Metrics
+from .settings import TokenApiSettings
+
+__all__ = ["Placement", "PortalScheduler", "public_address", "RETRYABLE_CODES", "PORTAL_PURPOSE"]
+
+log = logging.getLogger("switchboard.token_api")
+
+PORTAL_PURPOSE = "portal"
+#: Cluster manager error codes worth retrying within the budget.
+RETRYABLE_CODES = frozenset({"not_ready", "no_worker_available"})
+_NO_MATCHING_WORKER = "no_matching_worker"
+_FIRST_DELAY = 0.05
+_MAX_DELAY = 0.5
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SECURE_SCHEMES = ("https://", "wss://")
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The portal a token was reserved on, and how clients reach it."""
+
+    worker_id: str
+    host: str
+    secure: bool
+
+
+def public_address(info: dict[str, Any]) -> tuple[str, bool]:
+    """``(host, secure)`` of a portal from its worker info, as the OWT SDK expects them.
+
+    ``via_host`` (a proxy in front of the portal) wins, with its scheme and any path removed;
+    otherwise ``hostname`` (or ``ip``) and ``port``.  ``secure`` is the worker's ``secure`` (or
+    OWT's ``ssl``) flag, or an ``https``/``wss`` scheme on ``via_host``.
+    """
+    secure = bool(info.get("secure") or info.get("ssl"))
+    via_host = info.get("via_host")
+    if isinstance(via_host, str) and via_host.strip():
+        via_host = via_host.strip()
+        secure = secure or via_host.lower().startswith(_SECURE_SCHEMES)
+        host = _SCHEME.sub("", via_host).split("/", 1)[0]
+        if host:
+            return host, secure
+    hostname = info.get("hostname") or info.get("ip")
+    port = info.get("port")
+    if not isinstance(hostname, str) or not hostname or isinstance(port, bool) or not isinstance(port, int):
+        raise ValueError("the portal declared no public address (hostname and port, or via_host)")
+    return f"{hostname}:{port}", secure
+
+
+class PortalScheduler:
+    def __init__(
+        self, transport: Transport, settings: TokenApiSettings, metrics: Metrics, *, cluster_name: str = "cluster"
+    ) -> None:
+        self._transport = transport
+        self._settings = settings
+        self._metrics = metrics
+        self._cluster = cluster_name
+
+    async def reserve(self, code: str, preference: dict[str, Any] | None, reserve_time: float) -> Placement:
+        """Reserve task ``code`` on a portal for ``reserve_time`` seconds."""
+        started = time.monotonic()
+        result = await self._schedule(code, preference, reserve_time, started)
+        self._metrics.schedule_seconds.observe(time.monotonic() - started)
+        try:
+            worker_id = result["id"]
+            host, secure = public_address(result["info"])
+        except (TypeError, KeyError, ValueError) as exc:
+            self._metrics.scheduling_failures.labels(reason="bad_portal_info").inc()
+            log.error("portal_unusable result=%r error=%s", result, exc)
+            raise CloudError("Failed to get portal: the chosen portal has no usable address") from None
+        return Placement(worker_id=str(worker_id), host=host, secure=secure)
+
+    async def _schedule(
+        self, code: str, preference: dict[str, Any] | None, reserve_time: float, started: float
+    ) -> Any:
+        deadline = started + self._settings.schedule_budget
+        delay = _FIRST_DELAY
+        attempts = 0
+        args = {"purpose": PORTAL_PURPOSE, "task": code, "preference": preference, "reserve_time": reserve_time}
+        while True:
+            attempts += 1
+            remaining = deadline - time.monotonic()
+            timeout = max(0.05, min(self._settings.schedule_call_timeout, remaining))
+            try:
+                return await self._transport.call(self._cluster, "schedule", args, timeout=timeout)
+            except RpcRemoteError as exc:
+                if exc.code == _NO_MATCHING_WORKER:
+                    raise self._unavailable(exc, attempts, "No portal serves the requested ISP") from None
+                if exc.code not in RETRYABLE_CODES:
+                    self._metrics.scheduling_failures.labels(reason=exc.code).inc()
+                    log.error("schedule_failed code=%s message=%s", exc.code, exc.message)
+                    raise CloudError("Failed to get portal", reason="scheduling_error") from None
+                last: RpcError = exc
+            except (RpcUnavailable, RpcTimeout) as exc:
+                last = exc
+            if time.monotonic() + delay >= deadline:
+                raise self._unavailable(last, attempts, "Failed to get portal") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_DELAY)
+
+    def _unavailable(self, exc: RpcError, attempts: int, message: str) -> PortalUnavailable:
+        self._metrics.scheduling_failures.labels(reason=exc.code).inc()
+        log.warning("no_portal reason=%s attempts=%d detail=%s", exc.code, attempts, exc.message)
+        return PortalUnavailable(
+            f"{message} ({exc.code}); retry later", retry_after=self._settings.retry_after, reason=_reason(exc.code)
+        )
+
+
+def _reason(code: str) -> str:
+    if code == _NO_MATCHING_WORKER:
+        return "no_matching_portal"
+    if code in (RpcUnavailable.code, RpcTimeout.code):
+        return "cluster_unreachable"
+    if code == "not_ready":
+        return "cluster_not_ready"
+    return "no_portal_available"

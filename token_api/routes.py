@@ -1,0 +1,157 @@
+"""The HTTP routes: tokens, rooms, health and metrics."""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from credentials import new_id
+
+from .app_keys import AUTHENTICATOR, CLUSTER_NAME, METRICS, MINTER, SETTINGS, STORE, TRANSPORT
+from .bodies import read_body
+from .errors import BadRequest, Conflict, RoomNotFound
+from .health import check_readiness
+from .metrics import CONTENT_TYPE_LATEST
+from .rooms import CreateRoom, Room, RoomId, UpdateRoom, room_from_create, room_json, room_with_update
+from .store import RoomExists
+from .tokens import TokenBody, TokenRequest
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+_MAX_PER_PAGE = 1000
+_DEFAULT_PER_PAGE = 100
+
+
+def _room_id(request: web.Request) -> str:
+    try:
+        return msgspec.convert(request.match_info["room"], RoomId)
+    except msgspec.ValidationError:
+        raise BadRequest("Invalid room id", reason="invalid_room_id") from None
+
+
+def _token_response(token: str) -> web.Response:
+    return web.Response(text=token, content_type="text/plain", headers={"Cache-Control": "no-store"})
+
+
+# -- tokens ---------------------------------------------------------------------------------------
+
+
+@routes.post("/token")
+async def post_token(request: web.Request) -> web.Response:
+    principal = request.app[AUTHENTICATOR].for_token(request)
+    body = await read_body(request, TokenRequest)
+    minted = await request.app[MINTER].mint(
+        body.room, principal.user or body.user, principal.role or body.role, body.preference
+    )
+    request.app[METRICS].tokens_minted.labels(endpoint="token").inc()
+    return _token_response(minted.token)
+
+
+@routes.post("/v1/rooms/{room}/tokens")
+async def post_room_token(request: web.Request) -> web.Response:
+    principal = request.app[AUTHENTICATOR].for_management(request)
+    room = _room_id(request)
+    body = await read_body(request, TokenBody)
+    minted = await request.app[MINTER].mint(
+        room, principal.user or body.user, principal.role or body.role, body.preference
+    )
+    request.app[METRICS].tokens_minted.labels(endpoint="rooms").inc()
+    return _token_response(minted.token)
+
+
+# -- rooms ----------------------------------------------------------------------------------------
+
+
+def _positive_query(request: web.Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise BadRequest(f"{name} must be an integer from 1 to {maximum}", reason="invalid_query")
+    return int(raw)
+
+
+@routes.get("/v1/rooms")
+async def list_rooms(request: web.Request) -> web.Response:
+    request.app[AUTHENTICATOR].for_management(request)
+    page = _positive_query(request, "page", 1, 1_000_000)
+    per_page = _positive_query(request, "per_page", _DEFAULT_PER_PAGE, _MAX_PER_PAGE)
+    rooms = await request.app[STORE].page((page - 1) * per_page, per_page)
+    return web.json_response([room_json(r) for r in rooms])
+
+
+@routes.post("/v1/rooms")
+async def create_room(request: web.Request) -> web.Response:
+    request.app[AUTHENTICATOR].for_management(request)
+    body = await read_body(request, CreateRoom)
+    room_id = body.id if isinstance(body.id, str) else new_id()
+    try:
+        room = room_from_create(body, room_id)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid room: {exc}", reason="invalid_room") from None
+    try:
+        await request.app[STORE].create(room)
+    except RoomExists:
+        raise Conflict(f"Room {room_id!r} already exists", reason="room_exists") from None
+    return web.json_response(room_json(room))
+
+
+@routes.get("/v1/rooms/{room}")
+async def get_room(request: web.Request) -> web.Response:
+    request.app[AUTHENTICATOR].for_management(request)
+    room_id = _room_id(request)
+    room = await request.app[STORE].get(room_id)
+    if room is None:
+        raise RoomNotFound(room_id)
+    return web.json_response(room_json(room))
+
+
+@routes.put("/v1/rooms/{room}")
+async def update_room(request: web.Request) -> web.Response:
+    request.app[AUTHENTICATOR].for_management(request)
+    room_id = _room_id(request)
+    body = await read_body(request, UpdateRoom)
+
+    def change(room: Room) -> Room:
+        return room_with_update(room, body)
+
+    try:
+        room = await request.app[STORE].update(room_id, change)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid room: {exc}", reason="invalid_room") from None
+    if room is None:
+        raise RoomNotFound(room_id)
+    return web.json_response(room_json(room))
+
+
+@routes.delete("/v1/rooms/{room}")
+async def delete_room(request: web.Request) -> web.Response:
+    request.app[AUTHENTICATOR].for_management(request)
+    room_id = _room_id(request)
+    if not await request.app[STORE].delete(room_id):
+        raise RoomNotFound(room_id)
+    return web.Response(text="Room deleted", content_type="text/plain")
+
+
+# -- health and metrics ---------------------------------------------------------------------------
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    readiness = await check_readiness(app[TRANSPORT], app[CLUSTER_NAME], app[SETTINGS].readiness_timeout)
+    return web.json_response(readiness.as_json(), status=200 if readiness.ready else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=request.app[METRICS].render())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

@@ -1,0 +1,38 @@
+"""The RPC service ``rooms``: how the controllers read a room's configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from rpc import ServiceError, rpc_method
+from rpc.errors import BAD_ARGUMENTS
+
+from .store import RoomStore
+
+__all__ = ["RoomsService", "ROOMS_SERVICE", "UNKNOWN_ROOM"]
+
+#: The RPC service name.
+ROOMS_SERVICE = "rooms"
+UNKNOWN_ROOM = "unknown_room"
+
+
+class RoomsService:
+    """``get_room(room)`` → ``{id, name, participantLimit, roles, views}`` or ``unknown_room``.
+
+    Unknown rooms are never created here: rooms are auto-created when a token is minted.
+    """
+
+    def __init__(self, store: RoomStore) -> None:
+        self._store = store
+
+    @rpc_method
+    async def get_room(self, room: str) -> dict[str, Any]:
+        if not isinstance(room, str) or not room:
+            raise ServiceError(BAD_ARGUMENTS, "get_room: room must be a non-empty string")
+        config = await self._store.get(room)
+        if config is None:
+            raise ServiceError(UNKNOWN_ROOM, f"room {room!r} does not exist")
+        result: dict[str, Any] = msgspec.to_builtins(config)
+        return result

@@ -1,0 +1,123 @@
+"""Minting join tokens: validate the request, find the room, reserve a portal, sign.
+
+The token is :class:`credentials.JoinToken` encoded with :func:`credentials.encode_token`:
+standard base64 of JSON whose ``host`` (``hostname:port``) and ``secure`` (a boolean) are all the
+OWT SDK reads.  Its ``code`` is the portal task reserved for exactly ``token_lifetime`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import msgspec
+
+from credentials import JoinToken, Keyring, encode_token, new_id, now_ms
+
+from .errors import BadRequest, RoomNotFound
+from .placement import PortalScheduler
+from .rooms import Room, RoomId, default_room
+from .settings import TokenApiSettings
+from .store import RoomStore
+
+__all__ = ["Preference", "TokenBody", "TokenRequest", "TokenMinter", "MintedToken"]
+
+log = logging.getLogger("switchboard.token_api")
+
+_Text = Annotated[str, msgspec.Meta(max_length=128)]
+
+
+class Preference(msgspec.Struct, forbid_unknown_fields=True):
+    """Where the client is: a portal must serve ``isp`` (hard filter); ``region`` is preferred."""
+
+    isp: _Text | None = None
+    region: _Text | None = None
+
+
+class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /v1/rooms/{room}/tokens`` (OWT)."""
+
+    user: str = ""
+    role: str = ""
+    preference: Preference | None = None
+
+
+class TokenRequest(TokenBody, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /token``."""
+
+    room: RoomId
+
+
+class MintedToken(msgspec.Struct):
+    token: str
+    token_id: str
+    code: str
+    portal: str
+
+
+class TokenMinter:
+    def __init__(
+        self, settings: TokenApiSettings, keyring: Keyring, store: RoomStore, portals: PortalScheduler
+    ) -> None:
+        self._settings = settings
+        self._keyring = keyring
+        self._store = store
+        self._portals = portals
+
+    async def _room(self, room_id: str) -> tuple[Room, bool]:
+        """The room, and whether it still has to be stored (auto-created once the token is sure)."""
+        room = await self._store.get(room_id)
+        if room is not None:
+            return room, False
+        if not self._settings.auto_create_rooms:
+            raise RoomNotFound(room_id)
+        return default_room(room_id), True
+
+    def _check_user(self, user: str) -> None:
+        if not user.strip():
+            raise BadRequest("Name or role not valid: user must not be empty", reason="invalid_user")
+        if len(user) > self._settings.max_user_length:
+            raise BadRequest(
+                f"Name or role not valid: user is longer than {self._settings.max_user_length} characters",
+                reason="invalid_user",
+            )
+
+    async def mint(self, room_id: str, user: str, role: str, preference: Preference | None) -> MintedToken:
+        """A signed token for ``user`` as ``role`` in ``room_id``; raises an :class:`ApiError`."""
+        self._check_user(user)
+        if not role:
+            raise BadRequest("Name or role not valid: role must not be empty", reason="invalid_role")
+        room, is_new = await self._room(room_id)
+        if not room.has_role(role):
+            raise BadRequest(
+                f"Name or role not valid: room {room_id!r} has no role {role[:64]!r}", reason="invalid_role"
+            )
+        origin: dict[str, Any] = msgspec.to_builtins(preference) if preference is not None else {}
+        origin = {k: v for k, v in origin.items() if v is not None}
+        lifetime = self._settings.token_lifetime
+        code = new_id()
+        not_after = now_ms() + int(lifetime * 1000)
+        placement = await self._portals.reserve(code, origin or None, lifetime)
+        if is_new:
+            room = await self._store.get_or_create(room)
+            log.info("room_created room=%s by=token", room.id)
+            if not room.has_role(role):  # created concurrently with other roles
+                raise BadRequest(f"Name or role not valid: room {room_id!r} has no role {role[:64]!r}",
+                                 reason="invalid_role")
+        token = JoinToken(
+            token_id=new_id(),
+            host=placement.host,
+            secure=placement.secure,
+            room=room.id,
+            user=user,
+            role=role,
+            code=code,
+            not_after=not_after,
+            origin=origin,
+        )
+        log.info(
+            "token_minted token_id=%s room=%s role=%s portal=%s", token.token_id, room.id, role, placement.worker_id
+        )
+        return MintedToken(
+            token=encode_token(token, self._keyring), token_id=token.token_id, code=code, portal=placement.worker_id
+        )
