@@ -1,0 +1,151 @@
+"""A cluster of real role processes on RabbitMQ (`python -m switchboard ROLE --broker …`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+__all__ = ["ProcessCluster", "free_port"]
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RoleProcess:
+    name: str
+    argv: list[str]
+    log: Path
+    port: int | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=_ROOT)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class ProcessCluster:
+    """One cluster manager, one token API, N controllers and M portals, each its own process.
+
+    Names (RPC services, event exchange) are unique per cluster so clusters on one broker never mix.
+    """
+
+    broker_url: str
+    workdir: Path
+    portals: int = 2
+    controllers: int = 2
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, RoleProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "PYTHONPATH": str(_ROOT),
+                "SWITCHBOARD_CLUSTER_MANAGER__NAME": f"cluster-{tag}",
+                "SWITCHBOARD_WORKER__CLUSTER_NAME": f"cluster-{tag}",
+                "SWITCHBOARD_RPC__EVENTS_EXCHANGE": f"events-{tag}",
+                "SWITCHBOARD_CLUSTER_MANAGER__INITIAL_TIME": "0.5",
+                "SWITCHBOARD_CLUSTER_MANAGER__CHECK_ALIVE_INTERVAL": "0.5",
+                "SWITCHBOARD_WORKER__KEEPALIVE_INTERVAL": "0.3",
+                "SWITCHBOARD_WORKER__JOIN_INTERVAL": "0.3",
+                "SWITCHBOARD_TOKEN_API__ROOMS_DB": str(self.workdir / "rooms.sqlite3"),
+                "SWITCHBOARD_LOG__LEVEL": "info",
+            }
+        )
+        self.env.update(self.env_overrides)
+        base = [sys.executable, "-m", "switchboard"]
+        common = ["--broker", self.broker_url]
+        self.api_port = free_port()
+        self._add("cluster-manager", base + ["cluster-manager"] + common)
+        self._add("token-api", base + ["token-api"] + common + ["--host", "127.0.0.1", "--port", str(self.api_port)],
+                  self.api_port)
+        for i in range(self.controllers):
+            self._add(f"controller-{i + 1}", base + ["controller"] + common)
+        for i in range(self.portals):
+            port = free_port()
+            # portal-N serves ISP "isp-N", so a token's preference picks the portal.
+            self._add(f"portal-{i + 1}", base + ["portal"] + common + ["--host", "127.0.0.1", "--port", str(port),
+                                                                        "--hostname", "127.0.0.1", "--isp", f"isp-{i + 1}"], port)
+
+    def _add(self, name: str, argv: list[str], port: int | None = None) -> None:
+        self.roles[name] = RoleProcess(name, argv, self.workdir / f"{name}.log", port)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def portal_url(self, n: int) -> str:
+        return f"http://127.0.0.1:{self.roles[f'portal-{n}'].port}"
+
+    async def admin(self, method: str, **args: Any) -> Any:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{self.api_url}/admin/rpc", json={"method": method, "args": args}) as resp:
+                body = await resp.json()
+        if "error" in body:
+            raise RuntimeError(f"admin {method}: {body['error']}")
+        return body["result"]
+
+    async def start(self, timeout: float = 60.0) -> None:
+        for role in self.roles.values():
+            role.start(self.env)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                workers = await self.admin("get_workers")
+                counts: dict[str, int] = {}
+                for worker in workers:
+                    counts[worker.get("purpose", "")] = counts.get(worker.get("purpose", ""), 0) + 1
+                if counts.get("portal", 0) >= self.portals and counts.get("conference", 0) >= self.controllers:
+                    async with aiohttp.ClientSession() as session:
+                        async with session.get(f"{self.api_url}/readyz") as resp:
+                            if resp.status == 200:
+                                return
+            except (aiohttp.ClientError, RuntimeError, OSError):
+                pass
+            for role in self.roles.values():
+                if role.proc is not None and role.proc.poll() is not None:
+                    raise RuntimeError(f"{role.name} exited: {role.log.read_text()[-3000:]}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError("cluster not ready: " + self.logs_tail())
+            await asyncio.sleep(0.2)
+
+    def kill(self, name: str) -> None:
+        self.roles[name].kill()
+
+    def logs_tail(self, chars: int = 1500) -> str:
+        return "\n".join(f"--- {r.name}\n{r.log.read_text()[-chars:]}" for r in self.roles.values() if r.log.exists())
+
+    def stop(self) -> None:
+        for role in reversed(list(self.roles.values())):
+            role.stop()
