@@ -19,3 +19,19 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     outbox_max_age: float = 300.0
     #: Request ids remembered per participant for de-duplication.
     dedupe_window: int = 256
+    #: Participants this process is sized for: the load reported to the cluster is count / this.
+    capacity: int = 10000
+    #: Timeout of ``rooms.get_room`` at room creation, seconds.
+    rooms_timeout: float = 3.0
+    #: Timeout of one ``notify``/``broadcast``/``drop`` call to a portal, seconds.
+    portal_timeout: float = 2.0
+    #: Extra attempts of a failed notification call before it is left to replay (``resume``).
+    delivery_retries: int = 2
+    #: Seconds between those attempts.
+    delivery_retry_interval: float = 0.2
+    #: Seconds a per-portal sender with nothing to send lives on before it stops.
+    sender_idle_timeout: float = 60.0
+    #: Seconds a media agent (purpose ``webrtc``) stays reserved for a transport at scheduling.
+    media_reserve_time: float = 30.0
+    #: Timeout of ``schedule`` and of a call to a media agent, seconds.
+    media_timeout: float = 4.0

@@ -1,0 +1,136 @@
+"""Coded errors of the controller: each reaches the caller as ``RpcRemoteError(code, message)``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rpc import ServiceError
+
+__all__ = [
+    "ControllerError",
+    "InvalidRequest",
+    "RoomFull",
+    "InvalidRole",
+    "RoomConfigUnavailable",
+    "AlreadyJoined",
+    "UnknownParticipant",
+    "UnknownRoom",
+    "RoomClosed",
+    "TicketMismatch",
+    "HoldExpired",
+    "ResyncRequired",
+    "UnknownTarget",
+    "PermissionDenied",
+    "NoMediaAgent",
+    "MediaError",
+    "UnknownStream",
+    "UnknownSubscription",
+    "UnknownTransport",
+    "UnsupportedOperation",
+    "InvalidJsonOp",
+    "InvalidJsonPath",
+    "InvalidJsonValue",
+]
+
+
+class ControllerError(ServiceError):
+    """Root of the controller's coded errors; ``error_code`` is the wire code."""
+
+    error_code: ClassVar[str] = "controller_error"
+    default_message: ClassVar[str] = ""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(self.error_code, message or self.default_message or self.error_code.replace("_", " "))
+
+
+class InvalidRequest(ControllerError):
+    error_code = "bad_arguments"
+
+
+class RoomFull(ControllerError):
+    error_code = "room_full"
+    default_message = "room is full"
+
+
+class InvalidRole(ControllerError):
+    error_code = "invalid_role"
+
+
+class RoomConfigUnavailable(ControllerError):
+    error_code = "room_config_unavailable"
+
+
+class AlreadyJoined(ControllerError):
+    error_code = "already_joined"
+
+
+class UnknownParticipant(ControllerError):
+    error_code = "unknown_participant"
+
+
+class UnknownRoom(ControllerError):
+    error_code = "unknown_room"
+
+
+class RoomClosed(ControllerError):
+    """The room was destroyed between lookup and use (callers retry with a fresh room)."""
+
+    error_code = "room_closed"
+
+
+class TicketMismatch(ControllerError):
+    error_code = "ticket_mismatch"
+    default_message = "not the latest reconnection ticket"
+
+
+class HoldExpired(ControllerError):
+    error_code = "hold_expired"
+
+
+class ResyncRequired(ControllerError):
+    error_code = "resync_required"
+
+
+class UnknownTarget(ControllerError):
+    error_code = "unknown_target"
+
+
+class PermissionDenied(ControllerError):
+    error_code = "permission_denied"
+
+
+class NoMediaAgent(ControllerError):
+    error_code = "no_media_agent"
+    default_message = "no media agent available"
+
+
+class MediaError(ControllerError):
+    error_code = "media_error"
+
+
+class UnknownStream(ControllerError):
+    error_code = "unknown_stream"
+
+
+class UnknownSubscription(ControllerError):
+    error_code = "unknown_subscription"
+
+
+class UnknownTransport(ControllerError):
+    error_code = "unknown_transport"
+
+
+class UnsupportedOperation(ControllerError):
+    error_code = "unsupported_operation"
+
+
+class InvalidJsonOp(ControllerError):
+    error_code = "invalid_json_op"
+
+
+class InvalidJsonPath(ControllerError):
+    error_code = "invalid_json_path"
+
+
+class InvalidJsonValue(ControllerError):
+    error_code = "invalid_json_value"

@@ -1,0 +1,188 @@
+"""The controller's RPC surface (service name = the controller's worker id).
+
+Arguments are validated here (``bad_arguments`` on a wrong shape) and the work is done by
+:class:`~conference_controller.controller.Controller` and
+:class:`~conference_controller.sessions.MediaSessions`.  Client requests that carry a
+``request_id`` go through the participant's dedupe window.  See ``docs/interfaces.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from rpc import rpc_method
+
+from .ids import ParticipantId, RoomId, WorkerId
+from .messages import ParticipantInit, PatchOp, PublishInfo, SubscribeInfo, parse
+from .participant import Participant
+from .permissions import apply_patch
+
+if TYPE_CHECKING:
+    from .controller import Controller
+
+__all__ = ["ControllerService"]
+
+
+class ControllerService:
+    """Participant session calls (from portals), media agent reports, admin calls."""
+
+    def __init__(self, controller: Controller) -> None:
+        self._controller = controller
+
+    def _participant(self, participant: Any) -> Participant:
+        return self._controller.participant(parse(participant, str, "participant"))
+
+    async def _once(self, participant: Participant, request_id: Any, action: Callable[[], Awaitable[Any]]) -> Any:
+        return await participant.dedupe.run(parse(request_id, str | None, "request_id"), action)
+
+    # -- session ---------------------------------------------------------------------------------
+
+    @rpc_method
+    async def join(self, room: str, participant: dict[str, Any], ticket_id: str, extension: bool = False) -> Any:
+        init = parse(participant, ParticipantInit, "participant")
+        return await self._controller.join(RoomId(parse(room, str, "room")), init,
+                                           parse(ticket_id, str, "ticket_id"), parse(extension, bool, "extension"))
+
+    @rpc_method
+    async def leave(self, participant: str) -> str:
+        self._controller.leave(self._participant(participant), reason="leave")
+        return "ok"
+
+    @rpc_method
+    async def hold(self, participant: str, portal: str) -> str:
+        self._controller.hold(self._participant(participant), parse(portal, str, "portal"))
+        return "ok"
+
+    @rpc_method
+    async def resume(
+        self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None = None
+    ) -> dict[str, Any]:
+        return self._controller.resume(
+            self._participant(participant), parse(ticket_id, str, "ticket_id"),
+            parse(new_ticket_id, str, "new_ticket_id"), WorkerId(parse(portal, str, "portal")),
+            parse(last_seq, int | None, "last_seq"),
+        )
+
+    @rpc_method
+    async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str) -> str:
+        self._participant(participant).replace_ticket(parse(ticket_id, str, "ticket_id"),
+                                                      parse(new_ticket_id, str, "new_ticket_id"))
+        return "ok"
+
+    @rpc_method
+    async def ack(self, participant: str, seq: int) -> None:
+        found = self._controller.participants.get(ParticipantId(parse(participant, str, "participant")))
+        if found is not None:
+            found.outbox.ack(parse(seq, int, "seq"))
+
+    @rpc_method
+    async def text(self, participant: str, to: str, message: Any, request_id: str | None = None) -> str:
+        sender = self._participant(participant)
+        target = parse(to, str, "to")
+
+        async def send() -> str:
+            self._controller.text(sender, target, message)
+            return "ok"
+
+        return str(await self._once(sender, request_id, send))
+
+    # -- media -----------------------------------------------------------------------------------
+
+    @rpc_method
+    async def publish(
+        self, participant: str, stream_id: str, transport_id: str, info: Any, request_id: str | None = None
+    ) -> Any:
+        owner = self._participant(participant)
+        stream, transport = parse(stream_id, str, "stream_id"), parse(transport_id, str, "transport_id")
+        parsed = parse(info, PublishInfo, "publish info")
+        sessions = self._controller.sessions
+        return await self._once(owner, request_id, lambda: sessions.publish(owner, stream, transport, parsed))
+
+    @rpc_method
+    async def unpublish(self, participant: str, stream_id: str, request_id: str | None = None) -> Any:
+        owner = self._participant(participant)
+        stream = parse(stream_id, str, "stream_id")
+        return await self._once(owner, request_id, lambda: self._controller.sessions.unpublish(owner, stream))
+
+    @rpc_method
+    async def subscribe(
+        self, participant: str, subscription_id: str, transport_id: str, info: Any, request_id: str | None = None
+    ) -> Any:
+        owner = self._participant(participant)
+        subscription = parse(subscription_id, str, "subscription_id")
+        transport = parse(transport_id, str, "transport_id")
+        parsed = parse(info, SubscribeInfo, "subscribe info")
+        sessions = self._controller.sessions
+        return await self._once(owner, request_id,
+                                lambda: sessions.subscribe(owner, subscription, transport, parsed))
+
+    @rpc_method
+    async def unsubscribe(self, participant: str, subscription_id: str, request_id: str | None = None) -> Any:
+        owner = self._participant(participant)
+        subscription = parse(subscription_id, str, "subscription_id")
+        return await self._once(owner, request_id,
+                                lambda: self._controller.sessions.unsubscribe(owner, subscription))
+
+    @rpc_method
+    async def stream_control(
+        self, participant: str, stream_id: str, operation: str, data: Any = None, request_id: str | None = None
+    ) -> Any:
+        owner = self._participant(participant)
+        stream, op = parse(stream_id, str, "stream_id"), parse(operation, str, "operation")
+        return await self._once(owner, request_id,
+                                lambda: self._controller.sessions.stream_control(owner, stream, op, data))
+
+    @rpc_method
+    async def subscription_control(
+        self, participant: str, subscription_id: str, operation: str, data: Any = None,
+        request_id: str | None = None,
+    ) -> Any:
+        owner = self._participant(participant)
+        subscription, op = parse(subscription_id, str, "subscription_id"), parse(operation, str, "operation")
+        sessions = self._controller.sessions
+        return await self._once(owner, request_id,
+                                lambda: sessions.subscription_control(owner, subscription, op, data))
+
+    @rpc_method
+    async def session_signaling(
+        self, participant: str, transport_id: str, signaling: Any, request_id: str | None = None
+    ) -> Any:
+        owner = self._participant(participant)
+        transport = parse(transport_id, str, "transport_id")
+        return await self._once(owner, request_id,
+                                lambda: self._controller.sessions.signaling(owner, transport, signaling))
+
+    @rpc_method
+    async def on_session_progress(
+        self, transport_id: str, status: str, session_id: str | None = None, data: Any = None
+    ) -> str:
+        """Called (or cast) by media agents: ``status`` is ``soac``, ``ready`` or ``error``."""
+        self._controller.sessions.progress(parse(transport_id, str, "transport_id"),
+                                           parse(session_id, str | None, "session_id"),
+                                           parse(status, str, "status"), data)
+        return "ok"
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    @rpc_method
+    async def get_rooms(self) -> list[dict[str, Any]]:
+        return [room.summary() for room in self._controller.rooms.values() if not room.closed]
+
+    @rpc_method
+    async def get_participants(self, room: str) -> list[dict[str, Any]]:
+        found = self._controller.room(parse(room, str, "room"))
+        return [participant.admin_info() for participant in found.participants.values()]
+
+    @rpc_method
+    async def control_participant(self, room: str, participant: str, patch: Any) -> dict[str, Any]:
+        member = self._controller.member(parse(room, str, "room"), parse(participant, str, "participant"))
+        member.permission = apply_patch(member.permission, parse(patch, list[PatchOp], "patch"))
+        member.log.info("permission_changed")
+        return member.admin_info()
+
+    @rpc_method
+    async def drop_participant(self, room: str, participant: str) -> dict[str, Any]:
+        member = self._controller.member(parse(room, str, "room"), parse(participant, str, "participant"))
+        await self._controller.drop(member, reason="dropped by the administrator")
+        return member.info()
