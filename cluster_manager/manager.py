@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -78,8 +78,8 @@ def _parse(method: str, args_type: type[_A], /, **values: Any) -> _A:
         raise bad_arguments(method, str(exc)) from None
 
 
-def _builtins(value: Any) -> Any:
-    return msgspec.to_builtins(value)
+def _builtins(value: msgspec.Struct) -> dict[str, Any]:
+    return cast(dict[str, Any], msgspec.to_builtins(value))
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import uuid
@@ -295,11 +296,21 @@ async def _run(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _quiet_library_logs() -> None:
+    # Without logging configured, Python prints library warnings (aio-pika's failed connection
+    # attempts) to stderr; the CLI reports such failures itself, in one line.
+    for name in ("aio_pika", "aiormq", "switchboard"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
 def run_admin(argv: list[str]) -> int:
     """Run ``switchboard admin`` with ``argv`` (the arguments after ``admin``); return the exit code.
 
     Runs its own event loop: call it from synchronous code (or ``asyncio.to_thread``).
     """
+    _quiet_library_logs()
     try:
         options = _parser().parse_args(argv)
     except SystemExit as exc:

@@ -76,7 +76,8 @@ async def test_missed_sweeps_are_counted_and_reset_by_a_keepalive(make_cluster: 
 
 
 async def _missed(cluster: Cluster, worker_id: str) -> bool:
-    return (await cluster.call("get_worker", worker_id=worker_id))["missed_keepalives"] >= 2
+    worker = await cluster.call("get_worker", worker_id=worker_id)
+    return bool(worker["missed_keepalives"] >= 2)
 
 
 async def test_a_rejoin_in_service_resets_the_tasks_but_keeps_the_worker_and_its_drain(make_cluster: MakeCluster) -> None:
