@@ -8,6 +8,7 @@ import sys
 SCENARIOS = {
     "rpc": "bench.rpc",
     "scheduler": "bench.scheduler",
+    "relay": "bench.relay",
 }
 
 
