@@ -1,0 +1,115 @@
+"""What the OWT JavaScript SDK speaks, through Node socket.io-client v4 (tests/js/owt_flow.mjs)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from switchboard.client import mint_token
+from tests.client.conftest import MakeClient, MakeHarness
+from tests.client.node_harness import NodeHarness
+
+if TYPE_CHECKING:
+    from switchboard.wiring import EmbeddedCluster
+
+
+async def _join(harness: NodeHarness, stack: EmbeddedCluster, room: str, user: str) -> dict[str, Any]:
+    token = await mint_token(stack.api_url, room, user, "presenter")
+    result = await harness.command("join", token=token, io={"reconnectionDelay": 200, "reconnectionDelayMax": 1000})
+    assert result["ok"], result
+    return result
+
+
+async def _texts(harness: NodeHarness, count: int) -> list[str]:
+    return [(await harness.next_event("text", timeout=10))["data"]["message"] for _ in range(count)]
+
+
+async def test_login_as_the_js_sdk_gets_a_decodable_ticket_and_the_room_with_self(
+    stack: EmbeddedCluster, make_harness: MakeHarness
+) -> None:
+    node = await make_harness()
+    result = await _join(node, stack, "js-login", "nina")
+    data = result["data"]
+    assert result["status"] == "ok"
+    assert data["id"] in [p["id"] for p in data["room"]["participants"]]
+    assert data["room"]["id"] == "js-login"
+    ticket = result["ticket"]  # decoded by the SDK-style base64 decoder
+    assert isinstance(ticket["notAfter"], int) and ticket["notAfter"] > ticket["notBefore"]
+    assert ticket["participantId"] == data["id"]
+    assert "switchboard" not in data  # no extension asked, none given
+
+
+async def test_text_between_a_node_client_and_a_python_client(
+    stack: EmbeddedCluster, make_harness: MakeHarness, make_client: MakeClient
+) -> None:
+    node = await make_harness()
+    nina = (await _join(node, stack, "js-text", "nina"))["data"]
+    paul = await make_client("paul", room="js-text")
+    assert (await node.next_event("participant"))["data"]["action"] == "join"
+
+    sent = await node.command("text", to=paul.id, message="hello python")
+    assert sent["ok"] and sent["status"] == "ok", sent
+    got = await paul.next_event("text", timeout=10)
+    assert got.data == {"from": nina["id"], "to": paul.id, "message": "hello python"}
+
+    await paul.send_text(nina["id"], "hello node")
+    event = await node.next_event("text")
+    assert event["data"] == {"from": paul.id, "to": nina["id"], "message": "hello node"}  # no seq for plain OWT
+
+
+async def test_engine_close_relogins_with_a_bare_ticket_and_replays_in_order(
+    stack: EmbeddedCluster, make_harness: MakeHarness, make_client: MakeClient
+) -> None:
+    node = await make_harness()
+    nina = await _join(node, stack, "js-relogin", "nina")
+    nina_id = nina["data"]["id"]
+    paul = await make_client("paul", room="js-relogin")
+
+    assert (await node.command("drop_transport"))["ok"]
+    await node.next_event("disconnect")
+    for i in range(3):
+        await paul.send_text(nina_id, f"missed {i}")
+
+    relogin = await node.next_event("relogin", timeout=15)
+    assert relogin["ok"] and relogin["ticketType"] == "string", relogin
+    assert relogin["ticket"] != nina["data"]["reconnectionTicket"]
+    assert relogin["decoded"]["participantId"] == nina_id
+    assert await _texts(node, 3) == ["missed 0", "missed 1", "missed 2"]
+
+    await paul.send_text(nina_id, "after")
+    assert await _texts(node, 1) == ["after"]
+    await asyncio.sleep(0.3)
+    assert node.drain_events("text") == []  # none twice
+    assert node.drain_events("uncaught") == []
+
+
+async def test_refresh_gives_a_new_ticket_string(stack: EmbeddedCluster, make_harness: MakeHarness) -> None:
+    node = await make_harness()
+    nina = await _join(node, stack, "js-refresh", "nina")
+    refreshed = await node.command("refresh")
+    assert refreshed["ok"] and isinstance(refreshed["data"], str), refreshed
+    assert refreshed["data"] != nina["data"]["reconnectionTicket"]
+    assert refreshed["decoded"]["participantId"] == nina["data"]["id"]
+    assert isinstance(refreshed["decoded"]["notAfter"], int)
+
+    # The refreshed ticket is the one a relogin uses now.
+    assert (await node.command("drop_transport"))["ok"]
+    relogin = await node.next_event("relogin", timeout=15)
+    assert relogin["ok"] and relogin["sentTicket"] == refreshed["data"], relogin
+
+
+async def test_logout_ends_the_session(
+    stack: EmbeddedCluster, make_harness: MakeHarness, make_client: MakeClient
+) -> None:
+    node = await make_harness()
+    nina = await _join(node, stack, "js-logout", "nina")
+    paul = await make_client("paul", room="js-logout")
+    out = await node.command("logout")
+    assert out["ok"] and out["status"] == "ok", out
+    await node.next_event("serverdisconnected")
+    left = await paul.next_event("participant", timeout=10)
+    while left.data.get("action") != "leave":
+        left = await paul.next_event("participant", timeout=10)
+    assert left.data["data"] == nina["data"]["id"]
+    await asyncio.sleep(0.5)
+    assert node.drain_events("relogin") == []  # no reconnection after a logout
