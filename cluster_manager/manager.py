@@ -440,6 +440,14 @@ class ClusterManager:
             data = msgspec.convert(snapshot, Snapshot)
         except msgspec.ValidationError as exc:
             raise ValueError(f"not a cluster manager snapshot: {exc}") from None
+        try:
+            self._load(data)
+        except SchedulerError as exc:
+            raise ValueError(f"snapshot cannot be restored: {exc.message}") from None
+        self._fresh = False
+        log_event(logging.INFO, "manager_restored", name=self.name, workers=len(data.workers))
+
+    def _load(self, data: Snapshot) -> None:
         for worker in data.workers:
             scheduler = self._scheduler_for(worker.purpose)
             scheduler.add_worker(worker.id, worker.info)
@@ -454,8 +462,6 @@ class ClusterManager:
                     scheduler.schedule(task.task, None, task.expires_in)
             self._members[worker.id] = _Member(worker.purpose, self._clock())
             self._liveness.track(worker.id)
-        self._fresh = False
-        log_event(logging.INFO, "manager_restored", name=self.name, workers=len(data.workers))
 
     # ------------------------------------------------------------------ internals
 
