@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import time
+
+import pytest
 
 from credentials import decode_token as verify_token
 from tests.support.waiting import wait_until
@@ -222,3 +226,59 @@ async def test_metrics_count_tokens_and_scheduling_failures(stack: Stack) -> Non
     text = await (await stack.session.get(stack.url("/metrics"))).text()
     assert 'switchboard_tokens_minted_total{endpoint="token"} 1.0' in text
     assert 'switchboard_token_scheduling_failures_total{reason="no_worker_available"} 1.0' in text
+
+
+async def test_minting_works_over_both_transports(any_stack: Stack) -> None:
+    await any_stack.start_manager()
+    await any_stack.add_portal("portal-a", hostname="203.0.113.7", port=8080)
+    await any_stack.start_api()
+
+    response = await any_stack.post_token({"room": "r", "user": "u", "role": "presenter"})
+    assert response.status == 200, await response.text()
+    token = verify_token(await response.text(), any_stack.keyring)
+    assert token.host == "203.0.113.7:8080"
+    assert (await any_stack.admin("get_scheduled", purpose="portal", task=token.code))["id"] == "portal-a"
+
+
+# The OWT JS SDK's own base64 decoder (src/sdk/base/base64.js): it skips characters outside the
+# standard alphabet and yields one Latin-1 character per byte, then the SDK JSON.parses that.
+_SDK_DECODE = r"""
+const B = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const R = Object.fromEntries([...B].map((c, i) => [c, i]));
+function decode(s) {
+  let p = 0, out = '';
+  const next = () => { while (p < s.length) { const c = s.charAt(p++); if (c in R) return R[c]; } return -1; };
+  const b = [];
+  while ((b[0] = next()) !== -1 && (b[1] = next()) !== -1) {
+    b[2] = next(); b[3] = next();
+    out += String.fromCharCode(((b[0] << 2) & 0xff) | (b[1] >> 4));
+    if (b[2] === -1) break;
+    out += String.fromCharCode(((b[1] << 4) & 0xff) | (b[2] >> 2));
+    if (b[3] === -1) break;
+    out += String.fromCharCode(((b[2] << 6) & 0xff) | b[3]);
+  }
+  return out;
+}
+const token = JSON.parse(decode(process.argv[1]));
+const url = token.host.indexOf('http') === -1 ? (token.secure === true ? 'https://' : 'http://') + token.host : token.host;
+console.log(JSON.stringify({host: token.host, secure: token.secure, url}));
+"""
+
+
+async def test_the_owt_js_sdk_decoder_reads_our_token(stack: Stack) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    await stack.start_manager()
+    await stack.add_portal("portal-a", via_host="wss://edge.example.com:8443")
+    await stack.start_api()
+    text = await (await stack.post_token({"room": "r", "user": "Zoë ✓", "role": "presenter"})).text()
+
+    process = await asyncio.create_subprocess_exec(
+        node, "-e", _SDK_DECODE, text, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, stderr.decode()
+    assert json.loads(stdout) == {
+        "host": "edge.example.com:8443", "secure": True, "url": "https://edge.example.com:8443",
+    }
