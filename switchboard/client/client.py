@@ -31,6 +31,9 @@ RELAYED_REQUESTS = frozenset(
     {"text", "publish", "unpublish", "subscribe", "unsubscribe", "stream-control", "subscription-control", "soac"}
 )
 
+#: Relogin refusals worth another attempt (the portal could not reach the controller in time).
+_TRANSIENT_RELOGIN_ERRORS = frozenset({"timeout", "unavailable", "service unavailable"})
+
 ClientState = Literal["new", "connecting", "ready", "reconnecting", "closed"]
 
 
@@ -544,6 +547,10 @@ class Client:
                 continue
             except ClientError as exc:
                 self._holding = None
+                if _is_transient(exc):
+                    _log.info("relogin attempt %d refused for now: %s", attempt, exc)
+                    await conn.close()
+                    continue
                 if exc.code == "resync-required":
                     self._hub.publish(Event("resync-required", exc.reason))
                 await self._finish(f"relogin refused: {exc}")
@@ -607,6 +614,11 @@ class Client:
             await self._conn.close()
         self._hub.publish(Event("closed", {"reason": reason}))
         self._closed.set()
+
+
+def _is_transient(exc: ClientError) -> bool:
+    reason = exc.code if exc.code is not None else exc.reason
+    return isinstance(reason, str) and reason in _TRANSIENT_RELOGIN_ERRORS
 
 
 def _relogin_answer(answer: Any) -> tuple[str, list[Event]]:

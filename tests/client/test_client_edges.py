@@ -139,3 +139,21 @@ async def test_a_request_without_an_answer_times_out(portal: FakePortal) -> None
     with pytest.raises(TimeoutError):
         await client.request("text", {"to": "all", "message": "x"}, timeout=0.2)
     await client.close()
+
+
+async def test_a_transient_relogin_refusal_is_retried(portal: FakePortal) -> None:
+    client = await Client.join(portal.token, settings=_FAST)
+    answers = iter([
+        ("error", {"code": "unavailable", "message": "service unavailable"}),
+        ("ok", {"ticket": make_ticket("p1", serial=1), "lastSeq": 0, "messages": []}),
+    ])
+
+    async def relogin(sid: str, payload: Any) -> Any:
+        return next(answers)
+
+    portal.handlers["relogin"] = relogin
+    await client.drop_transport()
+    back = await client.next_event("reconnected", timeout=5)
+    assert back.data["attempts"] == 2 and client.connected
+    assert len(portal.events("relogin")) == 2
+    await client.close()
