@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from token_api.mauth import MalformedHeader, parse_header, sign, signature_matches
 from token_api.ratelimit import FailureLimiter
@@ -93,3 +95,30 @@ def test_the_limiter_tracks_a_bounded_number_of_addresses() -> None:
         limiter.failed(address)
     assert limiter.retry_after("a") == 0
     assert limiter.retry_after("b") > 0 and limiter.retry_after("c") > 0
+
+
+_SAFE = st.text(alphabet=st.characters(codec="ascii", exclude_characters=',="\\', min_codepoint=33), min_size=1,
+                max_size=40)
+
+
+@given(service=_SAFE, cnonce=_SAFE, timestamp=st.integers(0, 10**15), key=st.text(min_size=1, max_size=40),
+       user=st.none() | st.text(max_size=30), role=_SAFE, spaced=st.booleans())
+def test_any_header_built_like_owt_parses_and_verifies(
+    service: str, cnonce: str, timestamp: int, key: str, user: str | None, role: str, spaced: bool
+) -> None:
+    header = mauth_header(service, key, cnonce=cnonce, timestamp=timestamp, username=user, role=role,
+                          separator=" , " if spaced else ",")
+    credentials = parse_header(header)
+    assert (credentials.service_id, credentials.cnonce, credentials.timestamp) == (service, cnonce, timestamp)
+    assert signature_matches(credentials, key)
+    if user is not None:
+        assert credentials.user == user and credentials.role == role
+
+
+@given(st.text(max_size=300))
+def test_parsing_arbitrary_text_only_ever_raises_malformed_header(text: str) -> None:
+    for header in (text, "MAuth " + text):
+        try:
+            parse_header(header)
+        except MalformedHeader:
+            pass

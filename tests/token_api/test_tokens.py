@@ -282,3 +282,19 @@ async def test_the_owt_js_sdk_decoder_reads_our_token(stack: Stack) -> None:
     assert json.loads(stdout) == {
         "host": "edge.example.com:8443", "secure": True, "url": "https://edge.example.com:8443",
     }
+
+
+async def test_concurrent_tokens_for_a_new_room_create_it_once(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a")
+    await stack.start_api()
+
+    responses = await asyncio.gather(
+        *(stack.post_token({"room": "busy", "user": f"u{i}", "role": "viewer"}) for i in range(30))
+    )
+    assert [r.status for r in responses] == [200] * 30
+    codes = {verify_token(await r.text(), stack.keyring).code for r in responses}
+    assert len(codes) == 30
+    assert len(await stack.admin("get_tasks", worker_id="portal-a")) == 30
+    rooms = await (await stack.session.get(stack.url("/v1/rooms"))).json()
+    assert [r["id"] for r in rooms] == ["busy"]
