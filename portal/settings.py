@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["PortalSettings"]
+__all__ = ["PortalSettings", "MIN_TICKET_LIFETIME"]
+
+#: The OWT SDK refreshes a ticket 60 s before ``notAfter``; shorter lifetimes cause refresh storms.
+MIN_TICKET_LIFETIME = 60.0
 
 
 class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -29,3 +32,43 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reconnection_ticket_lifetime: float = 600.0
     #: Browser origins allowed for Socket.IO; ``["*"]`` allows any.
     cors_allowed_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    #: Participants at which the reported load reaches 1.0.
+    max_participants: int = 10000
+    #: Seconds a socket may stay without a participant (no login) before it is closed (OWT: 180 s).
+    idle_timeout: float = 180.0
+    #: Seconds requests that arrive before ``relogin`` on a fresh socket wait for it (socket.io-client 4.1+).
+    early_request_window: float = 2.0
+    #: Largest Engine.IO message in bytes; a larger one closes the connection.
+    max_message_bytes: int = 1_048_576
+    #: Largest request payload (JSON) in bytes; a larger one is refused with an error.
+    max_request_bytes: int = 65_536
+    #: Per-socket request rate limit: sustained requests per second and burst size (token bucket).
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
+    #: Unanswered (or held) requests per socket.
+    max_pending_requests: int = 32
+    #: Timeouts of calls to the cluster manager and controllers, seconds (OWT: join 6 s,
+    #: text/stream-control 4 s, others 2 s).
+    cluster_timeout: float = 2.0
+    join_timeout: float = 6.0
+    text_timeout: float = 4.0
+    control_timeout: float = 4.0
+    request_timeout: float = 2.0
+    #: Seconds the controller reserves a room's task at a schedule (OWT: 30 s).
+    room_reserve_time: float = 30.0
+    #: Seconds between batched ``ack`` casts to controllers.
+    ack_interval: float = 0.05
+    #: Engine.IO ping interval and timeout, seconds.
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.reconnection_ticket_lifetime <= MIN_TICKET_LIFETIME:
+            raise ValueError(
+                f"portal.reconnection_ticket_lifetime must be more than {MIN_TICKET_LIFETIME:g} s "
+                f"(got {self.reconnection_ticket_lifetime:g})"
+            )
+        for name in ("reconnection_timeout", "idle_timeout", "rate_limit_per_second", "max_request_bytes",
+                     "max_message_bytes", "max_pending_requests", "rate_limit_burst", "max_participants"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"portal.{name} must be positive")

@@ -1,0 +1,144 @@
+"""Notifications to clients: emit on a live socket, buffer while a login or relogin is in flight,
+never twice, and tell the controllers what was delivered (``ack`` casts, batched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import socketio
+
+from rpc import RpcError, Transport
+
+from .logs import EventLog
+from .metrics import PortalMetrics
+from .session import Notification, Phase, Session
+
+__all__ = ["Delivery", "AckBatcher", "with_seq"]
+
+
+def with_seq(data: Any, seq: int | None) -> Any:
+    """The extension's payload: ``seq`` added to the event's object."""
+    if seq is None:
+        return data
+    if isinstance(data, dict):
+        return {**data, "seq": seq}
+    return {"data": data, "seq": seq}
+
+
+class AckBatcher:
+    """Collects the highest delivered seq per participant and casts ``ack`` every ``interval``."""
+
+    def __init__(self, transport: Transport, interval: float, log: EventLog) -> None:
+        self.transport = transport
+        self.interval = interval
+        self.log = log
+        self._highest: dict[str, tuple[str, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="portal-acks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()
+
+    def note(self, session: Session, seq: int) -> None:
+        current = self._highest.get(session.id)
+        if current is None or current[1] < seq or current[0] != session.controller:
+            self._highest[session.id] = (session.controller, seq)
+
+    async def flush(self, participant: str | None = None) -> None:
+        """Send pending acks now (of one participant, or all)."""
+        if participant is None:
+            batch, self._highest = self._highest, {}
+        else:
+            entry = self._highest.pop(participant, None)
+            batch = {participant: entry} if entry is not None else {}
+        for pid, (controller, seq) in batch.items():
+            try:
+                await self.transport.cast(controller, "ack", {"participant": pid, "seq": seq})
+            except RpcError as exc:
+                self.log.debug("ack_not_sent", participant=pid, controller=controller, error=exc.code)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+
+class Delivery:
+    """Emits notifications to the sockets of this portal's sessions."""
+
+    def __init__(self, sio: socketio.AsyncServer, acks: AckBatcher, metrics: PortalMetrics) -> None:
+        self.sio = sio
+        self.acks = acks
+        self.metrics = metrics
+
+    async def deliver(self, session: Session, note: Notification) -> bool:
+        """Emit (or buffer) ``note``; ``False`` when the participant has no socket here any more."""
+        if note.seq is not None and note.seq <= session.last_seq:
+            return True  # already emitted (a replay overlapping with live delivery)
+        if session.phase is Phase.PENDING:
+            session.buffer.append(note)
+            return True
+        if not session.live:
+            return False
+        await self._emit(session, note)
+        return True
+
+    async def deliver_many(self, targets: Iterable[tuple[Session, int | None]], event: str, data: Any) -> list[str]:
+        """One room-wide event to several sessions; the payload is encoded once for plain clients."""
+        undelivered: list[str] = []
+        plain: list[tuple[Session, int | None]] = []
+        for session, seq in targets:
+            if seq is not None and seq <= session.last_seq:
+                continue
+            if session.live and not session.extension:
+                plain.append((session, seq))
+            elif not await self.deliver(session, Notification(event, data, seq)):
+                undelivered.append(session.id)
+        if plain:
+            await self.sio.emit(event, data, to=[s.sid for s, _ in plain if s.sid is not None])
+            for session, seq in plain:
+                self._emitted(session, event, seq)
+        return undelivered
+
+    async def flush(self, session: Session, replay: Iterable[Notification] = ()) -> None:
+        """After the login/relogin ack: emit ``replay`` then the buffer, in seq order, and go live.
+
+        Nothing awaits between taking the buffer and going live except the emits themselves, and a
+        notification arriving meanwhile is appended to the same buffer, so order is kept.
+        """
+        for note in replay:
+            if note.seq is None or note.seq > session.last_seq:
+                await self._emit(session, note)
+        while session.buffer and session.phase is Phase.PENDING:
+            note = session.buffer.pop(0)
+            if note.seq is None or note.seq > session.last_seq:
+                await self._emit(session, note)
+        if session.phase is Phase.PENDING:
+            session.phase = Phase.LIVE
+
+    async def _emit(self, session: Session, note: Notification) -> None:
+        if session.sid is None:
+            return
+        payload = with_seq(note.data, note.seq) if session.extension else note.data
+        await self.sio.emit(note.event, payload, to=session.sid)
+        self._emitted(session, note.event, note.seq)
+
+    def _emitted(self, session: Session, event: str, seq: int | None) -> None:
+        self.metrics.events.labels(event).inc()
+        if seq is None:
+            return
+        session.last_seq = max(session.last_seq, seq)
+        if not session.extension:
+            self.acks.note(session, seq)

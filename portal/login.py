@@ -1,0 +1,402 @@
+"""Participants coming and going: login, relogin, logout, ticket refresh, a lost socket, drop.
+
+The races OWT has are designed out here:
+
+- the participant is registered (``Phase.PENDING``) *before* the controller's ``join``, so a
+  notification that arrives before the login ack is buffered and emitted right after it;
+- after every await the socket's state is checked again: a socket that died during ``login``
+  makes the portal ``leave`` (no ghost), one that died during ``relogin`` makes it ``hold`` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_token, encode_ticket, new_id, now_ms
+from rpc import RpcError, RpcTimeout, Transport
+from rpc.worker import ClusterWorker
+
+from .background import Background
+from .connection import Connection, State
+from .delivery import AckBatcher, Delivery, with_seq
+from .errors import (
+    Ack,
+    InService,
+    RequestError,
+    UnknownProtocol,
+    from_rpc,
+    from_ticket_error,
+    from_token_error,
+    ok,
+    unsupported_protocol,
+)
+from .logs import EventLog
+from .metrics import PortalMetrics
+from .schemas import LoginRequest, ReloginRequest, parse
+from .session import Notification, Phase, Session, Sessions
+from .settings import PortalSettings
+
+__all__ = ["LoginService", "PROTOCOL"]
+
+PROTOCOL = "1.2"
+_OLD_PROTOCOLS = frozenset({"1.0", "1.1"})
+
+CloseSocket = Callable[[str], Awaitable[None]]
+
+
+class LoginService:
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        settings: PortalSettings,
+        keyring: Keyring,
+        worker: ClusterWorker,
+        sessions: Sessions,
+        delivery: Delivery,
+        acks: AckBatcher,
+        metrics: PortalMetrics,
+        background: Background,
+        log: EventLog,
+        close_socket: CloseSocket,
+    ) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.keyring = keyring
+        self.worker = worker
+        self.sessions = sessions
+        self.delivery = delivery
+        self.acks = acks
+        self.metrics = metrics
+        self.background = background
+        self.log = log
+        self.close_socket = close_socket
+        self.connections: dict[str, Connection] = {}
+
+    @property
+    def worker_id(self) -> str:
+        return self.worker.worker_id
+
+    # -- login -----------------------------------------------------------------------------------
+
+    async def login(self, conn: Connection, payload: Any) -> Ack:
+        try:
+            if conn.state is not State.INITIALIZED:
+                raise InService()
+            conn.move(State.CONNECTING)
+            self.background.spawn(conn.release_early(run=False))
+            request = parse(payload, LoginRequest)
+            if request.protocol in _OLD_PROTOCOLS:
+                raise unsupported_protocol(request.protocol)
+            if request.protocol != PROTOCOL:
+                raise UnknownProtocol()
+            answer = await self._login(conn, request)
+        except RequestError as exc:
+            self.metrics.logins.labels("error", exc.code).inc()
+            self._refused(conn)
+            raise
+        self.metrics.logins.labels("ok", "").inc()
+        return answer
+
+    async def _login(self, conn: Connection, request: LoginRequest) -> Ack:
+        try:
+            token = decode_token(request.token, self.keyring)
+        except CredentialError as exc:
+            raise from_token_error(exc) from None
+        await self._cluster("claim", purpose="portal", task=token.code, worker_id=self.worker_id)
+        self.worker.tasks.add(token.code)
+        participant = new_id()
+        session = Session(
+            id=participant,
+            room=token.room,
+            user=token.user,
+            role=token.role,
+            token_code=token.code,
+            extension=request.wants_extension,
+            log=self.log.bind(participant=participant, room=token.room),
+        )
+        self.sessions.add(session)  # before join: notifications for it are kept from now on
+        ticket_id = new_id()
+        try:
+            controller = await self._cluster(
+                "schedule", purpose="conference", task=token.room, preference=token.origin,
+                reserve_time=self.settings.room_reserve_time,
+            )
+            session.controller = str(controller["id"])
+            result = await self.transport.call(
+                session.controller,
+                "join",
+                {
+                    "room": token.room,
+                    "participant": {
+                        "id": participant, "user": token.user, "role": token.role,
+                        "portal": self.worker_id, "origin": token.origin,
+                    },
+                    "ticket_id": ticket_id,
+                    "extension": session.extension,
+                },
+                timeout=self.settings.join_timeout,
+            )
+        except (RpcError, RequestError) as exc:
+            if isinstance(exc, RpcTimeout):
+                await self._leave_quietly(session)  # the join may have happened after all
+            self._forget(session)
+            raise from_rpc(exc) if isinstance(exc, RpcError) else exc from None
+        if conn.state is not State.CONNECTING:
+            session.log.info("login_abandoned", reason="socket closed during login")
+            await self._leave_quietly(session)
+            self._forget(session)
+            raise RequestError("Participant early left", "early_left")
+        session.ticket_id = ticket_id
+        self._bind(conn, session)
+        session.log.info("login", controller=session.controller, extension=session.extension)
+        answer: dict[str, Any] = {
+            "id": participant,
+            "user": token.user,
+            "role": token.role,
+            "permission": result.get("permission", {}),
+            "room": result.get("room", {"id": token.room}),
+            "reconnectionTicket": self._ticket(session),
+        }
+        if session.extension:
+            answer["switchboard"] = {"seq": True}
+        self.background.spawn(self._after_login(conn, session, ()), name=f"login:{participant}")
+        return ok(answer)
+
+    # -- relogin ---------------------------------------------------------------------------------
+
+    async def relogin(self, conn: Connection, payload: Any) -> Ack:
+        structured = not isinstance(payload, str)
+        try:
+            if conn.state is not State.INITIALIZED:
+                raise InService()
+            conn.move(State.CONNECTING)
+            conn.relogging = True
+            if structured:
+                request = parse(payload, ReloginRequest)
+                text, last_seq = request.ticket, request.last_seq
+            else:
+                text, last_seq = payload, None
+            answer = await self._relogin(conn, text, last_seq, structured)
+        except RequestError as exc:
+            self.metrics.relogins.labels("error", exc.code).inc()
+            conn.relogging = False
+            self._refused(conn)
+            raise
+        self.metrics.relogins.labels("ok", "").inc()
+        return answer
+
+    async def _relogin(self, conn: Connection, text: str, last_seq: int | None, structured: bool) -> Ack:
+        try:
+            ticket = decode_ticket(text, self.keyring)
+        except CredentialError as exc:
+            raise from_ticket_error(exc) from None
+        participant = ticket.participant_id
+        hold = self.sessions.holds.get(participant)
+        if hold is not None:
+            await asyncio.shield(hold)  # this portal's hold must reach the controller first
+        scheduled = await self._cluster("get_scheduled", purpose="conference", task=ticket.room)
+        if not scheduled:
+            raise RequestError("Client does NOT exist", "unknown_participant")
+        session = Session(
+            id=participant,
+            room=ticket.room,
+            controller=str(scheduled["id"]),
+            extension=structured,
+            log=self.log.bind(participant=participant, room=ticket.room),
+        )
+        old = self.sessions.get(participant)  # a relogin while its old socket here is still open
+        if old is not None:
+            await self.acks.flush(participant)
+        self.sessions.add(session)  # notifications sent once the controller resumed are kept from now on
+        new_ticket_id = new_id()
+        try:
+            result = await self.transport.call(
+                session.controller,
+                "resume",
+                {
+                    "participant": participant, "ticket_id": ticket.ticket_id, "new_ticket_id": new_ticket_id,
+                    "portal": self.worker_id, "last_seq": last_seq,
+                },
+                timeout=self.settings.request_timeout,
+            )
+        except RpcError as exc:
+            self._forget(session)
+            if old is not None and old.phase is Phase.LIVE:
+                self.sessions.add(old)
+                for note in session.buffer:
+                    await self.delivery.deliver(old, note)
+            raise from_rpc(exc) from None
+        if old is not None:
+            self._take_over(old)
+        session.ticket_id = new_ticket_id
+        if conn.state is not State.CONNECTING:
+            session.log.info("relogin_abandoned", reason="socket closed during relogin")
+            self._hold(session)
+            raise RequestError("Participant early left", "early_left")
+        self._bind(conn, session)
+        conn.relogging = False
+        messages = [Notification(str(m["event"]), m.get("data"), int(m["seq"])) for m in result.get("messages", [])]
+        seqs = [m.seq for m in messages if m.seq is not None]
+        session.log.info("relogin", controller=session.controller, missed=len(messages), extension=structured)
+        ticket_text = self._ticket(session)
+        if not structured:
+            session.last_seq = min(seqs) - 1 if seqs else 0
+            self.background.spawn(self._after_login(conn, session, messages), name=f"relogin:{participant}")
+            return ok(ticket_text)
+        session.last_seq = max(seqs) if seqs else last_seq or 0
+        self.background.spawn(self._after_login(conn, session, ()), name=f"relogin:{participant}")
+        return ok({
+            "ticket": ticket_text,
+            "lastSeq": result.get("last_seq"),
+            "messages": [{"seq": m.seq, "event": m.event, "data": with_seq(m.data, m.seq)} for m in messages],
+        })
+
+    def _take_over(self, old: Session) -> None:
+        """The new socket takes the participant over: the old one is closed without hold or leave."""
+        self.sessions.remove(old)
+        conn = self.connections.get(old.sid or "")
+        if conn is not None and conn.session is old:
+            conn.session = None
+            conn.move(State.INITIALIZED)
+            self.background.spawn(self.close_socket(conn.sid))
+
+    # -- after the ack ---------------------------------------------------------------------------
+
+    async def _after_login(self, conn: Connection, session: Session, replay: Any) -> None:
+        """Runs once the login/relogin ack is queued: missed and buffered events, then early requests."""
+        await self.delivery.flush(session, replay)
+        await conn.release_early(run=True)
+        conn.settled.set()
+
+    def _refused(self, conn: Connection) -> None:
+        if conn.state is State.CONNECTING:
+            conn.move(State.INITIALIZED)
+        conn.settled.set()
+        self.background.spawn(conn.release_early(run=False))
+        self.background.spawn(self.close_socket(conn.sid))
+
+    # -- logout, refresh -------------------------------------------------------------------------
+
+    async def logout(self, conn: Connection) -> Ack:
+        session = conn.require_session()
+        conn.session = None
+        conn.move(State.INITIALIZED)
+        session.log.info("logout")
+        self._forget(session)
+        await self.acks.flush(session.id)
+        await self._leave_quietly(session)
+        self.background.spawn(self.close_socket(conn.sid))
+        return ok()
+
+    async def refresh(self, conn: Connection) -> Ack:
+        session = conn.require_session()
+        async with session.lock:
+            new_ticket_id = new_id()
+            try:
+                await self.transport.call(
+                    session.controller,
+                    "refresh_ticket",
+                    {"participant": session.id, "ticket_id": session.ticket_id, "new_ticket_id": new_ticket_id},
+                    timeout=self.settings.request_timeout,
+                )
+            except RpcError as exc:
+                raise from_rpc(exc) from None
+            session.ticket_id = new_ticket_id
+            return ok(self._ticket(session))
+
+    # -- sockets going away ----------------------------------------------------------------------
+
+    def socket_lost(self, conn: Connection) -> None:
+        """The socket closed (network, client disconnect, or us): hold its participant, if any."""
+        conn.cancel_idle_timer()
+        session = conn.session
+        if conn.state is State.CONNECTED and session is not None and session.phase is not Phase.ENDED:
+            conn.move(State.WAITING_FOR_RECONNECTING)
+            self._hold(session)
+        if not conn.closed:
+            conn.move(State.CLOSED)
+        conn.session = None
+        conn.settled.set()
+        self.background.spawn(conn.release_early(run=False))
+
+    async def drop(self, session: Session, reason: str, *, tell_controller: bool) -> None:
+        """Emit ``drop`` and close the socket; the participant cannot relogin."""
+        self._forget(session)
+        session.log.info("drop", reason=reason)
+        conn = self.connections.get(session.sid or "")
+        if conn is not None and conn.session is session:
+            conn.session = None
+            conn.move(State.INITIALIZED)
+            try:
+                await self.delivery.sio.emit("drop", to=conn.sid)
+            finally:
+                await self.close_socket(conn.sid)
+        if tell_controller:
+            await self._leave_quietly(session)
+
+    def _hold(self, session: Session) -> None:
+        self._forget(session)
+        task = self.background.spawn(self._send_hold(session), name=f"hold:{session.id}")
+        self.sessions.holds[session.id] = task
+        task.add_done_callback(lambda _: self._hold_done(session.id, task))
+
+    def _hold_done(self, participant: str, task: asyncio.Task[Any]) -> None:
+        if self.sessions.holds.get(participant) is task:
+            del self.sessions.holds[participant]
+
+    async def _send_hold(self, session: Session) -> None:
+        await self.acks.flush(session.id)
+        try:
+            await self.transport.call(
+                session.controller, "hold", {"participant": session.id, "portal": self.worker_id},
+                timeout=self.settings.request_timeout,
+            )
+            session.log.info("hold")
+        except RpcError as exc:
+            session.log.warning("hold_failed", error=exc.code, message=exc.message)
+
+    async def _leave_quietly(self, session: Session) -> None:
+        try:
+            await self.transport.call(
+                session.controller, "leave", {"participant": session.id}, timeout=self.settings.request_timeout
+            )
+        except RpcError as exc:
+            session.log.info("leave_failed", error=exc.code)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _bind(self, conn: Connection, session: Session) -> None:
+        session.sid = conn.sid
+        conn.session = session
+        conn.move(State.CONNECTED)
+        conn.cancel_idle_timer()
+        self.metrics.participants.set(len(self.sessions))
+
+    def _forget(self, session: Session) -> None:
+        """The participant is no longer served here (left, held, dropped)."""
+        self.sessions.remove(session)
+        self.metrics.participants.set(len(self.sessions))
+        if session.token_code and session.token_code in self.worker.tasks:
+            self.background.spawn(self.worker.remove_task(session.token_code))
+
+    def _ticket(self, session: Session) -> str:
+        now = now_ms()
+        ticket = Ticket(
+            participant_id=session.id,
+            ticket_id=session.ticket_id,
+            room=session.room,
+            not_before=now,
+            not_after=now + int(self.settings.reconnection_ticket_lifetime * 1000),
+        )
+        return encode_ticket(ticket, self.keyring)
+
+    async def _cluster(self, method: str, **args: Any) -> Any:
+        try:
+            return await self.transport.call(
+                self.worker.settings.cluster_name, method, args, timeout=self.settings.cluster_timeout
+            )
+        except RpcError as exc:
+            raise from_rpc(exc) from None

@@ -1,0 +1,33 @@
+"""Prometheus metrics of one portal (a registry per portal, served at ``GET /metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+__all__ = ["PortalMetrics"]
+
+
+class PortalMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.sockets = Gauge(
+            "switchboard_portal_connected_sockets", "Socket.IO connections open", registry=self.registry
+        )
+        self.participants = Gauge(
+            "switchboard_portal_participants", "Participants with a session here", registry=self.registry
+        )
+        self.logins = Counter(
+            "switchboard_portal_logins", "Logins by result and reason", ["result", "reason"], registry=self.registry
+        )
+        self.relogins = Counter(
+            "switchboard_portal_relogins", "Relogins by result and reason", ["result", "reason"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "switchboard_portal_requests", "Client requests by event and result", ["event", "result"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "switchboard_portal_events_relayed", "Notifications emitted to clients by event", ["event"],
+            registry=self.registry,
+        )

@@ -1,0 +1,152 @@
+"""The portal worker: Socket.IO server, RPC service, cluster membership and fault events."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from credentials import Keyring, new_id
+from rpc import RpcError, ServiceHandle, Subscription, Transport
+from rpc.settings import WorkerSettings
+from rpc.worker import ClusterWorker
+
+from .background import Background
+from .delivery import AckBatcher, Delivery
+from .login import LoginService
+from .logs import EventLog
+from .metrics import PortalMetrics
+from .relay import Relay
+from .rpc_api import PortalRpc
+from .server import PortalServer, create_sio
+from .session import Sessions
+from .settings import PortalSettings
+
+__all__ = ["Portal", "PURPOSE"]
+
+PURPOSE = "portal"
+
+
+def default_worker_id() -> str:
+    return f"{PURPOSE}-{new_id(6)}@{socket.gethostname()}"
+
+
+class Portal:
+    """One portal worker. ``start()`` returns once clients can connect and the cluster knows it."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        settings: PortalSettings,
+        keyring: Keyring,
+        worker_settings: WorkerSettings,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.worker_id = worker_id or default_worker_id()
+        self.log = EventLog(worker=self.worker_id)
+        self.metrics = PortalMetrics()
+        self.sessions = Sessions()
+        self.background = Background()
+        self.worker = ClusterWorker(
+            transport,
+            purpose=PURPOSE,
+            worker_id=self.worker_id,
+            info={},
+            settings=worker_settings,
+            load=self._load,
+            on_loss=self._on_loss,
+        )
+        sio = create_sio(settings)
+        self.acks = AckBatcher(transport, settings.ack_interval, self.log)
+        self.delivery = Delivery(sio, self.acks, self.metrics)
+        self.server: PortalServer
+        self.logins = LoginService(
+            transport=transport,
+            settings=settings,
+            keyring=keyring,
+            worker=self.worker,
+            sessions=self.sessions,
+            delivery=self.delivery,
+            acks=self.acks,
+            metrics=self.metrics,
+            background=self.background,
+            log=self.log,
+            close_socket=self._close_socket,
+        )
+        self.server = PortalServer(
+            sio, settings, self.logins, Relay(transport, settings, self.metrics), self.acks, self.metrics, self.log
+        )
+        self._service: ServiceHandle | None = None
+        self._faults: Subscription | None = None
+        self._started = False
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        await self.server.start()
+        self.worker.info = self._info()
+        self._service = await self.transport.serve(self.worker_id, PortalRpc(self.sessions, self.delivery, self.logins))
+        self._faults = await self.transport.subscribe_events("exit.#", self._on_fault)
+        self.acks.start()
+        await self.worker.start()
+        self.log.info("portal_started", port=self.port)
+
+    async def stop(self) -> None:
+        """Stop serving; participants are held by their controllers (they may relogin elsewhere)."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        if self._faults is not None:
+            await self._faults.cancel()
+        await self.server.stop()
+        await self.background.stop(grace=self.settings.request_timeout)  # lets the holds reach the controllers
+        if self._service is not None:
+            await self._service.stop()
+        await self.acks.stop()
+        await self.worker.stop(quit=True)
+        self.log.info("portal_stopped")
+
+    def _info(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "hostname": s.hostname or "127.0.0.1",
+            "port": self.port,
+            "via_host": s.via_host,
+            "secure": s.secure,
+            "max_load": s.max_load,
+            "capacity": {"isps": list(s.isps), "regions": list(s.regions)},
+        }
+
+    def _load(self) -> float:
+        return min(1.0, len(self.sessions) / self.settings.max_participants)
+
+    async def _close_socket(self, sid: str) -> None:
+        await self.server.close_socket(sid)
+
+    async def _on_loss(self, tasks: list[str]) -> None:
+        """The manager forgot this worker's tasks; sessions go on, the tasks are reported again."""
+        for task in tasks:
+            await self.worker.add_task(task)
+
+    async def _on_fault(self, topic: str, payload: Any) -> None:
+        if not isinstance(payload, dict) or payload.get("purpose") != "conference":
+            return
+        controller = str(payload.get("id", ""))
+        victims = self.sessions.of_controller(controller)
+        if victims:
+            self.log.warning("controller_lost", controller=controller, participants=len(victims))
+        for session in victims:
+            try:
+                await self.logins.drop(session, "controller lost", tell_controller=False)
+            except RpcError as exc:
+                session.log.warning("drop_failed", error=exc.code)

@@ -1,0 +1,138 @@
+"""Conference requests relayed to the participant's controller (OWT protocol 1.2 events).
+
+Each event has a route: its schema, the controller method, the timeout, and how the controller's
+arguments are built.  Publish and subscribe make the stream/subscription id (uuid4 hex) here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from rpc import RpcError, Transport
+
+from .errors import Ack, from_rpc, ok
+from .metrics import PortalMetrics
+from .schemas import (
+    IdRequest,
+    PublishRequest,
+    SoacRequest,
+    StreamControlRequest,
+    SubscribeRequest,
+    SubscriptionControlRequest,
+    TextRequest,
+    parse,
+)
+from .session import Session
+from .settings import PortalSettings
+
+__all__ = ["Relay", "EVENTS"]
+
+
+def _uuid() -> str:
+    return uuid.uuid4().hex
+
+
+def _plain(value: Any) -> Any:
+    return msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
+
+
+def _text(r: TextRequest) -> dict[str, Any]:
+    return {"to": r.to, "message": r.message}
+
+
+def _publish(r: PublishRequest) -> dict[str, Any]:
+    stream_id = _uuid()
+    transport = r.transport
+    kind = transport.type if transport is not None else "webrtc"
+    transport_id = transport.id if transport is not None and transport.id else stream_id
+    info = {
+        "type": kind,
+        "media": _plain(r.media),
+        "data": r.data,
+        "attributes": r.attributes or {},
+        "transport": {"type": kind, "id": transport_id},
+    }
+    return {"stream_id": stream_id, "transport_id": transport_id, "info": info}
+
+
+def _subscribe(r: SubscribeRequest) -> dict[str, Any]:
+    subscription_id = _uuid()
+    transport = r.transport
+    kind = transport.type if transport is not None else "webrtc"
+    transport_id = transport.id if transport is not None and transport.id else subscription_id
+    info = {
+        "type": kind,
+        "media": _plain(r.media),
+        "data": _plain(r.data),
+        "transport": {"type": kind, "id": transport_id},
+    }
+    return {"subscription_id": subscription_id, "transport_id": transport_id, "info": info}
+
+
+def _unpublish(r: IdRequest) -> dict[str, Any]:
+    return {"stream_id": r.id}
+
+
+def _unsubscribe(r: IdRequest) -> dict[str, Any]:
+    return {"subscription_id": r.id}
+
+
+def _stream_control(r: StreamControlRequest) -> dict[str, Any]:
+    return {"stream_id": r.id, "operation": r.operation, "data": r.data}
+
+
+def _subscription_control(r: SubscriptionControlRequest) -> dict[str, Any]:
+    return {"subscription_id": r.id, "operation": r.operation, "data": r.data}
+
+
+def _soac(r: SoacRequest) -> dict[str, Any]:
+    return {"transport_id": r.id, "signaling": msgspec.to_builtins(r.signaling)}
+
+
+@dataclass(frozen=True)
+class Route:
+    schema: type[Any]
+    method: str
+    build: Callable[[Any], dict[str, Any]]
+    #: Name of the :class:`PortalSettings` timeout field.
+    timeout: str = "request_timeout"
+
+
+EVENTS: dict[str, Route] = {
+    "text": Route(TextRequest, "text", _text, "text_timeout"),
+    "publish": Route(PublishRequest, "publish", _publish),
+    "unpublish": Route(IdRequest, "unpublish", _unpublish),
+    "subscribe": Route(SubscribeRequest, "subscribe", _subscribe),
+    "unsubscribe": Route(IdRequest, "unsubscribe", _unsubscribe),
+    "stream-control": Route(StreamControlRequest, "stream_control", _stream_control, "control_timeout"),
+    "subscription-control": Route(SubscriptionControlRequest, "subscription_control", _subscription_control),
+    "soac": Route(SoacRequest, "session_signaling", _soac),
+}
+
+
+class Relay:
+    def __init__(self, transport: Transport, settings: PortalSettings, metrics: PortalMetrics) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.metrics = metrics
+
+    async def handle(self, session: Session, event: str, payload: Any) -> Ack:
+        route = EVENTS[event]
+        request = parse(payload, route.schema)
+        args = route.build(request)
+        args["participant"] = session.id
+        if request.request_id is not None:
+            args["request_id"] = request.request_id
+        try:
+            result = await self.transport.call(
+                session.controller, route.method, args, timeout=getattr(self.settings, route.timeout)
+            )
+        except RpcError as exc:
+            session.log.debug("request_refused", event=event, error=exc.code)
+            raise from_rpc(exc) from None
+        return ok(result)

@@ -1,0 +1,222 @@
+"""The Socket.IO server on aiohttp: sockets, the client events, ``/metrics`` and ``/healthz``.
+
+Every client event goes through :meth:`PortalServer._request`: limits, the action, and the one
+place a :class:`~portal.errors.RequestError` becomes the ``('error', reason)`` ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .connection import Connection, State
+from .errors import Ack, IllegalRequest, RequestError, ok
+from .limits import SocketLimits
+from .login import LoginService
+from .logs import EventLog
+from .metrics import PortalMetrics
+from .relay import EVENTS, Relay
+from .schemas import AckRequest, parse
+from .delivery import AckBatcher
+from .settings import PortalSettings
+
+__all__ = ["PortalServer", "create_sio"]
+
+log = logging.getLogger("switchboard.portal")
+
+Action = Callable[[Connection, Any], Awaitable[Ack]]
+
+
+def create_sio(settings: PortalSettings) -> socketio.AsyncServer:
+    origins = settings.cors_allowed_origins
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins="*" if "*" in origins else list(origins),
+        max_http_buffer_size=settings.max_message_bytes,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+class PortalServer:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        settings: PortalSettings,
+        logins: LoginService,
+        relay: Relay,
+        acks: AckBatcher,
+        metrics: PortalMetrics,
+        log: EventLog,
+    ) -> None:
+        self.sio = sio
+        self.settings = settings
+        self.logins = logins
+        self.relay = relay
+        self.acks = acks
+        self.metrics = metrics
+        self.log = log
+        self.app = web.Application()
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.sio.attach(self.app)
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._actions: dict[str, Action] = {
+            "login": logins.login,
+            "relogin": logins.relogin,
+            "logout": self._in_session(lambda conn, _: logins.logout(conn)),
+            "refreshReconnectionTicket": self._in_session(lambda conn, _: logins.refresh(conn)),
+            "ack": self._in_session(self._ack),
+        }
+        for event in EVENTS:
+            self._actions[event] = self._in_session(self._relayer(event))
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        for event in self._actions:
+            self.sio.on(event, self._handler(event))
+
+    @property
+    def port(self) -> int:
+        return self._site.port if self._site is not None else 0
+
+    @property
+    def connections(self) -> dict[str, Connection]:
+        return self.logins.connections
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await self._site.start()
+
+    async def stop(self) -> None:
+        """Hold every participant (they may relogin elsewhere), then stop Socket.IO and the web server."""
+        for conn in list(self.connections.values()):
+            self.connections.pop(conn.sid, None)
+            self.logins.socket_lost(conn)
+        await self.sio.shutdown()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def close_socket(self, sid: str) -> None:
+        try:
+            await self.sio.disconnect(sid)
+        except (KeyError, ValueError, ConnectionError) as exc:
+            self.log.debug("close_failed", sid=sid, error=repr(exc))
+
+    # -- sockets ---------------------------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        limits = SocketLimits(
+            rate=self.settings.rate_limit_per_second,
+            burst=self.settings.rate_limit_burst,
+            max_pending=self.settings.max_pending_requests,
+            max_bytes=self.settings.max_request_bytes,
+        )
+        conn = Connection(sid, limits, self.log)
+        self.connections[sid] = conn
+        conn.idle_timer = asyncio.get_running_loop().call_later(self.settings.idle_timeout, self._idle, sid)
+        self.metrics.sockets.inc()
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self.connections.pop(sid, None)
+        if conn is None:
+            return
+        self.metrics.sockets.dec()
+        conn.log.debug("socket_closed", reason=str(reason))
+        self.logins.socket_lost(conn)
+
+    def _idle(self, sid: str) -> None:
+        conn = self.connections.get(sid)
+        if conn is not None and conn.state is State.INITIALIZED and conn.session is None:
+            conn.log.info("idle_socket_closed")
+            self.logins.background.spawn(self.close_socket(sid))
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def _handler(self, event: str) -> Callable[..., Awaitable[Ack]]:
+        async def handle(sid: str, *args: Any) -> Ack:
+            return await self._request(event, sid, args[0] if args else None)
+
+        return handle
+
+    async def _request(self, event: str, sid: str, payload: Any) -> Ack:
+        structured = event == "relogin" and not isinstance(payload, str)
+        conn = self.connections.get(sid)
+        try:
+            if conn is None:
+                raise IllegalRequest()
+            conn.limits.admit(payload)
+        except RequestError as exc:
+            self.metrics.requests.labels(event, exc.code).inc()
+            return exc.ack(structured=structured)
+        try:
+            answer = await self._actions[event](conn, payload)
+        except RequestError as exc:
+            self.metrics.requests.labels(event, exc.code).inc()
+            return exc.ack(structured=structured)
+        except Exception:
+            log.exception("portal request %s failed", event)
+            self.metrics.requests.labels(event, "internal").inc()
+            return RequestError("internal error", "internal").ack(structured=structured)
+        finally:
+            conn.limits.done()
+        self.metrics.requests.labels(event, "ok").inc()
+        return answer
+
+    def _in_session(self, action: Action) -> Action:
+        """``action`` needs a participant: before one is bound, hold the request (§6 of protocol.md)."""
+
+        async def guarded(conn: Connection, payload: Any) -> Ack:
+            if conn.state is State.CONNECTED and conn.session is not None:
+                return await action(conn, payload)
+            if conn.state is State.INITIALIZED or conn.relogging:
+                return await self._early(conn, action, payload)
+            raise IllegalRequest()
+
+        return guarded
+
+    async def _early(self, conn: Connection, action: Action, payload: Any) -> Ack:
+        request = conn.hold_early(action, payload)
+        try:
+            return await asyncio.wait_for(asyncio.shield(request.reply), self.settings.early_request_window)
+        except TimeoutError:
+            if not (conn.relogging or conn.state is State.CONNECTED):
+                if request in conn.early:
+                    conn.early.remove(request)
+                if not request.reply.done():
+                    request.reply.set_result(IllegalRequest().ack())
+            return await request.reply
+
+    def _relayer(self, event: str) -> Action:
+        async def relay(conn: Connection, payload: Any) -> Ack:
+            assert conn.session is not None
+            return await self.relay.handle(conn.session, event, payload)
+
+        return relay
+
+    async def _ack(self, conn: Connection, payload: Any) -> Ack:
+        session = conn.session
+        assert session is not None
+        request = parse(payload, AckRequest)
+        self.acks.note(session, min(request.seq, session.last_seq))
+        return ok()
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")

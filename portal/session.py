@@ -1,0 +1,87 @@
+"""Participants this portal serves: one :class:`Session` per participant with a socket here."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .logs import EventLog
+
+__all__ = ["Phase", "Notification", "Session", "Sessions"]
+
+
+class Phase(enum.Enum):
+    #: ``login``/``relogin`` in flight: notifications are buffered, emitted right after the ack.
+    PENDING = "pending"
+    #: Bound to a live socket: notifications are emitted at once.
+    LIVE = "live"
+    #: Left, held elsewhere, or dropped: nothing more is emitted from here.
+    ENDED = "ended"
+
+
+@dataclass(slots=True)
+class Notification:
+    event: str
+    data: Any
+    seq: int | None = None
+
+
+@dataclass(eq=False)
+class Session:
+    """One participant at this portal (it may move to another socket or portal with relogin)."""
+
+    id: str
+    room: str
+    log: EventLog
+    controller: str = ""
+    user: str = ""
+    role: str = ""
+    #: The join token's portal task (laid down when the participant leaves from here).
+    token_code: str = ""
+    #: Events carry ``seq`` and the client acks them itself.
+    extension: bool = False
+    #: The latest ticket id this portal issued or accepted.
+    ticket_id: str = ""
+    sid: str | None = None
+    phase: Phase = Phase.PENDING
+    buffer: list[Notification] = field(default_factory=list)
+    #: Highest seq emitted to the client on this session (older ones are duplicates).
+    last_seq: int = 0
+    #: Serialises ticket rotation (refresh) and the end of the session.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def live(self) -> bool:
+        return self.phase is Phase.LIVE and self.sid is not None
+
+
+class Sessions:
+    """Participant id → :class:`Session`, plus the holds still in flight (a relogin waits for them)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Session] = {}
+        self.holds: dict[str, asyncio.Task[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._by_id.values()))
+
+    def get(self, participant: str) -> Session | None:
+        return self._by_id.get(participant)
+
+    def add(self, session: Session) -> None:
+        self._by_id[session.id] = session
+
+    def remove(self, session: Session) -> None:
+        """Forget ``session`` (only if it is still the registered one for its participant)."""
+        session.phase = Phase.ENDED
+        if self._by_id.get(session.id) is session:
+            del self._by_id[session.id]
+
+    def of_controller(self, controller: str) -> list[Session]:
+        return [s for s in self._by_id.values() if s.controller == controller]
