@@ -9,6 +9,10 @@ SCENARIOS = {
     "rpc": "bench.rpc",
     "scheduler": "bench.scheduler",
     "relay": "bench.relay",
+    "login": "bench.login",
+    "relogin": "bench.relogin",
+    "memory": "bench.memory",
+    "capacity": "bench.capacity",
 }
 
 

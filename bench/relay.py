@@ -68,7 +68,7 @@ async def _worker(config: dict[str, Any], control: Control) -> dict[str, Any]:
         else:
             async def one(user: str, room: str) -> tuple[Any, _Inbox]:
                 inbox = _Inbox()
-                p = await join(session, config["api"], room, user, portal=config.get("portal") or None,
+                p = await join(session, config["api"], room, user,
                                handlers={"text": inbox.deliver})
                 return p, inbox
 

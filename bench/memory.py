@@ -1,0 +1,169 @@
+"""Memory: RSS of portal + controller with 0, 2,000 and 10,000 idle logged-in clients.
+
+Idle clients (rooms of ``--room-size``, plain OWT clients answering pings) are held by several
+load-generator processes (``bench/crowd.py``).  After each level is reached and has settled, the
+resident set sizes (``/proc/<pid>/statm``) are read:
+
+- **cluster**: the portal process and the controller process, each alone (cluster manager and
+  token API in processes of their own, one throwaway RabbitMQ node or ``--broker``);
+- **embedded**: the one ``switchboard up`` process (token API and cluster manager included).
+
+Per participant = (RSS at N − RSS at 0) / N.  Run: ``python -m bench memory [--levels 0,2000,10000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from bench import servers
+from bench.crowd import layout
+from bench.loadgen import Workers, split
+from bench.proc import rss_bytes
+from bench.report import git_commit, machine, today, write_section
+
+__all__ = ["main", "shares"]
+
+GOAL_KB = 30.0
+
+
+def shares(total: int, sizes: list[int]) -> list[int]:
+    """``total`` split over workers holding ``sizes`` clients, proportionally (sums to ``total``)."""
+    whole = sum(sizes)
+    out = [total * s // whole for s in sizes]
+    for i in range(total - sum(out)):
+        out[i % len(out)] += 1
+    return out
+
+
+async def _measure_mode(mode: str, broker: str, args: argparse.Namespace) -> dict[str, Any]:
+    levels = args.levels
+    server = await (servers.cluster(broker) if mode == "cluster" else servers.embedded())
+    roles = ["portal0", "controller"] if mode == "cluster" else ["embedded"]
+    rows: list[dict[str, Any]] = []
+    try:
+        crowd = layout(max(levels), args.room_size, "m")
+        chunks = split(crowd, args.procs)
+        configs = [{"api": server.api_url, "clients": chunk, "concurrency": args.concurrency} for chunk in chunks]
+        async with Workers("bench.crowd:crowd_worker", configs) as workers:
+            await workers.reports(timeout=60)
+            for level in levels:
+                started = time.perf_counter()
+                reports = await workers.step([{"op": "join", "count": n} for n in shares(level, [len(c) for c in chunks])],
+                                             timeout=1800)
+                took = time.perf_counter() - started
+                joined = sum(r["joined"] for r in reports)
+                errors = sum(r["error_count"] for r in reports)
+                for r in reports:
+                    for e in r["errors"][:3]:
+                        print(f"memory {mode}: {e}", file=sys.stderr)
+                await asyncio.sleep(args.settle)
+                server.check()
+                rss = {role: rss_bytes(server.pid(role)) for role in roles}
+                rows.append({"level": level, "joined": joined, "errors": errors, "rss": rss,
+                             "rate": (joined - (rows[-1]["joined"] if rows else 0)) / took if took > 0 else 0})
+                print(f"memory {mode}: {joined} joined ({errors} errors) in {took:.1f} s; RSS "
+                      + ", ".join(f"{r} {v / 2**20:.1f} MiB" for r, v in rss.items()), flush=True)
+            await workers.step({"op": "stop"}, timeout=120)
+    finally:
+        await server.close()
+    return {"mode": mode, "roles": roles, "rows": rows}
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    node = None
+    broker = args.broker
+    if "cluster" in args.modes and not broker:
+        from switchboard.devbroker import RabbitNode
+
+        node = RabbitNode()
+        await asyncio.to_thread(node.start)
+        broker = node.url
+    results = []
+    try:
+        for mode in args.modes:
+            results.append(await _measure_mode(mode, broker, args))
+    finally:
+        if node is not None:
+            await asyncio.to_thread(node.close)
+    return _report(results, args)
+
+
+def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    lines = [
+        "## memory",
+        "",
+        f"Resident memory (`/proc/<pid>/statm`) with {', '.join(f'{n:,}' for n in args.levels)} idle logged-in clients",
+        f"(plain OWT clients in rooms of {args.room_size}, answering pings), held by {args.procs} load-generator processes",
+        f"(`bench/crowd.py`, raw websocket client); read {args.settle:g} s after each level was reached (`bench/memory.py`).",
+        "Cluster: portal and controller each in a process of their own (cluster manager, token API apart, one",
+        "RabbitMQ node); embedded: the one `switchboard up` process (token API and cluster manager included).",
+        "",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
+        f"- goal: ≤ {GOAL_KB:g} KB per participant (portal + controller), (RSS at N − RSS at 0) / N",
+        "",
+        "| mode | clients | joined | login errors | logins/s | " + "RSS MiB | " + "per participant KB (from 0) | per participant KB (from previous level) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    verdicts = []
+    for res in results:
+        rows = res["rows"]
+        base = sum(rows[0]["rss"].values())
+        prev_total, prev_n = base, rows[0]["joined"]
+        for row in rows:
+            total = sum(row["rss"].values())
+            n = row["joined"]
+            per = (total - base) / n / 1024 if n else 0.0
+            marginal = (total - prev_total) / (n - prev_n) / 1024 if n > prev_n else 0.0
+            rss = " + ".join(f"{r.replace('0', '')} {v / 2**20:.1f}" for r, v in row["rss"].items())
+            if len(row["rss"]) > 1:
+                rss += f" = {total / 2**20:.1f}"
+            lines.append(f"| {res['mode']} | {row['level']:,} | {n:,} | {row['errors']} | "
+                         f"{row['rate']:,.0f} | {rss} | {per:.1f} | {marginal:.1f} |" if n else
+                         f"| {res['mode']} | {row['level']:,} | {n:,} | {row['errors']} | – | {rss} | – | – |")
+            prev_total, prev_n = total, n
+        last = rows[-1]
+        n = last["joined"]
+        per_role = {r: (last["rss"][r] - rows[0]["rss"][r]) / n / 1024 if n else 0.0 for r in res["roles"]}
+        per = sum(per_role.values())
+        ok = n == last["level"] and per <= GOAL_KB
+        verdicts.append((res["mode"], ok, per, per_role))
+    lines.append("")
+    for mode, ok, per, per_role in verdicts:
+        split_txt = ", ".join(f"{r.replace('0', '')} {v:.1f} KB" for r, v in per_role.items())
+        lines.append(f"- {mode}: {'pass' if ok else '**miss**'} — {per:.1f} KB per participant ({split_txt})")
+    # The goal names portal + controller: judge on the cluster run when there is one.
+    judged = next((v for v in verdicts if v[0] == "cluster"), verdicts[0])
+    passed = judged[1]
+    lines += ["", f"**{'pass' if passed else 'miss'}** ({judged[0]}): {judged[2]:.1f} KB per participant "
+              f"(goal ≤ {GOAL_KB:g} KB)."]
+    section = "\n".join(lines)
+    print(section)
+    if not args.tiny:
+        write_section("memory", section)
+    return 0 if passed or args.tiny else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench memory", description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="0,2000,10000", help="client counts, ascending, starting at 0")
+    parser.add_argument("--modes", default="cluster,embedded", help="cluster and/or embedded")
+    parser.add_argument("--room-size", type=int, default=10)
+    parser.add_argument("--procs", type=int, default=4, help="load-generator processes")
+    parser.add_argument("--concurrency", type=int, default=20, help="logins at once per load-generator process")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait before reading RSS")
+    parser.add_argument("--broker", default="", help="amqp:// URL (default: start a throwaway node)")
+    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
+    args = parser.parse_args(argv)
+    args.levels = [int(x) for x in str(args.levels).split(",")]
+    args.modes = [m for m in str(args.modes).split(",") if m]
+    if args.tiny:
+        args.levels, args.modes, args.procs, args.settle, args.room_size = [0, 4], ["embedded"], 1, 0.1, 2
+    return asyncio.run(_bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
