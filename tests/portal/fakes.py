@@ -95,6 +95,8 @@ class FakeController:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._send_lock = asyncio.Lock()
         self.on_join: Any = None
+        #: A text sent to each joiner before ``join`` returns (a notification racing the login ack).
+        self.welcome: str | None = None
 
     def called(self, method: str) -> list[dict[str, Any]]:
         return [args for name, args in self.calls if name == method]
@@ -136,6 +138,8 @@ class FakeController:
             await asyncio.sleep(self.join_delay)
         member = Member(participant["id"], room, participant["user"], participant["role"], participant["portal"], ticket_id)
         self.members[member.id] = member
+        if self.welcome is not None:
+            await self.send(member.id, "text", {"from": "room", "to": member.id, "message": self.welcome})
         await self._room_event(room, "participant", {"action": "join", "data": {"id": member.id, "user": member.user, "role": member.role}}, exclude=member.id)
         others = [{"id": m.id, "user": m.user, "role": m.role} for m in self.members.values() if m.room == room]
         return {"permission": {"publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
