@@ -55,8 +55,11 @@ def create_app(
     open (its owner closes it).  ``extra_routes`` are mounted as given (the admin relay, …) and go
     through the same CORS and error middlewares.
 
-    :raises ValueError: the settings cannot work (``require_service_key`` without any key).
+    :raises ValueError: the settings cannot work (``require_service_key`` without any key, a
+        token lifetime that is not positive).
     """
+    if settings.token_lifetime <= 0:
+        raise ValueError(f"token_api.token_lifetime must be positive, got {settings.token_lifetime}")
     metrics = Metrics()
     store = RoomStore(settings.rooms_db)
     portals = PortalScheduler(transport, settings, metrics, cluster_name=cluster_name)

@@ -110,17 +110,18 @@ class RoomStore:
 
         await self._run(write)
 
-    async def get_or_create(self, room: Room) -> Room:
-        """The stored room with ``room.id``, storing ``room`` first if there is none."""
+    async def get_or_create(self, room: Room) -> tuple[Room, bool]:
+        """The stored room with ``room.id`` (storing ``room`` first if there is none), and whether
+        it was stored now."""
 
-        def write(db: sqlite3.Connection) -> Room:
+        def write(db: sqlite3.Connection) -> tuple[Room, bool]:
             now = time.time()
-            db.execute(
+            created = db.execute(
                 "INSERT OR IGNORE INTO rooms (id, config, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 (room.id, _encode(room), now, now),
-            )
+            ).rowcount > 0
             row = db.execute("SELECT config FROM rooms WHERE id = ?", (room.id,)).fetchone()
-            return _decode(row[0])
+            return _decode(row[0]), created
 
         return await self._run(write)
 

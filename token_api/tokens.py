@@ -99,8 +99,9 @@ class TokenMinter:
         not_after = now_ms() + int(lifetime * 1000)
         placement = await self._portals.reserve(code, origin or None, lifetime)
         if is_new:
-            room = await self._store.get_or_create(room)
-            log.info("room_created room=%s by=token", room.id)
+            room, created = await self._store.get_or_create(room)
+            if created:
+                log.info("room_created room=%s by=token", room.id)
             if not room.has_role(role):  # created concurrently with other roles
                 raise BadRequest(f"Name or role not valid: room {room_id!r} has no role {role[:64]!r}",
                                  reason="invalid_role")
