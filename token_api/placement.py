@@ -83,13 +83,31 @@ class PortalScheduler:
         result = await self._schedule(code, preference, reserve_time, started)
         self._metrics.schedule_seconds.observe(time.monotonic() - started)
         try:
-            worker_id = result["id"]
-            host, secure = public_address(result["info"])
-        except (TypeError, KeyError, ValueError) as exc:
-            self._metrics.scheduling_failures.labels(reason="bad_portal_info").inc()
-            log.error("portal_unusable result=%r error=%s", result, exc)
-            raise CloudError("Failed to get portal: the chosen portal has no usable address") from None
-        return Placement(worker_id=str(worker_id), host=host, secure=secure)
+            worker_id = str(result["id"])
+            info = result["info"]
+        except (TypeError, KeyError) as exc:
+            self._metrics.scheduling_failures.labels(reason="bad_schedule_result").inc()
+            log.error("schedule_result_unusable error=%s", exc)
+            raise CloudError("Failed to get portal", reason="scheduling_error") from None
+        try:
+            host, secure = public_address(info)
+        except ValueError as exc:
+            self._metrics.scheduling_failures.labels(reason="portal_without_address").inc()
+            log.error("portal_without_address worker_id=%s error=%s", worker_id, exc)
+            await self.release(worker_id, code)
+            raise CloudError(
+                "Failed to get portal: the chosen portal declares no public address", reason="portal_without_address"
+            ) from None
+        return Placement(worker_id=worker_id, host=host, secure=secure)
+
+    async def release(self, worker_id: str, code: str) -> None:
+        """Give back the reservation of ``code`` on ``worker_id`` (best effort: it expires anyway)."""
+        try:
+            await self._transport.cast(
+                self._cluster, "unschedule", {"worker_id": worker_id, "task": code, "purpose": PORTAL_PURPOSE}
+            )
+        except RpcError as exc:
+            log.info("unschedule_failed worker_id=%s error=%s", worker_id, exc.code)
 
     async def _schedule(
         self, code: str, preference: dict[str, Any] | None, reserve_time: float, started: float

@@ -103,6 +103,7 @@ class TokenMinter:
             if created:
                 log.info("room_created room=%s by=token", room.id)
             if not room.has_role(role):  # created concurrently with other roles
+                await self._portals.release(placement.worker_id, code)
                 raise BadRequest(f"Name or role not valid: room {room_id!r} has no role {role[:64]!r}",
                                  reason="invalid_role")
         token = JoinToken(

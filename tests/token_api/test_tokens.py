@@ -298,3 +298,21 @@ async def test_concurrent_tokens_for_a_new_room_create_it_once(stack: Stack) -> 
     assert len(await stack.admin("get_tasks", worker_id="portal-a")) == 30
     rooms = await (await stack.session.get(stack.url("/v1/rooms"))).json()
     assert [r["id"] for r in rooms] == ["busy"]
+
+
+async def test_a_portal_without_a_public_address_is_500_and_its_reservation_is_released(stack: Stack) -> None:
+    await stack.start_manager()
+    await stack.add_portal("portal-a", hostname=None, port=None)
+    await stack.start_api()
+
+    response = await stack.post_token({"room": "r", "user": "u", "role": "viewer"})
+    assert response.status == 500
+    body = await response.json()
+    assert body["error"]["code"] == 1301 and body["error"]["reason"] == "portal_without_address"
+    assert await wait_until(
+        lambda: _no_tasks(stack, "portal-a"), timeout=2.0, what="the reservation to be released"
+    )
+
+
+async def _no_tasks(stack: Stack, worker_id: str) -> bool:
+    return await stack.admin("get_tasks", worker_id=worker_id) == []
