@@ -9,6 +9,7 @@ SCENARIOS = {
     "rpc": "bench.rpc",
     "scheduler": "bench.scheduler",
     "relay": "bench.relay",
+    "relay-cluster": "bench.relay_cluster",
     "login": "bench.login",
     "relogin": "bench.relogin",
     "memory": "bench.memory",

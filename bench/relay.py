@@ -186,9 +186,11 @@ async def _bench(args: argparse.Namespace) -> int:
             print(f"relay rep {rep + 1} {kind}: {run}", flush=True)
     section, passed = _section(runs, args)
     print(section)
-    if not args.tiny:
-        write_section("relay", section)
-    return 0 if passed or args.tiny else 1
+    if args.tiny:  # records nothing; fails only when nothing got through
+        ours = Run.summary(runs["ours"])
+        return 0 if ours.rate > 0 and ours.errors == 0 else 1
+    write_section("relay", section)
+    return 0 if passed else 1
 
 
 def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str, bool]:

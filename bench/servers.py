@@ -146,7 +146,7 @@ async def embedded(extra_settings: dict[str, str] | None = None, timeout: float 
     """``switchboard up`` (embedded mode) in a subprocess on free loopback ports."""
     workdir = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     api, portal = free_port(), free_port()
-    env = _env(workdir, {"PORTAL__HOSTNAME": f"127.0.0.1:{portal}", **(extra_settings or {})})
+    env = _env(workdir, {"PORTAL__HOSTNAME": "127.0.0.1", **(extra_settings or {})})
     proc = _spawn(workdir, "embedded", ["-m", "switchboard", "up", "--host", "127.0.0.1", "--api-port", str(api),
                                         "--portal-port", str(portal)], env)
     server = Server({"embedded": proc}, workdir, f"http://127.0.0.1:{api}", [f"http://127.0.0.1:{portal}"])
@@ -173,7 +173,7 @@ async def cluster(broker: str, portals: int = 1, extra_settings: dict[str, str] 
             port = free_port()
             procs[f"portal{i}"] = _spawn(workdir, f"portal{i}", [
                 "-m", "switchboard", "portal", "--broker", broker, "--host", "127.0.0.1", "--port", str(port),
-                "--hostname", f"127.0.0.1:{port}"], env)
+                "--hostname", "127.0.0.1"], env)
             server.portal_urls.append(f"http://127.0.0.1:{port}")
         api = free_port()
         procs["token-api"] = _spawn(workdir, "token-api", [

@@ -1,0 +1,201 @@
+"""Relay over RabbitMQ: the ``relay`` scenario with portal and controller in processes of their own.
+
+Our side: cluster manager, token API, controller and one portal, each its own process, on one
+throwaway RabbitMQ node (or ``--broker``); the same clients in pairs as ``bench/relay.py``.  A relayed
+message costs :data:`RPCS_PER_RELAY` RPCs: the portal's ``text`` call to the controller and the
+controller's ``notify`` call back to the portal (the plain-client ``ack`` cast is batched and
+not counted).
+
+Baseline, same run, interleaved: ``aio_pika.patterns.JsonRPC`` round trips (callee in its own
+process, as in ``bench/rpc.py``; caller in a load-generator process) with as many calls in flight
+as there are clients, × :data:`RPCS_PER_RELAY`.  CPU = the processes doing the work over the measured
+window: ours portal + controller + broker; baseline caller + callee + broker.
+
+Run: ``python -m bench relay-cluster [--clients 50] [--broker URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench import servers
+from bench.loadgen import Control, Workers, window
+from bench.proc import CpuMeter
+from bench.relay import MESSAGE, run_pairs
+from bench.report import git_commit, machine, median, percentile, today, write_section
+
+__all__ = ["main", "RPCS_PER_RELAY"]
+
+GOAL_RATIO = 1.5
+RPCS_PER_RELAY = 2
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+async def _jsonrpc_worker(config: dict[str, Any], control: Control) -> dict[str, Any]:
+    import aio_pika
+    from aio_pika.patterns import JsonRPC
+
+    conn = await aio_pika.connect_robust(config["broker"])
+    channel = await conn.channel()
+    rpc = await JsonRPC.create(channel)
+    payload = {"to": "x" * 32, "message": MESSAGE}
+    command = await control.report({"ready": 1})
+    begin, t0, t1 = command["begin"], *window(command)
+    begin += time.perf_counter() - time.time()
+    latencies: list[float] = []
+    perf = time.perf_counter
+
+    async def run() -> None:
+        await asyncio.sleep(max(0.0, begin - perf()))
+        while True:
+            start = perf()
+            if start >= t1:
+                return
+            await asyncio.wait_for(rpc.call("bench_echo", kwargs={"value": payload}), 10)
+            end = perf()
+            if t0 <= end <= t1:
+                latencies.append(end - start)
+
+    await asyncio.gather(*(run() for _ in range(config["in_flight"])))
+    await rpc.close()
+    await conn.close()
+    return {"latencies": latencies}
+
+
+@dataclass
+class Run:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # per relayed message (ours) or per call (JsonRPC)
+    errors: int
+
+    @staticmethod
+    def summary(runs: list[Run]) -> Run:
+        return Run(*(median([getattr(r, f) for r in runs]) for f in ("rate", "p50_ms", "p99_ms", "cpu_us", "errors")))
+
+
+async def _jsonrpc(broker: str, broker_pid: int | None, args: argparse.Namespace) -> Run:
+    callee = subprocess.Popen([sys.executable, "-m", "bench.rpc", "--serve", "jsonrpc", "--broker", broker],
+                              stdout=subprocess.PIPE, text=True, cwd=_ROOT)
+    try:
+        assert callee.stdout is not None
+        line = await asyncio.to_thread(callee.stdout.readline)
+        if "READY" not in line:
+            raise RuntimeError(f"JsonRPC callee did not start: {line!r}")
+        async with Workers("bench.relay_cluster:_jsonrpc_worker",
+                           [{"broker": broker, "in_flight": args.clients}]) as workers:
+            await workers.reports(timeout=60)
+            meter = CpuMeter([callee.pid, *workers.pids, *([broker_pid] if broker_pid else [])])
+            begin = time.time() + 0.2
+            t0 = begin + args.warmup
+            t1 = t0 + args.duration
+            await workers.send({"begin": begin, "t0": t0, "t1": t1})
+            await asyncio.sleep(t0 - time.time())
+            meter.start()
+            await asyncio.sleep(t1 - time.time())
+            cpu = meter.stop()
+            results = await workers.reports(timeout=60)
+    finally:
+        callee.terminate()
+        callee.wait(10)
+    latencies = [x for r in results for x in r["latencies"]]
+    n = len(latencies)
+    return Run(n / args.duration, percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3,
+               cpu / n * 1e6 if n else float("inf"), 0)
+
+
+async def _ours(broker: str, broker_pid: int | None, args: argparse.Namespace) -> Run:
+    server = await servers.cluster(broker)
+    try:
+        pids = [server.pid("portal0"), server.pid("controller"), *([broker_pid] if broker_pid else [])]
+        r = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration, cpu_pids=pids)
+    finally:
+        await server.close()
+    return Run(r.rate, r.p50_ms, r.p99_ms, r.cpu_us, int(r.errors))
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    node = None
+    broker, broker_pid = args.broker, None
+    if not broker:
+        from switchboard.devbroker import RabbitNode
+
+        node = RabbitNode()
+        await asyncio.to_thread(node.start)
+        broker, broker_pid = node.url, node.pid
+    runs: dict[str, list[Run]] = {"jsonrpc": [], "ours": []}
+    try:
+        for rep in range(args.reps):
+            runs["jsonrpc"].append(await _jsonrpc(broker, broker_pid, args))
+            runs["ours"].append(await _ours(broker, broker_pid, args))
+            print(f"relay-cluster rep {rep + 1}: jsonrpc {runs['jsonrpc'][-1]}, ours {runs['ours'][-1]}", flush=True)
+    finally:
+        if node is not None:
+            await asyncio.to_thread(node.close)
+    ours, base = Run.summary(runs["ours"]), Run.summary(runs["jsonrpc"])
+    budget = base.cpu_us * RPCS_PER_RELAY
+    ratio = ours.cpu_us / budget if budget else float("inf")
+    lat_ratio = ours.p50_ms / (base.p50_ms * RPCS_PER_RELAY) if base.p50_ms else float("inf")
+    passed = ratio <= GOAL_RATIO and ours.errors == 0
+    broker_note = "broker (beam.smp) included" if broker_pid else "broker not included (external `--broker`)"
+    lines = [
+        "## relay-cluster",
+        "",
+        f"The `relay` scenario ({args.clients} clients in pairs, `text` to the partner, wait for ack + delivery) with",
+        "cluster manager, token API, controller and one portal each in its own process on one throwaway RabbitMQ",
+        f"node. A relay needs {RPCS_PER_RELAY} RPCs (portal → controller `text`, controller → portal `notify`).",
+        f"Baseline, same run, interleaved: `aio_pika.patterns.JsonRPC` round trips, {args.clients} in flight, callee and",
+        f"caller in processes of their own, × {RPCS_PER_RELAY}. CPU over the measured window: ours portal + controller;",
+        f"baseline caller + callee; {broker_note}. {args.reps} repetitions of {args.warmup:g} s warm-up +",
+        f"{args.duration:g} s measured, medians (`bench/relay_cluster.py`).",
+        "",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
+        f"- goal: CPU per relayed message ≤ {GOAL_RATIO}× ({RPCS_PER_RELAY} × JsonRPC CPU per call)",
+        "",
+        "| what | per s | p50 ms | p99 ms | CPU µs each | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| JsonRPC call (baseline) | {base.rate:,.0f} | {base.p50_ms:.2f} | {base.p99_ms:.2f} | {base.cpu_us:.0f} | – |",
+        f"| {RPCS_PER_RELAY} × JsonRPC call | – | {base.p50_ms * RPCS_PER_RELAY:.2f} | – | {budget:.0f} | – |",
+        f"| switchboard relayed message | {ours.rate:,.0f} | {ours.p50_ms:.2f} | {ours.p99_ms:.2f} | {ours.cpu_us:.0f} | "
+        f"{ours.errors:g} |",
+        "",
+        "Runs: " + "; ".join(f"{k}: " + ", ".join(f"{r.rate:,.0f}/s {r.cpu_us:.0f} µs" for r in v)
+                             for k, v in runs.items()) + ".",
+        "",
+        f"**{'pass' if passed else 'miss'}**: CPU ratio {ratio:.2f}× (goal ≤ {GOAL_RATIO}×); p50 latency "
+        f"{lat_ratio:.2f}× {RPCS_PER_RELAY} JsonRPC round trips.",
+    ]
+    section = "\n".join(lines)
+    print(section)
+    if not args.tiny:
+        write_section("relay-cluster", section)
+    if args.tiny:
+        return 0 if ours.rate > 0 and ours.errors == 0 else 1
+    return 0 if passed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench relay-cluster", description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--broker", default="", help="amqp:// URL (default: start a throwaway node)")
+    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.clients, args.procs, args.reps, args.warmup, args.duration = 4, 1, 1, 0.2, 0.5
+    return asyncio.run(_bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
