@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import msgspec
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from .errors import ApiError, owt_code_for_status, reason_for_status
 
@@ -52,7 +52,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(ApiError("Internal error"))
 
 
-def cors_middleware(allowed_origins: Sequence[str]) -> web.Middleware:
+def cors_middleware(allowed_origins: Sequence[str]) -> Middleware:
     """Answer preflight ``OPTIONS`` and add ``Access-Control-Allow-Origin`` for allowed origins."""
     any_origin = "*" in allowed_origins
     allowed = frozenset(allowed_origins)

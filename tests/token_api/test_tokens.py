@@ -315,4 +315,5 @@ async def test_a_portal_without_a_public_address_is_500_and_its_reservation_is_r
 
 
 async def _no_tasks(stack: Stack, worker_id: str) -> bool:
-    return await stack.admin("get_tasks", worker_id=worker_id) == []
+    tasks: list[object] = await stack.admin("get_tasks", worker_id=worker_id)
+    return tasks == []
