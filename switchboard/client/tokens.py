@@ -119,7 +119,7 @@ async def mint_token(
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     try:
         async with aiohttp.ClientSession(timeout=client_timeout) as session:
-            async with session.post(url, json=body, headers=headers, ssl=None if ssl_verify else False) as resp:
+            async with session.post(url, json=body, headers=headers, ssl=ssl_verify) as resp:
                 text = await resp.text()
                 if resp.status >= 300:
                     raise ClientError(f"token API answered {resp.status}: {text.strip()}")

@@ -113,3 +113,18 @@ async def test_logout_ends_the_session(
     assert left.data["data"] == nina["data"]["id"]
     await asyncio.sleep(0.5)
     assert node.drain_events("relogin") == []  # no reconnection after a logout
+
+
+async def test_a_text_queued_during_the_outage_reaches_its_target_after_the_relogin(
+    stack: EmbeddedCluster, make_harness: MakeHarness, make_client: MakeClient
+) -> None:
+    # socket.io-client 4.x flushes requests buffered during the outage before the SDK's relogin.
+    node = await make_harness()
+    await _join(node, stack, "js-queued", "nina")
+    paul = await make_client("paul", room="js-queued")
+    assert (await node.command("drop_transport"))["ok"]
+    sent = await node.command("text", to=paul.id, message="queued while away")
+    assert sent["ok"] and sent["status"] == "ok", sent
+    assert (await node.next_event("relogin", timeout=15))["ok"]
+    got = await paul.next_event("text", timeout=10)
+    assert got.data["message"] == "queued while away"
