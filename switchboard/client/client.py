@@ -6,9 +6,9 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from .acks import AckBatcher
 from .connection import Connection
@@ -250,7 +250,15 @@ class Client:
 
     # -- events ---------------------------------------------------------------------------------
 
-    def on(self, name: str, handler: EventHandler | None = None) -> Any:
+    @overload
+    def on(self, name: str) -> Callable[[EventHandler], EventHandler]: ...
+
+    @overload
+    def on(self, name: str, handler: EventHandler) -> EventHandler: ...
+
+    def on(
+        self, name: str, handler: EventHandler | None = None
+    ) -> EventHandler | Callable[[EventHandler], EventHandler]:
         """Register ``handler(event)`` for events named ``name`` (``'*'``: every event).
 
         Handlers run one at a time, in event order, on a task of their own; they may be coroutines.
@@ -361,7 +369,9 @@ class Client:
         """
         await self.request("unpublish", {"id": stream_id})
 
-    async def subscribe(self, media: dict[str, Any] | None, *, transport: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def subscribe(
+        self, media: dict[str, Any] | None, *, transport: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Subscribe (signaling only); return ``{id, transportId}``.
 
         :param media: ``{tracks: [{type, mid?, from, parameters?}]}``.
@@ -457,7 +467,10 @@ class Client:
 
     async def _connect(self) -> Connection:
         conn = Connection(
-            self.url, on_event=self._on_wire_event, on_lost=self._on_connection_lost, ssl_verify=self.settings.ssl_verify
+            self.url,
+            on_event=self._on_wire_event,
+            on_lost=self._on_connection_lost,
+            ssl_verify=self.settings.ssl_verify,
         )
         self._conn = conn
         await conn.open(self.settings.connect_timeout)

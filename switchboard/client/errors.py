@@ -19,9 +19,8 @@ class ClientError(Exception):
     @property
     def code(self) -> str | None:
         """The ``code`` of an object reason (the extension's ``relogin`` errors), else ``None``."""
-        if isinstance(self.reason, dict) and isinstance(self.reason.get("code"), str):
-            return self.reason["code"]
-        return None
+        code = self.reason.get("code") if isinstance(self.reason, dict) else None
+        return code if isinstance(code, str) else None
 
     def __str__(self) -> str:
         if isinstance(self.reason, dict) and "message" in self.reason:
