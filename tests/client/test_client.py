@@ -184,3 +184,23 @@ async def test_a_token_string_works_as_well_as_an_api_url(stack: EmbeddedCluster
         assert carol.room["id"] == "by-token"
         with pytest.raises(ClientError):  # a token works once
             await Client.join(token, settings=FAST)
+
+
+async def _drop(stack: EmbeddedCluster, room: str, participant: str) -> None:
+    """The administrator drops a participant (the controller's admin RPC)."""
+    transport = stack.broker.transport("client-tests-admin")
+    try:
+        await transport.call(stack.controller.worker_id, "drop_participant", {"room": room, "participant": participant})
+    finally:
+        await transport.close()
+
+
+async def test_a_dropped_participant_gets_drop_and_does_not_reconnect(
+    stack: EmbeddedCluster, make_client: MakeClient
+) -> None:
+    alice = await make_client("alice", room="dropped")
+    await _drop(stack, "dropped", alice.id or "")
+    assert (await alice.next_event("drop", timeout=10)).name == "drop"
+    closed = await alice.next_event("closed", timeout=10)
+    assert closed.data["reason"] == "dropped by the server"
+    assert alice.drain_events("disconnected") == [] and alice.reconnections == 0

@@ -128,3 +128,21 @@ async def test_a_text_queued_during_the_outage_reaches_its_target_after_the_relo
     assert (await node.next_event("relogin", timeout=15))["ok"]
     got = await paul.next_event("text", timeout=10)
     assert got.data["message"] == "queued while away"
+
+
+async def test_a_drop_ends_the_js_session_without_relogin(
+    stack: EmbeddedCluster, make_harness: MakeHarness
+) -> None:
+    node = await make_harness()
+    nina = await _join(node, stack, "js-drop", "nina")
+    transport = stack.broker.transport("client-tests-admin")
+    try:
+        await transport.call(
+            stack.controller.worker_id, "drop_participant", {"room": "js-drop", "participant": nina["data"]["id"]}
+        )
+    finally:
+        await transport.close()
+    await node.next_event("drop")
+    await node.next_event("serverdisconnected")
+    await asyncio.sleep(0.5)
+    assert node.drain_events("relogin") == []
