@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cluster_manager import admin_rpc_routes
+from token_api import TokenApi, TokenApiSettings
+
 from .conftest import Stack
 
 
@@ -115,3 +118,24 @@ async def test_invalid_room_ids_in_paths_are_400(stack: Stack, path: str) -> Non
     response = await stack.session.post(stack.url(path), json={"user": "u", "role": "viewer"})
     assert response.status == 400
     assert (await response.json())["error"]["reason"] == "invalid_room_id"
+
+
+async def test_extra_routes_are_served_beside_the_api(stack: Stack) -> None:
+    await stack.start_manager()
+    assert stack.client is None
+    stack.client = await stack.transports.make("admin-client")
+    api = TokenApi(
+        await stack.transports.make("token-api-admin"),
+        TokenApiSettings(host="127.0.0.1", port=0, rooms_db=str(stack.tmp_path / "admin.sqlite3")),
+        stack.keyring,
+        cluster_name=stack.cluster_name,
+        extra_routes=admin_rpc_routes(stack.client, stack.cluster_name),
+    )
+    await api.start()
+    stack.apis.append(api)
+
+    response = await stack.session.post(stack.url("/admin/rpc"), json={"method": "status"},
+                                        headers={"Origin": "https://ops.example"})
+    assert response.status == 200
+    assert (await response.json())["result"]["name"] == stack.cluster_name
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
