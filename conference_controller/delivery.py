@@ -56,14 +56,18 @@ class _PortalSender:
         self.portal = portal
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.log = owner.log.bind(portal=portal)
+        self.stopping = False
         self.task = asyncio.create_task(self._run(), name=f"deliver:{portal}")
 
     async def _run(self) -> None:
         settings = self.owner.settings
-        while True:
+        # A cancellation that lands as a call completes can be swallowed on Python 3.11
+        # (``wait_for``), so the loop also checks ``stopping``.
+        while not self.stopping:
             try:
-                item = await asyncio.wait_for(self.queue.get(), settings.sender_idle_timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(settings.sender_idle_timeout):
+                    item = await self.queue.get()
+            except TimeoutError:
                 if self.queue.empty():
                     self.owner._retire(self)
                     return
@@ -85,6 +89,7 @@ class _PortalSender:
             await asyncio.sleep(settings.delivery_retry_interval)
 
     async def stop(self) -> None:
+        self.stopping = True
         self.task.cancel()
         try:
             await self.task

@@ -21,7 +21,7 @@ from .settings import ControllerSettings
 __all__ = ["MediaTransport", "MediaGateway", "MEDIA_PURPOSE"]
 
 MEDIA_PURPOSE = "webrtc"
-_NO_WORKER = "no_worker_available"
+_NO_WORKER = ("no_worker_available", "no_matching_worker")
 
 
 class MediaTransport:
@@ -84,7 +84,7 @@ class MediaGateway:
         try:
             placed = await self.transport.call(self.cluster, "schedule", args, timeout=self.settings.media_timeout)
         except RpcRemoteError as exc:
-            if exc.code == _NO_WORKER:
+            if exc.code in _NO_WORKER:
                 raise NoMediaAgent() from None
             raise NoMediaAgent(f"no media agent available: {exc.code}: {exc.message}") from None
         except RpcError as exc:

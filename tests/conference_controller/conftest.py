@@ -1,0 +1,130 @@
+"""A controller among fakes (cluster manager, rooms service, two portals, optional media agent)."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+import pytest_asyncio
+
+from conference_controller import Controller, ControllerSettings
+from rpc import LocalBroker, Transport
+from rpc.settings import WorkerSettings
+from tests.support.transports import TransportFactory
+
+from .fakes import ROOM_CONFIG, FakeAgent, FakeCluster, FakePortal, FakeRooms
+
+FAST_WORKER = dict(keepalive_interval=0.05, keepalive_timeout=0.5, keepalive_max_failures=3,
+                   join_retries=50, join_interval=0.05, load_report_interval=0.05)
+
+
+class Env:
+    """One controller and its fakes; ``call`` reaches the controller as portal A would."""
+
+    def __init__(self, transports: TransportFactory, settings: ControllerSettings) -> None:
+        self.transports = transports
+        self.settings = settings
+        suffix = uuid.uuid4().hex[:6]
+        self.worker_settings = WorkerSettings(cluster_name=f"cluster-{suffix}", **FAST_WORKER)  # type: ignore[arg-type]
+        self.rooms_service = f"rooms-{suffix}"
+        self.cluster = FakeCluster()
+        self.rooms = FakeRooms(ROOM_CONFIG, {**ROOM_CONFIG, "id": "room-2", "participantLimit": -1})
+        self.portal_a = FakePortal(f"portal-a-{suffix}")
+        self.portal_b = FakePortal(f"portal-b-{suffix}")
+        self.agent: FakeAgent | None = None
+        self.controller: Controller
+        self.caller: Transport
+        self._tickets = itertools.count(1)
+        self.tickets: dict[str, str] = {}
+
+    async def start(self) -> None:
+        fakes = await self.transports.make("fakes")
+        await fakes.serve(self.worker_settings.cluster_name, self.cluster)
+        await fakes.serve(self.rooms_service, self.rooms)
+        await fakes.serve(self.portal_a.name, self.portal_a)
+        await fakes.serve(self.portal_b.name, self.portal_b)
+        self.caller = fakes
+        controller_transport = await self.transports.make("controller")
+        self.controller = Controller(controller_transport, self.settings, self.worker_settings,
+                                     rooms_service=self.rooms_service)
+        await self.controller.start()
+
+    async def start_agent(self) -> FakeAgent:
+        transport = await self.transports.make("agent")
+        self.agent = FakeAgent(transport, f"webrtc-{uuid.uuid4().hex[:12]}@test", self.worker_settings)
+        await self.agent.start()
+        return self.agent
+
+    async def stop(self) -> None:
+        await self.controller.stop()
+        if self.agent is not None:
+            await self.agent.stop()
+
+    async def call(self, method: str, **args: Any) -> Any:
+        return await self.caller.call(self.controller.worker_id, method, args)
+
+    def new_ticket(self) -> str:
+        return f"ticket-{next(self._tickets)}"
+
+    async def join(self, pid: str, role: str = "presenter", *, room: str = "room-1", portal: FakePortal | None = None,
+                   user: str | None = None) -> Any:
+        ticket = self.new_ticket()
+        result = await self.call("join", room=room, participant={
+            "id": pid, "user": user or f"user-{pid}", "role": role,
+            "portal": (portal or self.portal_a).name, "origin": {"isp": "isp", "region": "region"},
+        }, ticket_id=ticket, extension=True)
+        self.tickets[pid] = ticket
+        return result
+
+    async def resume(self, pid: str, portal: FakePortal, last_seq: int | None) -> Any:
+        new = self.new_ticket()
+        result = await self.call("resume", participant=pid, ticket_id=self.tickets[pid], new_ticket_id=new,
+                                 portal=portal.name, last_seq=last_seq)
+        self.tickets[pid] = new
+        return result
+
+
+def controller_settings(**overrides: Any) -> ControllerSettings:
+    base = dict(room_grace_period=0.2, reconnection_timeout=5.0, delivery_retries=1, delivery_retry_interval=0.05,
+                portal_timeout=1.0)
+    base.update(overrides)
+    return msgspec.convert(base, ControllerSettings)
+
+
+@pytest_asyncio.fixture
+async def make_env() -> AsyncIterator[Any]:
+    """``await make_env(transports, **settings)``: a started Env (stopped at the end)."""
+    made: list[Env] = []
+
+    async def make(transports: TransportFactory, **overrides: Any) -> Env:
+        env = Env(transports, controller_settings(**overrides))
+        await env.start()
+        made.append(env)
+        return env
+
+    yield make
+    for env in reversed(made):
+        await env.stop()
+
+
+@pytest_asyncio.fixture
+async def local() -> AsyncIterator[TransportFactory]:
+    """The in-process transport only (for tests where both transports add nothing)."""
+    factory = TransportFactory("local")
+    factory.local = LocalBroker(roundtrip=True)
+    yield factory
+    await factory.close()
+
+
+@pytest.fixture
+def env_settings() -> dict[str, Any]:
+    return {}
+
+
+@pytest_asyncio.fixture
+async def env(local: TransportFactory, make_env: Any, env_settings: dict[str, Any]) -> Env:
+    return await make_env(local, **env_settings)

@@ -1,0 +1,195 @@
+"""Fakes around a controller: cluster manager, rooms service, portals and a media agent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rpc import ServiceError, Transport, rpc_method
+from rpc.settings import WorkerSettings
+from rpc.worker import ClusterWorker
+
+__all__ = ["FakeCluster", "FakeRooms", "FakePortal", "FakeAgent", "ROOM_CONFIG"]
+
+ROOM_CONFIG: dict[str, Any] = {
+    "id": "room-1",
+    "name": "Room one",
+    "participantLimit": 3,
+    "roles": [
+        {"role": "presenter", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
+        {"role": "viewer", "publish": {"audio": False, "video": False}, "subscribe": {"audio": True, "video": True}},
+        {"role": "audio_only", "publish": {"audio": True, "video": False}, "subscribe": {"audio": True, "video": False}},
+    ],
+    "views": [{"label": "common"}],
+}
+
+
+class FakeCluster:
+    """Just enough of the cluster manager: membership, tasks, ``schedule`` by purpose."""
+
+    def __init__(self) -> None:
+        self.workers: dict[str, str] = {}
+        self.picked: list[str] = []
+        self.laid_down: list[str] = []
+        self.quits: list[str] = []
+        self.scheduled: list[tuple[str, str, Any]] = []
+
+    @rpc_method
+    async def join(self, purpose: str, worker_id: str, info: dict[str, Any]) -> str:
+        self.workers[worker_id] = purpose
+        return "in-service"
+
+    @rpc_method
+    async def keep_alive(self, worker_id: str) -> str:
+        return "ok" if worker_id in self.workers else "whoareyou"
+
+    @rpc_method
+    async def report_load(self, worker_id: str, load: float) -> None:
+        return None
+
+    @rpc_method
+    async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
+        self.picked.extend(tasks)
+
+    @rpc_method
+    async def lay_down_task(self, worker_id: str, task: str) -> None:
+        self.laid_down.append(task)
+
+    @rpc_method
+    async def unschedule(self, worker_id: str, task: str) -> None:
+        return None
+
+    @rpc_method
+    async def quit(self, worker_id: str) -> None:
+        self.workers.pop(worker_id, None)
+        self.quits.append(worker_id)
+
+    @rpc_method
+    async def schedule(self, purpose: str, task: str, preference: Any = None, reserve_time: float | None = None) -> Any:
+        self.scheduled.append((purpose, task, preference))
+        for worker_id, worker_purpose in self.workers.items():
+            if worker_purpose == purpose:
+                return {"id": worker_id, "info": {}}
+        raise ServiceError("no_worker_available", f"no {purpose} worker")
+
+
+class FakeRooms:
+    def __init__(self, *configs: dict[str, Any]) -> None:
+        self.configs = {config["id"]: config for config in configs}
+        self.calls: list[str] = []
+
+    @rpc_method
+    async def get_room(self, room: str) -> dict[str, Any]:
+        self.calls.append(room)
+        if room not in self.configs:
+            raise ServiceError("unknown_room", f"no room {room}")
+        return self.configs[room]
+
+
+class FakePortal:
+    """Records every notification per participant, in arrival order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.received: dict[str, list[tuple[int, str, Any]]] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.drops: list[str | None] = []
+        self.failing = False
+
+    def events(self, participant: str, event: str | None = None) -> list[tuple[int, str, Any]]:
+        return [item for item in self.received.get(participant, []) if event is None or item[1] == event]
+
+    def data(self, participant: str, event: str) -> list[Any]:
+        return [data for _, _, data in self.events(participant, event)]
+
+    def _check(self) -> None:
+        if self.failing:
+            raise ServiceError("unavailable", "portal is failing")
+
+    @rpc_method
+    async def notify(self, participant: str, event: str, data: Any, seq: int) -> dict[str, bool]:
+        self._check()
+        self.calls.append(("notify", participant))
+        self.received.setdefault(participant, []).append((seq, event, data))
+        return {"delivered": True}
+
+    @rpc_method
+    async def broadcast(self, controller: str, targets: list[list[Any]], event: str, data: Any) -> dict[str, Any]:
+        self._check()
+        self.calls.append(("broadcast", [t[0] for t in targets]))
+        for participant, seq in targets:
+            self.received.setdefault(participant, []).append((seq, event, data))
+        return {"undelivered": []}
+
+    @rpc_method
+    async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:
+        self.drops.append(participant)
+        return "ok"
+
+
+class FakeAgent:
+    """A media agent (purpose ``webrtc``): answers an offer with ``soac`` then ``ready``."""
+
+    def __init__(self, transport: Transport, worker_id: str, worker_settings: WorkerSettings) -> None:
+        self.transport = transport
+        self.worker_id = worker_id
+        self.worker = ClusterWorker(transport, purpose="webrtc", worker_id=worker_id, info={"max_load": 0.85},
+                                    settings=worker_settings)
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.ended: list[str] = []
+        self.controls: list[tuple[str, str, Any]] = []
+        self.signals: list[tuple[str, Any]] = []
+
+    async def start(self) -> None:
+        await self.transport.serve(self.worker_id, self)
+        await self.worker.start()
+
+    async def stop(self) -> None:
+        await self.worker.stop()
+
+    @rpc_method
+    async def publish(self, transport_id: str, stream_id: str, participant: str, controller: str,
+                      info: dict[str, Any]) -> str:
+        self.sessions[stream_id] = {"transport": transport_id, "controller": controller, "kind": "publish"}
+        return "ok"
+
+    @rpc_method
+    async def subscribe(self, transport_id: str, subscription_id: str, participant: str, controller: str,
+                        info: dict[str, Any]) -> str:
+        self.sessions[subscription_id] = {"transport": transport_id, "controller": controller, "kind": "subscribe"}
+        return "ok"
+
+    @rpc_method
+    async def unpublish(self, transport_id: str, stream_id: str) -> str:
+        self.sessions.pop(stream_id, None)
+        self.ended.append(stream_id)
+        return "ok"
+
+    @rpc_method
+    async def unsubscribe(self, transport_id: str, subscription_id: str) -> str:
+        self.sessions.pop(subscription_id, None)
+        self.ended.append(subscription_id)
+        return "ok"
+
+    @rpc_method
+    async def control(self, transport_id: str, session_id: str, operation: str, data: Any) -> str:
+        self.controls.append((session_id, operation, data))
+        return "ok"
+
+    @rpc_method
+    async def signaling(self, transport_id: str, signaling: dict[str, Any]) -> str:
+        self.signals.append((transport_id, signaling))
+        if signaling.get("type") == "offer":
+            asyncio.get_running_loop().create_task(self._answer(transport_id))
+        return "ok"
+
+    async def _answer(self, transport_id: str) -> None:
+        pending = [(sid, s) for sid, s in self.sessions.items() if s["transport"] == transport_id]
+        if not pending:
+            return
+        controller = pending[0][1]["controller"]
+        await self.transport.call(controller, "on_session_progress", {
+            "transport_id": transport_id, "status": "soac", "data": {"type": "answer", "sdp": "v=0 fake"}})
+        for session_id, _ in pending:
+            await self.transport.call(controller, "on_session_progress", {
+                "transport_id": transport_id, "session_id": session_id, "status": "ready"})
