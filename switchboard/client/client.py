@@ -531,7 +531,7 @@ class Client:
             return
         self._ready.clear()
         if self._dropped:
-            asyncio.get_running_loop().create_task(self._finish("dropped by the server"))
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._finish("dropped by the server"))
             return
         self._state = "reconnecting"
         _log.info("connection lost (%s); reconnecting", reason)
@@ -539,6 +539,13 @@ class Client:
         self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(), name="switchboard-reconnect")
 
     async def _reconnect(self) -> None:
+        try:
+            await self._reconnect_attempts()
+        except Exception as exc:  # a bug must end the session visibly, not leave it reconnecting forever
+            _log.exception("reconnection failed")
+            await self._finish(f"reconnection failed: {exc!r}")
+
+    async def _reconnect_attempts(self) -> None:
         settings = self.settings
         delay = settings.reconnection_delay
         for attempt in range(1, settings.reconnection_attempts + 1):
