@@ -17,11 +17,12 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench import servers
+from bench import profiling, servers
 from bench.loadgen import Control, Workers, split, window
 from bench.participants import connector, gather_limited, join
 from bench.proc import CpuMeter
@@ -136,8 +137,12 @@ class Run:
 
 
 async def run_pairs(server: servers.Server, mode: str, clients: int, procs: int, warmup: float,
-                    duration: float, cpu_pids: list[int] | None = None) -> Run:
-    """Drive ``server`` with ``clients`` clients in pairs over ``procs`` load-generator processes."""
+                    duration: float, cpu_pids: list[int] | None = None,
+                    profile: dict[int, Path] | None = None) -> Run:
+    """Drive ``server`` with ``clients`` clients in pairs over ``procs`` load-generator processes.
+
+    ``profile`` maps server pids to files: py-spy samples them over the measured window.
+    """
     pairs = [[(f"u{i}a", f"relay{i}"), (f"u{i}b", f"relay{i}")] for i in range(max(1, clients // 2))]
     configs = [{"mode": mode, "api": server.api_url, "portal": server.portal_url,
                 "clients": [c for pair in chunk for c in pair]} for chunk in split(pairs, procs)]
@@ -150,12 +155,15 @@ async def run_pairs(server: servers.Server, mode: str, clients: int, procs: int,
         t1 = t0 + duration
         await workers.send({"begin": begin, "t0": t0, "t1": t1})
         await asyncio.sleep(t0 - time.time())
+        spies = [await profiling.sample(pid, duration, out) for pid, out in (profile or {}).items()]
         server_cpu.start()
         gen_cpu.start()
         await asyncio.sleep(t1 - time.time())
         cpu = server_cpu.stop()
         gen = gen_cpu.stop()
         results = await workers.reports(timeout=60)
+        for spy in spies:
+            await spy.wait()
     latencies = [x for r in results for x in r["latencies"]]
     errors = sum(r["error_count"] for r in results)
     for r in results:
@@ -184,6 +192,15 @@ async def _bench(args: argparse.Namespace) -> int:
                 await server.close()
             runs[kind].append(run)
             print(f"relay rep {rep + 1} {kind}: {run}", flush=True)
+    if args.profile:
+        # An extra run under py-spy (not in the medians: sampling costs CPU on the same cores).
+        server = await servers.embedded()
+        try:
+            await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration,
+                            profile={server.pid("embedded"): args.profile})
+        finally:
+            await server.close()
+        print(profiling.summary(args.profile))
     section, passed = _section(runs, args)
     print(section)
     if args.tiny:  # records nothing; fails only when nothing got through
@@ -248,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--broker", default="", help=argparse.SUPPRESS)  # accepted for `bench all`
+    parser.add_argument("--profile", type=Path, help="also run once under py-spy, collapsed stacks to this file")
     parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
     args = parser.parse_args(argv)
     if args.tiny:

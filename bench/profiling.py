@@ -1,0 +1,105 @@
+"""Sampling a server process with py-spy over a measured window, and summarising where time goes.
+
+Optional: needs ``py-spy`` (``pip install py-spy``) and ptrace rights.  :func:`sample` records
+collapsed stacks (``--format raw``) for ``seconds``; :func:`summary` lists the functions with the
+largest share of samples, inclusive (the function or anything it calls) and self (the function's
+own code), filtered to the project's packages or to everything.
+
+``python -m bench.profiling FILE [--top 25] [--all]`` prints the summary of a recorded file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+__all__ = ["sample", "summary", "available"]
+
+_OURS = ("portal/", "conference_controller/", "rpc/", "token_api/", "cluster_manager/", "credentials/",
+         "scheduler/", "switchboard/")
+
+
+def available() -> bool:
+    return _py_spy() is not None
+
+
+def _py_spy() -> str | None:
+    here = Path(sys.executable).parent / "py-spy"
+    return str(here) if here.exists() else shutil.which("py-spy")
+
+
+async def sample(pid: int, seconds: float, out: Path, rate: int = 200) -> asyncio.subprocess.Process:
+    """Start py-spy on ``pid`` for ``seconds`` (returns the process; await ``.wait()``)."""
+    exe = _py_spy()
+    if exe is None:
+        raise RuntimeError("py-spy is not installed: pip install py-spy")
+    return await asyncio.create_subprocess_exec(
+        exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
+        "--format", "raw", "--output", str(out), "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+def _frames(stack: str) -> list[str]:
+    return [f for f in stack.split(";") if f]
+
+
+def summary(path: Path, top: int = 25, ours_only: bool = True) -> str:
+    """A markdown table of the top functions by inclusive and by self share of samples."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(f) for f in _frames(stack)]
+        total += count
+        for f in set(frames):
+            inclusive[f] += count
+        if frames:
+            own[frames[-1]] += count
+    if not total:
+        return "(no samples)"
+
+    def keep(f: str) -> bool:
+        return not ours_only or f.split(" ")[-1].startswith(_OURS)
+
+    rows = ["| inclusive % | self % | function (file:line) |", "|---:|---:|---|"]
+    for f, n in [kv for kv in inclusive.most_common() if keep(kv[0])][:top]:
+        rows.append(f"| {100 * n / total:.1f} | {100 * own[f] / total:.1f} | `{f}` |")
+    rows += ["", "Top self time (any code):", "", "| self % | function (file:line) |", "|---:|---|"]
+    for f, n in own.most_common(top):
+        rows.append(f"| {100 * n / total:.1f} | `{f}` |")
+    return "\n".join(rows) + f"\n\n({total} samples)"
+
+
+def _short(frame: str) -> str:
+    """``func (path/to/site-packages/pkg/mod.py:12)`` → ``func pkg/mod.py:12`` (line dropped for grouping)."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    for marker in ("site-packages/", "/lib/python3.11/", "/work/main/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    where = where.rsplit(":", 1)[0]
+    return f"{name} {where}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.profiling", description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--all", action="store_true", help="not only the project's functions")
+    args = parser.parse_args(argv)
+    print(summary(args.file, args.top, not args.all))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
