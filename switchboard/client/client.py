@@ -79,6 +79,8 @@ class Client:
         url: str | None = None,
     ) -> None:
         self.token = token
+        #: The portal this client connects to; assign another one (e.g. a surviving portal) and the
+        #: next reconnection goes there: a ticket is valid at any portal of the cluster.
         self.url = url or portal_url(token)
         self.extension = extension
         self.settings = settings or ClientSettings()
