@@ -204,3 +204,14 @@ async def test_a_dropped_participant_gets_drop_and_does_not_reconnect(
     closed = await alice.next_event("closed", timeout=10)
     assert closed.data["reason"] == "dropped by the server"
     assert alice.drain_events("disconnected") == [] and alice.reconnections == 0
+
+
+async def test_publish_and_subscribe_payloads_pass_the_portals_schema(make_client: MakeClient) -> None:
+    # The embedded stack has no media agent: the controller refuses, the portal's validation did not.
+    alice = await make_client("alice", room="media")
+    with pytest.raises(ClientError) as publish:
+        await alice.publish({"tracks": [{"type": "video", "mid": "0", "source": "camera"}]}, attributes={"by": "test"})
+    with pytest.raises(ClientError) as subscribe:
+        await alice.subscribe({"tracks": [{"type": "video", "mid": "0", "from": "0" * 32}]})
+    for refused in (publish.value, subscribe.value):
+        assert "invalid request" not in str(refused), refused
