@@ -1,8 +1,8 @@
 """Events as the client hands them to applications: callbacks and a consumable backlog.
 
-Server notifications (``participant``, ``text``, ``stream``, ``progress``, ``drop``,
-``resync-required``) and the client's own session events (``disconnected``, ``reconnected``,
-``closed``) go through one :class:`EventHub`, in the order the client applied them.
+Server notifications (``participant``, ``text``, ``stream``, ``progress``, ``drop``) and the
+client's own session events (``disconnected``, ``reconnected``, ``resync-required``, ``closed``) go
+through one :class:`EventHub`, in the order the client applied them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ __all__ = ["Event", "EventHandler", "EventHub", "SESSION_EVENTS"]
 _log = logging.getLogger("switchboard.client")
 
 #: Events the client itself produces (never sent by a server).
-SESSION_EVENTS = frozenset({"disconnected", "reconnected", "closed"})
+SESSION_EVENTS = frozenset({"disconnected", "reconnected", "resync-required", "closed"})
 
 _HANDLER_GRACE = 5.0
 
