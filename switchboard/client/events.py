@@ -42,7 +42,7 @@ class Event:
     data: Any = None
     seq: int | None = None
     replayed: bool = False
-    received_at: float = field(default_factory=time.monotonic, compare=False)
+    received_at: float = field(default_factory=time.monotonic, compare=False, repr=False)
 
 
 class EventHub:
