@@ -15,11 +15,12 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench import servers
+from bench import profiling, servers
 from bench.loadgen import Control, Workers, split, window
 from bench.participants import connector, join
 from bench.proc import CpuMeter
@@ -89,7 +90,7 @@ class Run:
                      ("rate", "p50_ms", "p99_ms", "cpu_us", "cpu_pct", "gen_pct", "errors")))
 
 
-async def _one(mode: str, args: argparse.Namespace) -> Run:
+async def _one(mode: str, args: argparse.Namespace, profile: Path | None = None) -> Run:
     server = await (servers.echo() if mode == "bare" else servers.embedded())
     try:
         loops = [f"p{i}" for i in range(args.loops)]
@@ -104,11 +105,14 @@ async def _one(mode: str, args: argparse.Namespace) -> Run:
             t1 = t0 + args.duration
             await workers.send({"begin": begin, "t0": t0, "t1": t1})
             await asyncio.sleep(t0 - time.time())
+            spy = await profiling.sample(server.pids[0], args.duration, profile) if profile else None
             server_cpu.start()
             gen_cpu.start()
             await asyncio.sleep(t1 - time.time())
             cpu, gen = server_cpu.stop(), gen_cpu.stop()
             results = await workers.reports(timeout=60)
+            if spy is not None:
+                await spy.wait()
     finally:
         await server.close()
     latencies = [x for r in results for x in r["latencies"]]
@@ -128,6 +132,10 @@ async def _bench(args: argparse.Namespace) -> int:
             run = await _one(mode, args)
             runs[mode].append(run)
             print(f"login rep {rep + 1} {mode}: {run}", flush=True)
+    if args.profile:
+        # An extra run under py-spy (not in the medians: sampling costs CPU on the same cores).
+        print(f"login profiled: {await _one('ours', args, args.profile)}")
+        print(profiling.summary(args.profile))
     ours, base = Run.summary(runs["ours"]), Run.summary(runs["bare"])
     ratio = ours.rate / base.rate if base.rate else 0.0
     passed = ratio >= GOAL_RATE_RATIO and ours.errors == 0
@@ -172,12 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench login", description=__doc__.splitlines()[0])
     parser.add_argument("--loops", type=int, default=20)
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3, help="≥ 1")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--broker", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", type=Path, help="also run once under py-spy, collapsed stacks to this file")
     parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
     args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
     if args.tiny:
         args.loops, args.procs, args.reps, args.warmup, args.duration = 2, 1, 1, 0.2, 0.5
     return asyncio.run(_bench(args))

@@ -48,8 +48,12 @@ def _frames(stack: str) -> list[str]:
     return [f for f in stack.split(";") if f]
 
 
-def summary(path: Path, top: int = 25, ours_only: bool = True) -> str:
-    """A markdown table of the top functions by inclusive and by self share of samples."""
+def summary(path: Path, top: int = 25, ours_only: bool = True, per_unit_us: float = 0.0, unit: str = "msg") -> str:
+    """Markdown tables of the top functions by inclusive share of samples (the project's, or all) and by self share.
+
+    With ``per_unit_us`` (measured server CPU per message, cycle, …) shares are also turned into µs
+    per unit: samples are taken while the process is on CPU, so shares approximate CPU shares.
+    """
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
@@ -70,12 +74,18 @@ def summary(path: Path, top: int = 25, ours_only: bool = True) -> str:
     def keep(f: str) -> bool:
         return not ours_only or f.split(" ")[-1].startswith(_OURS)
 
-    rows = ["| inclusive % | self % | function (file:line) |", "|---:|---:|---|"]
-    for f, n in [kv for kv in inclusive.most_common() if keep(kv[0])][:top]:
-        rows.append(f"| {100 * n / total:.1f} | {100 * own[f] / total:.1f} | `{f}` |")
-    rows += ["", "Top self time (any code):", "", "| self % | function (file:line) |", "|---:|---|"]
+    def cost(n: int) -> str:
+        return f" {per_unit_us * n / total:,.0f} |" if per_unit_us else ""
+
+    extra_head = f" µs/{unit} |" if per_unit_us else ""
+    extra_rule = "---:|" if per_unit_us else ""
+    rows = [f"| inclusive % |{extra_head} self % | function (file) |", f"|---:|{extra_rule}---:|---|"]
+    skip = ("cli.py", "__main__.py")
+    for f, n in [kv for kv in inclusive.most_common() if keep(kv[0]) and not kv[0].endswith(skip)][:top]:
+        rows.append(f"| {100 * n / total:.1f} |{cost(n)} {100 * own[f] / total:.1f} | `{f}` |")
+    rows += ["", "Top self time (any code):", "", f"| self % |{extra_head} function (file) |", f"|---:|{extra_rule}---|"]
     for f, n in own.most_common(top):
-        rows.append(f"| {100 * n / total:.1f} | `{f}` |")
+        rows.append(f"| {100 * n / total:.1f} |{cost(n)} `{f}` |")
     return "\n".join(rows) + f"\n\n({total} samples)"
 
 

@@ -261,13 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench relay", description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3, help="≥ 1")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--broker", default="", help=argparse.SUPPRESS)  # accepted for `bench all`
     parser.add_argument("--profile", type=Path, help="also run once under py-spy, collapsed stacks to this file")
     parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
     args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
     if args.tiny:
         args.clients, args.procs, args.reps, args.warmup, args.duration = 4, 1, 1, 0.2, 0.5
     return asyncio.run(_bench(args))
