@@ -18,8 +18,8 @@ from tests.support.transports import TransportFactory
 
 from .fakes import ROOM_CONFIG, FakeAgent, FakeCluster, FakePortal, FakeRooms
 
-FAST_WORKER = dict(keepalive_interval=0.05, keepalive_timeout=0.5, keepalive_max_failures=3,
-                   join_retries=50, join_interval=0.05, load_report_interval=0.05)
+FAST_WORKER = dict(keepalive_interval=0.5, keepalive_timeout=0.5, keepalive_max_failures=3,
+                   join_retries=50, join_interval=0.05, load_report_interval=1.0)
 
 
 class Env:

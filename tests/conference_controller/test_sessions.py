@@ -1,0 +1,159 @@
+"""Held sessions, resume and replay, tickets, acks, outbox bounds, portal faults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rpc import RpcRemoteError
+from tests.support.transports import TransportFactory
+from tests.support.waiting import wait_until
+
+from .conftest import Env
+
+
+async def _pair(env: Env) -> None:
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    await wait_until(lambda: env.portal_a.events("p1"))
+
+
+async def test_held_participant_gets_exactly_the_missed_notifications_on_resume(transports: TransportFactory,
+                                                                                   make_env: Any) -> None:
+    env: Env = await make_env(transports)
+    await _pair(env)
+    assert env.portal_a.events("p1") == [(1, "participant", {"action": "join", "data": {
+        "id": "p2", "user": "user-p2", "role": "presenter"}})]
+    assert await env.call("hold", participant="p1", portal=env.portal_a.name) == "ok"
+    for n in range(3):
+        await env.call("text", participant="p2", to="all", message=f"m{n}")
+    await wait_until(lambda: len(env.portal_b.events("p2", "text")) == 3)
+    assert env.portal_a.events("p1", "text") == []
+
+    resumed = await env.resume("p1", env.portal_b, last_seq=1)
+    assert [m["seq"] for m in resumed["messages"]] == [2, 3, 4]
+    assert [m["data"]["message"] for m in resumed["messages"]] == ["m0", "m1", "m2"]
+    assert resumed["last_seq"] == 4
+
+    await env.call("text", participant="p2", to="all", message="after")
+    await wait_until(lambda: env.portal_b.events("p1", "text"))
+    assert env.portal_b.events("p1", "text") == [(5, "text", {"from": "p2", "to": "all", "message": "after"})]
+    assert env.portal_a.events("p1", "text") == []
+    assert all(data["action"] == "join" for data in env.portal_b.data("p2", "participant"))
+
+
+async def test_resume_without_last_seq_returns_every_unacked_message_and_ack_trims(env: Env) -> None:
+    await _pair(env)
+    await env.call("hold", participant="p1", portal=env.portal_a.name)
+    await env.call("text", participant="p2", to="p1", message="hello")
+    await env.caller.cast(env.controller.worker_id, "ack", {"participant": "p1", "seq": 1})
+    await wait_until(lambda: env.controller.participants["p1"].outbox.acked == 1)
+    resumed = await env.resume("p1", env.portal_a, last_seq=None)
+    assert resumed["messages"] == [{"seq": 2, "event": "text", "data": {"from": "p2", "to": "me", "message": "hello"}}]
+    again = await env.resume("p1", env.portal_a, last_seq=2)
+    assert again == {"messages": [], "last_seq": 2}
+
+
+async def test_tickets_only_the_latest_is_accepted(env: Env) -> None:
+    await env.join("p1")
+    old = env.tickets["p1"]
+    assert await env.call("refresh_ticket", participant="p1", ticket_id=old, new_ticket_id="fresh") == "ok"
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("resume", participant="p1", ticket_id=old, new_ticket_id="other", portal=env.portal_a.name,
+                       last_seq=None)
+    assert info.value.code == "ticket_mismatch"
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("refresh_ticket", participant="p1", ticket_id=old, new_ticket_id="again")
+    assert info.value.code == "ticket_mismatch"
+    # A repeated refresh (the answer was lost) is accepted.
+    assert await env.call("refresh_ticket", participant="p1", ticket_id=old, new_ticket_id="fresh") == "ok"
+    env.tickets["p1"] = "fresh"
+    assert (await env.resume("p1", env.portal_a, last_seq=None))["messages"] == []
+
+
+async def test_hold_expiry_makes_the_participant_leave_and_tells_the_others(local: TransportFactory,
+                                                                              make_env: Any) -> None:
+    env: Env = await make_env(local, reconnection_timeout=0.2)
+    await _pair(env)
+    await env.call("hold", participant="p2", portal=env.portal_b.name)
+    await wait_until(lambda: {"action": "leave", "data": "p2"} in env.portal_a.data("p1", "participant"), timeout=3)
+    with pytest.raises(RpcRemoteError) as info:
+        await env.resume("p2", env.portal_b, last_seq=None)
+    assert info.value.code == "unknown_participant"
+
+
+async def test_a_stale_hold_from_an_old_portal_is_ignored(env: Env) -> None:
+    await _pair(env)
+    await env.resume("p1", env.portal_b, last_seq=None)
+    await env.call("hold", participant="p1", portal=env.portal_a.name)
+    assert env.controller.participants["p1"].connected
+
+
+async def test_exit_quit_of_a_portal_holds_its_participants_and_they_resume_elsewhere(transports: TransportFactory,
+                                                                                       make_env: Any) -> None:
+    env: Env = await make_env(transports)
+    await _pair(env)
+    await env.caller.publish_event("exit.quit", {"purpose": "portal", "id": env.portal_a.name, "type": "worker"})
+    await wait_until(lambda: not env.controller.participants["p1"].connected)
+    assert env.controller.participants["p2"].connected
+    await env.call("text", participant="p2", to="all", message="while away")
+    assert env.portal_b.data("p2", "participant") == []  # nobody left, nobody re-joined
+    resumed = await env.resume("p1", env.portal_b, last_seq=1)
+    assert [m["data"]["message"] for m in resumed["messages"]] == ["while away"]
+    await env.call("text", participant="p2", to="p1", message="direct")
+    await wait_until(lambda: env.portal_b.events("p1", "text"))
+    assert env.portal_b.data("p1", "text") == [{"from": "p2", "to": "me", "message": "direct"}]
+
+
+async def test_outbox_count_bound_leads_to_resync_required_and_the_participant_leaves(local: TransportFactory,
+                                                                                        make_env: Any) -> None:
+    env: Env = await make_env(local, outbox_max_messages=3)
+    await _pair(env)
+    await env.call("hold", participant="p1", portal=env.portal_a.name)
+    for n in range(5):
+        await env.call("text", participant="p2", to="all", message=f"m{n}")
+    with pytest.raises(RpcRemoteError) as info:
+        await env.resume("p1", env.portal_a, last_seq=1)
+    assert info.value.code == "resync_required"
+    assert "2..3" in info.value.message
+    assert "p1" not in env.controller.participants
+    await wait_until(lambda: {"action": "leave", "data": "p1"} in env.portal_b.data("p2", "participant"))
+
+
+async def test_outbox_age_bound_evicts_old_messages(local: TransportFactory, make_env: Any) -> None:
+    import asyncio
+
+    env: Env = await make_env(local, outbox_max_age=0.1)
+    await _pair(env)
+    await env.call("hold", participant="p1", portal=env.portal_a.name)
+    await env.call("text", participant="p2", to="all", message="old")
+    await asyncio.sleep(0.2)
+    with pytest.raises(RpcRemoteError) as info:
+        await env.resume("p1", env.portal_a, last_seq=1)
+    assert info.value.code == "resync_required"
+
+
+async def test_failed_deliveries_stay_in_the_outbox_for_resume(env: Env) -> None:
+    await _pair(env)
+    env.portal_a.failing = True
+    await env.call("text", participant="p2", to="p1", message="lost on the way")
+    await wait_until(lambda: env.controller.delivery._senders[env.portal_a.name].queue.empty())
+    env.portal_a.failing = False
+    resumed = await env.resume("p1", env.portal_a, last_seq=1)
+    assert [m["data"]["message"] for m in resumed["messages"]] == ["lost on the way"]
+
+
+async def test_resume_of_an_expired_hold_is_hold_expired(local: TransportFactory, make_env: Any) -> None:
+    env: Env = await make_env(local, reconnection_timeout=0.05)
+    await env.join("p1")
+    participant = env.controller.participants["p1"]
+    await env.call("hold", participant="p1", portal=env.portal_a.name)
+    participant.cancel_hold_timer()  # the timer has not fired yet when the resume arrives
+    import asyncio
+
+    await asyncio.sleep(0.1)
+    with pytest.raises(RpcRemoteError) as info:
+        await env.resume("p1", env.portal_a, last_seq=None)
+    assert info.value.code == "hold_expired"
+    assert "p1" not in env.controller.participants
