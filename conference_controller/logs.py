@@ -36,21 +36,21 @@ class EventLog:
     def bind(self, **fields: Any) -> EventLog:
         return EventLog(self._logger, **{**self._fields, **fields})
 
-    def log(self, level: int, event: str, **fields: Any) -> None:
+    def log(self, level: int, event: str, /, **fields: Any) -> None:
         if not self._logger.isEnabledFor(level):
             return
         merged = {**self._fields, **fields}
         text = " ".join(f"{key}={_format(value)}" for key, value in merged.items())
         self._logger.log(level, "%s %s", event, text, extra={"event": event, "fields": merged})
 
-    def debug(self, event: str, **fields: Any) -> None:
+    def debug(self, event: str, /, **fields: Any) -> None:
         self.log(logging.DEBUG, event, **fields)
 
-    def info(self, event: str, **fields: Any) -> None:
+    def info(self, event: str, /, **fields: Any) -> None:
         self.log(logging.INFO, event, **fields)
 
-    def warning(self, event: str, **fields: Any) -> None:
+    def warning(self, event: str, /, **fields: Any) -> None:
         self.log(logging.WARNING, event, **fields)
 
-    def error(self, event: str, **fields: Any) -> None:
+    def error(self, event: str, /, **fields: Any) -> None:
         self.log(logging.ERROR, event, **fields)

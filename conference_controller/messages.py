@@ -28,6 +28,7 @@ __all__ = [
     "PatchOp",
     "TrackSource",
     "parse",
+    "parse_optional",
 ]
 
 T = TypeVar("T")
@@ -144,3 +145,8 @@ def parse(value: Any, kind: type[T], what: str) -> T:
         return msgspec.convert(value, kind)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"invalid {what}: {exc}") from None
+
+
+def parse_optional(value: Any, kind: type[T], what: str) -> T | None:
+    """Like :func:`parse`, with ``None`` allowed."""
+    return None if value is None else parse(value, kind, what)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rpc import rpc_method
 
 from .ids import ParticipantId, RoomId, WorkerId
-from .messages import ParticipantInit, PatchOp, PublishInfo, SubscribeInfo, parse
+from .messages import ParticipantInit, PatchOp, PublishInfo, SubscribeInfo, parse, parse_optional
 from .participant import Participant
 from .permissions import apply_patch
 
@@ -34,7 +34,7 @@ class ControllerService:
         return self._controller.participant(parse(participant, str, "participant"))
 
     async def _once(self, participant: Participant, request_id: Any, action: Callable[[], Awaitable[Any]]) -> Any:
-        return await participant.dedupe.run(parse(request_id, str | None, "request_id"), action)
+        return await participant.dedupe.run(parse_optional(request_id, str, "request_id"), action)
 
     # -- session ---------------------------------------------------------------------------------
 
@@ -61,7 +61,7 @@ class ControllerService:
         return self._controller.resume(
             self._participant(participant), parse(ticket_id, str, "ticket_id"),
             parse(new_ticket_id, str, "new_ticket_id"), WorkerId(parse(portal, str, "portal")),
-            parse(last_seq, int | None, "last_seq"),
+            parse_optional(last_seq, int, "last_seq"),
         )
 
     @rpc_method
@@ -159,7 +159,7 @@ class ControllerService:
     ) -> str:
         """Called (or cast) by media agents: ``status`` is ``soac``, ``ready`` or ``error``."""
         self._controller.sessions.progress(parse(transport_id, str, "transport_id"),
-                                           parse(session_id, str | None, "session_id"),
+                                           parse_optional(session_id, str, "session_id"),
                                            parse(status, str, "status"), data)
         return "ok"
 

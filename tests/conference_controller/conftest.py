@@ -127,4 +127,5 @@ def env_settings() -> dict[str, Any]:
 
 @pytest_asyncio.fixture
 async def env(local: TransportFactory, make_env: Any, env_settings: dict[str, Any]) -> Env:
-    return await make_env(local, **env_settings)
+    made: Env = await make_env(local, **env_settings)
+    return made

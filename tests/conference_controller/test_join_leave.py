@@ -95,7 +95,7 @@ async def test_a_join_within_the_grace_period_keeps_the_room(env: Env) -> None:
     await env.join("p1")
     await env.call("leave", participant="p1")
     await env.join("p2")
-    await wait_until(lambda: env.controller.rooms["room-1"].grace_timer is None)
+    await wait_until(lambda: env.controller.room("room-1").grace_timer is None)
     assert env.cluster.laid_down == []
     assert env.rooms.calls == ["room-1"]
 

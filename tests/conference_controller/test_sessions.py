@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from conference_controller.ids import WorkerId
 from rpc import RpcRemoteError
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
@@ -48,7 +49,7 @@ async def test_resume_without_last_seq_returns_every_unacked_message_and_ack_tri
     await env.call("hold", participant="p1", portal=env.portal_a.name)
     await env.call("text", participant="p2", to="p1", message="hello")
     await env.caller.cast(env.controller.worker_id, "ack", {"participant": "p1", "seq": 1})
-    await wait_until(lambda: env.controller.participants["p1"].outbox.acked == 1)
+    await wait_until(lambda: env.controller.participant("p1").outbox.acked == 1)
     resumed = await env.resume("p1", env.portal_a, last_seq=None)
     assert resumed["messages"] == [{"seq": 2, "event": "text", "data": {"from": "p2", "to": "me", "message": "hello"}}]
     again = await env.resume("p1", env.portal_a, last_seq=2)
@@ -87,7 +88,7 @@ async def test_a_stale_hold_from_an_old_portal_is_ignored(env: Env) -> None:
     await _pair(env)
     await env.resume("p1", env.portal_b, last_seq=None)
     await env.call("hold", participant="p1", portal=env.portal_a.name)
-    assert env.controller.participants["p1"].connected
+    assert env.controller.participant("p1").connected
 
 
 async def test_exit_quit_of_a_portal_holds_its_participants_and_they_resume_elsewhere(transports: TransportFactory,
@@ -95,8 +96,8 @@ async def test_exit_quit_of_a_portal_holds_its_participants_and_they_resume_else
     env: Env = await make_env(transports)
     await _pair(env)
     await env.caller.publish_event("exit.quit", {"purpose": "portal", "id": env.portal_a.name, "type": "worker"})
-    await wait_until(lambda: not env.controller.participants["p1"].connected)
-    assert env.controller.participants["p2"].connected
+    await wait_until(lambda: not env.controller.participant("p1").connected)
+    assert env.controller.participant("p2").connected
     await env.call("text", participant="p2", to="all", message="while away")
     assert env.portal_b.data("p2", "participant") == []  # nobody left, nobody re-joined
     resumed = await env.resume("p1", env.portal_b, last_seq=1)
@@ -138,7 +139,7 @@ async def test_failed_deliveries_stay_in_the_outbox_for_resume(env: Env) -> None
     await _pair(env)
     env.portal_a.failing = True
     await env.call("text", participant="p2", to="p1", message="lost on the way")
-    await wait_until(lambda: env.controller.delivery._senders[env.portal_a.name].queue.empty())
+    await wait_until(lambda: env.controller.delivery._senders[WorkerId(env.portal_a.name)].queue.empty())
     env.portal_a.failing = False
     resumed = await env.resume("p1", env.portal_a, last_seq=1)
     assert [m["data"]["message"] for m in resumed["messages"]] == ["lost on the way"]
@@ -147,7 +148,7 @@ async def test_failed_deliveries_stay_in_the_outbox_for_resume(env: Env) -> None
 async def test_resume_of_an_expired_hold_is_hold_expired(local: TransportFactory, make_env: Any) -> None:
     env: Env = await make_env(local, reconnection_timeout=0.05)
     await env.join("p1")
-    participant = env.controller.participants["p1"]
+    participant = env.controller.participant("p1")
     await env.call("hold", participant="p1", portal=env.portal_a.name)
     participant.cancel_hold_timer()  # the timer has not fired yet when the resume arrives
     import asyncio
