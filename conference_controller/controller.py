@@ -131,8 +131,18 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._background, *self._loading.values(), return_exceptions=True)
         if self._started:
-            await self.worker.stop(quit=True)
+            await self._quit_cluster()
         self.log.info("controller_stopped", rooms=len(self.rooms), participants=len(self.participants))
+
+    async def _quit_cluster(self) -> None:
+        # Bounded: on Python 3.11 a cancelled RPC call can swallow the cancellation, and then a
+        # worker loop would never end; a stop must not hang on it.
+        bound = 4 * (self.worker_settings.keepalive_timeout + self.worker_settings.keepalive_interval)
+        try:
+            async with asyncio.timeout(bound):
+                await self.worker.stop(quit=True)
+        except TimeoutError:
+            self.log.warning("cluster_quit_timeout", seconds=bound)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run a best-effort call in the background (ended by ``stop()``)."""
@@ -265,6 +275,7 @@ class Controller:
             return
         self.sessions.drop_owned(room, participant)
         room.remove(participant)
+        participant.left = True
         participant.log.info("participant_left", reason=reason)
         self.settle(room)
 

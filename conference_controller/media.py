@@ -113,6 +113,10 @@ class MediaGateway:
 
     def end_session_record(self, media: MediaTransport, session_id: str) -> None:
         media.sessions.discard(session_id)
+        self.release(media)
+
+    def release(self, media: MediaTransport) -> None:
+        """Forget a transport that has no sessions left."""
         if not media.sessions and self.transports.get(media.id) is media:
             del self.transports[media.id]
 

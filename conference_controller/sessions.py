@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from .errors import MediaError, PermissionDenied, InvalidRequest, UnknownStream, UnknownSubscription, UnknownTransport, UnsupportedOperation
+from .errors import (
+    InvalidRequest,
+    MediaError,
+    PermissionDenied,
+    UnknownParticipant,
+    UnknownStream,
+    UnknownSubscription,
+    UnknownTransport,
+    UnsupportedOperation,
+)
 from .ids import StreamId, SubscriptionId, TransportId, WorkerId
 from .media import MediaTransport
 from .messages import PublishInfo, SubscribeInfo
@@ -45,7 +54,7 @@ class MediaSessions:
                 raise PermissionDenied(f"role {participant.role} may not publish {track.type}")
         if StreamId(stream_id) in room.streams:
             raise InvalidRequest(f"stream {stream_id} exists already")
-        media = await self.media.open(TransportId(transport_id), participant.id, participant.origin)
+        media = await self._open(room, participant, transport_id)
         record = StreamRecord(StreamId(stream_id), participant.id, media.id, info)
         room.streams[record.id] = record
         participant.streams.add(record.id)
@@ -87,6 +96,14 @@ class MediaSessions:
                                       "data": {"field": f"{data}.status", "value": status}})
         return "ok"
 
+    async def _open(self, room: Room, participant: Participant, transport_id: str) -> MediaTransport:
+        """The participant's transport on an agent; the participant may have left meanwhile."""
+        media = await self.media.open(TransportId(transport_id), participant.id, participant.origin)
+        if participant.left or room.closed:
+            self.media.release(media)
+            raise UnknownParticipant(f"participant {participant.id} left")
+        return media
+
     # -- subscriptions ---------------------------------------------------------------------------
 
     async def subscribe(
@@ -105,7 +122,7 @@ class MediaSessions:
             streams.add(source.id)
         if SubscriptionId(subscription_id) in room.subscriptions:
             raise InvalidRequest(f"subscription {subscription_id} exists already")
-        media = await self.media.open(TransportId(transport_id), participant.id, participant.origin)
+        media = await self._open(room, participant, transport_id)
         record = SubscriptionRecord(SubscriptionId(subscription_id), participant.id, media.id, info, streams)
         room.subscriptions[record.id] = record
         participant.subscriptions.add(record.id)
