@@ -9,7 +9,7 @@ wait for its ack; then pause ``--interval`` seconds.  Latency = from the close t
   portals in processes of their own on a throwaway RabbitMQ node (or ``--broker``); "other" sends
   every relogin to the portal the client was not on.
 
-No baseline (absolute goals).  Run: ``python -m bench relogin [--clients 20] [--interval 0.05]``.
+No baseline (absolute goals).  Run: ``python -m bench relogin [--clients 20] [--interval 0.5]``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import aiohttp
 
 from bench import servers
 from bench.loadgen import Control, Workers, split, window
-from bench.participants import connector, gather_limited, join
+from bench.participants import Participant, connector, gather_limited, join
 from bench.proc import CpuMeter
 from bench.report import git_commit, machine, median, percentile, today, write_section
 
@@ -38,8 +38,17 @@ GOAL_OTHER_P99_MS = 50.0
 async def _worker(config: dict[str, Any], control: Control) -> dict[str, Any]:
     portals: list[str] = config["portals"]
     async with aiohttp.ClientSession(connector=connector()) as session:
-        joined = await gather_limited(
-            [join(session, config["api"], room, user) for user, room in config["clients"]], 10)
+        async def login(user: str, room: str) -> Participant:
+            for attempt in range(3):  # a just-started cluster may still answer `timeout` now and then
+                try:
+                    return await join(session, config["api"], room, user)
+                except Exception:  # noqa: BLE001
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.5)
+            raise AssertionError("unreachable")
+
+        joined = await gather_limited([login(user, room) for user, room in config["clients"]], 10)
         results: dict[str, Any] = {}
         command = await control.report({"ready": len(joined)})
         while command.get("mode"):
@@ -199,11 +208,11 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench relogin", description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--interval", type=float, default=0.05, help="pause between a client's relogins, s")
+    parser.add_argument("--interval", type=float, default=0.5, help="pause between a client's relogins, s")
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--broker", default="", help="amqp:// URL (default: start a throwaway node)")
     parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
     args = parser.parse_args(argv)
