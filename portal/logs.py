@@ -34,18 +34,18 @@ class EventLog:
     def bind(self, **fields: Any) -> EventLog:
         return EventLog(**{**self.fields, **fields})
 
-    def event(self, level: int, event: str, **fields: Any) -> None:
+    def event(self, level: int, event: str, /, **fields: Any) -> None:
         if not _log.isEnabledFor(level):
             return
         merged = {**self.fields, **fields}
         text = " ".join(f"{key}={_format(value)}" for key, value in merged.items() if value is not None)
         _log.log(level, "%s %s", event, text, extra={"event": event, "fields": merged})
 
-    def info(self, event: str, **fields: Any) -> None:
+    def info(self, event: str, /, **fields: Any) -> None:
         self.event(logging.INFO, event, **fields)
 
-    def debug(self, event: str, **fields: Any) -> None:
+    def debug(self, event: str, /, **fields: Any) -> None:
         self.event(logging.DEBUG, event, **fields)
 
-    def warning(self, event: str, **fields: Any) -> None:
+    def warning(self, event: str, /, **fields: Any) -> None:
         self.event(logging.WARNING, event, **fields)

@@ -103,10 +103,21 @@ class PortalServer:
         for conn in list(self.connections.values()):
             self.connections.pop(conn.sid, None)
             self.logins.socket_lost(conn)
+        await self._close_transports()
         await self.sio.shutdown()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _close_transports(self) -> None:
+        """Close every Engine.IO connection so that clients see a transport close (and reconnect,
+        possibly elsewhere) at once instead of after a ping timeout.  python-engineio queues a CLOSE
+        packet that engine.io-client ignores on websocket; waking the writer with ``None`` makes it
+        close the websocket itself."""
+        for eio_socket in list(self.sio.eio.sockets.values()):
+            if not eio_socket.closed:
+                await eio_socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
+            eio_socket.queue.put_nowait(None)
 
     async def close_socket(self, sid: str) -> None:
         try:

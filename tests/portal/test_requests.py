@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.support.waiting import wait_until
+
+from .harness import CONTROLLER_ID, Harness
+
+TRACK = {"type": "video", "mid": "0", "source": "camera"}
+
+MALFORMED: dict[str, list[Any]] = {
+    "text": [None, "hi", {"message": "no target"}, {"to": "", "message": "x"}, {"to": "all", "message": "x", "requestId": 5}],
+    "publish": [None, {}, {"media": None}, {"media": {"tracks": []}}, {"media": {"tracks": [{"type": "smell"}]}},
+                {"media": {"tracks": [TRACK]}, "transport": {"type": "carrier-pigeon"}},
+                {"media": {"tracks": [TRACK]}, "transport": {"type": "webrtc", "id": "bad id!"}}],
+    "unpublish": [None, {}, {"id": "../etc"}, {"id": 7}],
+    "subscribe": [None, {"media": {"tracks": [{"type": "audio"}]}}, {"media": {"tracks": [{"type": "audio", "from": "a b"}]}}],
+    "unsubscribe": [{}, {"id": ""}],
+    "stream-control": [{"id": "abc"}, {"id": "abc", "operation": "explode"}],
+    "subscription-control": [{"id": "abc", "operation": "mix"}],
+    "soac": [{"id": "abc"}, {"id": "abc", "signaling": {"type": "nonsense"}}, {"id": "a/b", "signaling": {"type": "offer", "sdp": "x"}}],
+    "ack": [{"seq": -1}, {"seq": "x"}, None],
+}
+
+
+async def test_malformed_payloads_are_refused_and_change_nothing(harness: Harness) -> None:
+    portal = await harness.portal(rate_limit_burst=1000)
+    client, _ = await harness.joined(portal)
+    before = list(harness.controller.calls)
+    for event, payloads in MALFORMED.items():
+        for payload in payloads:
+            args = () if payload is None else (payload,)
+            status, reason = await client.call(event, *args)
+            assert status == "error" and reason.startswith("invalid request"), (event, payload, reason)
+    assert harness.controller.calls == before
+    assert client.sio.connected
+
+
+async def test_requests_are_relayed_with_portal_made_ids(harness: Harness) -> None:
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    pid = result["id"]
+
+    status, pub = await client.call("publish", {"media": {"tracks": [TRACK]}, "attributes": {"a": 1}, "transport": {"type": "webrtc"}})
+    assert status == "ok" and len(pub["id"]) == 32 and pub["transportId"] == pub["id"]
+    status, sub = await client.call("subscribe", {"media": {"tracks": [{"type": "video", "mid": "1", "from": pub["id"]}]},
+                                                  "transport": {"type": "webrtc", "id": pub["transportId"]}})
+    assert status == "ok" and sub["id"] != pub["id"] and sub["transportId"] == pub["transportId"]
+    signaling = {"type": "candidate", "candidate": {"candidate": "a=candidate:1", "sdpMid": "0", "sdpMLineIndex": 0}}
+    assert await client.call("soac", {"id": pub["transportId"], "signaling": signaling}) == "ok"
+    assert await client.call("stream-control", {"id": pub["id"], "operation": "pause", "data": "video"}) == "ok"
+    assert await client.call("subscription-control", {"id": sub["id"], "operation": "update", "data": {}}) == "ok"
+    assert await client.call("unsubscribe", {"id": sub["id"]}) == "ok"
+    assert await client.call("unpublish", {"id": pub["id"]}) == "ok"
+    assert await client.call("text", {"to": "all", "message": "hi", "requestId": "r-1"}) == "ok"
+
+    calls = {name: args for name, args in harness.controller.calls}
+    assert calls["publish"]["info"]["media"]["tracks"] == [TRACK]
+    assert calls["publish"]["info"]["attributes"] == {"a": 1}
+    assert calls["session_signaling"]["signaling"] == signaling
+    assert calls["stream_control"] == {"participant": pid, "stream_id": pub["id"], "operation": "pause", "data": "video"}
+    assert calls["text"]["request_id"] == "r-1"
+    assert all(args.get("participant") == pid for name, args in harness.controller.calls if name not in ("join",))
+
+
+async def test_controller_refusals_come_back_as_error_strings(harness: Harness) -> None:
+    portal = await harness.portal()
+    client, _ = await harness.joined(portal)
+    assert await client.call("text", {"to": "nobody", "message": "x"}) == ("error", "no participant nobody")
+
+
+async def test_oversized_request_gets_a_clear_error(harness: Harness) -> None:
+    portal = await harness.portal(max_request_bytes=1000)
+    client, _ = await harness.joined(portal)
+    assert await client.call("text", {"to": "all", "message": "x" * 2000}) == ("error", "message too large")
+    assert harness.controller.called("text") == []
+    assert await client.call("text", {"to": "all", "message": "small"}) == "ok"
+
+
+async def test_message_beyond_the_engineio_limit_closes_the_connection(harness: Harness) -> None:
+    portal = await harness.portal(max_message_bytes=10_000)
+    client, _ = await harness.joined(portal)
+    await client.sio.emit("text", {"to": "all", "message": "x" * 20_000})
+    await wait_until(client.disconnected.is_set, what="connection closed")
+
+
+async def test_request_flood_is_rate_limited(harness: Harness) -> None:
+    portal = await harness.portal(rate_limit_burst=5, rate_limit_per_second=1)
+    client, _ = await harness.joined(portal)
+    answers = await asyncio.gather(*(client.call("text", {"to": "all", "message": str(i)}) for i in range(12)))
+    assert ("error", "rate limit exceeded") in answers
+    assert answers.count("ok") <= 5
+
+
+async def test_pending_requests_are_bounded(harness: Harness) -> None:
+    portal = await harness.portal(max_pending_requests=2, early_request_window=0.3)
+    client = await harness.client(portal)
+    answers = await asyncio.gather(*(client.call("text", {"to": "all", "message": str(i)}) for i in range(4)))
+    assert answers.count(("error", "too many pending requests")) == 2
+
+
+async def test_drop_emits_drop_and_closes(harness: Harness) -> None:
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    transport = harness.transport
+    assert await transport.call(portal.worker_id, "drop", {"participant": result["id"], "reason": "kicked"}) == "ok"
+    await wait_until(client.disconnected.is_set, what="dropped socket closed")
+    assert ("drop", None) in client.received
+    assert harness.controller.called("hold") == []
+    again = await harness.client(portal)
+    status, _ = await again.call("relogin", result["reconnectionTicket"])
+    assert status == "error"
+
+
+async def test_losing_the_controller_drops_its_participants(harness: Harness) -> None:
+    portal = await harness.portal()
+    client, _ = await harness.joined(portal)
+    await harness.transport.publish_event("exit.quit", {"purpose": "conference", "id": CONTROLLER_ID, "type": "worker"})
+    await wait_until(client.disconnected.is_set, what="client dropped")
+    assert ("drop", None) in client.received
+
+
+async def test_notify_for_an_unknown_participant_is_not_delivered(harness: Harness) -> None:
+    portal = await harness.portal()
+    answer = await harness.transport.call(portal.worker_id, "notify", {"participant": "ghost", "event": "text", "data": {}, "seq": 1})
+    assert answer == {"delivered": False}
+
+
+async def test_broadcast_reaches_plain_and_extension_clients(harness: Harness) -> None:
+    portal = await harness.portal()
+    plain, p = await harness.joined(portal, user="p")
+    ext, e = await harness.joined(portal, extension=True, user="e")
+    data = {"id": "s1", "status": "remove"}
+    answer = await harness.transport.call(portal.worker_id, "broadcast", {
+        "controller": CONTROLLER_ID, "targets": [[p["id"], 7], [e["id"], 3], ["gone", 1]], "event": "stream", "data": data,
+    })
+    assert answer == {"undelivered": ["gone"]}
+    await wait_until(lambda: ("stream", data) in plain.received)
+    await wait_until(lambda: ("stream", {**data, "seq": 3}) in ext.received)
+    await wait_until(lambda: {"participant": p["id"], "seq": 7} in harness.controller.called("ack"), what="plain ack")
+
+
+async def test_worker_joins_the_cluster_and_quits(harness: Harness) -> None:
+    portal = await harness.portal(hostname="portal.example", regions=["eu"])
+    info = harness.cluster.workers[portal.worker_id]["info"]
+    assert info == {"hostname": "portal.example", "port": portal.port, "via_host": "", "secure": False,
+                    "max_load": 0.85, "capacity": {"isps": [], "regions": ["eu"]}}
+    assert portal.worker_id.startswith("portal-")
+    await harness.joined(portal)
+    await wait_until(lambda: harness.cluster.workers[portal.worker_id].get("load", 0) > 0, what="load report")
+    await portal.stop()
+    await portal.stop()
+    await wait_until(lambda: harness.cluster.quits == [portal.worker_id], what="quit")
+
+
+async def test_stopping_the_portal_holds_its_participants(harness: Harness) -> None:
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    await portal.stop()
+    await wait_until(client.disconnected.is_set, timeout=3, what="the client sees its transport close at once")
+    assert harness.controller.called("hold") == [{"participant": result["id"], "portal": portal.worker_id}]
+
+
+async def test_metrics_and_health(harness: Harness) -> None:
+    portal = await harness.portal()
+    await harness.joined(portal)
+    bad = await harness.client(portal)
+    await bad.login("nope")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{portal.port}/healthz") as response:
+            assert response.status == 200
+        async with http.get(f"http://127.0.0.1:{portal.port}/metrics") as response:
+            text = await response.text()
+    assert 'switchboard_portal_logins_total{reason="",result="ok"} 1.0' in text
+    assert 'switchboard_portal_logins_total{reason="invalid_token",result="error"} 1.0' in text
+    assert "switchboard_portal_connected_sockets" in text
+
+
+@pytest.mark.parametrize("origin", ["http://app.example"])
+async def test_cors_origin_is_allowed_by_default(harness: Harness, origin: str) -> None:
+    portal = await harness.portal()
+    async with aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{portal.port}/socket.io/?EIO=4&transport=polling"
+        async with http.get(url, headers={"Origin": origin}) as response:
+            assert response.status == 200
+            assert response.headers.get("Access-Control-Allow-Origin") == origin
