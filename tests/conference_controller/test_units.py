@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conference_controller.dedupe import Deduper
 from conference_controller.errors import InvalidJsonOp, InvalidJsonPath, InvalidJsonValue, UnknownTarget
@@ -111,3 +113,30 @@ def test_permission_patch_ops() -> None:
         apply_patch(base, [PatchOp("replace", "/permission/record", True)])
     with pytest.raises(InvalidJsonValue):
         apply_patch(base, [PatchOp("replace", "/permission/publish/audio", "yes")])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.lists(st.tuples(st.sampled_from(["append", "ack", "since"]), st.integers(0, 30)),
+                                   max_size=60))
+def test_outbox_never_loses_or_repeats_unacked_messages(bound: int, ops: list[tuple[str, int]]) -> None:
+    outbox = Outbox(bound, 1e9)
+    sent: list[int] = []
+    acked = 0
+    for op, arg in ops:
+        if op == "append":
+            sent.append(outbox.append("e", arg))
+        elif op == "ack":
+            outbox.ack(arg)
+            acked = max(acked, min(arg, len(sent)))
+        else:
+            seen = min(max(arg, acked), len(sent))
+            first_kept = max(seen, len(sent) - bound) + 1
+            try:
+                got = [m.seq for m in outbox.since(arg)]
+            except OutboxGap as gap:
+                assert (gap.first, gap.last) == (seen + 1, first_kept - 1)
+                continue
+            assert first_kept == seen + 1
+            assert got == list(range(seen + 1, len(sent) + 1))
+            acked = seen
+    assert sent == list(range(1, len(sent) + 1))
