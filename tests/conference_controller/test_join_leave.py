@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from conference_controller.errors import RoomClosed
 from rpc import RpcRemoteError
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
@@ -113,3 +114,27 @@ async def test_stop_is_idempotent_and_quits_the_cluster(env: Env) -> None:
     await env.controller.stop()
     await env.controller.stop()
     await wait_until(lambda: env.controller.worker_id in env.cluster.quits)
+
+
+async def test_a_held_room_is_not_closed_by_its_grace_period(env: Env) -> None:
+    import asyncio
+
+    await env.join("p1")
+    await env.call("leave", participant="p1")
+    room = env.controller.room("room-1")
+    room.hold()
+    await asyncio.sleep(env.settings.room_grace_period * 2)
+    assert not room.closed and env.cluster.laid_down == []
+    room.release()
+    env.controller.settle(room)
+    await wait_until(lambda: room.closed and env.cluster.laid_down == ["room-1"], timeout=3)
+    with pytest.raises(RoomClosed):
+        room.hold()
+
+
+async def test_an_unreachable_rooms_service_is_room_config_unavailable(env: Env) -> None:
+    env.controller.rooms_service = "no-such-service"
+    with pytest.raises(RpcRemoteError) as info:
+        await env.join("p1")
+    assert info.value.code == "room_config_unavailable"
+    assert env.controller.rooms == {}
