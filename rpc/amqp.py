@@ -131,9 +131,9 @@ class AmqpTransport(Transport):
                 raise RpcUnavailable(f"cannot connect to the broker: {exc}") from exc
             self._conn.close_callbacks.add(self._on_connection_lost)
             self._conn.reconnect_callbacks.add(self._on_reconnected)
-            self._publish_ch = await self._conn.channel(publisher_confirms=True, on_return_raises=True)  # type: ignore[assignment]
-            self._reply_ch = await self._conn.channel(publisher_confirms=False)  # type: ignore[assignment]
-            self._consume_ch = await self._conn.channel(publisher_confirms=False)  # type: ignore[assignment]
+            self._publish_ch = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+            self._reply_ch = await self._conn.channel(publisher_confirms=False)
+            self._consume_ch = await self._conn.channel(publisher_confirms=False)
             assert self._consume_ch is not None and self._publish_ch is not None
             await self._consume_ch.set_qos(prefetch_count=self.settings.prefetch)
             reply_queue = await self._consume_ch.declare_queue(

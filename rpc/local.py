@@ -147,8 +147,11 @@ class LocalTransport(Transport):
         )
         task = self._run(entry, request)
         try:
-            reply = await asyncio.wait_for(asyncio.shield(task), timeout)
-        except asyncio.TimeoutError:
+            # shield: a call that times out keeps running on the serving side, as over a broker.
+            # asyncio.timeout (not wait_for) so that a cancellation of this caller is never lost.
+            async with asyncio.timeout(timeout):
+                reply = await asyncio.shield(task)
+        except TimeoutError:
             raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s") from None
         except asyncio.CancelledError:
             if task.cancelled() and not _current_cancelling():

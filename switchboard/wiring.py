@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import msgspec
 
 from cluster_manager import ClusterManager
-from cluster_manager.admin_http import ADMIN_METHODS, admin_rpc_routes
+from cluster_manager import ADMIN_METHODS, admin_rpc_routes
 from conference_controller import Controller
 from credentials import Keyring
 from portal import Portal
