@@ -322,7 +322,7 @@ class LoginService:
         conn.settled.set()
         self.background.spawn(conn.release_early(run=False))
 
-    async def drop(self, session: Session, reason: str, *, tell_controller: bool) -> None:
+    async def drop(self, session: Session, reason: str) -> None:
         """Emit ``drop`` and close the socket; the participant cannot relogin."""
         self._forget(session)
         session.log.info("drop", reason=reason)
@@ -334,8 +334,6 @@ class LoginService:
                 await self.delivery.sio.emit("drop", to=conn.sid)
             finally:
                 await self.close_socket(conn.sid)
-        if tell_controller:
-            await self._leave_quietly(session)
 
     def _hold(self, session: Session) -> None:
         self._forget(session)

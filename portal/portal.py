@@ -147,6 +147,6 @@ class Portal:
             self.log.warning("controller_lost", controller=controller, participants=len(victims))
         for session in victims:
             try:
-                await self.logins.drop(session, "controller lost", tell_controller=False)
+                await self.logins.drop(session, "controller lost")
             except RpcError as exc:
                 session.log.warning("drop_failed", error=exc.code)

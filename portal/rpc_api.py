@@ -46,11 +46,13 @@ class PortalRpc:
 
     @rpc_method
     async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:
+        """Emit ``drop`` and close the socket.  The controller is not told: its caller (e.g. the
+        controller's own ``drop_participant``) makes the participant leave."""
         if all:
             victims = list(self.sessions)
         else:
             session = self.sessions.get(participant or "")
             victims = [session] if session is not None else []
         for session in victims:
-            await self.logins.drop(session, reason or "dropped", tell_controller=True)
+            await self.logins.drop(session, reason or "dropped")
         return "ok"

@@ -58,6 +58,8 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     room_reserve_time: float = 30.0
     #: Seconds between batched ``ack`` casts to controllers.
     ack_interval: float = 0.05
+    #: Seconds ``stop()`` waits for open HTTP/websocket handlers after closing every connection.
+    shutdown_timeout: float = 5.0
     #: Engine.IO ping interval and timeout, seconds.
     ping_interval: float = 25.0
     ping_timeout: float = 20.0

@@ -195,6 +195,13 @@ class FakeController:
             member.outbox = [m for m in member.outbox if m["seq"] > seq]
 
     @rpc_method
+    async def drop_participant(self, room: str, participant: str) -> str:
+        member = self._member(participant)
+        await self.transport.call(member.portal, "drop", {"participant": participant, "reason": "kicked"})
+        del self.members[participant]
+        return "ok"
+
+    @rpc_method
     async def text(self, participant: str, to: str, message: Any, request_id: str | None = None) -> str:
         self.calls.append(("text", {"participant": participant, "to": to, "message": message, "request_id": request_id}))
         sender = self._member(participant)

@@ -106,14 +106,12 @@ async def test_pending_requests_are_bounded(harness: Harness) -> None:
 async def test_drop_emits_drop_and_closes(harness: Harness) -> None:
     portal = await harness.portal()
     client, result = await harness.joined(portal)
-    transport = harness.transport
-    assert await transport.call(portal.worker_id, "drop", {"participant": result["id"], "reason": "kicked"}) == "ok"
+    await harness.transport.call(CONTROLLER_ID, "drop_participant", {"room": "room-1", "participant": result["id"]})
     await wait_until(client.disconnected.is_set, what="dropped socket closed")
     assert ("drop", None) in client.received
-    assert harness.controller.called("hold") == []
+    assert harness.controller.called("hold") == [] and harness.controller.called("leave") == []
     again = await harness.client(portal)
-    status, _ = await again.call("relogin", result["reconnectionTicket"])
-    assert status == "error"
+    assert await again.call("relogin", result["reconnectionTicket"]) == ("error", "Client does NOT exist")
 
 
 async def test_losing_the_controller_drops_its_participants(harness: Harness) -> None:
