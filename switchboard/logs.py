@@ -13,7 +13,14 @@ _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 
 def _extras(record: logging.LogRecord) -> dict[str, object]:
-    return {k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")}
+    extras = {k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")}
+    # Components that log "event k=v …" also attach the same pairs as `fields`: keep one copy.
+    fields = extras.pop("fields", None)
+    if isinstance(fields, dict):
+        extras.update(fields)
+    if isinstance(record.msg, str) and extras.get("event") == record.msg.split(" ", 1)[0]:
+        extras.pop("event")
+    return extras
 
 
 class _JsonFormatter(logging.Formatter):
@@ -33,8 +40,9 @@ class _JsonFormatter(logging.Formatter):
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
-        line = f"{stamp} {record.levelname.lower():7} {record.name}: {record.getMessage()}"
+        message = record.getMessage()
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items() if f"{k}=" not in message)
+        line = f"{stamp} {record.levelname.lower():7} {record.name}: {message}"
         if extras:
             line += f" {extras}"
         if record.exc_info:

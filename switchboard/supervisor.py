@@ -114,9 +114,12 @@ def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
             child.check(now)
         time.sleep(0.25)
     log.info("stopping %d children", len(children))
-    for child in reversed(children):
-        child.terminate()
-    deadline = time.monotonic() + _STOP_GRACE
-    for child in reversed(children):
-        child.wait_or_kill(deadline)
+    # Workers first, so that they can still say goodbye to the cluster manager, which goes last.
+    workers = [c for c in children if c.name.startswith(("portal-", "controller-"))]
+    for group in (workers, [c for c in children if c not in workers]):
+        for child in group:
+            child.terminate()
+        deadline = time.monotonic() + _STOP_GRACE
+        for child in group:
+            child.wait_or_kill(deadline)
     return 0

@@ -1,0 +1,97 @@
+"""`switchboard up --broker …`: a local cluster of role processes, a watchdog, a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from switchboard.client import Client
+from switchboard.devbroker import RabbitNode
+from tests.support.processes import free_port
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.amqp, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> dict[int, str]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
+    kids = {}
+    for line in out.stdout.splitlines():
+        child, _, args = line.strip().partition(" ")
+        kids[int(child)] = args
+    return kids
+
+
+async def _admin(api: str, method: str) -> Any:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{api}/admin/rpc", json={"method": method, "args": {}}) as resp:
+            return (await resp.json()).get("result")
+
+
+async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit: RabbitNode, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:6]
+    api_port, portal_port = free_port(), free_port()
+    while portal_port + 1 == api_port:
+        portal_port = free_port()
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        SWITCHBOARD_CLUSTER_MANAGER__NAME=f"cluster-{tag}",
+        SWITCHBOARD_WORKER__CLUSTER_NAME=f"cluster-{tag}",
+        SWITCHBOARD_RPC__EVENTS_EXCHANGE=f"events-{tag}",
+        SWITCHBOARD_CLUSTER_MANAGER__INITIAL_TIME="0.5",
+        SWITCHBOARD_CLUSTER_MANAGER__CHECK_ALIVE_INTERVAL="0.5",
+        SWITCHBOARD_WORKER__KEEPALIVE_INTERVAL="0.3",
+        SWITCHBOARD_TOKEN_API__ROOMS_DB=str(tmp_path / "rooms.sqlite3"),
+        SWITCHBOARD_PORTAL__HOSTNAME="127.0.0.1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switchboard", "up", "--broker", rabbit.url, "--portals", "2", "--controllers", "1",
+         "--host", "127.0.0.1", "--api-port", str(api_port), "--portal-port", str(portal_port)],
+        env=env, cwd=ROOT, stdout=open(tmp_path / "up.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+
+    async def portals_registered() -> int:
+        try:
+            workers = await _admin(api, "get_workers") or []
+        except aiohttp.ClientError:
+            return 0
+        return sum(1 for w in workers if w["purpose"] == "portal")
+
+    try:
+        await wait_until(lambda: _ready(portals_registered), timeout=60, interval=0.3)
+        client = await Client.join(api, room="local", user="a", role="presenter")
+        await client.leave()
+
+        portal_pid = next(pid for pid, args in _children(proc.pid).items() if " portal " in f" {args} ")
+        os.kill(portal_pid, signal.SIGKILL)
+        await wait_until(
+            lambda: any(" portal " in f" {a} " and p != portal_pid for p, a in _children(proc.pid).items())
+            and sum(" portal " in f" {a} " for a in _children(proc.pid).values()) == 2,
+            timeout=30,
+        )
+        await wait_until(lambda: _ready(portals_registered), timeout=60, interval=0.3)
+        kids = list(_children(proc.pid))
+        assert len(kids) == 5  # cluster manager, token API, one controller, two portals
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(proc.wait, 30)
+    assert code == 0
+    for pid in kids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+async def _ready(portals_registered: Any) -> bool:
+    return await portals_registered() == 2
