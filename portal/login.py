@@ -11,7 +11,8 @@ The races OWT has are designed out here:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import hashlib
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_token, encode_ticket, new_id, now_ms
@@ -41,9 +42,10 @@ from .settings import PortalSettings
 __all__ = ["LoginService", "PROTOCOL"]
 
 PROTOCOL = "1.2"
+ROTATION_SALT = "switchboard.ticket-rotation"
 _OLD_PROTOCOLS = frozenset({"1.0", "1.1"})
 
-CloseSocket = Callable[[str], Awaitable[None]]
+CloseSocket = Callable[[str], Coroutine[Any, Any, None]]
 
 
 class LoginService:
@@ -211,7 +213,7 @@ class LoginService:
         if old is not None:
             await self.acks.flush(participant)
         self.sessions.add(session)  # notifications sent once the controller resumed are kept from now on
-        new_ticket_id = new_id()
+        new_ticket_id = self._successor(ticket)
         try:
             result = await self.transport.call(
                 session.controller,
@@ -379,6 +381,14 @@ class LoginService:
         self.metrics.participants.set(len(self.sessions))
         if session.token_code and session.token_code in self.worker.tasks:
             self.background.spawn(self.worker.remove_task(session.token_code))
+
+    def _successor(self, ticket: Ticket) -> str:
+        """The ticket id a relogin with ``ticket`` rotates to: derived (keyed) rather than random, so
+        a relogin retried with the same ticket after its ack was lost repeats the controller's last
+        replacement (accepted) instead of being refused as revoked.  Only a holder of ``ticket`` can
+        compute it, and it is dead as soon as the participant rotates again."""
+        signature = self.keyring.sign(f"{ticket.participant_id}:{ticket.ticket_id}".encode(), ROTATION_SALT)
+        return hashlib.sha256(signature.encode()).hexdigest()[:24]
 
     def _ticket(self, session: Session) -> str:
         now = now_ms()

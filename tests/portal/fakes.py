@@ -80,6 +80,7 @@ class Member:
     seq: int = 0
     acked: int = 0
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    last_rotation: tuple[str, str] = ("", "")
 
 
 class FakeController:
@@ -97,6 +98,7 @@ class FakeController:
         self.on_join: Any = None
         #: A text sent to each joiner before ``join`` returns (a notification racing the login ack).
         self.welcome: str | None = None
+        self.resume_delay = 0.0
 
     def called(self, method: str) -> list[dict[str, Any]]:
         return [args for name, args in self.calls if name == method]
@@ -166,8 +168,9 @@ class FakeController:
     async def resume(self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None) -> dict[str, Any]:
         self.calls.append(("resume", {"participant": participant, "last_seq": last_seq, "portal": portal}))
         member = self._member(participant)
-        if ticket_id != member.ticket_id:
+        if ticket_id != member.ticket_id and (ticket_id, new_ticket_id) != member.last_rotation:
             raise ServiceError("ticket_mismatch", "not the latest ticket")
+        member.last_rotation = (ticket_id, new_ticket_id)
         start = member.acked if last_seq is None else last_seq
         first = member.outbox[0]["seq"] if member.outbox else member.seq + 1
         if start + 1 < first:
@@ -176,7 +179,10 @@ class FakeController:
         member.ticket_id = new_ticket_id
         member.portal = portal
         member.held_since = None
-        return {"messages": [m for m in member.outbox if m["seq"] > start], "last_seq": member.seq}
+        result = {"messages": [m for m in member.outbox if m["seq"] > start], "last_seq": member.seq}
+        if self.resume_delay:
+            await asyncio.sleep(self.resume_delay)  # live notifications may overtake this reply
+        return result
 
     @rpc_method
     async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str) -> str:
@@ -184,6 +190,7 @@ class FakeController:
         if ticket_id != member.ticket_id:
             raise ServiceError("ticket_mismatch", "not the latest ticket")
         member.ticket_id = new_ticket_id
+        member.last_rotation = (ticket_id, new_ticket_id)
         return "ok"
 
     @rpc_method

@@ -152,3 +152,22 @@ async def test_plain_client_relogin_gets_missed_messages_after_the_ack(cluster: 
     late = await c.client(portal)
     status, _ = await late.call("relogin", ticket)
     assert status == "error"
+
+
+async def test_a_relogin_whose_ack_was_lost_can_be_retried_with_the_same_ticket(cluster: Any) -> None:
+    c = await cluster()
+    token, portal = await c.token()
+    alice = await c.client(portal)
+    status, joined = await alice.login(token)
+    assert status == "ok"
+    await alice.lose_network()
+    first = await c.client(portal)
+    status, unseen = await first.call("relogin", joined["reconnectionTicket"])
+    assert status == "ok"
+    await first.lose_network()  # as if the ack never arrived: the client still has the old ticket
+    retry = await c.client(portal)
+    status, ticket = await retry.call("relogin", joined["reconnectionTicket"])
+    assert status == "ok", ticket
+    assert (await retry.call("refreshReconnectionTicket"))[0] == "ok"
+    stale = await c.client(portal)
+    assert await stale.call("relogin", joined["reconnectionTicket"]) == ("error", "Ticket was revoked")

@@ -62,8 +62,10 @@ async def test_an_old_ticket_is_refused_after_a_refresh(harness: Harness) -> Non
     good = await harness.client(portal)
     status, newest = await good.call("relogin", fresh)
     assert status == "ok"
-    reused = await harness.client(portal)
-    assert await reused.call("relogin", fresh) == ("error", "Ticket was revoked")
+    assert (await good.call("refreshReconnectionTicket"))[0] == "ok"
+    for used in (fresh, newest):
+        reused = await harness.client(portal)
+        assert await reused.call("relogin", used) == ("error", "Ticket was revoked")
 
 
 async def test_relogin_after_the_hold_window_is_refused(harness: Harness) -> None:
@@ -193,3 +195,46 @@ async def test_early_requests_are_refused_when_a_login_comes_instead(harness: Ha
     assert (await client.login(harness.token()))[0] == "ok"
     await wait_until(lambda: answers == [("error", "Illegal request")])
     assert harness.controller.called("text") == []
+
+
+async def test_notifications_overtaking_the_resume_reply_follow_the_missed_ones(harness: Harness) -> None:
+    harness.controller.resume_delay = 0.3
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    pid = result["id"]
+    await client.lose_network()
+    await wait_until(lambda: harness.controller.called("hold"), what="hold")
+    await _text_to(harness, pid, "missed")
+    again = await harness.client(portal)
+    relogin = asyncio.ensure_future(again.call("relogin", result["reconnectionTicket"]))
+    await wait_until(lambda: harness.controller.called("resume"), what="resume started")
+    await _text_to(harness, pid, "live during resume")
+    status, _ = await relogin
+    assert status == "ok"
+    await wait_until(lambda: len(again.texts()) == 2)
+    await asyncio.sleep(0.1)
+    assert again.texts() == ["missed", "live during resume"]
+
+
+async def test_socket_lost_during_relogin_holds_the_participant_again(harness: Harness) -> None:
+    harness.controller.resume_delay = 0.3
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    await client.lose_network()
+    await wait_until(lambda: len(harness.controller.called("hold")) == 1, what="first hold")
+    again = await harness.client(portal)
+    relogin = asyncio.ensure_future(again.call("relogin", result["reconnectionTicket"]))
+    await wait_until(lambda: harness.controller.called("resume"), what="resume started")
+    await again.lose_network()
+    relogin.cancel()
+    await wait_until(lambda: len(harness.controller.called("hold")) == 2, what="held again")
+    assert harness.controller.members[result["id"]].held_since is not None
+    assert harness.controller.called("leave") == []
+    harness.controller.resume_delay = 0.0
+    retry = await harness.client(portal)
+    status, ticket = await retry.call("relogin", result["reconnectionTicket"])
+    assert status == "ok", "a relogin whose ack was lost can be retried with the same ticket"
+    newest = await harness.client(portal)
+    assert (await newest.call("relogin", ticket))[0] == "ok"
+    stale = await harness.client(portal)
+    assert await stale.call("relogin", result["reconnectionTicket"]) == ("error", "Ticket was revoked")
