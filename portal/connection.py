@@ -67,8 +67,6 @@ class Connection:
         #: ``relogin`` is being processed on this socket.
         self.relogging = False
         self.early: list[EarlyRequest] = []
-        #: Settles when the socket's first login/relogin settles (early requests wait for it).
-        self.settled: asyncio.Event = asyncio.Event()
         self.idle_timer: asyncio.TimerHandle | None = None
 
     def move(self, to: State) -> None:

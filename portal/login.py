@@ -271,12 +271,10 @@ class LoginService:
         """Runs once the login/relogin ack is queued: missed and buffered events, then early requests."""
         await self.delivery.flush(session, replay)
         await conn.release_early(run=True)
-        conn.settled.set()
 
     def _refused(self, conn: Connection) -> None:
         if conn.state is State.CONNECTING:
             conn.move(State.INITIALIZED)
-        conn.settled.set()
         self.background.spawn(conn.release_early(run=False))
         self.background.spawn(self.close_socket(conn.sid))
 
@@ -321,7 +319,6 @@ class LoginService:
         if not conn.closed:
             conn.move(State.CLOSED)
         conn.session = None
-        conn.settled.set()
         self.background.spawn(conn.release_early(run=False))
 
     async def drop(self, session: Session, reason: str) -> None:

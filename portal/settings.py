@@ -26,7 +26,8 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     regions: list[str] = []
     #: Schedulable while load is below this.
     max_load: float = 0.85
-    #: Seconds a disconnected participant is held for a relogin (OWT: 60 s).
+    #: Seconds a disconnected participant is held for a relogin (OWT: 60 s).  The hold itself is
+    #: kept by the controller (its own ``reconnection_timeout`` decides); keep the two equal.
     reconnection_timeout: float = 60.0
     #: Lifetime of a reconnection ticket in seconds (OWT: 600 s; never ≤ 60 s).
     reconnection_ticket_lifetime: float = 600.0
