@@ -23,6 +23,7 @@ import aiohttp
 
 from bench.loadgen import Control
 from bench.participants import Participant, connector, join
+from bench.sioclient import SioClient
 
 __all__ = ["crowd_worker", "layout"]
 
@@ -65,8 +66,13 @@ async def crowd_worker(config: dict[str, Any], control: Control) -> dict[str, An
                     async with sem:
                         for attempt in range(3):
                             try:
-                                p = await join(session, config["api"], room, user, handlers={"text": handler(user)},
-                                               timeout=60)
+                                if config.get("bare"):  # the baseline: a bare Socket.IO connection
+                                    client = SioClient()
+                                    await client.connect(session, config["portal"], timeout=60)
+                                    p = Participant(client, client.sid, "", user, room, config["portal"])
+                                else:
+                                    p = await join(session, config["api"], room, user,
+                                                   handlers={"text": handler(user)}, timeout=60)
                             except Exception as exc:  # noqa: BLE001 - counted and reported
                                 error_count += 1
                                 if len(errors) < 20:

@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import servers
 from bench.crowd import layout
 from bench.loadgen import Workers, split
 from bench.proc import rss_bytes
+from bench.memtrace import diff
 from bench.report import git_commit, machine, today, write_section
 
 __all__ = ["main", "shares"]
@@ -39,15 +45,21 @@ def shares(total: int, sizes: list[int]) -> list[int]:
     return out
 
 
-async def _measure_mode(mode: str, broker: str, args: argparse.Namespace) -> dict[str, Any]:
-    levels = args.levels
-    server = await (servers.cluster(broker) if mode == "cluster" else servers.embedded())
-    roles = ["portal0", "controller"] if mode == "cluster" else ["embedded"]
+async def _measure_mode(mode: str, broker: str, args: argparse.Namespace, levels: list[int] | None = None,
+                        trace: Path | None = None) -> dict[str, Any]:
+    levels = levels or args.levels
+    if mode == "cluster":
+        server, roles = await servers.cluster(broker), ["portal0", "controller"]
+    elif mode == "bare":
+        server, roles = await servers.echo(), ["echo"]
+    else:
+        server, roles = await servers.embedded(tracemalloc_out=trace), ["embedded"]
     rows: list[dict[str, Any]] = []
     try:
         crowd = layout(max(levels), args.room_size, "m")
         chunks = split(crowd, args.procs)
-        configs = [{"api": server.api_url, "clients": chunk, "concurrency": args.concurrency} for chunk in chunks]
+        configs = [{"api": server.api_url, "portal": server.portal_url, "bare": mode == "bare", "clients": chunk,
+                    "concurrency": args.concurrency} for chunk in chunks]
         async with Workers("bench.crowd:crowd_worker", configs) as workers:
             await workers.reports(timeout=60)
             for level in levels:
@@ -63,6 +75,12 @@ async def _measure_mode(mode: str, broker: str, args: argparse.Namespace) -> dic
                 await asyncio.sleep(args.settle)
                 server.check()
                 rss = {role: rss_bytes(server.pid(role)) for role in roles}
+                if trace is not None:  # the heap by allocation site, at this level
+                    trace.unlink(missing_ok=True)
+                    os.kill(server.pid("embedded"), signal.SIGUSR1)
+                    while not trace.exists():
+                        await asyncio.sleep(0.2)
+                    shutil.copy(trace, trace.with_name(f"{trace.stem}-{level}.jsonl"))
                 rows.append({"level": level, "joined": joined, "errors": errors, "rss": rss,
                              "rate": (joined - (rows[-1]["joined"] if rows else 0)) / took if took > 0 else 0})
                 print(f"memory {mode}: {joined} joined ({errors} errors) in {took:.1f} s; RSS "
@@ -89,7 +107,36 @@ async def _bench(args: argparse.Namespace) -> int:
     finally:
         if node is not None:
             await asyncio.to_thread(node.close)
-    return _report(results, args)
+    code = _report(results, args)
+    if args.tracemalloc:
+        await _profile(args)
+    return code
+
+
+async def _profile(args: argparse.Namespace) -> None:
+    """The embedded server again, under tracemalloc: which allocation sites grow per participant."""
+    n = args.tracemalloc
+    with tempfile.TemporaryDirectory(prefix="sb-memtrace-") as tmp:
+        trace = Path(tmp) / "heap.jsonl"
+        res = await _measure_mode("embedded", "", args, levels=[0, n], trace=trace)
+        joined = res["rows"][-1]["joined"]
+        table = diff(trace.with_name("heap-0.jsonl"), trace.with_name(f"heap-{n}.jsonl"), joined, top=25)
+    section = "\n".join([
+        "## memory profile",
+        "",
+        f"Where the embedded server's memory per participant goes: the same server under `tracemalloc` (8 frames,",
+        f"`bench/memtrace.py`), heap dumped with 0 and {n:,} idle logged-in clients (rooms of {args.room_size}), live",
+        "blocks grouped by the innermost project frame → innermost frame (`python -m bench memory --tracemalloc N`).",
+        "RSS is larger than the traced heap: pymalloc arenas, fragmentation, and memory allocated outside Python",
+        "(uvloop/libuv buffers, OpenSSL, sockets' kernel buffers are not in RSS at all).",
+        "",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
+        "",
+        table,
+    ])
+    print(section)
+    if not args.tiny:
+        write_section("memory profile", section)
 
 
 def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
@@ -100,7 +147,8 @@ def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
         f"(plain OWT clients in rooms of {args.room_size}, answering pings), held by {args.procs} load-generator processes",
         f"(`bench/crowd.py`, raw websocket client); read {args.settle:g} s after each level was reached (`bench/memory.py`).",
         "Cluster: portal and controller each in a process of their own (cluster manager, token API apart, one",
-        "RabbitMQ node); embedded: the one `switchboard up` process (token API and cluster manager included).",
+        "RabbitMQ node); embedded: the one `switchboard up` process (token API and cluster manager included);",
+        "bare (baseline): the bare python-socketio server (uvloop) holding as many plain Socket.IO connections (no login).",
         "",
         f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
         f"- goal: ≤ {GOAL_KB:g} KB per participant (portal + controller), (RSS at N − RSS at 0) / N",
@@ -134,9 +182,12 @@ def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
     lines.append("")
     for mode, ok, per, per_role in verdicts:
         split_txt = ", ".join(f"{r.replace('0', '')} {v:.1f} KB" for r, v in per_role.items())
-        lines.append(f"- {mode}: {'pass' if ok else '**miss**'} — {per:.1f} KB per participant ({split_txt})")
+        if mode == "bare":
+            lines.append(f"- bare (baseline, no goal): {per:.1f} KB per bare python-socketio connection")
+        else:
+            lines.append(f"- {mode}: {'pass' if ok else '**miss**'} — {per:.1f} KB per participant ({split_txt})")
     # The goal names portal + controller: judge on the cluster run when there is one.
-    judged = next((v for v in verdicts if v[0] == "cluster"), verdicts[0])
+    judged = next((v for v in verdicts if v[0] == "cluster"), next(v for v in verdicts if v[0] != "bare"))
     passed = judged[1]
     lines += ["", f"**{'pass' if passed else 'miss'}** ({judged[0]}): {judged[2]:.1f} KB per participant "
               f"(goal ≤ {GOAL_KB:g} KB)."]
@@ -151,7 +202,10 @@ def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench memory", description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="0,2000,10000", help="client counts, ascending, starting at 0")
-    parser.add_argument("--modes", default="cluster,embedded", help="cluster and/or embedded")
+    parser.add_argument("--modes", default="cluster,embedded,bare",
+                        help="cluster, embedded and/or bare (python-socketio connections, no login: the baseline)")
+    parser.add_argument("--tracemalloc", type=int, default=0, metavar="N",
+                        help="also profile the heap growth with N participants (embedded, tracemalloc)")
     parser.add_argument("--room-size", type=int, default=10)
     parser.add_argument("--procs", type=int, default=4, help="load-generator processes")
     parser.add_argument("--concurrency", type=int, default=20, help="logins at once per load-generator process")
@@ -162,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args.levels = [int(x) for x in str(args.levels).split(",")]
     args.modes = [m for m in str(args.modes).split(",") if m]
     if args.tiny:
-        args.levels, args.modes, args.procs, args.settle, args.room_size = [0, 4], ["embedded"], 1, 0.1, 2
+        args.levels, args.modes, args.procs, args.settle, args.room_size = [0, 4], ["embedded", "bare"], 1, 0.1, 2
     return asyncio.run(_bench(args))
 
 

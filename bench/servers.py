@@ -142,13 +142,20 @@ async def _wait_ready(server: Server, timeout: float) -> None:
                      {"room": "bench-warmup", "user": "warmup", "role": "presenter"})
 
 
-async def embedded(extra_settings: dict[str, str] | None = None, timeout: float = 60.0) -> Server:
-    """``switchboard up`` (embedded mode) in a subprocess on free loopback ports."""
+async def embedded(extra_settings: dict[str, str] | None = None, timeout: float = 60.0,
+                   tracemalloc_out: Path | None = None) -> Server:
+    """``switchboard up`` (embedded mode) in a subprocess on free loopback ports.
+
+    With ``tracemalloc_out`` the same server runs under ``bench/memtrace.py`` (SIGUSR1 dumps the heap there).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     api, portal = free_port(), free_port()
     env = _env(workdir, {"PORTAL__HOSTNAME": "127.0.0.1", **(extra_settings or {})})
-    proc = _spawn(workdir, "embedded", ["-m", "switchboard", "up", "--host", "127.0.0.1", "--api-port", str(api),
-                                        "--portal-port", str(portal)], env)
+    if tracemalloc_out is None:
+        cmd = ["-m", "switchboard", "up", "--host", "127.0.0.1", "--api-port", str(api), "--portal-port", str(portal)]
+    else:
+        cmd = ["-m", "bench.memtrace", "--api-port", str(api), "--portal-port", str(portal), "--out", str(tracemalloc_out)]
+    proc = _spawn(workdir, "embedded", cmd, env)
     server = Server({"embedded": proc}, workdir, f"http://127.0.0.1:{api}", [f"http://127.0.0.1:{portal}"])
     try:
         await _wait_ready(server, timeout)
