@@ -84,9 +84,9 @@ class LoginService:
     # -- login -----------------------------------------------------------------------------------
 
     async def login(self, conn: Connection, payload: Any) -> Ack:
+        if conn.state is not State.INITIALIZED:
+            raise InService()  # the socket keeps what it has
         try:
-            if conn.state is not State.INITIALIZED:
-                raise InService()
             conn.move(State.CONNECTING)
             self.background.spawn(conn.release_early(run=False))
             request = parse(payload, LoginRequest)
@@ -109,6 +109,8 @@ class LoginService:
             raise from_token_error(exc) from None
         await self._cluster("claim", purpose="portal", task=token.code, worker_id=self.worker_id)
         self.worker.tasks.add(token.code)
+        if conn.state is not State.CONNECTING:
+            raise RequestError("Participant early left", "early_left")
         participant = new_id()
         session = Session(
             id=participant,
@@ -170,10 +172,10 @@ class LoginService:
     # -- relogin ---------------------------------------------------------------------------------
 
     async def relogin(self, conn: Connection, payload: Any) -> Ack:
+        if conn.state is not State.INITIALIZED:
+            raise InService()  # the socket keeps what it has
         structured = not isinstance(payload, str)
         try:
-            if conn.state is not State.INITIALIZED:
-                raise InService()
             conn.move(State.CONNECTING)
             conn.relogging = True
             if structured:

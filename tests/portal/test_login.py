@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from tests.support.waiting import wait_until
 
 from .harness import Harness
@@ -89,7 +91,10 @@ async def test_second_login_on_a_socket_is_refused(harness: Harness) -> None:
     portal = await harness.portal()
     client, _ = await harness.joined(portal)
     assert await client.login(harness.token()) == ("error", "Connection is in service")
+    assert await client.call("relogin", "whatever") == ("error", "Connection is in service")
+    await asyncio.sleep(0.1)
     assert client.sio.connected
+    assert await client.call("text", {"to": "all", "message": "still here"}) == "ok"
 
 
 async def test_request_before_login_is_illegal(harness: Harness) -> None:
