@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
+from credentials import Keyring
 from tests.support.waiting import wait_until
 
 from .harness import Harness
@@ -26,8 +27,6 @@ async def test_extension_is_confirmed_in_the_login_result(harness: Harness) -> N
 
 
 async def test_bad_signature_is_refused_and_the_socket_closed(harness: Harness) -> None:
-    from credentials import Keyring
-
     portal = await harness.portal()
     client = await harness.client(portal)
     good = harness.keyring
@@ -67,8 +66,6 @@ async def test_an_unreserved_token_is_refused(harness: Harness) -> None:
 
 
 async def test_concurrent_logins_with_one_token_exactly_one_wins(harness: Harness) -> None:
-    import asyncio
-
     portals = [await harness.portal(), await harness.portal()]
     token = harness.token()
     clients = [await harness.client(portals[i % 2]) for i in range(6)]
@@ -115,8 +112,6 @@ async def test_idle_socket_is_closed(harness: Harness) -> None:
 
 
 async def test_socket_lost_during_login_leaves_no_ghost(harness: Harness) -> None:
-    import asyncio
-
     harness.controller.join_delay = 0.5
     portal = await harness.portal()
     client = await harness.client(portal)
