@@ -104,11 +104,8 @@ class AmqpTransport(Transport):
         self._reply_queue_name = f"reply.{node_id}.{uuid.uuid4().hex[:12]}"
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._ids = itertools.count()
-        self._services: set[_AmqpService] = set()
-        self._subscriptions: set[_AmqpSubscription] = set()
         self._handler_tasks: set[asyncio.Task[Any]] = set()
         self._started = False
-        self._closed = False
         self._start_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -145,12 +142,7 @@ class AmqpTransport(Transport):
             )
             self._started = True
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for service in list(self._services):
-            await service.stop()
+    async def _shutdown(self) -> None:
         self._fail_pending(RpcUnavailable("transport closed"))
         for task in list(self._handler_tasks):
             task.cancel()

@@ -124,13 +124,27 @@ class Transport(abc.ABC):
     def __init__(self, node_id: str, *, call_timeout: float = 2.0) -> None:
         self.node_id = node_id
         self.call_timeout = call_timeout
+        self._services: set[Any] = set()
+        self._subscriptions: set[Any] = set()
+        self._closed = False
 
     async def start(self) -> None:
         """Connect; idempotent."""
 
-    @abc.abstractmethod
     async def close(self) -> None:
         """Stop serving, fail in-flight calls with ``RpcUnavailable``, disconnect; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for service in list(self._services):
+            await service.stop()
+        for sub in list(self._subscriptions):
+            await sub.cancel()
+        await self._shutdown()
+
+    @abc.abstractmethod
+    async def _shutdown(self) -> None:
+        """What closing means for this transport once services and subscriptions are gone."""
 
     @abc.abstractmethod
     async def serve(self, service: str, handler: object) -> ServiceHandle:

@@ -88,19 +88,9 @@ class LocalTransport(Transport):
     def __init__(self, broker: LocalBroker, node_id: str, *, call_timeout: float = 2.0) -> None:
         super().__init__(node_id, call_timeout=call_timeout)
         self.broker = broker
-        self._services: set[_LocalService] = set()
-        self._subscriptions: set[_LocalSubscription] = set()
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._closed = False
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for service in list(self._services):
-            await service.stop()
-        for sub in list(self._subscriptions):
-            await sub.cancel()
+    async def _shutdown(self) -> None:
         for task in list(self._inflight):
             task.cancel()
 
