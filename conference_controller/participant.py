@@ -63,6 +63,8 @@ class Participant:
         self.log = log.bind(participant=id)
         self._ticket_id = ticket_id
         self._previous_ticket_id: str | None = None
+        self._previous_valid_until = 0.0
+        self._ticket_retry_window = settings.ticket_retry_window
 
     def __repr__(self) -> str:
         return f"Participant(id={self.id!r}, room={self.room_id!r}, portal={self.portal!r}, state={self.state.value})"
@@ -97,20 +99,30 @@ class Participant:
         A repeat of the last replacement (same pair: the caller lost the first answer) is accepted
         and changes nothing; anything else is ``ticket_mismatch``.
         """
+        self.check_replacement(ticket_id, new_ticket_id)
         if ticket_id == self._ticket_id:
             self._previous_ticket_id, self._ticket_id = self._ticket_id, new_ticket_id
+            self._previous_valid_until = time.monotonic() + self._ticket_retry_window
+
+    def check_replacement(self, ticket_id: str, new_ticket_id: str) -> None:
+        """Raise ``ticket_mismatch`` unless :meth:`replace_ticket` would accept the pair.
+
+        The repeat of the last replacement is accepted only within ``ticket_retry_window`` and
+        until the client showed it got the answer (:meth:`confirm_ticket`): then a used ticket is dead.
+        """
+        if ticket_id == self._ticket_id:
             return
-        if ticket_id == self._previous_ticket_id and new_ticket_id == self._ticket_id:
+        if (
+            ticket_id == self._previous_ticket_id
+            and new_ticket_id == self._ticket_id
+            and time.monotonic() < self._previous_valid_until
+        ):
             return
         raise TicketMismatch()
 
-    def check_replacement(self, ticket_id: str, new_ticket_id: str) -> None:
-        """Raise ``ticket_mismatch`` unless :meth:`replace_ticket` would accept the pair."""
-        if ticket_id == self._ticket_id:
-            return
-        if ticket_id == self._previous_ticket_id and new_ticket_id == self._ticket_id:
-            return
-        raise TicketMismatch()
+    def confirm_ticket(self) -> None:
+        """The client acted on its new session, so it has the new ticket: the used one dies now."""
+        self._previous_ticket_id = None
 
     # -- connection ------------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class ControllerService:
         found = self._controller.participants.get(ParticipantId(parse(participant, str, "participant")))
         if found is not None:
             found.outbox.ack(parse(seq, int, "seq"))
+            found.confirm_ticket()
 
     @rpc_method
     async def text(self, participant: str, to: str, message: Any, request_id: str | None = None) -> str:

@@ -17,6 +17,9 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     #: Outbox bounds per participant: notifications kept until acknowledged.
     outbox_max_messages: int = 1000
     outbox_max_age: float = 300.0
+    #: Seconds the ticket a relogin used stays good for a retry of that same relogin (its answer was
+    #: lost on the way); the window closes early once the client acknowledges anything. 0 = never.
+    ticket_retry_window: float = 30.0
     #: Request ids remembered per participant for de-duplication.
     dedupe_window: int = 256
     #: Participants this process is sized for: the load reported to the cluster is count / this.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -158,3 +159,32 @@ async def test_resume_of_an_expired_hold_is_hold_expired(local: TransportFactory
         await env.resume("p1", env.portal_a, last_seq=None)
     assert info.value.code == "hold_expired"
     assert "p1" not in env.controller.participants
+
+
+async def test_a_used_ticket_is_good_for_a_retry_only_until_the_client_acknowledges(env: Env) -> None:
+    await env.join("p1")
+    used = env.tickets["p1"]
+    await env.resume("p1", env.portal_a, last_seq=None)
+    new = env.tickets["p1"]
+    # the answer was lost: the same relogin again is accepted...
+    again = await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=new,
+                           portal=env.portal_b.name, last_seq=None)
+    assert again["messages"] == []
+    # ...until the client shows it has the new session; then the used ticket is dead.
+    await env.call("ack", participant="p1", seq=0)
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=new,
+                       portal=env.portal_b.name, last_seq=None)
+    assert info.value.code == "ticket_mismatch"
+
+
+@pytest.mark.parametrize("env_settings", [{"ticket_retry_window": 0.2}])
+async def test_a_used_ticket_is_dead_after_the_retry_window(env: Env) -> None:
+    await env.join("p1")
+    used = env.tickets["p1"]
+    await env.resume("p1", env.portal_a, last_seq=None)
+    await asyncio.sleep(0.3)
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=env.tickets["p1"],
+                       portal=env.portal_b.name, last_seq=None)
+    assert info.value.code == "ticket_mismatch"
