@@ -26,9 +26,6 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     regions: list[str] = []
     #: Schedulable while load is below this.
     max_load: float = 0.85
-    #: Seconds a disconnected participant is held for a relogin (OWT: 60 s).  The hold itself is
-    #: kept by the controller (its own ``reconnection_timeout`` decides); keep the two equal.
-    reconnection_timeout: float = 60.0
     #: Lifetime of a reconnection ticket in seconds (OWT: 600 s; never ≤ 60 s).
     reconnection_ticket_lifetime: float = 600.0
     #: Browser origins allowed for Socket.IO; ``["*"]`` allows any.
@@ -71,7 +68,7 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 f"portal.reconnection_ticket_lifetime must be more than {MIN_TICKET_LIFETIME:g} s "
                 f"(got {self.reconnection_ticket_lifetime:g})"
             )
-        for name in ("reconnection_timeout", "idle_timeout", "rate_limit_per_second", "max_request_bytes",
+        for name in ("idle_timeout", "rate_limit_per_second", "max_request_bytes",
                      "max_message_bytes", "max_pending_requests", "rate_limit_burst", "max_participants"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"portal.{name} must be positive")

@@ -49,7 +49,7 @@ async def test_when_a_portal_process_dies_its_clients_relogin_on_the_survivor_an
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:
     cluster = process_cluster(portals=2, controllers=2, env_overrides={
-        "SWITCHBOARD_CONTROLLER__RECONNECTION_TIMEOUT": "30", "SWITCHBOARD_PORTAL__RECONNECTION_TIMEOUT": "30"})
+        "SWITCHBOARD_CONTROLLER__RECONNECTION_TIMEOUT": "30"})
     await cluster.start()
     try:
         alice = await Client.join(cluster.api_url, room="c2", user="alice", role="presenter", preference={"isp": "isp-1"})

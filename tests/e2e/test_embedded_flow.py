@@ -91,7 +91,7 @@ async def _has_held(server: EmbeddedCluster, room: str) -> bool:
 async def test_a_held_participant_that_never_returns_leaves_and_the_others_are_told(
     make_embedded: MakeEmbedded,
 ) -> None:
-    server = await make_embedded(controller={"reconnection_timeout": 1.0}, portal={"reconnection_timeout": 1.0})
+    server = await make_embedded(controller={"reconnection_timeout": 1.0})
     alice = await Client.join(server.api_url, room="gone", user="alice", role="presenter")
     bob = await Client.join(server.api_url, room="gone", user="bob", role="presenter")
     alice_id = alice.id

@@ -14,7 +14,7 @@ def test_defaults_are_the_embedded_first_run() -> None:
     settings = load_settings(env={})
     assert settings.rpc.broker_url == ""
     assert (settings.token_api.port, settings.portal.port) == (3000, 8080)
-    assert settings.portal.reconnection_timeout == 60.0
+    assert settings.controller.reconnection_timeout == 60.0
 
 
 def test_toml_then_environment_then_overrides(tmp_path: Path) -> None:
