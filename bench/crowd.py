@@ -98,8 +98,9 @@ async def crowd_worker(config: dict[str, Any], control: Control) -> dict[str, An
             elif op == "collect":
                 at = command["at"]
                 got = [received[p.user] - at for p in joined if p.user in received]
+                closed = sum(1 for p in joined if p.client.closed is None or p.client.closed.done())
                 command = await control.report({"latencies": got, "expected": len(joined),
-                                                "missing": len(joined) - len(got)})
+                                                "missing": len(joined) - len(got), "disconnected": closed})
             else:
                 raise ValueError(f"unknown command {command!r}")
         await asyncio.gather(*(p.client.disconnect() for p in joined), return_exceptions=True)
