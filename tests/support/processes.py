@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,10 +21,26 @@ __all__ = ["ProcessCluster", "free_port"]
 _ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
+# Below Linux's ephemeral range (32768–60999), so outgoing connections never take a port a server
+# of the test is about to bind.
+_PORT_RANGE = (20000, 32000)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(consecutive: int = 1) -> int:
+    """A free port (the first of ``consecutive`` free ones in a row) for a server to bind."""
+    while True:
+        first = random.randrange(*_PORT_RANGE)
+        if all(_bindable(first + i) for i in range(consecutive)):
+            return first
 
 
 @dataclass

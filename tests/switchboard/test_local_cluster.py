@@ -41,9 +41,9 @@ async def _admin(api: str, method: str) -> Any:
 
 async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit: RabbitNode, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:6]
-    api_port, portal_port = free_port(), free_port()
-    while portal_port + 1 == api_port:
-        portal_port = free_port()
+    api_port, portal_port = free_port(), free_port(consecutive=2)
+    while api_port in (portal_port, portal_port + 1):
+        api_port = free_port()
     env = dict(
         os.environ,
         PYTHONPATH=str(ROOT),
