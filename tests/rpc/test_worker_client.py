@@ -12,7 +12,7 @@ from rpc.worker import ClusterWorker
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
-FAST = dict(keepalive_interval=0.05, keepalive_timeout=0.3, keepalive_max_failures=3,
+FAST = dict(keepalive_interval=0.05, keepalive_timeout=1.0, keepalive_max_failures=3,
             join_retries=100, join_interval=0.05, load_report_interval=0.05)
 
 
