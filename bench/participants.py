@@ -14,7 +14,7 @@ import aiohttp
 
 from bench.sioclient import SioClient, SioError, mint_token
 
-__all__ = ["Participant", "join", "USER_AGENT", "portal_of", "connector", "gather_limited"]
+__all__ = ["Participant", "join", "join_retrying", "USER_AGENT", "portal_of", "connector", "gather_limited"]
 
 USER_AGENT = {"sdk": {"type": "Python", "version": "bench"}}
 
@@ -74,6 +74,20 @@ async def join(session: aiohttp.ClientSession, api: str, room: str, user: str, *
         raise SioError(f"login refused: {ack}")
     result = ack[1]
     return Participant(client, result["id"], result["reconnectionTicket"], user, room, url)
+
+
+async def join_retrying(session: aiohttp.ClientSession, api: str, room: str, user: str, *, attempts: int = 3,
+                        **kwargs: Any) -> Participant:
+    """:func:`join`, retried after a pause when refused (a just-started or saturated server may answer
+    ``service unavailable``/``timeout``, or 503 at ``POST /token``)."""
+    for attempt in range(attempts):
+        try:
+            return await join(session, api, room, user, **kwargs)
+        except (SioError, aiohttp.ClientError, asyncio.TimeoutError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 async def gather_limited(coros: list[Any], limit: int) -> list[Any]:

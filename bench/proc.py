@@ -11,7 +11,7 @@ import resource
 import socket
 from collections.abc import Iterable
 
-__all__ = ["cpu_seconds", "rss_bytes", "CpuMeter", "raise_fd_limit", "free_port"]
+__all__ = ["cpu_seconds", "rss_bytes", "CpuMeter", "tree", "raise_fd_limit", "free_port"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -48,6 +48,27 @@ class CpuMeter:
         """Total CPU seconds since :meth:`start`; per process in :attr:`used`."""
         self.used = {pid: cpu_seconds(pid) - self._begin[pid] for pid in self.pids}
         return sum(self.used.values())
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (e.g. a broker's start script and the Erlang VM it runs)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        ppid = int(data[data.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
 
 
 def raise_fd_limit() -> int:

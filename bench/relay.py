@@ -24,7 +24,7 @@ import aiohttp
 
 from bench import profiling, servers
 from bench.loadgen import Control, Workers, split, window
-from bench.participants import connector, gather_limited, join
+from bench.participants import connector, gather_limited, join_retrying
 from bench.proc import CpuMeter
 from bench.report import git_commit, machine, median, percentile, today, write_section
 from bench.sioclient import SioClient
@@ -69,7 +69,7 @@ async def _worker(config: dict[str, Any], control: Control) -> dict[str, Any]:
         else:
             async def one(user: str, room: str) -> tuple[Any, _Inbox]:
                 inbox = _Inbox()
-                p = await join(session, config["api"], room, user,
+                p = await join_retrying(session, config["api"], room, user,
                                handlers={"text": inbox.deliver})
                 return p, inbox
 

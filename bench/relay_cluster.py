@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import servers
 from bench.loadgen import Control, Workers, window
-from bench.proc import CpuMeter
+from bench.proc import CpuMeter, tree
 from bench.relay import MESSAGE, run_pairs
 from bench.report import git_commit, machine, median, percentile, today, write_section
 
@@ -93,7 +93,7 @@ async def _jsonrpc(broker: str, broker_pid: int | None, args: argparse.Namespace
         async with Workers("bench.relay_cluster:_jsonrpc_worker",
                            [{"broker": broker, "in_flight": args.clients}]) as workers:
             await workers.reports(timeout=60)
-            meter = CpuMeter([callee.pid, *workers.pids, *([broker_pid] if broker_pid else [])])
+            meter = CpuMeter([callee.pid, *workers.pids, *(tree(broker_pid) if broker_pid else [])])
             begin = time.time() + 0.2
             t0 = begin + args.warmup
             t1 = t0 + args.duration
@@ -115,7 +115,7 @@ async def _jsonrpc(broker: str, broker_pid: int | None, args: argparse.Namespace
 async def _ours(broker: str, broker_pid: int | None, args: argparse.Namespace) -> Run:
     server = await servers.cluster(broker)
     try:
-        pids = [server.pid("portal0"), server.pid("controller"), *([broker_pid] if broker_pid else [])]
+        pids = [server.pid("portal0"), server.pid("controller"), *(tree(broker_pid) if broker_pid else [])]
         r = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration, cpu_pids=pids)
     finally:
         await server.close()

@@ -25,7 +25,7 @@ import aiohttp
 
 from bench import servers
 from bench.loadgen import Control, Workers, split, window
-from bench.participants import Participant, connector, gather_limited, join
+from bench.participants import connector, gather_limited, join_retrying
 from bench.proc import CpuMeter
 from bench.report import git_commit, machine, median, percentile, today, write_section
 
@@ -38,17 +38,8 @@ GOAL_OTHER_P99_MS = 50.0
 async def _worker(config: dict[str, Any], control: Control) -> dict[str, Any]:
     portals: list[str] = config["portals"]
     async with aiohttp.ClientSession(connector=connector()) as session:
-        async def login(user: str, room: str) -> Participant:
-            for attempt in range(3):  # a just-started cluster may still answer `timeout` now and then
-                try:
-                    return await join(session, config["api"], room, user)
-                except Exception:  # noqa: BLE001
-                    if attempt == 2:
-                        raise
-                    await asyncio.sleep(0.5)
-            raise AssertionError("unreachable")
-
-        joined = await gather_limited([login(user, room) for user, room in config["clients"]], 10)
+        joined = await gather_limited([join_retrying(session, config["api"], room, user)
+                                       for user, room in config["clients"]], 10)
         results: dict[str, Any] = {}
         command = await control.report({"ready": len(joined)})
         while command.get("mode"):
