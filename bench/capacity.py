@@ -51,7 +51,11 @@ async def _bench(args: argparse.Namespace) -> int:
         rounds = result["rounds"]
         delivered = rounds[-1]["expected"] - rounds[-1]["missing"] if rounds else 0
         per = rounds[-1]["cpu"] / delivered * 1e6 if delivered else 0.0
-        print(profiling.summary(args.profile, per_unit_us=per, unit="delivery"))
+        profile = profiling.section("capacity profile", args.profile, per, "delivery",
+                                    f"the embedded server during the last round ({delivered:,} deliveries)")
+        print(profile)
+        if not args.tiny:
+            write_section("capacity profile", profile)
     return code
 
 

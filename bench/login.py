@@ -134,8 +134,13 @@ async def _bench(args: argparse.Namespace) -> int:
             print(f"login rep {rep + 1} {mode}: {run}", flush=True)
     if args.profile:
         # An extra run under py-spy (not in the medians: sampling costs CPU on the same cores).
-        print(f"login profiled: {await _one('ours', args, args.profile)}")
-        print(profiling.summary(args.profile))
+        run = await _one("ours", args, args.profile)
+        print(f"login profiled: {run}")
+        profile = profiling.section("login profile", args.profile, run.cpu_us, "cycle",
+                                    f"the embedded server during one extra `login` run ({run.rate:,.0f} cycles/s)")
+        print(profile)
+        if not args.tiny:
+            write_section("login profile", profile)
     ours, base = Run.summary(runs["ours"]), Run.summary(runs["bare"])
     ratio = ours.rate / base.rate if base.rate else 0.0
     passed = ratio >= GOAL_RATE_RATIO and ours.errors == 0

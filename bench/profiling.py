@@ -89,6 +89,23 @@ def summary(path: Path, top: int = 25, ours_only: bool = True, per_unit_us: floa
     return "\n".join(rows) + f"\n\n({total} samples)"
 
 
+def section(name: str, path: Path, per_unit_us: float, unit: str, what: str, top: int = 20) -> str:
+    """A ``## name`` results section: what was sampled, then :func:`summary`."""
+    from bench.report import git_commit, machine, today
+
+    return "\n".join([
+        f"## {name}",
+        "",
+        f"py-spy (200 Hz, `--nonblocking`) on {what}; {per_unit_us:,.0f} µs of server CPU per {unit} in that run",
+        "(`/proc`), shares turned into µs per unit. Inclusive = the function and what it calls; the",
+        "project's functions first, then the top self time of any code (`bench/profiling.py`).",
+        "",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
+        "",
+        summary(path, top, True, per_unit_us, unit),
+    ])
+
+
 def _short(frame: str) -> str:
     """``func (path/to/site-packages/pkg/mod.py:12)`` → ``func pkg/mod.py:12`` (line dropped for grouping)."""
     name, _, where = frame.partition(" (")

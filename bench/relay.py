@@ -196,11 +196,16 @@ async def _bench(args: argparse.Namespace) -> int:
         # An extra run under py-spy (not in the medians: sampling costs CPU on the same cores).
         server = await servers.embedded()
         try:
-            await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration,
-                            profile={server.pid("embedded"): args.profile})
+            run = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration,
+                                  profile={server.pid("embedded"): args.profile})
         finally:
             await server.close()
-        print(profiling.summary(args.profile))
+        print(f"relay profiled: {run}")
+        profile = profiling.section("relay profile", args.profile, run.cpu_us, "msg",
+                                    f"the embedded server during one extra `relay` run ({run.rate:,.0f} msgs/s)")
+        print(profile)
+        if not args.tiny:
+            write_section("relay profile", profile)
     section, passed = _section(runs, args)
     print(section)
     if args.tiny:  # records nothing; fails only when nothing got through

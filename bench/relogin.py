@@ -19,11 +19,12 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench import servers
+from bench import profiling, servers
 from bench.loadgen import Control, Workers, split, window
 from bench.participants import connector, gather_limited, join_retrying
 from bench.proc import CpuMeter
@@ -93,17 +94,37 @@ class Run:
         return Run(*(median([getattr(r, f) for r in runs]) for f in ("rate", "p50_ms", "p99_ms", "cpu_ms", "errors")))
 
 
-async def _measure(server: servers.Server, workers: Workers, mode: str, args: argparse.Namespace) -> Run:
+async def _measure(server: servers.Server, workers: Workers, mode: str, args: argparse.Namespace,
+                   profile: Path | None = None) -> Run:
     meter = CpuMeter(server.pids)
     begin = time.time() + 0.2
     t0 = begin + args.warmup
     t1 = t0 + args.duration
     await workers.send({"mode": mode, "interval": args.interval, "begin": begin, "t0": t0, "t1": t1})
     await asyncio.sleep(t0 - time.time())
+    spies = [await profiling.sample(server.pid(role), args.duration, profile / f"{role}.prof")
+             for role in server.procs] if profile else []
     meter.start()
     await asyncio.sleep(t1 - time.time())
     cpu = meter.stop()
     results = await workers.reports(timeout=60)
+    for spy in spies:
+        await spy.wait()
+    n = sum(len(r["latencies"]) for r in results)
+    if profile and n:
+        per_role = {role: meter.used[server.pid(role)] / n * 1e3 for role in server.procs}
+        sections = [f"## relogin profile", "",
+                    f"py-spy (200 Hz) on every switchboard process of the cluster during one extra `{mode}` relogin run",
+                    f"({n / args.duration:,.0f} relogins/s); server CPU per relogin by process: "
+                    + ", ".join(f"{r} {v:.2f} ms" for r, v in per_role.items()) + ".", "",
+                    f"- date: {today()}; commit: {git_commit()}; machine: {machine()}", ""]
+        for role in sorted(per_role, key=lambda r: -per_role[r])[:3]:
+            sections += [f"### {role} ({per_role[role]:.2f} ms per relogin)", "",
+                         profiling.summary(profile / f"{role}.prof", 15, True, per_role[role] * 1e3, "relogin"), ""]
+        text = "\n".join(sections)
+        print(text)
+        if not args.tiny:
+            write_section("relogin profile", text)
     latencies = [x for r in results for x in r["latencies"]]
     for r in results:
         for e in r["errors"][:3]:
@@ -122,6 +143,10 @@ async def _with(server: servers.Server, modes: list[str], args: argparse.Namespa
         await workers.reports(timeout=120)
         for mode in modes:
             out[mode] = await _measure(server, workers, mode, args)
+        if args.profile and "other" in modes:  # an extra run under py-spy, not in the medians
+            args.profile.mkdir(parents=True, exist_ok=True)
+            await _measure(server, workers, "other", args, args.profile)
+            args.profile = None
         await workers.send({})
         await workers.reports(timeout=30)
     return out
@@ -205,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--broker", default="", help="amqp:// URL (default: start a throwaway node)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="also run `other portal` once under py-spy (every process), stacks to DIR")
     parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
     args = parser.parse_args(argv)
     if args.tiny:
