@@ -1,8 +1,9 @@
 """Delivery of notifications to portals: one sender (queue + task) per portal.
 
 Every notification first gets its seq in the participant's outbox; it is then queued for the
-participant's current portal, if the participant is connected.  A sender makes one RPC at a time,
-in queue order, so a participant's notifications reach its portal in seq order.  A call that
+participant's current portal, if the participant is connected.  A sender makes one RPC at a time
+(``deliver``, with everything queued since the last one, up to ``delivery_batch``), in queue
+order, so a participant's notifications reach its portal in seq order.  A call that
 still fails after ``delivery_retries`` is given up: the message stays in the outbox and is
 replayed by ``resume``.
 """
@@ -26,28 +27,15 @@ from .settings import ControllerSettings
 __all__ = ["Delivery"]
 
 
-class _Notify(msgspec.Struct, frozen=True):
-    participant: ParticipantId
-    seq: int
-    event: str
-    data: Any
+class _Item(msgspec.Struct, frozen=True):
+    """One notification for one or more participants of one portal."""
 
-    def call(self) -> tuple[str, dict[str, Any]]:
-        return "notify", {"participant": self.participant, "event": self.event, "data": self.data, "seq": self.seq}
-
-
-class _Broadcast(msgspec.Struct, frozen=True):
-    controller: WorkerId
     targets: list[tuple[ParticipantId, int]]
     event: str
     data: Any
 
-    def call(self) -> tuple[str, dict[str, Any]]:
-        targets = [[participant, seq] for participant, seq in self.targets]
-        return "broadcast", {"controller": self.controller, "targets": targets, "event": self.event, "data": self.data}
-
-
-_Item = _Notify | _Broadcast
+    def wire(self) -> list[Any]:
+        return [[[participant, seq] for participant, seq in self.targets], self.event, self.data]
 
 
 class _PortalSender:
@@ -64,26 +52,33 @@ class _PortalSender:
         # A cancellation that lands as a call completes can be swallowed on Python 3.11
         # (``wait_for``), so the loop also checks ``stopping``.
         while not self.stopping:
-            try:
-                async with asyncio.timeout(settings.sender_idle_timeout):
-                    item = await self.queue.get()
-            except TimeoutError:
-                if self.queue.empty():
-                    self.owner._retire(self)
-                    return
-                continue
-            await self._send(item)
+            if self.queue.empty():
+                try:
+                    async with asyncio.timeout(settings.sender_idle_timeout):
+                        first = await self.queue.get()
+                except TimeoutError:
+                    if self.queue.empty():
+                        self.owner._retire(self)
+                        return
+                    continue
+            else:
+                first = self.queue.get_nowait()
+            # Everything queued meanwhile goes in the same call, still in order.
+            batch = [first]
+            while len(batch) < settings.delivery_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            await self._send(batch)
 
-    async def _send(self, item: _Item) -> None:
+    async def _send(self, batch: list[_Item]) -> None:
         settings = self.owner.settings
-        method, args = item.call()
+        args = {"controller": self.owner.controller, "items": [item.wire() for item in batch]}
         for attempt in range(settings.delivery_retries + 1):
             try:
-                await self.owner.transport.call(self.portal, method, args, timeout=settings.portal_timeout)
+                await self.owner.transport.call(self.portal, "deliver", args, timeout=settings.portal_timeout)
                 return
             except RpcError as exc:
                 if attempt == settings.delivery_retries:
-                    self.log.warning("notification_undelivered", method=method, event=item.event,
+                    self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
                                      error=exc.code, detail=exc.message)
                     return
             await asyncio.sleep(settings.delivery_retry_interval)
@@ -112,11 +107,11 @@ class Delivery:
         """Give ``participant`` a notification; returns its seq."""
         seq = participant.outbox.append(event, data)
         if participant.connected and not self._closed:
-            self._sender(participant.portal).queue.put_nowait(_Notify(participant.id, seq, event, data))
+            self._sender(participant.portal).queue.put_nowait(_Item([(participant.id, seq)], event, data))
         return seq
 
     def fan_out(self, participants: Iterable[Participant], event: str, data: Any) -> None:
-        """The same notification to many: one ``broadcast`` per portal."""
+        """The same notification to many: one item per portal."""
         by_portal: dict[WorkerId, list[tuple[ParticipantId, int]]] = defaultdict(list)
         for participant in participants:
             seq = participant.outbox.append(event, data)
@@ -125,7 +120,7 @@ class Delivery:
         if self._closed:
             return
         for portal, targets in by_portal.items():
-            self._sender(portal).queue.put_nowait(_Broadcast(self.controller, targets, event, data))
+            self._sender(portal).queue.put_nowait(_Item(targets, event, data))
 
     def _sender(self, portal: WorkerId) -> _PortalSender:
         sender = self._senders.get(portal)

@@ -72,9 +72,18 @@ class ControllerService:
 
     @rpc_method
     async def ack(self, participant: str, seq: int) -> None:
-        found = self._controller.participants.get(ParticipantId(parse(participant, str, "participant")))
+        self._ack(parse(participant, str, "participant"), parse(seq, int, "seq"))
+
+    @rpc_method
+    async def ack_many(self, acks: dict[str, int]) -> None:
+        """``ack`` for several participants at once: ``{participant: highest delivered seq}``."""
+        for participant, seq in parse(acks, dict[str, int], "acks").items():
+            self._ack(participant, seq)
+
+    def _ack(self, participant: str, seq: int) -> None:
+        found = self._controller.participants.get(ParticipantId(participant))
         if found is not None:
-            found.outbox.ack(parse(seq, int, "seq"))
+            found.outbox.ack(seq)
             found.confirm_ticket()
 
     @rpc_method

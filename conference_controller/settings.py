@@ -34,6 +34,8 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     delivery_retry_interval: float = 0.2
     #: Seconds a per-portal sender with nothing to send lives on before it stops.
     sender_idle_timeout: float = 60.0
+    #: Most notifications one ``deliver`` call to a portal carries (what queued up meanwhile).
+    delivery_batch: int = 256
     #: Seconds a media agent (purpose ``webrtc``) stays reserved for a transport at scheduling.
     media_reserve_time: float = 30.0
     #: Timeout of ``schedule`` and of a call to a media agent, seconds.

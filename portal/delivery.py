@@ -29,7 +29,8 @@ def with_seq(data: Any, seq: int | None) -> Any:
 
 
 class AckBatcher:
-    """Collects the highest delivered seq per participant and casts ``ack`` every ``interval``."""
+    """Collects the highest delivered seq per participant; every ``interval`` one ``ack_many`` cast
+    per controller carries them all."""
 
     def __init__(self, transport: Transport, interval: float, log: EventLog) -> None:
         self.transport = transport
@@ -63,11 +64,14 @@ class AckBatcher:
         else:
             entry = self._highest.pop(participant, None)
             batch = {participant: entry} if entry is not None else {}
+        by_controller: dict[str, dict[str, int]] = {}
         for pid, (controller, seq) in batch.items():
+            by_controller.setdefault(controller, {})[pid] = seq
+        for controller, acks in by_controller.items():
             try:
-                await self.transport.cast(controller, "ack", {"participant": pid, "seq": seq})
+                await self.transport.cast(controller, "ack_many", {"acks": acks})
             except RpcError as exc:
-                self.log.debug("ack_not_sent", participant=pid, controller=controller, error=exc.code)
+                self.log.debug("acks_not_sent", count=len(acks), controller=controller, error=exc.code)
 
     async def _loop(self) -> None:
         while True:

@@ -1,4 +1,4 @@
-"""The portal's RPC service (its worker id): ``notify``, ``broadcast``, ``drop`` (docs/interfaces.md)."""
+"""The portal's RPC service (its worker id): ``deliver``, ``notify``, ``broadcast``, ``drop`` (docs/interfaces.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from .login import LoginService
 from .session import Notification, Session, Sessions
 
 __all__ = ["PortalRpc"]
+
+
+def _check_targets(targets: Any) -> None:
+    if not isinstance(targets, list) or not all(isinstance(t, list) and t for t in targets):
+        raise ServiceError("bad_arguments", "targets are [participant, seq] pairs")
 
 
 class PortalRpc:
@@ -30,19 +35,41 @@ class PortalRpc:
     async def broadcast(
         self, controller: str, targets: list[list[Any]], event: str, data: Any = None
     ) -> dict[str, Any]:
+        _check_targets(targets)
+        return {"undelivered": await self._deliver(controller, targets, event, data)}
+
+    @rpc_method
+    async def deliver(self, controller: str, items: list[list[Any]]) -> dict[str, Any]:
+        """Several notifications in one call, in order: ``items`` are ``[targets, event, data]``
+        with ``targets`` the ``[participant, seq]`` pairs (one for a notify, many for a broadcast)."""
+        if not isinstance(items, list):
+            raise ServiceError("bad_arguments", "items are [targets, event, data]")
+        for item in items:
+            if not isinstance(item, list) or len(item) != 3 or not isinstance(item[1], str):
+                raise ServiceError("bad_arguments", "items are [targets, event, data]")
+            _check_targets(item[0])
+        undelivered: list[str] = []
+        for targets, event, data in items:
+            undelivered += await self._deliver(controller, targets, event, data)
+        return {"undelivered": undelivered}
+
+    async def _deliver(self, controller: str, targets: list[list[Any]], event: str, data: Any) -> list[str]:
         found: list[tuple[Session, int | None]] = []
         undelivered: list[str] = []
         for target in targets:
-            if not isinstance(target, list) or not target:
-                raise ServiceError("bad_arguments", "targets are [participant, seq] pairs")
             participant, seq = str(target[0]), (target[1] if len(target) > 1 else None)
             session = self.sessions.get(participant)
             if session is None or session.controller != controller:
                 undelivered.append(participant)
             else:
                 found.append((session, seq))
-        undelivered += await self.delivery.deliver_many(found, event, data)
-        return {"undelivered": undelivered}
+        if len(found) == 1:
+            session, seq = found[0]
+            if not await self.delivery.deliver(session, Notification(event, data, seq)):
+                undelivered.append(session.id)
+        elif found:
+            undelivered += await self.delivery.deliver_many(found, event, data)
+        return undelivered
 
     @rpc_method
     async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:

@@ -122,6 +122,15 @@ class FakePortal:
         return {"undelivered": []}
 
     @rpc_method
+    async def deliver(self, controller: str, items: list[list[Any]]) -> dict[str, Any]:
+        self._check()
+        for targets, event, data in items:
+            self.calls.append(("notify", targets[0][0]) if len(targets) == 1 else ("broadcast", [t[0] for t in targets]))
+            for participant, seq in targets:
+                self.received.setdefault(participant, []).append((seq, event, data))
+        return {"undelivered": []}
+
+    @rpc_method
     async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:
         self.drops.append(participant)
         return "ok"

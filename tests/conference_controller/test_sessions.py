@@ -188,3 +188,18 @@ async def test_a_used_ticket_is_dead_after_the_retry_window(env: Env) -> None:
         await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=env.tickets["p1"],
                        portal=env.portal_b.name, last_seq=None)
     assert info.value.code == "ticket_mismatch"
+
+
+async def test_ack_many_trims_several_outboxes_and_refuses_bad_input(env: Env) -> None:
+    await env.join("p1")
+    await env.join("p2")
+    await env.call("text", participant="p1", to="all", message="hi")
+    await env.call("ack_many", acks={"p1": 2, "p2": 1, "ghost": 9})
+    participants = {p["id"]: p for p in await env.call("get_participants", room="room-1")}
+    assert (participants["p1"]["acked"], participants["p2"]["acked"]) == (2, 1)
+    for bad in (None, {"p1": "x"}, ["p1", 1]):
+        with pytest.raises(RpcRemoteError) as info:
+            await env.call("ack_many", acks=bad)
+        assert info.value.code == "bad_arguments"
+    participants = {p["id"]: p for p in await env.call("get_participants", room="room-1")}
+    assert (participants["p1"]["acked"], participants["p2"]["acked"]) == (2, 1)

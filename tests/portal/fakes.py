@@ -194,6 +194,11 @@ class FakeController:
         return "ok"
 
     @rpc_method
+    async def ack_many(self, acks: dict[str, int]) -> None:
+        for participant, seq in acks.items():
+            await self.ack(participant, seq)
+
+    @rpc_method
     async def ack(self, participant: str, seq: int) -> None:
         self.calls.append(("ack", {"participant": participant, "seq": seq}))
         member = self.members.get(participant)

@@ -6,6 +6,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from rpc import RpcRemoteError
 from tests.support.waiting import wait_until
 
 from .harness import CONTROLLER_ID, Harness
@@ -140,6 +141,37 @@ async def test_broadcast_reaches_plain_and_extension_clients(harness: Harness) -
     await wait_until(lambda: ("stream", data) in plain.received)
     await wait_until(lambda: ("stream", {**data, "seq": 3}) in ext.received)
     await wait_until(lambda: {"participant": p["id"], "seq": 7} in harness.controller.called("ack"), what="plain ack")
+
+
+async def test_deliver_carries_several_notifications_in_order(harness: Harness) -> None:
+    portal = await harness.portal()
+    plain, p = await harness.joined(portal, user="p")
+    ext, e = await harness.joined(portal, extension=True, user="e")
+    items = [
+        [[[p["id"], 4]], "text", {"from": "x", "to": "me", "message": "one"}],
+        [[[p["id"], 5], [e["id"], 2]], "text", {"from": "x", "to": "all", "message": "two"}],
+        [[["gone", 1]], "text", {"message": "lost"}],
+    ]
+    answer = await harness.transport.call(portal.worker_id, "deliver", {"controller": CONTROLLER_ID, "items": items})
+    assert answer == {"undelivered": ["gone"]}
+    await wait_until(lambda: [d["message"] for ev, d in plain.received if ev == "text"] == ["one", "two"])
+    await wait_until(lambda: ("text", {"from": "x", "to": "all", "message": "two", "seq": 2}) in ext.received)
+    # a notification from a controller that does not own the participant is not delivered
+    stray = await harness.transport.call(portal.worker_id, "deliver", {
+        "controller": "someone-else", "items": [[[[p["id"], 6]], "text", {"message": "stray"}]]})
+    assert stray == {"undelivered": [p["id"]]}
+
+
+@pytest.mark.parametrize("items", [None, "x", [["not", "enough"]], [[[["p", 1]], 7, {}]], [[["p"], "text", {}]]])
+async def test_deliver_refuses_malformed_items_and_delivers_nothing(harness: Harness, items: object) -> None:
+    portal = await harness.portal()
+    plain, p = await harness.joined(portal, user="p")
+    before = list(plain.received)
+    with pytest.raises(RpcRemoteError) as info:
+        await harness.transport.call(portal.worker_id, "deliver", {"controller": CONTROLLER_ID, "items": items})
+    assert info.value.code == "bad_arguments"
+    await asyncio.sleep(0.05)
+    assert plain.received == before
 
 
 async def test_worker_joins_the_cluster_and_quits(harness: Harness) -> None:
