@@ -6,8 +6,11 @@ import json
 import logging
 import sys
 import time
+from typing import Any, Self
 
-__all__ = ["configure_logging"]
+import msgspec
+
+__all__ = ["configure_logging", "EventLog"]
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -60,3 +63,53 @@ def configure_logging(level: str = "info", *, json_lines: bool = False) -> None:
     quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
     for name in ("aio_pika", "aiormq", "aiohttp.access", "engineio", "socketio"):
         logging.getLogger(name).setLevel(quiet)
+
+
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/@")
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, str) and value and set(value) <= _PLAIN:
+        return value
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return msgspec.json.encode(value, enc_hook=repr).decode()
+
+
+class EventLog:
+    """Structured log events: ``event key=value …`` on one line, with ids bound to every event.
+
+    The fields also ride on the record (``record.event``, ``record.fields``) so the JSON formatter
+    emits them without parsing the message.  Only ids go in: never tokens or tickets.  Components
+    subclass it to name their logger (``LOGGER``).
+    """
+
+    __slots__ = ("_logger", "fields")
+    LOGGER = "switchboard"
+
+    def __init__(self, **fields: Any) -> None:
+        self._logger = logging.getLogger(self.LOGGER)
+        self.fields = fields
+
+    def bind(self, **fields: Any) -> Self:
+        """A child that also carries ``fields``."""
+        return type(self)(**{**self.fields, **fields})
+
+    def log(self, level: int, event: str, /, **fields: Any) -> None:
+        if not self._logger.isEnabledFor(level):
+            return
+        merged = {**self.fields, **fields}
+        text = " ".join(f"{key}={_format(value)}" for key, value in merged.items() if value is not None)
+        self._logger.log(level, "%s %s", event, text, extra={"event": event, "fields": merged})
+
+    def debug(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.DEBUG, event, **fields)
+
+    def info(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.INFO, event, **fields)
+
+    def warning(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.WARNING, event, **fields)
+
+    def error(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.ERROR, event, **fields)
