@@ -1,6 +1,7 @@
 """Sampling a server process with py-spy over a measured window, and summarising where time goes.
 
-Optional: needs ``py-spy`` (``pip install py-spy``) and ptrace rights.  :func:`sample` records
+Optional: needs ``py-spy`` (``pip install py-spy``) and ptrace rights; ``BENCH_PYSPY_NATIVE=1`` adds
+C frames (``--native``: shows e.g. the garbage collector inside whatever allocation triggered it).  :func:`sample` records
 collapsed stacks (``--format raw``) for ``seconds``; :func:`summary` lists the functions with the
 largest share of samples, inclusive (the function or anything it calls) and self (the function's
 own code), filtered to the project's packages or to everything.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 from collections import Counter
@@ -39,7 +41,8 @@ async def sample(pid: int, seconds: float, out: Path, rate: int = 200) -> asynci
         raise RuntimeError("py-spy is not installed: pip install py-spy")
     return await asyncio.create_subprocess_exec(
         exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
-        "--format", "raw", "--output", str(out), "--nonblocking",
+        "--format", "raw", "--output", str(out),
+        *(["--native"] if os.environ.get("BENCH_PYSPY_NATIVE") else ["--nonblocking"]),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
 
@@ -56,13 +59,19 @@ def summary(path: Path, top: int = 25, ours_only: bool = True, per_unit_us: floa
     """
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
-    total = 0
+    total = in_gc = 0
+    if not path.exists():
+        return "(no samples: py-spy wrote nothing)"
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
+        if "_queue_SimpleQueue_get_impl" in stack:  # an idle thread-pool thread (native stacks)
+            continue
         frames = [_short(f) for f in _frames(stack)]
+        if any(f.startswith("gc_collect_main ") for f in frames):
+            in_gc += count
         total += count
         for f in set(frames):
             inclusive[f] += count
@@ -86,7 +95,9 @@ def summary(path: Path, top: int = 25, ours_only: bool = True, per_unit_us: floa
     rows += ["", "Top self time (any code):", "", f"| self % |{extra_head} function (file) |", f"|---:|{extra_rule}---|"]
     for f, n in own.most_common(top):
         rows.append(f"| {100 * n / total:.1f} |{cost(n)} `{f}` |")
-    return "\n".join(rows) + f"\n\n({total} samples)"
+    gc_line = (f"\n\nCyclic garbage collector (`gc_collect_main`, native frames): {100 * in_gc / total:.1f} % of the "
+               f"samples{cost(in_gc).rstrip(' |') and f', {per_unit_us * in_gc / total:,.0f} µs/{unit}'}." if in_gc else "")
+    return "\n".join(rows) + gc_line + f"\n\n({total} samples)"
 
 
 def section(name: str, path: Path, per_unit_us: float, unit: str, what: str, top: int = 20) -> str:
