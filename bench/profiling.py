@@ -104,10 +104,12 @@ def section(name: str, path: Path, per_unit_us: float, unit: str, what: str, top
     """A ``## name`` results section: what was sampled, then :func:`summary`."""
     from bench.report import git_commit, machine, today
 
+    mode = ("`--native`, which pauses the process at every sample: that run is slower, not a result"
+            if os.environ.get("BENCH_PYSPY_NATIVE") else "`--nonblocking`")
     return "\n".join([
         f"## {name}",
         "",
-        f"py-spy (200 Hz, `--nonblocking`) on {what}; {per_unit_us:,.0f} µs of server CPU per {unit} in that run",
+        f"py-spy (200 Hz, {mode}) on {what}; {per_unit_us:,.0f} µs of server CPU per {unit} in that run",
         "(`/proc`), shares turned into µs per unit. Inclusive = the function and what it calls; the",
         "project's functions first, then the top self time of any code (`bench/profiling.py`).",
         "",
