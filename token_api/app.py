@@ -61,7 +61,7 @@ def create_app(
     if settings.token_lifetime <= 0:
         raise ValueError(f"token_api.token_lifetime must be positive, got {settings.token_lifetime}")
     metrics = Metrics()
-    store = RoomStore(settings.rooms_db)
+    store = RoomStore(settings.rooms_db, cache_ttl=settings.rooms_cache_ttl)
     portals = PortalScheduler(transport, settings, metrics, cluster_name=cluster_name)
     app = web.Application(
         client_max_size=settings.client_max_size,

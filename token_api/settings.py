@@ -27,6 +27,9 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     auto_create_rooms: bool = True
     #: SQLite file holding the room configuration.
     rooms_db: str = "switchboard-rooms.sqlite3"
+    #: Seconds a room read is served from memory (token mints, controllers' room loads); changes
+    #: made by another token API process sharing ``rooms_db`` are seen within this. 0 = no cache.
+    rooms_cache_ttl: float = 2.0
     #: Browser origins allowed by CORS; ``["*"]`` allows any.
     cors_allowed_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
     #: MAuth: a request's timestamp may differ from this server's clock by at most this many

@@ -1,7 +1,9 @@
 """The room store: room configuration in an embedded SQLite file, so it survives restarts.
 
 Every operation is one short transaction run in a worker thread (``asyncio.to_thread``) under a
-lock, and reads go to the file, so two processes sharing the file see each other's changes.
+lock.  Reads of one room (every token mint, every controller's room load) are served from memory for
+``cache_ttl`` seconds; this process's writes update that cache at once, and another process sharing
+the file is seen within ``cache_ttl``.
 """
 
 from __future__ import annotations
@@ -42,10 +44,20 @@ class RoomExists(Exception):
 class RoomStore:
     """Rooms by id, in insertion order.  ``open()`` before use, ``close()`` after (idempotent)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, cache_ttl: float = 2.0, cache_size: int = 10_000) -> None:
         self.path = str(path)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._cache_ttl = cache_ttl
+        self._cache_size = cache_size
+        self._cache: dict[str, tuple[float, Room]] = {}
+
+    def _remember(self, room: Room) -> None:
+        if self._cache_ttl <= 0:
+            return
+        if len(self._cache) >= self._cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[room.id] = (time.monotonic() + self._cache_ttl, room)
 
     async def open(self) -> None:
         if self._db is None:
@@ -78,11 +90,20 @@ class RoomStore:
     # -- reads -----------------------------------------------------------------------------------
 
     async def get(self, room_id: str) -> Room | None:
+        cached = self._cache.get(room_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+
         def read(db: sqlite3.Connection) -> Room | None:
             row = db.execute("SELECT config FROM rooms WHERE id = ?", (room_id,)).fetchone()
             return _decode(row[0]) if row else None
 
-        return await self._run(read)
+        room = await self._run(read)
+        if room is None:
+            self._cache.pop(room_id, None)
+        else:
+            self._remember(room)
+        return room
 
     async def page(self, offset: int = 0, limit: int = 100) -> list[Room]:
         def read(db: sqlite3.Connection) -> list[Room]:
@@ -109,6 +130,7 @@ class RoomStore:
                 raise RoomExists(room.id) from None
 
         await self._run(write)
+        self._remember(room)
 
     async def get_or_create(self, room: Room) -> tuple[Room, bool]:
         """The stored room with ``room.id`` (storing ``room`` first if there is none), and whether
@@ -123,7 +145,9 @@ class RoomStore:
             row = db.execute("SELECT config FROM rooms WHERE id = ?", (room.id,)).fetchone()
             return _decode(row[0]), created
 
-        return await self._run(write)
+        stored, created = await self._run(write)
+        self._remember(stored)
+        return stored, created
 
     async def update(self, room_id: str, change: Callable[[Room], Room]) -> Room | None:
         """Replace the room with ``change(room)`` atomically; ``None`` if there is no such room.
@@ -141,10 +165,15 @@ class RoomStore:
             )
             return room
 
-        return await self._run(write)
+        self._cache.pop(room_id, None)
+        room = await self._run(write)
+        if room is not None:
+            self._remember(room)
+        return room
 
     async def delete(self, room_id: str) -> bool:
         def write(db: sqlite3.Connection) -> bool:
             return db.execute("DELETE FROM rooms WHERE id = ?", (room_id,)).rowcount > 0
 
+        self._cache.pop(room_id, None)
         return await self._run(write)

@@ -1,0 +1,34 @@
+"""The room store's read cache: this process's writes at once, another process's within the TTL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+
+from token_api.rooms import Room
+from token_api.store import RoomStore
+
+
+async def test_writes_here_are_seen_at_once_and_writes_elsewhere_within_the_ttl(tmp_path: Path) -> None:
+    path = tmp_path / "rooms.sqlite3"
+    here, elsewhere = RoomStore(path, cache_ttl=0.3), RoomStore(path, cache_ttl=0.3)
+    await here.open()
+    await elsewhere.open()
+    try:
+        await here.create(Room(id="r1", name="one"))
+        assert (await here.get("r1")).participant_limit == -1  # type: ignore[union-attr]
+        await here.update("r1", lambda room: msgspec.structs.replace(room, participant_limit=5))
+        assert (await here.get("r1")).participant_limit == 5  # type: ignore[union-attr]
+
+        assert (await here.get("r1")) is not None  # cached now
+        await elsewhere.update("r1", lambda room: msgspec.structs.replace(room, participant_limit=9))
+        await asyncio.sleep(0.35)
+        assert (await here.get("r1")).participant_limit == 9  # type: ignore[union-attr]
+
+        await here.delete("r1")
+        assert await here.get("r1") is None
+    finally:
+        await here.close()
+        await elsewhere.close()
