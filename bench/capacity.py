@@ -116,6 +116,7 @@ async def _run(server: servers.Server, args: argparse.Namespace) -> dict[str, An
                     print(f"capacity: bad ack {e}", file=sys.stderr)
             print(f"capacity round {rep + 1}: {rounds[-1]}", flush=True)
             if rounds[-1]["missing"]:
+                print("capacity: missing e.g. " + ", ".join(u for r in got for u in r["missing_users"]), file=sys.stderr)
                 for role in server.procs:
                     print(f"--- {role} log tail:\n{server.log_tail(role, 15)}", file=sys.stderr)
         rss = {role: rss_bytes(server.pid(role)) for role in server.procs}

@@ -99,8 +99,10 @@ async def crowd_worker(config: dict[str, Any], control: Control) -> dict[str, An
                 at = command["at"]
                 got = [received[p.user] - at for p in joined if p.user in received]
                 closed = sum(1 for p in joined if p.client.closed is None or p.client.closed.done())
+                lost = [f"{p.user}@{p.room}" for p in joined if p.user not in received][:10]
                 command = await control.report({"latencies": got, "expected": len(joined),
-                                                "missing": len(joined) - len(got), "disconnected": closed})
+                                                "missing": len(joined) - len(got), "disconnected": closed,
+                                                "missing_users": lost})
             else:
                 raise ValueError(f"unknown command {command!r}")
         await asyncio.gather(*(p.client.disconnect() for p in joined), return_exceptions=True)
