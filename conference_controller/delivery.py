@@ -11,7 +11,8 @@ replayed by ``resume``.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import contextlib
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,35 +40,46 @@ class _Item(msgspec.Struct, frozen=True):
 
 
 class _PortalSender:
+    """The queue of one portal and the task that empties it, one ``deliver`` call at a time."""
+
     def __init__(self, owner: Delivery, portal: WorkerId) -> None:
         self.owner = owner
         self.portal = portal
-        self.queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self.items: deque[_Item] = deque()
         self.log = owner.log.bind(portal=portal)
         self.stopping = False
+        self._loop = asyncio.get_running_loop()
+        self._wakeup: asyncio.Future[None] | None = None
+        self.active_at = self._loop.time()
         self.task = asyncio.create_task(self._run(), name=f"deliver:{portal}")
 
+    def put(self, item: _Item) -> None:
+        self.items.append(item)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    def idle_since(self) -> float | None:
+        """When the sender last finished a call, if it is waiting with nothing queued; else ``None``."""
+        return self.active_at if not self.items and self._wakeup is not None else None
+
     async def _run(self) -> None:
-        settings = self.owner.settings
+        limit = self.owner.settings.delivery_batch
+        items = self.items
         # A cancellation that lands as a call completes can be swallowed on Python 3.11
         # (``wait_for``), so the loop also checks ``stopping``.
         while not self.stopping:
-            if self.queue.empty():
+            if not items:
+                self._wakeup = self._loop.create_future()
                 try:
-                    async with asyncio.timeout(settings.sender_idle_timeout):
-                        first = await self.queue.get()
-                except TimeoutError:
-                    if self.queue.empty():
-                        self.owner._retire(self)
-                        return
-                    continue
-            else:
-                first = self.queue.get_nowait()
+                    await self._wakeup
+                finally:
+                    self._wakeup = None
+                continue
             # Everything queued meanwhile goes in the same call, still in order.
-            batch = [first]
-            while len(batch) < settings.delivery_batch and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            batch = [items.popleft() for _ in range(min(limit, len(items)))]
             await self._send(batch)
+            self.active_at = self._loop.time()
 
     async def _send(self, batch: list[_Item]) -> None:
         settings = self.owner.settings
@@ -102,12 +114,13 @@ class Delivery:
         self.log = log
         self._senders: dict[WorkerId, _PortalSender] = {}
         self._closed = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     def send(self, participant: Participant, event: str, data: Any) -> int:
         """Give ``participant`` a notification; returns its seq."""
         seq = participant.outbox.append(event, data)
         if participant.connected and not self._closed:
-            self._sender(participant.portal).queue.put_nowait(_Item([(participant.id, seq)], event, data))
+            self._sender(participant.portal).put(_Item([(participant.id, seq)], event, data))
         return seq
 
     def fan_out(self, participants: Iterable[Participant], event: str, data: Any) -> None:
@@ -120,17 +133,29 @@ class Delivery:
         if self._closed:
             return
         for portal, targets in by_portal.items():
-            self._sender(portal).queue.put_nowait(_Item(targets, event, data))
+            self._sender(portal).put(_Item(targets, event, data))
 
     def _sender(self, portal: WorkerId) -> _PortalSender:
         sender = self._senders.get(portal)
         if sender is None:
             sender = self._senders[portal] = _PortalSender(self, portal)
+            if self._sweeper is None or self._sweeper.done():
+                self._sweeper = asyncio.create_task(self._sweep(), name="deliver:sweep")
         return sender
 
-    def _retire(self, sender: _PortalSender) -> None:
-        if self._senders.get(sender.portal) is sender:
-            del self._senders[sender.portal]
+    async def _sweep(self) -> None:
+        """Stop the senders idle for ``sender_idle_timeout`` (a portal with nobody here any more);
+        one timer for all of them instead of one per queued notification."""
+        idle_timeout = self.settings.sender_idle_timeout
+        loop = asyncio.get_running_loop()
+        while self._senders:
+            await asyncio.sleep(idle_timeout / 2)
+            now = loop.time()
+            for portal, sender in list(self._senders.items()):
+                since = sender.idle_since()
+                if since is not None and now - since >= idle_timeout:
+                    del self._senders[portal]
+                    await sender.stop()
 
     async def forget_portal(self, portal: WorkerId) -> None:
         """The portal is gone: stop its sender; what it held stays in the outboxes."""
@@ -140,6 +165,10 @@ class Delivery:
 
     async def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         senders, self._senders = list(self._senders.values()), {}
         for sender in senders:
             await sender.stop()

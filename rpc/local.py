@@ -136,17 +136,27 @@ class LocalTransport(Transport):
             deadline_ms=int((time.time() + timeout) * 1000),
         )
         task = self._run(entry, request)
+        # A call that times out keeps running on the serving side, as over a broker: the caller waits
+        # on its own future (woken by the handler's task or by the timer), never on the task itself.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        task.add_done_callback(wake)
+        timer = loop.call_later(timeout, wake, None)
         try:
-            # shield: a call that times out keeps running on the serving side, as over a broker.
-            # asyncio.timeout (not wait_for) so that a cancellation of this caller is never lost.
-            async with asyncio.timeout(timeout):
-                reply = await asyncio.shield(task)
-        except TimeoutError:
-            raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s") from None
-        except asyncio.CancelledError:
-            if task.cancelled() and not _current_cancelling():
-                raise RpcUnavailable(f"{target} went away during {method}") from None
-            raise
+            await waiter
+        finally:
+            timer.cancel()
+            task.remove_done_callback(wake)
+        if not task.done():
+            raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s")
+        if task.cancelled():
+            raise RpcUnavailable(f"{target} went away during {method}")
+        reply = task.result()
         if reply.error is not None:
             raise RpcRemoteError(reply.error.code, reply.error.message)
         return reply.result
@@ -175,11 +185,6 @@ class LocalTransport(Transport):
         self.broker._subscriptions.add(sub)
         self._subscriptions.add(sub)
         return sub
-
-
-def _current_cancelling() -> bool:
-    task = asyncio.current_task()
-    return bool(task is not None and task.cancelling())
 
 
 async def _deliver(sub: _LocalSubscription, topic: str, payload: Any) -> None:

@@ -49,3 +49,17 @@ async def test_stop_ends_every_task_and_timer(local: TransportFactory, make_env:
     assert mine == set()
     assert all(room.closed and room.grace_timer is None for room in controller.rooms.values())
     assert all(p.hold_timer is None for p in controller.participants.values())
+
+
+async def test_a_sender_idle_for_its_timeout_is_stopped_and_comes_back_when_needed(local: TransportFactory,
+                                                                                    make_env: Any) -> None:
+    env: Env = await make_env(local, sender_idle_timeout=0.2)
+    await env.join("p1")
+    await env.join("p2")
+    controller = env.controller
+    await wait_until(lambda: controller.delivery.portals == [env.portal_a.name])
+    await wait_until(lambda: controller.delivery.portals == [], timeout=3)
+    await wait_until(lambda: not [t for t in asyncio.all_tasks() if t.get_name() == f"deliver:{env.portal_a.name}"])
+    await env.call("text", participant="p2", to="p1", message="again")
+    await wait_until(lambda: env.portal_a.events("p1", "text"))
+    assert controller.delivery.portals == [env.portal_a.name]

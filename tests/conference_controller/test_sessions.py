@@ -140,7 +140,7 @@ async def test_failed_deliveries_stay_in_the_outbox_for_resume(env: Env) -> None
     await _pair(env)
     env.portal_a.failing = True
     await env.call("text", participant="p2", to="p1", message="lost on the way")
-    await wait_until(lambda: env.controller.delivery._senders[WorkerId(env.portal_a.name)].queue.empty())
+    await wait_until(lambda: not env.controller.delivery._senders[WorkerId(env.portal_a.name)].items)
     env.portal_a.failing = False
     resumed = await env.resume("p1", env.portal_a, last_seq=1)
     assert [m["data"]["message"] for m in resumed["messages"]] == ["lost on the way"]
