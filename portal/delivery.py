@@ -140,7 +140,7 @@ class Delivery:
         self._emitted(session, note.event, note.seq)
 
     def _emitted(self, session: Session, event: str, seq: int | None) -> None:
-        self.metrics.events.labels(event).inc()
+        self.metrics.events.inc(event)
         if seq is None:
             return
         session.last_seq = max(session.last_seq, seq)

@@ -96,10 +96,10 @@ class LoginService:
                 raise UnknownProtocol()
             answer = await self._login(conn, request)
         except RequestError as exc:
-            self.metrics.logins.labels("error", exc.code).inc()
+            self.metrics.logins.inc("error", exc.code)
             self._refused(conn)
             raise
-        self.metrics.logins.labels("ok", "").inc()
+        self.metrics.logins.inc("ok", "")
         return answer
 
     async def _login(self, conn: Connection, request: LoginRequest) -> Ack:
@@ -185,11 +185,11 @@ class LoginService:
                 text, last_seq = payload, None
             answer = await self._relogin(conn, text, last_seq, structured)
         except RequestError as exc:
-            self.metrics.relogins.labels("error", exc.code).inc()
+            self.metrics.relogins.inc("error", exc.code)
             conn.relogging = False
             self._refused(conn)
             raise
-        self.metrics.relogins.labels("ok", "").inc()
+        self.metrics.relogins.inc("ok", "")
         return answer
 
     async def _relogin(self, conn: Connection, text: str, last_seq: int | None, structured: bool) -> Ack:

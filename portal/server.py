@@ -21,6 +21,7 @@ from .limits import SocketLimits
 from .login import LoginService
 from .logs import EventLog
 from .metrics import PortalMetrics
+from .packets import JsonPacket
 from .relay import EVENTS, Relay
 from .schemas import AckRequest, parse
 from .delivery import AckBatcher
@@ -43,6 +44,7 @@ def create_sio(settings: PortalSettings) -> socketio.AsyncServer:
         ping_timeout=settings.ping_timeout,
         logger=False,
         engineio_logger=False,
+        serializer=JsonPacket,
     )
 
 
@@ -169,20 +171,20 @@ class PortalServer:
                 raise IllegalRequest()
             conn.limits.admit(payload)
         except RequestError as exc:
-            self.metrics.requests.labels(event, exc.code).inc()
+            self.metrics.requests.inc(event, exc.code)
             return exc.ack(structured=structured)
         try:
             answer = await self._actions[event](conn, payload)
         except RequestError as exc:
-            self.metrics.requests.labels(event, exc.code).inc()
+            self.metrics.requests.inc(event, exc.code)
             return exc.ack(structured=structured)
         except Exception:
             log.exception("portal request %s failed", event)
-            self.metrics.requests.labels(event, "internal").inc()
+            self.metrics.requests.inc(event, "internal")
             return RequestError("internal error", "internal").ack(structured=structured)
         finally:
             conn.limits.done()
-        self.metrics.requests.labels(event, "ok").inc()
+        self.metrics.requests.inc(event, "ok")
         return answer
 
     def _in_session(self, action: Action) -> Action:
