@@ -9,10 +9,12 @@ every payload is JSON-encoded and decoded on the way, so nothing passes that cou
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from .base import EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
@@ -107,11 +109,27 @@ class LocalTransport(Transport):
 
     def _run(self, entry: _LocalService, request: Request) -> asyncio.Task[Reply]:
         # The handler runs as a task of the serving side so that closing that side cancels it.
-        task = asyncio.get_running_loop().create_task(self._serve_one(entry, request))
+        return self._track(entry, asyncio.get_running_loop().create_task(self._serve_one(entry, request)))
+
+    def _track(self, entry: _LocalService, task: asyncio.Task[Reply]) -> asyncio.Task[Reply]:
         owner = entry.transport
         owner._inflight.add(task)
         task.add_done_callback(owner._inflight.discard)
         return task
+
+    def _start(self, entry: _LocalService, request: Request) -> Reply | asyncio.Task[Reply]:
+        """Run the handler at once, in a copy of the caller's context, up to its first suspension:
+        most handlers finish without one (an in-process call then costs no task and no loop turn);
+        one that suspends goes on as a task of the serving side, exactly where it stopped."""
+        coro = self._serve_one(entry, request)
+        context = contextvars.copy_context()
+        try:
+            waiting_on = context.run(coro.send, None)
+        except StopIteration as done:
+            reply: Reply = done.value
+            return reply
+        task = asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on), context=context)
+        return self._track(entry, task)
 
     async def _serve_one(self, entry: _LocalService, request: Request) -> Reply:
         reply = await dispatch(entry.name, entry.methods, request)
@@ -135,7 +153,17 @@ class LocalTransport(Transport):
             sender=self.node_id,
             deadline_ms=int((time.time() + timeout) * 1000),
         )
-        task = self._run(entry, request)
+        started = self._start(entry, request)
+        if isinstance(started, Reply):
+            reply = started
+        else:
+            reply = await self._wait(started, target, method, timeout)
+        if reply.error is not None:
+            raise RpcRemoteError(reply.error.code, reply.error.message)
+        return reply.result
+
+    @staticmethod
+    async def _wait(task: asyncio.Task[Reply], target: str, method: str, timeout: float) -> Reply:
         # A call that times out keeps running on the serving side, as over a broker: the caller waits
         # on its own future (woken by the handler's task or by the timer), never on the task itself.
         loop = asyncio.get_running_loop()
@@ -156,10 +184,7 @@ class LocalTransport(Transport):
             raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s")
         if task.cancelled():
             raise RpcUnavailable(f"{target} went away during {method}")
-        reply = task.result()
-        if reply.error is not None:
-            raise RpcRemoteError(reply.error.code, reply.error.message)
-        return reply.result
+        return task.result()
 
     async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
         self._check_open()
@@ -185,6 +210,34 @@ class LocalTransport(Transport):
         self.broker._subscriptions.add(sub)
         self._subscriptions.add(sub)
         return sub
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Reply], waiting_on: Any) -> Generator[Any, Any, Reply]:
+    """Hand ``coro``, suspended on ``waiting_on``, to the task awaiting this: everything the task
+    sends or throws (a result, a cancellation) goes on to ``coro``, as ``await`` would have done."""
+    while True:
+        try:
+            sent = yield waiting_on
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - forwarded, not handled
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration as done:
+                result: Reply = done.value
+                return result
+        else:
+            try:
+                waiting_on = coro.send(sent)
+            except StopIteration as done:
+                result = done.value
+                return result
+
+
+async def _carry_on(coro: Coroutine[Any, Any, Reply], waiting_on: Any) -> Reply:
+    return await _resume(coro, waiting_on)
 
 
 async def _deliver(sub: _LocalSubscription, topic: str, payload: Any) -> None:

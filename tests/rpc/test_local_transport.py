@@ -1,0 +1,129 @@
+"""What only the in-process transport does: handlers start at once in the caller's turn and go on
+as tasks of the serving side when they suspend, with the broker's semantics kept."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+import pytest
+
+from rpc import RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError, rpc_method
+from rpc.local import LocalBroker
+
+marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="caller")
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.finished: list[str] = []
+        self.cancelled: list[str] = []
+        self.release = asyncio.Event()
+
+    @rpc_method
+    async def at_once(self, value: Any) -> Any:
+        marker.set("handler")
+        return value
+
+    @rpc_method
+    async def steps(self, n: int) -> list[int]:
+        seen = []
+        for i in range(n):
+            await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
+            seen.append(i)
+        return seen
+
+    @rpc_method
+    async def wait_for_release(self, name: str) -> str:
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(name)
+            raise
+        self.finished.append(name)
+        return name
+
+    @rpc_method
+    async def fail_later(self) -> None:
+        await asyncio.sleep(0.001)
+        raise ServiceError("late_failure", "failed after suspending")
+
+
+@pytest.fixture
+async def pair() -> Any:
+    broker = LocalBroker(roundtrip=True)
+    server, client = broker.transport("server"), broker.transport("client")
+    handler = Handler()
+    await server.serve("svc", handler)
+    yield server, client, handler
+    await client.close()
+    await server.close()
+
+
+async def test_a_handler_that_never_suspends_answers_and_keeps_its_context_to_itself(pair: Any) -> None:
+    _, client, _ = pair
+    assert await client.call("svc", "at_once", {"value": [1, "two"]}) == [1, "two"]
+    assert marker.get() == "caller"
+
+
+async def test_a_handler_that_suspends_many_times_answers(pair: Any) -> None:
+    _, client, _ = pair
+    assert await client.call("svc", "steps", {"n": 5}) == [0, 1, 2, 3, 4]
+
+
+async def test_a_failure_after_a_suspension_keeps_its_code(pair: Any) -> None:
+    _, client, _ = pair
+    with pytest.raises(RpcRemoteError) as info:
+        await client.call("svc", "fail_later")
+    assert info.value.code == "late_failure"
+
+
+async def test_a_timed_out_call_keeps_running_on_the_serving_side(pair: Any) -> None:
+    _, client, handler = pair
+    with pytest.raises(RpcTimeout):
+        await client.call("svc", "wait_for_release", {"name": "a"}, timeout=0.05)
+    handler.release.set()
+    for _ in range(100):
+        if handler.finished:
+            break
+        await asyncio.sleep(0.01)
+    assert handler.finished == ["a"] and handler.cancelled == []
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_handler(pair: Any) -> None:
+    _, client, handler = pair
+    call = asyncio.create_task(client.call("svc", "wait_for_release", {"name": "b"}))
+    await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    handler.release.set()
+    for _ in range(100):
+        if handler.finished:
+            break
+        await asyncio.sleep(0.01)
+    assert handler.finished == ["b"]
+
+
+async def test_closing_the_serving_side_cancels_a_suspended_handler_inside(pair: Any) -> None:
+    server, client, handler = pair
+    call = asyncio.create_task(client.call("svc", "wait_for_release", {"name": "c"}))
+    await asyncio.sleep(0.01)
+    await server.close()
+    with pytest.raises(RpcUnavailable):
+        await call
+    assert handler.cancelled == ["c"] and handler.finished == []
+
+
+async def test_a_cancellation_that_lands_as_the_awaited_thing_completes_still_reaches_the_handler(
+        pair: Any) -> None:
+    server, client, handler = pair
+    call = asyncio.create_task(client.call("svc", "wait_for_release", {"name": "d"}))
+    await asyncio.sleep(0.01)
+    handler.release.set()  # the handler's task is woken, but has not run yet…
+    await server.close()  # …when it is cancelled: the cancellation is thrown into the handler
+    with pytest.raises(RpcUnavailable):
+        await call
+    assert handler.cancelled == ["d"] and handler.finished == []
