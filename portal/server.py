@@ -22,6 +22,7 @@ from .login import LoginService
 from .logs import EventLog
 from .metrics import PortalMetrics
 from .packets import JsonPacket
+from .sio_manager import InPlaceManager
 from .relay import EVENTS, Relay
 from .schemas import AckRequest, parse
 from .delivery import AckBatcher
@@ -45,6 +46,7 @@ def create_sio(settings: PortalSettings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
         serializer=JsonPacket,
+        client_manager=InPlaceManager(),
     )
 
 
