@@ -12,19 +12,8 @@ See ``docs/scheduler.md`` for the rules and how they differ from OWT's.
 
 from __future__ import annotations
 
-from .errors import (
-    InvalidArgument,
-    NoMatchingWorker,
-    NoWorkerAvailable,
-    SchedulerError,
-    TaskAlreadyClaimed,
-    TaskExpired,
-    TaskNotReserved,
-    TaskOnOtherWorker,
-    UnknownStrategy,
-    UnknownTask,
-    UnknownWorker,
-)
+from . import errors
+from .errors import *  # noqa: F403 - the errors are part of the package's surface
 from .matchers import MATCHER_FOR_PURPOSE, Matcher, Query, create_matcher, matcher_for
 from .scheduler import STATE_NAMES, Scheduler
 from .strategies import (
@@ -48,15 +37,5 @@ __all__ = [
     "create_matcher",
     "matcher_for",
     "MATCHER_FOR_PURPOSE",
-    "SchedulerError",
-    "NoWorkerAvailable",
-    "NoMatchingWorker",
-    "UnknownWorker",
-    "UnknownTask",
-    "TaskNotReserved",
-    "TaskAlreadyClaimed",
-    "TaskExpired",
-    "TaskOnOtherWorker",
-    "UnknownStrategy",
-    "InvalidArgument",
 ]
+__all__ += errors.__all__
