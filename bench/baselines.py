@@ -25,7 +25,7 @@ def make_app() -> web.Application:
     app = web.Application()
     sio.attach(app)
 
-    @sio.event
+    @sio.event  # type: ignore[untyped-decorator]  # python-socketio ships no types
     async def echo(sid: str, data: Any) -> Any:
         return data
 

@@ -82,7 +82,7 @@ class Run:
     cpu_us: float
     cpu_pct: float
     gen_pct: float
-    errors: int
+    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:

@@ -128,7 +128,7 @@ class Run:
     cpu_us: float  # server CPU per message
     cpu_pct: float  # server CPU over the window, % of one core
     gen_pct: float  # load generators' CPU, % of one core
-    errors: int
+    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:

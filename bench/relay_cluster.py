@@ -75,7 +75,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_us: float  # per relayed message (ours) or per call (JsonRPC)
-    errors: int
+    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:

@@ -87,7 +87,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_ms: float
-    errors: int
+    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:

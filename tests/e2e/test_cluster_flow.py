@@ -27,6 +27,7 @@ async def test_relogin_on_the_other_portal_gets_exactly_the_missed_messages(
         alice = await Client.join(cluster.api_url, room="c1", user="alice", role="presenter", preference={"isp": "isp-1"})
         bob = await Client.join(cluster.api_url, room="c1", user="bob", role="presenter", preference={"isp": "isp-2"})
         assert alice.url == cluster.portal_url(1) and bob.url == cluster.portal_url(2)
+        assert alice.id is not None  # a successful login sets it
         await bob.send_text(alice.id, "hi")
         assert await _texts(alice, 1) == ["hi"]
         # alice's transport closes; she will come back through the other portal.

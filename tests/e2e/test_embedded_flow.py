@@ -28,6 +28,7 @@ async def test_a_dropped_extension_client_gets_exactly_the_three_messages_it_mis
     server = await make_embedded()
     alice = await Client.join(server.api_url, room="e2e", user="alice", role="presenter")
     bob = await Client.join(server.api_url, room="e2e", user="bob", role="presenter")
+    assert alice.id is not None and bob.id is not None  # a successful login sets them
     await bob.send_text(alice.id, "hello alice")
     assert await _texts_after(alice, 1) == ["hello alice"]
     await alice.send_text(bob.id, "hello bob")
@@ -50,6 +51,7 @@ async def test_a_dropped_extension_client_gets_exactly_the_three_messages_it_mis
 async def test_a_plain_owt_client_gets_the_messages_sent_while_it_was_held(make_embedded: MakeEmbedded) -> None:
     server = await make_embedded()
     alice = await Client.join(server.api_url, room="plain", user="alice", role="presenter", extension=False)
+    assert alice.id is not None  # a successful login sets it
     bob = await Client.join(server.api_url, room="plain", user="bob", role="presenter")
     reconnected = asyncio.Event()
     alice.on("disconnected", lambda _e: None)

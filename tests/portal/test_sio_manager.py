@@ -24,7 +24,7 @@ class Server:
         self.runner = web.AppRunner(self.app)
         self.url = ""
 
-        @self.sio.event
+        @self.sio.event  # type: ignore[untyped-decorator]  # python-socketio ships no types
         async def join(sid: str, room: str) -> str:
             await self.sio.enter_room(sid, room)
             return "ok"

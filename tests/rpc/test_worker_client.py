@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 from rpc import Transport, rpc_method
 from rpc.settings import WorkerSettings
@@ -12,8 +12,20 @@ from rpc.worker import ClusterWorker
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
-FAST = dict(keepalive_interval=0.05, keepalive_timeout=1.0, keepalive_max_failures=3,
-            join_retries=100, join_interval=0.05, load_report_interval=0.05)
+
+class _FastTimings(TypedDict):
+    """The ``WorkerSettings`` fields :data:`FAST` overrides, typed so ``**FAST`` checks."""
+
+    keepalive_interval: float
+    keepalive_timeout: float
+    keepalive_max_failures: int
+    join_retries: int
+    join_interval: float
+    load_report_interval: float
+
+
+FAST = _FastTimings(keepalive_interval=0.05, keepalive_timeout=1.0, keepalive_max_failures=3,
+                    join_retries=100, join_interval=0.05, load_report_interval=0.05)
 
 
 class FakeManager:

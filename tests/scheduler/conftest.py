@@ -6,9 +6,9 @@ import random
 from typing import Any
 
 import pytest
-from scheduler_testing import FakeClock, MakeScheduler
 
 from scheduler import Scheduler
+from tests.scheduler.scheduler_testing import FakeClock, MakeScheduler
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import itertools
 from collections import Counter
 
 import pytest
-from scheduler_testing import MakeScheduler, portal_info
 
 from scheduler import (
     MATCHER_FOR_PURPOSE,
@@ -17,6 +16,7 @@ from scheduler import (
     create_matcher,
     matcher_for,
 )
+from tests.scheduler.scheduler_testing import MakeScheduler, portal_info
 
 
 _task_ids = itertools.count()

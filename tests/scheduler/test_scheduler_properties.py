@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from scheduler_testing import FakeClock
 
 from scheduler.strategies.rotation import LastUsedIndex
 
@@ -34,6 +33,7 @@ from scheduler import (
     UnknownTask,
     create_strategy,
 )
+from tests.scheduler.scheduler_testing import FakeClock
 
 WORKERS = [f"w{i}" for i in range(5)]
 TASKS = [f"t{i}" for i in range(8)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from scheduler_testing import FakeClock, MakeScheduler
 
 from scheduler import (
     InvalidArgument,
@@ -13,6 +12,7 @@ from scheduler import (
     TaskOnOtherWorker,
     UnknownTask,
 )
+from tests.scheduler.scheduler_testing import FakeClock, MakeScheduler
 
 
 def test_a_known_task_goes_back_to_its_worker_whatever_its_load(make_scheduler: MakeScheduler) -> None:

@@ -7,7 +7,6 @@ import random
 from collections import Counter
 
 import pytest
-from scheduler_testing import MakeScheduler
 
 from scheduler import (
     DEFAULT_STRATEGIES,
@@ -19,6 +18,7 @@ from scheduler import (
     default_strategy_for,
 )
 from scheduler.records import Capacity, WorkerRecord
+from tests.scheduler.scheduler_testing import MakeScheduler
 
 _task_ids = itertools.count()
 

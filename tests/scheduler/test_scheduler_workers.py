@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from scheduler_testing import FakeClock, MakeScheduler, portal_info
 
 from scheduler import InvalidArgument, NoMatchingWorker, NoWorkerAvailable, UnknownWorker
+from tests.scheduler.scheduler_testing import FakeClock, MakeScheduler, portal_info
 
 
 def test_a_freshly_joined_worker_is_schedulable_at_once(make_scheduler: MakeScheduler) -> None:

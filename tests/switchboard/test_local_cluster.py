@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,5 +94,5 @@ async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
 
-async def _ready(portals_registered: Any) -> bool:
+async def _ready(portals_registered: Callable[[], Awaitable[int]]) -> bool:
     return await portals_registered() == 2
