@@ -107,10 +107,6 @@ class LocalTransport(Transport):
         self._services.add(entry)
         return entry
 
-    def _run(self, entry: _LocalService, request: Request) -> asyncio.Task[Reply]:
-        # The handler runs as a task of the serving side so that closing that side cancels it.
-        return self._track(entry, asyncio.get_running_loop().create_task(self._serve_one(entry, request)))
-
     def _track(self, entry: _LocalService, task: asyncio.Task[Reply]) -> asyncio.Task[Reply]:
         owner = entry.transport
         owner._inflight.add(task)
@@ -190,8 +186,13 @@ class LocalTransport(Transport):
         self._check_open()
         entry = self.broker._pick(target)
         request = Request(method=method, args=self.broker._wire(args or {}), sender=self.node_id)
-        task = self._run(entry, request)
-        task.add_done_callback(lambda t: _log_cast_failure(target, method, t))
+        # Started at once like a call, so that one sender's casts and calls reach their handlers in
+        # the order they were sent (a call must not overtake the casts made before it).
+        started = self._start(entry, request)
+        if isinstance(started, Reply):
+            _log_cast_reply(target, method, started)
+        else:
+            started.add_done_callback(lambda t: _log_cast_failure(target, method, t))
 
     async def publish_event(self, topic: str, payload: Any) -> None:
         self._check_open()
@@ -250,8 +251,10 @@ async def _deliver(sub: _LocalSubscription, topic: str, payload: Any) -> None:
 
 
 def _log_cast_failure(target: str, method: str, task: asyncio.Task[Any]) -> None:
-    if task.cancelled():
-        return
-    reply = task.result()
+    if not task.cancelled():
+        _log_cast_reply(target, method, task.result())
+
+
+def _log_cast_reply(target: str, method: str, reply: Reply) -> None:
     if reply.error is not None:
         log.warning("cast %s.%s failed: %s: %s", target, method, reply.error.code, reply.error.message)

@@ -46,6 +46,14 @@ class Handler:
         return name
 
     @rpc_method
+    async def note(self, item: Any) -> None:
+        self.finished.append(item)
+
+    @rpc_method
+    async def notes(self) -> list[str]:
+        return self.finished
+
+    @rpc_method
     async def fail_later(self) -> None:
         await asyncio.sleep(0.001)
         raise ServiceError("late_failure", "failed after suspending")
@@ -127,3 +135,10 @@ async def test_a_cancellation_that_lands_as_the_awaited_thing_completes_still_re
     with pytest.raises(RpcUnavailable):
         await call
     assert handler.cancelled == ["d"] and handler.finished == []
+
+
+async def test_a_call_does_not_overtake_the_casts_sent_before_it(pair: Any) -> None:
+    _, client, _ = pair
+    for n in range(3):
+        await client.cast("svc", "note", {"item": f"cast-{n}"})
+    assert await client.call("svc", "notes") == ["cast-0", "cast-1", "cast-2"]
