@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import profiling, servers
@@ -23,29 +22,19 @@ from bench.crowd import layout
 from bench.loadgen import Workers, split
 from bench.memory import shares
 from bench.proc import CpuMeter, rss_bytes
-from bench.report import git_commit, machine, percentile, today, write_section
+from bench.options import add_run_options, parse_options, scenario_parser
+from bench.report import git_commit, machine, percentile, publish, today
 
 __all__ = ["main"]
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    node = None
-    broker = args.broker
-    if args.mode == "cluster" and not broker:
-        from switchboard.devbroker import RabbitNode
-
-        node = RabbitNode()
-        await asyncio.to_thread(node.start)
-        broker = node.url
-    try:
-        server = await (servers.cluster(broker) if args.mode == "cluster" else servers.embedded())
+    async with servers.broker(args.broker, needed=args.mode == "cluster") as broker:
+        server = await (servers.cluster(broker.url) if args.mode == "cluster" else servers.embedded())
         try:
             result = await _run(server, args)
         finally:
             await server.close()
-    finally:
-        if node is not None:
-            await asyncio.to_thread(node.close)
     code = _report(result, args)
     if args.profile:
         rounds = result["rounds"]
@@ -53,9 +42,7 @@ async def _bench(args: argparse.Namespace) -> int:
         per = rounds[-1]["cpu"] / delivered * 1e6 if delivered else 0.0
         profile = profiling.section("capacity profile", args.profile, per, "delivery",
                                     f"the embedded server during the last round ({delivered:,} deliveries)")
-        print(profile)
-        if not args.tiny:
-            write_section("capacity profile", profile)
+        publish("capacity profile", profile, args.tiny)
     return code
 
 
@@ -154,30 +141,23 @@ def _report(res: dict[str, Any], args: argparse.Namespace) -> int:
         lines.append(f"| {i} | {r['senders']:,} | {r['expected']:,} | {r['expected'] - r['missing']:,} | {r['late']} | "
                      f"{r['p50']:.3f} | {r['p99']:.3f} | {r['max']:.3f} | {r['cpu']:.2f} | {'pass' if ok else '**miss**'} |")
     lines += ["", f"**{'pass' if passed else 'miss'}**."]
-    section = "\n".join(lines)
-    print(section)
-    if not args.tiny:
-        write_section("capacity", section)
+    publish("capacity", "\n".join(lines), args.tiny)
     return 0 if passed else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench capacity", description=__doc__.splitlines()[0])
+    parser = scenario_parser("capacity", __doc__)
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--room-size", type=int, default=100)
     parser.add_argument("--mode", choices=["embedded", "cluster"], default="embedded")
     parser.add_argument("--deadline", type=float, default=5.0, help="seconds every client has to get the message")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--procs", type=int, default=4, help="load-generator processes")
     parser.add_argument("--concurrency", type=int, default=20, help="logins at once per load-generator process")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait after the logins, at least")
     parser.add_argument("--max-settle", type=float, default=300.0, help="… and at most, for the server to go idle")
-    parser.add_argument("--broker", default="", help="amqp:// URL (cluster mode; default: start a throwaway node)")
-    parser.add_argument("--profile", type=Path, help="run the last round under py-spy, collapsed stacks to this file")
-    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.clients, args.room_size, args.reps, args.procs, args.settle, args.deadline = 4, 2, 1, 1, 0.1, 2.0
+    add_run_options(parser, procs=4, reps=3, broker="amqp:// URL (cluster mode; default: start a throwaway node)",
+                    profile="run the last round under py-spy, collapsed stacks to this file")
+    args = parse_options(parser, argv, tiny={"clients": 4, "room_size": 2, "reps": 1, "procs": 1, "settle": 0.1,
+                                             "deadline": 2.0})
     return asyncio.run(_bench(args))
 
 

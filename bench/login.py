@@ -14,17 +14,17 @@ import argparse
 import asyncio
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench import profiling, servers
-from bench.loadgen import Control, Workers, split, window
+from bench.loadgen import Control, split, window
+from bench.measure import Run, measure_window
+from bench.options import HIDDEN, PROFILE_ONCE, add_run_options, parse_options, scenario_parser
 from bench.participants import connector, join
-from bench.proc import CpuMeter
-from bench.report import git_commit, machine, median, percentile, today, write_section
+from bench.report import exit_status, git_commit, machine, publish, today
 from bench.sioclient import SioClient
 
 __all__ = ["main"]
@@ -74,55 +74,17 @@ async def _worker(config: dict[str, Any], control: Control) -> dict[str, Any]:
     return {"latencies": latencies, "errors": errors[:20], "error_count": len(errors)}
 
 
-@dataclass
-class Run:
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us: float
-    cpu_pct: float
-    gen_pct: float
-    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
-
-    @staticmethod
-    def summary(runs: list[Run]) -> Run:
-        return Run(*(median([getattr(r, f) for r in runs]) for f in
-                     ("rate", "p50_ms", "p99_ms", "cpu_us", "cpu_pct", "gen_pct", "errors")))
-
-
 async def _one(mode: str, args: argparse.Namespace, profile: Path | None = None) -> Run:
     server = await (servers.echo() if mode == "bare" else servers.embedded())
     try:
         loops = [f"p{i}" for i in range(args.loops)]
         configs = [{"mode": mode, "api": server.api_url, "portal": server.portal_url, "loops": chunk}
                    for chunk in split(loops, args.procs)]
-        server_cpu = CpuMeter(server.pids)
-        async with Workers("bench.login:_worker", configs) as workers:
-            await workers.reports(timeout=60)
-            gen_cpu = CpuMeter(workers.pids)
-            begin = time.time() + 0.2
-            t0 = begin + args.warmup
-            t1 = t0 + args.duration
-            await workers.send({"begin": begin, "t0": t0, "t1": t1})
-            await asyncio.sleep(t0 - time.time())
-            spy = await profiling.sample(server.pids[0], args.duration, profile) if profile else None
-            server_cpu.start()
-            gen_cpu.start()
-            await asyncio.sleep(t1 - time.time())
-            cpu, gen = server_cpu.stop(), gen_cpu.stop()
-            results = await workers.reports(timeout=60)
-            if spy is not None:
-                await spy.wait()
+        return await measure_window(server, "bench.login:_worker", configs, f"login {mode}", args.warmup,
+                                    args.duration, profile={server.pids[0]: profile} if profile else None,
+                                    ready_timeout=60)
     finally:
         await server.close()
-    latencies = [x for r in results for x in r["latencies"]]
-    for r in results:
-        for e in r["errors"][:3]:
-            print(f"login {mode}: error {e}", file=sys.stderr)
-    count = len(latencies)
-    return Run(count / args.duration, percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3,
-               cpu / count * 1e6 if count else float("inf"), cpu / args.duration * 100, gen / args.duration * 100,
-               sum(r["error_count"] for r in results))
 
 
 async def _bench(args: argparse.Namespace) -> int:
@@ -138,9 +100,7 @@ async def _bench(args: argparse.Namespace) -> int:
         print(f"login profiled: {run}")
         profile = profiling.section("login profile", args.profile, run.cpu_us, "cycle",
                                     f"the embedded server during one extra `login` run ({run.rate:,.0f} cycles/s)")
-        print(profile)
-        if not args.tiny:
-            write_section("login profile", profile)
+        publish("login profile", profile, args.tiny)
     ours, base = Run.summary(runs["ours"]), Run.summary(runs["bare"])
     ratio = ours.rate / base.rate if base.rate else 0.0
     passed = ratio >= GOAL_RATE_RATIO and ours.errors == 0
@@ -173,29 +133,16 @@ async def _bench(args: argparse.Namespace) -> int:
         f"**{'pass' if passed else 'miss'}**: {ratio:.2f}× the bare cycle rate (goal ≥ {GOAL_RATE_RATIO}×); "
         f"server CPU per cycle {ours.cpu_us / base.cpu_us if base.cpu_us else 0:.1f}× the bare one's.",
     ]
-    section = "\n".join(lines)
-    print(section)
-    if args.tiny:  # records nothing; fails only when nothing got through
-        return 0 if ours.rate > 0 and ours.errors == 0 else 1
-    write_section("login", section)
-    return 0 if passed else 1
+    publish("login", "\n".join(lines), args.tiny)
+    return exit_status(passed, args.tiny, ours.rate > 0 and ours.errors == 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench login", description=__doc__.splitlines()[0])
+    parser = scenario_parser("login", __doc__)
     parser.add_argument("--loops", type=int, default=20)
-    parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--reps", type=int, default=3, help="≥ 1")
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--broker", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--profile", type=Path, help="also run once under py-spy, collapsed stacks to this file")
-    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
-    args = parser.parse_args(argv)
-    if args.reps < 1:
-        parser.error("--reps must be at least 1")
-    if args.tiny:
-        args.loops, args.procs, args.reps, args.warmup, args.duration = 2, 1, 1, 0.2, 0.5
+    add_run_options(parser, procs=2, reps=3, reps_help="≥ 1", warmup=2.0, duration=5.0,
+                    broker=HIDDEN, profile=PROFILE_ONCE)
+    args = parse_options(parser, argv, tiny={"loops": 2, "procs": 1, "reps": 1, "warmup": 0.2, "duration": 0.5})
     return asyncio.run(_bench(args))
 
 

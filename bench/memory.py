@@ -29,7 +29,8 @@ from bench.crowd import layout
 from bench.loadgen import Workers, split
 from bench.proc import rss_bytes
 from bench.memtrace import diff
-from bench.report import git_commit, machine, today, write_section
+from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
+from bench.report import exit_status, git_commit, machine, publish, today
 
 __all__ = ["main", "shares"]
 
@@ -92,21 +93,10 @@ async def _measure_mode(mode: str, broker: str, args: argparse.Namespace, levels
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    node = None
-    broker = args.broker
-    if "cluster" in args.modes and not broker:
-        from switchboard.devbroker import RabbitNode
-
-        node = RabbitNode()
-        await asyncio.to_thread(node.start)
-        broker = node.url
     results = []
-    try:
+    async with servers.broker(args.broker, needed="cluster" in args.modes) as broker:
         for mode in args.modes:
-            results.append(await _measure_mode(mode, broker, args))
-    finally:
-        if node is not None:
-            await asyncio.to_thread(node.close)
+            results.append(await _measure_mode(mode, broker.url, args))
     code = _report(results, args)
     if args.tracemalloc:
         await _profile(args)
@@ -134,9 +124,7 @@ async def _profile(args: argparse.Namespace) -> None:
         "",
         table,
     ])
-    print(section)
-    if not args.tiny:
-        write_section("memory profile", section)
+    publish("memory profile", section, args.tiny)
 
 
 def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
@@ -191,32 +179,26 @@ def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
     passed = judged[1]
     lines += ["", f"**{'pass' if passed else 'miss'}** ({judged[0]}): {judged[2]:.1f} KB per participant "
               f"(goal ≤ {GOAL_KB:g} KB)."]
-    section = "\n".join(lines)
-    print(section)
-    if args.tiny:  # records nothing; fails only when the clients did not all get in
-        return 0 if all(r["rows"][-1]["joined"] == r["rows"][-1]["level"] for r in results) else 1
-    write_section("memory", section)
-    return 0 if passed else 1
+    publish("memory", "\n".join(lines), args.tiny)
+    # A tiny run fails only when the clients did not all get in.
+    return exit_status(passed, args.tiny, all(r["rows"][-1]["joined"] == r["rows"][-1]["level"] for r in results))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench memory", description=__doc__.splitlines()[0])
+    parser = scenario_parser("memory", __doc__)
     parser.add_argument("--levels", default="0,2000,10000", help="client counts, ascending, starting at 0")
     parser.add_argument("--modes", default="cluster,embedded,bare",
                         help="cluster, embedded and/or bare (python-socketio connections, no login: the baseline)")
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="N",
                         help="also profile the heap growth with N participants (embedded, tracemalloc)")
     parser.add_argument("--room-size", type=int, default=10)
-    parser.add_argument("--procs", type=int, default=4, help="load-generator processes")
     parser.add_argument("--concurrency", type=int, default=20, help="logins at once per load-generator process")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait before reading RSS")
-    parser.add_argument("--broker", default="", help="amqp:// URL (default: start a throwaway node)")
-    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
-    args = parser.parse_args(argv)
+    add_run_options(parser, procs=4, broker=THROWAWAY_BROKER)
+    args = parse_options(parser, argv, tiny={"levels": "0,4", "modes": "embedded,bare", "procs": 1, "settle": 0.1,
+                                             "room_size": 2})
     args.levels = [int(x) for x in str(args.levels).split(",")]
     args.modes = [m for m in str(args.modes).split(",") if m]
-    if args.tiny:
-        args.levels, args.modes, args.procs, args.settle, args.room_size = [0, 4], ["embedded", "bare"], 1, 0.1, 2
     return asyncio.run(_bench(args))
 
 

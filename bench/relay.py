@@ -16,17 +16,17 @@ import argparse
 import asyncio
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench import profiling, servers
-from bench.loadgen import Control, Workers, split, window
+from bench.loadgen import Control, split, window
+from bench.measure import Run, measure_window
+from bench.options import HIDDEN, PROFILE_ONCE, add_run_options, parse_options, scenario_parser
 from bench.participants import connector, gather_limited, join_retrying
-from bench.proc import CpuMeter
-from bench.report import git_commit, machine, median, percentile, today, write_section
+from bench.report import exit_status, git_commit, machine, publish, today
 from bench.sioclient import SioClient
 
 __all__ = ["main", "Run", "run_pairs"]
@@ -120,22 +120,6 @@ async def _worker(config: dict[str, Any], control: Control) -> dict[str, Any]:
 
 # -- parent -------------------------------------------------------------------------------------------
 
-@dataclass
-class Run:
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us: float  # server CPU per message
-    cpu_pct: float  # server CPU over the window, % of one core
-    gen_pct: float  # load generators' CPU, % of one core
-    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
-
-    @staticmethod
-    def summary(runs: list[Run]) -> Run:
-        return Run(*(median([getattr(r, f) for r in runs]) for f in
-                     ("rate", "p50_ms", "p99_ms", "cpu_us", "cpu_pct", "gen_pct", "errors")))
-
-
 async def run_pairs(server: servers.Server, mode: str, clients: int, procs: int, warmup: float,
                     duration: float, cpu_pids: list[int] | None = None,
                     profile: dict[int, Path] | None = None) -> Run:
@@ -146,39 +130,8 @@ async def run_pairs(server: servers.Server, mode: str, clients: int, procs: int,
     pairs = [[(f"u{i}a", f"relay{i}"), (f"u{i}b", f"relay{i}")] for i in range(max(1, clients // 2))]
     configs = [{"mode": mode, "api": server.api_url, "portal": server.portal_url,
                 "clients": [c for pair in chunk for c in pair]} for chunk in split(pairs, procs)]
-    server_cpu = CpuMeter(cpu_pids or server.pids)
-    async with Workers("bench.relay:_worker", configs) as workers:
-        await workers.reports(timeout=120)
-        gen_cpu = CpuMeter(workers.pids)
-        begin = time.time() + 0.2
-        t0 = begin + warmup
-        t1 = t0 + duration
-        await workers.send({"begin": begin, "t0": t0, "t1": t1})
-        await asyncio.sleep(t0 - time.time())
-        spies = [await profiling.sample(pid, duration, out) for pid, out in (profile or {}).items()]
-        server_cpu.start()
-        gen_cpu.start()
-        await asyncio.sleep(t1 - time.time())
-        cpu = server_cpu.stop()
-        gen = gen_cpu.stop()
-        results = await workers.reports(timeout=60)
-        for spy in spies:
-            await spy.wait()
-    latencies = [x for r in results for x in r["latencies"]]
-    errors = sum(r["error_count"] for r in results)
-    for r in results:
-        for e in r["errors"][:3]:
-            print(f"relay {mode}: error {e}", file=sys.stderr)
-    count = len(latencies)
-    return Run(
-        rate=count / duration,
-        p50_ms=percentile(latencies, 0.5) * 1e3,
-        p99_ms=percentile(latencies, 0.99) * 1e3,
-        cpu_us=cpu / count * 1e6 if count else float("inf"),
-        cpu_pct=cpu / duration * 100,
-        gen_pct=gen / duration * 100,
-        errors=errors,
-    )
+    return await measure_window(server, "bench.relay:_worker", configs, f"relay {mode}", warmup, duration,
+                                cpu_pids, profile)
 
 
 async def _bench(args: argparse.Namespace) -> int:
@@ -203,16 +156,11 @@ async def _bench(args: argparse.Namespace) -> int:
         print(f"relay profiled: {run}")
         profile = profiling.section("relay profile", args.profile, run.cpu_us, "msg",
                                     f"the embedded server during one extra `relay` run ({run.rate:,.0f} msgs/s)")
-        print(profile)
-        if not args.tiny:
-            write_section("relay profile", profile)
+        publish("relay profile", profile, args.tiny)
     section, passed = _section(runs, args)
-    print(section)
-    if args.tiny:  # records nothing; fails only when nothing got through
-        ours = Run.summary(runs["ours"])
-        return 0 if ours.rate > 0 and ours.errors == 0 else 1
-    write_section("relay", section)
-    return 0 if passed else 1
+    publish("relay", section, args.tiny)
+    ours = Run.summary(runs["ours"])
+    return exit_status(passed, args.tiny, ours.rate > 0 and ours.errors == 0)
 
 
 def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str, bool]:
@@ -263,20 +211,11 @@ def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench relay", description=__doc__.splitlines()[0])
+    parser = scenario_parser("relay", __doc__)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--reps", type=int, default=3, help="≥ 1")
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--broker", default="", help=argparse.SUPPRESS)  # accepted for `bench all`
-    parser.add_argument("--profile", type=Path, help="also run once under py-spy, collapsed stacks to this file")
-    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
-    args = parser.parse_args(argv)
-    if args.reps < 1:
-        parser.error("--reps must be at least 1")
-    if args.tiny:
-        args.clients, args.procs, args.reps, args.warmup, args.duration = 4, 1, 1, 0.2, 0.5
+    add_run_options(parser, procs=2, reps=3, reps_help="≥ 1", warmup=2.0, duration=5.0,
+                    broker=HIDDEN, profile=PROFILE_ONCE)  # --broker: accepted for `bench all`
+    args = parse_options(parser, argv, tiny={"clients": 4, "procs": 1, "reps": 1, "warmup": 0.2, "duration": 0.5})
     return asyncio.run(_bench(args))
 
 

@@ -27,9 +27,10 @@ from typing import Any
 
 from bench import servers
 from bench.loadgen import Control, Workers, window
-from bench.proc import CpuMeter, tree
+from bench.proc import CpuMeter
+from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
 from bench.relay import MESSAGE, run_pairs
-from bench.report import git_commit, machine, median, percentile, today, write_section
+from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 
 __all__ = ["main", "RPCS_PER_RELAY"]
 
@@ -82,8 +83,8 @@ class Run:
         return Run(*(median([getattr(r, f) for r in runs]) for f in ("rate", "p50_ms", "p99_ms", "cpu_us", "errors")))
 
 
-async def _jsonrpc(broker: str, broker_pid: int | None, args: argparse.Namespace) -> Run:
-    callee = subprocess.Popen([sys.executable, "-m", "bench.rpc", "--serve", "jsonrpc", "--broker", broker],
+async def _jsonrpc(broker: servers.Broker, args: argparse.Namespace) -> Run:
+    callee = subprocess.Popen([sys.executable, "-m", "bench.rpc", "--serve", "jsonrpc", "--broker", broker.url],
                               stdout=subprocess.PIPE, text=True, cwd=_ROOT)
     try:
         assert callee.stdout is not None
@@ -91,9 +92,9 @@ async def _jsonrpc(broker: str, broker_pid: int | None, args: argparse.Namespace
         if "READY" not in line:
             raise RuntimeError(f"JsonRPC callee did not start: {line!r}")
         async with Workers("bench.relay_cluster:_jsonrpc_worker",
-                           [{"broker": broker, "in_flight": args.clients}]) as workers:
+                           [{"broker": broker.url, "in_flight": args.clients}]) as workers:
             await workers.reports(timeout=60)
-            meter = CpuMeter([callee.pid, *workers.pids, *(tree(broker_pid) if broker_pid else [])])
+            meter = CpuMeter([callee.pid, *workers.pids, *broker.pids])
             begin = time.time() + 0.2
             t0 = begin + args.warmup
             t1 = t0 + args.duration
@@ -112,10 +113,10 @@ async def _jsonrpc(broker: str, broker_pid: int | None, args: argparse.Namespace
                cpu / n * 1e6 if n else float("inf"), 0)
 
 
-async def _ours(broker: str, broker_pid: int | None, args: argparse.Namespace) -> Run:
-    server = await servers.cluster(broker)
+async def _ours(broker: servers.Broker, args: argparse.Namespace) -> Run:
+    server = await servers.cluster(broker.url)
     try:
-        pids = [server.pid("portal0"), server.pid("controller"), *(tree(broker_pid) if broker_pid else [])]
+        pids = [server.pid("portal0"), server.pid("controller"), *broker.pids]
         r = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration, cpu_pids=pids)
     finally:
         await server.close()
@@ -123,29 +124,18 @@ async def _ours(broker: str, broker_pid: int | None, args: argparse.Namespace) -
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    node = None
-    broker, broker_pid = args.broker, None
-    if not broker:
-        from switchboard.devbroker import RabbitNode
-
-        node = RabbitNode()
-        await asyncio.to_thread(node.start)
-        broker, broker_pid = node.url, node.pid
     runs: dict[str, list[Run]] = {"jsonrpc": [], "ours": []}
-    try:
+    async with servers.broker(args.broker) as broker:
         for rep in range(args.reps):
-            runs["jsonrpc"].append(await _jsonrpc(broker, broker_pid, args))
-            runs["ours"].append(await _ours(broker, broker_pid, args))
+            runs["jsonrpc"].append(await _jsonrpc(broker, args))
+            runs["ours"].append(await _ours(broker, args))
             print(f"relay-cluster rep {rep + 1}: jsonrpc {runs['jsonrpc'][-1]}, ours {runs['ours'][-1]}", flush=True)
-    finally:
-        if node is not None:
-            await asyncio.to_thread(node.close)
     ours, base = Run.summary(runs["ours"]), Run.summary(runs["jsonrpc"])
     budget = base.cpu_us * RPCS_PER_RELAY
     ratio = ours.cpu_us / budget if budget else float("inf")
     lat_ratio = ours.p50_ms / (base.p50_ms * RPCS_PER_RELAY) if base.p50_ms else float("inf")
     passed = ratio <= GOAL_RATIO and ours.errors == 0
-    broker_note = "broker (beam.smp) included" if broker_pid else "broker not included (external `--broker`)"
+    broker_note = "broker (beam.smp) included" if broker.pid else "broker not included (external `--broker`)"
     lines = [
         "## relay-cluster",
         "",
@@ -173,27 +163,15 @@ async def _bench(args: argparse.Namespace) -> int:
         f"**{'pass' if passed else 'miss'}**: CPU ratio {ratio:.2f}× (goal ≤ {GOAL_RATIO}×); p50 latency "
         f"{lat_ratio:.2f}× {RPCS_PER_RELAY} JsonRPC round trips.",
     ]
-    section = "\n".join(lines)
-    print(section)
-    if not args.tiny:
-        write_section("relay-cluster", section)
-    if args.tiny:
-        return 0 if ours.rate > 0 and ours.errors == 0 else 1
-    return 0 if passed else 1
+    publish("relay-cluster", "\n".join(lines), args.tiny)
+    return exit_status(passed, args.tiny, ours.rate > 0 and ours.errors == 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench relay-cluster", description=__doc__.splitlines()[0])
+    parser = scenario_parser("relay-cluster", __doc__)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--broker", default="", help="amqp:// URL (default: start a throwaway node)")
-    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.clients, args.procs, args.reps, args.warmup, args.duration = 4, 1, 1, 0.2, 0.5
+    add_run_options(parser, procs=2, reps=3, warmup=2.0, duration=5.0, broker=THROWAWAY_BROKER)
+    args = parse_options(parser, argv, tiny={"clients": 4, "procs": 1, "reps": 1, "warmup": 0.2, "duration": 0.5})
     return asyncio.run(_bench(args))
 
 

@@ -28,7 +28,8 @@ from bench import profiling, servers
 from bench.loadgen import Control, Workers, split, window
 from bench.participants import connector, gather_limited, join_retrying
 from bench.proc import CpuMeter
-from bench.report import git_commit, machine, median, percentile, today, write_section
+from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
+from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 
 __all__ = ["main"]
 
@@ -121,10 +122,7 @@ async def _measure(server: servers.Server, workers: Workers, mode: str, args: ar
         for role in sorted(per_role, key=lambda r: -per_role[r])[:3]:
             sections += [f"### {role} ({per_role[role]:.2f} ms per relogin)", "",
                          profiling.summary(profile / f"{role}.prof", 15, True, per_role[role] * 1e3, "relogin"), ""]
-        text = "\n".join(sections)
-        print(text)
-        if not args.tiny:
-            write_section("relogin profile", text)
+        publish("relogin profile", "\n".join(sections), args.tiny)
     latencies = [x for r in results for x in r["latencies"]]
     for r in results:
         for e in r["errors"][:3]:
@@ -153,23 +151,15 @@ async def _with(server: servers.Server, modes: list[str], args: argparse.Namespa
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    node = None
-    broker = args.broker
-    if not broker:
-        from switchboard.devbroker import RabbitNode
-
-        node = RabbitNode()
-        await asyncio.to_thread(node.start)
-        broker = node.url
     runs: dict[str, list[Run]] = {"embedded-same": [], "cluster-same": [], "cluster-other": []}
-    try:
+    async with servers.broker(args.broker) as broker:
         for rep in range(args.reps):
             server = await servers.embedded()
             try:
                 runs["embedded-same"].append((await _with(server, ["same"], args))["same"])
             finally:
                 await server.close()
-            server = await servers.cluster(broker, portals=2)
+            server = await servers.cluster(broker.url, portals=2)
             try:
                 got = await _with(server, ["same", "other"], args)
             finally:
@@ -177,9 +167,6 @@ async def _bench(args: argparse.Namespace) -> int:
             runs["cluster-same"].append(got["same"])
             runs["cluster-other"].append(got["other"])
             print(f"relogin rep {rep + 1}: " + ", ".join(f"{k} {v[-1]}" for k, v in runs.items()), flush=True)
-    finally:
-        if node is not None:
-            await asyncio.to_thread(node.close)
     return _report(runs, args)
 
 
@@ -213,29 +200,19 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> int:
     lines += ["", "Runs (p99 ms): " + "; ".join(f"{names[k]}: " + ", ".join(f"{r.p99_ms:.1f}" for r in v)
                                               for k, v in runs.items()) + ".",
               "", f"**{'pass' if passed else 'miss'}**."]
-    section = "\n".join(lines)
-    print(section)
-    if args.tiny:  # records nothing; fails only when nothing got through
-        return 0 if all(r.rate > 0 and r.errors == 0 for r in s.values()) else 1
-    write_section("relogin", section)
-    return 0 if passed else 1
+    publish("relogin", "\n".join(lines), args.tiny)
+    return exit_status(passed, args.tiny, all(r.rate > 0 and r.errors == 0 for r in s.values()))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench relogin", description=__doc__.splitlines()[0])
+    parser = scenario_parser("relogin", __doc__)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.5, help="pause between a client's relogins, s")
-    parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--broker", default="", help="amqp:// URL (default: start a throwaway node)")
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="also run `other portal` once under py-spy (every process), stacks to DIR")
-    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.clients, args.reps, args.warmup, args.duration, args.interval = 2, 1, 0.2, 0.5, 0.02
+    add_run_options(parser, procs=1, reps=3, warmup=1.0, duration=8.0, broker=THROWAWAY_BROKER,
+                    profile="also run `other portal` once under py-spy (every process), stacks to DIR",
+                    profile_metavar="DIR")
+    args = parse_options(parser, argv,
+                         tiny={"clients": 2, "reps": 1, "warmup": 0.2, "duration": 0.5, "interval": 0.02})
     return asyncio.run(_bench(args))
 
 

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["RESULTS", "git_commit", "machine", "today", "write_section", "percentile", "median"]
+__all__ = ["RESULTS", "git_commit", "machine", "today", "write_section", "publish", "exit_status", "percentile", "median"]
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 _ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +55,15 @@ def write_section(name: str, section: str, path: Path = RESULTS) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + body
     path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def publish(name: str, section: str, tiny: bool) -> None:
+    """Print the ``## name`` section and record it in ``bench/RESULTS.md``, unless it is from a ``--tiny`` run."""
+    print(section)
+    if not tiny:
+        write_section(name, section)
+
+
+def exit_status(passed: bool, tiny: bool, got_through: bool) -> int:
+    """0 when the goals were met; a ``--tiny`` run judges no goal, only that its work ``got_through``."""
+    return 0 if (got_through if tiny else passed) else 1

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import aio_pika
 from aio_pika.patterns import JsonRPC
 
-from bench.report import git_commit, machine, median, percentile, today, write_section
+from bench import servers
+from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
+from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from rpc import LocalBroker, RpcSettings, rpc_method
 from rpc.amqp import AmqpTransport
 
@@ -194,41 +196,22 @@ def _section(results: dict[str, dict[int, list[Run]]], local: tuple[float, float
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    node = None
-    broker = args.broker
-    if not broker:
-        from switchboard.devbroker import RabbitNode
-
-        node = RabbitNode()
-        await asyncio.to_thread(node.start)
-        broker = node.url
-    try:
-        results = await _run(broker, args.reps, args.warmup, args.duration)
+    async with servers.broker(args.broker) as broker:
+        results = await _run(broker.url, args.reps, args.warmup, args.duration)
         local = (await _local_calls_per_s(args.duration / 2, False), await _local_calls_per_s(args.duration / 2, True))
-    finally:
-        if node is not None:
-            await asyncio.to_thread(node.close)
     section, passed = _section(results, local, args.reps, args.duration)
-    print(section)
-    if not args.tiny:
-        write_section("rpc", section)
-    return 0 if passed or args.tiny else 1
+    publish("rpc", section, args.tiny)
+    return exit_status(passed, args.tiny, True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench rpc", description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", default="", help="amqp:// URL (default: start a throwaway node)")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--tiny", action="store_true", help="a very short run that records nothing")
+    parser = scenario_parser("rpc", __doc__)
+    add_run_options(parser, reps=3, warmup=1.0, duration=5.0, broker=THROWAWAY_BROKER)
     parser.add_argument("--serve", choices=["ours", "jsonrpc"], help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parse_options(parser, argv, tiny={"reps": 1, "warmup": 0.1, "duration": 0.3})
     if args.serve:
         asyncio.run(_serve(args.serve, args.broker))
         return 0
-    if args.tiny:
-        args.reps, args.warmup, args.duration = 1, 0.1, 0.3
     return asyncio.run(_bench(args))
 
 

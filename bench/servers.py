@@ -4,7 +4,8 @@
   portal in one process);
 - :func:`cluster` — ``python -m switchboard cluster-manager|token-api|portal|controller`` on a
   RabbitMQ broker, one process per role (several portals if asked);
-- :func:`echo` — the bare python-socketio baseline (``bench/baselines.py``).
+- :func:`echo` — the bare python-socketio baseline (``bench/baselines.py``);
+- :func:`broker` — the RabbitMQ broker of the cluster scenarios: ``--broker`` or a throwaway node.
 
 Every server gets the settings the benchmarks need through ``SWITCHBOARD_*`` variables: loopback
 only, warnings-only logs, a throwaway rooms database, and limits meant for real clients lifted
@@ -22,14 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
-from bench.proc import free_port, raise_fd_limit
+from bench.proc import free_port, raise_fd_limit, tree
 
-__all__ = ["Server", "embedded", "cluster", "echo", "BENCH_SETTINGS"]
+__all__ = ["Server", "embedded", "cluster", "echo", "Broker", "broker", "BENCH_SETTINGS"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,3 +217,35 @@ async def echo(timeout: float = 30.0) -> Server:
                 raise RuntimeError("echo baseline did not start:\n" + server.log_tail("echo"))
             await asyncio.sleep(0.05)
     return server
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A RabbitMQ broker's URL, and the pid of its Erlang VM when it is the throwaway node (for CPU accounting)."""
+
+    url: str
+    pid: int | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        """The throwaway node's process and its descendants (CPU accounting); none for a broker given by URL."""
+        return tree(self.pid) if self.pid else []
+
+
+@asynccontextmanager
+async def broker(url: str = "", needed: bool = True) -> AsyncIterator[Broker]:
+    """The broker at ``url``; with no ``url``, a throwaway RabbitMQ node started here and closed on the way out.
+
+    With ``needed`` false (a run that uses no broker) and no ``url``, no node is started: the URL is empty.
+    """
+    if url or not needed:
+        yield Broker(url)
+        return
+    from switchboard.devbroker import RabbitNode
+
+    node = RabbitNode()
+    await asyncio.to_thread(node.start)
+    try:
+        yield Broker(node.url, node.pid)
+    finally:
+        await asyncio.to_thread(node.close)
