@@ -16,19 +16,6 @@ from rpc import Transport
 from tests.support.transports import TransportFactory
 
 
-class FakeClock:
-    """A clock the test moves by hand (seconds)."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass
 class Cluster:
     """A started manager and a transport to call it with."""

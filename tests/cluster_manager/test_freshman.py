@@ -12,10 +12,11 @@ from cluster_manager import ClusterManager
 from rpc import RpcRemoteError
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
+from tests.support.fake_clock import FakeClock
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
-from .conftest import FakeClock, MakeCluster, unique_name
+from .conftest import Cluster, MakeCluster, unique_name
 
 MakeWorker = Callable[..., Awaitable[ClusterWorker]]
 
@@ -46,6 +47,23 @@ async def make_worker(transports: TransportFactory) -> AsyncIterator[MakeWorker]
         await worker.stop(quit=False)
 
 
+class _Losses(list[list[str]]):
+    """An ``on_loss`` hook that keeps what it is told, in order."""
+
+    async def __call__(self, tasks: list[str]) -> None:
+        self.append(tasks)
+
+
+async def _manager_with_a_portal(make_cluster: MakeCluster,
+                                 make_worker: MakeWorker) -> tuple[str, Cluster, ClusterWorker, _Losses]:
+    """A manager under a new name and a portal worker on it whose lost tasks are kept."""
+    name = unique_name()
+    manager = await make_cluster(name=name)
+    lost = _Losses()
+    portal = await make_worker(name, f"portal-{uuid.uuid4().hex[:4]}", on_loss=lost)
+    return name, manager, portal, lost
+
+
 async def test_a_fresh_manager_is_not_ready_for_new_tasks_until_its_window_ends(make_cluster: MakeCluster) -> None:
     clock = FakeClock()
     cluster = await make_cluster(clock=clock, fresh=True, initial_time=6.0)
@@ -66,15 +84,8 @@ async def test_a_fresh_manager_is_not_ready_for_new_tasks_until_its_window_ends(
 async def test_workers_rejoin_a_restarted_manager_and_keep_their_tasks(
     make_cluster: MakeCluster, make_worker: MakeWorker
 ) -> None:
-    name = unique_name()
-    before = await make_cluster(name=name)
-    lost: list[list[str]] = []
-
-    async def on_loss(tasks: list[str]) -> None:
-        lost.append(tasks)
-
-    portal = await make_worker(name, f"portal-{uuid.uuid4().hex[:4]}", on_loss=on_loss)
-    conference = await make_worker(name, f"conf-{uuid.uuid4().hex[:4]}", purpose="conference", on_loss=on_loss)
+    name, before, portal, lost = await _manager_with_a_portal(make_cluster, make_worker)
+    conference = await make_worker(name, f"conf-{uuid.uuid4().hex[:4]}", purpose="conference", on_loss=lost)
     await before.call("schedule", purpose="portal", task="token-1", reserve_time=30.0)
     await before.call("claim", purpose="portal", task="token-1", worker_id=portal.worker_id)
     await portal.add_task("token-1")
@@ -111,14 +122,7 @@ async def test_workers_rejoin_a_restarted_manager_and_keep_their_tasks(
 async def test_a_worker_the_in_service_manager_forgot_loses_its_tasks(
     make_cluster: MakeCluster, make_worker: MakeWorker
 ) -> None:
-    name = unique_name()
-    before = await make_cluster(name=name)
-    lost: list[list[str]] = []
-
-    async def on_loss(tasks: list[str]) -> None:
-        lost.append(tasks)
-
-    portal = await make_worker(name, f"portal-{uuid.uuid4().hex[:4]}", on_loss=on_loss)
+    name, before, portal, lost = await _manager_with_a_portal(make_cluster, make_worker)
     await portal.add_task("token-1")
     await before.manager.stop()
     after = await make_cluster(name=name, fresh=False)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from rpc import RpcRemoteError
+from tests.support.fake_clock import FakeClock
 
-from .conftest import FakeClock, MakeCluster
+from .conftest import MakeCluster
 
 PORTAL_INFO = {
     "capacity": {"isps": [], "regions": []},

@@ -8,6 +8,7 @@ from typing import Any
 from rpc import ServiceError, Transport, rpc_method
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
+from tests.support.fake_cluster_manager import FakeClusterManager
 
 __all__ = ["FakeCluster", "FakeRooms", "FakePortal", "FakeAgent", "ROOM_CONFIG"]
 
@@ -24,51 +25,18 @@ ROOM_CONFIG: dict[str, Any] = {
 }
 
 
-class FakeCluster:
+class FakeCluster(FakeClusterManager):
     """Just enough of the cluster manager: membership, tasks, ``schedule`` by purpose."""
 
     def __init__(self) -> None:
-        self.workers: dict[str, str] = {}
-        self.picked: list[str] = []
-        self.laid_down: list[str] = []
-        self.quits: list[str] = []
+        super().__init__()
         self.scheduled: list[tuple[str, str, Any]] = []
-
-    @rpc_method
-    async def join(self, purpose: str, worker_id: str, info: dict[str, Any]) -> str:
-        self.workers[worker_id] = purpose
-        return "in-service"
-
-    @rpc_method
-    async def keep_alive(self, worker_id: str) -> str:
-        return "ok" if worker_id in self.workers else "whoareyou"
-
-    @rpc_method
-    async def report_load(self, worker_id: str, load: float) -> None:
-        return None
-
-    @rpc_method
-    async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
-        self.picked.extend(tasks)
-
-    @rpc_method
-    async def lay_down_task(self, worker_id: str, task: str) -> None:
-        self.laid_down.append(task)
-
-    @rpc_method
-    async def unschedule(self, worker_id: str, task: str) -> None:
-        return None
-
-    @rpc_method
-    async def quit(self, worker_id: str) -> None:
-        self.workers.pop(worker_id, None)
-        self.quits.append(worker_id)
 
     @rpc_method
     async def schedule(self, purpose: str, task: str, preference: Any = None, reserve_time: float | None = None) -> Any:
         self.scheduled.append((purpose, task, preference))
-        for worker_id, worker_purpose in self.workers.items():
-            if worker_purpose == purpose:
+        for worker_id, worker in self.workers.items():
+            if worker["purpose"] == purpose:
                 return {"id": worker_id, "info": {}}
         raise ServiceError("no_worker_available", f"no {purpose} worker")
 

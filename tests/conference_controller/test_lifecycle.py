@@ -23,7 +23,7 @@ async def test_notifications_reach_the_portal_in_seq_order(transports: Transport
 
 
 async def test_the_controller_joins_as_a_conference_worker(env: Env) -> None:
-    assert env.cluster.workers[env.controller.worker_id] == "conference"
+    assert env.cluster.workers[env.controller.worker_id]["purpose"] == "conference"
     assert env.controller.worker_id.startswith("conference-")
 
 

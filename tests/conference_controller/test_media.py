@@ -11,6 +11,7 @@ from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
 from .conftest import Env
+from .fakes import FakeAgent
 
 AV = {"media": {"tracks": [{"type": "audio", "mid": "0", "source": "mic"},
                            {"type": "video", "mid": "1", "source": "camera"}]},
@@ -19,6 +20,17 @@ AV = {"media": {"tracks": [{"type": "audio", "mid": "0", "source": "mic"},
 
 async def _publish(env: Env, pid: str = "p1", stream: str = "s1", transport: str = "t1") -> Any:
     return await env.call("publish", participant=pid, stream_id=stream, transport_id=transport, info=AV)
+
+
+async def _p1_publishes_to_p2(env: Env) -> FakeAgent:
+    """A media agent; p1 (portal A) publishes ``s1`` over ``t1`` and sends the offer; p2 (portal B) has the stream."""
+    agent = await env.start_agent()
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    await _publish(env)
+    await env.call("session_signaling", participant="p1", transport_id="t1", signaling={"type": "offer"})
+    await wait_until(lambda: env.portal_b.data("p2", "stream"))
+    return agent
 
 
 async def test_publish_soac_ready_stream_add_then_unpublish_stream_remove(transports: TransportFactory,
@@ -93,12 +105,7 @@ async def test_publish_and_subscribe_permissions_are_enforced(env: Env) -> None:
 
 
 async def test_subscribe_ready_and_leave_ends_everything(env: Env) -> None:
-    agent = await env.start_agent()
-    await env.join("p1")
-    await env.join("p2", portal=env.portal_b)
-    await _publish(env)
-    await env.call("session_signaling", participant="p1", transport_id="t1", signaling={"type": "offer"})
-    await wait_until(lambda: env.portal_b.data("p2", "stream"))
+    agent = await _p1_publishes_to_p2(env)
     track_id = env.portal_b.data("p2", "stream")[0]["data"]["media"]["tracks"][1]["id"]
     sub = {"media": {"tracks": [{"type": "video", "from": track_id}]}, "transport": {"type": "webrtc"}}
     await env.call("subscribe", participant="p2", subscription_id="sub1", transport_id="t2", info=sub)
@@ -118,12 +125,7 @@ async def test_subscribe_ready_and_leave_ends_everything(env: Env) -> None:
 
 
 async def test_stream_control_updates_the_others(env: Env) -> None:
-    agent = await env.start_agent()
-    await env.join("p1")
-    await env.join("p2", portal=env.portal_b)
-    await _publish(env)
-    await env.call("session_signaling", participant="p1", transport_id="t1", signaling={"type": "offer"})
-    await wait_until(lambda: env.portal_b.data("p2", "stream"))
+    agent = await _p1_publishes_to_p2(env)
     assert await env.call("stream_control", participant="p1", stream_id="s1", operation="pause", data="audio") == "ok"
     await wait_until(lambda: len(env.portal_b.data("p2", "stream")) == 2)
     assert env.portal_b.data("p2", "stream")[1] == {"id": "s1", "status": "update",
@@ -135,12 +137,7 @@ async def test_stream_control_updates_the_others(env: Env) -> None:
 
 
 async def test_agent_error_and_agent_loss_end_sessions(env: Env) -> None:
-    agent = await env.start_agent()
-    await env.join("p1")
-    await env.join("p2", portal=env.portal_b)
-    await _publish(env)
-    await env.call("session_signaling", participant="p1", transport_id="t1", signaling={"type": "offer"})
-    await wait_until(lambda: env.portal_b.data("p2", "stream"))
+    agent = await _p1_publishes_to_p2(env)
     await env.caller.publish_event("exit.quit", {"purpose": "webrtc", "id": agent.worker_id, "type": "worker"})
     await wait_until(lambda: {"id": "s1", "status": "remove"} in env.portal_b.data("p2", "stream"))
     assert {"id": "t1", "sessionId": "s1", "status": "error", "data": "media agent lost"} in \

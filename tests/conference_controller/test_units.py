@@ -12,14 +12,7 @@ from conference_controller.messages import MediaPermission, PatchOp, Permission
 from conference_controller.outbox import Outbox, OutboxGap
 from conference_controller.permissions import apply_patch
 from rpc import ServiceError
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fake_clock import FakeClock
 
 
 def test_outbox_numbers_from_one_and_replays_after_a_seq() -> None:
@@ -52,7 +45,7 @@ def test_outbox_count_bound_evicts_the_oldest_and_reports_the_gap() -> None:
 
 
 def test_outbox_age_bound() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     outbox = Outbox(10, 5, clock=clock)
     outbox.append("e", 1)
     clock.now = 3

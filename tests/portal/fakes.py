@@ -8,47 +8,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rpc import RpcError, ServiceError, Transport, rpc_method
+from tests.support.fake_cluster_manager import FakeClusterManager
 
 __all__ = ["FakeCluster", "FakeController", "Member"]
 
 
-class FakeCluster:
+class FakeCluster(FakeClusterManager):
     """Service ``cluster``: membership accepted, one controller for every room, atomic ``claim``."""
 
     def __init__(self, controller_id: str) -> None:
+        super().__init__()
         self.controller_id = controller_id
-        self.workers: dict[str, dict[str, Any]] = {}
         self.reserved: set[str] = set()
         self.claimed: dict[str, str] = {}
         self.rooms: set[str] = set()
-        self.quits: list[str] = []
 
     def reserve(self, code: str) -> None:
         self.reserved.add(code)
-
-    @rpc_method
-    async def join(self, purpose: str, worker_id: str, info: dict[str, Any]) -> str:
-        self.workers[worker_id] = {"purpose": purpose, "info": info}
-        return "in-service"
-
-    @rpc_method
-    async def keep_alive(self, worker_id: str) -> str:
-        return "ok" if worker_id in self.workers else "whoareyou"
-
-    @rpc_method
-    async def report_load(self, worker_id: str, load: float) -> None:
-        self.workers.setdefault(worker_id, {})["load"] = load
-
-    @rpc_method
-    async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None: ...
-
-    @rpc_method
-    async def lay_down_task(self, worker_id: str, task: str) -> None: ...
-
-    @rpc_method
-    async def quit(self, worker_id: str) -> None:
-        self.quits.append(worker_id)
-        self.workers.pop(worker_id, None)
 
     @rpc_method
     async def claim(self, purpose: str, task: str, worker_id: str) -> None:

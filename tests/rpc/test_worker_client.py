@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, TypedDict
+from typing import TypedDict
 
-from rpc import Transport, rpc_method
+from rpc import Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
+from tests.support.fake_cluster_manager import FakeClusterManager
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
@@ -28,51 +29,7 @@ FAST = _FastTimings(keepalive_interval=0.05, keepalive_timeout=1.0, keepalive_ma
                     join_retries=100, join_interval=0.05, load_report_interval=0.05)
 
 
-class FakeManager:
-    def __init__(self, state: str = "in-service") -> None:
-        self.state = state
-        self.joins: list[tuple[str, str, dict[str, Any]]] = []
-        self.keepalives = 0
-        self.known: set[str] = set()
-        self.loads: list[float] = []
-        self.picked: list[str] = []
-        self.laid_down: list[str] = []
-        self.unscheduled: list[str] = []
-        self.quits: list[str] = []
-
-    @rpc_method
-    async def join(self, purpose: str, worker_id: str, info: dict[str, Any]) -> str:
-        self.joins.append((purpose, worker_id, info))
-        self.known.add(worker_id)
-        return self.state
-
-    @rpc_method
-    async def keep_alive(self, worker_id: str) -> str:
-        self.keepalives += 1
-        return "ok" if worker_id in self.known else "whoareyou"
-
-    @rpc_method
-    async def report_load(self, worker_id: str, load: float) -> None:
-        self.loads.append(load)
-
-    @rpc_method
-    async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
-        self.picked.extend(tasks)
-
-    @rpc_method
-    async def lay_down_task(self, worker_id: str, task: str) -> None:
-        self.laid_down.append(task)
-
-    @rpc_method
-    async def unschedule(self, worker_id: str, task: str) -> None:
-        self.unscheduled.append(task)
-
-    @rpc_method
-    async def quit(self, worker_id: str) -> None:
-        self.quits.append(worker_id)
-
-
-async def _setup(transports: TransportFactory, manager: FakeManager | None = None) -> tuple[Transport, str]:
+async def _setup(transports: TransportFactory, manager: FakeClusterManager | None = None) -> tuple[Transport, str]:
     name = f"cluster-{uuid.uuid4().hex[:6]}"
     if manager is not None:
         await (await transports.make()).serve(name, manager)
@@ -80,7 +37,7 @@ async def _setup(transports: TransportFactory, manager: FakeManager | None = Non
 
 
 async def test_a_worker_joins_keeps_alive_and_reports_load(transports: TransportFactory) -> None:
-    manager = FakeManager()
+    manager = FakeClusterManager()
     transport, name = await _setup(transports, manager)
     load = {"value": 0.25}
     worker = ClusterWorker(transport, purpose="portal", worker_id="portal-1", info={"max_load": 0.85},
@@ -95,7 +52,7 @@ async def test_a_worker_joins_keeps_alive_and_reports_load(transports: Transport
 
 
 async def test_tasks_are_picked_up_laid_down_and_rejected_at_the_manager(transports: TransportFactory) -> None:
-    manager = FakeManager()
+    manager = FakeClusterManager()
     transport, name = await _setup(transports, manager)
     worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
                            settings=WorkerSettings(cluster_name=name, **FAST))
@@ -117,7 +74,7 @@ async def test_join_is_retried_until_the_manager_appears(transports: TransportFa
     starting = asyncio.create_task(worker.start())
     await asyncio.sleep(0.3)
     assert not starting.done()
-    manager = FakeManager()
+    manager = FakeClusterManager()
     await (await transports.make()).serve(name, manager)
     await asyncio.wait_for(starting, 5)
     assert [j[1] for j in manager.joins] == ["c1"]
@@ -125,7 +82,7 @@ async def test_join_is_retried_until_the_manager_appears(transports: TransportFa
 
 
 async def test_whoareyou_from_a_fresh_manager_re_reports_every_task(transports: TransportFactory) -> None:
-    manager = FakeManager()
+    manager = FakeClusterManager()
     transport, name = await _setup(transports, manager)
     recovered = asyncio.Event()
 
@@ -145,7 +102,7 @@ async def test_whoareyou_from_a_fresh_manager_re_reports_every_task(transports: 
     await worker.add_task("b")
     await wait_until(lambda: sorted(manager.picked) == ["a", "b"])
     # the manager restarts: it forgets the worker and says it is initializing
-    manager.known.clear()
+    manager.workers.clear()
     manager.state = "initializing"
     manager.picked.clear()
     await asyncio.wait_for(recovered.wait(), 5)
@@ -157,7 +114,7 @@ async def test_whoareyou_from_a_fresh_manager_re_reports_every_task(transports: 
 async def test_whoareyou_from_a_manager_in_service_tells_the_owner_its_tasks_are_lost(
     transports: TransportFactory,
 ) -> None:
-    manager = FakeManager()
+    manager = FakeClusterManager()
     transport, name = await _setup(transports, manager)
     lost: list[list[str]] = []
 
@@ -168,7 +125,7 @@ async def test_whoareyou_from_a_manager_in_service_tells_the_owner_its_tasks_are
                            settings=WorkerSettings(cluster_name=name, **FAST), on_loss=on_loss)
     await worker.start()
     await worker.add_task("a")
-    manager.known.clear()
+    manager.workers.clear()
     await wait_until(lambda: lost == [["a"]])
     assert worker.tasks == set() and worker.recoveries == 1
     assert len(manager.joins) == 2
@@ -177,7 +134,7 @@ async def test_whoareyou_from_a_manager_in_service_tells_the_owner_its_tasks_are
 
 async def test_more_than_three_failed_keepalives_start_a_rejoin(transports: TransportFactory) -> None:
     name = f"cluster-{uuid.uuid4().hex[:6]}"
-    manager = FakeManager()
+    manager = FakeClusterManager()
     handle = await (await transports.make()).serve(name, manager)
     transport = await transports.make()
     worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
@@ -185,7 +142,7 @@ async def test_more_than_three_failed_keepalives_start_a_rejoin(transports: Tran
     await worker.start()
     await handle.stop()  # the manager disappears
     await asyncio.sleep(FAST["keepalive_interval"] * 8)
-    replacement = FakeManager(state="initializing")
+    replacement = FakeClusterManager(state="initializing")
     await (await transports.make()).serve(name, replacement)
     await wait_until(lambda: replacement.joins and worker.recoveries == 1)
     await worker.stop()

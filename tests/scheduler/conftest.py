@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from scheduler import Scheduler
-from tests.scheduler.scheduler_testing import FakeClock, MakeScheduler
+from tests.scheduler.scheduler_testing import MakeScheduler
+from tests.support.fake_clock import FakeClock
 
 
 @pytest.fixture

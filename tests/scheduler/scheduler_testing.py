@@ -6,20 +6,7 @@ from collections.abc import Callable
 
 from scheduler import Scheduler
 
-__all__ = ["FakeClock", "MakeScheduler", "portal_info"]
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+__all__ = ["MakeScheduler", "portal_info"]
 
 
 MakeScheduler = Callable[..., Scheduler]

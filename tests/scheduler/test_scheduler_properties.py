@@ -33,7 +33,7 @@ from scheduler import (
     UnknownTask,
     create_strategy,
 )
-from tests.scheduler.scheduler_testing import FakeClock
+from tests.support.fake_clock import FakeClock
 
 WORKERS = [f"w{i}" for i in range(5)]
 TASKS = [f"t{i}" for i in range(8)]

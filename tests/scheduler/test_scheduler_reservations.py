@@ -12,7 +12,8 @@ from scheduler import (
     TaskOnOtherWorker,
     UnknownTask,
 )
-from tests.scheduler.scheduler_testing import FakeClock, MakeScheduler
+from tests.scheduler.scheduler_testing import MakeScheduler
+from tests.support.fake_clock import FakeClock
 
 
 def test_a_known_task_goes_back_to_its_worker_whatever_its_load(make_scheduler: MakeScheduler) -> None:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from scheduler import InvalidArgument, NoMatchingWorker, NoWorkerAvailable, UnknownWorker
-from tests.scheduler.scheduler_testing import FakeClock, MakeScheduler, portal_info
+from tests.scheduler.scheduler_testing import MakeScheduler, portal_info
+from tests.support.fake_clock import FakeClock
 
 
 def test_a_freshly_joined_worker_is_schedulable_at_once(make_scheduler: MakeScheduler) -> None:

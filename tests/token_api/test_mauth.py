@@ -6,19 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.fake_clock import FakeClock
 from token_api.mauth import MalformedHeader, parse_header, sign, signature_matches
 from token_api.ratelimit import FailureLimiter
 from token_api.replay import NonceCache
 
 from .conftest import mauth_header
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_signature_is_base64_of_the_hex_hmac_as_owt_computes_it() -> None:
@@ -54,7 +47,7 @@ def test_malformed_headers_are_refused(header: str) -> None:
 
 
 def test_a_nonce_is_accepted_once_within_twice_the_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     cache = NonceCache(window=10, capacity=100, clock=clock)
     assert cache.add("svc", "1")
     assert not cache.add("svc", "1")
@@ -66,7 +59,7 @@ def test_a_nonce_is_accepted_once_within_twice_the_window() -> None:
 
 
 def test_the_nonce_cache_reports_full_until_entries_expire() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     cache = NonceCache(window=1, capacity=2, clock=clock)
     cache.add("s", "1")
     cache.add("s", "2")
@@ -76,7 +69,7 @@ def test_the_nonce_cache_reports_full_until_entries_expire() -> None:
 
 
 def test_failures_past_the_limit_make_an_address_wait_until_the_oldest_leaves_the_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     limiter = FailureLimiter(limit=3, window=10, max_addresses=10, clock=clock)
     for _ in range(2):
         limiter.failed("1.2.3.4")
@@ -90,7 +83,7 @@ def test_failures_past_the_limit_make_an_address_wait_until_the_oldest_leaves_th
 
 
 def test_the_limiter_tracks_a_bounded_number_of_addresses() -> None:
-    limiter = FailureLimiter(limit=1, window=10, max_addresses=2, clock=FakeClock())
+    limiter = FailureLimiter(limit=1, window=10, max_addresses=2, clock=FakeClock(100.0))
     for address in ("a", "b", "c"):
         limiter.failed(address)
     assert limiter.retry_after("a") == 0
