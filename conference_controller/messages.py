@@ -45,12 +45,14 @@ class ParticipantInit(msgspec.Struct):
     origin: dict[str, Any] = {}
 
 
-class MediaPermission(msgspec.Struct):
+class MediaPermission(msgspec.Struct, frozen=True):
     audio: bool = False
     video: bool = False
 
 
-class Permission(msgspec.Struct):
+class Permission(msgspec.Struct, frozen=True):
+    """Immutable, so the participants of a role share one (a change makes a new one)."""
+
     publish: MediaPermission = msgspec.field(default_factory=MediaPermission)
     subscribe: MediaPermission = msgspec.field(default_factory=MediaPermission)
 
@@ -65,10 +67,7 @@ class RoleConfig(msgspec.Struct):
     subscribe: MediaPermission = msgspec.field(default_factory=MediaPermission)
 
     def permission(self) -> Permission:
-        return Permission(
-            publish=MediaPermission(self.publish.audio, self.publish.video),
-            subscribe=MediaPermission(self.subscribe.audio, self.subscribe.video),
-        )
+        return Permission(publish=self.publish, subscribe=self.subscribe)
 
 
 class RoomConfig(msgspec.Struct):

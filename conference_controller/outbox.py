@@ -37,18 +37,24 @@ class OutboxGap(Exception):
 
 
 class Outbox:
-    """Bounded by ``max_messages`` and ``max_age`` seconds (on ``clock``)."""
+    """Bounded by ``max_messages`` and ``max_age`` seconds (on ``clock``).
+
+    There is one per participant and it is empty most of the time (everything acknowledged): the
+    deque (about 760 bytes even when empty) exists only while it holds messages.
+    """
+
+    __slots__ = ("max_messages", "max_age", "_clock", "_messages", "last_seq", "acked")
 
     def __init__(self, max_messages: int, max_age: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_messages = max(1, max_messages)
         self.max_age = max_age
         self._clock = clock
-        self._messages: deque[Message] = deque()
+        self._messages: deque[Message] | None = None
         self.last_seq = 0
         self.acked = 0
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return len(self._messages) if self._messages is not None else 0
 
     @property
     def first(self) -> int:
@@ -58,6 +64,8 @@ class Outbox:
     def append(self, event: str, data: Any) -> int:
         self.last_seq += 1
         now = self._clock()
+        if self._messages is None:
+            self._messages = deque()
         self._messages.append(Message(self.last_seq, event, data, now))
         self._evict(now)
         return self.last_seq
@@ -68,12 +76,17 @@ class Outbox:
         if seq <= self.acked:
             return
         self.acked = seq
-        while self._messages and self._messages[0].seq <= seq:
-            self._messages.popleft()
+        messages = self._messages
+        if messages is None:
+            return
+        while messages and messages[0].seq <= seq:
+            messages.popleft()
+        if not messages:
+            self._messages = None
 
     def pending(self) -> list[Message]:
         self._evict(self._clock())
-        return list(self._messages)
+        return list(self._messages or ())
 
     def since(self, last_seq: int | None) -> list[Message]:
         """Every kept message after ``last_seq`` (``None``: after the last ack), acking the rest.
@@ -85,11 +98,16 @@ class Outbox:
         if seen < self.first - 1:
             raise OutboxGap(seen + 1, self.first - 1)
         self.ack(seen)
-        return list(self._messages)
+        return list(self._messages or ())
 
     def _evict(self, now: float) -> None:
-        while len(self._messages) > self.max_messages:
-            self._messages.popleft()
+        messages = self._messages
+        if messages is None:
+            return
+        while len(messages) > self.max_messages:
+            messages.popleft()
         horizon = now - self.max_age
-        while self._messages and self._messages[0].time < horizon:
-            self._messages.popleft()
+        while messages and messages[0].time < horizon:
+            messages.popleft()
+        if not messages:
+            self._messages = None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import sys
 import time
+from collections.abc import Set
 from typing import Any
 
 import msgspec
@@ -27,7 +29,17 @@ class SessionState(enum.Enum):
 
 
 class Participant:
-    """One participant of one room.  Tickets are compared here and never logged."""
+    """One participant of one room.  Tickets are compared here and never logged.
+
+    A controller holds one per participant, most of them idle: slots, and what many never use (the
+    dedupe window, the stream and subscription sets, a bound log) is made when first needed.
+    """
+
+    __slots__ = (
+        "id", "user", "role", "permission", "room_id", "portal", "origin", "extension", "state", "hold_deadline",
+        "hold_timer", "outbox", "left", "_dedupe", "_streams", "_subscriptions", "_room_log", "_settings",
+        "_ticket_id", "_previous_ticket_id", "_previous_valid_until",
+    )
 
     def __init__(
         self,
@@ -49,22 +61,22 @@ class Participant:
         self.role = role
         self.permission = permission
         self.room_id = room_id
-        self.portal = portal
+        self.portal = _shared(portal)
         self.origin = origin
         self.extension = extension
         self.state = SessionState.CONNECTED
         self.hold_deadline: float | None = None
         self.hold_timer: asyncio.TimerHandle | None = None
         self.outbox = Outbox(settings.outbox_max_messages, settings.outbox_max_age)
-        self.dedupe = Deduper(settings.dedupe_window)
-        self.streams: set[StreamId] = set()
-        self.subscriptions: set[SubscriptionId] = set()
         self.left = False
-        self.log = log.bind(participant=id)
+        self._dedupe: Deduper | None = None
+        self._streams: set[StreamId] | None = None
+        self._subscriptions: set[SubscriptionId] | None = None
+        self._room_log = log
+        self._settings = settings
         self._ticket_id = ticket_id
         self._previous_ticket_id: str | None = None
         self._previous_valid_until = 0.0
-        self._ticket_retry_window = settings.ticket_retry_window
 
     def __repr__(self) -> str:
         return f"Participant(id={self.id!r}, room={self.room_id!r}, portal={self.portal!r}, state={self.state.value})"
@@ -72,6 +84,48 @@ class Participant:
     @property
     def connected(self) -> bool:
         return self.state is SessionState.CONNECTED
+
+    @property
+    def log(self) -> EventLog:
+        return self._room_log.bind(participant=self.id)
+
+    @property
+    def dedupe(self) -> Deduper:
+        if self._dedupe is None:
+            self._dedupe = Deduper(self._settings.dedupe_window)
+        return self._dedupe
+
+    # -- publications and subscriptions (ids; the records are the room's) -------------------------
+
+    @property
+    def streams(self) -> Set[StreamId]:
+        return self._streams if self._streams is not None else frozenset()
+
+    @property
+    def subscriptions(self) -> Set[SubscriptionId]:
+        return self._subscriptions if self._subscriptions is not None else frozenset()
+
+    def add_stream(self, stream: StreamId) -> None:
+        if self._streams is None:
+            self._streams = set()
+        self._streams.add(stream)
+
+    def discard_stream(self, stream: StreamId) -> None:
+        if self._streams is not None:
+            self._streams.discard(stream)
+            if not self._streams:
+                self._streams = None
+
+    def add_subscription(self, subscription: SubscriptionId) -> None:
+        if self._subscriptions is None:
+            self._subscriptions = set()
+        self._subscriptions.add(subscription)
+
+    def discard_subscription(self, subscription: SubscriptionId) -> None:
+        if self._subscriptions is not None:
+            self._subscriptions.discard(subscription)
+            if not self._subscriptions:
+                self._subscriptions = None
 
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "user": self.user, "role": self.role}
@@ -102,7 +156,7 @@ class Participant:
         self.check_replacement(ticket_id, new_ticket_id)
         if ticket_id == self._ticket_id:
             self._previous_ticket_id, self._ticket_id = self._ticket_id, new_ticket_id
-            self._previous_valid_until = time.monotonic() + self._ticket_retry_window
+            self._previous_valid_until = time.monotonic() + self._settings.ticket_retry_window
 
     def check_replacement(self, ticket_id: str, new_ticket_id: str) -> None:
         """Raise ``ticket_mismatch`` unless :meth:`replace_ticket` would accept the pair.
@@ -137,7 +191,7 @@ class Participant:
 
     def reconnect(self, portal: WorkerId) -> None:
         self.cancel_hold_timer()
-        self.portal = portal
+        self.portal = _shared(portal)
         self.state = SessionState.CONNECTED
         self.hold_deadline = None
 
@@ -145,3 +199,8 @@ class Participant:
         if self.hold_timer is not None:
             self.hold_timer.cancel()
             self.hold_timer = None
+
+
+def _shared(portal: WorkerId) -> WorkerId:
+    """The one copy of a portal's id: every participant there names it (each RPC decodes its own)."""
+    return WorkerId(sys.intern(portal))

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from .errors import InvalidJsonOp, InvalidJsonPath, InvalidJsonValue
-from .messages import MediaPermission, PatchOp, Permission
+from .messages import PatchOp, Permission
 
 __all__ = ["apply_patch"]
 
@@ -22,24 +22,24 @@ _KINDS = ("audio", "video")
 
 def apply_patch(permission: Permission, ops: Sequence[PatchOp]) -> Permission:
     """A new permission with ``ops`` applied; the input is left alone if any op is invalid."""
-    result = msgspec.convert(msgspec.to_builtins(permission), Permission)
+    result: dict[str, dict[str, bool]] = msgspec.to_builtins(permission)
     for op in ops:
         if op.op != "replace":
             raise InvalidJsonOp(f"invalid json op {op.op!r}")
         parts = op.path.strip("/").split("/")
         if len(parts) not in (2, 3) or parts[0] != "permission" or parts[1] not in _ACTIONS:
             raise InvalidJsonPath(f"invalid json path {op.path!r}")
-        media: MediaPermission = getattr(result, parts[1])
+        media = result[parts[1]]
         if len(parts) == 3:
             if parts[2] not in _KINDS:
                 raise InvalidJsonPath(f"invalid json path {op.path!r}")
-            setattr(media, parts[2], _bool(op.value))
+            media[parts[2]] = _bool(op.value)
             continue
         if not isinstance(op.value, dict) or not set(op.value) <= set(_KINDS):
             raise InvalidJsonValue(f"invalid json value for {op.path}")
         for kind, value in op.value.items():
-            setattr(media, kind, _bool(value))
-    return result
+            media[kind] = _bool(value)
+    return msgspec.convert(result, Permission)
 
 
 def _bool(value: Any) -> bool:

@@ -15,7 +15,7 @@ from .delivery import Delivery
 from .errors import InvalidRole, RoomClosed, RoomFull, UnknownStream
 from .ids import ParticipantId, RoomId, StreamId, SubscriptionId, WorkerId
 from .logs import EventLog
-from .messages import ParticipantInit, RoomConfig
+from .messages import ParticipantInit, Permission, RoomConfig
 from .participant import Participant
 from .settings import ControllerSettings
 from .streams import StreamRecord, SubscriptionRecord
@@ -38,6 +38,9 @@ class Room:
         self.grace_timer: asyncio.TimerHandle | None = None
         self._holds = 0
         self._closed = False
+        # What the participants have in common, one copy each (participants are many, these few).
+        self._permissions: dict[str, Permission] = {}
+        self._origins: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"Room(id={self.id!r}, participants={len(self.participants)}, closed={self._closed})"
@@ -95,10 +98,13 @@ class Room:
         role = self.config.role(init.role)
         if role is None:
             raise InvalidRole(f"role {init.role!r} is not defined in room {self.id}")
+        permission = self._permissions.get(role.role)
+        if permission is None:
+            permission = self._permissions[role.role] = role.permission()
         participant = Participant(
-            id=ParticipantId(init.id), user=init.user, role=init.role, permission=role.permission(),
-            room_id=self.id, portal=WorkerId(init.portal), origin=init.origin, ticket_id=ticket_id,
-            extension=extension, settings=self.settings, log=self.log,
+            id=ParticipantId(init.id), user=init.user, role=role.role, permission=permission,
+            room_id=self.id, portal=WorkerId(init.portal), origin=self._shared_origin(init.origin),
+            ticket_id=ticket_id, extension=extension, settings=self.settings, log=self.log,
         )
         others = list(self.participants.values())
         self.participants[participant.id] = participant
@@ -106,6 +112,12 @@ class Room:
         self.delivery.fan_out(others, "participant", {"action": "join", "data": participant.info()})
         participant.log.info("participant_joined", portal=participant.portal, role=participant.role)
         return participant
+
+    def _shared_origin(self, origin: dict[str, Any]) -> dict[str, Any]:
+        """An equal origin another participant has already (read only: a scheduling preference)."""
+        if not all(isinstance(value, str) for value in origin.values()):
+            return origin
+        return self._origins.setdefault(tuple(origin.items()), origin)
 
     def remove(self, participant: Participant) -> None:
         """Take the participant out and tell the others (its streams must be gone already)."""
@@ -167,7 +179,7 @@ class Room:
             return []
         owner = self.participants.get(record.owner)
         if owner is not None:
-            owner.streams.discard(record.id)
+            owner.discard_stream(record.id)
         if record.ready:
             self.broadcast("stream", {"id": record.id, "status": "remove"})
         ended = [sub for sub in self.subscriptions.values() if record.id in sub.streams]
@@ -180,7 +192,7 @@ class Room:
             return
         owner = self.participants.get(record.owner)
         if owner is not None:
-            owner.subscriptions.discard(record.id)
+            owner.discard_subscription(record.id)
 
     # -- admin -----------------------------------------------------------------------------------
 

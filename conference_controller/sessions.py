@@ -57,7 +57,7 @@ class MediaSessions:
         media = await self._open(room, participant, transport_id)
         record = StreamRecord(StreamId(stream_id), participant.id, media.id, info)
         room.streams[record.id] = record
-        participant.streams.add(record.id)
+        participant.add_stream(record.id)
         try:
             await self.media.start_session(media, "publish", stream_id, participant.id, msgspec.to_builtins(info))
         except MediaError:
@@ -125,7 +125,7 @@ class MediaSessions:
         media = await self._open(room, participant, transport_id)
         record = SubscriptionRecord(SubscriptionId(subscription_id), participant.id, media.id, info, streams)
         room.subscriptions[record.id] = record
-        participant.subscriptions.add(record.id)
+        participant.add_subscription(record.id)
         try:
             await self.media.start_session(media, "subscribe", subscription_id, participant.id,
                                            msgspec.to_builtins(info))
