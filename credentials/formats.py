@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import secrets
+import sys
 import time
 from typing import Any
 
@@ -113,6 +114,8 @@ def decode_token(text: Any, keyring: Keyring, *, now: int | None = None) -> Join
     token: JoinToken = _decode(text, JoinToken, keyring, TOKEN_SALT, "token")
     if (now if now is not None else now_ms()) > token.not_after:
         raise Expired("token expired")
+    # Sessions keep these, and many share them: one copy each instead of one per participant.
+    token.room, token.role = sys.intern(token.room), sys.intern(token.role)
     return token
 
 
@@ -128,4 +131,5 @@ def decode_ticket(text: Any, keyring: Keyring, *, now: int | None = None) -> Tic
         raise Expired("ticket expired")
     if current < ticket.not_before - 5_000:  # a little clock skew between nodes is tolerated
         raise NotYetValid("ticket not valid yet")
+    ticket.room = sys.intern(ticket.room)  # as in decode_token
     return ticket

@@ -58,21 +58,34 @@ class EarlyRequest:
 
 
 class Connection:
+    """One socket's state; there is one per client, so it is kept small (the early list is made when needed)."""
+
+    __slots__ = ("sid", "limits", "_log", "state", "session", "relogging", "_early", "idle_timer")
+
     def __init__(self, sid: str, limits: SocketLimits, log: EventLog) -> None:
         self.sid = sid
         self.limits = limits
-        self.log = log.bind(sid=sid)
+        self._log = log
         self.state = State.INITIALIZED
         self.session: Session | None = None
         #: ``relogin`` is being processed on this socket.
         self.relogging = False
-        self.early: list[EarlyRequest] = []
+        self._early: list[EarlyRequest] | None = None
         self.idle_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def log(self) -> EventLog:
+        return self._log.bind(sid=self.sid)
+
+    @property
+    def early(self) -> list[EarlyRequest]:
+        """The requests held until ``relogin`` settles, in arrival order."""
+        return self._early if self._early is not None else []
 
     def move(self, to: State) -> None:
         if to not in _ALLOWED[self.state]:
             raise IllegalTransition(f"{self.sid}: {self.state.value} → {to.value}")
-        self.log.debug("connection_state", state=to.value, previous=self.state.value)
+        self._log.debug("connection_state", sid=self.sid, state=to.value, previous=self.state.value)
         self.state = to
 
     @property
@@ -86,12 +99,14 @@ class Connection:
 
     def hold_early(self, action: Callable[[Connection, Any], Awaitable[Ack]], payload: Any) -> EarlyRequest:
         request = EarlyRequest(action, payload)
-        self.early.append(request)
+        if self._early is None:
+            self._early = []
+        self._early.append(request)
         return request
 
     async def release_early(self, run: bool) -> None:
         """Apply the held requests in arrival order (``run``, with a participant bound), or refuse them."""
-        held, self.early = self.early, []
+        held, self._early = self._early or (), None
         for request in held:
             if request.reply.done():
                 continue

@@ -92,7 +92,7 @@ class Delivery:
         if note.seq is not None and note.seq <= session.last_seq:
             return True  # already emitted (a replay overlapping with live delivery)
         if session.phase is Phase.PENDING:
-            session.buffer.append(note)
+            session.hold_back(note)
             return True
         if not session.live:
             return False
@@ -131,6 +131,7 @@ class Delivery:
                 await self._emit(session, note)
         if session.phase is Phase.PENDING:
             session.phase = Phase.LIVE
+            session.buffer = None  # only a pending session buffers
 
     async def _emit(self, session: Session, note: Notification) -> None:
         if session.sid is None:

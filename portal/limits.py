@@ -26,11 +26,13 @@ def payload_size(payload: Any) -> int:
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up."""
 
+    __slots__ = ("rate", "burst", "_clock", "_tokens", "_stamp")
+
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = float(burst)
         self._clock = clock
-        self._tokens = float(burst)
+        self._tokens = self.burst
         self._stamp = clock()
 
     def take(self) -> bool:
@@ -45,6 +47,8 @@ class TokenBucket:
 
 class SocketLimits:
     """What one socket may send; ``admit`` raises the refusal, ``done`` closes an admitted request."""
+
+    __slots__ = ("bucket", "max_pending", "max_bytes", "pending")
 
     def __init__(self, *, rate: float, burst: int, max_pending: int, max_bytes: int) -> None:
         self.bucket = TokenBucket(rate, burst)

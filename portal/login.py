@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -119,7 +120,7 @@ class LoginService:
             role=token.role,
             token_code=token.code,
             extension=request.wants_extension,
-            log=self.log.bind(participant=participant, room=token.room),
+            portal_log=self.log,
         )
         self.sessions.add(session)  # before join: notifications for it are kept from now on
         ticket_id = new_id()
@@ -128,7 +129,7 @@ class LoginService:
                 "schedule", purpose="conference", task=token.room, preference=token.origin,
                 reserve_time=self.settings.room_reserve_time,
             )
-            session.controller = str(controller["id"])
+            session.controller = sys.intern(str(controller["id"]))  # one copy for all its sessions
             result = await self.transport.call(
                 session.controller,
                 "join",
@@ -207,9 +208,9 @@ class LoginService:
         session = Session(
             id=participant,
             room=ticket.room,
-            controller=str(scheduled["id"]),
+            controller=sys.intern(str(scheduled["id"])),
             extension=structured,
-            log=self.log.bind(participant=participant, room=ticket.room),
+            portal_log=self.log,
         )
         old = self.sessions.get(participant)  # a relogin while its old socket here is still open
         if old is not None:
@@ -230,7 +231,7 @@ class LoginService:
             self._forget(session)
             if old is not None and old.phase is Phase.LIVE:
                 self.sessions.add(old)
-                for note in session.buffer:
+                for note in session.buffer or ():
                     await self.delivery.deliver(old, note)
             raise from_rpc(exc) from None
         if old is not None:

@@ -29,13 +29,17 @@ class Notification:
     seq: int | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
-    """One participant at this portal (it may move to another socket or portal with relogin)."""
+    """One participant at this portal (it may move to another socket or portal with relogin).
+
+    Kept small, one per participant: the log, the buffer and the lock are made when first needed.
+    """
 
     id: str
     room: str
-    log: EventLog
+    #: The portal's log; :attr:`log` adds the participant and the room to its events.
+    portal_log: EventLog
     controller: str = ""
     user: str = ""
     role: str = ""
@@ -47,15 +51,32 @@ class Session:
     ticket_id: str = ""
     sid: str | None = None
     phase: Phase = Phase.PENDING
-    buffer: list[Notification] = field(default_factory=list)
+    #: Notifications that came while ``PENDING`` (``None`` while there are none).
+    buffer: list[Notification] | None = None
     #: Highest seq emitted to the client on this session (older ones are duplicates).
     last_seq: int = 0
-    #: Serialises ticket rotation (refresh) and the end of the session.
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
     @property
     def live(self) -> bool:
         return self.phase is Phase.LIVE and self.sid is not None
+
+    @property
+    def log(self) -> EventLog:
+        return self.portal_log.bind(participant=self.id, room=self.room)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Serialises ticket rotation (refresh) and the end of the session."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def hold_back(self, note: Notification) -> None:
+        """Keep ``note`` until the login or relogin ack went out (see :meth:`Delivery.flush`)."""
+        if self.buffer is None:
+            self.buffer = []
+        self.buffer.append(note)
 
 
 class Sessions:
