@@ -82,13 +82,16 @@ async def crowd_worker(config: dict[str, Any], control: Control) -> dict[str, An
                             joined.append(p)
                             return
 
-                await asyncio.gather(*(one(u, r) for u, r, _ in clients[len(joined):target]))
+                done = {p.user for p in joined}
+                await asyncio.gather(*(one(u, r) for u, r, _ in clients[:target] if u not in done))
                 command = await control.report({"joined": len(joined), "errors": errors[:20], "error_count": error_count,
                                                 "seconds": time.perf_counter() - started})
             elif op == "send":
                 state["tag"] = command["tag"]
                 received.clear()
-                senders = [p for p, (_, _, sends) in zip(joined, clients) if sends]
+                # ``joined`` is in the order the logins finished, not the layout's: look senders up by user.
+                sending = {user for user, _, sends in clients if sends}
+                senders = [p for p in joined if p.user in sending]
                 await asyncio.sleep(max(0.0, command["at"] - time.time()))
                 acks = await asyncio.gather(
                     *(p.client.call("text", {"to": "all", "message": command["tag"]}, timeout=30) for p in senders),
