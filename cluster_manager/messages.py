@@ -162,11 +162,12 @@ class WorkerView(msgspec.Struct):
 
 
 class TaskView(msgspec.Struct):
-    """One task of a worker; ``expires_in`` (seconds) is ``None`` while it executes."""
+    """One task of a worker; ``expires_in`` (seconds) is ``None`` while it executes.  A claimed
+    task (a used login token) is forgotten when ``expires_in`` runs out."""
 
     task: str
     worker: str
-    state: Literal["reserved", "executing"]
+    state: Literal["reserved", "claimed", "executing"]
     expires_in: float | None
 
 
@@ -204,7 +205,7 @@ class WorkerExit(msgspec.Struct):
 
 class TaskSnapshot(msgspec.Struct):
     task: str
-    state: Literal["reserved", "executing"]
+    state: Literal["reserved", "claimed", "executing"]
     expires_in: float | None = None
 
 
