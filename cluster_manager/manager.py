@@ -431,9 +431,8 @@ class ClusterManager:
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load a :meth:`snapshot` before :meth:`start`; the manager then serves at once.
 
-        Executing tasks stay executing.  A reserved (or claimed) task is reserved (claimed) again for
-        the longer of its remaining time and ``schedule_reserve_time`` (OWT re-arms full timers the
-        same way).
+        Executing tasks stay executing.  A reserved task is reserved again for the longer of its
+        remaining time and ``schedule_reserve_time`` (OWT re-arms full timers the same way).
         """
         if self._started:
             raise RuntimeError("restore() must be called before start()")
@@ -458,11 +457,9 @@ class ClusterManager:
                 scheduler.drain(worker.id)
             scheduler.pick_up(worker.id, [t.task for t in worker.tasks])
             for task in worker.tasks:
-                if task.state != "executing":
+                if task.state == "reserved":
                     scheduler.lay_down(worker.id, task.task)
                     scheduler.schedule(task.task, None, task.expires_in)
-                if task.state == "claimed":
-                    scheduler.claim(task.task, worker.id)
             self._members[worker.id] = _Member(worker.purpose, self._clock())
             self._liveness.track(worker.id)
 

@@ -162,12 +162,11 @@ class WorkerView(msgspec.Struct):
 
 
 class TaskView(msgspec.Struct):
-    """One task of a worker; ``expires_in`` (seconds) is ``None`` while it executes.  A claimed
-    task (a used login token) is forgotten when ``expires_in`` runs out."""
+    """One task of a worker; ``expires_in`` (seconds) is ``None`` while it executes."""
 
     task: str
     worker: str
-    state: Literal["reserved", "claimed", "executing"]
+    state: Literal["reserved", "executing"]
     expires_in: float | None
 
 
@@ -205,7 +204,7 @@ class WorkerExit(msgspec.Struct):
 
 class TaskSnapshot(msgspec.Struct):
     task: str
-    state: Literal["reserved", "claimed", "executing"]
+    state: Literal["reserved", "executing"]
     expires_in: float | None = None
 
 

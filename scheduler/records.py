@@ -25,7 +25,7 @@ __all__ = [
     "SERVICEABLE_STATE",
 ]
 
-TaskState = Literal["reserved", "executing", "claimed"]
+TaskState = Literal["reserved", "executing"]
 
 #: The one worker state in which a worker takes new tasks.
 SERVICEABLE_STATE = "available"
@@ -102,8 +102,7 @@ def _positive_number(value: object) -> float | None:
 class TaskRecord:
     """One task mapped to one worker.
 
-    ``expires_at`` is ``None`` while the task is executing (no expiry); a claimed task keeps the
-    expiry of the reservation it was claimed from.
+    ``expires_at`` is ``None`` while the task is executing (no expiry).
     """
 
     task: str

@@ -313,17 +313,15 @@ class Scheduler:
         return record.worker.id if record is not None else None
 
     def claim(self, task: str, worker_id: str) -> None:
-        """Mark ``task``'s reservation on ``worker_id`` as claimed, exactly once.
+        """Turn ``task``'s reservation on ``worker_id`` into an executing task, exactly once.
 
-        This is how a login token becomes single-use.  A claimed task no longer counts as a
-        reservation in the worker's load and is forgotten when the reservation would have expired
-        (a later claim is then ``TaskExpired``); ``pick_up`` makes it executing (no expiry).
+        This is how a login token becomes single-use.
 
         :raises UnknownWorker: the worker is not registered.
         :raises TaskExpired: the reservation lapsed (remembered for ``expired_memory`` tasks).
         :raises UnknownTask: the task has no reservation (alias ``TaskNotReserved``).
         :raises TaskOnOtherWorker: it is reserved on another worker.
-        :raises TaskAlreadyClaimed: it is already claimed or executing.
+        :raises TaskAlreadyClaimed: it is already executing.
         """
         worker = self._worker(worker_id)
         self._sweep(self._clock())
@@ -334,14 +332,9 @@ class Scheduler:
             raise UnknownTask(f"task {task!r} is not reserved")
         if record.worker is not worker:
             raise TaskOnOtherWorker(f"task {task!r} is reserved on another worker, not on {worker_id!r}")
-        if record.state != "reserved":
+        if record.state == "executing":
             raise TaskAlreadyClaimed(f"task {task!r} has already been claimed")
-        # Claimed, not executing: nobody will lay a login token down, so the claim lasts as long
-        # as the reservation would have (the token's lifetime) and is then forgotten; until then a
-        # second claim is refused, after it the token itself has expired.
-        record.state = "claimed"
-        worker.reserved -= 1
-        self._refresh(worker)
+        self._execute(record)
 
     def pick_up(self, worker_id: str, tasks: Iterable[str]) -> None:
         """The worker reports it executes ``tasks``: they stop expiring and stop counting as load.
@@ -369,8 +362,6 @@ class Scheduler:
                 worker.tasks[task] = record
             elif record.state == "reserved":
                 self._execute(record)
-            elif record.state == "claimed":
-                record.state, record.expires_at = "executing", None
 
     def lay_down(self, worker_id: str, task: str) -> None:
         """The worker stopped executing ``task``: it lingers as a reservation for its reserve
@@ -421,7 +412,7 @@ class Scheduler:
         return [worker.view() for worker in self._workers.values()]
 
     def tasks_of(self, worker_id: str) -> list[dict[str, Any]]:
-        """``[{task, worker, state: 'reserved'|'claimed'|'executing', expires_in}]`` of a worker."""
+        """``[{task, worker, state: 'reserved'|'executing', expires_in}]`` of a worker."""
         worker = self._worker(worker_id)
         now = self._clock()
         self._sweep(now)
@@ -542,7 +533,7 @@ class Scheduler:
     def _live_expiry(self, entry: _ExpiryEntry) -> bool:
         expires_at, _, record = entry
         return (
-            record.state in ("reserved", "claimed")
+            record.state == "reserved"
             and record.expires_at == expires_at
             and self._tasks.get(record.task) is record
         )

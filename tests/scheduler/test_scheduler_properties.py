@@ -58,7 +58,6 @@ class ModelTask:
     worker: str
     reserve: float
     expires_at: float | None  # None: executing
-    claimed: bool = False  # claimed: keeps its expiry, no longer a pending reservation
 
 
 @dataclass
@@ -74,8 +73,7 @@ class Model:
                 self.expired.add(task)
 
     def reserved(self, worker: str) -> int:
-        return sum(1 for t in self.tasks.values()
-                   if t.worker == worker and t.expires_at is not None and not t.claimed)
+        return sum(1 for t in self.tasks.values() if t.worker == worker and t.expires_at is not None)
 
     def effective(self, worker: str) -> float:
         return self.workers[worker].load + self.reserved(worker) * STEP
@@ -182,7 +180,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         if known is not None:
             assert self.scheduler.schedule(task, {"isp": isp, "region": region}, reserve) == known.worker
             known.reserve = max(known.reserve, reserve_time)
-            if known.expires_at is not None and not known.claimed:
+            if known.expires_at is not None:
                 known.expires_at = now + known.reserve
             return
         error, allowed = self.model.allowed(isp, region)
@@ -250,7 +248,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             expected = TaskExpired if task in self.model.expired else UnknownTask
         elif known.worker != worker:
             expected = TaskOnOtherWorker
-        elif known.expires_at is None or known.claimed:
+        elif known.expires_at is None:
             expected = TaskAlreadyClaimed
         else:
             expected = None
@@ -261,7 +259,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             return
         assert expected is None
         assert known is not None
-        known.claimed = True
+        known.expires_at = None
 
     @rule(seconds=st.sampled_from([0.5, 1.0, 2.5, 5.0]))
     def advance(self, seconds: float) -> None:
@@ -294,8 +292,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert (task_view is None) == (expected is None)
             if expected is not None and task_view is not None:
                 executing = expected.expires_at is None
-                state = "executing" if executing else "claimed" if expected.claimed else "reserved"
-                assert task_view["state"] == state
+                assert task_view["state"] == ("executing" if executing else "reserved")
                 if not executing:
                     assert expected.expires_at is not None
                     assert abs(task_view["expires_in"] - (expected.expires_at - self.clock.now)) < 1e-9

@@ -171,37 +171,15 @@ def test_picking_up_a_task_reserved_elsewhere_moves_it_to_the_reporting_worker(
     assert s.worker_view("p2")["tasks"] == ["t"]
 
 
-def test_a_claim_is_single_use_and_lasts_as_long_as_the_reservation(
-    make_scheduler: MakeScheduler, clock: FakeClock
-) -> None:
+def test_a_claim_turns_a_reservation_into_an_executing_task_exactly_once(make_scheduler: MakeScheduler) -> None:
     s = make_scheduler()
     s.add_worker("p1", {})
     s.schedule("token", None, 60)
-    assert s.worker_view("p1")["effective_load"] > 0
     s.claim("token", "p1")
-    assert s.task_view("token")["state"] == "claimed"  # type: ignore[index]
-    assert s.worker_view("p1")["effective_load"] == 0.0  # no longer a pending reservation
+    assert s.task_view("token")["state"] == "executing"  # type: ignore[index]
     with pytest.raises(TaskAlreadyClaimed) as caught:
         s.claim("token", "p1")
     assert caught.value.code == "already_claimed"
-    clock.advance(60)  # the token's lifetime is over: the claim is forgotten, nothing grows with logins
-    assert s.get_scheduled("token") is None and s.worker_view("p1")["tasks"] == []
-    with pytest.raises(TaskExpired):
-        s.claim("token", "p1")
-
-
-def test_a_claimed_task_picked_up_by_its_worker_executes_without_expiry(
-    make_scheduler: MakeScheduler, clock: FakeClock
-) -> None:
-    s = make_scheduler()
-    s.add_worker("p1", {})
-    s.schedule("t", None, 10)
-    s.claim("t", "p1")
-    s.pick_up("p1", ["t"])
-    clock.advance(100)
-    assert s.task_view("t")["state"] == "executing"  # type: ignore[index]
-    with pytest.raises(TaskAlreadyClaimed):
-        s.claim("t", "p1")
 
 
 def test_claiming_an_expired_reservation_raises_task_expired(
