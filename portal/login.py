@@ -380,7 +380,8 @@ class LoginService:
         self.sessions.remove(session)
         self.metrics.participants.set(len(self.sessions))
         if session.token_code and session.token_code in self.worker.tasks:
-            self.background.spawn(self.worker.remove_task(session.token_code))
+            # Unscheduled, not laid down: a used token must not linger as a claimable reservation.
+            self.background.spawn(self.worker.end_task(session.token_code))
 
     def _successor(self, ticket: Ticket) -> str:
         """The ticket id a relogin with ``ticket`` rotates to: derived (keyed) rather than random, so

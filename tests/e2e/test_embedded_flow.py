@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from switchboard.client import Client, ClientError
+from switchboard.client.tokens import mint_token
 from switchboard.wiring import EmbeddedCluster
 from tests.e2e.conftest import MakeEmbedded
 from tests.support.waiting import wait_until
@@ -144,3 +145,24 @@ async def test_an_empty_room_is_destroyed_and_its_task_laid_down(make_embedded: 
     await alice.leave()
     await wait_until(room_gone, timeout=10)
     await wait_until(laid_down, timeout=10)
+
+
+async def test_a_token_used_and_logged_out_cannot_log_in_again(make_embedded: MakeEmbedded) -> None:
+    server = await make_embedded()
+    token = await mint_token(server.api_url, "once", "alice", "presenter")
+    alice = await Client.join(token)
+    portal_id = server.portal.worker_id
+    cluster = server.settings.cluster_manager.name
+
+    async def portal_tasks() -> list[str]:
+        return [t["task"] for t in await _admin(server, cluster, "get_tasks", worker_id=portal_id)]
+
+    assert len(await portal_tasks()) == 1  # the token runs on the portal while alice is there
+    await alice.leave()
+    await wait_until(lambda: _no(portal_tasks), timeout=10)  # forgotten, not lingering as a reservation
+    with pytest.raises(ClientError):
+        await Client.join(token)
+
+
+async def _no(items: Any) -> bool:
+    return not await items()
