@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_token, encode_ticket, new_id, now_ms
-from rpc import RpcError, RpcTimeout, Transport
+from rpc import RpcError, RpcRemoteError, RpcTimeout, Transport
 from rpc.worker import ClusterWorker
 
 from .background import Background
@@ -45,6 +45,8 @@ __all__ = ["LoginService", "PROTOCOL"]
 PROTOCOL = "1.2"
 ROTATION_SALT = "switchboard.ticket-rotation"
 _OLD_PROTOCOLS = frozenset({"1.0", "1.1"})
+#: Cluster manager answers that mean "not yet": a login retries them within its budget.
+_NOT_YET = frozenset({"not_ready", "no_worker_available"})
 
 CloseSocket = Callable[[str], Coroutine[Any, Any, None]]
 
@@ -108,7 +110,7 @@ class LoginService:
             token = decode_token(request.token, self.keyring)
         except CredentialError as exc:
             raise from_token_error(exc) from None
-        await self._cluster("claim", purpose="portal", task=token.code, worker_id=self.worker_id)
+        await self._cluster_retrying(conn, "claim", purpose="portal", task=token.code, worker_id=self.worker_id)
         self.worker.tasks.add(token.code)
         if conn.state is not State.CONNECTING:
             raise RequestError("Participant early left", "early_left")
@@ -125,8 +127,8 @@ class LoginService:
         self.sessions.add(session)  # before join: notifications for it are kept from now on
         ticket_id = new_id()
         try:
-            controller = await self._cluster(
-                "schedule", purpose="conference", task=token.room, preference=token.origin,
+            controller = await self._cluster_retrying(
+                conn, "schedule", purpose="conference", task=token.room, preference=token.origin,
                 reserve_time=self.settings.room_reserve_time,
             )
             session.controller = sys.intern(str(controller["id"]))  # one copy for all its sessions
@@ -401,6 +403,26 @@ class LoginService:
             not_after=now + int(self.settings.reconnection_ticket_lifetime * 1000),
         )
         return encode_ticket(ticket, self.keyring)
+
+    async def _cluster_retrying(self, conn: Connection, method: str, **args: Any) -> Any:
+        """:meth:`_cluster`, retried within ``cluster_retry_budget`` while the cluster says it cannot
+        serve *yet* (``not_ready``, ``no_worker_available``: a cluster still starting, a controller
+        restarting) and the socket is still logging in, so a join works the first time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.cluster_retry_budget
+        while True:
+            try:
+                return await self.transport.call(
+                    self.worker.settings.cluster_name, method, args, timeout=self.settings.cluster_timeout
+                )
+            except RpcRemoteError as exc:
+                retry = exc.code in _NOT_YET and conn.state is State.CONNECTING
+                if not retry or loop.time() + self.settings.cluster_retry_interval > deadline:
+                    raise from_rpc(exc) from None
+                self.log.debug("cluster_not_ready", method=method, error=exc.code)
+            except RpcError as exc:
+                raise from_rpc(exc) from None
+            await asyncio.sleep(self.settings.cluster_retry_interval)
 
     async def _cluster(self, method: str, **args: Any) -> Any:
         try:

@@ -22,6 +22,8 @@ class FakeCluster(FakeClusterManager):
         self.reserved: set[str] = set()
         self.claimed: dict[str, str] = {}
         self.rooms: set[str] = set()
+        #: ``schedule`` answers ``no_worker_available`` this many more times (a cluster starting).
+        self.no_controller_for = 0
 
     def reserve(self, code: str) -> None:
         self.reserved.add(code)
@@ -36,6 +38,9 @@ class FakeCluster(FakeClusterManager):
 
     @rpc_method
     async def schedule(self, purpose: str, task: str, preference: Any = None, reserve_time: float = 0) -> dict[str, Any]:
+        if self.no_controller_for > 0:
+            self.no_controller_for -= 1
+            raise ServiceError("no_worker_available", f"no {purpose} worker available")
         self.rooms.add(task)
         return {"id": self.controller_id, "info": {}}
 

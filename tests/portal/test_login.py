@@ -141,3 +141,19 @@ async def test_logout_leaves_and_closes(harness: Harness) -> None:
     await wait_until(client.disconnected.is_set, what="socket closed after logout")
     assert harness.controller.called("leave") == [{"participant": result["id"]}]
     assert harness.controller.called("hold") == []
+
+
+async def test_a_login_waits_a_bounded_time_for_a_controller_to_appear(harness: Harness) -> None:
+    portal = await harness.portal(cluster_retry_interval=0.05, cluster_retry_budget=2.0)
+    harness.cluster.no_controller_for = 3  # the cluster is still starting: no controller yet
+    client = await harness.client(portal)
+    status, _ = await client.login(harness.token())
+    assert status == "ok" and harness.cluster.no_controller_for == 0
+
+
+async def test_a_login_gives_up_when_no_controller_appears_within_the_budget(harness: Harness) -> None:
+    portal = await harness.portal(cluster_retry_interval=0.05, cluster_retry_budget=0.3)
+    harness.cluster.no_controller_for = 1000
+    client = await harness.client(portal)
+    assert await client.login(harness.token()) == ("error", "service unavailable")
+    assert harness.cluster.no_controller_for > 990  # a few tries, not a busy loop
