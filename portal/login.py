@@ -110,7 +110,7 @@ class LoginService:
             token = decode_token(request.token, self.keyring)
         except CredentialError as exc:
             raise from_token_error(exc) from None
-        await self._cluster_retrying(conn, "claim", purpose="portal", task=token.code, worker_id=self.worker_id)
+        await self._cluster("claim", retry_for=conn, purpose="portal", task=token.code, worker_id=self.worker_id)
         self.worker.tasks.add(token.code)
         if conn.state is not State.CONNECTING:
             raise RequestError("Participant early left", "early_left")
@@ -127,8 +127,8 @@ class LoginService:
         self.sessions.add(session)  # before join: notifications for it are kept from now on
         ticket_id = new_id()
         try:
-            controller = await self._cluster_retrying(
-                conn, "schedule", purpose="conference", task=token.room, preference=token.origin,
+            controller = await self._cluster(
+                "schedule", retry_for=conn, purpose="conference", task=token.room, preference=token.origin,
                 reserve_time=self.settings.room_reserve_time,
             )
             session.controller = sys.intern(str(controller["id"]))  # one copy for all its sessions
@@ -404,10 +404,11 @@ class LoginService:
         )
         return encode_ticket(ticket, self.keyring)
 
-    async def _cluster_retrying(self, conn: Connection, method: str, **args: Any) -> Any:
-        """:meth:`_cluster`, retried within ``cluster_retry_budget`` while the cluster says it cannot
-        serve *yet* (``not_ready``, ``no_worker_available``: a cluster still starting, a controller
-        restarting) and the socket is still logging in, so a join works the first time."""
+    async def _cluster(self, method: str, *, retry_for: Connection | None = None, **args: Any) -> Any:
+        """Call the cluster manager.  With ``retry_for`` (a socket logging in), answers that mean it
+        cannot serve *yet* (``not_ready``, ``no_worker_available``: a cluster still starting, a
+        controller restarting) are retried within ``cluster_retry_budget`` while that socket is still
+        logging in, so a join works the first time."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.cluster_retry_budget
         while True:
@@ -415,19 +416,10 @@ class LoginService:
                 return await self.transport.call(
                     self.worker.settings.cluster_name, method, args, timeout=self.settings.cluster_timeout
                 )
-            except RpcRemoteError as exc:
-                retry = exc.code in _NOT_YET and conn.state is State.CONNECTING
-                if not retry or loop.time() + self.settings.cluster_retry_interval > deadline:
+            except RpcError as exc:
+                not_yet = isinstance(exc, RpcRemoteError) and exc.code in _NOT_YET
+                still_waiting = retry_for is not None and retry_for.state is State.CONNECTING
+                if not (not_yet and still_waiting) or loop.time() + self.settings.cluster_retry_interval > deadline:
                     raise from_rpc(exc) from None
                 self.log.debug("cluster_not_ready", method=method, error=exc.code)
-            except RpcError as exc:
-                raise from_rpc(exc) from None
             await asyncio.sleep(self.settings.cluster_retry_interval)
-
-    async def _cluster(self, method: str, **args: Any) -> Any:
-        try:
-            return await self.transport.call(
-                self.worker.settings.cluster_name, method, args, timeout=self.settings.cluster_timeout
-            )
-        except RpcError as exc:
-            raise from_rpc(exc) from None
