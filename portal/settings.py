@@ -73,6 +73,7 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 f"(got {self.reconnection_ticket_lifetime:g})"
             )
         for name in ("idle_timeout", "rate_limit_per_second", "max_request_bytes",
-                     "max_message_bytes", "max_pending_requests", "rate_limit_burst", "max_participants"):
+                     "max_message_bytes", "max_pending_requests", "rate_limit_burst", "max_participants",
+                     "cluster_retry_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"portal.{name} must be positive")

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from credentials import Keyring
+from portal.settings import PortalSettings
 from tests.support.waiting import wait_until
 
 from .harness import Harness
@@ -157,3 +160,8 @@ async def test_a_login_gives_up_when_no_controller_appears_within_the_budget(har
     client = await harness.client(portal)
     assert await client.login(harness.token()) == ("error", "service unavailable")
     assert harness.cluster.no_controller_for > 990  # a few tries, not a busy loop
+
+
+def test_a_retry_interval_that_would_spin_is_refused_by_the_settings() -> None:
+    with pytest.raises(ValueError, match="cluster_retry_interval"):
+        PortalSettings(cluster_retry_interval=0)
