@@ -114,6 +114,16 @@ class EmbeddedCluster:
         return self.components["cluster-manager"]
 
     @property
+    def service_headers(self) -> dict[str, str]:
+        """Headers that authenticate a token API call (``POST /token``, ``/v1/rooms*``)."""
+        return {}
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """Headers that authenticate an admin call (``POST /admin/rpc``)."""
+        return {}
+
+    @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.token_api.port}"
 

@@ -1,14 +1,20 @@
-"""Fixtures shared by every test package: a real RabbitMQ node, transports of both kinds."""
+"""Fixtures shared by every test package: a real RabbitMQ node, transports of both kinds, the embedded
+server in this process and clusters of real role processes on RabbitMQ."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from switchboard.config import load_settings
 from switchboard.devbroker import RabbitNode, rabbitmq_available
+from switchboard.wiring import EmbeddedCluster
+from tests.support.processes import ProcessCluster
 from tests.support.transports import TransportFactory
 
 
@@ -41,3 +47,49 @@ async def transports(request: pytest.FixtureRequest) -> AsyncIterator[TransportF
 def _quiet_aio_pika_logs() -> None:
     logging.getLogger("aio_pika").setLevel(logging.ERROR)
     logging.getLogger("aiormq").setLevel(logging.ERROR)
+
+
+MakeEmbedded = Callable[..., Awaitable[EmbeddedCluster]]
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@pytest_asyncio.fixture
+async def make_embedded(tmp_path: Path) -> AsyncIterator[MakeEmbedded]:
+    """Start an embedded server on free ports; every one made is stopped at the end."""
+    made: list[EmbeddedCluster] = []
+
+    async def make(**overrides: Any) -> EmbeddedCluster:
+        base = {
+            "rpc": {"local_roundtrip": True},
+            "token_api": {"host": "127.0.0.1", "port": 0, "rooms_db": str(tmp_path / f"rooms{len(made)}.sqlite3")},
+            "portal": {"host": "127.0.0.1", "port": 0, "hostname": "127.0.0.1"},
+        }
+        cluster = EmbeddedCluster(load_settings(env={}, overrides=_deep_merge(base, overrides)))
+        await cluster.start()
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in reversed(made):
+        await cluster.stop()
+
+
+@pytest.fixture
+def process_cluster(rabbit: RabbitNode, tmp_path: Path) -> Iterator[Callable[..., ProcessCluster]]:
+    """Build (not start) a cluster of role processes on the session broker; all stopped at the end."""
+    made: list[ProcessCluster] = []
+
+    def make(**kwargs: Any) -> ProcessCluster:
+        cluster = ProcessCluster(rabbit.url, tmp_path, **kwargs)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.stop()

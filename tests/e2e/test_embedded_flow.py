@@ -11,7 +11,7 @@ import pytest
 from switchboard.client import Client, ClientError
 from switchboard.client.tokens import mint_token
 from switchboard.wiring import EmbeddedCluster
-from tests.e2e.conftest import MakeEmbedded
+from tests.conftest import MakeEmbedded
 from tests.support.waiting import wait_until
 
 

@@ -119,6 +119,16 @@ class ProcessCluster:
         self.roles[name] = RoleProcess(name, argv, self.workdir / f"{name}.log", port)
 
     @property
+    def service_headers(self) -> dict[str, str]:
+        """Headers that authenticate a token API call (``POST /token``, ``/v1/rooms*``)."""
+        return {}
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """Headers that authenticate an admin call (``POST /admin/rpc``)."""
+        return {}
+
+    @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
