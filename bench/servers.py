@@ -17,7 +17,9 @@ capacity scenario's 10,000).  Output goes to a log file whose tail is shown when
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -32,12 +34,21 @@ import aiohttp
 
 from bench.proc import free_port, raise_fd_limit, tree
 
-__all__ = ["Server", "embedded", "cluster", "echo", "Broker", "broker", "BENCH_SETTINGS"]
+__all__ = ["Server", "embedded", "cluster", "echo", "Broker", "broker", "BENCH_SETTINGS", "SERVICE_KEY_ENV",
+           "service_headers"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
+#: The service key of every benchmarked server: made once per run and kept in this process's
+#: environment, so that load-generator processes started from it mint tokens with it too.
+SERVICE_KEY_ENV = "SWITCHBOARD_BENCH_SERVICE_KEY"
+os.environ.setdefault(SERVICE_KEY_ENV, secrets.token_urlsafe(32))
+
 #: Settings every benchmarked switchboard process gets (``SWITCHBOARD_<SECTION>__<KEY>``).
 BENCH_SETTINGS = {
+    "KEYS__KEYS": json.dumps([secrets.token_urlsafe(32)]),
+    "KEYS__ADMIN_KEYS": json.dumps([secrets.token_urlsafe(32)]),
+    "TOKEN_API__SERVICE_KEYS": json.dumps({"bench": os.environ[SERVICE_KEY_ENV]}),
     "LOG__LEVEL": "warning",
     "PORTAL__RATE_LIMIT_PER_SECOND": "1000000",
     "PORTAL__RATE_LIMIT_BURST": "1000000",
@@ -45,6 +56,11 @@ BENCH_SETTINGS = {
     "CONTROLLER__CAPACITY": "1000000",
     "CLUSTER_MANAGER__INITIAL_TIME": "0",
 }
+
+
+def service_headers() -> dict[str, str]:
+    """What authenticates ``POST /token`` at a benchmarked server (in this process or a child)."""
+    return {"X-Service-Key": os.environ[SERVICE_KEY_ENV]}
 
 
 @dataclass
@@ -126,7 +142,8 @@ async def _wait_http(server: Server, url: str, timeout: float, method: str = "GE
         while time.monotonic() < deadline:
             server.check()
             try:
-                async with session.request(method, url, json=json, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                async with session.request(method, url, json=json, timeout=aiohttp.ClientTimeout(total=2),
+                                           headers=service_headers()) as resp:
                     if resp.status == 200:
                         return
                     last = f"{resp.status} {(await resp.text())[:200]}"

@@ -10,11 +10,14 @@ transport only, no binary packets.  The same client drives our server and the ba
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import msgspec
+
+from bench.servers import SERVICE_KEY_ENV
 
 __all__ = ["SioClient", "SioError", "mint_token"]
 
@@ -156,7 +159,9 @@ def _payload(data: str) -> str:
 
 async def mint_token(session: aiohttp.ClientSession, api_url: str, room: str, user: str, role: str = "presenter") -> str:
     """``POST {api}/token`` → the join token text."""
-    async with session.post(f"{api_url}/token", json={"room": room, "user": user, "role": role}) as resp:
+    headers = {"X-Service-Key": os.environ[SERVICE_KEY_ENV]}
+    async with session.post(f"{api_url}/token", json={"room": room, "user": user, "role": role},
+                            headers=headers) as resp:
         text = await resp.text()
         if resp.status != 200:
             raise SioError(f"POST /token: {resp.status} {text[:200]}")

@@ -14,6 +14,7 @@ from .manager import (
     KEEPALIVE_OK,
     KEEPALIVE_WHOAREYOU,
     ClusterManager,
+    task_digest,
 )
 from .settings import ClusterManagerSettings
 
@@ -27,4 +28,5 @@ __all__ = [
     "IN_SERVICE",
     "KEEPALIVE_OK",
     "KEEPALIVE_WHOAREYOU",
+    "task_digest",
 ]

@@ -2,14 +2,19 @@
 
 ``POST /admin/rpc`` with ``{"method": "...", "args": {...}}`` relays the call to the cluster
 manager over the transport and answers ``{"result": ...}`` (200) or
-``{"error": {"code", "message"}}`` with a status that fits the code (400 bad input, 401 bad token,
-404 unknown method/worker/task, 503 manager unreachable, 504 timeout, 409 anything else refused).
-Only ``allowed_methods`` pass; the route never reaches the worker-facing methods.
+``{"error": {"code", "message"}}`` with a status that fits the code (400 bad input, 401 no or wrong
+admin key, 404 unknown method/worker/task, 415 not JSON, 503 manager unreachable, 504 timeout, 409
+anything else refused).  Only ``allowed_methods`` pass; the route never reaches the worker-facing
+methods.
+
+The caller's ``Authorization: Bearer <admin key>`` is passed on as the call's ``admin_key``: the
+cluster manager checks it (this relay holds no key), so the HTTP route and the broker are guarded by
+the same check.  The body must be ``application/json``, which a web page on another origin cannot
+send without a CORS preflight, and no CORS header is ever sent here.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +37,7 @@ _STATUS_FOR_CODE = {
     "unknown_worker": 404,
     "unknown_task": 404,
     "unauthorized": 401,
+    "unsupported_media_type": 415,
     RpcUnavailable.code: 503,
     RpcTimeout.code: 504,
     INTERNAL: 500,
@@ -62,7 +68,6 @@ def admin_rpc_routes(
     cluster_name: str,
     *,
     allowed_methods: Iterable[str] = ADMIN_METHODS,
-    token: str | None = None,
     timeout: float | None = None,
     path: str = ADMIN_RPC_PATH,
 ) -> list[web.RouteDef]:
@@ -70,28 +75,30 @@ def admin_rpc_routes(
 
     :param allowed_methods: the methods callers may use (default: every admin method,
         :data:`cluster_manager.ADMIN_METHODS`); anything else gets 404 ``unknown_method``.
-    :param token: when set, requests must carry ``Authorization: Bearer <token>`` (401 otherwise).
     :param timeout: per-call timeout in seconds (default: the transport's).
     :param path: where to mount the route.
 
     Mount with ``app.add_routes(admin_rpc_routes(transport, settings.name))``.
     """
     allowed = frozenset(allowed_methods)
-    expected = f"Bearer {token}".encode() if token else None
 
     async def relay(request: web.Request) -> web.Response:
-        if expected is not None:
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return _error("unauthorized", "missing or wrong admin token")
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return _error("unauthorized", "admin calls need Authorization: Bearer <admin key>")
+        if request.content_type != "application/json":
+            return _error("unsupported_media_type", "the body must be application/json")
         try:
             body = _decode_request(await request.read())
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return _error(BAD_ARGUMENTS, f"body must be {{\"method\": str, \"args\": object}}: {exc}")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return _error(BAD_ARGUMENTS, 'body must be {"method": str, "args": object}')
         if body.method not in allowed:
-            return _error(UNKNOWN_METHOD, f"{body.method!r} is not an admin method; expected one of: {', '.join(sorted(allowed))}")
+            return _error(UNKNOWN_METHOD, f"not an admin method; expected one of: {', '.join(sorted(allowed))}")
+        if "admin_key" in body.args:
+            return _error(BAD_ARGUMENTS, "the admin key goes in the Authorization header, not in args")
         try:
-            result = await transport.call(cluster_name, body.method, body.args, timeout=timeout)
+            result = await transport.call(cluster_name, body.method, {**body.args, "admin_key": key.strip()},
+                                          timeout=timeout)
         except RpcRemoteError as exc:
             return _error(exc.code, exc.message)
         except RpcUnavailable as exc:

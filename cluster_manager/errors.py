@@ -21,12 +21,14 @@ __all__ = [
     "bad_arguments",
     "unknown_worker",
     "no_worker_available",
+    "unauthorized",
     "from_scheduler_error",
 ]
 
 NOT_READY = "not_ready"
 UNKNOWN_WORKER = "unknown_worker"
 NO_WORKER_AVAILABLE = "no_worker_available"
+UNAUTHORIZED = "unauthorized"
 
 
 def not_ready(remaining: float) -> ServiceError:
@@ -52,6 +54,11 @@ def unknown_worker(worker_id: str, purpose: str | None = None) -> ServiceError:
 def no_worker_available(purpose: str) -> ServiceError:
     """Nothing of ``purpose`` has ever joined (there is no scheduler for it)."""
     return ServiceError(NO_WORKER_AVAILABLE, f"no {purpose} worker is registered")
+
+
+def unauthorized() -> ServiceError:
+    """An admin call without a valid admin key; nothing was read or changed."""
+    return ServiceError(UNAUTHORIZED, "admin calls need a valid admin key (keys.admin_keys)")
 
 
 def from_scheduler_error(method: str, exc: SchedulerError) -> ServiceError:

@@ -9,6 +9,7 @@ state change without awaiting in between, so concurrent calls (``claim`` races) 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -18,10 +19,11 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 
+from credentials import AdminKeys
 from rpc import RpcError, ServiceHandle, Transport, rpc_method
 from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy, create_strategy
 
-from .errors import bad_arguments, from_scheduler_error, no_worker_available, not_ready, unknown_worker
+from .errors import bad_arguments, from_scheduler_error, no_worker_available, not_ready, unauthorized, unknown_worker
 from .eventlog import log, log_event
 from .liveness import LivenessTracker
 from .messages import (
@@ -57,6 +59,7 @@ __all__ = [
     "KEEPALIVE_WHOAREYOU",
     "EXIT_TOPIC",
     "ADMIN_METHODS",
+    "task_digest",
 ]
 
 INITIALIZING = "initializing"
@@ -65,8 +68,11 @@ KEEPALIVE_OK = "ok"
 KEEPALIVE_WHOAREYOU = "whoareyou"
 #: Topic of the fault event published when a worker quits or is removed.
 EXIT_TOPIC = "exit.quit"
-#: The RPC methods meant for operators (the admin CLI and its HTTP relay).
+#: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
 ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status"})
+#: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
+#: show a digest instead.
+_SECRET_TASK_PURPOSES = frozenset({"portal"})
 
 _A = TypeVar("_A", bound=msgspec.Struct)
 
@@ -76,6 +82,11 @@ def _parse(method: str, args_type: type[_A], /, **values: Any) -> _A:
         return msgspec.convert(values, args_type)
     except msgspec.ValidationError as exc:
         raise bad_arguments(method, str(exc)) from None
+
+
+def task_digest(task: str) -> str:
+    """How admin answers show a secret task (a join token's code): ``token:`` + 16 hex digits of its SHA-256."""
+    return "token:" + hashlib.sha256(task.encode()).hexdigest()[:16]
 
 
 def _builtins(value: msgspec.Struct) -> dict[str, Any]:
@@ -100,6 +111,8 @@ class ClusterManager:
         for ``settings.initial_time`` it refuses to place new tasks and waits for workers to rejoin
         and re-report their tasks.  ``False`` serves at once (state was restored).
     :param rng: randomness for the random strategies (seed it in tests).
+    :param admin_keys: the keys admin calls (:data:`ADMIN_METHODS`) must carry as ``admin_key``;
+        with none, every admin call is refused.
 
     Usage::
 
@@ -117,8 +130,10 @@ class ClusterManager:
         clock: Callable[[], float] = time.monotonic,
         fresh: bool = True,
         rng: random.Random | None = None,
+        admin_keys: AdminKeys | None = None,
     ) -> None:
         self.transport = transport
+        self._admin_keys = admin_keys or AdminKeys([])
         self.settings = settings or ClusterManagerSettings()
         for purpose, strategy in self.settings.strategies.items():
             try:
@@ -350,11 +365,27 @@ class ClusterManager:
             raise from_scheduler_error("claim", exc) from None
         log_event(logging.DEBUG, "task_claimed", worker_id=args.worker_id, task=args.task)
 
+    @rpc_method
+    async def readiness(self, purpose: str) -> dict[str, Any]:
+        """``{state, ready_in, schedulable}``: whether tasks of ``purpose`` can be placed now (health
+        checks; no admin key, and nothing in it names a worker or a task)."""
+        args = _parse("readiness", WorkersArgs, purpose=purpose)
+        scheduler = self._schedulers.get(args.purpose or "")
+        schedulable = 0 if scheduler is None else sum(1 for v in scheduler.workers_view() if v["schedulable"])
+        return {"state": self.state, "ready_in": self._ready_in(), "schedulable": schedulable}
+
     # ------------------------------------------------------------------ admin
 
+    def _authorize(self, method: str, admin_key: object) -> None:
+        if not self._admin_keys.accepts(admin_key):
+            log_event(logging.WARNING, "admin_refused", method=method,
+                      reason="missing_key" if not admin_key else "wrong_key")
+            raise unauthorized()
+
     @rpc_method
-    async def get_workers(self, purpose: str | None = None) -> list[dict[str, Any]]:
+    async def get_workers(self, purpose: str | None = None, admin_key: str = "") -> list[dict[str, Any]]:
         """Every worker (of ``purpose``, or of all purposes when ``None``), in join order."""
+        self._authorize("get_workers", admin_key)
         args = _parse("get_workers", WorkersArgs, purpose=purpose)
         return [
             _builtins(self._view(view))
@@ -364,31 +395,42 @@ class ClusterManager:
         ]
 
     @rpc_method
-    async def get_worker(self, worker_id: str) -> dict[str, Any]:
+    async def get_worker(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
         """One worker; the same shape for every purpose."""
+        self._authorize("get_worker", admin_key)
         args = _parse("get_worker", WorkerArgs, worker_id=worker_id)
         return _builtins(self._view(self._scheduler_of(args.worker_id).worker_view(args.worker_id)))
 
     @rpc_method
-    async def get_tasks(self, worker_id: str) -> list[dict[str, Any]]:
-        """The tasks mapped to a worker: ``[{task, worker, state, expires_in}]``."""
+    async def get_tasks(self, worker_id: str, admin_key: str = "") -> list[dict[str, Any]]:
+        """The tasks mapped to a worker: ``[{task, worker, state, expires_in}]``.
+
+        A portal's tasks are join-token codes, which would let a reader log in with a forged
+        token: they are shown as ``token:<digest>`` (the same digest for the same code)."""
+        self._authorize("get_tasks", admin_key)
         args = _parse("get_tasks", WorkerArgs, worker_id=worker_id)
         tasks = self._scheduler_of(args.worker_id).tasks_of(args.worker_id)
-        return [_builtins(msgspec.convert(task, TaskView)) for task in tasks]
+        views = [msgspec.convert(task, TaskView) for task in tasks]
+        if self._members[args.worker_id].purpose in _SECRET_TASK_PURPOSES:
+            views = [msgspec.structs.replace(view, task=task_digest(view.task)) for view in views]
+        return [_builtins(view) for view in views]
 
     @rpc_method
-    async def drain(self, worker_id: str) -> dict[str, Any]:
+    async def drain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
         """Cordon a worker: it keeps its tasks (and sticky ones) but gets no new task."""
+        self._authorize("drain", admin_key)
         return self._set_drained("drain", worker_id, True)
 
     @rpc_method
-    async def undrain(self, worker_id: str) -> dict[str, Any]:
+    async def undrain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
         """Lift :meth:`drain`."""
+        self._authorize("undrain", admin_key)
         return self._set_drained("undrain", worker_id, False)
 
     @rpc_method
-    async def status(self) -> dict[str, Any]:
+    async def status(self, admin_key: str = "") -> dict[str, Any]:
         """``{name, state, freshman, ready_in, uptime, workers: {purpose: n}, tasks: {purpose: {reserved, executing}}}``."""
+        self._authorize("status", admin_key)
         state = self.state
         workers: dict[str, int] = {}
         tasks: dict[str, TaskCounts] = {}

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from credentials import AdminKeys
 from rpc import RpcError, RpcRemoteError, ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
@@ -74,8 +75,11 @@ class Controller:
         *,
         worker_id: str | None = None,
         rooms_service: str = "rooms",
+        admin_keys: AdminKeys | None = None,
     ) -> None:
         self.transport = transport
+        #: The keys the admin calls of :class:`ControllerService` must carry; none = all refused.
+        self.admin_keys = admin_keys or AdminKeys([])
         self.settings = settings
         self.worker_settings = worker_settings
         self.worker_id = WorkerId(worker_id or default_worker_id())

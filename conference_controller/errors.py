@@ -30,6 +30,7 @@ __all__ = [
     "InvalidJsonOp",
     "InvalidJsonPath",
     "InvalidJsonValue",
+    "Unauthorized",
 ]
 
 
@@ -134,3 +135,10 @@ class InvalidJsonPath(ControllerError):
 
 class InvalidJsonValue(ControllerError):
     error_code = "invalid_json_value"
+
+
+class Unauthorized(ControllerError):
+    """An admin call without a valid admin key (``keys.admin_keys``); nothing was read or changed."""
+
+    error_code = "unauthorized"
+    default_message = "admin calls need a valid admin key (keys.admin_keys)"

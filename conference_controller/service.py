@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rpc import rpc_method
 
+from .errors import Unauthorized
 from .ids import ParticipantId, RoomId, WorkerId
 from .messages import ParticipantInit, PatchOp, PublishInfo, SubscribeInfo, parse, parse_optional
 from .participant import Participant
@@ -21,7 +22,10 @@ from .permissions import apply_patch
 if TYPE_CHECKING:
     from .controller import Controller
 
-__all__ = ["ControllerService"]
+__all__ = ["ControllerService", "ADMIN_METHODS"]
+
+#: The controller's RPC methods meant for operators; each needs ``admin_key``.
+ADMIN_METHODS = frozenset({"get_rooms", "get_participants", "control_participant", "drop_participant"})
 
 
 class ControllerService:
@@ -173,26 +177,36 @@ class ControllerService:
                                            parse(status, str, "status"), data)
         return "ok"
 
-    # -- admin -----------------------------------------------------------------------------------
+    # -- admin (each call carries ``admin_key``) ------------------------------------------------
+
+    def _authorize(self, method: str, admin_key: object) -> None:
+        if not self._controller.admin_keys.accepts(admin_key):
+            self._controller.log.warning("admin_refused", method=method,
+                                         reason="missing_key" if not admin_key else "wrong_key")
+            raise Unauthorized()
 
     @rpc_method
-    async def get_rooms(self) -> list[dict[str, Any]]:
+    async def get_rooms(self, admin_key: str = "") -> list[dict[str, Any]]:
+        self._authorize("get_rooms", admin_key)
         return [room.summary() for room in self._controller.rooms.values() if not room.closed]
 
     @rpc_method
-    async def get_participants(self, room: str) -> list[dict[str, Any]]:
+    async def get_participants(self, room: str, admin_key: str = "") -> list[dict[str, Any]]:
+        self._authorize("get_participants", admin_key)
         found = self._controller.room(parse(room, str, "room"))
         return [participant.admin_info() for participant in found.participants.values()]
 
     @rpc_method
-    async def control_participant(self, room: str, participant: str, patch: Any) -> dict[str, Any]:
+    async def control_participant(self, room: str, participant: str, patch: Any, admin_key: str = "") -> dict[str, Any]:
+        self._authorize("control_participant", admin_key)
         member = self._controller.member(parse(room, str, "room"), parse(participant, str, "participant"))
         member.permission = apply_patch(member.permission, parse(patch, list[PatchOp], "patch"))
         member.log.info("permission_changed")
         return member.admin_info()
 
     @rpc_method
-    async def drop_participant(self, room: str, participant: str) -> dict[str, Any]:
+    async def drop_participant(self, room: str, participant: str, admin_key: str = "") -> dict[str, Any]:
+        self._authorize("drop_participant", admin_key)
         member = self._controller.member(parse(room, str, "room"), parse(participant, str, "participant"))
         await self._controller.drop(member, reason="dropped by the administrator")
         return member.info()

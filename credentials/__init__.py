@@ -11,7 +11,8 @@ from .formats import (
     new_id,
     now_ms,
 )
-from .keyring import DEV_KEY, Keyring, KeySettings
+from .keyring import AdminKeys, Keyring, KeySettings
+from .strength import MIN_KEY_LENGTH, weak_key_reason
 
 __all__ = [
     "BadSignature",
@@ -27,7 +28,9 @@ __all__ = [
     "encode_token",
     "new_id",
     "now_ms",
-    "DEV_KEY",
+    "AdminKeys",
+    "MIN_KEY_LENGTH",
+    "weak_key_reason",
     "Keyring",
     "KeySettings",
 ]

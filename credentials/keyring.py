@@ -2,6 +2,8 @@
 
 Keys are listed oldest → newest: the newest signs, every key verifies, so a key can be added
 everywhere first and the old one retired later without breaking tokens or tickets in flight.
+No key ships in the code: an embedded server makes its own on first start, and cluster roles
+refuse to start without configured ones (``switchboard.keys``).
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ from collections.abc import Sequence
 import msgspec
 from itsdangerous import Signer
 
-__all__ = ["KeySettings", "Keyring", "DEV_KEY"]
-
-#: The key of a first embedded run; anything beyond a trial must configure its own.
-DEV_KEY = "switchboard-development-key-change-me"
+__all__ = ["KeySettings", "Keyring", "AdminKeys"]
 
 
 class KeySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    #: Signing keys, oldest first; the last one signs. Shared by token API, portals and controllers.
-    keys: list[str] = msgspec.field(default_factory=lambda: [DEV_KEY])
+    #: Signing keys of join tokens and reconnection tickets, oldest first; the last one signs.
+    #: Token API and portals need the same list. Empty: an embedded server uses the key it keeps
+    #: in ``state_file``; cluster roles refuse to start.
+    keys: list[str] = []
+    #: Keys accepted on admin calls (admin RPC over HTTP and over the broker, admin pages), checked
+    #: by the cluster manager and the controllers. Empty: an embedded server uses the one it keeps
+    #: in ``state_file``; cluster roles refuse to start.
+    admin_keys: list[str] = []
+    #: Embedded mode: the file (mode 0600) holding the keys made on first start — signing key,
+    #: service key, admin key. Empty = ``$XDG_STATE_HOME/switchboard/keys.json`` (default
+    #: ``~/.local/state/switchboard/keys.json``); ``switchboard admin`` reads it too.
+    state_file: str = ""
 
 
 class Keyring:
@@ -55,3 +64,23 @@ class Keyring:
     @staticmethod
     def constant_time_equal(a: str, b: str) -> bool:
         return hmac.compare_digest(a.encode(), b.encode())
+
+
+class AdminKeys:
+    """The admin keys one component accepts; with none, every admin call is refused."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self._keys = [k.encode() for k in keys if k]
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def accepts(self, given: object) -> bool:
+        """Whether ``given`` is one of the keys (compared with every key, in constant time each)."""
+        if not isinstance(given, str) or not given:
+            return False
+        candidate = given.encode("utf-8", "replace")
+        found = False
+        for key in self._keys:
+            found |= hmac.compare_digest(candidate, key)
+        return found

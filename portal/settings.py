@@ -11,8 +11,8 @@ MIN_TICKET_LIFETIME = 60.0
 
 
 class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    #: Address the Socket.IO server binds to.
-    host: str = "0.0.0.0"
+    #: Address the Socket.IO server binds to (loopback by default: set it to serve other machines).
+    host: str = "127.0.0.1"
     #: Port (OWT: 8080); 0 picks a free one.
     port: int = 8080
     #: Public ``hostname[:port]`` clients use (put in tokens); empty = this host's name and port.

@@ -71,9 +71,10 @@ async def dispatch(
         return Reply(error=ErrorBody(UNKNOWN_METHOD, f"{service} has no method {request.method!r}"))
     try:
         result = await method(**request.args)
-    except TypeError as exc:
-        if _is_signature_error(method, request.args):
-            return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {exc}"))
+    except TypeError:
+        mismatch = _signature_mismatch(method, request.args)
+        if mismatch is not None:
+            return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {mismatch}"))
         log.exception("rpc handler %s.%s failed", service, request.method)
         return Reply(error=ErrorBody(INTERNAL, f"{service}.{request.method} failed"))
     except (ServiceError, RpcError) as exc:
@@ -86,12 +87,25 @@ async def dispatch(
     return Reply(result=result)
 
 
-def _is_signature_error(method: Callable[..., Any], args: dict[str, Any]) -> bool:
-    try:
-        inspect.signature(method).bind(**args)
-    except TypeError:
-        return True
-    return False
+def _signature_mismatch(method: Callable[..., Any], args: dict[str, Any]) -> str | None:
+    """What is wrong with ``args`` for ``method``, in our words (a caller never sees Python's
+    exception text), or ``None`` when they fit its signature."""
+    parameters = inspect.signature(method).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    unknown = sorted(name for name in args if name not in parameters)
+    missing = [name for name, p in parameters.items() if p.default is inspect.Parameter.empty and name not in args]
+    problems = []
+    if unknown:
+        # Names are the caller's input: shown only when they are plain identifiers.
+        shown = [name for name in unknown if name.isidentifier() and name.isascii() and len(name) <= 40]
+        problems.append("unknown argument(s) " + ", ".join(shown) if len(shown) == len(unknown)
+                        else f"{len(unknown)} unknown argument(s)")
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    if not problems:
+        return None
+    return "; ".join(problems) + "; expected " + (", ".join(parameters) or "no arguments")
 
 
 def deadline_passed(request: Request) -> bool:

@@ -15,7 +15,12 @@ How the cluster is reached:
   ``--cluster`` (default ``cluster``) directly over RabbitMQ;
 - otherwise ``--url http://HOST:3000`` (default: ``$SWITCHBOARD_ADMIN_URL`` or
   ``http://127.0.0.1:3000``) posts to the server's ``/admin/rpc`` (how an embedded server is
-  reached), with ``--token`` (default ``$SWITCHBOARD_ADMIN_TOKEN``) when the server wants one.
+  reached).
+
+Every admin call carries an admin key, checked by the cluster manager: ``--key``, else
+``$SWITCHBOARD_ADMIN_KEY``, else the admin key in the embedded server's state file (``--state-file``,
+default ``$SWITCHBOARD_KEYS__STATE_FILE`` or ``~/.local/state/switchboard/keys.json``), so that
+``switchboard admin status`` works without flags on the machine that runs ``switchboard up``.
 
 Exit codes: 0 success, 1 the manager refused (unknown worker, bad arguments, …), 2 the cluster
 cannot be reached (or a usage error); errors are one line on stderr.
@@ -68,10 +73,10 @@ class _Client(Protocol):
 
 
 class _HttpClient:
-    def __init__(self, url: str, token: str | None, timeout: float) -> None:
+    def __init__(self, url: str, key: str, timeout: float) -> None:
         self.where = url
         self._endpoint = url.rstrip("/") + _ADMIN_PATH
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = {"Authorization": f"Bearer {key}"}
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
     async def call(self, method: str, args: dict[str, Any]) -> Any:
@@ -103,12 +108,13 @@ class _HttpClient:
 
 
 class _AmqpClient:
-    def __init__(self, broker_url: str, cluster: str, timeout: float) -> None:
+    def __init__(self, broker_url: str, cluster: str, key: str, timeout: float) -> None:
         from rpc import RpcSettings
         from rpc.amqp import AmqpTransport
 
         self.where = f"{_redact(broker_url)} (service {cluster!r})"
         self._cluster = cluster
+        self._key = key
         self._timeout = timeout
         settings = RpcSettings(broker_url=broker_url, call_timeout=timeout)
         self._transport = AmqpTransport(f"admin-{uuid.uuid4().hex[:8]}", settings)
@@ -119,7 +125,8 @@ class _AmqpClient:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._transport.start()
-            return await self._transport.call(self._cluster, method, args, timeout=self._timeout)
+            return await self._transport.call(self._cluster, method, {**args, "admin_key": self._key},
+                                              timeout=self._timeout)
         except RpcRemoteError as exc:
             raise _Refused(exc.code, exc.message) from None
         except (RpcUnavailable, RpcTimeout) as exc:
@@ -242,7 +249,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="AMQP URL of the cluster's broker (default $SWITCHBOARD_RPC__BROKER_URL)")
     common.add_argument("--cluster", default=argparse.SUPPRESS,
                         help="cluster manager service name, with --broker (default $SWITCHBOARD_CLUSTER_MANAGER__NAME or 'cluster')")
-    common.add_argument("--token", default=argparse.SUPPRESS, help="admin token for --url (default $SWITCHBOARD_ADMIN_TOKEN)")
+    common.add_argument("--key", default=argparse.SUPPRESS,
+                        help="admin key (default $SWITCHBOARD_ADMIN_KEY, else the embedded server's state file)")
+    common.add_argument("--state-file", default=argparse.SUPPRESS,
+                        help="embedded server's key file (default $SWITCHBOARD_KEYS__STATE_FILE or ~/.local/state/switchboard/keys.json)")
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds to wait (default 5)")
     parser = argparse.ArgumentParser(prog="switchboard admin", parents=[common],
                                      description="Look at and steer the cluster manager.")
@@ -257,18 +267,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _NoKey(Exception):
+    """No admin key was given and none could be read."""
+
+
+def _admin_key(options: argparse.Namespace) -> str:
+    from .localkeys import LocalKeysError, read, state_path
+
+    key = getattr(options, "key", None) or os.environ.get("SWITCHBOARD_ADMIN_KEY")
+    if key:
+        return str(key)
+    path = state_path(getattr(options, "state_file", None) or os.environ.get("SWITCHBOARD_KEYS__STATE_FILE", ""))
+    try:
+        return read(path).admin_key
+    except LocalKeysError as exc:
+        raise _NoKey(f"no admin key: give --key or $SWITCHBOARD_ADMIN_KEY (the state file: {exc})") from None
+
+
 def _client(options: argparse.Namespace) -> _Client:
     timeout = getattr(options, "timeout", 5.0)
+    key = _admin_key(options)
     url = getattr(options, "url", None)
     broker = getattr(options, "broker", None)
     if url is None and broker is None:
         broker = os.environ.get("SWITCHBOARD_RPC__BROKER_URL") or None
     if broker:
         cluster = getattr(options, "cluster", None) or os.environ.get("SWITCHBOARD_CLUSTER_MANAGER__NAME") or "cluster"
-        return _AmqpClient(broker, cluster, timeout)
+        return _AmqpClient(broker, cluster, key, timeout)
     url = url or os.environ.get("SWITCHBOARD_ADMIN_URL") or _DEFAULT_URL
-    token = getattr(options, "token", None) or os.environ.get("SWITCHBOARD_ADMIN_TOKEN") or None
-    return _HttpClient(url, token, timeout)
+    return _HttpClient(url, key, timeout)
 
 
 async def _run(options: argparse.Namespace) -> int:
@@ -278,7 +305,11 @@ async def _run(options: argparse.Namespace) -> int:
         args["purpose"] = options.purpose
     elif hasattr(options, "worker_id"):
         args["worker_id"] = options.worker_id
-    client = _client(options)
+    try:
+        client = _client(options)
+    except _NoKey as exc:
+        print(f"switchboard admin: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     try:
         result = await client.call(method, args)
     except _Unreachable as exc:

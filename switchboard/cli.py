@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the server (embedded by default)")
     _common(up)
-    up.add_argument("--host", help="address to bind (default 0.0.0.0)")
+    up.add_argument("--host", help="address to bind (default 127.0.0.1)")
     up.add_argument("--api-port", type=int, help="token API port (default 3000)")
     up.add_argument("--portal-port", type=int, help="portal port (default 8080; cluster mode: the first of N)")
     up.add_argument("--portals", type=int, default=1, help="cluster mode: portal processes")
@@ -107,20 +107,13 @@ async def _wait_for_signal() -> None:
 async def _serve_embedded(settings: Settings) -> int:
     from .wiring import EmbeddedCluster
 
+    from .welcome import print_welcome
+
     cluster = EmbeddedCluster(settings)
     await cluster.start()
     try:
-        api, portal = cluster.token_api.port, cluster.portal.port
-        print(f"switchboard (embedded) is up:", flush=True)
-        print(f"  token API      http://{settings.token_api.host}:{api}   (POST /token, /v1/rooms, /healthz, /metrics)")
-        print(f"  portal         http://{settings.portal.host}:{portal}   (Socket.IO, OWT protocol 1.2)")
-        print(f"  cluster admin  switchboard admin status --url http://127.0.0.1:{api}")
-        print("  mint a token:")
-        print(
-            f"    curl -s -X POST http://127.0.0.1:{api}/token -H 'Content-Type: application/json'"
-            " -d '{\"room\":\"demo\",\"user\":\"alice\",\"role\":\"presenter\"}'"
-        )
-        print("Ctrl-C stops it.", flush=True)
+        print_welcome(cluster.keys, api_port=cluster.token_api.port, portal_port=cluster.portal.port,
+                      title="switchboard (embedded) is up:")
         await _wait_for_signal()
     finally:
         await cluster.stop()
@@ -131,8 +124,12 @@ async def _serve_role(role: str, settings: Settings) -> int:
     from .wiring import build_role, role_transport
 
     transport = role_transport(role, settings)
+    try:
+        component = build_role(role, settings, transport)  # refuses missing or weak keys before connecting
+    except BaseException:
+        await transport.close()
+        raise
     await transport.start()
-    component = build_role(role, settings, transport)
     await component.start()
     port = getattr(component, "port", None)
     where = f" on port {port}" if port else ""
@@ -157,10 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log.level, json_lines=settings.log.json)
-    if args.command == "up":
-        if settings.rpc.broker_url:
-            from .supervisor import run_local_cluster
+    try:
+        if args.command == "up":
+            if settings.rpc.broker_url:
+                from .supervisor import run_local_cluster
 
-            return run_local_cluster(args, settings)
-        return _run(lambda: _serve_embedded(settings))
-    return _run(lambda: _serve_role(args.command, settings))
+                return run_local_cluster(args, settings)
+            return _run(lambda: _serve_embedded(settings))
+        return _run(lambda: _serve_role(args.command, settings))
+    except ConfigError as exc:
+        print(f"switchboard {args.command}: {exc}", file=sys.stderr)
+        return 2

@@ -8,7 +8,9 @@ a minute); Ctrl-C or SIGTERM stops every child cleanly (SIGTERM, then SIGKILL af
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from .config import Settings
+from .keys import EmbeddedKeys, embedded_keys
+from .welcome import print_welcome
 
 __all__ = ["run_local_cluster", "Child"]
 
@@ -36,8 +40,10 @@ class Child:
     restart_at: float = 0.0
     restarts: int = field(default=0)
 
+    env: dict[str, str] | None = None
+
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, start_new_session=True)
+        self.proc = subprocess.Popen(self.argv, start_new_session=True, env=self.env)
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 
@@ -72,7 +78,17 @@ class Child:
             self.proc.wait(5)
 
 
-def _children(args: argparse.Namespace, settings: Settings) -> list[Child]:
+def _key_environment(keys: EmbeddedKeys) -> dict[str, str]:
+    """The keys the children run with, passed in their environment (readable by this user only)."""
+    settings = keys.settings
+    return {
+        "SWITCHBOARD_KEYS__KEYS": json.dumps(settings.keys.keys),
+        "SWITCHBOARD_KEYS__ADMIN_KEYS": json.dumps(settings.keys.admin_keys),
+        "SWITCHBOARD_TOKEN_API__SERVICE_KEYS": json.dumps(settings.token_api.service_keys),
+    }
+
+
+def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> list[Child]:
     base = [sys.executable, "-m", "switchboard"]
     common = ["--broker", settings.rpc.broker_url]
     if args.config:
@@ -87,11 +103,16 @@ def _children(args: argparse.Namespace, settings: Settings) -> list[Child]:
         Child(f"portal-{i + 1}", base + ["portal"] + common + host + ["--port", str(settings.portal.port + i)])
         for i in range(args.portals)
     ]
+    for child in children:
+        child.env = env
     return children
 
 
 def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
-    children = _children(args, settings)
+    """Run the children until Ctrl-C/SIGTERM.  Keys that are not configured come from the state
+    file, as for an embedded server (:func:`switchboard.keys.embedded_keys`; raises ``ConfigError``)."""
+    keys = embedded_keys(settings)
+    children = _children(args, settings, dict(os.environ, **_key_environment(keys)))
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -104,10 +125,10 @@ def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
         child.start()
     print(
         f"switchboard local cluster: {args.portals} portal(s) from port {settings.portal.port}, "
-        f"{args.controllers} controller(s), token API on port {settings.token_api.port}, broker "
-        f"{settings.rpc.broker_url}. Ctrl-C stops it.",
+        f"{args.controllers} controller(s), broker {settings.rpc.broker_url}.",
         flush=True,
     )
+    print_welcome(keys, api_port=settings.token_api.port, portal_port=settings.portal.port)
     while not stopping:
         now = time.monotonic()
         for child in children:

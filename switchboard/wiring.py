@@ -4,6 +4,8 @@ Embedded mode and cluster mode differ only in the transport: :class:`EmbeddedClu
 API, cluster manager, one controller and one portal on one in-process :class:`~rpc.LocalBroker`;
 :func:`build_role` builds one role on a RabbitMQ transport for a process of its own.
 Components start in dependency order and stop in reverse (like ``AppRunner.setup``/``cleanup``).
+Every role is built from keys that were checked (:mod:`switchboard.keys`): a cluster role without
+the keys it needs, or with a weak one, is refused before it connects anywhere.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import msgspec
 from cluster_manager import ClusterManager
 from cluster_manager import ADMIN_METHODS, admin_rpc_routes
 from conference_controller import Controller
-from credentials import Keyring
+from credentials import AdminKeys, Keyring
 from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi
 
-from .config import Settings
+from .config import ConfigError, Settings
+from .keys import EmbeddedKeys, check_role_keys, embedded_keys
 
 __all__ = ["EmbeddedCluster", "build_role", "ROLES", "Component"]
 
@@ -42,32 +45,50 @@ def _node_id(role: str) -> str:
 
 
 def build_role(role: str, settings: Settings, transport: Transport) -> Component:
-    """One role's component on ``transport`` (not started)."""
-    keyring = Keyring(settings.keys.keys)
+    """One role's component on ``transport`` (not started).
+
+    :raises ConfigError: the role lacks a key it needs, a key is weak, or a setting cannot work.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+    check_role_keys(role, settings)
+    try:
+        return _build(role, settings, transport)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _build(role: str, settings: Settings, transport: Transport) -> Component:
+    admin_keys = AdminKeys(settings.keys.admin_keys)
     if role == "cluster-manager":
-        return ClusterManager(transport, settings.cluster_manager)
+        return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys)
     if role == "token-api":
         routes = admin_rpc_routes(transport, settings.cluster_manager.name, allowed_methods=ADMIN_METHODS)
-        return TokenApi(transport, settings.token_api, keyring, cluster_name=settings.cluster_manager.name,
-                        extra_routes=routes)
+        return TokenApi(transport, settings.token_api, Keyring(settings.keys.keys),
+                        cluster_name=settings.cluster_manager.name, extra_routes=routes)
     if role == "portal":
-        return Portal(transport, settings.portal, keyring, settings.worker)
-    if role == "controller":
-        return Controller(transport, settings.controller, settings.worker)
-    raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+        return Portal(transport, settings.portal, Keyring(settings.keys.keys), settings.worker)
+    return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys)
 
 
 def role_transport(role: str, settings: Settings) -> Transport:
     """The RabbitMQ transport of a role running in a process of its own."""
     if not settings.rpc.broker_url:
-        raise ValueError(f"switchboard {role} runs in cluster mode: give --broker amqp://… (or rpc.broker_url)")
+        raise ConfigError(f"switchboard {role} runs in cluster mode: give --broker amqp://… (or rpc.broker_url)")
     return create_transport(_node_id(role), settings.rpc)
 
 
 class EmbeddedCluster:
-    """Token API, cluster manager, one controller and one portal in this process."""
+    """Token API, cluster manager, one controller and one portal in this process.
+
+    Keys that are not configured come from the state file (made on first start); see
+    :func:`switchboard.keys.embedded_keys`, which raises ``ConfigError`` for a weak key.
+    """
 
     def __init__(self, settings: Settings, *, roundtrip: bool | None = None) -> None:
+        #: The keys in use: configured ones, the rest from the state file.
+        self.keys: EmbeddedKeys = embedded_keys(settings)
+        settings = self.keys.settings
         # One process: no previous workers can exist, so there is no freshman window to wait out.
         self.settings = msgspec.structs.replace(
             settings, cluster_manager=msgspec.structs.replace(settings.cluster_manager, initial_time=0.0)
@@ -77,15 +98,23 @@ class EmbeddedCluster:
         self._started: list[tuple[str, Component, Transport]] = []
 
     async def start(self) -> None:
+        """Build every component (a setting that cannot work is refused before anything runs),
+        then start them in dependency order; a failed start stops what had started."""
+        built: list[tuple[str, Component, Transport]] = []
+        transports: list[Transport] = []
         try:
             for role in ("cluster-manager", "token-api", "controller", "portal"):
-                transport = self.broker.transport(_node_id(role), call_timeout=self.settings.rpc.call_timeout)
-                component = build_role(role, self.settings, transport)
-                await component.start()
-                self.components[role] = component
-                self._started.append((role, component, transport))
+                transports.append(self.broker.transport(_node_id(role), call_timeout=self.settings.rpc.call_timeout))
+                built.append((role, build_role(role, self.settings, transports[-1]), transports[-1]))
+            for entry in built:
+                await entry[1].start()
+                self.components[entry[0]] = entry[1]
+                self._started.append(entry)
         except BaseException:
+            not_started = transports[len(self._started):]
             await self.stop()
+            for transport in not_started:
+                await transport.close()
             raise
 
     async def stop(self) -> None:
@@ -114,14 +143,26 @@ class EmbeddedCluster:
         return self.components["cluster-manager"]
 
     @property
+    def service_key(self) -> str | None:
+        """A key ``POST /token`` accepts as ``X-Service-Key`` (``None``: the API is open)."""
+        return self.keys.service_key if self.settings.token_api.require_service_key else None
+
+    @property
+    def admin_key(self) -> str:
+        key = self.keys.admin_key
+        assert key is not None  # embedded_keys always provides one
+        return key
+
+    @property
     def service_headers(self) -> dict[str, str]:
         """Headers that authenticate a token API call (``POST /token``, ``/v1/rooms*``)."""
-        return {}
+        key = self.service_key
+        return {"X-Service-Key": key} if key else {}
 
     @property
     def admin_headers(self) -> dict[str, str]:
         """Headers that authenticate an admin call (``POST /admin/rpc``)."""
-        return {}
+        return {"Authorization": f"Bearer {self.admin_key}"}
 
     @property
     def api_url(self) -> str:

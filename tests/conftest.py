@@ -44,6 +44,13 @@ async def transports(request: pytest.FixtureRequest) -> AsyncIterator[TransportF
 
 
 @pytest.fixture(autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embedded servers (and role processes started from a test) keep their generated keys in a
+    throwaway directory, never in the developer's ``~/.local/state``."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(autouse=True)
 def _quiet_aio_pika_logs() -> None:
     logging.getLogger("aio_pika").setLevel(logging.ERROR)
     logging.getLogger("aiormq").setLevel(logging.ERROR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -21,9 +22,29 @@ from .settings import TokenApiSettings
 from .store import RoomStore
 from .tokens import TokenMinter
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "is_loopback", "allowed_origins", "ADMIN_PREFIX"]
 
 log = logging.getLogger("switchboard.token_api")
+
+#: Routes under this prefix are management pages and RPC: CORS never opens them.
+ADMIN_PREFIX = "/admin/"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_origins(settings: TokenApiSettings) -> list[str]:
+    """``cors_allowed_origins``, or when unset: any origin on loopback (a trial), none otherwise."""
+    if settings.cors_allowed_origins is not None:
+        return list(settings.cors_allowed_origins)
+    return ["*"] if is_loopback(settings.host) else []
 
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -56,16 +77,22 @@ def create_app(
     through the same CORS and error middlewares.
 
     :raises ValueError: the settings cannot work (``require_service_key`` without any key, a
-        token lifetime that is not positive).
+        token lifetime that is not positive) or would expose an open token API beyond loopback.
     """
     if settings.token_lifetime <= 0:
         raise ValueError(f"token_api.token_lifetime must be positive, got {settings.token_lifetime}")
+    if not settings.require_service_key and not is_loopback(settings.host):
+        raise ValueError(
+            f"token_api.require_service_key is off (anyone may mint tokens) and token_api.host is "
+            f"{settings.host!r}: an open token API may only bind a loopback address; turn "
+            "require_service_key on (with token_api.service_keys) or bind 127.0.0.1"
+        )
     metrics = Metrics()
     store = RoomStore(settings.rooms_db, cache_ttl=settings.rooms_cache_ttl)
     portals = PortalScheduler(transport, settings, metrics, cluster_name=cluster_name)
     app = web.Application(
         client_max_size=settings.client_max_size,
-        middlewares=[cors_middleware(settings.cors_allowed_origins), error_middleware],
+        middlewares=[cors_middleware(allowed_origins(settings), closed_prefixes=(ADMIN_PREFIX,)), error_middleware],
     )
     app[SETTINGS] = settings
     app[TRANSPORT] = transport

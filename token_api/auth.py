@@ -1,10 +1,10 @@
 """Who may call: service keys (``X-Service-Key``) and MAuth, with replay protection and a
 per-address limit on failures.
 
-``POST /token`` needs credentials when ``require_service_key`` is on.  The room management routes
-(``/v1/rooms*``, tokens included) need them whenever service keys are configured (or
-``require_service_key`` is on); with neither (the embedded default) everything is open and
-credentials are not looked at.
+``POST /token`` and the room management routes (``/v1/rooms*``, tokens included) need
+credentials unless ``require_service_key`` is off — an open token API, which the settings allow
+only on a loopback address (:func:`token_api.app.create_app` refuses anything else).  An open API
+does not look at credentials; its callers are anonymous (``Principal.service is None``).
 """
 
 from __future__ import annotations
@@ -56,8 +56,7 @@ class Authenticator:
         if settings.require_service_key and not settings.service_keys:
             raise ValueError("token_api.require_service_key is on but token_api.service_keys is empty")
         self._keys = dict(settings.service_keys)
-        self._token_open = not settings.require_service_key
-        self._management_open = not (settings.require_service_key or settings.service_keys)
+        self._open = not settings.require_service_key
         self._window_ms = settings.mauth_window * 1000
         self._wall_clock = wall_clock
         self._metrics = metrics
@@ -66,17 +65,10 @@ class Authenticator:
             settings.auth_failure_limit, settings.auth_failure_window, settings.auth_failure_addresses, clock=clock
         )
 
-    @property
-    def management_open(self) -> bool:
-        return self._management_open
-
-    def for_token(self, request: web.Request) -> Principal:
-        """Authenticate ``POST /token``."""
-        return _OPEN if self._token_open else self._authenticate(request)
-
-    def for_management(self, request: web.Request) -> Principal:
-        """Authenticate a ``/v1/rooms*`` route."""
-        return _OPEN if self._management_open else self._authenticate(request)
+    def authenticate(self, request: web.Request) -> Principal:
+        """The caller of ``POST /token`` or a ``/v1/rooms*`` route; :class:`AuthError` without valid
+        credentials (unless the API is open: then an anonymous principal)."""
+        return _OPEN if self._open else self._authenticate(request)
 
     def _authenticate(self, request: web.Request) -> Principal:
         address = request.remote or "unknown"

@@ -24,13 +24,14 @@ class Readiness:
 
 async def check_readiness(transport: Transport, cluster_name: str, timeout: float) -> Readiness:
     try:
-        status = await transport.call(cluster_name, "status", {}, timeout=timeout)
-        workers = await transport.call(cluster_name, "get_workers", {"purpose": PORTAL_PURPOSE}, timeout=timeout)
+        status = await transport.call(cluster_name, "readiness", {"purpose": PORTAL_PURPOSE}, timeout=timeout)
     except RpcError as exc:
         return Readiness(False, f"cluster manager {cluster_name!r} unreachable: {exc.code}: {exc.message}")
-    if isinstance(status, dict) and status.get("state") not in (None, "in-service"):
+    if not isinstance(status, dict):
+        return Readiness(False, "cluster manager answered readiness without a state")
+    if status.get("state") != "in-service":
         return Readiness(False, f"cluster manager is {status.get('state')} (ready in {status.get('ready_in')} s)")
-    schedulable = sum(1 for w in workers or [] if isinstance(w, dict) and w.get("schedulable"))
+    schedulable = int(status.get("schedulable") or 0)
     if not schedulable:
         return Readiness(False, "no schedulable portal")
     return Readiness(True, "ok", schedulable)

@@ -52,10 +52,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(ApiError("Internal error"))
 
 
-def cors_middleware(allowed_origins: Sequence[str]) -> Middleware:
-    """Answer preflight ``OPTIONS`` and add ``Access-Control-Allow-Origin`` for allowed origins."""
+def cors_middleware(allowed_origins: Sequence[str], *, closed_prefixes: Sequence[str] = ()) -> Middleware:
+    """Answer preflight ``OPTIONS`` and add ``Access-Control-Allow-Origin`` for allowed origins.
+
+    Paths under ``closed_prefixes`` never get a CORS header (nor a preflight answer): a page on
+    another origin cannot call them from a browser, whatever ``allowed_origins`` says.
+    """
     any_origin = "*" in allowed_origins
     allowed = frozenset(allowed_origins)
+    closed = tuple(closed_prefixes)
 
     def allow_origin(origin: str | None) -> str | None:
         if origin is None:
@@ -66,6 +71,8 @@ def cors_middleware(allowed_origins: Sequence[str]) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if closed and request.path.startswith(closed):
+            return await handler(request)
         origin = request.headers.get(hdrs.ORIGIN)
         allowed_value = allow_origin(origin)
         if request.method == hdrs.METH_OPTIONS:

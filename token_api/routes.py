@@ -40,10 +40,11 @@ def _token_response(token: str) -> web.Response:
 
 @routes.post("/token")
 async def post_token(request: web.Request) -> web.Response:
-    principal = request.app[AUTHENTICATOR].for_token(request)
+    principal = request.app[AUTHENTICATOR].authenticate(request)
     body = await read_body(request, TokenRequest)
     minted = await request.app[MINTER].mint(
-        body.room, principal.user or body.user, principal.role or body.role, body.preference
+        body.room, principal.user or body.user, principal.role or body.role, body.preference,
+        may_create_room=principal.service is not None,
     )
     request.app[METRICS].tokens_minted.labels(endpoint="token").inc()
     return _token_response(minted.token)
@@ -51,11 +52,12 @@ async def post_token(request: web.Request) -> web.Response:
 
 @routes.post("/v1/rooms/{room}/tokens")
 async def post_room_token(request: web.Request) -> web.Response:
-    principal = request.app[AUTHENTICATOR].for_management(request)
+    principal = request.app[AUTHENTICATOR].authenticate(request)
     room = _room_id(request)
     body = await read_body(request, TokenBody)
     minted = await request.app[MINTER].mint(
-        room, principal.user or body.user, principal.role or body.role, body.preference
+        room, principal.user or body.user, principal.role or body.role, body.preference,
+        may_create_room=principal.service is not None,
     )
     request.app[METRICS].tokens_minted.labels(endpoint="rooms").inc()
     return _token_response(minted.token)
@@ -75,7 +77,7 @@ def _positive_query(request: web.Request, name: str, default: int, maximum: int)
 
 @routes.get("/v1/rooms")
 async def list_rooms(request: web.Request) -> web.Response:
-    request.app[AUTHENTICATOR].for_management(request)
+    request.app[AUTHENTICATOR].authenticate(request)
     page = _positive_query(request, "page", 1, 1_000_000)
     per_page = _positive_query(request, "per_page", _DEFAULT_PER_PAGE, _MAX_PER_PAGE)
     rooms = await request.app[STORE].page((page - 1) * per_page, per_page)
@@ -84,7 +86,7 @@ async def list_rooms(request: web.Request) -> web.Response:
 
 @routes.post("/v1/rooms")
 async def create_room(request: web.Request) -> web.Response:
-    request.app[AUTHENTICATOR].for_management(request)
+    request.app[AUTHENTICATOR].authenticate(request)
     body = await read_body(request, CreateRoom)
     room_id = body.id if isinstance(body.id, str) else new_id()
     try:
@@ -100,7 +102,7 @@ async def create_room(request: web.Request) -> web.Response:
 
 @routes.get("/v1/rooms/{room}")
 async def get_room(request: web.Request) -> web.Response:
-    request.app[AUTHENTICATOR].for_management(request)
+    request.app[AUTHENTICATOR].authenticate(request)
     room_id = _room_id(request)
     room = await request.app[STORE].get(room_id)
     if room is None:
@@ -110,7 +112,7 @@ async def get_room(request: web.Request) -> web.Response:
 
 @routes.put("/v1/rooms/{room}")
 async def update_room(request: web.Request) -> web.Response:
-    request.app[AUTHENTICATOR].for_management(request)
+    request.app[AUTHENTICATOR].authenticate(request)
     room_id = _room_id(request)
     body = await read_body(request, UpdateRoom)
 
@@ -128,7 +130,7 @@ async def update_room(request: web.Request) -> web.Response:
 
 @routes.delete("/v1/rooms/{room}")
 async def delete_room(request: web.Request) -> web.Response:
-    request.app[AUTHENTICATOR].for_management(request)
+    request.app[AUTHENTICATOR].authenticate(request)
     room_id = _room_id(request)
     if not await request.app[STORE].delete(room_id):
         raise RoomNotFound(room_id)

@@ -13,25 +13,30 @@ _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 
 class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    #: Address the HTTP API binds to.
-    host: str = "0.0.0.0"
+    #: Address the HTTP API binds to (loopback by default; with ``require_service_key`` off only a
+    #: loopback address is allowed).
+    host: str = "127.0.0.1"
     #: HTTP port (OWT management API: 3000).
     port: int = 3000
     #: Token lifetime in seconds; the portal reservation lasts exactly as long.
     token_lifetime: float = 180.0
-    #: Require the service key header on ``POST /token`` (off in the embedded default, for a first run).
-    require_service_key: bool = False
-    #: Service keys accepted on ``POST /token`` (header ``X-Service-Key``) and MAuth services ``{id: key}``.
+    #: Require credentials (``X-Service-Key`` or MAuth) on ``POST /token`` and ``/v1/rooms*``.
+    #: Off (an open token API, for a trial) is refused unless ``host`` is a loopback address.
+    require_service_key: bool = True
+    #: Service keys accepted on ``POST /token`` (header ``X-Service-Key``) and MAuth services
+    #: ``{id: key}``. Empty: an embedded server uses the one it keeps in ``keys.state_file``.
     service_keys: dict[str, str] = {}
-    #: Create a room with default settings when a token is asked for an unknown room.
+    #: Create a room with default settings when an authenticated caller asks a token for an
+    #: unknown room (never for an anonymous caller of an open token API).
     auto_create_rooms: bool = True
     #: SQLite file holding the room configuration.
     rooms_db: str = "switchboard-rooms.sqlite3"
     #: Seconds a room read is served from memory (token mints, controllers' room loads); changes
     #: made by another token API process sharing ``rooms_db`` are seen within this. 0 = no cache.
     rooms_cache_ttl: float = 2.0
-    #: Browser origins allowed by CORS; ``["*"]`` allows any.
-    cors_allowed_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    #: Browser origins allowed by CORS on the token and room routes (never on admin routes);
+    #: ``["*"]`` allows any. Unset: any origin while bound to loopback (a trial), none otherwise.
+    cors_allowed_origins: list[str] | None = None
     #: MAuth: a request's timestamp may differ from this server's clock by at most this many
     #: seconds, and a ``(service, cnonce)`` pair is accepted once within it.
     mauth_window: _PositiveSeconds = 300.0

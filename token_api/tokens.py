@@ -64,12 +64,12 @@ class TokenMinter:
         self._store = store
         self._portals = portals
 
-    async def _room(self, room_id: str) -> tuple[Room, bool]:
+    async def _room(self, room_id: str, may_create: bool) -> tuple[Room, bool]:
         """The room, and whether it still has to be stored (auto-created once the token is sure)."""
         room = await self._store.get(room_id)
         if room is not None:
             return room, False
-        if not self._settings.auto_create_rooms:
+        if not (self._settings.auto_create_rooms and may_create):
             raise RoomNotFound(room_id)
         return default_room(room_id), True
 
@@ -82,12 +82,17 @@ class TokenMinter:
                 reason="invalid_user",
             )
 
-    async def mint(self, room_id: str, user: str, role: str, preference: Preference | None) -> MintedToken:
-        """A signed token for ``user`` as ``role`` in ``room_id``; raises an :class:`ApiError`."""
+    async def mint(
+        self, room_id: str, user: str, role: str, preference: Preference | None, *, may_create_room: bool
+    ) -> MintedToken:
+        """A signed token for ``user`` as ``role`` in ``room_id``; raises an :class:`ApiError`.
+
+        ``may_create_room``: the caller is authenticated, so an unknown room may be created
+        (``auto_create_rooms``); an anonymous caller gets tokens for existing rooms only."""
         self._check_user(user)
         if not role:
             raise BadRequest("Name or role not valid: role must not be empty", reason="invalid_role")
-        room, is_new = await self._room(room_id)
+        room, is_new = await self._room(room_id, may_create_room)
         if not room.has_role(role):
             raise BadRequest(
                 f"Name or role not valid: room {room_id!r} has no role {role[:64]!r}", reason="invalid_role"

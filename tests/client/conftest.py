@@ -49,7 +49,7 @@ async def make_client(stack: EmbeddedCluster) -> AsyncIterator[MakeClient]:
 
     async def make(user: str, *, room: str = "lobby", role: str = "presenter", **kwargs: Any) -> Client:
         kwargs.setdefault("settings", FAST)
-        client = await Client.join(stack.api_url, room=room, user=user, role=role, **kwargs)
+        client = await Client.join(stack.api_url, api_headers=stack.service_headers, room=room, user=user, role=role, **kwargs)
         made.append(client)
         return client
 

@@ -179,7 +179,7 @@ async def test_handlers_see_every_event_in_order(make_client: MakeClient) -> Non
 async def test_a_token_string_works_as_well_as_an_api_url(stack: EmbeddedCluster) -> None:
     from switchboard.client import mint_token
 
-    token = await mint_token(stack.api_url, "by-token", "carol", "presenter")
+    token = await mint_token(stack.api_url, "by-token", "carol", "presenter", headers=stack.service_headers)
     async with await Client.join(token, settings=FAST) as carol:
         assert carol.room["id"] == "by-token"
         with pytest.raises(ClientError):  # a token works once
@@ -190,7 +190,8 @@ async def _drop(stack: EmbeddedCluster, room: str, participant: str) -> None:
     """The administrator drops a participant (the controller's admin RPC)."""
     transport = stack.broker.transport("client-tests-admin")
     try:
-        await transport.call(stack.controller.worker_id, "drop_participant", {"room": room, "participant": participant})
+        await transport.call(stack.controller.worker_id, "drop_participant", {"room": room, "participant": participant,
+                                                                           "admin_key": stack.admin_key})
     finally:
         await transport.close()
 

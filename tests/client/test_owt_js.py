@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 async def _join(harness: NodeHarness, stack: EmbeddedCluster, room: str, user: str) -> dict[str, Any]:
-    token = await mint_token(stack.api_url, room, user, "presenter")
+    token = await mint_token(stack.api_url, room, user, "presenter", headers=stack.service_headers)
     result = await harness.command("join", token=token, io={"reconnectionDelay": 200, "reconnectionDelayMax": 1000})
     assert result["ok"], result
     return result
@@ -138,7 +138,8 @@ async def test_a_drop_ends_the_js_session_without_relogin(
     transport = stack.broker.transport("client-tests-admin")
     try:
         await transport.call(
-            stack.controller.worker_id, "drop_participant", {"room": "js-drop", "participant": nina["data"]["id"]}
+            stack.controller.worker_id, "drop_participant", {"room": "js-drop", "participant": nina["data"]["id"],
+                                                         "admin_key": stack.admin_key}
         )
     finally:
         await transport.close()

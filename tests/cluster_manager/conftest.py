@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 import pytest_asyncio
 
-from cluster_manager import ClusterManager, ClusterManagerSettings
+from cluster_manager import ADMIN_METHODS, ClusterManager, ClusterManagerSettings
+from credentials import AdminKeys
 from rpc import Transport
 from tests.support.transports import TransportFactory
 
@@ -30,6 +31,9 @@ class Cluster:
         return self.manager.name
 
     async def call(self, method: str, **args: Any) -> Any:
+        """Call the manager; admin calls carry the admin key (:data:`ADMIN_KEY`)."""
+        if method in ADMIN_METHODS:
+            args.setdefault("admin_key", ADMIN_KEY)
         return await self.client.call(self.name, method, args)
 
     async def join(self, worker_id: str, purpose: str = "portal", **info: Any) -> str:
@@ -51,6 +55,10 @@ class MakeCluster(Protocol):
     ) -> Awaitable[Cluster]: ...
 
 
+#: The admin key every manager of these tests accepts.
+ADMIN_KEY = "admin-key-of-the-cluster-manager-tests"
+
+
 def unique_name() -> str:
     return f"cluster-{uuid.uuid4().hex[:6]}"
 
@@ -67,6 +75,7 @@ async def make_cluster(transports: TransportFactory) -> AsyncIterator[MakeCluste
         manager = ClusterManager(
             await transports.make(f"cm-{settings['name']}"),
             ClusterManagerSettings(**settings),
+            admin_keys=AdminKeys([ADMIN_KEY]),
             clock=clock or time.monotonic,
             fresh=fresh,
             rng=random.Random(7),

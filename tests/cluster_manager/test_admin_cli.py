@@ -14,13 +14,23 @@ import pytest_asyncio
 from aiohttp import web
 
 from cluster_manager import ClusterManager, ClusterManagerSettings, admin_rpc_routes
+from credentials import AdminKeys
 from rpc import LocalBroker, RpcSettings, Transport
 from rpc.amqp import AmqpTransport
 from switchboard.admin import run_admin
 
-from .conftest import unique_name
+from .conftest import ADMIN_KEY, unique_name
 
-ADMIN_TOKEN = "s3cret"
+
+@pytest.fixture(autouse=True)
+def _admin_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How an operator gives the CLI its key when not on the embedded server's machine."""
+    monkeypatch.setenv("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+
+
+def _manager(transport: Transport) -> ClusterManager:
+    return ClusterManager(transport, ClusterManagerSettings(name=unique_name()), fresh=False,
+                          admin_keys=AdminKeys([ADMIN_KEY]))
 
 
 @dataclass
@@ -31,6 +41,9 @@ class Server:
 
     async def call(self, method: str, **args: object) -> object:
         return await self.caller.call(self.manager.name, method, args)
+
+    async def admin_call(self, method: str, **args: object) -> object:
+        return await self.call(method, admin_key=ADMIN_KEY, **args)
 
 
 async def _populate(server: Server) -> None:
@@ -45,12 +58,11 @@ async def _populate(server: Server) -> None:
 async def http_server() -> AsyncIterator[Server]:
     """An embedded-style server: the manager on a LocalBroker, the admin relay on an aiohttp app (port 0)."""
     broker = LocalBroker(roundtrip=True)
-    manager = ClusterManager(broker.transport("cm"), ClusterManagerSettings(name=unique_name()), fresh=False)
+    manager = _manager(broker.transport("cm"))
     await manager.start()
     relay = broker.transport("token-api")
     app = web.Application()
-    app.add_routes(admin_rpc_routes(relay, manager.name, token=None))
-    app.add_routes(admin_rpc_routes(relay, manager.name, token=ADMIN_TOKEN, path="/secured/admin/rpc"))
+    app.add_routes(admin_rpc_routes(relay, manager.name))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -88,7 +100,9 @@ async def test_worker_tasks_and_status(http_server: Server, capsys: pytest.Captu
     assert await admin("tasks", "portal-1", "--url", http_server.url) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["TASK", "STATE", "EXPIRES_IN"]
-    assert lines[1].split()[:2] == ["token-1", "reserved"]
+    # a portal's tasks are join-token codes: shown as a digest, never as the code
+    assert lines[1].split()[0].startswith("token:") and lines[1].split()[1] == "reserved"
+    assert "token-1" not in "\n".join(lines)
 
     assert await admin("tasks", "conf-1", "--url", http_server.url, "--json") == 0
     assert json.loads(capsys.readouterr().out) == [
@@ -108,7 +122,7 @@ async def test_worker_tasks_and_status(http_server: Server, capsys: pytest.Captu
 async def test_drain_and_undrain(http_server: Server, capsys: pytest.CaptureFixture[str]) -> None:
     assert await admin("drain", "conf-1", "--url", http_server.url) == 0
     assert "conf-1 drained" in capsys.readouterr().out
-    assert (await http_server.call("get_worker", worker_id="conf-1"))["drained"] is True  # type: ignore[index]
+    assert (await http_server.admin_call("get_worker", worker_id="conf-1"))["drained"] is True  # type: ignore[index]
 
     assert await admin("undrain", "conf-1", "--url", http_server.url, "--json") == 0
     assert json.loads(capsys.readouterr().out)["drained"] is False
@@ -121,22 +135,31 @@ async def test_an_unknown_worker_is_a_refusal_with_exit_code_1(http_server: Serv
     assert captured.err.strip() == "switchboard admin: unknown_worker: worker 'ghost' does not exist"
 
 
-async def test_the_http_relay_only_passes_admin_methods_and_checks_its_token(
-    http_server: Server, capsys: pytest.CaptureFixture[str]
+async def test_the_http_relay_only_passes_admin_methods_with_the_admin_key(
+    http_server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with aiohttp.ClientSession() as session:
         body = {"method": "schedule", "args": {"purpose": "portal", "task": "sneaky"}}
-        async with session.post(f"{http_server.url}/admin/rpc", json=body) as response:
+        async with session.post(f"{http_server.url}/admin/rpc", json=body, headers=headers) as response:
             assert response.status == 404
             assert (await response.json())["error"]["code"] == "unknown_method"
-        async with session.post(f"{http_server.url}/admin/rpc", data=b"{not json") as response:
+        async with session.post(f"{http_server.url}/admin/rpc", data=b"{not json",
+                                headers={**headers, "Content-Type": "application/json"}) as response:
             assert response.status == 400
+        drain = {"method": "drain", "args": {"worker_id": "conf-1"}}
+        async with session.post(f"{http_server.url}/admin/rpc", json=drain) as response:
+            assert response.status == 401
+        async with session.post(f"{http_server.url}/admin/rpc", json=drain,
+                                headers={"Authorization": "Bearer not-the-key"}) as response:
+            assert response.status == 401 and (await response.json())["error"]["code"] == "unauthorized"
     assert await http_server.call("get_scheduled", purpose="portal", task="sneaky") is None
+    assert (await http_server.admin_call("get_worker", worker_id="conf-1"))["drained"] is False  # type: ignore[index]
 
-    secured = f"{http_server.url}/secured"
-    assert await admin("status", "--url", secured) == 1
+    monkeypatch.setenv("SWITCHBOARD_ADMIN_KEY", "not-the-key")
+    assert await admin("status", "--url", http_server.url) == 1
     assert "unauthorized" in capsys.readouterr().err
-    assert await admin("status", "--url", secured, "--token", ADMIN_TOKEN, "--json") == 0
+    assert await admin("status", "--url", http_server.url, "--key", ADMIN_KEY, "--json") == 0
     assert json.loads(capsys.readouterr().out)["state"] == "in-service"
 
 
@@ -172,7 +195,7 @@ async def test_a_server_without_a_manager_behind_the_relay_gives_exit_code_2(cap
 async def test_the_cli_reaches_a_manager_over_amqp(broker_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     transport = AmqpTransport("cm-cli-test", RpcSettings(broker_url=broker_url))
     await transport.start()
-    manager = ClusterManager(transport, ClusterManagerSettings(name=unique_name()), fresh=False)
+    manager = _manager(transport)
     await manager.start()
     try:
         await _populate(Server("", manager, transport))
@@ -180,6 +203,11 @@ async def test_the_cli_reaches_a_manager_over_amqp(broker_url: str, capsys: pyte
         assert [w["id"] for w in json.loads(capsys.readouterr().out)] == ["portal-1", "conf-1"]
         assert await admin("--broker", broker_url, "--cluster", manager.name, "drain", "portal-1") == 0
         assert "portal-1 drained" in capsys.readouterr().out
+        # over the broker too, a caller without the admin key cannot drain
+        assert await admin("--broker", broker_url, "--cluster", manager.name, "--key", "wrong", "undrain",
+                           "portal-1") == 1
+        assert "unauthorized" in capsys.readouterr().err
+        assert (await Server("", manager, transport).admin_call("get_worker", worker_id="portal-1"))["drained"]  # type: ignore[index]
 
         assert await admin("status", "--broker", broker_url, "--cluster", "nobody-serves-this", "--timeout", "2") == 2
         assert "cannot reach the cluster manager" in capsys.readouterr().err

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import pytest_asyncio
 
-from cluster_manager import ClusterManager
+from cluster_manager import ClusterManager, task_digest
+from credentials import AdminKeys
 from rpc import RpcRemoteError
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
@@ -16,7 +17,7 @@ from tests.support.fake_clock import FakeClock
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
-from .conftest import Cluster, MakeCluster, unique_name
+from .conftest import ADMIN_KEY, Cluster, MakeCluster, unique_name
 
 MakeWorker = Callable[..., Awaitable[ClusterWorker]]
 
@@ -145,7 +146,8 @@ async def test_a_snapshot_restores_workers_and_tasks_without_a_window(make_clust
     snapshot = before.manager.snapshot()
     await before.manager.stop()
 
-    manager = ClusterManager(await before.transports.make(), before.manager.settings, clock=clock)
+    manager = ClusterManager(await before.transports.make(), before.manager.settings, clock=clock,
+                             admin_keys=AdminKeys([ADMIN_KEY]))
     manager.restore(snapshot)
     await manager.start()
     try:
@@ -153,8 +155,9 @@ async def test_a_snapshot_restores_workers_and_tasks_without_a_window(make_clust
         worker = await before.call("get_worker", worker_id="portal-1")
         assert (worker["load"], worker["drained"], worker["max_load"]) == (0.5, True, 0.9)
         tasks = {t["task"]: t for t in await before.call("get_tasks", worker_id="portal-1")}
-        assert tasks["token-1"]["state"] == "reserved" and tasks["token-1"]["expires_in"] == 100.0
-        assert tasks["token-2"]["state"] == "executing"
+        reserved, executing = tasks[task_digest("token-1")], tasks[task_digest("token-2")]
+        assert reserved["state"] == "reserved" and reserved["expires_in"] == 100.0
+        assert executing["state"] == "executing"
         await before.call("claim", purpose="portal", task="token-1", worker_id="portal-1")
     finally:
         await manager.stop()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cluster_manager import task_digest
 from rpc import RpcRemoteError
 from tests.support.fake_clock import FakeClock
 
@@ -38,7 +39,7 @@ async def test_reserve_claim_lay_down_linger_and_expire(make_cluster: MakeCluste
     assert scheduled == {"id": "portal-1", "info": PORTAL_INFO}
     assert await cluster.call("get_scheduled", purpose="portal", task="token-1") == scheduled
     [task] = await cluster.call("get_tasks", worker_id="portal-1")
-    assert task == {"task": "token-1", "worker": "portal-1", "state": "reserved", "expires_in": 10.0}
+    assert task == {"task": task_digest("token-1"), "worker": "portal-1", "state": "reserved", "expires_in": 10.0}
 
     assert await cluster.call("claim", purpose="portal", task="token-1", worker_id="portal-1") is None
     [task] = await cluster.call("get_tasks", worker_id="portal-1")

@@ -12,11 +12,16 @@ import pytest
 import pytest_asyncio
 
 from conference_controller import Controller, ControllerSettings
+from conference_controller.service import ADMIN_METHODS
+from credentials import AdminKeys
 from rpc import LocalBroker, Transport
 from rpc.settings import WorkerSettings
 from tests.support.transports import TransportFactory
 
 from .fakes import ROOM_CONFIG, FakeAgent, FakeCluster, FakePortal, FakeRooms
+
+#: The admin key the controllers of these tests accept.
+ADMIN_KEY = "admin-key-of-the-controller-tests"
 
 FAST_WORKER = dict(keepalive_interval=0.5, keepalive_timeout=0.5, keepalive_max_failures=3,
                    join_retries=50, join_interval=0.05, load_report_interval=1.0)
@@ -50,7 +55,7 @@ class Env:
         self.caller = fakes
         controller_transport = await self.transports.make("controller")
         self.controller = Controller(controller_transport, self.settings, self.worker_settings,
-                                     rooms_service=self.rooms_service)
+                                     rooms_service=self.rooms_service, admin_keys=AdminKeys([ADMIN_KEY]))
         await self.controller.start()
 
     async def start_agent(self) -> FakeAgent:
@@ -65,6 +70,9 @@ class Env:
             await self.agent.stop()
 
     async def call(self, method: str, **args: Any) -> Any:
+        """Call the controller; admin calls carry the admin key."""
+        if method in ADMIN_METHODS:
+            args.setdefault("admin_key", ADMIN_KEY)
         return await self.caller.call(self.controller.worker_id, method, args)
 
     def new_ticket(self) -> str:

@@ -24,8 +24,8 @@ async def test_relogin_on_the_other_portal_gets_exactly_the_missed_messages(
     cluster = process_cluster(portals=2, controllers=2)
     await cluster.start()
     try:
-        alice = await Client.join(cluster.api_url, room="c1", user="alice", role="presenter", preference={"isp": "isp-1"})
-        bob = await Client.join(cluster.api_url, room="c1", user="bob", role="presenter", preference={"isp": "isp-2"})
+        alice = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="c1", user="alice", role="presenter", preference={"isp": "isp-1"})
+        bob = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="c1", user="bob", role="presenter", preference={"isp": "isp-2"})
         assert alice.url == cluster.portal_url(1) and bob.url == cluster.portal_url(2)
         assert alice.id is not None  # a successful login sets it
         await bob.send_text(alice.id, "hi")
@@ -53,9 +53,9 @@ async def test_when_a_portal_process_dies_its_clients_relogin_on_the_survivor_an
         "SWITCHBOARD_CONTROLLER__RECONNECTION_TIMEOUT": "30"})
     await cluster.start()
     try:
-        alice = await Client.join(cluster.api_url, room="c2", user="alice", role="presenter", preference={"isp": "isp-1"})
-        bob = await Client.join(cluster.api_url, room="c2", user="bob", role="presenter", preference={"isp": "isp-1"})
-        carol = await Client.join(cluster.api_url, room="c2", user="carol", role="presenter", preference={"isp": "isp-2"})
+        alice = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="c2", user="alice", role="presenter", preference={"isp": "isp-1"})
+        bob = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="c2", user="bob", role="presenter", preference={"isp": "isp-1"})
+        carol = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="c2", user="carol", role="presenter", preference={"isp": "isp-2"})
         await carol.send_text("all", "before")
         for c in (alice, bob, carol):
             assert await _texts(c, 1) == ["before"]

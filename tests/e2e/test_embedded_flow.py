@@ -27,8 +27,8 @@ async def test_a_dropped_extension_client_gets_exactly_the_three_messages_it_mis
     make_embedded: MakeEmbedded,
 ) -> None:
     server = await make_embedded()
-    alice = await Client.join(server.api_url, room="e2e", user="alice", role="presenter")
-    bob = await Client.join(server.api_url, room="e2e", user="bob", role="presenter")
+    alice = await Client.join(server.api_url, api_headers=server.service_headers, room="e2e", user="alice", role="presenter")
+    bob = await Client.join(server.api_url, api_headers=server.service_headers, room="e2e", user="bob", role="presenter")
     assert alice.id is not None and bob.id is not None  # a successful login sets them
     await bob.send_text(alice.id, "hello alice")
     assert await _texts_after(alice, 1) == ["hello alice"]
@@ -51,9 +51,9 @@ async def test_a_dropped_extension_client_gets_exactly_the_three_messages_it_mis
 
 async def test_a_plain_owt_client_gets_the_messages_sent_while_it_was_held(make_embedded: MakeEmbedded) -> None:
     server = await make_embedded()
-    alice = await Client.join(server.api_url, room="plain", user="alice", role="presenter", extension=False)
+    alice = await Client.join(server.api_url, api_headers=server.service_headers, room="plain", user="alice", role="presenter", extension=False)
     assert alice.id is not None  # a successful login sets it
-    bob = await Client.join(server.api_url, room="plain", user="bob", role="presenter")
+    bob = await Client.join(server.api_url, api_headers=server.service_headers, room="plain", user="bob", role="presenter")
     reconnected = asyncio.Event()
     alice.on("disconnected", lambda _e: None)
     alice.on("reconnected", lambda _e: reconnected.set())
@@ -77,7 +77,7 @@ async def _admin(server: EmbeddedCluster, target: str, method: str, **args: Any)
     """An admin call through the real RPC entry point."""
     transport = server.broker.transport("e2e-admin")
     try:
-        return await transport.call(target, method, args)
+        return await transport.call(target, method, {**args, "admin_key": server.admin_key})
     finally:
         await transport.close()
 
@@ -95,8 +95,8 @@ async def test_a_held_participant_that_never_returns_leaves_and_the_others_are_t
     make_embedded: MakeEmbedded,
 ) -> None:
     server = await make_embedded(controller={"reconnection_timeout": 1.0})
-    alice = await Client.join(server.api_url, room="gone", user="alice", role="presenter")
-    bob = await Client.join(server.api_url, room="gone", user="bob", role="presenter")
+    alice = await Client.join(server.api_url, api_headers=server.service_headers, room="gone", user="alice", role="presenter")
+    bob = await Client.join(server.api_url, api_headers=server.service_headers, room="gone", user="bob", role="presenter")
     alice_id = alice.id
     await alice.close()  # no logout: the server holds her
     event = await bob.next_event("participant", timeout=10)
@@ -108,22 +108,24 @@ async def test_a_held_participant_that_never_returns_leaves_and_the_others_are_t
 async def test_room_limit_and_role_errors(make_embedded: MakeEmbedded) -> None:
     server = await make_embedded()
     async with aiohttp.ClientSession() as http:
-        resp = await http.post(f"{server.api_url}/v1/rooms", json={"name": "small", "options": {"participantLimit": 1}})
+        resp = await http.post(f"{server.api_url}/v1/rooms", json={"name": "small", "options": {"participantLimit": 1}},
+                               headers=server.service_headers)
         assert resp.status in (200, 201), await resp.text()
         room = (await resp.json())
         room_id = room.get("_id") or room.get("id")
-        bad_role = await http.post(f"{server.api_url}/token", json={"room": room_id, "user": "x", "role": "emperor"})
+        bad_role = await http.post(f"{server.api_url}/token", json={"room": room_id, "user": "x", "role": "emperor"},
+                                   headers=server.service_headers)
         assert bad_role.status in (400, 403, 404) and "error" in await bad_role.json()
-    first = await Client.join(server.api_url, room=room_id, user="first", role="presenter")
+    first = await Client.join(server.api_url, api_headers=server.service_headers, room=room_id, user="first", role="presenter")
     with pytest.raises(ClientError) as info:
-        await Client.join(server.api_url, room=room_id, user="second", role="presenter")
+        await Client.join(server.api_url, api_headers=server.service_headers, room=room_id, user="second", role="presenter")
     assert "full" in str(info.value).lower()
     await first.leave()
 
 
 async def test_an_empty_room_is_destroyed_and_its_task_laid_down(make_embedded: MakeEmbedded) -> None:
     server = await make_embedded(controller={"room_grace_period": 0.3})
-    alice = await Client.join(server.api_url, room="ephemeral", user="alice", role="presenter")
+    alice = await Client.join(server.api_url, api_headers=server.service_headers, room="ephemeral", user="alice", role="presenter")
     controller_id = server.controller.worker_id
 
     cluster = server.settings.cluster_manager.name
@@ -149,7 +151,7 @@ async def test_an_empty_room_is_destroyed_and_its_task_laid_down(make_embedded: 
 
 async def test_a_token_used_and_logged_out_cannot_log_in_again(make_embedded: MakeEmbedded) -> None:
     server = await make_embedded()
-    token = await mint_token(server.api_url, "once", "alice", "presenter")
+    token = await mint_token(server.api_url, "once", "alice", "presenter", headers=server.service_headers)
     alice = await Client.join(token)
     portal_id = server.portal.worker_id
     cluster = server.settings.cluster_manager.name

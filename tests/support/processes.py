@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import json
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -85,6 +87,7 @@ class ProcessCluster:
 
     def __post_init__(self) -> None:
         tag = uuid.uuid4().hex[:6]
+        self.signing_key, self.service_key, self.admin_key = (secrets.token_urlsafe(32) for _ in range(3))
         self.env = dict(os.environ)
         self.env.update(
             {
@@ -98,6 +101,9 @@ class ProcessCluster:
                 "SWITCHBOARD_WORKER__JOIN_INTERVAL": "0.3",
                 "SWITCHBOARD_TOKEN_API__ROOMS_DB": str(self.workdir / "rooms.sqlite3"),
                 "SWITCHBOARD_LOG__LEVEL": "info",
+                "SWITCHBOARD_KEYS__KEYS": json.dumps([self.signing_key]),
+                "SWITCHBOARD_KEYS__ADMIN_KEYS": json.dumps([self.admin_key]),
+                "SWITCHBOARD_TOKEN_API__SERVICE_KEYS": json.dumps({"tests": self.service_key}),
             }
         )
         self.env.update(self.env_overrides)
@@ -121,12 +127,12 @@ class ProcessCluster:
     @property
     def service_headers(self) -> dict[str, str]:
         """Headers that authenticate a token API call (``POST /token``, ``/v1/rooms*``)."""
-        return {}
+        return {"X-Service-Key": self.service_key}
 
     @property
     def admin_headers(self) -> dict[str, str]:
         """Headers that authenticate an admin call (``POST /admin/rpc``)."""
-        return {}
+        return {"Authorization": f"Bearer {self.admin_key}"}
 
     @property
     def api_url(self) -> str:
@@ -137,7 +143,8 @@ class ProcessCluster:
 
     async def admin(self, method: str, **args: Any) -> Any:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{self.api_url}/admin/rpc", json={"method": method, "args": args}) as resp:
+            async with session.post(f"{self.api_url}/admin/rpc", json={"method": method, "args": args},
+                                    headers=self.admin_headers) as resp:
                 body = await resp.json()
         if "error" in body:
             raise RuntimeError(f"admin {method}: {body['error']}")

@@ -17,6 +17,7 @@ import pytest
 
 from switchboard.client import Client
 from switchboard.devbroker import RabbitNode
+from switchboard.localkeys import LocalKeys, LocalKeysError, default_state_path, read
 from tests.support.processes import free_port
 from tests.support.waiting import wait_until
 
@@ -34,9 +35,21 @@ def _children(pid: int) -> dict[int, str]:
     return kids
 
 
+def _local_keys() -> LocalKeys | None:
+    """The keys `switchboard up` made for its children (none yet while it starts)."""
+    try:
+        return read(default_state_path())
+    except LocalKeysError:
+        return None
+
+
 async def _admin(api: str, method: str) -> Any:
+    keys = _local_keys()
+    if keys is None:
+        return None
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{api}/admin/rpc", json={"method": method, "args": {}}) as resp:
+        async with http.post(f"{api}/admin/rpc", json={"method": method, "args": {}},
+                             headers={"Authorization": f"Bearer {keys.admin_key}"}) as resp:
             return (await resp.json()).get("result")
 
 
@@ -76,7 +89,10 @@ async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit:
 
     try:
         await wait_until(lambda: _ready(portals_registered), timeout=60, interval=0.3)
-        client = await Client.join(api, room="local", user="a", role="presenter")
+        keys = _local_keys()
+        assert keys is not None
+        client = await Client.join(api, room="local", user="a", role="presenter",
+                                   api_headers={"X-Service-Key": keys.service_key})
         await client.leave()
 
         portal_pid = next(pid for pid, args in _children(proc.pid).items() if " portal " in f" {args} ")

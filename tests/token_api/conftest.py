@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from cluster_manager import ClusterManager, ClusterManagerSettings
-from credentials import Keyring
+from cluster_manager import ADMIN_METHODS, ClusterManager, ClusterManagerSettings
+from credentials import AdminKeys, Keyring
 from rpc import Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
@@ -28,6 +28,8 @@ from token_api.mauth import sign
 KEY = "token-api-test-key"
 SERVICE_ID = "svc-1"
 SERVICE_KEY = "svc-1-secret"
+SERVICE_HEADERS = {"X-Service-Key": SERVICE_KEY}
+ADMIN_KEY = "admin-key-of-the-token-api-tests"
 
 
 def decode_token(token: str) -> dict[str, Any]:
@@ -72,7 +74,10 @@ class Stack:
 
     transports: TransportFactory
     tmp_path: Path
+    #: Sends the service key with every request (an application server).
     session: aiohttp.ClientSession
+    #: Sends no credentials unless a request names them (an anonymous caller, an attacker).
+    anonymous: aiohttp.ClientSession
     keyring: Keyring = field(default_factory=lambda: Keyring([KEY]))
     cluster_name: str = field(default_factory=lambda: f"cluster-{uuid.uuid4().hex[:6]}")
     manager: ClusterManager | None = None
@@ -87,6 +92,7 @@ class Stack:
             await self.transports.make(f"cm-{self.cluster_name}"),
             ClusterManagerSettings(name=self.cluster_name, **settings),
             fresh=fresh,
+            admin_keys=AdminKeys([ADMIN_KEY]),
         )
         await manager.start()
         self.manager = manager
@@ -99,6 +105,7 @@ class Stack:
         settings.setdefault("port", 0)
         settings.setdefault("rooms_db", str(self.tmp_path / "rooms.sqlite3"))
         settings.setdefault("schedule_budget", 1.0)
+        settings.setdefault("service_keys", {SERVICE_ID: SERVICE_KEY})
         api = TokenApi(
             await self.transports.make(f"token-api-{uuid.uuid4().hex[:6]}"),
             TokenApiSettings(**settings),
@@ -138,10 +145,14 @@ class Stack:
 
     async def admin(self, method: str, **args: Any) -> Any:
         assert self.client is not None
+        if method in ADMIN_METHODS:
+            args["admin_key"] = ADMIN_KEY
         return await self.client.call(self.cluster_name, method, args)
 
-    async def post_token(self, body: Any, **kwargs: Any) -> aiohttp.ClientResponse:
-        return await self.session.post(self.url("/token"), json=body, **kwargs)
+    async def post_token(self, body: Any, *, anonymous: bool = False, **kwargs: Any) -> aiohttp.ClientResponse:
+        """``POST /token`` with the service key, or with only the ``headers`` given (``anonymous``)."""
+        session = self.anonymous if anonymous else self.session
+        return await session.post(self.url("/token"), json=body, **kwargs)
 
     async def close(self) -> None:
         for api in self.apis:
@@ -153,8 +164,8 @@ class Stack:
 
 
 async def _stack(transports: TransportFactory, tmp_path: Path) -> AsyncIterator[Stack]:
-    async with aiohttp.ClientSession() as session:
-        stack = Stack(transports, tmp_path, session)
+    async with aiohttp.ClientSession(headers=SERVICE_HEADERS) as session, aiohttp.ClientSession() as anonymous:
+        stack = Stack(transports, tmp_path, session, anonymous)
         try:
             yield stack
         finally:

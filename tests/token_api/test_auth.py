@@ -23,7 +23,7 @@ async def secured(stack: Stack) -> Stack:
 
 
 async def _room_token(stack: Stack, header: str, room: str = "r1") -> tuple[int, dict[str, object] | str]:
-    response = await stack.session.post(
+    response = await stack.anonymous.post(
         stack.url(f"/v1/rooms/{room}/tokens"), json={"user": "u", "role": "presenter"},
         headers={"Authorization": header},
     )
@@ -32,28 +32,36 @@ async def _room_token(stack: Stack, header: str, room: str = "r1") -> tuple[int,
     return response.status, await response.text()
 
 
-async def test_post_token_requires_a_service_key_when_configured(secured: Stack) -> None:
+async def test_post_token_requires_a_service_key_by_default(secured: Stack) -> None:
     body = {"room": "r", "user": "u", "role": "viewer"}
-    missing = await secured.post_token(body)
+    missing = await secured.post_token(body, anonymous=True)
     assert missing.status == 401
     error = (await missing.json())["error"]
     assert error["code"] == 1101 and error["reason"] == "missing_credentials"
     assert missing.headers["WWW-Authenticate"].startswith("MAuth")
 
-    wrong = await secured.post_token(body, headers={"X-Service-Key": "nope"})
+    wrong = await secured.post_token(body, anonymous=True, headers={"X-Service-Key": "nope"})
     assert wrong.status == 401 and (await wrong.json())["error"]["reason"] == "bad_service_key"
     for key in KEYS.values():
-        assert (await secured.post_token(body, headers={"X-Service-Key": key})).status == 200
-    assert (await secured.post_token(body, headers={"Authorization": mauth_header()})).status == 200
+        assert (await secured.post_token(body, anonymous=True, headers={"X-Service-Key": key})).status == 200
+    assert (await secured.post_token(body, anonymous=True, headers={"Authorization": mauth_header()})).status == 200
+    assert (await secured.anonymous.get(secured.url("/v1/rooms"))).status == 401
 
 
-async def test_post_token_is_open_by_default(stack: Stack) -> None:
+async def test_an_open_token_api_serves_anonymous_callers_on_loopback_only(stack: Stack) -> None:
     await stack.start_manager()
     await stack.add_portal("portal-a")
-    await stack.start_api(service_keys=KEYS)
-    assert (await stack.post_token({"room": "r", "user": "u", "role": "viewer"})).status == 200
-    # …but with keys configured the management routes are not.
-    assert (await stack.session.get(stack.url("/v1/rooms"))).status == 401
+    await stack.start_api(require_service_key=False)
+    await stack.session.post(stack.url("/v1/rooms"), json={"name": "known", "id": "known"})
+    body = {"room": "known", "user": "u", "role": "viewer"}
+    assert (await stack.post_token(body, anonymous=True)).status == 200
+    # an anonymous caller cannot create rooms through auto-creation
+    unknown = await stack.post_token({**body, "room": "made-up"}, anonymous=True)
+    assert unknown.status == 404 and (await unknown.json())["error"]["reason"] == "unknown_room"
+    rooms = await (await stack.anonymous.get(stack.url("/v1/rooms"))).json()
+    assert [room["id"] for room in rooms] == ["known"]
+    with pytest.raises(ValueError, match="loopback"):
+        await stack.start_api(require_service_key=False, host="0.0.0.0")
 
 
 async def test_a_good_mauth_header_mints_and_spaces_are_tolerated(secured: Stack) -> None:
@@ -117,7 +125,7 @@ async def test_a_malformed_header_is_401_and_changes_nothing(secured: Stack, hea
     status, body = await _room_token(secured, header, room="untouched")
     assert status == 401
     assert body["error"]["reason"] == "malformed_header"  # type: ignore[index]
-    listing = await secured.session.get(secured.url("/v1/rooms"), headers={"Authorization": mauth_header()})
+    listing = await secured.anonymous.get(secured.url("/v1/rooms"), headers={"Authorization": mauth_header()})
     assert await listing.json() == []
 
 
@@ -137,7 +145,7 @@ async def test_repeated_failures_from_one_address_are_rate_limited(stack: Stack)
     for _ in range(3):
         status, _ = await _room_token(stack, mauth_header(key="wrong"))
         assert status == 401
-    response = await stack.session.get(stack.url("/v1/rooms"), headers={"Authorization": mauth_header()})
+    response = await stack.anonymous.get(stack.url("/v1/rooms"), headers={"Authorization": mauth_header()})
     assert response.status == 429
     assert 1 <= int(response.headers["Retry-After"]) <= 30
     assert (await response.json())["error"]["reason"] == "too_many_auth_failures"
@@ -149,4 +157,4 @@ async def test_repeated_failures_from_one_address_are_rate_limited(stack: Stack)
 
 async def test_require_service_key_without_keys_is_a_configuration_error(stack: Stack) -> None:
     with pytest.raises(ValueError, match="service_keys"):
-        await stack.start_api(require_service_key=True)
+        await stack.start_api(require_service_key=True, service_keys={})
