@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import TypedDict
 
-from rpc import Transport
+from rpc import ServiceError, Transport, rpc_method
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
 from tests.support.fake_cluster_manager import FakeClusterManager
@@ -132,17 +132,40 @@ async def test_whoareyou_from_a_manager_in_service_tells_the_owner_its_tasks_are
     await worker.stop()
 
 
+class _FailingKeepalives(FakeClusterManager):
+    """A manager whose keep-alives fail (it never answers ``whoareyou``) while ``failing`` is set."""
+
+    failing = False
+
+    @rpc_method
+    async def keep_alive(self, worker_id: str) -> str:
+        if self.failing:
+            self.keepalives += 1
+            raise ServiceError("unavailable", "the manager is busy")
+        return await super().keep_alive(worker_id)
+
+
 async def test_more_than_three_failed_keepalives_start_a_rejoin(transports: TransportFactory) -> None:
-    name = f"cluster-{uuid.uuid4().hex[:6]}"
-    manager = FakeClusterManager()
-    handle = await (await transports.make()).serve(name, manager)
-    transport = await transports.make()
+    # Only the failed keep-alives can start this rejoin: the manager never says whoareyou.
+    manager = _FailingKeepalives()
+    transport, name = await _setup(transports, manager)
     worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
                            settings=WorkerSettings(cluster_name=name, **FAST))
     await worker.start()
-    await handle.stop()  # the manager disappears
-    await asyncio.sleep(FAST["keepalive_interval"] * 8)
-    replacement = FakeClusterManager(state="initializing")
-    await (await transports.make()).serve(name, replacement)
-    await wait_until(lambda: replacement.joins and worker.recoveries == 1)
+    assert len(manager.joins) == 1
+    manager.failing = True
+    await wait_until(lambda: len(manager.joins) == 2 and worker.recoveries == 1, what="a rejoin")
+    assert manager.keepalives > FAST["keepalive_max_failures"]
+    await worker.stop()
+
+
+async def test_failed_keepalives_within_the_bound_do_not_rejoin(transports: TransportFactory) -> None:
+    manager = _FailingKeepalives()
+    transport, name = await _setup(transports, manager)
+    worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
+                           settings=WorkerSettings(cluster_name=name, **{**FAST, "keepalive_max_failures": 1000}))
+    await worker.start()
+    manager.failing = True
+    await wait_until(lambda: manager.keepalives >= 5, what="failed keep-alives")
+    assert len(manager.joins) == 1 and worker.recoveries == 0
     await worker.stop()
