@@ -283,7 +283,9 @@ class LoginService:
         conn = self.connections.get(old.sid or "")
         if conn is not None and conn.session is old:
             conn.session = None
-            conn.move(State.INITIALIZED)
+            # Not back to ``initialized``: until it is gone, the socket can neither act (``Illegal
+            # request`` at once, nothing held for a relogin) nor log in again.
+            conn.move(State.WAITING_FOR_RECONNECTING)
             self.background.spawn(self.close_transport(conn.sid))
 
     def displace(self, participant: str, epoch: int) -> None:
