@@ -26,6 +26,7 @@ from .delivery import Delivery
 from .errors import (
     AlreadyJoined,
     HoldExpired,
+    NotCurrentPortal,
     ResyncRequired,
     RoomConfigUnavailable,
     UnknownParticipant,
@@ -298,9 +299,12 @@ class Controller:
             self.leave(participant, reason="hold_expired")
 
     def resume(
-        self, participant: Participant, ticket_id: str, new_ticket_id: str, portal: WorkerId, last_seq: int | None
+        self, participant: Participant, ticket_id: str, new_ticket_id: str, portal: WorkerId, last_seq: int | None,
+        retry_key: str | None = None,
     ) -> dict[str, Any]:
-        participant.check_replacement(ticket_id, new_ticket_id)
+        """A relogin through ``portal``: rotate the ticket, hand back what was missed, and make this
+        the participant's only socket (the previous portal is told to close its socket: ``displace``)."""
+        retry = participant.check_resume(ticket_id, new_ticket_id, retry_key)
         if participant.hold_expired():
             self.leave(participant, reason="hold_expired")
             raise HoldExpired(f"participant {participant.id} was held too long")
@@ -309,12 +313,31 @@ class Controller:
         except OutboxGap as gap:
             self.leave(participant, reason="resync_required")
             raise ResyncRequired(f"missing {gap.first}..{gap.last}") from None
-        participant.replace_ticket(ticket_id, new_ticket_id)
+        participant.rotate(ticket_id, new_ticket_id, retry_key)
         previous = participant.portal
         participant.reconnect(portal)
-        participant.log.info("participant_resumed", portal=portal, previous_portal=previous,
-                             replayed=len(messages), last_seq=last_seq)
-        return {"messages": [m.to_wire() for m in messages], "last_seq": participant.outbox.last_seq}
+        if previous != portal:
+            self.spawn(self._displace(participant, previous, participant.epoch),
+                       name=f"displace:{participant.id}")
+        participant.log.info("participant_resumed", portal=portal, previous_portal=previous, retry=retry,
+                             epoch=participant.epoch, replayed=len(messages), last_seq=last_seq)
+        return {"messages": [m.to_wire() for m in messages], "last_seq": participant.outbox.last_seq,
+                "epoch": participant.epoch}
+
+    async def _displace(self, participant: Participant, portal: WorkerId, epoch: int) -> None:
+        """Tell ``portal`` to close the participant's socket there (no hold, no leave).  Best effort:
+        a portal that does not get it cannot act for the participant anyway (``not_current_portal``)."""
+        try:
+            await self.transport.call(portal, "displace", {"participant": participant.id, "epoch": epoch},
+                                      timeout=self.settings.portal_timeout)
+        except RpcError as exc:
+            participant.log.info("displace_not_delivered", portal=portal, error=exc.code)
+
+    def check_portal(self, participant: Participant, portal: str) -> None:
+        """Refuse a call for ``participant`` from a portal that is not its current one."""
+        if participant.portal != portal:
+            participant.log.info("stale_portal_refused", portal=portal, current=participant.portal)
+            raise NotCurrentPortal()
 
     def text(self, participant: Participant, to: str, message: Any) -> None:
         room = self.room_of(participant)

@@ -17,6 +17,7 @@ __all__ = [
     "UnknownRoom",
     "RoomClosed",
     "TicketMismatch",
+    "NotCurrentPortal",
     "HoldExpired",
     "ResyncRequired",
     "UnknownTarget",
@@ -82,6 +83,13 @@ class RoomClosed(ControllerError):
 class TicketMismatch(ControllerError):
     error_code = "ticket_mismatch"
     default_message = "not the latest reconnection ticket"
+
+
+class NotCurrentPortal(ControllerError):
+    """A call for a participant from a portal that no longer serves it (it relogged in elsewhere)."""
+
+    error_code = "not_current_portal"
+    default_message = "the participant is connected through another portal"
 
 
 class HoldExpired(ControllerError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hmac
 import sys
 import time
 from collections.abc import Set
@@ -38,7 +39,7 @@ class Participant:
     __slots__ = (
         "id", "user", "role", "permission", "room_id", "portal", "origin", "extension", "state", "hold_deadline",
         "hold_timer", "outbox", "left", "_dedupe", "_streams", "_subscriptions", "_room_log", "_settings",
-        "_ticket_id", "_previous_ticket_id", "_previous_valid_until",
+        "_ticket_id", "_previous_ticket_id", "_previous_valid_until", "_retry_key", "_previous_by_refresh", "epoch",
     )
 
     def __init__(
@@ -77,6 +78,12 @@ class Participant:
         self._ticket_id = ticket_id
         self._previous_ticket_id: str | None = None
         self._previous_valid_until = 0.0
+        #: Hash of the ``retryKey`` the last relogin carried (``None``: it carried none).
+        self._retry_key: str | None = None
+        #: The last rotation was a refresh (its exact repeat is accepted, it opens no retry).
+        self._previous_by_refresh = False
+        #: Counts the accepted resumes: the socket of a resume supersedes every socket of an older one.
+        self.epoch = 0
 
     def __repr__(self) -> str:
         return f"Participant(id={self.id!r}, room={self.room_id!r}, portal={self.portal!r}, state={self.state.value})"
@@ -147,36 +154,63 @@ class Participant:
     def is_ticket(self, ticket_id: str) -> bool:
         return ticket_id == self._ticket_id
 
-    def replace_ticket(self, ticket_id: str, new_ticket_id: str) -> None:
-        """Make ``new_ticket_id`` the only valid one, given the current ``ticket_id``.
+    def check_resume(self, ticket_id: str, new_ticket_id: str, retry_key: str | None) -> bool:
+        """Whether a relogin presenting ``ticket_id`` may rotate to ``new_ticket_id``: ``False`` for a
+        relogin with the current ticket, ``True`` for a retry of the last relogin (its answer was
+        lost); anything else raises ``ticket_mismatch``.
 
-        A repeat of the last replacement (same pair: the caller lost the first answer) is accepted
-        and changes nothing; anything else is ``ticket_mismatch``.
-        """
-        self.check_replacement(ticket_id, new_ticket_id)
-        if ticket_id == self._ticket_id:
-            self._previous_ticket_id, self._ticket_id = self._ticket_id, new_ticket_id
-            self._previous_valid_until = time.monotonic() + self._settings.ticket_retry_window
-
-    def check_replacement(self, ticket_id: str, new_ticket_id: str) -> None:
-        """Raise ``ticket_mismatch`` unless :meth:`replace_ticket` would accept the pair.
-
-        The repeat of the last replacement is accepted only within ``ticket_retry_window`` and
-        until the client showed it got the answer (:meth:`confirm_ticket`): then a used ticket is dead.
+        A retry presents the ticket the last relogin used and asks for the same successor.  It is
+        accepted only within ``ticket_retry_window`` of that relogin, before the client confirmed the
+        new ticket (:meth:`confirm_ticket`), and then only from the connection that lost the answer:
+        if that relogin carried a retry key, the retry must carry the same one; if it carried none
+        (the OWT JavaScript SDK), the participant must have no live socket (held), so a retry can never
+        take a live session from whoever holds the new ticket.
         """
         if ticket_id == self._ticket_id:
-            return
+            return False
         if (
             ticket_id == self._previous_ticket_id
             and new_ticket_id == self._ticket_id
+            and not self._previous_by_refresh
             and time.monotonic() < self._previous_valid_until
         ):
+            if self._retry_key is not None:
+                if retry_key is not None and hmac.compare_digest(retry_key, self._retry_key):
+                    return True
+            elif self.state is SessionState.HELD:
+                return True
+        raise TicketMismatch()
+
+    def rotate(self, ticket_id: str, new_ticket_id: str, retry_key: str | None) -> None:
+        """A relogin accepted by :meth:`check_resume`: ``new_ticket_id`` becomes the only valid ticket
+        (a retry changes nothing: it asked for the same one), and the used ticket stays good for a
+        retry keyed with ``retry_key``."""
+        if ticket_id != self._ticket_id:
+            return  # a retry
+        self._previous_ticket_id, self._ticket_id = self._ticket_id, new_ticket_id
+        self._previous_valid_until = time.monotonic() + self._settings.ticket_retry_window
+        self._previous_by_refresh = False
+        self._retry_key = retry_key
+
+    def refresh_ticket(self, ticket_id: str, new_ticket_id: str) -> None:
+        """Make ``new_ticket_id`` the only valid one, given the current ``ticket_id``.
+
+        A refresh ends any retry of the last relogin.  Its exact repeat (same pair: the caller lost
+        the first answer) is accepted and changes nothing; anything else is ``ticket_mismatch``.
+        """
+        if ticket_id == self._ticket_id:
+            self._previous_ticket_id, self._ticket_id = self._ticket_id, new_ticket_id
+            self._previous_by_refresh = True
+            self._retry_key = None
+            return
+        if self._previous_by_refresh and ticket_id == self._previous_ticket_id and new_ticket_id == self._ticket_id:
             return
         raise TicketMismatch()
 
     def confirm_ticket(self) -> None:
         """The client acted on its new session, so it has the new ticket: the used one dies now."""
         self._previous_ticket_id = None
+        self._retry_key = None
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -190,7 +224,9 @@ class Participant:
         return (time.monotonic() if now is None else now) >= self.hold_deadline
 
     def reconnect(self, portal: WorkerId) -> None:
+        """A resume through ``portal``: it is the participant's only portal, ``epoch`` moves on."""
         self.cancel_hold_timer()
+        self.epoch += 1
         self.portal = _shared(portal)
         self.state = SessionState.CONNECTED
         self.hold_deadline = None

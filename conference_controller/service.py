@@ -37,6 +37,12 @@ class ControllerService:
     def _participant(self, participant: Any) -> Participant:
         return self._controller.participant(parse(participant, str, "participant"))
 
+    def _served(self, participant: Any, portal: Any) -> Participant:
+        """The participant of a call relayed by ``portal``, which must be its current portal."""
+        found = self._participant(participant)
+        self._controller.check_portal(found, parse(portal, str, "portal"))
+        return found
+
     async def _once(self, participant: Participant, request_id: Any, action: Callable[[], Awaitable[Any]]) -> Any:
         return await participant.dedupe.run(parse_optional(request_id, str, "request_id"), action)
 
@@ -49,8 +55,8 @@ class ControllerService:
                                            parse(ticket_id, str, "ticket_id"), parse(extension, bool, "extension"))
 
     @rpc_method
-    async def leave(self, participant: str) -> str:
-        self._controller.leave(self._participant(participant), reason="leave")
+    async def leave(self, participant: str, portal: str) -> str:
+        self._controller.leave(self._served(participant, portal), reason="leave")
         return "ok"
 
     @rpc_method
@@ -60,39 +66,45 @@ class ControllerService:
 
     @rpc_method
     async def resume(
-        self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None = None
+        self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None = None,
+        retry_key: str | None = None,
     ) -> dict[str, Any]:
         return self._controller.resume(
             self._participant(participant), parse(ticket_id, str, "ticket_id"),
             parse(new_ticket_id, str, "new_ticket_id"), WorkerId(parse(portal, str, "portal")),
-            parse_optional(last_seq, int, "last_seq"),
+            parse_optional(last_seq, int, "last_seq"), parse_optional(retry_key, str, "retry_key"),
         )
 
     @rpc_method
-    async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str) -> str:
-        self._participant(participant).replace_ticket(parse(ticket_id, str, "ticket_id"),
-                                                      parse(new_ticket_id, str, "new_ticket_id"))
+    async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str, portal: str) -> str:
+        self._served(participant, portal).refresh_ticket(parse(ticket_id, str, "ticket_id"),
+                                                         parse(new_ticket_id, str, "new_ticket_id"))
         return "ok"
 
     @rpc_method
-    async def ack(self, participant: str, seq: int) -> None:
-        self._ack(parse(participant, str, "participant"), parse(seq, int, "seq"))
+    async def ack(self, participant: str, seq: int, portal: str) -> None:
+        self._ack(parse(participant, str, "participant"), parse(seq, int, "seq"), parse(portal, str, "portal"))
 
     @rpc_method
-    async def ack_many(self, acks: dict[str, int]) -> None:
+    async def ack_many(self, acks: dict[str, int], portal: str) -> None:
         """``ack`` for several participants at once: ``{participant: highest delivered seq}``."""
+        sender = parse(portal, str, "portal")
         for participant, seq in parse(acks, dict[str, int], "acks").items():
-            self._ack(participant, seq)
+            self._ack(participant, seq, sender)
 
-    def _ack(self, participant: str, seq: int) -> None:
+    def _ack(self, participant: str, seq: int, portal: str) -> None:
+        """Only the participant's current portal knows what its socket saw: a stale portal's acks
+        neither trim the outbox nor confirm the ticket."""
         found = self._controller.participants.get(ParticipantId(participant))
-        if found is not None:
+        if found is not None and found.portal == portal:
             found.outbox.ack(seq)
             found.confirm_ticket()
 
     @rpc_method
-    async def text(self, participant: str, to: str, message: Any, request_id: str | None = None) -> str:
-        sender = self._participant(participant)
+    async def text(
+        self, participant: str, to: str, message: Any, portal: str, request_id: str | None = None
+    ) -> str:
+        sender = self._served(participant, portal)
         target = parse(to, str, "to")
 
         async def send() -> str:
@@ -105,25 +117,27 @@ class ControllerService:
 
     @rpc_method
     async def publish(
-        self, participant: str, stream_id: str, transport_id: str, info: Any, request_id: str | None = None
+        self, participant: str, stream_id: str, transport_id: str, info: Any, portal: str,
+        request_id: str | None = None,
     ) -> Any:
-        owner = self._participant(participant)
+        owner = self._served(participant, portal)
         stream, transport = parse(stream_id, str, "stream_id"), parse(transport_id, str, "transport_id")
         parsed = parse(info, PublishInfo, "publish info")
         sessions = self._controller.sessions
         return await self._once(owner, request_id, lambda: sessions.publish(owner, stream, transport, parsed))
 
     @rpc_method
-    async def unpublish(self, participant: str, stream_id: str, request_id: str | None = None) -> Any:
-        owner = self._participant(participant)
+    async def unpublish(self, participant: str, stream_id: str, portal: str, request_id: str | None = None) -> Any:
+        owner = self._served(participant, portal)
         stream = parse(stream_id, str, "stream_id")
         return await self._once(owner, request_id, lambda: self._controller.sessions.unpublish(owner, stream))
 
     @rpc_method
     async def subscribe(
-        self, participant: str, subscription_id: str, transport_id: str, info: Any, request_id: str | None = None
+        self, participant: str, subscription_id: str, transport_id: str, info: Any, portal: str,
+        request_id: str | None = None,
     ) -> Any:
-        owner = self._participant(participant)
+        owner = self._served(participant, portal)
         subscription = parse(subscription_id, str, "subscription_id")
         transport = parse(transport_id, str, "transport_id")
         parsed = parse(info, SubscribeInfo, "subscribe info")
@@ -132,27 +146,30 @@ class ControllerService:
                                 lambda: sessions.subscribe(owner, subscription, transport, parsed))
 
     @rpc_method
-    async def unsubscribe(self, participant: str, subscription_id: str, request_id: str | None = None) -> Any:
-        owner = self._participant(participant)
+    async def unsubscribe(
+        self, participant: str, subscription_id: str, portal: str, request_id: str | None = None
+    ) -> Any:
+        owner = self._served(participant, portal)
         subscription = parse(subscription_id, str, "subscription_id")
         return await self._once(owner, request_id,
                                 lambda: self._controller.sessions.unsubscribe(owner, subscription))
 
     @rpc_method
     async def stream_control(
-        self, participant: str, stream_id: str, operation: str, data: Any = None, request_id: str | None = None
+        self, participant: str, stream_id: str, operation: str, portal: str, data: Any = None,
+        request_id: str | None = None,
     ) -> Any:
-        owner = self._participant(participant)
+        owner = self._served(participant, portal)
         stream, op = parse(stream_id, str, "stream_id"), parse(operation, str, "operation")
         return await self._once(owner, request_id,
                                 lambda: self._controller.sessions.stream_control(owner, stream, op, data))
 
     @rpc_method
     async def subscription_control(
-        self, participant: str, subscription_id: str, operation: str, data: Any = None,
+        self, participant: str, subscription_id: str, operation: str, portal: str, data: Any = None,
         request_id: str | None = None,
     ) -> Any:
-        owner = self._participant(participant)
+        owner = self._served(participant, portal)
         subscription, op = parse(subscription_id, str, "subscription_id"), parse(operation, str, "operation")
         sessions = self._controller.sessions
         return await self._once(owner, request_id,
@@ -160,9 +177,9 @@ class ControllerService:
 
     @rpc_method
     async def session_signaling(
-        self, participant: str, transport_id: str, signaling: Any, request_id: str | None = None
+        self, participant: str, transport_id: str, signaling: Any, portal: str, request_id: str | None = None
     ) -> Any:
-        owner = self._participant(participant)
+        owner = self._served(participant, portal)
         transport = parse(transport_id, str, "transport_id")
         return await self._once(owner, request_id,
                                 lambda: self._controller.sessions.signaling(owner, transport, signaling))

@@ -18,7 +18,9 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     outbox_max_messages: int = 1000
     outbox_max_age: float = 300.0
     #: Seconds the ticket a relogin used stays good for a retry of that same relogin (its answer was
-    #: lost on the way); the window closes early once the client acknowledges anything. 0 = never.
+    #: lost on the way), by the same client only: with the relogin's retryKey, or without one only
+    #: while the participant has no live socket. Closes early once the client acknowledges anything.
+    #: 0 = never.
     ticket_retry_window: float = 30.0
     #: Request ids remembered per participant for de-duplication.
     dedupe_window: int = 256

@@ -32,9 +32,11 @@ class AckBatcher:
     """Collects the highest delivered seq per participant; every ``interval`` one ``ack_many`` cast
     per controller carries them all."""
 
-    def __init__(self, transport: Transport, interval: float, log: EventLog) -> None:
+    def __init__(self, transport: Transport, interval: float, log: EventLog, portal: str) -> None:
         self.transport = transport
         self.interval = interval
+        #: This portal's worker id: the controller takes acks only from a participant's current portal.
+        self.portal = portal
         self.log = log
         self._highest: dict[str, tuple[str, int]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -57,6 +59,10 @@ class AckBatcher:
         if current is None or current[1] < seq or current[0] != session.controller:
             self._highest[session.id] = (session.controller, seq)
 
+    def discard(self, participant: str) -> None:
+        """Forget what is pending for ``participant`` (its socket here was displaced)."""
+        self._highest.pop(participant, None)
+
     async def flush(self, participant: str | None = None) -> None:
         """Send pending acks now (of one participant, or all)."""
         if participant is None:
@@ -69,7 +75,7 @@ class AckBatcher:
             by_controller.setdefault(controller, {})[pid] = seq
         for controller, acks in by_controller.items():
             try:
-                await self.transport.cast(controller, "ack_many", {"acks": acks})
+                await self.transport.cast(controller, "ack_many", {"acks": acks, "portal": self.portal})
             except RpcError as exc:
                 self.log.debug("acks_not_sent", count=len(acks), controller=controller, error=exc.code)
 

@@ -112,6 +112,7 @@ _REMOTE_REASONS: dict[str, tuple[str, str]] = {
     "unknown_participant": ("Client does NOT exist", "unknown_participant"),
     "hold_expired": ("Reconnection window expired", "unknown_participant"),
     "ticket_mismatch": ("Ticket was revoked", "ticket_revoked"),
+    "not_current_portal": ("Participant is connected elsewhere", "not_current_portal"),
     "already_claimed": ("Token already used", "token_used"),
     "unknown_task": ("Unknown token", "unknown_token"),
     "expired": ("Token expired", "token_expired"),

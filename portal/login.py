@@ -44,6 +44,7 @@ __all__ = ["LoginService", "PROTOCOL"]
 
 PROTOCOL = "1.2"
 ROTATION_SALT = "switchboard.ticket-rotation"
+RETRY_KEY_SALT = b"switchboard.relogin-retry-key:"
 _OLD_PROTOCOLS = frozenset({"1.0", "1.1"})
 #: Cluster manager answers that mean "not yet": a login retries them within its budget.
 _NOT_YET = frozenset({"not_ready", "no_worker_available"})
@@ -66,6 +67,7 @@ class LoginService:
         background: Background,
         log: EventLog,
         close_socket: CloseSocket,
+        close_transport: CloseSocket | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings
@@ -78,6 +80,8 @@ class LoginService:
         self.background = background
         self.log = log
         self.close_socket = close_socket
+        #: Closes a socket taken over by a relogin, transport included.
+        self.close_transport = close_transport or close_socket
         self.connections: dict[str, Connection] = {}
 
     @property
@@ -181,12 +185,15 @@ class LoginService:
         try:
             conn.move(State.CONNECTING)
             conn.relogging = True
+            retry_key: str | None = None
             if structured:
                 request = parse(payload, ReloginRequest)
                 text, last_seq = request.ticket, request.last_seq
+                if request.retry_key is not None:
+                    retry_key = _retry_key_hash(request.retry_key)
             else:
                 text, last_seq = payload, None
-            answer = await self._relogin(conn, text, last_seq, structured)
+            answer = await self._relogin(conn, text, last_seq, structured, retry_key)
         except RequestError as exc:
             self.metrics.relogins.inc("error", exc.code)
             conn.relogging = False
@@ -195,7 +202,9 @@ class LoginService:
         self.metrics.relogins.inc("ok", "")
         return answer
 
-    async def _relogin(self, conn: Connection, text: str, last_seq: int | None, structured: bool) -> Ack:
+    async def _relogin(
+        self, conn: Connection, text: str, last_seq: int | None, structured: bool, retry_key: str | None
+    ) -> Ack:
         try:
             ticket = decode_ticket(text, self.keyring)
         except CredentialError as exc:
@@ -219,15 +228,15 @@ class LoginService:
             await self.acks.flush(participant)
         self.sessions.add(session)  # notifications sent once the controller resumed are kept from now on
         new_ticket_id = self._successor(ticket)
+        args: dict[str, Any] = {
+            "participant": participant, "ticket_id": ticket.ticket_id, "new_ticket_id": new_ticket_id,
+            "portal": self.worker_id, "last_seq": last_seq,
+        }
+        if retry_key is not None:
+            args["retry_key"] = retry_key
         try:
             result = await self.transport.call(
-                session.controller,
-                "resume",
-                {
-                    "participant": participant, "ticket_id": ticket.ticket_id, "new_ticket_id": new_ticket_id,
-                    "portal": self.worker_id, "last_seq": last_seq,
-                },
-                timeout=self.settings.request_timeout,
+                session.controller, "resume", args, timeout=self.settings.request_timeout
             )
         except RpcError as exc:
             self._forget(session)
@@ -238,6 +247,12 @@ class LoginService:
             raise from_rpc(exc) from None
         if old is not None:
             self._take_over(old)
+        session.epoch = int(result.get("epoch", 0))
+        if session.epoch < session.displaced_by:
+            # A relogin elsewhere was accepted after this one while its answer was on the way.
+            session.log.info("relogin_superseded", epoch=session.epoch, by=session.displaced_by)
+            self.sessions.remove(session)
+            raise RequestError("Participant is connected elsewhere", "displaced")
         session.ticket_id = new_ticket_id
         if conn.state is not State.CONNECTING:
             session.log.info("relogin_abandoned", reason="socket closed during relogin")
@@ -264,11 +279,29 @@ class LoginService:
     def _take_over(self, old: Session) -> None:
         """The new socket takes the participant over: the old one is closed without hold or leave."""
         self.sessions.remove(old)
+        self.acks.discard(old.id)
         conn = self.connections.get(old.sid or "")
         if conn is not None and conn.session is old:
             conn.session = None
-            conn.move(State.INITIALIZED)
-            self.background.spawn(self.close_socket(conn.sid))
+            # Not back to ``initialized``: until it is gone, the socket can neither act (``Illegal
+            # request`` at once, nothing held for a relogin) nor log in again.
+            conn.move(State.WAITING_FOR_RECONNECTING)
+            self.background.spawn(self.close_transport(conn.sid))
+
+    def displace(self, participant: str, epoch: int) -> None:
+        """The controller accepted resume number ``epoch`` of ``participant`` through another portal:
+        a socket of it here from before that is closed (no hold, no leave); a relogin still in flight
+        here remembers it, and is refused if its own resume turns out older."""
+        session = self.sessions.get(participant)
+        if session is None:
+            return
+        if session.phase is Phase.PENDING:
+            session.displaced_by = max(session.displaced_by, epoch)
+            return
+        if session.epoch >= epoch:
+            return
+        session.log.info("displaced", epoch=epoch)
+        self._take_over(session)
 
     # -- after the ack ---------------------------------------------------------------------------
 
@@ -304,7 +337,8 @@ class LoginService:
                 await self.transport.call(
                     session.controller,
                     "refresh_ticket",
-                    {"participant": session.id, "ticket_id": session.ticket_id, "new_ticket_id": new_ticket_id},
+                    {"participant": session.id, "ticket_id": session.ticket_id, "new_ticket_id": new_ticket_id,
+                     "portal": self.worker_id},
                     timeout=self.settings.request_timeout,
                 )
             except RpcError as exc:
@@ -363,7 +397,8 @@ class LoginService:
     async def _leave_quietly(self, session: Session) -> None:
         try:
             await self.transport.call(
-                session.controller, "leave", {"participant": session.id}, timeout=self.settings.request_timeout
+                session.controller, "leave", {"participant": session.id, "portal": self.worker_id},
+                timeout=self.settings.request_timeout,
             )
         except RpcError as exc:
             session.log.info("leave_failed", error=exc.code)
@@ -423,3 +458,8 @@ class LoginService:
                     raise from_rpc(exc) from None
                 self.log.debug("cluster_not_ready", method=method, error=exc.code)
             await asyncio.sleep(self.settings.cluster_retry_interval)
+
+
+def _retry_key_hash(key: str) -> str:
+    """What the controller keeps of a relogin's ``retryKey`` (it never sees the key itself)."""
+    return hashlib.sha256(RETRY_KEY_SALT + key.encode()).hexdigest()

@@ -60,7 +60,7 @@ class Portal:
             on_loss=self._on_loss,
         )
         sio = create_sio(settings)
-        self.acks = AckBatcher(transport, settings.ack_interval, self.log)
+        self.acks = AckBatcher(transport, settings.ack_interval, self.log, self.worker_id)
         self.delivery = Delivery(sio, self.acks, self.metrics)
         self.server: PortalServer
         self.logins = LoginService(
@@ -75,9 +75,10 @@ class Portal:
             background=self.background,
             log=self.log,
             close_socket=self._close_socket,
+            close_transport=self._close_transport,
         )
         self.server = PortalServer(
-            sio, settings, self.logins, Relay(transport, settings, self.metrics), self.acks, self.metrics, self.log
+            sio, settings, self.logins, Relay(transport, settings, self.metrics, self.worker_id), self.acks, self.metrics, self.log
         )
         self._service: ServiceHandle | None = None
         self._faults: Subscription | None = None
@@ -132,6 +133,9 @@ class Portal:
 
     async def _close_socket(self, sid: str) -> None:
         await self.server.close_socket(sid)
+
+    async def _close_transport(self, sid: str) -> None:
+        await self.server.close_transport(sid)
 
     async def _on_loss(self, tasks: list[str]) -> None:
         """The manager forgot this worker's tasks; sessions go on, the tasks are reported again."""

@@ -116,8 +116,11 @@ EVENTS: dict[str, Route] = {
 
 
 class Relay:
-    def __init__(self, transport: Transport, settings: PortalSettings, metrics: PortalMetrics) -> None:
+    def __init__(self, transport: Transport, settings: PortalSettings, metrics: PortalMetrics, portal: str) -> None:
         self.transport = transport
+        #: This portal's worker id, sent with every relayed call: the controller refuses calls for a
+        #: participant from any portal but its current one (``not_current_portal``).
+        self.portal = portal
         self.settings = settings
         self.metrics = metrics
 
@@ -126,6 +129,7 @@ class Relay:
         request = parse(payload, route.schema)
         args = route.build(request)
         args["participant"] = session.id
+        args["portal"] = self.portal
         if request.request_id is not None:
             args["request_id"] = request.request_id
         try:

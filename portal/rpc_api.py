@@ -1,4 +1,5 @@
-"""The portal's RPC service (its worker id): ``deliver``, ``notify``, ``broadcast``, ``drop`` (docs/interfaces.md)."""
+"""The portal's RPC service (its worker id): ``deliver``, ``notify``, ``broadcast``, ``drop``, ``displace``
+(docs/interfaces.md)."""
 
 from __future__ import annotations
 
@@ -82,4 +83,13 @@ class PortalRpc:
             victims = [session] if session is not None else []
         for session in victims:
             await self.logins.drop(session, reason or "dropped")
+        return "ok"
+
+    @rpc_method
+    async def displace(self, participant: str, epoch: int) -> str:
+        """The participant relogged in through another portal (resume number ``epoch``): close its
+        socket here, without ``hold`` or ``leave`` and without ``drop`` (its session lives on there)."""
+        if not isinstance(participant, str) or not isinstance(epoch, int) or isinstance(epoch, bool):
+            raise ServiceError("bad_arguments", "participant is a string, epoch an integer")
+        self.logins.displace(participant, epoch)
         return "ok"

@@ -32,6 +32,8 @@ Id = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-zA-Z-]+$", max_length=128)]
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Target = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
+#: A client-chosen secret that lets only the connection that sent a relogin retry it (visible ASCII).
+RetryKey = Annotated[str, msgspec.Meta(min_length=16, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 
 
 class _Payload(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -69,6 +71,8 @@ class ReloginRequest(_Payload, kw_only=True):
 
     ticket: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
     last_seq: Seq | None = None
+    #: Sent again, unchanged, when the client repeats this relogin because its answer never came.
+    retry_key: RetryKey | None = None
 
 
 class AckRequest(_Payload, kw_only=True):

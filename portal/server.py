@@ -129,6 +129,20 @@ class PortalServer:
         except (KeyError, ValueError, ConnectionError) as exc:
             self.log.debug("close_failed", sid=sid, error=repr(exc))
 
+    async def close_transport(self, sid: str) -> None:
+        """Close the socket *and* its Engine.IO connection: a Socket.IO disconnect (so a well-behaved
+        client does not reconnect by itself), then the transport itself, so that a client that
+        ignores the disconnect packet is cut off too (what a socket taken over must get)."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        await self.close_socket(sid)
+        eio_socket = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if eio_socket is None:
+            return
+        if not eio_socket.closed:
+            await eio_socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
+        eio_socket.queue.put_nowait(None)  # wakes the websocket writer, which then closes the websocket
+        self.sio.eio.sockets.pop(eio_sid, None)
+
     # -- sockets ---------------------------------------------------------------------------------
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:

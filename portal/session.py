@@ -55,6 +55,11 @@ class Session:
     buffer: list[Notification] | None = None
     #: Highest seq emitted to the client on this session (older ones are duplicates).
     last_seq: int = 0
+    #: The controller's count of resumes when this session was made (0 for a login): a ``displace``
+    #: with a higher epoch closes it.
+    epoch: int = 0
+    #: Highest ``displace`` epoch that arrived while this session's relogin was in flight.
+    displaced_by: int = 0
     _lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
     @property

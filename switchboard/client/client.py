@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -106,6 +107,9 @@ class Client:
         self._ticket: str | None = None
         self._ticket_info: TicketInfo | None = None
         self._ticket_changed = asyncio.Event()
+        #: The secret of the relogin in progress: sent with every attempt that presents the same
+        #: ticket (a retry after a lost answer), so only this client can repeat that relogin.
+        self._retry_key: str | None = None
         self._last_seq: int | None = None
         self._extension_active = False
         self._holding: list[Event] | None = None
@@ -464,7 +468,9 @@ class Client:
 
     def _relogin_payload(self) -> Any:
         if self.extension:
-            return {"ticket": self._ticket, "lastSeq": self._last_seq}
+            if self._retry_key is None:
+                self._retry_key = secrets.token_urlsafe(32)
+            return {"ticket": self._ticket, "lastSeq": self._last_seq, "retryKey": self._retry_key}
         return self._ticket
 
     async def _connect(self) -> Connection:
@@ -491,6 +497,7 @@ class Client:
     def _set_ticket(self, ticket: str) -> None:
         self._ticket_info = ticket_info(ticket)
         self._ticket = ticket
+        self._retry_key = None  # a relogin with the new ticket is a new attempt: a new key
         self._ticket_changed.set()
 
     def _on_wire_event(self, conn: Connection, name: str, args: tuple[Any, ...]) -> None:

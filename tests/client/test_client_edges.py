@@ -157,3 +157,33 @@ async def test_a_transient_relogin_refusal_is_retried(portal: FakePortal) -> Non
     assert back.data["attempts"] == 2 and client.connected
     assert len(portal.events("relogin")) == 2
     await client.close()
+
+
+async def test_a_relogin_repeated_after_a_lost_answer_carries_the_same_retry_key_and_a_new_one_a_fresh_key(
+    portal: FakePortal,
+) -> None:
+    client = await Client.join(portal.token, settings=_FAST)
+    answers = iter([
+        None,  # the answer is lost: the client sends the same relogin again
+        ("ok", {"ticket": make_ticket("p1", serial=1), "lastSeq": 0, "messages": []}),
+        ("ok", {"ticket": make_ticket("p1", serial=2), "lastSeq": 0, "messages": []}),
+    ])
+
+    async def relogin(sid: str, payload: Any) -> Any:
+        answer = next(answers)
+        if answer is None:
+            await portal.sio.disconnect(sid)
+            await asyncio.sleep(1)
+        return answer
+
+    portal.handlers["relogin"] = relogin
+    await client.drop_transport()
+    await client.next_event("reconnected", timeout=5)
+    await client.drop_transport()
+    await client.next_event("reconnected", timeout=5)
+    first, retry, next_relogin = portal.events("relogin")
+    assert first["ticket"] == retry["ticket"] != next_relogin["ticket"]
+    assert isinstance(first["retryKey"], str) and len(first["retryKey"]) >= 16
+    assert retry["retryKey"] == first["retryKey"], "a retry of the same relogin proves it is the same client"
+    assert next_relogin["retryKey"] != first["retryKey"], "a relogin with a new ticket gets a new key"
+    await client.close()

@@ -22,6 +22,9 @@ from .fakes import ROOM_CONFIG, FakeAgent, FakeCluster, FakePortal, FakeRooms
 
 #: The admin key the controllers of these tests accept.
 ADMIN_KEY = "admin-key-of-the-controller-tests"
+#: Calls a portal makes for a participant of its own: ``Env.call`` adds that participant's portal.
+RELAYED = frozenset({"leave", "refresh_ticket", "ack", "text", "publish", "unpublish", "subscribe", "unsubscribe",
+                     "stream_control", "subscription_control", "session_signaling"})
 
 FAST_WORKER = dict(keepalive_interval=0.5, keepalive_timeout=0.5, keepalive_max_failures=3,
                    join_retries=50, join_interval=0.05, load_report_interval=1.0)
@@ -45,6 +48,8 @@ class Env:
         self.caller: Transport
         self._tickets = itertools.count(1)
         self.tickets: dict[str, str] = {}
+        #: The portal each participant joined or last resumed through (where its socket is).
+        self.portals: dict[str, FakePortal] = {}
 
     async def start(self) -> None:
         fakes = await self.transports.make("fakes")
@@ -70,10 +75,19 @@ class Env:
             await self.agent.stop()
 
     async def call(self, method: str, **args: Any) -> Any:
-        """Call the controller; admin calls carry the admin key."""
+        """Call the controller as the participant's portal would (``portal`` added for its calls);
+        admin calls carry the admin key."""
         if method in ADMIN_METHODS:
             args.setdefault("admin_key", ADMIN_KEY)
+        if method in RELAYED and "portal" not in args and args.get("participant") in self.portals:
+            args["portal"] = self.portals[args["participant"]].name
         return await self.caller.call(self.controller.worker_id, method, args)
+
+    async def ack(self, pid: str, seq: int, portal: FakePortal | None = None) -> None:
+        """The ``ack`` cast of the participant's portal (or of ``portal``)."""
+        sender = portal or self.portals[pid]
+        await self.caller.cast(self.controller.worker_id, "ack", {"participant": pid, "seq": seq,
+                                                                   "portal": sender.name})
 
     def new_ticket(self) -> str:
         return f"ticket-{next(self._tickets)}"
@@ -86,13 +100,15 @@ class Env:
             "portal": (portal or self.portal_a).name, "origin": {"isp": "isp", "region": "region"},
         }, ticket_id=ticket, extension=True)
         self.tickets[pid] = ticket
+        self.portals[pid] = portal or self.portal_a
         return result
 
-    async def resume(self, pid: str, portal: FakePortal, last_seq: int | None) -> Any:
+    async def resume(self, pid: str, portal: FakePortal, last_seq: int | None, retry_key: str | None = None) -> Any:
         new = self.new_ticket()
         result = await self.call("resume", participant=pid, ticket_id=self.tickets[pid], new_ticket_id=new,
-                                 portal=portal.name, last_seq=last_seq)
+                                 portal=portal.name, last_seq=last_seq, retry_key=retry_key)
         self.tickets[pid] = new
+        self.portals[pid] = portal
         return result
 
 

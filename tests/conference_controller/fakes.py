@@ -62,6 +62,8 @@ class FakePortal:
         self.received: dict[str, list[tuple[int, str, Any]]] = {}
         self.calls: list[tuple[str, Any]] = []
         self.drops: list[str | None] = []
+        #: ``displace`` calls: (participant, epoch).
+        self.displaced: list[tuple[str, int]] = []
         self.failing = False
 
     def events(self, participant: str, event: str | None = None) -> list[tuple[int, str, Any]]:
@@ -101,6 +103,11 @@ class FakePortal:
     @rpc_method
     async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:
         self.drops.append(participant)
+        return "ok"
+
+    @rpc_method
+    async def displace(self, participant: str, epoch: int) -> str:
+        self.displaced.append((participant, epoch))
         return "ok"
 
 

@@ -49,12 +49,12 @@ async def test_resume_without_last_seq_returns_every_unacked_message_and_ack_tri
     await _pair(env)
     await env.call("hold", participant="p1", portal=env.portal_a.name)
     await env.call("text", participant="p2", to="p1", message="hello")
-    await env.caller.cast(env.controller.worker_id, "ack", {"participant": "p1", "seq": 1})
+    await env.ack("p1", 1)
     await wait_until(lambda: env.controller.participant("p1").outbox.acked == 1)
     resumed = await env.resume("p1", env.portal_a, last_seq=None)
     assert resumed["messages"] == [{"seq": 2, "event": "text", "data": {"from": "p2", "to": "me", "message": "hello"}}]
     again = await env.resume("p1", env.portal_a, last_seq=2)
-    assert again == {"messages": [], "last_seq": 2}
+    assert again == {"messages": [], "last_seq": 2, "epoch": 2}
 
 
 async def test_tickets_only_the_latest_is_accepted(env: Env) -> None:
@@ -164,18 +164,79 @@ async def test_resume_of_an_expired_hold_is_hold_expired(local: TransportFactory
 async def test_a_used_ticket_is_good_for_a_retry_only_until_the_client_acknowledges(env: Env) -> None:
     await env.join("p1")
     used = env.tickets["p1"]
-    await env.resume("p1", env.portal_a, last_seq=None)
+    await env.resume("p1", env.portal_a, last_seq=None, retry_key="k" * 64)
     new = env.tickets["p1"]
-    # the answer was lost: the same relogin again is accepted...
+    # the answer was lost: the same relogin again (same key) is accepted, here through portal B...
     again = await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=new,
-                           portal=env.portal_b.name, last_seq=None)
+                           portal=env.portal_b.name, last_seq=None, retry_key="k" * 64)
     assert again["messages"] == []
+    env.portals["p1"] = env.portal_b
     # ...until the client shows it has the new session; then the used ticket is dead.
     await env.call("ack", participant="p1", seq=0)
     with pytest.raises(RpcRemoteError) as info:
         await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=new,
+                       portal=env.portal_b.name, last_seq=None, retry_key="k" * 64)
+    assert info.value.code == "ticket_mismatch"
+
+
+async def test_a_keyed_relogin_can_be_retried_only_with_its_key(env: Env) -> None:
+    await env.join("p1")
+    used = env.tickets["p1"]
+    await env.resume("p1", env.portal_a, last_seq=None, retry_key="right-key-0123456789")
+    new = env.tickets["p1"]
+    await env.call("hold", participant="p1", portal=env.portal_a.name)  # even with no live socket
+    for key in (None, "wrong-key-0123456789"):
+        with pytest.raises(RpcRemoteError) as info:
+            await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=new,
+                           portal=env.portal_b.name, last_seq=None, retry_key=key)
+        assert info.value.code == "ticket_mismatch"
+    assert env.controller.participant("p1").portal == env.portal_a.name  # nothing changed
+    again = await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=new,
+                           portal=env.portal_b.name, last_seq=None, retry_key="right-key-0123456789")
+    assert again["epoch"] == 2
+    assert env.controller.participant("p1").portal == env.portal_b.name
+    await wait_until(lambda: env.portal_a.displaced == [("p1", 2)], what="portal A told to close its socket")
+
+
+async def test_a_keyless_relogin_can_be_retried_only_while_the_participant_has_no_socket(env: Env) -> None:
+    await env.join("p1")
+    used = env.tickets["p1"]
+    await env.resume("p1", env.portal_a, last_seq=None)
+    new = env.tickets["p1"]
+    # the socket that got the new ticket is live: a retry (someone else with the used ticket) is refused
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=new,
                        portal=env.portal_b.name, last_seq=None)
     assert info.value.code == "ticket_mismatch"
+    participant = env.controller.participant("p1")
+    assert (participant.portal, participant.connected, participant.epoch) == (env.portal_a.name, True, 1)
+    # that socket is gone (the answer never reached the client): now the retry is accepted
+    await env.call("hold", participant="p1", portal=env.portal_a.name)
+    again = await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=new,
+                           portal=env.portal_b.name, last_seq=None)
+    assert again["epoch"] == 2 and participant.connected and participant.portal == env.portal_b.name
+
+
+async def test_requests_and_acks_from_a_stale_portal_are_refused(env: Env) -> None:
+    await _pair(env)
+    await env.resume("p1", env.portal_b, last_seq=None)  # p1 moved to portal B; A still thinks it has it
+    await wait_until(lambda: env.portal_a.displaced == [("p1", 1)], what="displace sent to portal A")
+    for method, args in (("text", {"to": "all", "message": "stale"}), ("unpublish", {"stream_id": "s1"}),
+                         ("refresh_ticket", {"ticket_id": env.tickets["p1"], "new_ticket_id": "x"}),
+                         ("leave", {})):
+        with pytest.raises(RpcRemoteError) as info:
+            await env.call(method, participant="p1", portal=env.portal_a.name, **args)
+        assert info.value.code == "not_current_portal", method
+    await env.call("text", participant="p2", to="p1", message="kept")
+    await wait_until(lambda: env.portal_b.events("p1", "text"))
+    outbox = env.controller.participant("p1").outbox
+    await env.ack("p1", outbox.last_seq, portal=env.portal_a)
+    await env.call("ack_many", acks={"p1": outbox.last_seq}, portal=env.portal_a.name)
+    await asyncio.sleep(0.1)
+    assert outbox.acked < outbox.last_seq, "a stale portal's acks do not move the outbox"
+    assert await env.call("text", participant="p1", to="all", message="current") == "ok"
+    await env.ack("p1", outbox.last_seq)
+    await wait_until(lambda: outbox.acked == outbox.last_seq, what="the current portal's ack")
 
 
 @pytest.mark.parametrize("env_settings", [{"ticket_retry_window": 0.2}])
@@ -183,7 +244,8 @@ async def test_a_used_ticket_is_dead_after_the_retry_window(env: Env) -> None:
     await env.join("p1")
     used = env.tickets["p1"]
     await env.resume("p1", env.portal_a, last_seq=None)
-    await asyncio.sleep(0.3)
+    await env.call("hold", participant="p1", portal=env.portal_a.name)  # a keyless retry would be accepted now...
+    await asyncio.sleep(0.3)  # ...but not after the window
     with pytest.raises(RpcRemoteError) as info:
         await env.call("resume", participant="p1", ticket_id=used, new_ticket_id=env.tickets["p1"],
                        portal=env.portal_b.name, last_seq=None)
@@ -194,12 +256,12 @@ async def test_ack_many_trims_several_outboxes_and_refuses_bad_input(env: Env) -
     await env.join("p1")
     await env.join("p2")
     await env.call("text", participant="p1", to="all", message="hi")
-    await env.call("ack_many", acks={"p1": 2, "p2": 1, "ghost": 9})
+    await env.call("ack_many", acks={"p1": 2, "p2": 1, "ghost": 9}, portal=env.portal_a.name)
     participants = {p["id"]: p for p in await env.call("get_participants", room="room-1")}
     assert (participants["p1"]["acked"], participants["p2"]["acked"]) == (2, 1)
     for bad in (None, {"p1": "x"}, ["p1", 1]):
         with pytest.raises(RpcRemoteError) as info:
-            await env.call("ack_many", acks=bad)
+            await env.call("ack_many", acks=bad, portal=env.portal_a.name)
         assert info.value.code == "bad_arguments"
     participants = {p["id"]: p for p in await env.call("get_participants", room="room-1")}
     assert (participants["p1"]["acked"], participants["p2"]["acked"]) == (2, 1)

@@ -62,6 +62,8 @@ class Member:
     acked: int = 0
     outbox: list[dict[str, Any]] = field(default_factory=list)
     last_rotation: tuple[str, str] = ("", "")
+    retry_key: str | None = None
+    epoch: int = 0
 
 
 class FakeController:
@@ -83,6 +85,13 @@ class FakeController:
 
     def called(self, method: str) -> list[dict[str, Any]]:
         return [args for name, args in self.calls if name == method]
+
+    def _served(self, participant: str, portal: str) -> Member:
+        """As the real controller: only the participant's current portal may act for it."""
+        member = self._member(participant)
+        if member.portal != portal:
+            raise ServiceError("not_current_portal", "the participant is connected through another portal")
+        return member
 
     def _member(self, participant: str) -> Member:
         member = self.members.get(participant)
@@ -129,11 +138,10 @@ class FakeController:
                 "room": {"id": room, "views": ["common"], "participants": others, "streams": []}}
 
     @rpc_method
-    async def leave(self, participant: str) -> str:
+    async def leave(self, participant: str, portal: str) -> str:
         self.calls.append(("leave", {"participant": participant}))
-        member = self.members.pop(participant, None)
-        if member is None:
-            raise ServiceError("unknown_participant", participant)
+        self._served(participant, portal)
+        member = self.members.pop(participant)
         await self._room_event(member.room, "participant", {"action": "leave", "data": participant})
         return "ok"
 
@@ -146,11 +154,18 @@ class FakeController:
         return "ok"
 
     @rpc_method
-    async def resume(self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None) -> dict[str, Any]:
-        self.calls.append(("resume", {"participant": participant, "last_seq": last_seq, "portal": portal}))
+    async def resume(self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None,
+                     retry_key: str | None = None) -> dict[str, Any]:
+        self.calls.append(("resume", {"participant": participant, "last_seq": last_seq, "portal": portal,
+                                      "retry_key": retry_key}))
         member = self._member(participant)
-        if ticket_id != member.ticket_id and (ticket_id, new_ticket_id) != member.last_rotation:
-            raise ServiceError("ticket_mismatch", "not the latest ticket")
+        if ticket_id != member.ticket_id:
+            retry = (ticket_id, new_ticket_id) == member.last_rotation
+            allowed = retry_key == member.retry_key if member.retry_key is not None else member.held_since is not None
+            if not (retry and allowed):
+                raise ServiceError("ticket_mismatch", "not the latest ticket")
+        else:
+            member.retry_key = retry_key
         member.last_rotation = (ticket_id, new_ticket_id)
         start = member.acked if last_seq is None else last_seq
         first = member.outbox[0]["seq"] if member.outbox else member.seq + 1
@@ -158,32 +173,39 @@ class FakeController:
             del self.members[participant]
             raise ServiceError("resync_required", f"messages {start + 1}..{first - 1} are gone")
         member.ticket_id = new_ticket_id
-        member.portal = portal
+        previous, member.portal = member.portal, portal
         member.held_since = None
-        result = {"messages": [m for m in member.outbox if m["seq"] > start], "last_seq": member.seq}
+        member.epoch += 1
+        if previous != portal:
+            try:
+                await self.transport.call(previous, "displace", {"participant": participant, "epoch": member.epoch})
+            except RpcError:
+                pass
+        result = {"messages": [m for m in member.outbox if m["seq"] > start], "last_seq": member.seq,
+                  "epoch": member.epoch}
         if self.resume_delay:
             await asyncio.sleep(self.resume_delay)  # live notifications may overtake this reply
         return result
 
     @rpc_method
-    async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str) -> str:
-        member = self._member(participant)
+    async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str, portal: str) -> str:
+        member = self._served(participant, portal)
         if ticket_id != member.ticket_id:
             raise ServiceError("ticket_mismatch", "not the latest ticket")
         member.ticket_id = new_ticket_id
-        member.last_rotation = (ticket_id, new_ticket_id)
+        member.last_rotation = ("", "")  # a refresh opens no relogin retry
         return "ok"
 
     @rpc_method
-    async def ack_many(self, acks: dict[str, int]) -> None:
+    async def ack_many(self, acks: dict[str, int], portal: str) -> None:
         for participant, seq in acks.items():
-            await self.ack(participant, seq)
+            await self.ack(participant, seq, portal)
 
     @rpc_method
-    async def ack(self, participant: str, seq: int) -> None:
-        self.calls.append(("ack", {"participant": participant, "seq": seq}))
+    async def ack(self, participant: str, seq: int, portal: str) -> None:
+        self.calls.append(("ack", {"participant": participant, "seq": seq, "portal": portal}))
         member = self.members.get(participant)
-        if member is not None and seq > member.acked:
+        if member is not None and member.portal == portal and seq > member.acked:
             member.acked = seq
             member.outbox = [m for m in member.outbox if m["seq"] > seq]
 
@@ -195,9 +217,9 @@ class FakeController:
         return "ok"
 
     @rpc_method
-    async def text(self, participant: str, to: str, message: Any, request_id: str | None = None) -> str:
+    async def text(self, participant: str, to: str, message: Any, portal: str, request_id: str | None = None) -> str:
         self.calls.append(("text", {"participant": participant, "to": to, "message": message, "request_id": request_id}))
-        sender = self._member(participant)
+        sender = self._served(participant, portal)
         if to != "all" and to not in self.members:
             raise ServiceError("unknown_target", f"no participant {to}")
         targets = [m.id for m in self.members.values() if m.room == sender.room] if to == "all" else [to]
@@ -205,41 +227,41 @@ class FakeController:
             await self.send(target, "text", {"from": participant, "to": to, "message": message})
         return "ok"
 
-    async def _record(self, method: str, **args: Any) -> None:
+    async def _record(self, method: str, portal: str, **args: Any) -> None:
         self.calls.append((method, args))
-        self._member(args["participant"])
+        self._served(args["participant"], portal)
 
     @rpc_method
-    async def publish(self, participant: str, stream_id: str, transport_id: str, info: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        await self._record("publish", participant=participant, stream_id=stream_id, transport_id=transport_id, info=info)
+    async def publish(self, participant: str, stream_id: str, transport_id: str, info: dict[str, Any], portal: str = "", request_id: str | None = None) -> dict[str, Any]:
+        await self._record("publish", portal, participant=participant, stream_id=stream_id, transport_id=transport_id, info=info)
         return {"id": stream_id, "transportId": transport_id}
 
     @rpc_method
-    async def subscribe(self, participant: str, subscription_id: str, transport_id: str, info: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        await self._record("subscribe", participant=participant, subscription_id=subscription_id, transport_id=transport_id, info=info)
+    async def subscribe(self, participant: str, subscription_id: str, transport_id: str, info: dict[str, Any], portal: str = "", request_id: str | None = None) -> dict[str, Any]:
+        await self._record("subscribe", portal, participant=participant, subscription_id=subscription_id, transport_id=transport_id, info=info)
         return {"id": subscription_id, "transportId": transport_id}
 
     @rpc_method
-    async def unpublish(self, participant: str, stream_id: str, request_id: str | None = None) -> str:
-        await self._record("unpublish", participant=participant, stream_id=stream_id)
+    async def unpublish(self, participant: str, stream_id: str, portal: str = "", request_id: str | None = None) -> str:
+        await self._record("unpublish", portal, participant=participant, stream_id=stream_id)
         return "ok"
 
     @rpc_method
-    async def unsubscribe(self, participant: str, subscription_id: str, request_id: str | None = None) -> str:
-        await self._record("unsubscribe", participant=participant, subscription_id=subscription_id)
+    async def unsubscribe(self, participant: str, subscription_id: str, portal: str = "", request_id: str | None = None) -> str:
+        await self._record("unsubscribe", portal, participant=participant, subscription_id=subscription_id)
         return "ok"
 
     @rpc_method
-    async def stream_control(self, participant: str, stream_id: str, operation: str, data: Any = None, request_id: str | None = None) -> str:
-        await self._record("stream_control", participant=participant, stream_id=stream_id, operation=operation, data=data)
+    async def stream_control(self, participant: str, stream_id: str, operation: str, data: Any = None, portal: str = "", request_id: str | None = None) -> str:
+        await self._record("stream_control", portal, participant=participant, stream_id=stream_id, operation=operation, data=data)
         return "ok"
 
     @rpc_method
-    async def subscription_control(self, participant: str, subscription_id: str, operation: str, data: Any = None, request_id: str | None = None) -> str:
-        await self._record("subscription_control", participant=participant, subscription_id=subscription_id, operation=operation)
+    async def subscription_control(self, participant: str, subscription_id: str, operation: str, data: Any = None, portal: str = "", request_id: str | None = None) -> str:
+        await self._record("subscription_control", portal, participant=participant, subscription_id=subscription_id, operation=operation)
         return "ok"
 
     @rpc_method
-    async def session_signaling(self, participant: str, transport_id: str, signaling: dict[str, Any], request_id: str | None = None) -> str:
-        await self._record("session_signaling", participant=participant, transport_id=transport_id, signaling=signaling)
+    async def session_signaling(self, participant: str, transport_id: str, signaling: dict[str, Any], portal: str = "", request_id: str | None = None) -> str:
+        await self._record("session_signaling", portal, participant=participant, transport_id=transport_id, signaling=signaling)
         return "ok"

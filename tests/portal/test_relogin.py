@@ -238,3 +238,70 @@ async def test_socket_lost_during_relogin_holds_the_participant_again(harness: H
     assert (await newest.call("relogin", ticket))[0] == "ok"
     stale = await harness.client(portal)
     assert await stale.call("relogin", result["reconnectionTicket"]) == ("error", "Ticket was revoked")
+
+
+async def test_relogin_at_another_portal_closes_the_socket_at_the_first_without_a_hold(harness: Harness) -> None:
+    first, second = await harness.portal(), await harness.portal()
+    old, result = await harness.joined(first)
+    new = await harness.client(second)
+    status, _ = await new.call("relogin", result["reconnectionTicket"])
+    assert status == "ok"
+    await wait_until(old.disconnected.is_set, what="the socket at the first portal closed (displace)")
+    assert first.sessions.get(result["id"]) is None
+    await asyncio.sleep(0.1)
+    assert harness.controller.called("hold") == [] and harness.controller.called("leave") == []
+    assert await new.call("text", {"to": "all", "message": "only me"}) == "ok"
+
+
+async def test_a_keyless_retry_of_a_used_ticket_while_its_socket_is_live_is_refused(harness: Harness) -> None:
+    portal = await harness.portal()
+    old, result = await harness.joined(portal)
+    owner = await harness.client(portal)
+    status, _ = await owner.call("relogin", result["reconnectionTicket"])
+    assert status == "ok"
+    await wait_until(old.disconnected.is_set, what="taken over")
+    thief = await harness.client(portal)
+    assert await thief.call("relogin", result["reconnectionTicket"]) == ("error", "Ticket was revoked")
+    thief = await harness.client(portal)
+    assert await thief.call("relogin", {"ticket": result["reconnectionTicket"], "lastSeq": None}) == (
+        "error", {"code": "ticket_revoked", "message": "Ticket was revoked"})
+    await wait_until(thief.disconnected.is_set, what="the refused socket closed")
+    assert not owner.disconnected.is_set()
+    await _text_to(harness, result["id"], "still mine")
+    await wait_until(lambda: owner.texts() == ["still mine"])
+    assert await owner.call("text", {"to": "all", "message": "hi"}) == "ok"
+    assert harness.controller.members[result["id"]].portal == portal.worker_id
+
+
+async def test_a_retry_key_is_checked_by_the_schema_and_passed_hashed(harness: Harness) -> None:
+    portal = await harness.portal()
+    _, result = await harness.joined(portal)
+    ticket = result["reconnectionTicket"]
+    for bad in ("short", "x" * 129, "has space in it 0123", 42):
+        client = await harness.client(portal)
+        status, error = await client.call("relogin", {"ticket": ticket, "lastSeq": None, "retryKey": bad})
+        assert status == "error" and error["code"] == "invalid_request", bad
+    key = "k" * 32
+    client = await harness.client(portal)
+    status, _ = await client.call("relogin", {"ticket": ticket, "lastSeq": None, "retryKey": key})
+    assert status == "ok"
+    sent = harness.controller.called("resume")[-1]["retry_key"]
+    assert isinstance(sent, str) and key not in sent and len(sent) == 64
+
+
+async def test_a_relogin_overtaken_by_one_elsewhere_is_refused_and_closes_its_socket(harness: Harness) -> None:
+    harness.controller.resume_delay = 0.3
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    await client.lose_network()
+    await wait_until(lambda: harness.controller.called("hold"), what="hold")
+    again = await harness.client(portal)
+    relogin = asyncio.ensure_future(again.call("relogin", result["reconnectionTicket"]))
+    await wait_until(lambda: harness.controller.called("resume"), what="resume started")
+    # meanwhile a later resume through another portal was accepted: its displace reaches this portal first
+    await harness.transport.call(portal.worker_id, "displace", {"participant": result["id"], "epoch": 9})
+    assert await relogin == ("error", "Participant is connected elsewhere")
+    await wait_until(again.disconnected.is_set, what="socket closed")
+    assert portal.sessions.get(result["id"]) is None
+    assert harness.controller.called("hold")[-1:] == [{"participant": result["id"], "portal": portal.worker_id}]
+    assert len(harness.controller.called("hold")) == 1, "no hold for a socket that was displaced"

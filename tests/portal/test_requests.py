@@ -140,7 +140,8 @@ async def test_broadcast_reaches_plain_and_extension_clients(harness: Harness) -
     assert answer == {"undelivered": ["gone"]}
     await wait_until(lambda: ("stream", data) in plain.received)
     await wait_until(lambda: ("stream", {**data, "seq": 3}) in ext.received)
-    await wait_until(lambda: {"participant": p["id"], "seq": 7} in harness.controller.called("ack"), what="plain ack")
+    await wait_until(lambda: {"participant": p["id"], "seq": 7, "portal": portal.worker_id} in harness.controller.called("ack"),
+                     what="plain ack")
 
 
 async def test_deliver_carries_several_notifications_in_order(harness: Harness) -> None:
