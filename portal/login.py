@@ -286,7 +286,15 @@ class LoginService:
             # Not back to ``initialized``: until it is gone, the socket can neither act (``Illegal
             # request`` at once, nothing held for a relogin) nor log in again.
             conn.move(State.WAITING_FOR_RECONNECTING)
-            self.background.spawn(self.close_transport(conn.sid))
+            self.background.spawn(self._evict(conn.sid))
+
+    async def _evict(self, sid: str) -> None:
+        """``drop`` first (an OWT SDK whose session another socket took over is told so — it would
+        not notice a bare disconnect), then the socket and its transport are closed."""
+        try:
+            await self.delivery.sio.emit("drop", to=sid)
+        finally:
+            await self.close_transport(sid)
 
     def displace(self, participant: str, epoch: int) -> None:
         """The controller accepted resume number ``epoch`` of ``participant`` through another portal:

@@ -163,7 +163,7 @@ async def test_failed_keepalives_within_the_bound_do_not_rejoin(transports: Tran
     manager = _FailingKeepalives()
     transport, name = await _setup(transports, manager)
     worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
-                           settings=WorkerSettings(cluster_name=name, **{**FAST, "keepalive_max_failures": 1000}))
+                           settings=WorkerSettings(cluster_name=name, **_FastTimings(FAST, keepalive_max_failures=1000)))
     await worker.start()
     manager.failing = True
     await wait_until(lambda: manager.keepalives >= 5, what="failed keep-alives")

@@ -281,6 +281,7 @@ async def test_a_relogin_with_the_current_ticket_cuts_off_a_socket_that_ignores_
     stale = await old.send("text", {"to": "all", "message": "from the old socket"})
     await asyncio.wait_for(old.closed.wait(), 5)  # the server closed the transport itself
     assert old.disconnect_packets == 1
+    assert ("drop", None) in old.received  # told, not just cut off
     with contextlib.suppress(ConnectionError):
         assert (await stale)[0] == "error"
     await _owner_still_in_charge(new, bob, alice["id"], "only the new socket")
@@ -303,7 +304,7 @@ async def test_tickets_across_two_portals(process_cluster: Callable[..., Process
         [controller] = [w["id"] for w in await cluster.admin("get_workers") if w["purpose"] == "conference"]
 
         async def portals(room: str) -> dict[str, tuple[str, str]]:
-            members = await rpc.call(controller, "get_participants", {"room": room})
+            members = await rpc.call(controller, "get_participants", {"room": room, "admin_key": cluster.admin_key})
             return {m["id"]: (m["portal"], m["state"]) for m in members}
 
         # 1. The owner relogs in at portal 1 (bare ticket); the used ticket is replayed at portal 2.
@@ -351,7 +352,7 @@ async def test_tickets_across_two_portals(process_cluster: Callable[..., Process
                                                 "portal": portal_one})
         assert refused.value.code == "not_current_portal"
         await rpc.cast(controller, "ack_many", {"acks": {carol["id"]: 10**6}, "portal": portal_one})
-        members = await rpc.call(controller, "get_participants", {"room": "x2"})
+        members = await rpc.call(controller, "get_participants", {"room": "x2", "admin_key": cluster.admin_key})
         assert [m["acked"] for m in members if m["id"] == carol["id"]] != [10**6]
         assert "stale" not in dave.texts()
 
