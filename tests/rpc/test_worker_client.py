@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from typing import TypedDict
 
+import msgspec
+
 from rpc import ServiceError, Transport, rpc_method
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
@@ -163,7 +165,7 @@ async def test_failed_keepalives_within_the_bound_do_not_rejoin(transports: Tran
     manager = _FailingKeepalives()
     transport, name = await _setup(transports, manager)
     worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
-                           settings=WorkerSettings(cluster_name=name, **_FastTimings(FAST, keepalive_max_failures=1000)))
+                           settings=msgspec.structs.replace(WorkerSettings(cluster_name=name, **FAST), keepalive_max_failures=1000))
     await worker.start()
     manager.failing = True
     await wait_until(lambda: manager.keepalives >= 5, what="failed keep-alives")
