@@ -12,6 +12,7 @@ from .formats import (
     now_ms,
 )
 from .keyring import DEV_KEY, Keyring, KeySettings
+from .names import SafeText, UnsafeText, check_safe, escape_unsafe, first_unsafe, readable_validation, safe_pattern
 
 __all__ = [
     "BadSignature",
@@ -30,4 +31,11 @@ __all__ = [
     "DEV_KEY",
     "Keyring",
     "KeySettings",
+    "SafeText",
+    "UnsafeText",
+    "check_safe",
+    "escape_unsafe",
+    "first_unsafe",
+    "readable_validation",
+    "safe_pattern",
 ]

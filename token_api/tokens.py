@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from credentials import JoinToken, Keyring, encode_token, new_id, now_ms
+from credentials import JoinToken, Keyring, UnsafeText, check_safe, encode_token, new_id, now_ms, safe_pattern
 
 from .errors import BadRequest, RoomNotFound
 from .placement import PortalScheduler
@@ -24,7 +24,7 @@ __all__ = ["Preference", "TokenBody", "TokenRequest", "TokenMinter", "MintedToke
 
 log = logging.getLogger("switchboard.token_api")
 
-_Text = Annotated[str, msgspec.Meta(max_length=128)]
+_Text = Annotated[str, msgspec.Meta(max_length=128, pattern=safe_pattern(allow_empty=True))]
 
 
 class Preference(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,12 +81,23 @@ class TokenMinter:
                 f"Name or role not valid: user is longer than {self._settings.max_user_length} characters",
                 reason="invalid_user",
             )
+        try:
+            check_safe(user, "user")
+        except UnsafeText as exc:
+            raise BadRequest(f"Name or role not valid: {exc}", reason="invalid_user") from None
+
+    def _check_role(self, role: str) -> None:
+        if not role:
+            raise BadRequest("Name or role not valid: role must not be empty", reason="invalid_role")
+        try:
+            check_safe(role, "role")
+        except UnsafeText as exc:
+            raise BadRequest(f"Name or role not valid: {exc}", reason="invalid_role") from None
 
     async def mint(self, room_id: str, user: str, role: str, preference: Preference | None) -> MintedToken:
         """A signed token for ``user`` as ``role`` in ``room_id``; raises an :class:`ApiError`."""
         self._check_user(user)
-        if not role:
-            raise BadRequest("Name or role not valid: role must not be empty", reason="invalid_role")
+        self._check_role(role)
         room, is_new = await self._room(room_id)
         if not room.has_role(role):
             raise BadRequest(
