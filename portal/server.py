@@ -23,7 +23,7 @@ from edge import AddressRateLimiter, Guard, GuardedSite, TrustedProxies, name_se
 
 from .connection import Connection, State
 from .errors import Ack, IllegalRequest, RequestError, ok
-from .gate import PollingBodyTimeout, gate_middleware
+from .gate import gate_middleware, quiet_body_timeouts
 from .limits import SocketLimits
 from .login import LoginService
 from .logs import EventLog
@@ -80,7 +80,10 @@ class PortalServer:
         trusted = TrustedProxies(settings.trusted_proxies, setting="portal.trusted_proxies")
         connections = AddressRateLimiter(settings.connections_per_address_per_second,
                                          settings.connections_per_address_burst, settings.connection_limit_addresses)
-        self.app = web.Application(middlewares=[gate_middleware(_SIO_PATH, connections, trusted)])
+        gate = gate_middleware(_SIO_PATH, connections, trusted, max_body=settings.max_message_bytes,
+                               end_session=self._end_session)
+        self.app = web.Application(middlewares=[gate])
+        quiet_body_timeouts()
         self.app.on_response_prepare.append(name_server)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
@@ -118,7 +121,7 @@ class PortalServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.settings.shutdown_timeout)
         await self._runner.setup()
-        guard = Guard(self.settings.header_timeout, self.settings.body_timeout, body_timeout_error=PollingBodyTimeout)
+        guard = Guard(self.settings.header_timeout, self.settings.body_timeout)
         self._site = GuardedSite(self._runner, self.settings.host, self.settings.port, guard)
         await self._site.start()
 
@@ -142,6 +145,11 @@ class PortalServer:
             timer.cancel()
         self._login_timers.clear()
         for eio_socket in list(self.sio.eio.sockets.values()):
+            await self._close_transport(eio_socket)
+
+    async def _end_session(self, eio_sid: str) -> None:
+        eio_socket = self.sio.eio.sockets.get(eio_sid)
+        if eio_socket is not None:
             await self._close_transport(eio_socket)
 
     async def _close_transport(self, eio_socket: Any) -> None:
