@@ -30,7 +30,8 @@ __all__ = [
     "parse",
 ]
 
-Id = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-zA-Z-]+$", max_length=128)]
+# \A…\Z, not ^…$: "$" also matches before a final newline.
+Id = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-zA-Z-]+\Z", max_length=128)]
 #: Request ids and ``text`` targets are echoed to others and logged: no control or invisible
 #: characters (:mod:`credentials.names`).
 RequestId = Annotated[SafeText, msgspec.Meta(min_length=1, max_length=128)]
