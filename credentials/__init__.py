@@ -12,6 +12,7 @@ from .formats import (
     now_ms,
 )
 from .keyring import AdminKeys, Keyring, KeySettings
+from .names import SafeText, UnsafeText, check_safe, escape_unsafe, first_unsafe, readable_validation, safe_pattern
 from .strength import MIN_KEY_LENGTH, weak_key_reason
 
 __all__ = [
@@ -33,4 +34,11 @@ __all__ = [
     "weak_key_reason",
     "Keyring",
     "KeySettings",
+    "SafeText",
+    "UnsafeText",
+    "check_safe",
+    "escape_unsafe",
+    "first_unsafe",
+    "readable_validation",
+    "safe_pattern",
 ]

@@ -34,6 +34,8 @@ class _MsgspecJson:
             return _decoder.decode(text)
         except msgspec.DecodeError as exc:
             raise ValueError(str(exc)) from None
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
 
 
 class JsonPacket(socketio.packet.Packet):  # type: ignore[misc]

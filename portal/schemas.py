@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
+from credentials import SafeText, readable_validation
+
 from .errors import invalid_request
 
 __all__ = [
@@ -28,9 +30,12 @@ __all__ = [
     "parse",
 ]
 
-Id = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-zA-Z-]+$", max_length=128)]
-RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-Target = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# \A…\Z, not ^…$: "$" also matches before a final newline.
+Id = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-zA-Z-]+\Z", max_length=128)]
+#: Request ids and ``text`` targets are echoed to others and logged: no control or invisible
+#: characters (:mod:`credentials.names`).
+RequestId = Annotated[SafeText, msgspec.Meta(min_length=1, max_length=128)]
+Target = Annotated[SafeText, msgspec.Meta(min_length=1, max_length=128)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 #: A client-chosen secret that lets only the connection that sent a relogin retry it (visible ASCII).
 RetryKey = Annotated[str, msgspec.Meta(min_length=16, max_length=128, pattern=r"^[\x21-\x7e]+$")]
@@ -183,4 +188,4 @@ def parse(payload: Any, schema: type[S]) -> S:
     try:
         return msgspec.convert(payload, schema)
     except msgspec.ValidationError as exc:
-        raise invalid_request(str(exc)) from None
+        raise invalid_request(readable_validation(str(exc))) from None

@@ -2,6 +2,10 @@
 
 Every client event goes through :meth:`PortalServer._request`: limits, the action, and the one
 place a :class:`~portal.errors.RequestError` becomes the ``('error', reason)`` ack.
+
+Connections are guarded (:mod:`edge`: header and body deadlines, JSON for aiohttp's own errors),
+new ones are limited per client address (:mod:`portal.gate`), and an Engine.IO connection that has
+no logged-in participant ``login_timeout`` after it opened is closed at the transport.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import socketio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from edge import AddressRateLimiter, Guard, GuardedSite, TrustedProxies, name_server
+
 from .connection import Connection, State
 from .errors import Ack, IllegalRequest, RequestError, ok
+from .gate import gate_middleware, quiet_body_timeouts
 from .limits import SocketLimits
 from .login import LoginService
 from .logs import EventLog
@@ -33,6 +40,8 @@ __all__ = ["PortalServer", "create_sio"]
 log = logging.getLogger("switchboard.portal")
 
 Action = Callable[[Connection, Any], Awaitable[Ack]]
+
+_SIO_PATH = "/socket.io/"
 
 
 def create_sio(settings: PortalSettings) -> socketio.AsyncServer:
@@ -68,12 +77,25 @@ class PortalServer:
         self.acks = acks
         self.metrics = metrics
         self.log = log
-        self.app = web.Application()
+        trusted = TrustedProxies(settings.trusted_proxies, setting="portal.trusted_proxies")
+        connections = AddressRateLimiter(settings.connections_per_address_per_second,
+                                         settings.connections_per_address_burst, settings.connection_limit_addresses)
+        gate = gate_middleware(_SIO_PATH, connections, trusted, max_body=settings.max_message_bytes,
+                               end_session=self._end_session)
+        self.app = web.Application(middlewares=[gate])
+        quiet_body_timeouts()
+        self.app.on_response_prepare.append(name_server)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
-        self.sio.attach(self.app)
+        self.sio.attach(self.app, socketio_path=_SIO_PATH.strip("/"))
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: GuardedSite | None = None
+        # python-socketio's Engine.IO handlers, wrapped to time the login from the Engine.IO connection.
+        self._eio_connect = self.sio.eio.handlers["connect"]
+        self._eio_disconnect = self.sio.eio.handlers["disconnect"]
+        self.sio.eio.on("connect", self._eio_connected)
+        self.sio.eio.on("disconnect", self._eio_disconnected)
+        self._login_timers: dict[str, asyncio.TimerHandle] = {}
         self._actions: dict[str, Action] = {
             "login": logins.login,
             "relogin": logins.relogin,
@@ -99,7 +121,8 @@ class PortalServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.settings.shutdown_timeout)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        guard = Guard(self.settings.header_timeout, self.settings.body_timeout)
+        self._site = GuardedSite(self._runner, self.settings.host, self.settings.port, guard)
         await self._site.start()
 
     async def stop(self) -> None:
@@ -118,10 +141,22 @@ class PortalServer:
         possibly elsewhere) at once instead of after a ping timeout.  python-engineio queues a CLOSE
         packet that engine.io-client ignores on websocket; waking the writer with ``None`` makes it
         close the websocket itself."""
+        for timer in self._login_timers.values():
+            timer.cancel()
+        self._login_timers.clear()
         for eio_socket in list(self.sio.eio.sockets.values()):
-            if not eio_socket.closed:
-                await eio_socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
-            eio_socket.queue.put_nowait(None)
+            await self._close_transport(eio_socket)
+
+    async def _end_session(self, eio_sid: str) -> None:
+        eio_socket = self.sio.eio.sockets.get(eio_sid)
+        if eio_socket is not None:
+            await self._close_transport(eio_socket)
+
+    async def _close_transport(self, eio_socket: Any) -> None:
+        """End one Engine.IO connection: its websocket closes, its polling session is gone."""
+        if not eio_socket.closed:
+            await eio_socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
+        eio_socket.queue.put_nowait(None)
 
     async def close_socket(self, sid: str) -> None:
         try:
@@ -144,6 +179,31 @@ class PortalServer:
         self.sio.eio.sockets.pop(eio_sid, None)
 
     # -- sockets ---------------------------------------------------------------------------------
+
+    async def _eio_connected(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        self._login_timers[eio_sid] = loop.call_later(self.settings.login_timeout, self._login_deadline, eio_sid)
+        return await self._eio_connect(eio_sid, environ)
+
+    async def _eio_disconnected(self, eio_sid: str, reason: Any = None) -> Any:
+        timer = self._login_timers.pop(eio_sid, None)
+        if timer is not None:
+            timer.cancel()
+        return await self._eio_disconnect(eio_sid, reason)
+
+    def _login_deadline(self, eio_sid: str) -> None:
+        """``login_timeout`` after the Engine.IO connection: without a participant it is closed."""
+        self._login_timers.pop(eio_sid, None)
+        eio_socket = self.sio.eio.sockets.get(eio_sid)
+        if eio_socket is None or eio_socket.closed:
+            return
+        sid = self.sio.manager.sid_from_eio_sid(eio_sid, "/")
+        conn = self.connections.get(sid) if sid is not None else None
+        if conn is not None and conn.session is not None:
+            return
+        self.log.info("login_timeout", eio_sid=eio_sid, sid=sid, state=conn.state.value if conn else "no_socketio")
+        self.metrics.requests.inc("login", "login_timeout")
+        self.logins.background.spawn(self._close_transport(eio_socket))
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         limits = SocketLimits(
@@ -169,7 +229,11 @@ class PortalServer:
         conn = self.connections.get(sid)
         if conn is not None and conn.state is State.INITIALIZED and conn.session is None:
             conn.log.info("idle_socket_closed")
-            self.logins.background.spawn(self.close_socket(sid))
+            eio_socket = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
+            if eio_socket is not None:
+                self.logins.background.spawn(self._close_transport(eio_socket))
+            else:
+                self.logins.background.spawn(self.close_socket(sid))
 
     # -- requests --------------------------------------------------------------------------------
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 __all__ = ["PortalSettings", "MIN_TICKET_LIFETIME"]
 
 #: The OWT SDK refreshes a ticket 60 s before ``notAfter``; shorter lifetimes cause refresh storms.
 MIN_TICKET_LIFETIME = 60.0
+
+_Positive = Annotated[float, msgspec.Meta(gt=0)]
+_PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 
 class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +70,24 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Engine.IO ping interval and timeout, seconds.
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
+    #: Seconds a client has to send a request line and headers, counted from the connection or its
+    #: previous response (so also the longest idle keep-alive); past it: 408 and the connection closes.
+    header_timeout: _Positive = 10.0
+    #: Seconds a client has to send a whole request body (a polling POST) once its headers are in;
+    #: past it: 408, the Engine.IO session ends and the connection closes.
+    body_timeout: _Positive = 30.0
+    #: Seconds from the Engine.IO connection within which a socket must connect Socket.IO and log in
+    #: (``login`` or ``relogin``); past it the transport is closed (websocket or polling session).
+    login_timeout: _Positive = 30.0
+    #: Reverse proxies (addresses or networks, e.g. ``"10.0.0.0/8"``) whose ``X-Forwarded-For`` names
+    #: the client; empty = the TCP peer is the client.  Used by every per-address limit.
+    trusted_proxies: list[str] = []
+    #: New Engine.IO connections per client address: sustained per second and burst; beyond them
+    #: 429 with ``Retry-After``.
+    connections_per_address_per_second: _Positive = 10.0
+    connections_per_address_burst: _PositiveInt = 50
+    #: Most client addresses whose connection rate is tracked (the least recently seen is forgotten first).
+    connection_limit_addresses: _PositiveInt = 10_000
 
     def __post_init__(self) -> None:
         if self.reconnection_ticket_lifetime <= MIN_TICKET_LIFETIME:

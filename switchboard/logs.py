@@ -1,4 +1,11 @@
-"""Logging set-up: one event per line, as ``key=value`` text or JSON, with bound context ids."""
+"""Logging set-up: one event per line, as ``key=value`` text or JSON, with bound context ids.
+
+A line holds what clients sent (room ids, user names, paths), so the text formatter escapes every
+control, bidi and invisible character (:func:`credentials.escape_unsafe`): a value cannot end the
+line, forge another or reorder what a terminal shows.  A traceback keeps its line breaks, each of
+its lines indented so none passes for an event.  JSON lines are escaped by ``json.dumps``
+(``ensure_ascii``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ import time
 from typing import Any, Self
 
 import msgspec
+
+from credentials import escape_unsafe
 
 __all__ = ["configure_logging", "EventLog"]
 
@@ -48,8 +57,10 @@ class _TextFormatter(logging.Formatter):
         line = f"{stamp} {record.levelname.lower():7} {record.name}: {message}"
         if extras:
             line += f" {extras}"
+        line = escape_unsafe(line)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            trace = self.formatException(record.exc_info)
+            line += "".join(f"\n  {escape_unsafe(part)}" for part in trace.split("\n"))
         return line
 
 

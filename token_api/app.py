@@ -9,9 +9,20 @@ from collections.abc import AsyncIterator, Sequence
 from aiohttp import web
 
 from credentials import Keyring
+from edge import AddressRateLimiter, TrustedProxies, name_server
 from rpc import Transport
 
-from .app_keys import AUTHENTICATOR, CLUSTER_NAME, METRICS, MINTER, SETTINGS, STORE, TRANSPORT
+from .app_keys import (
+    AUTHENTICATOR,
+    CLUSTER_NAME,
+    METRICS,
+    MINT_LIMITER,
+    MINTER,
+    SETTINGS,
+    STORE,
+    TRANSPORT,
+    TRUSTED_PROXIES,
+)
 from .auth import Authenticator
 from .metrics import Metrics
 from .middlewares import cors_middleware, error_middleware
@@ -77,7 +88,8 @@ def create_app(
     through the same CORS and error middlewares.
 
     :raises ValueError: the settings cannot work (``require_service_key`` without any key, a
-        token lifetime that is not positive) or would expose an open token API beyond loopback.
+        token lifetime that is not positive, a trusted proxy that is not an address or network) or
+        would expose an open token API beyond loopback.
     """
     if settings.token_lifetime <= 0:
         raise ValueError(f"token_api.token_lifetime must be positive, got {settings.token_lifetime}")
@@ -87,6 +99,7 @@ def create_app(
             f"{settings.host!r}: an open token API may only bind a loopback address; turn "
             "require_service_key on (with token_api.service_keys) or bind 127.0.0.1"
         )
+    trusted = TrustedProxies(settings.trusted_proxies, setting="token_api.trusted_proxies")
     metrics = Metrics()
     store = RoomStore(settings.rooms_db, cache_ttl=settings.rooms_cache_ttl)
     portals = PortalScheduler(transport, settings, metrics, cluster_name=cluster_name)
@@ -99,10 +112,15 @@ def create_app(
     app[CLUSTER_NAME] = cluster_name
     app[STORE] = store
     app[METRICS] = metrics
-    app[AUTHENTICATOR] = Authenticator(settings, metrics)
+    app[TRUSTED_PROXIES] = trusted
+    app[AUTHENTICATOR] = Authenticator(settings, metrics, trusted=trusted)
+    app[MINT_LIMITER] = AddressRateLimiter(
+        settings.mints_per_address_per_second, settings.mints_per_address_burst, settings.mint_limit_addresses
+    )
     app[MINTER] = TokenMinter(settings, keyring, store, portals)
     app.add_routes(routes)
     if extra_routes:
         app.add_routes(extra_routes)
     app.cleanup_ctx.append(_rooms_ctx)
+    app.on_response_prepare.append(name_server)
     return app

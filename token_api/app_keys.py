@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edge import AddressRateLimiter, TrustedProxies
 from rpc import Transport
 
 from .auth import Authenticator
@@ -12,7 +13,8 @@ from .settings import TokenApiSettings
 from .store import RoomStore
 from .tokens import TokenMinter
 
-__all__ = ["SETTINGS", "TRANSPORT", "CLUSTER_NAME", "STORE", "AUTHENTICATOR", "MINTER", "METRICS"]
+__all__ = ["SETTINGS", "TRANSPORT", "CLUSTER_NAME", "STORE", "AUTHENTICATOR", "MINTER", "METRICS", "TRUSTED_PROXIES",
+           "MINT_LIMITER"]
 
 SETTINGS = web.AppKey("settings", TokenApiSettings)
 TRANSPORT = web.AppKey("transport", Transport)
@@ -21,3 +23,5 @@ STORE = web.AppKey("store", RoomStore)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 MINTER = web.AppKey("minter", TokenMinter)
 METRICS = web.AppKey("metrics", Metrics)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
+MINT_LIMITER = web.AppKey("mint_limiter", AddressRateLimiter)

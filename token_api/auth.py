@@ -1,5 +1,6 @@
 """Who may call: service keys (``X-Service-Key``) and MAuth, with replay protection and a
-per-address limit on failures.
+per-address limit on failures (the address is :func:`edge.client_address`: behind a trusted
+reverse proxy, the client it forwarded for, not the proxy).
 
 ``POST /token`` and the room management routes (``/v1/rooms*``, tokens included) need
 credentials unless ``require_service_key`` is off — an open token API, which the settings allow
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from edge import TrustedProxies, client_address
 
 from .errors import AuthError, TooManyRequests
 from .mauth import MalformedHeader, parse_header, signature_matches
@@ -52,6 +55,7 @@ class Authenticator:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        trusted: TrustedProxies | None = None,
     ) -> None:
         if settings.require_service_key and not settings.service_keys:
             raise ValueError("token_api.require_service_key is on but token_api.service_keys is empty")
@@ -60,6 +64,7 @@ class Authenticator:
         self._window_ms = settings.mauth_window * 1000
         self._wall_clock = wall_clock
         self._metrics = metrics
+        self._trusted = trusted if trusted is not None else TrustedProxies(settings.trusted_proxies)
         self._nonces = NonceCache(settings.mauth_window, settings.mauth_nonce_capacity, clock=clock)
         self._limiter = FailureLimiter(
             settings.auth_failure_limit, settings.auth_failure_window, settings.auth_failure_addresses, clock=clock
@@ -71,7 +76,7 @@ class Authenticator:
         return _OPEN if self._open else self._authenticate(request)
 
     def _authenticate(self, request: web.Request) -> Principal:
-        address = request.remote or "unknown"
+        address = client_address(request, self._trusted)
         wait = self._limiter.retry_after(address)
         if wait:
             self._metrics.auth_failures.labels(reason="rate_limited").inc()

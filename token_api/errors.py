@@ -17,6 +17,8 @@ __all__ = [
     "BadRequest",
     "AuthError",
     "TooManyRequests",
+    "RequestTimeout",
+    "InternalError",
     "NotFound",
     "RoomNotFound",
     "Conflict",
@@ -26,16 +28,19 @@ __all__ = [
     "reason_for_status",
 ]
 
-_OWT_CODE_FOR_STATUS = {400: 1201, 401: 1101, 403: 1102, 404: 1001, 405: 1201, 409: 1201, 413: 1201, 429: 1101}
+_OWT_CODE_FOR_STATUS = {400: 1201, 401: 1101, 403: 1102, 404: 1001, 405: 1201, 408: 1201, 409: 1201, 413: 1201,
+                        429: 1101, 431: 1201}
 _REASON_FOR_STATUS = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "body_too_large",
     429: "too_many_requests",
+    431: "headers_too_large",
     500: "internal",
     503: "unavailable",
 }
@@ -83,6 +88,20 @@ class TooManyRequests(ApiError, web.HTTPTooManyRequests):
 
     def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
         super().__init__(message, reason=reason, headers={"Retry-After": str(retry_after)})
+
+
+class RequestTimeout(ApiError, web.HTTPRequestTimeout):
+    """The request body did not arrive within ``body_timeout``; the connection is closed after it."""
+
+    owt_code = 1201
+    default_reason = "body_timeout"
+
+
+class InternalError(ApiError, web.HTTPInternalServerError):
+    """A bug: the handler raised something that is not an :class:`ApiError`."""
+
+    owt_code = 2001
+    default_reason = "internal"
 
 
 class NotFound(ApiError, web.HTTPNotFound):

@@ -9,9 +9,9 @@ import msgspec
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from .errors import ApiError, owt_code_for_status, reason_for_status
+from .errors import ApiError, BadRequest, InternalError, owt_code_for_status, reason_for_status
 
-__all__ = ["error_middleware", "cors_middleware", "error_response"]
+__all__ = ["error_middleware", "cors_middleware", "error_response", "error_body"]
 
 log = logging.getLogger("switchboard.token_api")
 
@@ -20,6 +20,11 @@ _KEPT_HEADERS = (hdrs.WWW_AUTHENTICATE, hdrs.RETRY_AFTER, hdrs.ALLOW)
 _ALLOW_METHODS = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
 _ALLOW_HEADERS = "origin, authorization, content-type, x-service-key"
 _MAX_AGE = "600"
+
+
+def error_body(status: int, reason: str, message: str) -> bytes:
+    """OWT's error body for what no :class:`ApiError` describes (the errors of the HTTP edge)."""
+    return _encode({"error": {"code": owt_code_for_status(status), "message": message, "reason": reason}})
 
 
 def error_response(exc: web.HTTPException) -> web.Response:
@@ -33,6 +38,8 @@ def error_response(exc: web.HTTPException) -> web.Response:
         body=_encode({"error": {"code": code, "message": message, "reason": reason}}),
         content_type="application/json",
     )
+    if exc.status == 408:
+        response.force_close()  # the rest of a late body may still come: the connection is done
     for name in _KEPT_HEADERS:
         if name in exc.headers:
             response.headers[name] = exc.headers[name]
@@ -47,9 +54,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return error_response(exc)
+    except web.RequestPayloadError:
+        # The body broke off or its framing is wrong (chunks, length): aiohttp's parser said so.
+        return error_response(BadRequest("The request body is not valid HTTP framing", reason="bad_body_framing"))
     except Exception:
         log.exception("request_failed method=%s path=%s", request.method, request.path)
-        return error_response(ApiError("Internal error"))
+        return error_response(InternalError("Internal error"))
 
 
 def cors_middleware(allowed_origins: Sequence[str], *, closed_prefixes: Sequence[str] = ()) -> Middleware:

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from credentials import SafeText, check_safe, safe_pattern
+
 __all__ = [
     "RoomId",
     "RoleName",
@@ -27,10 +29,11 @@ __all__ = [
     "room_json",
 ]
 
-#: A room id: 1–128 characters, no control characters, no ``/`` (it is a path segment).
-RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f/]+$")]
-RoleName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
-_RoomName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+#: A room id: 1–128 characters, no control or invisible characters (:mod:`credentials.names`), no
+#: ``/`` (it is a path segment).
+RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=safe_pattern("/"))]
+RoleName = Annotated[SafeText, msgspec.Meta(min_length=1, max_length=64)]
+_RoomName = Annotated[SafeText, msgspec.Meta(min_length=1, max_length=128)]
 _Limit = Annotated[int, msgspec.Meta(ge=-1)]
 _MAX_ROLES = 64
 _MAX_VIEWS = 32
@@ -86,6 +89,7 @@ def _check_views(views: list[dict[str, Any]]) -> None:
         label = view.get("label")
         if not isinstance(label, str) or not label:
             raise ValueError("every view needs a non-empty string label")
+        check_safe(label, "a view label")
         labels.append(label)
     if len(set(labels)) != len(labels):
         raise ValueError("view labels must be unique")

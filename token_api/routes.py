@@ -5,11 +5,23 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from credentials import new_id
+from credentials import new_id, readable_validation
 
-from .app_keys import AUTHENTICATOR, CLUSTER_NAME, METRICS, MINTER, SETTINGS, STORE, TRANSPORT
+from edge import client_address
+
+from .app_keys import (
+    AUTHENTICATOR,
+    CLUSTER_NAME,
+    METRICS,
+    MINT_LIMITER,
+    MINTER,
+    SETTINGS,
+    STORE,
+    TRANSPORT,
+    TRUSTED_PROXIES,
+)
 from .bodies import read_body
-from .errors import BadRequest, Conflict, RoomNotFound
+from .errors import BadRequest, Conflict, RoomNotFound, TooManyRequests
 from .health import check_readiness
 from .metrics import CONTENT_TYPE_LATEST
 from .rooms import CreateRoom, Room, RoomId, UpdateRoom, room_from_create, room_json, room_with_update
@@ -38,9 +50,18 @@ def _token_response(token: str) -> web.Response:
 # -- tokens ---------------------------------------------------------------------------------------
 
 
+def _admit_mint(request: web.Request) -> None:
+    """429 when the client's address asked for more tokens than ``mints_per_address_*`` allow."""
+    wait = request.app[MINT_LIMITER].take(client_address(request, request.app[TRUSTED_PROXIES]))
+    if wait:
+        raise TooManyRequests("too many tokens asked for from this address; retry later", retry_after=wait,
+                              reason="too_many_mints")
+
+
 @routes.post("/token")
 async def post_token(request: web.Request) -> web.Response:
     principal = request.app[AUTHENTICATOR].authenticate(request)
+    _admit_mint(request)
     body = await read_body(request, TokenRequest)
     minted = await request.app[MINTER].mint(
         body.room, principal.user or body.user, principal.role or body.role, body.preference,
@@ -54,6 +75,7 @@ async def post_token(request: web.Request) -> web.Response:
 async def post_room_token(request: web.Request) -> web.Response:
     principal = request.app[AUTHENTICATOR].authenticate(request)
     room = _room_id(request)
+    _admit_mint(request)
     body = await read_body(request, TokenBody)
     minted = await request.app[MINTER].mint(
         room, principal.user or body.user, principal.role or body.role, body.preference,
@@ -92,7 +114,7 @@ async def create_room(request: web.Request) -> web.Response:
     try:
         room = room_from_create(body, room_id)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"Invalid room: {exc}", reason="invalid_room") from None
+        raise BadRequest(f"Invalid room: {readable_validation(str(exc))}", reason="invalid_room") from None
     try:
         await request.app[STORE].create(room)
     except RoomExists:
@@ -122,7 +144,7 @@ async def update_room(request: web.Request) -> web.Response:
     try:
         room = await request.app[STORE].update(room_id, change)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"Invalid room: {exc}", reason="invalid_room") from None
+        raise BadRequest(f"Invalid room: {readable_validation(str(exc))}", reason="invalid_room") from None
     if room is None:
         raise RoomNotFound(room_id)
     return web.json_response(room_json(room))

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from credentials import Keyring
+from edge import Guard, GuardedSite
 from rpc import Transport
 
 from .app import create_app
+from .middlewares import error_body
 from .settings import TokenApiSettings
 
 __all__ = ["TokenApi"]
@@ -46,7 +48,7 @@ class TokenApi:
         self.settings = settings
         self.app = create_app(settings, transport, keyring, cluster_name=cluster_name, extra_routes=extra_routes)
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: GuardedSite | None = None
         self._port: int | None = None
         self._stopped = False
 
@@ -67,7 +69,8 @@ class TokenApi:
         self._runner = runner
         try:
             await runner.setup()
-            site = web.TCPSite(runner, self.settings.host, self.settings.port)
+            guard = Guard(self.settings.header_timeout, self.settings.body_timeout, error_body=error_body)
+            site = GuardedSite(runner, self.settings.host, self.settings.port, guard)
             await site.start()
         except BaseException:
             self._runner = None

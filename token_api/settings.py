@@ -60,3 +60,19 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     client_max_size: _PositiveInt = 64 * 1024
     #: Longest accepted user name, characters.
     max_user_length: _PositiveInt = 128
+    #: Seconds a client has to send a request line and headers, counted from the connection or its
+    #: previous response (so also the longest idle keep-alive); past it: 408 and the connection closes.
+    header_timeout: _PositiveSeconds = 10.0
+    #: Seconds a client has to send a whole request body once its headers are in; past it: 408.
+    body_timeout: _PositiveSeconds = 30.0
+    #: Deepest nesting of arrays and objects accepted in a JSON body (400 ``too_deep`` beyond).
+    max_json_depth: _PositiveInt = 32
+    #: Reverse proxies (addresses or networks, e.g. ``"10.0.0.0/8"``) whose ``X-Forwarded-For`` names
+    #: the client; empty = the TCP peer is the client.  Used by every per-address limit.
+    trusted_proxies: list[str] = []
+    #: Token mints (``POST /token``, ``POST /v1/rooms/{room}/tokens``) per client address: sustained
+    #: per second and burst; beyond them 429 with ``Retry-After``.
+    mints_per_address_per_second: _PositiveSeconds = 10.0
+    mints_per_address_burst: _PositiveInt = 50
+    #: Most client addresses whose mint rate is tracked (the least recently seen is forgotten first).
+    mint_limit_addresses: _PositiveInt = 10_000

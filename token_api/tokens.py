@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from credentials import JoinToken, Keyring, encode_token, new_id, now_ms
+from credentials import JoinToken, Keyring, UnsafeText, check_safe, encode_token, new_id, now_ms, safe_pattern
 
 from .errors import BadRequest, RoomNotFound
 from .placement import PortalScheduler
@@ -24,7 +24,7 @@ __all__ = ["Preference", "TokenBody", "TokenRequest", "TokenMinter", "MintedToke
 
 log = logging.getLogger("switchboard.token_api")
 
-_Text = Annotated[str, msgspec.Meta(max_length=128)]
+_Text = Annotated[str, msgspec.Meta(max_length=128, pattern=safe_pattern(allow_empty=True))]
 
 
 class Preference(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,6 +81,18 @@ class TokenMinter:
                 f"Name or role not valid: user is longer than {self._settings.max_user_length} characters",
                 reason="invalid_user",
             )
+        try:
+            check_safe(user, "user")
+        except UnsafeText as exc:
+            raise BadRequest(f"Name or role not valid: {exc}", reason="invalid_user") from None
+
+    def _check_role(self, role: str) -> None:
+        if not role:
+            raise BadRequest("Name or role not valid: role must not be empty", reason="invalid_role")
+        try:
+            check_safe(role, "role")
+        except UnsafeText as exc:
+            raise BadRequest(f"Name or role not valid: {exc}", reason="invalid_role") from None
 
     async def mint(
         self, room_id: str, user: str, role: str, preference: Preference | None, *, may_create_room: bool
@@ -90,8 +102,7 @@ class TokenMinter:
         ``may_create_room``: the caller is authenticated, so an unknown room may be created
         (``auto_create_rooms``); an anonymous caller gets tokens for existing rooms only."""
         self._check_user(user)
-        if not role:
-            raise BadRequest("Name or role not valid: role must not be empty", reason="invalid_role")
+        self._check_role(role)
         room, is_new = await self._room(room_id, may_create_room)
         if not room.has_role(role):
             raise BadRequest(
