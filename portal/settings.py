@@ -83,9 +83,10 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: the client; empty = the TCP peer is the client.  Used by every per-address limit.
     trusted_proxies: list[str] = []
     #: New Engine.IO connections per client address: sustained per second and burst; beyond them
-    #: 429 with ``Retry-After``.
-    connections_per_address_per_second: _Positive = 10.0
-    connections_per_address_burst: _PositiveInt = 50
+    #: 429 with ``Retry-After``. Sized for an office behind one NAT address joining at once, and for
+    #: the clients of a dead sibling portal reconnecting here.
+    connections_per_address_per_second: _Positive = 50.0
+    connections_per_address_burst: _PositiveInt = 500
     #: Most client addresses whose connection rate is tracked (the least recently seen is forgotten first).
     connection_limit_addresses: _PositiveInt = 10_000
 

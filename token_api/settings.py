@@ -71,8 +71,9 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     #: the client; empty = the TCP peer is the client.  Used by every per-address limit.
     trusted_proxies: list[str] = []
     #: Token mints (``POST /token``, ``POST /v1/rooms/{room}/tokens``) per client address: sustained
-    #: per second and burst; beyond them 429 with ``Retry-After``.
-    mints_per_address_per_second: _PositiveSeconds = 10.0
-    mints_per_address_burst: _PositiveInt = 50
+    #: per second and burst; beyond them 429 with ``Retry-After``. An application server mints for
+    #: all its users from one address: sized for a room filling at once, not for one browser.
+    mints_per_address_per_second: _PositiveSeconds = 100.0
+    mints_per_address_burst: _PositiveInt = 500
     #: Most client addresses whose mint rate is tracked (the least recently seen is forgotten first).
     mint_limit_addresses: _PositiveInt = 10_000
