@@ -75,7 +75,7 @@ class Controller:
         worker_settings: WorkerSettings,
         *,
         worker_id: str | None = None,
-        rooms_service: str = "rooms",
+        rooms_service: str = "cluster.rooms",
         admin_keys: AdminKeys | None = None,
     ) -> None:
         self.transport = transport

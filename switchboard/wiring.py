@@ -23,7 +23,7 @@ from conference_controller import Controller
 from credentials import AdminKeys, Keyring
 from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
-from token_api import TokenApi
+from token_api import TokenApi, rooms_service_name
 
 from .config import ConfigError, Settings
 from .keys import EmbeddedKeys, check_role_keys, embedded_keys
@@ -68,7 +68,8 @@ def _build(role: str, settings: Settings, transport: Transport) -> Component:
                         cluster_name=settings.cluster_manager.name, extra_routes=routes)
     if role == "portal":
         return Portal(transport, settings.portal, Keyring(settings.keys.keys), settings.worker)
-    return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys)
+    return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys,
+                      rooms_service=rooms_service_name(settings.worker.cluster_name))
 
 
 def role_transport(role: str, settings: Settings) -> Transport:

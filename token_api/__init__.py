@@ -6,7 +6,7 @@ health, readiness and metrics.  See ``docs/token-api.md``.
 from .app import create_app
 from .errors import ApiError
 from .server import TokenApi
-from .service import ROOMS_SERVICE, UNKNOWN_ROOM, RoomsService
+from .service import UNKNOWN_ROOM, RoomsService, rooms_service_name
 from .settings import TokenApiSettings
 
-__all__ = ["TokenApi", "TokenApiSettings", "create_app", "ApiError", "RoomsService", "ROOMS_SERVICE", "UNKNOWN_ROOM"]
+__all__ = ["TokenApi", "TokenApiSettings", "create_app", "ApiError", "RoomsService", "rooms_service_name", "UNKNOWN_ROOM"]

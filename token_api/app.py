@@ -28,7 +28,7 @@ from .metrics import Metrics
 from .middlewares import cors_middleware, error_middleware
 from .placement import PortalScheduler
 from .routes import routes
-from .service import ROOMS_SERVICE, RoomsService
+from .service import RoomsService, rooms_service_name
 from .settings import TokenApiSettings
 from .store import RoomStore
 from .tokens import TokenMinter
@@ -62,7 +62,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     await store.open()
     try:
-        handle = await app[TRANSPORT].serve(ROOMS_SERVICE, RoomsService(store))
+        handle = await app[TRANSPORT].serve(rooms_service_name(app[CLUSTER_NAME]), RoomsService(store))
         try:
             log.info("rooms_served db=%s", store.path)
             yield

@@ -11,10 +11,16 @@ from rpc.errors import BAD_ARGUMENTS
 
 from .store import RoomStore
 
-__all__ = ["RoomsService", "ROOMS_SERVICE", "UNKNOWN_ROOM"]
+__all__ = ["RoomsService", "rooms_service_name", "UNKNOWN_ROOM"]
 
 #: The RPC service name.
-ROOMS_SERVICE = "rooms"
+
+
+def rooms_service_name(cluster_name: str) -> str:
+    """The RPC service of a cluster's room configuration: named after its cluster manager, so that
+    two clusters sharing a broker never answer for each other's rooms."""
+    return f"{cluster_name}.rooms"
+
 UNKNOWN_ROOM = "unknown_room"
 
 

@@ -46,7 +46,7 @@ class Cluster:
         await manager.start()
         self.stoppable.append(manager)
         transport = await self.factory.make("rooms")
-        await transport.serve("rooms", Rooms())
+        await transport.serve("cluster.rooms", Rooms())
         self.admin = transport
         controller = Controller(await self.factory.make("controller"), ControllerSettings(), WORKER)
         await controller.start()

@@ -87,7 +87,7 @@ def test_the_rate_limiter_counts_an_ipv6_network_once_and_forgets_the_oldest_add
 
 # -- through the token API ------------------------------------------------------------------------
 
-KEY = "hostile-test-key"
+KEY = "hostile-test-key-0123456789-abcdefghij"
 
 
 async def _rooms(session: aiohttp.ClientSession, url: str, key: str, forwarded: str) -> int:

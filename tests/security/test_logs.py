@@ -26,7 +26,7 @@ def restore_logging() -> Iterator[None]:
 
 
 async def _fail_authentication(make_embedded: MakeEmbedded) -> None:
-    server = await make_embedded(token_api={"service_keys": {"svc": "key"}})
+    server = await make_embedded()
     async with aiohttp.ClientSession() as session:
         async with session.get(server.api_url + FORGED, headers={"X-Service-Key": "wrong"}) as resp:
             assert resp.status == 401  # logged as auth_failed with the request's path

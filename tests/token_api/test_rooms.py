@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from rpc import RpcRemoteError
+from token_api import rooms_service_name
 
 from .conftest import Stack
 
@@ -128,14 +129,14 @@ async def test_get_room_over_rpc(any_stack: Stack) -> None:
     client = any_stack.client
     assert client is not None
 
-    room = await client.call("rooms", "get_room", {"room": "rpc-room"})
+    room = await client.call(rooms_service_name(any_stack.cluster_name), "get_room", {"room": "rpc-room"})
     assert set(room) == {"id", "name", "participantLimit", "roles", "views"}
     assert room["id"] == "rpc-room" and room["participantLimit"] == 4
     assert room["roles"][0] == PRESENTER
 
     with pytest.raises(RpcRemoteError) as err:
-        await client.call("rooms", "get_room", {"room": "missing"})
+        await client.call(rooms_service_name(any_stack.cluster_name), "get_room", {"room": "missing"})
     assert err.value.code == "unknown_room"
     with pytest.raises(RpcRemoteError) as err:
-        await client.call("rooms", "get_room", {"room": ""})
+        await client.call(rooms_service_name(any_stack.cluster_name), "get_room", {"room": ""})
     assert err.value.code == "bad_arguments"
