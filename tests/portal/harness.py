@@ -108,7 +108,8 @@ class Client:
 class Harness:
     """The real cluster manager (service ``cluster``) and controller (``CONTROLLER_ID``), portals on demand.
 
-    ``spy`` sees every call to the controller, ``cluster_spy`` every call to the manager.  The
+    ``spy`` sees every call to the controller, ``cluster_spy`` every call to the manager,
+    ``portal_spies[worker_id]`` every call to a portal.  The
     controller starts with the first portal (or :meth:`start_controller`, to give it settings).
     """
 
@@ -119,6 +120,8 @@ class Harness:
         self.clients: list[Client] = []
         self.spy = Spy()
         self.cluster_spy = Spy()
+        #: Per portal (by worker id): the calls that reached its RPC service (``deliver``, ``displace``…).
+        self.portal_spies: dict[str, Spy] = {}
         self.transport: Transport
         self.manager: ClusterManager
         self.controller: Controller | None = None
@@ -172,7 +175,11 @@ class Harness:
         isp = f"isp-{next(self._isps)}"  # tokens name it to be scheduled on this portal
         options: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "ack_interval": 0.02, "isps": [isp]}
         options.update(settings)
-        portal = Portal(await self.factory.make(), PortalSettings(**options), self.keyring, WORKER)
+        transport = SpyTransport(self.factory.local, f"portal-node-{len(self.portals)}", self.portal_spies)
+        await transport.start()
+        self.factory.made.append(transport)
+        portal = Portal(transport, PortalSettings(**options), self.keyring, WORKER)
+        self.portal_spies[portal.worker_id] = Spy()  # before start(): it serves its worker id then
         await portal.start()
         self.portals.append(portal)
         self._portal_isp[portal.worker_id] = isp

@@ -30,6 +30,12 @@ class Spy:
         self._held: dict[str, asyncio.Event] = {}
         #: Calls of these methods fail as an unreachable service would (``unavailable``).
         self.unreachable: set[str] = set()
+        #: Calls of these methods wait until the event is set before they are served.
+        self._stalled: dict[str, asyncio.Event] = {}
+        #: The next replies of these methods are lost (served, then ``unavailable`` to the caller).
+        self._replies_to_lose: dict[str, int] = {}
+        #: The next reply of these methods is changed by the function (a faulty service).
+        self._rewrites: dict[str, Callable[[Any], Any]] = {}
 
     def called(self, method: str) -> list[dict[str, Any]]:
         return [args for name, args in self.calls if name == method]
@@ -38,6 +44,20 @@ class Spy:
         """From now on the answers of ``method`` wait until the returned event is set."""
         gate = self._held[method] = asyncio.Event()
         return gate
+
+    def stall_calls(self, method: str) -> asyncio.Event:
+        """From now on calls of ``method`` are served only once the returned event is set."""
+        gate = self._stalled[method] = asyncio.Event()
+        return gate
+
+    def lose_replies(self, method: str, count: int = 1) -> None:
+        """The next ``count`` calls of ``method`` are served, but their callers get ``unavailable``
+        (the reply was lost on the way back: a caller that retries sends the same call again)."""
+        self._replies_to_lose[method] = count
+
+    def rewrite_reply(self, method: str, change: Callable[[Any], Any]) -> None:
+        """The next reply of ``method`` is ``change(reply)``: a service answering wrongly."""
+        self._rewrites[method] = change
 
     def wrap(self, handler: object) -> object:
         """A service with the same RPC methods (and signatures) as ``handler``, through this spy."""
@@ -52,7 +72,16 @@ class Spy:
             self.calls.append((name, args))
             if name in self.unreachable:
                 raise ServiceError("unavailable", f"{name}: injected failure")
+            stalled = self._stalled.get(name)
+            if stalled is not None:
+                await stalled.wait()
             result = await method(**args)
+            if self._replies_to_lose.get(name, 0) > 0:
+                self._replies_to_lose[name] -= 1
+                raise ServiceError("unavailable", f"{name}: the reply was lost (injected)")
+            change = self._rewrites.pop(name, None)
+            if change is not None:
+                result = change(result)
             gate = self._held.get(name)
             if gate is not None:
                 await gate.wait()
