@@ -35,6 +35,9 @@ RELAYED_REQUESTS = frozenset(
 #: Relogin refusals worth another attempt (the portal could not reach the controller in time).
 _TRANSIENT_RELOGIN_ERRORS = frozenset({"timeout", "unavailable", "service unavailable"})
 
+#: How many skipped seqs the client remembers to tell a late event from a duplicate.
+_SKIPPED_KEPT = 1024
+
 ClientState = Literal["new", "connecting", "ready", "reconnecting", "closed"]
 
 
@@ -93,8 +96,12 @@ class Client:
         self.close_reason: str | None = None
         #: Relogins that succeeded.
         self.reconnections = 0
-        #: Events skipped because their seq had already been applied.
+        #: Events skipped because their seq had already been applied (extension only; the server
+        #: promises none: a count above 0 is a server fault, which tests assert).
         self.duplicates = 0
+        #: Events whose seq was not the next one: seqs skipped (a gap before the event) or an event
+        #: arriving after a later one (then it is skipped). The server promises none either.
+        self.out_of_order = 0
         self._state: ClientState = "new"
         self._hub = EventHub(self.settings.event_backlog)
         if on_event is not None:
@@ -111,6 +118,8 @@ class Client:
         #: ticket (a retry after a lost answer), so only this client can repeat that relogin.
         self._retry_key: str | None = None
         self._last_seq: int | None = None
+        #: Seqs jumped over (most recent ones): one arriving late is out of order, not a duplicate.
+        self._skipped: set[int] = set()
         self._extension_active = False
         self._holding: list[Event] | None = None
         self._acks = AckBatcher(self._send_ack, interval=self.settings.ack_interval, batch=self.settings.ack_batch)
@@ -517,10 +526,18 @@ class Client:
     def _apply(self, event: Event) -> None:
         if event.seq is not None:
             if self._last_seq is not None and event.seq <= self._last_seq:
-                self.duplicates += 1
+                if event.seq in self._skipped:
+                    self._skipped.discard(event.seq)
+                    self.out_of_order += 1
+                else:
+                    self.duplicates += 1
                 return
             if self._last_seq is not None and event.seq > self._last_seq + 1:
                 _log.warning("events %d..%d never arrived", self._last_seq + 1, event.seq - 1)
+                self.out_of_order += 1
+                self._skipped.update(range(max(self._last_seq + 1, event.seq - _SKIPPED_KEPT), event.seq))
+                while len(self._skipped) > _SKIPPED_KEPT:
+                    self._skipped.discard(min(self._skipped))
             self._last_seq = event.seq
             self._acks.note(event.seq)
         if event.name == "drop":

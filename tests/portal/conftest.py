@@ -11,7 +11,7 @@ from .harness import Harness
 
 @pytest_asyncio.fixture
 async def harness() -> AsyncIterator[Harness]:
-    """A fake cluster and controller on the in-process transport."""
+    """The real cluster manager and controller on the in-process transport (replies round-tripped)."""
     factory = TransportFactory("local")
     h = await Harness(factory).start()
     yield h

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -9,7 +10,7 @@ import pytest
 from rpc import RpcRemoteError
 from tests.support.waiting import wait_until
 
-from .harness import CONTROLLER_ID, Harness
+from .harness import CONTROLLER_ID, Client, Harness
 
 TRACK = {"type": "video", "mid": "0", "source": "camera"}
 
@@ -31,54 +32,96 @@ MALFORMED: dict[str, list[Any]] = {
 async def test_malformed_payloads_are_refused_and_change_nothing(harness: Harness) -> None:
     portal = await harness.portal(rate_limit_burst=1000)
     client, _ = await harness.joined(portal)
-    before = list(harness.controller.calls)
+    before = list(harness.spy.calls)
     for event, payloads in MALFORMED.items():
         for payload in payloads:
             args = () if payload is None else (payload,)
             status, reason = await client.call(event, *args)
             assert status == "error" and reason.startswith("invalid request"), (event, payload, reason)
-    assert harness.controller.calls == before
+    assert harness.spy.calls == before
     assert client.sio.connected
 
 
+async def _published(client: Client, track: dict[str, Any] = TRACK) -> dict[str, Any]:
+    """Publish, send the offer: the (fake) media agent answers, the stream is ready."""
+    status, pub = await client.call("publish", {"media": {"tracks": [track]}, "attributes": {"a": 1},
+                                                "transport": {"type": "webrtc"}})
+    assert status == "ok", pub
+    offer = {"type": "offer", "sdp": "v=0 offer"}
+    assert await client.call("soac", {"id": pub["transportId"], "signaling": offer}) == "ok"
+    return dict(pub)
+
+
 async def test_requests_are_relayed_with_portal_made_ids(harness: Harness) -> None:
+    await harness.start_agent()
     portal = await harness.portal()
     client, result = await harness.joined(portal)
     pid = result["id"]
 
-    status, pub = await client.call("publish", {"media": {"tracks": [TRACK]}, "attributes": {"a": 1}, "transport": {"type": "webrtc"}})
-    assert status == "ok" and len(pub["id"]) == 32 and pub["transportId"] == pub["id"]
+    pub = await _published(client)
+    assert len(pub["id"]) == 32 and pub["transportId"] == pub["id"]
+    await wait_until(lambda: ("stream", "add") in [(e, d.get("status")) for e, d in client.received], what="stream add")
     status, sub = await client.call("subscribe", {"media": {"tracks": [{"type": "video", "mid": "1", "from": pub["id"]}]},
-                                                  "transport": {"type": "webrtc", "id": pub["transportId"]}})
-    assert status == "ok" and sub["id"] != pub["id"] and sub["transportId"] == pub["transportId"]
+                                                  "transport": {"type": "webrtc"}})
+    assert status == "ok", sub
+    assert len(sub["id"]) == 32 and sub["id"] != pub["id"] and sub["transportId"] == sub["id"]
     signaling = {"type": "candidate", "candidate": {"candidate": "a=candidate:1", "sdpMid": "0", "sdpMLineIndex": 0}}
-    assert await client.call("soac", {"id": pub["transportId"], "signaling": signaling}) == "ok"
+    assert await client.call("soac", {"id": sub["transportId"], "signaling": signaling}) == "ok"
     assert await client.call("stream-control", {"id": pub["id"], "operation": "pause", "data": "video"}) == "ok"
     assert await client.call("subscription-control", {"id": sub["id"], "operation": "update", "data": {}}) == "ok"
     assert await client.call("unsubscribe", {"id": sub["id"]}) == "ok"
     assert await client.call("unpublish", {"id": pub["id"]}) == "ok"
     assert await client.call("text", {"to": "all", "message": "hi", "requestId": "r-1"}) == "ok"
 
-    calls = {name: args for name, args in harness.controller.calls}
+    calls = {name: args for name, args in harness.spy.calls}
     assert calls["publish"]["info"]["media"]["tracks"] == [TRACK]
     assert calls["publish"]["info"]["attributes"] == {"a": 1}
     assert calls["session_signaling"]["signaling"] == signaling
-    assert calls["stream_control"] == {"participant": pid, "stream_id": pub["id"], "operation": "pause", "data": "video"}
+    assert {k: v for k, v in calls["stream_control"].items() if k != "request_id"} == {
+        "participant": pid, "portal": portal.worker_id, "stream_id": pub["id"], "operation": "pause", "data": "video"}
     assert calls["text"]["request_id"] == "r-1"
-    assert all(args.get("participant") == pid for name, args in harness.controller.calls if name not in ("join",))
+    assert all(args["participant"] == pid and args["portal"] == portal.worker_id
+               for name, args in harness.spy.calls if name not in ("join", "ack_many", "on_session_progress"))
+    assert harness.agent is not None and harness.agent.signals[-1] == (sub["transportId"], signaling)
+
+
+async def test_a_publication_reports_progress_to_its_owner_and_is_announced_to_everyone(harness: Harness) -> None:
+    """publish → the agent's progress (soac, ready) → ``progress`` to the publisher, ``stream add`` to all."""
+    await harness.start_agent()
+    portal = await harness.portal()
+    alice, joined = await harness.joined(portal, user="alice", extension=True)
+    alice_id = joined["id"]
+    bob, _ = await harness.joined(portal, user="bob")
+    await wait_until(lambda: len(alice.received) == 1, what="alice hears bob join")
+    pub = await _published(alice)
+    transport, stream = pub["transportId"], pub["id"]
+    await wait_until(lambda: len(alice.received) == 4, what="soac, ready, stream add")
+    track = {"id": f"{stream}-0", "type": "video", "source": "camera", "status": "active", "mid": "0"}
+    info = {"id": stream, "type": "forward", "media": {"tracks": [track]},
+            "info": {"owner": alice_id, "type": "webrtc", "inViews": [], "attributes": {"a": 1}}}
+    assert alice.received[1:] == [
+        ("progress", {"id": transport, "status": "soac", "data": {"type": "answer", "sdp": "v=0 fake"}, "seq": 2}),
+        ("progress", {"id": transport, "sessionId": stream, "status": "ready", "seq": 3}),
+        ("stream", {"id": stream, "status": "add", "data": info, "seq": 4}),
+    ]
+    await wait_until(lambda: [e for e, _ in bob.received] == ["stream"], what="bob hears the stream")
+    assert bob.received[0][1] == {"id": stream, "status": "add", "data": info}
+    assert await alice.call("unpublish", {"id": stream}) == "ok"
+    await wait_until(lambda: ("stream", {"id": stream, "status": "remove"}) in bob.received, what="stream remove")
 
 
 async def test_controller_refusals_come_back_as_error_strings(harness: Harness) -> None:
     portal = await harness.portal()
     client, _ = await harness.joined(portal)
-    assert await client.call("text", {"to": "nobody", "message": "x"}) == ("error", "no participant nobody")
+    assert await client.call("text", {"to": "nobody", "message": "x"}) == (
+        "error", "target participant does not exist: nobody")
 
 
 async def test_oversized_request_gets_a_clear_error(harness: Harness) -> None:
     portal = await harness.portal(max_request_bytes=1000)
     client, _ = await harness.joined(portal)
     assert await client.call("text", {"to": "all", "message": "x" * 2000}) == ("error", "message too large")
-    assert harness.controller.called("text") == []
+    assert harness.spy.called("text") == []
     assert await client.call("text", {"to": "all", "message": "small"}) == "ok"
 
 
@@ -107,10 +150,11 @@ async def test_pending_requests_are_bounded(harness: Harness) -> None:
 async def test_drop_emits_drop_and_closes(harness: Harness) -> None:
     portal = await harness.portal()
     client, result = await harness.joined(portal)
-    await harness.transport.call(CONTROLLER_ID, "drop_participant", {"room": "room-1", "participant": result["id"]})
+    await harness.admin(CONTROLLER_ID, "drop_participant", room="room-1", participant=result["id"])
     await wait_until(client.disconnected.is_set, what="dropped socket closed")
-    assert ("drop", None) in client.received
-    assert harness.controller.called("hold") == [] and harness.controller.called("leave") == []
+    assert client.received == [("drop", None)]
+    assert harness.spy.called("hold") == [] and harness.spy.called("leave") == []
+    assert harness.member(result["id"]) is None
     again = await harness.client(portal)
     assert await again.call("relogin", result["reconnectionTicket"]) == ("error", "Client does NOT exist")
 
@@ -118,9 +162,9 @@ async def test_drop_emits_drop_and_closes(harness: Harness) -> None:
 async def test_losing_the_controller_drops_its_participants(harness: Harness) -> None:
     portal = await harness.portal()
     client, _ = await harness.joined(portal)
-    await harness.transport.publish_event("exit.quit", {"purpose": "conference", "id": CONTROLLER_ID, "type": "worker"})
+    await harness.real.stop()  # it quits the cluster: the manager announces exit.quit
     await wait_until(client.disconnected.is_set, what="client dropped")
-    assert ("drop", None) in client.received
+    assert client.received == [("drop", None)]
 
 
 async def test_notify_for_an_unknown_participant_is_not_delivered(harness: Harness) -> None:
@@ -140,7 +184,7 @@ async def test_broadcast_reaches_plain_and_extension_clients(harness: Harness) -
     assert answer == {"undelivered": ["gone"]}
     await wait_until(lambda: ("stream", data) in plain.received)
     await wait_until(lambda: ("stream", {**data, "seq": 3}) in ext.received)
-    await wait_until(lambda: {"participant": p["id"], "seq": 7, "portal": portal.worker_id} in harness.controller.called("ack"),
+    await wait_until(lambda: {"acks": {p["id"]: 7}, "portal": portal.worker_id} in harness.spy.called("ack_many"),
                      what="plain ack")
 
 
@@ -177,15 +221,20 @@ async def test_deliver_refuses_malformed_items_and_delivers_nothing(harness: Har
 
 async def test_worker_joins_the_cluster_and_quits(harness: Harness) -> None:
     portal = await harness.portal(hostname="portal.example", regions=["eu"])
-    info = harness.cluster.workers[portal.worker_id]["info"]
-    assert info == {"hostname": "portal.example", "port": portal.port, "via_host": "", "secure": False,
-                    "max_load": 0.85, "capacity": {"isps": [], "regions": ["eu"]}}
+    worker = await harness.admin("cluster", "get_worker", worker_id=portal.worker_id)
+    assert worker["info"] == {"hostname": "portal.example", "port": portal.port, "via_host": "", "secure": False,
+                              "max_load": 0.85, "capacity": {"isps": ["isp-0"], "regions": ["eu"]}}
     assert portal.worker_id.startswith("portal-")
     await harness.joined(portal)
-    await wait_until(lambda: harness.cluster.workers[portal.worker_id].get("load", 0) > 0, what="load report")
+
+    async def load() -> float:
+        return float((await harness.admin("cluster", "get_worker", worker_id=portal.worker_id))["load"])
+
+    await wait_until(lambda: _positive(load), what="load report")
     await portal.stop()
     await portal.stop()
-    await wait_until(lambda: harness.cluster.quits == [portal.worker_id], what="quit")
+    assert harness.cluster_spy.called("quit") == [{"worker_id": portal.worker_id}]
+    assert [w["id"] for w in await harness.admin("cluster", "get_workers", purpose="portal")] == []
 
 
 async def test_stopping_the_portal_holds_its_participants(harness: Harness) -> None:
@@ -193,7 +242,8 @@ async def test_stopping_the_portal_holds_its_participants(harness: Harness) -> N
     client, result = await harness.joined(portal)
     await portal.stop()
     await wait_until(client.disconnected.is_set, timeout=3, what="the client sees its transport close at once")
-    assert harness.controller.called("hold") == [{"participant": result["id"], "portal": portal.worker_id}]
+    assert harness.spy.called("hold") == [{"participant": result["id"], "portal": portal.worker_id}]
+    assert harness.held(result["id"])
 
 
 async def test_metrics_and_health(harness: Harness) -> None:
@@ -219,3 +269,7 @@ async def test_cors_origin_is_allowed_by_default(harness: Harness, origin: str) 
         async with http.get(url, headers={"Origin": origin}) as response:
             assert response.status == 200
             assert response.headers.get("Access-Control-Allow-Origin") == origin
+
+
+async def _positive(value: Callable[[], Awaitable[float]]) -> bool:
+    return await value() > 0

@@ -1,0 +1,102 @@
+"""A window on a real RPC service: every call recorded, and faults injected on cue.
+
+A :class:`SpyTransport` is an in-process transport that serves the services it is told to spy on
+through a :class:`Spy`.  The real component (controller, cluster manager) still answers every call
+and owns every rule; the spy only records what reached it and can hold a reply back (the fault a
+real component cannot produce on cue: a slow answer that lets other traffic overtake it) or refuse
+calls as if the service could not be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rpc import LocalBroker, ServiceError, ServiceHandle, rpc_method
+from rpc.base import rpc_methods
+from rpc.local import LocalTransport
+
+__all__ = ["Spy", "SpyTransport"]
+
+
+class Spy:
+    """Records ``(method, args)`` of every call to the spied service, in arrival order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        #: Replies of these methods wait for the event (the call has been served already).
+        self._held: dict[str, asyncio.Event] = {}
+        #: Calls of these methods fail as an unreachable service would (``unavailable``).
+        self.unreachable: set[str] = set()
+        #: Calls of these methods wait until the event is set before they are served.
+        self._stalled: dict[str, asyncio.Event] = {}
+        #: The next replies of these methods are lost (served, then ``unavailable`` to the caller).
+        self._replies_to_lose: dict[str, int] = {}
+        #: The next reply of these methods is changed by the function (a faulty service).
+        self._rewrites: dict[str, Callable[[Any], Any]] = {}
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        return [args for name, args in self.calls if name == method]
+
+    def hold_replies(self, method: str) -> asyncio.Event:
+        """From now on the answers of ``method`` wait until the returned event is set."""
+        gate = self._held[method] = asyncio.Event()
+        return gate
+
+    def stall_calls(self, method: str) -> asyncio.Event:
+        """From now on calls of ``method`` are served only once the returned event is set."""
+        gate = self._stalled[method] = asyncio.Event()
+        return gate
+
+    def lose_replies(self, method: str, count: int = 1) -> None:
+        """The next ``count`` calls of ``method`` are served, but their callers get ``unavailable``
+        (the reply was lost on the way back: a caller that retries sends the same call again)."""
+        self._replies_to_lose[method] = count
+
+    def rewrite_reply(self, method: str, change: Callable[[Any], Any]) -> None:
+        """The next reply of ``method`` is ``change(reply)``: a service answering wrongly."""
+        self._rewrites[method] = change
+
+    def wrap(self, handler: object) -> object:
+        """A service with the same RPC methods (and signatures) as ``handler``, through this spy."""
+        namespace: dict[str, Any] = {}
+        for name, method in rpc_methods(handler).items():
+            namespace[name] = staticmethod(self._forward(name, method))
+        return type(f"Spied{type(handler).__name__}", (), namespace)()
+
+    def _forward(self, name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(method)  # the real signature, so bad arguments are refused as before
+        async def forward(**args: Any) -> Any:
+            self.calls.append((name, args))
+            if name in self.unreachable:
+                raise ServiceError("unavailable", f"{name}: injected failure")
+            stalled = self._stalled.get(name)
+            if stalled is not None:
+                await stalled.wait()
+            result = await method(**args)
+            if self._replies_to_lose.get(name, 0) > 0:
+                self._replies_to_lose[name] -= 1
+                raise ServiceError("unavailable", f"{name}: the reply was lost (injected)")
+            change = self._rewrites.pop(name, None)
+            if change is not None:
+                result = change(result)
+            gate = self._held.get(name)
+            if gate is not None:
+                await gate.wait()
+            return result
+
+        return rpc_method(forward)
+
+
+class SpyTransport(LocalTransport):
+    """An in-process transport whose services named in ``spies`` are served through their spy."""
+
+    def __init__(self, broker: LocalBroker, node_id: str, spies: dict[str, Spy]) -> None:
+        super().__init__(broker, node_id)
+        self.spies = spies
+
+    async def serve(self, service: str, handler: object) -> ServiceHandle:
+        spy = self.spies.get(service)
+        return await super().serve(service, handler if spy is None else spy.wrap(handler))
