@@ -28,6 +28,7 @@ from rpc import Transport, rpc_method
 from rpc.settings import WorkerSettings
 from tests.conference_controller.fakes import FakeAgent
 from tests.support.transports import TransportFactory
+from token_api import rooms_service_name
 from tests.support.waiting import wait_until
 
 from .spy import Spy, SpyTransport
@@ -136,7 +137,7 @@ class Harness:
                                       admin_keys=AdminKeys([ADMIN_KEY]))
         await self.manager.start()
         self._stoppable.append(self.manager)
-        await self.transport.serve("rooms", Rooms())
+        await self.transport.serve(rooms_service_name("cluster"), Rooms())
         return self
 
     async def _spied(self, node_id: str) -> SpyTransport:

@@ -16,6 +16,7 @@ from portal import Portal, PortalSettings
 from rpc import rpc_method
 from rpc.settings import WorkerSettings
 from tests.support.transports import TransportFactory
+from token_api import rooms_service_name
 from tests.support.waiting import wait_until
 
 from .harness import Client
@@ -46,7 +47,7 @@ class Cluster:
         await manager.start()
         self.stoppable.append(manager)
         transport = await self.factory.make("rooms")
-        await transport.serve("cluster.rooms", Rooms())
+        await transport.serve(rooms_service_name("cluster"), Rooms())
         self.admin = transport
         controller = Controller(await self.factory.make("controller"), ControllerSettings(), WORKER)
         await controller.start()
