@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import socketio
 
 from cluster_manager import ClusterManager
 from cluster_manager.settings import ClusterManagerSettings
@@ -27,6 +26,7 @@ from portal import Portal, PortalSettings
 from rpc import Transport, rpc_method
 from rpc.settings import WorkerSettings
 from tests.conference_controller.fakes import FakeAgent
+from tests.support.sockets import RecordingClient
 from tests.support.transports import TransportFactory
 from token_api import rooms_service_name
 from tests.support.waiting import wait_until
@@ -53,57 +53,12 @@ class Rooms:
                           {"role": "viewer", "publish": {"audio": False, "video": False}, "subscribe": MEDIA}]}
 
 
-class Client:
-    """A bare python-socketio client that records every event the portal emits."""
-
-    EVENTS = ("participant", "text", "stream", "progress", "drop")
+class Client(RecordingClient):
+    """A recording client of the portal on ``port`` (this machine)."""
 
     def __init__(self, port: int) -> None:
+        super().__init__(f"http://127.0.0.1:{port}")
         self.port = port
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.received: list[tuple[str, Any]] = []
-        self.disconnected = asyncio.Event()
-        for event in self.EVENTS:
-            self.sio.on(event, self._recorder(event))
-        self.sio.on("disconnect", self._on_disconnect)
-
-    def _recorder(self, event: str) -> Callable[..., Awaitable[None]]:
-        async def record(*args: Any) -> None:
-            self.received.append((event, args[0] if args else None))
-
-        return record
-
-    async def _on_disconnect(self, *args: Any) -> None:
-        self.disconnected.set()
-
-    async def connect(self) -> Client:
-        await self.sio.connect(f"http://127.0.0.1:{self.port}", transports=["websocket"])
-        return self
-
-    async def call(self, event: str, *payload: Any, timeout: float = 10.0) -> Any:
-        return await self.sio.call(event, *payload, timeout=timeout)
-
-    async def login(self, token: str, *, extension: bool = False, protocol: str = "1.2") -> Any:
-        agent: dict[str, Any] = {"sdk": {"type": "JavaScript", "version": "5.1"}}
-        if extension:
-            agent["switchboard"] = {"seq": True}
-        return await self.call("login", {"token": token, "userAgent": agent, "protocol": protocol})
-
-    def texts(self) -> list[Any]:
-        return [data["message"] for event, data in self.received if event == "text"]
-
-    def seqs(self) -> list[int]:
-        """The ``seq`` of every event received (extension sessions)."""
-        return [data["seq"] for _, data in self.received if isinstance(data, dict) and "seq" in data]
-
-    async def lose_network(self) -> None:
-        """Close the websocket under the client (what a network loss looks like to the server)."""
-        await self.sio.eio.ws.close()
-        await asyncio.wait_for(self.disconnected.wait(), 5)
-
-    async def close(self) -> None:
-        if self.sio.connected:
-            await self.sio.disconnect()
 
 
 class Harness:
@@ -235,6 +190,17 @@ class Harness:
     def text_to(self, participant: str, *messages: str) -> None:
         for message in messages:
             self.notify(participant, "text", {"from": "bob", "to": "me", "message": message})
+
+    async def settled(self, client: Client, participant: str) -> list[str]:
+        """The texts ``client`` got, once everything the controller sent before now has arrived: a
+        marker notification goes last and the controller delivers in order (no sleep to wait for
+        "nothing more")."""
+        marker = f"marker-{new_id()}"
+        self.text_to(participant, marker)
+        await wait_until(lambda: marker in client.texts(), what="the marker")
+        texts = client.texts()
+        assert texts[-1] == marker, texts
+        return texts[:-1]
 
     async def admin(self, target: str, method: str, **args: Any) -> Any:
         return await self.transport.call(target, method, {**args, "admin_key": ADMIN_KEY})

@@ -10,22 +10,10 @@ from typing import Any
 
 import pytest
 
-from credentials import new_id
 from portal import Portal
 from tests.support.waiting import wait_until
 
-from .harness import Client, Harness
-
-
-async def _settled(harness: Harness, client: Client, participant: str) -> list[str]:
-    """The texts the socket got once all the controller sent before now has arrived (a marker goes
-    last; the controller delivers in order)."""
-    marker = f"marker-{new_id()}"
-    harness.text_to(participant, marker)
-    await wait_until(lambda: marker in client.texts(), what="the marker")
-    texts = client.texts()
-    assert texts[-1] == marker, texts
-    return texts[:-1]
+from .harness import Harness
 
 
 def _buffered(portal: Portal, participant: str) -> int:
@@ -42,7 +30,7 @@ async def test_a_notification_redelivered_after_a_lost_reply_is_emitted_once(har
     portal_spy.lose_replies("deliver")  # emitted, but the controller does not know: it sends it again
     harness.text_to(pid, "once")
     await wait_until(lambda: len(portal_spy.called("deliver")) == 2, what="the controller's retry")
-    assert await _settled(harness, client, pid) == ["once"]
+    assert await harness.settled(client, pid) == ["once"]
     if extension:
         assert client.seqs() == [1, 2]  # "once" and the marker
 
@@ -56,8 +44,8 @@ async def test_a_broadcast_redelivered_after_a_lost_reply_is_emitted_once_to_eac
     portal_spy.lose_replies("deliver")
     harness.real.room("room-1").broadcast("text", {"from": "room", "to": "all", "message": "to all"})
     await wait_until(lambda: len(portal_spy.called("deliver")) == 3, what="the controller's retry")
-    assert await _settled(harness, alice, a["id"]) == ["to all"]
-    assert await _settled(harness, bob, b["id"]) == ["to all"]
+    assert await harness.settled(alice, a["id"]) == ["to all"]
+    assert await harness.settled(bob, b["id"]) == ["to all"]
 
 
 async def test_a_live_notification_that_is_also_replayed_is_emitted_once(harness: Harness) -> None:
@@ -78,7 +66,7 @@ async def test_a_live_notification_that_is_also_replayed_is_emitted_once(harness
     resumes.set()
     status, _ = await relogin
     assert status == "ok"
-    assert await _settled(harness, again, pid) == ["in flight"]
+    assert await harness.settled(again, pid) == ["in flight"]
     assert old.texts() == []
 
 
@@ -98,4 +86,4 @@ async def test_a_replay_repeating_a_message_emits_it_once(harness: Harness) -> N
     again = await harness.client(portal)
     status, _ = await again.call("relogin", result["reconnectionTicket"])
     assert status == "ok"
-    assert await _settled(harness, again, pid) == ["m1", "m2"]
+    assert await harness.settled(again, pid) == ["m1", "m2"]

@@ -27,17 +27,6 @@ def _buffered(portal: Portal, participant: str) -> int:
     return 0 if session is None or session.buffer is None else len(session.buffer)
 
 
-async def _settled(harness: Harness, client: Client, participant: str) -> list[str]:
-    """The texts the socket got, once everything the controller sent before now has arrived: a marker
-    notification goes last and the controller delivers in order (no sleep to wait for "nothing more")."""
-    marker = f"marker-{new_id()}"
-    harness.text_to(participant, marker)
-    await wait_until(lambda: marker in client.texts(), what="the marker")
-    texts = client.texts()
-    assert texts[-1] == marker, texts
-    return texts[:-1]
-
-
 async def test_relogin_on_the_same_portal_replays_missed_messages_in_order(harness: Harness) -> None:
     portal = await harness.portal()
     client, result = await harness.joined(portal)
@@ -52,7 +41,7 @@ async def test_relogin_on_the_same_portal_replays_missed_messages_in_order(harne
     assert status == "ok" and isinstance(ticket, str)
     assert harness.ticket_id(ticket) != harness.ticket_id(result["reconnectionTicket"])
     _text_to(harness, pid, "m4")
-    assert await _settled(harness, again, pid) == ["m2", "m3", "m4"]  # missed then live, in order, once
+    assert await harness.settled(again, pid) == ["m2", "m3", "m4"]  # missed then live, in order, once
     assert [e for e, _ in again.received] == ["text"] * 4  # no seq for a plain client
     assert all("seq" not in data for _, data in again.received)
     assert await again.call("text", {"to": "all", "message": "back"}) == "ok"
@@ -197,7 +186,7 @@ async def test_extension_client_gets_exactly_the_missed_messages_in_the_ack(harn
     ]
     assert member.outbox.acked == 2  # the relogin's lastSeq
     _text_to(harness, pid, "m5")
-    assert await _settled(harness, again, pid) == ["m5"]
+    assert await harness.settled(again, pid) == ["m5"]
     assert again.seqs() == [5, 6]  # m5 and the marker
     await portal.acks.flush()
     assert member.outbox.acked == 2  # an extension client acks for itself: the portal did not
@@ -282,7 +271,7 @@ async def test_notifications_overtaking_the_resume_reply_follow_the_missed_ones(
     resumes.set()
     status, _ = await relogin
     assert status == "ok"
-    assert await _settled(harness, again, pid) == ["missed", "live during resume"]
+    assert await harness.settled(again, pid) == ["missed", "live during resume"]
 
 
 async def test_socket_lost_during_relogin_holds_the_participant_again(harness: Harness) -> None:

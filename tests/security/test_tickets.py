@@ -18,69 +18,19 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-import socketio
 
 from rpc import RpcRemoteError
 from switchboard.client.tokens import decode_credential, mint_token
 from tests.conftest import MakeEmbedded
 from tests.support.processes import ProcessCluster
+from tests.support.sockets import OWT_AGENT, RecordingClient
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
 REVOKED = ("error", "Ticket was revoked")
 REVOKED_STRUCTURED = ("error", {"code": "ticket_revoked", "message": "Ticket was revoked"})
-AGENT = {"sdk": {"type": "JavaScript", "version": "5.1"}}
-
-
-class Sock:
-    """A python-socketio client that records what the portal emits (no automatic reconnection)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.received: list[tuple[str, Any]] = []
-        self.disconnected = asyncio.Event()
-        for event in ("participant", "text", "stream", "progress", "drop"):
-            self.sio.on(event, self._recorder(event))
-        self.sio.on("disconnect", self._on_disconnect)
-
-    def _recorder(self, event: str) -> Callable[..., Any]:
-        async def record(*args: Any) -> None:
-            self.received.append((event, args[0] if args else None))
-
-        return record
-
-    async def _on_disconnect(self, *args: Any) -> None:
-        self.disconnected.set()
-
-    async def connect(self) -> Sock:
-        await self.sio.connect(self.url, transports=["websocket"])
-        return self
-
-    async def call(self, event: str, payload: Any = None) -> Any:
-        args = () if payload is None else (payload,)
-        return await self.sio.call(event, *args, timeout=10)
-
-    async def login(self, token: str, *, extension: bool = False) -> dict[str, Any]:
-        agent = {**AGENT, "switchboard": {"seq": True}} if extension else AGENT
-        status, result = await self.call("login", {"token": token, "userAgent": agent, "protocol": "1.2"})
-        assert status == "ok", result
-        return dict(result)
-
-    def texts(self) -> list[Any]:
-        return [data["message"] for event, data in self.received if event == "text"]
-
-    def participant_events(self) -> list[Any]:
-        return [data for event, data in self.received if event == "participant"]
-
-    async def lose_network(self) -> None:
-        """Close the websocket under the client: to the server, a lost network."""
-        await self.sio.eio.ws.close()
-        await asyncio.wait_for(self.disconnected.wait(), 5)
-
-    async def close(self) -> None:
-        if self.sio.connected:
-            await self.sio.disconnect()
+AGENT = OWT_AGENT
+Sock = RecordingClient
 
 
 class RawSocket:
@@ -213,9 +163,9 @@ async def test_a_just_used_ticket_is_refused_while_the_owner_is_connected(
     stack = await make_embedded()
     url = stack.portal_url
     first = await sockets.sock(url)
-    alice = await first.login(await _token(stack, "used", "alice"))
+    alice = await first.login_ok(await _token(stack, "used", "alice"))
     bob = await sockets.sock(url)
-    await bob.login(await _token(stack, "used", "bob"))
+    await bob.login_ok(await _token(stack, "used", "bob"))
     # The owner relogs in (OWT style, bare ticket) from a new socket: the first socket is taken over.
     owner = await sockets.sock(url)
     status, fresh = await owner.call("relogin", alice["reconnectionTicket"])
@@ -241,9 +191,9 @@ async def test_a_keyed_relogin_whose_answer_was_lost_can_be_retried_only_with_it
     stack = await make_embedded()
     url = stack.portal_url
     first = await sockets.sock(url)
-    alice = await first.login(await _token(stack, "keyed", "alice"), extension=True)
+    alice = await first.login_ok(await _token(stack, "keyed", "alice"), extension=True)
     bob = await sockets.sock(url)
-    await bob.login(await _token(stack, "keyed", "bob"))
+    await bob.login_ok(await _token(stack, "keyed", "bob"))
     await first.lose_network()
     used, key = alice["reconnectionTicket"], "the-client-secret-for-this-relogin"
     lost = await sockets.sock(url)
@@ -274,7 +224,7 @@ async def test_a_relogin_with_the_current_ticket_cuts_off_a_socket_that_ignores_
                                              "protocol": "1.2"})
     assert status == "ok", alice
     bob = await sockets.sock(url)
-    await bob.login(await _token(stack, "current", "bob"))
+    await bob.login_ok(await _token(stack, "current", "bob"))
     new = await sockets.sock(url)
     status, _ = await new.call("relogin", alice["reconnectionTicket"])
     assert status == "ok"
@@ -309,9 +259,9 @@ async def test_tickets_across_two_portals(process_cluster: Callable[..., Process
 
         # 1. The owner relogs in at portal 1 (bare ticket); the used ticket is replayed at portal 2.
         first = await sockets.sock(one)
-        alice = await first.login(await _token(cluster, "x1", "alice", "isp-1"))
+        alice = await first.login_ok(await _token(cluster, "x1", "alice", "isp-1"))
         bob = await sockets.sock(two)
-        await bob.login(await _token(cluster, "x1", "bob", "isp-2"))
+        await bob.login_ok(await _token(cluster, "x1", "bob", "isp-2"))
         owner = await sockets.sock(one)
         status, current = await owner.call("relogin", alice["reconnectionTicket"])
         assert status == "ok"
@@ -332,7 +282,7 @@ async def test_tickets_across_two_portals(process_cluster: Callable[..., Process
                                                  "userAgent": AGENT, "protocol": "1.2"})
         assert status == "ok", carol
         dave = await sockets.sock(two)
-        await dave.login(await _token(cluster, "x2", "dave", "isp-2"))
+        await dave.login_ok(await _token(cluster, "x2", "dave", "isp-2"))
         portal_one = (await portals("x2"))[carol["id"]][0]
         new = await sockets.sock(two)
         status, _ = await new.call("relogin", carol["reconnectionTicket"])
@@ -359,9 +309,9 @@ async def test_tickets_across_two_portals(process_cluster: Callable[..., Process
         # 4. A keyed relogin whose answer was lost, with its socket still open at portal 1: a wrong key
         #    at portal 2 is refused; the right key is accepted there and closes the socket at portal 1.
         eve_first = await sockets.sock(one)
-        eve = await eve_first.login(await _token(cluster, "x4", "eve", "isp-1"), extension=True)
+        eve = await eve_first.login_ok(await _token(cluster, "x4", "eve", "isp-1"), extension=True)
         frank = await sockets.sock(two)
-        await frank.login(await _token(cluster, "x4", "frank", "isp-2"))
+        await frank.login_ok(await _token(cluster, "x4", "frank", "isp-2"))
         used, key = eve["reconnectionTicket"], "eve-relogin-secret-0123456789"
         half_open = await sockets.sock(one)
         status, lost = await half_open.call("relogin", {"ticket": used, "lastSeq": 0, "retryKey": key})
