@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from switchboard.client import Client, ClientSettings
 from switchboard.config import load_settings
+from tests.client.fake_portal import FakePortal
 from tests.client.node_harness import NodeHarness, node_available
 
 if TYPE_CHECKING:
@@ -19,8 +20,21 @@ if TYPE_CHECKING:
 MakeClient = Callable[..., Awaitable[Client]]
 MakeHarness = Callable[[], Awaitable[NodeHarness]]
 
+#: The clients of a scripted portal (``portal`` fixture): quick reconnection and acks.
+FAKE_PORTAL_TIMINGS = ClientSettings(request_timeout=5.0, reconnection_delay=0.05, reconnection_delay_max=0.2,
+                                     ack_interval=0.02)
+
 #: Quick reconnection so that the outage tests stay short.
 FAST = ClientSettings(request_timeout=8.0, reconnection_delay=0.05, reconnection_delay_max=0.5)
+
+
+@pytest_asyncio.fixture
+async def portal() -> AsyncIterator[FakePortal]:
+    """A scripted portal (``tests/client/fake_portal.py``) for faults the real one cannot produce."""
+    fake = FakePortal()
+    await fake.start()
+    yield fake
+    await fake.stop()
 
 
 @pytest_asyncio.fixture

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from switchboard.client import Client, ClientError, ClientSettings
+from tests.client.conftest import FAKE_PORTAL_TIMINGS as _FAST
 from tests.client.fake_portal import FakePortal, make_ticket
 from tests.support.waiting import wait_until
 
-_FAST = ClientSettings(request_timeout=5.0, reconnection_delay=0.05, reconnection_delay_max=0.2, ack_interval=0.02)
-
-
-@pytest_asyncio.fixture
-async def portal() -> AsyncIterator[FakePortal]:
-    fake = FakePortal()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 def _text(seq: int) -> dict[str, Any]:

@@ -5,25 +5,15 @@ and the counts of duplicate and out-of-order events that tests assert to be 0 ag
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from switchboard.client import Client, ClientSettings, ConnectionLost, ProtocolError
+from tests.client.conftest import FAKE_PORTAL_TIMINGS as _FAST
 from tests.client.fake_portal import FakePortal, make_ticket
 from tests.support.waiting import wait_until
 
-_FAST = ClientSettings(request_timeout=5.0, reconnection_delay=0.05, reconnection_delay_max=0.2, ack_interval=0.02)
-
-
-@pytest_asyncio.fixture
-async def portal() -> AsyncIterator[FakePortal]:
-    fake = FakePortal()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def _relogin(sid: str, payload: Any) -> Any:

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+
+import pytest
 
 from credentials import Keyring, Ticket, encode_ticket, new_id, now_ms
 from tests.support.waiting import wait_until
@@ -125,29 +128,22 @@ def _ticket(harness: Harness, participant: str, *, keyring: Keyring | None = Non
                                 not_after=now + lifetime_ms), keyring or harness.keyring)
 
 
-async def test_relogin_with_a_ticket_signed_by_another_key_is_refused(harness: Harness) -> None:
+@pytest.mark.parametrize(("fault", "message", "code"), [
+    ({"keyring": Keyring(["not-the-cluster-key"])}, "Invalid reconnection ticket signature", "bad_signature"),
+    ({"lifetime_ms": -1}, "Ticket is expired", "ticket_expired"),
+])
+async def test_relogin_with_a_forged_or_expired_ticket_is_refused(
+    harness: Harness, fault: dict[str, Any], message: str, code: str
+) -> None:
     portal = await harness.portal()
     _, result = await harness.joined(portal)
-    forged = _ticket(harness, result["id"], keyring=Keyring(["not-the-cluster-key"]))
+    ticket = _ticket(harness, result["id"], **fault)
     client = await harness.client(portal)
-    assert await client.call("relogin", forged) == ("error", "Invalid reconnection ticket signature")
+    assert await client.call("relogin", ticket) == ("error", message)
     await wait_until(client.disconnected.is_set, what="refused socket closed")
     client = await harness.client(portal)
-    assert await client.call("relogin", {"ticket": forged, "lastSeq": None}) == (
-        "error", {"code": "bad_signature", "message": "Invalid reconnection ticket signature"})
-    assert harness.spy.called("resume") == []
-
-
-async def test_relogin_with_an_expired_ticket_is_refused(harness: Harness) -> None:
-    portal = await harness.portal()
-    _, result = await harness.joined(portal)
-    expired = _ticket(harness, result["id"], lifetime_ms=-1)
-    client = await harness.client(portal)
-    assert await client.call("relogin", expired) == ("error", "Ticket is expired")
-    await wait_until(client.disconnected.is_set, what="refused socket closed")
-    client = await harness.client(portal)
-    assert await client.call("relogin", {"ticket": expired, "lastSeq": None}) == (
-        "error", {"code": "ticket_expired", "message": "Ticket is expired"})
+    assert await client.call("relogin", {"ticket": ticket, "lastSeq": None}) == (
+        "error", {"code": code, "message": message})
     assert harness.spy.called("resume") == []
 
 
