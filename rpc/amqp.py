@@ -107,6 +107,8 @@ class AmqpTransport(Transport):
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._ids = itertools.count()
         self._handler_tasks: set[asyncio.Task[Any]] = set()
+        #: How many times the robust connection came back by itself after a loss.
+        self.reconnects = 0
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -170,6 +172,7 @@ class AmqpTransport(Transport):
         self._fail_pending(RpcUnavailable(f"broker connection lost: {exc or 'closed'}"))
 
     def _on_reconnected(self, _sender: Any) -> None:
+        self.reconnects += 1
         log.info("broker connection restored for %s", self.node_id)
 
     def _fail_pending(self, error: RpcUnavailable) -> None:
