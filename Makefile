@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench rabbitmq node-deps clean
+.PHONY: run test bench mutate rabbitmq nodejs node-deps clean
 
 run: $(STAMP)
 	$(VENV)/bin/switchboard up
@@ -27,10 +27,16 @@ rabbitmq:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server; \
 	fi
 
-# socket.io-client v4 for the tests that speak what the OWT JavaScript SDK speaks.
-node-deps: tests/js/node_modules/.installed
+# socket.io-client v4 for the tests that speak what the OWT JavaScript SDK speaks, with Debian's
+# Node.js and npm when they are missing (those tests fail, not skip, without node).
+node-deps: nodejs tests/js/node_modules/.installed
 
-tests/js/node_modules/.installed: tests/js/package.json
+nodejs:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; \
+	fi
+
+tests/js/node_modules/.installed: tests/js/package.json | nodejs
 	cd tests/js && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 

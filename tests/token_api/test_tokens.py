@@ -277,7 +277,7 @@ console.log(JSON.stringify({host: token.host, secure: token.secure, url}));
 async def test_the_owt_js_sdk_decoder_reads_our_token(stack: Stack) -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed")
+        pytest.fail("node is not installed; `make test` (target node-deps) installs Debian's nodejs and npm")
     await stack.start_manager()
     await stack.add_portal("portal-a", via_host="wss://edge.example.com:8443")
     await stack.start_api()
