@@ -50,7 +50,7 @@ class Target:
 TARGETS = [
     Target("credentials", ["credentials/*"], ["tests/credentials", "tests/token_api/test_mauth.py",
                                                "tests/token_api/test_auth.py", "tests/security/test_keys.py"]),
-    Target("limits", ["portal/limits.py"], ["tests/portal/test_limits.py"]),
+    Target("limits", ["portal/limits.py"], ["tests/portal/test_limits.py", "tests/portal/test_limits_boundaries.py"]),
     Target("outbox", ["conference_controller/outbox.py"], ["tests/conference_controller"]),
     Target("dedupe", ["conference_controller/dedupe.py"], ["tests/conference_controller"]),
     Target("permissions", ["conference_controller/permissions.py"], ["tests/conference_controller"]),
