@@ -31,12 +31,19 @@ class Run:
     cpu_us: float  # server CPU per operation (a relayed message, a login cycle)
     cpu_pct: float  # server CPU over the window, % of one core
     gen_pct: float  # load generators' CPU, % of one core
-    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
+    errors: int  # a count; `summary` adds it up over the repetitions: one error in any of them fails
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:
-        return Run(*(median([getattr(r, f) for r in runs]) for f in
-                     ("rate", "p50_ms", "p99_ms", "cpu_us", "cpu_pct", "gen_pct", "errors")))
+        return Run(
+            rate=median([r.rate for r in runs]),
+            p50_ms=median([r.p50_ms for r in runs]),
+            p99_ms=median([r.p99_ms for r in runs]),
+            cpu_us=median([r.cpu_us for r in runs]),
+            cpu_pct=median([r.cpu_pct for r in runs]),
+            gen_pct=median([r.gen_pct for r in runs]),
+            errors=sum(r.errors for r in runs),
+        )
 
 
 async def measure_window(server: servers.Server, target: str, configs: list[dict[str, Any]], label: str,

@@ -76,11 +76,17 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_us: float  # per relayed message (ours) or per call (JsonRPC)
-    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
+    errors: int  # a count; `summary` adds it up over the repetitions: one error in any of them fails
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:
-        return Run(*(median([getattr(r, f) for r in runs]) for f in ("rate", "p50_ms", "p99_ms", "cpu_us", "errors")))
+        return Run(
+            rate=median([r.rate for r in runs]),
+            p50_ms=median([r.p50_ms for r in runs]),
+            p99_ms=median([r.p99_ms for r in runs]),
+            cpu_us=median([r.cpu_us for r in runs]),
+            errors=sum(r.errors for r in runs),
+        )
 
 
 async def _jsonrpc(broker: servers.Broker, args: argparse.Namespace) -> Run:

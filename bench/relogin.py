@@ -88,11 +88,17 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_ms: float
-    errors: float  # a count, but `summary` takes the median over repetitions: it may end in .5
+    errors: int  # a count; `summary` adds it up over the repetitions: one error in any of them fails
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:
-        return Run(*(median([getattr(r, f) for r in runs]) for f in ("rate", "p50_ms", "p99_ms", "cpu_ms", "errors")))
+        return Run(
+            rate=median([r.rate for r in runs]),
+            p50_ms=median([r.p50_ms for r in runs]),
+            p99_ms=median([r.p99_ms for r in runs]),
+            cpu_ms=median([r.cpu_ms for r in runs]),
+            errors=sum(r.errors for r in runs),
+        )
 
 
 async def _measure(server: servers.Server, workers: Workers, mode: str, args: argparse.Namespace,

@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.tiny and not args.no_write:
         write_results(args.results, _section(rows, verdict, worst))
         print(f"recorded in {args.results}")
-    return 0
+    return report.exit_status(verdict == "pass", args.tiny, True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ Layout on the broker:
 
 Every queue is declared on a robust channel, so after a broker restart the connection comes back
 by itself and re-declares queues, bindings and consumers.  While the connection is down, calls
-fail at once with ``RpcUnavailable``; a connection loss fails every call in flight the same way.
+fail at once with ``RpcUnavailable``; a connection loss fails every call in flight the same way,
+and so does a serving process that closes its transport while handling a call (it answers
+``service_gone`` before it disconnects, and the caller raises ``RpcUnavailable``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from aio_pika.abc import (
 )
 
 from .base import EventHandler, ServiceHandle, Subscription, Transport, deadline_passed, dispatch, rpc_methods
-from .errors import INTERNAL, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .messages import ErrorBody, Reply, Request, decode_event, decode_reply, decode_request, encode
 from .messages import Event as EventMessage
 from .settings import RpcSettings
@@ -105,6 +107,8 @@ class AmqpTransport(Transport):
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._ids = itertools.count()
         self._handler_tasks: set[asyncio.Task[Any]] = set()
+        #: How many times the robust connection came back by itself after a loss.
+        self.reconnects = 0
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -144,8 +148,14 @@ class AmqpTransport(Transport):
 
     async def _shutdown(self) -> None:
         self._fail_pending(RpcUnavailable("transport closed"))
-        for task in list(self._handler_tasks):
+        current = asyncio.current_task()
+        handlers = [task for task in self._handler_tasks if task is not current]
+        for task in handlers:
             task.cancel()
+        if handlers:
+            # Each cancelled handler tells its caller that this service went away (see
+            # ``_handle_request``) before the connection closes.
+            await asyncio.wait(handlers, timeout=self.settings.publish_timeout)
         if self._conn is not None:
             try:
                 await self._conn.close()
@@ -162,6 +172,7 @@ class AmqpTransport(Transport):
         self._fail_pending(RpcUnavailable(f"broker connection lost: {exc or 'closed'}"))
 
     def _on_reconnected(self, _sender: Any) -> None:
+        self.reconnects += 1
         log.info("broker connection restored for %s", self.node_id)
 
     def _fail_pending(self, error: RpcUnavailable) -> None:
@@ -214,7 +225,13 @@ class AmqpTransport(Transport):
             if deadline_passed(request):
                 log.info("request %s.%s from %s expired before handling", service, request.method, request.sender)
                 return
-            reply = await dispatch(service, methods, request)
+            try:
+                reply = await dispatch(service, methods, request)
+            except asyncio.CancelledError:
+                if self._closed and message.reply_to:
+                    gone = ErrorBody(SERVICE_GONE, f"{service} went away during {request.method}")
+                    await self._send_reply(message, Reply(error=gone))
+                raise
             if message.reply_to:
                 await self._send_reply(message, reply)
         finally:
@@ -303,6 +320,8 @@ class AmqpTransport(Transport):
         finally:
             self._pending.pop(correlation_id, None)
         if reply.error is not None:
+            if reply.error.code == SERVICE_GONE:
+                raise RpcUnavailable(reply.error.message)
             raise RpcRemoteError(reply.error.code, reply.error.message)
         return reply.result
 

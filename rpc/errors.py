@@ -18,11 +18,15 @@ __all__ = [
     "UNKNOWN_METHOD",
     "BAD_ARGUMENTS",
     "INTERNAL",
+    "SERVICE_GONE",
 ]
 
 UNKNOWN_METHOD = "unknown_method"
 BAD_ARGUMENTS = "bad_arguments"
 INTERNAL = "internal"
+#: The reply of a call whose serving process closed while handling it; the caller raises
+#: :class:`RpcUnavailable` (over a broker the reply says so, in-process the caller sees it directly).
+SERVICE_GONE = "service_gone"
 
 
 class RpcError(Exception):

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,19 +70,33 @@ def public_address(info: dict[str, Any]) -> tuple[str, bool]:
 
 
 class PortalScheduler:
+    """Reserves portals at the cluster manager ``cluster_name``.
+
+    ``clock`` (seconds, monotonic) and ``sleep`` pace the retries within ``schedule_budget``; tests
+    pass a fake clock and a ``sleep`` that advances it."""
+
     def __init__(
-        self, transport: Transport, settings: TokenApiSettings, metrics: Metrics, *, cluster_name: str = "cluster"
+        self,
+        transport: Transport,
+        settings: TokenApiSettings,
+        metrics: Metrics,
+        *,
+        cluster_name: str = "cluster",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._transport = transport
         self._settings = settings
         self._metrics = metrics
         self._cluster = cluster_name
+        self._clock = clock
+        self._sleep = sleep
 
     async def reserve(self, code: str, preference: dict[str, Any] | None, reserve_time: float) -> Placement:
         """Reserve task ``code`` on a portal for ``reserve_time`` seconds."""
-        started = time.monotonic()
+        started = self._clock()
         result = await self._schedule(code, preference, reserve_time, started)
-        self._metrics.schedule_seconds.observe(time.monotonic() - started)
+        self._metrics.schedule_seconds.observe(self._clock() - started)
         try:
             worker_id = str(result["id"])
             info = result["info"]
@@ -118,7 +133,7 @@ class PortalScheduler:
         args = {"purpose": PORTAL_PURPOSE, "task": code, "preference": preference, "reserve_time": reserve_time}
         while True:
             attempts += 1
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             timeout = max(0.05, min(self._settings.schedule_call_timeout, remaining))
             try:
                 return await self._transport.call(self._cluster, "schedule", args, timeout=timeout)
@@ -132,9 +147,9 @@ class PortalScheduler:
                 last: RpcError = exc
             except (RpcUnavailable, RpcTimeout) as exc:
                 last = exc
-            if time.monotonic() + delay >= deadline:
+            if self._clock() + delay >= deadline:
                 raise self._unavailable(last, attempts, "Failed to get portal") from None
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
             delay = min(delay * 2, _MAX_DELAY)
 
     def _unavailable(self, exc: RpcError, attempts: int, message: str) -> PortalUnavailable:

@@ -44,8 +44,16 @@ class RoomExists(Exception):
 class RoomStore:
     """Rooms by id, in insertion order.  ``open()`` before use, ``close()`` after (idempotent)."""
 
-    def __init__(self, path: str | Path, *, cache_ttl: float = 2.0, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        cache_ttl: float = 2.0,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = str(path)
+        self._clock = clock
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._cache_ttl = cache_ttl
@@ -57,7 +65,7 @@ class RoomStore:
             return
         if len(self._cache) >= self._cache_size:
             self._cache.pop(next(iter(self._cache)))
-        self._cache[room.id] = (time.monotonic() + self._cache_ttl, room)
+        self._cache[room.id] = (self._clock() + self._cache_ttl, room)
 
     async def open(self) -> None:
         if self._db is None:
@@ -91,7 +99,7 @@ class RoomStore:
 
     async def get(self, room_id: str) -> Room | None:
         cached = self._cache.get(room_id)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None and cached[0] > self._clock():
             return cached[1]
 
         def read(db: sqlite3.Connection) -> Room | None:

@@ -16,11 +16,20 @@ class AckBatcher:
     when ``batch`` events are unacked.
 
     ``send(seq)`` emits the ack; it may fail (no live socket): the seq stays pending and goes out with
-    the next flush, and the relogin's ``lastSeq`` tells the server anyway.
+    the next flush, and the relogin's ``lastSeq`` tells the server anyway.  ``sleep`` waits for the
+    timer (tests pass one they release by hand).
     """
 
-    def __init__(self, send: Callable[[int], Awaitable[None]], *, interval: float, batch: int) -> None:
+    def __init__(
+        self,
+        send: Callable[[int], Awaitable[None]],
+        *,
+        interval: float,
+        batch: int,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._send = send
+        self._sleep = sleep
         self._interval = interval
         self._batch = batch
         self._highest: int | None = None
@@ -66,7 +75,7 @@ class AckBatcher:
             self._timer = None
 
     async def _flush_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
+        await self._sleep(delay)
         if self._timer is asyncio.current_task():
             self._timer = None
         await self.flush()

@@ -72,11 +72,17 @@ async def make_client(stack: EmbeddedCluster) -> AsyncIterator[MakeClient]:
         await client.close()
 
 
+_NO_NODE = (
+    "node is not installed: these tests speak what the OWT JavaScript SDK speaks and must run; "
+    "`make test` (target node-deps) installs Debian's nodejs and npm"
+)
+
+
 @pytest_asyncio.fixture
 async def make_harness() -> AsyncIterator[MakeHarness]:
     """``await make_harness()``: a started Node OWT-style client; all stopped at the end."""
     if not node_available():
-        pytest.skip("node is not installed")
+        pytest.fail(_NO_NODE)
     made: list[NodeHarness] = []
 
     async def make() -> NodeHarness:

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from switchboard.client import Client, ClientError, ClientSettings
+import switchboard.client.client as client_module
+from switchboard.client import Client, ClientError, ClientSettings, TicketInfo
+from switchboard.client.tokens import refresh_delay
 from tests.client.conftest import FAKE_PORTAL_TIMINGS as _FAST
 from tests.client.fake_portal import FakePortal, make_ticket
 from tests.support.waiting import wait_until
@@ -101,7 +103,7 @@ async def test_a_refused_login_raises_the_servers_reason(portal: FakePortal) -> 
     } and portal.events("login")[0]["protocol"] == "1.2"
 
 
-async def test_a_short_ticket_is_refreshed_at_half_life(portal: FakePortal) -> None:
+async def test_a_short_ticket_is_refreshed_at_half_life(portal: FakePortal, monkeypatch: pytest.MonkeyPatch) -> None:
     async def login(sid: str, payload: Any) -> Any:
         return "ok", {"id": "p1", "room": {"id": "fake"}, "reconnectionTicket": make_ticket("p1", lifetime=2.0)}
 
@@ -112,17 +114,28 @@ async def test_a_short_ticket_is_refreshed_at_half_life(portal: FakePortal) -> N
 
     portal.handlers["login"] = login
     portal.handlers["refreshReconnectionTicket"] = refresh
+    delays: list[float | None] = []
+
+    def recorded_delay(info: TicketInfo, *, margin: float, min_delay: float) -> float | None:
+        delay = refresh_delay(info, margin=margin, min_delay=min_delay)
+        delays.append(delay)
+        return delay
+
+    monkeypatch.setattr(client_module, "refresh_delay", recorded_delay)
     client = await Client.join(portal.token, settings=_FAST)
-    await asyncio.sleep(2.5)
-    # min delay 1 s: at most a refresh a second, never a storm
-    assert 1 <= len(portal.events("refreshReconnectionTicket")) <= 3
+    await wait_until(lambda: len(portal.events("refreshReconnectionTicket")) == 2, what="two refreshes")
+    # a 2 s ticket is due at its half-life, 1 s: never sooner than the 1 s minimum, so never a storm;
+    # each refresh waited for the delay computed before it
+    assert _FAST.ticket_refresh_min_delay == 1.0
+    assert delays[:2] == [1.0, 1.0]
+    assert len(delays) == 3  # and the third refresh is scheduled, not yet sent
     assert client.ticket_info is not None and client.ticket_info.not_after > client.ticket_info.not_before
     await client.close()
 
 
 async def test_a_request_without_an_answer_times_out(portal: FakePortal) -> None:
     async def never(sid: str, payload: Any) -> Any:
-        await asyncio.sleep(10)
+        await asyncio.Event().wait()  # never answers
 
     portal.handlers["text"] = never
     client = await Client.join(portal.token, settings=_FAST)

@@ -12,6 +12,7 @@ from switchboard.client import ClientError, Event, TicketInfo, decode_credential
 from switchboard.client.acks import AckBatcher
 from switchboard.client.events import EventHub
 from switchboard.client.tokens import refresh_delay
+from tests.support.waiting import wait_until
 
 
 def _b64(fields: dict[str, object]) -> str:
@@ -57,22 +58,50 @@ def test_an_expired_ticket_is_not_refreshed() -> None:
     assert refresh_delay(TicketInfo("p", 0, 10_000), margin=60, min_delay=1, now=10) is None
 
 
+class ManualTimers:
+    """A ``sleep`` whose waits end when the test says so: ``pending()`` are the delays asked for."""
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def __call__(self, delay: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waits.append((delay, future))
+        await future
+
+    def pending(self) -> list[float]:
+        return [delay for delay, future in self.waits if not future.done()]
+
+    def fire(self) -> None:
+        for _, future in self.waits:
+            if not future.done():
+                future.set_result(None)
+
+
 async def test_acks_are_batched_by_time_and_by_count() -> None:
     sent: list[int] = []
 
     async def send(seq: int) -> None:
         sent.append(seq)
 
-    acks = AckBatcher(send, interval=0.05, batch=5)
+    timers = ManualTimers()
+    acks = AckBatcher(send, interval=0.05, batch=5, sleep=timers)
     for seq in (1, 2, 3):
         acks.note(seq)
+    # one timer of one interval for the three events, and nothing sent before it ends
+    await wait_until(lambda: timers.pending() == [0.05])
     assert sent == []
-    await asyncio.sleep(0.1)
-    assert sent == [3]
+    timers.fire()
+    await wait_until(lambda: sent == [3])
     for seq in range(4, 9):
         acks.note(seq)
-    await asyncio.sleep(0.01)
-    assert sent == [3, 8]
+    # the fifth unacked event replaces the interval timer (cancelled before it even started) by an
+    # immediate one
+    await wait_until(lambda: timers.pending() == [0.0])
+    assert [delay for delay, _ in timers.waits] == [0.05, 0.0]
+    assert sent == [3]
+    timers.fire()
+    await wait_until(lambda: sent == [3, 8])
     assert acks.acked == 8
     await acks.close()
 
@@ -85,9 +114,12 @@ async def test_an_ack_that_cannot_be_sent_stays_pending() -> None:
         if len(attempts) == 1:
             raise ConnectionError("no socket")
 
-    acks = AckBatcher(send, interval=0.01, batch=100)
+    timers = ManualTimers()
+    acks = AckBatcher(send, interval=0.01, batch=100, sleep=timers)
     acks.note(1)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: timers.pending() == [0.01])
+    timers.fire()
+    await wait_until(lambda: attempts == [1])
     assert acks.acked is None
     await acks.flush()
     assert attempts == [1, 1] and acks.acked == 1

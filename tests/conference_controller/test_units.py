@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +16,7 @@ from conference_controller.outbox import Outbox, OutboxGap
 from conference_controller.permissions import apply_patch
 from rpc import ServiceError
 from tests.support.fake_clock import FakeClock
+from tests.support.waiting import wait_until
 
 
 def test_outbox_numbers_from_one_and_replays_after_a_seq() -> None:
@@ -133,3 +137,126 @@ def test_outbox_never_loses_or_repeats_unacked_messages(bound: int, ops: list[tu
             assert got == list(range(seen + 1, len(sent) + 1))
             acked = seen
     assert sent == list(range(1, len(sent) + 1))
+
+
+def test_outbox_keeps_a_message_for_exactly_max_age_then_drops_it() -> None:
+    clock = FakeClock(0.0)
+    outbox = Outbox(10, 5, clock=clock)
+    outbox.append("e", 1)
+    clock.now = 5.0
+    assert [m.seq for m in outbox.pending()] == [1]  # max_age old: still kept
+    clock.now = 5.5
+    assert outbox.pending() == []
+    # emptied by age, the outbox takes new messages again, numbered on
+    assert outbox.append("e", 2) == 2
+    assert [m.seq for m in outbox.pending()] == [2]
+
+
+@pytest.mark.parametrize("bound", [0, 1])
+def test_outbox_bound_below_one_keeps_one_message(bound: int) -> None:
+    outbox = Outbox(bound, 60)
+    outbox.append("e", 1)
+    outbox.append("e", 2)
+    assert [m.seq for m in outbox.pending()] == [2]
+
+
+def test_outbox_gap_names_the_missing_range() -> None:
+    assert str(OutboxGap(3, 7)) == "messages 3..7 are no longer kept"
+
+
+_FULL = Permission(publish=MediaPermission(True, True), subscribe=MediaPermission(True, True))
+
+
+def test_patch_ops_on_single_kinds_all_apply() -> None:
+    patched = apply_patch(_FULL, [PatchOp("replace", "/permission/publish/audio", False),
+                                  PatchOp("replace", "/permission/subscribe/video", False)])
+    assert patched == Permission(publish=MediaPermission(False, True), subscribe=MediaPermission(True, False))
+
+
+@pytest.mark.parametrize(
+    ("op", "error", "message"),
+    [
+        (PatchOp("add", "/permission/publish", {}), InvalidJsonOp, "invalid json op 'add'"),
+        (PatchOp("replace", "/other/publish", {"audio": True}), InvalidJsonPath, "invalid json path '/other/publish'"),
+        (PatchOp("replace", "/permission/publishX", {"audio": True}), InvalidJsonPath,
+         "invalid json path '/permission/publishX'"),
+        (PatchOp("replace", "/permission/publish/colour", True), InvalidJsonPath,
+         "invalid json path '/permission/publish/colour'"),
+        (PatchOp("replace", "/permission/publish", True), InvalidJsonValue,
+         "invalid json value for /permission/publish"),
+        (PatchOp("replace", "/permission/publish/audio", "yes"), InvalidJsonValue,
+         "invalid json value 'yes': expected a bool"),
+    ],
+)
+def test_an_invalid_patch_op_is_refused_with_its_reason(op: PatchOp, error: type[ServiceError], message: str) -> None:
+    with pytest.raises(error) as info:
+        apply_patch(_FULL, [op])
+    assert info.value.message == message
+
+
+async def test_deduper_is_empty_until_its_first_request_id() -> None:
+    dedupe = Deduper(5)
+    assert len(dedupe) == 0
+    assert await dedupe.run(None, _answer("x")) == "x"
+    assert len(dedupe) == 0
+    await dedupe.run("r1", _answer("y"))
+    assert len(dedupe) == 1
+
+
+@pytest.mark.parametrize("size", [0, 1])
+async def test_deduper_window_below_one_keeps_one_id(size: int) -> None:
+    dedupe = Deduper(size)
+    runs: list[str] = []
+    await dedupe.run("a", _answer("first a", runs))
+    assert await dedupe.run("a", _answer("second a", runs)) == "first a"
+    await dedupe.run("b", _answer("b", runs))
+    assert await dedupe.run("a", _answer("third a", runs)) == "third a"  # "a" left the window of one
+    assert runs == ["first a", "b", "third a"]
+
+
+async def test_a_repeat_waiting_on_an_action_that_crashes_runs_it_again_and_is_remembered() -> None:
+    dedupe = Deduper(5)
+    release = asyncio.Event()
+    runs: list[str] = []
+
+    async def crashes() -> str:
+        runs.append("crashes")
+        await release.wait()
+        raise RuntimeError("not a coded error")
+
+    first = asyncio.create_task(dedupe.run("r1", crashes))
+    await wait_until(lambda: runs == ["crashes"])
+    repeat = asyncio.create_task(dedupe.run("r1", _answer("second", runs)))
+    await asyncio.sleep(0)  # the repeat is waiting on the first outcome
+    release.set()
+    with pytest.raises(RuntimeError):
+        await first
+    assert await repeat == "second"
+    # the retried action's outcome is the one remembered now
+    assert await dedupe.run("r1", _answer("third", runs)) == "second"
+    assert runs == ["crashes", "second"]
+
+
+async def test_an_action_that_crashes_after_its_id_left_the_window_keeps_its_own_error() -> None:
+    dedupe = Deduper(1)
+    release = asyncio.Event()
+
+    async def crashes() -> str:
+        await release.wait()
+        raise RuntimeError("the original failure")
+
+    first = asyncio.create_task(dedupe.run("a", crashes))
+    await asyncio.sleep(0)
+    await dedupe.run("b", _answer("b"))  # pushes "a" out of the window of one
+    release.set()
+    with pytest.raises(RuntimeError, match="the original failure"):
+        await first
+
+
+def _answer(value: str, runs: list[str] | None = None) -> Callable[[], Awaitable[str]]:
+    async def action() -> str:
+        if runs is not None:
+            runs.append(value)
+        return value
+
+    return action

@@ -1,9 +1,14 @@
-"""The RabbitMQ transport across a broker restart: nothing hangs, failures are fast, service resumes."""
+"""The RabbitMQ transport across a broker restart: nothing hangs, failures are fast, service resumes.
+
+No assertion here reads a clock: every call has a timeout far longer than the test could need, so
+a call that ends with ``RpcUnavailable`` ended because the transport saw the connection go (the
+message says which path failed it), never because it waited; a hung call ends as ``RpcTimeout``
+and fails the test.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,10 +16,13 @@ import pytest
 from rpc import RpcError, RpcSettings, RpcUnavailable, rpc_method
 from rpc.amqp import AmqpTransport
 from switchboard.devbroker import RabbitNode
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.amqp, pytest.mark.slow]
 
 RECONNECT_INTERVAL = 1.0
+#: Longer than any of these tests may take: only a detected failure can end such a call early.
+LONG = 90.0
 
 
 class Service:
@@ -45,86 +53,77 @@ async def test_calls_fail_fast_during_a_broker_restart_and_succeed_after_it(own_
     await server.serve("restart-svc", Service())
     assert await client.call("restart-svc", "echo", {"value": 0}) == 0
 
-    outcomes: list[tuple[float, float, str]] = []  # (start, duration, "ok" | error code)
+    outcomes: list[tuple[str, str]] = []  # (phase when the call started, "ok" | error code)
+    phase = "up"
     stop_stream = asyncio.Event()
 
     async def stream() -> None:
         i = 0
         while not stop_stream.is_set():
             i += 1
-            started = time.monotonic()
+            started_in = phase
             try:
-                assert await client.call("restart-svc", "echo", {"value": i}, timeout=1.5) == i
-                outcomes.append((started, time.monotonic() - started, "ok"))
+                assert await client.call("restart-svc", "echo", {"value": i}, timeout=LONG) == i
+                outcomes.append((started_in, "ok"))
             except RpcError as exc:
-                outcomes.append((started, time.monotonic() - started, exc.code))
-            await asyncio.sleep(0.02)
+                outcomes.append((started_in, exc.code))
+            await asyncio.sleep(0.02)  # pacing only: a call every 20 ms, not a wait for anything
 
     streamer = asyncio.create_task(stream())
-    await asyncio.sleep(0.5)
-    in_flight = asyncio.create_task(client.call("restart-svc", "slow", {"seconds": 30}, timeout=20))
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: len(outcomes) >= 5, what="calls before the restart")
+    in_flight = asyncio.create_task(client.call("restart-svc", "slow", {"seconds": LONG}, timeout=LONG))
+    await wait_until(lambda: client._pending, what="the slow call to be in flight")
 
-    stopped_at = time.monotonic()
     stopping = asyncio.create_task(asyncio.to_thread(own_rabbit.stop))
-    with pytest.raises(RpcUnavailable):
+    with pytest.raises(RpcUnavailable) as info:
         await in_flight
-    # the in-flight call failed within 2 s of the broker starting to go away
-    assert time.monotonic() - stopped_at < 2.0
+    # failed by the connection loss (not by its 90 s timeout)
+    assert info.value.message.startswith("broker connection lost"), info.value.message
+    phase = "down"
     await stopping
-    await asyncio.sleep(1.0)
-    down_calls = [o for o in outcomes if o[0] > stopped_at + 0.5]
-    assert down_calls and all(code == "unavailable" for _, _, code in down_calls), down_calls[-5:]
+    await wait_until(lambda: sum(1 for p, _ in outcomes if p == "down") >= 3, what="calls while the broker is down")
+    assert {code for p, code in outcomes if p == "down"} == {"unavailable"}
 
+    phase = "restarting"
     await asyncio.to_thread(own_rabbit.start)
-    back_at = time.monotonic()
-    deadline = back_at + 15
-    while time.monotonic() < deadline:
-        if any(code == "ok" and start >= back_at for start, _, code in outcomes):
-            break
-        await asyncio.sleep(0.05)
-    first_ok = min(start + dur for start, dur, code in outcomes if code == "ok" and start >= back_at)
+    phase = "back"
+    await wait_until(lambda: ("back", "ok") in outcomes, timeout=30, what="a call to succeed after the restart")
     stop_stream.set()
     await streamer
 
-    # No call hung: each one ended within its own timeout (plus scheduling slack).
-    assert max(dur for _, dur, _ in outcomes) < 1.5 + 0.5
-    # Every failure was a typed, fast "unavailable" (or a timeout right at the edge of the outage).
-    assert {code for _, _, code in outcomes} <= {"ok", "unavailable", "timeout"}
-    # Calls succeed again within reconnect_interval + 1 s of the broker's return.
-    assert first_ok - back_at <= RECONNECT_INTERVAL + 1.0, first_ok - back_at
-    # ...and keep succeeding.
+    # No call hung (a hung call ends as a timeout); every failure was a typed "unavailable".
+    assert {code for _, code in outcomes} == {"ok", "unavailable"}
+    # The same robust connections came back by themselves (no new transport), consumers included.
+    assert (client.reconnects, server.reconnects) == (1, 1)
     for i in range(20):
-        assert await client.call("restart-svc", "echo", {"value": i}) == i
+        assert await client.call("restart-svc", "echo", {"value": i}, timeout=LONG) == i
     await client.close()
     await server.close()
 
 
-async def test_an_in_flight_call_fails_within_two_seconds_when_the_broker_drops_connections(
-    own_rabbit: RabbitNode,
-) -> None:
+async def test_an_in_flight_call_fails_at_once_when_the_broker_drops_connections(own_rabbit: RabbitNode) -> None:
     settings = RpcSettings(broker_url=own_rabbit.url, reconnect_interval=RECONNECT_INTERVAL, heartbeat=2)
     server = AmqpTransport("drop-server", settings)
     client = AmqpTransport("drop-client", settings)
     await server.start()
     await client.start()
     await server.serve("drop-svc", Service())
-    call = asyncio.create_task(client.call("drop-svc", "slow", {"seconds": 30}, timeout=20))
-    await asyncio.sleep(0.3)
-    dropped_at = time.monotonic()
+    call = asyncio.create_task(client.call("drop-svc", "slow", {"seconds": LONG}, timeout=LONG))
+    await wait_until(lambda: client._pending, what="the slow call to be in flight")
     await asyncio.to_thread(own_rabbit.ctl, "close_all_connections", "test")
-    with pytest.raises(RpcUnavailable):
+    with pytest.raises(RpcUnavailable) as info:
         await call
-    assert time.monotonic() - dropped_at < 2.0
+    assert info.value.message.startswith("broker connection lost"), info.value.message
+
     # the robust connection comes back by itself, consumers included
-    deadline = time.monotonic() + RECONNECT_INTERVAL + 5
-    while True:
+    async def echoes() -> bool:
         try:
-            assert await client.call("drop-svc", "echo", {"value": 5}, timeout=1) == 5
-            break
-        except RpcError:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+            return bool(await client.call("drop-svc", "echo", {"value": 5}, timeout=LONG) == 5)
+        except RpcUnavailable:
+            return False
+
+    await wait_until(echoes, timeout=30, interval=0.1, what="the service to answer again")
+    assert (client.reconnects, server.reconnects) == (1, 1)
     await client.close()
     await server.close()
 
@@ -132,8 +131,7 @@ async def test_an_in_flight_call_fails_within_two_seconds_when_the_broker_drops_
 async def test_a_transport_started_while_the_broker_is_down_says_so(own_rabbit: RabbitNode) -> None:
     own_rabbit.stop()
     transport = AmqpTransport("early", RpcSettings(broker_url=own_rabbit.url))
-    started = time.monotonic()
-    with pytest.raises(RpcUnavailable):
+    with pytest.raises(RpcUnavailable) as info:
         await transport.start()
-    assert time.monotonic() - started < 5
+    assert info.value.message.startswith("cannot connect to the broker"), info.value.message
     await transport.close()

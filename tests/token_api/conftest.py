@@ -88,10 +88,12 @@ class Stack:
     async def start_manager(self, **settings: Any) -> ClusterManager:
         settings.setdefault("check_alive_interval", 0.2)
         fresh = settings.pop("fresh", False)
+        clock = settings.pop("clock", time.monotonic)
         manager = ClusterManager(
             await self.transports.make(f"cm-{self.cluster_name}"),
             ClusterManagerSettings(name=self.cluster_name, **settings),
             fresh=fresh,
+            clock=clock,
             admin_keys=AdminKeys([ADMIN_KEY]),
         )
         await manager.start()

@@ -9,6 +9,8 @@ import pytest
 
 from credentials import decode_token as verify_token
 
+from token_api.mauth import sign
+
 from .conftest import SERVICE_ID, SERVICE_KEY, Stack, mauth_header
 
 KEYS = {SERVICE_ID: SERVICE_KEY, "svc-2": "other-secret"}
@@ -130,11 +132,20 @@ async def test_a_malformed_header_is_401_and_changes_nothing(secured: Stack, hea
 
 
 async def test_a_username_that_is_not_base64_is_malformed(secured: Stack) -> None:
-    header = mauth_header(username="u", role="viewer").replace(
-        f"mauth_username={base64.b64encode(b'u').decode()}", "mauth_username=@@@"
+    # Correctly signed (the signature covers the username as sent), so the only thing wrong is the
+    # username itself: the header is malformed, whatever order the checks run in.
+    timestamp, cnonce = int(time.time() * 1000), "4711"
+    signature = sign(SERVICE_KEY, f"{timestamp},{cnonce},@@@,viewer")
+    header = (
+        f"MAuth realm=http://marte3.dit.upm.es,mauth_signature_method=HMAC_SHA256,mauth_serviceid={SERVICE_ID},"
+        f"mauth_cnonce={cnonce},mauth_timestamp={timestamp},mauth_username=@@@,mauth_role=viewer,"
+        f"mauth_signature={signature}"
     )
     status, body = await _room_token(secured, header)
-    assert status == 401 and body["error"]["reason"] in {"malformed_header", "bad_signature"}  # type: ignore[index]
+    assert (status, body["error"]["reason"]) == (401, "malformed_header")  # type: ignore[index]
+    # the same header with a base64 username passes: the username was the only fault
+    good = mauth_header(username="u", role="viewer")
+    assert (await _room_token(secured, good))[0] == 200
 
 
 async def test_repeated_failures_from_one_address_are_rate_limited(stack: Stack) -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import msgspec
 
+from tests.support.fake_clock import FakeClock
 from token_api.rooms import Room
 from token_api.store import RoomStore
 
 
 async def test_writes_here_are_seen_at_once_and_writes_elsewhere_within_the_ttl(tmp_path: Path) -> None:
     path = tmp_path / "rooms.sqlite3"
-    here, elsewhere = RoomStore(path, cache_ttl=0.3), RoomStore(path, cache_ttl=0.3)
+    clock = FakeClock()
+    here, elsewhere = RoomStore(path, cache_ttl=0.5, clock=clock), RoomStore(path, cache_ttl=0.5, clock=clock)
     await here.open()
     await elsewhere.open()
     try:
@@ -24,8 +25,10 @@ async def test_writes_here_are_seen_at_once_and_writes_elsewhere_within_the_ttl(
 
         assert (await here.get("r1")) is not None  # cached now
         await elsewhere.update("r1", lambda room: msgspec.structs.replace(room, participant_limit=9))
-        await asyncio.sleep(0.35)
-        assert (await here.get("r1")).participant_limit == 9  # type: ignore[union-attr]
+        clock.advance(0.25)
+        assert (await here.get("r1")).participant_limit == 5  # type: ignore[union-attr]  # still the cached room
+        clock.advance(0.25)
+        assert (await here.get("r1")).participant_limit == 9  # type: ignore[union-attr]  # read again at the TTL
 
         await here.delete("r1")
         assert await here.get("r1") is None

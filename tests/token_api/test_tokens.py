@@ -11,6 +11,7 @@ import time
 import pytest
 
 from credentials import decode_token as verify_token
+from tests.support.fake_clock import FakeClock
 from tests.support.waiting import wait_until
 
 from .conftest import Stack, decode_token
@@ -21,7 +22,9 @@ async def test_a_token_from_post_token_names_the_reserved_portal_and_verifies(st
     await stack.add_portal("portal-a", hostname="10.0.0.5", port=8443)
     await stack.start_api()
 
+    before_ms = int(time.time() * 1000)
     response = await stack.post_token({"room": "r1", "user": "alice", "role": "presenter"})
+    after_ms = int(time.time() * 1000)
     assert response.status == 200, await response.text()
     assert response.content_type == "text/plain"
     text = await response.text()
@@ -32,7 +35,8 @@ async def test_a_token_from_post_token_names_the_reserved_portal_and_verifies(st
     token = verify_token(text, stack.keyring)
     assert (token.room, token.user, token.role) == ("r1", "alice", "presenter")
     assert token.origin == {}
-    assert abs(token.not_after - (time.time() + 180) * 1000) < 5000
+    # valid for token_lifetime (180 s) from the moment it was minted
+    assert before_ms + 180_000 <= token.not_after <= after_ms + 180_000
 
 
 async def test_the_sdk_reads_host_without_scheme_or_path_and_secure_as_a_boolean(stack: Stack) -> None:
@@ -56,7 +60,8 @@ async def test_a_portal_declared_secure_gives_secure_tokens(stack: Stack) -> Non
 
 
 async def test_the_reservation_is_visible_to_the_admin_and_expires_with_the_token(stack: Stack) -> None:
-    await stack.start_manager(check_alive_interval=0.1)
+    clock = FakeClock()
+    await stack.start_manager(clock=clock)
     await stack.add_portal("portal-a")
     await stack.start_api(token_lifetime=1.0)
 
@@ -69,14 +74,16 @@ async def test_the_reservation_is_visible_to_the_admin_and_expires_with_the_toke
     digest = "token:" + hashlib.sha256(token.code.encode()).hexdigest()[:16]
     assert [(t["task"], t["state"]) for t in tasks] == [(digest, "reserved")]
     assert token.code not in json.dumps(tasks)
-    assert 0 < tasks[0]["expires_in"] <= 1.0
+    assert tasks[0]["expires_in"] == 1.0  # the manager's clock has not moved
 
     async def expired() -> bool:
         return await stack.admin("get_scheduled", purpose="portal", task=token.code) is None
 
-    await asyncio.sleep(0.8)
+    clock.advance(0.75)
     assert not await expired()
-    await wait_until(expired, timeout=2.0, what="the reservation to expire")
+    clock.advance(0.25)
+    assert await expired()
+    assert await stack.admin("get_tasks", worker_id="portal-a") == []
 
 
 async def test_an_unknown_room_is_created_with_owt_defaults_when_auto_create_is_on(stack: Stack) -> None:
@@ -138,25 +145,23 @@ async def test_no_portal_gives_503_with_retry_after_within_the_budget(stack: Sta
     await stack.start_manager()
     await stack.start_api(schedule_budget=1.0, retry_after=3)
 
-    started = time.monotonic()
+    # how the budget is spent (the retries, their timeouts, the give-up) is tested on a fake clock in
+    # test_placement.py; here: the answer over HTTP
     response = await stack.post_token({"room": "r", "user": "u", "role": "presenter"})
-    elapsed = time.monotonic() - started
     assert response.status == 503
     assert response.headers["Retry-After"] == "3"
     body = await response.json()
     assert body["error"]["code"] == 1301 and body["error"]["reason"] == "no_portal_available"
-    assert 0.5 < elapsed < 2.0
     assert (await stack.session.get(stack.url("/v1/rooms/r"))).status == 404
 
 
 async def test_an_unreachable_cluster_manager_gives_503_within_the_budget(stack: Stack) -> None:
     await stack.start_api(schedule_budget=1.0)
 
-    started = time.monotonic()
     response = await stack.post_token({"room": "r", "user": "u", "role": "presenter"})
     assert response.status == 503
-    assert (await response.json())["error"]["reason"] == "cluster_unreachable"
-    assert time.monotonic() - started < 2.0
+    body = await response.json()
+    assert (body["error"]["code"], body["error"]["reason"]) == (1301, "cluster_unreachable")
 
 
 async def test_a_not_ready_manager_is_retried_until_it_serves(stack: Stack) -> None:
@@ -272,7 +277,7 @@ console.log(JSON.stringify({host: token.host, secure: token.secure, url}));
 async def test_the_owt_js_sdk_decoder_reads_our_token(stack: Stack) -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed")
+        pytest.fail("node is not installed; `make test` (target node-deps) installs Debian's nodejs and npm")
     await stack.start_manager()
     await stack.add_portal("portal-a", via_host="wss://edge.example.com:8443")
     await stack.start_api()
