@@ -83,22 +83,29 @@ class ControllerService:
 
     @rpc_method
     async def ack(self, participant: str, seq: int, portal: str) -> None:
-        self._ack(parse(participant, str, "participant"), parse(seq, int, "seq"), parse(portal, str, "portal"))
+        self._ack(parse(participant, str, "participant"), parse(seq, int, "seq"), parse(portal, str, "portal"),
+                  by_client=True)
 
     @rpc_method
-    async def ack_many(self, acks: dict[str, int], portal: str) -> None:
-        """``ack`` for several participants at once: ``{participant: highest delivered seq}``."""
-        sender = parse(portal, str, "portal")
-        for participant, seq in parse(acks, dict[str, int], "acks").items():
-            self._ack(participant, seq, sender)
+    async def ack_many(self, acks: dict[str, int], portal: str, unconfirmed: list[str] | None = None) -> None:
+        """``ack`` for several participants at once: ``{participant: highest delivered seq}``.
 
-    def _ack(self, participant: str, seq: int, portal: str) -> None:
+        ``unconfirmed``: participants whose acks the portal made itself on emitting (plain OWT
+        clients, which never ack): their outbox is trimmed, but nothing shows the client read its
+        relogin answer, so the retry window of the ticket it used stays open."""
+        sender = parse(portal, str, "portal")
+        made_by_portal = frozenset(parse(unconfirmed or [], list[str], "unconfirmed"))
+        for participant, seq in parse(acks, dict[str, int], "acks").items():
+            self._ack(participant, seq, sender, by_client=participant not in made_by_portal)
+
+    def _ack(self, participant: str, seq: int, portal: str, *, by_client: bool) -> None:
         """Only the participant's current portal knows what its socket saw: a stale portal's acks
-        neither trim the outbox nor confirm the ticket."""
+        neither trim the outbox nor confirm the ticket; only the client's own acks confirm it."""
         found = self._controller.participants.get(ParticipantId(participant))
         if found is not None and found.portal == portal:
             found.outbox.ack(seq)
-            found.confirm_ticket()
+            if by_client:
+                found.confirm_ticket()
 
     @rpc_method
     async def text(

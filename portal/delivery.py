@@ -30,7 +30,12 @@ def with_seq(data: Any, seq: int | None) -> Any:
 
 class AckBatcher:
     """Collects the highest delivered seq per participant; every ``interval`` one ``ack_many`` cast
-    per controller carries them all."""
+    per controller carries them all.
+
+    An ack the client sent itself (extension sessions) shows the client has its session, hence its
+    new ticket; an ack the portal makes for a plain client on emitting shows nothing of the kind (the
+    client may never have read it). Such participants are listed in ``unconfirmed``, so the
+    controller trims their outbox without ending the retry window of the ticket they used."""
 
     def __init__(self, transport: Transport, interval: float, log: EventLog, portal: str) -> None:
         self.transport = transport
@@ -38,7 +43,8 @@ class AckBatcher:
         #: This portal's worker id: the controller takes acks only from a participant's current portal.
         self.portal = portal
         self.log = log
-        self._highest: dict[str, tuple[str, int]] = {}
+        #: participant → (controller, highest seq, whether the client itself acknowledged it)
+        self._highest: dict[str, tuple[str, int, bool]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -57,7 +63,7 @@ class AckBatcher:
     def note(self, session: Session, seq: int) -> None:
         current = self._highest.get(session.id)
         if current is None or current[1] < seq or current[0] != session.controller:
-            self._highest[session.id] = (session.controller, seq)
+            self._highest[session.id] = (session.controller, seq, session.extension)
 
     def discard(self, participant: str) -> None:
         """Forget what is pending for ``participant`` (its socket here was displaced)."""
@@ -70,12 +76,18 @@ class AckBatcher:
         else:
             entry = self._highest.pop(participant, None)
             batch = {participant: entry} if entry is not None else {}
-        by_controller: dict[str, dict[str, int]] = {}
-        for pid, (controller, seq) in batch.items():
-            by_controller.setdefault(controller, {})[pid] = seq
-        for controller, acks in by_controller.items():
+        by_controller: dict[str, tuple[dict[str, int], list[str]]] = {}
+        for pid, (controller, seq, by_client) in batch.items():
+            acks, unconfirmed = by_controller.setdefault(controller, ({}, []))
+            acks[pid] = seq
+            if not by_client:
+                unconfirmed.append(pid)
+        for controller, (acks, unconfirmed) in by_controller.items():
+            args: dict[str, object] = {"acks": acks, "portal": self.portal}
+            if unconfirmed:
+                args["unconfirmed"] = unconfirmed
             try:
-                await self.transport.cast(controller, "ack_many", {"acks": acks, "portal": self.portal})
+                await self.transport.cast(controller, "ack_many", args)
             except RpcError as exc:
                 self.log.debug("acks_not_sent", count=len(acks), controller=controller, error=exc.code)
 

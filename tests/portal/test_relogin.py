@@ -329,6 +329,33 @@ async def test_a_keyless_retry_of_a_used_ticket_while_its_socket_is_live_is_refu
     assert member is not None and member.portal == portal.worker_id and not harness.held(result["id"])
 
 
+async def test_a_plain_client_whose_relogin_answer_was_lost_can_retry_after_its_replay_was_delivered(
+    harness: Harness,
+) -> None:
+    # The portal acknowledges a plain client's replayed messages itself on emitting them: that proves
+    # nothing about what the client read, so it must not close the retry window of the used ticket.
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    pid = result["id"]
+    await _lose(harness, client, pid)
+    _text_to(harness, pid, "missed")
+    lost = await harness.client(portal)
+    status, _ = await lost.call("relogin", result["reconnectionTicket"])
+    assert status == "ok"
+    await wait_until(lambda: lost.texts() == ["missed"], what="the replay")
+    member = harness.member(pid)
+    assert member is not None
+    await wait_until(lambda: member.outbox.acked == member.outbox.last_seq, what="the portal's ack")
+    await _lose(harness, lost, pid)  # ...and the client never read the answer
+    retry = await harness.client(portal)
+    status, ticket = await retry.call("relogin", result["reconnectionTicket"])
+    assert status == "ok" and isinstance(ticket, str)
+    _text_to(harness, pid, "live")
+    await wait_until(lambda: retry.texts()[-1:] == ["live"], what="live delivery on the retried session")
+    assert await retry.call("text", {"to": "all", "message": "back"}) == "ok"
+    assert harness.spy.called("text")[-1]["participant"] == pid
+
+
 async def test_a_retry_key_is_checked_by_the_schema_and_passed_hashed(harness: Harness) -> None:
     portal = await harness.portal()
     _, result = await harness.joined(portal)
