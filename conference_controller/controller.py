@@ -12,7 +12,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -77,8 +77,12 @@ class Controller:
         worker_id: str | None = None,
         rooms_service: str = "cluster.rooms",
         admin_keys: AdminKeys | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
+        #: Seconds, monotonic: hold deadlines, the ticket retry window and the outbox age (timers
+        #: still run on the event loop).  Tests pass a clock they move by hand.
+        self.clock = clock
         #: The keys the admin calls of :class:`ControllerService` must carry; none = all refused.
         self.admin_keys = admin_keys or AdminKeys([])
         self.settings = settings
@@ -206,7 +210,7 @@ class Controller:
 
     async def _create_room(self, room_id: RoomId) -> Room:
         config = await self._room_config(room_id)
-        room = Room(room_id, config, self.delivery, self.settings, self.log)
+        room = Room(room_id, config, self.delivery, self.settings, self.log, clock=self.clock)
         self.rooms[room_id] = room
         room.log.info("room_created", limit=config.participant_limit, roles=len(config.roles))
         await self.worker.add_task(room_id)
@@ -289,7 +293,7 @@ class Controller:
         if participant.portal != portal or not participant.connected:
             return
         timeout = self.settings.reconnection_timeout
-        participant.hold(time.monotonic() + timeout)
+        participant.hold(self.clock() + timeout)
         participant.hold_timer = asyncio.get_running_loop().call_later(timeout, self._hold_over, participant)
         participant.log.info("participant_held", portal=portal, timeout=timeout)
 

@@ -7,7 +7,7 @@ import enum
 import hmac
 import sys
 import time
-from collections.abc import Set
+from collections.abc import Callable, Set
 from typing import Any
 
 import msgspec
@@ -40,6 +40,7 @@ class Participant:
         "id", "user", "role", "permission", "room_id", "portal", "origin", "extension", "state", "hold_deadline",
         "hold_timer", "outbox", "left", "_dedupe", "_streams", "_subscriptions", "_room_log", "_settings",
         "_ticket_id", "_previous_ticket_id", "_previous_valid_until", "_retry_key", "_previous_by_refresh", "epoch",
+        "_clock",
     )
 
     def __init__(
@@ -56,8 +57,10 @@ class Participant:
         extension: bool,
         settings: ControllerSettings,
         log: EventLog,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.id = id
+        self._clock = clock
         self.user = user
         self.role = role
         self.permission = permission
@@ -68,7 +71,7 @@ class Participant:
         self.state = SessionState.CONNECTED
         self.hold_deadline: float | None = None
         self.hold_timer: asyncio.TimerHandle | None = None
-        self.outbox = Outbox(settings.outbox_max_messages, settings.outbox_max_age)
+        self.outbox = Outbox(settings.outbox_max_messages, settings.outbox_max_age, clock=clock)
         self.left = False
         self._dedupe: Deduper | None = None
         self._streams: set[StreamId] | None = None
@@ -172,7 +175,7 @@ class Participant:
             ticket_id == self._previous_ticket_id
             and new_ticket_id == self._ticket_id
             and not self._previous_by_refresh
-            and time.monotonic() < self._previous_valid_until
+            and self._clock() < self._previous_valid_until
         ):
             if self._retry_key is not None:
                 if retry_key is not None and hmac.compare_digest(retry_key, self._retry_key):
@@ -188,7 +191,7 @@ class Participant:
         if ticket_id != self._ticket_id:
             return  # a retry
         self._previous_ticket_id, self._ticket_id = self._ticket_id, new_ticket_id
-        self._previous_valid_until = time.monotonic() + self._settings.ticket_retry_window
+        self._previous_valid_until = self._clock() + self._settings.ticket_retry_window
         self._previous_by_refresh = False
         self._retry_key = retry_key
 
@@ -221,7 +224,7 @@ class Participant:
     def hold_expired(self, now: float | None = None) -> bool:
         if self.state is not SessionState.HELD or self.hold_deadline is None:
             return False
-        return (time.monotonic() if now is None else now) >= self.hold_deadline
+        return (self._clock() if now is None else now) >= self.hold_deadline
 
     def reconnect(self, portal: WorkerId) -> None:
         """A resume through ``portal``: it is the participant's only portal, ``epoch`` moves on."""

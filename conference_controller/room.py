@@ -8,7 +8,8 @@ between); ``close()`` is idempotent and every entry point checks it (``RoomClose
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .delivery import Delivery
@@ -25,9 +26,11 @@ __all__ = ["Room"]
 
 class Room:
     def __init__(
-        self, id: RoomId, config: RoomConfig, delivery: Delivery, settings: ControllerSettings, log: EventLog
+        self, id: RoomId, config: RoomConfig, delivery: Delivery, settings: ControllerSettings, log: EventLog,
+        *, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.id = id
+        self.clock = clock
         self.config = config
         self.delivery = delivery
         self.settings = settings
@@ -104,7 +107,7 @@ class Room:
         participant = Participant(
             id=ParticipantId(init.id), user=init.user, role=role.role, permission=permission,
             room_id=self.id, portal=WorkerId(init.portal), origin=self._shared_origin(init.origin),
-            ticket_id=ticket_id, extension=extension, settings=self.settings, log=self.log,
+            ticket_id=ticket_id, extension=extension, settings=self.settings, log=self.log, clock=self.clock,
         )
         others = list(self.participants.values())
         self.participants[participant.id] = participant

@@ -48,6 +48,8 @@ RETRY_KEY_SALT = b"switchboard.relogin-retry-key:"
 _OLD_PROTOCOLS = frozenset({"1.0", "1.1"})
 #: Cluster manager answers that mean "not yet": a login retries them within its budget.
 _NOT_YET = frozenset({"not_ready", "no_worker_available"})
+#: Controller answers to a re-attach meaning the participant has left (its client must log in again).
+_SESSION_GONE = frozenset({"unknown_participant", "hold_expired", "resync_required"})
 
 CloseSocket = Callable[[str], Coroutine[Any, Any, None]]
 
@@ -310,6 +312,55 @@ class LoginService:
             return
         session.log.info("displaced", epoch=epoch)
         self._take_over(session)
+
+    # -- a partition healed ----------------------------------------------------------------------
+
+    async def reattach(self, session: Session) -> None:
+        """Re-attach a socket this portal still has after the cluster declared the portal lost (a
+        partition: the controller holds the participant although its socket is here).
+
+        ``resume`` with this portal's id, the session's current ticket as both old and new ticket
+        (it is kept, so the client's ticket stays valid) and the highest seq emitted on the socket;
+        the notifications it missed are emitted, in order, before any that arrive meanwhile.  A
+        participant that is gone (held too long, or a resync) is dropped: its client must log in
+        again.  One taken by another socket in the meantime (its ticket moved on) is closed here as
+        a displaced one.  Any other failure leaves the session as it was (a later recovery retries).
+        """
+        async with session.lock:
+            if self.sessions.get(session.id) is not session or not session.live:
+                return
+            session.phase = Phase.PENDING  # notifications arriving during the resume wait for its replay
+            args = {"participant": session.id, "ticket_id": session.ticket_id, "new_ticket_id": session.ticket_id,
+                    "portal": self.worker_id, "last_seq": session.last_seq}
+            try:
+                result = await self.transport.call(session.controller, "resume", args,
+                                                   timeout=self.settings.request_timeout)
+            except RpcError as exc:
+                await self.delivery.flush(session)  # back to live, with whatever was buffered
+                code = exc.code if isinstance(exc, RpcRemoteError) else ""
+                if self.sessions.get(session.id) is not session:
+                    return
+                if code in _SESSION_GONE:
+                    session.log.info("reattach_refused", error=code)
+                    await self.drop(session, f"session lost: {code}")
+                elif code == "ticket_mismatch":
+                    session.log.info("reattach_refused", error=code)
+                    self._take_over(session)
+                else:
+                    session.log.warning("reattach_failed", error=exc.code)
+                return
+            session.epoch = int(result.get("epoch", session.epoch))
+            if session.phase is Phase.ENDED:
+                # The socket closed during the resume; its hold may have reached the controller first.
+                session.log.info("reattach_abandoned", reason="socket closed during the re-attach")
+                self._hold(session)
+                return
+            messages = [Notification(str(m["event"]), m.get("data"), int(m["seq"]))
+                        for m in result.get("messages", [])]
+            await self.delivery.flush(session, messages)
+            session.log.info("reattached", missed=len(messages), epoch=session.epoch)
+            if session.displaced_by > session.epoch and self.sessions.get(session.id) is session:
+                self._take_over(session)  # a relogin elsewhere was accepted after this resume
 
     # -- after the ack ---------------------------------------------------------------------------
 

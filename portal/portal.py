@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from credentials import Keyring, new_id
 from rpc import RpcError, ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
-from rpc.worker import ClusterWorker
+from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
 from .background import Background
 from .delivery import AckBatcher, Delivery
@@ -19,12 +20,14 @@ from .metrics import PortalMetrics
 from .relay import Relay
 from .rpc_api import PortalRpc
 from .server import PortalServer, create_sio
-from .session import Sessions
+from .session import Session, Sessions
 from .settings import PortalSettings
 
 __all__ = ["Portal", "PURPOSE"]
 
 PURPOSE = "portal"
+#: Sessions re-attached at once after a partition (each is one ``resume`` call).
+_REATTACH_BATCH = 64
 
 
 def default_worker_id() -> str:
@@ -58,6 +61,7 @@ class Portal:
             settings=worker_settings,
             load=self._load,
             on_loss=self._on_loss,
+            on_recovery=self._on_recovery,
         )
         sio = create_sio(settings)
         self.acks = AckBatcher(transport, settings.ack_interval, self.log, self.worker_id)
@@ -141,6 +145,23 @@ class Portal:
         """The manager forgot this worker's tasks; sessions go on, the tasks are reported again."""
         for task in tasks:
             await self.worker.add_task(task)
+
+    async def _on_recovery(self) -> None:
+        """Back in the cluster after losing the manager.  A manager in service has forgotten this
+        portal, and may have declared it lost (``exit.quit``): then the controllers hold its
+        participants although their sockets are still here.  Every live session is re-attached
+        (:meth:`LoginService.reattach`), in the background: the keepalives go on meanwhile.  A
+        freshly started manager (``initializing``) declared nobody lost: nothing to do."""
+        if self.worker.manager_state != MANAGER_IN_SERVICE:
+            return
+        live = [session for session in self.sessions if session.live]
+        if live:
+            self.log.warning("reattaching", participants=len(live))
+            self.background.spawn(self._reattach(live), name="reattach")
+
+    async def _reattach(self, sessions: list[Session]) -> None:
+        for first in range(0, len(sessions), _REATTACH_BATCH):
+            await asyncio.gather(*(self.logins.reattach(s) for s in sessions[first:first + _REATTACH_BATCH]))
 
     async def _on_fault(self, topic: str, payload: Any) -> None:
         if not isinstance(payload, dict) or payload.get("purpose") != "conference":

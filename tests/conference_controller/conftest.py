@@ -16,6 +16,7 @@ from conference_controller.service import ADMIN_METHODS
 from credentials import AdminKeys
 from rpc import LocalBroker, Transport
 from rpc.settings import WorkerSettings
+from tests.support.fake_clock import FakeClock
 from tests.support.transports import TransportFactory
 
 from .fakes import ROOM_CONFIG, FakeAgent, FakeCluster, FakePortal, FakeRooms
@@ -50,6 +51,8 @@ class Env:
         self.tickets: dict[str, str] = {}
         #: The portal each participant joined or last resumed through (where its socket is).
         self.portals: dict[str, FakePortal] = {}
+        #: The controller's clock (hold deadlines, ticket retry window, outbox age): moved by hand.
+        self.clock = FakeClock()
 
     async def start(self) -> None:
         fakes = await self.transports.make("fakes")
@@ -60,7 +63,8 @@ class Env:
         self.caller = fakes
         controller_transport = await self.transports.make("controller")
         self.controller = Controller(controller_transport, self.settings, self.worker_settings,
-                                     rooms_service=self.rooms_service, admin_keys=AdminKeys([ADMIN_KEY]))
+                                     rooms_service=self.rooms_service, admin_keys=AdminKeys([ADMIN_KEY]),
+                                     clock=self.clock)
         await self.controller.start()
 
     async def start_agent(self) -> FakeAgent:

@@ -8,7 +8,9 @@
 //   {"cmd": "logout"}
 //   {"cmd": "emit", "event": "relogin", "payload": ...}   any request, acked (status, data)
 //   {"cmd": "drop_transport"}              socket.io.engine.close(): the Manager reconnects, the SDK relogins
-//   {"cmd": "state"}                       the stored ticket and connection state
+//   {"cmd": "state"}                       the stored ticket and connection state; "active": false once
+//                                          socket.io-client will never reconnect (a server or client
+//                                          disconnect), so no relogin can follow
 // Output: one JSON object per line on stdout:
 //   results  {"result": "<cmd>", "id": ..., "ok": bool, "status": ..., "data": ..., "error": ...}
 //   events   {"event": "text"|"participant"|"stream"|"progress"|"drop", "data": ...}
@@ -221,7 +223,8 @@ async function handle(cmd) {
       socket.io.engine.close();
       return {ok: true};
     case 'state':
-      return {ok: true, data: {connected: Boolean(socket && socket.connected), loggedIn, ticket: reconnectionTicket,
+      return {ok: true, data: {connected: Boolean(socket && socket.connected), active: Boolean(socket && socket.active),
+        loggedIn, ticket: reconnectionTicket,
         decoded: reconnectionTicket ? decodeTicketSafely(reconnectionTicket) : null}};
     default:
       return {ok: false, error: `unknown command ${cmd.cmd}`};

@@ -11,12 +11,14 @@ import pytest
 
 from rpc import RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError, rpc_method
 from rpc.local import LocalBroker
+from tests.support.waiting import wait_until
 
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="caller")
 
 
 class Handler:
     def __init__(self) -> None:
+        self.started: list[str] = []
         self.finished: list[str] = []
         self.cancelled: list[str] = []
         self.release = asyncio.Event()
@@ -30,6 +32,8 @@ class Handler:
     async def steps(self, n: int) -> list[int]:
         seen = []
         for i in range(n):
+            # Two kinds of suspension: a bare yield and a wait on a loop timer (nothing depends on
+            # how long it lasts).
             await asyncio.sleep(0)
             await asyncio.sleep(0.001)
             seen.append(i)
@@ -37,6 +41,7 @@ class Handler:
 
     @rpc_method
     async def wait_for_release(self, name: str) -> str:
+        self.started.append(name)
         try:
             await self.release.wait()
         except asyncio.CancelledError:
@@ -55,7 +60,7 @@ class Handler:
 
     @rpc_method
     async def fail_later(self) -> None:
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # suspends on a loop timer first (its length does not matter)
         raise ServiceError("late_failure", "failed after suspending")
 
 
@@ -93,32 +98,26 @@ async def test_a_timed_out_call_keeps_running_on_the_serving_side(pair: Any) -> 
     with pytest.raises(RpcTimeout):
         await client.call("svc", "wait_for_release", {"name": "a"}, timeout=0.05)
     handler.release.set()
-    for _ in range(100):
-        if handler.finished:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: handler.finished or handler.cancelled, what="the handler's end")
     assert handler.finished == ["a"] and handler.cancelled == []
 
 
 async def test_a_cancelled_caller_does_not_cancel_the_handler(pair: Any) -> None:
     _, client, handler = pair
     call = asyncio.create_task(client.call("svc", "wait_for_release", {"name": "b"}))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: handler.started == ["b"], what="the handler waiting")
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
     handler.release.set()
-    for _ in range(100):
-        if handler.finished:
-            break
-        await asyncio.sleep(0.01)
-    assert handler.finished == ["b"]
+    await wait_until(lambda: handler.finished or handler.cancelled, what="the handler's end")
+    assert handler.finished == ["b"] and handler.cancelled == []
 
 
 async def test_closing_the_serving_side_cancels_a_suspended_handler_inside(pair: Any) -> None:
     server, client, handler = pair
     call = asyncio.create_task(client.call("svc", "wait_for_release", {"name": "c"}))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: handler.started == ["c"], what="the handler waiting")
     await server.close()
     with pytest.raises(RpcUnavailable):
         await call
@@ -129,7 +128,7 @@ async def test_a_cancellation_that_lands_as_the_awaited_thing_completes_still_re
         pair: Any) -> None:
     server, client, handler = pair
     call = asyncio.create_task(client.call("svc", "wait_for_release", {"name": "d"}))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: handler.started == ["d"], what="the handler waiting")
     handler.release.set()  # the handler's task is woken, but has not run yet…
     await server.close()  # …when it is cancelled: the cancellation is thrown into the handler
     with pytest.raises(RpcUnavailable):

@@ -6,6 +6,7 @@ import asyncio
 import os
 import json
 import random
+import re
 import secrets
 import signal
 import socket
@@ -62,8 +63,18 @@ class RoleProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process is frozen (a partition as its peers see it) until :meth:`cont`."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def cont(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused process would not see the SIGTERM
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
@@ -176,6 +187,20 @@ class ProcessCluster:
 
     def kill(self, name: str) -> None:
         self.roles[name].kill()
+
+    async def worker_id(self, name: str) -> str:
+        """The cluster worker id of role process ``name`` (a controller or a portal)."""
+        role = self.roles[name]
+        if role.port is not None:  # a portal: its worker info names its port
+            for worker in await self.admin("get_workers", purpose="portal"):
+                if worker["info"].get("port") == role.port:
+                    return str(worker["id"])
+            raise RuntimeError(f"{name} is not registered")
+        # A controller logs its (random) worker id with every event.
+        found = re.search(r"worker=(conference-[0-9a-f]+@\S+)", role.log.read_text())
+        if found is None:
+            raise RuntimeError(f"no worker id in the log of {name}")
+        return found.group(1)
 
     def logs_tail(self, chars: int = 1500) -> str:
         return "\n".join(f"--- {r.name}\n{r.log.read_text()[-chars:]}" for r in self.roles.values() if r.log.exists())

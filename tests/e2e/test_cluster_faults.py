@@ -1,0 +1,221 @@
+"""Process faults of the cluster (docs/architecture.md §Faults), with every role in its own process
+on RabbitMQ: a controller killed, the cluster manager killed and started again, a portal frozen
+long enough to be declared lost (a partition) and then back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from switchboard.client import Client
+from tests.support.processes import ProcessCluster
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.amqp, pytest.mark.slow]
+
+
+async def _texts(client: Client, count: int, timeout: float = 15.0) -> list[str]:
+    return [(await client.next_event("text", timeout=timeout)).data["message"] for _ in range(count)]
+
+
+async def _join(cluster: ProcessCluster, room: str, user: str, isp: str | None = None) -> Client:
+    return await Client.join(cluster.api_url, api_headers=cluster.service_headers, room=room, user=user,
+                             role="presenter", preference={"isp": isp} if isp else None)
+
+
+async def _admin_or_none(cluster: ProcessCluster, method: str, **args: Any) -> Any:
+    """The admin answer, or ``None`` while the cluster manager cannot answer (down, restarting)."""
+    try:
+        return await cluster.admin(method, **args)
+    except (RuntimeError, aiohttp.ClientError):
+        return None
+
+
+async def _tasks(cluster: ProcessCluster, worker_id: str) -> list[str]:
+    return sorted(t["task"] for t in await cluster.admin("get_tasks", worker_id=worker_id))
+
+
+async def _worker_ids(cluster: ProcessCluster, purpose: str) -> list[str]:
+    return sorted(w["id"] for w in await cluster.admin("get_workers", purpose=purpose))
+
+
+async def test_when_a_controller_process_dies_its_clients_are_dropped_and_the_room_restarts_on_the_survivor(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = process_cluster(portals=1, controllers=2)
+    await cluster.start()
+    try:
+        alice = await _join(cluster, "doomed", "alice")
+        bob = await _join(cluster, "doomed", "bob")
+        controllers = {name: await cluster.worker_id(name) for name in ("controller-1", "controller-2")}
+        hosting = [name for name, wid in controllers.items() if await _tasks(cluster, wid) == ["doomed"]]
+        assert len(hosting) == 1, hosting
+        dead = hosting[0]
+        (survivor,) = (wid for name, wid in controllers.items() if name != dead)
+
+        cluster.kill(dead)  # SIGKILL: no quit, no goodbye
+
+        # The manager misses its keepalives and announces exit.quit; the portal tells its clients.
+        for client in (alice, bob):
+            assert (await client.next_event("drop", timeout=20)).data is None
+            assert await asyncio.wait_for(client.wait_closed(), 10) == "dropped by the server"
+            assert client.reconnections == 0
+        # The room's task went with its controller.
+        assert await _worker_ids(cluster, "conference") == [survivor]
+        assert await _tasks(cluster, survivor) == []
+
+        # New logins to that room are placed on the survivor and work: a new room (its state is not
+        # journaled, so the old participants are not in it).
+        carol = await _join(cluster, "doomed", "carol")
+        assert [p["user"] for p in carol.room["participants"]] == ["carol"]
+        assert await _tasks(cluster, survivor) == ["doomed"]
+        dave = await _join(cluster, "doomed", "dave")
+        joined = await carol.next_event("participant", timeout=10)
+        assert joined.data == {"action": "join", "data": {"id": dave.id, "user": "dave", "role": "presenter"}}
+        await dave.send_text("all", "hello again")
+        for client in (carol, dave):
+            assert await _texts(client, 1) == ["hello again"]
+            assert client.duplicates == 0 and client.out_of_order == 0
+            await client.leave()
+    except BaseException:
+        print(cluster.logs_tail())
+        raise
+
+
+async def test_a_restarted_cluster_manager_gets_its_workers_and_tasks_back_and_serves_again(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = process_cluster(portals=1, controllers=1, env_overrides={
+        "SWITCHBOARD_TOKEN_API__SCHEDULE_BUDGET": "0.5"})
+    await cluster.start()
+    try:
+        alice = await _join(cluster, "steady", "alice")
+        bob = await _join(cluster, "steady", "bob")
+        (portal,) = await _worker_ids(cluster, "portal")
+        (controller,) = await _worker_ids(cluster, "conference")
+        assert await _tasks(cluster, controller) == ["steady"]
+        portal_tasks = await _tasks(cluster, portal)  # the two claimed tokens, as digests
+        assert len(portal_tasks) == 2
+
+        cluster.kill("cluster-manager")
+        # Started again with no state, and a freshman window long enough to look at.
+        cluster.roles["cluster-manager"].start({**cluster.env, "SWITCHBOARD_CLUSTER_MANAGER__INITIAL_TIME": "6"})
+
+        # Existing participants keep talking meanwhile (controller → portal needs no manager).
+        await alice.send_text("all", "during the restart")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["during the restart"]
+
+        status = await wait_until(lambda: _admin_or_none(cluster, "status"), timeout=20, what="the new manager")
+        assert (status["state"], status["freshman"]) == ("initializing", True)
+        assert status["ready_in"] > 1.0, status  # time enough for the refusal below (budget 0.5 s)
+        # A token for a new room is not_ready at the manager: after the token API's budget, 503.
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{cluster.api_url}/token", headers=cluster.service_headers,
+                                 json={"room": "fresh", "user": "erin", "role": "presenter"}) as resp:
+                body = await resp.json()
+                assert resp.status == 503, body
+                assert resp.headers["Retry-After"] == "2"
+                assert (body["error"]["code"], body["error"]["reason"]) == (1301, "cluster_not_ready")
+        # The workers answer its whoareyou: they rejoin under their ids and re-report their tasks.
+        await wait_until(lambda: _admin_or_none(cluster, "get_workers"), timeout=10, what="the workers back")
+        await wait_until(lambda: _rejoined(cluster, portal, controller), timeout=10, what="the tasks re-reported")
+        assert await _tasks(cluster, controller) == ["steady"]
+        assert await _tasks(cluster, portal) == portal_tasks
+        # A running room is found again (sticky), so a relogin works even inside the window.
+        assert alice.id is not None
+        await alice.drop_transport()
+        await bob.send_text(alice.id, "while alice was away")
+        assert await _texts(alice, 1) == ["while alice was away"]
+        await wait_until(lambda: alice.reconnections == 1, timeout=15, what="alice's relogin")
+
+        # Once in service, new logins work again: to the running room and to a new one.
+        await wait_until(lambda: _in_service(cluster), timeout=15, what="the end of the freshman window")
+        carol = await _join(cluster, "steady", "carol")
+        assert sorted(p["user"] for p in carol.room["participants"]) == ["alice", "bob", "carol"]
+        erin = await _join(cluster, "fresh", "erin")
+        assert await _tasks(cluster, controller) == ["fresh", "steady"]
+        await carol.send_text("all", "marker")
+        for client in (alice, bob, carol):
+            assert await _texts(client, 1) == ["marker"]
+            assert client.drain_events("text") == [] and client.duplicates == 0 and client.out_of_order == 0
+            await client.leave()
+        await erin.leave()
+    except BaseException:
+        print(cluster.logs_tail())
+        raise
+
+
+async def _rejoined(cluster: ProcessCluster, portal: str, controller: str) -> bool:
+    workers = await _admin_or_none(cluster, "get_workers")
+    if workers is None or sorted(w["id"] for w in workers) != sorted([portal, controller]):
+        return False
+    return all(w["executing"] > 0 for w in workers)
+
+
+async def _in_service(cluster: ProcessCluster) -> bool:
+    status = await _admin_or_none(cluster, "status")
+    return status is not None and status["state"] == "in-service"
+
+
+async def test_a_portal_declared_lost_while_it_still_has_the_sockets_reattaches_them(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = process_cluster(portals=2, controllers=1, env_overrides={
+        "SWITCHBOARD_CONTROLLER__RECONNECTION_TIMEOUT": "60"})
+    await cluster.start()
+    try:
+        alice = await _join(cluster, "split", "alice", "isp-1")
+        bob = await _join(cluster, "split", "bob", "isp-2")
+        assert (alice.url, bob.url) == (cluster.portal_url(1), cluster.portal_url(2))
+        assert alice.id is not None
+        await bob.send_text("all", "before")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["before"]
+        frozen = await cluster.worker_id("portal-1")
+
+        # portal-1 stops answering (frozen; its sockets stay open): the manager declares it lost
+        # (exit.quit) and the controller holds alice.
+        cluster.roles["portal-1"].pause()
+        await wait_until(lambda: _gone(cluster, frozen), timeout=15, what="portal-1 declared lost")
+        await bob.send_text("all", "during 1")
+        await bob.send_text(alice.id, "during 2")
+        assert await _texts(bob, 1) == ["during 1"]
+
+        # It comes back: it rejoins, and re-attaches alice's socket with a resume of its own.
+        cluster.roles["portal-1"].cont()
+        assert await _texts(alice, 2, timeout=20) == ["during 1", "during 2"]
+        await bob.send_text("all", "after")
+        assert await _texts(alice, 1) == ["after"]
+        assert await _texts(bob, 1) == ["after"]
+        # alice never noticed: same socket, no relogin, and she can act (also with her ticket).
+        assert alice.state == "ready" and alice.reconnections == 0
+        await alice.send_text("all", "alice is here")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["alice is here"]
+        assert await cluster.worker_id("portal-1") == frozen
+        # Nobody left and nobody joined again, and nothing came twice or out of order.
+        await bob.send_text("all", "marker")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["marker"]
+            assert client.drain_events("text") == [] and client.duplicates == 0 and client.out_of_order == 0
+        assert bob.drain_events("participant") == []
+        # The kept ticket still works for a relogin (here at the other portal).
+        alice.url = cluster.portal_url(2)
+        await alice.drop_transport()
+        await bob.send_text(alice.id, "after the relogin")
+        assert await _texts(alice, 1) == ["after the relogin"]
+        await wait_until(lambda: alice.reconnections == 1, timeout=15, what="alice's relogin")
+        for client in (alice, bob):
+            await client.leave()
+    except BaseException:
+        print(cluster.logs_tail())
+        raise
+
+
+async def _gone(cluster: ProcessCluster, worker_id: str) -> bool:
+    return worker_id not in await _worker_ids(cluster, "portal")
