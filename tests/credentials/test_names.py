@@ -16,8 +16,8 @@ def _matches(pattern: str, text: str) -> bool:
 
 
 def test_the_safe_pattern_wants_at_least_one_character_unless_empty_is_allowed() -> None:
-    assert [_matches(safe_pattern(), text) for text in ("", "a", "Zoë", "a\n", "a\u202eb")] == [
-        False, True, True, False, False]
+    assert [_matches(safe_pattern(), text) for text in ("", "a", "Zoë", "Xavier", "a\n", "a\u202eb")] == [
+        False, True, True, True, False, False]
     assert [_matches(safe_pattern(allow_empty=True), text) for text in ("", "a", "\x00")] == [True, True, False]
 
 

@@ -96,7 +96,11 @@ class _World:
                              on_loss=on_loss if hooks else None, on_recovery=on_recovery if hooks else None, **extra)
 
     async def started(self, worker: ClusterWorker) -> ClusterWorker:
-        await worker.start()
+        """``worker`` started, joined at the first attempt, both loops asleep."""
+        starting = asyncio.create_task(worker.start())
+        await self.sleeps.until(lambda: starting.done() or JOIN in self.sleeps.sleeping(), "joined or retrying")
+        assert starting.done(), "the first join failed"
+        await starting
         await self.sleeps.asleep(KEEPALIVE)
         await self.sleeps.asleep(LOAD)
         return worker
@@ -122,7 +126,8 @@ def logs(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], list[str]]]:
 # -- joining -----------------------------------------------------------------------------------------
 
 
-async def test_a_worker_joins_with_its_purpose_id_and_info_and_knows_the_manager_state(world: _World) -> None:
+async def test_a_worker_joins_with_its_purpose_id_and_info_and_knows_the_manager_state(
+        world: _World, logs: Callable[[], list[str]]) -> None:
     worker = world.worker()
     assert (worker.manager_state, worker.recoveries, worker.tasks) == (None, 0, set())
     await world.started(worker)
@@ -131,6 +136,7 @@ async def test_a_worker_joins_with_its_purpose_id_and_info_and_knows_the_manager
              2 * KEEPALIVE_TIMEOUT)]
     assert world.manager.joins == [("portal", "w", {"max_load": 0.85})]
     assert (worker.manager_state, worker.recoveries) == ("in-service", 0)
+    assert logs() == ["w joined the cluster (manager in-service)"]
     assert world.sleeps.sleeping() == [KEEPALIVE, LOAD]
     assert {"keepalive:w", "load:w"} <= {task.get_name() for task in asyncio.all_tasks()}
     await worker.stop()
@@ -189,6 +195,8 @@ async def test_more_than_max_failed_keepalives_in_a_row_start_a_rejoin(
     assert (world.joins(), worker.recoveries) == (1, 0)
     assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE
     assert (world.joins(), worker.recoveries, world.events) == (2, 1, [("recovery", [])])
+    assert [m for m in logs() if m.startswith("keepalive")] == [
+        f"keepalive of w failed ({n}): keep_alive refused" for n in (1, 2, 3, 4)]
     assert "w lost the cluster manager after 4 failed keepalives" in logs()
     # the count starts again after a rejoin
     assert await world.sleeps.step(KEEPALIVE, MAX_FAILURES) == KEEPALIVE
@@ -210,12 +218,13 @@ async def test_failed_keepalives_count_only_in_a_row(world: _World) -> None:
     await worker.stop()
 
 
-async def test_whoareyou_rejoins_at_once(world: _World) -> None:
+async def test_whoareyou_rejoins_at_once(world: _World, logs: Callable[[], list[str]]) -> None:
     worker = await world.started(world.worker())
     world.manager.workers.clear()
     assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE
     assert [s.method for s in world.transport.sent] == ["join", "keep_alive", "join"]
     assert (worker.recoveries, worker.manager_state, world.events) == (1, "in-service", [("recovery", [])])
+    assert "cluster manager does not know w; rejoining" in logs()
     assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE  # known again: no further rejoin
     assert (world.joins(), worker.recoveries) == (2, 1)
     await worker.stop()

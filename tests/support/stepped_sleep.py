@@ -48,7 +48,8 @@ class SteppedSleep:
         """The delays the tasks now asleep asked for, sorted."""
         return sorted(seconds for seconds, _ in self._asleep.values())
 
-    async def _until(self, ready: Callable[[], bool], what: str) -> None:
+    async def until(self, ready: Callable[[], bool], what: str) -> None:
+        """Return once ``ready()`` holds, checked whenever a task falls asleep or wakes."""
         async def wait() -> None:
             while not ready():
                 await self._changed.wait()
@@ -65,7 +66,7 @@ class SteppedSleep:
 
     async def asleep(self, seconds: float) -> None:
         """Return once a task is asleep for ``seconds``."""
-        await self._until(lambda: self._task_asleep_for(seconds) is not None, f"fell asleep for {seconds} s")
+        await self.until(lambda: self._task_asleep_for(seconds) is not None, f"fell asleep for {seconds} s")
 
     async def step(self, seconds: float, turns: int = 1) -> float | None:
         """Wake the task asleep for ``seconds``, ``turns`` times in a row; the delay it then sleeps
@@ -79,6 +80,6 @@ class SteppedSleep:
             _, wake = self._asleep.pop(task)
             wake.set_result(None)
             self._notify()
-            await self._until(lambda: task in self._asleep or task.done(), f"took its next sleep after {seconds} s")
+            await self.until(lambda: task in self._asleep or task.done(), f"took its next sleep after {seconds} s")
             now = self._asleep[task][0] if task in self._asleep else None
         return now
