@@ -61,10 +61,6 @@ class Keyring:
         # Signer.verify_signature tries every key and compares in constant time.
         return bool(signer.verify_signature(payload, sig))
 
-    @staticmethod
-    def constant_time_equal(a: str, b: str) -> bool:
-        return hmac.compare_digest(a.encode(), b.encode())
-
 
 class AdminKeys:
     """The admin keys one component accepts; with none, every admin call is refused."""

@@ -7,6 +7,9 @@
   (``initializing``), re-report every task so running sessions keep their mappings; otherwise the
   manager has forgotten this worker's tasks and the owner is told through ``on_loss(tasks)``.
   ``on_recovery()`` runs after either.
+
+Every wait (between join attempts, keepalives and load checks) goes through ``sleep`` (default
+:func:`asyncio.sleep`); tests pass one that lets each turn of a loop through by hand.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class ClusterWorker:
         load: Callable[[], float] = lambda: 0.0,
         on_loss: LossHandler | None = None,
         on_recovery: RecoveryHandler | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.transport = transport
         self.purpose = purpose
@@ -56,6 +60,7 @@ class ClusterWorker:
         self._load = load
         self._on_loss = on_loss
         self._on_recovery = on_recovery
+        self._sleep = sleep
         self.tasks: set[str] = set()
         self.manager_state: str | None = None
         self.recoveries = 0
@@ -142,7 +147,7 @@ class ClusterWorker:
             except RpcError as exc:
                 last = exc
                 log.info("join of %s failed (attempt %d): %s", self.worker_id, attempt + 1, exc)
-                await asyncio.sleep(self.settings.join_interval)
+                await self._sleep(self.settings.join_interval)
                 continue
             self.manager_state = str(state)
             self._last_load = None
@@ -153,7 +158,7 @@ class ClusterWorker:
     async def _keepalive_loop(self) -> None:
         failures = 0
         while True:
-            await asyncio.sleep(self.settings.keepalive_interval)
+            await self._sleep(self.settings.keepalive_interval)
             try:
                 answer = await self.transport.call(
                     self._manager, "keep_alive", {"worker_id": self.worker_id},
@@ -206,7 +211,7 @@ class ClusterWorker:
     async def _load_loop(self) -> None:
         checks = 0
         while True:
-            await asyncio.sleep(self.settings.load_report_interval)
+            await self._sleep(self.settings.load_report_interval)
             try:
                 load = float(self._load())
             except Exception:

@@ -57,3 +57,19 @@ async def test_drop_participant_calls_the_portal_and_tells_the_others(transports
     assert env.portal_b.drops == ["p2"]
     await wait_until(lambda: {"action": "leave", "data": "p2"} in env.portal_a.data("p1", "participant"))
     assert [p["id"] for p in await env.call("get_participants", room="room-1")] == ["p1"]
+
+
+async def test_the_admin_view_of_a_participant_is_exactly_its_session(env: Env) -> None:
+    await env.join("p1")
+    await env.join("p2", "viewer")
+    await env.call("text", participant="p2", to="all", message="hi")
+    await wait_until(lambda: env.portal_a.events("p1", "text"), what="the text at p1's portal")
+    await env.ack("p1", 1)
+    await wait_until(lambda: env.controller.participant("p1").outbox.acked == 1, what="p1's ack")
+    participants = {p["id"]: p for p in await env.call("get_participants", room="room-1")}
+    assert participants["p1"] == {
+        "id": "p1", "user": "user-p1", "role": "presenter",
+        "permission": {"publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
+        "portal": env.portal_a.name, "state": "connected", "extension": True,
+        "lastSeq": 2, "acked": 1, "outbox": 1,
+    }
