@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import pytest
 
@@ -14,15 +12,16 @@ from conference_controller.ids import ParticipantId, RoomId, StreamId, Subscript
 from conference_controller.logs import EventLog
 from conference_controller.messages import Permission
 from conference_controller.participant import Participant
+from tests.support.fake_clock import FakeClock
 
 RETRY_WINDOW = 30.0
 
 
-def _participant(ticket: str = "t0") -> Participant:
+def _participant(ticket: str = "t0", clock: FakeClock | None = None) -> Participant:
     settings = msgspec.convert({"ticket_retry_window": RETRY_WINDOW}, ControllerSettings)
     return Participant(id=ParticipantId("p1"), user="alice", role="presenter", permission=Permission(),
                        room_id=RoomId("room-1"), portal=WorkerId("portal-a"), origin={}, ticket_id=ticket,
-                       extension=False, settings=settings, log=EventLog())
+                       extension=False, settings=settings, log=EventLog(), clock=clock or FakeClock())
 
 
 def test_streams_are_added_and_discarded_one_by_one() -> None:
@@ -74,21 +73,21 @@ def test_a_relogin_with_the_current_ticket_is_no_retry_and_a_retry_is_one() -> N
 
 
 def test_a_keyless_retry_is_one_only_while_held() -> None:
-    participant = _participant("t0")
+    clock = FakeClock()
+    participant = _participant("t0", clock)
     participant.rotate("t0", "t1", None)
     with pytest.raises(TicketMismatch):
         participant.check_resume("t0", "t1", None)
-    participant.hold(time.monotonic() + 60)
+    participant.hold(clock.now + 60)
     assert participant.check_resume("t0", "t1", None) is True
 
 
-def test_a_retry_is_accepted_until_just_before_the_window_ends(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [500.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    participant = _participant("t0")
+def test_a_retry_is_accepted_until_just_before_the_window_ends() -> None:
+    clock = FakeClock(500.0)
+    participant = _participant("t0", clock)
     participant.rotate("t0", "t1", "key")
-    now[0] = 500.0 + RETRY_WINDOW - 0.001
+    clock.now = 500.0 + RETRY_WINDOW - 0.001
     assert participant.check_resume("t0", "t1", "key") is True
-    now[0] = 500.0 + RETRY_WINDOW
+    clock.now = 500.0 + RETRY_WINDOW
     with pytest.raises(TicketMismatch):
         participant.check_resume("t0", "t1", "key")
