@@ -5,7 +5,7 @@ never twice, and tell the controllers what was delivered (``ack`` casts, batched
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import socketio
@@ -35,9 +35,20 @@ class AckBatcher:
     An ack the client sent itself (extension sessions) shows the client has its session, hence its
     new ticket; an ack the portal makes for a plain client on emitting shows nothing of the kind (the
     client may never have read it). Such participants are listed in ``unconfirmed``, so the
-    controller trims their outbox without ending the retry window of the ticket they used."""
+    controller trims their outbox without ending the retry window of the ticket they used.
 
-    def __init__(self, transport: Transport, interval: float, log: EventLog, portal: str) -> None:
+    The wait between batches goes through ``sleep`` (default :func:`asyncio.sleep`); tests pass one
+    that lets each turn of the loop through by hand."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        interval: float,
+        log: EventLog,
+        portal: str,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.transport = transport
         self.interval = interval
         #: This portal's worker id: the controller takes acks only from a participant's current portal.
@@ -46,6 +57,7 @@ class AckBatcher:
         #: participant → (controller, highest seq, whether the client itself acknowledged it)
         self._highest: dict[str, tuple[str, int, bool]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._sleep = sleep
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="portal-acks")
@@ -93,7 +105,7 @@ class AckBatcher:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            await self._sleep(self.interval)
             await self.flush()
 
 

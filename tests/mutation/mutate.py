@@ -58,7 +58,9 @@ TARGETS = [
     Target("participant", ["conference_controller/participant.py"], ["tests/conference_controller"]),
     Target("scheduler", ["scheduler/*"], ["tests/scheduler"]),
     Target("login", ["portal/login.py"], ["tests/portal"]),
-    Target("delivery", ["portal/delivery.py"], ["tests/portal"]),
+    # Unit tests of AckBatcher and Delivery, plus the end-to-end "none twice" filters through a real portal.
+    Target("delivery", ["portal/delivery.py"], ["tests/portal/test_delivery_units.py",
+                                               "tests/portal/test_none_twice.py"]),
 ]
 
 
