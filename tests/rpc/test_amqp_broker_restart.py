@@ -87,7 +87,7 @@ async def test_calls_fail_fast_during_a_broker_restart_and_succeed_after_it(own_
     phase = "restarting"
     await asyncio.to_thread(own_rabbit.start)
     phase = "back"
-    await wait_until(lambda: ("back", "ok") in outcomes, timeout=30, what="a call to succeed after the restart")
+    await wait_until(lambda: ("back", "ok") in outcomes, timeout=60, what="a call to succeed after the restart")
     stop_stream.set()
     await streamer
 
@@ -122,7 +122,7 @@ async def test_an_in_flight_call_fails_at_once_when_the_broker_drops_connections
         except RpcUnavailable:
             return False
 
-    await wait_until(echoes, timeout=30, interval=0.1, what="the service to answer again")
+    await wait_until(echoes, timeout=60, interval=0.1, what="the service to answer again")
     assert (client.reconnects, server.reconnects) == (1, 1)
     await client.close()
     await server.close()
