@@ -243,3 +243,16 @@ def test_the_clock_is_injected_and_no_real_time_passes(make_scheduler: MakeSched
     s.schedule("t", None, 0.5)
     clock.now = 10.0**9
     assert s.get_scheduled("t") is None
+
+
+def test_laying_down_a_task_adds_to_the_worker_s_other_reservations(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {})
+    for task in ("r1", "r2", "run"):
+        s.schedule(task, None, 30.0)
+    s.pick_up("p1", ["run"])
+    view = s.worker_view("p1")
+    assert (view["reserved"], view["executing"]) == (2, 1)
+    s.lay_down("p1", "run")
+    view = s.worker_view("p1")
+    assert (view["reserved"], view["executing"]) == (3, 0)
