@@ -173,9 +173,7 @@ class PortalServer:
         eio_socket = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
         if eio_socket is None:
             return
-        if not eio_socket.closed:
-            await eio_socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
-        eio_socket.queue.put_nowait(None)  # wakes the websocket writer, which then closes the websocket
+        await self._close_transport(eio_socket)
         self.sio.eio.sockets.pop(eio_sid, None)
 
     # -- sockets ---------------------------------------------------------------------------------
@@ -229,11 +227,7 @@ class PortalServer:
         conn = self.connections.get(sid)
         if conn is not None and conn.state is State.INITIALIZED and conn.session is None:
             conn.log.info("idle_socket_closed")
-            eio_socket = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
-            if eio_socket is not None:
-                self.logins.background.spawn(self._close_transport(eio_socket))
-            else:
-                self.logins.background.spawn(self.close_socket(sid))
+            self.logins.background.spawn(self.close_transport(sid))
 
     # -- requests --------------------------------------------------------------------------------
 
