@@ -22,9 +22,13 @@ _ALLOW_HEADERS = "origin, authorization, content-type, x-service-key"
 _MAX_AGE = "600"
 
 
+def _body(code: int, message: str, reason: str) -> bytes:
+    return _encode({"error": {"code": code, "message": message, "reason": reason}})
+
+
 def error_body(status: int, reason: str, message: str) -> bytes:
     """OWT's error body for what no :class:`ApiError` describes (the errors of the HTTP edge)."""
-    return _encode({"error": {"code": owt_code_for_status(status), "message": message, "reason": reason}})
+    return _body(owt_code_for_status(status), message, reason)
 
 
 def error_response(exc: web.HTTPException) -> web.Response:
@@ -35,7 +39,7 @@ def error_response(exc: web.HTTPException) -> web.Response:
         code, message, reason = owt_code_for_status(exc.status), exc.reason, reason_for_status(exc.status)
     response = web.Response(
         status=exc.status,
-        body=_encode({"error": {"code": code, "message": message, "reason": reason}}),
+        body=_body(code, message, reason),
         content_type="application/json",
     )
     if exc.status == 408:
