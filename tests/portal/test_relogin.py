@@ -24,6 +24,16 @@ async def _lose(harness: Harness, client: Client, participant: str) -> None:
     await wait_until(lambda: harness.held(participant), what="held at the controller")
 
 
+async def _relogin_answer_held(harness: Harness, portal: Portal, ticket: str) -> tuple[Client, Any, asyncio.Event]:
+    """A relogin the controller has resumed but whose answer it holds back: the new socket, its
+    pending ``relogin`` call, and the event that releases the answer."""
+    resumes = harness.spy.hold_replies("resume")
+    again = await harness.client(portal)
+    relogin = asyncio.ensure_future(again.call("relogin", ticket))
+    await wait_until(lambda: harness.spy.called("resume"), what="resumed at the controller")
+    return again, relogin, resumes
+
+
 def _buffered(portal: Portal, participant: str) -> int:
     """Notifications the portal holds back for a participant whose login or relogin is in flight."""
     session = portal.sessions.get(participant)
@@ -257,10 +267,7 @@ async def test_notifications_overtaking_the_resume_reply_follow_the_missed_ones(
     pid = result["id"]
     await _lose(harness, client, pid)
     _text_to(harness, pid, "missed")
-    resumes = harness.spy.hold_replies("resume")  # resumed at the controller; the answer is late
-    again = await harness.client(portal)
-    relogin = asyncio.ensure_future(again.call("relogin", result["reconnectionTicket"]))
-    await wait_until(lambda: harness.spy.called("resume"), what="resumed at the controller")
+    again, relogin, resumes = await _relogin_answer_held(harness, portal, result["reconnectionTicket"])
     _text_to(harness, pid, "live during resume")  # goes to the portal at once, before the answer
     await wait_until(lambda: _buffered(portal, pid) == 1 and not again.received,
                      what="the live text reached the portal before the relogin's answer")
@@ -274,10 +281,7 @@ async def test_socket_lost_during_relogin_holds_the_participant_again(harness: H
     portal = await harness.portal()
     client, result = await harness.joined(portal)
     await _lose(harness, client, result["id"])
-    resumes = harness.spy.hold_replies("resume")
-    again = await harness.client(portal)
-    relogin = asyncio.ensure_future(again.call("relogin", result["reconnectionTicket"]))
-    await wait_until(lambda: harness.spy.called("resume"), what="resumed at the controller")
+    again, relogin, resumes = await _relogin_answer_held(harness, portal, result["reconnectionTicket"])
     assert not harness.held(result["id"])
     await again.lose_network()
     relogin.cancel()
@@ -376,10 +380,7 @@ async def test_a_relogin_overtaken_by_one_elsewhere_is_refused_and_closes_its_so
     portal = await harness.portal()
     client, result = await harness.joined(portal)
     await _lose(harness, client, result["id"])
-    resumes = harness.spy.hold_replies("resume")
-    again = await harness.client(portal)
-    relogin = asyncio.ensure_future(again.call("relogin", result["reconnectionTicket"]))
-    await wait_until(lambda: harness.spy.called("resume"), what="resumed at the controller")
+    again, relogin, resumes = await _relogin_answer_held(harness, portal, result["reconnectionTicket"])
     # meanwhile a later resume through another portal was accepted: its displace reaches this portal first
     await harness.transport.call(portal.worker_id, "displace", {"participant": result["id"], "epoch": 9})
     resumes.set()
