@@ -1,0 +1,95 @@
+"""The room journal's interface: an append-only log of each room's events, with fencing and snapshots.
+
+The controller encodes a room's events (``conference_controller``'s event union) into opaque
+``bytes``; the journal stores and returns them without looking inside.  One *record* is what one
+command produced (one or more events), appended as one unit.
+
+Order comes from the journal, never from clocks: :meth:`Journal.append` returns the record's
+*offset*, increasing within a room (not necessarily contiguous), and :meth:`Journal.replay` returns a
+room's records in offset order.
+
+Fencing: every record carries the *epoch* of the room's placement (given by the cluster manager
+each time a room is placed on a controller).  :meth:`Journal.claim` makes ``epoch`` the room's
+current one; from then on an append with a lower epoch raises :class:`Fenced`, so a controller that
+was frozen while its room moved cannot add to the room's history.
+
+Durability: ``append`` returns only once the record is durable (fsync'd / confirmed by the broker);
+the controller acts on a command's events (answers the client, hands notifications to portals) only
+after that.
+
+Snapshots bound replay: ``save_snapshot(room, offset, body)`` stores the room's whole state as of
+``offset``; ``replay`` then needs only the records after it.  Records at or below the newest
+snapshot's offset may be discarded (retention).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+__all__ = ["Journal", "JournalRecord", "Snapshot", "Fenced", "JournalUnavailable"]
+
+
+class JournalRecord(msgspec.Struct, frozen=True):
+    """One appended record: what one command changed in one room."""
+
+    offset: int
+    epoch: int
+    body: bytes
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """A room's whole state (opaque ``body``) as of the record at ``offset`` (included)."""
+
+    offset: int
+    epoch: int
+    body: bytes
+
+
+class Fenced(Exception):
+    """The room is held under a newer epoch than the one presented."""
+
+    def __init__(self, room: str, epoch: int, current: int) -> None:
+        super().__init__(f"room {room} is held under epoch {current}; epoch {epoch} is fenced off")
+        self.room = room
+        self.epoch = epoch
+        self.current = current
+
+
+class JournalUnavailable(Exception):
+    """The journal cannot take or give records now (store or broker down); retry later."""
+
+
+class Journal(Protocol):
+    async def open(self) -> None:
+        """Connect / open files.  Idempotent."""
+
+    async def close(self) -> None:
+        """Flush what is pending and release everything.  Idempotent."""
+
+    async def claim(self, room: str, epoch: int) -> int:
+        """Make ``epoch`` the room's current epoch (durably) and return the offset of the last record
+        before the claim (0 if none).  Raises :class:`Fenced` if the room already has a higher epoch.
+        Claiming the current epoch again is allowed (idempotent)."""
+
+    async def append(self, room: str, epoch: int, body: bytes) -> int:
+        """Append one record durably; its offset.  Raises :class:`Fenced` if ``epoch`` is lower than
+        the room's current epoch."""
+
+    async def replay(self, room: str, after: int = 0) -> list[JournalRecord]:
+        """The room's records with offset > ``after``, in offset order, up to the last record
+        appended before this call."""
+
+    async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` as the room's newest; older records may then be dropped."""
+
+    async def snapshot(self, room: str) -> Snapshot | None:
+        """The room's newest snapshot, if any."""
+
+    async def forget(self, room: str) -> None:
+        """The room is closed for good: its records and snapshots may be dropped.  A room opened
+        again later under the same id starts a new history (its epoch continues to increase)."""
+
+    async def rooms(self) -> list[str]:
+        """Rooms with a history (not forgotten): what a restarted embedded server may rebuild."""
