@@ -22,6 +22,7 @@ import msgspec
 from rpc import ServiceError
 
 from .errors import (
+    AlreadyJoined,
     HoldExpired,
     InvalidRequest,
     InvalidRole,
@@ -387,6 +388,8 @@ def decide_takeover(state: RoomState, controller: str, epoch: int, at: float) ->
 def decide_join(state: RoomState, init: ParticipantInit, ticket: str, extension: bool, at: float) -> list[Event]:
     """Admit a participant (limit and role checked) and tell the others."""
     _check_open(state)
+    if init.id in state.participants:
+        raise AlreadyJoined(f"participant {init.id} has already joined room {state.id}")
     limit = state.config.participant_limit
     if limit > 0 and len(state.participants) >= limit:
         raise RoomFull(f"room {state.id} is full ({limit} participants)")

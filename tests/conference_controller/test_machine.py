@@ -59,7 +59,7 @@ def join(state: RoomState, pid: str, ticket: str = "t0", role: str = "presenter"
     do(state, machine.decide_join(state, init, ticket, False, at))
 
 
-def text(state: RoomState, sender: str, to: str, n: int, at: float = 0.0) -> list[Event]:
+def text(state: RoomState, sender: str, to: str, n: Any, at: float = 0.0) -> list[Event]:
     return do(state, machine.decide_text(state, sender, to, n, at))
 
 
