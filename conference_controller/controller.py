@@ -361,8 +361,10 @@ class Controller:
 
     # -- rooms -----------------------------------------------------------------------------------
 
-    async def _open_room(self, room_id: RoomId) -> Room:
-        """The room, created on first use; returned in use (the caller must ``release()`` it)."""
+    async def _open_room(self, room_id: RoomId, *, create: bool = True) -> Room:
+        """The room: the one here, or rebuilt from the journal, or (``create``) a new one; returned
+        in use (the caller must ``release()`` it).  Without ``create``, a room that has no history
+        is ``unknown_room``."""
         while True:
             room = self.rooms.get(room_id)
             if room is not None and not room.closed:
@@ -370,15 +372,17 @@ class Controller:
                 return room
             loading = self._loading.get(room_id)
             if loading is None:
-                loading = asyncio.create_task(self._create_room(room_id), name=f"room:{room_id}")
+                loading = asyncio.create_task(self._create_room(room_id, create), name=f"room:{room_id}")
                 self._loading[room_id] = loading
                 loading.add_done_callback(lambda _: self._loading.pop(room_id, None))
             await asyncio.shield(loading)
 
-    async def _create_room(self, room_id: RoomId) -> Room:
+    async def _create_room(self, room_id: RoomId, create: bool) -> Room:
         recovered = await self._recover(room_id)
         if recovered is not None:
             room = recovered
+        elif not create:
+            raise UnknownRoom(f"no room {room_id} here or in the journal")
         else:
             config = await self._room_config(room_id)
             epoch = await self._claim(room_id, 0)
@@ -521,10 +525,19 @@ class Controller:
 
     async def resume(
         self, participant_id: str, ticket_id: str, new_ticket_id: str, portal: WorkerId, last_seq: int | None,
-        retry_key: str | None = None,
+        retry_key: str | None = None, room_id: str | None = None,
     ) -> dict[str, Any]:
         """A relogin through ``portal``: rotate the ticket, hand back what was missed, and make this
-        the participant's only socket (the previous portal is told to close its socket: ``displace``)."""
+        the participant's only socket (the previous portal is told to close its socket: ``displace``).
+
+        A participant of a room this controller does not hold (``room_id``: its room, from the
+        ticket) is looked for in the journal: the room is rebuilt and taken over (its holder died,
+        or this process restarted)."""
+        if room_id is not None and ParticipantId(participant_id) not in self.participants and self.journal is not None:
+            try:
+                (await self._open_room(RoomId(room_id), create=False)).release()
+            except UnknownRoom:
+                pass
         room, participant = self.participant_room(participant_id)
         previous = participant.portal
         try:

@@ -58,8 +58,9 @@ class RoomOpened(_Event, kw_only=True, tag="open"):
 
 
 class TakenOver(_Event, kw_only=True, tag="takeover"):
-    """``controller`` holds the room from here on, under ``epoch``; ``at`` on its clock.  Every hold
-    deadline, retry window and message age restarts from ``at`` (never shorter than it was)."""
+    """``controller`` holds the room from here on, under ``epoch``; ``at`` on its clock.  Every
+    participant is held (until its portal resumes it) and every hold deadline, retry window and
+    message age restarts from ``at`` (never shorter than it was)."""
 
     controller: str
     epoch: int

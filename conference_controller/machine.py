@@ -177,12 +177,15 @@ def _opened(state: RoomState, event: RoomOpened) -> None:
 
 
 def _taken_over(state: RoomState, event: TakenOver) -> None:
+    """The new holder knows no socket: every participant is held until its portal resumes it (a
+    portal that is alive re-attaches at once, a client whose portal died relogs), and every hold,
+    retry window and message age restarts from ``at`` on the new holder's clock."""
     state.epoch = event.epoch
     state.controller = event.controller
     limits = state.limits
     for participant in state.participants.values():
-        if participant.hold_deadline is not None:
-            participant.hold_deadline = event.at + limits.reconnection_timeout
+        participant.connected = False
+        participant.hold_deadline = event.at + limits.reconnection_timeout
         if participant.ticket.previous is not None:
             participant.ticket.previous_until = event.at + limits.ticket_retry_window
         outbox = participant.outbox

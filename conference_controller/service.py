@@ -77,12 +77,13 @@ class ControllerService:
     @rpc_method
     async def resume(
         self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None = None,
-        retry_key: str | None = None,
+        retry_key: str | None = None, room: str | None = None,
     ) -> dict[str, Any]:
         return await self._controller.resume(
             parse(participant, str, "participant"), parse(ticket_id, str, "ticket_id"),
             parse(new_ticket_id, str, "new_ticket_id"), WorkerId(parse(portal, str, "portal")),
             parse_optional(last_seq, int, "last_seq"), parse_optional(retry_key, str, "retry_key"),
+            parse_optional(room, str, "room"),
         )
 
     @rpc_method

@@ -217,7 +217,12 @@ class LoginService:
             await asyncio.shield(hold)  # this portal's hold must reach the controller first
         scheduled = await self._cluster("get_scheduled", purpose="conference", task=ticket.room)
         if not scheduled:
-            raise RequestError("Client does NOT exist", "unknown_participant")
+            # Nobody holds the room now (its controller died, or the server restarted): any
+            # controller can rebuild it from the journal — the one the scheduler picks, as for a login.
+            scheduled = await self._cluster(
+                "schedule", retry_for=conn, purpose="conference", task=ticket.room, preference={},
+                reserve_time=self.settings.room_reserve_time,
+            )
         session = Session(
             id=participant,
             room=ticket.room,
@@ -232,7 +237,7 @@ class LoginService:
         new_ticket_id = self._successor(ticket)
         args: dict[str, Any] = {
             "participant": participant, "ticket_id": ticket.ticket_id, "new_ticket_id": new_ticket_id,
-            "portal": self.worker_id, "last_seq": last_seq,
+            "portal": self.worker_id, "last_seq": last_seq, "room": ticket.room,
         }
         if retry_key is not None:
             args["retry_key"] = retry_key
@@ -331,7 +336,7 @@ class LoginService:
                 return
             session.phase = Phase.PENDING  # notifications arriving during the resume wait for its replay
             args = {"participant": session.id, "ticket_id": session.ticket_id, "new_ticket_id": session.ticket_id,
-                    "portal": self.worker_id, "last_seq": session.last_seq}
+                    "portal": self.worker_id, "last_seq": session.last_seq, "room": session.room}
             try:
                 result = await self.transport.call(session.controller, "resume", args,
                                                    timeout=self.settings.request_timeout)

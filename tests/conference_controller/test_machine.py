@@ -318,7 +318,7 @@ def test_a_resume_at_the_hold_deadline_is_too_late_and_the_participant_leaves() 
     assert [type(e) for e in info.value.events] == [Left]
 
 
-def test_a_takeover_restarts_every_deadline_from_its_own_clock() -> None:
+def test_a_takeover_holds_everyone_and_restarts_every_deadline_from_its_own_clock() -> None:
     state = room()
     join(state, "p1")
     join(state, "p2")
@@ -328,7 +328,8 @@ def test_a_takeover_restarts_every_deadline_from_its_own_clock() -> None:
     do(state, machine.decide_takeover(state, "c2", 2, 7.0))
     p1, p2 = state.participants["p1"], state.participants["p2"]
     assert (state.epoch, state.controller) == (2, "c2")
-    assert (p1.hold_deadline, p2.hold_deadline) == (7.0 + HOLD, None)
+    assert (p1.hold_deadline, p2.hold_deadline) == (7.0 + HOLD, 7.0 + HOLD)
+    assert (p1.connected, p2.connected) == (False, False)  # held until their portals resume them
     assert (p1.ticket.previous_until, p2.ticket.previous_until) == (0.0, 7.0 + RETRY_WINDOW)
     assert [m.at for m in p2.outbox.messages] == [7.0]
 

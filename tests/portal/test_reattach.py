@@ -37,7 +37,7 @@ async def test_a_portal_back_from_a_partition_reattaches_its_sockets_and_emits_w
     assert await harness.settled(client, pid) == ["before", "m1", "m2"]
     assert harness.spy.called("resume") == [{
         "participant": pid, "ticket_id": harness.ticket_id(ticket), "new_ticket_id": harness.ticket_id(ticket),
-        "portal": portal.worker_id, "last_seq": 1}]
+        "portal": portal.worker_id, "last_seq": 1, "room": "room-1"}]
     member = harness.member(pid)
     assert member is not None and member.connected and member.portal == portal.worker_id
     assert member.ticket.current == harness.ticket_id(ticket), "the client's ticket stays valid"
