@@ -8,7 +8,7 @@ import socket
 from typing import Any
 
 from credentials import Keyring, new_id
-from rpc import RpcError, ServiceHandle, Subscription, Transport
+from rpc import ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
@@ -170,8 +170,14 @@ class Portal:
         victims = self.sessions.of_controller(controller)
         if victims:
             self.log.warning("controller_lost", controller=controller, participants=len(victims))
-        for session in victims:
-            try:
-                await self.logins.drop(session, "controller lost")
-            except RpcError as exc:
-                session.log.warning("drop_failed", error=exc.code)
+        if victims:
+            self.background.spawn(self._fail_over(victims, controller), name=f"failover:{controller}")
+
+    async def _fail_over(self, sessions: list[Session], lost: str) -> None:
+        """Move every session of a lost controller to the room's new controller, some at a time."""
+        for first in range(0, len(sessions), _REATTACH_BATCH):
+            batch = sessions[first:first + _REATTACH_BATCH]
+            outcomes = await asyncio.gather(*(self.logins.rehome(s, lost) for s in batch), return_exceptions=True)
+            for session, outcome in zip(batch, outcomes):
+                if isinstance(outcome, Exception):
+                    session.log.warning("failover_error", error=repr(outcome))
