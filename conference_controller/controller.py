@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from credentials import AdminKeys
-from journal import Journal, Snapshot
+from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
@@ -62,6 +62,8 @@ __all__ = ["Controller", "PURPOSE", "default_worker_id"]
 
 PURPOSE = "conference"
 _PORTAL_PURPOSE = "portal"
+#: Claims of a room's next epoch before giving up (each one goes past the epoch that refused it).
+_CLAIM_ATTEMPTS = 5
 _snapshot_encoder = msgspec.msgpack.Encoder()
 _snapshot_decoder = msgspec.msgpack.Decoder(RoomState)
 
@@ -81,8 +83,9 @@ class Controller:
 
     ``start()`` serves the RPC service named ``worker_id``, subscribes to fault events and joins
     the cluster as a ``conference`` worker; ``stop()`` (idempotent) ends every loop and timer it
-    started and quits the cluster.  With a ``journal``, every change is durable before anyone
-    outside hears of it, and a room this controller opens continues the history the journal has.
+    started and quits the cluster.  With a ``journal`` (opened and closed by whoever made it, as
+    several controllers may share one in a test), every change is durable before anyone outside
+    hears of it, and a room this controller opens continues the history the journal has.
     """
 
     def __init__(
@@ -140,8 +143,6 @@ class Controller:
         if self._started:
             return
         self._started = True
-        if self.journal is not None:
-            await self.journal.open()
         self._service = await self.transport.serve(self.worker_id, ControllerService(self))
         self._events = await self.transport.subscribe_events("exit.#", self._on_fault)
         await self.worker.start()
@@ -166,8 +167,6 @@ class Controller:
         await asyncio.gather(*self._background, *self._loading.values(), return_exceptions=True)
         if self._started:
             await self._quit_cluster()
-        if self.journal is not None:
-            await self.journal.close()
         self.log.info("controller_stopped", rooms=len(self.rooms), participants=len(self.participants))
 
     async def _quit_cluster(self) -> None:
@@ -396,19 +395,18 @@ class Controller:
         return room
 
     async def _claim(self, room_id: RoomId, last_epoch: int) -> int:
-        """The epoch this controller holds the room under (1 without a journal)."""
+        """A new epoch for this controller's placement of the room (1 without a journal): above
+        every epoch the room had, so an earlier holder that comes back is fenced off."""
         if self.journal is None:
             return 1
         epoch = last_epoch + 1
-        while True:
+        for _ in range(_CLAIM_ATTEMPTS):
             try:
                 await self.journal.claim(room_id, epoch)
                 return epoch
-            except Exception as exc:  # a newer epoch exists: go past it
-                current = getattr(exc, "current", None)
-                if not isinstance(current, int) or current < epoch:
-                    raise
-                epoch = current + 1
+            except Fenced as fenced:  # someone holds a newer one (or it outlived a forget): go past it
+                epoch = max(epoch, fenced.current) + 1
+        raise ControllerError(f"room {room_id}: no epoch could be claimed in {_CLAIM_ATTEMPTS} attempts")
 
     async def _recover(self, room_id: RoomId) -> Room | None:
         """The room rebuilt from the journal (its snapshot, then the records after it), taken over
