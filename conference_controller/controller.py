@@ -555,6 +555,15 @@ class Controller:
         return {"messages": [m.to_wire() for m in messages], "last_seq": resumed.outbox.last_seq,
                 "epoch": resumed.epoch}
 
+    async def take_over(self, room_id: RoomId) -> Room:
+        """The room, rebuilt from the journal if it is not here (``unknown_room`` without history)."""
+        if self.journal is None:
+            raise UnknownRoom(f"no room {room_id} here, and no journal to rebuild it from")
+        room = await self._open_room(room_id, create=False)
+        room.release()
+        self.settle(room)
+        return room
+
     async def _displace(self, room: Room, participant_id: str, portal: str, epoch: int) -> None:
         """Tell ``portal`` to close the participant's socket there (no hold, no leave).  Best effort:
         a portal that does not get it cannot act for the participant anyway (``not_current_portal``)."""

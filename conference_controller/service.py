@@ -87,6 +87,14 @@ class ControllerService:
         )
 
     @rpc_method
+    async def take_over(self, room: str) -> dict[str, Any]:
+        """The cluster moved ``room`` here (its controller was lost, or drained): rebuild it from the
+        journal now, so its held participants' holds run here too.  ``unknown_room``: nothing to
+        rebuild.  Called by the cluster manager; a room here already is answered as it is."""
+        found = await self._controller.take_over(RoomId(parse(room, str, "room")))
+        return {"room": found.id, "epoch": found.state.epoch, "participants": len(found.participants)}
+
+    @rpc_method
     async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str, portal: str) -> str:
         room, found = self._served(participant, portal)
         await self._controller.commit(room, machine.decide_refresh(room.state, found.id,
