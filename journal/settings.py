@@ -1,0 +1,29 @@
+"""Settings of the embedded server's journal (section ``[journal]``, not yet wired into the config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = ["JournalSettings", "Durability"]
+
+#: ``full``: an append returns once its record is fsync'd (SQLite ``synchronous=FULL``), so it
+#: survives a power cut.  ``normal``: it survives the process dying but not the machine (WAL
+#: ``synchronous=NORMAL``).  ``off``: neither; for tests and benchmarks only.
+Durability = Literal["full", "normal", "off"]
+
+
+class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: SQLite database file on local disk (its ``-wal`` and ``-shm`` files sit beside it).
+    path: str = "switchboard-journal.sqlite3"
+    #: When an append may return; see :data:`Durability`.
+    durability: Durability = "full"
+    #: Appends (and other writes) accepted but not yet committed; beyond this, ``append`` waits.
+    max_pending: int = 10000
+    #: Most writes one transaction carries (group commit takes whatever queued up meanwhile).
+    max_batch: int = 1000
+    #: Seconds SQLite waits for a lock held by another connection before the operation fails.
+    busy_timeout: float = 5.0
+    #: Records kept after a snapshot: ``False`` drops a room's records at or below its newest snapshot.
+    keep_snapshotted: bool = False
