@@ -83,8 +83,8 @@ class Controller:
 
     ``start()`` serves the RPC service named ``worker_id``, subscribes to fault events and joins
     the cluster as a ``conference`` worker; ``stop()`` (idempotent) ends every loop and timer it
-    started and quits the cluster.  With a ``journal`` (opened and closed by whoever made it, as
-    several controllers may share one in a test), every change is durable before anyone outside
+    started and quits the cluster.  With a ``journal`` (opened and closed by the controller with
+    ``own_journal``, else by whoever made it: several controllers may share one), every change is durable before anyone outside
     hears of it, and a room this controller opens continues the history the journal has.
     """
 
@@ -99,8 +99,11 @@ class Controller:
         admin_keys: AdminKeys | None = None,
         clock: Callable[[], float] = time.monotonic,
         journal: Journal | None = None,
+        own_journal: bool = False,
     ) -> None:
         self.transport = transport
+        #: ``start()`` opens the journal and ``stop()`` closes it (else whoever made it does).
+        self._own_journal = own_journal
         #: Seconds, monotonic: hold deadlines, the ticket retry window and the outbox age (timers
         #: still run on the event loop).  Tests pass a clock they move by hand.
         self.clock = clock
@@ -143,6 +146,8 @@ class Controller:
         if self._started:
             return
         self._started = True
+        if self.journal is not None and self._own_journal:
+            await self.journal.open()
         self._service = await self.transport.serve(self.worker_id, ControllerService(self))
         self._events = await self.transport.subscribe_events("exit.#", self._on_fault)
         await self.worker.start()
@@ -167,6 +172,8 @@ class Controller:
         await asyncio.gather(*self._background, *self._loading.values(), return_exceptions=True)
         if self._started:
             await self._quit_cluster()
+        if self.journal is not None and self._own_journal:
+            await self.journal.close()
         self.log.info("controller_stopped", rooms=len(self.rooms), participants=len(self.participants))
 
     async def _quit_cluster(self) -> None:

@@ -1,4 +1,4 @@
-"""Settings of the embedded server's journal (section ``[journal]``, not yet wired into the config)."""
+"""Settings of the SQLite journal (section ``[journal.sqlite]``)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ Durability = Literal["full", "normal", "off"]
 
 
 class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    #: SQLite database file on local disk (its ``-wal`` and ``-shm`` files sit beside it).
-    path: str = "switchboard-journal.sqlite3"
+    #: SQLite database file on local disk (its ``-wal`` and ``-shm`` files sit beside it); empty: the
+    #: file ``journal.sqlite3`` beside the key state file (``$XDG_STATE_HOME/switchboard/``).
+    path: str = ""
     #: When an append may return; see :data:`Durability`.
     durability: Durability = "full"
     #: Appends (and other writes) accepted but not yet committed; beyond this, ``append`` waits.
