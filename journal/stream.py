@@ -88,8 +88,11 @@ class _Seen:
 def _message(delivery: AbstractIncomingMessage) -> _Message:
     headers = dict(delivery.headers)
     epoch = headers.get("e", 0)
+    offset = headers.get("x-stream-offset")
+    if not isinstance(offset, int):
+        raise JournalUnavailable(f"journal: a delivery without its stream offset (headers {headers!r})")
     return _Message(
-        offset=int(headers["x-stream-offset"]) + 1,  # type: ignore[call-overload]
+        offset=offset + 1,
         kind=str(headers.get("k", "")),
         epoch=epoch if isinstance(epoch, int) else 0,
         headers=headers,
@@ -163,6 +166,7 @@ class StreamJournal:
         self._connect_lock = asyncio.Lock()
         self._tail_locks: dict[str, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(self.settings.max_in_flight)
+        self._closing: set[asyncio.Future[Any]] = set()
         self._closed = False
         #: Connections made after the first (each loss is followed by one on the next operation).
         self.reconnects = 0
@@ -428,7 +432,9 @@ class StreamJournal:
             tail.fail(JournalUnavailable(f"journal: room {room} was forgotten"))
             channel, tail.channel = tail.channel, None
             if channel is not None and not channel.is_closed:
-                asyncio.get_running_loop().create_task(channel.close())
+                closing = asyncio.ensure_future(channel.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
 
     # -- the Journal interface -----------------------------------------------------------------------
 
