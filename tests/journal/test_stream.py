@@ -1,0 +1,267 @@
+"""StreamJournal on a real RabbitMQ node: the journal contract, a second controller on the same broker,
+fencing of a stale epoch on replay, a broker restart, and a broker that is down.
+
+No assertion reads a clock; waits go through the journal's own bounded timeouts or ``wait_until``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import aio_pika
+import pytest
+import pytest_asyncio
+
+from journal.base import Fenced, JournalUnavailable, Snapshot
+from journal.stream import StreamJournal
+from journal.stream_settings import StreamJournalSettings
+from switchboard.devbroker import RabbitNode
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.amqp]
+
+MakeJournal = Callable[..., Awaitable[StreamJournal]]
+
+
+def _settings(prefix: str, **overrides: object) -> StreamJournalSettings:
+    # small streams: tests make many
+    base: dict[str, object] = {"prefix": prefix, "room_max_bytes": 5_000_000, "room_segment_bytes": 1_000_000,
+                               "snapshot_max_bytes": 200_000, "snapshot_segment_bytes": 100_000,
+                               "rooms_max_bytes": 1_000_000, "rooms_segment_bytes": 500_000}
+    base.update(overrides)
+    return StreamJournalSettings(**base)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture
+async def make_journal(broker_url: str) -> AsyncIterator[MakeJournal]:
+    """Opened journals on the session broker sharing one fresh prefix (so they see each other's
+    streams and no other test's); all closed at the end."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    made: list[StreamJournal] = []
+
+    async def make(url: str = broker_url, **overrides: object) -> StreamJournal:
+        journal = StreamJournal(url, _settings(prefix, **overrides), name=f"test-journal-{len(made)}")
+        made.append(journal)
+        await journal.open()
+        return journal
+
+    yield make
+    for journal in made:
+        await journal.close()
+
+
+@pytest_asyncio.fixture
+async def journal(make_journal: MakeJournal) -> StreamJournal:
+    return await make_journal()
+
+
+# -- the contract ----------------------------------------------------------------------------------
+
+async def test_appends_come_back_in_offset_order_and_replay_after_skips_the_older(journal: StreamJournal) -> None:
+    assert await journal.claim("r", 1) == 0
+    offsets = [await journal.append("r", 1, f"e{i}".encode()) for i in range(5)]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 5 and offsets[0] > 0
+    records = await journal.replay("r")
+    assert [(r.offset, r.epoch, r.body) for r in records] == [(o, 1, f"e{i}".encode()) for i, o in enumerate(offsets)]
+    assert [r.body for r in await journal.replay("r", after=offsets[2])] == [b"e3", b"e4"]
+    assert await journal.replay("r", after=offsets[-1]) == []
+
+
+async def test_a_room_without_history_replays_nothing_and_has_no_snapshot(journal: StreamJournal) -> None:
+    assert await journal.replay("nobody") == []
+    assert await journal.snapshot("nobody") is None
+    assert "nobody" not in await journal.rooms()
+
+
+async def test_concurrent_appends_each_get_their_own_offset_in_replay_order(journal: StreamJournal) -> None:
+    await journal.claim("r", 1)
+    offsets = await asyncio.gather(*(journal.append("r", 1, str(i).encode()) for i in range(50)))
+    assert len(set(offsets)) == 50
+    records = await journal.replay("r")
+    assert [r.offset for r in records] == sorted(offsets)
+    by_offset = dict(zip(offsets, range(50)))
+    assert [r.body for r in records] == [str(by_offset[r.offset]).encode() for r in records]
+
+
+async def test_claim_returns_the_last_record_before_it_and_may_be_repeated(journal: StreamJournal) -> None:
+    await journal.claim("r", 1)
+    last = [await journal.append("r", 1, b"x") for _ in range(3)][-1]
+    assert await journal.claim("r", 1) == last
+    assert await journal.claim("r", 2) == last
+    assert await journal.claim("r", 2) == last
+    after = await journal.append("r", 2, b"y")
+    assert after > last
+    assert await journal.claim("r", 3) == after
+
+
+async def test_a_lower_epoch_is_fenced_off_for_claims_and_appends(journal: StreamJournal) -> None:
+    await journal.claim("r", 5)
+    with pytest.raises(Fenced) as claimed:
+        await journal.claim("r", 4)
+    assert (claimed.value.room, claimed.value.epoch, claimed.value.current) == ("r", 4, 5)
+    with pytest.raises(Fenced) as appended:
+        await journal.append("r", 4, b"late")
+    assert (appended.value.epoch, appended.value.current) == (4, 5)
+    await journal.append("r", 5, b"ok")
+    assert [r.body for r in await journal.replay("r")] == [b"ok"]
+
+
+async def test_the_newest_snapshot_is_returned(journal: StreamJournal) -> None:
+    await journal.claim("r", 1)
+    first = await journal.append("r", 1, b"a")
+    await journal.save_snapshot("r", Snapshot(offset=first, epoch=1, body=b"state-a"))
+    second = await journal.append("r", 1, b"b")
+    await journal.save_snapshot("r", Snapshot(offset=second, epoch=1, body=b"state-ab"))
+    assert await journal.snapshot("r") == Snapshot(offset=second, epoch=1, body=b"state-ab")
+    third = await journal.append("r", 1, b"c")
+    assert [r.offset for r in await journal.replay("r", after=second)] == [third]
+
+
+async def test_a_snapshot_of_a_fenced_epoch_is_refused(journal: StreamJournal) -> None:
+    await journal.claim("r", 2)
+    with pytest.raises(Fenced):
+        await journal.save_snapshot("r", Snapshot(offset=1, epoch=1, body=b"old"))
+
+
+async def test_rooms_lists_rooms_with_history_until_they_are_forgotten(journal: StreamJournal) -> None:
+    await journal.claim("a", 1)
+    await journal.claim("b", 1)
+    await journal.append("b", 1, b"x")
+    assert sorted(await journal.rooms()) == ["a", "b"]
+    await journal.save_snapshot("b", Snapshot(offset=1, epoch=1, body=b"s"))
+    await journal.forget("b")
+    assert await journal.rooms() == ["a"]
+    assert await journal.replay("b") == []
+    assert await journal.snapshot("b") is None
+    # opened again: a new history, its epoch going on from where it was
+    assert await journal.claim("b", 2) == 0
+    offset = await journal.append("b", 2, b"new")
+    assert [(r.offset, r.body) for r in await journal.replay("b")] == [(offset, b"new")]
+    assert sorted(await journal.rooms()) == ["a", "b"]
+
+
+async def test_open_and_close_are_idempotent(make_journal: MakeJournal) -> None:
+    journal = await make_journal()
+    await journal.open()
+    await journal.close()
+    await journal.close()
+    with pytest.raises(JournalUnavailable):
+        await journal.append("r", 1, b"x")
+
+
+# -- a second controller on the same broker -------------------------------------------------------
+
+async def test_a_second_journal_sees_the_first_ones_records_and_takes_the_room_over(make_journal: MakeJournal) -> None:
+    old, new = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    written = [await old.append("r", 1, f"old{i}".encode()) for i in range(3)]
+    assert [r.offset for r in await new.replay("r")] == written
+
+    assert await new.claim("r", 2) == written[-1]
+    with pytest.raises(Fenced) as info:
+        await old.append("r", 1, b"too late")
+    assert info.value.current == 2
+    mine = await new.append("r", 2, b"new0")
+    assert [r.body for r in await old.replay("r")] == [b"old0", b"old1", b"old2", b"new0"]
+    assert (await old.replay("r"))[-1].offset == mine
+    assert sorted(await old.rooms()) == ["r"]
+
+
+# -- fencing on replay ------------------------------------------------------------------------------
+
+async def _publish_raw(url: str, queue: str, kind: str, epoch: int, body: bytes) -> None:
+    """What a stale writer whose tail lagged puts in the stream: a record the broker cannot refuse."""
+    conn = await aio_pika.connect(url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, headers={"k": kind, "e": epoch}, message_id=uuid.uuid4().hex), routing_key=queue)
+    finally:
+        await conn.close()
+
+
+async def test_replay_skips_records_of_an_older_epoch_that_follow_a_newer_claim(
+        make_journal: MakeJournal, broker_url: str) -> None:
+    old, new = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    before = await old.append("r", 1, b"before the takeover")
+    await new.claim("r", 2)
+    queue = f"{new.settings.prefix}room.r"
+    await _publish_raw(broker_url, queue, "record", 1, b"stale")
+    after = await new.append("r", 2, b"after the takeover")
+    await _publish_raw(broker_url, queue, "record", 1, b"stale again")
+
+    for reader in (old, new):
+        records = await reader.replay("r")
+        assert [(r.epoch, r.body) for r in records] == [(1, b"before the takeover"), (2, b"after the takeover")]
+        assert [r.offset for r in records] == [before, after]
+    # a replay that starts after the newer claim still knows the epoch in force there
+    assert [r.body for r in await new.replay("r", after=after)] == []
+    # and the stale writer learns it is fenced, before or after writing
+    with pytest.raises(Fenced):
+        await old.append("r", 1, b"stale from the journal")
+    assert await new.claim("r", 2) == after
+
+
+async def test_an_append_that_lands_after_a_newer_claim_raises_fenced(
+        make_journal: MakeJournal, broker_url: str) -> None:
+    old = await make_journal()
+    await old.claim("r", 1)
+    # the newer claim lands without the old journal having seen it before it appends
+    await _publish_raw(broker_url, f"{old.settings.prefix}room.r", "claim", 2, b"")
+    with pytest.raises(Fenced) as info:
+        await old.append("r", 1, b"raced")
+    assert info.value.current == 2
+    assert await old.replay("r") == []
+
+
+# -- the broker going away ----------------------------------------------------------------------------
+
+@pytest.fixture
+def own_rabbit() -> Iterator[RabbitNode]:
+    node = RabbitNode()
+    node.start()
+    yield node
+    node.close()
+
+
+@pytest.mark.slow
+async def test_replay_and_appends_work_after_a_broker_restart(own_rabbit: RabbitNode, make_journal: MakeJournal) -> None:
+    journal = await make_journal(own_rabbit.url, heartbeat=2, attach_timeout=60.0, read_timeout=90.0,
+                                 append_timeout=90.0)
+    other = await make_journal(own_rabbit.url, heartbeat=2, attach_timeout=60.0, read_timeout=90.0)
+    await journal.claim("r", 1)
+    before = [await journal.append("r", 1, f"b{i}".encode()) for i in range(20)]
+    await journal.save_snapshot("r", Snapshot(offset=before[9], epoch=1, body=b"half"))
+
+    await asyncio.to_thread(own_rabbit.ctl, "stop_app")
+    with pytest.raises(JournalUnavailable):
+        await journal.append("r", 1, b"while down")
+    await asyncio.to_thread(own_rabbit.ctl, "start_app")
+
+    async def replayed() -> list[bytes] | None:
+        try:
+            return [r.body for r in await other.replay("r")]
+        except JournalUnavailable:
+            return None
+
+    bodies = await wait_until(replayed, timeout=120, interval=0.5, what="a replay after the restart")
+    assert bodies == [f"b{i}".encode() for i in range(20)]
+    assert await other.snapshot("r") == Snapshot(offset=before[9], epoch=1, body=b"half")
+    # the writer's tail resumes where it was: new offsets go on, nothing is seen twice
+    later = await journal.append("r", 1, b"after")
+    assert later > before[-1]
+    assert [r.offset for r in await other.replay("r")] == [*before, later]
+    assert journal.reconnects >= 1
+
+
+async def test_a_journal_whose_broker_is_down_says_so(own_rabbit: RabbitNode) -> None:
+    own_rabbit.stop()
+    journal = StreamJournal(own_rabbit.url, _settings("down.", connect_timeout=5.0))
+    with pytest.raises(JournalUnavailable) as info:
+        await journal.open()
+    assert "cannot connect to RabbitMQ at 127.0.0.1:" in str(info.value)
+    with pytest.raises(JournalUnavailable):
+        await journal.replay("r")
+    await journal.close()
