@@ -17,6 +17,7 @@ from cluster_manager.settings import ClusterManagerSettings
 from conference_controller.settings import ControllerSettings
 from credentials import KeySettings
 from journal.settings import JournalSettings as SqliteJournalSettings
+from journal.stream_settings import StreamJournalSettings
 from portal.settings import PortalSettings
 from rpc.settings import RpcSettings, WorkerSettings
 from token_api.settings import TokenApiSettings
@@ -44,7 +45,11 @@ class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: any controller can rebuild any room), ``memory`` (tests only: lost with the process) or
     #: ``off`` (nothing journaled: a restart or a controller's death drops its rooms).
     kind: Literal["auto", "sqlite", "stream", "memory", "off"] = "auto"
+    #: The SQLite journal (one file on local disk).
     sqlite: SqliteJournalSettings = msgspec.field(default_factory=SqliteJournalSettings)
+    #: The stream journal (on the broker of ``rpc.broker_url``); an empty ``prefix`` names the
+    #: streams after the cluster (``<worker.cluster_name>.journal.``).
+    stream: StreamJournalSettings = msgspec.field(default_factory=lambda: StreamJournalSettings(prefix=""))
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+
 from journal import Journal
 from journal.memory import MemoryJournal
 from journal.sqlite import SqliteJournal
+from journal.stream import StreamJournal
 
 from .config import ConfigError, Settings
 from .localkeys import state_path
@@ -42,4 +45,9 @@ def build_journal(settings: Settings, *, embedded: bool) -> Journal | None:
         return MemoryJournal()
     if kind == "sqlite":
         return SqliteJournal(sqlite_path(settings), settings.journal.sqlite)
-    raise ConfigError(f"journal.kind = {kind!r} is not available in this build")
+    if not settings.rpc.broker_url:
+        raise ConfigError("journal.kind = 'stream' needs a broker: give --broker amqp://… (or rpc.broker_url)")
+    stream = settings.journal.stream
+    if not stream.prefix:
+        stream = msgspec.structs.replace(stream, prefix=f"{settings.worker.cluster_name}.journal.")
+    return StreamJournal(settings.rpc.broker_url, stream, name=settings.worker.cluster_name)
