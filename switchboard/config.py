@@ -79,12 +79,15 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        *path, key = name[len(ENV_PREFIX):].lower().split("__")  # SECTION__SUB__KEY for sub-sections
         try:
             value: Any = json.loads(raw)
         except ValueError:
             value = raw
-        layer.setdefault(section, {})[key] = value
+        target = layer
+        for part in path:
+            target = target.setdefault(part, {})
+        target[key] = value
     return layer
 
 

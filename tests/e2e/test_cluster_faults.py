@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from switchboard.client import Client
+from switchboard.client import Client, ClientError
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
 
@@ -43,7 +43,7 @@ async def _worker_ids(cluster: ProcessCluster, purpose: str) -> list[str]:
     return sorted(w["id"] for w in await cluster.admin("get_workers", purpose=purpose))
 
 
-async def test_when_a_controller_process_dies_its_clients_are_dropped_and_the_room_restarts_on_the_survivor(
+async def test_when_a_controller_process_dies_its_rooms_move_and_nobody_notices(
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:
     cluster = process_cluster(portals=1, controllers=2)
@@ -51,39 +51,55 @@ async def test_when_a_controller_process_dies_its_clients_are_dropped_and_the_ro
     try:
         alice = await _join(cluster, "doomed", "alice")
         bob = await _join(cluster, "doomed", "bob")
+        assert (await alice.next_event("participant", timeout=10)).data["action"] == "join"
         controllers = {name: await cluster.worker_id(name) for name in ("controller-1", "controller-2")}
         hosting = [name for name, wid in controllers.items() if await _tasks(cluster, wid) == ["doomed"]]
         assert len(hosting) == 1, hosting
         dead = hosting[0]
         (survivor,) = (wid for name, wid in controllers.items() if name != dead)
+        await alice.send_text("all", "before")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["before"]
 
         cluster.kill(dead)  # SIGKILL: no quit, no goodbye
 
-        # The manager misses its keepalives and announces exit.quit; the portal tells its clients.
-        for client in (alice, bob):
-            assert (await client.next_event("drop", timeout=20)).data is None
-            assert await asyncio.wait_for(client.wait_closed(), 10) == "dropped by the server"
-            assert client.reconnections == 0
-        # The room's task went with its controller; the portal's failover placed it on the survivor,
-        # which has no journal to rebuild it from (so the clients were dropped).
-        assert await _worker_ids(cluster, "conference") == [survivor]
-
-        # New logins to that room are placed on the survivor and work: a new room (its state is not
-        # journaled, so the old participants are not in it).
-        carol = await _join(cluster, "doomed", "carol")
-        assert [p["user"] for p in carol.room["participants"]] == ["carol"]
+        # The manager misses its keepalives, hands the room to the survivor, which rebuilds it from
+        # the journal; the portal moves both sessions there.  The clients see nothing.
+        for _ in range(60):
+            if await _worker_ids(cluster, "conference") == [survivor] and await _tasks(cluster, survivor) == ["doomed"]:
+                break
+            await asyncio.sleep(0.5)
         assert await _tasks(cluster, survivor) == ["doomed"]
-        dave = await _join(cluster, "doomed", "dave")
-        joined = await carol.next_event("participant", timeout=10)
-        assert joined.data == {"action": "join", "data": {"id": dave.id, "user": "dave", "role": "presenter"}}
-        await dave.send_text("all", "hello again")
-        for client in (carol, dave):
-            assert await _texts(client, 1) == ["hello again"]
+        await _send_when_served(alice, "after")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["after"]
+        for client in (alice, bob):
+            assert client.reconnections == 0 and client.state == "ready"
             assert client.duplicates == 0 and client.out_of_order == 0
+            assert client.drain_events("drop") == [] and client.drain_events("participant") == []
+        assert alice.id is not None
+        await bob.send_text(alice.id, "still here")
+        assert await _texts(alice, 1) == ["still here"]
+        for client in (alice, bob):
             await client.leave()
     except BaseException:
         print(cluster.logs_tail())
         raise
+
+
+async def _send_when_served(client: Client, text: str, timeout: float = 30.0) -> None:
+    """Send once the room is served again: a request in the moment of the move may be refused
+    (the client sees an error for it, not a drop), so it is sent again until it is taken."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await client.send_text("all", text)
+            return
+        except ClientError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def test_a_restarted_cluster_manager_gets_its_workers_and_tasks_back_and_serves_again(
