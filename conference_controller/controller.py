@@ -265,11 +265,23 @@ class Controller:
     def _fail_room(self, room: Room, error: BaseException, waiter: asyncio.Future[None]) -> None:
         """The journal lost a write: what this room holds in memory may be ahead of it.  The room is
         unloaded (its next use rebuilds it from the journal) and every waiting commit fails."""
-        failure = ControllerError("journal write failed; the room is being reloaded")
+        if isinstance(error, Fenced):
+            room.log.warning("room_fenced", epoch=error.epoch, current=error.current)
+            failure = ControllerError("the room moved to another controller")
+        else:
+            room.log.error("journal_write_failed", error=repr(error))
+            failure = ControllerError("journal write failed; the room is being reloaded")
+        self._unload(room, failure)
+        if not waiter.done():
+            waiter.set_exception(failure)
+            waiter.exception()
+
+    def _unload(self, room: Room, failure: ControllerError) -> ControllerError:
+        """Forget the room here (its state lives on in the journal): timers end, waiting commits
+        fail with ``failure``, and its participants are no longer known here."""
         room.failed = failure
-        room.log.error("journal_write_failed", error=repr(error))
         room.cancel_timers()
-        waiters = [waiter, *(entry[2] for entry in room.pending)]
+        waiters = [entry[2] for entry in room.pending]
         room.pending.clear()
         for each in waiters:
             if not each.done():
@@ -280,6 +292,7 @@ class Controller:
         for participant in list(room.participants):
             if self.participants.get(ParticipantId(participant)) is room:
                 del self.participants[ParticipantId(participant)]
+        return failure
 
     def _index(self, room: Room, events: list[Event]) -> None:
         """What this controller keeps beside the state: the participant index and hold timers."""
@@ -625,11 +638,31 @@ class Controller:
         await self.delivery.forget_portal(portal)
 
     async def _on_loss(self, tasks: list[str]) -> None:
-        """The cluster manager forgot this worker: report the rooms that still live here."""
+        """The cluster manager forgot this worker: report the rooms that still live here.
+
+        With a journal, a room may have moved meanwhile (this process was frozen or cut off long
+        enough to be declared lost): each is first probed with an empty record, which the journal
+        refuses (``Fenced``) once another controller claimed the room; such a room is unloaded here,
+        not reported, so this controller never fights its successor over it."""
         for task in tasks:
             room = self.rooms.get(RoomId(task))
-            if room is not None and not room.closed:
-                await self.worker.add_task(task)
+            if room is None or room.closed or room.failed is not None:
+                continue
+            if self.journal is not None:
+                try:
+                    await self.commit_probe(room)
+                except Fenced as fenced:
+                    room.log.warning("room_moved_away", epoch=room.state.epoch, current=fenced.current)
+                    self._unload(room, ControllerError("the room moved to another controller"))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the journal is down: report it, the next probe decides
+                    room.log.warning("room_probe_failed", error=repr(exc))
+            await self.worker.add_task(task)
+
+    async def commit_probe(self, room: Room) -> None:
+        """Append an empty record under the room's epoch: ``Fenced`` if the room moved on."""
+        assert self.journal is not None
+        await self.journal.append(room.id, room.state.epoch, encode_events([]))
 
 
 class _Done:

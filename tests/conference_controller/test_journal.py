@@ -136,8 +136,7 @@ async def test_a_controller_whose_room_moved_on_is_fenced_and_delivers_nothing(
     env.controller = stale
     with pytest.raises(RpcRemoteError) as info:
         await env.call("text", participant="p1", to="all", message="stale")
-    assert info.value.code == "controller_error"
-    assert "journal write failed" in info.value.message
+    assert (info.value.code, info.value.message) == ("controller_error", "the room moved to another controller")
     assert "room-1" not in stale.rooms and "p1" not in stale.participants  # unloaded
     await asyncio.sleep(0.05)
     assert len(env.portal_a.delivered_by) + len(env.portal_b.delivered_by) == delivered
@@ -197,3 +196,20 @@ async def test_a_resume_for_a_room_without_history_creates_nothing(env: Env, jou
                        last_seq=0, room="room-1")
     assert info.value.code == "unknown_participant"
     assert env.controller.rooms == {} and await journal.rooms() == []
+
+
+async def test_a_controller_back_from_being_lost_gives_up_the_rooms_that_moved(env: Env, journal: GatedJournal) -> None:
+    await _room_with_history(env)
+    await env.join("q1", room="room-2")
+    stale = env.controller
+    other = await env.start_controller("controller-2")
+    env.controller = other
+    await env.call("resume", participant="p2", ticket_id=env.tickets["p2"], new_ticket_id="t-p2",
+                   portal=env.portal_b.name, last_seq=2, room="room-1")
+    picked = len(env.cluster.picked)
+    # The manager had forgotten the stale controller; once back, it reports what still lives there.
+    await stale._on_loss(["room-1", "room-2"])
+    assert env.cluster.picked[picked:] == ["room-2"]  # room-1 moved on: not reported, not kept
+    assert "room-1" not in stale.rooms and "room-2" in stale.rooms
+    assert other.room("room-1").state.epoch == 2
+    await other.stop()
