@@ -100,10 +100,14 @@ class Controller:
         clock: Callable[[], float] = time.monotonic,
         journal: Journal | None = None,
         own_journal: bool = False,
+        adopt_rooms: bool = False,
     ) -> None:
         self.transport = transport
         #: ``start()`` opens the journal and ``stop()`` closes it (else whoever made it does).
         self._own_journal = own_journal
+        #: ``start()`` rebuilds every room the journal has (the only controller of a single-process
+        #: server, back after a restart: rooms nobody relogs into still end their holds and close).
+        self._adopt_rooms = adopt_rooms
         #: Seconds, monotonic: hold deadlines, the ticket retry window and the outbox age (timers
         #: still run on the event loop).  Tests pass a clock they move by hand.
         self.clock = clock
@@ -151,7 +155,17 @@ class Controller:
         self._service = await self.transport.serve(self.worker_id, ControllerService(self))
         self._events = await self.transport.subscribe_events("exit.#", self._on_fault)
         await self.worker.start()
+        if self.journal is not None and self._adopt_rooms:
+            await self._adopt_journal_rooms()
         self.log.info("controller_started")
+
+    async def _adopt_journal_rooms(self) -> None:
+        assert self.journal is not None
+        for room_id in await self.journal.rooms():
+            try:
+                await self.take_over(RoomId(room_id))
+            except ServiceError as exc:
+                self.log.warning("room_not_adopted", room=room_id, error=exc.code)
 
     async def stop(self) -> None:
         """Stop serving, end timers, senders and background calls, quit the cluster.  Idempotent."""

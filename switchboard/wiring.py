@@ -71,7 +71,7 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
         return Portal(transport, settings.portal, Keyring(settings.keys.keys), settings.worker)
     return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys,
                       rooms_service=rooms_service_name(settings.worker.cluster_name),
-                      journal=build_journal(settings, embedded=embedded), own_journal=True)
+                      journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded)
 
 
 def role_transport(role: str, settings: Settings) -> Transport:

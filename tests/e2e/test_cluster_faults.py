@@ -233,5 +233,52 @@ async def test_a_portal_declared_lost_while_it_still_has_the_sockets_reattaches_
         raise
 
 
-async def _gone(cluster: ProcessCluster, worker_id: str) -> bool:
-    return worker_id not in await _worker_ids(cluster, "portal")
+async def _gone(cluster: ProcessCluster, worker_id: str, purpose: str = "portal") -> bool:
+    return worker_id not in await _worker_ids(cluster, purpose)
+
+
+async def test_a_frozen_controller_loses_its_room_and_serves_nothing_stale_when_it_resumes(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = process_cluster(portals=1, controllers=2)
+    await cluster.start()
+    try:
+        alice = await _join(cluster, "frozen", "alice")
+        bob = await _join(cluster, "frozen", "bob")
+        assert (await alice.next_event("participant", timeout=10)).data["action"] == "join"
+        names = {await cluster.worker_id(name): name for name in ("controller-1", "controller-2")}
+        (holder,) = [wid for wid in names if await _tasks(cluster, wid) == ["frozen"]]
+        (survivor,) = [wid for wid in names if wid != holder]
+        await alice.send_text("all", "before")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["before"]
+
+        # SIGSTOP: the holder stops answering; the manager declares it lost and moves the room.
+        cluster.roles[names[holder]].pause()
+        await wait_until(lambda: _gone(cluster, holder, "conference"), timeout=20,
+                         what="the frozen controller declared lost")
+        await _send_when_served(alice, "during")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["during"]
+        assert await _tasks(cluster, survivor) == ["frozen"]
+
+        # SIGCONT: it comes back with the room in memory; it rejoins, finds the room fenced and lets it go.
+        cluster.roles[names[holder]].cont()
+        for _ in range(60):
+            workers = await _admin_or_none(cluster, "get_workers", purpose="conference")
+            if workers is not None and sorted(w["id"] for w in workers) == sorted(names):
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)  # time for anything stale to happen (a hold timer, a queued call)
+        assert await _tasks(cluster, holder) == [] and await _tasks(cluster, survivor) == ["frozen"]
+        await bob.send_text("all", "after")
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["after"]
+            assert client.reconnections == 0 and client.duplicates == 0 and client.out_of_order == 0
+            assert client.drain_events("text") == [] and client.drain_events("drop") == []
+            assert client.drain_events("participant") == []
+        for client in (alice, bob):
+            await client.leave()
+    except BaseException:
+        print(cluster.logs_tail())
+        raise

@@ -18,6 +18,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -139,3 +140,43 @@ async def test_a_restart_drops_nobody_and_loses_nothing(server: Server, how: sig
         for client in (alice, bob):
             await client.leave()
         await plain.close()
+
+
+async def _admin(server: Server, method: str, **args: object) -> object:
+    keys = json.loads(default_state_path().read_text())
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.api_url}/admin/rpc", json={"method": method, "args": args},
+                                headers={"Authorization": f"Bearer {keys['admin_key']}"}) as response:
+            body = await response.json()
+    assert "error" not in body, body
+    return body["result"]
+
+
+async def _room_tasks(server: Server) -> list[str]:
+    """The rooms the controller runs now (a closed room's task lingers as a reservation: not counted)."""
+    workers = await _admin(server, "get_workers", purpose="conference")
+    assert isinstance(workers, list) and len(workers) == 1
+    tasks = await _admin(server, "get_tasks", worker_id=workers[0]["id"])
+    assert isinstance(tasks, list)
+    return sorted(task["task"] for task in tasks if task["state"] == "executing")
+
+
+async def test_a_room_nobody_comes_back_to_is_rebuilt_at_start_and_ends_with_its_holds(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    server.env.update(SWITCHBOARD_CONTROLLER__RECONNECTION_TIMEOUT="2", SWITCHBOARD_CONTROLLER__ROOM_GRACE_PERIOD="1")
+    await server.start()
+    try:
+        dave = await Client.join(await server.token("dave"))
+        assert await _room_tasks(server) == [ROOM]
+        await server.stop(signal.SIGKILL)
+        await dave.close()
+        await server.start()
+        # Nobody relogs: the room is rebuilt at start anyway (dave held), so its hold still ends.
+        assert await _room_tasks(server) == [ROOM]
+        await wait_until(lambda: _no_room(server), timeout=20, what="dave's hold and the room's grace period over")
+    finally:
+        await server.stop(signal.SIGTERM)
+
+
+async def _no_room(server: Server) -> bool:
+    return await _room_tasks(server) == []
