@@ -422,9 +422,19 @@ class ClusterManager:
 
     @rpc_method
     async def drain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
-        """Cordon a worker: it keeps its tasks (and sticky ones) but gets no new task."""
+        """Cordon a worker: it keeps its tasks (and sticky ones) but gets no new task.  A worker whose
+        tasks are journaled rooms (``failover_purposes``) is also asked to move them away (``migrate``):
+        one by one they are rebuilt on other workers, and the drained process exits when it holds none."""
         self._authorize("drain", admin_key)
-        return self._set_drained("drain", worker_id, True)
+        view = self._set_drained("drain", worker_id, True)
+        member = self._members.get(worker_id)
+        if member is not None and member.purpose in self.settings.failover_purposes:
+            # Its rooms move away one by one (live migration); it checks the operator's key itself.
+            try:
+                await self.transport.cast(worker_id, "migrate", {"admin_key": admin_key})
+            except RpcError as exc:
+                log_event(logging.WARNING, "migrate_not_asked", worker_id=worker_id, error=str(exc))
+        return view
 
     @rpc_method
     async def undrain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:

@@ -140,6 +140,9 @@ class Controller:
         )
         self._service: ServiceHandle | None = None
         self._events: Subscription | None = None
+        #: Set once a drain has moved every room away: the process may exit.
+        self.finished = asyncio.Event()
+        self._migration: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
 
@@ -624,6 +627,68 @@ class Controller:
             room.log.info("drop_not_delivered", participant=participant.id, portal=participant.portal,
                           error=exc.code)
         await self.leave(room, participant.id, reason="dropped")
+
+    # -- drain: live migration -------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Move every room to other controllers, one at a time (this controller was drained), then
+        set :attr:`finished`.  Needs a journal (the next controller rebuilds each room from it);
+        returns the number of rooms to move (0 without a journal: the rooms stay until they end)."""
+        if self.journal is None:
+            self.log.warning("migration_impossible", reason="no journal", rooms=len(self.rooms))
+            return 0
+        if self._migration is None or self._migration.done():
+            self._migration = asyncio.create_task(self._migrate_all(), name=f"migrate:{self.worker_id}")
+            self._background.add(self._migration)
+            self._migration.add_done_callback(self._background.discard)
+        return len(self.rooms)
+
+    async def _migrate_all(self) -> None:
+        moved = 0
+        for room in list(self.rooms.values()):
+            if await self._hand_over(room):
+                moved += 1
+            else:
+                self.log.warning("migration_stopped", room=room.id, moved=moved, left=len(self.rooms))
+                return
+        self.log.info("migration_done", moved=moved)
+        if not self.rooms:
+            self.finished.set()
+
+    async def _hand_over(self, room: Room) -> bool:
+        """Hand one room to another controller through the journal: every write of it durable, the
+        room let go here, its task given up, the cluster asked to place it elsewhere and that
+        controller told to rebuild it (``take_over``), then every portal with a participant of it
+        told to move those sockets there (``room_moved``).  ``False`` if no other controller took it
+        (the room is then rebuilt here from the journal and stays)."""
+        if self.rooms.get(RoomId(room.id)) is not room or room.failed is not None:
+            return True
+        while room.pending:
+            await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+        portals = sorted({p.portal for p in room.participants.values() if p.connected})
+        self._unload(room, ControllerError("the room moved to another controller"))
+        await self.worker.end_task(room.id)  # forgotten at once: no lingering reservation here
+        try:
+            placed = await self.transport.call(self.worker_settings.cluster_name, "schedule",
+                                               {"purpose": PURPOSE, "task": room.id, "preference": {}},
+                                               timeout=self.settings.rooms_timeout)
+            target = str(placed["id"])
+            if target == self.worker_id:
+                raise RpcRemoteError("no_worker_available", "only this controller can take the room")
+            await self.transport.call(target, "take_over", {"room": room.id}, timeout=self.settings.migration_timeout)
+        except RpcError as exc:
+            room.log.warning("room_not_moved", error=exc.code)
+            await self._open_room(RoomId(room.id), create=False)
+            self.rooms[RoomId(room.id)].release()
+            return False
+        for portal in portals:
+            try:
+                await self.transport.call(portal, "room_moved", {"room": room.id, "controller": self.worker_id},
+                                          timeout=self.settings.portal_timeout)
+            except RpcError as exc:  # that portal's sockets find the room again on their next relogin
+                room.log.warning("room_moved_not_told", portal=portal, error=exc.code)
+        room.log.info("room_moved", to=target, portals=len(portals))
+        return True
 
     # -- faults ----------------------------------------------------------------------------------
 

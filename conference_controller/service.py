@@ -30,7 +30,7 @@ __all__ = ["ControllerService", "ADMIN_METHODS"]
 _Outcome = tuple[Any, list[Event]]
 
 #: The controller's RPC methods meant for operators; each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_rooms", "get_participants", "control_participant", "drop_participant"})
+ADMIN_METHODS = frozenset({"get_rooms", "get_participants", "control_participant", "drop_participant", "migrate"})
 
 
 class ControllerService:
@@ -257,6 +257,12 @@ class ControllerService:
         await self._controller.commit(found, machine.decide_permission(found.state, participant_id, permission))
         found.log.info("permission_changed", participant=participant_id)
         return machine.admin_info(self._controller.member(room_id, participant_id))
+
+    @rpc_method
+    async def migrate(self, admin_key: str = "") -> dict[str, Any]:
+        """Move every room to other controllers (the cluster manager asks it of a drained one)."""
+        self._authorize("migrate", admin_key)
+        return {"rooms": self._controller.migrate()}
 
     @rpc_method
     async def drop_participant(self, room: str, participant: str, admin_key: str = "") -> dict[str, Any]:

@@ -99,7 +99,8 @@ class Portal:
         self._started = True
         await self.server.start()
         self.worker.info = self._info()
-        self._service = await self.transport.serve(self.worker_id, PortalRpc(self.sessions, self.delivery, self.logins))
+        self._service = await self.transport.serve(self.worker_id, PortalRpc(self.sessions, self.delivery, self.logins,
+                                                                                self.room_moved))
         self._faults = await self.transport.subscribe_events("exit.#", self._on_fault)
         self.acks.start()
         await self.worker.start()
@@ -172,6 +173,15 @@ class Portal:
             self.log.warning("controller_lost", controller=controller, participants=len(victims))
         if victims:
             self.background.spawn(self._fail_over(victims, controller), name=f"failover:{controller}")
+
+    def room_moved(self, room: str, controller: str) -> int:
+        """A drained controller handed ``room`` to another one: move this portal's sockets of that
+        room there, in the background, as after a controller's loss; how many."""
+        moving = [s for s in self.sessions.of_controller(controller) if s.room == room]
+        if moving:
+            self.log.info("room_moved", room=room, controller=controller, participants=len(moving))
+            self.background.spawn(self._fail_over(moving, controller), name=f"room-moved:{room}")
+        return len(moving)
 
     async def _fail_over(self, sessions: list[Session], lost: str) -> None:
         """Move every session of a lost controller to the room's new controller, some at a time."""

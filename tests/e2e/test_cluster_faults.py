@@ -282,3 +282,40 @@ async def test_a_frozen_controller_loses_its_room_and_serves_nothing_stale_when_
     except BaseException:
         print(cluster.logs_tail())
         raise
+
+
+async def test_draining_a_controller_moves_its_rooms_one_by_one_and_it_exits(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = process_cluster(portals=1, controllers=2)
+    await cluster.start()
+    try:
+        clients = {room: [await _join(cluster, room, f"{room}-{n}") for n in range(2)] for room in ("r1", "r2")}
+        for first, _ in clients.values():
+            assert (await first.next_event("participant", timeout=10)).data["action"] == "join"
+        names = {await cluster.worker_id(name): name for name in ("controller-1", "controller-2")}
+        (drained,) = [wid for wid in names if "r1" in await _tasks(cluster, wid)]
+        (other,) = [wid for wid in names if wid != drained]
+
+        await cluster.admin("drain", worker_id=drained)
+        process = cluster.roles[names[drained]].proc
+        assert process is not None
+        for _ in range(60):
+            if process.poll() is not None:
+                break
+            await asyncio.sleep(0.5)
+        assert process.poll() == 0, "the drained controller exits once it holds no room"
+        assert sorted(await _tasks(cluster, other)) == ["r1", "r2"]
+        for room, (a, b) in clients.items():
+            await _send_when_served(a, f"in {room} after the drain")
+            for client in (a, b):
+                assert await _texts(client, 1) == [f"in {room} after the drain"]
+                assert client.reconnections == 0 and client.state == "ready"
+                assert client.duplicates == 0 and client.out_of_order == 0
+                assert client.drain_events("drop") == [] and client.drain_events("participant") == []
+        for pair in clients.values():
+            for client in pair:
+                await client.leave()
+    except BaseException:
+        print(cluster.logs_tail())
+        raise
