@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import pytest_asyncio
 
@@ -145,3 +146,33 @@ async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(
             assert not missing, f"{room}: offsets returned but not in the journal: {missing}"
     finally:
         await journal.close()
+
+
+def test_the_settings_default_to_durable_appends_and_refuse_unknown_policies() -> None:
+    assert JournalSettings().durability == "full"
+    assert msgspec.convert({"durability": "normal", "max_pending": 5}, JournalSettings).max_pending == 5
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"durability": "sometimes"}, JournalSettings)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"max_pendign": 5}, JournalSettings)
+
+
+@pytest.mark.parametrize("bounds", [{"max_pending": 0}, {"max_batch": 0}])
+def test_a_journal_needs_room_for_at_least_one_write(bounds: dict[str, int], tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        SqliteJournal(tmp_path / "j.sqlite3", msgspec.convert(bounds, JournalSettings))
+
+
+@pytest.mark.parametrize("durability", ["normal", "off"])
+async def test_the_weaker_durability_policies_keep_the_same_semantics(durability: str, tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, msgspec.convert({"durability": durability}, JournalSettings))
+    await journal.open()
+    offsets = await asyncio.gather(*(journal.append("r", 1, bytes([i])) for i in range(10)))
+    await journal.close()
+    reopened = SqliteJournal(path)
+    await reopened.open()
+    try:
+        assert [r.offset for r in await reopened.replay("r")] == offsets
+    finally:
+        await reopened.close()
