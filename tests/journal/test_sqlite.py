@@ -159,8 +159,11 @@ def test_the_settings_default_to_durable_appends_and_refuse_unknown_policies() -
 
 @pytest.mark.parametrize("bounds", [{"max_pending": 0}, {"max_batch": 0}])
 def test_a_journal_needs_room_for_at_least_one_write(bounds: dict[str, int], tmp_path: Path) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(bounds, JournalSettings)
+    unchecked = JournalSettings(max_pending=bounds.get("max_pending", 1), max_batch=bounds.get("max_batch", 1))
     with pytest.raises(ValueError):
-        SqliteJournal(tmp_path / "j.sqlite3", msgspec.convert(bounds, JournalSettings))
+        SqliteJournal(tmp_path / "j.sqlite3", unchecked)
 
 
 @pytest.mark.parametrize("durability", ["normal", "off"])
