@@ -176,7 +176,7 @@ class SqliteJournal:
             self._log.info("journal_opened", durability=self.settings.durability)
 
     def _connect(self, writer: bool) -> sqlite3.Connection:
-        if writer and self.path != ":memory:":
+        if writer:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                              timeout=self.settings.busy_timeout)
