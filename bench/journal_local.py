@@ -222,6 +222,7 @@ class _Results:
     sequential: dict[str, _Appends]
     concurrent: dict[tuple[str, int], _Appends]
     replay_ms: dict[str, float]
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
 
 
 STORES: dict[str, Make] = {
@@ -232,19 +233,22 @@ STORES: dict[str, Make] = {
 
 
 async def _run(reps: int, duration: float, replay_records: int) -> _Results:
-    sequential = {}
-    for name in ("SQLite WAL, group commit", "append-only file + fdatasync"):
-        sequential[name] = _median([await _fresh(STORES[name], lambda s: _sequential(s, duration))
-                                    for _ in range(reps)])
-        print(f"sequential  {name:<36} {sequential[name].per_second:>8.0f}/s  p50 {sequential[name].p50_ms:.2f} ms"
-              f"  p99 {sequential[name].p99_ms:.2f} ms", flush=True)
-    concurrent = {}
-    for tasks in CONCURRENCY:
-        for name, make in STORES.items():
-            result = _median([await _fresh(make, lambda s: _concurrent(s, tasks, duration)) for _ in range(reps)])
-            concurrent[(name, tasks)] = result
-            print(f"{tasks:>3} tasks   {name:<36} {result.per_second:>8.0f}/s  {result.per_commit:.1f} per commit",
-                  flush=True)
+    # Every rep runs every case once, in turn, so a burst of load from elsewhere on the machine hits
+    # the stores alike rather than one store's whole series.
+    sequential_names = ("SQLite WAL, group commit", "append-only file + fdatasync")
+    cases: list[tuple[str, int, Make]] = [(name, 0, STORES[name]) for name in sequential_names]
+    cases += [(name, tasks, make) for tasks in CONCURRENCY for name, make in STORES.items()]
+    runs: dict[tuple[str, int], list[_Appends]] = {(name, tasks): [] for name, tasks, _ in cases}
+    for _ in range(reps):
+        for name, tasks, make in cases:
+            work = (lambda s: _sequential(s, duration)) if tasks == 0 else (lambda s: _concurrent(s, tasks, duration))
+            runs[(name, tasks)].append(await _fresh(make, work))
+    sequential = {name: _median(runs[(name, 0)]) for name in sequential_names}
+    concurrent = {(name, tasks): _median(runs[(name, tasks)]) for name, tasks, _ in cases if tasks}
+    for name, r in sequential.items():
+        print(f"sequential  {name:<36} {r.per_second:>8.0f}/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms")
+    for (name, tasks), r in concurrent.items():
+        print(f"{tasks:>3} tasks   {name:<36} {r.per_second:>8.0f}/s  {r.per_commit:.1f} per commit")
     replay_ms = {}
     for name, make in (("SQLite WAL", _sqlite("off")), ("append-only file", _file)):
         with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
@@ -268,7 +272,8 @@ def _section(results: _Results, reps: int, duration: float, replay_records: int)
         f"- date: {report.today()}",
         f"- commit: {report.git_commit()}",
         f"- machine: {report.machine()}; files in the system temp directory (same disk as the checkout)",
-        f"- records of {len(BODY)} bytes; {duration:g} s per run; median of {reps} runs",
+        f"- records of {len(BODY)} bytes; {duration:g} s per run; median of {reps} runs, the cases taking turns",
+        f"- load average (1 min) {results.load[0]:.1f} before, {results.load[1]:.1f} after: the machine is shared",
         "",
         "Sequential appends (one at a time, each durable before the next):",
         "",
@@ -302,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--reps must be at least 1")
     if args.tiny:
         args.reps, args.duration, args.replay_records = 1, 0.05, 200
+    before = os.getloadavg()[0]
     results = asyncio.run(_run(args.reps, args.duration, args.replay_records))
+    results.load = (before, os.getloadavg()[0])
     report.publish(NAME, _section(results, args.reps, args.duration, args.replay_records), args.tiny)
     return 0
 

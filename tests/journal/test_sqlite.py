@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import pytest_asyncio
 
@@ -97,7 +98,9 @@ async def test_a_journal_that_cannot_be_opened_says_which_file(tmp_path: Path) -
         await journal.append("r", 1, b"x")
 
 
-async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(tmp_path: Path) -> None:
+async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "j.sqlite3"
     journal = SqliteJournal(path, JournalSettings(busy_timeout=0.0))
     await journal.open()
@@ -106,6 +109,8 @@ async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(tmp_p
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         results = await asyncio.gather(*(journal.append("r", 1, b"lost") for _ in range(3)), return_exceptions=True)
         assert all(isinstance(r, JournalUnavailable) and "locked" in str(r) for r in results)
+        assert [r.getMessage().split()[0] for r in caplog.records if r.levelname == "WARNING"] == [
+            "journal_commit_failed"]
         other.execute("ROLLBACK")
         offset = await journal.append("r", 1, b"kept")
         assert [(r.offset, r.body) for r in await journal.replay("r")] == [(offset, b"kept")]
@@ -145,3 +150,36 @@ async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(
             assert not missing, f"{room}: offsets returned but not in the journal: {missing}"
     finally:
         await journal.close()
+
+
+def test_the_settings_default_to_durable_appends_and_refuse_unknown_policies() -> None:
+    assert JournalSettings().durability == "full"
+    assert msgspec.convert({"durability": "normal", "max_pending": 5}, JournalSettings).max_pending == 5
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"durability": "sometimes"}, JournalSettings)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"max_pendign": 5}, JournalSettings)
+
+
+@pytest.mark.parametrize("bounds", [{"max_pending": 0}, {"max_batch": 0}])
+def test_a_journal_needs_room_for_at_least_one_write(bounds: dict[str, int], tmp_path: Path) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(bounds, JournalSettings)
+    unchecked = JournalSettings(max_pending=bounds.get("max_pending", 1), max_batch=bounds.get("max_batch", 1))
+    with pytest.raises(ValueError):
+        SqliteJournal(tmp_path / "j.sqlite3", unchecked)
+
+
+@pytest.mark.parametrize("durability", ["normal", "off"])
+async def test_the_weaker_durability_policies_keep_the_same_semantics(durability: str, tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, msgspec.convert({"durability": durability}, JournalSettings))
+    await journal.open()
+    offsets = await asyncio.gather(*(journal.append("r", 1, bytes([i])) for i in range(10)))
+    await journal.close()
+    reopened = SqliteJournal(path)
+    await reopened.open()
+    try:
+        assert [r.offset for r in await reopened.replay("r")] == offsets
+    finally:
+        await reopened.close()
