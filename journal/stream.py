@@ -100,6 +100,11 @@ def _message(delivery: AbstractIncomingMessage) -> _Message:
     )
 
 
+def _usable(conn: AbstractConnection) -> bool:
+    transport = conn.transport
+    return not conn.is_closed and transport is not None and not transport.connection.is_closed
+
+
 class _Fold:
     """The fencing rule applied in stream order, from a known point (``epoch`` in force, ``last`` record).
 
@@ -209,20 +214,22 @@ class StreamJournal:
         self._tails.clear()
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed:
-            try:
-                await conn.close()
-            except _BROKER_ERRORS:
-                log.debug("closing the journal's connection failed", exc_info=True)
+            self._closing.add(asyncio.ensure_future(conn.close()))
+        for result in await asyncio.gather(*self._closing, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.debug("journal: closing a channel or connection failed: %r", result)
 
     async def _connection(self) -> AbstractConnection:
         if self._closed:
             raise JournalUnavailable("journal is closed")
         conn = self._conn
-        if conn is not None and not conn.is_closed:
+        if conn is not None and _usable(conn):
             return conn
         async with self._connect_lock:
-            if self._conn is not None and not self._conn.is_closed:
+            if self._conn is not None and _usable(self._conn):
                 return self._conn
+            if self._conn is not None:
+                self._drop(self._conn, None)
             s = self.settings
             try:
                 conn = await asyncio.wait_for(
@@ -242,8 +249,19 @@ class StreamJournal:
             return conn
 
     def _on_connection_lost(self, conn: Any, exc: BaseException | None = None) -> None:
+        if conn is self._conn:
+            self._drop(self._conn, exc)
+
+    def _drop(self, conn: AbstractConnection, exc: BaseException | None) -> None:
+        """Leave a connection that failed (aio-pika may not mark it closed at once); the next
+        operation connects again and every tail resumes from where it was."""
         if conn is not self._conn:
             return
+        self._conn = self._publisher = None
+        if not conn.is_closed:
+            closing = asyncio.ensure_future(conn.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         lost = JournalUnavailable(f"journal: connection to RabbitMQ at {self._where} lost: {exc!r}")
         for tail in self._tails.values():
             tail.channel = None
@@ -278,9 +296,12 @@ class StreamJournal:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.attach_timeout
         while True:
+            conn = self._conn
             try:
                 return await attempt()
             except _BROKER_ERRORS as exc:
+                if conn is not None and not _usable(conn):
+                    self._drop(conn, exc)
                 if loop.time() + s.attach_retry_interval > deadline:
                     raise JournalUnavailable(
                         f"journal: cannot {what} on RabbitMQ at {self._where} within {s.attach_timeout} s: {exc!r}"
@@ -306,7 +327,9 @@ class StreamJournal:
                 await channel.set_qos(prefetch_count=s.prefetch)
                 try:
                     stream = await channel.declare_queue(queue, passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity:
+                except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                    if "home node" in str(exc):
+                        raise  # the broker is still starting its queues: "home node … of durable queue … is down"
                     return None
                 if not published:
                     await self._publish(queue, b"", {"k": _MARKER}, message_id=marker)
@@ -421,6 +444,8 @@ class StreamJournal:
             self._forget_tail(room)  # the stream is gone (forgotten by another journal)
             raise JournalUnavailable(f"journal: the stream of room {room} is gone: {exc!r}") from exc
         except _BROKER_ERRORS as exc:
+            if self._conn is not None and not _usable(self._conn):
+                self._drop(self._conn, exc)
             raise JournalUnavailable(f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
         finally:
             if tail is not None:

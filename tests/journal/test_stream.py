@@ -246,7 +246,7 @@ async def test_replay_and_appends_work_after_a_broker_restart(own_rabbit: Rabbit
         except JournalUnavailable:
             return None
 
-    bodies = await wait_until(replayed, timeout=120, interval=0.5, what="a replay after the restart")
+    bodies = await wait_until(replayed, timeout=60, interval=0.5, what="a replay after the restart")
     assert bodies == [f"b{i}".encode() for i in range(20)]
     assert await other.snapshot("r") == Snapshot(offset=before[9], epoch=1, body=b"half")
     # the writer's tail resumes where it was: new offsets go on, nothing is seen twice
