@@ -14,6 +14,7 @@ SCENARIOS = {
     "relogin": "bench.relogin",
     "memory": "bench.memory",
     "capacity": "bench.capacity",
+    "journal-local": "bench.journal_local",
 }
 
 

@@ -5,13 +5,15 @@ The controller encodes a room's events (``conference_controller``'s event union)
 command produced (one or more events), appended as one unit.
 
 Order comes from the journal, never from clocks: :meth:`Journal.append` returns the record's
-*offset*, increasing within a room (not necessarily contiguous), and :meth:`Journal.replay` returns a
-room's records in offset order.
+*offset*, a positive integer increasing within a room (not necessarily contiguous; it keeps increasing
+across :meth:`Journal.forget`), and :meth:`Journal.replay` returns a room's records in offset order.
 
 Fencing: every record carries the *epoch* of the room's placement (given by the cluster manager
 each time a room is placed on a controller).  :meth:`Journal.claim` makes ``epoch`` the room's
-current one; from then on an append with a lower epoch raises :class:`Fenced`, so a controller that
-was frozen while its room moved cannot add to the room's history.
+current one; from then on an append (or snapshot) with a lower epoch raises :class:`Fenced`, so a
+controller that was frozen while its room moved cannot add to the room's history.  An append under a
+higher epoch than the current one makes that epoch current, as a claim would.  Epochs survive
+:meth:`Journal.forget`: a room's epoch never goes down.
 
 Durability: ``append`` returns only once the record is durable (fsync'd / confirmed by the broker);
 the controller acts on a command's events (answers the client, hands notifications to portals) only
@@ -70,8 +72,10 @@ class Journal(Protocol):
 
     async def claim(self, room: str, epoch: int) -> int:
         """Make ``epoch`` the room's current epoch (durably) and return the offset of the last record
-        before the claim (0 if none).  Raises :class:`Fenced` if the room already has a higher epoch.
-        Claiming the current epoch again is allowed (idempotent)."""
+        before the claim (0 if none, or none since the room was last forgotten; records dropped after a
+        snapshot still count).  Raises :class:`Fenced` if the room already has a higher epoch.
+        Claiming the current epoch again is allowed (idempotent).  A claimed room is listed by
+        :meth:`rooms` even before its first record."""
 
     async def append(self, room: str, epoch: int, body: bytes) -> int:
         """Append one record durably; its offset.  Raises :class:`Fenced` if ``epoch`` is lower than
@@ -82,7 +86,9 @@ class Journal(Protocol):
         appended before this call."""
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
-        """Keep ``snapshot`` as the room's newest; older records may then be dropped."""
+        """Keep ``snapshot`` as the room's newest; records at or below its offset may then be dropped.
+        A snapshot older (lower offset) than the one kept is ignored.  Raises :class:`Fenced` if
+        ``snapshot.epoch`` is lower than the room's current epoch."""
 
     async def snapshot(self, room: str) -> Snapshot | None:
         """The room's newest snapshot, if any."""
@@ -92,4 +98,5 @@ class Journal(Protocol):
         again later under the same id starts a new history (its epoch continues to increase)."""
 
     async def rooms(self) -> list[str]:
-        """Rooms with a history (not forgotten): what a restarted embedded server may rebuild."""
+        """Rooms with a history (claimed or appended to, and not forgotten since), sorted: what a
+        restarted embedded server may rebuild."""

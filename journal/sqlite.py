@@ -1,0 +1,311 @@
+"""The embedded server's journal: one SQLite database in WAL mode on local disk.
+
+Writes (``append``, ``claim``, ``save_snapshot``, ``forget``) queue up on the event loop and are
+committed by one writer thread, with *group commit*: whatever queued up while a transaction was being
+committed goes into the next one, so many concurrent appends cost one fsync.  Each write's fencing
+check runs inside the transaction that carries it, so no other write slips in between.  Reads
+(``replay``, ``snapshot``, ``rooms``) run on a second thread with a connection of their own, which WAL
+lets read the last commit while the writer goes on.
+
+Offsets are the records table's ``INTEGER PRIMARY KEY AUTOINCREMENT``: one counter for every room,
+never reused, so a room's offsets keep increasing across retention and ``forget``.  The ``rooms`` table
+keeps each room's epoch (forever: ``forget`` keeps the row) and the offset of its last record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
+from .settings import JournalSettings
+
+__all__ = ["SqliteJournal"]
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    last INTEGER NOT NULL,      -- offset of the last record since the room was last forgotten; 0: none
+    listed INTEGER NOT NULL     -- 1 from a claim or append until forget
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    room TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_room ON records (room, id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    room TEXT PRIMARY KEY,
+    offset INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
+
+_Write = Callable[[sqlite3.Connection], Any]
+
+
+@dataclass(slots=True)
+class _Pending:
+    write: _Write
+    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+def _held(db: sqlite3.Connection, room: str, epoch: int) -> tuple[int, int] | None:
+    """The room's ``(epoch, last)`` once ``epoch`` is checked against its current one (None: new room)."""
+    row = db.execute("SELECT epoch, last FROM rooms WHERE room = ?", (room,)).fetchone()
+    if row is not None and epoch < row[0]:
+        raise Fenced(room, epoch, row[0])
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def _claim(room: str, epoch: int) -> _Write:
+    def write(db: sqlite3.Connection) -> int:
+        held = _held(db, room, epoch)
+        db.execute(
+            "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, 0, 1)"
+            " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, listed = 1",
+            (room, epoch),
+        )
+        return 0 if held is None else held[1]
+
+    return write
+
+
+def _append(room: str, epoch: int, body: bytes) -> _Write:
+    def write(db: sqlite3.Connection) -> int:
+        _held(db, room, epoch)
+        offset = db.execute("INSERT INTO records (room, epoch, body) VALUES (?, ?, ?)", (room, epoch, body)).lastrowid
+        assert offset is not None
+        db.execute(
+            "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, ?, 1)"
+            " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, last = excluded.last, listed = 1",
+            (room, epoch, offset),
+        )
+        return offset
+
+    return write
+
+
+def _save_snapshot(room: str, snapshot: Snapshot, drop_records: bool) -> _Write:
+    def write(db: sqlite3.Connection) -> None:
+        _held(db, room, snapshot.epoch)
+        kept = db.execute("SELECT offset FROM snapshots WHERE room = ?", (room,)).fetchone()
+        if kept is not None and snapshot.offset < kept[0]:
+            return
+        db.execute(
+            "INSERT OR REPLACE INTO snapshots (room, offset, epoch, body) VALUES (?, ?, ?, ?)",
+            (room, snapshot.offset, snapshot.epoch, snapshot.body),
+        )
+        if drop_records:
+            db.execute("DELETE FROM records WHERE room = ? AND id <= ?", (room, snapshot.offset))
+
+    return write
+
+
+def _forget(room: str) -> _Write:
+    def write(db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM records WHERE room = ?", (room,))
+        db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
+        db.execute("UPDATE rooms SET last = 0, listed = 0 WHERE room = ?", (room,))
+
+    return write
+
+
+class SqliteJournal:
+    """The journal in the SQLite database at ``path`` (``settings.path`` is ignored here: the caller
+    resolves where the file goes).  ``open()`` before use, ``close()`` after; both idempotent.
+
+    Every error of the database (cannot open, disk full, I/O error, locked by another process for
+    longer than ``busy_timeout``) reaches the caller as :class:`JournalUnavailable`, naming the file;
+    when a transaction fails, every write it carried fails with it and none of them is kept.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], settings: JournalSettings | None = None) -> None:
+        self.path = str(path)
+        self.settings = settings or JournalSettings()
+        if self.settings.max_pending < 1 or self.settings.max_batch < 1:
+            raise ValueError("journal max_pending and max_batch must be at least 1")
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._write_db: sqlite3.Connection | None = None
+        self._read_db: sqlite3.Connection | None = None
+        self._queue: list[_Pending] = []
+        self._slots = asyncio.Semaphore(self.settings.max_pending)
+        self._committer: asyncio.Task[None] | None = None
+        self._lifecycle = asyncio.Lock()
+        self._open = False
+        #: Transactions committed (one per group of writes): what group commit saves is
+        #: ``writes / commits``.
+        self.commits = 0
+        #: Writes (appends, claims, snapshots, forgets) committed.
+        self.writes = 0
+
+    # -- lifecycle
+
+    async def open(self) -> None:
+        async with self._lifecycle:
+            if self._open:
+                return
+            writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
+            reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
+            loop = asyncio.get_running_loop()
+            try:
+                self._write_db = await loop.run_in_executor(writer, self._connect, True)
+                self._read_db = await loop.run_in_executor(reader, self._connect, False)
+            except (sqlite3.Error, OSError) as exc:
+                await self._release(writer, reader)
+                raise JournalUnavailable(f"cannot open the journal {self.path}: {exc}") from exc
+            self._writer, self._reader = writer, reader
+            self._open = True
+
+    def _connect(self, writer: bool) -> sqlite3.Connection:
+        if writer and self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                             timeout=self.settings.busy_timeout)
+        try:
+            if writer:
+                mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode != "wal":
+                    raise sqlite3.OperationalError(f"WAL mode refused (journal_mode={mode}); is it on local disk?")
+                db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.settings.durability]}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        async with self._lifecycle:
+            if not self._open:
+                return
+            self._open = False
+            while self._committer is not None:  # what was accepted is committed before we go
+                await asyncio.shield(self._committer)
+            writer, reader = self._writer, self._reader
+            self._writer = self._reader = None
+            assert writer is not None and reader is not None
+            await self._release(writer, reader)
+
+    async def _release(self, writer: ThreadPoolExecutor, reader: ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        for executor, db in ((writer, self._write_db), (reader, self._read_db)):
+            if db is not None:
+                await loop.run_in_executor(executor, db.close)
+            executor.shutdown(wait=False)
+        self._write_db = self._read_db = None
+
+    # -- writes
+
+    async def claim(self, room: str, epoch: int) -> int:
+        result: int = await self._write(_claim(room, epoch))
+        return result
+
+    async def append(self, room: str, epoch: int, body: bytes) -> int:
+        result: int = await self._write(_append(room, epoch, bytes(body)))
+        return result
+
+    async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        await self._write(_save_snapshot(room, snapshot, not self.settings.keep_snapshotted))
+
+    async def forget(self, room: str) -> None:
+        await self._write(_forget(room))
+
+    async def _write(self, write: _Write) -> Any:
+        self._check_open()
+        await self._slots.acquire()  # released by the committer once the write is settled
+        if not self._open:
+            self._slots.release()
+            self._check_open()
+        pending = _Pending(write)
+        self._queue.append(pending)
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_queued(), name="journal-committer")
+        return await pending.future
+
+    async def _commit_queued(self) -> None:
+        """Commit what is queued, one transaction per group, until the queue is empty."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                group = self._queue[: self.settings.max_batch]
+                del self._queue[: self.settings.max_batch]
+                try:
+                    assert self._writer is not None
+                    results = await loop.run_in_executor(self._writer, self._commit, [p.write for p in group])
+                except Exception as exc:
+                    reason = f"journal {self.path}: a write failed, nothing of its transaction kept: {exc}"
+                    results = [JournalUnavailable(reason) for _ in group]
+                for pending, result in zip(group, results):
+                    if not pending.future.done():
+                        if isinstance(result, Exception):
+                            pending.future.set_exception(result)
+                        else:
+                            pending.future.set_result(result)
+                    self._slots.release()
+        finally:
+            self._committer = None
+
+    def _commit(self, writes: list[_Write]) -> list[Any]:
+        """In the writer thread: one transaction carrying ``writes``; each one's result or Fenced."""
+        db = self._write_db
+        if db is None:
+            raise sqlite3.OperationalError("the database is closed")
+        results: list[Any] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for write in writes:
+                try:
+                    results.append(write(db))
+                except Fenced as exc:  # checked before the write changed anything
+                    results.append(exc)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        self.writes += len(writes)
+        return results
+
+    # -- reads
+
+    async def replay(self, room: str, after: int = 0) -> list[JournalRecord]:
+        rows: list[tuple[int, int, bytes]] = await self._read(
+            "SELECT id, epoch, body FROM records WHERE room = ? AND id > ? ORDER BY id", (room, after))
+        return [JournalRecord(offset=offset, epoch=epoch, body=body) for offset, epoch, body in rows]
+
+    async def snapshot(self, room: str) -> Snapshot | None:
+        rows: list[tuple[int, int, bytes]] = await self._read(
+            "SELECT offset, epoch, body FROM snapshots WHERE room = ?", (room,))
+        return None if not rows else Snapshot(offset=rows[0][0], epoch=rows[0][1], body=rows[0][2])
+
+    async def rooms(self) -> list[str]:
+        rows: list[tuple[str]] = await self._read("SELECT room FROM rooms WHERE listed = 1 ORDER BY room", ())
+        return [room for (room,) in rows]
+
+    async def _read(self, sql: str, args: tuple[Any, ...]) -> Any:
+        self._check_open()
+        db, reader = self._read_db, self._reader
+        assert db is not None and reader is not None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(reader, lambda: db.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"journal {self.path}: a read failed: {exc}") from exc
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise JournalUnavailable(f"the journal {self.path} is not open")

@@ -1,0 +1,181 @@
+"""The journal contract on :class:`journal.sqlite.SqliteJournal`, and what only a file on disk can
+promise: records that survive a close, and a ``kill -9`` in the middle of appends."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+import pytest_asyncio
+
+from journal import Fenced, JournalUnavailable
+from journal.settings import JournalSettings
+from journal.sqlite import SqliteJournal
+from tests.journal.contract import JournalContract, MakeJournal
+
+
+class TestSqliteJournal(JournalContract):
+    @pytest.fixture
+    def make(self, tmp_path: Path) -> MakeJournal:
+        return lambda: SqliteJournal(tmp_path / "journal.sqlite3", JournalSettings())
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest_asyncio.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[SqliteJournal]:
+    journal = SqliteJournal(tmp_path / "journal.sqlite3")
+    await journal.open()
+    yield journal
+    await journal.close()
+
+
+async def test_appends_that_arrive_together_are_committed_together(journal: SqliteJournal) -> None:
+    offsets = await asyncio.gather(*(journal.append("r", 1, bytes([i])) for i in range(100)))
+    assert len(set(offsets)) == 100
+    assert journal.writes == 100
+    assert journal.commits <= 2
+
+
+async def test_max_batch_caps_how_many_writes_one_transaction_carries(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(max_batch=1))
+    await journal.open()
+    try:
+        await asyncio.gather(*(journal.append("r", 1, b"x") for _ in range(10)))
+        assert journal.commits == journal.writes == 10
+    finally:
+        await journal.close()
+
+
+async def test_beyond_max_pending_appends_wait_their_turn_and_all_get_in(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(max_pending=3))
+    await journal.open()
+    try:
+        offsets = await asyncio.gather(*(journal.append("r", 1, bytes([i])) for i in range(20)))
+        assert journal.commits >= 7  # never more than 3 writes queued, so never more than 3 per group
+        assert [r.offset for r in await journal.replay("r")] == sorted(offsets)
+    finally:
+        await journal.close()
+
+
+async def test_a_fenced_append_does_not_spoil_the_others_in_its_group(journal: SqliteJournal) -> None:
+    await journal.claim("r", 2)
+    results = await asyncio.gather(journal.append("r", 2, b"a"), journal.append("r", 1, b"stale"),
+                                   journal.append("r", 2, b"b"), return_exceptions=True)
+    assert isinstance(results[1], Fenced)
+    assert [r.body for r in await journal.replay("r")] == [b"a", b"b"]
+    assert journal.commits == 2  # the claim, then the three appends as one group
+
+
+async def test_close_commits_what_was_accepted_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    await journal.open()
+    appends = [asyncio.create_task(journal.append("r", 1, bytes([i]))) for i in range(30)]
+    await asyncio.sleep(0)  # let every append enqueue (no time passes)
+    await journal.close()
+    offsets = [await task for task in appends]
+    reopened = SqliteJournal(path)
+    await reopened.open()
+    try:
+        assert [r.offset for r in await reopened.replay("r")] == offsets
+    finally:
+        await reopened.close()
+
+
+async def test_a_journal_that_cannot_be_opened_says_which_file(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path)  # a directory
+    with pytest.raises(JournalUnavailable, match=str(tmp_path)):
+        await journal.open()
+    with pytest.raises(JournalUnavailable):
+        await journal.append("r", 1, b"x")
+
+
+async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, JournalSettings(busy_timeout=0.0))
+    await journal.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        results = await asyncio.gather(*(journal.append("r", 1, b"lost") for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, JournalUnavailable) and "locked" in str(r) for r in results)
+        other.execute("ROLLBACK")
+        offset = await journal.append("r", 1, b"kept")
+        assert [(r.offset, r.body) for r in await journal.replay("r")] == [(offset, b"kept")]
+    finally:
+        other.close()
+        await journal.close()
+
+
+async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.journal.appender", str(path), "8",
+                                                 cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    assert child.stdout is not None
+    printed: list[tuple[str, int]] = []
+    try:
+        while len(printed) < 300:
+            line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
+            assert line, "the appender stopped before it was killed"
+            room, offset = line.decode().split()
+            printed.append((room, int(offset)))
+    finally:
+        child.kill()  # SIGKILL, mid-appends
+    rest = await child.stdout.read()
+    await child.wait()
+    assert child.returncode == -signal.SIGKILL
+    for text in rest.decode().splitlines(keepends=True):
+        if text.endswith("\n"):  # a line cut by the kill was not printed in full
+            room, offset = text.split()
+            printed.append((room, int(offset)))
+
+    journal = SqliteJournal(path)
+    await journal.open()
+    try:
+        for room in {room for room, _ in printed}:
+            kept = {record.offset for record in await journal.replay(room)}
+            missing = [offset for r, offset in printed if r == room and offset not in kept]
+            assert not missing, f"{room}: offsets returned but not in the journal: {missing}"
+    finally:
+        await journal.close()
+
+
+def test_the_settings_default_to_durable_appends_and_refuse_unknown_policies() -> None:
+    assert JournalSettings().durability == "full"
+    assert msgspec.convert({"durability": "normal", "max_pending": 5}, JournalSettings).max_pending == 5
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"durability": "sometimes"}, JournalSettings)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"max_pendign": 5}, JournalSettings)
+
+
+@pytest.mark.parametrize("bounds", [{"max_pending": 0}, {"max_batch": 0}])
+def test_a_journal_needs_room_for_at_least_one_write(bounds: dict[str, int], tmp_path: Path) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(bounds, JournalSettings)
+    unchecked = JournalSettings(max_pending=bounds.get("max_pending", 1), max_batch=bounds.get("max_batch", 1))
+    with pytest.raises(ValueError):
+        SqliteJournal(tmp_path / "j.sqlite3", unchecked)
+
+
+@pytest.mark.parametrize("durability", ["normal", "off"])
+async def test_the_weaker_durability_policies_keep_the_same_semantics(durability: str, tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, msgspec.convert({"durability": durability}, JournalSettings))
+    await journal.open()
+    offsets = await asyncio.gather(*(journal.append("r", 1, bytes([i])) for i in range(10)))
+    await journal.close()
+    reopened = SqliteJournal(path)
+    await reopened.open()
+    try:
+        assert [r.offset for r in await reopened.replay("r")] == offsets
+    finally:
+        await reopened.close()
