@@ -117,6 +117,9 @@ class _Fold:
 
     def see(self, message: _Message) -> _Seen:
         before = self.last
+        if message.kind == _FORGOTTEN and message.offset > self.last:
+            self.last = 0  # a new history starts; the epoch goes on
+            return _Seen(message.offset, False, self.epoch, before)
         if message.offset <= self.last:
             if message.kind in (_RECORD, _CLAIM):
                 self.epoch = max(self.epoch, message.epoch)
@@ -172,6 +175,8 @@ class StreamJournal:
         self._tail_locks: dict[str, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(self.settings.max_in_flight)
         self._closing: set[asyncio.Future[Any]] = set()
+        #: Rooms this journal has put in the rooms directory since it last saw them forgotten.
+        self._listed: set[str] = set()
         self._closed = False
         #: Connections made after the first (each loss is followed by one on the next operation).
         self.reconnects = 0
@@ -412,6 +417,8 @@ class StreamJournal:
         message = _message(delivery)
         seen = tail.fold.see(message)
         tail.position = message.offset  # = the next stream offset
+        if message.kind == _FORGOTTEN:
+            self._listed.discard(tail.room)
         waiter = tail.waiting.pop(delivery.message_id or "", None)
         if waiter is not None and not waiter.done():
             waiter.set_result(seen)
@@ -432,8 +439,11 @@ class StreamJournal:
             async with asyncio.timeout(s.append_timeout):
                 async with self._slots:
                     tail = await self._tail(room)
-                    if epoch < tail.fold.epoch:
+                    if epoch < tail.fold.epoch and kind != _FORGOTTEN:
                         raise Fenced(room, epoch, tail.fold.epoch)
+                    if kind != _FORGOTTEN and room not in self._listed:
+                        await self._note(room, _OPENED)
+                        self._listed.add(room)
                     waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
                     tail.waiting[message_id] = waiter
                     await self._publish(tail.queue, body, {"k": kind, "e": epoch}, message_id=message_id)
@@ -464,7 +474,6 @@ class StreamJournal:
     # -- the Journal interface -----------------------------------------------------------------------
 
     async def claim(self, room: str, epoch: int) -> int:
-        await self._note(room, _OPENED)
         seen = await self._write(room, _CLAIM, epoch, b"")
         if not seen.counts:
             raise Fenced(room, epoch, seen.epoch)
@@ -483,17 +492,19 @@ class StreamJournal:
         records: list[JournalRecord] = []
         for message in messages or ():
             seen = fold.see(message)
+            if message.kind == _FORGOTTEN and message.offset > after:
+                records.clear()
             if seen.counts and message.kind == _RECORD:
                 records.append(JournalRecord(offset=message.offset, epoch=message.epoch, body=message.body))
         return records
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
-        tail = self._tails.get(room)
-        if tail is not None and snapshot.epoch < tail.fold.epoch:
-            raise Fenced(room, snapshot.epoch, tail.fold.epoch)
         queue = self._snap_queue(room)
         try:
             async with asyncio.timeout(self.settings.append_timeout):
+                tail = await self._tail(room)  # the room's current epoch
+                if snapshot.epoch < tail.fold.epoch:
+                    raise Fenced(room, snapshot.epoch, tail.fold.epoch)
                 if queue not in self._declared:
                     await self._declare(await self._publishing(), queue)
                 await self._publish(queue, snapshot.body, {"k": _SNAPSHOT, "e": snapshot.epoch, "o": snapshot.offset})
@@ -510,17 +521,22 @@ class StreamJournal:
             offset = message.headers.get("o")
             if message.kind != _SNAPSHOT or not isinstance(offset, int):
                 continue
-            if newest is None or (message.epoch, offset) >= (newest.epoch, newest.offset):
+            if newest is None or offset >= newest.offset:  # an older one saved later is ignored
                 newest = Snapshot(offset=offset, epoch=message.epoch, body=message.body)
         return newest
 
     async def forget(self, room: str) -> None:
-        self._forget_tail(room)
+        # The room's stream stays (with a "forgotten" entry): a new history there keeps the offsets and
+        # the epoch going up, as the contract wants; retention drops the old records.  Its snapshots go.
+        if not await self._exists(self._room_queue(room)):
+            return
+        tail = await self._tail(room)
+        await self._write(room, _FORGOTTEN, tail.fold.epoch, b"")
+        self._listed.discard(room)
 
         async def delete() -> None:
             channel = await (await self._connection()).channel(publisher_confirms=False)
             try:
-                await channel.queue_delete(self._room_queue(room))
                 await channel.queue_delete(self._snap_queue(room))
             finally:
                 await channel.close()
@@ -534,9 +550,24 @@ class StreamJournal:
         except _BROKER_ERRORS as exc:
             raise JournalUnavailable(f"journal: forgetting room {room} failed, RabbitMQ at {self._where}: "
                                      f"{exc!r}") from exc
-        self._declared.discard(self._room_queue(room))
         self._declared.discard(self._snap_queue(room))
         await self._note(room, _FORGOTTEN)
+
+    async def _exists(self, queue: str) -> bool:
+        async def attempt() -> bool:
+            channel = await (await self._connection()).channel(publisher_confirms=False)
+            try:
+                await channel.declare_queue(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                if "home node" in str(exc):
+                    raise  # still starting
+                return False
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+            return True
+
+        return await self._attaching(f"look up {queue}", attempt)
 
     async def rooms(self) -> list[str]:
         present: dict[str, None] = {}
@@ -548,7 +579,7 @@ class StreamJournal:
                 present[room] = None
             elif message.kind == _FORGOTTEN:
                 present.pop(room, None)
-        return list(present)
+        return sorted(present)
 
     async def _note(self, room: str, kind: str) -> None:
         """Add an entry to the rooms directory (before the room's first claim, after its forget)."""
