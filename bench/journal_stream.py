@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -33,13 +34,13 @@ from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scen
 from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from journal.base import Snapshot
 from journal.stream import StreamJournal
-from journal.stream_settings import StreamJournalSettings
+from journal.settings import StreamJournalSettings
 from switchboard.devbroker import RabbitNode
 
 __all__ = ["main"]
 
 NAME = "journal-stream"
-_STREAM = {"x-queue-type": "stream"}
+_STREAM: dict[str, Any] = {"x-queue-type": "stream"}
 _BODY = json.dumps({"type": "participant_joined", "participant": "p" * 16, "pad": "x" * 60}).encode()
 
 

@@ -45,7 +45,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
-from .stream_settings import StreamJournalSettings
+from .settings import StreamJournalSettings
 
 __all__ = ["StreamJournal"]
 

@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from journal.base import Fenced, Journal, JournalUnavailable, Snapshot
 from journal.stream import StreamJournal
-from journal.stream_settings import StreamJournalSettings
+from journal.settings import StreamJournalSettings
 from switchboard.devbroker import RabbitNode
 from tests.journal.contract import JournalContract
 from tests.journal.contract import MakeJournal as ContractMake
@@ -109,6 +109,15 @@ async def test_rooms_lists_rooms_with_history_until_they_are_forgotten(journal: 
     offset = await journal.append("b", 2, b"new")
     assert [(r.offset, r.body) for r in await journal.replay("b")] == [(offset, b"new")]
     assert sorted(await journal.rooms()) == ["a", "b"]
+
+
+def test_settings_refuse_unbounded_or_inconsistent_values() -> None:
+    with pytest.raises(ValueError, match="append_timeout"):
+        StreamJournalSettings(append_timeout=0)
+    with pytest.raises(ValueError, match="ack_every"):
+        StreamJournalSettings(prefetch=100, ack_every=60)
+    with pytest.raises(ValueError, match="room_segment_bytes"):
+        StreamJournalSettings(room_max_bytes=1000, room_segment_bytes=2000)
 
 
 # -- a second controller on the same broker -------------------------------------------------------
