@@ -264,6 +264,25 @@ async def _journal_costs(url: str, count: int, reps: int, snapshots: int) -> lis
             claims.append(time.perf_counter() - start)
         rows.append(f"| claim (new epoch) of a room with {count:,} records, no snapshot | 1 | – | "
                     f"{median(claims) * 1000:.0f} ms |")
+        firsts = []
+        for rep in range(reps):
+            start = time.perf_counter()
+            await journal.claim(f"new-{rep}", 1)
+            firsts.append(time.perf_counter() - start)
+        rows.append(f"| first claim of a new room (declares its streams, attaches its tail) | – | – | "
+                    f"{median(firsts) * 1000:.0f} ms |")
+        takeovers = []
+        for rep in range(reps):
+            successor = StreamJournal(url, settings, name="bench-successor")
+            await successor.open()
+            try:
+                start = time.perf_counter()
+                await successor.claim("append-1-0", 10 + rep)
+                takeovers.append(time.perf_counter() - start)
+            finally:
+                await successor.close()
+        rows.append(f"| takeover: a second journal's claim of a room with {count:,} records, no snapshot (its "
+                    f"tail reads the room) | {count:,} | – | {median(takeovers) * 1000:.0f} ms |")
         room = "snapshots"
         await journal.claim(room, 1)
         for i in range(snapshots):
@@ -285,6 +304,7 @@ async def _journal_costs(url: str, count: int, reps: int, snapshots: int) -> lis
 # -- the run ----------------------------------------------------------------------------------------
 
 async def _run(args: argparse.Namespace) -> str:
+    load_before = os.getloadavg()[0]
     node: RabbitNode | None = None
     url = args.broker
     if not url:
@@ -308,7 +328,8 @@ async def _run(args: argparse.Namespace) -> str:
         "client and broker on the same **shared 2-core machine** (other people's runs were going on): short",
         f"runs, medians of {args.reps}; read the numbers as orders of magnitude.",
         "",
-        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}; load average (1 min) before / after "
+        f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}",
         "",
         "Declaring streams (one at a time, one channel; cumulative), broker memory from `rabbitmqctl status`,",
         "open files as the broker counts them / as /proc counts the beam process:",
