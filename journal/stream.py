@@ -374,9 +374,11 @@ class StreamJournal:
     # -- following a room (the tail) -----------------------------------------------------------------
 
     async def _tail(self, room: str) -> _Tail:
-        tail = self._tails.get(room)
-        if tail is not None and tail.attached:
-            return tail
+        tail = self._tails.pop(room, None)
+        if tail is not None:
+            self._tails[room] = tail  # most recently used last
+            if tail.attached:
+                return tail
         async with self._tail_locks.setdefault(room, asyncio.Lock()):
             tail = self._tails.get(room)
             if tail is None:
@@ -386,6 +388,7 @@ class StreamJournal:
                 start: int | str = newest.offset - 1 if newest else "first"
                 tail = _Tail(room, self._room_queue(room), fold, start)
                 self._tails[room] = tail
+                self._evict_tails()
             if not tail.attached:
                 await self._attaching(f"follow room {room}", partial(self._attach, tail))
             return tail
@@ -460,6 +463,16 @@ class StreamJournal:
         finally:
             if tail is not None:
                 tail.waiting.pop(message_id, None)
+
+    def _evict_tails(self) -> None:
+        """Stop following the least recently used rooms beyond ``max_followed_rooms`` (a controller that
+        gave a room away stops writing to it; following it again later reads from its newest snapshot)."""
+        for room in list(self._tails):
+            if len(self._tails) <= self.settings.max_followed_rooms:
+                return
+            if not self._tails[room].waiting:
+                self._forget_tail(room)
+                self._tail_locks.pop(room, None)
 
     def _forget_tail(self, room: str) -> None:
         tail = self._tails.pop(room, None)

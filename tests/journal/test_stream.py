@@ -120,6 +120,21 @@ def test_settings_refuse_unbounded_or_inconsistent_values() -> None:
         StreamJournalSettings(room_max_bytes=1000, room_segment_bytes=2000)
 
 
+async def test_a_journal_follows_a_bounded_number_of_rooms(make_journal: MakeJournal) -> None:
+    journal = await make_journal(max_followed_rooms=2)
+    offsets = {}
+    for room in ("a", "b", "c"):
+        await journal.claim(room, 1)
+        offsets[room] = await journal.append(room, 1, room.encode())
+    assert sorted(journal._tails) == ["b", "c"]
+    # a room let go is followed again from where it is: epochs and offsets go on
+    with pytest.raises(Fenced):
+        await journal.append("a", 0, b"stale")
+    assert await journal.append("a", 1, b"again") > offsets["a"]
+    assert sorted(journal._tails) == ["a", "c"]
+    assert [r.body for r in await journal.replay("a")] == [b"a", b"again"]
+
+
 # -- a second controller on the same broker -------------------------------------------------------
 
 async def test_a_second_journal_sees_the_first_ones_records_and_takes_the_room_over(make_journal: MakeJournal) -> None:
