@@ -160,6 +160,41 @@ async def _append_costs(url: str, count: int, reps: int) -> list[str]:
             runs = [await _publish_rate(channel, queues, count, in_flight) for _ in range(reps)]
             rows.append(f"| {label} | {in_flight} | {median([r[0] for r in runs]):,.0f} | "
                         f"{median([r[1] for r in runs]):.2f} |")
+    # what StreamJournal.append does, in raw aio-pika: publish with confirm, wait for the message to come
+    # back through a consumer on the same stream (the offset, and what precedes it)
+    consumer = await conn.channel()
+    await consumer.set_qos(prefetch_count=1000)
+    stream = await consumer.declare_queue(one[0], passive=True)
+    back: dict[str, asyncio.Future[None]] = {}
+    seen = [0]
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        waiter = back.pop(message.message_id or "", None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        seen[0] += 1
+        if seen[0] % 100 == 0:
+            await message.ack(multiple=True)
+
+    await stream.consume(on_message, arguments={"x-stream-offset": "next"})
+
+    async def round_trip() -> None:
+        message_id = uuid.uuid4().hex
+        back[message_id] = asyncio.get_running_loop().create_future()
+        waiter = back[message_id]
+        await channel.default_exchange.publish(
+            aio_pika.Message(_BODY, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=one[0])
+        await waiter
+
+    for in_flight in (1, 10, 100):
+        rates = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            for base in range(0, count, in_flight):
+                await asyncio.gather(*(round_trip() for _ in range(min(in_flight, count - base))))
+            rates.append(count / (time.perf_counter() - start))
+        rows.append(f"| 1 stream, confirm **and** delivery back to a consumer | {in_flight} | {median(rates):,.0f} | – |")
     for name in one + many:
         await channel.queue_delete(name)
     await conn.close()
