@@ -21,6 +21,10 @@ returns an offset only if the record counts and raises :class:`~journal.base.Fen
 the append's outcome is the one every later replay will see.  A fenced record still takes room in
 the stream.
 
+Forgetting a room leaves a "forgotten" entry in its stream (a new history starts after it, offsets
+and epoch going on) and deletes its snapshots; the stream itself stays, its old records going by
+retention.  A journal follows at most ``max_followed_rooms`` rooms (least recently used let go).
+
 Reading (replay, the newest snapshot, rooms) publishes an end marker first, then reads with a fresh
 consumer (manual acks, basic.qos) from the wanted offset up to that marker.  A consumer is never
 restored by aio-pika: connections are plain ones; after a loss the next operation reconnects and a
