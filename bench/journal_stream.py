@@ -195,6 +195,7 @@ async def _append_costs(url: str, count: int, reps: int) -> list[str]:
                 await asyncio.gather(*(round_trip() for _ in range(min(in_flight, count - base))))
             rates.append(count / (time.perf_counter() - start))
         rows.append(f"| 1 stream, confirm **and** delivery back to a consumer | {in_flight} | {median(rates):,.0f} | – |")
+    await consumer.close()
     for name in one + many:
         await channel.queue_delete(name)
     await conn.close()
