@@ -241,6 +241,20 @@ async def test_replay_and_appends_work_after_a_broker_restart(own_rabbit: Rabbit
     assert journal.reconnects >= 1
 
 
+async def test_a_dropped_connection_fails_what_waits_on_it_and_the_next_append_reconnects(
+        own_rabbit: RabbitNode, make_journal: MakeJournal) -> None:
+    journal = await make_journal(own_rabbit.url)
+    await journal.claim("r", 1)
+    first = await journal.append("r", 1, b"before")
+    await asyncio.to_thread(own_rabbit.ctl, "close_all_connections", "test")
+    await wait_until(lambda: journal._conn is None, what="the journal to see its connection go")
+    # the tail resumes after the last record it handled: nothing seen twice, nothing skipped
+    second = await journal.append("r", 1, b"after")
+    assert second > first
+    assert [(r.offset, r.body) for r in await journal.replay("r")] == [(first, b"before"), (second, b"after")]
+    assert journal.reconnects == 1
+
+
 async def test_a_journal_whose_broker_is_down_says_so(own_rabbit: RabbitNode) -> None:
     own_rabbit.stop()
     journal = StreamJournal(own_rabbit.url, _settings("down.", connect_timeout=5.0))
