@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
+from .logs import EventLog
 from .settings import JournalSettings
 
 __all__ = ["SqliteJournal"]
@@ -147,6 +148,7 @@ class SqliteJournal:
         self._committer: asyncio.Task[None] | None = None
         self._lifecycle = asyncio.Lock()
         self._open = False
+        self._log = EventLog(journal=self.path)
         #: Transactions committed (one per group of writes): what group commit saves is
         #: ``writes / commits``.
         self.commits = 0
@@ -167,12 +169,14 @@ class SqliteJournal:
                 self._read_db = await loop.run_in_executor(reader, self._connect, False)
             except (sqlite3.Error, OSError) as exc:
                 await self._release(writer, reader)
+                self._log.error("journal_open_failed", error=str(exc))
                 raise JournalUnavailable(f"cannot open the journal {self.path}: {exc}") from exc
             self._writer, self._reader = writer, reader
             self._open = True
+            self._log.info("journal_opened", durability=self.settings.durability)
 
     def _connect(self, writer: bool) -> sqlite3.Connection:
-        if writer and self.path != ":memory:":
+        if writer:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                              timeout=self.settings.busy_timeout)
@@ -199,6 +203,7 @@ class SqliteJournal:
             self._writer = self._reader = None
             assert writer is not None and reader is not None
             await self._release(writer, reader)
+            self._log.info("journal_closed", commits=self.commits, writes=self.writes)
 
     async def _release(self, writer: ThreadPoolExecutor, reader: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
@@ -248,6 +253,7 @@ class SqliteJournal:
                     results = await loop.run_in_executor(self._writer, self._commit, [p.write for p in group])
                 except Exception as exc:
                     reason = f"journal {self.path}: a write failed, nothing of its transaction kept: {exc}"
+                    self._log.warning("journal_commit_failed", writes=len(group), error=str(exc))
                     results = [JournalUnavailable(reason) for _ in group]
                 for pending, result in zip(group, results):
                     if not pending.future.done():
@@ -304,6 +310,7 @@ class SqliteJournal:
         try:
             return await asyncio.get_running_loop().run_in_executor(reader, lambda: db.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
+            self._log.warning("journal_read_failed", error=str(exc))
             raise JournalUnavailable(f"journal {self.path}: a read failed: {exc}") from exc
 
     def _check_open(self) -> None:

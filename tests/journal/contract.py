@@ -211,7 +211,9 @@ class JournalContract:
 
     # -- concurrency
 
-    async def test_concurrent_appends_from_many_tasks_are_all_kept_in_order(self, journal: Journal) -> None:
+    async def test_concurrent_appends_from_many_tasks_are_all_kept_in_order(
+        self, journal: Journal, make: MakeJournal
+    ) -> None:
         rooms = ["r0", "r1", "r2"]
         for room in rooms:
             await journal.claim(room, 1)
@@ -235,6 +237,14 @@ class JournalContract:
             for room in rooms:
                 mine = [offset for (r, offset, _) in done if r == room]
                 assert mine == sorted(mine)
+        if self.durable:  # a second journal over the same storage sees them all: they were durable
+            other = make()
+            await other.open()
+            try:
+                for room in rooms:
+                    assert await other.replay(room) == await journal.replay(room)
+            finally:
+                await other.close()
 
     # -- lifecycle and durability
 

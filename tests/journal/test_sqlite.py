@@ -98,7 +98,9 @@ async def test_a_journal_that_cannot_be_opened_says_which_file(tmp_path: Path) -
         await journal.append("r", 1, b"x")
 
 
-async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(tmp_path: Path) -> None:
+async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "j.sqlite3"
     journal = SqliteJournal(path, JournalSettings(busy_timeout=0.0))
     await journal.open()
@@ -107,6 +109,8 @@ async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(tmp_p
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         results = await asyncio.gather(*(journal.append("r", 1, b"lost") for _ in range(3)), return_exceptions=True)
         assert all(isinstance(r, JournalUnavailable) and "locked" in str(r) for r in results)
+        assert [r.getMessage().split()[0] for r in caplog.records if r.levelname == "WARNING"] == [
+            "journal_commit_failed"]
         other.execute("ROLLBACK")
         offset = await journal.append("r", 1, b"kept")
         assert [(r.offset, r.body) for r in await journal.replay("r")] == [(offset, b"kept")]

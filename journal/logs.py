@@ -1,0 +1,12 @@
+"""Structured log events of the journal (``switchboard.journal``); see :class:`switchboard.logs.EventLog`."""
+
+from __future__ import annotations
+
+from switchboard.logs import EventLog as _EventLog
+
+__all__ = ["EventLog"]
+
+
+class EventLog(_EventLog):
+    __slots__ = ()
+    LOGGER = "switchboard.journal"
