@@ -36,7 +36,6 @@ after a broker start (each refusal closes the connection); attaching is retried 
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -49,11 +48,11 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
+from .logs import EventLog
 from .settings import StreamJournalSettings
 
 __all__ = ["StreamJournal"]
 
-log = logging.getLogger("switchboard.journal.stream")
 
 #: Message kinds (header ``k``); the epoch is header ``e``, a snapshot's offset header ``o``.
 _RECORD, _CLAIM, _MARKER, _SNAPSHOT, _OPENED, _FORGOTTEN = "record", "claim", "marker", "snapshot", "opened", "forgotten"
@@ -171,6 +170,7 @@ class StreamJournal:
         self.name = name
         parts = urlsplit(url)
         self._where = f"{parts.hostname}:{parts.port or 5672}"
+        self._log = EventLog(journal=name, broker=self._where)
         self._conn: AbstractConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._declared: set[str] = set()
@@ -226,7 +226,8 @@ class StreamJournal:
             self._closing.add(asyncio.ensure_future(conn.close()))
         for result in await asyncio.gather(*self._closing, return_exceptions=True):
             if isinstance(result, BaseException):
-                log.debug("journal: closing a channel or connection failed: %r", result)
+                self._log.debug("journal_close_failed", error=repr(result))
+        self._log.info("journal_closed", reconnects=self.reconnects)
 
     async def _connection(self) -> AbstractConnection:
         if self._closed:
@@ -247,6 +248,7 @@ class StreamJournal:
                     s.connect_timeout)
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
             except _BROKER_ERRORS as exc:
+                self._log.warning("journal_connect_failed", error=repr(exc))
                 raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self._where}: {exc!r}") from exc
             if self._closed:
                 await conn.close()
@@ -254,6 +256,7 @@ class StreamJournal:
             conn.close_callbacks.add(self._on_connection_lost)
             self.reconnects += self._connections > 0
             self._connections += 1
+            self._log.info("journal_connected", reconnects=self.reconnects)
             self._conn, self._publisher, self._declared = conn, publisher, set()
             return conn
 
@@ -267,6 +270,7 @@ class StreamJournal:
         if conn is not self._conn:
             return
         self._conn = self._publisher = None
+        self._log.warning("journal_connection_lost", error=repr(exc), rooms_followed=len(self._tails))
         if not conn.is_closed:
             closing = asyncio.ensure_future(conn.close())
             self._closing.add(closing)
@@ -315,7 +319,7 @@ class StreamJournal:
                     raise JournalUnavailable(
                         f"journal: cannot {what} on RabbitMQ at {self._where} within {s.attach_timeout} s: {exc!r}"
                     ) from exc
-                log.debug("journal: %s failed (%r); retrying", what, exc)
+                self._log.debug("journal_attach_retry", what=what, error=repr(exc))
             await asyncio.sleep(s.attach_retry_interval)
 
     # -- reading a stream to an end marker -----------------------------------------------------------
@@ -367,7 +371,7 @@ class StreamJournal:
                     try:
                         await channel.close()
                     except _BROKER_ERRORS:
-                        log.debug("closing a read channel failed", exc_info=True)
+                        self._log.debug("journal_close_failed", error="read channel")
 
         try:
             async with asyncio.timeout(s.read_timeout):
@@ -435,7 +439,7 @@ class StreamJournal:
             try:
                 await delivery.ack(multiple=True)
             except _BROKER_ERRORS:
-                log.debug("journal: ack on room %s failed (connection going)", tail.room)
+                self._log.debug("journal_ack_failed", room=tail.room)
 
     async def _write(self, room: str, kind: str, epoch: int, body: bytes) -> _Seen:
         """Append one message to the room's stream; what the fencing rule made of it once its tail saw it."""
