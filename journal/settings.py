@@ -55,8 +55,9 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     attach_retry_interval: float = 0.5
     #: Appends and claims of one journal in flight at once; more wait (within ``append_timeout``).
     max_in_flight: int = 1000
-    #: Rooms one journal follows at once (a consumer each, to learn its appends' offsets); beyond this the
-    #: least recently written-to room is let go.
+    #: Rooms one journal follows at once (a consumer and a channel each, to learn its appends' offsets);
+    #: beyond this the least recently written-to room is let go.  At most 2,000: RabbitMQ allows 2,047
+    #: channels per connection by default, and reads need a few more.
     max_followed_rooms: int = 1000
     #: Unacknowledged deliveries per stream consumer (basic.qos; mandatory on streams).
     prefetch: int = 1000
@@ -81,8 +82,10 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
         for name in ("connect_timeout", "append_timeout", "read_timeout", "attach_timeout", "attach_retry_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"journal: {name} must be positive")
-        if self.max_in_flight < 1 or self.max_followed_rooms < 1 or self.prefetch < 2:
-            raise ValueError("journal: max_in_flight and max_followed_rooms must be at least 1, prefetch at least 2")
+        if self.max_in_flight < 1 or self.prefetch < 2:
+            raise ValueError("journal: max_in_flight must be at least 1 and prefetch at least 2")
+        if not 1 <= self.max_followed_rooms <= 2000:
+            raise ValueError("journal: max_followed_rooms must be between 1 and 2000 (channels per connection)")
         if not 1 <= self.ack_every <= self.prefetch // 2:
             raise ValueError("journal: ack_every must be between 1 and prefetch / 2")
         for kind in ("room", "snapshot", "rooms"):

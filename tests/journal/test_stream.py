@@ -116,6 +116,8 @@ def test_settings_refuse_unbounded_or_inconsistent_values() -> None:
         StreamJournalSettings(append_timeout=0)
     with pytest.raises(ValueError, match="ack_every"):
         StreamJournalSettings(prefetch=100, ack_every=60)
+    with pytest.raises(ValueError, match="max_followed_rooms"):
+        StreamJournalSettings(max_followed_rooms=5000)
     with pytest.raises(ValueError, match="room_segment_bytes"):
         StreamJournalSettings(room_max_bytes=1000, room_segment_bytes=2000)
 
