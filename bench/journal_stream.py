@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -33,13 +34,13 @@ from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scen
 from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from journal.base import Snapshot
 from journal.stream import StreamJournal
-from journal.stream_settings import StreamJournalSettings
+from journal.settings import StreamJournalSettings
 from switchboard.devbroker import RabbitNode
 
 __all__ = ["main"]
 
 NAME = "journal-stream"
-_STREAM = {"x-queue-type": "stream"}
+_STREAM: dict[str, Any] = {"x-queue-type": "stream"}
 _BODY = json.dumps({"type": "participant_joined", "participant": "p" * 16, "pad": "x" * 60}).encode()
 
 
@@ -159,6 +160,42 @@ async def _append_costs(url: str, count: int, reps: int) -> list[str]:
             runs = [await _publish_rate(channel, queues, count, in_flight) for _ in range(reps)]
             rows.append(f"| {label} | {in_flight} | {median([r[0] for r in runs]):,.0f} | "
                         f"{median([r[1] for r in runs]):.2f} |")
+    # what StreamJournal.append does, in raw aio-pika: publish with confirm, wait for the message to come
+    # back through a consumer on the same stream (the offset, and what precedes it)
+    consumer = await conn.channel()
+    await consumer.set_qos(prefetch_count=1000)
+    stream = await consumer.declare_queue(one[0], passive=True)
+    back: dict[str, asyncio.Future[None]] = {}
+    seen = [0]
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        waiter = back.pop(message.message_id or "", None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        seen[0] += 1
+        if seen[0] % 100 == 0:
+            await message.ack(multiple=True)
+
+    await stream.consume(on_message, arguments={"x-stream-offset": "next"})
+
+    async def round_trip() -> None:
+        message_id = uuid.uuid4().hex
+        back[message_id] = asyncio.get_running_loop().create_future()
+        waiter = back[message_id]
+        await channel.default_exchange.publish(
+            aio_pika.Message(_BODY, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=one[0])
+        await waiter
+
+    for in_flight in (1, 10, 100):
+        rates = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            for base in range(0, count, in_flight):
+                await asyncio.gather(*(round_trip() for _ in range(min(in_flight, count - base))))
+            rates.append(count / (time.perf_counter() - start))
+        rows.append(f"| 1 stream, confirm **and** delivery back to a consumer | {in_flight} | {median(rates):,.0f} | – |")
+    await consumer.close()
     for name in one + many:
         await channel.queue_delete(name)
     await conn.close()
@@ -263,6 +300,25 @@ async def _journal_costs(url: str, count: int, reps: int, snapshots: int) -> lis
             claims.append(time.perf_counter() - start)
         rows.append(f"| claim (new epoch) of a room with {count:,} records, no snapshot | 1 | – | "
                     f"{median(claims) * 1000:.0f} ms |")
+        firsts = []
+        for rep in range(reps):
+            start = time.perf_counter()
+            await journal.claim(f"new-{rep}", 1)
+            firsts.append(time.perf_counter() - start)
+        rows.append(f"| first claim of a new room (declares its streams, attaches its tail) | – | – | "
+                    f"{median(firsts) * 1000:.0f} ms |")
+        takeovers = []
+        for rep in range(reps):
+            successor = StreamJournal(url, settings, name="bench-successor")
+            await successor.open()
+            try:
+                start = time.perf_counter()
+                await successor.claim("append-1-0", 10 + rep)
+                takeovers.append(time.perf_counter() - start)
+            finally:
+                await successor.close()
+        rows.append(f"| takeover: a second journal's claim of a room with {count:,} records, no snapshot (its "
+                    f"tail reads the room) | {count:,} | – | {median(takeovers) * 1000:.0f} ms |")
         room = "snapshots"
         await journal.claim(room, 1)
         for i in range(snapshots):
@@ -284,6 +340,7 @@ async def _journal_costs(url: str, count: int, reps: int, snapshots: int) -> lis
 # -- the run ----------------------------------------------------------------------------------------
 
 async def _run(args: argparse.Namespace) -> str:
+    load_before = os.getloadavg()[0]
     node: RabbitNode | None = None
     url = args.broker
     if not url:
@@ -307,7 +364,8 @@ async def _run(args: argparse.Namespace) -> str:
         "client and broker on the same **shared 2-core machine** (other people's runs were going on): short",
         f"runs, medians of {args.reps}; read the numbers as orders of magnitude.",
         "",
-        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}; load average (1 min) before / after "
+        f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}",
         "",
         "Declaring streams (one at a time, one channel; cumulative), broker memory from `rabbitmqctl status`,",
         "open files as the broker counts them / as /proc counts the beam process:",

@@ -1,4 +1,5 @@
-"""Settings of the SQLite journal (section ``[journal.sqlite]``)."""
+"""Settings of the journals (section ``[journal]``): the embedded server's SQLite journal
+(``[journal.sqlite]``) and the RabbitMQ stream journal of a cluster (``[journal.stream]``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["JournalSettings", "Durability"]
+__all__ = ["JournalSettings", "Durability", "StreamJournalSettings"]
 
 #: ``full``: an append returns once its record is fsync'd (SQLite ``synchronous=FULL``), so it
 #: survives a power cut.  ``normal``: once it is written to the OS (WAL ``synchronous=NORMAL``): it
@@ -31,3 +32,63 @@ class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     busy_timeout: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     #: Records kept after a snapshot: ``False`` drops a room's records at or below its newest snapshot.
     keep_snapshotted: bool = False
+
+
+class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """The RabbitMQ stream journal (:class:`journal.stream.StreamJournal`).  Every journal on one broker
+    must use the same stream sizes: a stream refuses a second declare with other arguments
+    (``inequivalent arg``)."""
+
+    #: Stream names start with this: ``<prefix>room.<room>``, ``<prefix>snap.<room>``, ``<prefix>rooms``.
+    prefix: str = "journal."
+    #: AMQP heartbeat, seconds: a dead broker connection is noticed after 2–3 of these.
+    heartbeat: int = 5
+    #: Longest a connection attempt may take, seconds.
+    connect_timeout: float = 5.0
+    #: Longest one append or claim waits for its confirm and for its record to come back, seconds.
+    append_timeout: float = 10.0
+    #: Longest a replay, a snapshot read or a rooms() read may take in all, seconds.
+    read_timeout: float = 60.0
+    #: How long to keep trying to attach a consumer to a stream, seconds: after a broker start a stream
+    #: refuses consumers for ~10 s (measured, docs/design-notes.md), and each refusal closes the connection.
+    attach_timeout: float = 30.0
+    #: Seconds between attempts to attach (and to reconnect while attaching).
+    attach_retry_interval: float = 0.5
+    #: Appends and claims of one journal in flight at once; more wait (within ``append_timeout``).
+    max_in_flight: int = 1000
+    #: Rooms one journal follows at once (a consumer and a channel each, to learn its appends' offsets);
+    #: beyond this the least recently written-to room is let go.  At most 2,000: RabbitMQ allows 2,047
+    #: channels per connection by default, and reads need a few more.
+    max_followed_rooms: int = 1000
+    #: Unacknowledged deliveries per stream consumer (basic.qos; mandatory on streams).
+    prefetch: int = 1000
+    #: A consumer acknowledges every this many deliveries (at most half of ``prefetch``).
+    ack_every: int = 100
+    #: Retention of a room's stream, bytes (``x-max-length-bytes``); whole segments are dropped, oldest
+    #: first, so keep it above a room's events between two snapshots.
+    room_max_bytes: int = 200_000_000
+    #: Segment size of a room's stream, bytes (``x-stream-max-segment-size-bytes``).
+    room_segment_bytes: int = 20_000_000
+    #: Retention of a room's snapshot stream, bytes: reading the newest snapshot reads at most this plus one
+    #: segment.  The newest snapshot is always kept (the active segment is never dropped).
+    snapshot_max_bytes: int = 2_000_000
+    #: Segment size of a room's snapshot stream, bytes.
+    snapshot_segment_bytes: int = 1_000_000
+    #: Retention of the rooms directory stream (one small record per claim and per forget), bytes.
+    rooms_max_bytes: int = 100_000_000
+    #: Segment size of the rooms directory stream, bytes.
+    rooms_segment_bytes: int = 10_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "append_timeout", "read_timeout", "attach_timeout", "attach_retry_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"journal: {name} must be positive")
+        if self.max_in_flight < 1 or self.prefetch < 2:
+            raise ValueError("journal: max_in_flight must be at least 1 and prefetch at least 2")
+        if not 1 <= self.max_followed_rooms <= 2000:
+            raise ValueError("journal: max_followed_rooms must be between 1 and 2000 (channels per connection)")
+        if not 1 <= self.ack_every <= self.prefetch // 2:
+            raise ValueError("journal: ack_every must be between 1 and prefetch / 2")
+        for kind in ("room", "snapshot", "rooms"):
+            if getattr(self, f"{kind}_segment_bytes") > getattr(self, f"{kind}_max_bytes"):
+                raise ValueError(f"journal: {kind}_segment_bytes must not exceed {kind}_max_bytes")

@@ -21,6 +21,10 @@ returns an offset only if the record counts and raises :class:`~journal.base.Fen
 the append's outcome is the one every later replay will see.  A fenced record still takes room in
 the stream.
 
+Forgetting a room leaves a "forgotten" entry in its stream (a new history starts after it, offsets
+and epoch going on) and deletes its snapshots; the stream itself stays, its old records going by
+retention.  A journal follows at most ``max_followed_rooms`` rooms (least recently used let go).
+
 Reading (replay, the newest snapshot, rooms) publishes an end marker first, then reads with a fresh
 consumer (manual acks, basic.qos) from the wanted offset up to that marker.  A consumer is never
 restored by aio-pika: connections are plain ones; after a loss the next operation reconnects and a
@@ -32,7 +36,6 @@ after a broker start (each refusal closes the connection); attaching is retried 
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -45,11 +48,11 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
-from .stream_settings import StreamJournalSettings
+from .logs import EventLog
+from .settings import StreamJournalSettings
 
 __all__ = ["StreamJournal"]
 
-log = logging.getLogger("switchboard.journal.stream")
 
 #: Message kinds (header ``k``); the epoch is header ``e``, a snapshot's offset header ``o``.
 _RECORD, _CLAIM, _MARKER, _SNAPSHOT, _OPENED, _FORGOTTEN = "record", "claim", "marker", "snapshot", "opened", "forgotten"
@@ -100,6 +103,11 @@ def _message(delivery: AbstractIncomingMessage) -> _Message:
     )
 
 
+def _usable(conn: AbstractConnection) -> bool:
+    transport = conn.transport
+    return not conn.is_closed and transport is not None and not transport.connection.is_closed
+
+
 class _Fold:
     """The fencing rule applied in stream order, from a known point (``epoch`` in force, ``last`` record).
 
@@ -112,6 +120,9 @@ class _Fold:
 
     def see(self, message: _Message) -> _Seen:
         before = self.last
+        if message.kind == _FORGOTTEN and message.offset > self.last:
+            self.last = 0  # a new history starts; the epoch goes on
+            return _Seen(message.offset, False, self.epoch, before)
         if message.offset <= self.last:
             if message.kind in (_RECORD, _CLAIM):
                 self.epoch = max(self.epoch, message.epoch)
@@ -159,6 +170,7 @@ class StreamJournal:
         self.name = name
         parts = urlsplit(url)
         self._where = f"{parts.hostname}:{parts.port or 5672}"
+        self._log = EventLog(journal=name, broker=self._where)
         self._conn: AbstractConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._declared: set[str] = set()
@@ -167,6 +179,8 @@ class StreamJournal:
         self._tail_locks: dict[str, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(self.settings.max_in_flight)
         self._closing: set[asyncio.Future[Any]] = set()
+        #: Rooms this journal has put in the rooms directory since it last saw them forgotten.
+        self._listed: set[str] = set()
         self._closed = False
         #: Connections made after the first (each loss is followed by one on the next operation).
         self.reconnects = 0
@@ -209,20 +223,23 @@ class StreamJournal:
         self._tails.clear()
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed:
-            try:
-                await conn.close()
-            except _BROKER_ERRORS:
-                log.debug("closing the journal's connection failed", exc_info=True)
+            self._closing.add(asyncio.ensure_future(conn.close()))
+        for result in await asyncio.gather(*self._closing, return_exceptions=True):
+            if isinstance(result, BaseException):
+                self._log.debug("journal_close_failed", error=repr(result))
+        self._log.info("journal_closed", reconnects=self.reconnects)
 
     async def _connection(self) -> AbstractConnection:
         if self._closed:
             raise JournalUnavailable("journal is closed")
         conn = self._conn
-        if conn is not None and not conn.is_closed:
+        if conn is not None and _usable(conn):
             return conn
         async with self._connect_lock:
-            if self._conn is not None and not self._conn.is_closed:
+            if self._conn is not None and _usable(self._conn):
                 return self._conn
+            if self._conn is not None:
+                self._drop(self._conn, None)
             s = self.settings
             try:
                 conn = await asyncio.wait_for(
@@ -231,6 +248,7 @@ class StreamJournal:
                     s.connect_timeout)
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
             except _BROKER_ERRORS as exc:
+                self._log.warning("journal_connect_failed", error=repr(exc))
                 raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self._where}: {exc!r}") from exc
             if self._closed:
                 await conn.close()
@@ -238,12 +256,25 @@ class StreamJournal:
             conn.close_callbacks.add(self._on_connection_lost)
             self.reconnects += self._connections > 0
             self._connections += 1
+            self._log.info("journal_connected", reconnects=self.reconnects)
             self._conn, self._publisher, self._declared = conn, publisher, set()
             return conn
 
     def _on_connection_lost(self, conn: Any, exc: BaseException | None = None) -> None:
+        if conn is self._conn:
+            self._drop(self._conn, exc)
+
+    def _drop(self, conn: AbstractConnection, exc: BaseException | None) -> None:
+        """Leave a connection that failed (aio-pika may not mark it closed at once); the next
+        operation connects again and every tail resumes from where it was."""
         if conn is not self._conn:
             return
+        self._conn = self._publisher = None
+        self._log.warning("journal_connection_lost", error=repr(exc), rooms_followed=len(self._tails))
+        if not conn.is_closed:
+            closing = asyncio.ensure_future(conn.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         lost = JournalUnavailable(f"journal: connection to RabbitMQ at {self._where} lost: {exc!r}")
         for tail in self._tails.values():
             tail.channel = None
@@ -278,14 +309,17 @@ class StreamJournal:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.attach_timeout
         while True:
+            conn = self._conn
             try:
                 return await attempt()
             except _BROKER_ERRORS as exc:
+                if conn is not None and not _usable(conn):
+                    self._drop(conn, exc)
                 if loop.time() + s.attach_retry_interval > deadline:
                     raise JournalUnavailable(
                         f"journal: cannot {what} on RabbitMQ at {self._where} within {s.attach_timeout} s: {exc!r}"
                     ) from exc
-                log.debug("journal: %s failed (%r); retrying", what, exc)
+                self._log.debug("journal_attach_retry", what=what, error=repr(exc))
             await asyncio.sleep(s.attach_retry_interval)
 
     # -- reading a stream to an end marker -----------------------------------------------------------
@@ -306,7 +340,9 @@ class StreamJournal:
                 await channel.set_qos(prefetch_count=s.prefetch)
                 try:
                     stream = await channel.declare_queue(queue, passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity:
+                except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                    if "home node" in str(exc):
+                        raise  # the broker is still starting its queues: "home node … of durable queue … is down"
                     return None
                 if not published:
                     await self._publish(queue, b"", {"k": _MARKER}, message_id=marker)
@@ -335,7 +371,7 @@ class StreamJournal:
                     try:
                         await channel.close()
                     except _BROKER_ERRORS:
-                        log.debug("closing a read channel failed", exc_info=True)
+                        self._log.debug("journal_close_failed", error="read channel")
 
         try:
             async with asyncio.timeout(s.read_timeout):
@@ -346,9 +382,11 @@ class StreamJournal:
     # -- following a room (the tail) -----------------------------------------------------------------
 
     async def _tail(self, room: str) -> _Tail:
-        tail = self._tails.get(room)
-        if tail is not None and tail.attached:
-            return tail
+        tail = self._tails.pop(room, None)
+        if tail is not None:
+            self._tails[room] = tail  # most recently used last
+            if tail.attached:
+                return tail
         async with self._tail_locks.setdefault(room, asyncio.Lock()):
             tail = self._tails.get(room)
             if tail is None:
@@ -358,6 +396,7 @@ class StreamJournal:
                 start: int | str = newest.offset - 1 if newest else "first"
                 tail = _Tail(room, self._room_queue(room), fold, start)
                 self._tails[room] = tail
+                self._evict_tails()
             if not tail.attached:
                 await self._attaching(f"follow room {room}", partial(self._attach, tail))
             return tail
@@ -389,6 +428,8 @@ class StreamJournal:
         message = _message(delivery)
         seen = tail.fold.see(message)
         tail.position = message.offset  # = the next stream offset
+        if message.kind == _FORGOTTEN:
+            self._listed.discard(tail.room)
         waiter = tail.waiting.pop(delivery.message_id or "", None)
         if waiter is not None and not waiter.done():
             waiter.set_result(seen)
@@ -398,7 +439,7 @@ class StreamJournal:
             try:
                 await delivery.ack(multiple=True)
             except _BROKER_ERRORS:
-                log.debug("journal: ack on room %s failed (connection going)", tail.room)
+                self._log.debug("journal_ack_failed", room=tail.room)
 
     async def _write(self, room: str, kind: str, epoch: int, body: bytes) -> _Seen:
         """Append one message to the room's stream; what the fencing rule made of it once its tail saw it."""
@@ -409,8 +450,11 @@ class StreamJournal:
             async with asyncio.timeout(s.append_timeout):
                 async with self._slots:
                     tail = await self._tail(room)
-                    if epoch < tail.fold.epoch:
+                    if epoch < tail.fold.epoch and kind != _FORGOTTEN:
                         raise Fenced(room, epoch, tail.fold.epoch)
+                    if kind != _FORGOTTEN and room not in self._listed:
+                        await self._note(room, _OPENED)
+                        self._listed.add(room)
                     waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
                     tail.waiting[message_id] = waiter
                     await self._publish(tail.queue, body, {"k": kind, "e": epoch}, message_id=message_id)
@@ -421,10 +465,22 @@ class StreamJournal:
             self._forget_tail(room)  # the stream is gone (forgotten by another journal)
             raise JournalUnavailable(f"journal: the stream of room {room} is gone: {exc!r}") from exc
         except _BROKER_ERRORS as exc:
+            if self._conn is not None and not _usable(self._conn):
+                self._drop(self._conn, exc)
             raise JournalUnavailable(f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
         finally:
             if tail is not None:
                 tail.waiting.pop(message_id, None)
+
+    def _evict_tails(self) -> None:
+        """Stop following the least recently used rooms beyond ``max_followed_rooms`` (a controller that
+        gave a room away stops writing to it; following it again later reads from its newest snapshot)."""
+        for room in list(self._tails):
+            if len(self._tails) <= self.settings.max_followed_rooms:
+                return
+            if not self._tails[room].waiting:
+                self._forget_tail(room)
+                self._tail_locks.pop(room, None)
 
     def _forget_tail(self, room: str) -> None:
         tail = self._tails.pop(room, None)
@@ -439,7 +495,6 @@ class StreamJournal:
     # -- the Journal interface -----------------------------------------------------------------------
 
     async def claim(self, room: str, epoch: int) -> int:
-        await self._note(room, _OPENED)
         seen = await self._write(room, _CLAIM, epoch, b"")
         if not seen.counts:
             raise Fenced(room, epoch, seen.epoch)
@@ -458,17 +513,19 @@ class StreamJournal:
         records: list[JournalRecord] = []
         for message in messages or ():
             seen = fold.see(message)
+            if message.kind == _FORGOTTEN and message.offset > after:
+                records.clear()
             if seen.counts and message.kind == _RECORD:
                 records.append(JournalRecord(offset=message.offset, epoch=message.epoch, body=message.body))
         return records
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
-        tail = self._tails.get(room)
-        if tail is not None and snapshot.epoch < tail.fold.epoch:
-            raise Fenced(room, snapshot.epoch, tail.fold.epoch)
         queue = self._snap_queue(room)
         try:
             async with asyncio.timeout(self.settings.append_timeout):
+                tail = await self._tail(room)  # the room's current epoch
+                if snapshot.epoch < tail.fold.epoch:
+                    raise Fenced(room, snapshot.epoch, tail.fold.epoch)
                 if queue not in self._declared:
                     await self._declare(await self._publishing(), queue)
                 await self._publish(queue, snapshot.body, {"k": _SNAPSHOT, "e": snapshot.epoch, "o": snapshot.offset})
@@ -485,17 +542,22 @@ class StreamJournal:
             offset = message.headers.get("o")
             if message.kind != _SNAPSHOT or not isinstance(offset, int):
                 continue
-            if newest is None or (message.epoch, offset) >= (newest.epoch, newest.offset):
+            if newest is None or offset >= newest.offset:  # an older one saved later is ignored
                 newest = Snapshot(offset=offset, epoch=message.epoch, body=message.body)
         return newest
 
     async def forget(self, room: str) -> None:
-        self._forget_tail(room)
+        # The room's stream stays (with a "forgotten" entry): a new history there keeps the offsets and
+        # the epoch going up, as the contract wants; retention drops the old records.  Its snapshots go.
+        if not await self._exists(self._room_queue(room)):
+            return
+        tail = await self._tail(room)
+        await self._write(room, _FORGOTTEN, tail.fold.epoch, b"")
+        self._listed.discard(room)
 
         async def delete() -> None:
             channel = await (await self._connection()).channel(publisher_confirms=False)
             try:
-                await channel.queue_delete(self._room_queue(room))
                 await channel.queue_delete(self._snap_queue(room))
             finally:
                 await channel.close()
@@ -509,9 +571,24 @@ class StreamJournal:
         except _BROKER_ERRORS as exc:
             raise JournalUnavailable(f"journal: forgetting room {room} failed, RabbitMQ at {self._where}: "
                                      f"{exc!r}") from exc
-        self._declared.discard(self._room_queue(room))
         self._declared.discard(self._snap_queue(room))
         await self._note(room, _FORGOTTEN)
+
+    async def _exists(self, queue: str) -> bool:
+        async def attempt() -> bool:
+            channel = await (await self._connection()).channel(publisher_confirms=False)
+            try:
+                await channel.declare_queue(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                if "home node" in str(exc):
+                    raise  # still starting
+                return False
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+            return True
+
+        return await self._attaching(f"look up {queue}", attempt)
 
     async def rooms(self) -> list[str]:
         present: dict[str, None] = {}
@@ -523,7 +600,7 @@ class StreamJournal:
                 present[room] = None
             elif message.kind == _FORGOTTEN:
                 present.pop(room, None)
-        return list(present)
+        return sorted(present)
 
     async def _note(self, room: str, kind: str) -> None:
         """Add an entry to the rooms directory (before the room's first claim, after its forget)."""

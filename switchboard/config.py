@@ -17,7 +17,7 @@ from cluster_manager.settings import ClusterManagerSettings
 from conference_controller.settings import ControllerSettings
 from credentials import KeySettings
 from journal.settings import JournalSettings as SqliteJournalSettings
-from journal.stream_settings import StreamJournalSettings
+from journal.settings import StreamJournalSettings
 from portal.settings import PortalSettings
 from rpc.settings import RpcSettings, WorkerSettings
 from token_api.settings import TokenApiSettings

@@ -13,10 +13,12 @@ import aio_pika
 import pytest
 import pytest_asyncio
 
-from journal.base import Fenced, JournalUnavailable, Snapshot
+from journal.base import Fenced, Journal, JournalUnavailable, Snapshot
 from journal.stream import StreamJournal
-from journal.stream_settings import StreamJournalSettings
+from journal.settings import StreamJournalSettings
 from switchboard.devbroker import RabbitNode
+from tests.journal.contract import JournalContract
+from tests.journal.contract import MakeJournal as ContractMake
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.amqp]
@@ -56,23 +58,31 @@ async def journal(make_journal: MakeJournal) -> StreamJournal:
     return await make_journal()
 
 
-# -- the contract ----------------------------------------------------------------------------------
+# -- the contract -----------------------------------------------------------------------------------
 
-async def test_appends_come_back_in_offset_order_and_replay_after_skips_the_older(journal: StreamJournal) -> None:
-    assert await journal.claim("r", 1) == 0
-    offsets = [await journal.append("r", 1, f"e{i}".encode()) for i in range(5)]
-    assert offsets == sorted(offsets) and len(set(offsets)) == 5 and offsets[0] > 0
-    records = await journal.replay("r")
-    assert [(r.offset, r.epoch, r.body) for r in records] == [(o, 1, f"e{i}".encode()) for i, o in enumerate(offsets)]
-    assert [r.body for r in await journal.replay("r", after=offsets[2])] == [b"e3", b"e4"]
-    assert await journal.replay("r", after=offsets[-1]) == []
+@pytest_asyncio.fixture
+async def made_journals() -> AsyncIterator[list[StreamJournal]]:
+    """Journals a test made; any it left open (a failing test) are closed at the end."""
+    made: list[StreamJournal] = []
+    yield made
+    for journal in made:
+        await journal.close()
 
 
-async def test_a_room_without_history_replays_nothing_and_has_no_snapshot(journal: StreamJournal) -> None:
-    assert await journal.replay("nobody") == []
-    assert await journal.snapshot("nobody") is None
-    assert "nobody" not in await journal.rooms()
+class TestStreamJournal(JournalContract):
+    @pytest.fixture
+    def make(self, broker_url: str, made_journals: list[StreamJournal]) -> ContractMake:
+        """Journals over the same fresh prefix on the session broker: a second one sees what the first wrote."""
+        prefix = f"c{uuid.uuid4().hex[:8]}."
 
+        def make() -> Journal:
+            made_journals.append(StreamJournal(broker_url, _settings(prefix), name=f"contract-{len(made_journals)}"))
+            return made_journals[-1]
+
+        return make
+
+
+# -- StreamJournal's own ---------------------------------------------------------------------------------
 
 async def test_concurrent_appends_each_get_their_own_offset_in_replay_order(journal: StreamJournal) -> None:
     await journal.claim("r", 1)
@@ -82,46 +92,6 @@ async def test_concurrent_appends_each_get_their_own_offset_in_replay_order(jour
     assert [r.offset for r in records] == sorted(offsets)
     by_offset = dict(zip(offsets, range(50)))
     assert [r.body for r in records] == [str(by_offset[r.offset]).encode() for r in records]
-
-
-async def test_claim_returns_the_last_record_before_it_and_may_be_repeated(journal: StreamJournal) -> None:
-    await journal.claim("r", 1)
-    last = [await journal.append("r", 1, b"x") for _ in range(3)][-1]
-    assert await journal.claim("r", 1) == last
-    assert await journal.claim("r", 2) == last
-    assert await journal.claim("r", 2) == last
-    after = await journal.append("r", 2, b"y")
-    assert after > last
-    assert await journal.claim("r", 3) == after
-
-
-async def test_a_lower_epoch_is_fenced_off_for_claims_and_appends(journal: StreamJournal) -> None:
-    await journal.claim("r", 5)
-    with pytest.raises(Fenced) as claimed:
-        await journal.claim("r", 4)
-    assert (claimed.value.room, claimed.value.epoch, claimed.value.current) == ("r", 4, 5)
-    with pytest.raises(Fenced) as appended:
-        await journal.append("r", 4, b"late")
-    assert (appended.value.epoch, appended.value.current) == (4, 5)
-    await journal.append("r", 5, b"ok")
-    assert [r.body for r in await journal.replay("r")] == [b"ok"]
-
-
-async def test_the_newest_snapshot_is_returned(journal: StreamJournal) -> None:
-    await journal.claim("r", 1)
-    first = await journal.append("r", 1, b"a")
-    await journal.save_snapshot("r", Snapshot(offset=first, epoch=1, body=b"state-a"))
-    second = await journal.append("r", 1, b"b")
-    await journal.save_snapshot("r", Snapshot(offset=second, epoch=1, body=b"state-ab"))
-    assert await journal.snapshot("r") == Snapshot(offset=second, epoch=1, body=b"state-ab")
-    third = await journal.append("r", 1, b"c")
-    assert [r.offset for r in await journal.replay("r", after=second)] == [third]
-
-
-async def test_a_snapshot_of_a_fenced_epoch_is_refused(journal: StreamJournal) -> None:
-    await journal.claim("r", 2)
-    with pytest.raises(Fenced):
-        await journal.save_snapshot("r", Snapshot(offset=1, epoch=1, body=b"old"))
 
 
 async def test_rooms_lists_rooms_with_history_until_they_are_forgotten(journal: StreamJournal) -> None:
@@ -141,13 +111,30 @@ async def test_rooms_lists_rooms_with_history_until_they_are_forgotten(journal: 
     assert sorted(await journal.rooms()) == ["a", "b"]
 
 
-async def test_open_and_close_are_idempotent(make_journal: MakeJournal) -> None:
-    journal = await make_journal()
-    await journal.open()
-    await journal.close()
-    await journal.close()
-    with pytest.raises(JournalUnavailable):
-        await journal.append("r", 1, b"x")
+def test_settings_refuse_unbounded_or_inconsistent_values() -> None:
+    with pytest.raises(ValueError, match="append_timeout"):
+        StreamJournalSettings(append_timeout=0)
+    with pytest.raises(ValueError, match="ack_every"):
+        StreamJournalSettings(prefetch=100, ack_every=60)
+    with pytest.raises(ValueError, match="max_followed_rooms"):
+        StreamJournalSettings(max_followed_rooms=5000)
+    with pytest.raises(ValueError, match="room_segment_bytes"):
+        StreamJournalSettings(room_max_bytes=1000, room_segment_bytes=2000)
+
+
+async def test_a_journal_follows_a_bounded_number_of_rooms(make_journal: MakeJournal) -> None:
+    journal = await make_journal(max_followed_rooms=2)
+    offsets = {}
+    for room in ("a", "b", "c"):
+        await journal.claim(room, 1)
+        offsets[room] = await journal.append(room, 1, room.encode())
+    assert sorted(journal._tails) == ["b", "c"]
+    # a room let go is followed again from where it is: epochs and offsets go on
+    with pytest.raises(Fenced):
+        await journal.append("a", 0, b"stale")
+    assert await journal.append("a", 1, b"again") > offsets["a"]
+    assert sorted(journal._tails) == ["a", "c"]
+    assert [r.body for r in await journal.replay("a")] == [b"a", b"again"]
 
 
 # -- a second controller on the same broker -------------------------------------------------------
@@ -246,7 +233,7 @@ async def test_replay_and_appends_work_after_a_broker_restart(own_rabbit: Rabbit
         except JournalUnavailable:
             return None
 
-    bodies = await wait_until(replayed, timeout=120, interval=0.5, what="a replay after the restart")
+    bodies = await wait_until(replayed, timeout=60, interval=0.5, what="a replay after the restart")
     assert bodies == [f"b{i}".encode() for i in range(20)]
     assert await other.snapshot("r") == Snapshot(offset=before[9], epoch=1, body=b"half")
     # the writer's tail resumes where it was: new offsets go on, nothing is seen twice
@@ -254,6 +241,20 @@ async def test_replay_and_appends_work_after_a_broker_restart(own_rabbit: Rabbit
     assert later > before[-1]
     assert [r.offset for r in await other.replay("r")] == [*before, later]
     assert journal.reconnects >= 1
+
+
+async def test_a_dropped_connection_fails_what_waits_on_it_and_the_next_append_reconnects(
+        own_rabbit: RabbitNode, make_journal: MakeJournal) -> None:
+    journal = await make_journal(own_rabbit.url)
+    await journal.claim("r", 1)
+    first = await journal.append("r", 1, b"before")
+    await asyncio.to_thread(own_rabbit.ctl, "close_all_connections", "test")
+    await wait_until(lambda: journal._conn is None, what="the journal to see its connection go")
+    # the tail resumes after the last record it handled: nothing seen twice, nothing skipped
+    second = await journal.append("r", 1, b"after")
+    assert second > first
+    assert [(r.offset, r.body) for r in await journal.replay("r")] == [(first, b"before"), (second, b"after")]
+    assert journal.reconnects == 1
 
 
 async def test_a_journal_whose_broker_is_down_says_so(own_rabbit: RabbitNode) -> None:
