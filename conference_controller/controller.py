@@ -12,6 +12,7 @@ deadlines the events carry, tells media agents.  It also owns the room registry 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 import uuid
@@ -135,7 +136,7 @@ class Controller:
         self._background: set[asyncio.Task[Any]] = set()
         self.worker = ClusterWorker(
             transport, purpose=PURPOSE, worker_id=self.worker_id,
-            info={"max_load": settings.max_load, "hostname": socket.gethostname()},
+            info={"max_load": settings.max_load, "hostname": socket.gethostname(), "pid": os.getpid()},
             settings=worker_settings, load=self._load, on_loss=self._on_loss,
         )
         self._service: ServiceHandle | None = None
