@@ -336,6 +336,7 @@ class StreamJournal:
             nonlocal published
             conn = await self._connection()
             channel = await conn.channel(publisher_confirms=False)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             try:
                 await channel.set_qos(prefetch_count=s.prefetch)
                 try:
@@ -348,8 +349,13 @@ class StreamJournal:
                     await self._publish(queue, b"", {"k": _MARKER}, message_id=marker)
                     published = True
                 messages.clear()
-                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 count = 0
+
+                def on_close(sender: Any, exc: BaseException | None = None) -> None:
+                    if not done.done():  # the read starts again (or fails) rather than wait for read_timeout
+                        done.set_exception(RuntimeError(f"read channel closed: {exc!r}"))
+
+                channel.close_callbacks.add(on_close)
 
                 async def on_message(delivery: AbstractIncomingMessage) -> None:
                     nonlocal count
@@ -367,6 +373,8 @@ class StreamJournal:
                 await done
                 return list(messages)
             finally:
+                if not done.done():
+                    done.cancel()
                 if not channel.is_closed:
                     try:
                         await channel.close()
@@ -450,13 +458,14 @@ class StreamJournal:
             async with asyncio.timeout(s.append_timeout):
                 async with self._slots:
                     tail = await self._tail(room)
+                    # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
+                    waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
+                    tail.waiting[message_id] = waiter
                     if epoch < tail.fold.epoch and kind != _FORGOTTEN:
                         raise Fenced(room, epoch, tail.fold.epoch)
                     if kind != _FORGOTTEN and room not in self._listed:
                         await self._note(room, _OPENED)
                         self._listed.add(room)
-                    waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
-                    tail.waiting[message_id] = waiter
                     await self._publish(tail.queue, body, {"k": kind, "e": epoch}, message_id=message_id)
                     return await waiter
         except TimeoutError as exc:
