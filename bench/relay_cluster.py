@@ -35,6 +35,8 @@ from bench.report import exit_status, git_commit, machine, median, percentile, p
 __all__ = ["main", "RPCS_PER_RELAY"]
 
 GOAL_RATIO = 1.5
+#: The journal's cost on the relay path: CPU per message with it ≤ this × without it (same run).
+JOURNAL_GOAL_RATIO = 1.2
 RPCS_PER_RELAY = 2
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,8 +121,9 @@ async def _jsonrpc(broker: servers.Broker, args: argparse.Namespace) -> Run:
                cpu / n * 1e6 if n else float("inf"), 0)
 
 
-async def _ours(broker: servers.Broker, args: argparse.Namespace) -> Run:
-    server = await servers.cluster(broker.url)
+async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool = True) -> Run:
+    """Our cluster with its default journal (RabbitMQ streams) or with ``journal.kind = off``."""
+    server = await servers.cluster(broker.url, extra_settings=None if journal else {"SWITCHBOARD_JOURNAL__KIND": "off"})
     try:
         pids = [server.pid("portal0"), server.pid("controller"), *broker.pids]
         r = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration, cpu_pids=pids)
@@ -130,17 +133,20 @@ async def _ours(broker: servers.Broker, args: argparse.Namespace) -> Run:
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    runs: dict[str, list[Run]] = {"jsonrpc": [], "ours": []}
+    runs: dict[str, list[Run]] = {"jsonrpc": [], "ours": [], "no journal": []}
     async with servers.broker(args.broker) as broker:
         for rep in range(args.reps):
             runs["jsonrpc"].append(await _jsonrpc(broker, args))
             runs["ours"].append(await _ours(broker, args))
-            print(f"relay-cluster rep {rep + 1}: jsonrpc {runs['jsonrpc'][-1]}, ours {runs['ours'][-1]}", flush=True)
-    ours, base = Run.summary(runs["ours"]), Run.summary(runs["jsonrpc"])
+            runs["no journal"].append(await _ours(broker, args, journal=False))
+            print(f"relay-cluster rep {rep + 1}: jsonrpc {runs['jsonrpc'][-1]}, ours {runs['ours'][-1]}, "
+                  f"no journal {runs['no journal'][-1]}", flush=True)
+    ours, base, bare = Run.summary(runs["ours"]), Run.summary(runs["jsonrpc"]), Run.summary(runs["no journal"])
     budget = base.cpu_us * RPCS_PER_RELAY
     ratio = ours.cpu_us / budget if budget else float("inf")
+    journal_ratio = ours.cpu_us / bare.cpu_us if bare.cpu_us else float("inf")
     lat_ratio = ours.p50_ms / (base.p50_ms * RPCS_PER_RELAY) if base.p50_ms else float("inf")
-    passed = ratio <= GOAL_RATIO and ours.errors == 0
+    passed = ratio <= GOAL_RATIO and journal_ratio <= JOURNAL_GOAL_RATIO and ours.errors == 0 and bare.errors == 0
     broker_note = "broker (beam.smp) included" if broker.pid else "broker not included (external `--broker`)"
     lines = [
         "## relay-cluster",
@@ -154,7 +160,8 @@ async def _bench(args: argparse.Namespace) -> int:
         f"{args.duration:g} s measured, medians (`bench/relay_cluster.py`).",
         "",
         f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
-        f"- goal: CPU per relayed message ≤ {GOAL_RATIO}× ({RPCS_PER_RELAY} × JsonRPC CPU per call)",
+        f"- goal: CPU per relayed message ≤ {GOAL_RATIO}× ({RPCS_PER_RELAY} × JsonRPC CPU per call), and with the",
+        f"  journal (RabbitMQ streams, the default) ≤ {JOURNAL_GOAL_RATIO}× the same cluster with `journal.kind = off`",
         "",
         "| what | per s | p50 ms | p99 ms | CPU µs each | errors |",
         "|---|---:|---:|---:|---:|---:|",
@@ -162,15 +169,18 @@ async def _bench(args: argparse.Namespace) -> int:
         f"| {RPCS_PER_RELAY} × JsonRPC call | – | {base.p50_ms * RPCS_PER_RELAY:.2f} | – | {budget:.0f} | – |",
         f"| switchboard relayed message | {ours.rate:,.0f} | {ours.p50_ms:.2f} | {ours.p99_ms:.2f} | {ours.cpu_us:.0f} | "
         f"{ours.errors:g} |",
+        f"| … with `journal.kind = off` | {bare.rate:,.0f} | {bare.p50_ms:.2f} | {bare.p99_ms:.2f} | {bare.cpu_us:.0f} | "
+        f"{bare.errors:g} |",
         "",
         "Runs: " + "; ".join(f"{k}: " + ", ".join(f"{r.rate:,.0f}/s {r.cpu_us:.0f} µs" for r in v)
                              for k, v in runs.items()) + ".",
         "",
-        f"**{'pass' if passed else 'miss'}**: CPU ratio {ratio:.2f}× (goal ≤ {GOAL_RATIO}×); p50 latency "
+        f"**{'pass' if passed else 'miss'}**: CPU ratio {ratio:.2f}× (goal ≤ {GOAL_RATIO}×); the journal's cost "
+        f"{journal_ratio:.2f}× (goal ≤ {JOURNAL_GOAL_RATIO}×); p50 latency "
         f"{lat_ratio:.2f}× {RPCS_PER_RELAY} JsonRPC round trips.",
     ]
     publish("relay-cluster", "\n".join(lines), args.tiny)
-    return exit_status(passed, args.tiny, ours.rate > 0 and ours.errors == 0)
+    return exit_status(passed, args.tiny, ours.rate > 0 and ours.errors == 0 and bare.errors == 0)
 
 
 def main(argv: list[str] | None = None) -> int:

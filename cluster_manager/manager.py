@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from credentials import AdminKeys
-from rpc import RpcError, ServiceHandle, Transport, rpc_method
+from rpc import RpcError, RpcRemoteError, ServiceHandle, Transport, rpc_method
 from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy, create_strategy
 
 from .errors import bad_arguments, from_scheduler_error, no_worker_available, not_ready, unauthorized, unknown_worker
@@ -154,6 +154,8 @@ class ClusterManager:
         self._in_service = False
         self._service: ServiceHandle | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        #: Hand-overs of a lost worker's tasks in progress (ended by ``stop``).
+        self._failovers: set[asyncio.Task[None]] = set()
         self._started = False
         self._stopped = False
 
@@ -202,6 +204,9 @@ class ClusterManager:
             except asyncio.CancelledError:
                 pass
             self._sweeper = None
+        for task in list(self._failovers):
+            task.cancel()
+        await asyncio.gather(*self._failovers, return_exceptions=True)
         if self._service is not None:
             await self._service.stop()
             self._service = None
@@ -417,9 +422,19 @@ class ClusterManager:
 
     @rpc_method
     async def drain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
-        """Cordon a worker: it keeps its tasks (and sticky ones) but gets no new task."""
+        """Cordon a worker: it keeps its tasks (and sticky ones) but gets no new task.  A worker whose
+        tasks are journaled rooms (``failover_purposes``) is also asked to move them away (``migrate``):
+        one by one they are rebuilt on other workers, and the drained process exits when it holds none."""
         self._authorize("drain", admin_key)
-        return self._set_drained("drain", worker_id, True)
+        view = self._set_drained("drain", worker_id, True)
+        member = self._members.get(worker_id)
+        if member is not None and member.purpose in self.settings.failover_purposes:
+            # Its rooms move away one by one (live migration); it checks the operator's key itself.
+            try:
+                await self.transport.cast(worker_id, "migrate", {"admin_key": admin_key})
+            except RpcError as exc:
+                log_event(logging.WARNING, "migrate_not_asked", worker_id=worker_id, error=str(exc))
+        return view
 
     @rpc_method
     async def undrain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
@@ -580,7 +595,52 @@ class ClusterManager:
             logging.WARNING if reason == "timeout" else logging.INFO,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
         )
+        if tasks and member.purpose in self.settings.failover_purposes and not self._stopped:
+            failover = asyncio.get_running_loop().create_task(
+                self._fail_over(member.purpose, worker_id, list(tasks)), name=f"failover:{worker_id}")
+            self._failovers.add(failover)
+            failover.add_done_callback(self._failovers.discard)
         return WorkerExit(purpose=member.purpose, id=worker_id, reason=reason)
+
+    async def _fail_over(self, purpose: str, lost: str, tasks: list[str]) -> None:
+        """Hand each task of a lost worker to a live worker of its purpose, one at a time: schedule
+        it (the task is then sticky there) and call that worker's ``take_over``, which rebuilds the
+        room from the journal.  A task the worker knows nothing of (``unknown_room``: nothing
+        journaled) is left alone; one that still fails after ``failover_attempts`` is logged."""
+        settings = self.settings
+        for task in tasks:
+            for attempt in range(settings.failover_attempts):
+                if attempt:
+                    await asyncio.sleep(settings.failover_interval)
+                scheduler = self._schedulers.get(purpose)
+                if scheduler is None:
+                    return
+                try:
+                    worker_id = scheduler.schedule(task, {}, settings.schedule_reserve_time)
+                except SchedulerError as exc:
+                    log_event(logging.WARNING, "failover_unscheduled", purpose=purpose, task=task, lost=lost,
+                              code=exc.code, attempt=attempt + 1)
+                    continue
+                try:
+                    taken = await self.transport.call(worker_id, "take_over", {"room": task},
+                                                      timeout=settings.failover_timeout)
+                except RpcRemoteError as exc:
+                    if exc.code == "unknown_room":
+                        log_event(logging.INFO, "failover_nothing_to_move", purpose=purpose, task=task, lost=lost)
+                        break
+                    log_event(logging.WARNING, "failover_refused", purpose=purpose, task=task, worker_id=worker_id,
+                              code=exc.code, attempt=attempt + 1)
+                    continue
+                except RpcError as exc:
+                    log_event(logging.WARNING, "failover_unreachable", purpose=purpose, task=task, worker_id=worker_id,
+                              code=exc.code, attempt=attempt + 1)
+                    continue
+                log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
+                          epoch=taken.get("epoch") if isinstance(taken, dict) else None)
+                break
+            else:
+                log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
+                          attempts=settings.failover_attempts)
 
     async def _publish_exit(self, event: WorkerExit) -> None:
         try:

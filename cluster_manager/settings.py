@@ -37,5 +37,13 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     strategies: dict[str, str] = msgspec.field(default_factory=_default_strategies)
     #: ``max_load`` of workers whose info declares none (OWT portal and agent configs: 0.85).
     default_max_load: Annotated[float, msgspec.Meta(gt=0)] = 0.85
+    #: Purposes whose tasks are rooms rebuilt from a journal: when such a worker is lost, each of its
+    #: tasks is scheduled on a live worker of the purpose and handed to it (``take_over``), one at a time.
+    failover_purposes: list[str] = msgspec.field(default_factory=lambda: ["conference"])
+    #: Attempts per task of that hand-over, ``failover_interval`` seconds apart; each ``take_over``
+    #: call waits at most ``failover_timeout`` seconds.
+    failover_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    failover_interval: _PositiveSeconds = 0.5
+    failover_timeout: _PositiveSeconds = 10.0
     #: How long the manager waits for the ``exit.quit`` event to be published, per event.
     event_publish_timeout: _PositiveSeconds = 2.0

@@ -1,7 +1,10 @@
 """The conference controller: a cluster worker of purpose ``conference`` hosting many rooms.
 
-It owns the room registry and the participant → room index, the session lifecycle (join, leave,
-hold, resume), fault handling (``exit.#``) and its place in the cluster.  The RPC surface is
+It is the shell around the room core (:mod:`~conference_controller.machine`): for every command it
+asks the core for the events (``decide_*``), appends them to the journal, applies them to the room's
+state, and acts on them once they are durable — delivers notifications, arms hold timers from the
+deadlines the events carry, tells media agents.  It also owns the room registry and the participant
+→ room index, fault handling (``exit.#``) and its place in the cluster.  The RPC surface is
 :class:`~conference_controller.service.ControllerService`; media sessions are
 :class:`~conference_controller.sessions.MediaSessions`.
 """
@@ -12,42 +15,57 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
 
 from credentials import AdminKeys
-from rpc import RpcError, RpcRemoteError, ServiceHandle, Subscription, Transport
+from journal import Fenced, Journal, Snapshot
+from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
 
+from . import machine
 from .delivery import Delivery
 from .errors import (
     AlreadyJoined,
-    HoldExpired,
+    ControllerError,
     NotCurrentPortal,
-    ResyncRequired,
     RoomConfigUnavailable,
     UnknownParticipant,
     UnknownRoom,
-    UnknownTarget,
+)
+from .events import (
+    Event,
+    Held,
+    Joined,
+    Left,
+    Notified,
+    Resumed,
+    StreamRemoved,
+    SubscriptionRemoved,
+    decode_events,
+    encode_events,
 )
 from .ids import ParticipantId, RoomId, WorkerId
 from .logs import EventLog
 from .media import MEDIA_PURPOSE, MediaGateway
 from .messages import ParticipantInit, RoomConfig
-from .outbox import OutboxGap
-from .participant import Participant
 from .room import Room
 from .service import ControllerService
 from .sessions import MediaSessions
 from .settings import ControllerSettings
+from .state import Limits, ParticipantState, RoomState
 
 __all__ = ["Controller", "PURPOSE", "default_worker_id"]
 
 PURPOSE = "conference"
 _PORTAL_PURPOSE = "portal"
+#: Claims of a room's next epoch before giving up (each one goes past the epoch that refused it).
+_CLAIM_ATTEMPTS = 5
+_snapshot_encoder = msgspec.msgpack.Encoder()
+_snapshot_decoder = msgspec.msgpack.Decoder(RoomState)
 
 
 def default_worker_id() -> str:
@@ -65,7 +83,9 @@ class Controller:
 
     ``start()`` serves the RPC service named ``worker_id``, subscribes to fault events and joins
     the cluster as a ``conference`` worker; ``stop()`` (idempotent) ends every loop and timer it
-    started and quits the cluster.
+    started and quits the cluster.  With a ``journal`` (opened and closed by the controller with
+    ``own_journal``, else by whoever made it: several controllers may share one), every change is durable before anyone outside
+    hears of it, and a room this controller opens continues the history the journal has.
     """
 
     def __init__(
@@ -78,24 +98,39 @@ class Controller:
         rooms_service: str = "cluster.rooms",
         admin_keys: AdminKeys | None = None,
         clock: Callable[[], float] = time.monotonic,
+        journal: Journal | None = None,
+        own_journal: bool = False,
+        adopt_rooms: bool = False,
     ) -> None:
         self.transport = transport
+        #: ``start()`` opens the journal and ``stop()`` closes it (else whoever made it does).
+        self._own_journal = own_journal
+        #: ``start()`` rebuilds every room the journal has (the only controller of a single-process
+        #: server, back after a restart: rooms nobody relogs into still end their holds and close).
+        self._adopt_rooms = adopt_rooms
         #: Seconds, monotonic: hold deadlines, the ticket retry window and the outbox age (timers
         #: still run on the event loop).  Tests pass a clock they move by hand.
         self.clock = clock
         #: The keys the admin calls of :class:`ControllerService` must carry; none = all refused.
         self.admin_keys = admin_keys or AdminKeys([])
         self.settings = settings
+        self.limits = Limits(
+            outbox_max_messages=max(1, settings.outbox_max_messages), outbox_max_age=settings.outbox_max_age,
+            dedupe_window=max(1, settings.dedupe_window), reconnection_timeout=settings.reconnection_timeout,
+            ticket_retry_window=settings.ticket_retry_window,
+        )
         self.worker_settings = worker_settings
         self.worker_id = WorkerId(worker_id or default_worker_id())
         self.rooms_service = rooms_service
+        self.journal = journal
         self.log = EventLog(worker=self.worker_id)
         self.delivery = Delivery(transport, self.worker_id, settings, self.log)
         self.media = MediaGateway(transport, cluster=worker_settings.cluster_name, controller=self.worker_id,
                                   settings=settings, log=self.log)
         self.sessions = MediaSessions(self)
         self.rooms: dict[RoomId, Room] = {}
-        self.participants: dict[ParticipantId, Participant] = {}
+        #: participant → its room (one room per participant per controller).
+        self.participants: dict[ParticipantId, Room] = {}
         self._loading: dict[RoomId, asyncio.Task[Room]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.worker = ClusterWorker(
@@ -105,6 +140,9 @@ class Controller:
         )
         self._service: ServiceHandle | None = None
         self._events: Subscription | None = None
+        #: Set once a drain has moved every room away: the process may exit.
+        self.finished = asyncio.Event()
+        self._migration: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
 
@@ -115,10 +153,22 @@ class Controller:
         if self._started:
             return
         self._started = True
+        if self.journal is not None and self._own_journal:
+            await self.journal.open()
         self._service = await self.transport.serve(self.worker_id, ControllerService(self))
         self._events = await self.transport.subscribe_events("exit.#", self._on_fault)
         await self.worker.start()
+        if self.journal is not None and self._adopt_rooms:
+            await self._adopt_journal_rooms()
         self.log.info("controller_started")
+
+    async def _adopt_journal_rooms(self) -> None:
+        assert self.journal is not None
+        for room_id in await self.journal.rooms():
+            try:
+                await self.take_over(RoomId(room_id))
+            except ServiceError as exc:
+                self.log.warning("room_not_adopted", room=room_id, error=exc.code)
 
     async def stop(self) -> None:
         """Stop serving, end timers, senders and background calls, quit the cluster.  Idempotent."""
@@ -132,15 +182,15 @@ class Controller:
         for task in list(self._loading.values()):
             task.cancel()
         for room in self.rooms.values():
-            room.close()
-        for participant in self.participants.values():
-            participant.cancel_hold_timer()
+            room.cancel_timers()
         await self.delivery.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, *self._loading.values(), return_exceptions=True)
         if self._started:
             await self._quit_cluster()
+        if self.journal is not None and self._own_journal:
+            await self.journal.close()
         self.log.info("controller_stopped", rooms=len(self.rooms), participants=len(self.participants))
 
     async def _quit_cluster(self) -> None:
@@ -167,11 +217,15 @@ class Controller:
 
     # -- lookups ---------------------------------------------------------------------------------
 
-    def participant(self, participant_id: str) -> Participant:
-        participant = self.participants.get(ParticipantId(participant_id))
-        if participant is None:
+    def participant(self, participant_id: str) -> ParticipantState:
+        return self.participant_room(participant_id)[1]
+
+    def participant_room(self, participant_id: str) -> tuple[Room, ParticipantState]:
+        room = self.participants.get(ParticipantId(participant_id))
+        found = None if room is None else room.state.participants.get(participant_id)
+        if room is None or found is None:
             raise UnknownParticipant(f"participant {participant_id} has not joined")
-        return participant
+        return room, found
 
     def room(self, room_id: str) -> Room:
         room = self.rooms.get(RoomId(room_id))
@@ -179,42 +233,251 @@ class Controller:
             raise UnknownRoom(f"no room {room_id} here")
         return room
 
-    def room_of(self, participant: Participant) -> Room:
-        room = self.room(participant.room_id)
-        room.check_open()
-        return room
-
-    def member(self, room_id: str, participant_id: str) -> Participant:
+    def member(self, room_id: str, participant_id: str) -> ParticipantState:
         """``participant_id`` if it is in room ``room_id`` (admin calls)."""
         room = self.room(room_id)
-        participant = room.participants.get(ParticipantId(participant_id))
+        participant = room.participants.get(participant_id)
         if participant is None:
             raise UnknownParticipant(f"participant {participant_id} is not in room {room_id}")
         return participant
 
+    # -- the core's shell: commit ----------------------------------------------------------------
+
+    def commit(self, room: Room, events: list[Event]) -> Awaitable[None]:
+        """Apply ``events`` to the room now and act on them once they are durable, in order.
+
+        The returned awaitable completes when they are (at once without a journal); a caller
+        answers its client only after it.  A journal that refuses or loses a write fails the room:
+        it is unloaded, and the next use rebuilds it from what the journal has.
+        """
+        if room.failed is not None:
+            raise room.failed
+        if not events:
+            return _DONE
+        machine.apply_all(room.state, events)
+        self._index(room, events)
+        if self.journal is None:
+            self._effects(room, events)
+            return _DONE
+        loop = asyncio.get_running_loop()
+        append = asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, encode_events(events)))
+        waiter: asyncio.Future[None] = loop.create_future()
+        room.pending.append((append, lambda: self._effects(room, events), waiter))
+        append.add_done_callback(lambda _: self._drain(room))
+        return waiter
+
+    def _drain(self, room: Room) -> None:
+        """Act on the durable appends at the head of the room's queue, in append order."""
+        while room.pending and room.pending[0][0].done():
+            append, act, waiter = room.pending.popleft()
+            error = append.exception() if not append.cancelled() else asyncio.CancelledError()
+            if error is not None:
+                self._fail_room(room, error, waiter)
+                return
+            if room.failed is None:
+                act()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _fail_room(self, room: Room, error: BaseException, waiter: asyncio.Future[None]) -> None:
+        """The journal lost a write: what this room holds in memory may be ahead of it.  The room is
+        unloaded (its next use rebuilds it from the journal) and every waiting commit fails."""
+        if isinstance(error, Fenced):
+            room.log.warning("room_fenced", epoch=error.epoch, current=error.current)
+            failure = ControllerError("the room moved to another controller")
+        else:
+            room.log.error("journal_write_failed", error=repr(error))
+            failure = ControllerError("journal write failed; the room is being reloaded")
+        self._unload(room, failure)
+        if not waiter.done():
+            waiter.set_exception(failure)
+            waiter.exception()
+
+    def _unload(self, room: Room, failure: ControllerError) -> ControllerError:
+        """Forget the room here (its state lives on in the journal): timers end, waiting commits
+        fail with ``failure``, and its participants are no longer known here."""
+        room.failed = failure
+        room.cancel_timers()
+        waiters = [entry[2] for entry in room.pending]
+        room.pending.clear()
+        for each in waiters:
+            if not each.done():
+                each.set_exception(failure)
+                each.exception()  # retrieved: a commit nobody awaits must not log it again
+        if self.rooms.get(RoomId(room.id)) is room:
+            del self.rooms[RoomId(room.id)]
+        for participant in list(room.participants):
+            if self.participants.get(ParticipantId(participant)) is room:
+                del self.participants[ParticipantId(participant)]
+        return failure
+
+    def _index(self, room: Room, events: list[Event]) -> None:
+        """What this controller keeps beside the state: the participant index and hold timers."""
+        for event in events:
+            if isinstance(event, Notified):
+                continue
+            if isinstance(event, Joined):
+                self.participants[ParticipantId(event.participant)] = room
+            elif isinstance(event, Left):
+                participant = ParticipantId(event.participant)
+                room.cancel_hold_timer(participant)
+                if self.participants.get(participant) is room:
+                    del self.participants[participant]
+            elif isinstance(event, Held):
+                self._arm_hold(room, event)
+            elif isinstance(event, Resumed):
+                room.cancel_hold_timer(event.participant)
+
+    def _effects(self, room: Room, events: list[Event]) -> None:
+        """Act on durable events: deliver notifications, tell agents, log."""
+        for event in events:
+            if isinstance(event, Notified):
+                self.delivery.deliver(room.state, event)
+            elif isinstance(event, (StreamRemoved, SubscriptionRemoved)):
+                self.sessions.ended(room, event)
+            elif isinstance(event, Joined):
+                room.log.info("participant_joined", participant=event.participant, portal=event.portal,
+                              role=event.role)
+            elif isinstance(event, Left):
+                room.log.info("participant_left", participant=event.participant, reason=event.reason)
+        self.settle(room)
+
+    def _arm_hold(self, room: Room, event: Held) -> None:
+        room.cancel_hold_timer(event.participant)
+        delay = max(0.0, event.deadline - self.clock())
+        room.hold_timers[event.participant] = asyncio.get_running_loop().call_later(
+            delay, self._hold_over, room, event.participant)
+
+    async def once(
+        self, room: Room, participant: ParticipantState, request_id: str | None,
+        action: Callable[[], Awaitable[tuple[Any, list[Event]]]],
+    ) -> Any:
+        """Carry out a client request at most once per request id.
+
+        ``action`` does the work and returns the result and the last events to commit; they are
+        committed together with the answer (so a repeat after any crash finds either both or
+        neither).  A repeat gets the first answer; a repeat while the first runs waits for it.  A
+        request that failed is not remembered: its repeat runs again (a failure changed nothing).
+        """
+        if request_id is None:
+            result, events = await action()
+            await self.commit(room, events)
+            return result
+        key = (participant.id, request_id)
+        while True:
+            if request_id in participant.answers:
+                return participant.answers[request_id]
+            running = room.inflight.get(key)
+            if running is None:
+                break
+            try:
+                return await asyncio.shield(running)
+            except ServiceError:
+                raise
+            except Exception:  # noqa: BLE001 - the first attempt failed without a code: run it again
+                continue
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        room.inflight[key] = future
+        try:
+            result, events = await action()
+            answered = machine.decide_answer(room.state, participant.id, request_id, result)
+            await self.commit(room, [*events, *answered])
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()
+            else:
+                future.cancel()
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            room.inflight.pop(key, None)
+
     # -- rooms -----------------------------------------------------------------------------------
 
-    async def _open_room(self, room_id: RoomId) -> Room:
-        """The room, created on first use; returned held (the caller must ``release()`` it)."""
+    async def _open_room(self, room_id: RoomId, *, create: bool = True) -> Room:
+        """The room: the one here, or rebuilt from the journal, or (``create``) a new one; returned
+        in use (the caller must ``release()`` it).  Without ``create``, a room that has no history
+        is ``unknown_room``."""
         while True:
             room = self.rooms.get(room_id)
             if room is not None and not room.closed:
-                room.hold()
+                room.use()
                 return room
             loading = self._loading.get(room_id)
             if loading is None:
-                loading = asyncio.create_task(self._create_room(room_id), name=f"room:{room_id}")
+                loading = asyncio.create_task(self._create_room(room_id, create), name=f"room:{room_id}")
                 self._loading[room_id] = loading
                 loading.add_done_callback(lambda _: self._loading.pop(room_id, None))
             await asyncio.shield(loading)
 
-    async def _create_room(self, room_id: RoomId) -> Room:
-        config = await self._room_config(room_id)
-        room = Room(room_id, config, self.delivery, self.settings, self.log, clock=self.clock)
+    async def _create_room(self, room_id: RoomId, create: bool) -> Room:
+        recovered = await self._recover(room_id)
+        if recovered is not None:
+            room = recovered
+        elif not create:
+            raise UnknownRoom(f"no room {room_id} here or in the journal")
+        else:
+            config = await self._room_config(room_id)
+            epoch = await self._claim(room_id, 0)
+            room = Room(machine.new_room(room_id), self.log)
+            await self.commit(room, machine.decide_open(room_id, config, self.limits, epoch, self.worker_id))
+            room.log.info("room_created", limit=config.participant_limit, roles=len(config.roles), epoch=epoch)
         self.rooms[room_id] = room
-        room.log.info("room_created", limit=config.participant_limit, roles=len(config.roles))
+        for participant in room.participants:
+            self.participants[ParticipantId(participant)] = room
         await self.worker.add_task(room_id)
         return room
+
+    async def _claim(self, room_id: RoomId, last_epoch: int) -> int:
+        """A new epoch for this controller's placement of the room (1 without a journal): above
+        every epoch the room had, so an earlier holder that comes back is fenced off."""
+        if self.journal is None:
+            return 1
+        epoch = last_epoch + 1
+        for _ in range(_CLAIM_ATTEMPTS):
+            try:
+                await self.journal.claim(room_id, epoch)
+                return epoch
+            except Fenced as fenced:  # someone holds a newer one (or it outlived a forget): go past it
+                epoch = max(epoch, fenced.current) + 1
+        raise ControllerError(f"room {room_id}: no epoch could be claimed in {_CLAIM_ATTEMPTS} attempts")
+
+    async def _recover(self, room_id: RoomId) -> Room | None:
+        """The room rebuilt from the journal (its snapshot, then the records after it), taken over
+        under a new epoch; ``None`` when the journal has no open history of it."""
+        if self.journal is None:
+            return None
+        snapshot = await self.journal.snapshot(room_id)
+        state = machine.new_room(room_id) if snapshot is None else _snapshot_decoder.decode(snapshot.body)
+        records = await self.journal.replay(room_id, snapshot.offset if snapshot is not None else 0)
+        last_epoch = snapshot.epoch if snapshot is not None else 0
+        for record in records:
+            machine.apply_all(state, decode_events(record.body))
+            last_epoch = max(last_epoch, record.epoch)
+        if (snapshot is None and not records) or state.closed:
+            return None
+        epoch = await self._claim(room_id, max(last_epoch, state.epoch))
+        room = Room(state, self.log)
+        await self.commit(room, machine.decide_takeover(state, self.worker_id, epoch, self.clock()))
+        for participant in state.participants.values():
+            if not participant.connected:
+                self._arm_hold(room, Held(participant=participant.id, deadline=participant.hold_deadline or 0.0))
+        room.log.info("room_recovered", epoch=epoch, records=len(records), participants=len(state.participants),
+                      from_snapshot=snapshot is not None)
+        return room
+
+    async def snapshot(self, room: Room) -> None:
+        """Keep the room's whole state in the journal so that replay starts from here."""
+        if self.journal is None:
+            return
+        await self.commit(room, [])
+        records = await self.journal.replay(room.id, 0)
+        offset = records[-1].offset if records else 0
+        await self.journal.save_snapshot(room.id, Snapshot(offset=offset, epoch=room.state.epoch,
+                                                           body=_snapshot_encoder.encode(room.state)))
 
     async def _room_config(self, room_id: RoomId) -> RoomConfig:
         try:
@@ -233,17 +496,24 @@ class Controller:
 
     def settle(self, room: Room) -> None:
         """Arm the grace period of a room that nobody uses any more."""
-        if room.idle and not room.closed and room.grace_timer is None:
+        if room.idle and not room.closed and room.grace_timer is None and room.failed is None and not self._stopped:
             room.grace_timer = asyncio.get_running_loop().call_later(
                 self.settings.room_grace_period, self._grace_over, room)
 
     def _grace_over(self, room: Room) -> None:
         room.grace_timer = None
-        if not room.idle or not room.close():
+        if not room.idle or room.closed or room.failed is not None:
             return
-        if self.rooms.get(room.id) is room:
-            del self.rooms[room.id]
-        self.spawn(self.worker.remove_task(room.id), name=f"lay-down:{room.id}")
+        self.commit(room, machine.decide_close(room.state))
+        room.log.info("room_closed")
+        if self.rooms.get(RoomId(room.id)) is room:
+            del self.rooms[RoomId(room.id)]
+        self.spawn(self._lay_down(room), name=f"lay-down:{room.id}")
+
+    async def _lay_down(self, room: Room) -> None:
+        await self.worker.remove_task(room.id)
+        if self.journal is not None:
+            await self.journal.forget(room.id)
 
     # -- sessions --------------------------------------------------------------------------------
 
@@ -252,116 +522,173 @@ class Controller:
         room = await self._open_room(room_id)
         try:
             self._check_not_joined(room_id, init, ticket_id)
-            existing = self.participants.get(ParticipantId(init.id))
-            if existing is not None:
-                return room.join_result(existing)
-            participant = room.admit(init, ticket_id, extension)
-            self.participants[participant.id] = participant
-            return room.join_result(participant)
+            existing = room.participants.get(init.id)
+            if existing is None:
+                await self.commit(room, machine.decide_join(room.state, init, ticket_id, extension, self.clock()))
+                existing = room.participants[init.id]
+            return machine.join_result(room.state, existing)
         finally:
             room.release()
             self.settle(room)
 
     def _check_not_joined(self, room_id: RoomId, init: ParticipantInit, ticket_id: str) -> None:
         """A repeated join (same room, portal and ticket) is answered again; any other is refused."""
-        existing = self.participants.get(ParticipantId(init.id))
-        if existing is None:
+        room = self.participants.get(ParticipantId(init.id))
+        existing = None if room is None else room.participants.get(init.id)
+        if room is None or existing is None:
             return
-        if existing.room_id == room_id and existing.portal == init.portal and existing.is_ticket(ticket_id):
+        if room.id == room_id and existing.portal == init.portal and existing.ticket.current == ticket_id:
             return
-        raise AlreadyJoined(f"participant {init.id} has already joined room {existing.room_id}")
+        raise AlreadyJoined(f"participant {init.id} has already joined room {room.id}")
 
-    def leave(self, participant: Participant, reason: str) -> None:
+    async def leave(self, room: Room, participant_id: str, reason: str) -> None:
         """Remove the participant: its subscriptions and streams first, then ``participant leave``."""
-        if participant.left:
-            return
-        participant.cancel_hold_timer()
-        if self.participants.get(participant.id) is participant:
-            del self.participants[participant.id]
-        room = self.rooms.get(participant.room_id)
-        if room is None:
-            participant.left = True
-            return
-        self.sessions.drop_owned(room, participant)
-        room.remove(participant)
-        participant.left = True
-        participant.log.info("participant_left", reason=reason)
-        self.settle(room)
+        await self.commit(room, machine.decide_leave(room.state, participant_id, reason, self.clock()))
 
-    def hold(self, participant: Participant, portal: str) -> None:
+    def hold(self, room: Room, participant_id: str, portal: str) -> Awaitable[None]:
         """The portal lost the socket: keep the participant for ``reconnection_timeout``."""
-        if participant.portal != portal or not participant.connected:
-            return
-        timeout = self.settings.reconnection_timeout
-        participant.hold(self.clock() + timeout)
-        participant.hold_timer = asyncio.get_running_loop().call_later(timeout, self._hold_over, participant)
-        participant.log.info("participant_held", portal=portal, timeout=timeout)
+        events = machine.decide_hold(room.state, participant_id, portal, self.clock())
+        if events:
+            room.log.info("participant_held", participant=participant_id, portal=portal,
+                          timeout=room.state.limits.reconnection_timeout)
+        return self.commit(room, events)
 
-    def _hold_over(self, participant: Participant) -> None:
-        participant.hold_timer = None
-        if not participant.left and not participant.connected:
-            self.leave(participant, reason="hold_expired")
+    def _hold_over(self, room: Room, participant_id: str) -> None:
+        room.hold_timers.pop(participant_id, None)
+        if room.failed is None and self.rooms.get(RoomId(room.id)) is room:
+            self.commit(room, machine.decide_hold_over(room.state, participant_id, self.clock()))
 
-    def resume(
-        self, participant: Participant, ticket_id: str, new_ticket_id: str, portal: WorkerId, last_seq: int | None,
-        retry_key: str | None = None,
+    async def resume(
+        self, participant_id: str, ticket_id: str, new_ticket_id: str, portal: WorkerId, last_seq: int | None,
+        retry_key: str | None = None, room_id: str | None = None,
     ) -> dict[str, Any]:
         """A relogin through ``portal``: rotate the ticket, hand back what was missed, and make this
-        the participant's only socket (the previous portal is told to close its socket: ``displace``)."""
-        retry = participant.check_resume(ticket_id, new_ticket_id, retry_key)
-        if participant.hold_expired():
-            self.leave(participant, reason="hold_expired")
-            raise HoldExpired(f"participant {participant.id} was held too long")
-        try:
-            messages = participant.outbox.since(last_seq)
-        except OutboxGap as gap:
-            self.leave(participant, reason="resync_required")
-            raise ResyncRequired(f"missing {gap.first}..{gap.last}") from None
-        participant.rotate(ticket_id, new_ticket_id, retry_key)
-        previous = participant.portal
-        participant.reconnect(portal)
-        if previous != portal:
-            self.spawn(self._displace(participant, previous, participant.epoch),
-                       name=f"displace:{participant.id}")
-        participant.log.info("participant_resumed", portal=portal, previous_portal=previous, retry=retry,
-                             epoch=participant.epoch, replayed=len(messages), last_seq=last_seq)
-        return {"messages": [m.to_wire() for m in messages], "last_seq": participant.outbox.last_seq,
-                "epoch": participant.epoch}
+        the participant's only socket (the previous portal is told to close its socket: ``displace``).
 
-    async def _displace(self, participant: Participant, portal: WorkerId, epoch: int) -> None:
+        A participant of a room this controller does not hold (``room_id``: its room, from the
+        ticket) is looked for in the journal: the room is rebuilt and taken over (its holder died,
+        or this process restarted)."""
+        if room_id is not None and ParticipantId(participant_id) not in self.participants and self.journal is not None:
+            try:
+                (await self._open_room(RoomId(room_id), create=False)).release()
+            except UnknownRoom:
+                pass
+        room, participant = self.participant_room(participant_id)
+        previous = participant.portal
+        try:
+            events = machine.decide_resume(room.state, participant_id, ticket_id, new_ticket_id, portal, last_seq,
+                                           retry_key, self.clock())
+        except machine.Rejected as rejected:
+            await self.commit(room, rejected.events)
+            raise rejected.error from None
+        await self.commit(room, events)
+        resumed = room.participants[participant_id]
+        if previous != portal:
+            self.spawn(self._displace(room, participant_id, previous, resumed.epoch), name=f"displace:{participant_id}")
+        messages = machine.replay_of(resumed)
+        room.log.info("participant_resumed", participant=participant_id, portal=portal, previous_portal=previous,
+                      retry=events[0].retry if isinstance(events[0], Resumed) else False, epoch=resumed.epoch,
+                      replayed=len(messages), last_seq=last_seq)
+        return {"messages": [m.to_wire() for m in messages], "last_seq": resumed.outbox.last_seq,
+                "epoch": resumed.epoch}
+
+    async def take_over(self, room_id: RoomId) -> Room:
+        """The room, rebuilt from the journal if it is not here (``unknown_room`` without history)."""
+        if self.journal is None:
+            raise UnknownRoom(f"no room {room_id} here, and no journal to rebuild it from")
+        room = await self._open_room(room_id, create=False)
+        room.release()
+        self.settle(room)
+        return room
+
+    async def _displace(self, room: Room, participant_id: str, portal: str, epoch: int) -> None:
         """Tell ``portal`` to close the participant's socket there (no hold, no leave).  Best effort:
         a portal that does not get it cannot act for the participant anyway (``not_current_portal``)."""
         try:
-            await self.transport.call(portal, "displace", {"participant": participant.id, "epoch": epoch},
+            await self.transport.call(portal, "displace", {"participant": participant_id, "epoch": epoch},
                                       timeout=self.settings.portal_timeout)
         except RpcError as exc:
-            participant.log.info("displace_not_delivered", portal=portal, error=exc.code)
+            room.log.info("displace_not_delivered", participant=participant_id, portal=portal, error=exc.code)
 
-    def check_portal(self, participant: Participant, portal: str) -> None:
+    def check_portal(self, room: Room, participant: ParticipantState, portal: str) -> None:
         """Refuse a call for ``participant`` from a portal that is not its current one."""
         if participant.portal != portal:
-            participant.log.info("stale_portal_refused", portal=portal, current=participant.portal)
+            room.log.info("stale_portal_refused", participant=participant.id, portal=portal,
+                          current=participant.portal)
             raise NotCurrentPortal()
 
-    def text(self, participant: Participant, to: str, message: Any) -> None:
-        room = self.room_of(participant)
-        if to == "all":
-            room.broadcast("text", {"from": participant.id, "to": "all", "message": message})
-            return
-        target = room.participants.get(ParticipantId(to))
-        if target is None:
-            raise UnknownTarget(f"target participant does not exist: {to}")
-        room.notify(target, "text", {"from": participant.id, "to": "me", "message": message})
-
-    async def drop(self, participant: Participant, reason: str) -> None:
+    async def drop(self, room: Room, participant: ParticipantState, reason: str) -> None:
         """Tell the portal to drop the client (errors ignored), then remove the participant."""
         try:
             await self.transport.call(participant.portal, "drop",
                                       {"participant": participant.id, "all": False, "reason": reason},
                                       timeout=self.settings.portal_timeout)
         except RpcError as exc:
-            participant.log.info("drop_not_delivered", portal=participant.portal, error=exc.code)
-        self.leave(participant, reason="dropped")
+            room.log.info("drop_not_delivered", participant=participant.id, portal=participant.portal,
+                          error=exc.code)
+        await self.leave(room, participant.id, reason="dropped")
+
+    # -- drain: live migration -------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Move every room to other controllers, one at a time (this controller was drained), then
+        set :attr:`finished`.  Needs a journal (the next controller rebuilds each room from it);
+        returns the number of rooms to move (0 without a journal: the rooms stay until they end)."""
+        if self.journal is None:
+            self.log.warning("migration_impossible", reason="no journal", rooms=len(self.rooms))
+            return 0
+        if self._migration is None or self._migration.done():
+            self._migration = asyncio.create_task(self._migrate_all(), name=f"migrate:{self.worker_id}")
+            self._background.add(self._migration)
+            self._migration.add_done_callback(self._background.discard)
+        return len(self.rooms)
+
+    async def _migrate_all(self) -> None:
+        moved = 0
+        for room in list(self.rooms.values()):
+            if await self._hand_over(room):
+                moved += 1
+            else:
+                self.log.warning("migration_stopped", room=room.id, moved=moved, left=len(self.rooms))
+                return
+        self.log.info("migration_done", moved=moved)
+        if not self.rooms:
+            self.finished.set()
+
+    async def _hand_over(self, room: Room) -> bool:
+        """Hand one room to another controller through the journal: every write of it durable, the
+        room let go here, its task given up, the cluster asked to place it elsewhere and that
+        controller told to rebuild it (``take_over``), then every portal with a participant of it
+        told to move those sockets there (``room_moved``).  ``False`` if no other controller took it
+        (the room is then rebuilt here from the journal and stays)."""
+        if self.rooms.get(RoomId(room.id)) is not room or room.failed is not None:
+            return True
+        while room.pending:
+            await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+        portals = sorted({p.portal for p in room.participants.values() if p.connected})
+        self._unload(room, ControllerError("the room moved to another controller"))
+        await self.worker.end_task(room.id)  # forgotten at once: no lingering reservation here
+        try:
+            placed = await self.transport.call(self.worker_settings.cluster_name, "schedule",
+                                               {"purpose": PURPOSE, "task": room.id, "preference": {}},
+                                               timeout=self.settings.rooms_timeout)
+            target = str(placed["id"])
+            if target == self.worker_id:
+                raise RpcRemoteError("no_worker_available", "only this controller can take the room")
+            await self.transport.call(target, "take_over", {"room": room.id}, timeout=self.settings.migration_timeout)
+        except RpcError as exc:
+            room.log.warning("room_not_moved", error=exc.code)
+            await self._open_room(RoomId(room.id), create=False)
+            self.rooms[RoomId(room.id)].release()
+            return False
+        for portal in portals:
+            try:
+                await self.transport.call(portal, "room_moved", {"room": room.id, "controller": self.worker_id},
+                                          timeout=self.settings.portal_timeout)
+            except RpcError as exc:  # that portal's sockets find the room again on their next relogin
+                room.log.warning("room_moved_not_told", portal=portal, error=exc.code)
+        room.log.info("room_moved", to=target, portals=len(portals))
+        return True
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -376,18 +703,54 @@ class Controller:
         if fault.purpose == _PORTAL_PURPOSE:
             await self._portal_lost(WorkerId(fault.id))
         elif fault.purpose == MEDIA_PURPOSE:
-            self.sessions.agent_lost(WorkerId(fault.id))
+            await self.sessions.agent_lost(WorkerId(fault.id))
 
     async def _portal_lost(self, portal: WorkerId) -> None:
-        held = [p for p in self.participants.values() if p.portal == portal and p.connected]
-        for participant in held:
-            self.hold(participant, portal)
-        self.log.warning("portal_lost", portal=portal, held=len(held))
+        held = 0
+        pending = []
+        for room in list(self.rooms.values()):
+            for participant in [p for p in room.participants.values() if p.portal == portal and p.connected]:
+                pending.append(self.hold(room, participant.id, portal))
+                held += 1
+        await asyncio.gather(*pending, return_exceptions=True)
+        self.log.warning("portal_lost", portal=portal, held=held)
         await self.delivery.forget_portal(portal)
 
     async def _on_loss(self, tasks: list[str]) -> None:
-        """The cluster manager forgot this worker: report the rooms that still live here."""
+        """The cluster manager forgot this worker: report the rooms that still live here.
+
+        With a journal, a room may have moved meanwhile (this process was frozen or cut off long
+        enough to be declared lost): each is first probed with an empty record, which the journal
+        refuses (``Fenced``) once another controller claimed the room; such a room is unloaded here,
+        not reported, so this controller never fights its successor over it."""
         for task in tasks:
             room = self.rooms.get(RoomId(task))
-            if room is not None and not room.closed:
-                await self.worker.add_task(task)
+            if room is None or room.closed or room.failed is not None:
+                continue
+            if self.journal is not None:
+                try:
+                    await self.commit_probe(room)
+                except Fenced as fenced:
+                    room.log.warning("room_moved_away", epoch=room.state.epoch, current=fenced.current)
+                    self._unload(room, ControllerError("the room moved to another controller"))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the journal is down: report it, the next probe decides
+                    room.log.warning("room_probe_failed", error=repr(exc))
+            await self.worker.add_task(task)
+
+    async def commit_probe(self, room: Room) -> None:
+        """Append an empty record under the room's epoch: ``Fenced`` if the room moved on."""
+        assert self.journal is not None
+        await self.journal.append(room.id, room.state.epoch, encode_events([]))
+
+
+class _Done:
+    """An awaitable that is complete already (a commit without a journal)."""
+
+    def __await__(self) -> Any:
+        return
+        yield
+
+
+_DONE: Awaitable[None] = _Done()
+

@@ -1,7 +1,7 @@
 """Delivery of notifications to portals: one sender (queue + task) per portal.
 
-Every notification first gets its seq in the participant's outbox; it is then queued for the
-participant's current portal, if the participant is connected.  A sender makes one RPC at a time
+Every notification has its seq in the participant's outbox already (the room core gave it); it is
+queued for the participant's current portal, if the participant is connected.  A sender makes one RPC at a time
 (``deliver``, with everything queued since the last one, up to ``delivery_batch``), in queue
 order, so a participant's notifications reach its portal in seq order.  A call that
 still fails after ``delivery_retries`` is given up: the message stays in the outbox and is
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict, deque
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -22,8 +21,9 @@ from rpc import RpcError, Transport
 
 from .ids import ParticipantId, WorkerId
 from .logs import EventLog
-from .participant import Participant
+from .events import Notified
 from .settings import ControllerSettings
+from .state import RoomState
 
 __all__ = ["Delivery"]
 
@@ -116,24 +116,18 @@ class Delivery:
         self._closed = False
         self._sweeper: asyncio.Task[None] | None = None
 
-    def send(self, participant: Participant, event: str, data: Any) -> int:
-        """Give ``participant`` a notification; returns its seq."""
-        seq = participant.outbox.append(event, data)
-        if participant.connected and not self._closed:
-            self._sender(participant.portal).put(_Item([(participant.id, seq)], event, data))
-        return seq
-
-    def fan_out(self, participants: Iterable[Participant], event: str, data: Any) -> None:
-        """The same notification to many: one item per portal."""
-        by_portal: dict[WorkerId, list[tuple[ParticipantId, int]]] = defaultdict(list)
-        for participant in participants:
-            seq = participant.outbox.append(event, data)
-            if participant.connected:
-                by_portal[participant.portal].append((participant.id, seq))
+    def deliver(self, room: RoomState, notified: Notified) -> None:
+        """Hand a notification (seqs given) to the portals of its connected targets: one item per portal."""
         if self._closed:
             return
+        participants = room.participants
+        by_portal: dict[str, list[tuple[ParticipantId, int]]] = defaultdict(list)
+        for participant_id, seq in notified.targets:
+            participant = participants.get(participant_id)
+            if participant is not None and participant.connected:
+                by_portal[participant.portal].append((ParticipantId(participant_id), seq))
         for portal, targets in by_portal.items():
-            self._sender(portal).put(_Item(targets, event, data))
+            self._sender(WorkerId(portal)).put(_Item(targets, notified.event, notified.data))
 
     def _sender(self, portal: WorkerId) -> _PortalSender:
         sender = self._senders.get(portal)

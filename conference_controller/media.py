@@ -13,32 +13,20 @@ from typing import Any
 
 from rpc import RpcError, RpcRemoteError, Transport
 
-from .errors import MediaError, NoMediaAgent, PermissionDenied
-from .ids import ParticipantId, TransportId, WorkerId
+from .errors import MediaError, NoMediaAgent
+from .ids import WorkerId
 from .logs import EventLog
 from .settings import ControllerSettings
 
-__all__ = ["MediaTransport", "MediaGateway", "MEDIA_PURPOSE"]
+__all__ = ["MediaGateway", "MEDIA_PURPOSE"]
 
 MEDIA_PURPOSE = "webrtc"
 _NO_WORKER = ("no_worker_available", "no_matching_worker")
 
 
-class MediaTransport:
-    """A transport placed on an agent, owned by one participant."""
-
-    def __init__(self, id: TransportId, agent: WorkerId, owner: ParticipantId) -> None:
-        self.id = id
-        self.agent = agent
-        self.owner = owner
-        self.sessions: set[str] = set()
-
-    def __repr__(self) -> str:
-        return f"MediaTransport(id={self.id!r}, agent={self.agent!r}, owner={self.owner!r})"
-
-
 class MediaGateway:
-    """Places transports on agents and relays session calls to them."""
+    """Places transports on agents and relays session calls to them (which transport is on which
+    agent is room state: :class:`~conference_controller.state.TransportState`)."""
 
     def __init__(
         self, transport: Transport, *, cluster: str, controller: WorkerId, settings: ControllerSettings, log: EventLog
@@ -48,20 +36,16 @@ class MediaGateway:
         self.controller = controller
         self.settings = settings
         self.log = log
-        self.transports: dict[TransportId, MediaTransport] = {}
-        self._opening: dict[TransportId, asyncio.Future[MediaTransport]] = {}
+        #: Placements in progress: concurrent sessions on a new transport share one.
+        self._placing: dict[str, asyncio.Future[str]] = {}
 
-    async def open(self, transport_id: TransportId, owner: ParticipantId, origin: dict[str, Any]) -> MediaTransport:
-        """The transport's agent: the one it already has, or a newly scheduled one."""
-        known = self.transports.get(transport_id)
-        if known is None and transport_id in self._opening:
-            known = await asyncio.shield(self._opening[transport_id])
-        if known is not None:
-            if known.owner != owner:
-                raise PermissionDenied(f"transport {transport_id} belongs to another participant")
-            return known
-        future: asyncio.Future[MediaTransport] = asyncio.get_running_loop().create_future()
-        self._opening[transport_id] = future
+    async def place(self, transport_id: str, origin: dict[str, Any]) -> str:
+        """Schedule a new transport on an agent; its id."""
+        placing = self._placing.get(transport_id)
+        if placing is not None:
+            return await asyncio.shield(placing)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._placing[transport_id] = future
         try:
             agent = await self._schedule(transport_id, origin)
         except asyncio.CancelledError:
@@ -69,16 +53,15 @@ class MediaGateway:
             raise
         except Exception as exc:
             future.set_exception(exc)
-            future.exception()  # retrieved here: concurrent openers re-raise it themselves
+            future.exception()  # retrieved here: concurrent placers re-raise it themselves
             raise
         finally:
-            self._opening.pop(transport_id, None)
-        media = self.transports[transport_id] = MediaTransport(transport_id, agent, owner)
-        future.set_result(media)
-        self.log.info("transport_placed", transport=transport_id, agent=agent, participant=owner)
-        return media
+            self._placing.pop(transport_id, None)
+        future.set_result(agent)
+        self.log.info("transport_placed", transport=transport_id, agent=agent)
+        return agent
 
-    async def _schedule(self, transport_id: TransportId, origin: dict[str, Any]) -> WorkerId:
+    async def _schedule(self, transport_id: str, origin: dict[str, Any]) -> str:
         args = {"purpose": MEDIA_PURPOSE, "task": transport_id, "preference": origin,
                 "reserve_time": self.settings.media_reserve_time}
         try:
@@ -89,52 +72,30 @@ class MediaGateway:
             raise NoMediaAgent(f"no media agent available: {exc.code}: {exc.message}") from None
         except RpcError as exc:
             raise NoMediaAgent(f"no media agent available: cluster manager {exc.code}") from None
-        return WorkerId(placed["id"])
+        return str(placed["id"])
 
-    async def call(self, media: MediaTransport, method: str, **args: Any) -> Any:
-        """Call the transport's agent; failures become ``media_error``."""
+    async def call(self, agent: str, method: str, **args: Any) -> Any:
+        """Call an agent; failures become ``media_error``."""
         try:
-            return await self.transport.call(media.agent, method, args, timeout=self.settings.media_timeout)
+            return await self.transport.call(agent, method, args, timeout=self.settings.media_timeout)
         except RpcError as exc:
             raise MediaError(f"media agent {method} failed: {exc.code}: {exc.message}") from None
 
     async def start_session(
-        self, media: MediaTransport, kind: str, session_id: str, participant: ParticipantId, info: dict[str, Any]
+        self, agent: str, kind: str, transport_id: str, session_id: str, participant: str, info: dict[str, Any]
     ) -> None:
-        """``kind`` is ``publish`` or ``subscribe``; the session is known before the agent answers."""
-        media.sessions.add(session_id)
+        """``kind`` is ``publish`` or ``subscribe``."""
         id_arg = "stream_id" if kind == "publish" else "subscription_id"
-        try:
-            await self.call(media, kind, transport_id=media.id, participant=participant,
-                             controller=self.controller, info=info, **{id_arg: session_id})
-        except MediaError:
-            self.end_session_record(media, session_id)
-            raise
+        await self.call(agent, kind, transport_id=transport_id, participant=participant, controller=self.controller,
+                        info=info, **{id_arg: session_id})
 
-    def end_session_record(self, media: MediaTransport, session_id: str) -> None:
-        media.sessions.discard(session_id)
-        self.release(media)
-
-    def release(self, media: MediaTransport) -> None:
-        """Forget a transport that has no sessions left."""
-        if not media.sessions and self.transports.get(media.id) is media:
-            del self.transports[media.id]
-
-    async def stop_session(self, media: MediaTransport, kind: str, session_id: str) -> None:
-        """Tell the agent the session ended (best effort) and forget it."""
-        self.end_session_record(media, session_id)
+    async def stop_session(self, agent: str, kind: str, transport_id: str, session_id: str) -> None:
+        """Tell the agent the session ended (best effort)."""
         method = "unpublish" if kind == "publish" else "unsubscribe"
         id_arg = "stream_id" if kind == "publish" else "subscription_id"
         try:
-            await self.transport.call(media.agent, method, {"transport_id": media.id, id_arg: session_id},
+            await self.transport.call(agent, method, {"transport_id": transport_id, id_arg: session_id},
                                       timeout=self.settings.media_timeout)
         except RpcError as exc:
-            self.log.info("media_teardown_failed", transport=media.id, agent=media.agent, session=session_id,
+            self.log.info("media_teardown_failed", transport=transport_id, agent=agent, session=session_id,
                           error=exc.code)
-
-    def agent_lost(self, agent: WorkerId) -> list[MediaTransport]:
-        """Forget every transport on ``agent`` and return them."""
-        lost = [media for media in self.transports.values() if media.agent == agent]
-        for media in lost:
-            del self.transports[media.id]
-        return lost

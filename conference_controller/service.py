@@ -13,19 +13,24 @@ from typing import TYPE_CHECKING, Any
 
 from rpc import rpc_method
 
+from . import machine
 from .errors import Unauthorized
+from .events import Event
 from .ids import ParticipantId, RoomId, WorkerId
 from .messages import ParticipantInit, PatchOp, PublishInfo, SubscribeInfo, parse, parse_optional
-from .participant import Participant
 from .permissions import apply_patch
+from .room import Room
+from .state import ParticipantState
 
 if TYPE_CHECKING:
     from .controller import Controller
 
 __all__ = ["ControllerService", "ADMIN_METHODS"]
 
+_Outcome = tuple[Any, list[Event]]
+
 #: The controller's RPC methods meant for operators; each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_rooms", "get_participants", "control_participant", "drop_participant"})
+ADMIN_METHODS = frozenset({"get_rooms", "get_participants", "control_participant", "drop_participant", "migrate"})
 
 
 class ControllerService:
@@ -34,17 +39,20 @@ class ControllerService:
     def __init__(self, controller: Controller) -> None:
         self._controller = controller
 
-    def _participant(self, participant: Any) -> Participant:
-        return self._controller.participant(parse(participant, str, "participant"))
+    def _participant(self, participant: Any) -> tuple[Room, ParticipantState]:
+        return self._controller.participant_room(parse(participant, str, "participant"))
 
-    def _served(self, participant: Any, portal: Any) -> Participant:
+    def _served(self, participant: Any, portal: Any) -> tuple[Room, ParticipantState]:
         """The participant of a call relayed by ``portal``, which must be its current portal."""
-        found = self._participant(participant)
-        self._controller.check_portal(found, parse(portal, str, "portal"))
-        return found
+        room, found = self._participant(participant)
+        self._controller.check_portal(room, found, parse(portal, str, "portal"))
+        return room, found
 
-    async def _once(self, participant: Participant, request_id: Any, action: Callable[[], Awaitable[Any]]) -> Any:
-        return await participant.dedupe.run(parse_optional(request_id, str, "request_id"), action)
+    async def _once(
+        self, served: tuple[Room, ParticipantState], request_id: Any, action: Callable[[], Awaitable[_Outcome]]
+    ) -> Any:
+        room, participant = served
+        return await self._controller.once(room, participant, parse_optional(request_id, str, "request_id"), action)
 
     # -- session ---------------------------------------------------------------------------------
 
@@ -56,35 +64,48 @@ class ControllerService:
 
     @rpc_method
     async def leave(self, participant: str, portal: str) -> str:
-        self._controller.leave(self._served(participant, portal), reason="leave")
+        room, found = self._served(participant, portal)
+        await self._controller.leave(room, found.id, reason="leave")
         return "ok"
 
     @rpc_method
     async def hold(self, participant: str, portal: str) -> str:
-        self._controller.hold(self._participant(participant), parse(portal, str, "portal"))
+        room, found = self._participant(participant)
+        await self._controller.hold(room, found.id, parse(portal, str, "portal"))
         return "ok"
 
     @rpc_method
     async def resume(
         self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None = None,
-        retry_key: str | None = None,
+        retry_key: str | None = None, room: str | None = None,
     ) -> dict[str, Any]:
-        return self._controller.resume(
-            self._participant(participant), parse(ticket_id, str, "ticket_id"),
+        return await self._controller.resume(
+            parse(participant, str, "participant"), parse(ticket_id, str, "ticket_id"),
             parse(new_ticket_id, str, "new_ticket_id"), WorkerId(parse(portal, str, "portal")),
             parse_optional(last_seq, int, "last_seq"), parse_optional(retry_key, str, "retry_key"),
+            parse_optional(room, str, "room"),
         )
 
     @rpc_method
+    async def take_over(self, room: str) -> dict[str, Any]:
+        """The cluster moved ``room`` here (its controller was lost, or drained): rebuild it from the
+        journal now, so its held participants' holds run here too.  ``unknown_room``: nothing to
+        rebuild.  Called by the cluster manager; a room here already is answered as it is."""
+        found = await self._controller.take_over(RoomId(parse(room, str, "room")))
+        return {"room": found.id, "epoch": found.state.epoch, "participants": len(found.participants)}
+
+    @rpc_method
     async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str, portal: str) -> str:
-        self._served(participant, portal).refresh_ticket(parse(ticket_id, str, "ticket_id"),
-                                                         parse(new_ticket_id, str, "new_ticket_id"))
+        room, found = self._served(participant, portal)
+        await self._controller.commit(room, machine.decide_refresh(room.state, found.id,
+                                                                   parse(ticket_id, str, "ticket_id"),
+                                                                   parse(new_ticket_id, str, "new_ticket_id")))
         return "ok"
 
     @rpc_method
     async def ack(self, participant: str, seq: int, portal: str) -> None:
-        self._ack(parse(participant, str, "participant"), parse(seq, int, "seq"), parse(portal, str, "portal"),
-                  by_client=True)
+        await self._ack({parse(participant, str, "participant"): parse(seq, int, "seq")},
+                        parse(portal, str, "portal"), frozenset())
 
     @rpc_method
     async def ack_many(self, acks: dict[str, int], portal: str, unconfirmed: list[str] | None = None) -> None:
@@ -93,32 +114,38 @@ class ControllerService:
         ``unconfirmed``: participants whose acks the portal made itself on emitting (plain OWT
         clients, which never ack): their outbox is trimmed, but nothing shows the client read its
         relogin answer, so the retry window of the ticket it used stays open."""
-        sender = parse(portal, str, "portal")
-        made_by_portal = frozenset(parse(unconfirmed or [], list[str], "unconfirmed"))
-        for participant, seq in parse(acks, dict[str, int], "acks").items():
-            self._ack(participant, seq, sender, by_client=participant not in made_by_portal)
+        await self._ack(parse(acks, dict[str, int], "acks"), parse(portal, str, "portal"),
+                        frozenset(parse(unconfirmed or [], list[str], "unconfirmed")))
 
-    def _ack(self, participant: str, seq: int, portal: str, *, by_client: bool) -> None:
+    async def _ack(self, acks: dict[str, int], portal: str, made_by_portal: frozenset[str]) -> None:
         """Only the participant's current portal knows what its socket saw: a stale portal's acks
-        neither trim the outbox nor confirm the ticket; only the client's own acks confirm it."""
-        found = self._controller.participants.get(ParticipantId(participant))
-        if found is not None and found.portal == portal:
-            found.outbox.ack(seq)
-            if by_client:
-                found.confirm_ticket()
+        neither trim the outbox nor confirm the ticket; only the client's own acks confirm it.
+        The acks of one room go into the journal as one record."""
+        by_room: dict[Room, list[Event]] = {}
+        rooms = self._controller.participants
+        for participant, seq in acks.items():
+            room = rooms.get(ParticipantId(participant))
+            if room is None:
+                continue
+            events = machine.decide_ack(room.state, participant, seq, portal, by_client=participant not in made_by_portal)
+            if events:
+                by_room.setdefault(room, []).extend(events)
+        commits = [self._controller.commit(room, events) for room, events in by_room.items()]
+        for commit in commits:
+            await commit
 
     @rpc_method
     async def text(
         self, participant: str, to: str, message: Any, portal: str, request_id: str | None = None
     ) -> str:
-        sender = self._served(participant, portal)
+        served = self._served(participant, portal)
         target = parse(to, str, "to")
+        room, sender = served
 
-        async def send() -> str:
-            self._controller.text(sender, target, message)
-            return "ok"
+        async def send() -> _Outcome:
+            return "ok", machine.decide_text(room.state, sender.id, target, message, self._controller.clock())
 
-        return str(await self._once(sender, request_id, send))
+        return str(await self._once(served, request_id, send))
 
     # -- media -----------------------------------------------------------------------------------
 
@@ -127,78 +154,78 @@ class ControllerService:
         self, participant: str, stream_id: str, transport_id: str, info: Any, portal: str,
         request_id: str | None = None,
     ) -> Any:
-        owner = self._served(participant, portal)
+        served = self._served(participant, portal)
         stream, transport = parse(stream_id, str, "stream_id"), parse(transport_id, str, "transport_id")
         parsed = parse(info, PublishInfo, "publish info")
         sessions = self._controller.sessions
-        return await self._once(owner, request_id, lambda: sessions.publish(owner, stream, transport, parsed))
+        return await self._once(served, request_id, lambda: sessions.publish(*served, stream, transport, parsed))
 
     @rpc_method
     async def unpublish(self, participant: str, stream_id: str, portal: str, request_id: str | None = None) -> Any:
-        owner = self._served(participant, portal)
+        served = self._served(participant, portal)
         stream = parse(stream_id, str, "stream_id")
-        return await self._once(owner, request_id, lambda: self._controller.sessions.unpublish(owner, stream))
+        return await self._once(served, request_id, lambda: self._controller.sessions.unpublish(*served, stream))
 
     @rpc_method
     async def subscribe(
         self, participant: str, subscription_id: str, transport_id: str, info: Any, portal: str,
         request_id: str | None = None,
     ) -> Any:
-        owner = self._served(participant, portal)
+        served = self._served(participant, portal)
         subscription = parse(subscription_id, str, "subscription_id")
         transport = parse(transport_id, str, "transport_id")
         parsed = parse(info, SubscribeInfo, "subscribe info")
         sessions = self._controller.sessions
-        return await self._once(owner, request_id,
-                                lambda: sessions.subscribe(owner, subscription, transport, parsed))
+        return await self._once(served, request_id,
+                                lambda: sessions.subscribe(*served, subscription, transport, parsed))
 
     @rpc_method
     async def unsubscribe(
         self, participant: str, subscription_id: str, portal: str, request_id: str | None = None
     ) -> Any:
-        owner = self._served(participant, portal)
+        served = self._served(participant, portal)
         subscription = parse(subscription_id, str, "subscription_id")
-        return await self._once(owner, request_id,
-                                lambda: self._controller.sessions.unsubscribe(owner, subscription))
+        return await self._once(served, request_id,
+                                lambda: self._controller.sessions.unsubscribe(*served, subscription))
 
     @rpc_method
     async def stream_control(
         self, participant: str, stream_id: str, operation: str, portal: str, data: Any = None,
         request_id: str | None = None,
     ) -> Any:
-        owner = self._served(participant, portal)
+        served = self._served(participant, portal)
         stream, op = parse(stream_id, str, "stream_id"), parse(operation, str, "operation")
-        return await self._once(owner, request_id,
-                                lambda: self._controller.sessions.stream_control(owner, stream, op, data))
+        return await self._once(served, request_id,
+                                lambda: self._controller.sessions.stream_control(*served, stream, op, data))
 
     @rpc_method
     async def subscription_control(
         self, participant: str, subscription_id: str, operation: str, portal: str, data: Any = None,
         request_id: str | None = None,
     ) -> Any:
-        owner = self._served(participant, portal)
+        served = self._served(participant, portal)
         subscription, op = parse(subscription_id, str, "subscription_id"), parse(operation, str, "operation")
         sessions = self._controller.sessions
-        return await self._once(owner, request_id,
-                                lambda: sessions.subscription_control(owner, subscription, op, data))
+        return await self._once(served, request_id,
+                                lambda: sessions.subscription_control(*served, subscription, op, data))
 
     @rpc_method
     async def session_signaling(
         self, participant: str, transport_id: str, signaling: Any, portal: str, request_id: str | None = None
     ) -> Any:
-        owner = self._served(participant, portal)
+        served = self._served(participant, portal)
         transport = parse(transport_id, str, "transport_id")
-        return await self._once(owner, request_id,
-                                lambda: self._controller.sessions.signaling(owner, transport, signaling))
+        return await self._once(served, request_id,
+                                lambda: self._controller.sessions.signaling(*served, transport, signaling))
 
     @rpc_method
     async def on_session_progress(
         self, transport_id: str, status: str, session_id: str | None = None, data: Any = None
     ) -> str:
         """Called (or cast) by media agents: ``status`` is ``soac``, ``ready`` or ``error``."""
-        self._controller.sessions.progress(parse(transport_id, str, "transport_id"),
-                                           parse_optional(session_id, str, "session_id"),
-                                           parse(status, str, "status"), data)
+        await self._controller.sessions.progress(parse(transport_id, str, "transport_id"),
+                                                 parse_optional(session_id, str, "session_id"),
+                                                 parse(status, str, "status"), data)
         return "ok"
 
     # -- admin (each call carries ``admin_key``) ------------------------------------------------
@@ -212,25 +239,35 @@ class ControllerService:
     @rpc_method
     async def get_rooms(self, admin_key: str = "") -> list[dict[str, Any]]:
         self._authorize("get_rooms", admin_key)
-        return [room.summary() for room in self._controller.rooms.values() if not room.closed]
+        return [room.state.summary() for room in self._controller.rooms.values() if not room.closed]
 
     @rpc_method
     async def get_participants(self, room: str, admin_key: str = "") -> list[dict[str, Any]]:
         self._authorize("get_participants", admin_key)
         found = self._controller.room(parse(room, str, "room"))
-        return [participant.admin_info() for participant in found.participants.values()]
+        return [machine.admin_info(participant) for participant in found.participants.values()]
 
     @rpc_method
     async def control_participant(self, room: str, participant: str, patch: Any, admin_key: str = "") -> dict[str, Any]:
         self._authorize("control_participant", admin_key)
-        member = self._controller.member(parse(room, str, "room"), parse(participant, str, "participant"))
-        member.permission = apply_patch(member.permission, parse(patch, list[PatchOp], "patch"))
-        member.log.info("permission_changed")
-        return member.admin_info()
+        room_id, participant_id = parse(room, str, "room"), parse(participant, str, "participant")
+        member = self._controller.member(room_id, participant_id)
+        permission = apply_patch(member.permission, parse(patch, list[PatchOp], "patch"))
+        found = self._controller.room(room_id)
+        await self._controller.commit(found, machine.decide_permission(found.state, participant_id, permission))
+        found.log.info("permission_changed", participant=participant_id)
+        return machine.admin_info(self._controller.member(room_id, participant_id))
+
+    @rpc_method
+    async def migrate(self, admin_key: str = "") -> dict[str, Any]:
+        """Move every room to other controllers (the cluster manager asks it of a drained one)."""
+        self._authorize("migrate", admin_key)
+        return {"rooms": self._controller.migrate()}
 
     @rpc_method
     async def drop_participant(self, room: str, participant: str, admin_key: str = "") -> dict[str, Any]:
         self._authorize("drop_participant", admin_key)
-        member = self._controller.member(parse(room, str, "room"), parse(participant, str, "participant"))
-        await self._controller.drop(member, reason="dropped by the administrator")
+        room_id = parse(room, str, "room")
+        member = self._controller.member(room_id, parse(participant, str, "participant"))
+        await self._controller.drop(self._controller.room(room_id), member, reason="dropped by the administrator")
         return member.info()

@@ -42,3 +42,5 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     media_reserve_time: float = 30.0
     #: Timeout of ``schedule`` and of a call to a media agent, seconds.
     media_timeout: float = 4.0
+    #: Drain: the longest another controller may take to rebuild one of this one's rooms, seconds.
+    migration_timeout: float = 10.0

@@ -73,8 +73,9 @@ class Journal(Protocol):
     async def claim(self, room: str, epoch: int) -> int:
         """Make ``epoch`` the room's current epoch (durably) and return the offset of the last record
         before the claim (0 if none, or none since the room was last forgotten; records dropped after a
-        snapshot still count).  Raises :class:`Fenced` if the room already has a higher epoch.
-        Claiming the current epoch again is allowed (idempotent).  A claimed room is listed by
+        snapshot still count).  Raises :class:`Fenced` unless ``epoch`` is higher than the room's
+        current epoch: every placement claims an epoch of its own, so two holders never share one
+        (a claimer told ``Fenced`` claims ``current + 1``).  A claimed room is listed by
         :meth:`rooms` even before its first record."""
 
     async def append(self, room: str, epoch: int, body: bytes) -> int:

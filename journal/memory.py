@@ -37,6 +37,8 @@ class MemoryJournal:
 
     async def claim(self, room: str, epoch: int) -> int:
         state = self._held(room, epoch)
+        if epoch == state.epoch:
+            raise Fenced(room, epoch, state.epoch)
         state.epoch = epoch
         state.listed = True
         return state.last

@@ -1,5 +1,5 @@
-"""Settings of the journals (not yet wired into the config): the embedded server's SQLite journal and the
-RabbitMQ stream journal of a cluster."""
+"""Settings of the journals (section ``[journal]``): the embedded server's SQLite journal
+(``[journal.sqlite]``) and the RabbitMQ stream journal of a cluster (``[journal.stream]``)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ _AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    #: SQLite database file on local disk (its ``-wal`` and ``-shm`` files sit beside it).
-    path: Annotated[str, msgspec.Meta(min_length=1)] = "switchboard-journal.sqlite3"
+    #: SQLite database file on local disk (its ``-wal`` and ``-shm`` files sit beside it); empty: the
+    #: file ``journal.sqlite3`` beside the key state file (``$XDG_STATE_HOME/switchboard/``).
+    path: str = ""
     #: When an append may return; see :data:`Durability`.
     durability: Durability = "full"
     #: Appends (and other writes) accepted but not yet committed; beyond this, ``append`` waits.

@@ -75,6 +75,8 @@ def _held(db: sqlite3.Connection, room: str, epoch: int) -> tuple[int, int] | No
 def _claim(room: str, epoch: int) -> _Write:
     def write(db: sqlite3.Connection) -> int:
         held = _held(db, room, epoch)
+        if held is not None and epoch == held[0]:
+            raise Fenced(room, epoch, held[0])  # every placement claims an epoch of its own
         db.execute(
             "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, 0, 1)"
             " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, listed = 1",

@@ -217,7 +217,12 @@ class LoginService:
             await asyncio.shield(hold)  # this portal's hold must reach the controller first
         scheduled = await self._cluster("get_scheduled", purpose="conference", task=ticket.room)
         if not scheduled:
-            raise RequestError("Client does NOT exist", "unknown_participant")
+            # Nobody holds the room now (its controller died, or the server restarted): any
+            # controller can rebuild it from the journal — the one the scheduler picks, as for a login.
+            scheduled = await self._cluster(
+                "schedule", retry_for=conn, purpose="conference", task=ticket.room, preference={},
+                reserve_time=self.settings.room_reserve_time,
+            )
         session = Session(
             id=participant,
             room=ticket.room,
@@ -232,7 +237,7 @@ class LoginService:
         new_ticket_id = self._successor(ticket)
         args: dict[str, Any] = {
             "participant": participant, "ticket_id": ticket.ticket_id, "new_ticket_id": new_ticket_id,
-            "portal": self.worker_id, "last_seq": last_seq,
+            "portal": self.worker_id, "last_seq": last_seq, "room": ticket.room,
         }
         if retry_key is not None:
             args["retry_key"] = retry_key
@@ -315,7 +320,35 @@ class LoginService:
 
     # -- a partition healed ----------------------------------------------------------------------
 
-    async def reattach(self, session: Session) -> None:
+    async def rehome(self, session: Session, lost: str) -> None:
+        """Move a session whose controller was lost to the controller the cluster schedules now for
+        its room, which rebuilds the room from the journal (:meth:`reattach` there).  The client
+        notices nothing.  Tried ``failover_attempts`` times; then (or when the new controller does not
+        know the participant: no journal, or its hold ran out) the client is dropped and logs in again."""
+        attempts, interval = self.settings.failover_attempts, self.settings.failover_interval
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(interval)
+            if self.sessions.get(session.id) is not session or not session.live:
+                return
+            try:
+                scheduled = await self._cluster("schedule", purpose="conference", task=session.room, preference={},
+                                                reserve_time=self.settings.room_reserve_time)
+            except RequestError as exc:
+                session.log.info("failover_schedule_failed", attempt=attempt + 1, error=exc.code)
+                continue
+            controller = str(scheduled["id"])
+            if controller == lost:
+                continue  # the manager has not repealed the lost controller's rooms yet
+            session.controller = sys.intern(controller)
+            if await self.reattach(session):
+                session.log.info("failed_over", lost=lost, controller=controller, attempt=attempt + 1)
+                return
+        session.log.warning("failover_failed", lost=lost, attempts=attempts)
+        if self.sessions.get(session.id) is session and session.live:
+            await self.drop(session, "controller lost")
+
+    async def reattach(self, session: Session) -> bool:
         """Re-attach a socket this portal still has after the cluster declared the portal lost (a
         partition: the controller holds the participant although its socket is here).
 
@@ -324,14 +357,15 @@ class LoginService:
         the notifications it missed are emitted, in order, before any that arrive meanwhile.  A
         participant that is gone (held too long, or a resync) is dropped: its client must log in
         again.  One taken by another socket in the meantime (its ticket moved on) is closed here as
-        a displaced one.  Any other failure leaves the session as it was (a later recovery retries).
+        a displaced one.  Any other failure leaves the session as it was (a later recovery retries):
+        the only outcome that returns ``False``.
         """
         async with session.lock:
             if self.sessions.get(session.id) is not session or not session.live:
-                return
+                return True
             session.phase = Phase.PENDING  # notifications arriving during the resume wait for its replay
             args = {"participant": session.id, "ticket_id": session.ticket_id, "new_ticket_id": session.ticket_id,
-                    "portal": self.worker_id, "last_seq": session.last_seq}
+                    "portal": self.worker_id, "last_seq": session.last_seq, "room": session.room}
             try:
                 result = await self.transport.call(session.controller, "resume", args,
                                                    timeout=self.settings.request_timeout)
@@ -339,7 +373,7 @@ class LoginService:
                 await self.delivery.flush(session)  # back to live, with whatever was buffered
                 code = exc.code if isinstance(exc, RpcRemoteError) else ""
                 if self.sessions.get(session.id) is not session:
-                    return
+                    return True
                 if code in _SESSION_GONE:
                     session.log.info("reattach_refused", error=code)
                     await self.drop(session, f"session lost: {code}")
@@ -348,19 +382,21 @@ class LoginService:
                     self._take_over(session)
                 else:
                     session.log.warning("reattach_failed", error=exc.code)
-                return
+                    return False
+                return True
             session.epoch = int(result.get("epoch", session.epoch))
             if session.phase is Phase.ENDED:
                 # The socket closed during the resume; its hold may have reached the controller first.
                 session.log.info("reattach_abandoned", reason="socket closed during the re-attach")
                 self._hold(session)
-                return
+                return True
             messages = [Notification(str(m["event"]), m.get("data"), int(m["seq"]))
                         for m in result.get("messages", [])]
             await self.delivery.flush(session, messages)
             session.log.info("reattached", missed=len(messages), epoch=session.epoch)
             if session.displaced_by > session.epoch and self.sessions.get(session.id) is session:
                 self._take_over(session)  # a relogin elsewhere was accepted after this resume
+            return True
 
     # -- after the ack ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import socket
 from typing import Any
 
 from credentials import Keyring, new_id
-from rpc import RpcError, ServiceHandle, Subscription, Transport
+from rpc import ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
@@ -99,7 +99,8 @@ class Portal:
         self._started = True
         await self.server.start()
         self.worker.info = self._info()
-        self._service = await self.transport.serve(self.worker_id, PortalRpc(self.sessions, self.delivery, self.logins))
+        self._service = await self.transport.serve(self.worker_id, PortalRpc(self.sessions, self.delivery, self.logins,
+                                                                                self.room_moved))
         self._faults = await self.transport.subscribe_events("exit.#", self._on_fault)
         self.acks.start()
         await self.worker.start()
@@ -170,8 +171,23 @@ class Portal:
         victims = self.sessions.of_controller(controller)
         if victims:
             self.log.warning("controller_lost", controller=controller, participants=len(victims))
-        for session in victims:
-            try:
-                await self.logins.drop(session, "controller lost")
-            except RpcError as exc:
-                session.log.warning("drop_failed", error=exc.code)
+        if victims:
+            self.background.spawn(self._fail_over(victims, controller), name=f"failover:{controller}")
+
+    def room_moved(self, room: str, controller: str) -> int:
+        """A drained controller handed ``room`` to another one: move this portal's sockets of that
+        room there, in the background, as after a controller's loss; how many."""
+        moving = [s for s in self.sessions.of_controller(controller) if s.room == room]
+        if moving:
+            self.log.info("room_moved", room=room, controller=controller, participants=len(moving))
+            self.background.spawn(self._fail_over(moving, controller), name=f"room-moved:{room}")
+        return len(moving)
+
+    async def _fail_over(self, sessions: list[Session], lost: str) -> None:
+        """Move every session of a lost controller to the room's new controller, some at a time."""
+        for first in range(0, len(sessions), _REATTACH_BATCH):
+            batch = sessions[first:first + _REATTACH_BATCH]
+            outcomes = await asyncio.gather(*(self.logins.rehome(s, lost) for s in batch), return_exceptions=True)
+            for session, outcome in zip(batch, outcomes):
+                if isinstance(outcome, Exception):
+                    session.log.warning("failover_error", error=repr(outcome))

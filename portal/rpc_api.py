@@ -1,8 +1,9 @@
-"""The portal's RPC service (its worker id): ``deliver``, ``notify``, ``broadcast``, ``drop``, ``displace``
-(docs/interfaces.md)."""
+"""The portal's RPC service (its worker id): ``deliver``, ``notify``, ``broadcast``, ``drop``, ``displace``,
+``room_moved`` (docs/interfaces.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rpc import ServiceError, rpc_method
@@ -20,10 +21,12 @@ def _check_targets(targets: Any) -> None:
 
 
 class PortalRpc:
-    def __init__(self, sessions: Sessions, delivery: Delivery, logins: LoginService) -> None:
+    def __init__(self, sessions: Sessions, delivery: Delivery, logins: LoginService,
+                 room_moved: Callable[[str, str], int]) -> None:
         self.sessions = sessions
         self.delivery = delivery
         self.logins = logins
+        self._room_moved = room_moved
 
     @rpc_method
     async def notify(self, participant: str, event: str, data: Any = None, seq: int | None = None) -> dict[str, Any]:
@@ -84,6 +87,14 @@ class PortalRpc:
         for session in victims:
             await self.logins.drop(session, reason or "dropped")
         return "ok"
+
+    @rpc_method
+    async def room_moved(self, room: str, controller: str) -> dict[str, int]:
+        """``controller`` (drained) handed ``room`` to another controller: the sockets here of that
+        room move there (as after a controller's loss); ``moving``: how many."""
+        if not isinstance(room, str) or not isinstance(controller, str):
+            raise ServiceError("bad_arguments", "room and controller are strings")
+        return {"moving": self._room_moved(room, controller)}
 
     @rpc_method
     async def displace(self, participant: str, epoch: int) -> str:

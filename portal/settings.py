@@ -63,6 +63,11 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cluster_retry_interval: float = 0.25
     #: Seconds the controller reserves a room's task at a schedule (OWT: 30 s).
     room_reserve_time: float = 30.0
+    #: A controller lost (its ``exit.quit``): each of its sockets here moves to the controller the
+    #: cluster now schedules for the room (which rebuilds it from the journal) — tried this many
+    #: times, ``failover_interval`` seconds apart; then the client is told to log in again (``drop``).
+    failover_attempts: _PositiveInt = 5
+    failover_interval: _Positive = 0.5
     #: Seconds between batched ``ack`` casts to controllers.
     ack_interval: float = 0.05
     #: Seconds ``stop()`` waits for open HTTP/websocket handlers after closing every connection.

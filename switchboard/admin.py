@@ -5,7 +5,7 @@ Commands (each takes ``--json`` for scripts; the default is a readable table)::
     switchboard admin workers [--purpose P]   every worker, or those of one purpose
     switchboard admin worker ID               one worker
     switchboard admin tasks ID                the tasks mapped to a worker
-    switchboard admin drain ID                cordon a worker: it keeps its tasks, gets no new ones
+    switchboard admin drain ID                cordon a worker: no new tasks; a controller moves its rooms away and exits
     switchboard admin undrain ID              lift the cordon
     switchboard admin status                  manager state, uptime, workers and tasks per purpose
 

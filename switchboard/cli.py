@@ -96,8 +96,9 @@ def _run(coro_factory: Callable[[], Awaitable[int]]) -> int:
     return uvloop.run(coro_factory())  # type: ignore[arg-type]
 
 
-async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
+async def _wait_for_signal(finished: asyncio.Event | None = None) -> None:
+    """Until SIGINT or SIGTERM, or until ``finished`` is set (a drained controller with no room left)."""
+    stop = finished or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -135,7 +136,7 @@ async def _serve_role(role: str, settings: Settings) -> int:
     where = f" on port {port}" if port else ""
     print(f"switchboard {role} is up{where} (broker {settings.rpc.broker_url})", flush=True)
     try:
-        await _wait_for_signal()
+        await _wait_for_signal(getattr(component, "finished", None))
     finally:
         await component.stop()
         await transport.close()

@@ -9,18 +9,20 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from cluster_manager.settings import ClusterManagerSettings
 from conference_controller.settings import ControllerSettings
 from credentials import KeySettings
+from journal.settings import JournalSettings as SqliteJournalSettings
+from journal.settings import StreamJournalSettings
 from portal.settings import PortalSettings
 from rpc.settings import RpcSettings, WorkerSettings
 from token_api.settings import TokenApiSettings
 
-__all__ = ["Settings", "LogSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
+__all__ = ["Settings", "JournalSection", "LogSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
 
 ENV_PREFIX = "SWITCHBOARD_"
 
@@ -36,6 +38,20 @@ class LogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     json: bool = False
 
 
+class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Where the rooms' events are journaled, so that a restart or a controller's death drops nobody:
+    #: ``auto`` (``sqlite`` for ``switchboard up``; for a controller process, ``stream`` when a
+    #: broker is configured), ``sqlite`` (local disk: one machine), ``stream`` (RabbitMQ streams:
+    #: any controller can rebuild any room), ``memory`` (tests only: lost with the process) or
+    #: ``off`` (nothing journaled: a restart or a controller's death drops its rooms).
+    kind: Literal["auto", "sqlite", "stream", "memory", "off"] = "auto"
+    #: The SQLite journal (one file on local disk).
+    sqlite: SqliteJournalSettings = msgspec.field(default_factory=SqliteJournalSettings)
+    #: The stream journal (on the broker of ``rpc.broker_url``); an empty ``prefix`` names the
+    #: streams after the cluster (``<worker.cluster_name>.journal.``).
+    stream: StreamJournalSettings = msgspec.field(default_factory=lambda: StreamJournalSettings(prefix=""))
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rpc: RpcSettings = msgspec.field(default_factory=RpcSettings)
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
@@ -44,6 +60,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     token_api: TokenApiSettings = msgspec.field(default_factory=TokenApiSettings)
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
     controller: ControllerSettings = msgspec.field(default_factory=ControllerSettings)
+    journal: JournalSection = msgspec.field(default_factory=JournalSection)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
 
@@ -62,12 +79,15 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        *path, key = name[len(ENV_PREFIX):].lower().split("__")  # SECTION__SUB__KEY for sub-sections
         try:
             value: Any = json.loads(raw)
         except ValueError:
             value = raw
-        layer.setdefault(section, {})[key] = value
+        target = layer
+        for part in path:
+            target = target.setdefault(part, {})
+        target[key] = value
     return layer
 
 

@@ -48,6 +48,26 @@ def _show(value: Any) -> str:
     return "`" + msgspec.json.encode(value).decode() + "`"
 
 
+def _section(name: str, value: Any) -> list[str]:
+    """The table of one section, then one for each of its sub-sections (``[journal.sqlite]``)."""
+    cls = type(value)
+    comments = _field_comments(cls)
+    out = [f"## `[{name}]`", "", "| key | default | meaning |", "|---|---|---|"]
+    nested: list[tuple[str, Any]] = []
+    for field in msgspec.structs.fields(cls):
+        meaning = comments.get(field.name, "").replace("|", "\\|")
+        default = getattr(value, field.name)
+        if isinstance(default, msgspec.Struct):
+            nested.append((f"{name}.{field.name}", default))
+            out.append(f"| `{field.name}` | see `[{name}.{field.name}]` | {meaning} |")
+        else:
+            out.append(f"| `{field.name}` | {_show(default)} | {meaning} |")
+    out.append("")
+    for sub, sub_value in nested:
+        out += _section(sub, sub_value)
+    return out
+
+
 def render() -> str:
     out = [
         "# Configuration reference",
@@ -61,14 +81,7 @@ def render() -> str:
     ]
     defaults = Settings()
     for section in msgspec.structs.fields(Settings):
-        value = getattr(defaults, section.name)
-        cls = type(value)
-        comments = _field_comments(cls)
-        out += [f"## `[{section.name}]`", "", "| key | default | meaning |", "|---|---|---|"]
-        for field in msgspec.structs.fields(cls):
-            meaning = comments.get(field.name, "").replace("|", "\\|")
-            out.append(f"| `{field.name}` | {_show(getattr(value, field.name))} | {meaning} |")
-        out.append("")
+        out += _section(section.name, getattr(defaults, section.name))
     return "\n".join(out)
 
 

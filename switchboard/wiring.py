@@ -26,6 +26,7 @@ from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
 
 from .config import ConfigError, Settings
+from .journals import build_journal
 from .keys import EmbeddedKeys, check_role_keys, embedded_keys
 
 __all__ = ["EmbeddedCluster", "build_role", "ROLES", "Component"]
@@ -44,7 +45,7 @@ def _node_id(role: str) -> str:
     return f"{role}-{uuid.uuid4().hex[:12]}@{socket.gethostname()}"
 
 
-def build_role(role: str, settings: Settings, transport: Transport) -> Component:
+def build_role(role: str, settings: Settings, transport: Transport, *, embedded: bool = False) -> Component:
     """One role's component on ``transport`` (not started).
 
     :raises ConfigError: the role lacks a key it needs, a key is weak, or a setting cannot work.
@@ -53,12 +54,12 @@ def build_role(role: str, settings: Settings, transport: Transport) -> Component
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
     check_role_keys(role, settings)
     try:
-        return _build(role, settings, transport)
+        return _build(role, settings, transport, embedded)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _build(role: str, settings: Settings, transport: Transport) -> Component:
+def _build(role: str, settings: Settings, transport: Transport, embedded: bool) -> Component:
     admin_keys = AdminKeys(settings.keys.admin_keys)
     if role == "cluster-manager":
         return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys)
@@ -69,7 +70,8 @@ def _build(role: str, settings: Settings, transport: Transport) -> Component:
     if role == "portal":
         return Portal(transport, settings.portal, Keyring(settings.keys.keys), settings.worker)
     return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys,
-                      rooms_service=rooms_service_name(settings.worker.cluster_name))
+                      rooms_service=rooms_service_name(settings.worker.cluster_name),
+                      journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded)
 
 
 def role_transport(role: str, settings: Settings) -> Transport:
@@ -106,7 +108,7 @@ class EmbeddedCluster:
         try:
             for role in ("cluster-manager", "token-api", "controller", "portal"):
                 transports.append(self.broker.transport(_node_id(role), call_timeout=self.settings.rpc.call_timeout))
-                built.append((role, build_role(role, self.settings, transports[-1]), transports[-1]))
+                built.append((role, build_role(role, self.settings, transports[-1], embedded=True), transports[-1]))
             for entry in built:
                 await entry[1].start()
                 self.components[entry[0]] = entry[1]

@@ -14,6 +14,7 @@ import pytest_asyncio
 from conference_controller import Controller, ControllerSettings
 from conference_controller.service import ADMIN_METHODS
 from credentials import AdminKeys
+from journal import Journal
 from rpc import LocalBroker, Transport
 from rpc.settings import WorkerSettings
 from tests.support.fake_clock import FakeClock
@@ -34,8 +35,10 @@ FAST_WORKER = dict(keepalive_interval=0.5, keepalive_timeout=0.5, keepalive_max_
 class Env:
     """One controller and its fakes; ``call`` reaches the controller as portal A would."""
 
-    def __init__(self, transports: TransportFactory, settings: ControllerSettings) -> None:
+    def __init__(self, transports: TransportFactory, settings: ControllerSettings,
+                 journal: Journal | None = None) -> None:
         self.transports = transports
+        self.journal = journal
         self.settings = settings
         suffix = uuid.uuid4().hex[:6]
         self.worker_settings = WorkerSettings(cluster_name=f"cluster-{suffix}", **FAST_WORKER)  # type: ignore[arg-type]
@@ -61,11 +64,16 @@ class Env:
         await fakes.serve(self.portal_a.name, self.portal_a)
         await fakes.serve(self.portal_b.name, self.portal_b)
         self.caller = fakes
-        controller_transport = await self.transports.make("controller")
-        self.controller = Controller(controller_transport, self.settings, self.worker_settings,
-                                     rooms_service=self.rooms_service, admin_keys=AdminKeys([ADMIN_KEY]),
-                                     clock=self.clock)
-        await self.controller.start()
+        self.controller = await self.start_controller("controller")
+
+    async def start_controller(self, name: str, journal: Journal | None = None) -> Controller:
+        """A controller on its own transport among these fakes (``journal``: the env's by default)."""
+        transport = await self.transports.make(name)
+        controller = Controller(transport, self.settings, self.worker_settings, rooms_service=self.rooms_service,
+                                admin_keys=AdminKeys([ADMIN_KEY]), clock=self.clock,
+                                journal=journal if journal is not None else self.journal)
+        await controller.start()
+        return controller
 
     async def start_agent(self) -> FakeAgent:
         transport = await self.transports.make("agent")
@@ -128,8 +136,8 @@ async def make_env() -> AsyncIterator[Any]:
     """``await make_env(transports, **settings)``: a started Env (stopped at the end)."""
     made: list[Env] = []
 
-    async def make(transports: TransportFactory, **overrides: Any) -> Env:
-        env = Env(transports, controller_settings(**overrides))
+    async def make(transports: TransportFactory, journal: Journal | None = None, **overrides: Any) -> Env:
+        env = Env(transports, controller_settings(**overrides), journal)
         await env.start()
         made.append(env)
         return env

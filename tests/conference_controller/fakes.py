@@ -64,6 +64,8 @@ class FakePortal:
         self.drops: list[str | None] = []
         #: ``displace`` calls: (participant, epoch).
         self.displaced: list[tuple[str, int]] = []
+        #: The controller of each ``deliver`` call, in order.
+        self.delivered_by: list[str] = []
         self.failing = False
 
     def events(self, participant: str, event: str | None = None) -> list[tuple[int, str, Any]]:
@@ -94,6 +96,7 @@ class FakePortal:
     @rpc_method
     async def deliver(self, controller: str, items: list[list[Any]]) -> dict[str, Any]:
         self._check()
+        self.delivered_by.append(controller)
         for targets, event, data in items:
             self.calls.append(("notify", targets[0][0]) if len(targets) == 1 else ("broadcast", [t[0] for t in targets]))
             for participant, seq in targets:

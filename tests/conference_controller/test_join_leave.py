@@ -122,14 +122,14 @@ async def test_a_held_room_is_not_closed_by_its_grace_period(env: Env) -> None:
     room = env.controller.room("room-1")
     timer = room.grace_timer
     assert timer is not None  # armed by the leave
-    room.hold()  # a held room cannot be closed by its grace period: the hold cancels the timer
+    room.use()  # a room in use cannot be closed by its grace period: the hold cancels the timer
     assert room.grace_timer is None and timer.cancelled()
     assert not room.closed and env.cluster.laid_down == []
     room.release()
     env.controller.settle(room)
     await wait_until(lambda: room.closed and env.cluster.laid_down == ["room-1"], timeout=3)
     with pytest.raises(RoomClosed):
-        room.hold()
+        room.use()
 
 
 async def test_an_unreachable_rooms_service_is_room_config_unavailable(env: Env) -> None:

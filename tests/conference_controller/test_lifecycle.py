@@ -47,8 +47,7 @@ async def test_stop_ends_every_task_and_timer(local: TransportFactory, make_env:
     names = {task.get_name() for task in asyncio.all_tasks()}
     mine = {name for name in names if controller.worker_id in name or name.startswith("deliver:")}
     assert mine == set()
-    assert all(room.closed and room.grace_timer is None for room in controller.rooms.values())
-    assert all(p.hold_timer is None for p in controller.participants.values())
+    assert all(room.grace_timer is None and not room.hold_timers for room in controller.rooms.values())
 
 
 async def test_a_sender_idle_for_its_timeout_is_stopped_and_comes_back_when_needed(local: TransportFactory,

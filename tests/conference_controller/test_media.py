@@ -86,11 +86,11 @@ async def test_publish_and_subscribe_permissions_are_enforced(env: Env) -> None:
     audio = {"media": {"tracks": [{"type": "audio", "mid": "0", "source": "mic"}]}}
     await env.call("publish", participant="a1", stream_id="s-a", transport_id="t-a", info=audio)
     await env.call("session_signaling", participant="a1", transport_id="t-a", signaling={"type": "offer"})
-    await wait_until(lambda: env.controller.room("room-1").stream("s-a").ready)
+    await wait_until(lambda: env.controller.room("room-1").state.streams["s-a"].ready)
     await env.join("p1")
     await _publish(env, "p1", "s-v", "t-v")
     await env.call("session_signaling", participant="p1", transport_id="t-v", signaling={"type": "offer"})
-    await wait_until(lambda: env.controller.room("room-1").stream("s-v").ready)
+    await wait_until(lambda: env.controller.room("room-1").state.streams["s-v"].ready)
 
     video_sub = {"media": {"tracks": [{"type": "video", "from": "s-v"}]}, "transport": {"type": "webrtc"}}
     with pytest.raises(RpcRemoteError) as info:
@@ -121,7 +121,7 @@ async def test_subscribe_ready_and_leave_ends_everything(env: Env) -> None:
              if e in ("stream", "participant")]
     assert kinds[-2:] == [("stream", "remove"), ("participant", "leave")]
     await wait_until(lambda: set(agent.ended) == {"s1", "sub1"})
-    assert env.controller.room("room-1").subscriptions == {}
+    assert env.controller.room("room-1").state.subscriptions == {}
 
 
 async def test_stream_control_updates_the_others(env: Env) -> None:
@@ -148,7 +148,7 @@ async def test_agent_error_and_agent_loss_end_sessions(env: Env) -> None:
     await env.call("on_session_progress", transport_id="t3", session_id="s2", status="error", data="ice failed")
     await wait_until(lambda: {"id": "t3", "sessionId": "s2", "status": "error", "data": "ice failed"}
                      in env.portal_a.data("p1", "progress"))
-    assert "s2" not in env.controller.room("room-1").streams
+    assert "s2" not in env.controller.room("room-1").state.streams
 
 
 async def test_publish_with_a_request_id_is_applied_once(env: Env) -> None:

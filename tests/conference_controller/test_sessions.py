@@ -151,7 +151,7 @@ async def test_resume_of_an_expired_hold_is_hold_expired(local: TransportFactory
     await env.join("p1")
     participant = env.controller.participant("p1")
     await env.call("hold", participant="p1", portal=env.portal_a.name)
-    participant.cancel_hold_timer()  # the timer has not fired yet when the resume arrives
+    env.controller.room("room-1").cancel_hold_timer("p1")  # the timer has not fired yet when the resume arrives
     env.clock.advance(5.0)  # the deadline itself is past it
     with pytest.raises(RpcRemoteError) as info:
         await env.resume("p1", env.portal_a, last_seq=None)

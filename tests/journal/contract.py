@@ -107,12 +107,15 @@ class JournalContract:
         await journal.append("r", 2, b"new holder")
         assert _bodies(await journal.replay("r")) == [b"old holder", b"new holder"]
 
-    async def test_claiming_the_current_epoch_again_is_allowed(self, journal: Journal) -> None:
+    async def test_claiming_the_current_epoch_again_is_fenced(self, journal: Journal) -> None:
+        # Every placement claims an epoch of its own: two holders can never share one.
         assert await journal.claim("r", 1) == 0
         offset = await journal.append("r", 1, b"x")
-        assert await journal.claim("r", 1) == offset
-        assert await journal.claim("r", 1) == offset
-        assert await journal.append("r", 1, b"y") > offset
+        with pytest.raises(Fenced) as caught:
+            await journal.claim("r", 1)
+        assert caught.value.current == 1
+        assert await journal.claim("r", 2) == offset
+        assert await journal.append("r", 2, b"y") > offset
 
     async def test_an_append_under_a_higher_epoch_makes_it_current(self, journal: Journal) -> None:
         await journal.claim("r", 1)

@@ -20,7 +20,8 @@ from cluster_manager import ClusterManager
 from cluster_manager.settings import ClusterManagerSettings
 from conference_controller import Controller, ControllerSettings
 from conference_controller.ids import ParticipantId
-from conference_controller.participant import Participant, SessionState
+from conference_controller import machine
+from conference_controller.state import ParticipantState
 from credentials import AdminKeys, JoinToken, Keyring, decode_ticket, encode_token, new_id, now_ms
 from portal import Portal, PortalSettings
 from rpc import Transport, rpc_method
@@ -174,18 +175,20 @@ class Harness:
 
     # -- the controller's state ------------------------------------------------------------------
 
-    def member(self, participant: str) -> Participant | None:
-        return self.real.participants.get(ParticipantId(participant))
+    def member(self, participant: str) -> ParticipantState | None:
+        room = self.real.participants.get(ParticipantId(participant))
+        return None if room is None else room.participants.get(participant)
 
     def held(self, participant: str) -> bool:
         member = self.member(participant)
-        return member is not None and member.state is SessionState.HELD
+        return member is not None and not member.connected
 
     def notify(self, participant: str, event: str, data: Any) -> int:
         """The controller gives the participant a notification (outbox, then its portal); its seq."""
-        member = self.member(participant)
-        assert member is not None and not member.left, participant
-        return self.real.delivery.send(member, event, data)
+        room = self.real.participants.get(ParticipantId(participant))
+        assert room is not None, participant
+        self.real.commit(room, machine.decide_notify(room.state, participant, event, data, self.real.clock()))
+        return room.participants[participant].outbox.last_seq
 
     def text_to(self, participant: str, *messages: str) -> None:
         for message in messages:

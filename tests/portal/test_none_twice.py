@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conference_controller import machine
 from portal import Portal
 from tests.support.waiting import wait_until
 
@@ -42,7 +43,8 @@ async def test_a_broadcast_redelivered_after_a_lost_reply_is_emitted_once_to_eac
     await wait_until(lambda: len(alice.received) == 1, what="alice hears bob join")
     portal_spy = harness.portal_spies[portal.worker_id]
     portal_spy.lose_replies("deliver")
-    harness.real.room("room-1").broadcast("text", {"from": "room", "to": "all", "message": "to all"})
+    room = harness.real.room("room-1")
+    harness.real.commit(room, [machine.decide_text(room.state, a["id"], "all", "to all", 0.0)[0]])
     await wait_until(lambda: len(portal_spy.called("deliver")) == 3, what="the controller's retry")
     assert await harness.settled(alice, a["id"]) == ["to all"]
     assert await harness.settled(bob, b["id"]) == ["to all"]

@@ -37,10 +37,10 @@ async def test_a_portal_back_from_a_partition_reattaches_its_sockets_and_emits_w
     assert await harness.settled(client, pid) == ["before", "m1", "m2"]
     assert harness.spy.called("resume") == [{
         "participant": pid, "ticket_id": harness.ticket_id(ticket), "new_ticket_id": harness.ticket_id(ticket),
-        "portal": portal.worker_id, "last_seq": 1}]
+        "portal": portal.worker_id, "last_seq": 1, "room": "room-1"}]
     member = harness.member(pid)
     assert member is not None and member.connected and member.portal == portal.worker_id
-    assert member.is_ticket(harness.ticket_id(ticket)), "the client's ticket stays valid"
+    assert member.ticket.current == harness.ticket_id(ticket), "the client's ticket stays valid"
     if extension:
         assert client.seqs() == [1, 2, 3, 4]  # no seq twice, none skipped (the marker is 4)
     assert not client.disconnected.is_set() and [e for e, _ in client.received if e == "drop"] == []
@@ -59,7 +59,7 @@ async def test_a_socket_whose_participant_left_during_the_partition_is_dropped(h
     await wait_until(lambda: harness.spy.called("resume"), what="the portal's re-attach")
     member = harness.member(pid)
     assert member is not None
-    harness.real.leave(member, reason="hold_expired")  # the hold ran out before the portal came back
+    await harness.real.leave(harness.real.room("room-1"), pid, reason="hold_expired")  # the hold ran out before the portal came back
     resumes.set()
 
     await wait_until(lambda: client.disconnected.is_set(), what="the socket closed")

@@ -53,3 +53,14 @@ def test_every_setting_is_documented_and_the_reference_is_current() -> None:
     undocumented = [line for line in text.splitlines() if line.startswith("| `") and line.endswith("|  |")]
     assert not undocumented, undocumented
     assert DOC_PATH.read_text(encoding="utf-8") == text, "run: python -m switchboard.config_doc"
+
+
+def test_a_sub_section_is_set_from_the_environment_and_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "sb.toml"
+    path.write_text('[journal]\nkind = "sqlite"\n[journal.sqlite]\ndurability = "normal"\n')
+    settings = load_settings(str(path), env={"SWITCHBOARD_JOURNAL__SQLITE__PATH": "/var/lib/sb/journal.db",
+                                             "SWITCHBOARD_JOURNAL__STREAM__HEARTBEAT": "3"})
+    assert (settings.journal.kind, settings.journal.sqlite.durability) == ("sqlite", "normal")
+    assert settings.journal.sqlite.path == "/var/lib/sb/journal.db" and settings.journal.stream.heartbeat == 3
+    with pytest.raises(ConfigError):
+        load_settings(env={"SWITCHBOARD_JOURNAL__SQLITE__NO_SUCH_KEY": "1"})

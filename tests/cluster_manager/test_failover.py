@@ -1,0 +1,72 @@
+"""A lost conference worker's rooms are handed to live ones, one at a time (``take_over``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rpc import ServiceError, rpc_method
+from tests.support.waiting import wait_until
+
+from .conftest import MakeCluster
+
+
+class FakeController:
+    """Answers ``take_over`` as a controller would: rebuilt (it knows the room) or ``unknown_room``."""
+
+    def __init__(self, known: set[str], failures: int = 0) -> None:
+        self.known = known
+        self.taken: list[str] = []
+        self.failures = failures
+
+    @rpc_method
+    async def take_over(self, room: str) -> dict[str, Any]:
+        self.taken.append(room)
+        if self.failures:
+            self.failures -= 1
+            raise ServiceError("controller_error", "journal unavailable")
+        if room not in self.known:
+            raise ServiceError("unknown_room", f"no room {room} here or in the journal")
+        return {"room": room, "epoch": 2, "participants": 1}
+
+
+async def _lose_worker_with_rooms(cluster: Any, rooms: list[str]) -> None:
+    await cluster.join("conf-dead", purpose="conference")
+    await cluster.client.cast(cluster.name, "pick_up_tasks", {"worker_id": "conf-dead", "tasks": rooms})
+    # the call goes after the cast on the same queue: the tasks are there when it answers
+    assert len(await cluster.call("get_tasks", worker_id="conf-dead")) == len(rooms)
+    await cluster.call("quit", worker_id="conf-dead")
+
+
+async def test_each_room_of_a_lost_controller_is_taken_over_by_a_live_one(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster(failover_interval=0.01)
+    survivor = FakeController({"room-1", "room-2"})
+    await cluster.client.serve("conf-live", survivor)
+    await cluster.join("conf-live", purpose="conference")
+    await _lose_worker_with_rooms(cluster, ["room-1", "room-2", "room-3"])
+    await wait_until(lambda: len(survivor.taken) == 3, what="three hand-overs")
+    assert survivor.taken == ["room-1", "room-2", "room-3"]  # one at a time, in order
+    scheduled = [await cluster.call("get_scheduled", purpose="conference", task=room) for room in survivor.taken]
+    assert [s["id"] for s in scheduled] == ["conf-live"] * 3  # sticky there now
+
+
+async def test_a_refused_hand_over_is_retried_within_its_attempts(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster(failover_interval=0.01, failover_attempts=3)
+    survivor = FakeController({"room-1", "room-2"}, failures=2)
+    await cluster.client.serve("conf-live", survivor)
+    await cluster.join("conf-live", purpose="conference")
+    await _lose_worker_with_rooms(cluster, ["room-1", "room-2"])
+    await wait_until(lambda: len(survivor.taken) == 4, what="two refusals, then both rooms")
+    assert survivor.taken == ["room-1", "room-1", "room-1", "room-2"]
+
+
+async def test_portal_tasks_are_not_handed_over(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster(failover_interval=0.01)
+    other = FakeController({"token"})
+    await cluster.client.serve("portal-live", other)
+    await cluster.join("portal-live", purpose="portal")
+    await cluster.join("portal-dead", purpose="portal")
+    await cluster.client.cast(cluster.name, "pick_up_tasks", {"worker_id": "portal-dead", "tasks": ["token"]})
+    events = await cluster.watch_exits()
+    await cluster.call("quit", worker_id="portal-dead")
+    await wait_until(lambda: events, what="the exit event")
+    assert other.taken == []

@@ -1,0 +1,215 @@
+"""The controller with a journal: nothing is heard outside before it is durable, a room is rebuilt
+by another controller (or this one, after a lost write) from the journal, and a controller whose
+room moved on cannot act for it any more (fenced by epoch)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+import pytest_asyncio
+
+from journal import JournalRecord, JournalUnavailable, Snapshot
+from journal.memory import MemoryJournal
+from rpc import RpcRemoteError
+from tests.support.transports import TransportFactory
+from tests.support.waiting import wait_until
+
+from .conftest import Env
+
+
+class GatedJournal(MemoryJournal):
+    """A memory journal whose appends wait for ``gate`` (a slow disk or broker), or fail while
+    ``failing`` (a lost write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.failing = False
+        self.appends = 0
+
+    async def append(self, room: str, epoch: int, body: bytes) -> int:
+        self.appends += 1
+        await self.gate.wait()
+        if self.failing:
+            raise JournalUnavailable("the test's journal lost this write")
+        return await super().append(room, epoch, body)
+
+
+@pytest_asyncio.fixture
+async def journal() -> AsyncIterator[GatedJournal]:
+    made = GatedJournal()
+    await made.open()
+    yield made
+    await made.close()
+
+
+@pytest_asyncio.fixture
+async def env(local: TransportFactory, make_env: Any, journal: GatedJournal) -> Env:
+    made: Env = await make_env(local, journal=journal, reconnection_timeout=30.0)
+    return made
+
+
+def _texts(env: Env, pid: str, portal: str = "a") -> list[tuple[int, Any]]:
+    fake = env.portal_a if portal == "a" else env.portal_b
+    return [(seq, data["message"]) for seq, _, data in fake.events(pid, "text")]
+
+
+async def _room_with_history(env: Env) -> None:
+    """p1 (acked up to its 2nd message: "one") and p2 (got "one" as seq 1, then held: "two" waits as
+    seq 2), in room-1."""
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    await env.call("text", participant="p1", to="all", message="one", request_id="r1")
+    await wait_until(lambda: len(_texts(env, "p2", "b")) == 1)
+    await env.ack("p1", 2)
+    await wait_until(lambda: env.controller.participant("p1").outbox.acked == 2)
+    await env.call("hold", participant="p2", portal=env.portal_b.name)
+    await env.call("text", participant="p1", to="all", message="two")
+    await wait_until(lambda: _texts(env, "p1") == [(2, "one"), (3, "two")])
+
+
+async def test_nothing_is_delivered_or_answered_before_the_journal_has_it(env: Env, journal: GatedJournal) -> None:
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    await wait_until(lambda: env.portal_a.events("p1"))
+    journal.gate.clear()
+    sent = asyncio.create_task(env.call("text", participant="p2", to="p1", message="held back"))
+    await wait_until(lambda: journal.appends == 3, what="the text's append")
+    await asyncio.sleep(0.05)  # a chance to (wrongly) answer or deliver early
+    assert not sent.done() and _texts(env, "p1") == []
+    journal.gate.set()
+    assert await sent == "ok"
+    await wait_until(lambda: _texts(env, "p1") == [(2, "held back")])
+
+
+async def test_another_controller_rebuilds_the_room_and_every_participant_carries_on(
+    env: Env, journal: GatedJournal
+) -> None:
+    await _room_with_history(env)
+    before = msgspec.to_builtins(env.controller.room("room-1").state)
+    await env.controller.stop()  # it is gone; its room is in the journal only
+
+    other = await env.start_controller("controller-2")
+    env.controller = other
+    # p2's portal relogs it at the new controller: it gets exactly what it missed while held.
+    resumed = await env.call("resume", participant="p2", ticket_id=env.tickets["p2"], new_ticket_id="t-p2",
+                             portal=env.portal_b.name, last_seq=1, room="room-1")
+    assert [(m["seq"], m["data"]["message"]) for m in resumed["messages"]] == [(2, "two")]
+    assert resumed["last_seq"] == 2
+    # Everything but the placement came back as it was; everyone is held until re-attached.
+    state = other.room("room-1").state
+    rebuilt = msgspec.to_builtins(state)
+    assert (state.epoch, state.controller) == (2, other.worker_id)
+    for key in ("participants", "streams", "subscriptions", "transports", "config"):
+        if key != "participants":
+            assert rebuilt[key] == before[key]
+    assert state.participants["p1"].outbox.acked == 2 and not state.participants["p1"].connected
+    assert state.participants["p1"].ticket.current == env.tickets["p1"]
+    # The request ids it answered are still known: a repeat is answered, not sent again.
+    again = await env.call("resume", participant="p1", ticket_id=env.tickets["p1"], new_ticket_id="t-p1",
+                           portal=env.portal_a.name, last_seq=2, room="room-1")
+    assert [m["seq"] for m in again["messages"]] == [3]
+    assert await env.call("text", participant="p1", to="all", message="one", request_id="r1",
+                          portal=env.portal_a.name) == "ok"
+    await env.call("text", participant="p1", to="all", message="three", portal=env.portal_a.name)
+    await wait_until(lambda: (3, "three") in _texts(env, "p2", "b"))
+    assert [m for _, m in _texts(env, "p2", "b")] == ["one", "three"]  # "two" came in the resume
+
+
+async def test_a_controller_whose_room_moved_on_is_fenced_and_delivers_nothing(
+    env: Env, journal: GatedJournal
+) -> None:
+    await _room_with_history(env)
+    stale = env.controller
+    other = await env.start_controller("controller-2")
+    env.controller = other
+    await env.call("resume", participant="p2", ticket_id=env.tickets["p2"], new_ticket_id="t-p2",
+                   portal=env.portal_b.name, last_seq=3, room="room-1")
+    delivered = len(env.portal_a.delivered_by) + len(env.portal_b.delivered_by)
+
+    # The old controller still has the room in memory (it was only frozen); what it does now is refused.
+    env.controller = stale
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("text", participant="p1", to="all", message="stale")
+    assert (info.value.code, info.value.message) == ("controller_error", "the room moved to another controller")
+    assert "room-1" not in stale.rooms and "p1" not in stale.participants  # unloaded
+    await asyncio.sleep(0.05)
+    assert len(env.portal_a.delivered_by) + len(env.portal_b.delivered_by) == delivered
+    assert all(message != "stale" for _, message in _texts(env, "p2", "b"))
+    await other.stop()
+
+
+async def test_a_lost_write_unloads_the_room_and_its_next_use_rebuilds_it(env: Env, journal: GatedJournal) -> None:
+    await _room_with_history(env)
+    journal.failing = True
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("text", participant="p1", to="all", message="lost")
+    assert info.value.code == "controller_error"
+    assert "room-1" not in env.controller.rooms
+    journal.failing = False
+    resumed = await env.call("resume", participant="p2", ticket_id=env.tickets["p2"], new_ticket_id="t-p2",
+                             portal=env.portal_b.name, last_seq=1, room="room-1")
+    assert [(m["seq"], m["data"]["message"]) for m in resumed["messages"]] == [(2, "two")]
+    assert env.controller.room("room-1").state.epoch == 2
+
+
+async def test_a_snapshot_bounds_the_replay_and_rebuilds_the_same_room(env: Env, journal: GatedJournal) -> None:
+    await _room_with_history(env)
+    room = env.controller.room("room-1")
+    await env.controller.snapshot(room)
+    snapshot = await journal.snapshot("room-1")
+    assert isinstance(snapshot, Snapshot) and await journal.replay("room-1", snapshot.offset) == []
+    await env.call("text", participant="p1", to="all", message="after the snapshot")
+    records: list[JournalRecord] = await journal.replay("room-1", snapshot.offset)
+    assert len(records) == 1
+    await env.controller.stop()
+    env.controller = await env.start_controller("controller-2")
+    resumed = await env.call("resume", participant="p2", ticket_id=env.tickets["p2"], new_ticket_id="t-p2",
+                             portal=env.portal_b.name, last_seq=1, room="room-1")
+    assert [m["data"]["message"] for m in resumed["messages"]] == ["two", "after the snapshot"]
+
+
+async def test_a_closed_room_is_forgotten_and_opens_again_with_a_new_history(
+    env: Env, journal: GatedJournal
+) -> None:
+    await env.join("p1")
+    await env.call("leave", participant="p1")
+    await wait_until(lambda: "room-1" not in env.controller.rooms, timeout=5, what="the grace period")
+    await wait_until(lambda: env.cluster.laid_down == ["room-1"], what="the room's task laid down")
+    assert await journal.rooms() == []
+    with pytest.raises(RpcRemoteError) as info:  # nothing to rebuild: p1 left for good
+        await env.call("resume", participant="p1", ticket_id=env.tickets["p1"], new_ticket_id="x",
+                       portal=env.portal_a.name, last_seq=0, room="room-1")
+    assert info.value.code == "unknown_participant"
+    await env.join("p1")
+    assert env.controller.room("room-1").state.epoch == 2  # epochs go on across a forget
+
+
+async def test_a_resume_for_a_room_without_history_creates_nothing(env: Env, journal: GatedJournal) -> None:
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("resume", participant="p9", ticket_id="t", new_ticket_id="u", portal=env.portal_a.name,
+                       last_seq=0, room="room-1")
+    assert info.value.code == "unknown_participant"
+    assert env.controller.rooms == {} and await journal.rooms() == []
+
+
+async def test_a_controller_back_from_being_lost_gives_up_the_rooms_that_moved(env: Env, journal: GatedJournal) -> None:
+    await _room_with_history(env)
+    await env.join("q1", room="room-2")
+    stale = env.controller
+    other = await env.start_controller("controller-2")
+    env.controller = other
+    await env.call("resume", participant="p2", ticket_id=env.tickets["p2"], new_ticket_id="t-p2",
+                   portal=env.portal_b.name, last_seq=2, room="room-1")
+    picked = len(env.cluster.picked)
+    # The manager had forgotten the stale controller; once back, it reports what still lives there.
+    await stale._on_loss(["room-1", "room-2"])
+    assert env.cluster.picked[picked:] == ["room-2"]  # room-1 moved on: not reported, not kept
+    assert "room-1" not in stale.rooms and "room-2" in stale.rooms
+    assert other.room("room-1").state.epoch == 2
+    await other.stop()
