@@ -14,9 +14,9 @@ or claim returns once the broker has confirmed the message **and** the tail has 
 gives its offset and shows exactly what precedes it in the stream.
 
 Fencing: the broker cannot refuse a message, so the rule is applied by every reader in stream order.
-A claim or record of epoch ``e`` counts iff ``e`` is at least the highest epoch counted before it (a
-record of a higher epoch also raises it, as a claim would); anything else is fenced off and skipped by
-:meth:`~StreamJournal.replay`.  Because an append waits until its tail has seen its own record, it
+A claim of epoch ``e`` counts iff ``e`` is above the highest epoch counted before it, a record iff ``e`` is
+at least that (a record of a higher epoch raises it, as a claim would); anything else is fenced off
+and skipped by :meth:`~StreamJournal.replay`.  Because an append waits until its tail has seen its own record, it
 returns an offset only if the record counts and raises :class:`~journal.base.Fenced` if it does not:
 the append's outcome is the one every later replay will see.  A fenced record still takes room in
 the stream.
@@ -55,7 +55,8 @@ __all__ = ["StreamJournal"]
 
 
 #: Message kinds (header ``k``); the epoch is header ``e``, a snapshot's offset header ``o``.
-_RECORD, _CLAIM, _MARKER, _SNAPSHOT, _OPENED, _FORGOTTEN = "record", "claim", "marker", "snapshot", "opened", "forgotten"
+_RECORD, _CLAIM, _MARKER, _SNAPSHOT = "record", "claim", "marker", "snapshot"
+_OPENED, _FORGOTTEN = "opened", "forgotten"
 
 _BROKER_ERRORS: tuple[type[BaseException], ...] = (
     aiormq.exceptions.AMQPError,
@@ -127,7 +128,9 @@ class _Fold:
             if message.kind in (_RECORD, _CLAIM):
                 self.epoch = max(self.epoch, message.epoch)
             return _Seen(message.offset, False, self.epoch, before)
-        counts = message.kind in (_RECORD, _CLAIM) and message.epoch >= self.epoch
+        # a claim needs an epoch of its own (two holders never share one); a record the epoch in force
+        counts = (message.kind == _CLAIM and message.epoch > self.epoch) or (
+            message.kind == _RECORD and message.epoch >= self.epoch)
         if counts:
             self.epoch = message.epoch
             if message.kind == _RECORD:
@@ -461,8 +464,9 @@ class StreamJournal:
                     # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
                     waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
                     tail.waiting[message_id] = waiter
-                    if epoch < tail.fold.epoch and kind != _FORGOTTEN:
-                        raise Fenced(room, epoch, tail.fold.epoch)
+                    current = tail.fold.epoch
+                    if kind != _FORGOTTEN and (epoch < current or (kind == _CLAIM and epoch == current)):
+                        raise Fenced(room, epoch, current)
                     if kind != _FORGOTTEN and room not in self._listed:
                         await self._note(room, _OPENED)
                         self._listed.add(room)
@@ -476,7 +480,8 @@ class StreamJournal:
         except _BROKER_ERRORS as exc:
             if self._conn is not None and not _usable(self._conn):
                 self._drop(self._conn, exc)
-            raise JournalUnavailable(f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
+            raise JournalUnavailable(
+                f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
         finally:
             if tail is not None:
                 tail.waiting.pop(message_id, None)
@@ -623,4 +628,5 @@ class StreamJournal:
             raise JournalUnavailable(f"journal: the rooms directory took longer than "
                                      f"{self.settings.append_timeout} s") from exc
         except _BROKER_ERRORS as exc:
-            raise JournalUnavailable(f"journal: the rooms directory failed, RabbitMQ at {self._where}: {exc!r}") from exc
+            raise JournalUnavailable(
+                f"journal: the rooms directory failed, RabbitMQ at {self._where}: {exc!r}") from exc

@@ -188,7 +188,7 @@ async def test_replay_skips_records_of_an_older_epoch_that_follow_a_newer_claim(
     # and the stale writer learns it is fenced, before or after writing
     with pytest.raises(Fenced):
         await old.append("r", 1, b"stale from the journal")
-    assert await new.claim("r", 2) == after
+    assert await new.claim("r", 3) == after
 
 
 async def test_an_append_that_lands_after_a_newer_claim_raises_fenced(
