@@ -318,6 +318,10 @@ class StreamJournal:
             except _BROKER_ERRORS as exc:
                 if conn is not None and not _usable(conn):
                     self._drop(conn, exc)
+                if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed) and "inequivalent arg" in str(exc):
+                    raise JournalUnavailable(
+                        f"journal: cannot {what}: the stream exists with other arguments (every journal on a broker "
+                        f"must use the same stream sizes): {exc}") from exc
                 if loop.time() + s.attach_retry_interval > deadline:
                     raise JournalUnavailable(
                         f"journal: cannot {what} on RabbitMQ at {self._where} within {s.attach_timeout} s: {exc!r}"
