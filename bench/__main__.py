@@ -14,6 +14,8 @@ SCENARIOS = {
     "relogin": "bench.relogin",
     "memory": "bench.memory",
     "capacity": "bench.capacity",
+    "takeover": "bench.takeover",
+    "replay": "bench.replay",
     "journal-stream": "bench.journal_stream",
     "journal-local": "bench.journal_local",
 }

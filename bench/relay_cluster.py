@@ -123,7 +123,7 @@ async def _jsonrpc(broker: servers.Broker, args: argparse.Namespace) -> Run:
 
 async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool = True) -> Run:
     """Our cluster with its default journal (RabbitMQ streams) or with ``journal.kind = off``."""
-    server = await servers.cluster(broker.url, extra_settings=None if journal else {"SWITCHBOARD_JOURNAL__KIND": "off"})
+    server = await servers.cluster(broker.url, extra_settings=None if journal else {"JOURNAL__KIND": "off"})
     try:
         pids = [server.pid("portal0"), server.pid("controller"), *broker.pids]
         r = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration, cpu_pids=pids)

@@ -191,8 +191,9 @@ async def embedded(extra_settings: dict[str, str] | None = None, timeout: float 
 
 
 async def cluster(broker: str, portals: int = 1, extra_settings: dict[str, str] | None = None,
-                  timeout: float = 60.0) -> Server:
-    """One process per role on ``broker``: cluster manager, token API, controller, ``portals`` portals."""
+                  timeout: float = 60.0, controllers: int = 1) -> Server:
+    """One process per role on ``broker``: cluster manager, token API, ``controllers`` controllers
+    (``controller``, then ``controller1`` …), ``portals`` portals."""
     workdir = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     env = _env(workdir, extra_settings)
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -200,7 +201,9 @@ async def cluster(broker: str, portals: int = 1, extra_settings: dict[str, str] 
     try:
         procs["cluster-manager"] = _spawn(workdir, "cluster-manager",
                                           ["-m", "switchboard", "cluster-manager", "--broker", broker], env)
-        procs["controller"] = _spawn(workdir, "controller", ["-m", "switchboard", "controller", "--broker", broker], env)
+        for i in range(controllers):
+            name = "controller" if i == 0 else f"controller{i}"
+            procs[name] = _spawn(workdir, name, ["-m", "switchboard", "controller", "--broker", broker], env)
         for i in range(portals):
             port = free_port()
             procs[f"portal{i}"] = _spawn(workdir, f"portal{i}", [

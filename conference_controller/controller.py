@@ -12,6 +12,7 @@ deadlines the events carry, tells media agents.  It also owns the room registry 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 import uuid
@@ -135,7 +136,7 @@ class Controller:
         self._background: set[asyncio.Task[Any]] = set()
         self.worker = ClusterWorker(
             transport, purpose=PURPOSE, worker_id=self.worker_id,
-            info={"max_load": settings.max_load, "hostname": socket.gethostname()},
+            info={"max_load": settings.max_load, "hostname": socket.gethostname(), "pid": os.getpid()},
             settings=worker_settings, load=self._load, on_loss=self._on_loss,
         )
         self._service: ServiceHandle | None = None
@@ -262,22 +263,40 @@ class Controller:
         loop = asyncio.get_running_loop()
         append = asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, encode_events(events)))
         waiter: asyncio.Future[None] = loop.create_future()
-        room.pending.append((append, lambda: self._effects(room, events), waiter))
+        snapshot = None
+        room.since_snapshot += 1
+        every = self.settings.snapshot_every
+        if every and room.since_snapshot >= every:
+            # The state now includes this record and everything before it: a snapshot as of its offset.
+            room.since_snapshot = 0
+            snapshot = _snapshot_encoder.encode(room.state)
+        room.pending.append((append, lambda: self._effects(room, events), waiter, snapshot))
         append.add_done_callback(lambda _: self._drain(room))
         return waiter
 
     def _drain(self, room: Room) -> None:
         """Act on the durable appends at the head of the room's queue, in append order."""
         while room.pending and room.pending[0][0].done():
-            append, act, waiter = room.pending.popleft()
+            append, act, waiter, snapshot = room.pending.popleft()
             error = append.exception() if not append.cancelled() else asyncio.CancelledError()
             if error is not None:
                 self._fail_room(room, error, waiter)
                 return
             if room.failed is None:
+                room.last_offset = append.result()
                 act()
+                if snapshot is not None:
+                    self.spawn(self._save_snapshot(room, Snapshot(offset=append.result(), epoch=room.state.epoch,
+                                                                  body=snapshot)), name=f"snapshot:{room.id}")
             if not waiter.done():
                 waiter.set_result(None)
+
+    async def _save_snapshot(self, room: Room, snapshot: Snapshot) -> None:
+        assert self.journal is not None
+        try:
+            await self.journal.save_snapshot(room.id, snapshot)
+        except Exception as exc:  # noqa: BLE001 - a snapshot only shortens replay: the records remain
+            room.log.warning("snapshot_not_saved", offset=snapshot.offset, error=repr(exc))
 
     def _fail_room(self, room: Room, error: BaseException, waiter: asyncio.Future[None]) -> None:
         """The journal lost a write: what this room holds in memory may be ahead of it.  The room is
@@ -461,6 +480,7 @@ class Controller:
             return None
         epoch = await self._claim(room_id, max(last_epoch, state.epoch))
         room = Room(state, self.log)
+        room.last_offset = records[-1].offset if records else (snapshot.offset if snapshot is not None else 0)
         await self.commit(room, machine.decide_takeover(state, self.worker_id, epoch, self.clock()))
         for participant in state.participants.values():
             if not participant.connected:
@@ -470,13 +490,16 @@ class Controller:
         return room
 
     async def snapshot(self, room: Room) -> None:
-        """Keep the room's whole state in the journal so that replay starts from here."""
+        """Keep the room's whole state in the journal now, so that replay starts from here (the
+        controller also does it every ``snapshot_every`` records on its own)."""
         if self.journal is None:
             return
-        await self.commit(room, [])
-        records = await self.journal.replay(room.id, 0)
-        offset = records[-1].offset if records else 0
-        await self.journal.save_snapshot(room.id, Snapshot(offset=offset, epoch=room.state.epoch,
+        while room.pending:
+            await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+        if room.failed is not None:
+            raise room.failed
+        room.since_snapshot = 0
+        await self.journal.save_snapshot(room.id, Snapshot(offset=room.last_offset, epoch=room.state.epoch,
                                                            body=_snapshot_encoder.encode(room.state)))
 
     async def _room_config(self, room_id: RoomId) -> RoomConfig:

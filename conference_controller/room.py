@@ -21,7 +21,8 @@ __all__ = ["Room"]
 
 
 class Room:
-    __slots__ = ("state", "log", "grace_timer", "hold_timers", "inflight", "pending", "_users", "failed")
+    __slots__ = ("state", "log", "grace_timer", "hold_timers", "inflight", "pending", "_users", "failed",
+                 "last_offset", "since_snapshot")
 
     def __init__(self, state: RoomState, log: EventLog) -> None:
         self.state = state
@@ -31,7 +32,10 @@ class Room:
         #: Requests being carried out, by (participant, request id): a repeat waits for the first.
         self.inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         #: Journal appends not yet durable, in append order, each with what to do once it is.
-        self.pending: deque[tuple[asyncio.Future[int], Callable[[], None], asyncio.Future[None]]] = deque()
+        self.pending: deque[tuple[asyncio.Future[int], Callable[[], None], asyncio.Future[None], bytes | None]] = deque()
+        #: Offset of the room's last durable record, and records appended since its last snapshot.
+        self.last_offset = 0
+        self.since_snapshot = 0
         self._users = 0
         #: The journal refused or lost a write: the state here may be ahead of it; no more commits.
         self.failed: BaseException | None = None

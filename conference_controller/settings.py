@@ -42,5 +42,8 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     media_reserve_time: float = 30.0
     #: Timeout of ``schedule`` and of a call to a media agent, seconds.
     media_timeout: float = 4.0
+    #: With a journal, a room's whole state is saved as a snapshot every this many records, so that a
+    #: rebuild replays at most that many (0: never; older records may then be dropped by the journal).
+    snapshot_every: int = 1000
     #: Drain: the longest another controller may take to rebuild one of this one's rooms, seconds.
     migration_timeout: float = 10.0

@@ -5,6 +5,7 @@ room moved on cannot act for it any more (fenced by epoch)."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +32,7 @@ class GatedJournal(MemoryJournal):
         self.gate.set()
         self.failing = False
         self.appends = 0
+        self.snapshots = 0
 
     async def append(self, room: str, epoch: int, body: bytes) -> int:
         self.appends += 1
@@ -38,6 +40,10 @@ class GatedJournal(MemoryJournal):
         if self.failing:
             raise JournalUnavailable("the test's journal lost this write")
         return await super().append(room, epoch, body)
+
+    async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        await super().save_snapshot(room, snapshot)
+        self.snapshots += 1
 
 
 @pytest_asyncio.fixture
@@ -213,3 +219,27 @@ async def test_a_controller_back_from_being_lost_gives_up_the_rooms_that_moved(e
     assert "room-1" not in stale.rooms and "room-2" in stale.rooms
     assert other.room("room-1").state.epoch == 2
     await other.stop()
+
+
+async def test_a_snapshot_is_saved_every_so_many_records_and_a_rebuild_starts_there(
+    local: TransportFactory, make_env: Any, journal: GatedJournal
+) -> None:
+    env: Env = await make_env(local, journal=journal, snapshot_every=4)
+    await env.join("p1")  # records: open, join
+    await env.join("p2", portal=env.portal_b)  # join (+ its notification)
+    assert await journal.snapshot("room-1") is None
+    await env.call("text", participant="p1", to="all", message="4th record")
+    await wait_until(lambda: env.controller.room("room-1").pending == deque() and journal.snapshots == 1,
+                     what="the snapshot of the 4th record")
+    snapshot = await journal.snapshot("room-1")
+    assert snapshot is not None and snapshot.offset == env.controller.room("room-1").last_offset
+    await env.call("text", participant="p1", to="all", message="after it")
+    assert len(await journal.replay("room-1", snapshot.offset)) == 1
+    before = msgspec.to_builtins(env.controller.room("room-1").state.participants)
+    await env.controller.stop()
+    env.controller = await env.start_controller("controller-2")
+    await env.call("take_over", room="room-1")
+    rebuilt = msgspec.to_builtins(env.controller.room("room-1").state.participants)
+    for participant in rebuilt.values():  # held until resumed, deadlines restarted: the rest is as it was
+        participant.update(connected=True, hold_deadline=None)
+    assert rebuilt == before
