@@ -14,9 +14,9 @@ or claim returns once the broker has confirmed the message **and** the tail has 
 gives its offset and shows exactly what precedes it in the stream.
 
 Fencing: the broker cannot refuse a message, so the rule is applied by every reader in stream order.
-A claim or record of epoch ``e`` counts iff ``e`` is at least the highest epoch counted before it (a
-record of a higher epoch also raises it, as a claim would); anything else is fenced off and skipped by
-:meth:`~StreamJournal.replay`.  Because an append waits until its tail has seen its own record, it
+A claim of epoch ``e`` counts iff ``e`` is above the highest epoch counted before it, a record iff ``e`` is
+at least that (a record of a higher epoch raises it, as a claim would); anything else is fenced off
+and skipped by :meth:`~StreamJournal.replay`.  Because an append waits until its tail has seen its own record, it
 returns an offset only if the record counts and raises :class:`~journal.base.Fenced` if it does not:
 the append's outcome is the one every later replay will see.  A fenced record still takes room in
 the stream.
@@ -55,7 +55,8 @@ __all__ = ["StreamJournal"]
 
 
 #: Message kinds (header ``k``); the epoch is header ``e``, a snapshot's offset header ``o``.
-_RECORD, _CLAIM, _MARKER, _SNAPSHOT, _OPENED, _FORGOTTEN = "record", "claim", "marker", "snapshot", "opened", "forgotten"
+_RECORD, _CLAIM, _MARKER, _SNAPSHOT = "record", "claim", "marker", "snapshot"
+_OPENED, _FORGOTTEN = "opened", "forgotten"
 
 _BROKER_ERRORS: tuple[type[BaseException], ...] = (
     aiormq.exceptions.AMQPError,
@@ -127,7 +128,9 @@ class _Fold:
             if message.kind in (_RECORD, _CLAIM):
                 self.epoch = max(self.epoch, message.epoch)
             return _Seen(message.offset, False, self.epoch, before)
-        counts = message.kind in (_RECORD, _CLAIM) and message.epoch >= self.epoch
+        # a claim needs an epoch of its own (two holders never share one); a record the epoch in force
+        counts = (message.kind == _CLAIM and message.epoch > self.epoch) or (
+            message.kind == _RECORD and message.epoch >= self.epoch)
         if counts:
             self.epoch = message.epoch
             if message.kind == _RECORD:
@@ -315,6 +318,10 @@ class StreamJournal:
             except _BROKER_ERRORS as exc:
                 if conn is not None and not _usable(conn):
                     self._drop(conn, exc)
+                if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed) and "inequivalent arg" in str(exc):
+                    raise JournalUnavailable(
+                        f"journal: cannot {what}: the stream exists with other arguments (every journal on a broker "
+                        f"must use the same stream sizes): {exc}") from exc
                 if loop.time() + s.attach_retry_interval > deadline:
                     raise JournalUnavailable(
                         f"journal: cannot {what} on RabbitMQ at {self._where} within {s.attach_timeout} s: {exc!r}"
@@ -336,6 +343,7 @@ class StreamJournal:
             nonlocal published
             conn = await self._connection()
             channel = await conn.channel(publisher_confirms=False)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             try:
                 await channel.set_qos(prefetch_count=s.prefetch)
                 try:
@@ -348,8 +356,13 @@ class StreamJournal:
                     await self._publish(queue, b"", {"k": _MARKER}, message_id=marker)
                     published = True
                 messages.clear()
-                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 count = 0
+
+                def on_close(sender: Any, exc: BaseException | None = None) -> None:
+                    if not done.done():  # the read starts again (or fails) rather than wait for read_timeout
+                        done.set_exception(RuntimeError(f"read channel closed: {exc!r}"))
+
+                channel.close_callbacks.add(on_close)
 
                 async def on_message(delivery: AbstractIncomingMessage) -> None:
                     nonlocal count
@@ -367,6 +380,8 @@ class StreamJournal:
                 await done
                 return list(messages)
             finally:
+                if not done.done():
+                    done.cancel()
                 if not channel.is_closed:
                     try:
                         await channel.close()
@@ -450,13 +465,15 @@ class StreamJournal:
             async with asyncio.timeout(s.append_timeout):
                 async with self._slots:
                     tail = await self._tail(room)
-                    if epoch < tail.fold.epoch and kind != _FORGOTTEN:
-                        raise Fenced(room, epoch, tail.fold.epoch)
+                    # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
+                    waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
+                    tail.waiting[message_id] = waiter
+                    current = tail.fold.epoch
+                    if kind != _FORGOTTEN and (epoch < current or (kind == _CLAIM and epoch == current)):
+                        raise Fenced(room, epoch, current)
                     if kind != _FORGOTTEN and room not in self._listed:
                         await self._note(room, _OPENED)
                         self._listed.add(room)
-                    waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
-                    tail.waiting[message_id] = waiter
                     await self._publish(tail.queue, body, {"k": kind, "e": epoch}, message_id=message_id)
                     return await waiter
         except TimeoutError as exc:
@@ -467,7 +484,8 @@ class StreamJournal:
         except _BROKER_ERRORS as exc:
             if self._conn is not None and not _usable(self._conn):
                 self._drop(self._conn, exc)
-            raise JournalUnavailable(f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
+            raise JournalUnavailable(
+                f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
         finally:
             if tail is not None:
                 tail.waiting.pop(message_id, None)
@@ -614,4 +632,5 @@ class StreamJournal:
             raise JournalUnavailable(f"journal: the rooms directory took longer than "
                                      f"{self.settings.append_timeout} s") from exc
         except _BROKER_ERRORS as exc:
-            raise JournalUnavailable(f"journal: the rooms directory failed, RabbitMQ at {self._where}: {exc!r}") from exc
+            raise JournalUnavailable(
+                f"journal: the rooms directory failed, RabbitMQ at {self._where}: {exc!r}") from exc

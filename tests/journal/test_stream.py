@@ -137,6 +137,14 @@ async def test_a_journal_follows_a_bounded_number_of_rooms(make_journal: MakeJou
     assert [r.body for r in await journal.replay("a")] == [b"a", b"again"]
 
 
+async def test_a_journal_with_other_stream_sizes_is_told_so_at_once(make_journal: MakeJournal) -> None:
+    first = await make_journal()
+    await first.claim("r", 1)
+    other = await make_journal(room_max_bytes=6_000_000, attach_timeout=300.0)
+    with pytest.raises(JournalUnavailable, match="inequivalent arg 'x-max-length-bytes'"):
+        await other.append("r", 1, b"x")
+
+
 # -- a second controller on the same broker -------------------------------------------------------
 
 async def test_a_second_journal_sees_the_first_ones_records_and_takes_the_room_over(make_journal: MakeJournal) -> None:
@@ -188,7 +196,7 @@ async def test_replay_skips_records_of_an_older_epoch_that_follow_a_newer_claim(
     # and the stale writer learns it is fenced, before or after writing
     with pytest.raises(Fenced):
         await old.append("r", 1, b"stale from the journal")
-    assert await new.claim("r", 2) == after
+    assert await new.claim("r", 3) == after
 
 
 async def test_an_append_that_lands_after_a_newer_claim_raises_fenced(
