@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import capacity, login, memory, relay, relay_cluster, relogin
+from bench import capacity, login, memory, relay, relay_cluster, relogin, replay, takeover
 from switchboard.devbroker import RabbitNode
 
 pytestmark = pytest.mark.slow
@@ -35,3 +35,11 @@ def test_memory_runs_at_a_tiny_size() -> None:
 
 def test_capacity_runs_at_a_tiny_size() -> None:
     assert capacity.main(["--tiny"]) == 0
+
+
+def test_replay_runs_at_a_tiny_size() -> None:
+    assert replay.main(["--tiny"]) == 0
+
+
+def test_takeover_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
+    assert takeover.main(["--tiny", "--broker", rabbit.url]) == 0
