@@ -18,6 +18,15 @@ from tests.support.processes import ProcessCluster
 from tests.support.transports import TransportFactory
 
 
+@pytest.fixture
+def own_rabbit() -> Iterator[RabbitNode]:
+    """A RabbitMQ node of the test's own, to stop and restart (not the session's shared one)."""
+    node = RabbitNode()
+    node.start()
+    yield node
+    node.close()
+
+
 @pytest.fixture(scope="session")
 def rabbit() -> Iterator[RabbitNode]:
     """One throwaway broker node for the whole session (tests that restart it use their own)."""

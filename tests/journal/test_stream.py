@@ -213,14 +213,6 @@ async def test_an_append_that_lands_after_a_newer_claim_raises_fenced(
 
 # -- the broker going away ----------------------------------------------------------------------------
 
-@pytest.fixture
-def own_rabbit() -> Iterator[RabbitNode]:
-    node = RabbitNode()
-    node.start()
-    yield node
-    node.close()
-
-
 @pytest.mark.slow
 async def test_replay_and_appends_work_after_a_broker_restart(own_rabbit: RabbitNode, make_journal: MakeJournal) -> None:
     journal = await make_journal(own_rabbit.url, heartbeat=2, attach_timeout=60.0, read_timeout=90.0,

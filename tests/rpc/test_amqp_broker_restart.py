@@ -36,14 +36,6 @@ class Service:
         return "done"
 
 
-@pytest.fixture
-def own_rabbit() -> Iterator[RabbitNode]:
-    node = RabbitNode()
-    node.start()
-    yield node
-    node.close()
-
-
 async def test_calls_fail_fast_during_a_broker_restart_and_succeed_after_it(own_rabbit: RabbitNode) -> None:
     settings = RpcSettings(broker_url=own_rabbit.url, reconnect_interval=RECONNECT_INTERVAL, heartbeat=2)
     server = AmqpTransport("restart-server", settings)
