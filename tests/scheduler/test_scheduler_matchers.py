@@ -274,3 +274,11 @@ def test_matchers_without_a_soft_preference_prefer_no_worker() -> None:
     assert create_matcher("analytics").prefers("west", capacity) is False
     assert create_matcher("video").prefers("west", capacity) is True
     assert create_matcher("video").prefers("east", capacity) is False
+
+
+def test_isps_no_worker_lists_share_one_rotation(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("a", portal_info([]))
+    s.add_worker("b", portal_info([]))
+    s.add_worker("c", portal_info(["isp-c"]))
+    assert [s.schedule(f"u{i}", {"isp": isp}) for i, isp in enumerate(["isp-x", "isp-y", "isp-z"])] == ["a", "b", "a"]

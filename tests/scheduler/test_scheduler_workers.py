@@ -197,3 +197,31 @@ def test_a_worker_id_must_be_a_string_and_info_a_mapping(make_scheduler: MakeSch
         s.add_worker(1, {})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument):
         s.add_worker("a", ["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("info", "max_load", "step"),
+    [
+        ({"max_tasks": 4}, 0.85, 0.25),
+        ({"maxTasks": 8}, 0.85, 0.125),
+        ({"max_tasks": 4, "maxTasks": 2}, 0.85, 0.25),
+        ({"max_tasks": 0, "maxTasks": 2}, 0.85, 0.5),
+        ({"max_tasks": "4"}, 0.85, 0.01),
+        ({"max_tasks": True}, 0.85, 0.01),
+        ({"max_tasks": float("inf")}, 0.85, 0.01),
+        ({"max_tasks": -4}, 0.85, 0.01),
+        ({"max_load": 0.5, "maxLoad": 0.7}, 0.5, 0.01),
+        ({"max_load": 0, "maxLoad": 0.7}, 0.7, 0.01),
+        ({"max_load": float("nan"), "maxLoad": 0.7}, 0.7, 0.01),
+        ({"max_load": 2}, 2.0, 0.01),
+        ({"max_load": float("-inf")}, 0.85, 0.01),
+    ],
+)
+def test_max_load_and_the_load_of_a_reservation_come_from_the_info(
+    make_scheduler: MakeScheduler, info: dict[str, object], max_load: float, step: float
+) -> None:
+    s = make_scheduler(default_max_load=0.85, reservation_load=0.01)
+    s.add_worker("p1", info)
+    s.schedule("t1", None)
+    view = s.worker_view("p1")
+    assert (view["max_load"], view["effective_load"]) == (max_load, step)
