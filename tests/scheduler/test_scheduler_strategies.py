@@ -209,3 +209,56 @@ def test_every_strategy_forgets_a_worker_whose_re_declared_capacity_leaves_the_p
         _schedule(s, 4, {"isp": "isp-a"})
         s.add_worker("a", {"capacity": {"isps": ["isp-b"]}})
         assert set(_schedule(s, 6, {"isp": "isp-a"})) == {"b"}, name
+
+
+def test_an_unknown_strategy_is_refused_with_every_known_name() -> None:
+    known = "last-used, least-used, most-used, randomly-pick, round-robin, two-choices, weight-robin"
+    with pytest.raises(UnknownStrategy) as caught:
+        create_strategy("fastest")
+    assert caught.value.message == f"unknown scheduling strategy 'fastest'; expected one of: {known}"
+    with pytest.raises(UnknownStrategy) as caught:
+        create_strategy(3)  # type: ignore[arg-type]
+    assert caught.value.message == f"unknown scheduling strategy 3; expected one of: {known}"
+
+
+def test_strategies_show_their_class() -> None:
+    assert [repr(create_strategy(name)) for name in ("least-used", "round-robin", "two-choices")] == [
+        "LeastUsed()",
+        "RoundRobin()",
+        "TwoChoices()",
+    ]
+
+
+def test_randomly_pick_draws_each_candidate_with_one_randrange(make_scheduler: MakeScheduler) -> None:
+    s = _with_loads(
+        make_scheduler("recording", "randomly-pick", reservation_load=0.0, rng=random.Random(11)),
+        {"a": 0.1, "b": 0.5, "c": 0.8},
+    )
+    model = random.Random(11)
+    assert _schedule(s, 20) == [["a", "b", "c"][model.randrange(3)] for _ in range(20)]
+
+
+def _two_choices(model: random.Random, names: list[str], loads: dict[str, float]) -> str:
+    """The documented rule: two distinct uniform draws, the lower load wins, the first on a tie."""
+    i = model.randrange(len(names))
+    j = model.randrange(len(names) - 1)
+    if j >= i:
+        j += 1
+    return names[j] if loads[names[j]] < loads[names[i]] else names[i]
+
+
+def test_two_choices_takes_the_less_loaded_of_two_distinct_draws(make_scheduler: MakeScheduler) -> None:
+    loads = {"a": 0.1, "b": 0.5, "c": 0.5, "d": 0.8}
+    s = _with_loads(make_scheduler("portal", "two-choices", reservation_load=0.0, rng=random.Random(5)), loads)
+    model = random.Random(5)
+    assert _schedule(s, 40) == [_two_choices(model, list(loads), loads) for _ in range(40)]
+
+
+def test_the_scan_forms_of_the_random_strategies_draw_as_documented() -> None:
+    ws = _records([0.5, 0.2, 0.5, 0.9])
+    loads = {w.id: w.effective_load for w in ws}
+    names = [w.id for w in ws]
+    two, model = create_strategy("two-choices", random.Random(9)), random.Random(9)
+    assert [two.pick(ws, 0).id for _ in range(30)] == [_two_choices(model, names, loads) for _ in range(30)]
+    pick, model = create_strategy("randomly-pick", random.Random(9)), random.Random(9)
+    assert [pick.pick(ws, 0).id for _ in range(30)] == [names[model.randrange(4)] for _ in range(30)]
