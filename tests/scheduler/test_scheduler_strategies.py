@@ -262,3 +262,62 @@ def test_the_scan_forms_of_the_random_strategies_draw_as_documented() -> None:
     assert [two.pick(ws, 0).id for _ in range(30)] == [_two_choices(model, names, loads) for _ in range(30)]
     pick, model = create_strategy("randomly-pick", random.Random(9)), random.Random(9)
     assert [pick.pick(ws, 0).id for _ in range(30)] == [names[model.randrange(4)] for _ in range(30)]
+
+
+def _smooth_weighted_model(weights: dict[str, int], rounds: int) -> list[str]:
+    """nginx's smooth weighted round-robin: add each weight, take the highest (the first on a tie),
+    take the total weight off it."""
+    current = dict.fromkeys(weights, 0)
+    chosen = []
+    for _ in range(rounds):
+        for name, weight in weights.items():
+            current[name] += weight
+        best = max(current, key=lambda name: current[name])
+        current[best] -= sum(weights.values())
+        chosen.append(best)
+    return chosen
+
+
+def test_weight_robin_follows_smooth_weighted_round_robin(make_scheduler: MakeScheduler) -> None:
+    loads = {"a": 0.5, "b": 0.7, "c": 0.0, "d": 0.7}
+    s = _with_loads(make_scheduler("portal", "weight-robin", reservation_load=0.0), loads)
+    assert _schedule(s, 60) == _smooth_weighted_model({"a": 50, "b": 30, "c": 100, "d": 30}, 60)
+
+
+def test_weight_robin_goes_on_with_the_candidates_that_stay(make_scheduler: MakeScheduler) -> None:
+    s = _with_loads(make_scheduler("portal", "weight-robin", reservation_load=0.0), {"a": 0.5, "b": 0.5})
+    assert _schedule(s, 1) == ["a"]
+    s.drain("b")
+    assert _schedule(s, 3) == ["a", "a", "a"]
+    s.undrain("b")
+    assert _schedule(s, 4) == ["b", "a", "b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("loads", "weights"),
+    [
+        ([0.0, 0.5], [100, 50]),
+        ([0.25, 0.995], [75, 1]),
+        ([0.98, float("inf")], [2, 1]),
+        ([0.98, float("nan")], [2, 1]),
+        ([0.995, 0.98, 1.5], [1, 2, 1]),
+    ],
+)
+def test_the_scan_form_of_weight_robin_weighs_floor_of_free_capacity(loads: list[float], weights: list[int]) -> None:
+    ws = _records(loads)
+    wrr = create_strategy("weight-robin")
+    expected = _smooth_weighted_model({w.id: weight for w, weight in zip(ws, weights)}, 3 * sum(weights))
+    assert [wrr.pick(ws, 0).id for _ in range(3 * sum(weights))] == expected
+
+
+def test_the_scan_form_of_weight_robin_starts_a_newcomer_at_zero() -> None:
+    ws = _records([0.5, 0.5])
+    wrr = create_strategy("weight-robin")
+    assert [wrr.pick(ws[:1], 0).id, wrr.pick(ws, 0).id, wrr.pick(ws, 0).id] == ["w0", "w0", "w1"]
+    assert [wrr.pick(ws[1:], 0).id, wrr.pick(ws, 0).id] == ["w1", "w0"]
+
+
+def test_a_random_strategy_without_an_rng_makes_its_own() -> None:
+    ws = _records([0.5, 0.2, 0.5])
+    assert create_strategy("randomly-pick").pick(ws, 0) in ws
+    assert create_strategy("two-choices").pick(ws, 0) in ws
