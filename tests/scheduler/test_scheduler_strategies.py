@@ -321,3 +321,62 @@ def test_a_random_strategy_without_an_rng_makes_its_own() -> None:
     ws = _records([0.5, 0.2, 0.5])
     assert create_strategy("randomly-pick").pick(ws, 0) in ws
     assert create_strategy("two-choices").pick(ws, 0) in ws
+
+
+def test_weight_robin_starts_a_worker_that_joins_later_at_zero(make_scheduler: MakeScheduler) -> None:
+    s = _with_loads(make_scheduler("portal", "weight-robin", reservation_load=0.0), {"a": 0.5, "b": 0.5})
+    assert _schedule(s, 2) == ["a", "b"]
+    _with_loads(s, {"c": 0.5})
+    assert _schedule(s, 3) == ["a", "b", "c"]
+
+
+def test_a_name_that_is_no_string_is_an_unknown_strategy() -> None:
+    with pytest.raises(UnknownStrategy):
+        create_strategy(["least-used"])  # type: ignore[arg-type]
+
+
+def test_a_worker_that_is_a_candidate_again_rejoins_the_rotation_at_the_back(make_scheduler: MakeScheduler) -> None:
+    s = _with_loads(make_scheduler("sip", "round-robin"), {"a": 0.1, "b": 0.1, "c": 0.1})
+    assert _schedule(s) == ["a"]
+    s.drain("a")
+    s.undrain("a")
+    assert _schedule(s, 4) == ["b", "c", "a", "b"]
+
+
+def _churn(s: Scheduler, worker: str, times: int) -> None:
+    """Make ``worker`` leave and re-enter the candidates ``times`` times (stale index entries pile up)."""
+    for _ in range(times):
+        s.drain(worker)
+        s.undrain(worker)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [("last-used", ["a", "a", "a"]), ("round-robin", ["a", "b", "c"])],
+)
+def test_rotating_indexes_keep_every_candidate_when_they_drop_stale_entries(
+    make_scheduler: MakeScheduler, strategy: str, expected: list[str]
+) -> None:
+    s = _with_loads(make_scheduler("portal", strategy, reservation_load=0.0), {"a": 0.1, "b": 0.1, "c": 0.1})
+    _churn(s, "c", 100)
+    assert _schedule(s, 3) == expected
+    s.drain("a")
+    assert _schedule(s, 2) == (["b", "b"] if strategy == "last-used" else ["b", "c"])
+
+
+def test_the_load_index_keeps_every_candidate_when_it_drops_stale_entries(make_scheduler: MakeScheduler) -> None:
+    s = _with_loads(make_scheduler("portal", "least-used", reservation_load=0.0), {"a": 0.1, "b": 0.2, "c": 0.5})
+    for i in range(100):
+        s.update_load("c", 0.5 + i / 1000)
+    assert _schedule(s, 2) == ["a", "a"]
+    s.update_load("a", 0.3)
+    assert _schedule(s) == ["b"]
+
+
+def test_randomly_pick_keeps_its_candidates_as_they_leave(make_scheduler: MakeScheduler) -> None:
+    s = _with_loads(make_scheduler("recording", "randomly-pick"), {"a": 0.1, "b": 0.1, "c": 0.1})
+    s.drain("a")
+    s.drain("c")
+    assert _schedule(s, 3) == ["b", "b", "b"]
+    s.undrain("a")
+    assert set(_schedule(s, 20)) == {"a", "b"}
