@@ -225,3 +225,33 @@ def test_max_load_and_the_load_of_a_reservation_come_from_the_info(
     s.schedule("t1", None)
     view = s.worker_view("p1")
     assert (view["max_load"], view["effective_load"]) == (max_load, step)
+
+
+def test_the_isps_of_a_removed_worker_are_no_longer_known(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("any1", portal_info([]))
+    s.add_worker("any2", portal_info([]))
+    s.add_worker("x", portal_info(["isp-x"]))
+    s.remove_worker("x")
+    # isp-x and isp-y are both ISPs no worker lists: one pool, one rotation
+    assert [s.schedule("t1", {"isp": "isp-x"}), s.schedule("t2", {"isp": "isp-y"})] == ["any1", "any2"]
+
+
+def test_re_declaring_a_worker_keeps_one_place_in_the_rotation(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("sip", "round-robin")
+    for worker in ("a", "b", "c"):
+        s.add_worker(worker, {})
+    assert s.schedule("t0", None) == "a"
+    s.add_worker("b", {})
+    s.add_worker("b", {})
+    assert [s.schedule(f"t{i}", None) for i in range(1, 7)] == ["c", "a", "b", "c", "a", "b"]
+
+
+def test_a_re_declared_worker_that_its_reservations_fill_is_no_candidate(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("recording", "randomly-pick")
+    s.add_worker("a", {})
+    assert s.schedule("t1", None) == "a"
+    s.add_worker("a", {"max_tasks": 1})
+    view = s.worker_view("a")
+    assert (view["effective_load"], view["schedulable"]) == (1.0, False)
+    assert s.schedule("t2", None) == "a"
