@@ -65,7 +65,7 @@ TARGETS = [
     Target("scheduler-core", ["scheduler/scheduler.py", "scheduler/records.py", "scheduler/pools.py",
                               "scheduler/errors.py"],
            ["tests/scheduler/test_scheduler_messages.py", "tests/scheduler/test_scheduler_reservations.py",
-            "tests/scheduler/test_scheduler_workers.py",
+            "tests/scheduler/test_scheduler_workers.py", "tests/scheduler/test_scheduler_matchers.py",
             "tests/scheduler/test_scheduler_properties.py"]),
     Target("login", ["portal/login.py"], ["tests/portal"]),
     # Unit tests of AckBatcher and Delivery, plus the end-to-end "none twice" filters through a real portal.

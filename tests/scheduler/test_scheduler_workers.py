@@ -119,7 +119,9 @@ def test_undrain_makes_a_worker_schedulable_again(make_scheduler: MakeScheduler)
     s.update_load("p2", 0.5)
     s.drain("p1")
     assert s.schedule("t1", None) == "p2"
+    assert s.worker_view("p1")["drained"] is True
     s.undrain("p1")
+    assert s.worker_view("p1")["drained"] is False
     assert s.schedule("t2", None) == "p1"
 
 
