@@ -17,7 +17,7 @@ from scheduler import (
     matcher_for,
 )
 from scheduler.matchers import NOTHING, UNLISTED
-from scheduler.records import parse_capacity
+from scheduler.records import Capacity, parse_capacity
 from tests.scheduler.scheduler_testing import MakeScheduler, portal_info
 
 
@@ -282,3 +282,20 @@ def test_isps_no_worker_lists_share_one_rotation(make_scheduler: MakeScheduler) 
     s.add_worker("b", portal_info([]))
     s.add_worker("c", portal_info(["isp-c"]))
     assert [s.schedule(f"u{i}", {"isp": isp}) for i, isp in enumerate(["isp-x", "isp-y", "isp-z"])] == ["a", "b", "a"]
+
+
+def test_the_pool_cache_keeps_its_max_pools_most_recently_used_pools(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin", max_pools=4)
+    isps = ["i1", "i2", "i3", "i4"]
+    s.add_worker("a", portal_info(isps))
+    s.add_worker("b", portal_info(isps))
+    s.add_worker("c", portal_info(["i5"]))
+    assert [s.schedule(f"first-{isp}", {"isp": isp}) for isp in isps] == ["a", "a", "a", "a"]
+    # each of the four pools still goes on with its own rotation
+    assert [s.schedule(f"again-{isp}", {"isp": isp}) for isp in ("i4", "i1", "i2")] == ["b", "b", "b"]
+    assert s.schedule("fifth", {"isp": "i5"}) == "c"  # a fifth pool: i3's, the least recently used, goes
+    assert [s.schedule(f"third-{isp}", {"isp": isp}) for isp in ("i3", "i4")] == ["a", "a"]
+
+
+def test_capacity_parsing_never_raises() -> None:
+    assert parse_capacity(None) == parse_capacity(["capacity"]) == parse_capacity({"capacity": 3}) == Capacity()

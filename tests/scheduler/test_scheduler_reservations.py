@@ -285,3 +285,29 @@ def test_a_reservation_extended_many_times_expires_at_its_last_expiry(
     assert s.expire() == []
     clock.advance(0.02)
     assert s.expire() == ["t", "other"]
+
+
+def test_a_task_that_expired_and_is_scheduled_again_is_no_longer_expired(
+    make_scheduler: MakeScheduler, clock: FakeClock
+) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {})
+    s.schedule("t", None, 5)
+    clock.advance(5)
+    s.schedule("t", None, 5)
+    s.unschedule("p1", "t")
+    with pytest.raises(UnknownTask):
+        s.claim("t", "p1")
+
+
+def test_the_last_expired_memory_expired_tasks_are_remembered(make_scheduler: MakeScheduler, clock: FakeClock) -> None:
+    s = make_scheduler(expired_memory=2)
+    s.add_worker("p1", {})
+    for i, reserve in enumerate((1, 2, 3)):
+        s.schedule(f"t{i}", None, reserve)
+    clock.advance(3)
+    for task in ("t1", "t2"):
+        with pytest.raises(TaskExpired):
+            s.claim(task, "p1")
+    with pytest.raises(UnknownTask):
+        s.claim("t0", "p1")
