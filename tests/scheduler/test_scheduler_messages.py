@@ -129,3 +129,26 @@ def test_an_error_without_a_message_says_its_code() -> None:
     assert TaskExpired("gone").message == "gone"
     assert repr(SchedulerError("m")) == "SchedulerError(code='scheduler_error', message='m')"
     assert repr(UnknownTask()) == "UnknownTask(code='unknown_task', message='unknown_task')"
+
+
+def test_by_default_the_last_4096_expired_tasks_are_remembered(clock: FakeClock) -> None:
+    s = Scheduler("portal", clock=clock)
+    s.add_worker("p1", {})
+    for i in range(4097):
+        s.schedule(f"t{i}", None, 1 + i / 10000)
+    clock.advance(2)
+    expired = s.expire()  # the report is as long as the memory: the oldest is left out
+    assert (len(expired), expired[0], expired[-1]) == (4096, "t1", "t4096")
+    assert _message(lambda: s.claim("t1", "p1"), TaskExpired) == "the reservation of task 't1' has expired"
+    assert _message(lambda: s.claim("t0", "p1"), UnknownTask) == "task 't0' is not reserved"
+
+
+def test_by_default_256_pools_keep_their_rotation(clock: FakeClock) -> None:
+    s = Scheduler("portal", "round-robin", clock=clock, reservation_load=0.0)
+    isps = [f"i{n}" for n in range(257)]
+    s.add_worker("a", portal_info(isps))
+    s.add_worker("b", portal_info(isps))
+    assert {s.schedule(f"first-{isp}", {"isp": isp}) for isp in isps[:256]} == {"a"}
+    assert s.schedule("again-i0", {"isp": "i0"}) == "b"  # i0 is now the most recently used
+    assert s.schedule("first-i256", {"isp": "i256"}) == "a"  # the 257th pool: i1's goes
+    assert [s.schedule("again-i2", {"isp": "i2"}), s.schedule("again-i1", {"isp": "i1"})] == ["b", "a"]

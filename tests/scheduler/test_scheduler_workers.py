@@ -257,3 +257,40 @@ def test_a_re_declared_worker_that_its_reservations_fill_is_no_candidate(make_sc
     view = s.worker_view("a")
     assert (view["effective_load"], view["schedulable"]) == (1.0, False)
     assert s.schedule("t2", None) == "a"
+
+
+def test_a_worker_its_reservations_bring_exactly_to_max_load_is_no_candidate(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {"max_load": 0.5, "max_tasks": 4})
+    s.schedule("t1", None)
+    assert s.worker_view("p1")["schedulable"] is True
+    s.schedule("t2", None)
+    view = s.worker_view("p1")
+    assert (view["effective_load"], view["schedulable"]) == (0.5, False)
+
+
+def test_least_used_ranks_a_worker_by_its_last_load_after_it_comes_back(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "least-used", reservation_load=0.0)
+    s.add_worker("a", {})
+    s.add_worker("b", {})
+    s.update_load("b", 0.3)
+    assert s.schedule("t0", None) == "a"
+    s.update_load("a", 0.5)
+    s.update_load("a", 0.6)
+    s.drain("a")
+    s.undrain("a")
+    assert s.schedule("t1", None) == "b"
+
+
+def test_re_declaring_a_worker_replaces_its_isps_in_the_vocabulary(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("any1", portal_info([]))
+    s.add_worker("any2", portal_info([]))
+    s.add_worker("x", portal_info(["isp-x"]))
+    s.add_worker("z", portal_info(["isp-z"]))
+    s.add_worker("x", portal_info(["isp-w"]))
+    # isp-x is no longer listed: it shares the rotation of isp-q, which no worker ever listed
+    assert [s.schedule("u1", {"isp": "isp-x"}), s.schedule("u2", {"isp": "isp-q"})] == ["any1", "any2"]
+    s.drain("any1")
+    s.drain("any2")
+    assert [s.schedule("u3", {"isp": "isp-z"}), s.schedule("u4", {"isp": "isp-w"})] == ["z", "x"]
