@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +18,8 @@ from scheduler import (
     TaskOnOtherWorker,
     UnknownTask,
     UnknownWorker,
+    create_matcher,
+    create_strategy,
 )
 from tests.scheduler.scheduler_testing import MakeScheduler, portal_info
 from tests.support.fake_clock import FakeClock
@@ -152,3 +155,30 @@ def test_by_default_256_pools_keep_their_rotation(clock: FakeClock) -> None:
     assert s.schedule("again-i0", {"isp": "i0"}) == "b"  # i0 is now the most recently used
     assert s.schedule("first-i256", {"isp": "i256"}) == "a"  # the 257th pool: i1's goes
     assert [s.schedule("again-i2", {"isp": "i2"}), s.schedule("again-i1", {"isp": "i1"})] == ["b", "a"]
+
+
+def test_a_scheduler_takes_a_strategy_or_matcher_by_name_or_as_an_instance(clock: FakeClock) -> None:
+    assert Scheduler("video", clock=clock).strategy == "least-used"
+    s = Scheduler("portal", create_strategy("round-robin"), clock=clock, matcher=create_matcher("video"))
+    assert (s.strategy, s.matcher) == ("round-robin", "video")
+    assert Scheduler("portal", clock=clock, matcher="analytics").matcher == "analytics"
+
+
+def test_a_random_strategy_named_to_a_scheduler_draws_from_its_rng(clock: FakeClock) -> None:
+    s = Scheduler("recording", "randomly-pick", clock=clock, rng=random.Random(3), reservation_load=0.0)
+    for worker in ("a", "b", "c"):
+        s.add_worker(worker, {})
+    model = random.Random(3)
+    assert [s.schedule(f"t{i}") for i in range(20)] == [["a", "b", "c"][model.randrange(3)] for _ in range(20)]
+
+
+@pytest.mark.parametrize("memory", [0, -5])
+def test_without_expired_memory_no_expired_task_is_remembered(clock: FakeClock, memory: int) -> None:
+    s = Scheduler("portal", clock=clock, expired_memory=memory)
+    s.add_worker("p1", {})
+    for i in range(1025):
+        s.schedule(f"t{i}", None, 1 + i / 10000)
+    clock.advance(2)
+    expired = s.expire()  # the report still holds the last 1024
+    assert (len(expired), expired[0]) == (1024, "t1")
+    assert _message(lambda: s.claim("t1024", "p1"), UnknownTask) == "task 't1024' is not reserved"
