@@ -294,3 +294,16 @@ def test_re_declaring_a_worker_replaces_its_isps_in_the_vocabulary(make_schedule
     s.drain("any1")
     s.drain("any2")
     assert [s.schedule("u3", {"isp": "isp-z"}), s.schedule("u4", {"isp": "isp-w"})] == ["z", "x"]
+
+
+def test_least_used_ranks_a_re_declared_worker_by_its_new_load(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "least-used", reservation_load=0.0)
+    s.add_worker("a", {})
+    s.add_worker("b", {})
+    s.update_load("b", 0.3)
+    assert s.schedule("t0", None) == "a"
+    s.update_load("a", 0.1)
+    s.update_load("a", 0.2)
+    s.add_worker("a", {})
+    s.update_load("a", 0.5)
+    assert s.schedule("t1", None) == "b"
