@@ -307,3 +307,12 @@ def test_least_used_ranks_a_re_declared_worker_by_its_new_load(make_scheduler: M
     s.add_worker("a", {})
     s.update_load("a", 0.5)
     assert s.schedule("t1", None) == "b"
+
+
+def test_overcommitting_takes_the_workers_in_join_order(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "last-used", reservation_load=0.5)
+    s.add_worker("a", {})
+    s.add_worker("b", {})
+    assert [s.schedule(f"t{i}", None) for i in range(4)] == ["a", "a", "b", "b"]
+    s.add_worker("a", {})  # re-declared: still the first to join
+    assert s.schedule("t4", None) == "a"
