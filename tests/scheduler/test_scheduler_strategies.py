@@ -352,12 +352,13 @@ def _churn(s: Scheduler, worker: str, times: int) -> None:
 
 @pytest.mark.parametrize(
     ("strategy", "expected"),
-    [("last-used", ["a", "a", "a"]), ("round-robin", ["a", "b", "c"])],
+    [("last-used", ["a", "a", "a"]), ("round-robin", ["b", "a", "c"])],
 )
 def test_rotating_indexes_keep_every_candidate_when_they_drop_stale_entries(
     make_scheduler: MakeScheduler, strategy: str, expected: list[str]
 ) -> None:
     s = _with_loads(make_scheduler("portal", strategy, reservation_load=0.0), {"a": 0.1, "b": 0.1, "c": 0.1})
+    assert _schedule(s) == ["a"]  # the pool and its index exist from the first schedule on
     _churn(s, "c", 100)
     assert _schedule(s, 3) == expected
     s.drain("a")
@@ -366,6 +367,7 @@ def test_rotating_indexes_keep_every_candidate_when_they_drop_stale_entries(
 
 def test_the_load_index_keeps_every_candidate_when_it_drops_stale_entries(make_scheduler: MakeScheduler) -> None:
     s = _with_loads(make_scheduler("portal", "least-used", reservation_load=0.0), {"a": 0.1, "b": 0.2, "c": 0.5})
+    assert _schedule(s) == ["a"]  # the pool and its index exist from the first schedule on
     for i in range(100):
         s.update_load("c", 0.5 + i / 1000)
     assert _schedule(s, 2) == ["a", "a"]
@@ -375,8 +377,24 @@ def test_the_load_index_keeps_every_candidate_when_it_drops_stale_entries(make_s
 
 def test_randomly_pick_keeps_its_candidates_as_they_leave(make_scheduler: MakeScheduler) -> None:
     s = _with_loads(make_scheduler("recording", "randomly-pick"), {"a": 0.1, "b": 0.1, "c": 0.1})
+    _schedule(s)  # the pool and its index exist from the first schedule on
     s.drain("a")
     s.drain("c")
     assert _schedule(s, 3) == ["b", "b", "b"]
     s.undrain("a")
     assert set(_schedule(s, 20)) == {"a", "b"}
+
+
+def test_last_used_keeps_its_candidates_in_join_order_when_it_drops_stale_entries(
+    make_scheduler: MakeScheduler,
+) -> None:
+    s = make_scheduler("portal", "last-used", reservation_load=0.0)
+    s.add_worker("a", {})
+    s.add_worker("b", {"max_tasks": 1})
+    s.add_worker("c", {})
+    assert _schedule(s) == ["a"]
+    _churn(s, "c", 100)
+    s.pick_up("b", ["held"])
+    s.lay_down("b", "held")  # b's one reservation fills it: no candidate, though its load allows more
+    s.drain("a")
+    assert _schedule(s, 2) == ["c", "c"]
