@@ -30,10 +30,6 @@ class SchedulerError(Exception):
         self.message = message or self.code
         super().__init__(self.message)
 
-    def to_dict(self) -> dict[str, str]:
-        """``{code, message}``, ready to cross the wire."""
-        return {"code": self.code, "message": self.message}
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
 

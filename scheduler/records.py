@@ -1,6 +1,6 @@
 """Worker and task records kept by a :class:`~scheduler.Scheduler`.
 
-The records are internal bookkeeping: callers get plain-dict views (``to_dict``/``view``) that
+The records are internal bookkeeping: callers get plain-dict views (``view``) that
 serialize to JSON.  A few fields exist only so that the candidate indexes can validate their lazy
 entries in O(1):
 
@@ -171,10 +171,6 @@ class WorkerRecord:
     def servable(self) -> bool:
         """Takes new tasks if reservations are ignored: serviceable, not drained, load below max."""
         return self.state == SERVICEABLE_STATE and not self.drained and self.load < self.max_load
-
-    def is_candidate(self) -> bool:
-        """Takes new tasks: :meth:`servable` and the effective load is below ``max_load``."""
-        return self.servable() and self.effective_load < self.max_load
 
     def __repr__(self) -> str:
         return (

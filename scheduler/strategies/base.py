@@ -39,9 +39,9 @@ class CandidateIndex(ABC):
     def __init__(self) -> None:
         self.count = 0
 
+    @abstractmethod
     def entered(self, worker: WorkerRecord) -> None:
-        """``worker`` is now a candidate."""
-        self.count += 1
+        """``worker`` is now a candidate (an index adds 1 to ``count``)."""
 
     def left(self, worker: WorkerRecord) -> None:
         """``worker`` is no longer a candidate (full, unavailable, drained or removed)."""

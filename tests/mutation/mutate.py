@@ -9,6 +9,7 @@ Usage::
 
     python -m tests.mutation.mutate                     # every target, 2 workers
     python -m tests.mutation.mutate credentials limits  # some targets
+    python -m tests.mutation.mutate scheduler           # a prefix: every scheduler-* target
     python -m tests.mutation.mutate --workers 1 --list
 
 For each target it prints the survivors (``mutmut show`` diffs) and writes them to
@@ -56,7 +57,16 @@ TARGETS = [
     Target("permissions", ["conference_controller/permissions.py"], ["tests/conference_controller"]),
     Target("worker", ["rpc/worker.py"], ["tests/rpc/test_worker_client.py"]),
     Target("participant", ["conference_controller/participant.py"], ["tests/conference_controller"]),
-    Target("scheduler", ["scheduler/*"], ["tests/scheduler"]),
+    # scheduler/ in three parts (``scheduler-*``), each with the tests that guard it; the random operation
+    # sequences (test_scheduler_properties.py, ~3 s a run) only where the matcher/strategy tests are not enough.
+    Target("scheduler-matchers", ["scheduler/matchers.py"], ["tests/scheduler/test_scheduler_matchers.py"]),
+    Target("scheduler-strategies", ["scheduler/strategies/*"], ["tests/scheduler/test_scheduler_strategies.py",
+                                                               "tests/scheduler/test_scheduler_properties.py"]),
+    Target("scheduler-core", ["scheduler/scheduler.py", "scheduler/records.py", "scheduler/pools.py",
+                              "scheduler/errors.py"],
+           ["tests/scheduler/test_scheduler_messages.py", "tests/scheduler/test_scheduler_reservations.py",
+            "tests/scheduler/test_scheduler_workers.py", "tests/scheduler/test_scheduler_matchers.py",
+            "tests/scheduler/test_scheduler_properties.py"]),
     Target("login", ["portal/login.py"], ["tests/portal"]),
     # Unit tests of AckBatcher and Delivery, plus the end-to-end "none twice" filters through a real portal.
     Target("delivery", ["portal/delivery.py"], ["tests/portal/test_delivery_units.py",
@@ -123,6 +133,11 @@ def run_target(target: Target, workers: int) -> list[str]:
     return survivors
 
 
+def _parts(name: str, by_name: dict[str, Target]) -> list[str]:
+    """The targets ``name`` was split into (``scheduler`` → ``scheduler-matchers``, ...)."""
+    return [t for t in by_name if t.startswith(f"{name}-")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help="targets to run (default: all)")
@@ -134,12 +149,13 @@ def main() -> None:
         for t in TARGETS:
             print(f"{t.name}: mutates {' '.join(t.files)}; tests {' '.join(t.tests)}")
         return
-    unknown = [name for name in options.targets if name not in by_name]
+    unknown = [name for name in options.targets if name not in by_name and not _parts(name, by_name)]
     if unknown:
         raise SystemExit(f"unknown targets {unknown}; known: {', '.join(by_name)}")
     explained = SURVIVORS_FILE.read_text() if SURVIVORS_FILE.exists() else ""
     unexplained: list[str] = []
-    for name in options.targets or list(by_name):
+    chosen = [part for name in options.targets for part in ([name] if name in by_name else _parts(name, by_name))]
+    for name in chosen or list(by_name):
         survivors = run_target(by_name[name], options.workers)
         unexplained += [s for s in survivors if f"`{s}`" not in explained]
     if unexplained:

@@ -16,6 +16,8 @@ from scheduler import (
     create_matcher,
     matcher_for,
 )
+from scheduler.matchers import NOTHING, UNLISTED
+from scheduler.records import Capacity, parse_capacity
 from tests.scheduler.scheduler_testing import MakeScheduler, portal_info
 
 
@@ -200,3 +202,100 @@ def test_many_distinct_preferences_do_not_break_a_bounded_pool_cache(make_schedu
         assert isp in capacity["isps"]
         if i % 4 < 3:
             assert region in capacity["regions"]
+
+
+def _video_in(region: str, encode: list[object], decode: list[object], isps: list[str] | None = None) -> dict[str, object]:
+    info = _video(encode, decode, isps)
+    capacity = info["capacity"]
+    assert isinstance(capacity, dict)
+    capacity["regions"] = [region]
+    return info
+
+
+def test_the_video_matcher_prefers_the_region_with_and_without_a_format(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "round-robin")
+    s.add_worker("east", _video_in("east", ["vp8"], ["vp8"]))
+    s.add_worker("west", _video_in("west", ["vp8"], ["vp8"]))
+    s.add_worker("west-h264", _video_in("west", ["h264"], ["h264"]))
+    assert set(_spread(s, 6, {"region": "west"})) == {"west", "west-h264"}
+    assert set(_spread(s, 6, {"video": {"encode": ["vp8"]}, "region": "west"})) == {"west"}
+    assert set(_spread(s, 6, {"video": {"decode": ["vp8"]}, "region": "east"})) == {"east"}
+    assert set(_spread(s, 6, {"video": {"encode": ["h264"]}, "region": "east"})) == {"west-h264"}
+
+
+def test_the_video_matcher_filters_on_decode_formats_alone(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "round-robin")
+    s.add_worker("vp8", _video(["vp8", "h264"], ["vp8"]))
+    s.add_worker("h264", _video(["vp8"], ["h264", "vp8"]))
+    assert set(_spread(s, 4, {"video": {"decode": ["h264"]}})) == {"h264"}
+    assert set(_spread(s, 4, {"video": {"decode": "H264"}})) == {"h264"}
+    assert set(_spread(s, 4, {"video": {"encode": "h264"}})) == {"vp8"}
+    # exactly the formats a worker decodes (not a strict subset)
+    assert set(_spread(s, 4, {"video": {"decode": ["vp8", "h264"]}})) == {"h264"}
+
+
+def test_the_video_matcher_applies_the_isp_rule_without_formats(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "round-robin")
+    s.add_worker("a", _video(["vp8"], ["vp8"], ["isp-a"]))
+    s.add_worker("b", _video(["vp8"], ["vp8"], ["isp-b"]))
+    assert set(_spread(s, 4, {"isp": "isp-b"})) == {"b"}
+
+
+@pytest.mark.parametrize("video", ["vp8", 42, ["vp8"], None])
+def test_a_video_preference_that_is_no_mapping_means_no_format(make_scheduler: MakeScheduler, video: object) -> None:
+    s = make_scheduler("video", "round-robin")
+    s.add_worker("vp8", _video(["vp8"], ["vp8"]))
+    s.add_worker("h264", _video(["h264"], ["h264"]))
+    assert set(_spread(s, 4, {"video": video})) == {"vp8", "h264"}
+
+
+def test_an_analytics_preference_that_is_no_mapping_means_no_algorithm(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("analytics", "round-robin")
+    s.add_worker("face", {"capacity": {"algorithms": ["face-detect"]}})
+    s.add_worker("pose", {"capacity": {"algorithms": ["pose"]}})
+    assert set(_spread(s, 4, "pose")) == {"face", "pose"}
+
+
+def test_an_unknown_matcher_name_is_refused_with_the_known_names() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        create_matcher("psychic")
+    assert caught.value.message == "unknown matcher 'psychic'; expected one of: analytics, general, isp-region, video"
+
+
+def test_matchers_and_their_sentinels_show_their_names() -> None:
+    assert repr(create_matcher("video")) == "VideoMatcher()"
+    assert repr(create_matcher("general")) == "GeneralMatcher()"
+    assert (repr(NOTHING), repr(UNLISTED)) == ("NOTHING", "UNLISTED")
+
+
+def test_matchers_without_a_soft_preference_prefer_no_worker() -> None:
+    capacity = parse_capacity({"capacity": {"regions": ["west"], "algorithms": ["pose"]}})
+    assert create_matcher("general").prefers("west", capacity) is False
+    assert create_matcher("analytics").prefers("west", capacity) is False
+    assert create_matcher("video").prefers("west", capacity) is True
+    assert create_matcher("video").prefers("east", capacity) is False
+
+
+def test_isps_no_worker_lists_share_one_rotation(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("a", portal_info([]))
+    s.add_worker("b", portal_info([]))
+    s.add_worker("c", portal_info(["isp-c"]))
+    assert [s.schedule(f"u{i}", {"isp": isp}) for i, isp in enumerate(["isp-x", "isp-y", "isp-z"])] == ["a", "b", "a"]
+
+
+def test_the_pool_cache_keeps_its_max_pools_most_recently_used_pools(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin", max_pools=4)
+    isps = ["i1", "i2", "i3", "i4"]
+    s.add_worker("a", portal_info(isps))
+    s.add_worker("b", portal_info(isps))
+    s.add_worker("c", portal_info(["i5"]))
+    assert [s.schedule(f"first-{isp}", {"isp": isp}) for isp in isps] == ["a", "a", "a", "a"]
+    # each of the four pools still goes on with its own rotation
+    assert [s.schedule(f"again-{isp}", {"isp": isp}) for isp in ("i4", "i1", "i2")] == ["b", "b", "b"]
+    assert s.schedule("fifth", {"isp": "i5"}) == "c"  # a fifth pool: i3's, the least recently used, goes
+    assert [s.schedule(f"third-{isp}", {"isp": isp}) for isp in ("i3", "i4")] == ["a", "a"]
+
+
+def test_capacity_parsing_never_raises() -> None:
+    assert parse_capacity(None) == parse_capacity(["capacity"]) == parse_capacity({"capacity": 3}) == Capacity()

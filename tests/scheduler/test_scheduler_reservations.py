@@ -169,6 +169,7 @@ def test_picking_up_a_task_reserved_elsewhere_moves_it_to_the_reporting_worker(
     assert s.get_scheduled("t") == "p2"
     assert s.worker_view("p1")["tasks"] == [] and s.worker_view("p1")["effective_load"] == 0.0
     assert s.worker_view("p2")["tasks"] == ["t"]
+    assert s.tasks_of("p2") == [{"task": "t", "worker": "p2", "state": "executing", "expires_in": None}]
 
 
 def test_a_claim_turns_a_reservation_into_an_executing_task_exactly_once(make_scheduler: MakeScheduler) -> None:
@@ -256,3 +257,57 @@ def test_laying_down_a_task_adds_to_the_worker_s_other_reservations(make_schedul
     s.lay_down("p1", "run")
     view = s.worker_view("p1")
     assert (view["reserved"], view["executing"]) == (3, 0)
+
+
+def test_an_expired_task_adopted_by_pick_up_is_no_longer_expired(make_scheduler: MakeScheduler, clock: FakeClock) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {})
+    s.schedule("t", None, 5)
+    clock.advance(5)
+    assert s.expire() == ["t"]
+    s.pick_up("p1", ["t"])
+    s.unschedule("p1", "t")
+    with pytest.raises(UnknownTask) as caught:
+        s.claim("t", "p1")
+    assert caught.value.message == "task 't' is not reserved"
+
+
+def test_a_reservation_extended_many_times_expires_at_its_last_expiry(
+    make_scheduler: MakeScheduler, clock: FakeClock
+) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {})
+    for _ in range(1100):  # every extension queues one more expiry; the stale ones are dropped on the way
+        s.schedule("t", None, 10)
+        clock.advance(0.001)
+    s.schedule("other", None, 10)
+    clock.advance(9.99)
+    assert s.expire() == []
+    clock.advance(0.02)
+    assert s.expire() == ["t", "other"]
+
+
+def test_a_task_that_expired_and_is_scheduled_again_is_no_longer_expired(
+    make_scheduler: MakeScheduler, clock: FakeClock
+) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {})
+    s.schedule("t", None, 5)
+    clock.advance(5)
+    s.schedule("t", None, 5)
+    s.unschedule("p1", "t")
+    with pytest.raises(UnknownTask):
+        s.claim("t", "p1")
+
+
+def test_the_last_expired_memory_expired_tasks_are_remembered(make_scheduler: MakeScheduler, clock: FakeClock) -> None:
+    s = make_scheduler(expired_memory=2)
+    s.add_worker("p1", {})
+    for i, reserve in enumerate((1, 2, 3)):
+        s.schedule(f"t{i}", None, reserve)
+    clock.advance(3)
+    for task in ("t1", "t2"):
+        with pytest.raises(TaskExpired):
+            s.claim(task, "p1")
+    with pytest.raises(UnknownTask):
+        s.claim("t0", "p1")

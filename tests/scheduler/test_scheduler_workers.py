@@ -119,7 +119,9 @@ def test_undrain_makes_a_worker_schedulable_again(make_scheduler: MakeScheduler)
     s.update_load("p2", 0.5)
     s.drain("p1")
     assert s.schedule("t1", None) == "p2"
+    assert s.worker_view("p1")["drained"] is True
     s.undrain("p1")
+    assert s.worker_view("p1")["drained"] is False
     assert s.schedule("t2", None) == "p1"
 
 
@@ -197,3 +199,120 @@ def test_a_worker_id_must_be_a_string_and_info_a_mapping(make_scheduler: MakeSch
         s.add_worker(1, {})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument):
         s.add_worker("a", ["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("info", "max_load", "step"),
+    [
+        ({"max_tasks": 4}, 0.85, 0.25),
+        ({"maxTasks": 8}, 0.85, 0.125),
+        ({"max_tasks": 4, "maxTasks": 2}, 0.85, 0.25),
+        ({"max_tasks": 0, "maxTasks": 2}, 0.85, 0.5),
+        ({"max_tasks": "4"}, 0.85, 0.01),
+        ({"max_tasks": True}, 0.85, 0.01),
+        ({"max_tasks": float("inf")}, 0.85, 0.01),
+        ({"max_tasks": -4}, 0.85, 0.01),
+        ({"max_load": 0.5, "maxLoad": 0.7}, 0.5, 0.01),
+        ({"max_load": 0, "maxLoad": 0.7}, 0.7, 0.01),
+        ({"max_load": float("nan"), "maxLoad": 0.7}, 0.7, 0.01),
+        ({"max_load": 2}, 2.0, 0.01),
+        ({"max_load": float("-inf")}, 0.85, 0.01),
+    ],
+)
+def test_max_load_and_the_load_of_a_reservation_come_from_the_info(
+    make_scheduler: MakeScheduler, info: dict[str, object], max_load: float, step: float
+) -> None:
+    s = make_scheduler(default_max_load=0.85, reservation_load=0.01)
+    s.add_worker("p1", info)
+    s.schedule("t1", None)
+    view = s.worker_view("p1")
+    assert (view["max_load"], view["effective_load"]) == (max_load, step)
+
+
+def test_the_isps_of_a_removed_worker_are_no_longer_known(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("any1", portal_info([]))
+    s.add_worker("any2", portal_info([]))
+    s.add_worker("x", portal_info(["isp-x"]))
+    s.remove_worker("x")
+    # isp-x and isp-y are both ISPs no worker lists: one pool, one rotation
+    assert [s.schedule("t1", {"isp": "isp-x"}), s.schedule("t2", {"isp": "isp-y"})] == ["any1", "any2"]
+
+
+def test_re_declaring_a_worker_keeps_one_place_in_the_rotation(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("sip", "round-robin")
+    for worker in ("a", "b", "c"):
+        s.add_worker(worker, {})
+    assert s.schedule("t0", None) == "a"
+    s.add_worker("b", {})
+    s.add_worker("b", {})
+    assert [s.schedule(f"t{i}", None) for i in range(1, 7)] == ["c", "a", "b", "c", "a", "b"]
+
+
+def test_a_re_declared_worker_that_its_reservations_fill_is_no_candidate(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("recording", "randomly-pick")
+    s.add_worker("a", {})
+    assert s.schedule("t1", None) == "a"
+    s.add_worker("a", {"max_tasks": 1})
+    view = s.worker_view("a")
+    assert (view["effective_load"], view["schedulable"]) == (1.0, False)
+    assert s.schedule("t2", None) == "a"
+
+
+def test_a_worker_its_reservations_bring_exactly_to_max_load_is_no_candidate(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {"max_load": 0.5, "max_tasks": 4})
+    s.schedule("t1", None)
+    assert s.worker_view("p1")["schedulable"] is True
+    s.schedule("t2", None)
+    view = s.worker_view("p1")
+    assert (view["effective_load"], view["schedulable"]) == (0.5, False)
+
+
+def test_least_used_ranks_a_worker_by_its_last_load_after_it_comes_back(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "least-used", reservation_load=0.0)
+    s.add_worker("a", {})
+    s.add_worker("b", {})
+    s.update_load("b", 0.3)
+    assert s.schedule("t0", None) == "a"
+    s.update_load("a", 0.5)
+    s.update_load("a", 0.6)
+    s.drain("a")
+    s.undrain("a")
+    assert s.schedule("t1", None) == "b"
+
+
+def test_re_declaring_a_worker_replaces_its_isps_in_the_vocabulary(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "round-robin")
+    s.add_worker("any1", portal_info([]))
+    s.add_worker("any2", portal_info([]))
+    s.add_worker("x", portal_info(["isp-x"]))
+    s.add_worker("z", portal_info(["isp-z"]))
+    s.add_worker("x", portal_info(["isp-w"]))
+    # isp-x is no longer listed: it shares the rotation of isp-q, which no worker ever listed
+    assert [s.schedule("u1", {"isp": "isp-x"}), s.schedule("u2", {"isp": "isp-q"})] == ["any1", "any2"]
+    s.drain("any1")
+    s.drain("any2")
+    assert [s.schedule("u3", {"isp": "isp-z"}), s.schedule("u4", {"isp": "isp-w"})] == ["z", "x"]
+
+
+def test_least_used_ranks_a_re_declared_worker_by_its_new_load(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("video", "least-used", reservation_load=0.0)
+    s.add_worker("a", {})
+    s.add_worker("b", {})
+    s.update_load("b", 0.3)
+    assert s.schedule("t0", None) == "a"
+    s.update_load("a", 0.1)
+    s.update_load("a", 0.2)
+    s.add_worker("a", {})
+    s.update_load("a", 0.5)
+    assert s.schedule("t1", None) == "b"
+
+
+def test_overcommitting_takes_the_workers_in_join_order(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler("portal", "last-used", reservation_load=0.5)
+    s.add_worker("a", {})
+    s.add_worker("b", {})
+    assert [s.schedule(f"t{i}", None) for i in range(4)] == ["a", "a", "b", "b"]
+    s.add_worker("a", {})  # re-declared: still the first to join
+    assert s.schedule("t4", None) == "a"
