@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
-_Write = Callable[[sqlite3.Connection], Any]
+_Write = Callable[["_Tx"], Any]
 
 
 @dataclass(slots=True)
@@ -64,65 +64,92 @@ class _Pending:
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-def _held(db: sqlite3.Connection, room: str, epoch: int) -> tuple[int, int] | None:
-    """The room's ``(epoch, last)`` once ``epoch`` is checked against its current one (None: new room)."""
-    row = db.execute("SELECT epoch, last FROM rooms WHERE room = ?", (room,)).fetchone()
-    if row is not None and epoch < row[0]:
-        raise Fenced(room, epoch, row[0])
-    return None if row is None else (int(row[0]), int(row[1]))
+class _Tx:
+    """One transaction of the writer thread, with the ``rooms`` rows it touched kept in memory: each
+    room's row is read at most once and written once, at the end (the fencing checks of a group of
+    appends to one room then cost one SELECT, not one per append)."""
+
+    __slots__ = ("db", "_rows", "_dirty")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        #: room → (epoch, last, listed), or None when the room has no row.
+        self._rows: dict[str, tuple[int, int, int] | None] = {}
+        self._dirty: set[str] = set()
+
+    def row(self, room: str) -> tuple[int, int, int] | None:
+        if room not in self._rows:
+            found = self.db.execute("SELECT epoch, last, listed FROM rooms WHERE room = ?", (room,)).fetchone()
+            self._rows[room] = None if found is None else (int(found[0]), int(found[1]), int(found[2]))
+        return self._rows[room]
+
+    def held(self, room: str, epoch: int) -> tuple[int, int, int] | None:
+        """The room's row once ``epoch`` is checked against its current one (None: new room)."""
+        row = self.row(room)
+        if row is not None and epoch < row[0]:
+            raise Fenced(room, epoch, row[0])
+        return row
+
+    def set(self, room: str, epoch: int, last: int, listed: int) -> None:
+        self._rows[room] = (epoch, last, listed)
+        self._dirty.add(room)
+
+    def flush(self) -> None:
+        rows = [(room, *row) for room in self._dirty if (row := self._rows[room]) is not None]
+        self.db.executemany(
+            "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, last = excluded.last, listed = excluded.listed",
+            rows,
+        )
 
 
 def _claim(room: str, epoch: int) -> _Write:
-    def write(db: sqlite3.Connection) -> int:
-        held = _held(db, room, epoch)
+    def write(tx: _Tx) -> int:
+        held = tx.held(room, epoch)
         if held is not None and epoch == held[0]:
             raise Fenced(room, epoch, held[0])  # every placement claims an epoch of its own
-        db.execute(
-            "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, 0, 1)"
-            " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, listed = 1",
-            (room, epoch),
-        )
-        return 0 if held is None else held[1]
+        last = 0 if held is None else held[1]
+        tx.set(room, epoch, last, 1)
+        return last
 
     return write
 
 
 def _append(room: str, epoch: int, body: bytes) -> _Write:
-    def write(db: sqlite3.Connection) -> int:
-        _held(db, room, epoch)
-        offset = db.execute("INSERT INTO records (room, epoch, body) VALUES (?, ?, ?)", (room, epoch, body)).lastrowid
+    def write(tx: _Tx) -> int:
+        tx.held(room, epoch)
+        offset = tx.db.execute("INSERT INTO records (room, epoch, body) VALUES (?, ?, ?)",
+                               (room, epoch, body)).lastrowid
         assert offset is not None
-        db.execute(
-            "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, ?, 1)"
-            " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, last = excluded.last, listed = 1",
-            (room, epoch, offset),
-        )
+        tx.set(room, epoch, offset, 1)
         return offset
 
     return write
 
 
 def _save_snapshot(room: str, snapshot: Snapshot, drop_records: bool) -> _Write:
-    def write(db: sqlite3.Connection) -> None:
-        _held(db, room, snapshot.epoch)
-        kept = db.execute("SELECT offset FROM snapshots WHERE room = ?", (room,)).fetchone()
+    def write(tx: _Tx) -> None:
+        tx.held(room, snapshot.epoch)
+        kept = tx.db.execute("SELECT offset FROM snapshots WHERE room = ?", (room,)).fetchone()
         if kept is not None and snapshot.offset < kept[0]:
             return
-        db.execute(
+        tx.db.execute(
             "INSERT OR REPLACE INTO snapshots (room, offset, epoch, body) VALUES (?, ?, ?, ?)",
             (room, snapshot.offset, snapshot.epoch, snapshot.body),
         )
         if drop_records:
-            db.execute("DELETE FROM records WHERE room = ? AND id <= ?", (room, snapshot.offset))
+            tx.db.execute("DELETE FROM records WHERE room = ? AND id <= ?", (room, snapshot.offset))
 
     return write
 
 
 def _forget(room: str) -> _Write:
-    def write(db: sqlite3.Connection) -> None:
-        db.execute("DELETE FROM records WHERE room = ?", (room,))
-        db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
-        db.execute("UPDATE rooms SET last = 0, listed = 0 WHERE room = ?", (room,))
+    def write(tx: _Tx) -> None:
+        tx.db.execute("DELETE FROM records WHERE room = ?", (room,))
+        tx.db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
+        row = tx.row(room)
+        if row is not None:
+            tx.set(room, row[0], 0, 0)
 
     return write
 
@@ -275,11 +302,13 @@ class SqliteJournal:
         results: list[Any] = []
         db.execute("BEGIN IMMEDIATE")
         try:
+            tx = _Tx(db)
             for write in writes:
                 try:
-                    results.append(write(db))
+                    results.append(write(tx))
                 except Fenced as exc:  # checked before the write changed anything
                     results.append(exc)
+            tx.flush()
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
