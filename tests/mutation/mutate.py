@@ -56,6 +56,7 @@ TARGETS = [
     Target("permissions", ["conference_controller/permissions.py"], ["tests/conference_controller"]),
     Target("worker", ["rpc/worker.py"], ["tests/rpc/test_worker_client.py"]),
     Target("participant", ["conference_controller/participant.py"], ["tests/conference_controller"]),
+    Target("sessions", ["conference_controller/sessions.py"], ["tests/conference_controller"]),
     Target("scheduler", ["scheduler/*"], ["tests/scheduler"]),
     Target("login", ["portal/login.py"], ["tests/portal"]),
     # Unit tests of AckBatcher and Delivery, plus the end-to-end "none twice" filters through a real portal.
