@@ -45,6 +45,10 @@ class Spy:
         gate = self._held[method] = asyncio.Event()
         return gate
 
+    def stop_holding(self, method: str) -> None:
+        """Answers of ``method`` from now on go out at once (those already held still wait)."""
+        self._held.pop(method, None)
+
     def stall_calls(self, method: str) -> asyncio.Event:
         """From now on calls of ``method`` are served only once the returned event is set."""
         gate = self._stalled[method] = asyncio.Event()

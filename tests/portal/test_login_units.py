@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -720,3 +721,166 @@ async def test_drop_emits_drop_and_closes_the_socket(world: _World) -> None:
     await wait_until(lambda: token.code not in world.worker.tasks, what="the token's task ended")
     await world.logins.drop(session, "again")  # its socket moved on: nothing more
     assert world.closed == [conn.sid]
+
+
+# -- what is logged, acks, races -------------------------------------------------------------------
+
+
+def _logged(caplog: pytest.LogCaptureFixture, event: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(level, fields)`` of every ``event`` the portal logged."""
+    return [(record.levelno, getattr(record, "fields")) for record in caplog.records
+            if record.name == "switchboard.portal" and getattr(record, "event", None) == event]
+
+
+def _of(session: Session, **fields: Any) -> dict[str, Any]:
+    return {"worker": PORTAL, "participant": session.id, "room": session.room, **fields}
+
+
+async def test_login_logout_and_drop_are_logged(world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, _, _ = await world.login(extension=True)
+    session = conn.session
+    assert session is not None
+    assert _logged(caplog, "login") == [(logging.INFO, _of(session, controller=CONTROLLER_ID, extension=True))]
+    await world.logins.logout(conn)
+    assert _logged(caplog, "logout") == [(logging.INFO, _of(session))]
+    conn2, _, _ = await world.login()
+    dropped = conn2.session
+    assert dropped is not None
+    await world.logins.drop(dropped, "controller lost")
+    assert _logged(caplog, "drop") == [(logging.INFO, _of(dropped, reason="controller lost"))]
+
+
+async def test_a_failed_leave_is_logged_with_its_code(world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, _, _ = await world.login()
+    session = conn.session
+    assert session is not None
+    world.harness.spy.unreachable.add("leave")
+    await world.logins.logout(conn)
+    assert _logged(caplog, "leave_failed") == [(logging.INFO, _of(session, error="unavailable"))]
+
+
+async def test_holds_and_failed_holds_are_logged(world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    participant, _, session = await _held(world)
+    assert _logged(caplog, "hold") == [(logging.INFO, _of(session))]
+    conn, _, _ = await world.login()
+    other = conn.session
+    assert other is not None
+    world.harness.spy.unreachable.add("hold")
+    world.logins.socket_lost(conn)
+    await wait_until(lambda: _logged(caplog, "hold_failed"), what="the failed hold")
+    assert _logged(caplog, "hold_failed") == [(logging.WARNING, _of(other, error="unavailable",
+                                                                    message="hold: injected failure"))]
+    assert participant != other.id
+
+
+async def test_relogins_are_logged(world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    participant, ticket_text, _ = await _held(world, extension=True)
+    world.harness.notify(participant, "text", {"n": 1})
+    await world.logins.relogin(world.connection(), {"ticket": ticket_text, "lastSeq": 0})
+    session = world.sessions.get(participant)
+    assert session is not None
+    assert _logged(caplog, "relogin") == [(logging.INFO, _of(session, controller=CONTROLLER_ID, missed=1,
+                                                             extension=True))]
+
+
+async def test_displace_and_a_superseded_relogin_are_logged(world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, _, _ = await world.login()
+    session = conn.session
+    assert session is not None
+    world.logins.displace(session.id, 2)
+    assert _logged(caplog, "displaced") == [(logging.INFO, _of(session, epoch=2))]
+    participant, ticket_text, _ = await _held(world)
+    gate = world.harness.spy.hold_replies("resume")
+    pending = asyncio.ensure_future(world.logins.relogin(world.connection(), ticket_text))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
+    world.logins.displace(participant, 4)
+    relogging = world.sessions.get(participant)
+    assert relogging is not None
+    gate.set()
+    await _refused(pending, "Participant is connected elsewhere", "displaced")
+    assert _logged(caplog, "relogin_superseded") == [(logging.INFO, _of(relogging, epoch=1, by=4))]
+
+
+async def test_abandoned_logins_and_relogins_are_logged(world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn = world.connection()
+    token = await world.token()
+    gate = world.harness.spy.hold_replies("join")
+    login = asyncio.ensure_future(world.logins.login(conn, {"token": world.encoded(token), "protocol": "1.2"}))
+    await wait_until(lambda: world.harness.spy.called("join"), what="the join")
+    conn.move(State.CLOSED)
+    gate.set()
+    await _refused(login, "Participant early left", "early_left")
+    participant = world.harness.spy.called("join")[0]["participant"]["id"]
+    assert [(level, fields["participant"], fields["reason"]) for level, fields in
+            _logged(caplog, "login_abandoned")] == [(logging.INFO, participant, "socket closed during login")]
+    world.harness.spy.stop_holding("join")
+    held, ticket_text, _ = await _held(world)
+    conn2 = world.connection()
+    gate2 = world.harness.spy.hold_replies("resume")
+    relogin = asyncio.ensure_future(world.logins.relogin(conn2, ticket_text))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
+    conn2.move(State.CLOSED)
+    gate2.set()
+    await _refused(relogin, "Participant early left", "early_left")
+    assert [(level, fields["participant"], fields["reason"]) for level, fields in
+            _logged(caplog, "relogin_abandoned")] == [(logging.INFO, held, "socket closed during relogin")]
+
+
+async def test_cluster_retries_are_logged(world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    await world.harness.real.stop()
+    conn = world.connection()
+    token = await world.token()
+    await _refused(world.logins.login(conn, {"token": world.encoded(token), "protocol": "1.2"}),
+                   "service unavailable", "unavailable")
+    assert _logged(caplog, "cluster_not_ready") == [
+        (logging.DEBUG, {"worker": PORTAL, "method": "schedule", "error": "no_worker_available"})] * 4
+
+
+async def test_logout_sends_the_participants_pending_acks_before_it_leaves(world: _World) -> None:
+    conn, _, _ = await world.login()
+    session = conn.session
+    assert session is not None
+    world.logins.acks.note(session, 3)
+    await world.logins.logout(conn)
+    sent = [(s.method, s.args) for s in world.transport.sent
+            if s.target == CONTROLLER_ID and s.method in ("ack_many", "leave")]
+    assert sent == [("ack_many", {"acks": {session.id: 3}, "portal": PORTAL, "unconfirmed": [session.id]}),
+                    ("leave", {"participant": session.id, "portal": PORTAL})]
+
+
+async def test_a_taken_over_session_loses_the_acks_noted_since(world: _World) -> None:
+    old_conn, _, answer = await world.login()
+    assert isinstance(answer, tuple)
+    old = old_conn.session
+    assert old is not None
+    gate = world.harness.spy.hold_replies("resume")
+    pending = asyncio.ensure_future(world.logins.relogin(world.connection(), answer[1]["reconnectionTicket"]))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
+    world.logins.acks.note(old, 7)  # the old socket still acks meanwhile
+    gate.set()
+    await pending
+    await world.logins.acks.flush()
+    assert world.to(CONTROLLER_ID, "ack_many") == []
+
+
+async def test_a_relogin_takes_over_another_relogin_still_in_flight(world: _World) -> None:
+    participant, ticket_text, _ = await _held(world, extension=True)
+    request = {"ticket": ticket_text, "retryKey": "r" * 16}
+    gate = world.harness.spy.hold_replies("resume")
+    first = asyncio.ensure_future(world.logins.relogin(world.connection(), request))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the first resume")
+    world.harness.spy.stop_holding("resume")
+    conn = world.connection()
+    answer = await world.logins.relogin(conn, request)  # the same request again: its answer never came
+    assert isinstance(answer, tuple) and answer[0] == "ok"
+    assert world.sessions.get(participant) is conn.session
+    gate.set()
+    await first  # (it is answered too; its session is no longer the registered one)
+    assert world.sessions.get(participant) is conn.session
