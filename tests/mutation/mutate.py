@@ -59,9 +59,9 @@ TARGETS = [
     Target("sessions", ["conference_controller/sessions.py"], ["tests/conference_controller"]),
     Target("scheduler", ["scheduler/*"], ["tests/scheduler"]),
     # Unit tests of LoginService against the real manager and controller, plus the files that guard
-    # login, relogin and re-attach end to end through a real portal.
+    # login and relogin end to end through a real portal.
     Target("login", ["portal/login.py"], ["tests/portal/test_login_units.py", "tests/portal/test_login.py",
-                                         "tests/portal/test_relogin.py", "tests/portal/test_reattach.py"]),
+                                         "tests/portal/test_relogin.py"]),
     # Unit tests of AckBatcher and Delivery, plus the end-to-end "none twice" filters through a real portal.
     Target("delivery", ["portal/delivery.py"], ["tests/portal/test_delivery_units.py",
                                                "tests/portal/test_none_twice.py"]),

@@ -884,3 +884,138 @@ async def test_a_relogin_takes_over_another_relogin_still_in_flight(world: _Worl
     gate.set()
     await first  # (it is answered too; its session is no longer the registered one)
     assert world.sessions.get(participant) is conn.session
+
+
+# -- re-attach after a partition -------------------------------------------------------------------
+
+
+async def _partitioned(world: _World) -> tuple[Connection, Session]:
+    """A live participant whose controller holds it although its socket is still here (the cluster
+    declared the portal lost); it got one notification before."""
+    conn, _, _ = await world.login()
+    session = conn.session
+    assert session is not None
+    world.harness.notify(session.id, "text", {"n": 0})
+    await wait_until(lambda: session.last_seq == 1, what="the first notification")
+    await world.harness.transport.call(CONTROLLER_ID, "hold", {"participant": session.id, "portal": PORTAL})
+    return conn, session
+
+
+async def test_reattach_resumes_with_the_same_ticket_and_emits_what_was_missed(
+        world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session = await _partitioned(world)
+    world.harness.notify(session.id, "text", {"n": 1})
+    world.harness.notify(session.id, "text", {"n": 2})
+    ticket_id = session.ticket_id
+    await world.logins.reattach(session)
+    assert world.to(CONTROLLER_ID, "resume") == [Sent("call", CONTROLLER_ID, "resume", {
+        "participant": session.id, "ticket_id": ticket_id, "new_ticket_id": ticket_id, "portal": PORTAL,
+        "last_seq": 1}, 2.5)]
+    assert world.sio.emitted == [("text", {"n": 0}, conn.sid), ("text", {"n": 1}, conn.sid),
+                                 ("text", {"n": 2}, conn.sid)]
+    assert (session.epoch, session.phase, session.last_seq, session.ticket_id) == (1, Phase.LIVE, 3, ticket_id)
+    assert world.sessions.get(session.id) is session and not world.harness.held(session.id)
+    assert _logged(caplog, "reattached") == [(logging.INFO, _of(session, missed=2, epoch=1))]
+
+
+async def test_reattach_leaves_alone_a_session_not_registered_or_not_live(world: _World) -> None:
+    conn, session = await _partitioned(world)
+    pending = Session(id="pending", room="room-1", portal_log=EventLog(), controller=CONTROLLER_ID, sid="s")
+    world.sessions.add(pending)  # registered, a login still in flight
+    await world.logins.reattach(pending)
+    stale = Session(id=session.id, room="room-1", portal_log=EventLog(), controller=CONTROLLER_ID, sid=conn.sid,
+                    phase=Phase.LIVE)  # live, but not the registered one
+    await world.logins.reattach(stale)
+    assert world.to(CONTROLLER_ID, "resume") == []
+    assert pending.phase is Phase.PENDING and stale.phase is Phase.LIVE
+
+
+@pytest.mark.parametrize("code", ["unknown_participant", "hold_expired", "resync_required"])
+async def test_reattach_of_a_participant_that_is_gone_drops_it(world: _World, caplog: pytest.LogCaptureFixture,
+                                                               code: str) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session = await _partitioned(world)
+    world.harness.spy.refuse_next("resume", code, "gone")
+    await world.logins.reattach(session)
+    assert world.sio.emitted[-1] == ("drop", None, conn.sid) and world.closed == [conn.sid]
+    assert world.sessions.get(session.id) is None and conn.state is State.INITIALIZED
+    assert _logged(caplog, "reattach_refused") == [(logging.INFO, _of(session, error=code))]
+    assert _logged(caplog, "drop") == [(logging.INFO, _of(session, reason=f"session lost: {code}"))]
+
+
+async def test_reattach_of_a_participant_taken_by_another_socket_closes_this_one(
+        world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session = await _partitioned(world)
+    world.harness.spy.refuse_next("resume", "ticket_mismatch", "moved on")
+    await world.logins.reattach(session)
+    assert world.sessions.get(session.id) is None and conn.state is State.WAITING_FOR_RECONNECTING
+    await wait_until(lambda: world.closed_transports == [conn.sid], what="the socket closed")
+    assert world.sio.emitted[-1] == ("drop", None, conn.sid) and world.closed == []
+    assert _logged(caplog, "reattach_refused") == [(logging.INFO, _of(session, error="ticket_mismatch"))]
+
+
+@pytest.mark.parametrize("code", ["unavailable", "busy"])
+async def test_a_reattach_that_fails_otherwise_keeps_the_session_as_it_was(
+        world: _World, caplog: pytest.LogCaptureFixture, code: str) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session = await _partitioned(world)
+    world.harness.spy.refuse_next("resume", code, "try later")
+    await world.logins.reattach(session)
+    assert world.sessions.get(session.id) is session and session.phase is Phase.LIVE
+    assert conn.state is State.CONNECTED and world.closed == [] and world.closed_transports == []
+    assert _logged(caplog, "reattach_failed") == [(logging.WARNING, _of(session, error=code))]
+    assert _logged(caplog, "reattach_refused") == []
+
+
+async def test_a_reattach_that_fails_after_the_session_was_replaced_does_nothing_more(world: _World) -> None:
+    conn, session = await _partitioned(world)
+    stall = world.harness.spy.stall_calls("resume")
+    world.harness.spy.refuse_next("resume", "unknown_participant", "gone")
+    pending = asyncio.ensure_future(world.logins.reattach(session))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
+    world.sessions.remove(session)
+    world.sessions.add(Session(id=session.id, room="room-1", portal_log=EventLog(), controller=CONTROLLER_ID))
+    stall.set()
+    await pending
+    assert world.closed == [] and conn.state is State.CONNECTED
+    assert ("drop", None, conn.sid) not in world.sio.emitted
+
+
+async def test_a_socket_closed_during_the_reattach_is_held_again(world: _World,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session = await _partitioned(world)
+    gate = world.harness.spy.hold_replies("resume")
+    pending = asyncio.ensure_future(world.logins.reattach(session))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
+    world.sessions.remove(session)  # what the socket's end does to it (phase ENDED)
+    gate.set()
+    await pending
+    assert _logged(caplog, "reattach_abandoned") == [
+        (logging.INFO, _of(session, reason="socket closed during the re-attach"))]
+    await wait_until(lambda: world.harness.held(session.id), what="held again")
+    assert [s.args for s in world.to(CONTROLLER_ID, "hold")] == [{"participant": session.id, "portal": PORTAL}]
+    assert world.sio.emitted == [("text", {"n": 0}, conn.sid)]
+
+
+async def test_a_reattach_displaced_meanwhile_closes_the_socket(world: _World) -> None:
+    conn, session = await _partitioned(world)
+    gate = world.harness.spy.hold_replies("resume")
+    pending = asyncio.ensure_future(world.logins.reattach(session))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
+    session.displaced_by = 1  # a displace with its own epoch: not newer
+    gate.set()
+    await pending
+    assert world.sessions.get(session.id) is session and conn.state is State.CONNECTED
+    world.harness.spy.stop_holding("resume")
+    await world.harness.transport.call(CONTROLLER_ID, "hold", {"participant": session.id, "portal": PORTAL})
+    gate = world.harness.spy.hold_replies("resume")
+    pending = asyncio.ensure_future(world.logins.reattach(session))
+    await wait_until(lambda: len(world.harness.spy.called("resume")) == 2, what="the second resume")
+    session.displaced_by = 3  # a relogin elsewhere was accepted after this resume
+    gate.set()
+    await pending
+    assert session.epoch == 2 and world.sessions.get(session.id) is None
+    await wait_until(lambda: world.closed_transports == [conn.sid], what="the socket closed")
