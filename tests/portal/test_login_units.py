@@ -847,7 +847,10 @@ async def test_logout_sends_the_participants_pending_acks_before_it_leaves(world
     conn, _, _ = await world.login()
     session = conn.session
     assert session is not None
+    other, _, _ = await world.login()
+    assert other.session is not None
     world.logins.acks.note(session, 3)
+    world.logins.acks.note(other.session, 4)  # another participant's: not yet
     await world.logins.logout(conn)
     sent = [(s.method, s.args) for s in world.transport.sent
             if s.target == CONTROLLER_ID and s.method in ("ack_many", "leave")]
