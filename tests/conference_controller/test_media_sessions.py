@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conference_controller.ids import StreamId, SubscriptionId, TransportId
+from conference_controller.ids import StreamId, SubscriptionId, TransportId, WorkerId
 from rpc import RpcRemoteError, ServiceError, rpc_method
 from tests.support.waiting import wait_until
 
@@ -35,6 +35,8 @@ class _Agent(FakeAgent):
         self.refuse: set[str] = set()
         self.gates: dict[str, asyncio.Event] = {}
         self.started: list[str] = []
+        #: The transport named in every ``control`` call.
+        self.control_transports: list[str] = []
 
     async def _start(self, session_id: str) -> None:
         self.started.append(session_id)
@@ -55,6 +57,11 @@ class _Agent(FakeAgent):
                         info: dict[str, Any]) -> str:
         await self._start(subscription_id)
         return await super().subscribe(transport_id, subscription_id, participant, controller, info)
+
+    @rpc_method
+    async def control(self, transport_id: str, session_id: str, operation: str, data: Any) -> str:
+        self.control_transports.append(transport_id)
+        return await super().control(transport_id, session_id, operation, data)
 
     @rpc_method
     async def unpublish(self, transport_id: str, stream_id: str) -> str:
@@ -209,6 +216,7 @@ async def test_stream_control_refusals_and_updates(env: Env) -> None:
     assert await env.call("stream_control", participant="p1", stream_id="s1", operation="pause", data="video") == "ok"
     assert await env.call("stream_control", participant="p1", stream_id="s1", operation="play", data="video") == "ok"
     assert agent.controls == [("s1", "pause", "video"), ("s1", "play", "video")]
+    assert agent.control_transports == ["t1", "t1"]
     await wait_until(lambda: len(env.portal_b.data("p2", "stream")) == 4, what="the updates")
     assert env.portal_b.data("p2", "stream")[2:] == [
         {"id": "s1", "status": "update", "data": {"field": "video.status", "value": "inactive"}},
@@ -334,6 +342,7 @@ async def test_unsubscribe_and_subscription_control_only_for_ones_own(env: Env) 
                               data=data) == "ok"
     assert agent.controls == [("sub1", "pause", "video"), ("sub1", "play", "audio"),
                               ("sub1", "update", {"parameters": {"framerate": 15}})]
+    assert agent.control_transports == ["t2", "t2", "t2"]
     env.controller.media.transports.pop(TransportId("t2"))  # its agent forgot the transport
     await _refused(env, "unknown_transport", "transport t2 is gone", "subscription_control", participant="p2",
                    subscription_id="sub1", operation="pause", data="video")
@@ -477,3 +486,33 @@ async def test_a_lost_agent_ends_its_sessions_with_an_error_note_and_the_partici
     assert agent.teardowns == [] and env.portal_b.data("p2", "progress") == []
     assert "p1" in env.controller.participants and "p2" in env.controller.participants
     await other.stop()
+
+
+async def test_a_lost_agent_skips_transports_of_participants_gone_and_sessions_already_ended(env: Env) -> None:
+    lost = await _agent(env)
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    await env.join("p3")
+    await _ready_stream(env, "p3", "s0", "t0")  # p3's transport comes first on the lost agent
+    await _ready_stream(env)  # s1 over t1, on the lost agent
+    await env.call("subscribe", participant="p1", subscription_id="sub1", transport_id="t1",
+                   info=_sub(("audio", "s1")))
+    await lost.worker.stop()
+    await wait_until(lambda: lost.worker_id not in env.cluster.workers, what="the agent out of the cluster")
+    other = await _agent(env)
+    await _ready_stream(env, "p2", "s2", "t2")  # on the other agent
+    # sub9 over t1 (the lost agent) takes s2 (the other agent): it ends with t1, not with a stream
+    await env.call("subscribe", participant="p1", subscription_id="sub9", transport_id="t1",
+                   info=_sub(("video", "s2")))
+    assert env.controller.media.transports[TransportId("t2")].agent == other.worker_id
+    before = len(_errors(env))
+    # p3 leaves, and the agent is lost before its transport is let go (same turn of the loop)
+    env.controller.leave(env.controller.participant("p3"), reason="leave")
+    env.controller.sessions.agent_lost(WorkerId(lost.worker_id))
+    room = env.controller.room("room-1")
+    assert list(room.streams) == ["s2"] and room.subscriptions == {}
+    assert env.controller.participant("p1").subscriptions == set()
+    assert env.controller.participant("p1").streams == set()
+    await wait_until(lambda: len(_errors(env)) == before + 2, what="the error notes")
+    assert _errors(env)[before:] == [
+        {"id": "t1", "sessionId": session, "status": "error", "data": "media agent lost"} for session in ("s1", "sub9")]
