@@ -8,17 +8,20 @@ session or hold its answer back until the test lets it go.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from conference_controller.ids import StreamId, SubscriptionId, TransportId, WorkerId
 from rpc import RpcRemoteError, ServiceError, rpc_method
+from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
-from .conftest import Env
-from .fakes import FakeAgent
+from .conftest import Env, controller_settings
+from .fakes import FakeAgent, FakeCluster
 
 AV = {"media": {"tracks": [{"type": "audio", "mid": "0", "source": "mic"},
                            {"type": "video", "mid": "1", "source": "camera"}]}}
@@ -37,6 +40,8 @@ class _Agent(FakeAgent):
         self.started: list[str] = []
         #: The transport named in every ``control`` call.
         self.control_transports: list[str] = []
+        #: Every ``publish`` and ``subscribe`` call with all its arguments.
+        self.setups: list[tuple[str, dict[str, Any]]] = []
 
     async def _start(self, session_id: str) -> None:
         self.started.append(session_id)
@@ -49,12 +54,16 @@ class _Agent(FakeAgent):
     @rpc_method
     async def publish(self, transport_id: str, stream_id: str, participant: str, controller: str,
                       info: dict[str, Any]) -> str:
+        self.setups.append(("publish", {"transport_id": transport_id, "stream_id": stream_id,
+                                        "participant": participant, "controller": controller, "info": info}))
         await self._start(stream_id)
         return await super().publish(transport_id, stream_id, participant, controller, info)
 
     @rpc_method
     async def subscribe(self, transport_id: str, subscription_id: str, participant: str, controller: str,
                         info: dict[str, Any]) -> str:
+        self.setups.append(("subscribe", {"transport_id": transport_id, "subscription_id": subscription_id,
+                                          "participant": participant, "controller": controller, "info": info}))
         await self._start(subscription_id)
         return await super().subscribe(transport_id, subscription_id, participant, controller, info)
 
@@ -516,3 +525,107 @@ async def test_a_lost_agent_skips_transports_of_participants_gone_and_sessions_a
     await wait_until(lambda: len(_errors(env)) == before + 2, what="the error notes")
     assert _errors(env)[before:] == [
         {"id": "t1", "sessionId": session, "status": "error", "data": "media agent lost"} for session in ("s1", "sub9")]
+
+
+# -- the agent's arguments, placement races, what is logged --------------------------------------------
+
+
+async def test_the_agent_gets_every_argument_of_a_publication_and_a_subscription(env: Env) -> None:
+    agent = await _agent(env)
+    await env.join("p1")
+    info = {**AV, "attributes": {"label": "cam"}}
+    await _ready_stream(env, info=info)
+    await env.call("subscribe", participant="p1", subscription_id="sub1", transport_id="t2",
+                   info=_sub(("video", "s1")))
+    controller = env.controller.worker_id
+    assert agent.setups == [
+        ("publish", {"transport_id": "t1", "stream_id": "s1", "participant": "p1", "controller": controller,
+                     "info": {**info, "data": False, "transport": None}}),
+        ("subscribe", {"transport_id": "t2", "subscription_id": "sub1", "participant": "p1",
+                       "controller": controller, "info": {"media": {"tracks": [
+                           {"type": "video", "from": "s1", "mid": None, "parameters": None, "format": None}]},
+                           "transport": None, "data": None}})]
+
+
+class _GatedCluster(FakeCluster):
+    """Placements of the tasks in ``gates`` wait for their event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: dict[str, asyncio.Event] = {}
+        #: Tasks whose placement is waiting for its gate.
+        self.waiting: list[str] = []
+
+    @rpc_method
+    async def schedule(self, purpose: str, task: str, preference: Any = None, reserve_time: float | None = None) -> Any:
+        gate = self.gates.get(task)
+        if gate is not None:
+            self.waiting.append(task)
+            await gate.wait()
+        return await super().schedule(purpose, task, preference, reserve_time)
+
+
+@pytest.fixture
+async def gated(local: TransportFactory) -> AsyncIterator[tuple[Env, _GatedCluster]]:
+    env = Env(local, controller_settings())
+    cluster = env.cluster = _GatedCluster()
+    await env.start()
+    yield env, cluster
+    await env.stop()
+
+
+@pytest.mark.parametrize("method", ["publish", "subscribe"])
+async def test_a_participant_that_leaves_while_its_transport_is_placed_gets_none(
+        gated: tuple[Env, _GatedCluster], method: str) -> None:
+    env, cluster = gated
+    agent = await _agent(env)
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    await _ready_stream(env, "p2", "s2", "t2")
+    gate = cluster.gates["t1"] = asyncio.Event()
+    if method == "publish":
+        call = env.call("publish", participant="p1", stream_id="s1", transport_id="t1", info=AV)
+    else:
+        call = env.call("subscribe", participant="p1", subscription_id="sub1", transport_id="t1",
+                        info=_sub(("audio", "s2")))
+    pending = asyncio.ensure_future(call)
+    await wait_until(lambda: cluster.waiting == ["t1"], what="the placement")
+    await env.call("leave", participant="p1")
+    gate.set()
+    with pytest.raises(RpcRemoteError) as info:
+        await pending
+    assert (info.value.code, info.value.message) == ("unknown_participant", "participant p1 left")
+    assert TransportId("t1") not in env.controller.media.transports
+    assert [name for name, _ in agent.setups] == ["publish"]  # s2's only
+
+
+def _controller_logged(caplog: pytest.LogCaptureFixture, event: str) -> list[tuple[int, dict[str, Any]]]:
+    return [(record.levelno, getattr(record, "fields")) for record in caplog.records
+            if record.name == "switchboard.controller" and getattr(record, "event", None) == event]
+
+
+def _with(fields: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: fields.get(name) for name in names}
+
+
+async def test_setups_ignored_progress_and_a_lost_agent_are_logged(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.controller")
+    agent = await _agent(env)
+    await env.join("p1")
+    await _ready_stream(env)
+    await env.call("subscribe", participant="p1", subscription_id="sub1", transport_id="t2",
+                   info=_sub(("video", "s1")))
+    assert [(level, fields["participant"], _with(fields, "stream", "transport", "agent"))
+            for level, fields in _controller_logged(caplog, "publication_started")] == [
+        (logging.INFO, "p1", {"stream": "s1", "transport": "t1", "agent": agent.worker_id})]
+    assert [(level, fields["participant"], _with(fields, "subscription", "transport", "agent"))
+            for level, fields in _controller_logged(caplog, "subscription_started")] == [
+        (logging.INFO, "p1", {"subscription": "sub1", "transport": "t2", "agent": agent.worker_id})]
+    await env.call("on_session_progress", transport_id="t9", session_id="x", status="ready")
+    assert [(level, _with(fields, "transport", "session", "status"))
+            for level, fields in _controller_logged(caplog, "progress_ignored")] == [
+        (logging.DEBUG, {"transport": "t9", "session": "x", "status": "ready"})]
+    env.controller.sessions.agent_lost(WorkerId(agent.worker_id))
+    assert sorted((level, fields["transport"], _with(fields, "agent", "participant"))
+                  for level, fields in _controller_logged(caplog, "media_agent_lost")) == [
+        (logging.WARNING, transport, {"agent": agent.worker_id, "participant": "p1"}) for transport in ("t1", "t2")]
