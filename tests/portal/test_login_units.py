@@ -1022,3 +1022,32 @@ async def test_a_reattach_displaced_meanwhile_closes_the_socket(world: _World) -
     await pending
     assert session.epoch == 2 and world.sessions.get(session.id) is None
     await wait_until(lambda: world.closed_transports == [conn.sid], what="the socket closed")
+
+
+# -- answers without their optional keys -----------------------------------------------------------
+
+
+async def test_a_join_answer_without_permission_or_room_gets_their_defaults(world: _World) -> None:
+    world.harness.spy.rewrite_reply("join", lambda _: {})
+    _, _, answer = await world.login()
+    assert isinstance(answer, tuple)
+    assert (answer[1]["permission"], answer[1]["room"]) == ({}, {"id": "room-1"})
+
+
+async def test_a_resume_answer_without_epoch_or_messages_gets_their_defaults(world: _World) -> None:
+    participant, ticket_text, _ = await _held(world, extension=True)
+    world.harness.notify(participant, "text", {"n": 1})
+    world.harness.spy.rewrite_reply("resume", lambda _: {})
+    answer = await world.logins.relogin(world.connection(), {"ticket": ticket_text, "lastSeq": 0})
+    assert isinstance(answer, tuple) and answer[1]["messages"] == [] and answer[1]["lastSeq"] is None
+    session = world.sessions.get(participant)
+    assert session is not None and (session.epoch, session.last_seq) == (0, 0)
+
+
+async def test_a_reattach_answer_without_epoch_or_messages_keeps_the_sessions_own(world: _World) -> None:
+    conn, session = await _partitioned(world)
+    session.epoch = 5
+    world.harness.spy.rewrite_reply("resume", lambda _: {})
+    await world.logins.reattach(session)
+    assert (session.epoch, session.phase, session.last_seq) == (5, Phase.LIVE, 1)
+    assert world.sio.emitted == [("text", {"n": 0}, conn.sid)]
