@@ -424,14 +424,17 @@ async def test_an_error_ends_the_session_or_every_session_of_the_transport(env: 
     await env.join("p1")
     await env.join("p2", portal=env.portal_b)
     await _ready_stream(env)
+    await _ready_stream(env, "p2", "s5", "t5")
+    # sub1 over t1 takes p2's s5: it does not end with a stream of t1
     await env.call("subscribe", participant="p1", subscription_id="sub1", transport_id="t1",
-                   info=_sub(("audio", "s1")))
+                   info=_sub(("audio", "s5")))
     await env.call("publish", participant="p1", stream_id="s2", transport_id="t1", info=AUDIO)
     await env.call("on_session_progress", transport_id="t1", session_id="s2", status="error")
     room = env.controller.room("room-1")
-    assert sorted(room.streams) == ["s1"] and sorted(room.subscriptions) == ["sub1"]
+    assert sorted(room.streams) == ["s1", "s5"] and sorted(room.subscriptions) == ["sub1"]
     await env.call("on_session_progress", transport_id="t1", status="error", data="ice failed")
-    assert room.streams == {} and room.subscriptions == {}
+    assert list(room.streams) == ["s5"] and room.subscriptions == {}
+    assert env.controller.participant("p1").subscriptions == set()
     await wait_until(lambda: len(_errors(env)) == 2, what="the error notes")
     assert _errors(env) == [
         {"id": "t1", "sessionId": "s2", "status": "error", "data": "media session failed"},

@@ -1051,3 +1051,18 @@ async def test_a_reattach_answer_without_epoch_or_messages_keeps_the_sessions_ow
     await world.logins.reattach(session)
     assert (session.epoch, session.phase, session.last_seq) == (5, Phase.LIVE, 1)
     assert world.sio.emitted == [("text", {"n": 0}, conn.sid)]
+
+
+async def test_a_relogin_sends_the_old_sockets_pending_acks_before_its_resume(world: _World) -> None:
+    old_conn, _, answer = await world.login()
+    assert isinstance(answer, tuple)
+    old = old_conn.session
+    other, _, _ = await world.login()
+    assert old is not None and other.session is not None
+    world.logins.acks.note(old, 2)
+    world.logins.acks.note(other.session, 4)  # another participant's: not yet
+    await world.logins.relogin(world.connection(), answer[1]["reconnectionTicket"])
+    sent = [(s.method, s.args) for s in world.transport.sent
+            if s.target == CONTROLLER_ID and s.method in ("ack_many", "resume")]
+    assert [method for method, _ in sent] == ["ack_many", "resume"]
+    assert sent[0][1] == {"acks": {old.id: 2}, "portal": PORTAL, "unconfirmed": [old.id]}
