@@ -451,7 +451,7 @@ async def test_an_owt_relogin_counts_from_just_before_the_first_missed_seq(world
     relogin = asyncio.ensure_future(world.logins.relogin(conn, ticket_text))
     await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
     session = world.sessions.get(participant)
-    assert session is not None and session.phase is Phase.PENDING
+    assert session is not None and session.phase is Phase.PENDING and conn.relogging is True
     gate.set()
     await relogin
     # set to first - 1 before the replay is emitted (which moves it on)
@@ -1066,3 +1066,60 @@ async def test_a_relogin_sends_the_old_sockets_pending_acks_before_its_resume(wo
             if s.target == CONTROLLER_ID and s.method in ("ack_many", "resume")]
     assert [method for method, _ in sent] == ["ack_many", "resume"]
     assert sent[0][1] == {"acks": {old.id: 2}, "portal": PORTAL, "unconfirmed": [old.id]}
+
+
+async def test_the_tasks_after_a_login_a_relogin_and_a_hold_are_named_for_the_participant(world: _World) -> None:
+    conn = world.connection()
+    token = await world.token()
+    answer = await world.logins.login(conn, {"token": world.encoded(token), "protocol": "1.2"})
+    assert isinstance(answer, tuple)
+    participant = answer[1]["id"]
+    assert f"login:{participant}" in {task.get_name() for task in asyncio.all_tasks()}
+    session = conn.session
+    assert session is not None
+    await wait_until(lambda: session.phase is Phase.LIVE, what="the session live")
+    world.logins.socket_lost(conn)
+    assert world.sessions.holds[participant].get_name() == f"hold:{participant}"
+    await wait_until(lambda: participant not in world.sessions.holds, what="the hold done")
+    await world.logins.relogin(world.connection(), answer[1]["reconnectionTicket"])
+    assert f"relogin:{participant}" in {task.get_name() for task in asyncio.all_tasks()}
+
+
+async def test_a_hold_sends_only_its_participants_acks_first(world: _World) -> None:
+    conn, _, _ = await world.login()
+    other, _, _ = await world.login()
+    session = conn.session
+    assert session is not None and other.session is not None
+    world.logins.acks.note(session, 2)
+    world.logins.acks.note(other.session, 4)  # another participant's: not yet
+    world.logins.socket_lost(conn)
+    await wait_until(lambda: world.to(CONTROLLER_ID, "hold"), what="the hold")
+    sent = [(s.method, s.args) for s in world.transport.sent
+            if s.target == CONTROLLER_ID and s.method in ("ack_many", "hold")]
+    assert sent == [("ack_many", {"acks": {session.id: 2}, "portal": PORTAL, "unconfirmed": [session.id]}),
+                    ("hold", {"participant": session.id, "portal": PORTAL})]
+
+
+async def test_a_login_stops_the_sockets_idle_timer(world: _World) -> None:
+    conn = world.connection()
+    fired: list[str] = []
+    conn.idle_timer = asyncio.get_running_loop().call_later(3600, fired.append, "idle")
+    timer = conn.idle_timer
+    await world.login(conn)
+    assert conn.idle_timer is None and timer.cancelled()
+
+
+@pytest.mark.parametrize("code", ["not_ready", "no_worker_available"])
+async def test_a_login_retries_a_cluster_that_is_not_ready_yet(world: _World, code: str) -> None:
+    token = await world.token()
+    world.harness.cluster_spy.refuse_next("schedule", code, "not yet")
+    answer = await world.logins.login(world.connection(), {"token": world.encoded(token), "protocol": "1.2"})
+    assert isinstance(answer, tuple) and answer[0] == "ok"
+    assert len(world.to(CLUSTER, "schedule")) == 2 and world.sleeps.asked == [0.25]
+
+
+async def test_a_relogin_does_not_retry_a_cluster_that_is_not_ready(world: _World) -> None:
+    _, ticket_text, _ = await _held(world)
+    world.harness.cluster_spy.refuse_next("get_scheduled", "not_ready", "not yet")
+    await _refused(world.logins.relogin(world.connection(), ticket_text), "service unavailable", "unavailable")
+    assert len(world.to(CLUSTER, "get_scheduled")) == 1 and world.sleeps.asked == []
