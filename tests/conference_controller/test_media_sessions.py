@@ -40,6 +40,8 @@ class _Agent(FakeAgent):
         self.started: list[str] = []
         #: The transport named in every ``control`` call.
         self.control_transports: list[str] = []
+        #: Teardowns wait for this event, when there is one.
+        self.teardown_gate: asyncio.Event | None = None
         #: Every ``publish`` and ``subscribe`` call with all its arguments.
         self.setups: list[tuple[str, dict[str, Any]]] = []
 
@@ -75,11 +77,15 @@ class _Agent(FakeAgent):
     @rpc_method
     async def unpublish(self, transport_id: str, stream_id: str) -> str:
         self.teardowns.append(("unpublish", transport_id, stream_id))
+        if self.teardown_gate is not None:
+            await self.teardown_gate.wait()
         return await super().unpublish(transport_id, stream_id)
 
     @rpc_method
     async def unsubscribe(self, transport_id: str, subscription_id: str) -> str:
         self.teardowns.append(("unsubscribe", transport_id, subscription_id))
+        if self.teardown_gate is not None:
+            await self.teardown_gate.wait()
         return await super().unsubscribe(transport_id, subscription_id)
 
 
@@ -632,3 +638,19 @@ async def test_setups_ignored_progress_and_a_lost_agent_are_logged(env: Env, cap
     assert sorted((level, fields["transport"], _with(fields, "agent", "participant"))
                   for level, fields in _controller_logged(caplog, "media_agent_lost")) == [
         (logging.WARNING, transport, {"agent": agent.worker_id, "participant": "p1"}) for transport in ("t1", "t2")]
+
+
+async def test_the_teardown_tasks_are_named_by_kind_and_session(env: Env) -> None:
+    agent = await _agent(env)
+    await env.join("p1")
+    await _ready_stream(env)
+    for sub in ("sub1", "sub2"):
+        await env.call("subscribe", participant="p1", subscription_id=sub, transport_id="t2",
+                       info=_sub(("video", "s1")))
+    gate = agent.teardown_gate = asyncio.Event()
+    await env.call("unsubscribe", participant="p1", subscription_id="sub2")
+    await env.call("unpublish", participant="p1", stream_id="s1")  # sub1 ends with it
+    await wait_until(lambda: len(agent.teardowns) == 3, what="the teardowns")
+    names = {task.get_name() for task in asyncio.all_tasks()}
+    assert {"subscribe-end:sub2", "publish-end:s1", "subscribe-end:sub1"} <= names
+    gate.set()
