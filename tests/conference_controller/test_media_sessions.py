@@ -654,3 +654,15 @@ async def test_the_teardown_tasks_are_named_by_kind_and_session(env: Env) -> Non
     names = {task.get_name() for task in asyncio.all_tasks()}
     assert {"subscribe-end:sub2", "publish-end:s1", "subscribe-end:sub1"} <= names
     gate.set()
+
+
+async def test_progress_on_the_transport_of_a_participant_gone_is_ignored(env: Env) -> None:
+    await _agent(env)
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    await env.call("publish", participant="p1", stream_id="s1", transport_id="t1", info=AV)
+    # p1 leaves; its transport is let go only once the agent has been told (not in this turn of the loop)
+    env.controller.leave(env.controller.participant("p1"), reason="leave")
+    assert TransportId("t1") in env.controller.media.transports
+    env.controller.sessions.progress("t1", "s1", "ready", None)
+    assert env.controller.room("room-1").streams == {}
