@@ -1123,3 +1123,11 @@ async def test_a_relogin_does_not_retry_a_cluster_that_is_not_ready(world: _Worl
     world.harness.cluster_spy.refuse_next("get_scheduled", "not_ready", "not yet")
     await _refused(world.logins.relogin(world.connection(), ticket_text), "service unavailable", "unavailable")
     assert len(world.to(CLUSTER, "get_scheduled")) == 1 and world.sleeps.asked == []
+
+
+async def test_a_lost_socket_stops_its_idle_timer(world: _World) -> None:
+    conn = world.connection()
+    fired: list[str] = []
+    timer = conn.idle_timer = asyncio.get_running_loop().call_later(3600, fired.append, "idle")
+    world.logins.socket_lost(conn)
+    assert conn.idle_timer is None and timer.cancelled()
