@@ -1131,3 +1131,22 @@ async def test_a_lost_socket_stops_its_idle_timer(world: _World) -> None:
     timer = conn.idle_timer = asyncio.get_running_loop().call_later(3600, fired.append, "idle")
     world.logins.socket_lost(conn)
     assert conn.idle_timer is None and timer.cancelled()
+
+
+@pytest.mark.parametrize("structured", [False, True])
+async def test_requests_held_before_a_relogin_run_after_it_in_its_task(world: _World, structured: bool) -> None:
+    participant, ticket_text, _ = await _held(world, extension=structured)
+    conn = world.connection()
+    ran: list[tuple[str, Any]] = []
+
+    async def action(on: Connection, payload: Any) -> Ack:
+        assert on.session is not None
+        ran.append((on.session.id, payload))
+        return "ok"
+
+    early = conn.hold_early(action, {"n": 1})
+    await world.logins.relogin(conn, {"ticket": ticket_text} if structured else ticket_text)
+    assert f"relogin:{participant}" in {task.get_name() for task in asyncio.all_tasks()}
+    await wait_until(early.reply.done, what="the held request answered")
+    assert early.reply.result() == "ok"
+    assert ran == [(participant, {"n": 1})]
