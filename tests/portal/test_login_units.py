@@ -127,7 +127,7 @@ class _World:
 
 
 @pytest.fixture
-async def world() -> AsyncIterator[_World]:
+async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
     factory = TransportFactory("local")
     harness = await Harness(factory).start()
     await harness.start_controller()
@@ -161,6 +161,9 @@ async def world() -> AsyncIterator[_World]:
     service = await transport.serve(PORTAL, PortalRpc(sessions, delivery, logins))
     await worker.start()
     yield _World(harness, transport, logins, sessions, sio, metrics, worker, sleeps, closed, closed_transports)
+    await asyncio.sleep(0)  # one turn of the loop: the done callbacks of tasks that just ended have run
+    # no task the service ran in the background crashed
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("background task")] == []
     await background.stop()
     await worker.stop(quit=True)
     await service.stop()
