@@ -163,7 +163,8 @@ async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
     yield _World(harness, transport, logins, sessions, sio, metrics, worker, sleeps, closed, closed_transports)
     await asyncio.sleep(0)  # one turn of the loop: the done callbacks of tasks that just ended have run
     # no task the service ran in the background crashed
-    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("background task")] == []
+    records = caplog.get_records("call") + caplog.get_records("teardown")
+    assert [r.getMessage() for r in records if r.getMessage().startswith("background task")] == []
     await background.stop()
     await worker.stop(quit=True)
     await service.stop()
