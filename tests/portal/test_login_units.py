@@ -1154,3 +1154,23 @@ async def test_requests_held_before_a_relogin_run_after_it_in_its_task(world: _W
     await wait_until(early.reply.done, what="the held request answered")
     assert early.reply.result() == "ok"
     assert ran == [(participant, {"n": 1})]
+
+
+async def test_a_login_retries_a_claim_the_cluster_cannot_serve_yet(world: _World) -> None:
+    token = await world.token()
+    world.harness.cluster_spy.refuse_next("claim", "not_ready", "not yet")
+    answer = await world.logins.login(world.connection(), {"token": world.encoded(token), "protocol": "1.2"})
+    assert isinstance(answer, tuple) and answer[0] == "ok"
+    assert len(world.to(CLUSTER, "claim")) == 2 and world.sleeps.asked == [0.25]
+
+
+async def test_a_token_task_ends_once_only(world: _World) -> None:
+    conn, token, _ = await world.login()
+    session = conn.session
+    assert session is not None
+    world.logins.socket_lost(conn)
+    await wait_until(lambda: world.to(CLUSTER, "unschedule"), what="the token's task ended")
+    await wait_until(lambda: session.id not in world.sessions.holds, what="the hold done")
+    await world.logins.drop(session, "again")  # forgotten a second time: its task is not ended again
+    assert world.to(CLUSTER, "unschedule") == [
+        Sent("cast", CLUSTER, "unschedule", {"worker_id": PORTAL, "task": token.code})]
