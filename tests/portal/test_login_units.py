@@ -1172,5 +1172,6 @@ async def test_a_token_task_ends_once_only(world: _World) -> None:
     await wait_until(lambda: world.to(CLUSTER, "unschedule"), what="the token's task ended")
     await wait_until(lambda: session.id not in world.sessions.holds, what="the hold done")
     await world.logins.drop(session, "again")  # forgotten a second time: its task is not ended again
+    await world.logins.background.stop(grace=10)  # returns once what it started has finished
     assert world.to(CLUSTER, "unschedule") == [
         Sent("cast", CLUSTER, "unschedule", {"worker_id": PORTAL, "task": token.code})]
