@@ -56,7 +56,6 @@ TARGETS = [
     Target("permissions", ["conference_controller/permissions.py"], ["tests/conference_controller"]),
     Target("worker", ["rpc/worker.py"], ["tests/rpc/test_worker_client.py"]),
     Target("participant", ["conference_controller/participant.py"], ["tests/conference_controller"]),
-    Target("sessions", ["conference_controller/sessions.py"], ["tests/conference_controller"]),
     Target("scheduler", ["scheduler/*"], ["tests/scheduler"]),
     # Unit tests of LoginService against the real manager and controller, plus the files that guard
     # login and relogin end to end through a real portal.
@@ -65,6 +64,7 @@ TARGETS = [
     # Unit tests of AckBatcher and Delivery, plus the end-to-end "none twice" filters through a real portal.
     Target("delivery", ["portal/delivery.py"], ["tests/portal/test_delivery_units.py",
                                                "tests/portal/test_none_twice.py"]),
+    Target("sessions", ["conference_controller/sessions.py"], ["tests/conference_controller"]),
 ]
 
 
