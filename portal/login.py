@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_token, encode_ticket, new_id, now_ms
@@ -70,6 +70,8 @@ class LoginService:
         log: EventLog,
         close_socket: CloseSocket,
         close_transport: CloseSocket | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings
@@ -85,6 +87,9 @@ class LoginService:
         #: Closes a socket taken over by a relogin, transport included.
         self.close_transport = close_transport or close_socket
         self.connections: dict[str, Connection] = {}
+        #: The waits and the time of the cluster retries (default: asyncio's sleep and the loop's clock).
+        self._sleep = sleep
+        self._clock = clock
 
     @property
     def worker_id(self) -> str:
@@ -539,8 +544,8 @@ class LoginService:
         cannot serve *yet* (``not_ready``, ``no_worker_available``: a cluster still starting, a
         controller restarting) are retried within ``cluster_retry_budget`` while that socket is still
         logging in, so a join works the first time."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.cluster_retry_budget
+        clock = self._clock or asyncio.get_running_loop().time
+        deadline = clock() + self.settings.cluster_retry_budget
         while True:
             try:
                 return await self.transport.call(
@@ -549,10 +554,10 @@ class LoginService:
             except RpcError as exc:
                 not_yet = isinstance(exc, RpcRemoteError) and exc.code in _NOT_YET
                 still_waiting = retry_for is not None and retry_for.state is State.CONNECTING
-                if not (not_yet and still_waiting) or loop.time() + self.settings.cluster_retry_interval > deadline:
+                if not (not_yet and still_waiting) or clock() + self.settings.cluster_retry_interval > deadline:
                     raise from_rpc(exc) from None
                 self.log.debug("cluster_not_ready", method=method, error=exc.code)
-            await asyncio.sleep(self.settings.cluster_retry_interval)
+            await self._sleep(self.settings.cluster_retry_interval)
 
 
 def _retry_key_hash(key: str) -> str:

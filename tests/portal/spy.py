@@ -36,6 +36,8 @@ class Spy:
         self._replies_to_lose: dict[str, int] = {}
         #: The next reply of these methods is changed by the function (a faulty service).
         self._rewrites: dict[str, Callable[[Any], Any]] = {}
+        #: The next call of these methods is refused with this ``(code, message)``, unserved.
+        self._refusals: dict[str, tuple[str, str]] = {}
 
     def called(self, method: str) -> list[dict[str, Any]]:
         return [args for name, args in self.calls if name == method]
@@ -44,6 +46,10 @@ class Spy:
         """From now on the answers of ``method`` wait until the returned event is set."""
         gate = self._held[method] = asyncio.Event()
         return gate
+
+    def stop_holding(self, method: str) -> None:
+        """Answers of ``method`` from now on go out at once (those already held still wait)."""
+        self._held.pop(method, None)
 
     def stall_calls(self, method: str) -> asyncio.Event:
         """From now on calls of ``method`` are served only once the returned event is set."""
@@ -58,6 +64,10 @@ class Spy:
     def rewrite_reply(self, method: str, change: Callable[[Any], Any]) -> None:
         """The next reply of ``method`` is ``change(reply)``: a service answering wrongly."""
         self._rewrites[method] = change
+
+    def refuse_next(self, method: str, code: str, message: str = "") -> None:
+        """The next call of ``method`` is refused with ``code`` and ``message`` (and not served)."""
+        self._refusals[method] = (code, message)
 
     def wrap(self, handler: object) -> object:
         """A service with the same RPC methods (and signatures) as ``handler``, through this spy."""
@@ -75,6 +85,9 @@ class Spy:
             stalled = self._stalled.get(name)
             if stalled is not None:
                 await stalled.wait()
+            refusal = self._refusals.pop(name, None)
+            if refusal is not None:
+                raise ServiceError(*refusal)
             result = await method(**args)
             if self._replies_to_lose.get(name, 0) > 0:
                 self._replies_to_lose[name] -= 1
