@@ -804,7 +804,9 @@ def decide_agent_lost(state: RoomState, agent: str, at: float) -> list[Event]:
                                           {"id": transport.id, "sessionId": session, "status": "error",
                                            "data": "media agent lost"}, at))
         events.append(TransportLost(transport=transport.id))
-    return events
+    # The lost agent is told nothing (a subscription there ended with a stream elsewhere included).
+    return [msgspec.structs.replace(e, agent=None) if isinstance(e, (StreamRemoved, SubscriptionRemoved))
+            and e.agent == agent else e for e in events]
 
 
 def join_result(state: RoomState, participant: ParticipantState) -> dict[str, Any]:

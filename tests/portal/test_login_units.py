@@ -158,7 +158,7 @@ async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
                           sessions=sessions, delivery=delivery, acks=acks, metrics=metrics, background=background,
                           log=log, close_socket=close_socket, close_transport=close_transport, sleep=sleeps,
                           clock=clock)
-    service = await transport.serve(PORTAL, PortalRpc(sessions, delivery, logins))
+    service = await transport.serve(PORTAL, PortalRpc(sessions, delivery, logins, lambda room, controller: 0))
     await worker.start()
     yield _World(harness, transport, logins, sessions, sio, metrics, worker, sleeps, closed, closed_transports)
     await asyncio.sleep(0)  # one turn of the loop: the done callbacks of tasks that just ended have run
@@ -426,7 +426,7 @@ async def test_a_relogin_with_the_owt_ticket_string_answers_the_new_ticket(world
         "purpose": "conference", "task": "room-1"}, 1.5)]
     assert world.to(CONTROLLER_ID, "resume") == [Sent("call", CONTROLLER_ID, "resume", {
         "participant": participant, "ticket_id": old_ticket.ticket_id, "new_ticket_id": new_ticket_id,
-        "portal": PORTAL, "last_seq": None}, 2.5)]
+        "portal": PORTAL, "last_seq": None, "room": "room-1"}, 2.5)]
     session = world.sessions.get(participant)
     assert session is not None and session is not old and conn.session is session
     assert conn.state is State.CONNECTED and conn.relogging is False and session.extension is False
@@ -480,7 +480,7 @@ async def test_a_structured_relogin_answers_ticket_last_seq_and_messages(world: 
     assert world.to(CONTROLLER_ID, "resume")[0].args == {
         "participant": participant, "ticket_id": old_ticket.ticket_id,
         "new_ticket_id": _successor(world.harness.keyring, participant, old_ticket.ticket_id),
-        "portal": PORTAL, "last_seq": seq1 - 1,
+        "portal": PORTAL, "last_seq": seq1 - 1, "room": "room-1",
         "retry_key": hashlib.sha256(RETRY_KEY_SALT + key.encode()).hexdigest()}
     session = world.sessions.get(participant)
     assert session is not None and session.extension is True and session.last_seq == seq2
@@ -527,12 +527,15 @@ async def test_a_bad_ticket_is_refused_and_the_socket_closed(world: _World, tick
     assert world.to(CLUSTER, "get_scheduled") == []
 
 
-async def test_a_relogin_to_a_room_nobody_runs_is_unknown(world: _World) -> None:
+async def test_a_relogin_to_a_room_nobody_runs_is_placed_and_unknown_without_a_journal(world: _World) -> None:
     now = now_ms()
     ticket = encode_ticket(Ticket(participant_id="p", ticket_id="t", room="nowhere", not_before=now,
                                   not_after=now + 10_000), world.harness.keyring)
     await _refused(world.logins.relogin(world.connection(), ticket), "Client does NOT exist", "unknown_participant")
-    assert world.to(CONTROLLER_ID, "resume") == [] and len(world.sessions) == 0
+    # The room is scheduled (its controller may be gone: another one rebuilds it from the journal);
+    # this controller has no journal, so it does not know the participant.
+    assert [s.args["task"] for s in world.to(CLUSTER, "schedule")] == ["nowhere"]
+    assert [s.args["room"] for s in world.to(CONTROLLER_ID, "resume")] == ["nowhere"] and len(world.sessions) == 0
 
 
 async def test_a_refused_resume_says_why_and_leaves_nothing_here(world: _World) -> None:
@@ -918,7 +921,7 @@ async def test_reattach_resumes_with_the_same_ticket_and_emits_what_was_missed(
     await world.logins.reattach(session)
     assert world.to(CONTROLLER_ID, "resume") == [Sent("call", CONTROLLER_ID, "resume", {
         "participant": session.id, "ticket_id": ticket_id, "new_ticket_id": ticket_id, "portal": PORTAL,
-        "last_seq": 1}, 2.5)]
+        "last_seq": 1, "room": "room-1"}, 2.5)]
     assert world.sio.emitted == [("text", {"n": 0}, conn.sid), ("text", {"n": 1}, conn.sid),
                                  ("text", {"n": 2}, conn.sid)]
     assert (session.epoch, session.phase, session.last_seq, session.ticket_id) == (1, Phase.LIVE, 3, ticket_id)
