@@ -261,7 +261,10 @@ class Controller:
             self._effects(room, events)
             return _DONE
         loop = asyncio.get_running_loop()
-        append = asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, encode_events(events)))
+        submit = getattr(self.journal, "submit", None)  # a journal that queues without a coroutine of its own
+        body = encode_events(events)
+        append = (submit(room.id, room.state.epoch, body) if submit is not None
+                  else asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, body)))
         waiter: asyncio.Future[None] = loop.create_future()
         snapshot = None
         room.since_snapshot += 1

@@ -82,6 +82,9 @@ class Journal(Protocol):
         """Append one record durably; its offset.  Raises :class:`Fenced` if ``epoch`` is lower than
         the room's current epoch."""
 
+    # A journal may also offer ``submit(room, epoch, body) -> asyncio.Future[int]``: ``append``
+    # queued at once, without a coroutine of its own (the controller uses it when it is there).
+
     async def replay(self, room: str, after: int = 0) -> list[JournalRecord]:
         """The room's records with offset > ``after``, in offset order, up to the last record
         appended before this call."""

@@ -62,6 +62,8 @@ _Write = Callable[["_Tx"], Any]
 class _Pending:
     write: _Write
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    #: It holds one of the ``max_pending`` slots (released once it is settled).
+    slot: bool = True
 
 
 class _Tx:
@@ -252,6 +254,19 @@ class SqliteJournal:
         result: int = await self._write(_append(room, epoch, bytes(body)))
         return result
 
+    def submit(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
+        """:meth:`append` without a coroutine of its own: the record is queued now and the future
+        gets its offset once it is durable (or the error).  Past ``max_pending`` queued writes it
+        falls back to :meth:`append` (which waits for a slot)."""
+        self._check_open()
+        if len(self._queue) >= self.settings.max_pending or self._slots.locked():
+            return asyncio.ensure_future(self.append(room, epoch, body))
+        pending = _Pending(_append(room, epoch, bytes(body)), slot=False)
+        self._queue.append(pending)
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_queued(), name="journal-committer")
+        return pending.future
+
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
         await self._write(_save_snapshot(room, snapshot, not self.settings.keep_snapshotted))
 
@@ -290,7 +305,8 @@ class SqliteJournal:
                             pending.future.set_exception(result)
                         else:
                             pending.future.set_result(result)
-                    self._slots.release()
+                    if pending.slot:
+                        self._slots.release()
         finally:
             self._committer = None
 

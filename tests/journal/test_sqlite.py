@@ -183,3 +183,19 @@ async def test_the_weaker_durability_policies_keep_the_same_semantics(durability
         assert [r.offset for r in await reopened.replay("r")] == offsets
     finally:
         await reopened.close()
+
+
+async def test_submit_queues_at_once_and_keeps_the_order_and_the_bound(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(max_pending=3))
+    await journal.open()
+    try:
+        await journal.claim("r", 1)
+        futures = [journal.submit("r", 1, f"{n}".encode()) for n in range(6)]
+        offsets = [await future for future in futures]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 6
+        assert [r.body for r in await journal.replay("r")] == [f"{n}".encode() for n in range(6)]
+        await journal.claim("r", 2)
+        with pytest.raises(Fenced):
+            await journal.submit("r", 1, b"stale")
+    finally:
+        await journal.close()
