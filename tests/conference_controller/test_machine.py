@@ -33,6 +33,7 @@ from conference_controller.events import (
 )
 from conference_controller.messages import ParticipantInit, RoomConfig
 from conference_controller.state import Limits, RoomState
+from tests.support.hypothesis_profiles import property_settings
 
 CONFIG = {"id": "room-1", "participantLimit": 3, "roles": [
     {"role": "presenter", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
@@ -193,10 +194,10 @@ def test_a_message_is_kept_exactly_max_age_then_a_resume_needing_it_is_a_resync(
 
 
 def test_the_outbox_never_loses_or_repeats_an_unacked_message() -> None:
-    from hypothesis import given, settings
+    from hypothesis import given
     from hypothesis import strategies as st
 
-    @settings(max_examples=150, deadline=None)
+    @property_settings(150)
     @given(st.integers(1, 6), st.lists(st.tuples(st.sampled_from(["send", "ack", "resume"]), st.integers(0, 30)),
                                        max_size=60))
     def check(bound: int, ops: list[tuple[str, int]]) -> None:

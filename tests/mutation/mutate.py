@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.hypothesis_profiles import MUTMUT_PROFILE, PROFILE_VARIABLE
+
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".mutmut"
 SURVIVORS_FILE = ROOT / "tests" / "mutation-survivors.md"
@@ -51,11 +53,16 @@ TARGETS = [
     Target("credentials", ["credentials/*"], ["tests/credentials", "tests/token_api/test_mauth.py",
                                                "tests/token_api/test_auth.py", "tests/security/test_keys.py"]),
     Target("limits", ["portal/limits.py"], ["tests/portal/test_limits.py", "tests/portal/test_limits_boundaries.py"]),
-    Target("outbox", ["conference_controller/outbox.py"], ["tests/conference_controller"]),
-    Target("dedupe", ["conference_controller/dedupe.py"], ["tests/conference_controller"]),
+    # The room core: its unit and property tests, plus the controller tests (through RPC, local transport)
+    # that guard its rules; not test_lifecycle.py or test_journal.py (timers and journal plumbing).
+    Target("machine", ["conference_controller/machine.py", "conference_controller/state.py"], [
+        "tests/conference_controller/test_machine.py", "tests/conference_controller/test_machine_replay.py",
+        "tests/conference_controller/test_sessions.py", "tests/conference_controller/test_media.py",
+        "tests/conference_controller/test_join_leave.py", "tests/conference_controller/test_text_and_dedupe.py",
+        "tests/conference_controller/test_admin.py", "tests/conference_controller/test_permissions.py",
+    ]),
     Target("permissions", ["conference_controller/permissions.py"], ["tests/conference_controller"]),
     Target("worker", ["rpc/worker.py"], ["tests/rpc/test_worker_client.py"]),
-    Target("participant", ["conference_controller/participant.py"], ["tests/conference_controller"]),
     Target("scheduler", ["scheduler/*"], ["tests/scheduler"]),
     Target("login", ["portal/login.py"], ["tests/portal"]),
     # Unit tests of AckBatcher and Delivery, plus the end-to-end "none twice" filters through a real portal.
@@ -93,7 +100,9 @@ def _copy_tree(target: Target) -> Path:
 
 def _mutmut(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     mutmut = Path(sys.executable).with_name("mutmut")
-    return subprocess.run([str(mutmut), *args], cwd=where, capture_output=True, text=True, check=False)
+    # property tests run under their cheaper profile (see tests/support/hypothesis_profiles.py)
+    env = {**os.environ, PROFILE_VARIABLE: MUTMUT_PROFILE}
+    return subprocess.run([str(mutmut), *args], cwd=where, capture_output=True, text=True, check=False, env=env)
 
 
 def run_target(target: Target, workers: int) -> list[str]:
