@@ -18,7 +18,7 @@ PROFILE_VARIABLE = "SWITCHBOARD_HYPOTHESIS_PROFILE"
 MUTMUT_PROFILE = "mutmut"
 
 settings.register_profile(
-    MUTMUT_PROFILE, max_examples=40, deadline=None, derandomize=True, database=None,
+    MUTMUT_PROFILE, max_examples=20, deadline=None, derandomize=True, database=None,
     phases=[Phase.explicit, Phase.generate],
 )
 

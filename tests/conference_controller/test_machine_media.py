@@ -1,0 +1,293 @@
+"""The room core's media rules on their own: publications, subscriptions, transports, agent reports
+and losses, each decided (exact events, exact refusals) then applied (exact state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from conference_controller import machine
+from conference_controller.errors import (
+    InvalidRequest,
+    PermissionDenied,
+    UnknownStream,
+    UnknownSubscription,
+    UnsupportedOperation,
+)
+from conference_controller.events import (
+    Event,
+    Notified,
+    RoomClosed,
+    StreamReady,
+    StreamRemoved,
+    SubscriptionRemoved,
+    TrackStatus,
+    TransportLost,
+)
+from conference_controller.messages import ParticipantInit, PublishInfo, RoomConfig, SubscribeInfo
+from conference_controller.state import RoomState, TransportState
+from rpc import ServiceError
+
+CONFIG = {"id": "room-1", "roles": [
+    {"role": "presenter", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
+]}
+AV = msgspec.convert({"media": {"tracks": [{"type": "audio", "source": "mic"},
+                                           {"type": "video", "source": "camera"}]}}, PublishInfo)
+AUDIO = msgspec.convert({"media": {"tracks": [{"type": "audio", "source": "mic"}]}}, PublishInfo)
+
+
+def room(*people: str) -> RoomState:
+    state = machine.new_room("room-1")
+    machine.apply_all(state, machine.decide_open("room-1", msgspec.convert(CONFIG, RoomConfig),
+                                                 machine.Limits(), 1, "c1"))
+    for pid in people:
+        init = ParticipantInit(id=pid, user=f"user-{pid}", role="presenter", portal="portal-a")
+        machine.apply_all(state, machine.decide_join(state, init, "t0", False, 0.0))
+    return state
+
+
+def do(state: RoomState, events: list[Event]) -> list[Event]:
+    machine.apply_all(state, events)
+    return events
+
+
+def refused(error: type[ServiceError], message: str, decide: Any, *args: Any, **kwargs: Any) -> None:
+    with pytest.raises(error) as info:
+        decide(*args, **kwargs)
+    assert info.value.message == message
+
+
+def subscribe_info(*sources: tuple[str, str]) -> SubscribeInfo:
+    return msgspec.convert({"media": {"tracks": [{"type": kind, "from": source} for kind, source in sources]}},
+                           SubscribeInfo)
+
+
+def publish(state: RoomState, pid: str, stream: str, transport: str, info: PublishInfo = AV,
+            agent: str = "agent-1", ready: bool = True) -> None:
+    do(state, machine.decide_publish(state, pid, stream, transport, agent, info))
+    if ready:
+        do(state, machine.decide_progress(state, transport, stream, "ready", None, 0.0))
+
+
+def subscribe(state: RoomState, pid: str, subscription: str, transport: str, *sources: tuple[str, str],
+              agent: str = "agent-2", ready: bool = True) -> None:
+    do(state, machine.decide_subscribe(state, pid, subscription, transport, agent, subscribe_info(*sources)))
+    if ready:
+        do(state, machine.decide_progress(state, transport, subscription, "ready", None, 0.0))
+
+
+def last_seq(state: RoomState, pid: str) -> int:
+    return state.participants[pid].outbox.last_seq
+
+
+# -- stream control --------------------------------------------------------------------------------
+
+
+def test_pausing_one_track_sets_only_its_status_and_tells_everyone() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    events = do(state, machine.decide_stream_control(state, "p1", "s1", "pause", "video", 4.0))
+    update = {"id": "s1", "status": "update", "data": {"field": "video.status", "value": "inactive"}}
+    assert events == [TrackStatus(stream="s1", kind="video", status="inactive"),
+                      Notified(targets=[("p1", 4), ("p2", 2)], event="stream", data=update, at=4.0)]
+    assert [(t.type, t.status) for t in state.streams["s1"].tracks] == [("audio", "active"), ("video", "inactive")]
+    do(state, machine.decide_stream_control(state, "p1", "s1", "play", "video", 5.0))
+    assert [(t.type, t.status) for t in state.streams["s1"].tracks] == [("audio", "active"), ("video", "active")]
+
+
+def test_controlling_a_stream_not_yet_ready_tells_nobody() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1", ready=False)
+    assert machine.decide_stream_control(state, "p1", "s1", "pause", "audio", 0.0) == [
+        TrackStatus(stream="s1", kind="audio", status="inactive")]
+
+
+def test_stream_control_refusals_name_their_reason() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1", info=AUDIO)
+    control = machine.decide_stream_control
+    refused(UnknownStream, "no stream s9 in room room-1", control, state, "p1", "s9", "pause", "audio", 0.0)
+    refused(PermissionDenied, "stream s1 belongs to another participant", control, state, "p2", "s1", "pause",
+            "audio", 0.0)
+    refused(UnsupportedOperation, "stream operation 'mute' is not supported", control, state, "p1", "s1", "mute",
+            "audio", 0.0)
+    refused(InvalidRequest, "stream s1 has no 'video' track", control, state, "p1", "s1", "pause", "video", 0.0)
+    refused(InvalidRequest, "stream s1 has no 'data' track", control, state, "p1", "s1", "pause", "data", 0.0)
+
+
+# -- subscriptions -----------------------------------------------------------------------------------
+
+
+def test_subscriptions_are_kept_by_id_with_their_owner_and_transport() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"))
+    subscribe(state, "p2", "u2", "t2", ("video", "s1-1"), ready=False)
+    assert list(state.subscriptions) == ["u1", "u2"]
+    assert (state.subscriptions["u1"].ready, state.subscriptions["u2"].ready) == (True, False)
+    assert state.subscriptions["u1"].ready is True
+    assert (state.subscriptions["u1"].streams, state.subscriptions["u2"].streams) == (["s1"], ["s1"])
+    assert state.participants["p2"].subscriptions == ["u1", "u2"]
+    assert state.transports["t2"] == TransportState(id="t2", agent="agent-2", owner="p2", sessions=["u1", "u2"])
+
+
+def test_unsubscribing_forgets_the_subscription_and_its_transport_once_it_carries_nothing() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"))
+    subscribe(state, "p2", "u2", "t2", ("video", "s1"))
+    assert do(state, machine.decide_unsubscribe(state, "p2", "u1")) == [
+        SubscriptionRemoved(subscription="u1", transport="t2", agent="agent-2")]
+    assert list(state.subscriptions) == ["u2"]
+    assert state.participants["p2"].subscriptions == ["u2"]
+    assert state.transports["t2"].sessions == ["u2"]
+    do(state, machine.decide_unsubscribe(state, "p2", "u2"))
+    assert (state.subscriptions, state.participants["p2"].subscriptions) == ({}, [])
+    assert list(state.transports) == ["t1"]
+
+
+def test_only_its_owner_may_unsubscribe() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"))
+    refused(UnknownSubscription, "participant p1 has no subscription u1", machine.decide_unsubscribe, state, "p1",
+            "u1")
+    refused(UnknownSubscription, "participant p2 has no subscription u9", machine.decide_unsubscribe, state, "p2",
+            "u9")
+
+
+def test_a_subscription_that_exists_already_is_refused() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"))
+    refused(InvalidRequest, "subscription u1 exists already", machine.decide_subscribe, state, "p2", "u1", "t2",
+            "agent-2", subscribe_info(("audio", "s1")))
+
+
+def test_a_source_is_a_stream_id_before_it_is_a_track_id() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s", "t1")  # its tracks: s-0 (audio), s-1 (video)
+    publish(state, "p1", "s-0", "t1", info=AUDIO)
+    assert machine.stream_of_track(state, "s-0").id == "s-0"
+    assert machine.stream_of_track(state, "s-1").id == "s"
+    refused(UnknownStream, "no stream s-9 in room room-1", machine.stream_of_track, state, "s-9")
+
+
+# -- ends -------------------------------------------------------------------------------------------
+
+
+def test_unpublishing_a_stream_ends_its_subscriptions_and_tells_everyone_when_it() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"))
+    events = do(state, machine.decide_unpublish(state, "p1", "s1", 9.0))
+    assert events == [
+        StreamRemoved(stream="s1", transport="t1", agent="agent-1"),
+        Notified(targets=[("p1", 4), ("p2", 3)], event="stream", data={"id": "s1", "status": "remove"}, at=9.0),
+        SubscriptionRemoved(subscription="u1", transport="t2", agent="agent-2"),
+    ]
+    assert (state.streams, state.subscriptions, state.transports) == ({}, {}, {})
+    assert state.participants["p1"].streams == [] and state.participants["p2"].subscriptions == []
+    refused(UnknownStream, "participant p1 has no stream s1", machine.decide_unpublish, state, "p1", "s1", 0.0)
+
+
+def test_a_stream_never_announced_ends_without_a_notification_and_agents_are_told_only_if_asked() -> None:
+    state = room("p1")
+    publish(state, "p1", "s1", "t1", ready=False)
+    assert machine.decide_end_stream(state, "s1", 0.0, tell_agent=False) == [
+        StreamRemoved(stream="s1", transport="t1", agent=None)]
+    assert machine.decide_end_stream(state, "s1", 0.0, tell_agent=True) == [
+        StreamRemoved(stream="s1", transport="t1", agent="agent-1")]
+    publish(state, "p1", "s2", "t1")
+    subscribe(state, "p1", "u1", "t2", ("audio", "s2"))
+    assert machine.decide_end_subscription(state, "u1", tell_agent=False) == [
+        SubscriptionRemoved(subscription="u1", transport="t2", agent=None)]
+    assert machine.decide_end_subscription(state, "u9", tell_agent=True) == []
+
+
+def test_removals_of_what_is_gone_change_nothing_but_the_count() -> None:
+    state = room("p1")
+    before = msgspec.structs.replace(state, applied=state.applied + 3)
+    machine.apply_all(state, [StreamRemoved(stream="s9", transport="t9"),
+                              SubscriptionRemoved(subscription="u9", transport="t9"), TransportLost(transport="t9")])
+    assert msgspec.msgpack.encode(state) == msgspec.msgpack.encode(before)
+
+
+def test_a_lost_agent_ends_its_sessions_tells_their_owners_and_forgets_its_transports() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1", agent="agent-1")
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"), agent="agent-2")
+    publish(state, "p2", "s2", "t3", agent="agent-2")
+    subscribe(state, "p1", "u2", "t4", ("audio", "s2"), agent="agent-1")
+    subscribe(state, "p1", "u3", "t4", ("video", "s2"), agent="agent-1", ready=False)
+    p1, p2 = last_seq(state, "p1"), last_seq(state, "p2")
+    events = do(state, machine.decide_agent_lost(state, "agent-2", 7.0))
+    assert events == [
+        SubscriptionRemoved(subscription="u1", transport="t2", agent=None),
+        Notified(targets=[("p2", p2 + 1)], event="progress",
+                 data={"id": "t2", "sessionId": "u1", "status": "error", "data": "media agent lost"}, at=7.0),
+        TransportLost(transport="t2"),
+        StreamRemoved(stream="s2", transport="t3", agent=None),
+        Notified(targets=[("p1", p1 + 1), ("p2", p2 + 2)], event="stream", data={"id": "s2", "status": "remove"},
+                 at=7.0),
+        SubscriptionRemoved(subscription="u2", transport="t4", agent="agent-1"),
+        SubscriptionRemoved(subscription="u3", transport="t4", agent="agent-1"),
+        Notified(targets=[("p2", p2 + 3)], event="progress",
+                 data={"id": "t3", "sessionId": "s2", "status": "error", "data": "media agent lost"}, at=7.0),
+        TransportLost(transport="t3"),
+    ]
+    assert list(state.streams) == ["s1"] and state.subscriptions == {}
+    assert list(state.transports) == ["t1"]
+    assert machine.decide_agent_lost(state, "agent-2", 8.0) == []
+
+
+def test_a_lost_agent_tells_nobody_of_sessions_it_ended_already_or_of_an_owner_gone() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1", agent="agent-1")
+    subscribe(state, "p1", "u1", "t1", ("audio", "s1"), agent="agent-1")
+    do(state, machine.decide_leave(state, "p2", "leave", 0.0))
+    p1 = last_seq(state, "p1")
+    assert machine.decide_agent_lost(state, "agent-1", 3.0) == [
+        StreamRemoved(stream="s1", transport="t1", agent=None),
+        Notified(targets=[("p1", p1 + 1)], event="stream", data={"id": "s1", "status": "remove"}, at=3.0),
+        SubscriptionRemoved(subscription="u1", transport="t1", agent="agent-1"),
+        Notified(targets=[("p1", p1 + 2)], event="progress",
+                 data={"id": "t1", "sessionId": "s1", "status": "error", "data": "media agent lost"}, at=3.0),
+        TransportLost(transport="t1"),
+    ]
+
+
+# -- transports ------------------------------------------------------------------------------------
+
+
+def test_a_transport_belongs_to_the_participant_that_placed_it() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    assert machine.transport_of(state, "p1", "t1") == TransportState(id="t1", agent="agent-1", owner="p1",
+                                                                     sessions=["s1"])
+    assert machine.transport_of(state, "p1", "t9") is None
+    refused(PermissionDenied, "transport t1 belongs to another participant", machine.transport_of, state, "p2", "t1")
+
+
+# -- closing ---------------------------------------------------------------------------------------
+
+
+def test_only_an_idle_open_room_closes() -> None:
+    state = room("p1")
+    assert machine.decide_close(state) == []
+    do(state, machine.decide_leave(state, "p1", "leave", 0.0))
+    assert do(state, machine.decide_close(state)) == [RoomClosed()]
+    assert state.closed is True
+    assert machine.decide_close(state) == []
+
+
+def test_a_ready_report_of_a_stream_already_ready_announces_nothing_again() -> None:
+    state = room("p1")
+    publish(state, "p1", "s1", "t1")
+    seq = last_seq(state, "p1")
+    assert machine.decide_progress(state, "t1", "s1", "ready", None, 1.0) == [
+        Notified(targets=[("p1", seq + 1)], event="progress", data={"id": "t1", "status": "ready", "sessionId": "s1"},
+                 at=1.0)]
+    assert not any(isinstance(e, StreamReady) for e in machine.decide_progress(state, "t1", "s1", "ready", None, 1.0))
