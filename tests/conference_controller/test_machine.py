@@ -316,6 +316,7 @@ def test_a_resume_at_the_hold_deadline_is_too_late_and_the_participant_leaves() 
         machine.decide_resume(state, "p1", "t0", "t1", "b", None, None, HOLD)
     assert isinstance(info.value.error, HoldExpired)
     assert info.value.error.message == "participant p1 was held too long"
+    assert str(info.value) == "participant p1 was held too long"
     assert [type(e) for e in info.value.events] == [Left]
 
 

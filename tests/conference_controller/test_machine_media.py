@@ -291,3 +291,69 @@ def test_a_ready_report_of_a_stream_already_ready_announces_nothing_again() -> N
         Notified(targets=[("p1", seq + 1)], event="progress", data={"id": "t1", "status": "ready", "sessionId": "s1"},
                  at=1.0)]
     assert not any(isinstance(e, StreamReady) for e in machine.decide_progress(state, "t1", "s1", "ready", None, 1.0))
+
+
+# -- views -----------------------------------------------------------------------------------------
+
+
+def test_the_room_summary_counts_only_ready_streams() -> None:
+    state = machine.new_room("room-1")
+    config = msgspec.convert({**CONFIG, "name": "Room one", "participantLimit": 5}, RoomConfig)
+    machine.apply_all(state, machine.decide_open("room-1", config, machine.Limits(), 1, "c1"))
+    for pid in ("p1", "p2"):
+        init = ParticipantInit(id=pid, user=f"user-{pid}", role="presenter", portal="portal-a")
+        machine.apply_all(state, machine.decide_join(state, init, "t0", False, 0.0))
+    publish(state, "p1", "s1", "t1")
+    publish(state, "p1", "s2", "t1", ready=False)
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"), ready=False)
+    assert state.summary() == {"id": "room-1", "name": "Room one", "participants": 2, "streams": 1,
+                               "subscriptions": 1, "participantLimit": 5}
+
+
+def test_the_admin_view_of_a_held_participant_says_held() -> None:
+    state = room("p1")
+    do(state, machine.decide_hold(state, "p1", "portal-a", 0.0))
+    assert machine.admin_info(state.participants["p1"]) == {
+        "id": "p1", "user": "user-p1", "role": "presenter",
+        "permission": {"publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
+        "portal": "portal-a", "state": "held", "extension": False, "lastSeq": 0, "acked": 0, "outbox": 0,
+    }
+
+
+def test_a_stream_is_announced_when_ready_in_owts_format_and_listed_in_join_results() -> None:
+    state = room("p1", "p2")
+    info = msgspec.convert({"media": {"tracks": [{"type": "audio", "source": "mic", "mid": "0"},
+                                                 {"type": "video", "source": "screen-cast"}]},
+                            "attributes": {"label": "cam"}, "data": True}, PublishInfo)
+    publish(state, "p1", "s1", "t1", info=info, ready=False)
+    publish(state, "p2", "s2", "t2", info=AUDIO, ready=False)
+    announced = {
+        "id": "s1", "type": "forward",
+        "media": {"tracks": [{"id": "s1-0", "type": "audio", "source": "mic", "status": "active", "mid": "0"},
+                             {"id": "s1-1", "type": "video", "source": "screen-cast", "status": "active"}]},
+        "info": {"owner": "p1", "type": "webrtc", "inViews": [], "attributes": {"label": "cam"}},
+        "data": True,
+    }
+    assert machine.decide_progress(state, "t1", "s1", "ready", None, 2.0) == [
+        Notified(targets=[("p1", 2)], event="progress", data={"id": "t1", "status": "ready", "sessionId": "s1"},
+                 at=2.0),
+        StreamReady(stream="s1"),
+        Notified(targets=[("p1", 3), ("p2", 1)], event="stream", data={"id": "s1", "status": "add",
+                                                                       "data": announced}, at=2.0),
+    ]
+    do(state, machine.decide_progress(state, "t1", "s1", "ready", None, 2.0))
+    do(state, machine.decide_stream_control(state, "p1", "s1", "pause", "video", 3.0))
+    announced["media"]["tracks"][1]["status"] = "inactive"  # type: ignore[index]
+    assert machine.join_result(state, state.participants["p2"]) == {
+        "permission": {"publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
+        "room": {"id": "room-1", "views": [],
+                 "participants": [{"id": "p1", "user": "user-p1", "role": "presenter"},
+                                  {"id": "p2", "user": "user-p2", "role": "presenter"}],
+                 "streams": [announced]},
+    }
+    do(state, machine.decide_progress(state, "t2", "s2", "ready", None, 4.0))
+    assert state.streams["s2"].to_info() == {
+        "id": "s2", "type": "forward",
+        "media": {"tracks": [{"id": "s2-0", "type": "audio", "source": "mic", "status": "active"}]},
+        "info": {"owner": "p2", "type": "webrtc", "inViews": [], "attributes": {}},
+    }
