@@ -18,6 +18,7 @@ from conference_controller.errors import (
 )
 from conference_controller.events import (
     Event,
+    Left,
     Notified,
     RoomClosed,
     StreamReady,
@@ -357,3 +358,167 @@ def test_a_stream_is_announced_when_ready_in_owts_format_and_listed_in_join_resu
         "media": {"tracks": [{"id": "s2-0", "type": "audio", "source": "mic", "status": "active"}]},
         "info": {"owner": "p2", "type": "webrtc", "inViews": [], "attributes": {}},
     }
+
+
+# -- publish and subscribe refusals, tracks ------------------------------------------------------------
+
+
+def test_publish_refusals_name_their_reason() -> None:
+    state = room("p1")
+    viewer = machine.decide_join(state, ParticipantInit(id="v", user="u", role="presenter", portal="a"), "t", False,
+                                 0.0)
+    do(state, viewer)
+    do(state, machine.decide_permission(state, "v", msgspec.convert({"publish": {"audio": True}}, machine.Permission)))
+    publish(state, "p1", "s1", "t1")
+    decide = machine.decide_publish
+    no_tracks = msgspec.convert({"media": {"tracks": []}}, PublishInfo)
+    refused(InvalidRequest, "publish needs media.tracks", decide, state, "p1", "s2", "t1", "agent-1", no_tracks)
+    refused(InvalidRequest, "publish needs media.tracks", decide, state, "p1", "s2", "t1", "agent-1", PublishInfo())
+    refused(PermissionDenied, "role presenter may not publish video", decide, state, "v", "s2", "t2", "agent-1", AV)
+    refused(InvalidRequest, "stream s1 exists already", decide, state, "p1", "s1", "t1", "agent-1", AV)
+    refused(PermissionDenied, "transport t1 belongs to another participant", decide, state, "v", "s2", "t1",
+            "agent-1", AUDIO)
+
+
+def test_subscribe_refusals_name_their_reason() -> None:
+    state = room("p1", "v")
+    do(state, machine.decide_permission(state, "v", msgspec.convert({"subscribe": {"audio": True}},
+                                                                    machine.Permission)))
+    publish(state, "p1", "s1", "t1", info=AUDIO)
+    decide = machine.decide_subscribe
+    refused(InvalidRequest, "subscribe needs media.tracks", decide, state, "v", "u1", "t2", "agent-2",
+            msgspec.convert({"media": {"tracks": []}}, SubscribeInfo))
+    refused(InvalidRequest, "subscribe needs media.tracks", decide, state, "v", "u1", "t2", "agent-2", SubscribeInfo())
+    refused(PermissionDenied, "role presenter may not subscribe to video", decide, state, "v", "u1", "t2", "agent-2",
+            subscribe_info(("video", "s1")))
+    refused(UnknownStream, "stream s1 has no video track", decide, state, "p1", "u1", "t2", "agent-2",
+            subscribe_info(("video", "s1")))
+
+
+def test_a_tracks_id_is_its_mid_or_else_its_index() -> None:
+    state = room("p1")
+    info = msgspec.convert({"media": {"tracks": [{"type": "audio", "source": "mic", "mid": "7"},
+                                                 {"type": "video", "source": "camera"}]}}, PublishInfo)
+    publish(state, "p1", "s1", "t1", info=info, ready=False)
+    assert [(t.id, t.mid) for t in state.streams["s1"].tracks] == [("s1-7", "7"), ("s1-1", None)]
+
+
+def test_a_stream_ended_for_another_reason_tells_everyone_and_ends_its_subscriptions() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    publish(state, "p1", "s2", "t1")
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"))
+    subscribe(state, "p2", "u2", "t2", ("audio", "s2"))
+    p1, p2 = last_seq(state, "p1"), last_seq(state, "p2")
+    assert machine.decide_end_stream(state, "s1", 6.0, tell_agent=True) == [
+        StreamRemoved(stream="s1", transport="t1", agent="agent-1"),
+        Notified(targets=[("p1", p1 + 1), ("p2", p2 + 1)], event="stream", data={"id": "s1", "status": "remove"},
+                 at=6.0),
+        SubscriptionRemoved(subscription="u1", transport="t2", agent="agent-2"),
+    ]
+
+
+def test_a_participant_leaving_ends_its_subscriptions_then_its_streams_and_tells_their_agents() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    publish(state, "p2", "s2", "t3")
+    subscribe(state, "p1", "u1", "t2", ("audio", "s2"))
+    subscribe(state, "p2", "u2", "t3", ("audio", "s1"))
+    p1, p2 = last_seq(state, "p1"), last_seq(state, "p2")
+    assert do(state, machine.decide_leave(state, "p1", "leave", 8.0)) == [
+        SubscriptionRemoved(subscription="u1", transport="t2", agent="agent-2"),
+        StreamRemoved(stream="s1", transport="t1", agent="agent-1"),
+        Notified(targets=[("p1", p1 + 1), ("p2", p2 + 1)], event="stream", data={"id": "s1", "status": "remove"},
+                 at=8.0),
+        SubscriptionRemoved(subscription="u2", transport="t3", agent="agent-1"),
+        Left(participant="p1", reason="leave"),
+        Notified(targets=[("p2", p2 + 2)], event="participant", data={"action": "leave", "data": "p1"}, at=8.0),
+    ]
+    assert list(state.streams) == ["s2"] and state.subscriptions == {}
+    assert list(state.transports) == ["t3"] and state.transports["t3"].sessions == ["s2"]
+
+
+def test_a_participant_leaving_with_a_subscription_to_its_own_stream_ends_it_once() -> None:
+    state = room("p1")
+    publish(state, "p1", "s1", "t1")
+    subscribe(state, "p1", "u1", "t2", ("audio", "s1"))
+    events = machine.decide_leave(state, "p1", "leave", 8.0)
+    assert [e for e in events if isinstance(e, SubscriptionRemoved)] == [
+        SubscriptionRemoved(subscription="u1", transport="t2", agent="agent-2")]
+
+
+# -- agent reports -------------------------------------------------------------------------------------
+
+
+def test_an_agents_answer_goes_to_the_transports_owner() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1", ready=False)
+    seq = last_seq(state, "p1")
+    assert machine.decide_progress(state, "t1", None, "soac", {"type": "answer", "sdp": "v=0"}, 2.0) == [
+        Notified(targets=[("p1", seq + 1)], event="progress",
+                 data={"id": "t1", "status": "soac", "data": {"type": "answer", "sdp": "v=0"}}, at=2.0)]
+    assert machine.decide_progress(state, "t1", None, "ready", None, 2.0) == [
+        Notified(targets=[("p1", seq + 1)], event="progress", data={"id": "t1", "status": "ready"}, at=2.0)]
+    assert machine.decide_progress(state, "t9", None, "soac", None, 2.0) == []
+    refused(InvalidRequest, "unknown progress status 'weird'", machine.decide_progress, state, "t1", None, "weird",
+            None, 2.0)
+
+
+def test_an_agents_error_on_a_session_ends_it_and_its_subscriptions() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1")
+    publish(state, "p1", "s2", "t1")
+    subscribe(state, "p2", "u1", "t2", ("audio", "s1"))
+    p1, p2 = last_seq(state, "p1"), last_seq(state, "p2")
+    assert do(state, machine.decide_progress(state, "t1", "s1", "error", "boom", 5.0)) == [
+        Notified(targets=[("p1", p1 + 1)], event="progress",
+                 data={"id": "t1", "status": "error", "sessionId": "s1", "data": "boom"}, at=5.0),
+        StreamRemoved(stream="s1", transport="t1", agent="agent-1"),
+        Notified(targets=[("p1", p1 + 2), ("p2", p2 + 1)], event="stream", data={"id": "s1", "status": "remove"},
+                 at=5.0),
+        SubscriptionRemoved(subscription="u1", transport="t2", agent="agent-2"),
+    ]
+    assert list(state.streams) == ["s2"]
+    assert do(state, machine.decide_progress(state, "t1", "s2", "error", None, 6.0))[0] == Notified(
+        targets=[("p1", p1 + 3)], event="progress",
+        data={"id": "t1", "status": "error", "sessionId": "s2", "data": "media session failed"}, at=6.0)
+
+
+def test_an_agents_error_on_a_transport_ends_every_session_on_it_once() -> None:
+    state = room("p1", "p2")
+    publish(state, "p2", "s9", "t9")
+    publish(state, "p1", "s1", "t1")
+    subscribe(state, "p1", "a1", "t1", ("audio", "s1"))  # on the same transport, sorted before s1
+    subscribe(state, "p1", "b1", "t1", ("audio", "s9"))
+    p1, p2 = last_seq(state, "p1"), last_seq(state, "p2")
+    assert do(state, machine.decide_progress(state, "t1", None, "error", None, 5.0)) == [
+        Notified(targets=[("p1", p1 + 1)], event="progress",
+                 data={"id": "t1", "status": "error", "data": "media session failed"}, at=5.0),
+        StreamRemoved(stream="s1", transport="t1", agent="agent-1"),
+        Notified(targets=[("p1", p1 + 2), ("p2", p2 + 1)], event="stream", data={"id": "s1", "status": "remove"},
+                 at=5.0),
+        SubscriptionRemoved(subscription="a1", transport="t1", agent="agent-1"),
+        SubscriptionRemoved(subscription="b1", transport="t1", agent="agent-1"),
+    ]
+    assert list(state.transports) == ["t9"]
+
+
+def test_a_lost_agent_ends_a_subscription_once_whichever_comes_first() -> None:
+    state = room("p1", "p2")
+    publish(state, "p1", "s1", "t1", agent="agent-1")
+    subscribe(state, "p1", "a1", "t1", ("audio", "s1"))  # sorted before s1 on t1
+    publish(state, "p2", "s2", "t2", agent="agent-1")
+    subscribe(state, "p2", "a2", "t3", ("audio", "s2"), agent="agent-1")
+    subscribe(state, "p2", "b2", "t3", ("audio", "s1"), agent="agent-1")
+    events = machine.decide_agent_lost(state, "agent-1", 3.0)
+    removed = [e.subscription for e in events if isinstance(e, SubscriptionRemoved)]
+    assert sorted(removed) == ["a1", "a2", "b2"]
+    assert [e.transport for e in events if isinstance(e, TransportLost)] == ["t1", "t2", "t3"]
+
+
+def test_ending_a_subscription_tells_its_agent_when_asked() -> None:
+    state = room("p1")
+    publish(state, "p1", "s1", "t1")
+    subscribe(state, "p1", "u1", "t2", ("audio", "s1"))
+    assert machine.decide_end_subscription(state, "u1", tell_agent=True) == [
+        SubscriptionRemoved(subscription="u1", transport="t2", agent="agent-2")]
