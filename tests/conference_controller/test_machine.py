@@ -336,6 +336,8 @@ def test_a_takeover_holds_everyone_and_restarts_every_deadline_from_its_own_cloc
     assert (p1.connected, p2.connected) == (False, False)  # held until their portals resume them
     assert (p1.ticket.previous_until, p2.ticket.previous_until) == (0.0, 7.0 + RETRY_WINDOW)
     assert [m.at for m in p2.outbox.messages] == [7.0]
+    assert [m.to_wire() for m in p2.outbox.messages] == [
+        {"seq": 1, "event": "text", "data": {"from": "p2", "to": "me", "message": 0}}]
 
 
 # -- answers ---------------------------------------------------------------------------------------

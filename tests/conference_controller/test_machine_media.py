@@ -21,6 +21,7 @@ from conference_controller.events import (
     Left,
     Notified,
     RoomClosed,
+    StreamAdded,
     StreamReady,
     StreamRemoved,
     SubscriptionRemoved,
@@ -28,7 +29,7 @@ from conference_controller.events import (
     TransportLost,
 )
 from conference_controller.messages import ParticipantInit, PublishInfo, RoomConfig, SubscribeInfo
-from conference_controller.state import RoomState, TransportState
+from conference_controller.state import RoomState, StreamState, TransportState
 from rpc import ServiceError
 
 CONFIG = {"id": "room-1", "roles": [
@@ -508,12 +509,23 @@ def test_a_lost_agent_ends_a_subscription_once_whichever_comes_first() -> None:
     publish(state, "p1", "s1", "t1", agent="agent-1")
     subscribe(state, "p1", "a1", "t1", ("audio", "s1"))  # sorted before s1 on t1
     publish(state, "p2", "s2", "t2", agent="agent-1")
-    subscribe(state, "p2", "a2", "t3", ("audio", "s2"), agent="agent-1")
-    subscribe(state, "p2", "b2", "t3", ("audio", "s1"), agent="agent-1")
+    publish(state, "p2", "s9", "t9", agent="agent-2")
+    subscribe(state, "p2", "a2", "t3", ("audio", "s2"), agent="agent-1")  # ended with s2 before t3's turn
+    subscribe(state, "p2", "b2", "t3", ("audio", "s9"), agent="agent-1")  # after it on t3
     events = machine.decide_agent_lost(state, "agent-1", 3.0)
     removed = [e.subscription for e in events if isinstance(e, SubscriptionRemoved)]
     assert sorted(removed) == ["a1", "a2", "b2"]
     assert [e.transport for e in events if isinstance(e, TransportLost)] == ["t1", "t2", "t3"]
+    do(state, events)
+    assert list(state.streams) == ["s9"] and state.subscriptions == {} and list(state.transports) == ["t9"]
+
+
+def test_apply_records_a_session_on_a_transport_it_does_not_know() -> None:
+    state = room("p1")
+    stream = StreamState(id="s1", owner="p1", transport_id="t9", info=AUDIO)
+    machine.apply(state, StreamAdded(stream=stream))
+    assert state.streams == {"s1": stream} and state.transports == {}
+    assert state.participants["p1"].streams == ["s1"]
 
 
 def test_ending_a_subscription_tells_its_agent_when_asked() -> None:
