@@ -28,8 +28,8 @@ from conference_controller.events import (
     TrackStatus,
     TransportLost,
 )
-from conference_controller.messages import ParticipantInit, PublishInfo, RoomConfig, SubscribeInfo
-from conference_controller.state import RoomState, StreamState, TransportState
+from conference_controller.messages import ParticipantInit, Permission, PublishInfo, RoomConfig, SubscribeInfo
+from conference_controller.state import Limits, RoomState, StreamState, TransportState
 from rpc import ServiceError
 
 CONFIG = {"id": "room-1", "roles": [
@@ -43,7 +43,7 @@ AUDIO = msgspec.convert({"media": {"tracks": [{"type": "audio", "source": "mic"}
 def room(*people: str) -> RoomState:
     state = machine.new_room("room-1")
     machine.apply_all(state, machine.decide_open("room-1", msgspec.convert(CONFIG, RoomConfig),
-                                                 machine.Limits(), 1, "c1"))
+                                                 Limits(), 1, "c1"))
     for pid in people:
         init = ParticipantInit(id=pid, user=f"user-{pid}", role="presenter", portal="portal-a")
         machine.apply_all(state, machine.decide_join(state, init, "t0", False, 0.0))
@@ -301,7 +301,7 @@ def test_a_ready_report_of_a_stream_already_ready_announces_nothing_again() -> N
 def test_the_room_summary_counts_only_ready_streams() -> None:
     state = machine.new_room("room-1")
     config = msgspec.convert({**CONFIG, "name": "Room one", "participantLimit": 5}, RoomConfig)
-    machine.apply_all(state, machine.decide_open("room-1", config, machine.Limits(), 1, "c1"))
+    machine.apply_all(state, machine.decide_open("room-1", config, Limits(), 1, "c1"))
     for pid in ("p1", "p2"):
         init = ParticipantInit(id=pid, user=f"user-{pid}", role="presenter", portal="portal-a")
         machine.apply_all(state, machine.decide_join(state, init, "t0", False, 0.0))
@@ -369,7 +369,7 @@ def test_publish_refusals_name_their_reason() -> None:
     viewer = machine.decide_join(state, ParticipantInit(id="v", user="u", role="presenter", portal="a"), "t", False,
                                  0.0)
     do(state, viewer)
-    do(state, machine.decide_permission(state, "v", msgspec.convert({"publish": {"audio": True}}, machine.Permission)))
+    do(state, machine.decide_permission(state, "v", msgspec.convert({"publish": {"audio": True}}, Permission)))
     publish(state, "p1", "s1", "t1")
     decide = machine.decide_publish
     no_tracks = msgspec.convert({"media": {"tracks": []}}, PublishInfo)
@@ -384,7 +384,7 @@ def test_publish_refusals_name_their_reason() -> None:
 def test_subscribe_refusals_name_their_reason() -> None:
     state = room("p1", "v")
     do(state, machine.decide_permission(state, "v", msgspec.convert({"subscribe": {"audio": True}},
-                                                                    machine.Permission)))
+                                                                    Permission)))
     publish(state, "p1", "s1", "t1", info=AUDIO)
     decide = machine.decide_subscribe
     refused(InvalidRequest, "subscribe needs media.tracks", decide, state, "v", "u1", "t2", "agent-2",
