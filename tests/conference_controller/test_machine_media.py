@@ -526,6 +526,8 @@ def test_apply_records_a_session_on_a_transport_it_does_not_know() -> None:
     machine.apply(state, StreamAdded(stream=stream))
     assert state.streams == {"s1": stream} and state.transports == {}
     assert state.participants["p1"].streams == ["s1"]
+    assert machine.decide_end_stream(state, "s1", 0.0, tell_agent=True) == [
+        StreamRemoved(stream="s1", transport="t9", agent=None)]
 
 
 def test_ending_a_subscription_tells_its_agent_when_asked() -> None:
