@@ -17,7 +17,7 @@ bench: $(STAMP) rabbitmq
 
 # Mutation testing of the core rules, target by target on 2 workers (not part of `make test`; about
 # 15 min on 2 cores). Survivors must be killed by a test or explained in tests/mutation-survivors.md.
-# One target: `make mutate TARGETS=outbox`; the list: `$(PY) -m tests.mutation.mutate --list`.
+# One target: `make mutate TARGETS=machine`; the list: `$(PY) -m tests.mutation.mutate --list`.
 mutate: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,uvloop,mutate]'
 	$(PY) -m tests.mutation.mutate --workers 2 $(TARGETS)

@@ -416,9 +416,10 @@ def decide_leave(state: RoomState, participant_id: str, reason: str, at: float) 
         return []
     seqs = _Seqs(state)
     events: list[Event] = []
+    # ended already: a subscription of the participant to its own stream is not ended again with it
+    ended: set[str] = set(participant.subscriptions)
     for subscription in participant.subscriptions:
         events.extend(_end_subscription(state, subscription, tell_agent=True))
-    ended: set[str] = set()
     for stream in participant.streams:
         events.extend(_end_stream(state, stream, seqs, at, ended, tell_agent=True))
     events.append(Left(participant=participant_id, reason=reason))

@@ -11,9 +11,11 @@ import pytest
 
 from conference_controller import machine
 from conference_controller.errors import (
+    AlreadyJoined,
     HoldExpired,
     InvalidRole,
     ResyncRequired,
+    RoomClosed as RoomClosedError,
     RoomFull,
     TicketMismatch,
     UnknownParticipant,
@@ -33,6 +35,7 @@ from conference_controller.events import (
 )
 from conference_controller.messages import ParticipantInit, RoomConfig
 from conference_controller.state import Limits, RoomState
+from tests.support.hypothesis_profiles import property_settings
 
 CONFIG = {"id": "room-1", "participantLimit": 3, "roles": [
     {"role": "presenter", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
@@ -193,10 +196,10 @@ def test_a_message_is_kept_exactly_max_age_then_a_resume_needing_it_is_a_resync(
 
 
 def test_the_outbox_never_loses_or_repeats_an_unacked_message() -> None:
-    from hypothesis import given, settings
+    from hypothesis import given
     from hypothesis import strategies as st
 
-    @settings(max_examples=150, deadline=None)
+    @property_settings(150)
     @given(st.integers(1, 6), st.lists(st.tuples(st.sampled_from(["send", "ack", "resume"]), st.integers(0, 30)),
                                        max_size=60))
     def check(bound: int, ops: list[tuple[str, int]]) -> None:
@@ -315,6 +318,7 @@ def test_a_resume_at_the_hold_deadline_is_too_late_and_the_participant_leaves() 
         machine.decide_resume(state, "p1", "t0", "t1", "b", None, None, HOLD)
     assert isinstance(info.value.error, HoldExpired)
     assert info.value.error.message == "participant p1 was held too long"
+    assert str(info.value) == "participant p1 was held too long"
     assert [type(e) for e in info.value.events] == [Left]
 
 
@@ -332,6 +336,8 @@ def test_a_takeover_holds_everyone_and_restarts_every_deadline_from_its_own_cloc
     assert (p1.connected, p2.connected) == (False, False)  # held until their portals resume them
     assert (p1.ticket.previous_until, p2.ticket.previous_until) == (0.0, 7.0 + RETRY_WINDOW)
     assert [m.at for m in p2.outbox.messages] == [7.0]
+    assert [m.to_wire() for m in p2.outbox.messages] == [
+        {"seq": 1, "event": "text", "data": {"from": "p2", "to": "me", "message": 0}}]
 
 
 # -- answers ---------------------------------------------------------------------------------------
@@ -361,3 +367,146 @@ def test_events_and_state_survive_encoding() -> None:
     assert copy_of == state
     assert decode_events(encode_events([TakenOver(controller="c", epoch=3, at=1.5)])) == [
         TakenOver(controller="c", epoch=3, at=1.5)]
+
+
+# -- rules at their edges ----------------------------------------------------------------------------
+
+
+def test_a_limit_of_one_admits_one_and_zero_or_below_means_no_limit() -> None:
+    for limit, admitted in ((1, 1), (0, 4), (-1, 4)):
+        state = machine.new_room("room-1")
+        config = msgspec.convert({**CONFIG, "participantLimit": limit}, RoomConfig)
+        machine.apply_all(state, machine.decide_open("room-1", config, Limits(), 1, "c1"))
+        for pid in ("p1", "p2", "p3", "p4"):
+            try:
+                join(state, pid)
+            except RoomFull as error:
+                assert error.message == f"room room-1 is full ({limit} participants)"
+        assert len(state.participants) == admitted
+
+
+def test_refusals_of_joins_and_of_strangers_name_their_reason() -> None:
+    state = room()
+    init = ParticipantInit(id="p1", user="u", role="presenter", portal="portal-a", origin={"isp": "i", "region": "r"})
+    do(state, machine.decide_join(state, init, "t0", False, 0.0))
+    assert state.participants["p1"].origin == {"isp": "i", "region": "r"}
+    with pytest.raises(AlreadyJoined) as joined:
+        machine.decide_join(state, init, "t0", False, 0.0)
+    assert joined.value.message == "participant p1 has already joined room room-1"
+    with pytest.raises(UnknownParticipant) as unknown:
+        machine.decide_text(state, "p9", "all", 1, 0.0)
+    assert unknown.value.message == "participant p9 has not joined"
+    do(state, machine.decide_leave(state, "p1", "leave", 0.0))
+    do(state, machine.decide_close(state))
+    with pytest.raises(RoomClosedError) as closed:
+        machine.decide_join(state, init, "t0", False, 0.0)
+    assert closed.value.message == "room room-1 is closed"
+
+
+def test_the_count_bound_keeps_exactly_the_newest_messages() -> None:
+    state = room(outbox_max_messages=2)
+    join(state, "p1")
+    text(state, "p1", "p1", 1)
+    text(state, "p1", "p1", 2)
+    assert seqs(state, "p1") == [1, 2]
+    text(state, "p1", "p1", 3)
+    assert seqs(state, "p1") == [2, 3]
+
+
+def test_a_resume_after_every_kept_message_aged_out_needs_them_all() -> None:
+    state = room(outbox_max_age=5.0)
+    join(state, "p1")
+    for n in range(3):
+        text(state, "p1", "p1", n, at=0.0)
+    with pytest.raises(machine.Rejected) as info:
+        machine.decide_resume(state, "p1", "t0", "t1", "portal-b", 1, None, 10.0)
+    assert info.value.error.message == "missing 2..3"
+    assert info.value.events[0] == Left(participant="p1", reason="resync_required")
+    assert resume(state, "p1", "t0", "t1", 3, at=10.0)[0] == Resumed(
+        participant="p1", portal="portal-b", seen=3, new_ticket="t1", previous_until=10.0 + RETRY_WINDOW)
+
+
+def test_a_resume_too_late_makes_the_participant_leave_as_hold_expired() -> None:
+    state = room()
+    join(state, "p1")
+    join(state, "p2")
+    do(state, machine.decide_hold(state, "p1", "portal-a", 0.0))
+    with pytest.raises(machine.Rejected) as info:
+        machine.decide_resume(state, "p1", "t0", "t1", "b", None, None, HOLD)
+    assert info.value.events == [
+        Left(participant="p1", reason="hold_expired"),
+        Notified(targets=[("p2", 1)], event="participant", data={"action": "leave", "data": "p1"}, at=HOLD)]
+
+
+def test_the_hold_timer_makes_only_a_participant_still_held_leave() -> None:
+    state = room()
+    join(state, "p1")
+    join(state, "p2")
+    assert machine.decide_hold_over(state, "p1", 70.0) == []  # connected
+    assert machine.decide_hold_over(state, "p9", 70.0) == []
+    do(state, machine.decide_hold(state, "p1", "portal-a", 0.0))
+    assert machine.decide_hold_over(state, "p1", 70.0) == [
+        Left(participant="p1", reason="hold_expired"),
+        Notified(targets=[("p2", 1)], event="participant", data={"action": "leave", "data": "p1"}, at=70.0)]
+
+
+def test_a_held_participant_is_not_connected_and_survives_a_snapshot() -> None:
+    state = room()
+    join(state, "p1")
+    do(state, machine.decide_hold(state, "p1", "portal-a", 0.0))
+    assert state.participants["p1"].connected is False
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(state), type=RoomState) == state
+
+
+def test_every_accepted_resume_counts_in_the_epoch_a_keyed_retry_keeps_no_key() -> None:
+    state = room()
+    join(state, "p1")
+    assert resume(state, "p1", "t0", "t1", None, retry_key="key", at=2.0)[0] == Resumed(
+        participant="p1", portal="portal-b", seen=0, new_ticket="t1", retry_key="key",
+        previous_until=2.0 + RETRY_WINDOW)
+    assert resume(state, "p1", "t0", "t1", None, retry_key="key", at=3.0)[0] == Resumed(
+        participant="p1", portal="portal-b", seen=0, retry=True, new_ticket="t1")
+    assert state.participants["p1"].epoch == 2
+    assert state.participants["p1"].ticket.retry_key == "key"
+
+
+def test_a_client_ack_confirms_a_rotation_once_and_only_after_one() -> None:
+    state = room()
+    join(state, "p1")
+    text(state, "p1", "p1", 0)
+    assert machine.decide_ack(state, "p1", 1, "portal-a", by_client=True) == [
+        Acked(participant="p1", seq=1, confirm=False)]
+    resume(state, "p1", "t0", "t1", None, portal="portal-a")  # keyless
+    assert do(state, machine.decide_ack(state, "p1", 0, "portal-a", by_client=True)) == [
+        Acked(participant="p1", seq=0, confirm=True)]
+    assert (state.participants["p1"].ticket.previous, state.participants["p1"].ticket.retry_key) == (None, None)
+    assert machine.decide_ack(state, "p1", 0, "portal-a", by_client=True) == []
+    resume(state, "p1", "t1", "t2", None, portal="portal-a", retry_key="key")
+    do(state, machine.decide_ack(state, "p1", 0, "portal-a", by_client=True))
+    assert machine.decide_ack(state, "p1", 0, "portal-a", by_client=True) == []
+
+
+def test_apply_skips_what_is_gone() -> None:
+    state = room()
+    join(state, "p1")
+    machine.apply_all(state, [Notified(targets=[("p9", 1), ("p1", 1)], event="e", data=None, at=0.0),
+                              Left(participant="p9", reason="leave")])
+    assert seqs(state, "p1") == [1] and list(state.participants) == ["p1"]
+
+
+def test_a_notification_to_one_participant() -> None:
+    state = room()
+    join(state, "p1")
+    text(state, "p1", "p1", 0)
+    assert machine.decide_notify(state, "p1", "drop", {"why": "x"}, 4.0) == [
+        Notified(targets=[("p1", 2)], event="drop", data={"why": "x"}, at=4.0)]
+    assert machine.decide_notify(state, "p9", "drop", None, 4.0) == []
+
+
+def test_a_text_to_all_reaches_everyone_from_its_sender() -> None:
+    state = room()
+    join(state, "p1")
+    join(state, "p2")
+    assert text(state, "p2", "all", {"hi": 1}, at=3.0) == [
+        Notified(targets=[("p1", 2), ("p2", 1)], event="text", data={"from": "p2", "to": "all", "message": {"hi": 1}},
+                 at=3.0)]

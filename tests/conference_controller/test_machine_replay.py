@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conference_controller import machine
@@ -17,6 +17,7 @@ from conference_controller.events import Event, decode_events, encode_events
 from conference_controller.messages import ParticipantInit, PublishInfo, RoomConfig, SubscribeInfo
 from conference_controller.state import Limits, RoomState
 from rpc import ServiceError
+from tests.support.hypothesis_profiles import property_settings
 
 CONFIG = msgspec.convert({"id": "r", "participantLimit": 4, "roles": [
     {"role": "presenter", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
@@ -126,7 +127,7 @@ def _live(script: list[Command]) -> tuple[RoomState, list[bytes], list[bytes]]:
     return state, journal, snapshots
 
 
-@settings(max_examples=300, deadline=None)
+@property_settings(300)
 @given(commands, st.data())
 def test_replay_from_any_snapshot_yields_the_live_state(script: list[Command], data: Any) -> None:
     live, journal, snapshots = _live(script)
@@ -141,7 +142,7 @@ def test_replay_from_any_snapshot_yields_the_live_state(script: list[Command], d
     assert from_scratch == live
 
 
-@settings(max_examples=200, deadline=None)
+@property_settings(200)
 @given(commands)
 def test_seqs_stay_gapless_and_every_kept_message_is_unacked(script: list[Command]) -> None:
     live, _, _ = _live(script)
