@@ -158,15 +158,6 @@ class SubscriptionState(msgspec.Struct, kw_only=True):
     streams: list[str] = []
     ready: bool = False
 
-    def to_info(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "owner": self.owner,
-            "transportId": self.transport_id,
-            "ready": self.ready,
-            "media": msgspec.to_builtins(self.info.media),
-        }
-
 
 class TransportState(msgspec.Struct, kw_only=True):
     """A participant's transport placed on a media agent, with the sessions set up on it."""
