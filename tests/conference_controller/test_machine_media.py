@@ -254,7 +254,7 @@ def test_a_lost_agent_tells_nobody_of_sessions_it_ended_already_or_of_an_owner_g
     assert machine.decide_agent_lost(state, "agent-1", 3.0) == [
         StreamRemoved(stream="s1", transport="t1", agent=None),
         Notified(targets=[("p1", p1 + 1)], event="stream", data={"id": "s1", "status": "remove"}, at=3.0),
-        SubscriptionRemoved(subscription="u1", transport="t1", agent="agent-1"),
+        SubscriptionRemoved(subscription="u1", transport="t1", agent=None),  # the lost agent is told nothing
         Notified(targets=[("p1", p1 + 2)], event="progress",
                  data={"id": "t1", "sessionId": "s1", "status": "error", "data": "media agent lost"}, at=3.0),
         TransportLost(transport="t1"),
