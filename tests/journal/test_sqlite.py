@@ -82,12 +82,7 @@ async def test_close_commits_what_was_accepted_before_it(tmp_path: Path) -> None
     await asyncio.sleep(0)  # let every append enqueue (no time passes)
     await journal.close()
     offsets = [await task for task in appends]
-    reopened = SqliteJournal(path)
-    await reopened.open()
-    try:
-        assert [r.offset for r in await reopened.replay("r")] == offsets
-    finally:
-        await reopened.close()
+    assert await _offsets_in(path) == offsets
 
 
 async def test_a_journal_that_cannot_be_opened_says_which_file(tmp_path: Path) -> None:
@@ -177,12 +172,7 @@ async def test_the_weaker_durability_policies_keep_the_same_semantics(durability
     await journal.open()
     offsets = await asyncio.gather(*(journal.append("r", 1, bytes([i])) for i in range(10)))
     await journal.close()
-    reopened = SqliteJournal(path)
-    await reopened.open()
-    try:
-        assert [r.offset for r in await reopened.replay("r")] == offsets
-    finally:
-        await reopened.close()
+    assert await _offsets_in(path) == offsets
 
 
 async def test_submit_queues_at_once_and_keeps_the_order_and_the_bound(tmp_path: Path) -> None:
@@ -199,3 +189,13 @@ async def test_submit_queues_at_once_and_keeps_the_order_and_the_bound(tmp_path:
             await journal.submit("r", 1, b"stale")
     finally:
         await journal.close()
+
+
+async def _offsets_in(path: Path) -> list[int]:
+    """The offsets of room ``r`` in the journal at ``path``, read by a journal opened afresh."""
+    reopened = SqliteJournal(path)
+    await reopened.open()
+    try:
+        return [record.offset for record in await reopened.replay("r")]
+    finally:
+        await reopened.close()
