@@ -294,6 +294,12 @@ class Controller:
             if not waiter.done():
                 waiter.set_result(None)
 
+    @staticmethod
+    async def _durable(room: Room) -> None:
+        """Until every record of the room appended so far is durable (or failed)."""
+        while room.pending:
+            await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+
     async def _save_snapshot(self, room: Room, snapshot: Snapshot) -> None:
         assert self.journal is not None
         try:
@@ -497,8 +503,7 @@ class Controller:
         controller also does it every ``snapshot_every`` records on its own)."""
         if self.journal is None:
             return
-        while room.pending:
-            await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+        await self._durable(room)
         if room.failed is not None:
             raise room.failed
         room.since_snapshot = 0
@@ -689,8 +694,7 @@ class Controller:
         (the room is then rebuilt here from the journal and stays)."""
         if self.rooms.get(RoomId(room.id)) is not room or room.failed is not None:
             return True
-        while room.pending:
-            await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+        await self._durable(room)
         portals = sorted({p.portal for p in room.participants.values() if p.connected})
         self._unload(room, ControllerError("the room moved to another controller"))
         await self.worker.end_task(room.id)  # forgotten at once: no lingering reservation here

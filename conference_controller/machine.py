@@ -75,7 +75,7 @@ from .state import (
 )
 
 
-__all__ = ["Rejected", "new_room", "apply_all", "apply", "member", "decide_open", "decide_takeover", "decide_join", "decide_leave", "decide_hold", "decide_hold_over", "check_resume", "decide_resume", "replay_of", "decide_refresh", "decide_ack", "decide_text", "decide_notify", "decide_answer", "decide_permission", "decide_close", "check_publish", "decide_transport", "transport_of", "decide_publish", "decide_unpublish", "decide_end_stream", "decide_stream_control", "stream_of_track", "check_subscribe", "decide_subscribe", "decide_unsubscribe", "decide_end_subscription", "decide_progress", "decide_agent_lost", "join_result", "admin_info"]
+__all__ = ["Rejected", "new_room", "check_open", "apply_all", "apply", "member", "decide_open", "decide_takeover", "decide_join", "decide_leave", "decide_hold", "decide_hold_over", "check_resume", "decide_resume", "replay_of", "decide_refresh", "decide_ack", "decide_text", "decide_notify", "decide_answer", "decide_permission", "decide_close", "check_publish", "decide_transport", "transport_of", "decide_publish", "decide_unpublish", "decide_end_stream", "decide_stream_control", "stream_of_track", "check_subscribe", "decide_subscribe", "decide_unsubscribe", "decide_end_subscription", "decide_progress", "decide_agent_lost", "join_result", "admin_info"]
 
 _TRACK_OPERATIONS = {"pause": "inactive", "play": "active"}
 
@@ -368,7 +368,8 @@ class _Seqs:
         return Notified(targets=pairs, event=event, data=data, at=at)
 
 
-def _check_open(state: RoomState) -> None:
+def check_open(state: RoomState) -> None:
+    """``room_closed`` for a room that is closed."""
     if state.closed:
         raise RoomClosedError(f"room {state.id} is closed")
 
@@ -390,7 +391,7 @@ def decide_takeover(state: RoomState, controller: str, epoch: int, at: float) ->
 
 def decide_join(state: RoomState, init: ParticipantInit, ticket: str, extension: bool, at: float) -> list[Event]:
     """Admit a participant (limit and role checked) and tell the others."""
-    _check_open(state)
+    check_open(state)
     if init.id in state.participants:
         raise AlreadyJoined(f"participant {init.id} has already joined room {state.id}")
     limit = state.config.participant_limit
@@ -572,7 +573,7 @@ def decide_ack(state: RoomState, participant_id: str, seq: int, portal: str, *, 
 
 
 def decide_text(state: RoomState, participant_id: str, to: str, message: Any, at: float) -> list[Event]:
-    _check_open(state)
+    check_open(state)
     member(state, participant_id)
     if to == "all":
         return [_Seqs(state).notify(state.participants, "text", {"from": participant_id, "to": "all",
@@ -611,7 +612,7 @@ def decide_close(state: RoomState) -> list[Event]:
 
 
 def check_publish(state: RoomState, participant_id: str, stream_id: str, info: PublishInfo) -> None:
-    _check_open(state)
+    check_open(state)
     participant = member(state, participant_id)
     if info.media is None or not info.media.tracks:
         raise InvalidRequest("publish needs media.tracks")
@@ -670,7 +671,7 @@ def decide_end_stream(state: RoomState, stream_id: str, at: float, *, tell_agent
 def decide_stream_control(
     state: RoomState, participant_id: str, stream_id: str, operation: str, data: Any, at: float
 ) -> list[Event]:
-    _check_open(state)
+    check_open(state)
     stream = state.streams.get(stream_id)
     if stream is None:
         raise UnknownStream(f"no stream {stream_id} in room {state.id}")
@@ -700,7 +701,7 @@ def stream_of_track(state: RoomState, source: str) -> StreamState:
 
 def check_subscribe(state: RoomState, participant_id: str, subscription_id: str, info: SubscribeInfo) -> list[str]:
     """The streams the subscription takes tracks from (every check made)."""
-    _check_open(state)
+    check_open(state)
     participant = member(state, participant_id)
     if info.media is None or not info.media.tracks:
         raise InvalidRequest("subscribe needs media.tracks")
@@ -762,7 +763,7 @@ def decide_progress(
             events.append(StreamReady(stream=session_id))
             # Everyone, the publisher included, hears of the stream once it is ready.
             events.append(seqs.notify(state.participants, "stream",
-                                      {"id": session_id, "status": "add", "data": _ready_info(stream)}, at))
+                                      {"id": session_id, "status": "add", "data": stream.to_info()}, at))
         elif session_id in state.subscriptions and not state.subscriptions[session_id].ready:
             events.append(SubscriptionReady(subscription=session_id))
         return events
@@ -779,10 +780,6 @@ def decide_progress(
                 events.extend(_end_subscription(state, session, tell_agent=True))
         return events
     raise InvalidRequest(f"unknown progress status {status!r}")
-
-
-def _ready_info(stream: StreamState) -> dict[str, Any]:
-    return stream.to_info()
 
 
 def decide_agent_lost(state: RoomState, agent: str, at: float) -> list[Event]:

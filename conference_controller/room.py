@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .errors import RoomClosed
+from . import machine
 from .logs import EventLog
 from .state import ParticipantState, RoomState
 
@@ -60,13 +60,9 @@ class Room:
         """Nobody in it, nothing published or subscribed, nobody about to join."""
         return self.state.idle and not self._users
 
-    def check_open(self) -> None:
-        if self.state.closed:
-            raise RoomClosed(f"room {self.state.id} is closed")
-
     def use(self) -> None:
         """Keep the room open until :meth:`release` (the caller is about to use it)."""
-        self.check_open()
+        machine.check_open(self.state)
         self._users += 1
         self.cancel_grace()
 

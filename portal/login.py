@@ -333,7 +333,7 @@ class LoginService:
         attempts, interval = self.settings.failover_attempts, self.settings.failover_interval
         for attempt in range(attempts):
             if attempt:
-                await asyncio.sleep(interval)
+                await self._sleep(interval)
             if self.sessions.get(session.id) is not session or not session.live:
                 return
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from credentials import Keyring, new_id
@@ -161,8 +162,8 @@ class Portal:
             self.background.spawn(self._reattach(live), name="reattach")
 
     async def _reattach(self, sessions: list[Session]) -> None:
-        for first in range(0, len(sessions), _REATTACH_BATCH):
-            await asyncio.gather(*(self.logins.reattach(s) for s in sessions[first:first + _REATTACH_BATCH]))
+        for batch in _batches(sessions):
+            await asyncio.gather(*(self.logins.reattach(s) for s in batch))
 
     async def _on_fault(self, topic: str, payload: Any) -> None:
         if not isinstance(payload, dict) or payload.get("purpose") != "conference":
@@ -185,9 +186,14 @@ class Portal:
 
     async def _fail_over(self, sessions: list[Session], lost: str) -> None:
         """Move every session of a lost controller to the room's new controller, some at a time."""
-        for first in range(0, len(sessions), _REATTACH_BATCH):
-            batch = sessions[first:first + _REATTACH_BATCH]
+        for batch in _batches(sessions):
             outcomes = await asyncio.gather(*(self.logins.rehome(s, lost) for s in batch), return_exceptions=True)
             for session, outcome in zip(batch, outcomes):
                 if isinstance(outcome, Exception):
                     session.log.warning("failover_error", error=repr(outcome))
+
+
+def _batches(sessions: list[Session]) -> Iterator[list[Session]]:
+    """``sessions`` some at a time (``_REATTACH_BATCH``): moves of many sockets do not all start at once."""
+    for first in range(0, len(sessions), _REATTACH_BATCH):
+        yield sessions[first:first + _REATTACH_BATCH]
