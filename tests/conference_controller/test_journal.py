@@ -243,3 +243,19 @@ async def test_a_snapshot_is_saved_every_so_many_records_and_a_rebuild_starts_th
     for participant in rebuilt.values():  # held until resumed, deadlines restarted: the rest is as it was
         participant.update(connected=True, hold_deadline=None)
     assert rebuilt == before
+
+
+async def test_migrate_is_refused_without_the_admin_key_and_take_over_without_a_room_name(
+    env: Env, journal: GatedJournal
+) -> None:
+    await _room_with_history(env)
+    for key in ("", "wrong-key"):
+        with pytest.raises(RpcRemoteError) as info:
+            await env.caller.call(env.controller.worker_id, "migrate", {"admin_key": key})
+        assert info.value.code == "unauthorized"
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("take_over", room=7)
+    assert info.value.code == "bad_arguments"
+    # nothing moved, nothing claimed: the room is here under its first epoch
+    assert env.controller.room("room-1").state.epoch == 1 and not env.controller.finished.is_set()
+    assert env.cluster.unscheduled == []
