@@ -30,7 +30,8 @@ from .placement import PortalScheduler
 from .routes import routes
 from .service import RoomsService, rooms_service_name
 from .settings import TokenApiSettings
-from .store import RoomStore
+from .store import create_room_store
+from .store_cache import CachedRoomStore
 from .tokens import TokenMinter
 
 __all__ = ["create_app", "is_loopback", "allowed_origins", "ADMIN_PREFIX"]
@@ -62,9 +63,11 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     await store.open()
     try:
-        handle = await app[TRANSPORT].serve(rooms_service_name(app[CLUSTER_NAME]), RoomsService(store))
+        # The controllers' room loads read the store itself, never the mints' memory of it: every
+        # token API process answers them as the database has the room now.
+        handle = await app[TRANSPORT].serve(rooms_service_name(app[CLUSTER_NAME]), RoomsService(store.store))
         try:
-            log.info("rooms_served db=%s", store.path)
+            log.info("rooms_served store=%s", store.describe())
             yield
         finally:
             await handle.stop()
@@ -82,13 +85,13 @@ def create_app(
 ) -> web.Application:
     """The token API application.
 
-    Its start-up opens the room store (``settings.rooms_db``) and serves the RPC service
+    Its start-up opens the room store (``settings.store``: SQLite ``rooms_db`` or PostgreSQL) and serves the RPC service
     ``rooms`` on ``transport``; its cleanup undoes both.  ``transport`` must be started, and stays
     open (its owner closes it).  ``extra_routes`` are mounted as given (the admin relay, …) and go
     through the same CORS and error middlewares.
 
     :raises ValueError: the settings cannot work (``require_service_key`` without any key, a
-        token lifetime that is not positive, a trusted proxy that is not an address or network) or
+        token lifetime that is not positive, a PostgreSQL store without a DSN, a trusted proxy that is not an address or network) or
         would expose an open token API beyond loopback.
     """
     if settings.token_lifetime <= 0:
@@ -101,7 +104,7 @@ def create_app(
         )
     trusted = TrustedProxies(settings.trusted_proxies, setting="token_api.trusted_proxies")
     metrics = Metrics()
-    store = RoomStore(settings.rooms_db, cache_ttl=settings.rooms_cache_ttl)
+    store = CachedRoomStore(create_room_store(settings), ttl=settings.rooms_cache_ttl)
     portals = PortalScheduler(transport, settings, metrics, cluster_name=cluster_name)
     app = web.Application(
         client_max_size=settings.client_max_size,

@@ -10,7 +10,7 @@ from rpc import Transport
 from .auth import Authenticator
 from .metrics import Metrics
 from .settings import TokenApiSettings
-from .store import RoomStore
+from .store_cache import CachedRoomStore
 from .tokens import TokenMinter
 
 __all__ = ["SETTINGS", "TRANSPORT", "CLUSTER_NAME", "STORE", "AUTHENTICATOR", "MINTER", "METRICS", "TRUSTED_PROXIES",
@@ -19,7 +19,7 @@ __all__ = ["SETTINGS", "TRANSPORT", "CLUSTER_NAME", "STORE", "AUTHENTICATOR", "M
 SETTINGS = web.AppKey("settings", TokenApiSettings)
 TRANSPORT = web.AppKey("transport", Transport)
 CLUSTER_NAME = web.AppKey("cluster_name", str)
-STORE = web.AppKey("store", RoomStore)
+STORE = web.AppKey("store", CachedRoomStore)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 MINTER = web.AppKey("minter", TokenMinter)
 METRICS = web.AppKey("metrics", Metrics)

@@ -126,7 +126,7 @@ async def create_room(request: web.Request) -> web.Response:
 async def get_room(request: web.Request) -> web.Response:
     request.app[AUTHENTICATOR].authenticate(request)
     room_id = _room_id(request)
-    room = await request.app[STORE].get(room_id)
+    room = await request.app[STORE].get_fresh(room_id)
     if room is None:
         raise RoomNotFound(room_id)
     return web.json_response(room_json(room))

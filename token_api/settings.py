@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["TokenApiSettings"]
+__all__ = ["TokenApiSettings", "RoomStoreSettings"]
 
 _PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class RoomStoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Where room configuration is kept: ``sqlite`` (the file ``token_api.rooms_db``; token API
+    #: processes sharing it must run on one machine) or ``postgres`` (the database ``dsn``; any
+    #: number of token API processes on any machines, all agreeing).
+    kind: Literal["sqlite", "postgres"] = "sqlite"
+    #: PostgreSQL connection string, ``postgresql://user:password@host:port/database`` (libpq's
+    #: ``PGPASSWORD`` or ``~/.pgpass`` may hold the password instead). A credential: keep it in the
+    #: settings file or ``SWITCHBOARD_TOKEN_API__STORE__DSN``; it is never logged. Required for
+    #: ``postgres``.
+    dsn: str = ""
+    #: PostgreSQL: connections each token API process keeps open, and the most it opens.
+    pool_min_size: _Count = 1
+    pool_max_size: _PositiveInt = 10
+    #: PostgreSQL: seconds to open one connection.
+    connect_timeout: _PositiveSeconds = 5.0
+    #: PostgreSQL: seconds a request waits for a free pooled connection.
+    acquire_timeout: _PositiveSeconds = 5.0
+    #: PostgreSQL: seconds one statement may run (migrations included, lock waits too).
+    query_timeout: _PositiveSeconds = 5.0
+    #: PostgreSQL: seconds an idle pooled connection is kept before it is closed.
+    pool_idle_lifetime: _PositiveSeconds = 300.0
+    #: PostgreSQL: times an update is retried when another process changed the room meanwhile.
+    update_retries: _PositiveInt = 20
+    #: SQLite: seconds a statement waits for another process's write lock on ``rooms_db``.
+    sqlite_busy_timeout: _PositiveSeconds = 5.0
 
 
 class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -29,11 +57,14 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     #: Create a room with default settings when an authenticated caller asks a token for an
     #: unknown room (never for an anonymous caller of an open token API).
     auto_create_rooms: bool = True
-    #: SQLite file holding the room configuration.
+    #: SQLite file holding the room configuration (``store.kind = "sqlite"``).
     rooms_db: str = "switchboard-rooms.sqlite3"
-    #: Seconds a room read is served from memory (token mints, controllers' room loads); changes
-    #: made by another token API process sharing ``rooms_db`` are seen within this. 0 = no cache.
+    #: Seconds a token mint may use a room read from memory; changes made by another token API
+    #: process are seen by its mints within this (the controllers' room loads and ``/v1/rooms``
+    #: always read the store). 0 = no cache.
     rooms_cache_ttl: float = 2.0
+    #: The room store (``[token_api.store]``).
+    store: RoomStoreSettings = msgspec.field(default_factory=RoomStoreSettings)
     #: Browser origins allowed by CORS on the token and room routes (never on admin routes);
     #: ``["*"]`` allows any. Unset: any origin while bound to loopback (a trial), none otherwise.
     cors_allowed_origins: list[str] | None = None

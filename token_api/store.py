@@ -1,187 +1,84 @@
-"""The room store: room configuration in an embedded SQLite file, so it survives restarts.
+"""The room store: one interface for the rooms' configuration, two back-ends behind it.
 
-Every operation is one short transaction run in a worker thread (``asyncio.to_thread``) under a
-lock.  Reads of one room (every token mint, every controller's room load) are served from memory for
-``cache_ttl`` seconds; this process's writes update that cache at once, and another process sharing
-the file is seen within ``cache_ttl``.
+- :class:`~token_api.store_sqlite.SqliteRoomStore` (``kind = "sqlite"``, the embedded default): one
+  SQLite file, so several token API processes only on one machine.
+- :class:`~token_api.store_postgres.PostgresRoomStore` (``kind = "postgres"``): one PostgreSQL
+  database shared by any number of token API processes on any machines.
+
+Both apply the numbered migrations of :mod:`token_api.store_migrations` when opened, and both pass
+one contract suite (``tests/token_api/test_store_contract.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import threading
-import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
-
-import msgspec
+from typing import Protocol
 
 from .rooms import Room
+from .settings import TokenApiSettings
 
-__all__ = ["RoomStore", "RoomExists"]
-
-_T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rooms (
-    id TEXT PRIMARY KEY,
-    config BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-)
-"""
-
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Room).decode
+__all__ = ["RoomStore", "RoomExists", "StoreError", "create_room_store"]
 
 
 class RoomExists(Exception):
     """A room with that id is already stored."""
 
 
-class RoomStore:
-    """Rooms by id, in insertion order.  ``open()`` before use, ``close()`` after (idempotent)."""
+class StoreError(Exception):
+    """The store cannot be used: its database is unreachable, too new for this code, or broken."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        cache_ttl: float = 2.0,
-        cache_size: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.path = str(path)
-        self._clock = clock
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-        self._cache_ttl = cache_ttl
-        self._cache_size = cache_size
-        self._cache: dict[str, tuple[float, Room]] = {}
 
-    def _remember(self, room: Room) -> None:
-        if self._cache_ttl <= 0:
-            return
-        if len(self._cache) >= self._cache_size:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[room.id] = (self._clock() + self._cache_ttl, room)
+class RoomStore(Protocol):
+    """Rooms by id, listed in creation order.  ``open()`` before use (it applies the migrations),
+    ``close()`` after (idempotent).  Every write is atomic and seen at once by every reader of the
+    same database, whichever process reads."""
 
-    async def open(self) -> None:
-        if self._db is None:
-            self._db = await asyncio.to_thread(self._connect)
+    def describe(self) -> str:
+        """Where the rooms are, for logs: never a password."""
+        ...
 
-    def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_SCHEMA)
-        return db
+    async def open(self) -> None: ...
 
-    async def close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            await asyncio.to_thread(self._locked, db.close)
+    async def close(self) -> None: ...
 
-    def _locked(self, operation: Callable[[], _T]) -> _T:
-        with self._lock:
-            return operation()
-
-    async def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
-        db = self._db
-        if db is None:
-            raise RuntimeError("the room store is not open")
-        return await asyncio.to_thread(self._locked, lambda: operation(db))
-
-    # -- reads -----------------------------------------------------------------------------------
-
-    async def get(self, room_id: str) -> Room | None:
-        cached = self._cache.get(room_id)
-        if cached is not None and cached[0] > self._clock():
-            return cached[1]
-
-        def read(db: sqlite3.Connection) -> Room | None:
-            row = db.execute("SELECT config FROM rooms WHERE id = ?", (room_id,)).fetchone()
-            return _decode(row[0]) if row else None
-
-        room = await self._run(read)
-        if room is None:
-            self._cache.pop(room_id, None)
-        else:
-            self._remember(room)
-        return room
+    async def get(self, room_id: str) -> Room | None: ...
 
     async def page(self, offset: int = 0, limit: int = 100) -> list[Room]:
-        def read(db: sqlite3.Connection) -> list[Room]:
-            rows = db.execute(
-                "SELECT config FROM rooms ORDER BY rowid LIMIT ? OFFSET ?", (limit, offset)
-            ).fetchall()
-            return [_decode(row[0]) for row in rows]
-
-        return await self._run(read)
-
-    # -- writes ----------------------------------------------------------------------------------
+        """Rooms ``offset`` to ``offset + limit`` in creation order."""
+        ...
 
     async def create(self, room: Room) -> None:
         """Store a new room; :class:`RoomExists` if the id is taken."""
-
-        def write(db: sqlite3.Connection) -> None:
-            now = time.time()
-            try:
-                db.execute(
-                    "INSERT INTO rooms (id, config, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                    (room.id, _encode(room), now, now),
-                )
-            except sqlite3.IntegrityError:
-                raise RoomExists(room.id) from None
-
-        await self._run(write)
-        self._remember(room)
+        ...
 
     async def get_or_create(self, room: Room) -> tuple[Room, bool]:
         """The stored room with ``room.id`` (storing ``room`` first if there is none), and whether
         it was stored now."""
-
-        def write(db: sqlite3.Connection) -> tuple[Room, bool]:
-            now = time.time()
-            created = db.execute(
-                "INSERT OR IGNORE INTO rooms (id, config, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (room.id, _encode(room), now, now),
-            ).rowcount > 0
-            row = db.execute("SELECT config FROM rooms WHERE id = ?", (room.id,)).fetchone()
-            return _decode(row[0]), created
-
-        stored, created = await self._run(write)
-        self._remember(stored)
-        return stored, created
+        ...
 
     async def update(self, room_id: str, change: Callable[[Room], Room]) -> Room | None:
-        """Replace the room with ``change(room)`` atomically; ``None`` if there is no such room.
-
-        ``change`` runs under the store's lock; whatever it raises leaves the room as it was.
-        """
-
-        def write(db: sqlite3.Connection) -> Room | None:
-            row = db.execute("SELECT config FROM rooms WHERE id = ?", (room_id,)).fetchone()
-            if row is None:
-                return None
-            room = change(_decode(row[0]))
-            db.execute(
-                "UPDATE rooms SET config = ?, updated_at = ? WHERE id = ?", (_encode(room), time.time(), room_id)
-            )
-            return room
-
-        self._cache.pop(room_id, None)
-        room = await self._run(write)
-        if room is not None:
-            self._remember(room)
-        return room
+        """Replace the room with ``change(room)`` atomically (no concurrent update is lost);
+        ``None`` if there is no such room.  Whatever ``change`` raises leaves the room as it was;
+        ``change`` may run more than once."""
+        ...
 
     async def delete(self, room_id: str) -> bool:
-        def write(db: sqlite3.Connection) -> bool:
-            return db.execute("DELETE FROM rooms WHERE id = ?", (room_id,)).rowcount > 0
+        """Whether there was such a room (it is gone now)."""
+        ...
 
-        self._cache.pop(room_id, None)
-        return await self._run(write)
+
+def create_room_store(settings: TokenApiSettings) -> RoomStore:
+    """The store ``settings.store.kind`` names (not opened yet).
+
+    :raises ValueError: ``postgres`` without a ``dsn``.
+    """
+    store = settings.store
+    if store.kind == "postgres":
+        if not store.dsn:
+            raise ValueError("token_api.store.kind is postgres but token_api.store.dsn is empty")
+        from .store_postgres import PostgresRoomStore  # asyncpg is only needed for this kind
+
+        return PostgresRoomStore(store.dsn, store)
+    from .store_sqlite import SqliteRoomStore
+
+    return SqliteRoomStore(settings.rooms_db, busy_timeout=store.sqlite_busy_timeout)

@@ -18,7 +18,7 @@ from .errors import BadRequest, RoomNotFound
 from .placement import PortalScheduler
 from .rooms import Room, RoomId, default_room
 from .settings import TokenApiSettings
-from .store import RoomStore
+from .store_cache import CachedRoomStore
 
 __all__ = ["Preference", "TokenBody", "TokenRequest", "TokenMinter", "MintedToken"]
 
@@ -57,7 +57,7 @@ class MintedToken(msgspec.Struct):
 
 class TokenMinter:
     def __init__(
-        self, settings: TokenApiSettings, keyring: Keyring, store: RoomStore, portals: PortalScheduler
+        self, settings: TokenApiSettings, keyring: Keyring, store: CachedRoomStore, portals: PortalScheduler
     ) -> None:
         self._settings = settings
         self._keyring = keyring

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import MakeEmbedded
-from token_api.store import RoomStore
+from token_api.store_sqlite import SqliteRoomStore
 
 from .conftest import FAST, Stack
 from .raw_http import BOUND, RawResponse, connect, exchange, read_response
@@ -79,10 +79,10 @@ async def test_an_unexpected_failure_is_a_real_500_in_json(make_embedded: MakeEm
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     server = await make_embedded()
 
-    async def broken(self: RoomStore, offset: int = 0, limit: int = 100) -> list[object]:
+    async def broken(self: SqliteRoomStore, offset: int = 0, limit: int = 100) -> list[object]:
         raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr(RoomStore, "page", broken)
+    monkeypatch.setattr(SqliteRoomStore, "page", broken)
     request = b"GET /v1/rooms HTTP/1.1\r\nHost: test\r\n" + _headers(server.service_headers) + b"\r\n"
     response = _assert_json_refusal(await exchange(server.api_url, request), 500, "internal")
     assert response.status_line == "HTTP/1.1 500 Internal Server Error"
