@@ -14,6 +14,7 @@ import pytest_asyncio
 from switchboard.config import load_settings
 from switchboard.devbroker import RabbitNode, rabbitmq_available
 from switchboard.wiring import EmbeddedCluster
+from tests.support.postgres import PostgresNode, postgres_bin_dir
 from tests.support.processes import ProcessCluster
 from tests.support.transports import TransportFactory
 
@@ -41,6 +42,25 @@ def rabbit() -> Iterator[RabbitNode]:
 @pytest.fixture
 def broker_url(rabbit: RabbitNode) -> str:
     return rabbit.url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresNode]:
+    """One throwaway PostgreSQL server for the whole session (each test takes its own database)."""
+    if postgres_bin_dir() is None:
+        pytest.fail("PostgreSQL is not installed; `make test` installs it")
+    node = PostgresNode()
+    node.start()
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def postgres_dsn(postgres: PostgresNode) -> Iterator[str]:
+    """The DSN of a new, empty database of the session's PostgreSQL, dropped after the test."""
+    name = postgres.create_database()
+    yield postgres.dsn(name)
+    postgres.drop_database(name)
 
 
 @pytest_asyncio.fixture(params=["local", "amqp"])
