@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench mutate rabbitmq nodejs node-deps clean
+.PHONY: run test bench mutate rabbitmq postgresql nodejs node-deps clean
 
 run: $(STAMP)
 	$(VENV)/bin/switchboard up
 
-test: $(STAMP) rabbitmq node-deps
+test: $(STAMP) rabbitmq postgresql node-deps
 	$(PY) -m pytest
 
 bench: $(STAMP) rabbitmq
@@ -19,19 +19,26 @@ bench: $(STAMP) rabbitmq
 # 15 min on 2 cores). Survivors must be killed by a test or explained in tests/mutation-survivors.md.
 # One target: `make mutate TARGETS=machine`; the list: `$(PY) -m tests.mutation.mutate --list`.
 mutate: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,uvloop,mutate]'
+	$(PY) -m pip install --quiet -e '.[test,uvloop,postgres,mutate]'
 	$(PY) -m tests.mutation.mutate --workers 2 $(TARGETS)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,uvloop]'
+	$(PY) -m pip install --quiet -e '.[test,uvloop,postgres]'
 	touch $(STAMP)
 
 # Debian's RabbitMQ for the cluster-mode tests (only when missing); the tests start their own node.
 rabbitmq:
 	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server; \
+	fi
+
+# Debian's PostgreSQL for the room store tests (only when missing); the tests run their own server
+# (initdb in a temporary directory, a free port; as the `postgres` user when run as root).
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
 	fi
 
 # socket.io-client v4 for the tests that speak what the OWT JavaScript SDK speaks, with Debian's

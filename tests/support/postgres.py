@@ -33,6 +33,11 @@ def postgres_bin_dir() -> Path | None:
     return max(numbered, key=lambda p: int(p.parent.name)) if numbered else None
 
 
+def _open_to_others(path: Path) -> bool:
+    """Whether every directory from ``/`` to ``path`` lets other users through."""
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents])
+
+
 class PostgresNode:
     """One server: ``start()``, ``stop()``, ``close()``; :meth:`dsn` for clients."""
 
@@ -41,14 +46,18 @@ class PostgresNode:
         if bin_dir is None:
             raise RuntimeError("PostgreSQL is not installed: run `make test` (apt-get install postgresql)")
         self.bin = bin_dir
-        self.base = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
+        root = os.geteuid() == 0
+        # As root the server runs as `postgres`, which must reach the directory: under /tmp unless
+        # the usual temporary directory is open to others.
+        parent = tempfile.gettempdir() if not root or _open_to_others(Path(tempfile.gettempdir())) else "/tmp"
+        self.base = Path(tempfile.mkdtemp(prefix="switchboard-pg-", dir=parent))
         self.data = self.base / "data"
         self.port = free_port()
         self.password = secrets.token_urlsafe(16)
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self._as: list[str] = []
-        if os.geteuid() == 0:
+        if root:
             try:
                 account = pwd.getpwnam("postgres")
             except KeyError:
