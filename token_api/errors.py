@@ -24,6 +24,7 @@ __all__ = [
     "Conflict",
     "CloudError",
     "PortalUnavailable",
+    "StoreUnavailableError",
     "owt_code_for_status",
     "reason_for_status",
 ]
@@ -135,3 +136,13 @@ class PortalUnavailable(ApiError, web.HTTPServiceUnavailable):
 
     def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
         super().__init__(message, reason=reason, headers={"Retry-After": str(retry_after)})
+
+
+class StoreUnavailableError(ApiError, web.HTTPServiceUnavailable):
+    """The room store's database cannot be reached now; the client should retry later."""
+
+    owt_code = 1301
+    default_reason = "store_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})

@@ -9,7 +9,9 @@ import msgspec
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from .errors import ApiError, BadRequest, InternalError, owt_code_for_status, reason_for_status
+from .app_keys import SETTINGS
+from .errors import ApiError, BadRequest, InternalError, StoreUnavailableError, owt_code_for_status, reason_for_status
+from .store import StoreUnavailable
 
 __all__ = ["error_middleware", "cors_middleware", "error_response", "error_body"]
 
@@ -61,6 +63,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.RequestPayloadError:
         # The body broke off or its framing is wrong (chunks, length): aiohttp's parser said so.
         return error_response(BadRequest("The request body is not valid HTTP framing", reason="bad_body_framing"))
+    except StoreUnavailable as exc:
+        log.warning("room_store_unavailable method=%s path=%s error=%s", request.method, request.path, exc)
+        retry_after = request.app[SETTINGS].retry_after
+        return error_response(StoreUnavailableError("The room store is unavailable", retry_after=retry_after))
     except Exception:
         log.exception("request_failed method=%s path=%s", request.method, request.path)
         return error_response(InternalError("Internal error"))

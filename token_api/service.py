@@ -9,9 +9,9 @@ import msgspec
 from rpc import ServiceError, rpc_method
 from rpc.errors import BAD_ARGUMENTS
 
-from .store import RoomStore
+from .store import RoomStore, StoreUnavailable
 
-__all__ = ["RoomsService", "rooms_service_name", "UNKNOWN_ROOM"]
+__all__ = ["RoomsService", "rooms_service_name", "UNKNOWN_ROOM", "STORE_UNAVAILABLE"]
 
 #: The RPC service name.
 
@@ -22,6 +22,7 @@ def rooms_service_name(cluster_name: str) -> str:
     return f"{cluster_name}.rooms"
 
 UNKNOWN_ROOM = "unknown_room"
+STORE_UNAVAILABLE = "store_unavailable"
 
 
 class RoomsService:
@@ -37,7 +38,10 @@ class RoomsService:
     async def get_room(self, room: str) -> dict[str, Any]:
         if not isinstance(room, str) or not room:
             raise ServiceError(BAD_ARGUMENTS, "get_room: room must be a non-empty string")
-        config = await self._store.get(room)
+        try:
+            config = await self._store.get(room)
+        except StoreUnavailable:
+            raise ServiceError(STORE_UNAVAILABLE, "the room store is unavailable; try again later") from None
         if config is None:
             raise ServiceError(UNKNOWN_ROOM, f"room {room!r} does not exist")
         result: dict[str, Any] = msgspec.to_builtins(config)

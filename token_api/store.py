@@ -17,7 +17,7 @@ from typing import Protocol
 from .rooms import Room
 from .settings import TokenApiSettings
 
-__all__ = ["RoomStore", "RoomExists", "StoreError", "create_room_store"]
+__all__ = ["RoomStore", "RoomExists", "StoreError", "StoreUnavailable", "create_room_store"]
 
 
 class RoomExists(Exception):
@@ -28,10 +28,14 @@ class StoreError(Exception):
     """The store cannot be used: its database is unreachable, too new for this code, or broken."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached now (down, unreachable, too busy): worth retrying later."""
+
+
 class RoomStore(Protocol):
     """Rooms by id, listed in creation order.  ``open()`` before use (it applies the migrations),
     ``close()`` after (idempotent).  Every write is atomic and seen at once by every reader of the
-    same database, whichever process reads."""
+    same database, whichever process reads.  Any operation may raise :class:`StoreUnavailable`."""
 
     def describe(self) -> str:
         """Where the rooms are, for logs: never a password."""

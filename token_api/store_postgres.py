@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from .rooms import Room
 from .settings import RoomStoreSettings
-from .store import RoomExists, StoreError
+from .store import RoomExists, StoreError, StoreUnavailable
 from .store_migrations import LATEST, pending
 
 __all__ = ["PostgresRoomStore", "migrate_postgres", "postgres_version"]
@@ -31,6 +32,18 @@ _SCHEMA_VERSION = (
     " applied_at DOUBLE PRECISION NOT NULL)"
 )
 
+#: What a lost or unreachable server raises (a shutdown in progress included).
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+#: A connection of its own or one lent by the pool.
+_Connection = asyncpg.Connection | PoolConnectionProxy
+
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Room).decode
 
@@ -39,14 +52,14 @@ def _json(room: Room) -> str:
     return _encode(room).decode()
 
 
-async def postgres_version(conn: asyncpg.Connection) -> int:
+async def postgres_version(conn: _Connection) -> int:
     """The schema version of the database (0: never migrated)."""
     if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
         return 0
     return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
 
 
-async def migrate_postgres(conn: asyncpg.Connection, target: int = LATEST) -> int:
+async def migrate_postgres(conn: _Connection, target: int = LATEST) -> int:
     """Apply the missing migrations up to ``target`` in one transaction under the migration lock;
     the version reached."""
     async with conn.transaction():
@@ -99,8 +112,8 @@ class PostgresRoomStore:
                 timeout=s.connect_timeout,
                 command_timeout=s.query_timeout,
             )
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            raise StoreError(f"cannot open the room store {self.describe()}: {exc}") from None
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise StoreUnavailable(f"cannot open the room store {self.describe()}: {type(exc).__name__}: {exc}") from None
         try:
             async with pool.acquire(timeout=s.acquire_timeout) as conn:
                 await migrate_postgres(conn)
@@ -115,12 +128,15 @@ class PostgresRoomStore:
             await pool.close()
 
     @asynccontextmanager
-    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _conn(self) -> AsyncIterator[_Connection]:
         pool = self._pool
         if pool is None:
             raise RuntimeError("the room store is not open")
-        async with pool.acquire(timeout=self._settings.acquire_timeout) as conn:
-            yield conn
+        try:
+            async with pool.acquire(timeout=self._settings.acquire_timeout) as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"the room store {self.describe()} is unavailable: {type(exc).__name__}") from None
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import TypeVar
 import msgspec
 
 from .rooms import Room
-from .store import RoomExists
+from .store import RoomExists, StoreUnavailable
 from .store_migrations import LATEST, pending
 
 __all__ = ["SqliteRoomStore", "migrate_sqlite", "sqlite_version"]
@@ -115,7 +115,12 @@ class SqliteRoomStore:
         db = self._db
         if db is None:
             raise RuntimeError("the room store is not open")
-        return await asyncio.to_thread(self._locked, lambda: operation(db))
+        try:
+            return await asyncio.to_thread(self._locked, lambda: operation(db))
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):  # another process kept the write lock too long
+                raise StoreUnavailable(f"the room store {self.describe()} is busy: {exc}") from None
+            raise
 
     # -- reads -----------------------------------------------------------------------------------
 
