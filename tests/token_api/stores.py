@@ -45,7 +45,7 @@ class StoreFactory:
             await store.close()
 
 
-@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     if request.param == "sqlite":
         where = str(tmp_path / "rooms.sqlite3")

@@ -16,7 +16,7 @@ from token_api.store_postgres import PostgresRoomStore
 from token_api.store_sqlite import SqliteRoomStore
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_a_room_changed_by_another_process_is_loaded_as_changed(
     stack: Stack, kind: str, request: pytest.FixtureRequest
 ) -> None:
