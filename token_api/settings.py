@@ -34,7 +34,8 @@ class RoomStoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     query_timeout: _PositiveSeconds = 5.0
     #: PostgreSQL: seconds an idle pooled connection is kept before it is closed.
     pool_idle_lifetime: _PositiveSeconds = 300.0
-    #: PostgreSQL: times an update is retried when another process changed the room meanwhile.
+    #: PostgreSQL: times an update (or a get-or-create) is tried again when another process changed
+    #: the room meanwhile; beyond it the request fails.
     update_retries: _PositiveInt = 20
     #: SQLite: seconds a statement waits for another process's write lock on ``rooms_db``.
     sqlite_busy_timeout: _PositiveSeconds = 5.0

@@ -22,6 +22,7 @@ from rpc import Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
 from tests.support.transports import TransportFactory
+from tests.token_api.stores import StoreFactory
 from token_api import TokenApi, TokenApiSettings
 from token_api.mauth import sign
 
@@ -193,3 +194,13 @@ async def any_stack(transports: TransportFactory, tmp_path: Path) -> AsyncIterat
 @pytest.fixture
 def keyring() -> Keyring:
     return Keyring([KEY])
+
+
+@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Room stores on one new database per test: a SQLite file, then a database of the session's
+    PostgreSQL server."""
+    where = str(tmp_path / "rooms.sqlite3") if request.param == "sqlite" else request.getfixturevalue("postgres_dsn")
+    factory = StoreFactory(request.param, where)
+    yield factory
+    await factory.close()

@@ -1,19 +1,13 @@
-"""Room stores of both back-ends for the store tests: opened on one database per test, closed after."""
+"""Room stores of both back-ends for the store tests (fixture ``store_factory`` in ``conftest.py``)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-import pytest_asyncio
 
 from token_api.settings import RoomStoreSettings
 from token_api.store import RoomStore
 from token_api.store_postgres import PostgresRoomStore
 from token_api.store_sqlite import SqliteRoomStore
 
-__all__ = ["StoreFactory", "store_factory"]
+__all__ = ["StoreFactory"]
 
 
 class StoreFactory:
@@ -43,14 +37,3 @@ class StoreFactory:
     async def close(self) -> None:
         for store in self.made:
             await store.close()
-
-
-@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    if request.param == "sqlite":
-        where = str(tmp_path / "rooms.sqlite3")
-    else:
-        where = request.getfixturevalue("postgres_dsn")
-    factory = StoreFactory(request.param, where)
-    yield factory
-    await factory.close()

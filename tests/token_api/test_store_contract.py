@@ -7,11 +7,9 @@ import asyncio
 import msgspec
 import pytest
 
-from tests.token_api.stores import StoreFactory, store_factory
+from tests.token_api.stores import StoreFactory
 from token_api.rooms import Room
 from token_api.store import RoomExists
-
-__all__ = ["store_factory"]
 
 
 def _limit(room: Room | None) -> int:

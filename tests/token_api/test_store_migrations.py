@@ -12,14 +12,12 @@ import asyncpg
 import msgspec
 import pytest
 
-from tests.token_api.stores import StoreFactory, store_factory
+from tests.token_api.stores import StoreFactory
 from token_api.rooms import Room
 from token_api.store import StoreError
 from token_api.store_migrations import LATEST, MIGRATIONS
 from token_api.store_postgres import migrate_postgres, postgres_version
 from token_api.store_sqlite import migrate_sqlite, sqlite_version
-
-__all__ = ["store_factory"]
 
 _ROOM = Room(id="old", name="from before", participant_limit=2)
 
