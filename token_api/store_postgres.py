@@ -78,9 +78,9 @@ async def migrate_postgres(conn: _Connection, target: int = LATEST) -> int:
 def _where(dsn: str) -> str:
     """``postgres://host:port/database`` of ``dsn``, without user or password."""
     parts = urlsplit(dsn)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"postgres://{host}{port}{parts.path}"
+    # The network location without what precedes "@" (user and password); several hosts stay listed.
+    hosts = parts.netloc.rpartition("@")[2] or "?"
+    return f"postgres://{hosts}{parts.path}"
 
 
 class PostgresRoomStore:
