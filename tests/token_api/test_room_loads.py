@@ -6,7 +6,6 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from tests.token_api.conftest import Stack
 from token_api.app_keys import STORE
 from token_api.rooms import Room
 from token_api.service import rooms_service_name
@@ -14,6 +13,8 @@ from token_api.settings import RoomStoreSettings
 from token_api.store import RoomStore
 from token_api.store_postgres import PostgresRoomStore
 from token_api.store_sqlite import SqliteRoomStore
+
+from .conftest import Stack
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -12,9 +12,10 @@ import pytest
 from rpc.errors import RpcRemoteError
 from tests.support.postgres import PostgresNode
 from tests.support.waiting import wait_until
-from tests.token_api.conftest import Stack
 from token_api.service import rooms_service_name
 from token_api.settings import RoomStoreSettings
+
+from .conftest import Stack
 
 pytestmark = [pytest.mark.postgres]
 

@@ -11,14 +11,15 @@ from typing import Any
 import aiohttp
 import pytest
 
+from credentials import Keyring
+from rpc.local import LocalBroker, LocalTransport
 from switchboard.client import Client, ClientError
 from tests.support.processes import ProcessCluster, RoleProcess, free_port
 from tests.support.waiting import wait_until
-from tests.token_api.conftest import mauth_header
-from credentials import Keyring
-from rpc.local import LocalBroker, LocalTransport
 from token_api import TokenApi, TokenApiSettings
 from token_api.settings import RoomStoreSettings
+
+from .conftest import mauth_header
 
 pytestmark = [pytest.mark.amqp, pytest.mark.postgres, pytest.mark.slow]
 
