@@ -93,6 +93,8 @@ class ProcessCluster:
     workdir: Path
     portals: int = 2
     controllers: int = 2
+    #: Fake media agents (:mod:`tests.support.media_agent`), named ``agent-N``.
+    media_agents: int = 0
     env_overrides: dict[str, str] = field(default_factory=dict)
     roles: dict[str, RoleProcess] = field(default_factory=dict)
 
@@ -126,6 +128,8 @@ class ProcessCluster:
                   self.api_port)
         for i in range(self.controllers):
             self._add(f"controller-{i + 1}", base + ["controller"] + common)
+        for i in range(self.media_agents):
+            self._add(f"agent-{i + 1}", [sys.executable, "-m", "tests.support.media_agent"] + common)
         for i in range(self.portals):
             port = free_port()
             # portal-N serves ISP "isp-N", so a token's preference picks the portal.
@@ -171,7 +175,8 @@ class ProcessCluster:
                 counts: dict[str, int] = {}
                 for worker in workers:
                     counts[worker.get("purpose", "")] = counts.get(worker.get("purpose", ""), 0) + 1
-                if counts.get("portal", 0) >= self.portals and counts.get("conference", 0) >= self.controllers:
+                if (counts.get("portal", 0) >= self.portals and counts.get("conference", 0) >= self.controllers
+                        and counts.get("webrtc", 0) >= self.media_agents):
                     async with aiohttp.ClientSession() as session:
                         async with session.get(f"{self.api_url}/readyz") as resp:
                             if resp.status == 200:
