@@ -202,10 +202,20 @@ class ProcessCluster:
                     return str(worker["id"])
             raise RuntimeError(f"{name} is not registered")
         # A controller logs its (random) worker id with every event.
-        found = re.search(r"worker=(conference-[0-9a-f]+@\S+)", role.log.read_text())
+        found = re.search(r'worker(?:=|": ")(conference-[0-9a-f]+@[^\s"]+)', role.log.read_text())
         if found is None:
             raise RuntimeError(f"no worker id in the log of {name}")
         return found.group(1)
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """Every ``event`` the roles logged, in time order, each with its ``ts`` (wall clock) and
+        ``role``; needs JSON log lines (``SWITCHBOARD_LOG__JSON=true``)."""
+        found = []
+        for role in self.roles.values():
+            for line in role.log.read_text().splitlines() if role.log.exists() else []:
+                if line.startswith("{") and f'"event": "{event}"' in line:
+                    found.append({**json.loads(line), "role": role.name})
+        return sorted(found, key=lambda e: float(e["ts"]))
 
     def logs_tail(self, chars: int = 1500) -> str:
         return "\n".join(f"--- {r.name}\n{r.log.read_text()[-chars:]}" for r in self.roles.values() if r.log.exists())
