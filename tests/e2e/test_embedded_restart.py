@@ -117,6 +117,7 @@ async def test_a_restart_drops_nobody_and_loses_nothing(tmp_path: Path, how: sig
         status, ticket = await again.call("relogin", login["reconnectionTicket"])
         assert status == "ok", ticket
         earlier = plain.texts()
+        joins = plain.participant_events()  # dave's, on carol's first socket
         await plain.close()
         plain = again
 
@@ -139,7 +140,9 @@ async def test_a_restart_drops_nobody_and_loses_nothing(tmp_path: Path, how: sig
         assert dave.state == "ready" and dave.reconnections == 1
         assert dave.drain_events("participant") == [] and dave.drain_events("drop") == []
         assert [e for e, _ in plain.received if e == "drop"] == []
-        assert plain.participant_events() == []  # on the new socket: no leave, no join
+        # On the new socket no leave and no new join: at most dave's join again, emitted just before
+        # a kill and replayed (a plain client's messages are acked by the portal as it emits them).
+        assert [e for e in plain.participant_events() if e not in joins] == []
         # A plain OWT client has no seqs: none lost is its promise (one emitted just before a kill
         # may come again in the relogin's replay).
         assert list(dict.fromkeys(earlier + plain.texts())) == before + after
