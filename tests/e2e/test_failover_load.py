@@ -7,7 +7,8 @@ switchboard extension (one sending numbered texts all along, the other publishin
 client speaking plain OWT (subscribed to the room's stream), one bare python-socketio client
 speaking plain OWT, one library client *held* (its socket lost) at the moment of each kill, and one
 that goes away for good at the first kill.  Before each fault the publishing client starts a
-publication it finishes only after the fault (mid-publish).  First the controller holding the most
+publication, and the plain library client a subscription to the room's first stream, that they
+finish only after the fault (mid-publish).  First the controller holding the most
 rooms is drained (`switchboard admin drain`: it moves its rooms and exits 0), then the busiest one is
 killed (`kill -9`) and, once its rooms are served again, the next one.
 
@@ -55,8 +56,10 @@ class Room:
     unsure: set[str] = field(default_factory=set)
     #: The streams announced in the room, in order (the first one ready before any fault).
     streams: list[str] = field(default_factory=list)
-    #: The publication started before the fault under way: ``{id, transportId}``.
+    #: The publication and the subscription (to the first stream) started before the fault under
+    #: way: ``{id, transportId}`` each.
     pending: dict[str, Any] = field(default_factory=dict)
+    pending_subscription: dict[str, Any] = field(default_factory=dict)
 
     @property
     def library(self) -> list[Client]:
@@ -119,14 +122,17 @@ async def _with_media(room: Room) -> None:
 
 
 async def _start_publishing(rooms: list[Room]) -> None:
+    """Mid-publish at the fault: a publication and a subscription started, not negotiated."""
     for room in rooms:
         room.pending = await room.extension.publish(VIDEO)
+        room.pending_subscription = await room.plain.subscribe({"tracks": [{"type": "video", "from": room.streams[0]}]})
 
 
 async def _finish_publishing(rooms: list[Room]) -> None:
     for room in rooms:
         await _negotiate(room.extension, room.pending)
         room.streams.append(room.pending["id"])
+        await _negotiate(room.plain, room.pending_subscription)
 
 
 async def _send_all_along(room: Room, stop: asyncio.Event) -> None:
