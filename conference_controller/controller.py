@@ -456,6 +456,8 @@ class Controller:
         self.rooms[room_id] = room
         for participant in room.participants:
             self.participants[ParticipantId(participant)] = room
+        if recovered is not None and room.state.transports:
+            self.spawn(self.sessions.reclaim(room), name=f"reclaim:{room_id}")
         await self.worker.add_task(room_id)
         return room
 
