@@ -259,6 +259,11 @@ class LoginService:
             raise from_rpc(exc) from None
         if old is not None:
             self._take_over(old)
+        if self.sessions.get(participant) is not session:
+            # A later relogin here (a retry of this one on another socket, the same ticket) took the
+            # participant while this answer was on the way: that socket has it, this one gets nothing.
+            session.log.info("relogin_taken_over")
+            raise RequestError("Participant is connected elsewhere", "displaced")
         session.epoch = int(result.get("epoch", 0))
         if session.epoch < session.displaced_by:
             # A relogin elsewhere was accepted after this one while its answer was on the way.
