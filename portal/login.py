@@ -251,11 +251,15 @@ class LoginService:
                 session.controller, "resume", args, timeout=self.settings.request_timeout
             )
         except RpcError as exc:
+            replaced = self.sessions.get(participant) is not session
             self._forget(session)
             if old is not None and old.phase is Phase.LIVE:
-                self.sessions.add(old)
-                for note in session.buffer or ():
-                    await self.delivery.deliver(old, note)
+                if replaced:
+                    self._take_over(old)  # a later relogin here has the participant: not the old socket
+                else:
+                    self.sessions.add(old)
+                    for note in session.buffer or ():
+                        await self.delivery.deliver(old, note)
             raise from_rpc(exc) from None
         if old is not None:
             self._take_over(old)

@@ -946,6 +946,31 @@ async def test_a_relogin_taken_over_by_its_retry_still_closes_the_socket_it_took
     assert world.sessions.get(participant) is conn.session
 
 
+async def test_a_relogin_that_fails_after_its_retry_took_over_leaves_the_participant_to_the_retry(
+        world: _World) -> None:
+    old_conn, _, answer = await world.login(extension=True)
+    assert isinstance(answer, tuple)
+    participant = answer[1]["id"]
+    request = {"ticket": answer[1]["reconnectionTicket"], "retryKey": "r" * 16}
+    stalled = world.harness.spy.stall_calls("resume")
+    world.harness.spy.lose_replies("resume")  # the first relogin's resume: served, its answer lost
+    first = asyncio.ensure_future(world.logins.relogin(world.connection(), request))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the first resume")
+    retried = world.harness.spy.stall_calls("resume")  # the retry's resume waits too
+    conn = world.connection()
+    retry = asyncio.ensure_future(world.logins.relogin(conn, request))
+    await wait_until(lambda: len(world.harness.spy.called("resume")) == 2, what="the retry's resume")
+    stalled.set()
+    await _refused(first, "resume: the reply was lost (injected)", "unavailable")
+    registered = world.sessions.get(participant)
+    assert registered is not None and registered is not old_conn.session  # the retry's, not the old socket's
+    await wait_until(lambda: world.closed_transports == [old_conn.sid], what="the old socket closed")
+    assert old_conn.session is None and ("drop", None, old_conn.sid) in world.sio.emitted
+    retried.set()
+    assert (await retry)[0] == "ok"
+    assert world.sessions.get(participant) is conn.session
+
+
 # -- re-attach after a partition -------------------------------------------------------------------
 
 
