@@ -251,14 +251,23 @@ class LoginService:
                 session.controller, "resume", args, timeout=self.settings.request_timeout
             )
         except RpcError as exc:
+            replaced = self.sessions.get(participant) is not session
             self._forget(session)
             if old is not None and old.phase is Phase.LIVE:
-                self.sessions.add(old)
-                for note in session.buffer or ():
-                    await self.delivery.deliver(old, note)
+                if replaced:
+                    self._take_over(old)  # a later relogin here has the participant: not the old socket
+                else:
+                    self.sessions.add(old)
+                    for note in session.buffer or ():
+                        await self.delivery.deliver(old, note)
             raise from_rpc(exc) from None
         if old is not None:
             self._take_over(old)
+        if self.sessions.get(participant) is not session:
+            # A later relogin here (a retry of this one on another socket, the same ticket) took the
+            # participant while this answer was on the way: that socket has it, this one gets nothing.
+            session.log.info("relogin_taken_over")
+            raise RequestError("Participant is connected elsewhere", "displaced")
         session.epoch = int(result.get("epoch", 0))
         if session.epoch < session.displaced_by:
             # A relogin elsewhere was accepted after this one while its answer was on the way.
