@@ -17,7 +17,7 @@ lets read the last commit while the writer goes on.
 
 Offsets are the records table's ``INTEGER PRIMARY KEY AUTOINCREMENT``: one counter for every room,
 never reused, so a room's offsets keep increasing across retention and ``forget``.  The ``rooms`` table
-keeps each room's epoch (forever: ``forget`` keeps the row) and the offset of its last record.
+keeps each room's epoch (forever: ``forget`` keeps the row) and whether it is listed.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     room TEXT PRIMARY KEY,
     epoch INTEGER NOT NULL,
-    last INTEGER NOT NULL,      -- offset of the last record since the room was last forgotten; 0: none
+    last INTEGER NOT NULL,      -- unused (0): a claim finds the last offset in records and snapshots
     listed INTEGER NOT NULL     -- 1 from a claim or append until forget
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
@@ -67,6 +67,10 @@ _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 #: adds a page or two to the WAL, so the WAL stays around SQLite's own 1,000-page checkpoint point.
 _CHECKPOINT_EVERY = 500
 
+#: Rooms whose ``rooms`` row the writer keeps in memory; beyond this it forgets them all and reads
+#: each again when next written to.
+_KNOWN_ROOMS = 100_000
+
 _Write = Callable[["_Tx"], Any]
 
 
@@ -79,42 +83,57 @@ class _Pending:
 
 
 class _Tx:
-    """One transaction of the writer thread, with the ``rooms`` rows it touched kept in memory: each
-    room's row is read at most once and written once, at the end (the fencing checks of a group of
-    appends to one room then cost one SELECT, not one per append)."""
+    """One transaction, with the ``rooms`` rows it touched kept in memory: each room's row is read at
+    most once and written at most once, at the end, and only if it changed.  Rows read or written
+    by committed transactions stay known (``known``) until another connection writes to the file,
+    so an append to a room already held under its epoch costs its INSERT and nothing else."""
 
-    __slots__ = ("db", "_rows", "_dirty")
+    __slots__ = ("db", "_known", "_rows", "_dirty")
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, known: dict[str, tuple[int, int] | None]) -> None:
         self.db = db
-        #: room → (epoch, last, listed), or None when the room has no row.
-        self._rows: dict[str, tuple[int, int, int] | None] = {}
+        #: room → (epoch, listed) as committed (None: no row); see :meth:`SqliteJournal._commit`.
+        self._known = known
+        #: room → (epoch, listed) as of this transaction.
+        self._rows: dict[str, tuple[int, int] | None] = {}
         self._dirty: set[str] = set()
 
-    def row(self, room: str) -> tuple[int, int, int] | None:
-        if room not in self._rows:
-            found = self.db.execute("SELECT epoch, last, listed FROM rooms WHERE room = ?", (room,)).fetchone()
-            self._rows[room] = None if found is None else (int(found[0]), int(found[1]), int(found[2]))
-        return self._rows[room]
+    def row(self, room: str) -> tuple[int, int] | None:
+        rows = self._rows
+        if room not in rows:
+            if room in self._known:
+                rows[room] = self._known[room]
+            else:
+                found = self.db.execute("SELECT epoch, listed FROM rooms WHERE room = ?", (room,)).fetchone()
+                rows[room] = None if found is None else (int(found[0]), int(found[1]))
+        return rows[room]
 
-    def held(self, room: str, epoch: int) -> tuple[int, int, int] | None:
+    def held(self, room: str, epoch: int) -> tuple[int, int] | None:
         """The room's row once ``epoch`` is checked against its current one (None: new room)."""
         row = self.row(room)
         if row is not None and epoch < row[0]:
             raise Fenced(room, epoch, row[0])
         return row
 
-    def set(self, room: str, epoch: int, last: int, listed: int) -> None:
-        self._rows[room] = (epoch, last, listed)
-        self._dirty.add(room)
+    def set(self, room: str, epoch: int, listed: int) -> None:
+        if self.row(room) != (epoch, listed):
+            self._rows[room] = (epoch, listed)
+            self._dirty.add(room)
 
     def flush(self) -> None:
         rows = [(room, *row) for room in self._dirty if (row := self._rows[room]) is not None]
-        self.db.executemany(
-            "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, last = excluded.last, listed = excluded.listed",
-            rows,
-        )
+        if rows:
+            self.db.executemany(
+                "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, 0, ?)"
+                " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, listed = excluded.listed",
+                rows,
+            )
+
+    def committed(self) -> None:
+        """The transaction is committed: what it read and wrote is now known."""
+        if len(self._known) + len(self._rows) > _KNOWN_ROOMS:
+            self._known.clear()
+        self._known.update(self._rows)
 
 
 def _claim(room: str, epoch: int) -> _Write:
@@ -122,8 +141,11 @@ def _claim(room: str, epoch: int) -> _Write:
         held = tx.held(room, epoch)
         if held is not None and epoch == held[0]:
             raise Fenced(room, epoch, held[0])  # every placement claims an epoch of its own
-        last = 0 if held is None else held[1]
-        tx.set(room, epoch, last, 1)
+        tx.set(room, epoch, 1)
+        # The last record's offset, counting those a snapshot let go (forget drops both).
+        last: int = tx.db.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM records WHERE room = ?1), 0),"
+            " coalesce((SELECT offset FROM snapshots WHERE room = ?1), 0))", (room,)).fetchone()[0]
         return last
 
     return write
@@ -135,7 +157,7 @@ def _append(room: str, epoch: int, body: bytes) -> _Write:
         offset = tx.db.execute("INSERT INTO records (room, epoch, body) VALUES (?, ?, ?)",
                                (room, epoch, body)).lastrowid
         assert offset is not None
-        tx.set(room, epoch, offset, 1)
+        tx.set(room, epoch, 1)
         return offset
 
     return write
@@ -163,7 +185,7 @@ def _forget(room: str) -> _Write:
         tx.db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
         row = tx.row(room)
         if row is not None:
-            tx.set(room, row[0], 0, 0)
+            tx.set(room, row[0], 0)
 
     return write
 
@@ -196,6 +218,10 @@ class SqliteJournal:
         #: A WAL checkpoint running on the reader's thread (on the loop), and commits since the last.
         self._checkpoint: asyncio.Future[Any] | None = None
         self._since_checkpoint = 0
+        #: The writer's ``rooms`` rows as committed (see :class:`_Tx`), valid while the file's
+        #: ``data_version`` (changed by any other connection's commit) stays ``_data_version``.
+        self._known: dict[str, tuple[int, int] | None] = {}
+        self._data_version = -1
         self._lifecycle = asyncio.Lock()
         self._open = False
         self._log = EventLog(journal=self.path)
@@ -388,7 +414,11 @@ class SqliteJournal:
         results: list[Any] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            tx = _Tx(db)
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:  # another connection wrote: what we knew may be stale
+                self._known.clear()
+                self._data_version = version
+            tx = _Tx(db, self._known)
             for write in writes:
                 try:
                     results.append(write(tx))
@@ -400,6 +430,7 @@ class SqliteJournal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        tx.committed()
         self.commits += 1
         self.writes += len(writes)
         return results

@@ -74,6 +74,30 @@ async def test_a_fenced_append_does_not_spoil_the_others_in_its_group(journal: S
     assert journal.commits == 2  # the claim, then the three appends as one group
 
 
+@pytest.mark.parametrize("durability", ["full", "normal"])
+async def test_a_claim_through_another_connection_fences_off_a_holder_that_wrote_before_it(
+    durability: str, tmp_path: Path
+) -> None:
+    # The writer keeps the rooms' epochs in memory between its transactions: a claim made through
+    # another connection to the file (another process) must still fence it off.
+    path = tmp_path / "j.sqlite3"
+    settings = msgspec.convert({"durability": durability}, JournalSettings)
+    holder, claimer = SqliteJournal(path, settings), SqliteJournal(path, settings)
+    await holder.open()
+    await claimer.open()
+    try:
+        await holder.claim("r", 1)
+        first = await holder.append("r", 1, b"before")
+        assert await claimer.claim("r", 2) == first
+        with pytest.raises(Fenced):
+            await holder.append("r", 1, b"after the claim")
+        assert await holder.append("r", 2, b"under the new epoch") > first
+        assert [r.body for r in await claimer.replay("r")] == [b"before", b"under the new epoch"]
+    finally:
+        await holder.close()
+        await claimer.close()
+
+
 async def test_close_commits_what_was_accepted_before_it(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     journal = SqliteJournal(path)
