@@ -9,8 +9,10 @@ the next one, so many concurrent appends cost one transaction.  Who commits depe
 - ``normal`` and ``off``: the event loop's own thread, in a callback at the end of the loop turn the
   writes were queued in (every write of one turn in one transaction), since a commit is then only a
   write to the OS (~25 µs, ~6 µs per record in a group of ten): handing it to a thread and back costs
-  more than the commit.  The WAL is checkpointed on the reader's thread (the writer's connection
-  does not checkpoint: a checkpoint fsyncs), so the loop never waits for the disk.  Each write's fencing
+  more than the commit.  :meth:`SqliteJournal.append_now` commits at once, for a caller that would
+  otherwise wait for the end of the turn.  A checkpoint of the WAL fsyncs, so it does not run on the
+  loop: every so many commits the writer thread checkpoints, and writes queue up meanwhile (a
+  checkpoint that no write runs beside empties the WAL, which then starts again from its beginning).  Each write's fencing
 check runs inside the transaction that carries it, so no other write slips in between.  Reads
 (``replay``, ``snapshot``, ``rooms``) run on a second thread with a connection of their own, which WAL
 lets read the last commit while the writer goes on.
@@ -63,9 +65,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
 
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
-#: Loop-thread commits (``normal``/``off``) between two WAL checkpoints: a group of a few records
-#: adds a page or two to the WAL, so the WAL stays around SQLite's own 1,000-page checkpoint point.
-_CHECKPOINT_EVERY = 500
+#: Loop-thread commits (``normal``/``off``) between two WAL checkpoints: a commit of a few records
+#: adds two to four pages to the WAL, so the WAL stays near SQLite's own 1,000-page checkpoint point.
+_CHECKPOINT_EVERY = 300
 
 #: Rooms whose ``rooms`` row the writer keeps in memory; beyond this it forgets them all and reads
 #: each again when next written to.
@@ -215,7 +217,8 @@ class SqliteJournal:
         self._on_loop = self.settings.durability != "full"
         #: The end-of-turn callback that commits what is queued, when one is scheduled (on the loop).
         self._turn: asyncio.Handle | None = None
-        #: A WAL checkpoint running on the reader's thread (on the loop), and commits since the last.
+        #: A WAL checkpoint running on the writer's thread (no write commits meanwhile), and commits
+        #: on the loop since the last one.
         self._checkpoint: asyncio.Future[Any] | None = None
         self._since_checkpoint = 0
         #: The writer's ``rooms`` rows as committed (see :class:`_Tx`), valid while the file's
@@ -264,7 +267,7 @@ class SqliteJournal:
                 db.executescript(_SCHEMA)
             db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.settings.durability]}")
             if writer and self._on_loop:
-                db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the reader's thread
+                db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the writer's thread
         except BaseException:
             db.close()
             raise
@@ -277,11 +280,12 @@ class SqliteJournal:
             self._open = False
             while self._committer is not None:  # what was accepted is committed before we go
                 await asyncio.shield(self._committer)
-            if self._turn is not None:
-                self._turn.cancel()
-                self._commit_turn()
             while self._checkpoint is not None:
                 await asyncio.shield(self._checkpoint)
+            if self._turn is not None or self._queue:
+                if self._turn is not None:
+                    self._turn.cancel()
+                self._commit_turn()
             writer, reader = self._writer, self._reader
             self._writer = self._reader = None
             assert writer is not None and reader is not None
@@ -318,6 +322,27 @@ class SqliteJournal:
         self._schedule()
         return pending.future
 
+    def append_now(self, room: str, epoch: int, body: bytes) -> int | None:
+        """:meth:`append` committed before this returns, on the calling (loop) thread, with whatever
+        writes were queued before it: its offset.  ``None`` (nothing done) unless the journal
+        commits on the loop's thread (``durability`` ``normal`` or ``off``) and no checkpoint is running.
+
+        :raises Fenced: as :meth:`append`.
+        :raises JournalUnavailable: the journal is closed, or the transaction failed.
+        """
+        if not self._on_loop or self._checkpoint is not None:
+            return None
+        self._check_open()
+        pending = _Pending(_append(room, epoch, bytes(body)), slot=False)
+        self._queue.append(pending)
+        if self._turn is not None:
+            self._turn.cancel()
+        self._commit_turn()
+        future = pending.future
+        future.exception()  # retrieved here: raised below, not logged by the loop
+        result: int = future.result()
+        return result
+
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
         await self._write(_save_snapshot(room, snapshot, not self.settings.keep_snapshotted))
 
@@ -338,7 +363,7 @@ class SqliteJournal:
     def _schedule(self) -> None:
         """Have what is queued committed: at the end of this loop turn, or by the writer thread."""
         if self._on_loop:
-            if self._turn is None:
+            if self._turn is None and self._checkpoint is None:  # else the checkpoint's end schedules it
                 self._turn = asyncio.get_running_loop().call_soon(self._commit_turn)
         elif self._committer is None:
             self._committer = asyncio.create_task(self._commit_queued(), name="journal-committer")
@@ -355,23 +380,24 @@ class SqliteJournal:
                 results = self._failed(group, exc)
             self._settle(group, results)
         self._since_checkpoint += 1
-        if self._since_checkpoint >= _CHECKPOINT_EVERY and self._checkpoint is None:
+        if self._since_checkpoint >= _CHECKPOINT_EVERY and self._open:
             self._start_checkpoint()
 
     def _start_checkpoint(self) -> None:
-        """A passive WAL checkpoint on the reader's thread (it waits for no reader or writer)."""
-        db, reader = self._read_db, self._reader
-        if db is None or reader is None:
-            return
+        """Checkpoint the WAL on the writer's thread; writes queue up until it is done."""
+        db, writer = self._write_db, self._writer
+        assert db is not None and writer is not None
         self._since_checkpoint = 0
         checkpoint = asyncio.get_running_loop().run_in_executor(
-            reader, lambda: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+            writer, lambda: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
         self._checkpoint = checkpoint
 
         def done(future: asyncio.Future[Any]) -> None:
             self._checkpoint = None
             if not future.cancelled() and future.exception() is not None:
                 self._log.warning("journal_checkpoint_failed", error=str(future.exception()))
+            if self._queue and self._open:
+                self._schedule()
 
         checkpoint.add_done_callback(done)
 

@@ -223,3 +223,66 @@ async def _offsets_in(path: Path) -> list[int]:
         return [record.offset for record in await reopened.replay("r")]
     finally:
         await reopened.close()
+
+
+async def test_with_normal_durability_the_writes_of_one_loop_turn_are_committed_together_at_its_end(
+    tmp_path: Path
+) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability="normal"))
+    await journal.open()
+    try:
+        futures = [journal.submit(f"r{i % 3}", 1, bytes([i])) for i in range(100)]
+        await asyncio.sleep(0)  # one loop turn: no thread to wait for
+        assert all(future.done() for future in futures)
+        assert len({future.result() for future in futures}) == 100
+        assert (journal.commits, journal.writes) == (1, 100)
+    finally:
+        await journal.close()
+
+
+async def test_append_now_commits_before_it_returns_after_what_was_queued(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, JournalSettings(durability="normal"))
+    reader = SqliteJournal(path)
+    await journal.open()
+    await reader.open()
+    try:
+        queued = journal.submit("r", 1, b"queued first")
+        offset = journal.append_now("r", 1, b"now")
+        assert queued.done() and offset is not None and queued.result() < offset
+        assert [r.body for r in await reader.replay("r")] == [b"queued first", b"now"]  # in the file
+        await reader.claim("r", 2)
+        with pytest.raises(Fenced):
+            journal.append_now("r", 1, b"stale")
+    finally:
+        await journal.close()
+        await reader.close()
+    with pytest.raises(JournalUnavailable):
+        journal.append_now("r", 2, b"closed")
+
+
+async def test_append_now_leaves_an_fsyncing_journal_to_its_writer_thread(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability="full"))
+    await journal.open()
+    try:
+        assert journal.append_now("r", 1, b"x") is None
+        assert await journal.replay("r") == [] and journal.writes == 0
+    finally:
+        await journal.close()
+
+
+async def test_with_normal_durability_the_wal_is_checkpointed_and_stays_bounded(tmp_path: Path) -> None:
+    # The writer's connection does not checkpoint (it would fsync on the loop's thread): the reader's
+    # thread does, every so many commits, so the WAL is reused instead of growing with every record.
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, JournalSettings(durability="normal"))
+    await journal.open()
+    try:
+        for _ in range(3000):  # 3 MB of records, one commit each: ~44 MB of WAL without checkpoints
+            if journal.append_now("r", 1, bytes(1000)) is None:  # a checkpoint is running: wait for it
+                await journal.append("r", 1, bytes(1000))
+        wal = path.with_name(path.name + "-wal").stat().st_size
+    finally:
+        await journal.close()
+    assert journal.writes == 3000
+    assert wal < 10_000_000
