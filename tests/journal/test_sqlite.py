@@ -138,10 +138,11 @@ async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(
         await journal.close()
 
 
-async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["full", "normal"])
+async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(durability: str, tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     child = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.journal.appender", str(path), "8",
-                                                 cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+                                                 durability, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     assert child.stdout is not None
     printed: list[tuple[str, int]] = []
     try:
@@ -171,8 +172,8 @@ async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(
         await journal.close()
 
 
-def test_the_settings_default_to_durable_appends_and_refuse_unknown_policies() -> None:
-    assert JournalSettings().durability == "full"
+def test_the_settings_default_to_appends_that_survive_the_process_and_refuse_unknown_policies() -> None:
+    assert JournalSettings().durability == "normal"
     assert msgspec.convert({"durability": "normal", "max_pending": 5}, JournalSettings).max_pending == 5
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"durability": "sometimes"}, JournalSettings)
