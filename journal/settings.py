@@ -34,6 +34,10 @@ class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_pending: _AtLeastOne = 10000
     #: Most writes one transaction carries (group commit takes whatever queued up meanwhile).
     max_batch: _AtLeastOne = 1000
+    #: With ``durability`` ``normal`` or ``off`` (commits on the event loop): commits between two
+    #: checkpoints of the WAL, which run on the writer thread while writes wait.  The WAL grows by a few
+    #: pages (4 KiB each) per commit until then; each checkpoint costs two fsyncs.
+    checkpoint_every: _AtLeastOne = 1000
     #: Seconds SQLite waits for a lock held by another connection before the operation fails.
     busy_timeout: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     #: Records kept after a snapshot: ``False`` drops a room's records at or below its newest snapshot.

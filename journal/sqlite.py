@@ -65,9 +65,6 @@ CREATE TABLE IF NOT EXISTS snapshots (
 
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
-#: Loop-thread commits (``normal``/``off``) between two WAL checkpoints: a commit of a few records
-#: adds two to four pages to the WAL, so the WAL stays near SQLite's own 1,000-page checkpoint point.
-_CHECKPOINT_EVERY = 300
 
 #: Rooms whose ``rooms`` row the writer keeps in memory; beyond this it forgets them all and reads
 #: each again when next written to.
@@ -379,8 +376,8 @@ class SqliteJournal:
             except Exception as exc:
                 results = self._failed(group, exc)
             self._settle(group, results)
-        self._since_checkpoint += 1
-        if self._since_checkpoint >= _CHECKPOINT_EVERY and self._open:
+            self._since_checkpoint += 1
+        if self._since_checkpoint >= self.settings.checkpoint_every and self._open:
             self._start_checkpoint()
 
     def _start_checkpoint(self) -> None:

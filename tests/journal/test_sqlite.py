@@ -276,7 +276,7 @@ async def test_with_normal_durability_the_wal_is_checkpointed_and_stays_bounded(
     # The writer's connection does not checkpoint (it would fsync on the loop's thread): the reader's
     # thread does, every so many commits, so the WAL is reused instead of growing with every record.
     path = tmp_path / "j.sqlite3"
-    journal = SqliteJournal(path, JournalSettings(durability="normal"))
+    journal = SqliteJournal(path, JournalSettings(durability="normal", checkpoint_every=300))
     await journal.open()
     try:
         for _ in range(3000):  # 3 MB of records, one commit each: ~44 MB of WAL without checkpoints
