@@ -38,7 +38,8 @@ class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: checkpoints of the WAL, which run on the writer thread while writes wait.  The WAL grows by a few
     #: pages (4 KiB each) per commit until then; each checkpoint costs two fsyncs.
     checkpoint_every: _AtLeastOne = 1000
-    #: Seconds SQLite waits for a lock held by another connection before the operation fails.
+    #: Seconds SQLite waits for a lock held by another connection before the operation fails (with
+    #: ``durability`` ``normal`` or ``off`` the event loop waits with it: keep the file to one process).
     busy_timeout: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     #: Records kept after a snapshot: ``False`` drops a room's records at or below its newest snapshot.
     keep_snapshotted: bool = False
