@@ -12,10 +12,11 @@ the next one, so many concurrent appends cost one transaction.  Who commits depe
   more than the commit.  :meth:`SqliteJournal.append_now` commits at once, for a caller that would
   otherwise wait for the end of the turn.  A checkpoint of the WAL fsyncs, so it does not run on the
   loop: every so many commits the writer thread checkpoints, and writes queue up meanwhile (a
-  checkpoint that no write runs beside empties the WAL, which then starts again from its beginning).  Each write's fencing
-check runs inside the transaction that carries it, so no other write slips in between.  Reads
-(``replay``, ``snapshot``, ``rooms``) run on a second thread with a connection of their own, which WAL
-lets read the last commit while the writer goes on.
+  checkpoint that no write runs beside empties the WAL, which then starts again from its beginning).
+
+Each write's fencing check runs inside the transaction that carries it, so no other write slips in
+between.  Reads (``replay``, ``snapshot``, ``rooms``) run on a second thread with a connection of
+their own, which WAL lets read the last commit while the writer goes on.
 
 Offsets are the records table's ``INTEGER PRIMARY KEY AUTOINCREMENT``: one counter for every room,
 never reused, so a room's offsets keep increasing across retention and ``forget``.  The ``rooms`` table
@@ -430,7 +431,8 @@ class SqliteJournal:
                 self._slots.release()
 
     def _commit(self, writes: list[_Write]) -> list[Any]:
-        """In the writer thread: one transaction carrying ``writes``; each one's result or Fenced."""
+        """One transaction carrying ``writes`` (on the writer's thread, or the loop's: never both at
+        once); each one's result or Fenced."""
         db = self._write_db
         if db is None:
             raise sqlite3.OperationalError("the database is closed")
