@@ -260,22 +260,41 @@ class Controller:
         if self.journal is None:
             self._effects(room, events)
             return _DONE
-        loop = asyncio.get_running_loop()
-        submit = getattr(self.journal, "submit", None)  # a journal that queues without a coroutine of its own
         body = encode_events(events)
+        # A journal that commits before returning (SQLite with durability normal or off): when nothing
+        # of the room waits, the effects follow at once, and the request needs no task and no loop turn.
+        append_now = getattr(self.journal, "append_now", None) if not room.pending else None
+        if append_now is not None:
+            try:
+                offset = append_now(room.id, room.state.epoch, body)
+            except Exception as exc:  # noqa: BLE001 - the room fails, as in _drain
+                failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._fail_room(room, exc, failed)
+                return failed
+            if offset is not None:
+                room.last_offset = offset
+                snapshot = self._snapshot_due(room)
+                if snapshot is not None:
+                    self._spawn_snapshot(room, offset, snapshot)
+                self._effects(room, events)
+                return _DONE
+        submit = getattr(self.journal, "submit", None)  # a journal that queues without a coroutine of its own
         append = (submit(room.id, room.state.epoch, body) if submit is not None
                   else asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, body)))
-        waiter: asyncio.Future[None] = loop.create_future()
-        snapshot = None
-        room.since_snapshot += 1
-        every = self.settings.snapshot_every
-        if every and room.since_snapshot >= every:
-            # The state now includes this record and everything before it: a snapshot as of its offset.
-            room.since_snapshot = 0
-            snapshot = _snapshot_encoder.encode(room.state)
-        room.pending.append((append, lambda: self._effects(room, events), waiter, snapshot))
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        room.pending.append((append, lambda: self._effects(room, events), waiter, self._snapshot_due(room)))
         append.add_done_callback(lambda _: self._drain(room))
         return waiter
+
+    def _snapshot_due(self, room: Room) -> bytes | None:
+        """The room's state, encoded, when a snapshot is due with the record being appended (the state
+        now includes it and everything before it: a snapshot as of its offset)."""
+        room.since_snapshot += 1
+        every = self.settings.snapshot_every
+        if not every or room.since_snapshot < every:
+            return None
+        room.since_snapshot = 0
+        return _snapshot_encoder.encode(room.state)
 
     def _drain(self, room: Room) -> None:
         """Act on the durable appends at the head of the room's queue, in append order."""
@@ -289,8 +308,7 @@ class Controller:
                 room.last_offset = append.result()
                 act()
                 if snapshot is not None:
-                    self.spawn(self._save_snapshot(room, Snapshot(offset=append.result(), epoch=room.state.epoch,
-                                                                  body=snapshot)), name=f"snapshot:{room.id}")
+                    self._spawn_snapshot(room, append.result(), snapshot)
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -299,6 +317,10 @@ class Controller:
         """Until every record of the room appended so far is durable (or failed)."""
         while room.pending:
             await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+
+    def _spawn_snapshot(self, room: Room, offset: int, body: bytes) -> None:
+        self.spawn(self._save_snapshot(room, Snapshot(offset=offset, epoch=room.state.epoch, body=body)),
+                   name=f"snapshot:{room.id}")
 
     async def _save_snapshot(self, room: Room, snapshot: Snapshot) -> None:
         assert self.journal is not None

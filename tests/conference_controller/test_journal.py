@@ -7,14 +7,19 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 import pytest_asyncio
 
+from conference_controller import machine
+from conference_controller.ids import ParticipantId
 from journal import JournalRecord, JournalUnavailable, Snapshot
 from journal.memory import MemoryJournal
+from journal.settings import JournalSettings
+from journal.sqlite import SqliteJournal
 from rpc import RpcRemoteError
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
@@ -259,3 +264,52 @@ async def test_migrate_is_refused_without_the_admin_key_and_take_over_without_a_
     # nothing moved, nothing claimed: the room is here under its first epoch
     assert env.controller.room("room-1").state.epoch == 1 and not env.controller.finished.is_set()
     assert env.cluster.unscheduled == []
+
+
+@pytest_asyncio.fixture
+async def sqlite_now(tmp_path: Path) -> AsyncIterator[SqliteJournal]:
+    """The embedded server's journal with ``durability = normal``: it commits on the loop's thread."""
+    made = SqliteJournal(tmp_path / "journal.sqlite3", JournalSettings(durability="normal"))
+    await made.open()
+    yield made
+    await made.close()
+
+
+async def test_with_a_journal_that_commits_at_once_a_commit_is_durable_and_acted_on_before_it_returns(
+    local: TransportFactory, make_env: Any, sqlite_now: SqliteJournal, tmp_path: Path
+) -> None:
+    env: Env = await make_env(local, journal=sqlite_now)
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    room = env.controller.room("room-1")
+    before = room.last_offset
+    done = env.controller.commit(room, machine.decide_text(room.state, ParticipantId("p1"), "p2", "now", 0.0))
+    # No loop turn has passed: the record is in the file, and the room waits for nothing.
+    assert room.pending == deque() and room.last_offset > before
+    reader = SqliteJournal(tmp_path / "journal.sqlite3")
+    await reader.open()
+    try:
+        assert [r.offset for r in await reader.replay("room-1", before)] == [room.last_offset]
+    finally:
+        await reader.close()
+    await done
+    await wait_until(lambda: [m for _, m in _texts(env, "p2", "b")] == ["now"], what="the delivery")
+
+
+async def test_with_a_journal_that_commits_at_once_a_controller_whose_room_moved_on_is_fenced(
+    local: TransportFactory, make_env: Any, sqlite_now: SqliteJournal
+) -> None:
+    env: Env = await make_env(local, journal=sqlite_now)
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    stale = env.controller
+    other = await env.start_controller("controller-2")
+    env.controller = other
+    await env.call("take_over", room="room-1")
+    env.controller = stale
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("text", participant="p1", to="all", message="stale")
+    assert (info.value.code, info.value.message) == ("controller_error", "the room moved to another controller")
+    assert "room-1" not in stale.rooms and "p1" not in stale.participants  # unloaded
+    assert all(message != "stale" for _, message in _texts(env, "p2", "b"))
+    await other.stop()
