@@ -182,6 +182,10 @@ class Controller:
             await self._service.stop()
         for task in list(self._loading.values()):
             task.cancel()
+        # Acks whose records wait are written first (bounded by the journal's own deadlines): a
+        # restart then redelivers nothing that was acknowledged.
+        waiting = [room for room in self.rooms.values() if room.deferred and room.failed is None]
+        await asyncio.gather(*(self._durable(room) for room in waiting), return_exceptions=True)
         for room in self.rooms.values():
             room.cancel_timers()
         await self.delivery.close()
@@ -253,14 +257,15 @@ class Controller:
         """
         if room.failed is not None:
             raise room.failed
-        if not events:
+        if not events and not room.deferred:
             return _DONE
         machine.apply_all(room.state, events)
         self._index(room, events)
         if self.journal is None:
             self._effects(room, events)
             return _DONE
-        body = encode_events(events)
+        # Deferred events were applied before these: written first, in the same record, order kept.
+        body = encode_events(room.take_deferred() + events if room.deferred else events)
         # A journal that commits before returning (SQLite with durability normal or off): when nothing
         # of the room waits, the effects follow at once, and the request needs no task and no loop turn.
         append_now = getattr(self.journal, "append_now", None) if not room.pending else None
@@ -285,6 +290,37 @@ class Controller:
         room.pending.append((append, lambda: self._effects(room, events), waiter, self._snapshot_due(room)))
         append.add_done_callback(lambda _: self._drain(room))
         return waiter
+
+    def commit_deferred(self, room: Room, events: list[Event]) -> None:
+        """Apply ``events`` now and let their record wait: for receipt acks, whose loss in a crash
+        only means a redelivery (the outbox keeps what was not acknowledged; clients drop a seq they
+        have).  They go into the journal with the room's next record, or on their own after
+        ``controller.ack_record_delay`` seconds or once ``controller.ack_record_max`` of them wait."""
+        if room.failed is not None:
+            raise room.failed
+        if not events:
+            return
+        machine.apply_all(room.state, events)
+        self._index(room, events)
+        if self.journal is None:
+            self._effects(room, events)
+            return
+        room.deferred.extend(events)
+        if len(room.deferred) >= self.settings.ack_record_max or self.settings.ack_record_delay <= 0:
+            self._write_deferred(room)
+        elif room.deferred_timer is None:
+            room.deferred_timer = asyncio.get_running_loop().call_later(
+                self.settings.ack_record_delay, self._write_deferred, room)
+
+    def _write_deferred(self, room: Room) -> None:
+        """Write the room's deferred events now, as a record of their own (a failure fails the room,
+        as for any record; nobody waits for this one)."""
+        room.deferred_timer = None
+        if room.failed is not None or not room.deferred:
+            return
+        written = self.commit(room, [])
+        if isinstance(written, asyncio.Future):
+            written.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     def _snapshot_due(self, room: Room) -> bytes | None:
         """The room's state, encoded, when a snapshot is due with the record being appended (the state
@@ -312,9 +348,11 @@ class Controller:
             if not waiter.done():
                 waiter.set_result(None)
 
-    @staticmethod
-    async def _durable(room: Room) -> None:
-        """Until every record of the room appended so far is durable (or failed)."""
+    async def _durable(self, room: Room) -> None:
+        """Until every record of the room appended so far, deferred ones included, is durable (or
+        failed)."""
+        if room.deferred and room.failed is None:
+            self._write_deferred(room)
         while room.pending:
             await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
 
