@@ -82,8 +82,9 @@ class Portal:
             close_socket=self._close_socket,
             close_transport=self._close_transport,
         )
+        self.relay = Relay(transport, settings, self.metrics, self.worker_id)
         self.server = PortalServer(
-            sio, settings, self.logins, Relay(transport, settings, self.metrics, self.worker_id), self.acks, self.metrics, self.log
+            sio, settings, self.logins, self.relay, self.acks, self.metrics, self.log
         )
         self._service: ServiceHandle | None = None
         self._faults: Subscription | None = None
@@ -171,8 +172,10 @@ class Portal:
         controller = str(payload.get("id", ""))
         victims = self.sessions.of_controller(controller)
         if victims:
-            self.log.warning("controller_lost", controller=controller, participants=len(victims))
-        if victims:
+            _moving(victims)
+            interrupted = self.relay.interrupt(controller)
+            self.log.warning("controller_lost", controller=controller, participants=len(victims),
+                             requests_redirected=interrupted)
             self.background.spawn(self._fail_over(victims, controller), name=f"failover:{controller}")
 
     def room_moved(self, room: str, controller: str) -> int:
@@ -181,16 +184,37 @@ class Portal:
         moving = [s for s in self.sessions.of_controller(controller) if s.room == room]
         if moving:
             self.log.info("room_moved", room=room, controller=controller, participants=len(moving))
+            _moving(moving)
             self.background.spawn(self._fail_over(moving, controller), name=f"room-moved:{room}")
         return len(moving)
 
     async def _fail_over(self, sessions: list[Session], lost: str) -> None:
-        """Move every session of a lost controller to the room's new controller, some at a time."""
-        for batch in _batches(sessions):
-            outcomes = await asyncio.gather(*(self.logins.rehome(s, lost) for s in batch), return_exceptions=True)
-            for session, outcome in zip(batch, outcomes):
-                if isinstance(outcome, Exception):
-                    session.log.warning("failover_error", error=repr(outcome))
+        """Move every session of a lost controller to the room's new controller, some at a time; each
+        session's requests made meanwhile go on once it moved (:attr:`Session.moving`)."""
+        try:
+            for batch in _batches(sessions):
+                outcomes = await asyncio.gather(*(self.logins.rehome(s, lost) for s in batch), return_exceptions=True)
+                for session, outcome in zip(batch, outcomes):
+                    _moved(session)
+                    if isinstance(outcome, Exception):
+                        session.log.warning("failover_error", error=repr(outcome))
+        finally:
+            for session in sessions:
+                _moved(session)
+
+
+def _moving(sessions: list[Session]) -> None:
+    """Mark ``sessions`` as moving to another controller (one mark per session, whoever moves it)."""
+    loop = asyncio.get_running_loop()
+    for session in sessions:
+        if session.moving is None:
+            session.moving = loop.create_future()
+
+
+def _moved(session: Session) -> None:
+    moving, session.moving = session.moving, None
+    if moving is not None and not moving.done():
+        moving.set_result(None)
 
 
 def _batches(sessions: list[Session]) -> Iterator[list[Session]]:

@@ -60,6 +60,9 @@ class Session:
     epoch: int = 0
     #: Highest ``displace`` epoch that arrived while this session's relogin was in flight.
     displaced_by: int = 0
+    #: Set while the session moves to another controller (its controller was lost, or its room
+    #: moved); done when the move ended.  Requests made meanwhile wait for it (see :class:`Relay`).
+    moving: asyncio.Future[None] | None = None
     _lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
     @property
