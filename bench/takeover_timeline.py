@@ -96,15 +96,15 @@ def timelines(lines: Iterable[dict[str, Any]], lost: str, rooms: Sequence[str], 
             for room in rooms:
                 mark(room, "portal_told", ts)
         elif event == "room_recovered" and role.startswith("controller"):
-            room = line.get("room")
+            recovered = line.get("room")
             steps = [float(line.get(k, 0.0)) / 1000 for k in
                      ("snapshot_ms", "records_ms", "apply_ms", "claim_ms", "commit_ms")]
             start = ts - sum(steps)
-            mark(room, "rebuild_start", start)
-            mark(room, "snapshot_read", start + steps[0])
-            mark(room, "records_read", start + steps[0] + steps[1])
-            mark(room, "claimed", start + sum(steps[:4]))
-            mark(room, "recovered", ts)
+            mark(recovered, "rebuild_start", start)
+            mark(recovered, "snapshot_read", start + steps[0])
+            mark(recovered, "records_read", start + steps[0] + steps[1])
+            mark(recovered, "claimed", start + sum(steps[:4]))
+            mark(recovered, "recovered", ts)
         elif event == "failed_over" and role == "cluster-manager" and line.get("lost") == lost:
             mark(line.get("task"), "take_over_returned", ts)
         elif event == "failed_over" and role.startswith("portal") and line.get("lost") == lost:
