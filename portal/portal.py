@@ -27,7 +27,7 @@ from .settings import PortalSettings
 __all__ = ["Portal", "PURPOSE"]
 
 PURPOSE = "portal"
-#: Sessions re-attached at once after a partition (each is one ``resume`` call).
+#: Sessions re-attached at once after a partition or a controller's loss (each is one ``resume`` call).
 _REATTACH_BATCH = 64
 
 
@@ -172,7 +172,8 @@ class Portal:
         controller = str(payload.get("id", ""))
         victims = self.sessions.of_controller(controller)
         if victims:
-            _moving(victims)
+            for session in victims:
+                session.start_move()
             interrupted = self.relay.interrupt(controller)
             self.log.warning("controller_lost", controller=controller, participants=len(victims),
                              requests_redirected=interrupted)
@@ -184,40 +185,33 @@ class Portal:
         moving = [s for s in self.sessions.of_controller(controller) if s.room == room]
         if moving:
             self.log.info("room_moved", room=room, controller=controller, participants=len(moving))
-            _moving(moving)
+            for session in moving:
+                session.start_move()
             self.background.spawn(self._fail_over(moving, controller), name=f"room-moved:{room}")
         return len(moving)
 
     async def _fail_over(self, sessions: list[Session], lost: str) -> None:
-        """Move every session of a lost controller to the room's new controller, some at a time; each
-        session's requests made meanwhile go on once it moved (:attr:`Session.moving`)."""
-        try:
-            for batch in _batches(sessions):
-                outcomes = await asyncio.gather(*(self.logins.rehome(s, lost) for s in batch), return_exceptions=True)
-                for session, outcome in zip(batch, outcomes):
-                    _moved(session)
-                    if isinstance(outcome, Exception):
-                        session.log.warning("failover_error", error=repr(outcome))
-        finally:
-            for session in sessions:
-                _moved(session)
+        """Move every session of a lost controller to its room's new controller: the rooms at once, one
+        ``schedule`` per room, at most ``_REATTACH_BATCH`` re-attaches at once; each session's requests
+        made meanwhile go on once it moved (:attr:`Session.moving`)."""
+        rooms: dict[str, list[Session]] = {}
+        for session in sessions:
+            rooms.setdefault(session.room, []).append(session)
+        slots = asyncio.Semaphore(_REATTACH_BATCH)
 
+        async def rehome(room: str, of_room: list[Session]) -> None:
+            try:
+                await self.logins.rehome(room, of_room, lost, slots)
+            except Exception as exc:
+                self.log.warning("failover_error", room=room, error=repr(exc))
+            finally:
+                for session in of_room:
+                    session.end_move()
 
-def _moving(sessions: list[Session]) -> None:
-    """Mark ``sessions`` as moving to another controller (one mark per session, whoever moves it)."""
-    loop = asyncio.get_running_loop()
-    for session in sessions:
-        if session.moving is None:
-            session.moving = loop.create_future()
-
-
-def _moved(session: Session) -> None:
-    moving, session.moving = session.moving, None
-    if moving is not None and not moving.done():
-        moving.set_result(None)
+        await asyncio.gather(*(rehome(room, of_room) for room, of_room in rooms.items()))
 
 
 def _batches(sessions: list[Session]) -> Iterator[list[Session]]:
-    """``sessions`` some at a time (``_REATTACH_BATCH``): moves of many sockets do not all start at once."""
+    """``sessions`` some at a time (``_REATTACH_BATCH``): re-attaches of many sockets do not all start at once."""
     for first in range(0, len(sessions), _REATTACH_BATCH):
         yield sessions[first:first + _REATTACH_BATCH]

@@ -80,6 +80,17 @@ class Session:
             self._lock = asyncio.Lock()
         return self._lock
 
+    def start_move(self) -> None:
+        """The session's controller was lost or its room moved: requests wait until :meth:`end_move`."""
+        if self.moving is None:
+            self.moving = asyncio.get_running_loop().create_future()
+
+    def end_move(self) -> None:
+        """The move ended (moved, dropped or given up): waiting requests go on."""
+        moving, self.moving = self.moving, None
+        if moving is not None and not moving.done():
+            moving.set_result(None)
+
     def hold_back(self, note: Notification) -> None:
         """Keep ``note`` until the login or relogin ack went out (see :meth:`Delivery.flush`)."""
         if self.buffer is None:
