@@ -124,8 +124,10 @@ class Relay:
         self.portal = portal
         self.settings = settings
         self.metrics = metrics
-        #: Calls in flight per controller, each in a scope that :meth:`interrupt` can end.
-        self._calls: dict[str, set[asyncio.Timeout]] = {}
+        #: The tasks waiting for a call per controller (what :meth:`interrupt` cancels), and those it
+        #: cancelled (a cancellation of anyone else's goes on as it is).
+        self._calls: dict[str, set[asyncio.Task[Any]]] = {}
+        self._interrupted: set[asyncio.Task[Any]] = set()
 
     async def handle(self, session: Session, event: str, payload: Any) -> Ack:
         route = EVENTS[event]
@@ -145,16 +147,18 @@ class Relay:
     def interrupt(self, controller: str) -> int:
         """``controller`` was lost: end the calls in flight to it now rather than at their timeout (each
         is made again at the controller its session moves to); how many."""
-        scopes = self._calls.pop(controller, set())
-        now = asyncio.get_running_loop().time()
-        for scope in scopes:
-            scope.reschedule(now)
-        return len(scopes)
+        tasks = self._calls.pop(controller, set())
+        for task in tasks:
+            self._interrupted.add(task)
+            task.cancel()
+        return len(tasks)
 
     async def _call(self, session: Session, method: str, args: dict[str, Any], timeout: float) -> Any:
         """``method`` at the session's controller.  While the session moves to another controller, the
         call waits for the move (within ``timeout``); a call in flight when its controller was lost is
         made once more, with the same arguments, at the controller the session moved to."""
+        task = asyncio.current_task()
+        assert task is not None
         for again in (False, True):
             if session.moving is not None:
                 try:
@@ -163,18 +167,18 @@ class Relay:
                     raise RpcTimeout(f"{method}: the participant's controller is still moving") from None
             controller = session.controller
             calls = self._calls.setdefault(controller, set())
-            scope = asyncio.timeout(None)
+            calls.add(task)
             try:
-                async with scope:
-                    calls.add(scope)
-                    try:
-                        return await self.transport.call(controller, method, args, timeout=timeout)
-                    finally:
-                        calls.discard(scope)
-            except TimeoutError:
-                if not scope.expired():
-                    raise  # the call's own timeout
-                if again:
-                    break
-                session.log.info("request_redirected", method=method, lost=controller)
+                return await self.transport.call(controller, method, args, timeout=timeout)
+            except asyncio.CancelledError:
+                if task not in self._interrupted:
+                    raise
+                self._interrupted.discard(task)
+                if task.uncancel() > 0:
+                    raise  # also cancelled by someone else (the socket closed…)
+            finally:
+                calls.discard(task)
+            if again:
+                break
+            session.log.info("request_redirected", method=method, lost=controller)
         raise RpcUnavailable(f"{method}: the participant's controller was lost twice")
