@@ -142,6 +142,7 @@ async def _bench(args: argparse.Namespace) -> int:
     takeovers: list[float] = []
     detections: list[float] = []
     rooms: list[tuple[float, takeover_timeline.RoomTimeline]] = []
+    load_before = os.getloadavg()[0]
     async with servers.broker(args.broker) as broker:
         for rep in range(args.reps):
             kill = await _one_kill(broker, args)
@@ -162,7 +163,8 @@ async def _bench(args: argparse.Namespace) -> int:
         "sent after the kill (a sender per room tries every 20 ms). A fresh cluster per kill;",
         f"{args.reps} kills (`bench/takeover.py`).",
         "",
-        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}; load average (1 min) before / after "
+        f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}",
         f"- goal: p99 ≤ {GOAL_P99_S:g} s after the loss is detected",
         "",
         "| clients moved | p50 s | p99 s | max s | detection (kill → exit.quit) s, median |",
