@@ -5,7 +5,7 @@ step, as the processes logged them: the cluster manager removed the worker; the 
 started rebuilding the room (``room_recovered`` minus its own durations), read the newest snapshot,
 read the records after it, claimed a new epoch, committed the takeover; the manager's ``take_over``
 call returned (``failed_over``); the portal heard of the loss (``controller_lost``); the portal
-re-attached the room's first and last socket (its per-session ``failed_over``); and the bench saw
+re-attached the room's first and last socket (``reattached``, one per socket); and the bench saw
 the room's first and last client served again.
 """
 
@@ -107,7 +107,7 @@ def timelines(lines: Iterable[dict[str, Any]], lost: str, rooms: Sequence[str], 
             mark(recovered, "recovered", ts)
         elif event == "failed_over" and role == "cluster-manager" and line.get("lost") == lost:
             mark(line.get("task"), "take_over_returned", ts)
-        elif event == "failed_over" and role.startswith("portal") and line.get("lost") == lost:
+        elif event == "reattached" and role.startswith("portal"):
             mark(line.get("room"), "first_reattached", ts)
             mark(line.get("room"), "last_reattached", ts, keep="last")
     for room, times in served.items():
