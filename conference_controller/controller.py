@@ -69,6 +69,11 @@ _snapshot_encoder = msgspec.msgpack.Encoder()
 _snapshot_decoder = msgspec.msgpack.Decoder(RoomState)
 
 
+def _ms(seconds: float) -> float:
+    """A duration for the logs, in milliseconds."""
+    return round(seconds * 1000, 1)
+
+
 def default_worker_id() -> str:
     return f"{PURPOSE}-{uuid.uuid4().hex[:12]}@{socket.gethostname()}"
 
@@ -540,24 +545,32 @@ class Controller:
         under a new epoch; ``None`` when the journal has no open history of it."""
         if self.journal is None:
             return None
+        started = time.perf_counter()
         snapshot = await self.journal.snapshot(room_id)
+        read_snapshot = time.perf_counter()
         state = machine.new_room(room_id) if snapshot is None else _snapshot_decoder.decode(snapshot.body)
         records = await self.journal.replay(room_id, snapshot.offset if snapshot is not None else 0)
+        read_records = time.perf_counter()
         last_epoch = snapshot.epoch if snapshot is not None else 0
         for record in records:
             machine.apply_all(state, decode_events(record.body))
             last_epoch = max(last_epoch, record.epoch)
         if (snapshot is None and not records) or state.closed:
             return None
+        replayed = time.perf_counter()
         epoch = await self._claim(room_id, max(last_epoch, state.epoch))
+        claimed = time.perf_counter()
         room = Room(state, self.log)
         room.last_offset = records[-1].offset if records else (snapshot.offset if snapshot is not None else 0)
         await self.commit(room, machine.decide_takeover(state, self.worker_id, epoch, self.clock()))
         for participant in state.participants.values():
             if not participant.connected:
                 self._arm_hold(room, Held(participant=participant.id, deadline=participant.hold_deadline or 0.0))
+        done = time.perf_counter()
         room.log.info("room_recovered", epoch=epoch, records=len(records), participants=len(state.participants),
-                      from_snapshot=snapshot is not None)
+                      from_snapshot=snapshot is not None, snapshot_ms=_ms(read_snapshot - started),
+                      records_ms=_ms(read_records - read_snapshot), apply_ms=_ms(replayed - read_records),
+                      claim_ms=_ms(claimed - replayed), commit_ms=_ms(done - claimed))
         return room
 
     async def snapshot(self, room: Room) -> None:

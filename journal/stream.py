@@ -535,7 +535,18 @@ class StreamJournal:
                 records.clear()
             if seen.counts and message.kind == _RECORD:
                 records.append(JournalRecord(offset=message.offset, epoch=message.epoch, body=message.body))
+        if messages:
+            self._follow_from(room, fold, messages[-1].offset)
         return records
+
+    def _follow_from(self, room: str, fold: _Fold, position: int) -> None:
+        """A replay read the room up to ``position`` (the stream offset after its last message) and
+        folded it: a room this journal does not follow yet is followed from there (its tail attaches
+        on the first write), so a takeover's claim after its replay reads nothing twice."""
+        if room in self._tails:
+            return
+        self._tails[room] = _Tail(room, self._room_queue(room), _Fold(fold.epoch, fold.last), position)
+        self._evict_tails()
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
         queue = self._snap_queue(room)

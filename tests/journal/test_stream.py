@@ -266,3 +266,27 @@ async def test_a_journal_whose_broker_is_down_says_so(own_rabbit: RabbitNode) ->
     with pytest.raises(JournalUnavailable):
         await journal.replay("r")
     await journal.close()
+
+
+async def test_a_claim_after_a_replay_sees_what_was_written_between_the_two(make_journal: MakeJournal) -> None:
+    # A takeover replays the room, then claims it; its journal follows the room from where the replay
+    # ended, so the claim reads nothing twice yet misses nothing written in between.
+    old, new = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    await old.append("r", 1, b"replayed")
+    assert [r.body for r in await new.replay("r")] == [b"replayed"]
+    between = await old.append("r", 1, b"written between the replay and the claim")
+    assert await new.claim("r", 2) == between  # the last record before the claim
+    assert [r.body for r in await new.replay("r")] == [b"replayed", b"written between the replay and the claim"]
+
+
+async def test_a_claim_after_a_replay_is_fenced_by_a_claim_made_in_between(make_journal: MakeJournal) -> None:
+    old, new = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    await old.append("r", 1, b"replayed")
+    await new.replay("r")
+    await old.claim("r", 5)
+    with pytest.raises(Fenced) as fenced:
+        await new.claim("r", 2)
+    assert fenced.value.current == 5
+    assert await new.claim("r", 6) > 0
