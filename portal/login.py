@@ -363,6 +363,8 @@ class LoginService:
                 if done:
                     session.log.info("failed_over", lost=lost, controller=controller, attempt=attempt + 1)
             waiting = [s for s, done in zip(waiting, moved) if not done]
+            if not waiting:
+                return
         for session in waiting:
             session.log.warning("failover_failed", lost=lost, attempts=attempts)
             if self.sessions.get(session.id) is session and session.live:

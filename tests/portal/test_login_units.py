@@ -1134,7 +1134,7 @@ async def test_rehome_moves_the_session_to_the_controller_the_room_is_scheduled_
     caplog.set_level(logging.DEBUG, logger="switchboard.portal")
     conn, session, before = await _orphaned(world)
     world.harness.notify(session.id, "text", {"n": 1})
-    await world.logins.rehome(session, LOST)
+    await world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8))
     assert _schedules(world, before) == [_room_schedule()] and world.sleeps.asked == []
     assert session.controller == CONTROLLER_ID and [s.target for s in world.to(CONTROLLER_ID, "resume")] == [
         CONTROLLER_ID]
@@ -1151,7 +1151,7 @@ async def test_rehome_retries_while_the_lost_controller_is_still_scheduled_then_
     conn, session = await _partitioned(world)
     before = len(_schedules(world))
     # the manager has not repealed the lost controller's rooms: it schedules the room there again
-    await world.logins.rehome(session, CONTROLLER_ID)
+    await world.logins.rehome(session.room, [session], CONTROLLER_ID, asyncio.Semaphore(8))
     assert _schedules(world, before) == [_room_schedule()] * 3  # failover_attempts
     assert world.sleeps.asked == [0.75, 0.75]  # failover_interval between them
     assert world.to(CONTROLLER_ID, "resume") == []
@@ -1175,11 +1175,11 @@ async def test_rehome_retries_a_failed_schedule_and_a_failed_reattach(
             world.harness.spy.refuse_next("resume", "busy", "try later")
 
     world.sleeps.then.append(refuse_the_first_resume)  # after the first wait: the schedule works now
-    await world.logins.rehome(session, LOST)
+    await world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8))
     assert _schedules(world, before) == [_room_schedule()] * 3 and world.sleeps.asked == [0.75, 0.75]
     assert len(world.to(CONTROLLER_ID, "resume")) == 2
     assert _logged(caplog, "failover_schedule_failed") == [
-        (logging.INFO, _of(session, attempt=1, error="unavailable"))]
+        (logging.INFO, {"worker": PORTAL, "room": session.room, "attempt": 1, "error": "unavailable"})]
     assert _logged(caplog, "reattach_failed") == [(logging.WARNING, _of(session, error="busy"))]
     assert _logged(caplog, "failed_over") == [(logging.INFO, _of(session, lost=LOST, controller=CONTROLLER_ID,
                                                                  attempt=3))]
@@ -1190,10 +1190,10 @@ async def test_rehome_leaves_alone_a_session_not_registered_or_not_live(world: _
     conn, session, before = await _orphaned(world)
     pending = Session(id="pending", room="room-1", portal_log=EventLog(), controller=LOST, sid="s")
     world.sessions.add(pending)  # registered, a login still in flight
-    await world.logins.rehome(pending, LOST)
+    await world.logins.rehome(pending.room, [pending], LOST, asyncio.Semaphore(8))
     stale = Session(id=session.id, room="room-1", portal_log=EventLog(), controller=LOST, sid=conn.sid,
                     phase=Phase.LIVE)  # live, but not the registered one
-    await world.logins.rehome(stale, LOST)
+    await world.logins.rehome(stale.room, [stale], LOST, asyncio.Semaphore(8))
     assert _schedules(world, before) == [] and world.to(CONTROLLER_ID, "resume") == []
     assert world.sio.emitted == [("text", {"n": 0}, conn.sid)] and world.closed == []
     assert pending.phase is Phase.PENDING and stale.phase is Phase.LIVE
@@ -1202,7 +1202,7 @@ async def test_rehome_leaves_alone_a_session_not_registered_or_not_live(world: _
 async def test_rehome_of_a_session_that_ends_during_the_schedule_stops(world: _World) -> None:
     conn, session, before = await _orphaned(world)
     stalled = world.harness.cluster_spy.stall_calls("schedule")
-    moving = asyncio.ensure_future(world.logins.rehome(session, LOST))
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8)))
     await wait_until(lambda: len(_schedules(world, before)) == 1, what="the schedule")
     world.sessions.remove(session)  # what the socket's end does to it
     stalled.set()
@@ -1216,7 +1216,7 @@ async def test_rehome_of_a_participant_the_new_controller_does_not_know_drops_it
     caplog.set_level(logging.DEBUG, logger="switchboard.portal")
     conn, session, before = await _orphaned(world)
     world.harness.spy.refuse_next("resume", "unknown_participant", "no journal")
-    await world.logins.rehome(session, LOST)
+    await world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8))
     assert len(_schedules(world, before)) == 1 and world.sleeps.asked == []
     assert _logged(caplog, "drop") == [(logging.INFO, _of(session, reason="session lost: unknown_participant"))]
     assert world.closed == [conn.sid] and _logged(caplog, "failover_failed") == []
@@ -1226,7 +1226,7 @@ async def test_rehome_whose_session_is_replaced_during_a_failed_reattach_stops(w
     conn, session, before = await _orphaned(world)
     stall = world.harness.spy.stall_calls("resume")
     world.harness.spy.refuse_next("resume", "busy", "try later")
-    moving = asyncio.ensure_future(world.logins.rehome(session, LOST))
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8)))
     await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
     world.sessions.remove(session)
     world.sessions.add(Session(id=session.id, room="room-1", portal_log=EventLog(), controller=CONTROLLER_ID))
@@ -1238,7 +1238,7 @@ async def test_rehome_whose_session_is_replaced_during_a_failed_reattach_stops(w
 async def test_rehome_whose_socket_closes_during_the_reattach_holds_it_and_stops(world: _World) -> None:
     conn, session, before = await _orphaned(world)
     gate = world.harness.spy.hold_replies("resume")
-    moving = asyncio.ensure_future(world.logins.rehome(session, LOST))
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8)))
     await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
     world.sessions.remove(session)  # what the socket's end does to it (phase ENDED)
     gate.set()
@@ -1252,7 +1252,7 @@ async def test_rehome_that_gives_up_spares_a_session_being_reattached(world: _Wo
     conn, session = await _partitioned(world)
     before = len(_schedules(world))
     stalled = world.harness.cluster_spy.stall_calls("schedule")
-    moving = asyncio.ensure_future(world.logins.rehome(session, CONTROLLER_ID))
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], CONTROLLER_ID, asyncio.Semaphore(8)))
     await wait_until(lambda: len(_schedules(world, before)) == 1, what="the schedule")
     gate = world.harness.spy.hold_replies("resume")
     reattaching = asyncio.ensure_future(world.logins.reattach(session))  # the portal back from a partition
