@@ -1,9 +1,10 @@
-"""The cluster manager: worker registry, liveness, task reservations and the admin RPC.
+"""The cluster manager's RPC service and loops: liveness, task hand-overs and the admin RPC.
 
-One :class:`ClusterManager` serves the RPC service ``settings.name``.  It keeps one
-:class:`scheduler.Scheduler` per worker purpose (created on the first join of that purpose) and a
-registry of workers (purpose, join time, missed sweeps).  Every handler does its checks and its
-state change without awaiting in between, so concurrent calls (``claim`` races) are atomic.
+One :class:`ClusterManager` serves the RPC service ``settings.name``.  Its workers and tasks live in
+a :class:`~cluster_manager.registry.Registry` (one scheduler per purpose); the manager decides
+(checks, chooses a worker) and applies the outcome to the registry as a
+:mod:`~cluster_manager.changes` change, the registry's only writer.  Every handler does its checks
+and its change without awaiting in between, so concurrent calls (``claim`` races) are atomic.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -25,6 +25,19 @@ from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy
 
 from .errors import bad_arguments, from_scheduler_error, no_worker_available, not_ready, unauthorized, unknown_worker
 from .eventlog import log, log_event
+from .changes import (
+    AnyChange,
+    LoadReported,
+    StateReported,
+    TaskClaimed,
+    TaskLaidDown,
+    TasksPickedUp,
+    TaskReserved,
+    TaskUnscheduled,
+    WorkerDrained,
+    WorkerJoined,
+    WorkerRemoved,
+)
 from .liveness import LivenessTracker
 from .messages import (
     ClaimArgs,
@@ -36,19 +49,17 @@ from .messages import (
     ScheduleArgs,
     Scheduled,
     ScheduledArgs,
-    Snapshot,
     Status,
     TaskArgs,
     TaskCounts,
-    TaskSnapshot,
     TaskView,
     UnscheduleArgs,
     WorkerArgs,
     WorkerExit,
     WorkersArgs,
-    WorkerSnapshot,
     WorkerView,
 )
+from .registry import Registry, snapshot_from_builtins
 from .settings import ClusterManagerSettings
 
 __all__ = [
@@ -91,12 +102,6 @@ def task_digest(task: str) -> str:
 
 def _builtins(value: msgspec.Struct) -> dict[str, Any]:
     return cast(dict[str, Any], msgspec.to_builtins(value))
-
-
-@dataclass(slots=True)
-class _Member:
-    purpose: str
-    joined_at: float
 
 
 class ClusterManager:
@@ -145,13 +150,18 @@ class ClusterManager:
                 ) from None
         self._clock = clock
         self._fresh = fresh
-        self._rng = rng
-        self._schedulers: dict[str, Scheduler] = {}
-        self._members: dict[str, _Member] = {}
+        self._registry = Registry(
+            strategies=self.settings.strategies,
+            default_reserve_time=self.settings.schedule_reserve_time,
+            default_max_load=self.settings.default_max_load,
+            clock=clock,
+            rng=rng,
+        )
         self._liveness = LivenessTracker(self.settings.check_alive_count)
         self._created_at = clock()
         self._ready_at: float | None = None
-        self._in_service = False
+        #: Whether ``manager_in_service`` was logged (written by the sweep only).
+        self._announced = False
         self._service: ServiceHandle | None = None
         self._sweeper: asyncio.Task[None] | None = None
         #: Hand-overs of a lost worker's tasks in progress (ended by ``stop``).
@@ -169,7 +179,14 @@ class ClusterManager:
     @property
     def state(self) -> str:
         """``'initializing'`` during the freshman window (and before start), else ``'in-service'``."""
-        return self._current_state()
+        if self._ready_at is not None and self._clock() >= self._ready_at:
+            return IN_SERVICE
+        return INITIALIZING
+
+    @property
+    def registry(self) -> Registry:
+        """The workers and tasks (read it; the manager is its only writer)."""
+        return self._registry
 
     async def start(self) -> None:
         """Serve the RPC service and start the liveness sweep; returns once calls reach it.
@@ -190,7 +207,7 @@ class ClusterManager:
             logging.INFO, "manager_started", name=self.name, fresh=self._fresh,
             ready_in=self.settings.initial_time if self._fresh else 0.0,
         )
-        self._current_state()
+        self._announce_service()
 
     async def stop(self) -> None:
         """Stop serving and end the liveness sweep.  Idempotent; the state is kept (see :meth:`snapshot`)."""
@@ -225,22 +242,8 @@ class ClusterManager:
         args = _parse("join", JoinArgs, purpose=purpose, worker_id=worker_id, info=info)
         _parse("join", JoinInfoArgs, info=args.info)
         state = self.state
-        scheduler = self._scheduler_for(args.purpose)
-        member = self._members.get(args.worker_id)
-        drained = False
-        lost: list[str] = []
-        if member is not None:
-            previous = self._schedulers[member.purpose]
-            drained = bool(previous.worker_view(args.worker_id)["drained"])
-            if member.purpose != args.purpose or state == IN_SERVICE:
-                lost = previous.remove_worker(args.worker_id)
-        try:
-            scheduler.add_worker(args.worker_id, args.info)
-        except SchedulerError as exc:
-            raise from_scheduler_error("join", exc) from None
-        if drained:
-            scheduler.drain(args.worker_id)
-        self._members[args.worker_id] = _Member(args.purpose, self._clock())
+        member = self._registry.members.get(args.worker_id)
+        lost = self._commit("join", WorkerJoined(args.worker_id, args.purpose, args.info, reset=state == IN_SERVICE))
         self._liveness.track(args.worker_id)
         if member is None:
             log_event(logging.INFO, "worker_joined", worker_id=args.worker_id, purpose=args.purpose, state=state)
@@ -255,7 +258,7 @@ class ClusterManager:
     async def quit(self, worker_id: str) -> None:
         """The worker leaves: its tasks are repealed and ``exit.quit`` is published."""
         args = _parse("quit", WorkerArgs, worker_id=worker_id)
-        if args.worker_id not in self._members:
+        if args.worker_id not in self._registry.members:
             raise unknown_worker(args.worker_id)
         event = self._remove(args.worker_id, "quit")
         await self._publish_exit(event)
@@ -273,15 +276,15 @@ class ClusterManager:
     async def report_load(self, worker_id: str, load: float) -> None:
         """Record the worker's load (a float, nominally 0..1)."""
         args = _parse("report_load", ReportLoadArgs, worker_id=worker_id, load=load)
-        scheduler = self._scheduler_of(args.worker_id)
-        self._apply("report_load", scheduler.update_load, args.worker_id, args.load)
+        self._scheduler_of(args.worker_id)
+        self._commit("report_load", LoadReported(args.worker_id, args.load))
 
     @rpc_method
     async def report_state(self, worker_id: str, state: str | int) -> None:
         """Record the worker's state; only ``'available'`` (OWT's 2) takes new tasks."""
         args = _parse("report_state", ReportStateArgs, worker_id=worker_id, state=state)
-        scheduler = self._scheduler_of(args.worker_id)
-        self._apply("report_state", scheduler.update_state, args.worker_id, args.state)
+        self._scheduler_of(args.worker_id)
+        self._commit("report_state", StateReported(args.worker_id, args.state))
         log_event(logging.INFO, "worker_state", worker_id=args.worker_id, state=args.state)
 
     # ------------------------------------------------------------------ tasks
@@ -290,24 +293,24 @@ class ClusterManager:
     async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
         """The worker executes ``tasks`` (also how a rejoining worker re-reports them)."""
         args = _parse("pick_up_tasks", PickUpArgs, worker_id=worker_id, tasks=tasks)
-        scheduler = self._scheduler_of(args.worker_id)
-        self._apply("pick_up_tasks", scheduler.pick_up, args.worker_id, args.tasks)
+        self._scheduler_of(args.worker_id)
+        self._commit("pick_up_tasks", TasksPickedUp(args.worker_id, args.tasks))
         log_event(logging.DEBUG, "tasks_picked_up", worker_id=args.worker_id, tasks=len(args.tasks))
 
     @rpc_method
     async def lay_down_task(self, worker_id: str, task: str) -> None:
         """The worker stopped executing ``task``; it lingers as a reservation for its reserve time."""
         args = _parse("lay_down_task", TaskArgs, worker_id=worker_id, task=task)
-        scheduler = self._scheduler_of(args.worker_id)
-        self._apply("lay_down_task", scheduler.lay_down, args.worker_id, args.task)
+        self._scheduler_of(args.worker_id)
+        self._commit("lay_down_task", TaskLaidDown(args.worker_id, args.task))
         log_event(logging.DEBUG, "task_laid_down", worker_id=args.worker_id, task=args.task)
 
     @rpc_method
     async def unschedule(self, worker_id: str, task: str, purpose: str | None = None) -> None:
         """Repeal ``task`` if it is mapped to ``worker_id`` (``purpose`` is optional)."""
         args = _parse("unschedule", UnscheduleArgs, worker_id=worker_id, task=task, purpose=purpose)
-        scheduler = self._scheduler_of(args.worker_id, args.purpose)
-        self._apply("unschedule", scheduler.unschedule, args.worker_id, args.task)
+        self._scheduler_of(args.worker_id, args.purpose)
+        self._commit("unschedule", TaskUnscheduled(args.worker_id, args.task))
         log_event(logging.DEBUG, "task_unscheduled", worker_id=args.worker_id, task=args.task)
 
     @rpc_method
@@ -327,13 +330,13 @@ class ClusterManager:
         args = _parse(
             "schedule", ScheduleArgs, purpose=purpose, task=task, preference=preference, reserve_time=reserve_time
         )
-        scheduler = self._schedulers.get(args.purpose)
+        scheduler = self._registry.schedulers.get(args.purpose)
         if self.state != IN_SERVICE and (scheduler is None or scheduler.get_scheduled(args.task) is None):
             raise not_ready(self._ready_in())
         if scheduler is None:
             raise no_worker_available(args.purpose)
         try:
-            worker_id = scheduler.schedule(args.task, args.preference, args.reserve_time)
+            worker_id = self._place(args.purpose, args.task, args.preference, args.reserve_time)
         except SchedulerError as exc:
             log_event(logging.INFO, "schedule_failed", purpose=args.purpose, task=args.task, code=exc.code)
             raise from_scheduler_error("schedule", exc) from None
@@ -344,7 +347,7 @@ class ClusterManager:
     async def get_scheduled(self, purpose: str, task: str) -> dict[str, Any] | None:
         """``{id, info}`` of the worker ``task`` is reserved or executing on, or ``None``."""
         args = _parse("get_scheduled", ScheduledArgs, purpose=purpose, task=task)
-        scheduler = self._schedulers.get(args.purpose)
+        scheduler = self._registry.schedulers.get(args.purpose)
         worker_id = scheduler.get_scheduled(args.task) if scheduler is not None else None
         if scheduler is None or worker_id is None:
             return None
@@ -358,16 +361,17 @@ class ClusterManager:
         the freshman window a task the manager does not know yet gets ``not_ready``.
         """
         args = _parse("claim", ClaimArgs, purpose=purpose, task=task, worker_id=worker_id)
-        scheduler = self._schedulers.get(args.purpose)
+        scheduler = self._registry.schedulers.get(args.purpose)
         if scheduler is None or not scheduler.has_worker(args.worker_id):
             raise unknown_worker(args.worker_id, args.purpose)
         if self.state != IN_SERVICE and scheduler.get_scheduled(args.task) is None:
             raise not_ready(self._ready_in())
         try:
-            scheduler.claim(args.task, args.worker_id)
+            self._registry.check_claim(args.purpose, args.task, args.worker_id)
         except SchedulerError as exc:
             log_event(logging.INFO, "claim_refused", worker_id=args.worker_id, task=args.task, code=exc.code)
             raise from_scheduler_error("claim", exc) from None
+        self._commit("claim", TaskClaimed(args.purpose, args.task, args.worker_id))
         log_event(logging.DEBUG, "task_claimed", worker_id=args.worker_id, task=args.task)
 
     @rpc_method
@@ -375,7 +379,7 @@ class ClusterManager:
         """``{state, ready_in, schedulable}``: whether tasks of ``purpose`` can be placed now (health
         checks; no admin key, and nothing in it names a worker or a task)."""
         args = _parse("readiness", WorkersArgs, purpose=purpose)
-        scheduler = self._schedulers.get(args.purpose or "")
+        scheduler = self._registry.schedulers.get(args.purpose or "")
         schedulable = 0 if scheduler is None else sum(1 for v in scheduler.workers_view() if v["schedulable"])
         return {"state": self.state, "ready_in": self._ready_in(), "schedulable": schedulable}
 
@@ -394,7 +398,7 @@ class ClusterManager:
         args = _parse("get_workers", WorkersArgs, purpose=purpose)
         return [
             _builtins(self._view(view))
-            for name, scheduler in self._schedulers.items()
+            for name, scheduler in self._registry.schedulers.items()
             if args.purpose is None or name == args.purpose
             for view in scheduler.workers_view()
         ]
@@ -416,7 +420,7 @@ class ClusterManager:
         args = _parse("get_tasks", WorkerArgs, worker_id=worker_id)
         tasks = self._scheduler_of(args.worker_id).tasks_of(args.worker_id)
         views = [msgspec.convert(task, TaskView) for task in tasks]
-        if self._members[args.worker_id].purpose in _SECRET_TASK_PURPOSES:
+        if self._registry.members[args.worker_id].purpose in _SECRET_TASK_PURPOSES:
             views = [msgspec.structs.replace(view, task=task_digest(view.task)) for view in views]
         return [_builtins(view) for view in views]
 
@@ -427,7 +431,7 @@ class ClusterManager:
         one by one they are rebuilt on other workers, and the drained process exits when it holds none."""
         self._authorize("drain", admin_key)
         view = self._set_drained("drain", worker_id, True)
-        member = self._members.get(worker_id)
+        member = self._registry.members.get(worker_id)
         if member is not None and member.purpose in self.settings.failover_purposes:
             # Its rooms move away one by one (live migration); it checks the operator's key itself.
             try:
@@ -449,7 +453,7 @@ class ClusterManager:
         state = self.state
         workers: dict[str, int] = {}
         tasks: dict[str, TaskCounts] = {}
-        for purpose, scheduler in self._schedulers.items():
+        for purpose, scheduler in self._registry.schedulers.items():
             views = scheduler.workers_view()
             workers[purpose] = len(views)
             tasks[purpose] = TaskCounts(
@@ -471,92 +475,59 @@ class ClusterManager:
 
     def snapshot(self) -> dict[str, Any]:
         """The registry and every task as a JSON-ready dict (see :class:`~cluster_manager.messages.Snapshot`)."""
-        workers: list[WorkerSnapshot] = []
-        for scheduler in self._schedulers.values():
-            for view in scheduler.workers_view():
-                tasks = [
-                    TaskSnapshot(t["task"], t["state"], t["expires_in"]) for t in scheduler.tasks_of(view["id"])
-                ]
-                workers.append(
-                    WorkerSnapshot(
-                        id=view["id"], purpose=view["purpose"], info=view["info"], state=view["state"],
-                        load=view["load"], drained=view["drained"], tasks=tasks,
-                    )
-                )
-        return _builtins(Snapshot(workers=workers))
+        return _builtins(self._registry.snapshot())
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load a :meth:`snapshot` before :meth:`start`; the manager then serves at once.
 
-        Executing tasks stay executing.  A reserved task is reserved again for the longer of its
-        remaining time and ``schedule_reserve_time`` (OWT re-arms full timers the same way).
+        Executing tasks stay executing; a reserved task keeps its remaining time and reserve time.
         """
         if self._started:
             raise RuntimeError("restore() must be called before start()")
+        data = snapshot_from_builtins(snapshot)
         try:
-            data = msgspec.convert(snapshot, Snapshot)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"not a cluster manager snapshot: {exc}") from None
-        try:
-            self._load(data)
+            self._registry.restore(data)
         except SchedulerError as exc:
             raise ValueError(f"snapshot cannot be restored: {exc.message}") from None
+        for worker in data.workers:
+            self._liveness.track(worker.id)
         self._fresh = False
         log_event(logging.INFO, "manager_restored", name=self.name, workers=len(data.workers))
 
-    def _load(self, data: Snapshot) -> None:
-        for worker in data.workers:
-            scheduler = self._scheduler_for(worker.purpose)
-            scheduler.add_worker(worker.id, worker.info)
-            scheduler.update_load(worker.id, worker.load)
-            scheduler.update_state(worker.id, worker.state)
-            if worker.drained:
-                scheduler.drain(worker.id)
-            scheduler.pick_up(worker.id, [t.task for t in worker.tasks])
-            for task in worker.tasks:
-                if task.state == "reserved":
-                    scheduler.lay_down(worker.id, task.task)
-                    scheduler.schedule(task.task, None, task.expires_in)
-            self._members[worker.id] = _Member(worker.purpose, self._clock())
-            self._liveness.track(worker.id)
-
     # ------------------------------------------------------------------ internals
 
-    def _scheduler_for(self, purpose: str) -> Scheduler:
-        scheduler = self._schedulers.get(purpose)
+    def _scheduler_of(self, worker_id: str, purpose: str | None = None) -> Scheduler:
+        scheduler = self._registry.scheduler_of(worker_id, purpose)
         if scheduler is None:
-            scheduler = Scheduler(
-                purpose,
-                self.settings.strategies.get(purpose),
-                clock=self._clock,
-                default_reserve_time=self.settings.schedule_reserve_time,
-                rng=self._rng,
-                default_max_load=self.settings.default_max_load,
-            )
-            self._schedulers[purpose] = scheduler
+            raise unknown_worker(worker_id, purpose)
         return scheduler
 
-    def _scheduler_of(self, worker_id: str, purpose: str | None = None) -> Scheduler:
-        member = self._members.get(worker_id)
-        if member is None or (purpose is not None and member.purpose != purpose):
-            raise unknown_worker(worker_id, purpose)
-        return self._schedulers[member.purpose]
+    def _change(self, change: AnyChange) -> list[str]:
+        """Apply a decided change to the registry (the one writer); returns the tasks it repealed."""
+        return self._registry.apply(change)
 
-    def _apply(self, method: str, operation: Callable[..., Any], *args: Any) -> None:
+    def _commit(self, method: str, change: AnyChange) -> list[str]:
+        """:meth:`_change`, with a scheduler error turned into the RPC error of ``method``."""
         try:
-            operation(*args)
+            return self._change(change)
         except SchedulerError as exc:
             raise from_scheduler_error(method, exc) from None
+
+    def _place(self, purpose: str, task: str, preference: object, reserve_time: float | None) -> str:
+        """Choose a worker for ``task`` (sticky if mapped) and reserve it there; raises ``SchedulerError``."""
+        worker_id = self._registry.choose(purpose, task, preference)
+        self._change(TaskReserved(purpose, task, worker_id, self._registry.reserve_time(reserve_time)))
+        return worker_id
 
     def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
         args = _parse(method, WorkerArgs, worker_id=worker_id)
         scheduler = self._scheduler_of(args.worker_id)
-        (scheduler.drain if drained else scheduler.undrain)(args.worker_id)
+        self._commit(method, WorkerDrained(args.worker_id, drained))
         log_event(logging.INFO, "worker_drained" if drained else "worker_undrained", worker_id=args.worker_id)
         return _builtins(self._view(scheduler.worker_view(args.worker_id)))
 
     def _view(self, view: dict[str, Any]) -> WorkerView:
-        member = self._members[view["id"]]
+        member = self._registry.members[view["id"]]
         return WorkerView(
             id=view["id"],
             purpose=view["purpose"],
@@ -573,14 +544,11 @@ class ClusterManager:
             info=view["info"],
         )
 
-    def _current_state(self) -> str:
-        # The freshman window ends lazily, on the first look after it (the sweep looks every interval).
-        if self._ready_at is None:
-            return INITIALIZING
-        if not self._in_service and self._clock() >= self._ready_at:
-            self._in_service = True
-            log_event(logging.INFO, "manager_in_service", name=self.name, workers=len(self._members))
-        return IN_SERVICE if self._in_service else INITIALIZING
+    def _announce_service(self) -> None:
+        # Logs the end of the freshman window once (the sweep looks every interval).
+        if not self._announced and self.state == IN_SERVICE:
+            self._announced = True
+            log_event(logging.INFO, "manager_in_service", name=self.name, workers=len(self._registry.members))
 
     def _ready_in(self) -> float:
         if self._ready_at is None:
@@ -588,9 +556,9 @@ class ClusterManager:
         return max(0.0, self._ready_at - self._clock())
 
     def _remove(self, worker_id: str, reason: str) -> WorkerExit:
-        member = self._members.pop(worker_id)
+        member = self._registry.members[worker_id]
         self._liveness.forget(worker_id)
-        tasks = self._schedulers[member.purpose].remove_worker(worker_id)
+        tasks = self._change(WorkerRemoved(worker_id, reason))
         log_event(
             logging.WARNING if reason == "timeout" else logging.INFO,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
@@ -622,11 +590,10 @@ class ClusterManager:
         for attempt in range(settings.failover_attempts):
             if attempt:
                 await asyncio.sleep(settings.failover_interval)
-            scheduler = self._schedulers.get(purpose)
-            if scheduler is None:
+            if purpose not in self._registry.schedulers:
                 return
             try:
-                worker_id = scheduler.schedule(task, {}, settings.schedule_reserve_time)
+                worker_id = self._place(purpose, task, {}, settings.schedule_reserve_time)
             except SchedulerError as exc:
                 log_event(logging.WARNING, "failover_unscheduled", purpose=purpose, task=task, lost=lost,
                           code=exc.code, attempt=attempt + 1)
@@ -669,8 +636,8 @@ class ClusterManager:
                 log.exception("liveness sweep failed")
 
     async def _sweep(self) -> None:
-        self._current_state()
-        for purpose, scheduler in self._schedulers.items():
+        self._announce_service()
+        for purpose, scheduler in self._registry.schedulers.items():
             for task in scheduler.expire():
                 log_event(logging.DEBUG, "task_expired", purpose=purpose, task=task)
         events = [self._remove(worker_id, "timeout") for worker_id in self._liveness.sweep()]

@@ -205,7 +205,10 @@ class WorkerExit(msgspec.Struct):
 class TaskSnapshot(msgspec.Struct):
     task: str
     state: Literal["reserved", "executing"]
+    #: Seconds left of a reservation (``None`` while executing).
     expires_in: float | None = None
+    #: How long the task lingers once laid down (``None``: the default reserve time).
+    reserve_time: float | None = None
 
 
 class WorkerSnapshot(msgspec.Struct):

@@ -275,7 +275,8 @@ class Scheduler:
 
         A task already mapped to a worker goes back to that worker (sticky), whatever its load,
         state or drain flag; its reserve time becomes the larger of the old and the requested one
-        and, if it is only reserved, its expiry restarts from now.
+        and, if it is only reserved, its expiry restarts from now.  The same as :meth:`choose`
+        followed by :meth:`reserve`.
 
         :param preference: the matcher's preference (e.g. ``{'isp': ..., 'region': ...}``); a
             missing or malformed preference means no preference.
@@ -284,27 +285,64 @@ class Scheduler:
         :raises NoWorkerAvailable: no worker at all, or every matching one is full, unavailable
             or drained.
         """
+        worker_id = self.choose(task, preference)
+        self.reserve(task, worker_id, reserve_time)
+        return worker_id
+
+    def choose(self, task: str, preference: object = None) -> str:
+        """The worker :meth:`schedule` would reserve ``task`` on, without reserving it: the task's
+        worker if it is mapped (sticky), else a candidate chosen by the matcher and the strategy
+        (a random or rotating strategy moves on).  Raises what :meth:`schedule` raises."""
         if not isinstance(task, str):
             raise InvalidArgument(f"task must be a string, got {task!r}")
         now = self._clock()
         self._sweep(now)
-        reserve = self._reserve_time(reserve_time)
         record = self._tasks.get(task)
         if record is not None:
+            return record.worker.id
+        return self._choose(preference, now).id
+
+    def reserve(
+        self, task: str, worker_id: str, reserve_time: float | None = None, expires_in: float | None = None
+    ) -> None:
+        """Reserve ``task`` on ``worker_id`` (a choice made by :meth:`choose`, here or on another
+        scheduler): a new task is reserved there for ``reserve_time`` seconds; a task mapped to that
+        worker keeps the larger reserve time and, if only reserved, its expiry restarts from now.
+
+        :param expires_in: seconds until this reservation lapses, when it is not ``reserve_time``
+            (a reservation copied from a snapshot).
+        :raises UnknownWorker: the worker is not registered.
+        :raises TaskOnOtherWorker: the task is mapped to another worker.
+        """
+        if not isinstance(task, str):
+            raise InvalidArgument(f"task must be a string, got {task!r}")
+        worker = self._worker(worker_id)
+        now = self._clock()
+        self._sweep(now)
+        reserve = self._reserve_time(reserve_time)
+        lapse = reserve if expires_in is None else max(0.0, float(expires_in))
+        record = self._tasks.get(task)
+        if record is not None:
+            if record.worker is not worker:
+                raise TaskOnOtherWorker(f"task {task!r} is mapped to another worker, not to {worker_id!r}")
             if reserve > record.reserve_time:
                 record.reserve_time = reserve
             if record.state == "reserved":
-                self._set_expiry(record, now + record.reserve_time)
-            return record.worker.id
-        worker = self._choose(preference, now)
+                self._set_expiry(record, now + (record.reserve_time if expires_in is None else lapse))
+            return
         record = TaskRecord(task, worker, reserve, "reserved", None)
         self._tasks[task] = record
         worker.tasks[task] = record
         worker.reserved += 1
-        self._set_expiry(record, now + reserve)
+        self._set_expiry(record, now + lapse)
         self._expired.pop(task, None)
         self._refresh(worker)
-        return worker.id
+
+    def reserve_time_of(self, task: str) -> float | None:
+        """The reserve time of a mapped task (how long it lingers once laid down), or ``None``."""
+        self._sweep(self._clock())
+        record = self._tasks.get(task)
+        return record.reserve_time if record is not None else None
 
     def get_scheduled(self, task: str) -> str | None:
         """The worker ``task`` is reserved or executing on, or ``None``."""
@@ -315,7 +353,13 @@ class Scheduler:
     def claim(self, task: str, worker_id: str) -> None:
         """Turn ``task``'s reservation on ``worker_id`` into an executing task, exactly once.
 
-        This is how a login token becomes single-use.
+        This is how a login token becomes single-use.  Raises what :meth:`check_claim` raises.
+        """
+        self.check_claim(task, worker_id)
+        self._execute(self._tasks[task])
+
+    def check_claim(self, task: str, worker_id: str) -> None:
+        """Whether :meth:`claim` would succeed now, changing nothing (but lazy expiry).
 
         :raises UnknownWorker: the worker is not registered.
         :raises TaskExpired: the reservation lapsed (remembered for ``expired_memory`` tasks).
@@ -334,7 +378,6 @@ class Scheduler:
             raise TaskOnOtherWorker(f"task {task!r} is reserved on another worker, not on {worker_id!r}")
         if record.state == "executing":
             raise TaskAlreadyClaimed(f"task {task!r} has already been claimed")
-        self._execute(record)
 
     def pick_up(self, worker_id: str, tasks: Iterable[str]) -> None:
         """The worker reports it executes ``tasks``: they stop expiring and stop counting as load.
