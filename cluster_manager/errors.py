@@ -23,12 +23,14 @@ __all__ = [
     "no_worker_available",
     "unauthorized",
     "from_scheduler_error",
+    "not_replicating",
 ]
 
 NOT_READY = "not_ready"
 UNKNOWN_WORKER = "unknown_worker"
 NO_WORKER_AVAILABLE = "no_worker_available"
 UNAUTHORIZED = "unauthorized"
+NOT_REPLICATING = "not_replicating"
 
 
 def not_ready(remaining: float) -> ServiceError:
@@ -59,6 +61,11 @@ def no_worker_available(purpose: str) -> ServiceError:
 def unauthorized() -> ServiceError:
     """An admin call without a valid admin key; nothing was read or changed."""
     return ServiceError(UNAUTHORIZED, "admin calls need a valid admin key (keys.admin_keys)")
+
+
+def not_replicating(name: str) -> ServiceError:
+    """A standby asked for a snapshot of a manager that does not publish its changes."""
+    return ServiceError(NOT_REPLICATING, f"cluster manager {name} does not publish its changes (replication is off)")
 
 
 def from_scheduler_error(method: str, exc: SchedulerError) -> ServiceError:

@@ -23,7 +23,15 @@ from credentials import AdminKeys
 from rpc import RpcError, RpcRemoteError, ServiceHandle, Transport, rpc_method
 from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy, create_strategy
 
-from .errors import bad_arguments, from_scheduler_error, no_worker_available, not_ready, unauthorized, unknown_worker
+from .errors import (
+    bad_arguments,
+    from_scheduler_error,
+    no_worker_available,
+    not_ready,
+    not_replicating,
+    unauthorized,
+    unknown_worker,
+)
 from .eventlog import log, log_event
 from .changes import (
     AnyChange,
@@ -60,6 +68,7 @@ from .messages import (
     WorkerView,
 )
 from .registry import Registry, snapshot_from_builtins
+from .replication import ChangeFeed, ReplicaState
 from .settings import ClusterManagerSettings
 
 __all__ = [
@@ -118,6 +127,7 @@ class ClusterManager:
     :param rng: randomness for the random strategies (seed it in tests).
     :param admin_keys: the keys admin calls (:data:`ADMIN_METHODS`) must carry as ``admin_key``;
         with none, every admin call is refused.
+    :param epoch: the leader epoch its published changes carry (``settings.replication``).
 
     Usage::
 
@@ -136,6 +146,7 @@ class ClusterManager:
         fresh: bool = True,
         rng: random.Random | None = None,
         admin_keys: AdminKeys | None = None,
+        epoch: int = 1,
     ) -> None:
         self.transport = transport
         self._admin_keys = admin_keys or AdminKeys([])
@@ -157,6 +168,7 @@ class ClusterManager:
             clock=clock,
             rng=rng,
         )
+        self._feed = ChangeFeed(transport, self.settings, epoch=epoch) if self.settings.replication else None
         self._liveness = LivenessTracker(self.settings.check_alive_count)
         self._created_at = clock()
         self._ready_at: float | None = None
@@ -201,6 +213,8 @@ class ClusterManager:
         now = self._clock()
         self._created_at = now
         self._ready_at = now + self.settings.initial_time if self._fresh else now
+        if self._feed is not None:
+            self._feed.start()
         self._service = await self.transport.serve(self.name, self)
         self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"cluster-liveness:{self.name}")
         log_event(
@@ -227,6 +241,8 @@ class ClusterManager:
         if self._service is not None:
             await self._service.stop()
             self._service = None
+        if self._feed is not None:
+            await self._feed.stop()
         log_event(logging.INFO, "manager_stopped", name=self.name)
 
     # ------------------------------------------------------------------ membership
@@ -477,6 +493,14 @@ class ClusterManager:
         """The registry and every task as a JSON-ready dict (see :class:`~cluster_manager.messages.Snapshot`)."""
         return _builtins(self._registry.snapshot())
 
+    @rpc_method
+    async def replica_snapshot(self) -> dict[str, Any]:
+        """``{epoch, seq, snapshot}``: where a standby starts (see :mod:`cluster_manager.replication`);
+        ``not_replicating`` when this manager does not publish its changes."""
+        if self._feed is None:
+            raise not_replicating(self.name)
+        return _builtins(ReplicaState(self._feed.epoch, self._feed.seq, self._registry.snapshot()))
+
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load a :meth:`snapshot` before :meth:`start`; the manager then serves at once.
 
@@ -503,8 +527,12 @@ class ClusterManager:
         return scheduler
 
     def _change(self, change: AnyChange) -> list[str]:
-        """Apply a decided change to the registry (the one writer); returns the tasks it repealed."""
-        return self._registry.apply(change)
+        """Apply a decided change to the registry (the one writer) and hand it to the standbys;
+        returns the tasks it repealed."""
+        repealed = self._registry.apply(change)
+        if self._feed is not None:
+            self._feed.append(change)
+        return repealed
 
     def _commit(self, method: str, change: AnyChange) -> list[str]:
         """:meth:`_change`, with a scheduler error turned into the RPC error of ``method``."""

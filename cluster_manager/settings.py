@@ -49,3 +49,15 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     failover_timeout: _PositiveSeconds = 10.0
     #: How long the manager waits for the ``exit.quit`` event to be published, per event.
     event_publish_timeout: _PositiveSeconds = 2.0
+    #: Publish every change of the registry (event ``cluster.<name>.changes``) for standbys.
+    replication: bool = False
+    #: Changes waiting to be published, at most; beyond, the oldest are dropped (standbys resync).
+    replication_buffer: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+    #: Changes per published batch, at most.
+    replication_batch: Annotated[int, msgspec.Meta(ge=1)] = 512
+    #: A standby waits at most this long for the active manager's snapshot, and retries after
+    #: ``replication_retry_interval``.
+    replication_snapshot_timeout: _PositiveSeconds = 5.0
+    replication_retry_interval: _PositiveSeconds = 0.5
+    #: Batches a standby holds ahead of a gap in the sequence before it takes a new snapshot.
+    replication_pending: Annotated[int, msgspec.Meta(ge=1)] = 64
