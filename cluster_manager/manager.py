@@ -128,6 +128,10 @@ class ClusterManager:
     :param admin_keys: the keys admin calls (:data:`ADMIN_METHODS`) must carry as ``admin_key``;
         with none, every admin call is refused.
     :param epoch: the leader epoch its published changes carry (``settings.replication``).
+    :param registry: state to serve from (a standby's copy, taken over), instead of an empty one;
+        ``seq`` is the number of the last change it holds.
+    :param may_act: asked before the liveness sweep and the hand-overs act; ``False`` (a leader that
+        lost its lease) skips them.
 
     Usage::
 
@@ -147,6 +151,9 @@ class ClusterManager:
         rng: random.Random | None = None,
         admin_keys: AdminKeys | None = None,
         epoch: int = 1,
+        registry: Registry | None = None,
+        seq: int = 0,
+        may_act: Callable[[], bool] | None = None,
     ) -> None:
         self.transport = transport
         self._admin_keys = admin_keys or AdminKeys([])
@@ -161,14 +168,15 @@ class ClusterManager:
                 ) from None
         self._clock = clock
         self._fresh = fresh
-        self._registry = Registry(
+        self._registry = registry or Registry(
             strategies=self.settings.strategies,
             default_reserve_time=self.settings.schedule_reserve_time,
             default_max_load=self.settings.default_max_load,
             clock=clock,
             rng=rng,
         )
-        self._feed = ChangeFeed(transport, self.settings, epoch=epoch) if self.settings.replication else None
+        self._may_act = may_act or (lambda: True)
+        self._feed = ChangeFeed(transport, self.settings, epoch=epoch, seq=seq) if self.settings.replication else None
         self._liveness = LivenessTracker(self.settings.check_alive_count)
         self._created_at = clock()
         self._ready_at: float | None = None
@@ -200,6 +208,11 @@ class ClusterManager:
         """The workers and tasks (read it; the manager is its only writer)."""
         return self._registry
 
+    @property
+    def epoch(self) -> int | None:
+        """The leader epoch of its published changes (``None`` without replication)."""
+        return None if self._feed is None else self._feed.epoch
+
     async def start(self) -> None:
         """Serve the RPC service and start the liveness sweep; returns once calls reach it.
 
@@ -209,13 +222,25 @@ class ClusterManager:
             raise RuntimeError("a stopped ClusterManager cannot be started again")
         if self._started:
             return
+        self.activate()
+        self._service = await self.transport.serve(self.name, self)
+
+    def activate(self) -> None:
+        """Start the liveness sweep and the change feed without serving (the caller serves and
+        forwards calls, see :mod:`cluster_manager.node`); every registered worker's missed count
+        starts from zero.  Idempotent."""
+        if self._stopped:
+            raise RuntimeError("a stopped ClusterManager cannot be started again")
+        if self._started:
+            return
         self._started = True
         now = self._clock()
         self._created_at = now
         self._ready_at = now + self.settings.initial_time if self._fresh else now
+        for worker_id in self._registry.members:
+            self._liveness.track(worker_id)
         if self._feed is not None:
             self._feed.start()
-        self._service = await self.transport.serve(self.name, self)
         self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"cluster-liveness:{self.name}")
         log_event(
             logging.INFO, "manager_started", name=self.name, fresh=self._fresh,
@@ -223,8 +248,10 @@ class ClusterManager:
         )
         self._announce_service()
 
-    async def stop(self) -> None:
-        """Stop serving and end the liveness sweep.  Idempotent; the state is kept (see :meth:`snapshot`)."""
+    async def stop(self, *, flush: bool = True) -> None:
+        """Stop serving and end the liveness sweep.  Idempotent; the state is kept (see :meth:`snapshot`).
+
+        ``flush=False`` drops the changes not yet published (a deposed leader's)."""
         if self._stopped:
             return
         self._stopped = True
@@ -242,7 +269,7 @@ class ClusterManager:
             await self._service.stop()
             self._service = None
         if self._feed is not None:
-            await self._feed.stop()
+            await self._feed.stop(flush=flush)
         log_event(logging.INFO, "manager_stopped", name=self.name)
 
     # ------------------------------------------------------------------ membership
@@ -618,6 +645,8 @@ class ClusterManager:
         for attempt in range(settings.failover_attempts):
             if attempt:
                 await asyncio.sleep(settings.failover_interval)
+            if not self._may_act():
+                return
             if purpose not in self._registry.schedulers:
                 return
             try:
@@ -664,6 +693,8 @@ class ClusterManager:
                 log.exception("liveness sweep failed")
 
     async def _sweep(self) -> None:
+        if not self._may_act():
+            return
         self._announce_service()
         for purpose, scheduler in self._registry.schedulers.items():
             for task in scheduler.expire():

@@ -92,8 +92,9 @@ class ChangeFeed:
         if self._publisher is None:
             self._publisher = asyncio.create_task(self._publish_loop(), name=f"cluster-feed:{self._settings.name}")
 
-    async def stop(self) -> None:
-        """Publish what waits (each batch bounded by ``event_publish_timeout``), then stop."""
+    async def stop(self, *, flush: bool = True) -> None:
+        """Publish what waits (each batch bounded by ``event_publish_timeout``; dropped with
+        ``flush=False``), then stop."""
         if self._publisher is None:
             return
         self._publisher.cancel()
@@ -102,6 +103,8 @@ class ChangeFeed:
         except asyncio.CancelledError:
             pass
         self._publisher = None
+        if not flush:
+            self._waiting.clear()
         while self._waiting:
             await self._publish_one()
 
@@ -156,6 +159,7 @@ class Replica:
         self._subscription: Subscription | None = None
         self._syncer: asyncio.Task[None] | None = None
         self._in_sync = asyncio.Event()
+        self._detached = False
         self.resyncs = 0
 
     async def start(self) -> None:
@@ -163,7 +167,14 @@ class Replica:
         self._resync()
         await self._in_sync.wait()
 
+    def detach(self) -> None:
+        """Stop applying changes at once (its registry is being taken over); :meth:`stop` cleans up."""
+        self._detached = True
+        self._pending.clear()
+        self._in_sync.set()  # a start() still waiting returns
+
     async def stop(self) -> None:
+        self._detached = True
         if self._syncer is not None:
             self._syncer.cancel()
             try:
@@ -187,6 +198,8 @@ class Replica:
     # ------------------------------------------------------------------ internals
 
     async def _on_batch(self, topic: str, payload: Any) -> None:
+        if self._detached:
+            return
         try:
             batch = msgspec.convert(payload, ChangeBatch)
         except msgspec.ValidationError as exc:
@@ -209,6 +222,12 @@ class Replica:
             if batch.epoch < self.epoch:
                 del self._pending[first]
                 continue
+            if batch.epoch > self.epoch:
+                # A new leader numbers on from its own copy, which may lack what a deposed leader
+                # published after it was taken: start again from the new leader's snapshot.
+                self._pending.clear()
+                self._resync()
+                return
             if first > self.seq + 1:
                 return  # a gap: wait for it (the bound on pending batches ends a real loss)
             del self._pending[first]
@@ -239,6 +258,8 @@ class Replica:
             if state.epoch < self.epoch:
                 await asyncio.sleep(settings.replication_retry_interval)
                 continue
+            if self._detached:
+                return
             self.registry.restore(state.snapshot)
             self.epoch, self.seq = state.epoch, state.seq
             self._synced = True

@@ -61,3 +61,9 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     replication_retry_interval: _PositiveSeconds = 0.5
     #: Batches a standby holds ahead of a gap in the sequence before it takes a new snapshot.
     replication_pending: Annotated[int, msgspec.Meta(ge=1)] = 64
+    #: With standbys (``switchboard cluster-manager`` processes sharing ``name``): the active one
+    #: sends itself a tick through the queue this often, and each tick renews its lease of
+    #: ``leader_lease`` seconds; a leader whose lease ran out (it was frozen) declines requests and
+    #: steps down.  Keep the lease well under the broker's takeover time (2–3 × ``rpc.heartbeat``).
+    leader_tick_interval: _PositiveSeconds = 0.25
+    leader_lease: _PositiveSeconds = 1.0

@@ -1,7 +1,7 @@
 """The one messaging layer of Switchboard: calls, casts and fault events over a :class:`Transport`."""
 
-from .base import ServiceHandle, Subscription, Transport, rpc_method
-from .errors import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError
+from .base import ServiceHandle, Subscription, Transport, rpc_method, rpc_method_names
+from .errors import Declined, RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError
 from .factory import create_transport
 from .local import LocalBroker, LocalTransport
 from .settings import RpcSettings
@@ -11,11 +11,13 @@ __all__ = [
     "ServiceHandle",
     "Subscription",
     "rpc_method",
+    "rpc_method_names",
     "RpcError",
     "RpcRemoteError",
     "RpcTimeout",
     "RpcUnavailable",
     "ServiceError",
+    "Declined",
     "create_transport",
     "LocalBroker",
     "LocalTransport",

@@ -37,7 +37,7 @@ from aio_pika.abc import (
 )
 
 from .base import EventHandler, ServiceHandle, Subscription, Transport, deadline_passed, dispatch, rpc_methods
-from .errors import INTERNAL, SERVICE_GONE, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, Declined, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .messages import ErrorBody, Reply, Request, decode_event, decode_reply, decode_request, encode
 from .messages import Event as EventMessage
 from .settings import RpcSettings
@@ -189,10 +189,10 @@ class AmqpTransport(Transport):
 
     # -- serving ---------------------------------------------------------------------------------
 
-    async def serve(self, service: str, handler: object) -> ServiceHandle:
+    async def serve(self, service: str, handler: object, *, single_active: bool = False) -> ServiceHandle:
         methods = rpc_methods(handler)
         self._require_connection()
-        assert self._consume_ch is not None
+        assert self._consume_ch is not None and self._conn is not None
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
@@ -205,7 +205,18 @@ class AmqpTransport(Transport):
                     self._handler_tasks.discard(task)
 
         try:
-            queue = await self._consume_ch.declare_queue(service, durable=False, auto_delete=True)
+            if single_active:
+                # A quorum queue: Debian's RabbitMQ 3.10.8 crashes a classic single-active-consumer
+                # queue on a cancel with a backlog.  Its own channel, for a small prefetch: what a
+                # frozen server took is what the next one gets again.
+                channel = await self._conn.channel(publisher_confirms=False)
+                await channel.set_qos(prefetch_count=self.settings.single_active_prefetch)
+                queue = await channel.declare_queue(
+                    service, durable=True,
+                    arguments={"x-queue-type": "quorum", "x-single-active-consumer": True},
+                )
+            else:
+                queue = await self._consume_ch.declare_queue(service, durable=False, auto_delete=True)
             tag = await queue.consume(on_message, no_ack=False)
         except _BROKER_ERRORS as exc:
             raise RpcUnavailable(f"cannot serve {service}: {exc}") from exc
@@ -216,6 +227,7 @@ class AmqpTransport(Transport):
     async def _handle_request(
         self, service: str, methods: dict[str, Any], message: AbstractIncomingMessage
     ) -> None:
+        declined = False
         try:
             try:
                 request = decode_request(message.body)
@@ -227,6 +239,10 @@ class AmqpTransport(Transport):
                 return
             try:
                 reply = await dispatch(service, methods, request)
+            except Declined as exc:
+                log.info("%s declined %s from %s: %s", service, request.method, request.sender, exc.message)
+                declined = True
+                return
             except asyncio.CancelledError:
                 if self._closed and message.reply_to:
                     gone = ErrorBody(SERVICE_GONE, f"{service} went away during {request.method}")
@@ -236,7 +252,10 @@ class AmqpTransport(Transport):
                 await self._send_reply(message, reply)
         finally:
             try:
-                await message.ack()
+                if declined:
+                    await message.nack(requeue=True)
+                else:
+                    await message.ack()
             except _BROKER_ERRORS + (asyncio.TimeoutError,):
                 log.debug("ack failed (connection down); the broker will redeliver")
 

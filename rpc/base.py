@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD, RpcError, ServiceError
+from .errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD, Declined, RpcError, ServiceError
 from .messages import ErrorBody, Reply, Request
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "EventHandler",
     "rpc_method",
     "rpc_methods",
+    "rpc_method_names",
     "dispatch",
 ]
 
@@ -58,6 +59,12 @@ def rpc_methods(handler: object) -> dict[str, Callable[..., Awaitable[Any]]]:
     return methods
 
 
+def rpc_method_names(handler_type: type) -> list[str]:
+    """The names of the :func:`rpc_method` methods of a handler class."""
+    return [name for name in dir(handler_type)
+            if callable(getattr(handler_type, name, None)) and getattr(getattr(handler_type, name), _RPC_ATTR, False)]
+
+
 async def dispatch(
     service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request
 ) -> Reply:
@@ -77,6 +84,8 @@ async def dispatch(
             return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {mismatch}"))
         log.exception("rpc handler %s.%s failed", service, request.method)
         return Reply(error=ErrorBody(INTERNAL, f"{service}.{request.method} failed"))
+    except Declined:
+        raise
     except (ServiceError, RpcError) as exc:
         return Reply(error=ErrorBody(exc.code, exc.message))
     except asyncio.CancelledError:
@@ -161,10 +170,14 @@ class Transport(abc.ABC):
         """What closing means for this transport once services and subscriptions are gone."""
 
     @abc.abstractmethod
-    async def serve(self, service: str, handler: object) -> ServiceHandle:
+    async def serve(self, service: str, handler: object, *, single_active: bool = False) -> ServiceHandle:
         """Expose ``handler``'s :func:`rpc_method` methods under ``service``.
 
-        Returns once calls to ``service`` can reach this handler.
+        Returns once calls to ``service`` can reach this handler.  With ``single_active``, of the
+        processes serving ``service`` only one gets its calls (the first one still serving; over
+        RabbitMQ a quorum queue with a single active consumer and manual acks, so that requests a
+        dead server had taken go to the next one); the others wait.  A handler that raises
+        :class:`~rpc.errors.Declined` leaves its request to the active server.
         """
 
     @abc.abstractmethod

@@ -19,6 +19,7 @@ __all__ = [
     "BAD_ARGUMENTS",
     "INTERNAL",
     "SERVICE_GONE",
+    "Declined",
 ]
 
 UNKNOWN_METHOD = "unknown_method"
@@ -64,6 +65,14 @@ class RpcRemoteError(RpcError):
 
     def __init__(self, code: str, message: str = "") -> None:
         super().__init__(message or code, code=code)
+
+
+class Declined(RpcError):
+    """Raised by a handler that must not handle this request here (a leader that lost its lease):
+    over a broker the request goes back to its queue unanswered, for the consumer that is active
+    now; in-process the caller gets :class:`RpcUnavailable`."""
+
+    code = "declined"
 
 
 class ServiceError(RpcError):

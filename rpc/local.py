@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from .base import EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
-from .errors import INTERNAL, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, Declined, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .messages import ErrorBody, Reply, Request, roundtrip
 from .topics import topic_matches
 
@@ -58,6 +58,8 @@ class LocalBroker:
         self.roundtrip = roundtrip
         self._services: dict[str, list[_LocalService]] = {}
         self._rr: dict[str, itertools.count[int]] = {}
+        #: Services whose calls all go to their first server still serving.
+        self._single_active: set[str] = set()
         self._subscriptions: set[_LocalSubscription] = set()
 
     def transport(self, node_id: str, *, call_timeout: float = 2.0) -> LocalTransport:
@@ -78,6 +80,8 @@ class LocalBroker:
         entries = self._services.get(target)
         if not entries:
             raise RpcUnavailable(f"no service {target!r}")
+        if target in self._single_active:
+            return entries[0]
         return entries[next(self._rr[target]) % len(entries)]
 
     def _wire(self, value: Any) -> Any:
@@ -100,9 +104,11 @@ class LocalTransport(Transport):
         if self._closed:
             raise RpcUnavailable(f"transport of {self.node_id} is closed")
 
-    async def serve(self, service: str, handler: object) -> ServiceHandle:
+    async def serve(self, service: str, handler: object, *, single_active: bool = False) -> ServiceHandle:
         self._check_open()
         entry = _LocalService(self, service, rpc_methods(handler))
+        if single_active:
+            self.broker._single_active.add(service)
         self.broker._add_service(entry)
         self._services.add(entry)
         return entry
@@ -128,7 +134,10 @@ class LocalTransport(Transport):
         return self._track(entry, task)
 
     async def _serve_one(self, entry: _LocalService, request: Request) -> Reply:
-        reply = await dispatch(entry.name, entry.methods, request)
+        try:
+            reply = await dispatch(entry.name, entry.methods, request)
+        except Declined as exc:
+            return Reply(error=ErrorBody(SERVICE_GONE, f"{entry.name} declined {request.method}: {exc.message}"))
         if reply.error is None and self.broker.roundtrip:
             try:
                 reply = Reply(result=roundtrip(reply.result))
@@ -155,6 +164,8 @@ class LocalTransport(Transport):
         else:
             reply = await self._wait(started, target, method, timeout)
         if reply.error is not None:
+            if reply.error.code == SERVICE_GONE:
+                raise RpcUnavailable(reply.error.message)
             raise RpcRemoteError(reply.error.code, reply.error.message)
         return reply.result
 

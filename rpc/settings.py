@@ -20,6 +20,9 @@ class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     publish_timeout: float = 1.5
     #: Messages a process handles at once per service (AMQP prefetch).
     prefetch: int = 128
+    #: Messages the active server of a single-active service (the cluster manager with standbys)
+    #: takes at once: what it had taken when it froze goes to the next one.
+    single_active_prefetch: int = 8
     #: Exchange for fault events (topic semantics).
     events_exchange: str = "switchboard.events"
     #: JSON-round-trip every payload on the in-process transport (tests turn this on).

@@ -37,8 +37,8 @@ class RecordingTransport(Transport):
     async def _shutdown(self) -> None:
         await self.inner.close()
 
-    async def serve(self, service: str, handler: object) -> ServiceHandle:
-        return await self.inner.serve(service, handler)
+    async def serve(self, service: str, handler: object, *, single_active: bool = False) -> ServiceHandle:
+        return await self.inner.serve(service, handler, single_active=single_active)
 
     async def call(
         self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None

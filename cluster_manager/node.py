@@ -1,0 +1,249 @@
+"""One of several cluster-manager processes: a hot standby until the broker makes it the active one.
+
+Every :class:`ManagerNode` serves the cluster manager's RPC service as a *single-active* service
+(over RabbitMQ a quorum queue with ``x-single-active-consumer``, manual acks): the broker hands
+requests to one consumer only, and to the next one when that consumer's connection goes.  There is
+no election of our own and no "you are active" signal: **the first request a node receives makes it
+the active manager.**  Until then its :class:`~cluster_manager.replication.Replica` follows the
+active's changes; on its first request it serves at once from that copy, as leader epoch + 1,
+numbering its own changes on from the copy's.  A node that starts while no manager is active gets
+its own snapshot request, and starts as a fresh manager (the freshman window).
+
+Fencing a frozen-then-resumed leader: the active node sends itself a tick through the queue every
+``leader_tick_interval``; each tick renews its lease of ``leader_lease``.  A frozen leader sends
+none, so when it resumes its lease has run out: it declines the requests still in its socket buffer
+(they go back to the queue, for the consumer that is active now), its sweep and hand-overs do
+nothing, and it steps down to a standby again, re-syncing from the new leader.  The lease is shorter
+than the broker's takeover (2–3 × the AMQP heartbeat), so two nodes never act at once, and standbys
+ignore changes of a lower epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from credentials import AdminKeys
+from rpc import Declined, RpcError, ServiceHandle, Transport, rpc_method, rpc_method_names
+
+from .eventlog import log_event
+from .manager import ClusterManager
+from .registry import Registry
+from .replication import Replica
+from .settings import ClusterManagerSettings
+
+__all__ = ["ManagerNode", "ACTIVE", "STANDBY"]
+
+ACTIVE = "active"
+STANDBY = "standby"
+_TICK = "leader_tick"
+_ROLE = "node_role"
+
+
+class ManagerNode:
+    """A cluster-manager process with standbys: serves ``settings.name`` single-active.
+
+    :param transport: a started transport.
+    :param settings: the manager's settings (``replication`` is turned on).
+    :param clock: seconds, monotonic.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        settings: ClusterManagerSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        admin_keys: AdminKeys | None = None,
+    ) -> None:
+        self.transport = transport
+        self.settings = msgspec.structs.replace(settings or ClusterManagerSettings(), replication=True)
+        self._clock = clock
+        self._rng = rng
+        self._admin_keys = admin_keys
+        self._replica = Replica(transport, self.settings, clock=clock)
+        self._manager: ClusterManager | None = None
+        self._last_tick = 0.0
+        self._service: ServiceHandle | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopped = False
+        #: Times this node became active, and stepped down.
+        self.promotions = 0
+        self.demotions = 0
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def role(self) -> str:
+        """``'active'`` or ``'standby'``."""
+        return ACTIVE if self._manager is not None else STANDBY
+
+    @property
+    def manager(self) -> ClusterManager | None:
+        """The active manager, while this node is the active one."""
+        return self._manager
+
+    @property
+    def replica(self) -> Replica:
+        return self._replica
+
+    async def start(self) -> None:
+        """Serve (as a waiting consumer, or the active one) and sync from the active manager, or
+        become it when there is none; returns once it is one or the other."""
+        self._service = await self.transport.serve(self.name, _Gate(self), single_active=True)
+        syncing = asyncio.create_task(self._replica.start())
+        await asyncio.wait([syncing, asyncio.create_task(self._until_active())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not syncing.done():
+            self._keep(syncing)  # it ends when the replica stops
+        log_event(logging.INFO, "manager_node_started", name=self.name, role=self.role)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._service is not None:
+            await self._service.stop()
+        if self._manager is not None:
+            await self._manager.stop()
+        await self._replica.stop()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    # ------------------------------------------------------------------ leadership
+
+    def leads(self) -> bool:
+        """Active, and its lease (renewed by its own ticks through the queue) has not run out."""
+        return self._manager is not None and self._clock() - self._last_tick <= self.settings.leader_lease
+
+    async def _until_active(self) -> None:
+        while self._manager is None:
+            await asyncio.sleep(self.settings.leader_tick_interval)
+
+    def _leader(self, method: str) -> ClusterManager:
+        """The manager to handle a request with: becomes active on the first request; declines when
+        the lease ran out (and steps down)."""
+        if self._stopped:
+            raise Declined("stopping")
+        manager = self._manager
+        if manager is None:
+            return self._promote(method)
+        if method != _TICK and not self.leads():
+            self._demote()
+            raise Declined("the leader lease ran out")
+        return manager
+
+    def _promote(self, method: str) -> ClusterManager:
+        replica = self._replica
+        replica.detach()
+        synced = replica.synced
+        registry = replica.registry if synced else Registry(
+            strategies=self.settings.strategies,
+            default_reserve_time=self.settings.schedule_reserve_time,
+            default_max_load=self.settings.default_max_load,
+            clock=self._clock,
+        )
+        epoch = replica.epoch + 1
+        manager = ClusterManager(
+            self.transport, self.settings, clock=self._clock, fresh=not synced, rng=self._rng,
+            admin_keys=self._admin_keys, epoch=epoch, registry=registry, seq=replica.seq if synced else 0,
+            may_act=self.leads,
+        )
+        manager.activate()
+        self._manager = manager
+        self._last_tick = self._clock()
+        self.promotions += 1
+        self._keep(asyncio.create_task(replica.stop()))
+        self._ticker = asyncio.create_task(self._tick_loop(), name=f"cluster-leader-ticks:{self.name}")
+        log_event(logging.WARNING, "manager_active", name=self.name, epoch=epoch, seq=replica.seq,
+                  from_copy=synced, first_request=method)
+        return manager
+
+    def _demote(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is None:
+            return
+        self.demotions += 1
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        log_event(logging.WARNING, "manager_deposed", name=self.name, epoch=manager.epoch)
+        self._replica = Replica(self.transport, self.settings, clock=self._clock)
+        self._keep(asyncio.create_task(self._step_down(manager, self._replica)))
+
+    async def _step_down(self, manager: ClusterManager, replica: Replica) -> None:
+        # Served again, it waits behind the standbys (the broker gives the queue to one of them if
+        # it had not yet), and follows the active manager from its snapshot.
+        service, self._service = self._service, None
+        if service is not None:
+            await service.stop()
+        await manager.stop(flush=False)
+        if not self._stopped:
+            self._service = await self.transport.serve(self.name, _Gate(self), single_active=True)
+            await replica.start()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            try:
+                await self.transport.cast(self.name, _TICK, {})
+            except RpcError as exc:
+                log_event(logging.WARNING, "leader_tick_not_sent", name=self.name, error=str(exc))
+            await asyncio.sleep(self.settings.leader_tick_interval)
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ node-only methods
+
+    async def leader_tick(self) -> None:
+        self._leader(_TICK)
+        self._last_tick = self._clock()
+
+    async def node_role(self) -> dict[str, Any]:
+        """``{node, role, epoch}`` of the node that answers (the active one)."""
+        manager = self._leader(_ROLE)
+        return {"node": self.transport.node_id, "role": ACTIVE, "epoch": manager.epoch}
+
+
+def _forward(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def call(self: _Gate, /, **kwargs: Any) -> Any:
+        manager = self._node._leader(name)
+        return await getattr(manager, name)(**kwargs)
+
+    return rpc_method(call)
+
+
+class _Gate:
+    """What a node serves: every manager method, forwarded to the active manager (see
+    :meth:`ManagerNode._leader`), plus the node's own ``leader_tick`` and ``node_role``."""
+
+    def __init__(self, node: ManagerNode) -> None:
+        self._node = node
+
+    @rpc_method
+    async def leader_tick(self) -> None:
+        await self._node.leader_tick()
+
+    @rpc_method
+    async def node_role(self) -> dict[str, Any]:
+        return await self._node.node_role()
+
+
+for _name in rpc_method_names(ClusterManager):
+    setattr(_Gate, _name, _forward(_name, getattr(ClusterManager, _name)))

@@ -1,0 +1,49 @@
+"""Single-active services: of several servers only the first still serving gets the calls."""
+
+from __future__ import annotations
+
+import uuid
+
+from rpc import Declined, rpc_method
+from tests.support.transports import TransportFactory
+
+
+class Named:
+    def __init__(self, name: str, declines: int = 0) -> None:
+        self.name = name
+        self.declines = declines
+
+    @rpc_method
+    async def who(self) -> str:
+        if self.declines:
+            self.declines -= 1
+            raise Declined("not now")
+        return self.name
+
+
+async def test_one_server_gets_every_call_until_it_goes(transports: TransportFactory) -> None:
+    service = f"sac-{uuid.uuid4().hex[:6]}"
+    first = await (await transports.make()).serve(service, Named("first"), single_active=True)
+    await (await transports.make()).serve(service, Named("second"), single_active=True)
+    client = await transports.make()
+    assert [await client.call(service, "who") for _ in range(6)] == ["first"] * 6
+    await first.stop()
+    assert [await client.call(service, "who") for _ in range(3)] == ["second"] * 3
+
+
+async def test_a_declined_request_is_not_answered_by_the_server_that_declined(transports: TransportFactory) -> None:
+    service = f"sac-{uuid.uuid4().hex[:6]}"
+    declining = Named("declining", declines=1)
+    await (await transports.make()).serve(service, declining, single_active=True)
+    client = await transports.make()
+    if transports.kind == "amqp":
+        # Back in the queue unanswered: the active server (here the same one) gets it again.
+        assert await client.call(service, "who") == "declining"
+    else:
+        try:
+            await client.call(service, "who")
+        except Exception as exc:  # in-process the caller learns at once that nobody handled it
+            assert type(exc).__name__ == "RpcUnavailable"
+        else:
+            raise AssertionError("a declined call was answered")
+    assert declining.declines == 0
