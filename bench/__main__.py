@@ -18,6 +18,7 @@ SCENARIOS = {
     "replay": "bench.replay",
     "journal-stream": "bench.journal_stream",
     "journal-local": "bench.journal_local",
+    "cm-failover": "bench.cm_failover",
 }
 
 

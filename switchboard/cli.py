@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--portal-port", type=int, help="portal port (default 8080; cluster mode: the first of N)")
     up.add_argument("--portals", type=int, default=1, help="cluster mode: portal processes")
     up.add_argument("--controllers", type=int, default=1, help="cluster mode: controller processes")
+    up.add_argument("--managers", type=int, default=2,
+                    help="cluster mode: cluster-manager processes (one active, the others hot standbys)")
 
     for role in ("cluster-manager", "token-api", "portal", "controller"):
         p = sub.add_parser(role, help=f"run the {role} role alone (cluster mode)")

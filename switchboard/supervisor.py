@@ -95,7 +95,9 @@ def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str])
         common += ["--config", args.config]
     host = ["--host", args.host] if args.host else []
     children = [
-        Child("cluster-manager", base + ["cluster-manager"] + common),
+        Child(f"cluster-manager-{i + 1}", base + ["cluster-manager"] + common) for i in range(args.managers)
+    ]
+    children += [
         Child("token-api", base + ["token-api"] + common + host + ["--port", str(settings.token_api.port)]),
     ]
     children += [Child(f"controller-{i + 1}", base + ["controller"] + common) for i in range(args.controllers)]
@@ -125,7 +127,7 @@ def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
         child.start()
     print(
         f"switchboard local cluster: {args.portals} portal(s) from port {settings.portal.port}, "
-        f"{args.controllers} controller(s), broker {settings.rpc.broker_url}.",
+        f"{args.controllers} controller(s), {args.managers} cluster manager(s), broker {settings.rpc.broker_url}.",
         flush=True,
     )
     print_welcome(keys, api_port=settings.token_api.port, portal_port=settings.portal.port)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import msgspec
 
 from cluster_manager import ClusterManager
+from cluster_manager.node import ManagerNode
 from cluster_manager import ADMIN_METHODS, admin_rpc_routes
 from conference_controller import Controller
 from credentials import AdminKeys, Keyring
@@ -62,7 +63,10 @@ def build_role(role: str, settings: Settings, transport: Transport, *, embedded:
 def _build(role: str, settings: Settings, transport: Transport, embedded: bool) -> Component:
     admin_keys = AdminKeys(settings.keys.admin_keys)
     if role == "cluster-manager":
-        return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys)
+        if embedded:
+            return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys)
+        # A process of its own is one of any number of managers: active, or a hot standby.
+        return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys)
     if role == "token-api":
         routes = admin_rpc_routes(transport, settings.cluster_manager.name, allowed_methods=ADMIN_METHODS)
         return TokenApi(transport, settings.token_api, Keyring(settings.keys.keys),

@@ -93,6 +93,8 @@ class ProcessCluster:
     workdir: Path
     portals: int = 2
     controllers: int = 2
+    #: Cluster-manager processes: ``cluster-manager``, then ``cluster-manager-2``, … (hot standbys).
+    managers: int = 1
     #: Fake media agents (:mod:`tests.support.media_agent`), named ``agent-N``.
     media_agents: int = 0
     env_overrides: dict[str, str] = field(default_factory=dict)
@@ -124,6 +126,8 @@ class ProcessCluster:
         common = ["--broker", self.broker_url]
         self.api_port = free_port()
         self._add("cluster-manager", base + ["cluster-manager"] + common)
+        for i in range(1, self.managers):
+            self._add(f"cluster-manager-{i + 1}", base + ["cluster-manager"] + common)
         self._add("token-api", base + ["token-api"] + common + ["--host", "127.0.0.1", "--port", str(self.api_port)],
                   self.api_port)
         for i in range(self.controllers):

@@ -104,7 +104,7 @@ async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit:
         )
         await wait_until(lambda: _ready(portals_registered), timeout=60, interval=0.3)
         kids = list(_children(proc.pid))
-        assert len(kids) == 5  # cluster manager, token API, one controller, two portals
+        assert len(kids) == 6  # two cluster managers, token API, one controller, two portals
     finally:
         proc.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(proc.wait, 30)
