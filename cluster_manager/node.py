@@ -198,6 +198,12 @@ class ManagerNode:
 
     async def _tick_loop(self) -> None:
         while True:
+            if not self.leads():
+                # No tick of its own came back for a lease: it was frozen or cut off, and the broker
+                # may have given the queue to a standby.  Step down even if no request comes.
+                self._ticker = None
+                self._demote()
+                return
             try:
                 await self.transport.cast(self.name, _TICK, {})
             except RpcError as exc:

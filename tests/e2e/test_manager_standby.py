@@ -1,0 +1,115 @@
+"""Two cluster-manager processes, one active and one hot standby, on RabbitMQ: killing or freezing the
+active one under a stream of token mints and logins (docs/cluster-manager.md §Standbys)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from switchboard.client import Client
+from tests.support.processes import ProcessCluster
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.amqp, pytest.mark.slow]
+
+_MANAGERS = ("cluster-manager", "cluster-manager-2")
+#: Logins (each a token mint, a schedule at the manager, and a claim at login) per second, at least.
+_RATE = 20
+
+
+def _active(cluster: ProcessCluster) -> list[str]:
+    """The manager processes that became active, in order."""
+    return [e["role"] for e in cluster.log_events("manager_active")]
+
+
+async def _logins(cluster: ProcessCluster, stop: asyncio.Event, done: list[float], failed: list[str]) -> None:
+    """Token mint + login + leave in a loop, paced to ``_RATE`` per second over all loops."""
+    n = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        n += 1
+        try:
+            client = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room=f"load-{n % 5}",
+                                       user=f"u{n}-{id(done) % 1000}", role="presenter")
+            await client.leave()
+            done.append(time.monotonic())
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+            failed.append(f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(max(0.0, 4 / _RATE - (time.monotonic() - started)))
+
+
+async def _under_load(cluster: ProcessCluster, fault: Callable[[], None], after: Callable[[], Awaitable[None]]
+                      ) -> tuple[list[float], list[str], float]:
+    stop = asyncio.Event()
+    done: list[float] = []
+    failed: list[str] = []
+    loops = [asyncio.create_task(_logins(cluster, stop, done, failed)) for _ in range(4)]
+    await asyncio.sleep(2.0)
+    at = time.monotonic()
+    fault()
+    await after()
+    await asyncio.sleep(3.0)
+    stop.set()
+    await asyncio.gather(*loops)
+    return done, failed, at
+
+
+async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_rejoins(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = process_cluster(portals=1, controllers=1, managers=2, env_overrides={"SWITCHBOARD_LOG__JSON": "true"})
+    await cluster.start()
+    try:
+        alice = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="steady", user="alice",
+                                  role="presenter")
+        bob = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="steady", user="bob",
+                                role="presenter")
+        (first,) = _active(cluster)
+        (standby,) = (name for name in _MANAGERS if name != first)
+
+        async def taken_over() -> None:
+            await wait_until(lambda: len(_active(cluster)) == 2, timeout=10, what="the standby active")
+
+        done, failed, killed_at = await _under_load(cluster, lambda: cluster.kill(first), taken_over)
+        assert failed == []
+        assert _active(cluster) == [first, standby]
+        after = [t for t in done if t > killed_at]
+        assert len(after) >= _RATE * 2, len(after)  # logins went on through the failover
+        # Nobody was dropped and no worker rejoined: the standby served from its copy.
+        await alice.send_text("all", "after the failover")
+        assert (await bob.next_event("text", timeout=10)).data["message"] == "after the failover"
+        assert cluster.log_events("worker_rejoined") == []
+        assert [e["role"] for e in cluster.log_events("worker_joined")] == [first, first]
+        assert cluster.log_events("worker_removed") == []
+    finally:
+        cluster.stop()
+
+
+async def test_a_frozen_active_manager_is_replaced_and_does_not_act_when_it_resumes(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = process_cluster(portals=1, controllers=1, managers=2, env_overrides={
+        "SWITCHBOARD_LOG__JSON": "true", "SWITCHBOARD_RPC__HEARTBEAT": "2"})
+    await cluster.start()
+    try:
+        (first,) = _active(cluster)
+        (standby,) = (name for name in _MANAGERS if name != first)
+        cluster.roles[first].pause()
+        await wait_until(lambda: len(_active(cluster)) == 2, timeout=20, what="the standby active")
+        cluster.roles[first].cont()
+        await wait_until(lambda: cluster.log_events("manager_deposed"), timeout=10, what="the old leader deposed")
+        # Logins work against the new leader; the resumed one removed nobody and published nothing.
+        client = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="after", user="carol",
+                                   role="presenter")
+        await client.leave()
+        assert _active(cluster) == [first, standby]
+        assert [e["role"] for e in cluster.log_events("manager_deposed")] == [first]
+        assert cluster.log_events("worker_removed") == []
+        # Workers whose keepalives failed for the whole freeze (longer than their recovery) rejoin:
+        # at the new leader, never at the resumed one.
+        assert {e["role"] for e in cluster.log_events("worker_rejoined")} <= {standby}
+    finally:
+        cluster.stop()
