@@ -520,6 +520,13 @@ class ClusterManager:
         """The registry and every task as a JSON-ready dict (see :class:`~cluster_manager.messages.Snapshot`)."""
         return _builtins(self._registry.snapshot())
 
+    async def replicated(self) -> None:
+        """Return once every change made so far was handed to the standbys (at once without
+        replication); a node answers a request only after this, so a standby that takes over knows
+        every placement and claim that was answered."""
+        if self._feed is not None:
+            await self._feed.published(self._feed.seq)
+
     @rpc_method
     async def replica_snapshot(self) -> dict[str, Any]:
         """``{epoch, seq, snapshot}``: where a standby starts (see :mod:`cluster_manager.replication`);

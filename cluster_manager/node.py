@@ -230,7 +230,11 @@ def _forward(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., 
     @functools.wraps(method)
     async def call(self: _Gate, /, **kwargs: Any) -> Any:
         manager = self._node._leader(name)
-        return await getattr(manager, name)(**kwargs)
+        result = await getattr(manager, name)(**kwargs)
+        # Answered only once its changes reached the standbys' queues: what a caller was told
+        # survives a failover.
+        await manager.replicated()
+        return result
 
     return rpc_method(call)
 

@@ -73,6 +73,9 @@ class ChangeFeed:
         self._wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
         self.dropped = 0
+        #: Changes up to this one were handed to the broker (or given up on).
+        self._done_seq = seq
+        self._done = asyncio.Condition()
 
     @property
     def seq(self) -> int:
@@ -87,6 +90,13 @@ class ChangeFeed:
             self._waiting_first += 1
             self.dropped += 1
         self._wake.set()
+
+    async def published(self, seq: int) -> None:
+        """Return once change ``seq`` was published (confirmed by the broker) or given up on."""
+        if self._done_seq >= seq:
+            return
+        async with self._done:
+            await self._done.wait_for(lambda: self._done_seq >= seq)
 
     def start(self) -> None:
         if self._publisher is None:
@@ -105,6 +115,9 @@ class ChangeFeed:
         self._publisher = None
         if not flush:
             self._waiting.clear()
+            async with self._done:
+                self._done_seq = self._seq  # nobody waits for a deposed leader's changes
+                self._done.notify_all()
         while self._waiting:
             await self._publish_one()
 
@@ -127,6 +140,9 @@ class ChangeFeed:
         except (RpcError, TimeoutError) as exc:
             self.dropped += count
             log_event(logging.WARNING, "changes_not_published", first=first, count=count, error=str(exc))
+        async with self._done:
+            self._done_seq = first + count - 1
+            self._done.notify_all()
 
 
 class Replica:

@@ -60,7 +60,11 @@ async def test_the_standby_serves_from_its_copy_when_the_active_goes(
     assert (first.role, second.role) == (ACTIVE, STANDBY)
     client = await transports.make()
     used, minted = await _with_a_token(client, name)
-    feed_seq = first.manager._feed.seq  # type: ignore[union-attr]
+    feed = first.manager._feed  # type: ignore[union-attr]
+    assert feed is not None
+    # Each answer came only once its changes were published to the standbys.
+    feed_seq = feed.seq
+    assert feed._done_seq == feed_seq
     await wait_until(lambda: second.replica.seq == feed_seq, what="standby caught up")
 
     await first.stop()
