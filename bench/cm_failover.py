@@ -46,9 +46,7 @@ def _settings(name: str) -> ClusterManagerSettings:
 
 
 async def _serve(kind: str, broker: str, name: str) -> None:
-    prefetch = int(os.environ.get("BENCH_SAC_PREFETCH", "8"))
-    transport = AmqpTransport(f"bench-cm-{uuid.uuid4().hex[:6]}",
-                              RpcSettings(broker_url=broker, heartbeat=2, single_active_prefetch=prefetch))
+    transport = AmqpTransport(f"bench-cm-{uuid.uuid4().hex[:6]}", RpcSettings(broker_url=broker, heartbeat=2))
     await transport.start()
     component: ManagerNode | ClusterManager
     if kind == "node":
@@ -129,7 +127,7 @@ async def _failovers(broker: str, reps: int, interval: float) -> list[float]:
 async def _throughput(broker: str, kind: str, duration: float, in_flight: int) -> float:
     name = f"cluster-bench-{uuid.uuid4().hex[:6]}"
     procs = [_spawn(kind, broker, name)]
-    if kind == "node" and not os.environ.get("BENCH_NO_STANDBY"):
+    if kind == "node":
         procs.append(_spawn("node", broker, name))  # the standby, following every change
     client = await _client(broker, name)
     tasks = itertools.count()

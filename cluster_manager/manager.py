@@ -511,6 +511,8 @@ class ClusterManager:
                 uptime=max(0.0, self._clock() - self._created_at) if self._started else 0.0,
                 workers=workers,
                 tasks=tasks,
+                node=self.transport.node_id,
+                epoch=self.epoch,
             )
         )
 

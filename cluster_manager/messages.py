@@ -187,6 +187,10 @@ class Status(msgspec.Struct):
     uptime: float
     workers: dict[str, int]
     tasks: dict[str, TaskCounts]
+    #: The process that answered: with standbys, the active one.
+    node: str = ""
+    #: Its leader epoch (with standbys; ``None`` for a manager that publishes no changes).
+    epoch: int | None = None
 
 
 class WorkerExit(msgspec.Struct):

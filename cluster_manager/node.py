@@ -169,7 +169,8 @@ class ManagerNode:
         self.promotions += 1
         self._keep(asyncio.create_task(replica.stop()))
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"cluster-leader-ticks:{self.name}")
-        log_event(logging.WARNING, "manager_active", name=self.name, epoch=epoch, seq=replica.seq,
+        log_event(logging.WARNING, "manager_active", name=self.name, node=self.transport.node_id, epoch=epoch,
+                  seq=replica.seq,
                   from_copy=synced, first_request=method)
         return manager
 

@@ -213,6 +213,8 @@ def _show_status(status: dict[str, Any]) -> str:
         + (f" (freshman, ready in {status['ready_in']:.1f} s)" if status["freshman"] else ""),
         f"uptime {status['uptime']:.1f} s",
     ]
+    if status.get("epoch") is not None:
+        lines.append(f"active: {status.get('node', '?')} (epoch {status['epoch']}; the others are standbys)")
     purposes = sorted(set(status["workers"]) | set(status["tasks"]))
     if purposes:
         rows = [

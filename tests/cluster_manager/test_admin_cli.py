@@ -112,6 +112,7 @@ async def test_worker_tasks_and_status(http_server: Server, capsys: pytest.Captu
     assert await admin("status", "--url", http_server.url) == 0
     out = capsys.readouterr().out
     assert f"cluster manager {http_server.manager.name}: in-service" in out
+    assert "active:" not in out  # one manager, no standbys
     assert any(line.split() == ["portal", "1", "1", "0"] for line in out.splitlines())
 
     assert await admin("status", "--url", http_server.url, "--json") == 0
@@ -227,3 +228,11 @@ def test_usage_errors_exit_with_code_2(capsys: pytest.CaptureFixture[str]) -> No
     assert run_admin(["frobnicate"]) == 2
     assert "invalid choice" in capsys.readouterr().err
     assert run_admin([]) == 2
+
+
+def test_status_names_the_active_manager_when_there_are_standbys() -> None:
+    from switchboard.admin import _show_status
+
+    status = {"name": "cluster", "state": "in-service", "freshman": False, "ready_in": 0.0, "uptime": 3.0,
+              "workers": {}, "tasks": {}, "node": "cluster-manager-ab12@host", "epoch": 3}
+    assert "active: cluster-manager-ab12@host (epoch 3; the others are standbys)" in _show_status(status)

@@ -84,6 +84,9 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
         assert cluster.log_events("worker_rejoined") == []
         assert [e["role"] for e in cluster.log_events("worker_joined")] == [first, first]
         assert cluster.log_events("worker_removed") == []
+        # The admin status names the active process and its epoch.
+        status = await cluster.admin("status")
+        assert (status["node"], status["epoch"]) == (cluster.log_events("manager_active")[-1]["node"], 2)
     finally:
         cluster.stop()
 
