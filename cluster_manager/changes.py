@@ -97,11 +97,14 @@ class TaskReserved(Change, frozen=True, tag="reserved"):
 
 
 class TaskClaimed(Change, frozen=True, tag="claimed"):
-    """The reservation of ``task`` on ``worker_id`` became an executing task (a token was used)."""
+    """The reservation of ``task`` on ``worker_id`` became an executing task (a token was used).
+    ``request``: the identity of the claim request, so that the same request delivered again (after a
+    failover) is answered as the first time rather than as a second use."""
 
     purpose: str
     task: str
     worker_id: str
+    request: str | None = None
 
 
 AnyChange = (

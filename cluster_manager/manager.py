@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from credentials import AdminKeys
-from rpc import RpcError, RpcRemoteError, ServiceHandle, Transport, rpc_method
+from rpc import RpcError, RpcRemoteError, ServiceHandle, Transport, request_id, rpc_method
 from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy, create_strategy
 
 from .errors import (
@@ -409,12 +409,16 @@ class ClusterManager:
             raise unknown_worker(args.worker_id, args.purpose)
         if self.state != IN_SERVICE and scheduler.get_scheduled(args.task) is None:
             raise not_ready(self._ready_in())
+        request = request_id()
+        if self._registry.claimed_by(args.purpose, args.task, args.worker_id, request):
+            log_event(logging.INFO, "claim_repeated", worker_id=args.worker_id, task=args.task)
+            return  # this very request claimed it, then was delivered again: the same answer
         try:
             self._registry.check_claim(args.purpose, args.task, args.worker_id)
         except SchedulerError as exc:
             log_event(logging.INFO, "claim_refused", worker_id=args.worker_id, task=args.task, code=exc.code)
             raise from_scheduler_error("claim", exc) from None
-        self._commit("claim", TaskClaimed(args.purpose, args.task, args.worker_id))
+        self._commit("claim", TaskClaimed(args.purpose, args.task, args.worker_id, request))
         log_event(logging.DEBUG, "task_claimed", worker_id=args.worker_id, task=args.task)
 
     @rpc_method

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -41,6 +42,9 @@ from .changes import (
 from .messages import Snapshot, TaskSnapshot, WorkerSnapshot
 
 __all__ = ["Registry", "Member"]
+
+#: Claim requests remembered (to answer one delivered again after a failover), the newest.
+_CLAIMS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ class Registry:
         self._rng = rng
         self._schedulers: dict[str, Scheduler] = {}
         self._members: dict[str, Member] = {}
+        #: The request that claimed each task, for the last ``_CLAIMS_KEPT`` claims.
+        self._claims: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     # ------------------------------------------------------------------ reads
 
@@ -111,6 +117,15 @@ class Registry:
     def reserve_time(self, requested: float | None) -> float:
         """The reserve time a ``schedule`` asking for ``requested`` gets."""
         return requested if requested is not None and requested > 0 else self._default_reserve_time
+
+    def claimed_by(self, purpose: str, task: str, worker_id: str, request: str | None) -> bool:
+        """Whether ``task`` executes on ``worker_id`` because of this very claim ``request`` (the
+        same request delivered again)."""
+        if request is None or self._claims.get((purpose, task)) != request:
+            return False
+        scheduler = self._schedulers.get(purpose)
+        view = scheduler.task_view(task) if scheduler is not None else None
+        return view is not None and view["worker"] == worker_id and view["state"] == "executing"
 
     def check_claim(self, purpose: str, task: str, worker_id: str) -> None:
         """Raise the scheduler's error if ``claim`` of ``task`` on ``worker_id`` would fail now."""
@@ -151,6 +166,11 @@ class Registry:
             case TaskClaimed():
                 # An outcome: the task executes on that worker now (whatever a copy's clock says).
                 self._of(change.worker_id).pick_up(change.worker_id, [change.task])
+                if change.request is not None:
+                    self._claims[(change.purpose, change.task)] = change.request
+                    self._claims.move_to_end((change.purpose, change.task))
+                    if len(self._claims) > _CLAIMS_KEPT:
+                        self._claims.popitem(last=False)
             case _:
                 assert_never(change)
         return []

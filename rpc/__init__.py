@@ -1,6 +1,6 @@
 """The one messaging layer of Switchboard: calls, casts and fault events over a :class:`Transport`."""
 
-from .base import ServiceHandle, Subscription, Transport, rpc_method, rpc_method_names
+from .base import ServiceHandle, Subscription, Transport, request_id, rpc_method, rpc_method_names
 from .errors import Declined, RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError
 from .factory import create_transport
 from .local import LocalBroker, LocalTransport
@@ -12,6 +12,7 @@ __all__ = [
     "Subscription",
     "rpc_method",
     "rpc_method_names",
+    "request_id",
     "RpcError",
     "RpcRemoteError",
     "RpcTimeout",

@@ -36,7 +36,16 @@ from aio_pika.abc import (
     ExchangeType,
 )
 
-from .base import EventHandler, ServiceHandle, Subscription, Transport, deadline_passed, dispatch, rpc_methods
+from .base import (
+    _REQUEST_ID,
+    EventHandler,
+    ServiceHandle,
+    Subscription,
+    Transport,
+    deadline_passed,
+    dispatch,
+    rpc_methods,
+)
 from .errors import INTERNAL, SERVICE_GONE, Declined, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .messages import ErrorBody, Reply, Request, decode_event, decode_reply, decode_request, encode
 from .messages import Event as EventMessage
@@ -237,6 +246,8 @@ class AmqpTransport(Transport):
             if deadline_passed(request):
                 log.info("request %s.%s from %s expired before handling", service, request.method, request.sender)
                 return
+            if message.correlation_id:
+                _REQUEST_ID.set(f"{request.sender}/{message.correlation_id}")
             try:
                 reply = await dispatch(service, methods, request)
             except Declined as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextvars
 import inspect
 import logging
 import time
@@ -27,6 +28,7 @@ __all__ = [
     "rpc_method",
     "rpc_methods",
     "rpc_method_names",
+    "request_id",
     "dispatch",
 ]
 
@@ -57,6 +59,16 @@ def rpc_methods(handler: object) -> dict[str, Callable[..., Awaitable[Any]]]:
     if not methods:
         raise TypeError(f"{type(handler).__name__} has no @rpc_method methods")
     return methods
+
+
+#: The identity of the request being handled (its sender and the caller's correlation id), the
+#: same when the broker delivers it again after its first server died; ``None`` in-process.
+_REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("switchboard_request_id", default=None)
+
+
+def request_id() -> str | None:
+    """The identity of the request the current handler serves (see :data:`_REQUEST_ID`)."""
+    return _REQUEST_ID.get()
 
 
 def rpc_method_names(handler_type: type) -> list[str]:

@@ -94,3 +94,16 @@ def test_a_removal_returns_the_repealed_tasks_and_forgets_the_worker() -> None:
     assert registry.apply(WorkerRemoved("conference-1", "timeout")) == ["room-1"]
     assert "conference-1" not in registry.members
     assert registry.schedulers["conference"].get_scheduled("room-1") is None
+
+
+def test_only_the_request_that_claimed_a_task_is_recognised_when_delivered_again() -> None:
+    registry = _registry(FakeClock())
+    registry.apply(WorkerJoined("portal-1", "portal", {}, reset=False))
+    registry.apply(TaskReserved("portal", "token-1", "portal-1", 30.0))
+    registry.apply(TaskClaimed("portal", "token-1", "portal-1", "portal-1-node/7"))
+    copy = _registry(FakeClock())
+    copy.restore(registry.snapshot())
+    assert registry.claimed_by("portal", "token-1", "portal-1", "portal-1-node/7")
+    assert not registry.claimed_by("portal", "token-1", "portal-1", "portal-1-node/8")  # a second login
+    assert not registry.claimed_by("portal", "token-1", "portal-1", None)
+    assert not registry.claimed_by("portal", "token-1", "portal-2", "portal-1-node/7")

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import msgspec
+import pytest
 
 from cluster_manager.changes import WorkerRemoved
 from cluster_manager.replication import ChangeBatch, Replica, changes_topic
@@ -114,5 +115,30 @@ async def test_a_replica_ignores_a_deposed_leader_and_resyncs_after_a_gap(make_c
         await _caught_up(cluster, replica)
         assert replica.snapshot() == cluster.manager.snapshot()
         assert "portal-1" in replica.registry.members
+    finally:
+        await replica.stop()
+
+
+async def test_a_claim_delivered_again_after_a_failover_gets_the_same_answer(make_cluster: MakeCluster) -> None:
+    from rpc.base import _REQUEST_ID
+
+    clock = FakeClock()
+    cluster = await make_cluster(clock=clock, replication=True)
+    await cluster.join("portal-1")
+    replica = Replica(await cluster.transports.make(), cluster.manager.settings, clock=clock)
+    await replica.start()
+    try:
+        await cluster.call("schedule", purpose="portal", task="token-1")
+        _REQUEST_ID.set("portal-1-node/41")  # as the broker transport sets it for each delivery
+        await cluster.manager.claim(purpose="portal", task="token-1", worker_id="portal-1")
+        await _caught_up(cluster, replica)
+        # The standby's copy: the same request again is answered as the first time ...
+        assert replica.registry.claimed_by("portal", "token-1", "portal-1", "portal-1-node/41")
+        # ... and on the manager, a repeat of that request succeeds while another claim is refused.
+        await cluster.manager.claim(purpose="portal", task="token-1", worker_id="portal-1")
+        _REQUEST_ID.set("portal-1-node/42")
+        with pytest.raises(Exception) as refused:
+            await cluster.manager.claim(purpose="portal", task="token-1", worker_id="portal-1")
+        assert getattr(refused.value, "code", None) == "already_claimed"
     finally:
         await replica.stop()
