@@ -36,6 +36,7 @@ after a broker start (each refusal closes the connection); attaching is retried 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -46,10 +47,14 @@ from urllib.parse import urlsplit
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aiormq.abc import AbstractChannel as RawChannel
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .logs import EventLog
 from .settings import StreamJournalSettings
+from .stream_appends import InFlight, Seen, Write
 
 __all__ = ["StreamJournal"]
 
@@ -79,18 +84,10 @@ class _Message:
     body: bytes
 
 
-@dataclass(slots=True, frozen=True)
-class _Seen:
-    """What the fencing rule made of one message."""
-
-    offset: int
-    counts: bool  # a record or claim that is part of the room's history (not fenced off)
-    epoch: int  # the room's epoch once this message is taken into account
-    last_before: int  # the last record that counts before this message (0: none)
+_Seen = Seen
 
 
-def _message(delivery: AbstractIncomingMessage) -> _Message:
-    headers = dict(delivery.headers)
+def _message_of(headers: dict[str, Any], body: bytes) -> _Message:
     epoch = headers.get("e", 0)
     offset = headers.get("x-stream-offset")
     if not isinstance(offset, int):
@@ -100,8 +97,12 @@ def _message(delivery: AbstractIncomingMessage) -> _Message:
         kind=str(headers.get("k", "")),
         epoch=epoch if isinstance(epoch, int) else 0,
         headers=headers,
-        body=delivery.body,
+        body=body,
     )
+
+
+def _message(delivery: AbstractIncomingMessage) -> _Message:
+    return _message_of(dict(delivery.headers), delivery.body)
 
 
 def _usable(conn: AbstractConnection) -> bool:
@@ -147,19 +148,16 @@ class _Tail:
     fold: _Fold
     #: Where to (re)attach: the stream offset after the last message handled.
     position: int | str
-    waiting: dict[str, asyncio.Future[_Seen]] = field(default_factory=dict)
+    #: This journal's writes to the room not yet done, by message id.
+    waiting: dict[str, Write] = field(default_factory=dict)
     channel: AbstractChannel | None = None
+    #: The consumer's channel as aiormq has it (deliveries and acks without aio-pika's wrapping).
+    raw: RawChannel | None = None
     unacked: int = 0
 
     @property
     def attached(self) -> bool:
         return self.channel is not None and not self.channel.is_closed
-
-    def fail(self, exc: BaseException) -> None:
-        for waiter in self.waiting.values():
-            if not waiter.done():
-                waiter.set_exception(exc)
-        self.waiting.clear()
 
 
 class StreamJournal:
@@ -176,11 +174,15 @@ class StreamJournal:
         self._log = EventLog(journal=name, broker=self._where)
         self._conn: AbstractConnection | None = None
         self._publisher: AbstractChannel | None = None
+        self._raw_publisher: RawChannel | None = None
         self._declared: set[str] = set()
         self._tails: dict[str, _Tail] = {}
         self._connect_lock = asyncio.Lock()
         self._tail_locks: dict[str, asyncio.Lock] = {}
-        self._slots = asyncio.Semaphore(self.settings.max_in_flight)
+        self._writes = InFlight(self.settings.max_in_flight, self.settings.append_timeout)
+        #: Message ids of this journal's writes: a prefix of its own and a count.
+        self._ids = itertools.count()
+        self._id_prefix = uuid.uuid4().hex[:16]
         self._closing: set[asyncio.Future[Any]] = set()
         #: Rooms this journal has put in the rooms directory since it last saw them forgotten.
         self._listed: set[str] = set()
@@ -221,8 +223,7 @@ class StreamJournal:
             return
         self._closed = True
         gone = JournalUnavailable("journal is closed")
-        for tail in self._tails.values():
-            tail.fail(gone)
+        self._writes.close(gone)
         self._tails.clear()
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed:
@@ -250,6 +251,7 @@ class StreamJournal:
                                      client_properties={"connection_name": self.name}),
                     s.connect_timeout)
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
+                raw_publisher = await publisher.get_underlay_channel()
             except _BROKER_ERRORS as exc:
                 self._log.warning("journal_connect_failed", error=repr(exc))
                 raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self._where}: {exc!r}") from exc
@@ -261,6 +263,7 @@ class StreamJournal:
             self._connections += 1
             self._log.info("journal_connected", reconnects=self.reconnects)
             self._conn, self._publisher, self._declared = conn, publisher, set()
+            self._raw_publisher = raw_publisher
             return conn
 
     def _on_connection_lost(self, conn: Any, exc: BaseException | None = None) -> None:
@@ -272,7 +275,7 @@ class StreamJournal:
         operation connects again and every tail resumes from where it was."""
         if conn is not self._conn:
             return
-        self._conn = self._publisher = None
+        self._conn = self._publisher = self._raw_publisher = None
         self._log.warning("journal_connection_lost", error=repr(exc), rooms_followed=len(self._tails))
         if not conn.is_closed:
             closing = asyncio.ensure_future(conn.close())
@@ -280,14 +283,15 @@ class StreamJournal:
             closing.add_done_callback(self._closing.discard)
         lost = JournalUnavailable(f"journal: connection to RabbitMQ at {self._where} lost: {exc!r}")
         for tail in self._tails.values():
-            tail.channel = None
-            tail.fail(lost)
+            tail.channel = tail.raw = None
+            self._writes.fail_all(tail.waiting, lost)
 
     async def _publishing(self) -> AbstractChannel:
         conn = await self._connection()
         if self._publisher is None or self._publisher.is_closed:
             try:
                 self._publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
+                self._raw_publisher = await self._publisher.get_underlay_channel()
             except _BROKER_ERRORS as exc:
                 raise JournalUnavailable(f"journal: RabbitMQ at {self._where} refused a channel: {exc!r}") from exc
         return self._publisher
@@ -421,61 +425,114 @@ class StreamJournal:
         channel = await conn.channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=self.settings.prefetch)
-            stream = await self._declare(channel, tail.queue)
-            tail.channel, tail.unacked = channel, 0
+            await self._declare(channel, tail.queue)
+            raw = await channel.get_underlay_channel()
+            tail.channel, tail.raw, tail.unacked = channel, raw, 0
             channel.close_callbacks.add(partial(self._on_tail_closed, tail))
-            await stream.consume(partial(self._on_tail_message, tail, channel),
-                                 arguments={"x-stream-offset": tail.position})
+            # aiormq's consumer directly: aio-pika would add a task and an IncomingMessage per delivery
+            await raw.basic_consume(tail.queue, partial(self._on_tail_message, tail, raw),
+                                    arguments={"x-stream-offset": tail.position})
         except BaseException:
-            tail.channel = None
+            tail.channel = tail.raw = None
             if not channel.is_closed:
                 await asyncio.shield(channel.close())
             raise
 
     def _on_tail_closed(self, tail: _Tail, channel: Any, exc: BaseException | None = None) -> None:
         if tail.channel is channel:
-            tail.channel = None
-            tail.fail(JournalUnavailable(f"journal: lost the stream of room {tail.room}: {exc!r}"))
+            tail.channel = tail.raw = None
+            self._writes.fail_all(tail.waiting, JournalUnavailable(
+                f"journal: lost the stream of room {tail.room}: {exc!r}"))
 
-    async def _on_tail_message(self, tail: _Tail, channel: AbstractChannel, delivery: AbstractIncomingMessage) -> None:
-        if tail.channel is not channel:
+    async def _on_tail_message(self, tail: _Tail, raw: RawChannel, delivery: DeliveredMessage) -> None:
+        if tail.raw is not raw:
             return  # a delivery to a consumer this tail has left
-        message = _message(delivery)
+        properties = delivery.header.properties
+        message = _message_of(properties.headers or {}, delivery.body)
         seen = tail.fold.see(message)
         tail.position = message.offset  # = the next stream offset
         if message.kind == _FORGOTTEN:
             self._listed.discard(tail.room)
-        waiter = tail.waiting.pop(delivery.message_id or "", None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(seen)
+        write = tail.waiting.get(properties.message_id or "")
+        if write is not None:
+            self._writes.seen(write, seen)
         tail.unacked += 1
         if tail.unacked >= self.settings.ack_every:
             tail.unacked = 0
             try:
-                await delivery.ack(multiple=True)
+                await raw.basic_ack(delivery.delivery.delivery_tag or 0, multiple=True, wait=False)
             except _BROKER_ERRORS:
                 self._log.debug("journal_ack_failed", room=tail.room)
+
+    # -- writing to a room's stream -------------------------------------------------------------------
+
+    def _start(self, tail: _Tail, kind: str, epoch: int, body: bytes, record: bool, slot_taken: bool) -> Write:
+        """Publish one message to the room's stream (the publisher channel is open); its write is done once
+        the broker confirmed it and the tail delivered it back."""
+        raw = self._raw_publisher
+        assert raw is not None
+        message_id = f"{self._id_prefix}.{next(self._ids)}"
+        write = self._writes.start(tail.room, kind, epoch, message_id, tail.waiting, record, slot_taken=slot_taken)
+        # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
+        properties = Basic.Properties(headers={"k": kind, "e": epoch}, message_id=message_id, delivery_mode=2)
+        publish = asyncio.ensure_future(raw.basic_publish(body, routing_key=tail.queue, properties=properties,
+                                                          mandatory=True, wait=False))
+        publish.add_done_callback(partial(self._on_confirm, write))
+        return write
+
+    def _on_confirm(self, write: Write, publish: asyncio.Future[Any]) -> None:
+        error = publish.exception() if not publish.cancelled() else asyncio.CancelledError()
+        if error is None:
+            self._writes.confirmed(write)
+        elif isinstance(error, (aiormq.exceptions.DeliveryError, aiormq.exceptions.PublishError)):
+            self._writes.fail(write, JournalUnavailable(
+                f"journal: the stream of room {write.room} is gone: {error!r}"))
+            self._forget_tail(write.room)  # forgotten by another journal
+        else:
+            if self._conn is not None and not _usable(self._conn):
+                self._drop(self._conn, error)
+            self._writes.fail(write, JournalUnavailable(
+                f"journal: {write.kind} to room {write.room} failed, RabbitMQ at {self._where}: {error!r}"))
+
+    def submit(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
+        """:meth:`append` without a coroutine of its own when the room's tail is attached (the
+        controller's path): the future has the record's offset, or :class:`Fenced`."""
+        tail = self._tails.get(room)
+        publisher = self._publisher
+        if (tail is None or not tail.attached or room not in self._listed or self._writes.full
+                or publisher is None or publisher.is_closed):
+            return asyncio.ensure_future(self.append(room, epoch, body))
+        current = tail.fold.epoch
+        if epoch < current:
+            refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            refused.set_exception(Fenced(room, epoch, current))
+            return refused
+        self._tails[room] = self._tails.pop(room)  # most recently used last
+        future: asyncio.Future[int] = self._start(tail, _RECORD, epoch, body, record=True, slot_taken=False).future
+        return future
 
     async def _write(self, room: str, kind: str, epoch: int, body: bytes) -> _Seen:
         """Append one message to the room's stream; what the fencing rule made of it once its tail saw it."""
         s = self.settings
-        message_id = uuid.uuid4().hex
-        tail: _Tail | None = None
         try:
             async with asyncio.timeout(s.append_timeout):
-                async with self._slots:
+                await self._writes.take()
+                try:
                     tail = await self._tail(room)
-                    # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
-                    waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
-                    tail.waiting[message_id] = waiter
                     current = tail.fold.epoch
                     if kind != _FORGOTTEN and (epoch < current or (kind == _CLAIM and epoch == current)):
                         raise Fenced(room, epoch, current)
                     if kind != _FORGOTTEN and room not in self._listed:
                         await self._note(room, _OPENED)
                         self._listed.add(room)
-                    await self._publish(tail.queue, body, {"k": kind, "e": epoch}, message_id=message_id)
-                    return await waiter
+                    await self._publishing()
+                    if not tail.attached:  # lost while the rooms directory was written to
+                        raise JournalUnavailable(f"journal: lost the stream of room {room}")
+                except BaseException:
+                    self._writes.give_back()
+                    raise
+                seen: _Seen = await self._start(tail, kind, epoch, body, record=False, slot_taken=True).future
+                return seen
         except TimeoutError as exc:
             raise JournalUnavailable(f"journal: {kind} to room {room} not done within {s.append_timeout} s") from exc
         except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError) as exc:
@@ -486,9 +543,6 @@ class StreamJournal:
                 self._drop(self._conn, exc)
             raise JournalUnavailable(
                 f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
-        finally:
-            if tail is not None:
-                tail.waiting.pop(message_id, None)
 
     def _evict_tails(self) -> None:
         """Stop following the least recently used rooms beyond ``max_followed_rooms`` (a controller that
@@ -503,8 +557,8 @@ class StreamJournal:
     def _forget_tail(self, room: str) -> None:
         tail = self._tails.pop(room, None)
         if tail is not None:
-            tail.fail(JournalUnavailable(f"journal: room {room} was forgotten"))
-            channel, tail.channel = tail.channel, None
+            self._writes.fail_all(tail.waiting, JournalUnavailable(f"journal: room {room} was forgotten"))
+            channel, tail.channel, tail.raw = tail.channel, None, None
             if channel is not None and not channel.is_closed:
                 closing = asyncio.ensure_future(channel.close())
                 self._closing.add(closing)
