@@ -118,11 +118,12 @@ class InFlight:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for write in list(self._deadlines):
-            self._finish(write, error)
-        for waiter in self._free:
+        free, self._free = self._free, deque()
+        for waiter in free:
             if not waiter.done():
                 waiter.set_exception(error)
+        for write in list(self._deadlines):
+            self._finish(write, error)
 
     def _finish(self, write: Write, error: BaseException | None) -> None:
         if write.done:

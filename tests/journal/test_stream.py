@@ -6,6 +6,7 @@ No assertion reads a clock; waits go through the journal's own bounded timeouts 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -209,6 +210,31 @@ async def test_an_append_that_lands_after_a_newer_claim_raises_fenced(
         await old.append("r", 1, b"raced")
     assert info.value.current == 2
     assert await old.replay("r") == []
+
+
+async def test_submit_keeps_the_order_and_the_bound_and_a_record_after_a_newer_claim_is_refused(
+        make_journal: MakeJournal, broker_url: str) -> None:
+    journal = await make_journal(max_in_flight=3)
+    await journal.claim("r", 1)
+    futures = [journal.submit("r", 1, f"{n}".encode()) for n in range(8)]
+    assert journal._writes.count == 3  # three published at once, the rest wait for a slot
+    offsets = [await future for future in futures]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 8
+    assert [r.body for r in await journal.replay("r")] == [f"{n}".encode() for n in range(8)]
+    # a newer claim lands (confirmed) while this journal's loop is blocked, so its tail has not seen it:
+    # the records submitted now pass the journal's own check, land after the claim, and are refused
+    claim = threading.Thread(target=asyncio.run, args=(
+        _publish_raw(broker_url, f"{journal.settings.prefix}room.r", "claim", 2, b""),))
+    claim.start()
+    claim.join()
+    assert journal._tails["r"].fold.epoch == 1
+    stale = [journal.submit("r", 1, b"stale") for _ in range(3)]
+    for future in stale:
+        with pytest.raises(Fenced) as info:
+            await future
+        assert info.value.current == 2
+    assert [r.offset for r in await journal.replay("r")] == offsets
+    assert journal._writes.count == 0 and not journal._tails["r"].waiting
 
 
 # -- the broker going away ----------------------------------------------------------------------------
