@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -55,6 +55,7 @@ from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .logs import EventLog
 from .settings import StreamJournalSettings
 from .stream_appends import InFlight, Seen, Write
+from .stream_publish import BatchPublisher, Outgoing
 
 __all__ = ["StreamJournal"]
 
@@ -174,7 +175,10 @@ class StreamJournal:
         self._log = EventLog(journal=name, broker=self._where)
         self._conn: AbstractConnection | None = None
         self._publisher: AbstractChannel | None = None
-        self._raw_publisher: RawChannel | None = None
+        #: The channel the writes to room streams go out on, in batches (nothing else publishes there).
+        self._writer: BatchPublisher | None = None
+        #: Writes started in this event-loop turn, published together at its end.
+        self._outgoing: list[tuple[Write, Outgoing]] = []
         self._declared: set[str] = set()
         self._tails: dict[str, _Tail] = {}
         self._connect_lock = asyncio.Lock()
@@ -225,6 +229,9 @@ class StreamJournal:
         gone = JournalUnavailable("journal is closed")
         self._writes.close(gone)
         self._tails.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed:
             self._closing.add(asyncio.ensure_future(conn.close()))
@@ -251,7 +258,7 @@ class StreamJournal:
                                      client_properties={"connection_name": self.name}),
                     s.connect_timeout)
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
-                raw_publisher = await publisher.get_underlay_channel()
+                writer = await self._open_writer(conn)
             except _BROKER_ERRORS as exc:
                 self._log.warning("journal_connect_failed", error=repr(exc))
                 raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self._where}: {exc!r}") from exc
@@ -263,7 +270,7 @@ class StreamJournal:
             self._connections += 1
             self._log.info("journal_connected", reconnects=self.reconnects)
             self._conn, self._publisher, self._declared = conn, publisher, set()
-            self._raw_publisher = raw_publisher
+            self._writer = writer
             return conn
 
     def _on_connection_lost(self, conn: Any, exc: BaseException | None = None) -> None:
@@ -275,7 +282,10 @@ class StreamJournal:
         operation connects again and every tail resumes from where it was."""
         if conn is not self._conn:
             return
-        self._conn = self._publisher = self._raw_publisher = None
+        self._conn = self._publisher = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         self._log.warning("journal_connection_lost", error=repr(exc), rooms_followed=len(self._tails))
         if not conn.is_closed:
             closing = asyncio.ensure_future(conn.close())
@@ -288,13 +298,21 @@ class StreamJournal:
 
     async def _publishing(self) -> AbstractChannel:
         conn = await self._connection()
-        if self._publisher is None or self._publisher.is_closed:
-            try:
+        try:
+            if self._publisher is None or self._publisher.is_closed:
                 self._publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
-                self._raw_publisher = await self._publisher.get_underlay_channel()
-            except _BROKER_ERRORS as exc:
-                raise JournalUnavailable(f"journal: RabbitMQ at {self._where} refused a channel: {exc!r}") from exc
+            if self._writer is None or self._writer.closed:
+                if self._writer is not None:
+                    self._writer.close()
+                self._writer = await self._open_writer(conn)
+        except _BROKER_ERRORS as exc:
+            raise JournalUnavailable(f"journal: RabbitMQ at {self._where} refused a channel: {exc!r}") from exc
         return self._publisher
+
+    @staticmethod
+    async def _open_writer(conn: AbstractConnection) -> BatchPublisher:
+        channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+        return BatchPublisher(cast(aiormq.Channel, await channel.get_underlay_channel()))
 
     async def _declare(self, channel: AbstractChannel, queue: str) -> AbstractQueue:
         declared = await channel.declare_queue(queue, durable=True, arguments=self._arguments(queue))
@@ -460,25 +478,37 @@ class StreamJournal:
         if tail.unacked >= self.settings.ack_every:
             tail.unacked = 0
             try:
-                await raw.basic_ack(delivery.delivery.delivery_tag or 0, multiple=True, wait=False)
+                await raw.basic_ack(delivery.delivery_tag or 0, multiple=True, wait=False)
             except _BROKER_ERRORS:
                 self._log.debug("journal_ack_failed", room=tail.room)
 
     # -- writing to a room's stream -------------------------------------------------------------------
 
     def _start(self, tail: _Tail, kind: str, epoch: int, body: bytes, record: bool, slot_taken: bool) -> Write:
-        """Publish one message to the room's stream (the publisher channel is open); its write is done once
-        the broker confirmed it and the tail delivered it back."""
-        raw = self._raw_publisher
-        assert raw is not None
+        """Publish one message to the room's stream at the end of this event-loop turn, with the turn's
+        others; its write is done once the broker confirmed it and the tail delivered it back."""
         message_id = f"{self._id_prefix}.{next(self._ids)}"
         write = self._writes.start(tail.room, kind, epoch, message_id, tail.waiting, record, slot_taken=slot_taken)
         # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
         properties = Basic.Properties(headers={"k": kind, "e": epoch}, message_id=message_id, delivery_mode=2)
-        publish = asyncio.ensure_future(raw.basic_publish(body, routing_key=tail.queue, properties=properties,
-                                                          mandatory=True, wait=False))
-        publish.add_done_callback(partial(self._on_confirm, write))
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outgoing.append((write, (tail.queue, body, properties)))
         return write
+
+    def _flush(self) -> None:
+        """Publish the writes started in this event-loop turn, in one socket write when possible."""
+        outgoing, self._outgoing = self._outgoing, []
+        writer = self._writer
+        if writer is None or writer.closed:
+            lost = JournalUnavailable(f"journal: connection to RabbitMQ at {self._where} lost")
+            for write, _ in outgoing:
+                self._writes.fail(write, lost)
+            return
+        pending = [(write, message) for write, message in outgoing if not write.done]  # e.g. its tail was lost
+        confirmations = writer.publish([message for _, message in pending])
+        for (write, _), confirmation in zip(pending, confirmations):
+            confirmation.add_done_callback(partial(self._on_confirm, write))
 
     def _on_confirm(self, write: Write, publish: asyncio.Future[Any]) -> None:
         error = publish.exception() if not publish.cancelled() else asyncio.CancelledError()
@@ -498,9 +528,9 @@ class StreamJournal:
         """:meth:`append` without a coroutine of its own when the room's tail is attached (the
         controller's path): the future has the record's offset, or :class:`Fenced`."""
         tail = self._tails.get(room)
-        publisher = self._publisher
+        writer = self._writer
         if (tail is None or not tail.attached or room not in self._listed or self._writes.full
-                or publisher is None or publisher.is_closed):
+                or writer is None or writer.closed):
             return asyncio.ensure_future(self.append(room, epoch, body))
         current = tail.fold.epoch
         if epoch < current:

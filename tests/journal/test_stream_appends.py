@@ -11,12 +11,16 @@ from journal.base import Fenced, JournalUnavailable
 from journal.stream_appends import InFlight, Seen, Write
 
 
+def _waiting() -> dict[str, Write]:
+    return {}
+
+
 def _start(writes: InFlight, waiting: dict[str, Write], message_id: str, record: bool = True) -> Write:
     return writes.start("r", "record", 3, message_id, waiting, record)
 
 
 async def test_a_write_is_done_once_confirmed_and_seen_in_either_order() -> None:
-    writes, waiting = InFlight(limit=10, timeout=60), {}
+    writes, waiting = InFlight(limit=10, timeout=60), _waiting()
     first, second = _start(writes, waiting, "a"), _start(writes, waiting, "b", record=False)
     writes.confirmed(first)
     writes.seen(second, Seen(offset=8, counts=True, epoch=3, last_before=7))
@@ -29,7 +33,7 @@ async def test_a_write_is_done_once_confirmed_and_seen_in_either_order() -> None
 
 
 async def test_a_record_the_fencing_rule_does_not_count_raises_fenced() -> None:
-    writes, waiting = InFlight(limit=10, timeout=60), {}
+    writes, waiting = InFlight(limit=10, timeout=60), _waiting()
     write = _start(writes, waiting, "a")
     writes.seen(write, Seen(offset=9, counts=False, epoch=4, last_before=5))
     writes.confirmed(write)
@@ -39,7 +43,7 @@ async def test_a_record_the_fencing_rule_does_not_count_raises_fenced() -> None:
 
 
 async def test_a_write_neither_confirmed_nor_seen_fails_at_its_deadline_and_frees_its_slot() -> None:
-    writes, waiting = InFlight(limit=1, timeout=0.01), {}
+    writes, waiting = InFlight(limit=1, timeout=0.01), _waiting()
     write = _start(writes, waiting, "a")
     with pytest.raises(JournalUnavailable, match="not done within"):
         await write.future
@@ -47,7 +51,7 @@ async def test_a_write_neither_confirmed_nor_seen_fails_at_its_deadline_and_free
 
 
 async def test_a_caller_waits_for_a_slot_while_the_writes_in_flight_are_at_the_bound() -> None:
-    writes, waiting = InFlight(limit=2, timeout=60), {}
+    writes, waiting = InFlight(limit=2, timeout=60), _waiting()
     first, _ = _start(writes, waiting, "a"), _start(writes, waiting, "b")
     assert writes.full
     taking = asyncio.ensure_future(writes.take())
@@ -61,7 +65,7 @@ async def test_a_caller_waits_for_a_slot_while_the_writes_in_flight_are_at_the_b
 
 
 async def test_closing_fails_every_write_and_every_caller_waiting_for_a_slot() -> None:
-    writes, waiting = InFlight(limit=1, timeout=60), {}
+    writes, waiting = InFlight(limit=1, timeout=60), _waiting()
     write = _start(writes, waiting, "a")
     taking = asyncio.ensure_future(writes.take())
     await asyncio.sleep(0)
