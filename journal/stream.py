@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
@@ -72,6 +73,9 @@ _BROKER_ERRORS: tuple[type[BaseException], ...] = (
     RuntimeError,
     asyncio.TimeoutError,
 )
+
+#: What starting a write may fail with (:meth:`StreamJournal._failure` says what the caller is told).
+_WRITE_ERRORS: tuple[type[BaseException], ...] = (Fenced, JournalUnavailable, *_BROKER_ERRORS)
 
 _T = TypeVar("_T")
 
@@ -179,6 +183,8 @@ class StreamJournal:
         self._writer: BatchPublisher | None = None
         #: Writes started in this event-loop turn, published together at its end.
         self._outgoing: list[tuple[Write, Outgoing]] = []
+        #: Records submitted that could not start at once, by room, in order (see :meth:`_enqueue`).
+        self._queued: dict[str, deque[tuple[int, bytes, asyncio.Future[int]]]] = {}
         self._declared: set[str] = set()
         self._tails: dict[str, _Tail] = {}
         self._connect_lock = asyncio.Lock()
@@ -484,11 +490,13 @@ class StreamJournal:
 
     # -- writing to a room's stream -------------------------------------------------------------------
 
-    def _start(self, tail: _Tail, kind: str, epoch: int, body: bytes, record: bool, slot_taken: bool) -> Write:
+    def _start(self, tail: _Tail, kind: str, epoch: int, body: bytes, record: bool, slot_taken: bool,
+               future: asyncio.Future[Any] | None = None) -> Write:
         """Publish one message to the room's stream at the end of this event-loop turn, with the turn's
         others; its write is done once the broker confirmed it and the tail delivered it back."""
         message_id = f"{self._id_prefix}.{next(self._ids)}"
-        write = self._writes.start(tail.room, kind, epoch, message_id, tail.waiting, record, slot_taken=slot_taken)
+        write = self._writes.start(tail.room, kind, epoch, message_id, tail.waiting, record, slot_taken=slot_taken,
+                                   future=future)
         # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
         properties = Basic.Properties(headers={"k": kind, "e": epoch}, message_id=message_id, delivery_mode=2)
         if not self._outgoing:
@@ -525,13 +533,13 @@ class StreamJournal:
                 f"journal: {write.kind} to room {write.room} failed, RabbitMQ at {self._where}: {error!r}"))
 
     def submit(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
-        """:meth:`append` without a coroutine of its own when the room's tail is attached (the
-        controller's path): the future has the record's offset, or :class:`Fenced`."""
+        """:meth:`append` without a coroutine of its own (the controller's path): the future has the
+        record's offset, or :class:`Fenced`.  A room's records land in the order they were submitted."""
         tail = self._tails.get(room)
         writer = self._writer
-        if (tail is None or not tail.attached or room not in self._listed or self._writes.full
-                or writer is None or writer.closed):
-            return asyncio.ensure_future(self.append(room, epoch, body))
+        if (room in self._queued or tail is None or not tail.attached or room not in self._listed
+                or self._writes.full or writer is None or writer.closed):
+            return self._enqueue(room, epoch, body)
         current = tail.fold.epoch
         if epoch < current:
             refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -541,38 +549,79 @@ class StreamJournal:
         future: asyncio.Future[int] = self._start(tail, _RECORD, epoch, body, record=True, slot_taken=False).future
         return future
 
+    def _enqueue(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
+        """A record that cannot start at once (its room's tail not attached yet, no slot free): one task
+        per room starts these in order, and later records of the room queue behind them."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        queued = self._queued.get(room)
+        if queued is None:
+            queued = self._queued[room] = deque()
+            task = asyncio.ensure_future(self._start_queued(room, queued))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        queued.append((epoch, body, future))
+        return future
+
+    async def _start_queued(self, room: str, queued: deque[tuple[int, bytes, asyncio.Future[int]]]) -> None:
+        try:
+            while queued:
+                epoch, body, future = queued[0]
+                try:
+                    async with asyncio.timeout(self.settings.append_timeout):
+                        tail = await self._prepare(room, _RECORD, epoch)
+                except _WRITE_ERRORS as exc:
+                    if not future.done():
+                        future.set_exception(self._failure(room, _RECORD, exc))
+                else:
+                    self._start(tail, _RECORD, epoch, body, record=True, slot_taken=True, future=future)
+                queued.popleft()
+        finally:
+            if self._queued.get(room) is queued:
+                del self._queued[room]  # at once after the last start: the room's next record goes after it
+            for _, _, future in queued:
+                if not future.done():
+                    future.set_exception(JournalUnavailable("journal is closed"))
+
+    async def _prepare(self, room: str, kind: str, epoch: int) -> _Tail:
+        """A slot, the room's tail, its rooms directory entry and the channels, ready for one write (the
+        caller bounds the wait); the slot is the write's, or given back if this fails."""
+        await self._writes.take()
+        try:
+            tail = await self._tail(room)
+            current = tail.fold.epoch
+            if kind != _FORGOTTEN and (epoch < current or (kind == _CLAIM and epoch == current)):
+                raise Fenced(room, epoch, current)
+            if kind != _FORGOTTEN and room not in self._listed:
+                await self._note(room, _OPENED)
+                self._listed.add(room)
+            await self._publishing()
+            if not tail.attached:  # lost while the rooms directory was written to
+                raise JournalUnavailable(f"journal: lost the stream of room {room}")
+        except BaseException:
+            self._writes.give_back()
+            raise
+        return tail
+
+    def _failure(self, room: str, kind: str, exc: BaseException) -> BaseException:
+        """What a failed write raises: :class:`Fenced` and :class:`JournalUnavailable` as they are, the
+        rest as :class:`JournalUnavailable` (leaving a connection found broken)."""
+        if isinstance(exc, (Fenced, JournalUnavailable)):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return JournalUnavailable(f"journal: {kind} to room {room} not done within {self.settings.append_timeout} s")
+        if self._conn is not None and not _usable(self._conn):
+            self._drop(self._conn, exc)
+        return JournalUnavailable(f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}")
+
     async def _write(self, room: str, kind: str, epoch: int, body: bytes) -> _Seen:
         """Append one message to the room's stream; what the fencing rule made of it once its tail saw it."""
-        s = self.settings
         try:
-            async with asyncio.timeout(s.append_timeout):
-                await self._writes.take()
-                try:
-                    tail = await self._tail(room)
-                    current = tail.fold.epoch
-                    if kind != _FORGOTTEN and (epoch < current or (kind == _CLAIM and epoch == current)):
-                        raise Fenced(room, epoch, current)
-                    if kind != _FORGOTTEN and room not in self._listed:
-                        await self._note(room, _OPENED)
-                        self._listed.add(room)
-                    await self._publishing()
-                    if not tail.attached:  # lost while the rooms directory was written to
-                        raise JournalUnavailable(f"journal: lost the stream of room {room}")
-                except BaseException:
-                    self._writes.give_back()
-                    raise
+            async with asyncio.timeout(self.settings.append_timeout):
+                tail = await self._prepare(room, kind, epoch)
                 seen: _Seen = await self._start(tail, kind, epoch, body, record=False, slot_taken=True).future
                 return seen
-        except TimeoutError as exc:
-            raise JournalUnavailable(f"journal: {kind} to room {room} not done within {s.append_timeout} s") from exc
-        except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError) as exc:
-            self._forget_tail(room)  # the stream is gone (forgotten by another journal)
-            raise JournalUnavailable(f"journal: the stream of room {room} is gone: {exc!r}") from exc
-        except _BROKER_ERRORS as exc:
-            if self._conn is not None and not _usable(self._conn):
-                self._drop(self._conn, exc)
-            raise JournalUnavailable(
-                f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
+        except _BROKER_ERRORS as exc:  # asyncio.TimeoutError (= TimeoutError) among them
+            raise self._failure(room, kind, exc) from exc
 
     def _evict_tails(self) -> None:
         """Stop following the least recently used rooms beyond ``max_followed_rooms`` (a controller that

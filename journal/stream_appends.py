@@ -85,12 +85,14 @@ class InFlight:
                 return
 
     def start(self, room: str, kind: str, epoch: int, message_id: str, waiting: dict[str, Write],
-              record: bool, *, slot_taken: bool = False) -> Write:
-        """A write in a slot (taken now unless ``slot_taken``), registered with its tail under ``message_id``."""
+              record: bool, *, slot_taken: bool = False, future: asyncio.Future[Any] | None = None) -> Write:
+        """A write in a slot (taken now unless ``slot_taken``), registered with its tail under ``message_id``;
+        it completes ``future`` (a new one by default)."""
         if not slot_taken:
             self.count += 1
         loop = asyncio.get_running_loop()
-        write = Write(room, kind, epoch, message_id, waiting, loop.create_future(), record, loop.time() + self.timeout)
+        write = Write(room, kind, epoch, message_id, waiting, future or loop.create_future(), record,
+                      loop.time() + self.timeout)
         waiting[message_id] = write
         self._deadlines.append(write)
         if self._timer is None:

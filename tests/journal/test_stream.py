@@ -242,6 +242,20 @@ async def test_submit_keeps_the_order_and_the_bound_and_a_record_after_a_newer_c
     assert journal._writes.count == 0 and not journal._tails["r"].waiting
 
 
+async def test_records_submitted_before_the_room_is_followed_or_while_no_slot_is_free_land_in_submit_order(
+        make_journal: MakeJournal) -> None:
+    journal = await make_journal(max_in_flight=2)
+    # the room is not followed yet: these wait for its tail and its rooms entry, then for slots
+    first = [journal.submit("r", 1, f"{n}".encode()) for n in range(6)]
+    await first[0]
+    # a slot is free again while the room's earlier records still wait: these go behind them
+    later = [journal.submit("r", 1, f"{n}".encode()) for n in range(6, 12)]
+    offsets = [await future for future in first + later]
+    assert offsets == sorted(offsets)
+    assert [r.body for r in await journal.replay("r")] == [f"{n}".encode() for n in range(12)]
+    assert journal._writes.count == 0 and not journal._queued
+
+
 async def test_a_batch_goes_out_in_order_each_message_confirmed_or_returned_on_its_own(broker_url: str) -> None:
     conn = await aio_pika.connect(broker_url)
     try:
