@@ -11,7 +11,10 @@ Offsets: a record's offset is its stream offset (``x-stream-offset``) plus one, 
 a room is 1 and ``replay(after=0)`` means "from the beginning".  A publisher confirm carries no offset,
 so a journal that writes to a room follows the room's stream with one consumer (its *tail*): an append
 or claim returns once the broker has confirmed the message **and** the tail has delivered it, which
-gives its offset and shows exactly what precedes it in the stream.
+gives its offset and shows exactly what precedes it in the stream.  Writes are started without a
+coroutine each (:meth:`StreamJournal.submit`, the controller's path; :mod:`journal.stream_appends`) and
+the writes of one event-loop turn go out together in one socket write (:mod:`journal.stream_publish`);
+a room's records land in the order they were submitted.
 
 Fencing: the broker cannot refuse a message, so the rule is applied by every reader in stream order.
 A claim of epoch ``e`` counts iff ``e`` is above the highest epoch counted before it, a record iff ``e`` is
