@@ -62,27 +62,34 @@ class InFlight:
 
     @property
     def full(self) -> bool:
-        return self.count >= self.limit
+        """No slot for a newcomer: all taken, or callers already waiting (they come first)."""
+        return self.count >= self.limit or bool(self._free)
 
     async def take(self) -> None:
-        """A slot (the caller bounds the wait); give it back with :meth:`give_back` unless a write starts in it."""
-        while self.full:
-            waiter = asyncio.get_running_loop().create_future()
-            self._free.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._free:
-                    self._free.remove(waiter)
-        self.count += 1
+        """A slot, in turn (the caller bounds the wait); give it back with :meth:`give_back` unless a
+        write starts in it."""
+        if not self.full:
+            self.count += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._free.append(waiter)
+        try:
+            await waiter  # a slot handed over by give_back: counted already
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.give_back()  # handed over, but this caller left
+            elif waiter in self._free:
+                self._free.remove(waiter)
+            raise
 
     def give_back(self) -> None:
-        self.count -= 1
+        """Free a slot, or hand it to the first caller waiting."""
         while self._free:
             waiter = self._free.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
+        self.count -= 1
 
     def start(self, room: str, kind: str, epoch: int, message_id: str, waiting: dict[str, Write],
               record: bool, *, slot_taken: bool = False, future: asyncio.Future[Any] | None = None) -> Write:

@@ -58,6 +58,7 @@ async def test_a_caller_waits_for_a_slot_while_the_writes_in_flight_are_at_the_b
     await asyncio.sleep(0)
     assert not taking.done()
     writes.fail(first, JournalUnavailable("lost"))
+    assert writes.full  # the freed slot is the waiting caller's: no newcomer takes it first
     await taking
     assert writes.count == 2
     with pytest.raises(JournalUnavailable):
