@@ -1211,6 +1211,30 @@ async def test_rehome_of_a_session_that_ends_during_the_schedule_stops(world: _W
     assert world.to(CONTROLLER_ID, "resume") == [] and world.closed == []
 
 
+async def test_rehome_leaves_alone_a_session_no_longer_live_when_its_turn_comes(world: _World) -> None:
+    conn, session, before = await _orphaned(world)
+    session.start_move()
+    slots = asyncio.Semaphore(0)  # every re-attach slot taken by other rooms' sessions
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, slots))
+    await wait_until(lambda: len(_schedules(world, before)) == 1, what="the schedule")
+    session.phase = Phase.PENDING  # still registered, but a relogin of it runs now
+    slots.release()
+    await moving
+    assert session.controller == LOST and session.moving is None  # its requests go on, to whatever the relogin says
+    assert world.to(CONTROLLER_ID, "resume") == [] and world.sleeps.asked == []
+
+
+async def test_rehome_of_a_session_that_ends_while_its_reattach_waits_for_it_stops(world: _World) -> None:
+    conn, session, before = await _orphaned(world)
+    async with session.lock:  # a refresh of its ticket in flight
+        moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8)))
+        await wait_until(lambda: session.controller == CONTROLLER_ID, what="the re-attach waiting for the session")
+        world.sessions.remove(session)  # what the socket's end does to it
+    await moving
+    assert len(_schedules(world, before)) == 1 and world.sleeps.asked == []  # not tried again
+    assert world.to(CONTROLLER_ID, "resume") == [] and world.closed == []
+
+
 async def test_rehome_of_a_participant_the_new_controller_does_not_know_drops_it_once(
         world: _World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="switchboard.portal")
