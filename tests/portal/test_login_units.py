@@ -1186,6 +1186,33 @@ async def test_rehome_retries_a_failed_schedule_and_a_failed_reattach(
     assert world.sessions.get(session.id) is session and session.live and world.closed == []
 
 
+async def test_rehome_retries_a_reattach_that_raised_and_still_moves_the_rest_of_the_room(
+        world: _World, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session, before = await _orphaned(world)
+    other = Session(id="other", room=session.room, portal_log=EventLog(), controller=LOST, sid="s-other")
+    world.sessions.add(other)
+    other.phase = Phase.LIVE
+    reattach = world.logins.reattach
+    calls: list[str] = []
+
+    async def raising_once(moving: Session) -> bool:
+        calls.append(moving.id)
+        if moving is session and calls.count(session.id) == 1:
+            raise ValueError("a malformed resume answer")
+        if moving is other:
+            return True
+        return await reattach(moving)
+
+    monkeypatch.setattr(world.logins, "reattach", raising_once)
+    await world.logins.rehome(session.room, [session, other], LOST, asyncio.Semaphore(8))
+    assert sorted(calls) == sorted([session.id, other.id, session.id]) and world.sleeps.asked == [0.75]
+    assert session.controller == CONTROLLER_ID and other.controller == CONTROLLER_ID
+    assert _logged(caplog, "reattach_error") == [
+        (logging.WARNING, _of(session, controller=CONTROLLER_ID, error="ValueError('a malformed resume answer')"))]
+    assert _logged(caplog, "failover_failed") == [] and world.sessions.get(session.id) is session and session.live
+
+
 async def test_rehome_leaves_alone_a_session_not_registered_or_not_live(world: _World) -> None:
     conn, session, before = await _orphaned(world)
     pending = Session(id="pending", room="room-1", portal_log=EventLog(), controller=LOST, sid="s")
