@@ -66,10 +66,14 @@ class Connection:
         self._declared: set[str] = set()
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Future[Any]] = set()
-        self.closed = False
+        self._closed = False
         #: Connections made after the first (each loss is followed by one on the next operation).
         self.reconnects = 0
         self._connections = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def conn(self) -> AbstractConnection | None:
@@ -87,7 +91,7 @@ class Connection:
 
     def shut(self) -> None:
         """Refuse every operation from now on and start closing the connection (:meth:`wait_closed`)."""
-        self.closed = True
+        self._closed = True
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -102,7 +106,7 @@ class Connection:
         self.log.info("journal_closed", reconnects=self.reconnects)
 
     async def connection(self) -> AbstractConnection:
-        if self.closed:
+        if self._closed:
             raise JournalUnavailable("journal is closed")
         conn = self._conn
         if conn is not None and _usable(conn):
@@ -123,7 +127,7 @@ class Connection:
             except BROKER_ERRORS as exc:
                 self.log.warning("journal_connect_failed", error=repr(exc))
                 raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self.where}: {exc!r}") from exc
-            if self.closed:
+            if self._closed:
                 await conn.close()
                 raise JournalUnavailable("journal is closed")
             conn.close_callbacks.add(self._on_connection_lost)
