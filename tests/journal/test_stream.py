@@ -134,12 +134,12 @@ async def test_a_journal_follows_a_bounded_number_of_rooms(make_journal: MakeJou
     for room in ("a", "b", "c"):
         await journal.claim(room, 1)
         offsets[room] = await journal.append(room, 1, room.encode())
-    assert sorted(journal._tails) == ["b", "c"]
+    assert sorted(journal._tails.followed()) == ["b", "c"]
     # a room let go is followed again from where it is: epochs and offsets go on
     with pytest.raises(Fenced):
         await journal.append("a", 0, b"stale")
     assert await journal.append("a", 1, b"again") > offsets["a"]
-    assert sorted(journal._tails) == ["a", "c"]
+    assert sorted(journal._tails.followed()) == ["a", "c"]
     assert [r.body for r in await journal.replay("a")] == [b"a", b"again"]
 
 
@@ -232,14 +232,15 @@ async def test_submit_keeps_the_order_and_the_bound_and_a_record_after_a_newer_c
         _publish_raw(broker_url, f"{journal.settings.prefix}room.r", "claim", 2, b""),))
     claim.start()
     claim.join()
-    assert journal._tails["r"].fold.epoch == 1
+    tail = journal._tails.get("r")
+    assert tail is not None and tail.fold.epoch == 1
     stale = [journal.submit("r", 1, b"stale") for _ in range(3)]
     for future in stale:
         with pytest.raises(Fenced) as info:
             await future
         assert info.value.current == 2
     assert [r.offset for r in await journal.replay("r")] == offsets
-    assert journal._writes.count == 0 and not journal._tails["r"].waiting
+    assert journal._writes.count == 0 and not tail.waiting
 
 
 async def test_records_submitted_before_the_room_is_followed_or_while_no_slot_is_free_land_in_submit_order(
@@ -253,7 +254,7 @@ async def test_records_submitted_before_the_room_is_followed_or_while_no_slot_is
     offsets = [await future for future in first + later]
     assert offsets == sorted(offsets)
     assert [r.body for r in await journal.replay("r")] == [f"{n}".encode() for n in range(12)]
-    assert journal._writes.count == 0 and not journal._queued
+    assert journal._writes.count == 0 and journal._writer.queued_rooms == 0
 
 
 async def test_a_batch_goes_out_in_order_each_message_confirmed_or_returned_on_its_own(broker_url: str) -> None:
@@ -328,7 +329,7 @@ async def test_a_dropped_connection_fails_what_waits_on_it_and_the_next_append_r
     await journal.claim("r", 1)
     first = await journal.append("r", 1, b"before")
     await asyncio.to_thread(own_rabbit.ctl, "close_all_connections", "test")
-    await wait_until(lambda: journal._conn is None, what="the journal to see its connection go")
+    await wait_until(lambda: journal._link.conn is None, what="the journal to see its connection go")
     # the tail resumes after the last record it handled: nothing seen twice, nothing skipped
     second = await journal.append("r", 1, b"after")
     assert second > first
