@@ -8,6 +8,8 @@ A snapshot under an epoch older than the room's is refused (:class:`~journal.bas
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from .base import Fenced, JournalUnavailable, Snapshot
 from .stream_connection import BROKER_ERRORS, Connection
@@ -16,6 +18,19 @@ from .stream_read import read
 from .stream_tails import Tails
 
 __all__ = ["Snapshots"]
+
+
+@contextlib.asynccontextmanager
+async def _bounded(link: Connection, what: str) -> AsyncIterator[None]:
+    """Broker work on a snapshot stream within ``append_timeout``; a failure or a timeout is
+    :class:`~journal.base.JournalUnavailable` naming ``what``."""
+    try:
+        async with asyncio.timeout(link.settings.append_timeout):
+            yield
+    except TimeoutError as exc:
+        raise JournalUnavailable(f"journal: {what} took longer than {link.settings.append_timeout} s") from exc
+    except BROKER_ERRORS as exc:
+        raise JournalUnavailable(f"journal: {what} failed, RabbitMQ at {link.where}: {exc!r}") from exc
 
 
 class Snapshots:
@@ -27,19 +42,12 @@ class Snapshots:
     async def save(self, room: str, snapshot: Snapshot, tails: Tails) -> None:
         link = self._link
         queue = link.layout.snap_queue(room)
-        try:
-            async with asyncio.timeout(link.settings.append_timeout):
-                tail = await tails.follow(room)  # the room's current epoch
-                if snapshot.epoch < tail.fold.epoch:
-                    raise Fenced(room, snapshot.epoch, tail.fold.epoch)
-                await link.ensure_declared(queue)
-                await link.publish(queue, snapshot.body, {"k": SNAPSHOT, "e": snapshot.epoch, "o": snapshot.offset})
-        except TimeoutError as exc:
-            raise JournalUnavailable(f"journal: snapshot of room {room} not saved within "
-                                     f"{link.settings.append_timeout} s") from exc
-        except BROKER_ERRORS as exc:
-            raise JournalUnavailable(f"journal: snapshot of room {room} failed, RabbitMQ at {link.where}: "
-                                     f"{exc!r}") from exc
+        async with _bounded(link, f"saving a snapshot of room {room}"):
+            tail = await tails.follow(room)  # the room's current epoch
+            if snapshot.epoch < tail.fold.epoch:
+                raise Fenced(room, snapshot.epoch, tail.fold.epoch)
+            await link.ensure_declared(queue)
+            await link.publish(queue, snapshot.body, {"k": SNAPSHOT, "e": snapshot.epoch, "o": snapshot.offset})
 
     async def newest(self, room: str) -> Snapshot | None:
         newest: Snapshot | None = None
@@ -55,13 +63,6 @@ class Snapshots:
         """Delete the room's snapshot stream (when the room is forgotten)."""
         link = self._link
         queue = link.layout.snap_queue(room)
-        try:
-            async with asyncio.timeout(link.settings.append_timeout):
-                await link.delete(queue)
-        except TimeoutError as exc:
-            raise JournalUnavailable(f"journal: forgetting room {room} took longer than "
-                                     f"{link.settings.append_timeout} s") from exc
-        except BROKER_ERRORS as exc:
-            raise JournalUnavailable(f"journal: forgetting room {room} failed, RabbitMQ at {link.where}: "
-                                     f"{exc!r}") from exc
+        async with _bounded(link, f"forgetting room {room}"):
+            await link.delete(queue)
         link.undeclared(queue)
