@@ -148,6 +148,7 @@ class Transport(abc.ABC):
         self._subscriptions: set[Any] = set()
         self._closed = False
         self._link_listeners: list[LinkListener] = []
+        self._link_up = True
 
     @property
     def connected(self) -> bool:
@@ -160,6 +161,10 @@ class Transport(abc.ABC):
         self._link_listeners.append(listener)
 
     def _link_changed(self, up: bool) -> None:
+        """Tell the listeners, once per change (a failed reconnection attempt is no new loss)."""
+        if up == self._link_up:
+            return
+        self._link_up = up
         for listener in list(self._link_listeners):
             try:
                 listener(up)
