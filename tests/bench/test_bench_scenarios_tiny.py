@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import capacity, login, memory, relay, relay_cluster, relogin, replay, takeover
+from bench import capacity, detection, login, memory, relay, relay_cluster, relogin, replay, takeover
 from switchboard.devbroker import RabbitNode
 
 pytestmark = pytest.mark.slow
@@ -43,3 +43,7 @@ def test_replay_runs_at_a_tiny_size() -> None:
 
 def test_takeover_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
     assert takeover.main(["--tiny", "--broker", rabbit.url]) == 0
+
+
+def test_detection_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
+    assert detection.main(["--tiny", "--broker", rabbit.url]) == 0
