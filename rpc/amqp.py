@@ -7,7 +7,11 @@ Layout on the broker:
 - a service is a queue named after it; several processes consuming it share its messages
   (competing consumers); a worker id is just a service only one process serves;
 - replies go to the caller's own reply queue, matched by AMQP ``correlation_id``/``reply_to``;
-- fault events go through one topic exchange, each subscriber with its own queue.
+- fault events go through one topic exchange, each subscriber with its own queue;
+- departures (:meth:`AmqpTransport.watch_departures`): the broker's own event exchange
+  (``amq.rabbitmq.event``, plugin ``rabbitmq_event_exchange``) announces ``queue.deleted`` when a
+  served name's auto-delete queue goes with its last consumer's connection; link changes
+  (:meth:`~rpc.base.Transport.watch_link`) follow the robust connection's close and reconnect callbacks.
 
 Every queue is declared on a robust channel, so after a broker restart the connection comes back
 by itself and re-declares queues, bindings and consumers.  While the connection is down, calls
