@@ -125,7 +125,10 @@ class Server:
 def _env(workdir: Path, extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    for key, value in {**BENCH_SETTINGS, "TOKEN_API__ROOMS_DB": str(workdir / "rooms.sqlite3"), **(extra or {})}.items():
+    # Each server its own rooms database and room journal: a journal left by an earlier run (or by
+    # another run at the same time) would be adopted at start, rooms, held participants and all.
+    own = {"TOKEN_API__ROOMS_DB": str(workdir / "rooms.sqlite3"), "JOURNAL__SQLITE__PATH": str(workdir / "journal.sqlite3")}
+    for key, value in {**BENCH_SETTINGS, **own, **(extra or {})}.items():
         env[f"SWITCHBOARD_{key}"] = value
     return env
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import servers
+from bench import servers, takeover_timeline
 from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
 from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from rpc import create_transport
@@ -55,9 +55,20 @@ async def _rooms_of(server: servers.Server, worker_id: str) -> list[str]:
     return [t["task"] for t in tasks if t["state"] == "executing"]
 
 
-async def _one_kill(broker: servers.Broker, args: argparse.Namespace) -> tuple[list[float], float]:
-    """Takeover times (s) of the dead controller's clients, and the detection time (s)."""
-    server = await servers.cluster(broker.url, controllers=2)
+_TRACE_SETTINGS = {"LOG__LEVEL": "info", "LOG__JSON": "true"}
+
+
+class _Kill:
+    """What one kill measured: takeover times (s) of the dead controller's clients, the detection
+    time (s) and (``--breakdown``) each of its rooms' timeline with its zero (``exit.quit`` here)."""
+
+    def __init__(self, times: list[float], detection: float,
+                 rooms: list[tuple[float, takeover_timeline.RoomTimeline]]) -> None:
+        self.times, self.detection, self.rooms = times, detection, rooms
+
+
+async def _one_kill(broker: servers.Broker, args: argparse.Namespace) -> _Kill:
+    server = await servers.cluster(broker.url, controllers=2, extra_settings=_TRACE_SETTINGS if args.breakdown else None)
     watcher = create_transport(f"bench-watch-{uuid.uuid4().hex[:8]}", RpcSettings(broker_url=broker.url))
     clients: dict[str, list[Client]] = {}
     try:
@@ -70,8 +81,9 @@ async def _one_kill(broker: servers.Broker, args: argparse.Namespace) -> tuple[l
 
         await watcher.subscribe_events("exit.#", on_exit)
         per_room = max(2, args.clients // args.rooms)
+        run = uuid.uuid4().hex[:6]  # the broker (and its journal streams) outlives a kill: fresh rooms each time
         for r in range(args.rooms):
-            room = f"takeover-{r}"
+            room = f"takeover-{run}-{r}"
             clients[room] = [await Client.join(server.api_url, room=room, user=f"{room}-{n}",
                                                api_headers=servers.service_headers()) for n in range(per_room)]
         workers = {w["id"]: w["info"]["pid"] for w in await _admin(server, "get_workers", purpose="conference")}
@@ -82,6 +94,7 @@ async def _one_kill(broker: servers.Broker, args: argparse.Namespace) -> tuple[l
             for client in room_clients:
                 client.drain_events()
         killed = time.monotonic()
+        wall_to_mono = killed - time.time()
         os.kill(pid, signal.SIGKILL)
         served: dict[int, float] = {}
         stop = asyncio.Event()
@@ -109,7 +122,14 @@ async def _one_kill(broker: servers.Broker, args: argparse.Namespace) -> tuple[l
         detected = announced.get(dead)
         if detected is None:
             raise RuntimeError("the loss was never announced")
-        return [served[id(c)] - detected for c in affected], detected - killed
+        rooms: list[tuple[float, takeover_timeline.RoomTimeline]] = []
+        if args.breakdown:
+            served_in = {room: [served[id(c)] for c in clients[room]] for room in hosted[dead]}
+            await asyncio.sleep(0.5)  # the last log lines reach their files
+            lines = takeover_timeline.read_logs(server.workdir)
+            rooms = [(detected, t) for t in takeover_timeline.timelines(lines, dead, hosted[dead], wall_to_mono,
+                                                                         served_in, since=killed)]
+        return _Kill([served[id(c)] - detected for c in affected], detected - killed, rooms)
     finally:
         for room_clients in clients.values():
             for client in room_clients:
@@ -121,11 +141,15 @@ async def _one_kill(broker: servers.Broker, args: argparse.Namespace) -> tuple[l
 async def _bench(args: argparse.Namespace) -> int:
     takeovers: list[float] = []
     detections: list[float] = []
+    rooms: list[tuple[float, takeover_timeline.RoomTimeline]] = []
+    load_before = os.getloadavg()[0]
     async with servers.broker(args.broker) as broker:
         for rep in range(args.reps):
-            times, detection = await _one_kill(broker, args)
+            kill = await _one_kill(broker, args)
+            times, detection = kill.times, kill.detection
             takeovers += times
             detections.append(detection)
+            rooms += kill.rooms
             print(f"takeover rep {rep + 1}: {len(times)} clients, max {max(times):.3f} s, detection {detection:.2f} s",
                   flush=True)
     p50, p99, worst = percentile(takeovers, 0.5), percentile(takeovers, 0.99), max(takeovers)
@@ -139,7 +163,8 @@ async def _bench(args: argparse.Namespace) -> int:
         "sent after the kill (a sender per room tries every 20 ms). A fresh cluster per kill;",
         f"{args.reps} kills (`bench/takeover.py`).",
         "",
-        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}; load average (1 min) before / after "
+        f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}",
         f"- goal: p99 ≤ {GOAL_P99_S:g} s after the loss is detected",
         "",
         "| clients moved | p50 s | p99 s | max s | detection (kill → exit.quit) s, median |",
@@ -148,6 +173,10 @@ async def _bench(args: argparse.Namespace) -> int:
         "",
         f"**{'pass' if passed else 'miss'}**: p99 {p99:.3f} s (goal ≤ {GOAL_P99_S:g} s).",
     ]
+    if rooms:
+        lines += ["", "Where the time went (`--breakdown`: servers logging at info, JSON; each step as the processes",
+                  "logged it, ms after `exit.quit` reached the bench, over every room moved):", "",
+                  *takeover_timeline.table(rooms)]
     publish("takeover", "\n".join(lines), args.tiny)
     return exit_status(passed, args.tiny, bool(takeovers))
 
@@ -156,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = scenario_parser("takeover", __doc__)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--rooms", type=int, default=4)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="servers log at info; report each room's takeover steps from their logs")
     add_run_options(parser, reps=3, broker=THROWAWAY_BROKER)
     args = parse_options(parser, argv, tiny={"clients": 4, "rooms": 2, "reps": 1})
     return asyncio.run(_bench(args))

@@ -610,44 +610,53 @@ class ClusterManager:
         return WorkerExit(purpose=member.purpose, id=worker_id, reason=reason)
 
     async def _fail_over(self, purpose: str, lost: str, tasks: list[str]) -> None:
-        """Hand each task of a lost worker to a live worker of its purpose, one at a time: schedule
-        it (the task is then sticky there) and call that worker's ``take_over``, which rebuilds the
-        room from the journal.  A task the worker knows nothing of (``unknown_room``: nothing
-        journaled) is left alone; one that still fails after ``failover_attempts`` is logged."""
+        """Hand each task of a lost worker to a live worker of its purpose, ``failover_concurrency`` of
+        them at a time (a room's clients wait for its own hand-over only)."""
+        pending = iter(tasks)
+
+        async def hand_over() -> None:
+            for task in pending:
+                await self._fail_over_task(purpose, lost, task)
+
+        await asyncio.gather(*(hand_over() for _ in range(min(len(tasks), self.settings.failover_concurrency))))
+
+    async def _fail_over_task(self, purpose: str, lost: str, task: str) -> None:
+        """Schedule one task of the lost worker (it is then sticky there) and call that worker's
+        ``take_over``, which rebuilds the room from the journal.  A task the worker knows nothing of
+        (``unknown_room``: nothing journaled) is left alone; one that still fails after
+        ``failover_attempts`` is logged."""
         settings = self.settings
-        for task in tasks:
-            for attempt in range(settings.failover_attempts):
-                if attempt:
-                    await asyncio.sleep(settings.failover_interval)
-                scheduler = self._schedulers.get(purpose)
-                if scheduler is None:
+        for attempt in range(settings.failover_attempts):
+            if attempt:
+                await asyncio.sleep(settings.failover_interval)
+            scheduler = self._schedulers.get(purpose)
+            if scheduler is None:
+                return
+            try:
+                worker_id = scheduler.schedule(task, {}, settings.schedule_reserve_time)
+            except SchedulerError as exc:
+                log_event(logging.WARNING, "failover_unscheduled", purpose=purpose, task=task, lost=lost,
+                          code=exc.code, attempt=attempt + 1)
+                continue
+            try:
+                taken = await self.transport.call(worker_id, "take_over", {"room": task},
+                                                  timeout=settings.failover_timeout)
+            except RpcRemoteError as exc:
+                if exc.code == "unknown_room":
+                    log_event(logging.INFO, "failover_nothing_to_move", purpose=purpose, task=task, lost=lost)
                     return
-                try:
-                    worker_id = scheduler.schedule(task, {}, settings.schedule_reserve_time)
-                except SchedulerError as exc:
-                    log_event(logging.WARNING, "failover_unscheduled", purpose=purpose, task=task, lost=lost,
-                              code=exc.code, attempt=attempt + 1)
-                    continue
-                try:
-                    taken = await self.transport.call(worker_id, "take_over", {"room": task},
-                                                      timeout=settings.failover_timeout)
-                except RpcRemoteError as exc:
-                    if exc.code == "unknown_room":
-                        log_event(logging.INFO, "failover_nothing_to_move", purpose=purpose, task=task, lost=lost)
-                        break
-                    log_event(logging.WARNING, "failover_refused", purpose=purpose, task=task, worker_id=worker_id,
-                              code=exc.code, attempt=attempt + 1)
-                    continue
-                except RpcError as exc:
-                    log_event(logging.WARNING, "failover_unreachable", purpose=purpose, task=task, worker_id=worker_id,
-                              code=exc.code, attempt=attempt + 1)
-                    continue
-                log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
-                          epoch=taken.get("epoch") if isinstance(taken, dict) else None)
-                break
-            else:
-                log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
-                          attempts=settings.failover_attempts)
+                log_event(logging.WARNING, "failover_refused", purpose=purpose, task=task, worker_id=worker_id,
+                          code=exc.code, attempt=attempt + 1)
+                continue
+            except RpcError as exc:
+                log_event(logging.WARNING, "failover_unreachable", purpose=purpose, task=task, worker_id=worker_id,
+                          code=exc.code, attempt=attempt + 1)
+                continue
+            log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
+                      epoch=taken.get("epoch") if isinstance(taken, dict) else None)
+            return
+        log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
+                  attempts=settings.failover_attempts)
 
     async def _publish_exit(self, event: WorkerExit) -> None:
         try:

@@ -38,8 +38,10 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     #: ``max_load`` of workers whose info declares none (OWT portal and agent configs: 0.85).
     default_max_load: Annotated[float, msgspec.Meta(gt=0)] = 0.85
     #: Purposes whose tasks are rooms rebuilt from a journal: when such a worker is lost, each of its
-    #: tasks is scheduled on a live worker of the purpose and handed to it (``take_over``), one at a time.
+    #: tasks is scheduled on a live worker of the purpose and handed to it (``take_over``).
     failover_purposes: list[str] = msgspec.field(default_factory=lambda: ["conference"])
+    #: Tasks of one lost worker handed over at once (each a ``take_over`` call in flight).
+    failover_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16
     #: Attempts per task of that hand-over, ``failover_interval`` seconds apart; each ``take_over``
     #: call waits at most ``failover_timeout`` seconds.
     failover_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3

@@ -69,6 +69,11 @@ _snapshot_encoder = msgspec.msgpack.Encoder()
 _snapshot_decoder = msgspec.msgpack.Decoder(RoomState)
 
 
+def _ms(seconds: float) -> float:
+    """A duration for the logs, in milliseconds."""
+    return round(seconds * 1000, 1)
+
+
 def default_worker_id() -> str:
     return f"{PURPOSE}-{uuid.uuid4().hex[:12]}@{socket.gethostname()}"
 
@@ -182,6 +187,10 @@ class Controller:
             await self._service.stop()
         for task in list(self._loading.values()):
             task.cancel()
+        # Acks whose records wait are written first (bounded by the journal's own deadlines): a
+        # restart then redelivers nothing that was acknowledged.
+        waiting = [room for room in self.rooms.values() if room.deferred and room.failed is None]
+        await asyncio.gather(*(self._durable(room) for room in waiting), return_exceptions=True)
         for room in self.rooms.values():
             room.cancel_timers()
         await self.delivery.close()
@@ -253,29 +262,80 @@ class Controller:
         """
         if room.failed is not None:
             raise room.failed
-        if not events:
+        if not events and not room.deferred:
             return _DONE
         machine.apply_all(room.state, events)
         self._index(room, events)
         if self.journal is None:
             self._effects(room, events)
             return _DONE
-        loop = asyncio.get_running_loop()
+        # Deferred events were applied before these: written first, in the same record, order kept.
+        body = encode_events(room.take_deferred() + events if room.deferred else events)
+        # A journal that commits before returning (SQLite with durability normal or off): when nothing
+        # of the room waits, the effects follow at once, and the request needs no task and no loop turn.
+        append_now = getattr(self.journal, "append_now", None) if not room.pending else None
+        if append_now is not None:
+            try:
+                offset = append_now(room.id, room.state.epoch, body)
+            except Exception as exc:  # noqa: BLE001 - the room fails, as in _drain
+                failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._fail_room(room, exc, failed)
+                return failed
+            if offset is not None:
+                room.last_offset = offset
+                snapshot = self._snapshot_due(room)
+                if snapshot is not None:
+                    self._spawn_snapshot(room, offset, snapshot)
+                self._effects(room, events)
+                return _DONE
         submit = getattr(self.journal, "submit", None)  # a journal that queues without a coroutine of its own
-        body = encode_events(events)
         append = (submit(room.id, room.state.epoch, body) if submit is not None
                   else asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, body)))
-        waiter: asyncio.Future[None] = loop.create_future()
-        snapshot = None
-        room.since_snapshot += 1
-        every = self.settings.snapshot_every
-        if every and room.since_snapshot >= every:
-            # The state now includes this record and everything before it: a snapshot as of its offset.
-            room.since_snapshot = 0
-            snapshot = _snapshot_encoder.encode(room.state)
-        room.pending.append((append, lambda: self._effects(room, events), waiter, snapshot))
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        room.pending.append((append, lambda: self._effects(room, events), waiter, self._snapshot_due(room)))
         append.add_done_callback(lambda _: self._drain(room))
         return waiter
+
+    def commit_deferred(self, room: Room, events: list[Event]) -> None:
+        """Apply ``events`` now and let their record wait: for receipt acks, whose loss in a crash
+        only means a redelivery (the outbox keeps what was not acknowledged; clients drop a seq they
+        have).  They go into the journal with the room's next record, or on their own after
+        ``controller.ack_record_delay`` seconds or once ``controller.ack_record_max`` of them wait."""
+        if room.failed is not None:
+            raise room.failed
+        if not events:
+            return
+        machine.apply_all(room.state, events)
+        self._index(room, events)
+        if self.journal is None:
+            self._effects(room, events)
+            return
+        room.deferred.extend(events)
+        if len(room.deferred) >= self.settings.ack_record_max or self.settings.ack_record_delay <= 0:
+            self._write_deferred(room)
+        elif room.deferred_timer is None:
+            room.deferred_timer = asyncio.get_running_loop().call_later(
+                self.settings.ack_record_delay, self._write_deferred, room)
+
+    def _write_deferred(self, room: Room) -> None:
+        """Write the room's deferred events now, as a record of their own (a failure fails the room,
+        as for any record; nobody waits for this one)."""
+        room.deferred_timer = None
+        if room.failed is not None or not room.deferred:
+            return
+        written = self.commit(room, [])
+        if isinstance(written, asyncio.Future):
+            written.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def _snapshot_due(self, room: Room) -> bytes | None:
+        """The room's state, encoded, when a snapshot is due with the record being appended (the state
+        now includes it and everything before it: a snapshot as of its offset)."""
+        room.since_snapshot += 1
+        every = self.settings.snapshot_every
+        if not every or room.since_snapshot < every:
+            return None
+        room.since_snapshot = 0
+        return _snapshot_encoder.encode(room.state)
 
     def _drain(self, room: Room) -> None:
         """Act on the durable appends at the head of the room's queue, in append order."""
@@ -289,16 +349,21 @@ class Controller:
                 room.last_offset = append.result()
                 act()
                 if snapshot is not None:
-                    self.spawn(self._save_snapshot(room, Snapshot(offset=append.result(), epoch=room.state.epoch,
-                                                                  body=snapshot)), name=f"snapshot:{room.id}")
+                    self._spawn_snapshot(room, append.result(), snapshot)
             if not waiter.done():
                 waiter.set_result(None)
 
-    @staticmethod
-    async def _durable(room: Room) -> None:
-        """Until every record of the room appended so far is durable (or failed)."""
+    async def _durable(self, room: Room) -> None:
+        """Until every record of the room appended so far, deferred ones included, is durable (or
+        failed)."""
+        if room.deferred and room.failed is None:
+            self._write_deferred(room)
         while room.pending:
             await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+
+    def _spawn_snapshot(self, room: Room, offset: int, body: bytes) -> None:
+        self.spawn(self._save_snapshot(room, Snapshot(offset=offset, epoch=room.state.epoch, body=body)),
+                   name=f"snapshot:{room.id}")
 
     async def _save_snapshot(self, room: Room, snapshot: Snapshot) -> None:
         assert self.journal is not None
@@ -456,6 +521,8 @@ class Controller:
         self.rooms[room_id] = room
         for participant in room.participants:
             self.participants[ParticipantId(participant)] = room
+        if recovered is not None and room.state.transports:
+            self.spawn(self.sessions.reclaim(room), name=f"reclaim:{room_id}")
         await self.worker.add_task(room_id)
         return room
 
@@ -478,24 +545,32 @@ class Controller:
         under a new epoch; ``None`` when the journal has no open history of it."""
         if self.journal is None:
             return None
+        started = time.perf_counter()
         snapshot = await self.journal.snapshot(room_id)
+        read_snapshot = time.perf_counter()
         state = machine.new_room(room_id) if snapshot is None else _snapshot_decoder.decode(snapshot.body)
         records = await self.journal.replay(room_id, snapshot.offset if snapshot is not None else 0)
+        read_records = time.perf_counter()
         last_epoch = snapshot.epoch if snapshot is not None else 0
         for record in records:
             machine.apply_all(state, decode_events(record.body))
             last_epoch = max(last_epoch, record.epoch)
         if (snapshot is None and not records) or state.closed:
             return None
+        replayed = time.perf_counter()
         epoch = await self._claim(room_id, max(last_epoch, state.epoch))
+        claimed = time.perf_counter()
         room = Room(state, self.log)
         room.last_offset = records[-1].offset if records else (snapshot.offset if snapshot is not None else 0)
         await self.commit(room, machine.decide_takeover(state, self.worker_id, epoch, self.clock()))
         for participant in state.participants.values():
             if not participant.connected:
                 self._arm_hold(room, Held(participant=participant.id, deadline=participant.hold_deadline or 0.0))
+        done = time.perf_counter()
         room.log.info("room_recovered", epoch=epoch, records=len(records), participants=len(state.participants),
-                      from_snapshot=snapshot is not None)
+                      from_snapshot=snapshot is not None, snapshot_ms=_ms(read_snapshot - started),
+                      records_ms=_ms(read_records - read_snapshot), apply_ms=_ms(replayed - read_records),
+                      claim_ms=_ms(claimed - replayed), commit_ms=_ms(done - claimed))
         return room
 
     async def snapshot(self, room: Room) -> None:

@@ -9,7 +9,9 @@ controller's ``on_session_progress``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from rpc import RpcError, RpcRemoteError, Transport
 
@@ -22,6 +24,15 @@ __all__ = ["MediaGateway", "MEDIA_PURPOSE"]
 
 MEDIA_PURPOSE = "webrtc"
 _NO_WORKER = ("no_worker_available", "no_matching_worker")
+
+
+SessionStatus = Literal["ready", "pending"]
+
+
+class _Moved(msgspec.Struct):
+    """An agent's answer to ``controller_moved``."""
+
+    sessions: dict[str, SessionStatus]
 
 
 class MediaGateway:
@@ -88,6 +99,16 @@ class MediaGateway:
         id_arg = "stream_id" if kind == "publish" else "subscription_id"
         await self.call(agent, kind, transport_id=transport_id, participant=participant, controller=self.controller,
                         info=info, **{id_arg: session_id})
+
+    async def moved(self, agent: str, transport_ids: list[str]) -> dict[str, SessionStatus]:
+        """Tell an agent that the sessions on ``transport_ids`` report to this controller now (a
+        takeover); the sessions it has on them, each ``ready`` or ``pending``.  Failures (or an
+        answer of another shape) are ``media_error``."""
+        answer = await self.call(agent, "controller_moved", transport_ids=transport_ids, controller=self.controller)
+        try:
+            return msgspec.convert(answer, _Moved).sessions
+        except msgspec.ValidationError as exc:
+            raise MediaError(f"media agent controller_moved answered {exc}") from None
 
     async def stop_session(self, agent: str, kind: str, transport_id: str, session_id: str) -> None:
         """Tell the agent the session ended (best effort)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import machine
+from .events import Event
 from .logs import EventLog
 from .state import ParticipantState, RoomState
 
@@ -22,7 +23,7 @@ __all__ = ["Room"]
 
 class Room:
     __slots__ = ("state", "log", "grace_timer", "hold_timers", "inflight", "pending", "_users", "failed",
-                 "last_offset", "since_snapshot")
+                 "last_offset", "since_snapshot", "deferred", "deferred_timer")
 
     def __init__(self, state: RoomState, log: EventLog) -> None:
         self.state = state
@@ -36,6 +37,10 @@ class Room:
         #: Offset of the room's last durable record, and records appended since its last snapshot.
         self.last_offset = 0
         self.since_snapshot = 0
+        #: Events applied here whose record may wait (receipt acks): they go into the journal with the
+        #: room's next record, or on their own once ``deferred_timer`` fires.
+        self.deferred: list[Event] = []
+        self.deferred_timer: asyncio.TimerHandle | None = None
         self._users = 0
         #: The journal refused or lost a write: the state here may be ahead of it; no more commits.
         self.failed: BaseException | None = None
@@ -79,8 +84,17 @@ class Room:
         if timer is not None:
             timer.cancel()
 
+    def take_deferred(self) -> list[Event]:
+        """The deferred events, now to be written (the list is emptied, its timer stopped)."""
+        events, self.deferred = self.deferred, []
+        if self.deferred_timer is not None:
+            self.deferred_timer.cancel()
+            self.deferred_timer = None
+        return events
+
     def cancel_timers(self) -> None:
         self.cancel_grace()
+        self.take_deferred()
         for timer in self.hold_timers.values():
             timer.cancel()
         self.hold_timers.clear()

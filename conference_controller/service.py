@@ -120,7 +120,8 @@ class ControllerService:
     async def _ack(self, acks: dict[str, int], portal: str, made_by_portal: frozenset[str]) -> None:
         """Only the participant's current portal knows what its socket saw: a stale portal's acks
         neither trim the outbox nor confirm the ticket; only the client's own acks confirm it.
-        The acks of one room go into the journal as one record."""
+        The acks of one room go into the journal as one record, which may wait for the room's next
+        one (:meth:`Controller.commit_deferred`)."""
         by_room: dict[Room, list[Event]] = {}
         rooms = self._controller.participants
         for participant, seq in acks.items():
@@ -130,9 +131,8 @@ class ControllerService:
             events = machine.decide_ack(room.state, participant, seq, portal, by_client=participant not in made_by_portal)
             if events:
                 by_room.setdefault(room, []).extend(events)
-        commits = [self._controller.commit(room, events) for room, events in by_room.items()]
-        for commit in commits:
-            await commit
+        for room, events in by_room.items():
+            self._controller.commit_deferred(room, events)
 
     @rpc_method
     async def text(

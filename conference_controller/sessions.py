@@ -18,7 +18,8 @@ import msgspec
 from . import machine
 from .errors import MediaError, UnknownParticipant, UnknownSubscription, UnknownTransport, UnsupportedOperation
 from .events import Event, StreamRemoved, SubscriptionRemoved
-from .ids import WorkerId
+from .ids import RoomId, WorkerId
+from .media import SessionStatus
 from .messages import PublishInfo, SubscribeInfo
 from .room import Room
 from .state import ParticipantState
@@ -161,6 +162,39 @@ class MediaSessions:
         self.controller.spawn(self.media.stop_session(event.agent, kind, event.transport, session),
                               name=f"{kind}-end:{session}")
 
+    async def reclaim(self, room: Room) -> None:
+        """After a takeover: every agent with a transport of the room is told that those sessions
+        report here now (``controller_moved``), and what it answers settles what the previous holder
+        may have missed — a session it has ready that the room has not is made ready (announced), one
+        it does not have ends with ``progress error``.  An agent that does not answer is as lost."""
+        agents: dict[str, list[str]] = {}
+        for transport in room.state.transports.values():
+            agents.setdefault(transport.agent, []).append(transport.id)
+        for agent, transports in sorted(agents.items()):
+            try:
+                known: dict[str, SessionStatus] | None = await self.media.moved(agent, transports)
+            except MediaError as exc:
+                room.log.warning("media_agent_not_reclaimed", agent=agent, transports=len(transports), error=str(exc))
+                known = None
+            if self.controller.rooms.get(RoomId(room.id)) is not room or room.failed is not None or room.closed:
+                return  # the room moved on (or ended) meanwhile: its next holder reclaims
+            if known is None:
+                await self.controller.commit(room, machine.decide_agent_lost(room.state, agent, self._at()))
+                continue
+            for transport_id in transports:
+                placed = room.state.transports.get(transport_id)
+                for session in list(placed.sessions) if placed is not None else []:
+                    if room.failed is not None:
+                        return
+                    status = known.get(session)
+                    if status is None:
+                        await self.controller.commit(room, machine.decide_progress(
+                            room.state, transport_id, session, "error", "media session lost", self._at()))
+                    elif status == "ready" and not _ready(room, session):
+                        await self.controller.commit(room, machine.decide_progress(
+                            room.state, transport_id, session, "ready", None, self._at()))
+            room.log.info("media_reclaimed", agent=agent, transports=len(transports), sessions=len(known))
+
     async def agent_lost(self, agent: WorkerId) -> None:
         """A media agent is gone: its sessions end with ``progress error``; the participants stay."""
         for room in list(self.controller.rooms.values()):
@@ -171,3 +205,11 @@ class MediaSessions:
             for transport in lost:
                 self.controller.log.warning("media_agent_lost", agent=agent, transport=transport.id,
                                             participant=transport.owner)
+
+
+def _ready(room: Room, session: str) -> bool:
+    stream = room.state.streams.get(session)
+    if stream is not None:
+        return stream.ready
+    subscription = room.state.subscriptions.get(session)
+    return subscription is not None and subscription.ready

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 __all__ = ["ControllerSettings"]
@@ -45,5 +47,11 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     #: With a journal, a room's whole state is saved as a snapshot every this many records, so that a
     #: rebuild replays at most that many (0: never; older records may then be dropped by the journal).
     snapshot_every: int = 1000
+    #: With a journal, receipt acks are applied at once but their record may wait this long, seconds,
+    #: for the room's next record to ride with (a crash before it is written costs redeliveries,
+    #: never a loss); 0 writes each at once.
+    ack_record_delay: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.2
+    #: Most ack events that wait so per room; with more, they are written at once.
+    ack_record_max: Annotated[int, msgspec.Meta(gt=0)] = 256
     #: Drain: the longest another controller may take to rebuild one of this one's rooms, seconds.
     migration_timeout: float = 10.0

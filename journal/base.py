@@ -83,7 +83,9 @@ class Journal(Protocol):
         the room's current epoch."""
 
     # A journal may also offer ``submit(room, epoch, body) -> asyncio.Future[int]``: ``append``
-    # queued at once, without a coroutine of its own (the controller uses it when it is there).
+    # queued at once, without a coroutine of its own; and ``append_now(room, epoch, body) -> int | None``:
+    # ``append`` committed before it returns, or ``None`` (nothing done) when it cannot be now (the
+    # controller uses them when they are there).
 
     async def replay(self, room: str, after: int = 0) -> list[JournalRecord]:
         """The room's records with offset > ``after``, in offset order, up to the last record

@@ -9,9 +9,13 @@ import msgspec
 
 __all__ = ["JournalSettings", "Durability", "StreamJournalSettings"]
 
-#: ``full``: an append returns once its record is fsync'd (SQLite ``synchronous=FULL``), so it
-#: survives a power cut.  ``normal``: once it is written to the OS (WAL ``synchronous=NORMAL``): it
-#: survives the process dying, a power cut may lose the last commits but leaves the file sound.
+#: ``normal`` (the default): an append returns once its record is written to the OS (WAL with
+#: ``synchronous=NORMAL``), committed on the event loop's thread, each request's record at once: it
+#: survives the process dying in any way (``kill -9``, a crash), since the OS writes it out on its own; a
+#: power cut or an OS crash may lose the commits the OS had not written out yet (up to half a minute's
+#: with Linux's defaults) but leaves the file sound.
+#: ``full``: once it is fsync'd (``synchronous=FULL``), by a writer thread: it survives a power cut
+#: too, at more server CPU and latency per relayed message (``bench/NOTES.md``).
 #: ``off``: like ``normal``, but a power cut may corrupt the file; for tests and benchmarks only.
 Durability = Literal["full", "normal", "off"]
 
@@ -22,13 +26,20 @@ class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: SQLite database file on local disk (its ``-wal`` and ``-shm`` files sit beside it); empty: the
     #: file ``journal.sqlite3`` beside the key state file (``$XDG_STATE_HOME/switchboard/``).
     path: str = ""
-    #: When an append may return; see :data:`Durability`.
-    durability: Durability = "full"
+    #: When an append may return: ``normal`` once the OS has it (survives the process dying, not a power
+    #: cut: that may lose the last commits); ``full`` once it is fsync'd (survives a power cut, costs
+    #: more CPU and latency per message); ``off`` as ``normal``, but a power cut may corrupt the file.
+    durability: Durability = "normal"
     #: Appends (and other writes) accepted but not yet committed; beyond this, ``append`` waits.
     max_pending: _AtLeastOne = 10000
     #: Most writes one transaction carries (group commit takes whatever queued up meanwhile).
     max_batch: _AtLeastOne = 1000
-    #: Seconds SQLite waits for a lock held by another connection before the operation fails.
+    #: With ``durability`` ``normal`` or ``off`` (commits on the event loop): commits between two
+    #: checkpoints of the WAL, which run on the writer thread while writes wait.  The WAL grows by a few
+    #: pages (4 KiB each) per commit until then; each checkpoint costs two fsyncs.
+    checkpoint_every: _AtLeastOne = 1000
+    #: Seconds SQLite waits for a lock held by another connection before the operation fails (with
+    #: ``durability`` ``normal`` or ``off`` the event loop waits with it: keep the file to one process).
     busy_timeout: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     #: Records kept after a snapshot: ``False`` drops a room's records at or below its newest snapshot.
     keep_snapshotted: bool = False

@@ -1,15 +1,26 @@
 """The embedded server's journal: one SQLite database in WAL mode on local disk.
 
 Writes (``append``, ``claim``, ``save_snapshot``, ``forget``) queue up on the event loop and are
-committed by one writer thread, with *group commit*: whatever queued up while a transaction was being
-committed goes into the next one, so many concurrent appends cost one fsync.  Each write's fencing
-check runs inside the transaction that carries it, so no other write slips in between.  Reads
-(``replay``, ``snapshot``, ``rooms``) run on a second thread with a connection of their own, which WAL
-lets read the last commit while the writer goes on.
+committed with *group commit*: whatever queued up while a transaction was being committed goes into
+the next one, so many concurrent appends cost one transaction.  Who commits depends on the durability:
+
+- ``full``: one writer thread, since each commit waits for an fsync (~100 µs and more) that must not
+  stall the event loop;
+- ``normal`` and ``off``: the event loop's own thread, in a callback at the end of the loop turn the
+  writes were queued in (every write of one turn in one transaction), since a commit is then only a
+  write to the OS (~25 µs, ~6 µs per record in a group of ten): handing it to a thread and back costs
+  more than the commit.  :meth:`SqliteJournal.append_now` commits at once, for a caller that would
+  otherwise wait for the end of the turn.  A checkpoint of the WAL fsyncs, so it does not run on the
+  loop: every so many commits the writer thread checkpoints, and writes queue up meanwhile (a
+  checkpoint that no write runs beside empties the WAL, which then starts again from its beginning).
+
+Each write's fencing check runs inside the transaction that carries it, so no other write slips in
+between.  Reads (``replay``, ``snapshot``, ``rooms``) run on a second thread with a connection of
+their own, which WAL lets read the last commit while the writer goes on.
 
 Offsets are the records table's ``INTEGER PRIMARY KEY AUTOINCREMENT``: one counter for every room,
 never reused, so a room's offsets keep increasing across retention and ``forget``.  The ``rooms`` table
-keeps each room's epoch (forever: ``forget`` keeps the row) and the offset of its last record.
+keeps each room's epoch (forever: ``forget`` keeps the row) and whether it is listed.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     room TEXT PRIMARY KEY,
     epoch INTEGER NOT NULL,
-    last INTEGER NOT NULL,      -- offset of the last record since the room was last forgotten; 0: none
+    last INTEGER NOT NULL,      -- unused (0): a claim finds the last offset in records and snapshots
     listed INTEGER NOT NULL     -- 1 from a claim or append until forget
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
@@ -55,6 +66,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
 
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
+
+#: Rooms whose ``rooms`` row the writer keeps in memory; beyond this it forgets them all and reads
+#: each again when next written to.
+_KNOWN_ROOMS = 100_000
+
 _Write = Callable[["_Tx"], Any]
 
 
@@ -67,42 +83,57 @@ class _Pending:
 
 
 class _Tx:
-    """One transaction of the writer thread, with the ``rooms`` rows it touched kept in memory: each
-    room's row is read at most once and written once, at the end (the fencing checks of a group of
-    appends to one room then cost one SELECT, not one per append)."""
+    """One transaction, with the ``rooms`` rows it touched kept in memory: each room's row is read at
+    most once and written at most once, at the end, and only if it changed.  Rows read or written
+    by committed transactions stay known (``known``) until another connection writes to the file,
+    so an append to a room already held under its epoch costs its INSERT and nothing else."""
 
-    __slots__ = ("db", "_rows", "_dirty")
+    __slots__ = ("db", "_known", "_rows", "_dirty")
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, known: dict[str, tuple[int, int] | None]) -> None:
         self.db = db
-        #: room → (epoch, last, listed), or None when the room has no row.
-        self._rows: dict[str, tuple[int, int, int] | None] = {}
+        #: room → (epoch, listed) as committed (None: no row); see :meth:`SqliteJournal._commit`.
+        self._known = known
+        #: room → (epoch, listed) as of this transaction.
+        self._rows: dict[str, tuple[int, int] | None] = {}
         self._dirty: set[str] = set()
 
-    def row(self, room: str) -> tuple[int, int, int] | None:
-        if room not in self._rows:
-            found = self.db.execute("SELECT epoch, last, listed FROM rooms WHERE room = ?", (room,)).fetchone()
-            self._rows[room] = None if found is None else (int(found[0]), int(found[1]), int(found[2]))
-        return self._rows[room]
+    def row(self, room: str) -> tuple[int, int] | None:
+        rows = self._rows
+        if room not in rows:
+            if room in self._known:
+                rows[room] = self._known[room]
+            else:
+                found = self.db.execute("SELECT epoch, listed FROM rooms WHERE room = ?", (room,)).fetchone()
+                rows[room] = None if found is None else (int(found[0]), int(found[1]))
+        return rows[room]
 
-    def held(self, room: str, epoch: int) -> tuple[int, int, int] | None:
+    def held(self, room: str, epoch: int) -> tuple[int, int] | None:
         """The room's row once ``epoch`` is checked against its current one (None: new room)."""
         row = self.row(room)
         if row is not None and epoch < row[0]:
             raise Fenced(room, epoch, row[0])
         return row
 
-    def set(self, room: str, epoch: int, last: int, listed: int) -> None:
-        self._rows[room] = (epoch, last, listed)
-        self._dirty.add(room)
+    def set(self, room: str, epoch: int, listed: int) -> None:
+        if self.row(room) != (epoch, listed):
+            self._rows[room] = (epoch, listed)
+            self._dirty.add(room)
 
     def flush(self) -> None:
         rows = [(room, *row) for room in self._dirty if (row := self._rows[room]) is not None]
-        self.db.executemany(
-            "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, last = excluded.last, listed = excluded.listed",
-            rows,
-        )
+        if rows:
+            self.db.executemany(
+                "INSERT INTO rooms (room, epoch, last, listed) VALUES (?, ?, 0, ?)"
+                " ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, listed = excluded.listed",
+                rows,
+            )
+
+    def committed(self) -> None:
+        """The transaction is committed: what it read and wrote is now known."""
+        if len(self._known) + len(self._rows) > _KNOWN_ROOMS:
+            self._known.clear()
+        self._known.update(self._rows)
 
 
 def _claim(room: str, epoch: int) -> _Write:
@@ -110,8 +141,11 @@ def _claim(room: str, epoch: int) -> _Write:
         held = tx.held(room, epoch)
         if held is not None and epoch == held[0]:
             raise Fenced(room, epoch, held[0])  # every placement claims an epoch of its own
-        last = 0 if held is None else held[1]
-        tx.set(room, epoch, last, 1)
+        tx.set(room, epoch, 1)
+        # The last record's offset, counting those a snapshot let go (forget drops both).
+        last: int = tx.db.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM records WHERE room = ?1), 0),"
+            " coalesce((SELECT offset FROM snapshots WHERE room = ?1), 0))", (room,)).fetchone()[0]
         return last
 
     return write
@@ -123,7 +157,7 @@ def _append(room: str, epoch: int, body: bytes) -> _Write:
         offset = tx.db.execute("INSERT INTO records (room, epoch, body) VALUES (?, ?, ?)",
                                (room, epoch, body)).lastrowid
         assert offset is not None
-        tx.set(room, epoch, offset, 1)
+        tx.set(room, epoch, 1)
         return offset
 
     return write
@@ -151,7 +185,7 @@ def _forget(room: str) -> _Write:
         tx.db.execute("DELETE FROM snapshots WHERE room = ?", (room,))
         row = tx.row(room)
         if row is not None:
-            tx.set(room, row[0], 0, 0)
+            tx.set(room, row[0], 0)
 
     return write
 
@@ -177,6 +211,18 @@ class SqliteJournal:
         self._queue: list[_Pending] = []
         self._slots = asyncio.Semaphore(self.settings.max_pending)
         self._committer: asyncio.Task[None] | None = None
+        #: ``normal``/``off``: writes are committed on the loop's thread (see the module's doc).
+        self._on_loop = self.settings.durability != "full"
+        #: The end-of-turn callback that commits what is queued, when one is scheduled (on the loop).
+        self._turn: asyncio.Handle | None = None
+        #: A WAL checkpoint running on the writer's thread (no write commits meanwhile), and commits
+        #: on the loop since the last one.
+        self._checkpoint: asyncio.Future[Any] | None = None
+        self._since_checkpoint = 0
+        #: The writer's ``rooms`` rows as committed (see :class:`_Tx`), valid while the file's
+        #: ``data_version`` (changed by any other connection's commit) stays ``_data_version``.
+        self._known: dict[str, tuple[int, int] | None] = {}
+        self._data_version = -1
         self._lifecycle = asyncio.Lock()
         self._open = False
         self._log = EventLog(journal=self.path)
@@ -218,6 +264,8 @@ class SqliteJournal:
                     raise sqlite3.OperationalError(f"WAL mode refused (journal_mode={mode}); is it on local disk?")
                 db.executescript(_SCHEMA)
             db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.settings.durability]}")
+            if writer and self._on_loop:
+                db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the writer's thread
         except BaseException:
             db.close()
             raise
@@ -230,6 +278,12 @@ class SqliteJournal:
             self._open = False
             while self._committer is not None:  # what was accepted is committed before we go
                 await asyncio.shield(self._committer)
+            while self._checkpoint is not None:
+                await asyncio.shield(self._checkpoint)
+            if self._turn is not None or self._queue:
+                if self._turn is not None:
+                    self._turn.cancel()
+                self._commit_turn()
             writer, reader = self._writer, self._reader
             self._writer = self._reader = None
             assert writer is not None and reader is not None
@@ -263,9 +317,29 @@ class SqliteJournal:
             return asyncio.ensure_future(self.append(room, epoch, body))
         pending = _Pending(_append(room, epoch, bytes(body)), slot=False)
         self._queue.append(pending)
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_queued(), name="journal-committer")
+        self._schedule()
         return pending.future
+
+    def append_now(self, room: str, epoch: int, body: bytes) -> int | None:
+        """:meth:`append` committed before this returns, on the calling (loop) thread, with whatever
+        writes were queued before it: its offset.  ``None`` (nothing done) unless the journal
+        commits on the loop's thread (``durability`` ``normal`` or ``off``) and no checkpoint is running.
+
+        :raises Fenced: as :meth:`append`.
+        :raises JournalUnavailable: the journal is closed, or the transaction failed.
+        """
+        if not self._on_loop or self._checkpoint is not None:
+            return None
+        self._check_open()
+        pending = _Pending(_append(room, epoch, bytes(body)), slot=False)
+        self._queue.append(pending)
+        if self._turn is not None:
+            self._turn.cancel()
+        self._commit_turn()
+        future = pending.future
+        future.exception()  # retrieved here: raised below, not logged by the loop
+        result: int = future.result()
+        return result
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
         await self._write(_save_snapshot(room, snapshot, not self.settings.keep_snapshotted))
@@ -281,9 +355,49 @@ class SqliteJournal:
             self._check_open()
         pending = _Pending(write)
         self._queue.append(pending)
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_queued(), name="journal-committer")
+        self._schedule()
         return await pending.future
+
+    def _schedule(self) -> None:
+        """Have what is queued committed: at the end of this loop turn, or by the writer thread."""
+        if self._on_loop:
+            if self._turn is None and self._checkpoint is None:  # else the checkpoint's end schedules it
+                self._turn = asyncio.get_running_loop().call_soon(self._commit_turn)
+        elif self._committer is None:
+            self._committer = asyncio.create_task(self._commit_queued(), name="journal-committer")
+
+    def _commit_turn(self) -> None:
+        """On the loop's thread: commit what is queued, one transaction per ``max_batch`` writes."""
+        self._turn = None
+        while self._queue:
+            group = self._queue[: self.settings.max_batch]
+            del self._queue[: self.settings.max_batch]
+            try:
+                results = self._commit([p.write for p in group])
+            except Exception as exc:
+                results = self._failed(group, exc)
+            self._settle(group, results)
+            self._since_checkpoint += 1
+        if self._since_checkpoint >= self.settings.checkpoint_every and self._open:
+            self._start_checkpoint()
+
+    def _start_checkpoint(self) -> None:
+        """Checkpoint the WAL on the writer's thread; writes queue up until it is done."""
+        db, writer = self._write_db, self._writer
+        assert db is not None and writer is not None
+        self._since_checkpoint = 0
+        checkpoint = asyncio.get_running_loop().run_in_executor(
+            writer, lambda: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+        self._checkpoint = checkpoint
+
+        def done(future: asyncio.Future[Any]) -> None:
+            self._checkpoint = None
+            if not future.cancelled() and future.exception() is not None:
+                self._log.warning("journal_checkpoint_failed", error=str(future.exception()))
+            if self._queue and self._open:
+                self._schedule()
+
+        checkpoint.add_done_callback(done)
 
     async def _commit_queued(self) -> None:
         """Commit what is queued, one transaction per group, until the queue is empty."""
@@ -296,29 +410,40 @@ class SqliteJournal:
                     assert self._writer is not None
                     results = await loop.run_in_executor(self._writer, self._commit, [p.write for p in group])
                 except Exception as exc:
-                    reason = f"journal {self.path}: a write failed, nothing of its transaction kept: {exc}"
-                    self._log.warning("journal_commit_failed", writes=len(group), error=str(exc))
-                    results = [JournalUnavailable(reason) for _ in group]
-                for pending, result in zip(group, results):
-                    if not pending.future.done():
-                        if isinstance(result, Exception):
-                            pending.future.set_exception(result)
-                        else:
-                            pending.future.set_result(result)
-                    if pending.slot:
-                        self._slots.release()
+                    results = self._failed(group, exc)
+                self._settle(group, results)
         finally:
             self._committer = None
 
+    def _failed(self, group: list[_Pending], exc: Exception) -> list[Any]:
+        reason = f"journal {self.path}: a write failed, nothing of its transaction kept: {exc}"
+        self._log.warning("journal_commit_failed", writes=len(group), error=str(exc))
+        return [JournalUnavailable(reason) for _ in group]
+
+    def _settle(self, group: list[_Pending], results: list[Any]) -> None:
+        for pending, result in zip(group, results):
+            if not pending.future.done():
+                if isinstance(result, Exception):
+                    pending.future.set_exception(result)
+                else:
+                    pending.future.set_result(result)
+            if pending.slot:
+                self._slots.release()
+
     def _commit(self, writes: list[_Write]) -> list[Any]:
-        """In the writer thread: one transaction carrying ``writes``; each one's result or Fenced."""
+        """One transaction carrying ``writes`` (on the writer's thread, or the loop's: never both at
+        once); each one's result or Fenced."""
         db = self._write_db
         if db is None:
             raise sqlite3.OperationalError("the database is closed")
         results: list[Any] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            tx = _Tx(db)
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:  # another connection wrote: what we knew may be stale
+                self._known.clear()
+                self._data_version = version
+            tx = _Tx(db, self._known)
             for write in writes:
                 try:
                     results.append(write(tx))
@@ -330,6 +455,7 @@ class SqliteJournal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        tx.committed()
         self.commits += 1
         self.writes += len(writes)
         return results

@@ -11,7 +11,10 @@ Offsets: a record's offset is its stream offset (``x-stream-offset``) plus one, 
 a room is 1 and ``replay(after=0)`` means "from the beginning".  A publisher confirm carries no offset,
 so a journal that writes to a room follows the room's stream with one consumer (its *tail*): an append
 or claim returns once the broker has confirmed the message **and** the tail has delivered it, which
-gives its offset and shows exactly what precedes it in the stream.
+gives its offset and shows exactly what precedes it in the stream.  Writes are started without a
+coroutine each (:meth:`StreamJournal.submit`, the controller's path; :mod:`journal.stream_appends`) and
+the writes of one event-loop turn go out together in one socket write (:mod:`journal.stream_publish`);
+a room's records land in the order they were submitted.
 
 Fencing: the broker cannot refuse a message, so the rule is applied by every reader in stream order.
 A claim of epoch ``e`` counts iff ``e`` is above the highest epoch counted before it, a record iff ``e`` is
@@ -36,20 +39,27 @@ after a broker start (each refusal closes the connection); attaching is retried 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aiormq.abc import AbstractChannel as RawChannel
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .logs import EventLog
 from .settings import StreamJournalSettings
+from .stream_appends import InFlight, Seen, Write
+from .stream_publish import BatchPublisher, Outgoing
 
 __all__ = ["StreamJournal"]
 
@@ -67,6 +77,9 @@ _BROKER_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
+#: What starting a write may fail with (:meth:`StreamJournal._failure` says what the caller is told).
+_WRITE_ERRORS: tuple[type[BaseException], ...] = (Fenced, JournalUnavailable, *_BROKER_ERRORS)
+
 _T = TypeVar("_T")
 
 
@@ -79,18 +92,10 @@ class _Message:
     body: bytes
 
 
-@dataclass(slots=True, frozen=True)
-class _Seen:
-    """What the fencing rule made of one message."""
-
-    offset: int
-    counts: bool  # a record or claim that is part of the room's history (not fenced off)
-    epoch: int  # the room's epoch once this message is taken into account
-    last_before: int  # the last record that counts before this message (0: none)
+_Seen = Seen
 
 
-def _message(delivery: AbstractIncomingMessage) -> _Message:
-    headers = dict(delivery.headers)
+def _message_of(headers: dict[str, Any], body: bytes) -> _Message:
     epoch = headers.get("e", 0)
     offset = headers.get("x-stream-offset")
     if not isinstance(offset, int):
@@ -100,8 +105,12 @@ def _message(delivery: AbstractIncomingMessage) -> _Message:
         kind=str(headers.get("k", "")),
         epoch=epoch if isinstance(epoch, int) else 0,
         headers=headers,
-        body=delivery.body,
+        body=body,
     )
+
+
+def _message(delivery: AbstractIncomingMessage) -> _Message:
+    return _message_of(dict(delivery.headers), delivery.body)
 
 
 def _usable(conn: AbstractConnection) -> bool:
@@ -147,19 +156,16 @@ class _Tail:
     fold: _Fold
     #: Where to (re)attach: the stream offset after the last message handled.
     position: int | str
-    waiting: dict[str, asyncio.Future[_Seen]] = field(default_factory=dict)
+    #: This journal's writes to the room not yet done, by message id.
+    waiting: dict[str, Write] = field(default_factory=dict)
     channel: AbstractChannel | None = None
+    #: The consumer's channel as aiormq has it (deliveries and acks without aio-pika's wrapping).
+    raw: RawChannel | None = None
     unacked: int = 0
 
     @property
     def attached(self) -> bool:
         return self.channel is not None and not self.channel.is_closed
-
-    def fail(self, exc: BaseException) -> None:
-        for waiter in self.waiting.values():
-            if not waiter.done():
-                waiter.set_exception(exc)
-        self.waiting.clear()
 
 
 class StreamJournal:
@@ -176,11 +182,20 @@ class StreamJournal:
         self._log = EventLog(journal=name, broker=self._where)
         self._conn: AbstractConnection | None = None
         self._publisher: AbstractChannel | None = None
+        #: The channel the writes to room streams go out on, in batches (nothing else publishes there).
+        self._writer: BatchPublisher | None = None
+        #: Writes started in this event-loop turn, published together at its end.
+        self._outgoing: list[tuple[Write, Outgoing]] = []
+        #: Records submitted that could not start at once, by room, in order (see :meth:`_enqueue`).
+        self._queued: dict[str, deque[tuple[int, bytes, asyncio.Future[int]]]] = {}
         self._declared: set[str] = set()
         self._tails: dict[str, _Tail] = {}
         self._connect_lock = asyncio.Lock()
         self._tail_locks: dict[str, asyncio.Lock] = {}
-        self._slots = asyncio.Semaphore(self.settings.max_in_flight)
+        self._writes = InFlight(self.settings.max_in_flight, self.settings.append_timeout)
+        #: Message ids of this journal's writes: a prefix of its own and a count.
+        self._ids = itertools.count()
+        self._id_prefix = uuid.uuid4().hex[:16]
         self._closing: set[asyncio.Future[Any]] = set()
         #: Rooms this journal has put in the rooms directory since it last saw them forgotten.
         self._listed: set[str] = set()
@@ -221,9 +236,11 @@ class StreamJournal:
             return
         self._closed = True
         gone = JournalUnavailable("journal is closed")
-        for tail in self._tails.values():
-            tail.fail(gone)
+        self._writes.close(gone)
         self._tails.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed:
             self._closing.add(asyncio.ensure_future(conn.close()))
@@ -250,6 +267,7 @@ class StreamJournal:
                                      client_properties={"connection_name": self.name}),
                     s.connect_timeout)
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
+                writer = await self._open_writer(conn)
             except _BROKER_ERRORS as exc:
                 self._log.warning("journal_connect_failed", error=repr(exc))
                 raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self._where}: {exc!r}") from exc
@@ -261,6 +279,7 @@ class StreamJournal:
             self._connections += 1
             self._log.info("journal_connected", reconnects=self.reconnects)
             self._conn, self._publisher, self._declared = conn, publisher, set()
+            self._writer = writer
             return conn
 
     def _on_connection_lost(self, conn: Any, exc: BaseException | None = None) -> None:
@@ -273,6 +292,9 @@ class StreamJournal:
         if conn is not self._conn:
             return
         self._conn = self._publisher = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         self._log.warning("journal_connection_lost", error=repr(exc), rooms_followed=len(self._tails))
         if not conn.is_closed:
             closing = asyncio.ensure_future(conn.close())
@@ -280,17 +302,26 @@ class StreamJournal:
             closing.add_done_callback(self._closing.discard)
         lost = JournalUnavailable(f"journal: connection to RabbitMQ at {self._where} lost: {exc!r}")
         for tail in self._tails.values():
-            tail.channel = None
-            tail.fail(lost)
+            tail.channel = tail.raw = None
+            self._writes.fail_all(tail.waiting, lost)
 
     async def _publishing(self) -> AbstractChannel:
         conn = await self._connection()
-        if self._publisher is None or self._publisher.is_closed:
-            try:
+        try:
+            if self._publisher is None or self._publisher.is_closed:
                 self._publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
-            except _BROKER_ERRORS as exc:
-                raise JournalUnavailable(f"journal: RabbitMQ at {self._where} refused a channel: {exc!r}") from exc
+            if self._writer is None or self._writer.closed:
+                if self._writer is not None:
+                    self._writer.close()
+                self._writer = await self._open_writer(conn)
+        except _BROKER_ERRORS as exc:
+            raise JournalUnavailable(f"journal: RabbitMQ at {self._where} refused a channel: {exc!r}") from exc
         return self._publisher
+
+    @staticmethod
+    async def _open_writer(conn: AbstractConnection) -> BatchPublisher:
+        channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+        return BatchPublisher(cast(aiormq.Channel, await channel.get_underlay_channel()))
 
     async def _declare(self, channel: AbstractChannel, queue: str) -> AbstractQueue:
         declared = await channel.declare_queue(queue, durable=True, arguments=self._arguments(queue))
@@ -421,74 +452,179 @@ class StreamJournal:
         channel = await conn.channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=self.settings.prefetch)
-            stream = await self._declare(channel, tail.queue)
-            tail.channel, tail.unacked = channel, 0
+            await self._declare(channel, tail.queue)
+            raw = await channel.get_underlay_channel()
+            tail.channel, tail.raw, tail.unacked = channel, raw, 0
             channel.close_callbacks.add(partial(self._on_tail_closed, tail))
-            await stream.consume(partial(self._on_tail_message, tail, channel),
-                                 arguments={"x-stream-offset": tail.position})
+            # aiormq's consumer directly: aio-pika would add a task and an IncomingMessage per delivery
+            await raw.basic_consume(tail.queue, partial(self._on_tail_message, tail, raw),
+                                    arguments={"x-stream-offset": tail.position})
         except BaseException:
-            tail.channel = None
+            tail.channel = tail.raw = None
             if not channel.is_closed:
                 await asyncio.shield(channel.close())
             raise
 
     def _on_tail_closed(self, tail: _Tail, channel: Any, exc: BaseException | None = None) -> None:
         if tail.channel is channel:
-            tail.channel = None
-            tail.fail(JournalUnavailable(f"journal: lost the stream of room {tail.room}: {exc!r}"))
+            tail.channel = tail.raw = None
+            self._writes.fail_all(tail.waiting, JournalUnavailable(
+                f"journal: lost the stream of room {tail.room}: {exc!r}"))
 
-    async def _on_tail_message(self, tail: _Tail, channel: AbstractChannel, delivery: AbstractIncomingMessage) -> None:
-        if tail.channel is not channel:
+    async def _on_tail_message(self, tail: _Tail, raw: RawChannel, delivery: DeliveredMessage) -> None:
+        if tail.raw is not raw:
             return  # a delivery to a consumer this tail has left
-        message = _message(delivery)
+        properties = delivery.header.properties
+        message = _message_of(properties.headers or {}, delivery.body)
         seen = tail.fold.see(message)
         tail.position = message.offset  # = the next stream offset
         if message.kind == _FORGOTTEN:
             self._listed.discard(tail.room)
-        waiter = tail.waiting.pop(delivery.message_id or "", None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(seen)
+        write = tail.waiting.get(properties.message_id or "")
+        if write is not None:
+            self._writes.seen(write, seen)
         tail.unacked += 1
         if tail.unacked >= self.settings.ack_every:
             tail.unacked = 0
             try:
-                await delivery.ack(multiple=True)
+                await raw.basic_ack(delivery.delivery_tag or 0, multiple=True, wait=False)
             except _BROKER_ERRORS:
                 self._log.debug("journal_ack_failed", room=tail.room)
 
+    # -- writing to a room's stream -------------------------------------------------------------------
+
+    def _start(self, tail: _Tail, kind: str, epoch: int, body: bytes, record: bool, slot_taken: bool,
+               future: asyncio.Future[Any] | None = None) -> Write:
+        """Publish one message to the room's stream at the end of this event-loop turn, with the turn's
+        others; its write is done once the broker confirmed it and the tail delivered it back."""
+        message_id = f"{self._id_prefix}.{next(self._ids)}"
+        write = self._writes.start(tail.room, kind, epoch, message_id, tail.waiting, record, slot_taken=slot_taken,
+                                   future=future)
+        # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
+        properties = Basic.Properties(headers={"k": kind, "e": epoch}, message_id=message_id, delivery_mode=2)
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outgoing.append((write, (tail.queue, body, properties)))
+        return write
+
+    def _flush(self) -> None:
+        """Publish the writes started in this event-loop turn, in one socket write when possible."""
+        outgoing, self._outgoing = self._outgoing, []
+        writer = self._writer
+        if writer is None or writer.closed:
+            lost = JournalUnavailable(f"journal: connection to RabbitMQ at {self._where} lost")
+            for write, _ in outgoing:
+                self._writes.fail(write, lost)
+            return
+        pending = [(write, message) for write, message in outgoing if not write.done]  # e.g. its tail was lost
+        confirmations = writer.publish([message for _, message in pending])
+        for (write, _), confirmation in zip(pending, confirmations):
+            confirmation.add_done_callback(partial(self._on_confirm, write))
+
+    def _on_confirm(self, write: Write, publish: asyncio.Future[Any]) -> None:
+        error = publish.exception() if not publish.cancelled() else asyncio.CancelledError()
+        if error is None:
+            self._writes.confirmed(write)
+        elif isinstance(error, (aiormq.exceptions.DeliveryError, aiormq.exceptions.PublishError)):
+            self._writes.fail(write, JournalUnavailable(
+                f"journal: the stream of room {write.room} is gone: {error!r}"))
+            self._forget_tail(write.room)  # forgotten by another journal
+        else:
+            if self._conn is not None and not _usable(self._conn):
+                self._drop(self._conn, error)
+            self._writes.fail(write, JournalUnavailable(
+                f"journal: {write.kind} to room {write.room} failed, RabbitMQ at {self._where}: {error!r}"))
+
+    def submit(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
+        """:meth:`append` without a coroutine of its own (the controller's path): the future has the
+        record's offset, or :class:`Fenced`.  A room's records land in the order they were submitted."""
+        tail = self._tails.get(room)
+        writer = self._writer
+        if (room in self._queued or tail is None or not tail.attached or room not in self._listed
+                or self._writes.full or writer is None or writer.closed):
+            return self._enqueue(room, epoch, body)
+        current = tail.fold.epoch
+        if epoch < current:
+            refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            refused.set_exception(Fenced(room, epoch, current))
+            return refused
+        self._tails[room] = self._tails.pop(room)  # most recently used last
+        future: asyncio.Future[int] = self._start(tail, _RECORD, epoch, body, record=True, slot_taken=False).future
+        return future
+
+    def _enqueue(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
+        """A record that cannot start at once (its room's tail not attached yet, no slot free): one task
+        per room starts these in order, and later records of the room queue behind them."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        queued = self._queued.get(room)
+        if queued is None:
+            queued = self._queued[room] = deque()
+            task = asyncio.ensure_future(self._start_queued(room, queued))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        queued.append((epoch, body, future))
+        return future
+
+    async def _start_queued(self, room: str, queued: deque[tuple[int, bytes, asyncio.Future[int]]]) -> None:
+        try:
+            while queued:
+                epoch, body, future = queued[0]
+                try:
+                    async with asyncio.timeout(self.settings.append_timeout):
+                        tail = await self._prepare(room, _RECORD, epoch)
+                except _WRITE_ERRORS as exc:
+                    if not future.done():
+                        future.set_exception(self._failure(room, _RECORD, exc))
+                else:
+                    self._start(tail, _RECORD, epoch, body, record=True, slot_taken=True, future=future)
+                queued.popleft()
+        finally:
+            if self._queued.get(room) is queued:
+                del self._queued[room]  # at once after the last start: the room's next record goes after it
+            for _, _, future in queued:
+                if not future.done():
+                    future.set_exception(JournalUnavailable("journal is closed"))
+
+    async def _prepare(self, room: str, kind: str, epoch: int) -> _Tail:
+        """A slot, the room's tail, its rooms directory entry and the channels, ready for one write (the
+        caller bounds the wait); the slot is the write's, or given back if this fails."""
+        await self._writes.take()
+        try:
+            tail = await self._tail(room)
+            current = tail.fold.epoch
+            if kind != _FORGOTTEN and (epoch < current or (kind == _CLAIM and epoch == current)):
+                raise Fenced(room, epoch, current)
+            if kind != _FORGOTTEN and room not in self._listed:
+                await self._note(room, _OPENED)
+                self._listed.add(room)
+            await self._publishing()
+            if not tail.attached:  # lost while the rooms directory was written to
+                raise JournalUnavailable(f"journal: lost the stream of room {room}")
+        except BaseException:
+            self._writes.give_back()
+            raise
+        return tail
+
+    def _failure(self, room: str, kind: str, exc: BaseException) -> BaseException:
+        """What a failed write raises: :class:`Fenced` and :class:`JournalUnavailable` as they are, the
+        rest as :class:`JournalUnavailable` (leaving a connection found broken)."""
+        if isinstance(exc, (Fenced, JournalUnavailable)):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return JournalUnavailable(f"journal: {kind} to room {room} not done within {self.settings.append_timeout} s")
+        if self._conn is not None and not _usable(self._conn):
+            self._drop(self._conn, exc)
+        return JournalUnavailable(f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}")
+
     async def _write(self, room: str, kind: str, epoch: int, body: bytes) -> _Seen:
         """Append one message to the room's stream; what the fencing rule made of it once its tail saw it."""
-        s = self.settings
-        message_id = uuid.uuid4().hex
-        tail: _Tail | None = None
         try:
-            async with asyncio.timeout(s.append_timeout):
-                async with self._slots:
-                    tail = await self._tail(room)
-                    # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
-                    waiter: asyncio.Future[_Seen] = asyncio.get_running_loop().create_future()
-                    tail.waiting[message_id] = waiter
-                    current = tail.fold.epoch
-                    if kind != _FORGOTTEN and (epoch < current or (kind == _CLAIM and epoch == current)):
-                        raise Fenced(room, epoch, current)
-                    if kind != _FORGOTTEN and room not in self._listed:
-                        await self._note(room, _OPENED)
-                        self._listed.add(room)
-                    await self._publish(tail.queue, body, {"k": kind, "e": epoch}, message_id=message_id)
-                    return await waiter
-        except TimeoutError as exc:
-            raise JournalUnavailable(f"journal: {kind} to room {room} not done within {s.append_timeout} s") from exc
-        except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError) as exc:
-            self._forget_tail(room)  # the stream is gone (forgotten by another journal)
-            raise JournalUnavailable(f"journal: the stream of room {room} is gone: {exc!r}") from exc
-        except _BROKER_ERRORS as exc:
-            if self._conn is not None and not _usable(self._conn):
-                self._drop(self._conn, exc)
-            raise JournalUnavailable(
-                f"journal: {kind} to room {room} failed, RabbitMQ at {self._where}: {exc!r}") from exc
-        finally:
-            if tail is not None:
-                tail.waiting.pop(message_id, None)
+            async with asyncio.timeout(self.settings.append_timeout):
+                tail = await self._prepare(room, kind, epoch)
+                seen: _Seen = await self._start(tail, kind, epoch, body, record=False, slot_taken=True).future
+                return seen
+        except _BROKER_ERRORS as exc:  # asyncio.TimeoutError (= TimeoutError) among them
+            raise self._failure(room, kind, exc) from exc
 
     def _evict_tails(self) -> None:
         """Stop following the least recently used rooms beyond ``max_followed_rooms`` (a controller that
@@ -503,8 +639,8 @@ class StreamJournal:
     def _forget_tail(self, room: str) -> None:
         tail = self._tails.pop(room, None)
         if tail is not None:
-            tail.fail(JournalUnavailable(f"journal: room {room} was forgotten"))
-            channel, tail.channel = tail.channel, None
+            self._writes.fail_all(tail.waiting, JournalUnavailable(f"journal: room {room} was forgotten"))
+            channel, tail.channel, tail.raw = tail.channel, None, None
             if channel is not None and not channel.is_closed:
                 closing = asyncio.ensure_future(channel.close())
                 self._closing.add(closing)
@@ -535,7 +671,18 @@ class StreamJournal:
                 records.clear()
             if seen.counts and message.kind == _RECORD:
                 records.append(JournalRecord(offset=message.offset, epoch=message.epoch, body=message.body))
+        if messages:
+            self._follow_from(room, fold, messages[-1].offset)
         return records
+
+    def _follow_from(self, room: str, fold: _Fold, position: int) -> None:
+        """A replay read the room up to ``position`` (the stream offset after its last message) and
+        folded it: a room this journal does not follow yet is followed from there (its tail attaches
+        on the first write), so a takeover's claim after its replay reads nothing twice."""
+        if room in self._tails:
+            return
+        self._tails[room] = _Tail(room, self._room_queue(room), _Fold(fold.epoch, fold.last), position)
+        self._evict_tails()
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
         queue = self._snap_queue(room)

@@ -251,14 +251,23 @@ class LoginService:
                 session.controller, "resume", args, timeout=self.settings.request_timeout
             )
         except RpcError as exc:
+            replaced = self.sessions.get(participant) is not session
             self._forget(session)
             if old is not None and old.phase is Phase.LIVE:
-                self.sessions.add(old)
-                for note in session.buffer or ():
-                    await self.delivery.deliver(old, note)
+                if replaced:
+                    self._take_over(old)  # a later relogin here has the participant: not the old socket
+                else:
+                    self.sessions.add(old)
+                    for note in session.buffer or ():
+                        await self.delivery.deliver(old, note)
             raise from_rpc(exc) from None
         if old is not None:
             self._take_over(old)
+        if self.sessions.get(participant) is not session:
+            # A later relogin here (a retry of this one on another socket, the same ticket) took the
+            # participant while this answer was on the way: that socket has it, this one gets nothing.
+            session.log.info("relogin_taken_over")
+            raise RequestError("Participant is connected elsewhere", "displaced")
         session.epoch = int(result.get("epoch", 0))
         if session.epoch < session.displaced_by:
             # A relogin elsewhere was accepted after this one while its answer was on the way.
@@ -325,33 +334,54 @@ class LoginService:
 
     # -- a partition healed ----------------------------------------------------------------------
 
-    async def rehome(self, session: Session, lost: str) -> None:
-        """Move a session whose controller was lost to the controller the cluster schedules now for
-        its room, which rebuilds the room from the journal (:meth:`reattach` there).  The client
-        notices nothing.  Tried ``failover_attempts`` times; then (or when the new controller does not
-        know the participant: no journal, or its hold ran out) the client is dropped and logs in again."""
+    async def rehome(self, room: str, sessions: list[Session], lost: str, slots: asyncio.Semaphore) -> None:
+        """Move this portal's ``sessions`` of ``room``, whose controller was lost, to the controller the
+        cluster schedules now for the room (one ``schedule`` for them all), which rebuilds the room from
+        the journal (:meth:`reattach` there, at most ``slots`` at once).  The clients notice nothing.
+        Tried ``failover_attempts`` times for the sessions not moved yet; then (or when the new
+        controller does not know the participant: no journal, or its hold ran out) a client is dropped
+        and logs in again."""
         attempts, interval = self.settings.failover_attempts, self.settings.failover_interval
+        waiting = sessions
         for attempt in range(attempts):
             if attempt:
                 await self._sleep(interval)
-            if self.sessions.get(session.id) is not session or not session.live:
+            waiting = [s for s in waiting if self.sessions.get(s.id) is s and s.live]
+            if not waiting:
                 return
             try:
-                scheduled = await self._cluster("schedule", purpose="conference", task=session.room, preference={},
+                scheduled = await self._cluster("schedule", purpose="conference", task=room, preference={},
                                                 reserve_time=self.settings.room_reserve_time)
             except RequestError as exc:
-                session.log.info("failover_schedule_failed", attempt=attempt + 1, error=exc.code)
+                self.log.info("failover_schedule_failed", room=room, attempt=attempt + 1, error=exc.code)
                 continue
             controller = str(scheduled["id"])
             if controller == lost:
                 continue  # the manager has not repealed the lost controller's rooms yet
-            session.controller = sys.intern(controller)
-            if await self.reattach(session):
-                session.log.info("failed_over", lost=lost, controller=controller, attempt=attempt + 1)
+            moved = await asyncio.gather(*(self._reattach_to(s, sys.intern(controller), slots) for s in waiting))
+            for session, done in zip(waiting, moved):
+                if done:
+                    session.log.info("failed_over", lost=lost, controller=controller, attempt=attempt + 1)
+            waiting = [s for s, done in zip(waiting, moved) if not done]
+            if not waiting:
                 return
-        session.log.warning("failover_failed", lost=lost, attempts=attempts)
-        if self.sessions.get(session.id) is session and session.live:
-            await self.drop(session, "controller lost")
+        for session in waiting:
+            session.log.warning("failover_failed", lost=lost, attempts=attempts)
+            if self.sessions.get(session.id) is session and session.live:
+                await self.drop(session, "controller lost")
+            session.end_move()
+
+    async def _reattach_to(self, session: Session, controller: str, slots: asyncio.Semaphore) -> bool:
+        """:meth:`reattach` at ``controller``; a session moved (or gone) lets its requests go on."""
+        async with slots:
+            if self.sessions.get(session.id) is not session or not session.live:
+                session.end_move()
+                return True
+            session.controller = controller
+            moved = await self.reattach(session)
+        if moved:
+            session.end_move()
+        return moved
 
     async def reattach(self, session: Session) -> bool:
         """Re-attach a socket this portal still has after the cluster declared the portal lost (a

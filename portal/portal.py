@@ -27,7 +27,7 @@ from .settings import PortalSettings
 __all__ = ["Portal", "PURPOSE"]
 
 PURPOSE = "portal"
-#: Sessions re-attached at once after a partition (each is one ``resume`` call).
+#: Sessions re-attached at once after a partition or a controller's loss (each is one ``resume`` call).
 _REATTACH_BATCH = 64
 
 
@@ -82,8 +82,9 @@ class Portal:
             close_socket=self._close_socket,
             close_transport=self._close_transport,
         )
+        self.relay = Relay(transport, settings, self.metrics, self.worker_id)
         self.server = PortalServer(
-            sio, settings, self.logins, Relay(transport, settings, self.metrics, self.worker_id), self.acks, self.metrics, self.log
+            sio, settings, self.logins, self.relay, self.acks, self.metrics, self.log
         )
         self._service: ServiceHandle | None = None
         self._faults: Subscription | None = None
@@ -171,8 +172,11 @@ class Portal:
         controller = str(payload.get("id", ""))
         victims = self.sessions.of_controller(controller)
         if victims:
-            self.log.warning("controller_lost", controller=controller, participants=len(victims))
-        if victims:
+            for session in victims:
+                session.start_move()
+            interrupted = self.relay.interrupt(controller)
+            self.log.warning("controller_lost", controller=controller, participants=len(victims),
+                             requests_redirected=interrupted)
             self.background.spawn(self._fail_over(victims, controller), name=f"failover:{controller}")
 
     def room_moved(self, room: str, controller: str) -> int:
@@ -181,19 +185,33 @@ class Portal:
         moving = [s for s in self.sessions.of_controller(controller) if s.room == room]
         if moving:
             self.log.info("room_moved", room=room, controller=controller, participants=len(moving))
+            for session in moving:
+                session.start_move()
             self.background.spawn(self._fail_over(moving, controller), name=f"room-moved:{room}")
         return len(moving)
 
     async def _fail_over(self, sessions: list[Session], lost: str) -> None:
-        """Move every session of a lost controller to the room's new controller, some at a time."""
-        for batch in _batches(sessions):
-            outcomes = await asyncio.gather(*(self.logins.rehome(s, lost) for s in batch), return_exceptions=True)
-            for session, outcome in zip(batch, outcomes):
-                if isinstance(outcome, Exception):
-                    session.log.warning("failover_error", error=repr(outcome))
+        """Move every session of a lost controller to its room's new controller: the rooms at once, one
+        ``schedule`` per room, at most ``_REATTACH_BATCH`` re-attaches at once; each session's requests
+        made meanwhile go on once it moved (:attr:`Session.moving`)."""
+        rooms: dict[str, list[Session]] = {}
+        for session in sessions:
+            rooms.setdefault(session.room, []).append(session)
+        slots = asyncio.Semaphore(_REATTACH_BATCH)
+
+        async def rehome(room: str, of_room: list[Session]) -> None:
+            try:
+                await self.logins.rehome(room, of_room, lost, slots)
+            except Exception as exc:
+                self.log.warning("failover_error", room=room, error=repr(exc))
+            finally:
+                for session in of_room:
+                    session.end_move()
+
+        await asyncio.gather(*(rehome(room, of_room) for room, of_room in rooms.items()))
 
 
 def _batches(sessions: list[Session]) -> Iterator[list[Session]]:
-    """``sessions`` some at a time (``_REATTACH_BATCH``): moves of many sockets do not all start at once."""
+    """``sessions`` some at a time (``_REATTACH_BATCH``): re-attaches of many sockets do not all start at once."""
     for first in range(0, len(sessions), _REATTACH_BATCH):
         yield sessions[first:first + _REATTACH_BATCH]

@@ -6,6 +6,7 @@ arguments are built.  Publish and subscribe make the stream/subscription id (uui
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from rpc import RpcError, Transport
+from rpc import RpcError, RpcTimeout, RpcUnavailable, Transport
 
 from .errors import Ack, from_rpc, ok
 from .metrics import PortalMetrics
@@ -123,6 +124,10 @@ class Relay:
         self.portal = portal
         self.settings = settings
         self.metrics = metrics
+        #: The tasks waiting for a call per controller (what :meth:`interrupt` cancels), and those it
+        #: cancelled (a cancellation of anyone else's goes on as it is).
+        self._calls: dict[str, set[asyncio.Task[Any]]] = {}
+        self._interrupted: set[asyncio.Task[Any]] = set()
 
     async def handle(self, session: Session, event: str, payload: Any) -> Ack:
         route = EVENTS[event]
@@ -133,10 +138,47 @@ class Relay:
         if request.request_id is not None:
             args["request_id"] = request.request_id
         try:
-            result = await self.transport.call(
-                session.controller, route.method, args, timeout=getattr(self.settings, route.timeout)
-            )
+            result = await self._call(session, route.method, args, getattr(self.settings, route.timeout))
         except RpcError as exc:
             session.log.debug("request_refused", event=event, error=exc.code)
             raise from_rpc(exc) from None
         return ok(result)
+
+    def interrupt(self, controller: str) -> int:
+        """``controller`` was lost: end the calls in flight to it now rather than at their timeout (each
+        is made again at the controller its session moves to); how many."""
+        tasks = self._calls.pop(controller, set())
+        for task in tasks:
+            self._interrupted.add(task)
+            task.cancel()
+        return len(tasks)
+
+    async def _call(self, session: Session, method: str, args: dict[str, Any], timeout: float) -> Any:
+        """``method`` at the session's controller.  While the session moves to another controller, the
+        call waits for the move (within ``timeout``); a call in flight when its controller was lost is
+        made once more, with the same arguments, at the controller the session moved to."""
+        task = asyncio.current_task()
+        assert task is not None
+        for again in (False, True):
+            if session.moving is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(session.moving), timeout)
+                except TimeoutError:
+                    raise RpcTimeout(f"{method}: the participant's controller is still moving") from None
+            controller = session.controller
+            calls = self._calls.setdefault(controller, set())
+            calls.add(task)
+            try:
+                return await self.transport.call(controller, method, args, timeout=timeout)
+            except asyncio.CancelledError:
+                if task not in self._interrupted:
+                    raise
+                self._interrupted.discard(task)
+                if task.uncancel() > 0:
+                    raise  # also cancelled by someone else (the socket closed…)
+            finally:
+                calls.discard(task)
+            if again:
+                break
+            session.log.info("request_redirected", method=method, lost=controller)
+        raise RpcUnavailable(f"{method}: the participant's controller was lost twice")

@@ -60,6 +60,9 @@ class Session:
     epoch: int = 0
     #: Highest ``displace`` epoch that arrived while this session's relogin was in flight.
     displaced_by: int = 0
+    #: Set while the session moves to another controller (its controller was lost, or its room
+    #: moved); done when the move ended.  Requests made meanwhile wait for it (see :class:`Relay`).
+    moving: asyncio.Future[None] | None = None
     _lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
     @property
@@ -76,6 +79,17 @@ class Session:
         if self._lock is None:
             self._lock = asyncio.Lock()
         return self._lock
+
+    def start_move(self) -> None:
+        """The session's controller was lost or its room moved: requests wait until :meth:`end_move`."""
+        if self.moving is None:
+            self.moving = asyncio.get_running_loop().create_future()
+
+    def end_move(self) -> None:
+        """The move ended (moved, dropped or given up): waiting requests go on."""
+        moving, self.moving = self.moving, None
+        if moving is not None and not moving.done():
+            moving.set_result(None)
 
     def hold_back(self, note: Notification) -> None:
         """Keep ``note`` until the login or relogin ack went out (see :meth:`Delivery.flush`)."""

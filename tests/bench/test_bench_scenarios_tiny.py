@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import capacity, detection, login, memory, relay, relay_cluster, relogin, replay, takeover
+from bench import capacity, detection, login, memory, relay, relay_cluster, relogin, replay, takeover, takeover_timeline
 from switchboard.devbroker import RabbitNode
 
 pytestmark = pytest.mark.slow
@@ -43,6 +43,14 @@ def test_replay_runs_at_a_tiny_size() -> None:
 
 def test_takeover_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
     assert takeover.main(["--tiny", "--broker", rabbit.url]) == 0
+
+
+def test_takeover_breakdown_finds_every_step_in_the_servers_logs(rabbit: RabbitNode,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert takeover.main(["--tiny", "--breakdown", "--broker", rabbit.url]) == 0
+    printed = capsys.readouterr().out
+    for _, step in takeover_timeline.STEPS:
+        assert f"| {step} | " in printed, step
 
 
 def test_detection_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:

@@ -1,7 +1,8 @@
-"""A lost conference worker's rooms are handed to live ones, one at a time (``take_over``)."""
+"""A lost conference worker's rooms are handed to live ones, some at a time (``take_over``)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rpc import ServiceError, rpc_method
@@ -13,14 +14,21 @@ from .conftest import MakeCluster
 class FakeController:
     """Answers ``take_over`` as a controller would: rebuilt (it knows the room) or ``unknown_room``."""
 
-    def __init__(self, known: set[str], failures: int = 0) -> None:
+    def __init__(self, known: set[str], failures: int = 0, gate: asyncio.Event | None = None) -> None:
         self.known = known
         self.taken: list[str] = []
         self.failures = failures
+        #: When given, every ``take_over`` waits for it (after noting its room): the calls in flight.
+        self.gate = gate
+        self.in_flight = 0
 
     @rpc_method
     async def take_over(self, room: str) -> dict[str, Any]:
         self.taken.append(room)
+        if self.gate is not None:
+            self.in_flight += 1
+            await self.gate.wait()
+            self.in_flight -= 1
         if self.failures:
             self.failures -= 1
             raise ServiceError("controller_error", "journal unavailable")
@@ -44,19 +52,33 @@ async def test_each_room_of_a_lost_controller_is_taken_over_by_a_live_one(make_c
     await cluster.join("conf-live", purpose="conference")
     await _lose_worker_with_rooms(cluster, ["room-1", "room-2", "room-3"])
     await wait_until(lambda: len(survivor.taken) == 3, what="three hand-overs")
-    assert survivor.taken == ["room-1", "room-2", "room-3"]  # one at a time, in order
+    assert sorted(survivor.taken) == ["room-1", "room-2", "room-3"]
     scheduled = [await cluster.call("get_scheduled", purpose="conference", task=room) for room in survivor.taken]
     assert [s["id"] for s in scheduled] == ["conf-live"] * 3  # sticky there now
 
 
 async def test_a_refused_hand_over_is_retried_within_its_attempts(make_cluster: MakeCluster) -> None:
-    cluster = await make_cluster(failover_interval=0.01, failover_attempts=3)
+    cluster = await make_cluster(failover_interval=0.01, failover_attempts=3, failover_concurrency=1)
     survivor = FakeController({"room-1", "room-2"}, failures=2)
     await cluster.client.serve("conf-live", survivor)
     await cluster.join("conf-live", purpose="conference")
     await _lose_worker_with_rooms(cluster, ["room-1", "room-2"])
     await wait_until(lambda: len(survivor.taken) == 4, what="two refusals, then both rooms")
     assert survivor.taken == ["room-1", "room-1", "room-1", "room-2"]
+
+
+async def test_rooms_are_handed_over_concurrently_up_to_the_bound(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster(failover_interval=0.01, failover_concurrency=2)
+    gate = asyncio.Event()
+    survivor = FakeController({"room-1", "room-2", "room-3"}, gate=gate)
+    await cluster.client.serve("conf-live", survivor)
+    await cluster.join("conf-live", purpose="conference")
+    await _lose_worker_with_rooms(cluster, ["room-1", "room-2", "room-3"])
+    await wait_until(lambda: survivor.in_flight == 2, what="two hand-overs in flight at once")
+    assert len(survivor.taken) == 2  # the third waits for one of them
+    gate.set()
+    await wait_until(lambda: len(survivor.taken) == 3 and survivor.in_flight == 0, what="the third hand-over")
+    assert sorted(survivor.taken) == ["room-1", "room-2", "room-3"]
 
 
 async def test_portal_tasks_are_not_handed_over(make_cluster: MakeCluster) -> None:

@@ -126,6 +126,8 @@ class FakeAgent:
         self.ended: list[str] = []
         self.controls: list[tuple[str, str, Any]] = []
         self.signals: list[tuple[str, Any]] = []
+        self.moves: list[tuple[list[str], str]] = []
+        self.refuse_moves = False
 
     async def start(self) -> None:
         await self.transport.serve(self.worker_id, self)
@@ -157,6 +159,18 @@ class FakeAgent:
         self.sessions.pop(subscription_id, None)
         self.ended.append(subscription_id)
         return "ok"
+
+    @rpc_method
+    async def controller_moved(self, transport_ids: list[str], controller: str) -> dict[str, Any]:
+        """Reports on those transports go to ``controller`` now; the sessions here on them (a
+        session's ``status`` is ``pending`` unless a test set it), or ``refuse_moves`` as an error."""
+        if self.refuse_moves:
+            raise ServiceError("unavailable", "this agent refuses controller_moved")
+        mine = {sid: s for sid, s in self.sessions.items() if s["transport"] in transport_ids}
+        for session in mine.values():
+            session["controller"] = controller
+        self.moves.append((sorted(transport_ids), controller))
+        return {"sessions": {sid: s.get("status", "pending") for sid, s in mine.items()}}
 
     @rpc_method
     async def control(self, transport_id: str, session_id: str, operation: str, data: Any) -> str:

@@ -7,14 +7,20 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 import pytest_asyncio
 
+from conference_controller import machine
+from conference_controller.events import decode_events
+from conference_controller.ids import ParticipantId
 from journal import JournalRecord, JournalUnavailable, Snapshot
 from journal.memory import MemoryJournal
+from journal.settings import JournalSettings
+from journal.sqlite import SqliteJournal
 from rpc import RpcRemoteError
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
@@ -259,3 +265,127 @@ async def test_migrate_is_refused_without_the_admin_key_and_take_over_without_a_
     # nothing moved, nothing claimed: the room is here under its first epoch
     assert env.controller.room("room-1").state.epoch == 1 and not env.controller.finished.is_set()
     assert env.cluster.unscheduled == []
+
+
+@pytest_asyncio.fixture
+async def sqlite_now(tmp_path: Path) -> AsyncIterator[SqliteJournal]:
+    """The embedded server's journal with ``durability = normal``: it commits on the loop's thread."""
+    made = SqliteJournal(tmp_path / "journal.sqlite3", JournalSettings(durability="normal"))
+    await made.open()
+    yield made
+    await made.close()
+
+
+async def test_with_a_journal_that_commits_at_once_a_commit_is_durable_and_acted_on_before_it_returns(
+    local: TransportFactory, make_env: Any, sqlite_now: SqliteJournal, tmp_path: Path
+) -> None:
+    env: Env = await make_env(local, journal=sqlite_now)
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    room = env.controller.room("room-1")
+    before = room.last_offset
+    done = env.controller.commit(room, machine.decide_text(room.state, ParticipantId("p1"), "p2", "now", 0.0))
+    # No loop turn has passed: the record is in the file, and the room waits for nothing.
+    assert room.pending == deque() and room.last_offset > before
+    reader = SqliteJournal(tmp_path / "journal.sqlite3")
+    await reader.open()
+    try:
+        assert [r.offset for r in await reader.replay("room-1", before)] == [room.last_offset]
+    finally:
+        await reader.close()
+    await done
+    await wait_until(lambda: [m for _, m in _texts(env, "p2", "b")] == ["now"], what="the delivery")
+
+
+async def test_with_a_journal_that_commits_at_once_a_controller_whose_room_moved_on_is_fenced(
+    local: TransportFactory, make_env: Any, sqlite_now: SqliteJournal
+) -> None:
+    env: Env = await make_env(local, journal=sqlite_now)
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    stale = env.controller
+    other = await env.start_controller("controller-2")
+    env.controller = other
+    await env.call("take_over", room="room-1")
+    env.controller = stale
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("text", participant="p1", to="all", message="stale")
+    assert (info.value.code, info.value.message) == ("controller_error", "the room moved to another controller")
+    assert "room-1" not in stale.rooms and "p1" not in stale.participants  # unloaded
+    assert all(message != "stale" for _, message in _texts(env, "p2", "b"))
+    await other.stop()
+
+
+def _kinds(records: list[JournalRecord]) -> list[list[str]]:
+    return [[type(event).__name__ for event in decode_events(record.body)] for record in records]
+
+
+async def _acked_text(env: Env) -> int:
+    """p1 and p2 in room-1, p1 texts "one", p2 acknowledges it (applied at once here); its seq."""
+    await env.join("p1")
+    await env.join("p2")
+    await env.call("text", participant="p1", to="all", message="one")
+    await wait_until(lambda: len(_texts(env, "p2")) == 1)
+    seq = _texts(env, "p2")[0][0]
+    await env.ack("p2", seq)
+    await wait_until(lambda: env.controller.participant("p2").outbox.acked == seq)
+    return seq
+
+
+async def test_an_ack_is_applied_at_once_and_its_record_rides_with_the_rooms_next_one(
+    local: TransportFactory, make_env: Any, journal: GatedJournal,
+) -> None:
+    env: Env = await make_env(local, journal=journal, ack_record_delay=60.0)
+    await _acked_text(env)
+    written = _kinds(await journal.replay("room-1"))
+    assert "Acked" not in sum(written, [])
+    await env.call("text", participant="p1", to="all", message="two")
+    after = _kinds(await journal.replay("room-1"))
+    assert after[:len(written)] == written
+    assert after[len(written)][0] == "Acked" and "Notified" in after[len(written)]
+    assert len(after) == len(written) + 1
+
+
+async def test_an_ack_with_nothing_after_it_is_written_on_its_own_after_the_delay(
+    local: TransportFactory, make_env: Any, journal: GatedJournal,
+) -> None:
+    env: Env = await make_env(local, journal=journal, ack_record_delay=0.05)
+    await _acked_text(env)
+
+    async def ack_written() -> bool:
+        return _kinds(await journal.replay("room-1"))[-1] == ["Acked"]
+
+    await wait_until(ack_written, what="the ack's record of its own")
+
+
+async def test_acks_beyond_the_bound_are_written_at_once(
+    local: TransportFactory, make_env: Any, journal: GatedJournal,
+) -> None:
+    env: Env = await make_env(local, journal=journal, ack_record_delay=60.0, ack_record_max=1)
+    await _acked_text(env)
+    await wait_until(lambda: not env.controller.room("room-1").pending)
+    assert _kinds(await journal.replay("room-1"))[-1] == ["Acked"]
+
+
+async def test_a_snapshot_writes_the_waiting_acks_first_and_a_rebuild_has_them(
+    local: TransportFactory, make_env: Any, journal: GatedJournal,
+) -> None:
+    env: Env = await make_env(local, journal=journal, ack_record_delay=60.0)
+    seq = await _acked_text(env)
+    room = env.controller.room("room-1")
+    appends = journal.appends
+    await env.controller.snapshot(room)
+    assert journal.appends == appends + 1 and not room.deferred
+    snapshot = await journal.snapshot("room-1")
+    assert snapshot is not None and snapshot.offset == room.last_offset
+    rebuilt = msgspec.msgpack.decode(snapshot.body, type=type(room.state))
+    assert rebuilt.participants["p2"].outbox.acked == seq
+
+
+async def test_a_controller_that_stops_writes_the_acks_that_wait(
+    local: TransportFactory, make_env: Any, journal: GatedJournal,
+) -> None:
+    env: Env = await make_env(local, journal=journal, ack_record_delay=60.0)
+    await _acked_text(env)
+    await env.controller.stop()
+    assert _kinds(await journal.replay("room-1"))[-1] == ["Acked"]

@@ -284,6 +284,40 @@ async def test_a_frozen_controller_loses_its_room_and_serves_nothing_stale_when_
         raise
 
 
+async def test_a_text_in_flight_when_its_controller_is_lost_is_answered_by_the_next_one(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    # The portal would wait longer for the frozen controller than the client waits for its answer:
+    # only a text made again at the next controller once the loss is announced can be answered.
+    cluster = process_cluster(portals=1, controllers=2, env_overrides={"SWITCHBOARD_PORTAL__TEXT_TIMEOUT": "60"})
+    await cluster.start()
+    names: dict[str, str] = {}
+    try:
+        alice = await _join(cluster, "caught", "alice")
+        bob = await _join(cluster, "caught", "bob")
+        assert (await alice.next_event("participant", timeout=10)).data["action"] == "join"
+        names = {await cluster.worker_id(name): name for name in ("controller-1", "controller-2")}
+        (holder,) = [wid for wid in names if await _tasks(cluster, wid) == ["caught"]]
+
+        cluster.roles[names[holder]].pause()
+        sending = asyncio.create_task(alice.send_text("all", "in flight"))
+        await wait_until(lambda: _gone(cluster, holder, "conference"), timeout=20,
+                         what="the frozen controller declared lost")
+        await sending  # answered, not timed out
+        for client in (alice, bob):
+            assert await _texts(client, 1) == ["in flight"]
+            assert client.reconnections == 0 and client.duplicates == 0
+            assert client.drain_events("drop") == [] and client.drain_events("participant") == []
+        for client in (alice, bob):
+            await client.leave()
+    except BaseException:
+        print(cluster.logs_tail())
+        raise
+    finally:
+        for wid, name in names.items():
+            cluster.roles[name].cont()
+
+
 async def test_draining_a_controller_moves_its_rooms_one_by_one_and_it_exits(
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:

@@ -1,11 +1,13 @@
 """A process that appends to a SQLite journal from several tasks until it is killed, printing each
-offset once ``append`` has returned it: ``python -m tests.journal.appender PATH`` (used by the
-``kill -9`` test in ``test_sqlite.py``)."""
+offset once ``append`` has returned it: ``python -m tests.journal.appender PATH [TASKS [DURABILITY]]``
+(used by the ``kill -9`` test in ``test_sqlite.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+
+import msgspec
 
 from journal.settings import JournalSettings
 from journal.sqlite import SqliteJournal
@@ -13,8 +15,8 @@ from journal.sqlite import SqliteJournal
 __all__ = ["main"]
 
 
-async def _append_forever(path: str, tasks: int) -> None:
-    journal = SqliteJournal(path, JournalSettings(durability="full"))
+async def _append_forever(path: str, tasks: int, durability: str) -> None:
+    journal = SqliteJournal(path, msgspec.convert({"durability": durability}, JournalSettings))
     await journal.open()
 
     async def appender(task: int) -> None:
@@ -30,7 +32,8 @@ async def _append_forever(path: str, tasks: int) -> None:
 
 
 def main() -> None:
-    asyncio.run(_append_forever(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 8))
+    asyncio.run(_append_forever(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 8,
+                                sys.argv[3] if len(sys.argv) > 3 else "full"))
 
 
 if __name__ == "__main__":

@@ -74,6 +74,30 @@ async def test_a_fenced_append_does_not_spoil_the_others_in_its_group(journal: S
     assert journal.commits == 2  # the claim, then the three appends as one group
 
 
+@pytest.mark.parametrize("durability", ["full", "normal"])
+async def test_a_claim_through_another_connection_fences_off_a_holder_that_wrote_before_it(
+    durability: str, tmp_path: Path
+) -> None:
+    # The writer keeps the rooms' epochs in memory between its transactions: a claim made through
+    # another connection to the file (another process) must still fence it off.
+    path = tmp_path / "j.sqlite3"
+    settings = msgspec.convert({"durability": durability}, JournalSettings)
+    holder, claimer = SqliteJournal(path, settings), SqliteJournal(path, settings)
+    await holder.open()
+    await claimer.open()
+    try:
+        await holder.claim("r", 1)
+        first = await holder.append("r", 1, b"before")
+        assert await claimer.claim("r", 2) == first
+        with pytest.raises(Fenced):
+            await holder.append("r", 1, b"after the claim")
+        assert await holder.append("r", 2, b"under the new epoch") > first
+        assert [r.body for r in await claimer.replay("r")] == [b"before", b"under the new epoch"]
+    finally:
+        await holder.close()
+        await claimer.close()
+
+
 async def test_close_commits_what_was_accepted_before_it(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     journal = SqliteJournal(path)
@@ -114,10 +138,11 @@ async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(
         await journal.close()
 
 
-async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["full", "normal"])
+async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(durability: str, tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     child = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.journal.appender", str(path), "8",
-                                                 cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+                                                 durability, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     assert child.stdout is not None
     printed: list[tuple[str, int]] = []
     try:
@@ -147,8 +172,8 @@ async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(
         await journal.close()
 
 
-def test_the_settings_default_to_durable_appends_and_refuse_unknown_policies() -> None:
-    assert JournalSettings().durability == "full"
+def test_the_settings_default_to_appends_that_survive_the_process_and_refuse_unknown_policies() -> None:
+    assert JournalSettings().durability == "normal"
     assert msgspec.convert({"durability": "normal", "max_pending": 5}, JournalSettings).max_pending == 5
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"durability": "sometimes"}, JournalSettings)
@@ -199,3 +224,66 @@ async def _offsets_in(path: Path) -> list[int]:
         return [record.offset for record in await reopened.replay("r")]
     finally:
         await reopened.close()
+
+
+async def test_with_normal_durability_the_writes_of_one_loop_turn_are_committed_together_at_its_end(
+    tmp_path: Path
+) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability="normal"))
+    await journal.open()
+    try:
+        futures = [journal.submit(f"r{i % 3}", 1, bytes([i])) for i in range(100)]
+        await asyncio.sleep(0)  # one loop turn: no thread to wait for
+        assert all(future.done() for future in futures)
+        assert len({future.result() for future in futures}) == 100
+        assert (journal.commits, journal.writes) == (1, 100)
+    finally:
+        await journal.close()
+
+
+async def test_append_now_commits_before_it_returns_after_what_was_queued(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, JournalSettings(durability="normal"))
+    reader = SqliteJournal(path)
+    await journal.open()
+    await reader.open()
+    try:
+        queued = journal.submit("r", 1, b"queued first")
+        offset = journal.append_now("r", 1, b"now")
+        assert queued.done() and offset is not None and queued.result() < offset
+        assert [r.body for r in await reader.replay("r")] == [b"queued first", b"now"]  # in the file
+        await reader.claim("r", 2)
+        with pytest.raises(Fenced):
+            journal.append_now("r", 1, b"stale")
+    finally:
+        await journal.close()
+        await reader.close()
+    with pytest.raises(JournalUnavailable):
+        journal.append_now("r", 2, b"closed")
+
+
+async def test_append_now_leaves_an_fsyncing_journal_to_its_writer_thread(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability="full"))
+    await journal.open()
+    try:
+        assert journal.append_now("r", 1, b"x") is None
+        assert await journal.replay("r") == [] and journal.writes == 0
+    finally:
+        await journal.close()
+
+
+async def test_with_normal_durability_the_wal_is_checkpointed_and_stays_bounded(tmp_path: Path) -> None:
+    # The writer's connection does not checkpoint (it would fsync on the loop's thread): the reader's
+    # thread does, every so many commits, so the WAL is reused instead of growing with every record.
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, JournalSettings(durability="normal", checkpoint_every=300))
+    await journal.open()
+    try:
+        for _ in range(3000):  # 3 MB of records, one commit each: ~44 MB of WAL without checkpoints
+            if journal.append_now("r", 1, bytes(1000)) is None:  # a checkpoint is running: wait for it
+                await journal.append("r", 1, bytes(1000))
+        wal = path.with_name(path.name + "-wal").stat().st_size
+    finally:
+        await journal.close()
+    assert journal.writes == 3000
+    assert wal < 10_000_000

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import msgspec
 import pytest
 import socketio
 
@@ -44,7 +45,8 @@ ISP = "isp-unit"
 ORIGIN = {"isp": ISP, "region": "region"}
 SETTINGS = PortalSettings(host="127.0.0.1", port=0, isps=[ISP], cluster_retry_budget=1.0,
                           cluster_retry_interval=0.25, cluster_timeout=1.5, join_timeout=3.5, request_timeout=2.5,
-                          reconnection_ticket_lifetime=120.0, room_reserve_time=12.0)
+                          reconnection_ticket_lifetime=120.0, room_reserve_time=12.0, failover_attempts=3,
+                          failover_interval=0.75)
 
 
 @dataclass
@@ -527,16 +529,30 @@ async def test_a_bad_ticket_is_refused_and_the_socket_closed(world: _World, tick
     assert world.to(CLUSTER, "get_scheduled") == []
 
 
-async def test_a_relogin_to_a_room_nobody_runs_is_placed_and_unknown_without_a_journal(world: _World) -> None:
+def _unplaced_ticket(world: _World) -> str:
+    """A valid ticket of a participant of a room nobody runs."""
     now = now_ms()
-    ticket = encode_ticket(Ticket(participant_id="p", ticket_id="t", room="nowhere", not_before=now,
-                                  not_after=now + 10_000), world.harness.keyring)
-    await _refused(world.logins.relogin(world.connection(), ticket), "Client does NOT exist", "unknown_participant")
+    return encode_ticket(Ticket(participant_id="p", ticket_id="t", room="nowhere", not_before=now,
+                                not_after=now + 10_000), world.harness.keyring)
+
+
+async def test_a_relogin_to_a_room_nobody_runs_is_placed_and_unknown_without_a_journal(world: _World) -> None:
+    await _refused(world.logins.relogin(world.connection(), _unplaced_ticket(world)), "Client does NOT exist",
+                   "unknown_participant")
     # The room is scheduled (its controller may be gone: another one rebuilds it from the journal);
     # this controller has no journal, so it does not know the participant.
-    assert [(s.args or {}).get("task") for s in world.to(CLUSTER, "schedule")] == ["nowhere"]
+    assert world.to(CLUSTER, "schedule") == [Sent("call", CLUSTER, "schedule", {
+        "purpose": "conference", "task": "nowhere", "preference": {}, "reserve_time": 12.0}, 1.5)]
     assert [(s.args or {}).get("room") for s in world.to(CONTROLLER_ID, "resume")] == ["nowhere"]
     assert len(world.sessions) == 0
+
+
+async def test_a_relogin_retries_placing_a_room_the_cluster_cannot_place_yet(world: _World) -> None:
+    world.harness.cluster_spy.refuse_next("schedule", "no_worker_available", "not yet")
+    await _refused(world.logins.relogin(world.connection(), _unplaced_ticket(world)), "Client does NOT exist",
+                   "unknown_participant")
+    assert len(world.to(CLUSTER, "schedule")) == 2 and world.sleeps.asked == [0.25]
+    assert len(world.to(CONTROLLER_ID, "resume")) == 1
 
 
 async def test_a_refused_resume_says_why_and_leaves_nothing_here(world: _World) -> None:
@@ -881,19 +897,77 @@ async def test_a_taken_over_session_loses_the_acks_noted_since(world: _World) ->
     assert world.to(CONTROLLER_ID, "ack_many") == []
 
 
-async def test_a_relogin_takes_over_another_relogin_still_in_flight(world: _World) -> None:
+async def test_a_relogin_takes_over_another_relogin_still_in_flight(world: _World,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
     participant, ticket_text, _ = await _held(world, extension=True)
     request = {"ticket": ticket_text, "retryKey": "r" * 16}
     gate = world.harness.spy.hold_replies("resume")
-    first = asyncio.ensure_future(world.logins.relogin(world.connection(), request))
+    first_conn = world.connection()
+    first = asyncio.ensure_future(world.logins.relogin(first_conn, request))
     await wait_until(lambda: world.harness.spy.called("resume"), what="the first resume")
+    taken = world.sessions.get(participant)
+    assert taken is not None
     world.harness.spy.stop_holding("resume")
     conn = world.connection()
     answer = await world.logins.relogin(conn, request)  # the same request again: its answer never came
     assert isinstance(answer, tuple) and answer[0] == "ok"
     assert world.sessions.get(participant) is conn.session
     gate.set()
-    await first  # (it is answered too; its session is no longer the registered one)
+    await _refused(first, "Participant is connected elsewhere", "displaced")  # the retry has it
+    retried = conn.session
+    assert retried is not None and world.sessions.get(participant) is retried and retried.phase is Phase.LIVE
+    assert first_conn.session is None and first_conn.state is State.INITIALIZED and first_conn.relogging is False
+    await wait_until(lambda: world.closed == [first_conn.sid], what="the first socket closed")
+    assert world.count("relogins", "error", "displaced") == 1.0 and world.count("relogins", "ok", "") == 1.0
+    assert _logged(caplog, "relogin_taken_over") == [(logging.INFO, _of(taken))]
+    await world.logins.background.stop(grace=10)  # returns once what it started has finished
+    assert world.to(CONTROLLER_ID, "hold") == [Sent("call", CONTROLLER_ID, "hold", {
+        "participant": participant, "portal": PORTAL}, 2.5)]  # the loss's only: the refused one holds nothing
+
+
+async def test_a_relogin_taken_over_by_its_retry_still_closes_the_socket_it_took_over(world: _World) -> None:
+    old_conn, _, answer = await world.login(extension=True)
+    assert isinstance(answer, tuple)
+    participant = answer[1]["id"]
+    request = {"ticket": answer[1]["reconnectionTicket"], "retryKey": "r" * 16}
+    gate = world.harness.spy.hold_replies("resume")
+    first = asyncio.ensure_future(world.logins.relogin(world.connection(), request))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the first resume")
+    world.harness.spy.stop_holding("resume")
+    conn = world.connection()
+    assert (await world.logins.relogin(conn, request))[0] == "ok"
+    assert old_conn.session is not None  # the retry took over the first relogin, not the old socket
+    gate.set()
+    await _refused(first, "Participant is connected elsewhere", "displaced")
+    assert old_conn.session is None and old_conn.state is State.WAITING_FOR_RECONNECTING
+    await wait_until(lambda: world.closed_transports == [old_conn.sid], what="the old socket closed")
+    assert ("drop", None, old_conn.sid) in world.sio.emitted
+    assert world.sessions.get(participant) is conn.session
+
+
+async def test_a_relogin_that_fails_after_its_retry_took_over_leaves_the_participant_to_the_retry(
+        world: _World) -> None:
+    old_conn, _, answer = await world.login(extension=True)
+    assert isinstance(answer, tuple)
+    participant = answer[1]["id"]
+    request = {"ticket": answer[1]["reconnectionTicket"], "retryKey": "r" * 16}
+    stalled = world.harness.spy.stall_calls("resume")
+    world.harness.spy.lose_replies("resume")  # the first relogin's resume: served, its answer lost
+    first = asyncio.ensure_future(world.logins.relogin(world.connection(), request))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the first resume")
+    retried = world.harness.spy.stall_calls("resume")  # the retry's resume waits too
+    conn = world.connection()
+    retry = asyncio.ensure_future(world.logins.relogin(conn, request))
+    await wait_until(lambda: len(world.harness.spy.called("resume")) == 2, what="the retry's resume")
+    stalled.set()
+    await _refused(first, "resume: the reply was lost (injected)", "unavailable")
+    registered = world.sessions.get(participant)
+    assert registered is not None and registered is not old_conn.session  # the retry's, not the old socket's
+    await wait_until(lambda: world.closed_transports == [old_conn.sid], what="the old socket closed")
+    assert old_conn.session is None and ("drop", None, old_conn.sid) in world.sio.emitted
+    retried.set()
+    assert (await retry)[0] == "ok"
     assert world.sessions.get(participant) is conn.session
 
 
@@ -1030,6 +1104,165 @@ async def test_a_reattach_displaced_meanwhile_closes_the_socket(world: _World) -
     await pending
     assert session.epoch == 2 and world.sessions.get(session.id) is None
     await wait_until(lambda: world.closed_transports == [conn.sid], what="the socket closed")
+
+
+# -- a lost controller: rehome ---------------------------------------------------------------------
+
+LOST = "conference-lost@test"
+
+
+def _schedules(world: _World, since: int = 0) -> list[Sent]:
+    return world.to(CLUSTER, "schedule")[since:]
+
+
+def _room_schedule() -> Sent:
+    return Sent("call", CLUSTER, "schedule", {"purpose": "conference", "task": "room-1", "preference": {},
+                                              "reserve_time": 12.0}, 1.5)
+
+
+async def _orphaned(world: _World) -> tuple[Connection, Session, int]:
+    """A live participant whose controller (``LOST``) was lost; the room is now scheduled on
+    ``CONTROLLER_ID``, which holds the participant (as a controller rebuilding it from the journal
+    would).  Also how many ``schedule`` calls were sent before."""
+    conn, session = await _partitioned(world)
+    session.controller = LOST
+    return conn, session, len(_schedules(world))
+
+
+async def test_rehome_moves_the_session_to_the_controller_the_room_is_scheduled_on(
+        world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session, before = await _orphaned(world)
+    world.harness.notify(session.id, "text", {"n": 1})
+    await world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8))
+    assert _schedules(world, before) == [_room_schedule()] and world.sleeps.asked == []
+    assert session.controller == CONTROLLER_ID and [s.target for s in world.to(CONTROLLER_ID, "resume")] == [
+        CONTROLLER_ID]
+    assert world.sio.emitted == [("text", {"n": 0}, conn.sid), ("text", {"n": 1}, conn.sid)]
+    assert world.sessions.get(session.id) is session and session.live and not world.harness.held(session.id)
+    assert _logged(caplog, "failed_over") == [(logging.INFO, _of(session, lost=LOST, controller=CONTROLLER_ID,
+                                                                 attempt=1))]
+    assert _logged(caplog, "failover_failed") == [] and world.closed == []
+
+
+async def test_rehome_retries_while_the_lost_controller_is_still_scheduled_then_drops(
+        world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session = await _partitioned(world)
+    before = len(_schedules(world))
+    # the manager has not repealed the lost controller's rooms: it schedules the room there again
+    await world.logins.rehome(session.room, [session], CONTROLLER_ID, asyncio.Semaphore(8))
+    assert _schedules(world, before) == [_room_schedule()] * 3  # failover_attempts
+    assert world.sleeps.asked == [0.75, 0.75]  # failover_interval between them
+    assert world.to(CONTROLLER_ID, "resume") == []
+    assert _logged(caplog, "failover_failed") == [(logging.WARNING, _of(session, lost=CONTROLLER_ID, attempts=3))]
+    assert _logged(caplog, "drop") == [(logging.INFO, _of(session, reason="controller lost"))]
+    assert world.sio.emitted[-1] == ("drop", None, conn.sid) and world.closed == [conn.sid]
+    assert world.sessions.get(session.id) is None and conn.state is State.INITIALIZED
+
+
+async def test_rehome_retries_a_failed_schedule_and_a_failed_reattach(
+        world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session, before = await _orphaned(world)
+    world.harness.cluster_spy.refuse_next("schedule", "no_worker_available", "none yet")
+    resumes = 0
+
+    def refuse_the_first_resume() -> None:
+        nonlocal resumes
+        resumes += 1
+        if resumes == 1:
+            world.harness.spy.refuse_next("resume", "busy", "try later")
+
+    world.sleeps.then.append(refuse_the_first_resume)  # after the first wait: the schedule works now
+    await world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8))
+    assert _schedules(world, before) == [_room_schedule()] * 3 and world.sleeps.asked == [0.75, 0.75]
+    assert len(world.to(CONTROLLER_ID, "resume")) == 2
+    assert _logged(caplog, "failover_schedule_failed") == [
+        (logging.INFO, {"worker": PORTAL, "room": session.room, "attempt": 1, "error": "unavailable"})]
+    assert _logged(caplog, "reattach_failed") == [(logging.WARNING, _of(session, error="busy"))]
+    assert _logged(caplog, "failed_over") == [(logging.INFO, _of(session, lost=LOST, controller=CONTROLLER_ID,
+                                                                 attempt=3))]
+    assert world.sessions.get(session.id) is session and session.live and world.closed == []
+
+
+async def test_rehome_leaves_alone_a_session_not_registered_or_not_live(world: _World) -> None:
+    conn, session, before = await _orphaned(world)
+    pending = Session(id="pending", room="room-1", portal_log=EventLog(), controller=LOST, sid="s")
+    world.sessions.add(pending)  # registered, a login still in flight
+    await world.logins.rehome(pending.room, [pending], LOST, asyncio.Semaphore(8))
+    stale = Session(id=session.id, room="room-1", portal_log=EventLog(), controller=LOST, sid=conn.sid,
+                    phase=Phase.LIVE)  # live, but not the registered one
+    await world.logins.rehome(stale.room, [stale], LOST, asyncio.Semaphore(8))
+    assert _schedules(world, before) == [] and world.to(CONTROLLER_ID, "resume") == []
+    assert world.sio.emitted == [("text", {"n": 0}, conn.sid)] and world.closed == []
+    assert pending.phase is Phase.PENDING and stale.phase is Phase.LIVE
+
+
+async def test_rehome_of_a_session_that_ends_during_the_schedule_stops(world: _World) -> None:
+    conn, session, before = await _orphaned(world)
+    stalled = world.harness.cluster_spy.stall_calls("schedule")
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8)))
+    await wait_until(lambda: len(_schedules(world, before)) == 1, what="the schedule")
+    world.sessions.remove(session)  # what the socket's end does to it
+    stalled.set()
+    await moving
+    assert len(_schedules(world, before)) == 1 and world.sleeps.asked == []
+    assert world.to(CONTROLLER_ID, "resume") == [] and world.closed == []
+
+
+async def test_rehome_of_a_participant_the_new_controller_does_not_know_drops_it_once(
+        world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session, before = await _orphaned(world)
+    world.harness.spy.refuse_next("resume", "unknown_participant", "no journal")
+    await world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8))
+    assert len(_schedules(world, before)) == 1 and world.sleeps.asked == []
+    assert _logged(caplog, "drop") == [(logging.INFO, _of(session, reason="session lost: unknown_participant"))]
+    assert world.closed == [conn.sid] and _logged(caplog, "failover_failed") == []
+
+
+async def test_rehome_whose_session_is_replaced_during_a_failed_reattach_stops(world: _World) -> None:
+    conn, session, before = await _orphaned(world)
+    stall = world.harness.spy.stall_calls("resume")
+    world.harness.spy.refuse_next("resume", "busy", "try later")
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8)))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
+    world.sessions.remove(session)
+    world.sessions.add(Session(id=session.id, room="room-1", portal_log=EventLog(), controller=CONTROLLER_ID))
+    stall.set()
+    await moving
+    assert len(_schedules(world, before)) == 1 and world.sleeps.asked == [] and world.closed == []
+
+
+async def test_rehome_whose_socket_closes_during_the_reattach_holds_it_and_stops(world: _World) -> None:
+    conn, session, before = await _orphaned(world)
+    gate = world.harness.spy.hold_replies("resume")
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8)))
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the resume")
+    world.sessions.remove(session)  # what the socket's end does to it (phase ENDED)
+    gate.set()
+    await moving
+    await wait_until(lambda: world.harness.held(session.id), what="held again, at the new controller")
+    assert len(_schedules(world, before)) == 1 and world.sleeps.asked == []
+
+
+async def test_rehome_that_gives_up_spares_a_session_being_reattached(world: _World) -> None:
+    world.logins.settings = msgspec.structs.replace(SETTINGS, failover_attempts=1)
+    conn, session = await _partitioned(world)
+    before = len(_schedules(world))
+    stalled = world.harness.cluster_spy.stall_calls("schedule")
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], CONTROLLER_ID, asyncio.Semaphore(8)))
+    await wait_until(lambda: len(_schedules(world, before)) == 1, what="the schedule")
+    gate = world.harness.spy.hold_replies("resume")
+    reattaching = asyncio.ensure_future(world.logins.reattach(session))  # the portal back from a partition
+    await wait_until(lambda: world.harness.spy.called("resume"), what="the re-attach's resume")
+    stalled.set()
+    await moving  # its one attempt found the lost controller again, but the session is being re-attached
+    assert world.closed == [] and ("drop", None, conn.sid) not in world.sio.emitted
+    gate.set()
+    await reattaching
+    assert world.sessions.get(session.id) is session and session.live
 
 
 # -- answers without their optional keys -----------------------------------------------------------

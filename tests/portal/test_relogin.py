@@ -390,3 +390,28 @@ async def test_a_relogin_overtaken_by_one_elsewhere_is_refused_and_closes_its_so
     await portal.stop()  # returns once its holds (if it sent any) reached the controller
     assert harness.spy.called("hold") == [{"participant": result["id"], "portal": portal.worker_id}], \
         "no hold for a socket that was displaced"
+
+
+async def test_a_relogin_taken_over_by_a_retry_of_itself_is_refused_and_its_socket_closed(harness: Harness) -> None:
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    pid = result["id"]
+    await _lose(harness, client, pid)
+    request = {"ticket": result["reconnectionTicket"], "lastSeq": None, "retryKey": "r" * 32}
+    resumes = harness.spy.hold_replies("resume")
+    first = await harness.client(portal)
+    answer = asyncio.ensure_future(first.call("relogin", request))
+    await wait_until(lambda: harness.spy.called("resume"), what="resumed at the controller")
+    harness.spy.stop_holding("resume")
+    retry = await harness.client(portal)  # the client gave up waiting: the same relogin on a new socket
+    status, _ = await retry.call("relogin", request)
+    assert status == "ok"
+    resumes.set()  # the first relogin's answer comes back after the retry took the participant
+    assert await answer == ("error", {"code": "displaced", "message": "Participant is connected elsewhere"})
+    await wait_until(first.disconnected.is_set, what="the first socket closed")
+    session = portal.sessions.get(pid)
+    assert session is not None and session.live
+    _text_to(harness, pid, "to the retry")
+    await wait_until(lambda: retry.texts() == ["to the retry"], what="delivery on the retry's socket")
+    assert await retry.call("text", {"to": "all", "message": "mine"}) == "ok"
+    assert harness.spy.called("hold") == [{"participant": pid, "portal": portal.worker_id}], "held once, at the loss"

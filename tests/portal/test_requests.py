@@ -167,6 +167,18 @@ async def test_losing_the_controller_drops_its_participants(harness: Harness) ->
     assert client.received == [("drop", None)]
 
 
+async def test_a_lost_controllers_sockets_are_moved_room_by_room_with_one_schedule_per_room(harness: Harness) -> None:
+    portal = await harness.portal(failover_attempts=2, failover_interval=0.01)
+    clients = [(await harness.joined(portal, room="room-1", user=f"user-{n}"))[0] for n in range(3)]
+    clients.append((await harness.joined(portal, room="room-2", user="alone"))[0])
+    scheduled_before = len(harness.cluster_spy.called("schedule"))
+    await harness.real.stop()  # no controller is left: every move fails, then the clients are dropped
+    await wait_until(lambda: all(c.disconnected.is_set() for c in clients), what="every client dropped")
+    moves = [call["task"] for call in harness.cluster_spy.called("schedule")[scheduled_before:]
+             if call["purpose"] == "conference"]
+    assert sorted(moves) == ["room-1", "room-1", "room-2", "room-2"]  # per room and attempt, not per socket
+
+
 async def test_notify_for_an_unknown_participant_is_not_delivered(harness: Harness) -> None:
     portal = await harness.portal()
     answer = await harness.transport.call(portal.worker_id, "notify", {"participant": "ghost", "event": "text", "data": {}, "seq": 1})

@@ -93,6 +93,8 @@ class ProcessCluster:
     workdir: Path
     portals: int = 2
     controllers: int = 2
+    #: Fake media agents (:mod:`tests.support.media_agent`), named ``agent-N``.
+    media_agents: int = 0
     env_overrides: dict[str, str] = field(default_factory=dict)
     roles: dict[str, RoleProcess] = field(default_factory=dict)
 
@@ -126,6 +128,8 @@ class ProcessCluster:
                   self.api_port)
         for i in range(self.controllers):
             self._add(f"controller-{i + 1}", base + ["controller"] + common)
+        for i in range(self.media_agents):
+            self._add(f"agent-{i + 1}", [sys.executable, "-m", "tests.support.media_agent"] + common)
         for i in range(self.portals):
             port = free_port()
             # portal-N serves ISP "isp-N", so a token's preference picks the portal.
@@ -171,7 +175,8 @@ class ProcessCluster:
                 counts: dict[str, int] = {}
                 for worker in workers:
                     counts[worker.get("purpose", "")] = counts.get(worker.get("purpose", ""), 0) + 1
-                if counts.get("portal", 0) >= self.portals and counts.get("conference", 0) >= self.controllers:
+                if (counts.get("portal", 0) >= self.portals and counts.get("conference", 0) >= self.controllers
+                        and counts.get("webrtc", 0) >= self.media_agents):
                     async with aiohttp.ClientSession() as session:
                         async with session.get(f"{self.api_url}/readyz") as resp:
                             if resp.status == 200:
@@ -197,10 +202,20 @@ class ProcessCluster:
                     return str(worker["id"])
             raise RuntimeError(f"{name} is not registered")
         # A controller logs its (random) worker id with every event.
-        found = re.search(r"worker=(conference-[0-9a-f]+@\S+)", role.log.read_text())
+        found = re.search(r'worker(?:=|": ")(conference-[0-9a-f]+@[^\s"]+)', role.log.read_text())
         if found is None:
             raise RuntimeError(f"no worker id in the log of {name}")
         return found.group(1)
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """Every ``event`` the roles logged, in time order, each with its ``ts`` (wall clock) and
+        ``role``; needs JSON log lines (``SWITCHBOARD_LOG__JSON=true``)."""
+        found = []
+        for role in self.roles.values():
+            for line in role.log.read_text().splitlines() if role.log.exists() else []:
+                if line.startswith("{") and f'"event": "{event}"' in line:
+                    found.append({**json.loads(line), "role": role.name})
+        return sorted(found, key=lambda e: float(e["ts"]))
 
     def logs_tail(self, chars: int = 1500) -> str:
         return "\n".join(f"--- {r.name}\n{r.log.read_text()[-chars:]}" for r in self.roles.values() if r.log.exists())

@@ -57,10 +57,10 @@ def test_every_setting_is_documented_and_the_reference_is_current() -> None:
 
 def test_a_sub_section_is_set_from_the_environment_and_the_file(tmp_path: Path) -> None:
     path = tmp_path / "sb.toml"
-    path.write_text('[journal]\nkind = "sqlite"\n[journal.sqlite]\ndurability = "normal"\n')
+    path.write_text('[journal]\nkind = "sqlite"\n[journal.sqlite]\ndurability = "full"\n')
     settings = load_settings(str(path), env={"SWITCHBOARD_JOURNAL__SQLITE__PATH": "/var/lib/sb/journal.db",
                                              "SWITCHBOARD_JOURNAL__STREAM__HEARTBEAT": "3"})
-    assert (settings.journal.kind, settings.journal.sqlite.durability) == ("sqlite", "normal")
+    assert (settings.journal.kind, settings.journal.sqlite.durability) == ("sqlite", "full")
     assert settings.journal.sqlite.path == "/var/lib/sb/journal.db" and settings.journal.stream.heartbeat == 3
     with pytest.raises(ConfigError):
         load_settings(env={"SWITCHBOARD_JOURNAL__SQLITE__NO_SUCH_KEY": "1"})
