@@ -197,7 +197,8 @@ async def _bench(args: argparse.Namespace) -> int:
         "|---|---:|---:|---|---:|---:|",
         *rows,
         "",
-        f"**{'pass' if passed else 'miss'}**: worst kill -9 detection {worst * 1000:.0f} ms (goal ≤ {GOAL_S * 1000:.0f} ms);"
+        f"**{'pass' if passed else 'miss'}**: worst kill -9 detection {worst * 1000:.0f} ms "
+        f"(goal ≤ {GOAL_S * 1000:.0f} ms);"
         f" {stale} tokens named a portal after its announcement.",
     ]
     publish("detection", "\n".join(lines), args.tiny)
