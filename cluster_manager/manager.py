@@ -25,6 +25,7 @@ from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy
 
 from .errors import bad_arguments, from_scheduler_error, no_worker_available, not_ready, unauthorized, unknown_worker
 from .eventlog import log, log_event
+from .detection import DeathWatch
 from .liveness import LivenessTracker
 from .messages import (
     ClaimArgs,
@@ -148,7 +149,11 @@ class ClusterManager:
         self._rng = rng
         self._schedulers: dict[str, Scheduler] = {}
         self._members: dict[str, _Member] = {}
-        self._liveness = LivenessTracker(self.settings.check_alive_count)
+        self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
+        self._watch = DeathWatch(
+            self._liveness, member_of=self._members.get, on_dead=self._depart,
+            settle=self.settings.departure_settle, grace=self.settings.reconnect_grace,
+        )
         self._created_at = clock()
         self._ready_at: float | None = None
         self._in_service = False
@@ -185,6 +190,7 @@ class ClusterManager:
         self._created_at = now
         self._ready_at = now + self.settings.initial_time if self._fresh else now
         self._service = await self.transport.serve(self.name, self)
+        await self._watch_transport()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"cluster-liveness:{self.name}")
         log_event(
             logging.INFO, "manager_started", name=self.name, fresh=self._fresh,
@@ -204,6 +210,7 @@ class ClusterManager:
             except asyncio.CancelledError:
                 pass
             self._sweeper = None
+        await self._watch.close()
         for task in list(self._failovers):
             task.cancel()
         await asyncio.gather(*self._failovers, return_exceptions=True)
@@ -592,7 +599,7 @@ class ClusterManager:
         self._liveness.forget(worker_id)
         tasks = self._schedulers[member.purpose].remove_worker(worker_id)
         log_event(
-            logging.WARNING if reason == "timeout" else logging.INFO,
+            logging.INFO if reason == "quit" else logging.WARNING,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
         )
         if tasks and member.purpose in self.settings.failover_purposes and not self._stopped:
@@ -657,6 +664,22 @@ class ClusterManager:
                 await self.transport.publish_event(EXIT_TOPIC, _builtins(event))
         except (RpcError, TimeoutError) as exc:
             log_event(logging.ERROR, "exit_event_lost", worker_id=event.id, purpose=event.purpose, error=str(exc))
+
+    async def _watch_transport(self) -> None:
+        self.transport.watch_link(self._watch.link_changed)
+        if not self.settings.detect_departures:
+            return
+        try:
+            fast = await self.transport.watch_departures(self._watch.departed)
+        except RpcError as exc:
+            log_event(logging.ERROR, "departures_unwatched", error=str(exc))
+            return
+        log_event(logging.INFO, "departures_watched", fast=fast)
+
+    async def _depart(self, worker_id: str) -> None:
+        """``worker_id``'s connection closed (see :class:`DeathWatch`): it is removed at once."""
+        if worker_id in self._members:
+            await self._publish_exit(self._remove(worker_id, "connection_lost"))
 
     async def _sweep_loop(self) -> None:
         while True:
