@@ -16,7 +16,7 @@ bench: $(STAMP) rabbitmq
 	$(PY) -m bench all
 
 # Mutation testing of the core rules, target by target on 2 workers (not part of `make test`; about
-# 15 min on 2 cores). Survivors must be killed by a test or explained in tests/mutation-survivors.md.
+# 22 min on 2 cores). Survivors must be killed by a test or explained in tests/mutation-survivors.md.
 # One target: `make mutate TARGETS=machine`; the list: `$(PY) -m tests.mutation.mutate --list`.
 mutate: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,uvloop,postgres,mutate]'

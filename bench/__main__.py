@@ -15,6 +15,7 @@ SCENARIOS = {
     "memory": "bench.memory",
     "capacity": "bench.capacity",
     "takeover": "bench.takeover",
+    "detection": "bench.detection",
     "replay": "bench.replay",
     "journal-stream": "bench.journal_stream",
     "journal-local": "bench.journal_local",

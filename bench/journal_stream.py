@@ -9,7 +9,9 @@ Measured on one throwaway RabbitMQ node (or ``--broker``), raw aio-pika for the 
   partition that also holds the events of ``--others`` other rooms (interleaved, the room's events
   filtered out by header), starting at the partition's first offset;
 - StreamJournal itself: append one at a time and 10/100 concurrent (its confirms pipeline), replay,
-  claim, and the newest snapshot of a room with many snapshots.
+  claim, and the newest snapshot of a room with many snapshots;
+- StreamJournal's CPU per append through ``submit`` (the controller's path), ``--cpu-rooms`` rooms with
+  ``--cpu-in-flight`` appends in flight each: the journal's process and the broker's VM.
 
 Run: ``python -m bench.journal_stream`` (or ``python -m bench journal-stream``).  Keep runs short on a
 shared machine: the defaults take about a minute.
@@ -30,6 +32,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from bench.proc import cpu_seconds
 from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
 from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from journal.base import Snapshot
@@ -337,6 +340,56 @@ async def _journal_costs(url: str, count: int, reps: int, snapshots: int) -> lis
     return rows
 
 
+async def _cpu_costs(url: str, node: RabbitNode | None, rooms: int, in_flight: int, seconds: float,
+                     reps: int) -> list[str]:
+    """CPU per append through ``submit`` (the controller's path): ``rooms`` rooms with ``in_flight`` appends
+    in flight each, for ``seconds``; this process (the journal) and the broker's VM."""
+    beam = _beam_pid(node)
+    rows: list[str] = []
+    for rep in range(reps):
+        journal = StreamJournal(url, StreamJournalSettings(prefix=f"bench.c.{uuid.uuid4().hex[:6]}."))
+        await journal.open()
+        try:
+            names = [f"cpu-{i}" for i in range(rooms)]
+            for room in names:
+                await journal.claim(room, 1)
+            done = 0
+            stop = False
+
+            async def writer(room: str) -> None:
+                nonlocal done
+                while not stop:
+                    await journal.submit(room, 1, _BODY)
+                    done += 1
+
+            tasks = [asyncio.ensure_future(writer(room)) for room in names for _ in range(in_flight)]
+            await asyncio.sleep(min(1.0, seconds))  # warm-up
+            count, client, broker = done, cpu_seconds(os.getpid()), cpu_seconds(beam) if beam else 0.0
+            await asyncio.sleep(seconds)
+            count, client = done - count, cpu_seconds(os.getpid()) - client
+            broker = cpu_seconds(beam) - broker if beam else 0.0
+            stop = True
+            await asyncio.gather(*tasks)
+        finally:
+            await journal.close()
+        rows.append(f"| {rep + 1} | {rooms} × {in_flight} | {count / seconds:,.0f} | {client / count * 1e6:.0f} | "
+                    + (f"{broker / count * 1e6:.0f} |" if beam else "– |"))
+    return rows
+
+
+def _beam_pid(node: RabbitNode | None) -> int | None:
+    """The Erlang VM of our throwaway node (its CPU is the broker's)."""
+    if node is None or node.pid is None:
+        return None
+    for pid in [node.pid, *_children(node.pid)]:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().startswith("beam"):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
 # -- the run ----------------------------------------------------------------------------------------
 
 async def _run(args: argparse.Namespace) -> str:
@@ -353,6 +406,8 @@ async def _run(args: argparse.Namespace) -> str:
         appends = await _append_costs(url, args.appends, args.reps) if layout else []
         replays = await _replay_costs(url, args.room_events, args.others, args.reps) if layout else []
         journal = await _journal_costs(url, args.appends, args.reps, args.snapshots) if "journal" in args.parts else []
+        cpu = (await _cpu_costs(url, node, args.cpu_rooms, args.cpu_in_flight, args.cpu_seconds, args.reps)
+               if "journal" in args.parts else [])
     finally:
         if node is not None:
             await asyncio.to_thread(node.close)
@@ -392,6 +447,14 @@ async def _run(args: argparse.Namespace) -> str:
         "| operation | events | rate | time |",
         "|---|---:|---|---|",
         *journal,
+        "",
+        f"StreamJournal's CPU per append through `submit` (the controller's path), {args.cpu_rooms} rooms with",
+        f"{args.cpu_in_flight} appends in flight each, {args.cpu_seconds:g} s per run after a warm-up: this process (the",
+        "journal) and the broker's VM (`beam.smp`, `/proc`):",
+        "",
+        "| run | rooms × in flight | appends/s | journal µs per append | broker µs per append |",
+        "|---:|---|---:|---:|---:|",
+        *cpu,
     ])
 
 
@@ -403,10 +466,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--room-events", type=int, default=1000, help="events of the replayed room")
     parser.add_argument("--others", type=int, nargs="+", default=[9, 49], help="other rooms in a partition")
     parser.add_argument("--snapshots", type=int, default=50, help="snapshots saved before reading the newest")
+    parser.add_argument("--cpu-rooms", type=int, default=25, help="rooms written to at once (CPU per append)")
+    parser.add_argument("--cpu-in-flight", type=int, default=2, help="appends in flight per room (CPU per append)")
+    parser.add_argument("--cpu-seconds", type=float, default=4.0, help="measured seconds per run (CPU per append)")
     parser.add_argument("--parts", nargs="+", choices=["layout", "journal"], default=["layout", "journal"],
                         help="what to measure (a run of only some parts records nothing)")
     args = parse_options(parser, argv, {"reps": 1, "streams": [1, 10], "appends": 100, "room_events": 50,
-                                        "others": [4], "snapshots": 5})
+                                        "others": [4], "snapshots": 5,
+                                        "cpu_rooms": 2, "cpu_in_flight": 1, "cpu_seconds": 0.3})
     section = asyncio.run(_run(args))
     publish(NAME, section, args.tiny or len(args.parts) < 2)
     return exit_status(True, args.tiny, True)

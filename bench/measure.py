@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class Run:
     cpu_pct: float  # server CPU over the window, % of one core
     gen_pct: float  # load generators' CPU, % of one core
     errors: int  # a count; `summary` adds it up over the repetitions: one error in any of them fails
+    #: CPU per operation, µs, of each of the measured processes (by pid); not kept by `summary`.
+    cpu_us_by_pid: dict[int, float] = field(default_factory=dict)
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:
@@ -86,4 +88,5 @@ async def measure_window(server: servers.Server, target: str, configs: list[dict
         cpu_pct=cpu / duration * 100,
         gen_pct=gen / duration * 100,
         errors=errors,
+        cpu_us_by_pid={pid: used / count * 1e6 for pid, used in server_cpu.used.items()} if count else {},
     )

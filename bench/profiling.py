@@ -22,7 +22,9 @@ from pathlib import Path
 __all__ = ["sample", "summary", "available"]
 
 _OURS = ("portal/", "conference_controller/", "rpc/", "token_api/", "cluster_manager/", "credentials/",
-         "scheduler/", "switchboard/")
+         "scheduler/", "switchboard/", "journal/", "edge/")
+#: The checkout the profiled code runs from (a worktree or /work/main): cut from its file names.
+_ROOT = str(Path(__file__).resolve().parent.parent) + "/"
 
 
 def available() -> bool:
@@ -123,7 +125,7 @@ def _short(frame: str) -> str:
     """``func (path/to/site-packages/pkg/mod.py:12)`` → ``func pkg/mod.py:12`` (line dropped for grouping)."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
-    for marker in ("site-packages/", "/lib/python3.11/", "/work/main/"):
+    for marker in ("site-packages/", "/lib/python3.11/", _ROOT):
         if marker in where:
             where = where.split(marker, 1)[1]
             break

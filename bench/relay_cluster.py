@@ -22,10 +22,11 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from bench import servers
+from bench import profiling, servers
 from bench.loadgen import Control, Workers, window
 from bench.proc import CpuMeter
 from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
@@ -79,6 +80,8 @@ class Run:
     p99_ms: float
     cpu_us: float  # per relayed message (ours) or per call (JsonRPC)
     errors: int  # a count; `summary` adds it up over the repetitions: one error in any of them fails
+    #: ``cpu_us`` split by process (ours: portal, controller, broker), µs per relayed message.
+    split: dict[str, float] = field(default_factory=dict)
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:
@@ -88,6 +91,7 @@ class Run:
             p99_ms=median([r.p99_ms for r in runs]),
             cpu_us=median([r.cpu_us for r in runs]),
             errors=sum(r.errors for r in runs),
+            split={k: median([r.split.get(k, 0.0) for r in runs]) for k in runs[0].split} if runs else {},
         )
 
 
@@ -102,7 +106,7 @@ async def _jsonrpc(broker: servers.Broker, args: argparse.Namespace) -> Run:
         async with Workers("bench.relay_cluster:_jsonrpc_worker",
                            [{"broker": broker.url, "in_flight": args.clients}]) as workers:
             await workers.reports(timeout=60)
-            meter = CpuMeter([callee.pid, *workers.pids, *broker.pids])
+            meter = CpuMeter([callee.pid, *workers.pids, *_beam(broker)])
             begin = time.time() + 0.2
             t0 = begin + args.warmup
             t1 = t0 + args.duration
@@ -121,15 +125,33 @@ async def _jsonrpc(broker: servers.Broker, args: argparse.Namespace) -> Run:
                cpu / n * 1e6 if n else float("inf"), 0)
 
 
-async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool = True) -> Run:
-    """Our cluster with its default journal (RabbitMQ streams) or with ``journal.kind = off``."""
+def _beam(broker: servers.Broker) -> list[int]:
+    """The throwaway node's Erlang VM (its short-lived helper processes may be gone before the window ends)."""
+    pids = []
+    for pid in broker.pids:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().startswith("beam"):
+                    pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool = True,
+                profile: Path | None = None) -> Run:
+    """Our cluster with its default journal (RabbitMQ streams) or with ``journal.kind = off``;
+    ``profile``: py-spy samples the controller into this file."""
     server = await servers.cluster(broker.url, extra_settings=None if journal else {"JOURNAL__KIND": "off"})
     try:
-        pids = [server.pid("portal0"), server.pid("controller"), *broker.pids]
-        r = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration, cpu_pids=pids)
+        roles = {"portal": [server.pid("portal0")], "controller": [server.pid("controller")], "broker": _beam(broker)}
+        pids = [pid for group in roles.values() for pid in group]
+        r = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration, cpu_pids=pids,
+                            profile={server.pid("controller"): profile} if profile else None)
     finally:
         await server.close()
-    return Run(r.rate, r.p50_ms, r.p99_ms, r.cpu_us, int(r.errors))
+    split = {role: sum(r.cpu_us_by_pid.get(pid, 0.0) for pid in group) for role, group in roles.items()}
+    return Run(r.rate, r.p50_ms, r.p99_ms, r.cpu_us, int(r.errors), split)
 
 
 async def _bench(args: argparse.Namespace) -> int:
@@ -141,6 +163,14 @@ async def _bench(args: argparse.Namespace) -> int:
             runs["no journal"].append(await _ours(broker, args, journal=False))
             print(f"relay-cluster rep {rep + 1}: jsonrpc {runs['jsonrpc'][-1]}, ours {runs['ours'][-1]}, "
                   f"no journal {runs['no journal'][-1]}", flush=True)
+        if args.profile:
+            # An extra run under py-spy (not in the medians: sampling costs CPU on the same cores).
+            run = await _ours(broker, args, profile=args.profile)
+            print(f"relay-cluster profiled: {run}", flush=True)
+            publish("relay-cluster profile", profiling.section(
+                "relay-cluster profile", args.profile, run.split.get("controller", 0.0), "msg",
+                f"the controller during one extra `relay-cluster` run with the journal ({run.rate:,.0f} msgs/s)"),
+                args.tiny)
     ours, base, bare = Run.summary(runs["ours"]), Run.summary(runs["jsonrpc"]), Run.summary(runs["no journal"])
     budget = base.cpu_us * RPCS_PER_RELAY
     ratio = ours.cpu_us / budget if budget else float("inf")
@@ -172,6 +202,10 @@ async def _bench(args: argparse.Namespace) -> int:
         f"| … with `journal.kind = off` | {bare.rate:,.0f} | {bare.p50_ms:.2f} | {bare.p99_ms:.2f} | {bare.cpu_us:.0f} | "
         f"{bare.errors:g} |",
         "",
+        "CPU µs per relayed message by process (medians): " + "; ".join(
+            f"{label}: " + ", ".join(f"{role} {us:.0f}" for role, us in run.split.items())
+            for label, run in (("with the journal", ours), ("`journal.kind = off`", bare))) + ".",
+        "",
         "Runs: " + "; ".join(f"{k}: " + ", ".join(f"{r.rate:,.0f}/s {r.cpu_us:.0f} µs" for r in v)
                              for k, v in runs.items()) + ".",
         "",
@@ -186,7 +220,9 @@ async def _bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = scenario_parser("relay-cluster", __doc__)
     parser.add_argument("--clients", type=int, default=50)
-    add_run_options(parser, procs=2, reps=3, warmup=2.0, duration=5.0, broker=THROWAWAY_BROKER)
+    add_run_options(parser, procs=2, reps=3, warmup=2.0, duration=5.0, broker=THROWAWAY_BROKER,
+                    profile="also run the cluster with the journal once with py-spy on the controller, "
+                            "collapsed stacks to this file")
     args = parse_options(parser, argv, tiny={"clients": 4, "procs": 1, "reps": 1, "warmup": 0.2, "duration": 0.5})
     return asyncio.run(_bench(args))
 

@@ -1,6 +1,15 @@
-"""Which workers have missed too many liveness sweeps (OWT's ``alive_count``), without I/O."""
+"""Which workers have missed too many liveness sweeps (OWT's ``alive_count``), without I/O.
+
+Sweeps only count while the manager can hear its workers: while it has lost the broker itself
+(:meth:`LivenessTracker.deaf`) they count nothing, and once it has the broker back
+(:meth:`LivenessTracker.hearing_again`) every count restarts from zero and the sweeps of a grace
+period count nothing either, so that every worker has time to report again.
+"""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 __all__ = ["LivenessTracker"]
 
@@ -10,11 +19,15 @@ class LivenessTracker:
 
     :param max_missed: a worker is dead once its missed count EXCEEDS this (OWT:
         ``check_alive_count``).
+    :param clock: seconds, monotonic; measures the grace period after a reconnection.
     """
 
-    def __init__(self, max_missed: int) -> None:
+    def __init__(self, max_missed: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_missed = max_missed
+        self._clock = clock
         self._missed: dict[str, int] = {}
+        self._deaf = False
+        self._grace_until: float | None = None
 
     def track(self, worker_id: str) -> None:
         """Start (or restart) counting for ``worker_id`` from zero."""
@@ -35,8 +48,34 @@ class LivenessTracker:
         """Sweeps missed in a row by ``worker_id`` (0 if not tracked)."""
         return self._missed.get(worker_id, 0)
 
+    def deaf(self) -> None:
+        """The manager lost the broker: no sweep counts until :meth:`hearing_again`."""
+        self._deaf = True
+
+    def hearing_again(self, grace: float) -> None:
+        """The manager has the broker back: every count restarts from zero, and sweeps count
+        nothing for ``grace`` seconds from now."""
+        self._deaf = False
+        for worker_id in self._missed:
+            self._missed[worker_id] = 0
+        self._grace_until = self._clock() + grace
+
+    @property
+    def counting(self) -> bool:
+        """Whether a sweep now would count (not deaf, no grace period running)."""
+        if self._deaf:
+            return False
+        if self._grace_until is not None:
+            if self._clock() < self._grace_until:
+                return False
+            self._grace_until = None
+        return True
+
     def sweep(self) -> list[str]:
-        """Count one more missed sweep for every worker; return (and forget) those now dead."""
+        """Count one more missed sweep for every worker; return (and forget) those now dead.
+        While not :attr:`counting`, nothing is counted and nobody is dead."""
+        if not self.counting:
+            return []
         dead: list[str] = []
         for worker_id, missed in self._missed.items():
             missed += 1

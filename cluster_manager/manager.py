@@ -46,6 +46,7 @@ from .changes import (
     WorkerJoined,
     WorkerRemoved,
 )
+from .detection import DeathWatch
 from .liveness import LivenessTracker
 from .messages import (
     ClaimArgs,
@@ -177,7 +178,11 @@ class ClusterManager:
         )
         self._may_act = may_act or (lambda: True)
         self._feed = ChangeFeed(transport, self.settings, epoch=epoch, seq=seq) if self.settings.replication else None
-        self._liveness = LivenessTracker(self.settings.check_alive_count)
+        self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
+        self._watch = DeathWatch(
+            self._liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
+            on_dead=self._depart, settle=self.settings.departure_settle, grace=self.settings.reconnect_grace,
+        )
         self._created_at = clock()
         self._ready_at: float | None = None
         #: Whether ``manager_in_service`` was logged (written by the sweep only).
@@ -224,6 +229,7 @@ class ClusterManager:
             return
         self.activate()
         self._service = await self.transport.serve(self.name, self)
+        await self.watch_transport()
 
     def activate(self) -> None:
         """Start the liveness sweep and the change feed without serving (the caller serves and
@@ -262,6 +268,7 @@ class ClusterManager:
             except asyncio.CancelledError:
                 pass
             self._sweeper = None
+        await self._watch.close()
         for task in list(self._failovers):
             task.cancel()
         await asyncio.gather(*self._failovers, return_exceptions=True)
@@ -628,7 +635,7 @@ class ClusterManager:
         self._liveness.forget(worker_id)
         tasks = self._change(WorkerRemoved(worker_id, reason))
         log_event(
-            logging.WARNING if reason == "timeout" else logging.INFO,
+            logging.INFO if reason == "quit" else logging.WARNING,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
         )
         if tasks and member.purpose in self.settings.failover_purposes and not self._stopped:
@@ -694,6 +701,24 @@ class ClusterManager:
                 await self.transport.publish_event(EXIT_TOPIC, _builtins(event))
         except (RpcError, TimeoutError) as exc:
             log_event(logging.ERROR, "exit_event_lost", worker_id=event.id, purpose=event.purpose, error=str(exc))
+
+    async def watch_transport(self) -> None:
+        """Follow the broker link and the workers' departures (:class:`DeathWatch`); :meth:`start`
+        does it, a node calls it once its manager is active."""
+        self.transport.watch_link(self._watch.link_changed)
+        if not self.settings.detect_departures:
+            return
+        try:
+            fast = await self.transport.watch_departures(self._watch.departed)
+        except RpcError as exc:
+            log_event(logging.ERROR, "departures_unwatched", error=str(exc))
+            return
+        log_event(logging.INFO, "departures_watched", fast=fast)
+
+    async def _depart(self, worker_id: str) -> None:
+        """``worker_id``'s connection closed (see :class:`DeathWatch`): it is removed at once."""
+        if worker_id in self._registry.members and self._may_act():
+            await self._publish_exit(self._remove(worker_id, "connection_lost"))
 
     async def _sweep_loop(self) -> None:
         while True:

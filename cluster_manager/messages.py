@@ -199,7 +199,8 @@ class WorkerExit(msgspec.Struct):
     purpose: str
     id: str
     type: str = "worker"
-    #: ``quit`` (the worker said so) or ``timeout`` (it missed too many liveness sweeps).
+    #: ``quit`` (the worker said so), ``connection_lost`` (its broker connection closed) or
+    #: ``timeout`` (it missed too many liveness sweeps).
     reason: str = "quit"
 
 

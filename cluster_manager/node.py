@@ -164,6 +164,7 @@ class ManagerNode:
             may_act=self.leads,
         )
         manager.activate()
+        self._keep(asyncio.create_task(manager.watch_transport()))
         self._manager = manager
         self._last_tick = self._clock()
         self.promotions += 1

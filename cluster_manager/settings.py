@@ -47,6 +47,15 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     failover_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
     failover_interval: _PositiveSeconds = 0.5
     failover_timeout: _PositiveSeconds = 10.0
+    #: Learn at once that a worker's connection closed: on RabbitMQ through the broker's event
+    #: exchange (plugin ``rabbitmq_event_exchange``; without it, only the keepalive sweep notices).
+    detect_departures: bool = True
+    #: A departed worker is declared dead this long after the broker said so, unless the manager
+    #: lost the broker itself in between (a broker shutting down closes every connection).
+    departure_settle: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.25
+    #: After the manager lost the broker and got it back, the sweeps count nothing for this long:
+    #: every worker has this much time to report again before any missed sweep counts.
+    reconnect_grace: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
     #: How long the manager waits for the ``exit.quit`` event to be published, per event.
     event_publish_timeout: _PositiveSeconds = 2.0
     #: Publish every change of the registry (event ``cluster.<name>.changes``) for standbys.

@@ -99,10 +99,15 @@ class Guard:
     error_body: ErrorBody = json_error_body
     #: What a late body's stream fails with (a server may need a subclass its library handles).
     body_timeout_error: type[BodyTimeout] = BodyTimeout
+    #: Seconds a connection cut for a late head stays half-open after its 408, reading and dropping
+    #: what the client still sends, so that closing it does not reset the answer away.
+    linger_timeout: float = 1.0
 
     def __post_init__(self) -> None:
         if self.header_timeout <= 0 or self.body_timeout <= 0:
             raise ValueError("header_timeout and body_timeout must be positive")
+        if not 0 <= self.linger_timeout <= 60:
+            raise ValueError("linger_timeout must be between 0 and 60 s")
 
 
 # (status, reason, message) for what aiohttp's parser refuses; the exception's own message is not
@@ -137,7 +142,7 @@ def _classify(status: int, exc: BaseException | None) -> tuple[int, str, str]:
 class GuardedRequestHandler(RequestHandler):
     """One connection of a guarded server (see the module docstring)."""
 
-    __slots__ = ("_guard", "_head_timer", "_head_started", "_body_timer")
+    __slots__ = ("_guard", "_head_timer", "_head_started", "_body_timer", "_linger_timer")
 
     def __init__(self, manager: Server, *, loop: asyncio.AbstractEventLoop, guard: Guard, **kwargs: Any) -> None:
         super().__init__(manager, loop=loop, **kwargs)
@@ -145,6 +150,8 @@ class GuardedRequestHandler(RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_started = False
         self._body_timer: asyncio.TimerHandle | None = None
+        #: Set once a 408 went out and the connection only waits to be closed (input is dropped).
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     # -- deadlines -------------------------------------------------------------------------------
 
@@ -154,9 +161,14 @@ class GuardedRequestHandler(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_timers()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._linger_timer is not None:
+            return  # answered and half-closed: what still comes is dropped
         if data and self._head_timer is not None:
             self._head_started = True
         queued = len(self._messages)
@@ -212,6 +224,13 @@ class GuardedRequestHandler(RequestHandler):
             head = (f"HTTP/1.1 408 Request Timeout\r\n{hdrs.SERVER}: {SERVER_NAME}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
             transport.write(head.encode("ascii") + body)
+            if self._guard.linger_timeout > 0 and isinstance(transport, asyncio.WriteTransport) \
+                    and transport.can_write_eof():
+                # Closing now, with the client's bytes still arriving, would reset the connection and
+                # could discard the 408 at the client: send it with a FIN, drop input, close later.
+                transport.write_eof()
+                self._linger_timer = self._loop.call_later(self._guard.linger_timeout, self.force_close)
+                return
         self.force_close()
 
     def _body_expired(self, payload: StreamReader) -> None:

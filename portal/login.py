@@ -378,7 +378,11 @@ class LoginService:
                 session.end_move()
                 return True
             session.controller = controller
-            moved = await self.reattach(session)
+            try:
+                moved = await self.reattach(session)
+            except Exception as exc:  # noqa: BLE001 - one session's failure must not strand its room's others
+                session.log.warning("reattach_error", controller=controller, error=repr(exc))
+                moved = False
         if moved:
             session.end_move()
         return moved

@@ -7,7 +7,11 @@ Layout on the broker:
 - a service is a queue named after it; several processes consuming it share its messages
   (competing consumers); a worker id is just a service only one process serves;
 - replies go to the caller's own reply queue, matched by AMQP ``correlation_id``/``reply_to``;
-- fault events go through one topic exchange, each subscriber with its own queue.
+- fault events go through one topic exchange, each subscriber with its own queue;
+- departures (:meth:`AmqpTransport.watch_departures`): the broker's own event exchange
+  (``amq.rabbitmq.event``, plugin ``rabbitmq_event_exchange``) announces ``queue.deleted`` when a
+  served name's auto-delete queue goes with its last consumer's connection; link changes
+  (:meth:`~rpc.base.Transport.watch_link`) follow the robust connection's close and reconnect callbacks.
 
 Every queue is declared on a robust channel, so after a broker restart the connection comes back
 by itself and re-declares queues, bindings and consumers.  While the connection is down, calls
@@ -27,6 +31,7 @@ from typing import Any
 
 import aio_pika
 import aiormq
+import yarl
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
@@ -38,6 +43,7 @@ from aio_pika.abc import (
 
 from .base import (
     _REQUEST_ID,
+    DepartureListener,
     EventHandler,
     ServiceHandle,
     Subscription,
@@ -55,6 +61,8 @@ __all__ = ["AmqpTransport"]
 
 log = logging.getLogger("switchboard.rpc.amqp")
 
+#: The broker's own event exchange (plugin ``rabbitmq_event_exchange``).
+BROKER_EVENTS_EXCHANGE = "amq.rabbitmq.event"
 _CONTENT_TYPE = "application/json"
 _BROKER_ERRORS = (
     aiormq.exceptions.AMQPError,
@@ -179,10 +187,13 @@ class AmqpTransport(Transport):
         if self._pending:
             log.warning("broker connection lost; failing %d calls in flight", len(self._pending))
         self._fail_pending(RpcUnavailable(f"broker connection lost: {exc or 'closed'}"))
+        if not self._closed:
+            self._link_changed(False)
 
     def _on_reconnected(self, _sender: Any) -> None:
         self.reconnects += 1
         log.info("broker connection restored for %s", self.node_id)
+        self._link_changed(True)
 
     def _fail_pending(self, error: RpcUnavailable) -> None:
         pending, self._pending = self._pending, {}
@@ -365,6 +376,48 @@ class AmqpTransport(Transport):
             target,
             f"cast {target}.{method}",
         )
+
+    # -- departures ------------------------------------------------------------------------------
+
+    async def watch_departures(self, listener: DepartureListener) -> bool:
+        """Through the broker's event exchange (plugin ``rabbitmq_event_exchange``): a service queue
+        is auto-deleted when its last consumer goes, and the broker announces ``queue.deleted``
+        within milliseconds of the consumer's connection closing.  ``False`` when the plugin is off."""
+        self._require_connection()
+        assert self._conn is not None and self._consume_ch is not None
+        probe = await self._conn.channel(publisher_confirms=False)
+        try:
+            exchange = await probe.declare_exchange(BROKER_EVENTS_EXCHANGE, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            log.warning("the broker has no %s exchange (enable the plugin rabbitmq_event_exchange): "
+                        "dead workers are noticed by keepalives only", BROKER_EVENTS_EXCHANGE)
+            return False
+        except _BROKER_ERRORS as exc:
+            raise RpcUnavailable(f"cannot watch departures: {exc}") from exc
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+        vhost = yarl.URL(self.settings.broker_url).path[1:] or "/"
+
+        async def on_deleted(message: AbstractIncomingMessage) -> None:
+            headers = message.headers
+            name, where = headers.get("name"), headers.get("vhost")
+            if isinstance(name, bytes):
+                name = name.decode()
+            if isinstance(where, bytes):
+                where = where.decode()
+            if isinstance(name, str) and where == vhost:
+                listener(name)
+
+        try:
+            queue = await self._consume_ch.declare_queue(
+                f"departures.{self.node_id}.{uuid.uuid4().hex[:12]}", durable=False, auto_delete=True
+            )
+            await queue.bind(exchange.name, routing_key="queue.deleted")
+            await queue.consume(on_deleted, no_ack=True)
+        except _BROKER_ERRORS as exc:
+            raise RpcUnavailable(f"cannot watch departures: {exc}") from exc
+        return True
 
     # -- fault events ----------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ __all__ = [
     "Subscription",
     "ServiceHandle",
     "EventHandler",
+    "LinkListener",
+    "DepartureListener",
     "rpc_method",
     "rpc_methods",
     "rpc_method_names",
@@ -36,6 +38,10 @@ log = logging.getLogger("switchboard.rpc")
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 EventHandler = Callable[[str, Any], Awaitable[None]]
+#: Told ``False`` when the transport loses its broker, ``True`` when it has it back.
+LinkListener = Callable[[bool], None]
+#: Told the name of a service whose last server went away.
+DepartureListener = Callable[[str], None]
 
 _RPC_ATTR = "__switchboard_rpc__"
 
@@ -162,6 +168,35 @@ class Transport(abc.ABC):
         self._services: set[Any] = set()
         self._subscriptions: set[Any] = set()
         self._closed = False
+        self._link_listeners: list[LinkListener] = []
+        self._link_up = True
+
+    @property
+    def connected(self) -> bool:
+        """Whether this transport can reach the others now (an in-process one always can until closed)."""
+        return not self._closed
+
+    def watch_link(self, listener: LinkListener) -> None:
+        """Call ``listener(False)`` whenever this transport loses its broker and ``listener(True)``
+        when it has it back (an in-process transport never loses it)."""
+        self._link_listeners.append(listener)
+
+    def _link_changed(self, up: bool) -> None:
+        """Tell the listeners, once per change (a failed reconnection attempt is no new loss)."""
+        if up == self._link_up:
+            return
+        self._link_up = up
+        for listener in list(self._link_listeners):
+            try:
+                listener(up)
+            except Exception:
+                log.exception("link listener of %s failed", self.node_id)
+
+    async def watch_departures(self, listener: DepartureListener) -> bool:
+        """Call ``listener(service)`` as soon as the last server of ``service`` is gone (its process
+        stopped serving it, died, or lost its broker connection).  ``False`` when this transport
+        cannot tell (the caller then relies on keepalives alone)."""
+        return False
 
     async def start(self) -> None:
         """Connect; idempotent."""

@@ -17,7 +17,7 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
-from .base import EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
+from .base import DepartureListener, EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
 from .errors import INTERNAL, SERVICE_GONE, Declined, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .messages import ErrorBody, Reply, Request, roundtrip
 from .topics import topic_matches
@@ -61,6 +61,7 @@ class LocalBroker:
         #: Services whose calls all go to their first server still serving.
         self._single_active: set[str] = set()
         self._subscriptions: set[_LocalSubscription] = set()
+        self._departure_listeners: list[tuple[LocalTransport, DepartureListener]] = []
 
     def transport(self, node_id: str, *, call_timeout: float = 2.0) -> LocalTransport:
         return LocalTransport(self, node_id, call_timeout=call_timeout)
@@ -75,6 +76,17 @@ class LocalBroker:
             entries.remove(service)
             if not entries:
                 del self._services[service.name]
+                self._departed(service.name)
+
+    def _departed(self, name: str) -> None:
+        for transport, listener in list(self._departure_listeners):
+            if transport._closed:
+                self._departure_listeners.remove((transport, listener))
+                continue
+            try:
+                listener(name)
+            except Exception:
+                log.exception("departure listener of %s failed", transport.node_id)
 
     def _pick(self, target: str) -> _LocalService:
         entries = self._services.get(target)
@@ -112,6 +124,11 @@ class LocalTransport(Transport):
         self.broker._add_service(entry)
         self._services.add(entry)
         return entry
+
+    async def watch_departures(self, listener: DepartureListener) -> bool:
+        self._check_open()
+        self.broker._departure_listeners.append((self, listener))
+        return True
 
     def _track(self, entry: _LocalService, task: asyncio.Task[Reply]) -> asyncio.Task[Reply]:
         owner = entry.transport

@@ -7,6 +7,9 @@
   (``initializing``), re-report every task so running sessions keep their mappings; otherwise the
   manager has forgotten this worker's tasks and the owner is told through ``on_loss(tasks)``.
   ``on_recovery()`` runs after either.
+- A keepalive that failed because this worker's own transport has lost the broker does not count:
+  after a broker outage the manager, cut off as well, gives every worker time to report again, and
+  a rejoin would needlessly drop this worker's tasks.
 
 Every wait (between join attempts, keepalives and load checks) goes through ``sleep`` (default
 :func:`asyncio.sleep`); tests pass one that lets each turn of a loop through by hand.
@@ -165,6 +168,11 @@ class ClusterWorker:
                     timeout=self.settings.keepalive_timeout,
                 )
             except RpcError as exc:
+                if not self.transport.connected:
+                    # This worker lost the broker, not the manager: the manager, cut off too, waits
+                    # for it (a grace period after it reconnects), so rejoining would lose its tasks.
+                    log.debug("keepalive of %s not sent: %s", self.worker_id, exc)
+                    continue
                 failures += 1
                 log.debug("keepalive of %s failed (%d): %s", self.worker_id, failures, exc)
                 if failures > self.settings.keepalive_max_failures:

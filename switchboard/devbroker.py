@@ -13,9 +13,14 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["RabbitNode", "rabbitmq_available"]
+__all__ = ["RabbitNode", "rabbitmq_available", "DEFAULT_PLUGINS"]
+
+#: The event exchange lets the cluster manager learn within milliseconds that a worker's
+#: connection closed (see docs/design-notes.md, "Failure detection").
+DEFAULT_PLUGINS = ("rabbitmq_event_exchange",)
 
 _SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 _CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -34,7 +39,10 @@ def _free_port() -> int:
 class RabbitNode:
     """One broker node; ``start()``, ``stop()``, ``restart()``; ``url`` for clients."""
 
-    def __init__(self, base_dir: str | None = None, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self, base_dir: str | None = None, *, start_timeout: float = 60.0,
+        plugins: Sequence[str] = DEFAULT_PLUGINS,
+    ) -> None:
         if not rabbitmq_available():
             raise RuntimeError("rabbitmq-server is not installed: run `make test` (apt-get install rabbitmq-server)")
         self._own_dir = base_dir is None
@@ -45,7 +53,7 @@ class RabbitNode:
         self.nodename = f"sb{self.port}@localhost"
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
-        (self.base / "enabled_plugins").write_text("[].\n")
+        (self.base / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
 
     @property
     def url(self) -> str:

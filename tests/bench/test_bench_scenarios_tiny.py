@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import capacity, login, memory, relay, relay_cluster, relogin, replay, takeover, takeover_timeline
+from bench import capacity, detection, login, memory, relay, relay_cluster, relogin, replay, takeover, takeover_timeline
 from switchboard.devbroker import RabbitNode
 
 pytestmark = pytest.mark.slow
@@ -51,3 +51,7 @@ def test_takeover_breakdown_finds_every_step_in_the_servers_logs(rabbit: RabbitN
     printed = capsys.readouterr().out
     for _, step in takeover_timeline.STEPS:
         assert f"| {step} | " in printed, step
+
+
+def test_detection_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
+    assert detection.main(["--tiny", "--broker", rabbit.url]) == 0

@@ -6,15 +6,21 @@ No assertion reads a clock; waits go through the journal's own bounded timeouts 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
+from typing import cast
 
 import aio_pika
+import aiormq
 import pytest
 import pytest_asyncio
+from pamqp.commands import Basic
 
 from journal.base import Fenced, Journal, JournalUnavailable, Snapshot
 from journal.stream import StreamJournal
+from journal.stream_publish import BatchPublisher
 from journal.settings import StreamJournalSettings
 from switchboard.devbroker import RabbitNode
 from tests.journal.contract import JournalContract
@@ -128,12 +134,12 @@ async def test_a_journal_follows_a_bounded_number_of_rooms(make_journal: MakeJou
     for room in ("a", "b", "c"):
         await journal.claim(room, 1)
         offsets[room] = await journal.append(room, 1, room.encode())
-    assert sorted(journal._tails) == ["b", "c"]
+    assert sorted(journal._tails.followed()) == ["b", "c"]
     # a room let go is followed again from where it is: epochs and offsets go on
     with pytest.raises(Fenced):
         await journal.append("a", 0, b"stale")
     assert await journal.append("a", 1, b"again") > offsets["a"]
-    assert sorted(journal._tails) == ["a", "c"]
+    assert sorted(journal._tails.followed()) == ["a", "c"]
     assert [r.body for r in await journal.replay("a")] == [b"a", b"again"]
 
 
@@ -211,6 +217,80 @@ async def test_an_append_that_lands_after_a_newer_claim_raises_fenced(
     assert await old.replay("r") == []
 
 
+async def test_submit_keeps_the_order_and_the_bound_and_a_record_after_a_newer_claim_is_refused(
+        make_journal: MakeJournal, broker_url: str) -> None:
+    journal = await make_journal(max_in_flight=3)
+    await journal.claim("r", 1)
+    futures = [journal.submit("r", 1, f"{n}".encode()) for n in range(8)]
+    assert journal._writes.count == 3  # three published at once, the rest wait for a slot
+    offsets = [await future for future in futures]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 8
+    assert [r.body for r in await journal.replay("r")] == [f"{n}".encode() for n in range(8)]
+    # a newer claim lands (confirmed) while this journal's loop is blocked, so its tail has not seen it:
+    # the records submitted now pass the journal's own check, land after the claim, and are refused
+    claim = threading.Thread(target=asyncio.run, args=(
+        _publish_raw(broker_url, f"{journal.settings.prefix}room.r", "claim", 2, b""),))
+    claim.start()
+    claim.join()
+    tail = journal._tails.get("r")
+    assert tail is not None and tail.fold.epoch == 1
+    stale = [journal.submit("r", 1, b"stale") for _ in range(3)]
+    for future in stale:
+        with pytest.raises(Fenced) as info:
+            await future
+        assert info.value.current == 2
+    assert [r.offset for r in await journal.replay("r")] == offsets
+    assert journal._writes.count == 0 and not tail.waiting
+
+
+async def test_records_submitted_before_the_room_is_followed_or_while_no_slot_is_free_land_in_submit_order(
+        make_journal: MakeJournal) -> None:
+    journal = await make_journal(max_in_flight=2)
+    # the room is not followed yet: these wait for its tail and its rooms entry, then for slots
+    first = [journal.submit("r", 1, f"{n}".encode()) for n in range(6)]
+    await first[0]
+    # a slot is free again while the room's earlier records still wait: these go behind them
+    later = [journal.submit("r", 1, f"{n}".encode()) for n in range(6, 12)]
+    offsets = [await future for future in first + later]
+    assert offsets == sorted(offsets)
+    assert [r.body for r in await journal.replay("r")] == [f"{n}".encode() for n in range(12)]
+    assert journal._writes.count == 0 and journal._writer.queued_rooms == 0
+
+
+async def test_a_batch_goes_out_in_order_each_message_confirmed_or_returned_on_its_own(broker_url: str) -> None:
+    conn = await aio_pika.connect(broker_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+        prefix = f"b{uuid.uuid4().hex[:8]}."
+        for name in ("x", "y"):
+            await channel.declare_queue(prefix + name, durable=True, arguments={"x-queue-type": "stream"})
+        writer = BatchPublisher(cast(aiormq.Channel, await (await conn.channel(
+            publisher_confirms=True, on_return_raises=True)).get_underlay_channel()))
+        big = b"z" * (writer.channel.max_content_size * 2 + 5)  # three body frames
+        bodies = [b"1", b"", big, b"3", b"4"]
+        queues = ["x", "y", "x", "missing", "y"]
+        ids = [uuid.uuid4().hex for _ in bodies]
+        futures = writer.publish([(prefix + queue, body, Basic.Properties(message_id=message_id, delivery_mode=2))
+                                  for queue, body, message_id in zip(queues, bodies, ids)])
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert [isinstance(r, aiormq.exceptions.PublishError) for r in results] == [False, False, False, True, False]
+        assert writer.channel.message_id_delivery_tag == {}
+        for name, want in (("x", [(ids[0], b"1"), (ids[2], big)]), ("y", [(ids[1], b""), (ids[4], b"4")])):
+            read = await channel.declare_queue(prefix + name, passive=True)
+            await channel.set_qos(prefetch_count=10)
+            got: list[tuple[str | None, bytes]] = []
+            await read.consume(partial(_collect, got), arguments={"x-stream-offset": "first"})
+            await wait_until(lambda: len(got) == 2, what=f"stream {name} read back")
+            assert got == want
+    finally:
+        await conn.close()
+
+
+async def _collect(into: list[tuple[str | None, bytes]], message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    into.append((message.message_id, message.body))
+    await message.ack()
+
+
 # -- the broker going away ----------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -249,7 +329,7 @@ async def test_a_dropped_connection_fails_what_waits_on_it_and_the_next_append_r
     await journal.claim("r", 1)
     first = await journal.append("r", 1, b"before")
     await asyncio.to_thread(own_rabbit.ctl, "close_all_connections", "test")
-    await wait_until(lambda: journal._conn is None, what="the journal to see its connection go")
+    await wait_until(lambda: journal._link.conn is None, what="the journal to see its connection go")
     # the tail resumes after the last record it handled: nothing seen twice, nothing skipped
     second = await journal.append("r", 1, b"after")
     assert second > first

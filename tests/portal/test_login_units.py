@@ -1186,6 +1186,33 @@ async def test_rehome_retries_a_failed_schedule_and_a_failed_reattach(
     assert world.sessions.get(session.id) is session and session.live and world.closed == []
 
 
+async def test_rehome_retries_a_reattach_that_raised_and_still_moves_the_rest_of_the_room(
+        world: _World, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session, before = await _orphaned(world)
+    other = Session(id="other", room=session.room, portal_log=EventLog(), controller=LOST, sid="s-other")
+    world.sessions.add(other)
+    other.phase = Phase.LIVE
+    reattach = world.logins.reattach
+    calls: list[str] = []
+
+    async def raising_once(moving: Session) -> bool:
+        calls.append(moving.id)
+        if moving is session and calls.count(session.id) == 1:
+            raise ValueError("a malformed resume answer")
+        if moving is other:
+            return True
+        return await reattach(moving)
+
+    monkeypatch.setattr(world.logins, "reattach", raising_once)
+    await world.logins.rehome(session.room, [session, other], LOST, asyncio.Semaphore(8))
+    assert sorted(calls) == sorted([session.id, other.id, session.id]) and world.sleeps.asked == [0.75]
+    assert session.controller == CONTROLLER_ID and other.controller == CONTROLLER_ID
+    assert _logged(caplog, "reattach_error") == [
+        (logging.WARNING, _of(session, controller=CONTROLLER_ID, error="ValueError('a malformed resume answer')"))]
+    assert _logged(caplog, "failover_failed") == [] and world.sessions.get(session.id) is session and session.live
+
+
 async def test_rehome_leaves_alone_a_session_not_registered_or_not_live(world: _World) -> None:
     conn, session, before = await _orphaned(world)
     pending = Session(id="pending", room="room-1", portal_log=EventLog(), controller=LOST, sid="s")
@@ -1208,6 +1235,30 @@ async def test_rehome_of_a_session_that_ends_during_the_schedule_stops(world: _W
     stalled.set()
     await moving
     assert len(_schedules(world, before)) == 1 and world.sleeps.asked == []
+    assert world.to(CONTROLLER_ID, "resume") == [] and world.closed == []
+
+
+async def test_rehome_leaves_alone_a_session_no_longer_live_when_its_turn_comes(world: _World) -> None:
+    conn, session, before = await _orphaned(world)
+    session.start_move()
+    slots = asyncio.Semaphore(0)  # every re-attach slot taken by other rooms' sessions
+    moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, slots))
+    await wait_until(lambda: len(_schedules(world, before)) == 1, what="the schedule")
+    session.phase = Phase.PENDING  # still registered, but a relogin of it runs now
+    slots.release()
+    await moving
+    assert session.controller == LOST and session.moving is None  # its requests go on, to whatever the relogin says
+    assert world.to(CONTROLLER_ID, "resume") == [] and world.sleeps.asked == []
+
+
+async def test_rehome_of_a_session_that_ends_while_its_reattach_waits_for_it_stops(world: _World) -> None:
+    conn, session, before = await _orphaned(world)
+    async with session.lock:  # a refresh of its ticket in flight
+        moving = asyncio.ensure_future(world.logins.rehome(session.room, [session], LOST, asyncio.Semaphore(8)))
+        await wait_until(lambda: session.controller == CONTROLLER_ID, what="the re-attach waiting for the session")
+        world.sessions.remove(session)  # what the socket's end does to it
+    await moving
+    assert len(_schedules(world, before)) == 1 and world.sleeps.asked == []  # not tried again
     assert world.to(CONTROLLER_ID, "resume") == [] and world.closed == []
 
 

@@ -218,6 +218,39 @@ async def test_failed_keepalives_count_only_in_a_row(world: _World) -> None:
     await worker.stop()
 
 
+class _CutOff(RecordingTransport):
+    """A worker's transport that lost its broker while ``cut`` (as the RabbitMQ one says: not
+    connected, and every call fails at once)."""
+
+    cut = False
+
+    @property
+    def connected(self) -> bool:
+        return not self.cut and self.inner.connected
+
+    async def call(
+        self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        if self.cut:
+            self.sent.append(Sent("call", target, method, args, timeout))
+            raise RpcUnavailable("broker unavailable")
+        return await super().call(target, method, args, timeout)
+
+
+async def test_keepalives_that_fail_because_the_worker_lost_the_broker_do_not_count(world: _World) -> None:
+    world.transport = _CutOff(world.transport.inner)
+    worker = await world.started(world.worker())
+    assert isinstance(world.transport, _CutOff)
+    world.transport.cut = True
+    assert await world.sleeps.step(KEEPALIVE, 4 * MAX_FAILURES) == KEEPALIVE
+    assert len(world.transport.of("keep_alive")) == 4 * MAX_FAILURES  # each one was tried
+    world.transport.cut = False
+    assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE
+    # Back: the manager still knows it, nothing was rejoined, no task was given up.
+    assert (world.manager.keepalives, world.joins(), worker.recoveries, world.events) == (1, 1, 0, [])
+    await worker.stop()
+
+
 async def test_whoareyou_rejoins_at_once(world: _World, logs: Callable[[], list[str]]) -> None:
     worker = await world.started(world.worker())
     world.manager.workers.clear()

@@ -30,6 +30,10 @@ class RecordingTransport(Transport):
         self.inner = inner
         self.sent: list[Sent] = []
 
+    @property
+    def connected(self) -> bool:
+        return self.inner.connected
+
     def of(self, method: str) -> list[Sent]:
         """What was sent of ``method``, in order."""
         return [sent for sent in self.sent if sent.method == method]

@@ -1,0 +1,172 @@
+"""Writes to room streams in flight (:class:`InFlight`), for :class:`journal.stream.StreamJournal`.
+
+A write (a record, a claim, a "forgotten" entry) is done when the broker has confirmed it **and** the
+room's tail has delivered it back (which gives its offset and whether the fencing rule counts it), in
+either order.  At most ``limit`` writes are in flight at once and each has ``timeout`` seconds; one
+timer serves them all (the deadlines come in the order the writes started).  No coroutine or task of
+its own per write: the journal publishes, the confirm and the delivery call :meth:`InFlight.confirmed`
+and :meth:`InFlight.seen`, and the write's future completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Fenced, JournalUnavailable
+
+__all__ = ["Seen", "Write", "InFlight"]
+
+
+@dataclass(slots=True, frozen=True)
+class Seen:
+    """What the fencing rule made of one message."""
+
+    offset: int
+    counts: bool  # a record or claim that is part of the room's history (not fenced off)
+    epoch: int  # the room's epoch once this message is taken into account
+    last_before: int  # the last record that counts before this message (0: none)
+
+
+@dataclass(slots=True, eq=False)
+class Write:
+    """One message published to a room's stream, until it is confirmed and seen."""
+
+    room: str
+    kind: str
+    epoch: int
+    message_id: str
+    #: The tail's writes by message id: the write is there until it is done.
+    waiting: dict[str, Write]
+    #: With ``record``: the record's offset (:class:`Fenced` if the rule does not count it); else the :class:`Seen`.
+    future: asyncio.Future[Any]
+    record: bool
+    deadline: float
+    confirmed: bool = False
+    seen: Seen | None = None
+    done: bool = False
+
+
+class InFlight:
+    """The journal's writes in flight: bounded in number and in time."""
+
+    def __init__(self, limit: int, timeout: float) -> None:
+        self.limit = limit
+        self.timeout = timeout
+        self.count = 0  # slots taken: writes in flight and callers about to start one
+        self._free: deque[asyncio.Future[None]] = deque()  # callers waiting for a slot
+        self._deadlines: deque[Write] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def full(self) -> bool:
+        """No slot for a newcomer: all taken, or callers already waiting (they come first)."""
+        return self.count >= self.limit or bool(self._free)
+
+    async def take(self) -> None:
+        """A slot, in turn (the caller bounds the wait); give it back with :meth:`give_back` unless a
+        write starts in it."""
+        if not self.full:
+            self.count += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._free.append(waiter)
+        try:
+            await waiter  # a slot handed over by give_back: counted already
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.give_back()  # handed over, but this caller left
+            elif waiter in self._free:
+                self._free.remove(waiter)
+            raise
+
+    def give_back(self) -> None:
+        """Free a slot, or hand it to the first caller waiting."""
+        while self._free:
+            waiter = self._free.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.count -= 1
+
+    def start(self, room: str, kind: str, epoch: int, message_id: str, waiting: dict[str, Write],
+              record: bool, *, slot_taken: bool = False, future: asyncio.Future[Any] | None = None) -> Write:
+        """A write in a slot (taken now unless ``slot_taken``), registered with its tail under ``message_id``;
+        it completes ``future`` (a new one by default)."""
+        if not slot_taken:
+            self.count += 1
+        loop = asyncio.get_running_loop()
+        write = Write(room, kind, epoch, message_id, waiting, future or loop.create_future(), record,
+                      loop.time() + self.timeout)
+        waiting[message_id] = write
+        self._deadlines.append(write)
+        if self._timer is None:
+            self._timer = loop.call_at(write.deadline, self._expire)
+        return write
+
+    def confirmed(self, write: Write) -> None:
+        write.confirmed = True
+        if write.seen is not None:
+            self._finish(write, None)
+
+    def seen(self, write: Write, seen: Seen) -> None:
+        write.seen = seen
+        if write.confirmed:
+            self._finish(write, None)
+
+    def fail(self, write: Write, error: BaseException) -> None:
+        self._finish(write, error)
+
+    def fail_all(self, waiting: dict[str, Write], error: BaseException) -> None:
+        for write in list(waiting.values()):
+            self._finish(write, error)
+
+    def close(self, error: BaseException) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        free, self._free = self._free, deque()
+        for waiter in free:
+            if not waiter.done():
+                waiter.set_exception(error)
+        for write in list(self._deadlines):
+            self._finish(write, error)
+
+    def _finish(self, write: Write, error: BaseException | None) -> None:
+        if write.done:
+            return
+        write.done = True
+        write.waiting.pop(write.message_id, None)
+        deadlines = self._deadlines
+        while deadlines and deadlines[0].done:
+            deadlines.popleft()
+        self.give_back()
+        future = write.future
+        if future.done():  # the caller stopped waiting (its own timeout)
+            return
+        if error is not None:
+            future.set_exception(error)
+            return
+        seen = write.seen
+        assert seen is not None
+        if not write.record:
+            future.set_result(seen)
+        elif seen.counts:
+            future.set_result(seen.offset)
+        else:
+            future.set_exception(Fenced(write.room, write.epoch, seen.epoch))
+
+    def _expire(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0].done or deadlines[0].deadline <= now):
+            write = deadlines.popleft()
+            if not write.done:
+                self._finish(write, JournalUnavailable(
+                    f"journal: {write.kind} to room {write.room} not done within {self.timeout} s"))
+        if deadlines:
+            self._timer = loop.call_at(deadlines[0].deadline, self._expire)

@@ -1,0 +1,249 @@
+"""The stream journal's connection to RabbitMQ (aio-pika): :class:`Connection`.
+
+Connections are plain ones (never restored by aio-pika): after a loss the next operation connects
+again, and the journal is told (``on_lost``) so its tails resume from where they were.  A connection
+carries a publishing channel with confirms (reads' end markers, the rooms directory, snapshots) and a
+channel of its own for the batched writes to room streams (:class:`~journal.stream_publish.BatchPublisher`).
+A stream refuses consumers for ~10 s after a broker start (each refusal closes the connection):
+:meth:`Connection.attaching` retries within ``attach_timeout``.  Every failure to reach the broker
+raises :class:`~journal.base.JournalUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
+
+from .base import JournalUnavailable
+from .logs import EventLog
+from .settings import StreamJournalSettings
+from .stream_layout import Layout
+from .stream_publish import BatchPublisher
+
+__all__ = ["BROKER_ERRORS", "Connection"]
+
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.AMQPError,
+    ConnectionError,
+    OSError,
+    RuntimeError,
+    asyncio.TimeoutError,
+)
+
+_T = TypeVar("_T")
+
+
+def _usable(conn: AbstractConnection) -> bool:
+    transport = conn.transport
+    return not conn.is_closed and transport is not None and not transport.connection.is_closed
+
+
+class Connection:
+    """The journal's one connection, its channels, the streams declared on it, and the background work
+    (closing channels and connections, queued starts) that :meth:`close` waits for."""
+
+    def __init__(self, url: str, settings: StreamJournalSettings, name: str, layout: Layout,
+                 on_lost: Callable[[BaseException | None], None]) -> None:
+        self.url = url
+        self.settings = settings
+        self.name = name
+        self.layout = layout
+        parts = urlsplit(url)
+        self.where = f"{parts.hostname}:{parts.port or 5672}"
+        self.log = EventLog(journal=name, broker=self.where)
+        self._on_lost = on_lost
+        self._conn: AbstractConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        #: The channel the writes to room streams go out on, in batches (nothing else publishes there).
+        self._writer: BatchPublisher | None = None
+        self._declared: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Future[Any]] = set()
+        self._closed = False
+        #: Connections made after the first (each loss is followed by one on the next operation).
+        self.reconnects = 0
+        self._connections = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def conn(self) -> AbstractConnection | None:
+        return self._conn
+
+    @property
+    def writer(self) -> BatchPublisher | None:
+        return self._writer
+
+    def keep(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` in the background; :meth:`close` waits for it."""
+        future = asyncio.ensure_future(work)
+        self._closing.add(future)
+        future.add_done_callback(self._closing.discard)
+
+    def shut(self) -> None:
+        """Refuse every operation from now on and start closing the connection (:meth:`wait_closed`)."""
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed:
+            self._closing.add(asyncio.ensure_future(conn.close()))
+
+    async def wait_closed(self) -> None:
+        for result in await asyncio.gather(*self._closing, return_exceptions=True):
+            if isinstance(result, BaseException):
+                self.log.debug("journal_close_failed", error=repr(result))
+        self.log.info("journal_closed", reconnects=self.reconnects)
+
+    async def connection(self) -> AbstractConnection:
+        if self._closed:
+            raise JournalUnavailable("journal is closed")
+        conn = self._conn
+        if conn is not None and _usable(conn):
+            return conn
+        async with self._lock:
+            if self._conn is not None and _usable(self._conn):
+                return self._conn
+            if self._conn is not None:
+                self.drop(self._conn, None)
+            s = self.settings
+            try:
+                conn = await asyncio.wait_for(
+                    aio_pika.connect(self.url, heartbeat=s.heartbeat, timeout=s.connect_timeout,
+                                     client_properties={"connection_name": self.name}),
+                    s.connect_timeout)
+                publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
+                writer = await self._open_writer(conn)
+            except BROKER_ERRORS as exc:
+                self.log.warning("journal_connect_failed", error=repr(exc))
+                raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self.where}: {exc!r}") from exc
+            if self._closed:
+                await conn.close()
+                raise JournalUnavailable("journal is closed")
+            conn.close_callbacks.add(self._on_connection_lost)
+            self.reconnects += self._connections > 0
+            self._connections += 1
+            self.log.info("journal_connected", reconnects=self.reconnects)
+            self._conn, self._publisher, self._declared = conn, publisher, set()
+            self._writer = writer
+            return conn
+
+    def _on_connection_lost(self, conn: Any, exc: BaseException | None = None) -> None:
+        if conn is self._conn:
+            self.drop(self._conn, exc)
+
+    def drop(self, conn: AbstractConnection, exc: BaseException | None) -> None:
+        """Leave a connection that failed (aio-pika may not mark it closed at once); the next
+        operation connects again and every tail resumes from where it was."""
+        if conn is not self._conn:
+            return
+        self._conn = self._publisher = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if not conn.is_closed:
+            self.keep(conn.close())
+        self._on_lost(exc)
+
+    def drop_if_broken(self, exc: BaseException) -> None:
+        """Leave the connection if ``exc`` came with it broken."""
+        if self._conn is not None and not _usable(self._conn):
+            self.drop(self._conn, exc)
+
+    async def publishing(self) -> AbstractChannel:
+        """The publishing channel, and the batch writer, opened again if they were closed."""
+        conn = await self.connection()
+        try:
+            if self._publisher is None or self._publisher.is_closed:
+                self._publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
+            if self._writer is None or self._writer.closed:
+                if self._writer is not None:
+                    self._writer.close()
+                self._writer = await self._open_writer(conn)
+        except BROKER_ERRORS as exc:
+            raise JournalUnavailable(f"journal: RabbitMQ at {self.where} refused a channel: {exc!r}") from exc
+        return self._publisher
+
+    @staticmethod
+    async def _open_writer(conn: AbstractConnection) -> BatchPublisher:
+        channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+        return BatchPublisher(cast(aiormq.Channel, await channel.get_underlay_channel()))
+
+    async def declare(self, channel: AbstractChannel, queue: str) -> AbstractQueue:
+        declared = await channel.declare_queue(queue, durable=True, arguments=self.layout.arguments(queue))
+        self._declared.add(queue)
+        return declared
+
+    async def ensure_declared(self, queue: str) -> None:
+        """Declare ``queue`` on the publishing channel unless this connection did already."""
+        if queue not in self._declared:
+            await self.declare(await self.publishing(), queue)
+
+    def undeclared(self, queue: str) -> None:
+        """``queue`` was deleted: declare it again before the next publish to it."""
+        self._declared.discard(queue)
+
+    async def publish(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None = None) -> None:
+        """Publish with confirm to an existing stream (``mandatory``: a missing one raises)."""
+        channel = await self.publishing()
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, headers=headers, message_id=message_id,
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=queue, mandatory=True)
+
+    async def attaching(self, what: str, attempt: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        """Run ``attempt`` until it succeeds, the broker cannot be reached, or ``attach_timeout`` passes:
+        a stream that is still recovering after a broker start refuses consumers (and drops the connection)."""
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.attach_timeout
+        while True:
+            conn = self._conn
+            try:
+                return await attempt()
+            except BROKER_ERRORS as exc:
+                if conn is not None and not _usable(conn):
+                    self.drop(conn, exc)
+                if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed) and "inequivalent arg" in str(exc):
+                    raise JournalUnavailable(
+                        f"journal: cannot {what}: the stream exists with other arguments (every journal on a broker "
+                        f"must use the same stream sizes): {exc}") from exc
+                if loop.time() + s.attach_retry_interval > deadline:
+                    raise JournalUnavailable(
+                        f"journal: cannot {what} on RabbitMQ at {self.where} within {s.attach_timeout} s: {exc!r}"
+                    ) from exc
+                self.log.debug("journal_attach_retry", what=what, error=repr(exc))
+            await asyncio.sleep(s.attach_retry_interval)
+
+    async def exists(self, queue: str) -> bool:
+        async def attempt() -> bool:
+            channel = await (await self.connection()).channel(publisher_confirms=False)
+            try:
+                await channel.declare_queue(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                if "home node" in str(exc):
+                    raise  # still starting
+                return False
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+            return True
+
+        return await self.attaching(f"look up {queue}", attempt)
+
+    async def delete(self, queue: str) -> None:
+        channel = await (await self.connection()).channel(publisher_confirms=False)
+        try:
+            await channel.queue_delete(queue)
+        finally:
+            await channel.close()

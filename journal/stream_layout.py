@@ -1,0 +1,42 @@
+"""The streams of the stream journal and their arguments: :class:`Layout`.
+
+- ``<prefix>room.<room>``: one stream per room holding its records and its claims, in append order;
+- ``<prefix>snap.<room>``: the room's snapshots, a small stream whose retention keeps only the last
+  few, so the newest is found by reading a bounded amount, never the room's records;
+- ``<prefix>rooms``: the directory, one small entry per claim and per forget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .settings import StreamJournalSettings
+
+__all__ = ["Layout"]
+
+
+class Layout:
+    """Stream names under ``settings.prefix``, and the sizes each kind of stream is declared with."""
+
+    def __init__(self, settings: StreamJournalSettings) -> None:
+        self.settings = settings
+
+    @property
+    def rooms_queue(self) -> str:
+        return f"{self.settings.prefix}rooms"
+
+    def room_queue(self, room: str) -> str:
+        return f"{self.settings.prefix}room.{room}"
+
+    def snap_queue(self, room: str) -> str:
+        return f"{self.settings.prefix}snap.{room}"
+
+    def arguments(self, queue: str) -> dict[str, Any]:
+        s = self.settings
+        if queue == self.rooms_queue:
+            size, segment = s.rooms_max_bytes, s.rooms_segment_bytes
+        elif queue.startswith(f"{s.prefix}snap."):
+            size, segment = s.snapshot_max_bytes, s.snapshot_segment_bytes
+        else:
+            size, segment = s.room_max_bytes, s.room_segment_bytes
+        return {"x-queue-type": "stream", "x-max-length-bytes": size, "x-stream-max-segment-size-bytes": segment}
