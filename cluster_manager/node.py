@@ -72,6 +72,12 @@ class ManagerNode:
         self._replica = Replica(transport, self.settings, clock=clock)
         self._manager: ClusterManager | None = None
         self._last_tick = 0.0
+        #: When a tick was sent after the lease had run out (``None``: none such): a leader steps
+        #: down when that tick has not come back within a lease, so not while its broker is away.
+        self._probe_at: float | None = None
+        #: The registry and epoch of the last time this node was active (a deposed leader's copy).
+        self._last_registry: Registry | None = None
+        self._last_epoch = 0
         self._service: ServiceHandle | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -135,15 +141,14 @@ class ManagerNode:
             await asyncio.sleep(self.settings.leader_tick_interval)
 
     def _leader(self, method: str) -> ClusterManager:
-        """The manager to handle a request with: becomes active on the first request; declines when
-        the lease ran out (and steps down)."""
+        """The manager to handle a request with: becomes active on the first request; declines while
+        the lease has run out (the tick loop decides whether it steps down)."""
         if self._stopped:
             raise Declined("stopping")
         manager = self._manager
         if manager is None:
             return self._promote(method)
         if method != _TICK and not self.leads():
-            self._demote()
             raise Declined("the leader lease ran out")
         return manager
 
@@ -151,18 +156,20 @@ class ManagerNode:
         replica = self._replica
         replica.detach()
         synced = replica.synced
-        registry = replica.registry if synced else Registry(
-            strategies=self.settings.strategies,
-            default_reserve_time=self.settings.schedule_reserve_time,
-            default_max_load=self.settings.default_max_load,
-            clock=self._clock,
-        )
-        epoch = replica.epoch + 1
+        registry: Registry | None
+        if synced:
+            registry, seq = replica.registry, replica.seq
+        else:
+            # No active manager answered this node's snapshot request (it got the request itself):
+            # its own copy from when it last led is the best there is (a broker restart deposed
+            # it); a node that never led starts empty, in the freshman window.
+            registry, seq = self._last_registry, 0
+        epoch = max(replica.epoch, self._last_epoch) + 1
         manager = ClusterManager(
-            self.transport, self.settings, clock=self._clock, fresh=not synced, rng=self._rng,
-            admin_keys=self._admin_keys, epoch=epoch, registry=registry, seq=replica.seq if synced else 0,
-            may_act=self.leads,
+            self.transport, self.settings, clock=self._clock, fresh=registry is None, rng=self._rng,
+            admin_keys=self._admin_keys, epoch=epoch, registry=registry, seq=seq, may_act=self.leads,
         )
+        self._probe_at = None
         manager.activate()
         self._keep(asyncio.create_task(manager.watch_transport()))
         self._manager = manager
@@ -180,6 +187,7 @@ class ManagerNode:
         if manager is None:
             return
         self.demotions += 1
+        self._last_registry, self._last_epoch = manager.registry, manager.epoch or 0
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
@@ -200,14 +208,16 @@ class ManagerNode:
 
     async def _tick_loop(self) -> None:
         while True:
-            if not self.leads():
-                # No tick of its own came back for a lease: it was frozen or cut off, and the broker
-                # may have given the queue to a standby.  Step down even if no request comes.
+            if self._probe_at is not None and self._clock() - self._probe_at > self.settings.leader_lease:
+                # A tick sent after the lease ran out did not come back: the broker gave the queue
+                # to another node (this one was frozen or cut off).  Step down even with no request.
                 self._ticker = None
                 self._demote()
                 return
             try:
                 await self.transport.cast(self.name, _TICK, {})
+                if self._probe_at is None and not self.leads():
+                    self._probe_at = self._clock()
             except RpcError as exc:
                 log_event(logging.WARNING, "leader_tick_not_sent", name=self.name, error=str(exc))
             await asyncio.sleep(self.settings.leader_tick_interval)
@@ -221,6 +231,7 @@ class ManagerNode:
     async def leader_tick(self) -> None:
         self._leader(_TICK)
         self._last_tick = self._clock()
+        self._probe_at = None
 
     async def node_role(self) -> dict[str, Any]:
         """``{node, role, epoch}`` of the node that answers (the active one)."""

@@ -79,7 +79,7 @@ async def test_the_standby_serves_from_its_copy_when_the_active_goes(
     assert (await client.call(name, "node_role", {}))["epoch"] == 2
 
 
-async def test_a_leader_whose_lease_ran_out_declines_and_steps_down(
+async def test_a_leader_whose_lease_ran_out_declines_and_removes_nobody(
     make_node: MakeNode, transports: TransportFactory
 ) -> None:
     name = f"cluster-{uuid.uuid4().hex[:6]}"
@@ -98,5 +98,5 @@ async def test_a_leader_whose_lease_ran_out_declines_and_steps_down(
     assert "portal-1" in manager.registry.members
     with pytest.raises(Declined):
         first._leader("claim")  # a request left in its socket buffer
-    assert first.role == STANDBY and first.demotions == 1
     assert second.role == STANDBY  # nothing made it active yet
+    # (It steps down when a tick it sends does not come back: tests/e2e/test_manager_standby.py.)
