@@ -44,10 +44,19 @@ class CpuMeter:
     def start(self) -> None:
         self._begin = {pid: cpu_seconds(pid) for pid in self.pids}
 
-    def stop(self) -> float:
-        """Total CPU seconds since :meth:`start`; per process in :attr:`used`."""
-        self.used = {pid: cpu_seconds(pid) - self._begin[pid] for pid in self.pids}
-        return sum(self.used.values())
+    def stop(self, *, gone_ok: bool = False) -> float:
+        """Total CPU seconds since :meth:`start`; per process in :attr:`used`.  With ``gone_ok``, a
+        process that has exited meanwhile counts for nothing (its CPU can no longer be read) instead
+        of failing the measurement."""
+        used: dict[int, float] = {}
+        for pid in self.pids:
+            try:
+                used[pid] = cpu_seconds(pid) - self._begin[pid]
+            except FileNotFoundError:
+                if not gone_ok:
+                    raise
+        self.used = used
+        return sum(used.values())
 
 
 def tree(pid: int) -> list[int]:
