@@ -228,7 +228,9 @@ class ClusterManager:
         if self._started:
             return
         self.activate()
-        self._service = await self.transport.serve(self.name, self)
+        # Single-active like a ManagerNode's: on a broker, every manager of a cluster declares its
+        # queue the same way (a quorum queue), whether it runs alone or with standbys.
+        self._service = await self.transport.serve(self.name, self, single_active=True)
         await self.watch_transport()
 
     def activate(self) -> None:

@@ -59,7 +59,8 @@ class Env:
 
     async def start(self) -> None:
         fakes = await self.transports.make("fakes")
-        await fakes.serve(self.worker_settings.cluster_name, self.cluster)
+        # declared as a real manager declares it (on a broker shared by the session's tests)
+        await fakes.serve(self.worker_settings.cluster_name, self.cluster, single_active=True)
         await fakes.serve(self.rooms_service, self.rooms)
         await fakes.serve(self.portal_a.name, self.portal_a)
         await fakes.serve(self.portal_b.name, self.portal_b)

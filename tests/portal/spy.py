@@ -110,6 +110,6 @@ class SpyTransport(LocalTransport):
         super().__init__(broker, node_id)
         self.spies = spies
 
-    async def serve(self, service: str, handler: object) -> ServiceHandle:
+    async def serve(self, service: str, handler: object, *, single_active: bool = False) -> ServiceHandle:
         spy = self.spies.get(service)
-        return await super().serve(service, handler if spy is None else spy.wrap(handler))
+        return await super().serve(service, handler if spy is None else spy.wrap(handler), single_active=single_active)
