@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -24,7 +23,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 
 from bench import servers
 from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
@@ -77,21 +75,10 @@ class _Minter:
             await asyncio.sleep(0.02)
 
 
-async def _admin(server: servers.Server, method: str, **args: Any) -> Any:
-    key = json.loads(servers.BENCH_SETTINGS["KEYS__ADMIN_KEYS"])[0]
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.api_url}/admin/rpc", json={"method": method, "args": args},
-                                headers={"Authorization": f"Bearer {key}"}) as response:
-            body = await response.json()
-    if "error" in body:
-        raise RuntimeError(f"admin {method}: {body['error']}")
-    return body["result"]
-
-
 async def _portal_ids(server: servers.Server) -> dict[str, str]:
     """Portal URL → its worker id."""
     ids: dict[str, str] = {}
-    for worker in await _admin(server, "get_workers", purpose="portal"):
+    for worker in await servers.admin(server, "get_workers", purpose="portal"):
         ids[f"http://127.0.0.1:{worker['info']['port']}"] = str(worker["id"])
     return ids
 

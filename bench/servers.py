@@ -29,13 +29,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from bench.proc import free_port, raise_fd_limit, tree
 
 __all__ = ["Server", "embedded", "cluster", "echo", "Broker", "broker", "BENCH_SETTINGS", "SERVICE_KEY_ENV",
-           "service_headers"]
+           "service_headers", "admin"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,6 +142,18 @@ def _spawn(workdir: Path, role: str, args: list[str], env: dict[str, str]) -> su
                                 stdin=subprocess.DEVNULL)
     finally:
         log.close()
+
+
+async def admin(server: Server, method: str, **args: Any) -> Any:
+    """One call of the cluster admin RPC (``POST /admin/rpc``) with the benches' admin key: its result."""
+    key = json.loads(BENCH_SETTINGS["KEYS__ADMIN_KEYS"])[0]
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.api_url}/admin/rpc", json={"method": method, "args": args},
+                                headers={"Authorization": f"Bearer {key}"}) as response:
+            body = await response.json()
+    if "error" in body:
+        raise RuntimeError(f"admin {method}: {body['error']}")
+    return body["result"]
 
 
 async def _wait_http(server: Server, url: str, timeout: float, method: str = "GET", json: object = None) -> None:

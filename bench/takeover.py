@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -25,7 +24,6 @@ import time
 import uuid
 from typing import Any
 
-import aiohttp
 
 from bench import servers, takeover_timeline
 from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
@@ -39,19 +37,8 @@ __all__ = ["main"]
 GOAL_P99_S = 1.0
 
 
-async def _admin(server: servers.Server, method: str, **args: Any) -> Any:
-    key = json.loads(servers.BENCH_SETTINGS["KEYS__ADMIN_KEYS"])[0]
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.api_url}/admin/rpc", json={"method": method, "args": args},
-                                headers={"Authorization": f"Bearer {key}"}) as response:
-            body = await response.json()
-    if "error" in body:
-        raise RuntimeError(f"admin {method}: {body['error']}")
-    return body["result"]
-
-
 async def _rooms_of(server: servers.Server, worker_id: str) -> list[str]:
-    tasks = await _admin(server, "get_tasks", worker_id=worker_id)
+    tasks = await servers.admin(server, "get_tasks", worker_id=worker_id)
     return [t["task"] for t in tasks if t["state"] == "executing"]
 
 
@@ -86,7 +73,7 @@ async def _one_kill(broker: servers.Broker, args: argparse.Namespace) -> _Kill:
             room = f"takeover-{run}-{r}"
             clients[room] = [await Client.join(server.api_url, room=room, user=f"{room}-{n}",
                                                api_headers=servers.service_headers()) for n in range(per_room)]
-        workers = {w["id"]: w["info"]["pid"] for w in await _admin(server, "get_workers", purpose="conference")}
+        workers = {w["id"]: w["info"]["pid"] for w in await servers.admin(server, "get_workers", purpose="conference")}
         hosted = {wid: await _rooms_of(server, wid) for wid in workers}
         dead = max(hosted, key=lambda wid: len(hosted[wid]))
         pid = workers[dead]
