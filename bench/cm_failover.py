@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import uuid
 
 from bench import servers
 from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
+from bench.proc import spawn_ready
 from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from cluster_manager import ClusterManager, ClusterManagerSettings
 from cluster_manager.node import ManagerNode
@@ -37,7 +37,6 @@ __all__ = ["main"]
 
 FAILOVER_GOAL_S = 1.0
 COST_GOAL = 1.3
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _settings(name: str) -> ClusterManagerSettings:
@@ -59,16 +58,7 @@ async def _serve(kind: str, broker: str, name: str) -> None:
 
 
 def _spawn(kind: str, broker: str, name: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cm_failover", "--serve", kind, "--name", name, "--broker", broker],
-        stdout=subprocess.PIPE, text=True, cwd=_ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "READY" not in line:
-        proc.kill()
-        raise RuntimeError(f"manager {kind} did not start: {line!r}")
-    return proc
+    return spawn_ready("bench.cm_failover", ["--serve", kind, "--name", name, "--broker", broker], f"manager {kind}")
 
 
 async def _client(broker: str, name: str) -> AmqpTransport:

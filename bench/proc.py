@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import subprocess
+import sys
 from collections.abc import Iterable
 
-__all__ = ["cpu_seconds", "rss_bytes", "CpuMeter", "tree", "raise_fd_limit", "free_port"]
+__all__ = ["cpu_seconds", "rss_bytes", "CpuMeter", "tree", "raise_fd_limit", "free_port", "spawn_ready"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -99,3 +101,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def spawn_ready(module: str, args: list[str], what: str) -> subprocess.Popen[str]:
+    """``python -m module *args`` from the checkout's root, once it printed ``READY`` on its first
+    line (killed, and ``RuntimeError`` naming ``what``, if it printed anything else)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True, cwd=root)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "READY" not in line:
+        proc.kill()
+        raise RuntimeError(f"{what} did not start: {line!r}")
+    return proc

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from aio_pika.patterns import JsonRPC
 
 from bench import servers
 from bench.options import THROWAWAY_BROKER, add_run_options, parse_options, scenario_parser
+from bench.proc import spawn_ready
 from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from rpc import LocalBroker, RpcSettings, rpc_method
 from rpc.amqp import AmqpTransport
@@ -61,16 +61,7 @@ async def _serve(kind: str, broker: str) -> None:
 
 
 def _start_callee(kind: str, broker: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.rpc", "--serve", kind, "--broker", broker],
-        stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "READY" not in line:
-        proc.kill()
-        raise RuntimeError(f"callee {kind} did not start: {line!r}")
-    return proc
+    return spawn_ready("bench.rpc", ["--serve", kind, "--broker", broker], f"callee {kind}")
 
 
 # -- measurement ----------------------------------------------------------------------------------
