@@ -118,10 +118,9 @@ class Connection:
                 self.drop(self._conn, None)
             s = self.settings
             try:
-                conn = await asyncio.wait_for(
-                    aio_pika.connect(self.url, heartbeat=s.heartbeat, timeout=s.connect_timeout,
-                                     client_properties={"connection_name": self.name}),
-                    s.connect_timeout)
+                async with asyncio.timeout(s.connect_timeout):
+                    conn = await aio_pika.connect(self.url, heartbeat=s.heartbeat, timeout=s.connect_timeout,
+                                                  client_properties={"connection_name": self.name})
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
                 writer = await self._open_writer(conn)
             except BROKER_ERRORS as exc:

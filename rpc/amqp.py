@@ -355,8 +355,11 @@ class AmqpTransport(Transport):
             )
             remaining = timeout - (time.monotonic() - started)
             try:
-                reply = await asyncio.wait_for(future, max(remaining, 0.0))
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+                # arrives as the reply does, and the cancelled caller (a worker's loop) runs on.
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    reply = await future
+            except TimeoutError:
                 raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s") from None
         finally:
             self._pending.pop(correlation_id, None)

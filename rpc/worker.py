@@ -90,12 +90,10 @@ class ClusterWorker:
         for task in (self._keepalive_task, self._load_task):
             if task is not None:
                 task.cancel()
-        for task in (self._keepalive_task, self._load_task):
-            if task is not None:
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+        loops = [task for task in (self._keepalive_task, self._load_task) if task is not None]
+        if loops:
+            # asyncio.wait, not ``await task`` in a try: that would swallow a cancellation of stop itself
+            await asyncio.wait(loops)
         if quit:
             try:
                 await self.transport.cast(self._manager, "quit", {"worker_id": self.worker_id})
@@ -160,7 +158,7 @@ class ClusterWorker:
 
     async def _keepalive_loop(self) -> None:
         failures = 0
-        while True:
+        while not self._stopped:  # as well as cancelled: a cancellation can be swallowed on the way
             await self._sleep(self.settings.keepalive_interval)
             try:
                 answer = await self.transport.call(
@@ -218,7 +216,7 @@ class ClusterWorker:
 
     async def _load_loop(self) -> None:
         checks = 0
-        while True:
+        while not self._stopped:  # as well as cancelled: a cancellation can be swallowed on the way
             await self._sleep(self.settings.load_report_interval)
             try:
                 load = float(self._load())

@@ -118,8 +118,8 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
             async def delivered(alice: Client = alice, bob: Client = bob, r: int = r) -> bool:
                 try:
                     await alice.send_text("all", f"after {r}")
-                except Exception:
-                    return False
+                except Exception as exc:
+                    raise AssertionError(f"not delivered: {exc!r}") from exc  # kept as the wait's last value
                 return True
 
             await wait_until(delivered, timeout=60, interval=0.5, what=f"room-{r} served again")

@@ -522,3 +522,37 @@ async def test_a_worker_never_started_can_stop(world: _World) -> None:
     worker = world.worker()
     await worker.stop()
     assert world.transport.sent == [Sent("cast", world.name, "quit", {"worker_id": "w"})]
+
+
+class _SwallowingTransport(RecordingTransport):
+    """Its keep-alive call never answers and swallows the cancellation that ends it, as Python 3.11's
+    ``asyncio.wait_for`` can when a reply arrives at the same moment as the cancel."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.in_keepalive = asyncio.Event()
+
+    async def call(self, target: str, method: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
+        if method != "keep_alive":
+            return await super().call(target, method, args, timeout)
+        self.in_keepalive.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        return "ok"
+
+
+async def test_stop_ends_a_loop_whose_cancellation_was_swallowed(world: _World) -> None:
+    transport = _SwallowingTransport(world.transport.inner)
+    worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={}, settings=world.settings(),
+                           sleep=world.sleeps)
+    await world.started(worker)
+    stepping = asyncio.create_task(world.sleeps.step(KEEPALIVE))
+    await transport.in_keepalive.wait()
+    stopping = asyncio.create_task(worker.stop(quit=False))
+    done, _ = await asyncio.wait([stopping], timeout=10)  # it would sleep on for ever, still "cancelling"
+    assert done == {stopping}
+    await stepping
+    assert world.sleeps.sleeping() == []
