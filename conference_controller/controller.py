@@ -34,6 +34,7 @@ from .errors import (
     ControllerError,
     NotCurrentPortal,
     RoomConfigUnavailable,
+    RoomReloading,
     UnknownParticipant,
     UnknownRoom,
 )
@@ -138,6 +139,11 @@ class Controller:
         #: participant → its room (one room per participant per controller).
         self.participants: dict[ParticipantId, Room] = {}
         self._loading: dict[RoomId, asyncio.Task[Room]] = {}
+        #: Participants of rooms unloaded after a lost journal write, until their room is rebuilt here.
+        self._orphans: dict[ParticipantId, RoomId] = {}
+        #: Each such room's epoch here when it was unloaded, and the round of rebuilds running.
+        self._lost_epochs: dict[RoomId, int] = {}
+        self._reloads: dict[RoomId, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.worker = ClusterWorker(
             transport, purpose=PURPOSE, worker_id=self.worker_id,
@@ -234,6 +240,10 @@ class Controller:
         room = self.participants.get(ParticipantId(participant_id))
         found = None if room is None else room.state.participants.get(participant_id)
         if room is None or found is None:
+            orphaned = self._orphans.get(ParticipantId(participant_id))
+            if orphaned is not None:
+                self._reload(orphaned)
+                raise RoomReloading(f"room {orphaned} lost a journal write and is being rebuilt; try again")
             raise UnknownParticipant(f"participant {participant_id} has not joined")
         return room, found
 
@@ -382,6 +392,12 @@ class Controller:
             room.log.error("journal_write_failed", error=repr(error))
             failure = ControllerError("journal write failed; the room is being reloaded")
         self._unload(room, failure)
+        if not isinstance(error, Fenced) and self.journal is not None:
+            # Its participants stay: the room is rebuilt here from the journal as soon as it answers.
+            for participant in room.participants:
+                self._orphans[ParticipantId(participant)] = RoomId(room.id)
+            self._lost_epochs[RoomId(room.id)] = room.state.epoch
+            self._reload(RoomId(room.id))
         if not waiter.done():
             waiter.set_exception(failure)
             waiter.exception()
@@ -403,6 +419,56 @@ class Controller:
             if self.participants.get(ParticipantId(participant)) is room:
                 del self.participants[ParticipantId(participant)]
         return failure
+
+    def _reload(self, room_id: RoomId) -> None:
+        """Rebuild ``room_id`` here in the background, unless a round of attempts already runs."""
+        running = self._reloads.get(room_id)
+        if (running is not None and not running.done()) or self._stopped:
+            return
+        task = asyncio.create_task(self._reload_round(room_id, self._lost_epochs.get(room_id, 0)),
+                                   name=f"reload:{room_id}")
+        self._reloads[room_id] = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload_round(self, room_id: RoomId, lost_epoch: int) -> None:
+        """Up to ``reload_attempts`` rebuilds of a room unloaded after a lost write, the delay doubling
+        from ``reload_interval``.  A room that moved on meanwhile (its epoch in the journal is above the
+        one it had here) or ended is let go: its participants are then unknown here."""
+        assert self.journal is not None
+        delay = self.settings.reload_interval
+        attempts = self.settings.reload_attempts
+        for attempt in range(1, attempts + 1):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8 * self.settings.reload_interval)
+            if RoomId(room_id) in self.rooms:  # rebuilt meanwhile (a relogin's resume, a take_over)
+                break
+            try:
+                if lost_epoch:
+                    # Appended under the epoch the room had here: refused if another controller claimed it.
+                    await self.journal.append(room_id, lost_epoch, encode_events([]))
+                room = await self._open_room(room_id, create=False)
+            except (Fenced, UnknownRoom) as exc:
+                self.log.warning("room_reload_given_up", room=room_id, reason=repr(exc))
+                break
+            except Exception as exc:  # noqa: BLE001 - the journal is still down: try again later
+                self.log.warning("room_reload_failed", room=room_id, attempt=attempt, error=repr(exc))
+                continue
+            room.release()
+            self.settle(room)
+            # Rebuilt, it holds everyone: their portals re-attach them here, as after a move.
+            portals = sorted({p.portal for p in room.participants.values() if p.portal})
+            self.log.info("room_reloaded", room=room_id, attempt=attempt, epoch=room.state.epoch,
+                          portals=len(portals))
+            await self._tell_portals(room, portals, to=self.worker_id)
+            break
+        else:
+            self.log.error("room_reload_abandoned", room=room_id, attempts=attempts)
+            return  # its participants stay orphans: the next call of one starts another round
+        self._lost_epochs.pop(room_id, None)
+        for participant, orphaned in list(self._orphans.items()):
+            if orphaned == room_id:
+                del self._orphans[participant]
 
     def _index(self, room: Room, events: list[Event]) -> None:
         """What this controller keeps beside the state: the participant index and hold timers."""
@@ -519,8 +585,10 @@ class Controller:
             await self.commit(room, machine.decide_open(room_id, config, self.limits, epoch, self.worker_id))
             room.log.info("room_created", limit=config.participant_limit, roles=len(config.roles), epoch=epoch)
         self.rooms[room_id] = room
+        self._lost_epochs.pop(room_id, None)
         for participant in room.participants:
             self.participants[ParticipantId(participant)] = room
+            self._orphans.pop(ParticipantId(participant), None)
         if recovered is not None and room.state.transports:
             self.spawn(self.sessions.reclaim(room), name=f"reclaim:{room_id}")
         await self.worker.add_task(room_id)
@@ -786,14 +854,19 @@ class Controller:
             await self._open_room(RoomId(room.id), create=False)
             self.rooms[RoomId(room.id)].release()
             return False
+        await self._tell_portals(room, portals, to=target)
+        room.log.info("room_moved", to=target, portals=len(portals))
+        return True
+
+    async def _tell_portals(self, room: Room, portals: list[str], *, to: str) -> None:
+        """Tell each portal to move its sockets of ``room`` from here to controller ``to``."""
         for portal in portals:
             try:
-                await self.transport.call(portal, "room_moved", {"room": room.id, "controller": self.worker_id},
+                await self.transport.call(portal, "room_moved",
+                                          {"room": room.id, "controller": self.worker_id, "to": to},
                                           timeout=self.settings.portal_timeout)
             except RpcError as exc:  # that portal's sockets find the room again on their next relogin
                 room.log.warning("room_moved_not_told", portal=portal, error=exc.code)
-        room.log.info("room_moved", to=target, portals=len(portals))
-        return True
 
     # -- faults ----------------------------------------------------------------------------------
 

@@ -70,6 +70,12 @@ class UnknownParticipant(ControllerError):
     error_code = "unknown_participant"
 
 
+class RoomReloading(ControllerError):
+    """The participant's room lost a journal write and is being rebuilt here: try again shortly."""
+
+    error_code = "room_reloading"
+
+
 class UnknownRoom(ControllerError):
     error_code = "unknown_room"
 

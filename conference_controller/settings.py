@@ -53,5 +53,11 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     ack_record_delay: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.2
     #: Most ack events that wait so per room; with more, they are written at once.
     ack_record_max: Annotated[int, msgspec.Meta(gt=0)] = 256
+    #: After a journal write was lost (store or broker down) the room is unloaded and rebuilt here from
+    #: the journal, its participants kept: at most this many attempts per round (a participant's next
+    #: call starts another round once they ran out) …
+    reload_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 30
+    #: … the first this many seconds after the loss, each next one twice as long after, up to 8 times it.
+    reload_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     #: Drain: the longest another controller may take to rebuild one of this one's rooms, seconds.
     migration_timeout: float = 10.0

@@ -119,6 +119,7 @@ _REMOTE_REASONS: dict[str, tuple[str, str]] = {
     "wrong_worker": ("Token issued for another portal", "wrong_portal"),
     "unknown_worker": ("service unavailable", "unavailable"),
     "not_ready": ("service unavailable", "unavailable"),
+    "room_reloading": ("service unavailable: the room is being restored, try again", "unavailable"),
     "no_worker_available": ("service unavailable", "unavailable"),
 }
 

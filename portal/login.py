@@ -334,10 +334,12 @@ class LoginService:
 
     # -- a partition healed ----------------------------------------------------------------------
 
-    async def rehome(self, room: str, sessions: list[Session], lost: str, slots: asyncio.Semaphore) -> None:
+    async def rehome(self, room: str, sessions: list[Session], lost: str, slots: asyncio.Semaphore,
+                     *, to: str | None = None) -> None:
         """Move this portal's ``sessions`` of ``room``, whose controller was lost, to the controller the
-        cluster schedules now for the room (one ``schedule`` for them all), which rebuilds the room from
-        the journal (:meth:`reattach` there, at most ``slots`` at once).  The clients notice nothing.
+        cluster schedules now for the room (one ``schedule`` for them all; ``to`` when given, even
+        ``lost`` itself), which rebuilds the room from the journal (:meth:`reattach` there, at most
+        ``slots`` at once).  The clients notice nothing.
         Tried ``failover_attempts`` times for the sessions not moved yet; then (or when the new
         controller does not know the participant: no journal, or its hold ran out) a client is dropped
         and logs in again."""
@@ -349,15 +351,18 @@ class LoginService:
             waiting = [s for s in waiting if self.sessions.get(s.id) is s and s.live]
             if not waiting:
                 return
-            try:
-                scheduled = await self._cluster("schedule", purpose="conference", task=room, preference={},
-                                                reserve_time=self.settings.room_reserve_time)
-            except RequestError as exc:
-                self.log.info("failover_schedule_failed", room=room, attempt=attempt + 1, error=exc.code)
-                continue
-            controller = str(scheduled["id"])
-            if controller == lost:
-                continue  # the manager has not repealed the lost controller's rooms yet
+            if to is not None:
+                controller = to
+            else:
+                try:
+                    scheduled = await self._cluster("schedule", purpose="conference", task=room, preference={},
+                                                    reserve_time=self.settings.room_reserve_time)
+                except RequestError as exc:
+                    self.log.info("failover_schedule_failed", room=room, attempt=attempt + 1, error=exc.code)
+                    continue
+                controller = str(scheduled["id"])
+                if controller == lost:
+                    continue  # the manager has not repealed the lost controller's rooms yet
             moved = await asyncio.gather(*(self._reattach_to(s, sys.intern(controller), slots) for s in waiting))
             for session, done in zip(waiting, moved):
                 if done:

@@ -179,18 +179,19 @@ class Portal:
                              requests_redirected=interrupted)
             self.background.spawn(self._fail_over(victims, controller), name=f"failover:{controller}")
 
-    def room_moved(self, room: str, controller: str) -> int:
-        """A drained controller handed ``room`` to another one: move this portal's sockets of that
-        room there, in the background, as after a controller's loss; how many."""
+    def room_moved(self, room: str, controller: str, to: str | None = None) -> int:
+        """A drained controller handed ``room`` to another one (``to``, or the one the cluster
+        schedules): move this portal's sockets of that room there, in the background, as after a
+        controller's loss; how many."""
         moving = [s for s in self.sessions.of_controller(controller) if s.room == room]
         if moving:
             self.log.info("room_moved", room=room, controller=controller, participants=len(moving))
             for session in moving:
                 session.start_move()
-            self.background.spawn(self._fail_over(moving, controller), name=f"room-moved:{room}")
+            self.background.spawn(self._fail_over(moving, controller, to), name=f"room-moved:{room}")
         return len(moving)
 
-    async def _fail_over(self, sessions: list[Session], lost: str) -> None:
+    async def _fail_over(self, sessions: list[Session], lost: str, to: str | None = None) -> None:
         """Move every session of a lost controller to its room's new controller: the rooms at once, one
         ``schedule`` per room, at most ``_REATTACH_BATCH`` re-attaches at once; each session's requests
         made meanwhile go on once it moved (:attr:`Session.moving`)."""
@@ -201,7 +202,7 @@ class Portal:
 
         async def rehome(room: str, of_room: list[Session]) -> None:
             try:
-                await self.logins.rehome(room, of_room, lost, slots)
+                await self.logins.rehome(room, of_room, lost, slots, to=to)
             except Exception as exc:
                 self.log.warning("failover_error", room=room, error=repr(exc))
             finally:

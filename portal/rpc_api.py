@@ -22,7 +22,7 @@ def _check_targets(targets: Any) -> None:
 
 class PortalRpc:
     def __init__(self, sessions: Sessions, delivery: Delivery, logins: LoginService,
-                 room_moved: Callable[[str, str], int]) -> None:
+                 room_moved: Callable[[str, str, str | None], int]) -> None:
         self.sessions = sessions
         self.delivery = delivery
         self.logins = logins
@@ -89,12 +89,14 @@ class PortalRpc:
         return "ok"
 
     @rpc_method
-    async def room_moved(self, room: str, controller: str) -> dict[str, int]:
+    async def room_moved(self, room: str, controller: str, to: str | None = None) -> dict[str, int]:
         """``controller`` (drained) handed ``room`` to another controller: the sockets here of that
-        room move there (as after a controller's loss); ``moving``: how many."""
-        if not isinstance(room, str) or not isinstance(controller, str):
-            raise ServiceError("bad_arguments", "room and controller are strings")
-        return {"moving": self._room_moved(room, controller)}
+        room move there (as after a controller's loss); ``moving``: how many.  With ``to``, they
+        re-attach to that controller without asking the cluster (``controller`` itself, when it
+        rebuilt the room after a lost journal write)."""
+        if not isinstance(room, str) or not isinstance(controller, str) or not isinstance(to, (str, type(None))):
+            raise ServiceError("bad_arguments", "room, controller and to are strings")
+        return {"moving": self._room_moved(room, controller, to)}
 
     @rpc_method
     async def displace(self, participant: str, epoch: int) -> str:

@@ -64,6 +64,8 @@ class FakePortal:
         self.drops: list[str | None] = []
         #: ``displace`` calls: (participant, epoch).
         self.displaced: list[tuple[str, int]] = []
+        #: ``room_moved`` calls: (room, controller, to).
+        self.moved: list[tuple[str, str, str | None]] = []
         #: The controller of each ``deliver`` call, in order.
         self.delivered_by: list[str] = []
         self.failing = False
@@ -107,6 +109,11 @@ class FakePortal:
     async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:
         self.drops.append(participant)
         return "ok"
+
+    @rpc_method
+    async def room_moved(self, room: str, controller: str, to: str | None = None) -> dict[str, int]:
+        self.moved.append((room, controller, to))
+        return {"moving": 0}
 
     @rpc_method
     async def displace(self, participant: str, epoch: int) -> str:

@@ -170,6 +170,65 @@ async def test_a_lost_write_unloads_the_room_and_its_next_use_rebuilds_it(env: E
     assert env.controller.room("room-1").state.epoch == 2
 
 
+async def _orphaned(env: Env, journal: GatedJournal) -> None:
+    """room-1 with history, then a write lost: the room is unloaded, p1 still connected."""
+    await _room_with_history(env)
+    journal.failing = True
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("text", participant="p1", to="all", message="lost", request_id="r-lost")
+    assert info.value.code == "controller_error"
+    assert "room-1" not in env.controller.rooms
+    # While the journal stays down, a call is refused as "try again", not "who are you".
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("text", participant="p1", to="all", message="still lost")
+    assert info.value.code == "room_reloading"
+
+
+async def test_a_room_that_lost_a_write_is_rebuilt_and_its_connected_participants_carry_on(
+    local: TransportFactory, make_env: Any, journal: GatedJournal,
+) -> None:
+    env = await make_env(local, journal=journal, reconnection_timeout=30.0, reload_interval=0.05)
+    await _orphaned(env, journal)
+    journal.failing = False  # the broker is back: nobody relogs in
+
+    # Rebuilt here, the room holds everyone, and each portal of theirs is told to re-attach its
+    # sockets of the room to this same controller, as after a move.
+    me = env.controller.worker_id
+    await wait_until(lambda: env.portal_a.moved and env.portal_b.moved, what="the portals told")
+    assert env.portal_a.moved == env.portal_b.moved == [("room-1", me, me)]
+    room = env.controller.room("room-1")
+    assert room.state.epoch == 2 and not room.state.participants["p1"].connected
+    assert env.controller._orphans == {}
+    # Portal A re-attaches p1 (what portal/login.py's rehome does), which then carries on.
+    resumed = await env.resume("p1", env.portal_a, last_seq=3)
+    assert resumed["messages"] == []
+    assert await env.call("text", participant="p1", to="all", message="back", request_id="r-back") == "ok"
+    await wait_until(lambda: _texts(env, "p1")[-1:] == [(4, "back")])
+    assert [m for _, m in _texts(env, "p1")] == ["one", "two", "back"]  # the lost one was never sent
+    assert env.controller.participant_room("p2")[1].connected is False  # still held
+
+
+async def test_a_room_that_lost_a_write_and_moved_meanwhile_is_not_taken_back(
+    local: TransportFactory, make_env: Any, journal: GatedJournal,
+) -> None:
+    env = await make_env(local, journal=journal, reconnection_timeout=30.0, reload_interval=0.05)
+    await _orphaned(env, journal)
+    await journal.claim("room-1", 7)  # another controller took the room over meanwhile
+    journal.failing = False
+
+    async def unknown() -> bool:
+        try:
+            await env.call("text", participant="p1", to="all", message="back")
+        except RpcRemoteError as exc:
+            return exc.code == "unknown_participant"
+        raise AssertionError("served by a controller the room moved away from")
+
+    await wait_until(unknown, what="p1 unknown here")
+    assert "room-1" not in env.controller.rooms
+    epochs = [r.epoch for r in await journal.replay("room-1")]
+    assert max(epochs) <= 1  # nothing was written under an epoch of its own after the claim
+
+
 async def test_a_snapshot_bounds_the_replay_and_rebuilds_the_same_room(env: Env, journal: GatedJournal) -> None:
     await _room_with_history(env)
     room = env.controller.room("room-1")

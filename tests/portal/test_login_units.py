@@ -160,7 +160,7 @@ async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
                           sessions=sessions, delivery=delivery, acks=acks, metrics=metrics, background=background,
                           log=log, close_socket=close_socket, close_transport=close_transport, sleep=sleeps,
                           clock=clock)
-    service = await transport.serve(PORTAL, PortalRpc(sessions, delivery, logins, lambda room, controller: 0))
+    service = await transport.serve(PORTAL, PortalRpc(sessions, delivery, logins, lambda room, controller, to: 0))
     await worker.start()
     yield _World(harness, transport, logins, sessions, sio, metrics, worker, sleeps, closed, closed_transports)
     await asyncio.sleep(0)  # one turn of the loop: the done callbacks of tasks that just ended have run
@@ -1143,6 +1143,21 @@ async def test_rehome_moves_the_session_to_the_controller_the_room_is_scheduled_
     assert _logged(caplog, "failed_over") == [(logging.INFO, _of(session, lost=LOST, controller=CONTROLLER_ID,
                                                                  attempt=1))]
     assert _logged(caplog, "failover_failed") == [] and world.closed == []
+
+
+async def test_rehome_to_a_named_controller_reattaches_there_without_asking_the_cluster_even_the_same_one(
+        world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    # A controller that rebuilt the room after a lost journal write names itself (room_moved's ``to``).
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
+    conn, session = await _partitioned(world)
+    before = len(_schedules(world))
+    await world.logins.rehome(session.room, [session], CONTROLLER_ID, asyncio.Semaphore(8), to=CONTROLLER_ID)
+    assert _schedules(world, before) == [] and world.sleeps.asked == []
+    assert [s.target for s in world.to(CONTROLLER_ID, "resume")] == [CONTROLLER_ID]
+    assert world.sessions.get(session.id) is session and session.live and not world.harness.held(session.id)
+    assert _logged(caplog, "failed_over") == [(logging.INFO, _of(session, lost=CONTROLLER_ID,
+                                                                 controller=CONTROLLER_ID, attempt=1))]
+    assert world.closed == [] and conn.sid not in world.closed
 
 
 async def test_rehome_retries_while_the_lost_controller_is_still_scheduled_then_drops(
