@@ -30,6 +30,7 @@ from bench.proc import spawn_ready
 from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from cluster_manager import ClusterManager, ClusterManagerSettings
 from cluster_manager.node import ManagerNode
+from credentials import AdminKeys
 from rpc import RpcError, RpcSettings
 from rpc.amqp import AmqpTransport
 
@@ -49,7 +50,8 @@ async def _serve(kind: str, broker: str, name: str) -> None:
     await transport.start()
     component: ManagerNode | ClusterManager
     if kind == "node":
-        component = ManagerNode(transport, _settings(name))
+        # Standbys present an admin key to sync: every node of this run shares one (its name is fresh).
+        component = ManagerNode(transport, _settings(name), admin_keys=AdminKeys([f"bench-admin-{name}"]))
     else:
         component = ClusterManager(transport, _settings(name), fresh=False)
     await component.start()

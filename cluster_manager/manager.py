@@ -90,7 +90,7 @@ KEEPALIVE_WHOAREYOU = "whoareyou"
 #: Topic of the fault event published when a worker quits or is removed.
 EXIT_TOPIC = "exit.quit"
 #: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status"})
+ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status", "replica_snapshot"})
 #: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
 #: show a digest instead.
 _SECRET_TASK_PURPOSES = frozenset({"portal"})
@@ -543,9 +543,11 @@ class ClusterManager:
             await self._feed.published(self._feed.seq)
 
     @rpc_method
-    async def replica_snapshot(self) -> dict[str, Any]:
+    async def replica_snapshot(self, admin_key: str = "") -> dict[str, Any]:
         """``{epoch, seq, snapshot}``: where a standby starts (see :mod:`cluster_manager.replication`);
-        ``not_replicating`` when this manager does not publish its changes."""
+        ``not_replicating`` when this manager does not publish its changes.  Every worker and
+        reservation is in it: it needs an admin key, as ``get_workers`` does (standbys present theirs)."""
+        self._authorize("replica_snapshot", admin_key)
         if self._feed is None:
             raise not_replicating(self.name)
         return _builtins(ReplicaState(self._feed.epoch, self._feed.seq, self._registry.snapshot()))

@@ -69,7 +69,7 @@ class ManagerNode:
         self._clock = clock
         self._rng = rng
         self._admin_keys = admin_keys
-        self._replica = Replica(transport, self.settings, clock=clock)
+        self._replica = Replica(transport, self.settings, clock=clock, admin_key=self._own_key())
         self._manager: ClusterManager | None = None
         self._last_tick = 0.0
         #: When a tick was sent after the lease had run out (``None``: none such): a leader steps
@@ -89,6 +89,9 @@ class ManagerNode:
     @property
     def name(self) -> str:
         return self.settings.name
+
+    def _own_key(self) -> str:
+        return self._admin_keys.own() if self._admin_keys is not None else ""
 
     @property
     def role(self) -> str:
@@ -192,7 +195,7 @@ class ManagerNode:
             self._ticker.cancel()
             self._ticker = None
         log_event(logging.WARNING, "manager_deposed", name=self.name, epoch=manager.epoch)
-        self._replica = Replica(self.transport, self.settings, clock=self._clock)
+        self._replica = Replica(self.transport, self.settings, clock=self._clock, admin_key=self._own_key())
         self._keep(asyncio.create_task(self._step_down(manager, self._replica)))
 
     async def _step_down(self, manager: ClusterManager, replica: Replica) -> None:

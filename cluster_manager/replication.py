@@ -156,10 +156,12 @@ class Replica:
     """
 
     def __init__(
-        self, transport: Transport, settings: ClusterManagerSettings, *, clock: Callable[[], float] | None = None
+        self, transport: Transport, settings: ClusterManagerSettings, *, clock: Callable[[], float] | None = None,
+        admin_key: str = "",
     ) -> None:
         self._transport = transport
         self._settings = settings
+        self._admin_key = admin_key
         kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
         self.registry = Registry(
             strategies=settings.strategies,
@@ -264,7 +266,8 @@ class Replica:
         while True:
             try:
                 answer = await self._transport.call(
-                    settings.name, SNAPSHOT_METHOD, {}, timeout=settings.replication_snapshot_timeout
+                    settings.name, SNAPSHOT_METHOD, {"admin_key": self._admin_key},
+                    timeout=settings.replication_snapshot_timeout
                 )
                 state = msgspec.convert(answer, ReplicaState)
             except (RpcError, msgspec.ValidationError) as exc:

@@ -71,6 +71,11 @@ class AdminKeys:
     def __bool__(self) -> bool:
         return bool(self._keys)
 
+    def own(self) -> str:
+        """A key to present to a peer that accepts the same keys ("" with none): a standby cluster
+        manager asking the active one for its state."""
+        return self._keys[0].decode() if self._keys else ""
+
     def accepts(self, given: object) -> bool:
         """Whether ``given`` is one of the keys (compared with every key, in constant time each)."""
         if not isinstance(given, str) or not given:

@@ -15,7 +15,7 @@ from rpc import RpcRemoteError
 from tests.support.fake_clock import FakeClock
 from tests.support.waiting import wait_until
 
-from .conftest import Cluster, MakeCluster
+from .conftest import ADMIN_KEY, Cluster, MakeCluster
 
 _PURPOSES = ("portal", "conference")
 
@@ -73,7 +73,7 @@ async def test_a_replica_equals_the_active_registry_after_random_operations(make
                                  strategies={"portal": "randomly-pick", "conference": "round-robin"})
     rng = random.Random(20261204)
     await _random_operations(cluster, clock, rng, 150)
-    replica = Replica(await cluster.transports.make(), cluster.manager.settings, clock=clock)
+    replica = Replica(await cluster.transports.make(), cluster.manager.settings, clock=clock, admin_key=ADMIN_KEY)
     # The replica starts (snapshot, then changes) while the operations go on.
     await asyncio.gather(replica.start(), _random_operations(cluster, clock, rng, 150, replica))
     await _random_operations(cluster, clock, rng, 300, replica)
@@ -96,7 +96,7 @@ async def test_a_replica_ignores_a_deposed_leader_and_resyncs_after_a_gap(make_c
     clock = FakeClock()
     cluster = await make_cluster(clock=clock, replication=True, replication_pending=1)
     await cluster.join("portal-1")
-    replica = Replica(await cluster.transports.make(), cluster.manager.settings, clock=clock)
+    replica = Replica(await cluster.transports.make(), cluster.manager.settings, clock=clock, admin_key=ADMIN_KEY)
     await replica.start()
     try:
         topic = changes_topic(cluster.name)
@@ -125,7 +125,7 @@ async def test_a_claim_delivered_again_after_a_failover_gets_the_same_answer(mak
     clock = FakeClock()
     cluster = await make_cluster(clock=clock, replication=True)
     await cluster.join("portal-1")
-    replica = Replica(await cluster.transports.make(), cluster.manager.settings, clock=clock)
+    replica = Replica(await cluster.transports.make(), cluster.manager.settings, clock=clock, admin_key=ADMIN_KEY)
     await replica.start()
     try:
         await cluster.call("schedule", purpose="portal", task="token-1")
@@ -142,3 +142,14 @@ async def test_a_claim_delivered_again_after_a_failover_gets_the_same_answer(mak
         assert getattr(refused.value, "code", None) == "already_claimed"
     finally:
         await replica.stop()
+
+
+@pytest.mark.parametrize("key", ["", "not-the-key"])
+async def test_the_replica_snapshot_is_refused_without_the_admin_key(make_cluster: MakeCluster, key: str) -> None:
+    cluster = await make_cluster(replication=True)
+    await cluster.join("portal-1")
+    with pytest.raises(RpcRemoteError) as refused:
+        await cluster.client.call(cluster.name, "replica_snapshot", {"admin_key": key} if key else {})
+    assert refused.value.code == "unauthorized"
+    answer = await cluster.call("replica_snapshot")  # with the key (Cluster.call adds it)
+    assert [w["id"] for w in answer["snapshot"]["workers"]] == ["portal-1"]
