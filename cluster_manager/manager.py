@@ -90,7 +90,7 @@ KEEPALIVE_WHOAREYOU = "whoareyou"
 #: Topic of the fault event published when a worker quits or is removed.
 EXIT_TOPIC = "exit.quit"
 #: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status", "replica_snapshot"})
+ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status"})
 #: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
 #: show a digest instead.
 _SECRET_TASK_PURPOSES = frozenset({"portal"})

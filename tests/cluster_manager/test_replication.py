@@ -151,5 +151,5 @@ async def test_the_replica_snapshot_is_refused_without_the_admin_key(make_cluste
     with pytest.raises(RpcRemoteError) as refused:
         await cluster.client.call(cluster.name, "replica_snapshot", {"admin_key": key} if key else {})
     assert refused.value.code == "unauthorized"
-    answer = await cluster.call("replica_snapshot")  # with the key (Cluster.call adds it)
+    answer = await cluster.call("replica_snapshot", admin_key=ADMIN_KEY)
     assert [w["id"] for w in answer["snapshot"]["workers"]] == ["portal-1"]
