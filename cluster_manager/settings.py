@@ -73,6 +73,7 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     #: With standbys (``switchboard cluster-manager`` processes sharing ``name``): the active one
     #: sends itself a tick through the queue this often, and each tick renews its lease of
     #: ``leader_lease`` seconds; a leader whose lease ran out (it was frozen) declines requests and
-    #: steps down.  Keep the lease well under the broker's takeover time (2–3 × ``rpc.heartbeat``).
+    #: steps down.  The lease must be shorter than the broker's takeover time (2–3 × ``rpc.heartbeat``)
+    #: and the tick interval than the lease: settings that break either are refused at start.
     leader_tick_interval: _PositiveSeconds = 0.25
     leader_lease: _PositiveSeconds = 1.0

@@ -63,6 +63,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     journal: JournalSection = msgspec.field(default_factory=JournalSection)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
+    def __post_init__(self) -> None:
+        # Rules across sections.  A frozen leader must find its lease run out before the broker hands
+        # its queue to a standby (after 2 missed heartbeats at the soonest), or two managers act at once.
+        manager = self.cluster_manager
+        if manager.leader_lease >= 2 * self.rpc.heartbeat:
+            raise ValueError(f"cluster_manager.leader_lease ({manager.leader_lease:g} s) must be shorter than twice "
+                             f"rpc.heartbeat ({self.rpc.heartbeat} s): the broker's takeover of a frozen manager")
+        if manager.leader_tick_interval >= manager.leader_lease:
+            raise ValueError(f"cluster_manager.leader_tick_interval ({manager.leader_tick_interval:g} s) must be "
+                             f"shorter than cluster_manager.leader_lease ({manager.leader_lease:g} s)")
+
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)

@@ -57,6 +57,21 @@ async def _under_load(cluster: ProcessCluster, fault: Callable[[], None], after:
     return done, failed, at
 
 
+async def _relay(alice: Client, stop: asyncio.Event, acked: list[str], refused: list[str]) -> None:
+    """Numbered texts from alice to the room, one at a time, all along."""
+    n = 0
+    while not stop.is_set():
+        text = f"relay-{n}"
+        n += 1
+        try:
+            await alice.send_text("all", text)
+        except Exception as exc:  # noqa: BLE001 - every refusal is counted and shown
+            refused.append(f"{text}: {exc}")
+            continue
+        acked.append(text)
+        await asyncio.sleep(0.02)
+
+
 async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_rejoins(
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:
@@ -73,14 +88,26 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
         async def taken_over() -> None:
             await wait_until(lambda: len(_active(cluster)) == 2, timeout=10, what="the standby active")
 
+        stop_relay = asyncio.Event()
+        acked: list[str] = []
+        refused: list[str] = []
+        relay = asyncio.create_task(_relay(alice, stop_relay, acked, refused))
         done, failed, killed_at = await _under_load(cluster, lambda: cluster.kill(first), taken_over)
+        stop_relay.set()
+        await relay
         assert failed == []
         assert _active(cluster) == [first, standby]
         after = [t for t in done if t > killed_at]
         assert len(after) >= _RATE * 2, len(after)  # logins went on through the failover
-        # Nobody was dropped and no worker rejoined: the standby served from its copy.
+        # Relays went on all along (they never ask the manager): every acked text reached bob once,
+        # in order; nobody was dropped and no worker rejoined: the standby served from its copy.
         await alice.send_text("all", "after the failover")
-        assert (await bob.next_event("text", timeout=10)).data["message"] == "after the failover"
+        got: list[str] = []
+        while "after the failover" not in got:
+            got.append((await bob.next_event("text", timeout=10)).data["message"])
+        assert refused == [] and len(acked) > 50, (len(acked), refused[:3])
+        assert got == [*acked, "after the failover"]
+        assert alice.reconnections == bob.reconnections == 0
         assert cluster.log_events("worker_rejoined") == []
         assert [e["role"] for e in cluster.log_events("worker_joined")] == [first, first]
         assert cluster.log_events("worker_removed") == []

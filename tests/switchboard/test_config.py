@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,15 @@ def test_a_sub_section_is_set_from_the_environment_and_the_file(tmp_path: Path) 
     assert settings.journal.sqlite.path == "/var/lib/sb/journal.db" and settings.journal.stream.heartbeat == 3
     with pytest.raises(ConfigError):
         load_settings(env={"SWITCHBOARD_JOURNAL__SQLITE__NO_SUCH_KEY": "1"})
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SWITCHBOARD_RPC__HEARTBEAT": "1", "SWITCHBOARD_CLUSTER_MANAGER__LEADER_LEASE": "2"},
+     "cluster_manager.leader_lease (2 s) must be shorter than twice rpc.heartbeat (1 s)"),
+    ({"SWITCHBOARD_CLUSTER_MANAGER__LEADER_TICK_INTERVAL": "1"},
+     "cluster_manager.leader_tick_interval (1 s) must be shorter than cluster_manager.leader_lease (1 s)"),
+])
+def test_a_leader_lease_the_broker_could_outrun_is_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(env=env)
+    assert load_settings(env={"SWITCHBOARD_RPC__HEARTBEAT": "1", "SWITCHBOARD_CLUSTER_MANAGER__LEADER_LEASE": "1.5"})
