@@ -128,6 +128,8 @@ class AmqpTransport(Transport):
         self.reconnects = 0
         self._started = False
         self._start_lock = asyncio.Lock()
+        #: Set while the connection is up with its channels, queues and consumers restored.
+        self._restored = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -162,6 +164,7 @@ class AmqpTransport(Transport):
                 self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
             )
             self._started = True
+            self._restored.set()
 
     async def _shutdown(self) -> None:
         self._fail_pending(RpcUnavailable("transport closed"))
@@ -184,6 +187,7 @@ class AmqpTransport(Transport):
         return self._conn is not None and self._conn.connected.is_set() and not self._closed
 
     def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
+        self._restored.clear()
         if self._pending:
             log.warning("broker connection lost; failing %d calls in flight", len(self._pending))
         self._fail_pending(RpcUnavailable(f"broker connection lost: {exc or 'closed'}"))
@@ -191,6 +195,7 @@ class AmqpTransport(Transport):
             self._link_changed(False)
 
     def _on_reconnected(self, _sender: Any) -> None:
+        self._restored.set()  # aio-pika calls this once every channel, queue and consumer is back
         self.reconnects += 1
         log.info("broker connection restored for %s", self.node_id)
         self._link_changed(True)
@@ -200,6 +205,29 @@ class AmqpTransport(Transport):
         for future in pending.values():
             if not future.done():
                 future.set_exception(error)
+
+    async def _await_link(self, limit: float) -> float:
+        """Return at once while connected; while the broker connection is lost, wait up to
+        ``min(outage_wait, limit)`` seconds for it to come back, else ``RpcUnavailable``.  Returns how
+        long it waited."""
+        if not self._started or self._closed or (self.connected and self._restored.is_set()):
+            self._require_connection()
+            return 0.0
+        wait = min(self.settings.outage_wait, limit)
+        if wait <= 0:
+            self._require_connection()  # fails: broker unavailable
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(wait):
+                # aio-pika flags the connection up before it restores channels, queues and consumers
+                # (our reply queue among them): wait for the restoration, which is signalled last.
+                while not (self._restored.is_set() and self.connected):
+                    await self._restored.wait()
+                    if not self.connected:
+                        await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise RpcUnavailable(f"broker unavailable (waited {wait:g} s for it)") from None
+        return time.monotonic() - started
 
     def _require_connection(self) -> None:
         if not self._started:
@@ -328,14 +356,16 @@ class AmqpTransport(Transport):
     async def call(
         self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
-        self._require_connection()
-        assert self._publish_ch is not None
         timeout = self.call_timeout if timeout is None else timeout
         started = time.monotonic()
+        left = timeout - await self._await_link(timeout)
+        if left <= 0:
+            raise RpcTimeout(f"{target}.{method}: the broker came back too late ({timeout:g} s)")
+        assert self._publish_ch is not None
         correlation_id = f"{next(self._ids):x}"
         body = encode(
             Request(method=method, args=args or {}, sender=self.node_id,
-                    deadline_ms=int((time.time() + timeout) * 1000))
+                    deadline_ms=int((time.time() + left) * 1000))
         )
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
@@ -347,7 +377,7 @@ class AmqpTransport(Transport):
                     content_type=_CONTENT_TYPE,
                     correlation_id=correlation_id,
                     reply_to=self._reply_queue_name,
-                    expiration=max(timeout, 0.001),
+                    expiration=max(left, 0.001),
                     delivery_mode=DeliveryMode.NOT_PERSISTENT,
                 ),
                 target,
@@ -370,7 +400,7 @@ class AmqpTransport(Transport):
         return reply.result
 
     async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
-        self._require_connection()
+        await self._await_link(self.settings.outage_wait)
         assert self._publish_ch is not None
         body = encode(Request(method=method, args=args or {}, sender=self.node_id))
         await self._publish(
@@ -425,7 +455,7 @@ class AmqpTransport(Transport):
     # -- fault events ----------------------------------------------------------------------------
 
     async def publish_event(self, topic: str, payload: Any) -> None:
-        self._require_connection()
+        await self._await_link(self.settings.outage_wait)
         assert self._events_ex is not None
         body = encode(EventMessage(topic=topic, payload=payload, sender=self.node_id))
         try:

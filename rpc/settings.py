@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 __all__ = ["RpcSettings", "WorkerSettings"]
@@ -18,6 +20,10 @@ class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     heartbeat: int = 5
     #: Longest a call waits to publish when the connection is shaky, seconds (fail fast when down).
     publish_timeout: float = 1.5
+    #: While the broker connection is lost, a call, cast or event waits this long for it to come back
+    #: before failing with ``RpcUnavailable`` (a call no longer than its own timeout), seconds: a broker
+    #: restart of a few seconds costs latency, not errors.  0: fail at once.
+    outage_wait: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
     #: Messages a process handles at once per service (AMQP prefetch).
     prefetch: int = 128
     #: Messages the active server of a single-active service (the cluster manager with standbys)

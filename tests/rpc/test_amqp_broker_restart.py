@@ -36,8 +36,10 @@ class Service:
         return "done"
 
 
-async def test_calls_fail_fast_during_a_broker_restart_and_succeed_after_it(own_rabbit: RabbitNode) -> None:
-    settings = RpcSettings(broker_url=own_rabbit.url, reconnect_interval=RECONNECT_INTERVAL, heartbeat=2)
+async def test_calls_fail_fast_during_a_broker_restart_without_an_outage_wait_and_succeed_after_it(
+        own_rabbit: RabbitNode) -> None:
+    settings = RpcSettings(broker_url=own_rabbit.url, reconnect_interval=RECONNECT_INTERVAL, heartbeat=2,
+                           outage_wait=0)
     server = AmqpTransport("restart-server", settings)
     client = AmqpTransport("restart-client", settings)
     await server.start()
@@ -91,6 +93,55 @@ async def test_calls_fail_fast_during_a_broker_restart_and_succeed_after_it(own_
         assert await client.call("restart-svc", "echo", {"value": i}, timeout=LONG) == i
     await client.close()
     await server.close()
+
+
+async def test_calls_casts_and_events_made_during_a_broker_restart_wait_for_it_and_succeed(
+        own_rabbit: RabbitNode) -> None:
+    settings = RpcSettings(broker_url=own_rabbit.url, reconnect_interval=RECONNECT_INTERVAL, heartbeat=2,
+                           outage_wait=LONG)
+    server = AmqpTransport("wait-server", settings)
+    client = AmqpTransport("wait-client", settings)
+    await server.start()
+    await client.start()
+    service = Service()
+    await server.serve("wait-svc", service)
+    heard: list[object] = []
+
+    async def on_event(topic: str, payload: object) -> None:
+        heard.append(payload)
+
+    await server.subscribe_events("wait.#", on_event)
+    assert await client.call("wait-svc", "echo", {"value": 0}) == 0
+
+    await asyncio.to_thread(own_rabbit.stop)
+    await wait_until(lambda: not client.connected, what="the client to see the loss")
+    # Made while the broker is down: each waits for it instead of failing.
+    calls = [asyncio.create_task(client.call("wait-svc", "echo", {"value": i}, timeout=LONG)) for i in range(1, 6)]
+    event = asyncio.create_task(client.publish_event("wait.one", {"n": 1}))
+    await asyncio.sleep(0)
+    assert not any(call.done() for call in calls) and not event.done()
+    await asyncio.to_thread(own_rabbit.start)
+    assert await asyncio.gather(*calls) == [1, 2, 3, 4, 5]
+    await event
+    await wait_until(lambda: heard == [{"n": 1}], timeout=30, what="the event heard")
+    await client.close()
+    await server.close()
+
+
+async def test_a_call_waits_no_longer_than_the_outage_wait(own_rabbit: RabbitNode) -> None:
+    settings = RpcSettings(broker_url=own_rabbit.url, reconnect_interval=RECONNECT_INTERVAL, heartbeat=2,
+                           outage_wait=0.5)
+    client = AmqpTransport("short-wait-client", settings)
+    await client.start()
+    await asyncio.to_thread(own_rabbit.stop)
+    await wait_until(lambda: not client.connected, what="the client to see the loss")
+    with pytest.raises(RpcUnavailable) as info:
+        await client.call("nobody", "echo", {"value": 1}, timeout=LONG)
+    assert info.value.message == "broker unavailable (waited 0.5 s for it)"
+    with pytest.raises(RpcUnavailable):
+        await client.cast("nobody", "echo", {"value": 1})
+    await client.close()
+    await asyncio.to_thread(own_rabbit.start)
 
 
 async def test_an_in_flight_call_fails_at_once_when_the_broker_drops_connections(own_rabbit: RabbitNode) -> None:
