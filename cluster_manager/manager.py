@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import msgspec
 
@@ -24,7 +24,6 @@ from rpc import RpcError, RpcRemoteError, ServiceHandle, Transport, request_id, 
 from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy, create_strategy
 
 from .errors import (
-    bad_arguments,
     from_scheduler_error,
     no_worker_available,
     not_ready,
@@ -67,6 +66,8 @@ from .messages import (
     WorkerExit,
     WorkersArgs,
     WorkerView,
+    parse_args,
+    to_builtins,
 )
 from .registry import Registry, snapshot_from_builtins
 from .replication import ChangeFeed, ReplicaState
@@ -95,23 +96,9 @@ ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "u
 #: show a digest instead.
 _SECRET_TASK_PURPOSES = frozenset({"portal"})
 
-_A = TypeVar("_A", bound=msgspec.Struct)
-
-
-def _parse(method: str, args_type: type[_A], /, **values: Any) -> _A:
-    try:
-        return msgspec.convert(values, args_type)
-    except msgspec.ValidationError as exc:
-        raise bad_arguments(method, str(exc)) from None
-
-
 def task_digest(task: str) -> str:
     """How admin answers show a secret task (a join token's code): ``token:`` + 16 hex digits of its SHA-256."""
     return "token:" + hashlib.sha256(task.encode()).hexdigest()[:16]
-
-
-def _builtins(value: msgspec.Struct) -> dict[str, Any]:
-    return cast(dict[str, Any], msgspec.to_builtins(value))
 
 
 class ClusterManager:
@@ -291,8 +278,8 @@ class ClusterManager:
         service its tasks are reset, as the worker (told ``in-service``) drops them too; while
         initializing they are kept, as the worker re-reports them.
         """
-        args = _parse("join", JoinArgs, purpose=purpose, worker_id=worker_id, info=info)
-        _parse("join", JoinInfoArgs, info=args.info)
+        args = parse_args("join", JoinArgs, purpose=purpose, worker_id=worker_id, info=info)
+        parse_args("join", JoinInfoArgs, info=args.info)
         state = self.state
         member = self._registry.members.get(args.worker_id)
         lost = self._commit("join", WorkerJoined(args.worker_id, args.purpose, args.info, reset=state == IN_SERVICE))
@@ -309,7 +296,7 @@ class ClusterManager:
     @rpc_method
     async def quit(self, worker_id: str) -> None:
         """The worker leaves: its tasks are repealed and ``exit.quit`` is published."""
-        args = _parse("quit", WorkerArgs, worker_id=worker_id)
+        args = parse_args("quit", WorkerArgs, worker_id=worker_id)
         if args.worker_id not in self._registry.members:
             raise unknown_worker(args.worker_id)
         event = self._remove(args.worker_id, "quit")
@@ -318,7 +305,7 @@ class ClusterManager:
     @rpc_method
     async def keep_alive(self, worker_id: str) -> str:
         """``'ok'`` for a registered worker (its missed count resets), ``'whoareyou'`` otherwise."""
-        args = _parse("keep_alive", WorkerArgs, worker_id=worker_id)
+        args = parse_args("keep_alive", WorkerArgs, worker_id=worker_id)
         if self._liveness.seen(args.worker_id):
             return KEEPALIVE_OK
         log_event(logging.INFO, "keepalive_unknown", worker_id=args.worker_id)
@@ -327,14 +314,14 @@ class ClusterManager:
     @rpc_method
     async def report_load(self, worker_id: str, load: float) -> None:
         """Record the worker's load (a float, nominally 0..1)."""
-        args = _parse("report_load", ReportLoadArgs, worker_id=worker_id, load=load)
+        args = parse_args("report_load", ReportLoadArgs, worker_id=worker_id, load=load)
         self._scheduler_of(args.worker_id)
         self._commit("report_load", LoadReported(args.worker_id, args.load))
 
     @rpc_method
     async def report_state(self, worker_id: str, state: str | int) -> None:
         """Record the worker's state; only ``'available'`` (OWT's 2) takes new tasks."""
-        args = _parse("report_state", ReportStateArgs, worker_id=worker_id, state=state)
+        args = parse_args("report_state", ReportStateArgs, worker_id=worker_id, state=state)
         self._scheduler_of(args.worker_id)
         self._commit("report_state", StateReported(args.worker_id, args.state))
         log_event(logging.INFO, "worker_state", worker_id=args.worker_id, state=args.state)
@@ -344,7 +331,7 @@ class ClusterManager:
     @rpc_method
     async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
         """The worker executes ``tasks`` (also how a rejoining worker re-reports them)."""
-        args = _parse("pick_up_tasks", PickUpArgs, worker_id=worker_id, tasks=tasks)
+        args = parse_args("pick_up_tasks", PickUpArgs, worker_id=worker_id, tasks=tasks)
         self._scheduler_of(args.worker_id)
         self._commit("pick_up_tasks", TasksPickedUp(args.worker_id, args.tasks))
         log_event(logging.DEBUG, "tasks_picked_up", worker_id=args.worker_id, tasks=len(args.tasks))
@@ -352,7 +339,7 @@ class ClusterManager:
     @rpc_method
     async def lay_down_task(self, worker_id: str, task: str) -> None:
         """The worker stopped executing ``task``; it lingers as a reservation for its reserve time."""
-        args = _parse("lay_down_task", TaskArgs, worker_id=worker_id, task=task)
+        args = parse_args("lay_down_task", TaskArgs, worker_id=worker_id, task=task)
         self._scheduler_of(args.worker_id)
         self._commit("lay_down_task", TaskLaidDown(args.worker_id, args.task))
         log_event(logging.DEBUG, "task_laid_down", worker_id=args.worker_id, task=args.task)
@@ -360,7 +347,7 @@ class ClusterManager:
     @rpc_method
     async def unschedule(self, worker_id: str, task: str, purpose: str | None = None) -> None:
         """Repeal ``task`` if it is mapped to ``worker_id`` (``purpose`` is optional)."""
-        args = _parse("unschedule", UnscheduleArgs, worker_id=worker_id, task=task, purpose=purpose)
+        args = parse_args("unschedule", UnscheduleArgs, worker_id=worker_id, task=task, purpose=purpose)
         self._scheduler_of(args.worker_id, args.purpose)
         self._commit("unschedule", TaskUnscheduled(args.worker_id, args.task))
         log_event(logging.DEBUG, "task_unscheduled", worker_id=args.worker_id, task=args.task)
@@ -379,7 +366,7 @@ class ClusterManager:
         already mapped goes back to its worker (sticky), also during the freshman window; a new
         task then gets ``not_ready``.
         """
-        args = _parse(
+        args = parse_args(
             "schedule", ScheduleArgs, purpose=purpose, task=task, preference=preference, reserve_time=reserve_time
         )
         scheduler = self._registry.schedulers.get(args.purpose)
@@ -393,17 +380,17 @@ class ClusterManager:
             log_event(logging.INFO, "schedule_failed", purpose=args.purpose, task=args.task, code=exc.code)
             raise from_scheduler_error("schedule", exc) from None
         log_event(logging.DEBUG, "task_scheduled", purpose=args.purpose, task=args.task, worker_id=worker_id)
-        return _builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
+        return to_builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
 
     @rpc_method
     async def get_scheduled(self, purpose: str, task: str) -> dict[str, Any] | None:
         """``{id, info}`` of the worker ``task`` is reserved or executing on, or ``None``."""
-        args = _parse("get_scheduled", ScheduledArgs, purpose=purpose, task=task)
+        args = parse_args("get_scheduled", ScheduledArgs, purpose=purpose, task=task)
         scheduler = self._registry.schedulers.get(args.purpose)
         worker_id = scheduler.get_scheduled(args.task) if scheduler is not None else None
         if scheduler is None or worker_id is None:
             return None
-        return _builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
+        return to_builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
 
     @rpc_method
     async def claim(self, purpose: str, task: str, worker_id: str) -> None:
@@ -412,7 +399,7 @@ class ClusterManager:
         Fails with ``unknown_task``, ``expired``, ``already_claimed`` or ``wrong_worker``; during
         the freshman window a task the manager does not know yet gets ``not_ready``.
         """
-        args = _parse("claim", ClaimArgs, purpose=purpose, task=task, worker_id=worker_id)
+        args = parse_args("claim", ClaimArgs, purpose=purpose, task=task, worker_id=worker_id)
         scheduler = self._registry.schedulers.get(args.purpose)
         if scheduler is None or not scheduler.has_worker(args.worker_id):
             raise unknown_worker(args.worker_id, args.purpose)
@@ -434,7 +421,7 @@ class ClusterManager:
     async def readiness(self, purpose: str) -> dict[str, Any]:
         """``{state, ready_in, schedulable}``: whether tasks of ``purpose`` can be placed now (health
         checks; no admin key, and nothing in it names a worker or a task)."""
-        args = _parse("readiness", WorkersArgs, purpose=purpose)
+        args = parse_args("readiness", WorkersArgs, purpose=purpose)
         scheduler = self._registry.schedulers.get(args.purpose or "")
         schedulable = 0 if scheduler is None else sum(1 for v in scheduler.workers_view() if v["schedulable"])
         return {"state": self.state, "ready_in": self._ready_in(), "schedulable": schedulable}
@@ -451,9 +438,9 @@ class ClusterManager:
     async def get_workers(self, purpose: str | None = None, admin_key: str = "") -> list[dict[str, Any]]:
         """Every worker (of ``purpose``, or of all purposes when ``None``), in join order."""
         self._authorize("get_workers", admin_key)
-        args = _parse("get_workers", WorkersArgs, purpose=purpose)
+        args = parse_args("get_workers", WorkersArgs, purpose=purpose)
         return [
-            _builtins(self._view(view))
+            to_builtins(self._view(view))
             for name, scheduler in self._registry.schedulers.items()
             if args.purpose is None or name == args.purpose
             for view in scheduler.workers_view()
@@ -463,8 +450,8 @@ class ClusterManager:
     async def get_worker(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
         """One worker; the same shape for every purpose."""
         self._authorize("get_worker", admin_key)
-        args = _parse("get_worker", WorkerArgs, worker_id=worker_id)
-        return _builtins(self._view(self._scheduler_of(args.worker_id).worker_view(args.worker_id)))
+        args = parse_args("get_worker", WorkerArgs, worker_id=worker_id)
+        return to_builtins(self._view(self._scheduler_of(args.worker_id).worker_view(args.worker_id)))
 
     @rpc_method
     async def get_tasks(self, worker_id: str, admin_key: str = "") -> list[dict[str, Any]]:
@@ -473,12 +460,12 @@ class ClusterManager:
         A portal's tasks are join-token codes, which would let a reader log in with a forged
         token: they are shown as ``token:<digest>`` (the same digest for the same code)."""
         self._authorize("get_tasks", admin_key)
-        args = _parse("get_tasks", WorkerArgs, worker_id=worker_id)
+        args = parse_args("get_tasks", WorkerArgs, worker_id=worker_id)
         tasks = self._scheduler_of(args.worker_id).tasks_of(args.worker_id)
         views = [msgspec.convert(task, TaskView) for task in tasks]
         if self._registry.members[args.worker_id].purpose in _SECRET_TASK_PURPOSES:
             views = [msgspec.structs.replace(view, task=task_digest(view.task)) for view in views]
-        return [_builtins(view) for view in views]
+        return [to_builtins(view) for view in views]
 
     @rpc_method
     async def drain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
@@ -515,7 +502,7 @@ class ClusterManager:
             tasks[purpose] = TaskCounts(
                 reserved=sum(v["reserved"] for v in views), executing=sum(v["executing"] for v in views)
             )
-        return _builtins(
+        return to_builtins(
             Status(
                 name=self.name,
                 state=state,  # type: ignore[arg-type]
@@ -533,7 +520,7 @@ class ClusterManager:
 
     def snapshot(self) -> dict[str, Any]:
         """The registry and every task as a JSON-ready dict (see :class:`~cluster_manager.messages.Snapshot`)."""
-        return _builtins(self._registry.snapshot())
+        return to_builtins(self._registry.snapshot())
 
     async def replicated(self) -> None:
         """Return once every change made so far was handed to the standbys (at once without
@@ -550,7 +537,7 @@ class ClusterManager:
         self._authorize("replica_snapshot", admin_key)
         if self._feed is None:
             raise not_replicating(self.name)
-        return _builtins(ReplicaState(self._feed.epoch, self._feed.seq, self._registry.snapshot()))
+        return to_builtins(ReplicaState(self._feed.epoch, self._feed.seq, self._registry.snapshot()))
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load a :meth:`snapshot` before :meth:`start`; the manager then serves at once.
@@ -599,11 +586,11 @@ class ClusterManager:
         return worker_id
 
     def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
-        args = _parse(method, WorkerArgs, worker_id=worker_id)
+        args = parse_args(method, WorkerArgs, worker_id=worker_id)
         scheduler = self._scheduler_of(args.worker_id)
         self._commit(method, WorkerDrained(args.worker_id, drained))
         log_event(logging.INFO, "worker_drained" if drained else "worker_undrained", worker_id=args.worker_id)
-        return _builtins(self._view(scheduler.worker_view(args.worker_id)))
+        return to_builtins(self._view(scheduler.worker_view(args.worker_id)))
 
     def _view(self, view: dict[str, Any]) -> WorkerView:
         member = self._registry.members[view["id"]]
@@ -702,7 +689,7 @@ class ClusterManager:
     async def _publish_exit(self, event: WorkerExit) -> None:
         try:
             async with asyncio.timeout(self.settings.event_publish_timeout):
-                await self.transport.publish_event(EXIT_TOPIC, _builtins(event))
+                await self.transport.publish_event(EXIT_TOPIC, to_builtins(event))
         except (RpcError, TimeoutError) as exc:
             log_event(logging.ERROR, "exit_event_lost", worker_id=event.id, purpose=event.purpose, error=str(exc))
 
