@@ -2,8 +2,8 @@
 
 One :class:`ClusterManager` serves the RPC service ``settings.name``.  Its workers and tasks live in
 a :class:`~cluster_manager.registry.Registry` (one scheduler per purpose); the manager decides
-(checks, chooses a worker) and applies the outcome to the registry as a
-:mod:`~cluster_manager.changes` change, the registry's only writer.  Every handler does its checks
+(checks, chooses a worker) and applies the outcome as a :mod:`~cluster_manager.changes` change
+through its :class:`~cluster_manager.writer.RegistryWriter`.  Every handler does its checks
 and its change without awaiting in between, so concurrent calls (``claim`` races) are atomic.
 """
 
@@ -21,7 +21,7 @@ import msgspec
 
 from credentials import AdminKeys
 from rpc import RpcError, RpcRemoteError, ServiceHandle, Transport, request_id, rpc_method
-from scheduler import STRATEGY_NAMES, Scheduler, SchedulerError, UnknownStrategy, create_strategy
+from scheduler import STRATEGY_NAMES, SchedulerError, UnknownStrategy, create_strategy
 
 from .errors import (
     from_scheduler_error,
@@ -39,7 +39,6 @@ from .changes import (
     TaskClaimed,
     TaskLaidDown,
     TasksPickedUp,
-    TaskReserved,
     TaskUnscheduled,
     WorkerDrained,
     WorkerJoined,
@@ -72,6 +71,7 @@ from .messages import (
 from .registry import Registry, snapshot_from_builtins
 from .replication import ChangeFeed, ReplicaState
 from .settings import ClusterManagerSettings
+from .writer import RegistryWriter
 
 __all__ = [
     "ClusterManager",
@@ -165,6 +165,7 @@ class ClusterManager:
         )
         self._may_act = may_act or (lambda: True)
         self._feed = ChangeFeed(transport, self.settings, epoch=epoch, seq=seq) if self.settings.replication else None
+        self._writer = RegistryWriter(self._registry, self._feed)
         self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
         self._watch = DeathWatch(
             self._liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
@@ -282,7 +283,7 @@ class ClusterManager:
         parse_args("join", JoinInfoArgs, info=args.info)
         state = self.state
         member = self._registry.members.get(args.worker_id)
-        lost = self._commit("join", WorkerJoined(args.worker_id, args.purpose, args.info, reset=state == IN_SERVICE))
+        lost = self._writer.commit("join", WorkerJoined(args.worker_id, args.purpose, args.info, reset=state == IN_SERVICE))
         self._liveness.track(args.worker_id)
         if member is None:
             log_event(logging.INFO, "worker_joined", worker_id=args.worker_id, purpose=args.purpose, state=state)
@@ -315,15 +316,15 @@ class ClusterManager:
     async def report_load(self, worker_id: str, load: float) -> None:
         """Record the worker's load (a float, nominally 0..1)."""
         args = parse_args("report_load", ReportLoadArgs, worker_id=worker_id, load=load)
-        self._scheduler_of(args.worker_id)
-        self._commit("report_load", LoadReported(args.worker_id, args.load))
+        self._writer.scheduler_of(args.worker_id)
+        self._writer.commit("report_load", LoadReported(args.worker_id, args.load))
 
     @rpc_method
     async def report_state(self, worker_id: str, state: str | int) -> None:
         """Record the worker's state; only ``'available'`` (OWT's 2) takes new tasks."""
         args = parse_args("report_state", ReportStateArgs, worker_id=worker_id, state=state)
-        self._scheduler_of(args.worker_id)
-        self._commit("report_state", StateReported(args.worker_id, args.state))
+        self._writer.scheduler_of(args.worker_id)
+        self._writer.commit("report_state", StateReported(args.worker_id, args.state))
         log_event(logging.INFO, "worker_state", worker_id=args.worker_id, state=args.state)
 
     # ------------------------------------------------------------------ tasks
@@ -332,24 +333,24 @@ class ClusterManager:
     async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
         """The worker executes ``tasks`` (also how a rejoining worker re-reports them)."""
         args = parse_args("pick_up_tasks", PickUpArgs, worker_id=worker_id, tasks=tasks)
-        self._scheduler_of(args.worker_id)
-        self._commit("pick_up_tasks", TasksPickedUp(args.worker_id, args.tasks))
+        self._writer.scheduler_of(args.worker_id)
+        self._writer.commit("pick_up_tasks", TasksPickedUp(args.worker_id, args.tasks))
         log_event(logging.DEBUG, "tasks_picked_up", worker_id=args.worker_id, tasks=len(args.tasks))
 
     @rpc_method
     async def lay_down_task(self, worker_id: str, task: str) -> None:
         """The worker stopped executing ``task``; it lingers as a reservation for its reserve time."""
         args = parse_args("lay_down_task", TaskArgs, worker_id=worker_id, task=task)
-        self._scheduler_of(args.worker_id)
-        self._commit("lay_down_task", TaskLaidDown(args.worker_id, args.task))
+        self._writer.scheduler_of(args.worker_id)
+        self._writer.commit("lay_down_task", TaskLaidDown(args.worker_id, args.task))
         log_event(logging.DEBUG, "task_laid_down", worker_id=args.worker_id, task=args.task)
 
     @rpc_method
     async def unschedule(self, worker_id: str, task: str, purpose: str | None = None) -> None:
         """Repeal ``task`` if it is mapped to ``worker_id`` (``purpose`` is optional)."""
         args = parse_args("unschedule", UnscheduleArgs, worker_id=worker_id, task=task, purpose=purpose)
-        self._scheduler_of(args.worker_id, args.purpose)
-        self._commit("unschedule", TaskUnscheduled(args.worker_id, args.task))
+        self._writer.scheduler_of(args.worker_id, args.purpose)
+        self._writer.commit("unschedule", TaskUnscheduled(args.worker_id, args.task))
         log_event(logging.DEBUG, "task_unscheduled", worker_id=args.worker_id, task=args.task)
 
     @rpc_method
@@ -375,7 +376,7 @@ class ClusterManager:
         if scheduler is None:
             raise no_worker_available(args.purpose)
         try:
-            worker_id = self._place(args.purpose, args.task, args.preference, args.reserve_time)
+            worker_id = self._writer.place(args.purpose, args.task, args.preference, args.reserve_time)
         except SchedulerError as exc:
             log_event(logging.INFO, "schedule_failed", purpose=args.purpose, task=args.task, code=exc.code)
             raise from_scheduler_error("schedule", exc) from None
@@ -414,7 +415,7 @@ class ClusterManager:
         except SchedulerError as exc:
             log_event(logging.INFO, "claim_refused", worker_id=args.worker_id, task=args.task, code=exc.code)
             raise from_scheduler_error("claim", exc) from None
-        self._commit("claim", TaskClaimed(args.purpose, args.task, args.worker_id, request))
+        self._writer.commit("claim", TaskClaimed(args.purpose, args.task, args.worker_id, request))
         log_event(logging.DEBUG, "task_claimed", worker_id=args.worker_id, task=args.task)
 
     @rpc_method
@@ -451,7 +452,7 @@ class ClusterManager:
         """One worker; the same shape for every purpose."""
         self._authorize("get_worker", admin_key)
         args = parse_args("get_worker", WorkerArgs, worker_id=worker_id)
-        return to_builtins(self._view(self._scheduler_of(args.worker_id).worker_view(args.worker_id)))
+        return to_builtins(self._view(self._writer.scheduler_of(args.worker_id).worker_view(args.worker_id)))
 
     @rpc_method
     async def get_tasks(self, worker_id: str, admin_key: str = "") -> list[dict[str, Any]]:
@@ -461,7 +462,7 @@ class ClusterManager:
         token: they are shown as ``token:<digest>`` (the same digest for the same code)."""
         self._authorize("get_tasks", admin_key)
         args = parse_args("get_tasks", WorkerArgs, worker_id=worker_id)
-        tasks = self._scheduler_of(args.worker_id).tasks_of(args.worker_id)
+        tasks = self._writer.scheduler_of(args.worker_id).tasks_of(args.worker_id)
         views = [msgspec.convert(task, TaskView) for task in tasks]
         if self._registry.members[args.worker_id].purpose in _SECRET_TASK_PURPOSES:
             views = [msgspec.structs.replace(view, task=task_digest(view.task)) for view in views]
@@ -558,37 +559,10 @@ class ClusterManager:
 
     # ------------------------------------------------------------------ internals
 
-    def _scheduler_of(self, worker_id: str, purpose: str | None = None) -> Scheduler:
-        scheduler = self._registry.scheduler_of(worker_id, purpose)
-        if scheduler is None:
-            raise unknown_worker(worker_id, purpose)
-        return scheduler
-
-    def _change(self, change: AnyChange) -> list[str]:
-        """Apply a decided change to the registry (the one writer) and hand it to the standbys;
-        returns the tasks it repealed."""
-        repealed = self._registry.apply(change)
-        if self._feed is not None:
-            self._feed.append(change)
-        return repealed
-
-    def _commit(self, method: str, change: AnyChange) -> list[str]:
-        """:meth:`_change`, with a scheduler error turned into the RPC error of ``method``."""
-        try:
-            return self._change(change)
-        except SchedulerError as exc:
-            raise from_scheduler_error(method, exc) from None
-
-    def _place(self, purpose: str, task: str, preference: object, reserve_time: float | None) -> str:
-        """Choose a worker for ``task`` (sticky if mapped) and reserve it there; raises ``SchedulerError``."""
-        worker_id = self._registry.choose(purpose, task, preference)
-        self._change(TaskReserved(purpose, task, worker_id, self._registry.reserve_time(reserve_time)))
-        return worker_id
-
     def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
         args = parse_args(method, WorkerArgs, worker_id=worker_id)
-        scheduler = self._scheduler_of(args.worker_id)
-        self._commit(method, WorkerDrained(args.worker_id, drained))
+        scheduler = self._writer.scheduler_of(args.worker_id)
+        self._writer.commit(method, WorkerDrained(args.worker_id, drained))
         log_event(logging.INFO, "worker_drained" if drained else "worker_undrained", worker_id=args.worker_id)
         return to_builtins(self._view(scheduler.worker_view(args.worker_id)))
 
@@ -624,7 +598,7 @@ class ClusterManager:
     def _remove(self, worker_id: str, reason: str) -> WorkerExit:
         member = self._registry.members[worker_id]
         self._liveness.forget(worker_id)
-        tasks = self._change(WorkerRemoved(worker_id, reason))
+        tasks = self._writer.apply(WorkerRemoved(worker_id, reason))
         log_event(
             logging.INFO if reason == "quit" else logging.WARNING,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
@@ -661,7 +635,7 @@ class ClusterManager:
             if purpose not in self._registry.schedulers:
                 return
             try:
-                worker_id = self._place(purpose, task, {}, settings.schedule_reserve_time)
+                worker_id = self._writer.place(purpose, task, {}, settings.schedule_reserve_time)
             except SchedulerError as exc:
                 log_event(logging.WARNING, "failover_unscheduled", purpose=purpose, task=task, lost=lost,
                           code=exc.code, attempt=attempt + 1)
