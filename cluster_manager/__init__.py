@@ -6,11 +6,10 @@ reservations (via :mod:`scheduler`), ``exit.quit`` fault events and the admin me
 """
 
 from .admin_http import admin_rpc_routes
+from .freshman import IN_SERVICE, INITIALIZING
 from .manager import (
     ADMIN_METHODS,
     EXIT_TOPIC,
-    IN_SERVICE,
-    INITIALIZING,
     KEEPALIVE_OK,
     KEEPALIVE_WHOAREYOU,
     ClusterManager,

@@ -45,6 +45,7 @@ from .changes import (
     WorkerRemoved,
 )
 from .detection import DeathWatch
+from .freshman import IN_SERVICE, FreshmanWindow
 from .liveness import LivenessTracker
 from .messages import (
     ClaimArgs,
@@ -75,8 +76,6 @@ from .writer import RegistryWriter
 
 __all__ = [
     "ClusterManager",
-    "INITIALIZING",
-    "IN_SERVICE",
     "KEEPALIVE_OK",
     "KEEPALIVE_WHOAREYOU",
     "EXIT_TOPIC",
@@ -84,8 +83,6 @@ __all__ = [
     "task_digest",
 ]
 
-INITIALIZING = "initializing"
-IN_SERVICE = "in-service"
 KEEPALIVE_OK = "ok"
 KEEPALIVE_WHOAREYOU = "whoareyou"
 #: Topic of the fault event published when a worker quits or is removed.
@@ -171,10 +168,7 @@ class ClusterManager:
             self._liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
             on_dead=self._depart, settle=self.settings.departure_settle, grace=self.settings.reconnect_grace,
         )
-        self._created_at = clock()
-        self._ready_at: float | None = None
-        #: Whether ``manager_in_service`` was logged (written by the sweep only).
-        self._announced = False
+        self._window = FreshmanWindow(self.settings.name, self.settings.initial_time, clock=clock)
         self._service: ServiceHandle | None = None
         self._sweeper: asyncio.Task[None] | None = None
         #: Hand-overs of a lost worker's tasks in progress (ended by ``stop``).
@@ -192,9 +186,7 @@ class ClusterManager:
     @property
     def state(self) -> str:
         """``'initializing'`` during the freshman window (and before start), else ``'in-service'``."""
-        if self._ready_at is not None and self._clock() >= self._ready_at:
-            return IN_SERVICE
-        return INITIALIZING
+        return self._window.state
 
     @property
     def registry(self) -> Registry:
@@ -230,9 +222,7 @@ class ClusterManager:
         if self._started:
             return
         self._started = True
-        now = self._clock()
-        self._created_at = now
-        self._ready_at = now + self.settings.initial_time if self._fresh else now
+        self._window.open(self._fresh)
         for worker_id in self._registry.members:
             self._liveness.track(worker_id)
         if self._feed is not None:
@@ -242,7 +232,7 @@ class ClusterManager:
             logging.INFO, "manager_started", name=self.name, fresh=self._fresh,
             ready_in=self.settings.initial_time if self._fresh else 0.0,
         )
-        self._announce_service()
+        self._window.announce(len(self._registry.members))
 
     async def stop(self, *, flush: bool = True) -> None:
         """Stop serving and end the liveness sweep.  Idempotent; the state is kept (see :meth:`snapshot`).
@@ -283,7 +273,8 @@ class ClusterManager:
         parse_args("join", JoinInfoArgs, info=args.info)
         state = self.state
         member = self._registry.members.get(args.worker_id)
-        lost = self._writer.commit("join", WorkerJoined(args.worker_id, args.purpose, args.info, reset=state == IN_SERVICE))
+        change = WorkerJoined(args.worker_id, args.purpose, args.info, reset=state == IN_SERVICE)
+        lost = self._writer.commit("join", change)
         self._liveness.track(args.worker_id)
         if member is None:
             log_event(logging.INFO, "worker_joined", worker_id=args.worker_id, purpose=args.purpose, state=state)
@@ -372,7 +363,7 @@ class ClusterManager:
         )
         scheduler = self._registry.schedulers.get(args.purpose)
         if self.state != IN_SERVICE and (scheduler is None or scheduler.get_scheduled(args.task) is None):
-            raise not_ready(self._ready_in())
+            raise not_ready(self._window.ready_in())
         if scheduler is None:
             raise no_worker_available(args.purpose)
         try:
@@ -405,7 +396,7 @@ class ClusterManager:
         if scheduler is None or not scheduler.has_worker(args.worker_id):
             raise unknown_worker(args.worker_id, args.purpose)
         if self.state != IN_SERVICE and scheduler.get_scheduled(args.task) is None:
-            raise not_ready(self._ready_in())
+            raise not_ready(self._window.ready_in())
         request = request_id()
         if self._registry.claimed_by(args.purpose, args.task, args.worker_id, request):
             log_event(logging.INFO, "claim_repeated", worker_id=args.worker_id, task=args.task)
@@ -425,7 +416,7 @@ class ClusterManager:
         args = parse_args("readiness", WorkersArgs, purpose=purpose)
         scheduler = self._registry.schedulers.get(args.purpose or "")
         schedulable = 0 if scheduler is None else sum(1 for v in scheduler.workers_view() if v["schedulable"])
-        return {"state": self.state, "ready_in": self._ready_in(), "schedulable": schedulable}
+        return {"state": self.state, "ready_in": self._window.ready_in(), "schedulable": schedulable}
 
     # ------------------------------------------------------------------ admin
 
@@ -508,8 +499,8 @@ class ClusterManager:
                 name=self.name,
                 state=state,  # type: ignore[arg-type]
                 freshman=state != IN_SERVICE,
-                ready_in=self._ready_in(),
-                uptime=max(0.0, self._clock() - self._created_at) if self._started else 0.0,
+                ready_in=self._window.ready_in(),
+                uptime=self._window.uptime(),
                 workers=workers,
                 tasks=tasks,
                 node=self.transport.node_id,
@@ -583,17 +574,6 @@ class ClusterManager:
             joined_for=max(0.0, self._clock() - member.joined_at),
             info=view["info"],
         )
-
-    def _announce_service(self) -> None:
-        # Logs the end of the freshman window once (the sweep looks every interval).
-        if not self._announced and self.state == IN_SERVICE:
-            self._announced = True
-            log_event(logging.INFO, "manager_in_service", name=self.name, workers=len(self._registry.members))
-
-    def _ready_in(self) -> float:
-        if self._ready_at is None:
-            return self.settings.initial_time
-        return max(0.0, self._ready_at - self._clock())
 
     def _remove(self, worker_id: str, reason: str) -> WorkerExit:
         member = self._registry.members[worker_id]
@@ -698,7 +678,7 @@ class ClusterManager:
     async def _sweep(self) -> None:
         if not self._may_act():
             return
-        self._announce_service()
+        self._window.announce(len(self._registry.members))
         for purpose, scheduler in self._registry.schedulers.items():
             for task in scheduler.expire():
                 log_event(logging.DEBUG, "task_expired", purpose=purpose, task=task)
