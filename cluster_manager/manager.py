@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from credentials import AdminKeys
-from rpc import RpcError, RpcRemoteError, ServiceHandle, Transport, request_id, rpc_method
+from rpc import RpcError, ServiceHandle, Transport, request_id, rpc_method
 from scheduler import STRATEGY_NAMES, SchedulerError, UnknownStrategy, create_strategy
 
 from .errors import (
@@ -33,7 +33,6 @@ from .errors import (
 )
 from .eventlog import log, log_event
 from .changes import (
-    AnyChange,
     LoadReported,
     StateReported,
     TaskClaimed,
@@ -45,6 +44,7 @@ from .changes import (
     WorkerRemoved,
 )
 from .detection import DeathWatch
+from .failover import Failover
 from .freshman import IN_SERVICE, FreshmanWindow
 from .liveness import LivenessTracker
 from .messages import (
@@ -163,6 +163,7 @@ class ClusterManager:
         self._may_act = may_act or (lambda: True)
         self._feed = ChangeFeed(transport, self.settings, epoch=epoch, seq=seq) if self.settings.replication else None
         self._writer = RegistryWriter(self._registry, self._feed)
+        self._failover = Failover(transport, self.settings, self._writer, may_act=self._may_act)
         self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
         self._watch = DeathWatch(
             self._liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
@@ -171,8 +172,6 @@ class ClusterManager:
         self._window = FreshmanWindow(self.settings.name, self.settings.initial_time, clock=clock)
         self._service: ServiceHandle | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        #: Hand-overs of a lost worker's tasks in progress (ended by ``stop``).
-        self._failovers: set[asyncio.Task[None]] = set()
         self._started = False
         self._stopped = False
 
@@ -249,9 +248,7 @@ class ClusterManager:
                 pass
             self._sweeper = None
         await self._watch.close()
-        for task in list(self._failovers):
-            task.cancel()
-        await asyncio.gather(*self._failovers, return_exceptions=True)
+        await self._failover.close()
         if self._service is not None:
             await self._service.stop()
             self._service = None
@@ -583,62 +580,9 @@ class ClusterManager:
             logging.INFO if reason == "quit" else logging.WARNING,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
         )
-        if tasks and member.purpose in self.settings.failover_purposes and not self._stopped:
-            failover = asyncio.get_running_loop().create_task(
-                self._fail_over(member.purpose, worker_id, list(tasks)), name=f"failover:{worker_id}")
-            self._failovers.add(failover)
-            failover.add_done_callback(self._failovers.discard)
+        if not self._stopped:
+            self._failover.hand_over(member.purpose, worker_id, tasks)
         return WorkerExit(purpose=member.purpose, id=worker_id, reason=reason)
-
-    async def _fail_over(self, purpose: str, lost: str, tasks: list[str]) -> None:
-        """Hand each task of a lost worker to a live worker of its purpose, ``failover_concurrency`` of
-        them at a time (a room's clients wait for its own hand-over only)."""
-        pending = iter(tasks)
-
-        async def hand_over() -> None:
-            for task in pending:
-                await self._fail_over_task(purpose, lost, task)
-
-        await asyncio.gather(*(hand_over() for _ in range(min(len(tasks), self.settings.failover_concurrency))))
-
-    async def _fail_over_task(self, purpose: str, lost: str, task: str) -> None:
-        """Schedule one task of the lost worker (it is then sticky there) and call that worker's
-        ``take_over``, which rebuilds the room from the journal.  A task the worker knows nothing of
-        (``unknown_room``: nothing journaled) is left alone; one that still fails after
-        ``failover_attempts`` is logged."""
-        settings = self.settings
-        for attempt in range(settings.failover_attempts):
-            if attempt:
-                await asyncio.sleep(settings.failover_interval)
-            if not self._may_act():
-                return
-            if purpose not in self._registry.schedulers:
-                return
-            try:
-                worker_id = self._writer.place(purpose, task, {}, settings.schedule_reserve_time)
-            except SchedulerError as exc:
-                log_event(logging.WARNING, "failover_unscheduled", purpose=purpose, task=task, lost=lost,
-                          code=exc.code, attempt=attempt + 1)
-                continue
-            try:
-                taken = await self.transport.call(worker_id, "take_over", {"room": task},
-                                                  timeout=settings.failover_timeout)
-            except RpcRemoteError as exc:
-                if exc.code == "unknown_room":
-                    log_event(logging.INFO, "failover_nothing_to_move", purpose=purpose, task=task, lost=lost)
-                    return
-                log_event(logging.WARNING, "failover_refused", purpose=purpose, task=task, worker_id=worker_id,
-                          code=exc.code, attempt=attempt + 1)
-                continue
-            except RpcError as exc:
-                log_event(logging.WARNING, "failover_unreachable", purpose=purpose, task=task, worker_id=worker_id,
-                          code=exc.code, attempt=attempt + 1)
-                continue
-            log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
-                      epoch=taken.get("epoch") if isinstance(taken, dict) else None)
-            return
-        log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
-                  attempts=settings.failover_attempts)
 
     async def _publish_exit(self, event: WorkerExit) -> None:
         try:
