@@ -9,12 +9,12 @@ from .admin_http import admin_rpc_routes
 from .freshman import IN_SERVICE, INITIALIZING
 from .manager import (
     ADMIN_METHODS,
-    EXIT_TOPIC,
     KEEPALIVE_OK,
     KEEPALIVE_WHOAREYOU,
     ClusterManager,
     task_digest,
 )
+from .reaper import EXIT_TOPIC
 from .settings import ClusterManagerSettings
 
 __all__ = [

@@ -9,7 +9,6 @@ and its change without awaiting in between, so concurrent calls (``claim`` races
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import random
@@ -31,7 +30,7 @@ from .errors import (
     unauthorized,
     unknown_worker,
 )
-from .eventlog import log, log_event
+from .eventlog import log_event
 from .changes import (
     LoadReported,
     StateReported,
@@ -41,11 +40,10 @@ from .changes import (
     TaskUnscheduled,
     WorkerDrained,
     WorkerJoined,
-    WorkerRemoved,
 )
-from .detection import DeathWatch
 from .failover import Failover
 from .freshman import IN_SERVICE, FreshmanWindow
+from .reaper import Reaper
 from .liveness import LivenessTracker
 from .messages import (
     ClaimArgs,
@@ -63,7 +61,6 @@ from .messages import (
     TaskView,
     UnscheduleArgs,
     WorkerArgs,
-    WorkerExit,
     WorkersArgs,
     WorkerView,
     parse_args,
@@ -78,15 +75,12 @@ __all__ = [
     "ClusterManager",
     "KEEPALIVE_OK",
     "KEEPALIVE_WHOAREYOU",
-    "EXIT_TOPIC",
     "ADMIN_METHODS",
     "task_digest",
 ]
 
 KEEPALIVE_OK = "ok"
 KEEPALIVE_WHOAREYOU = "whoareyou"
-#: Topic of the fault event published when a worker quits or is removed.
-EXIT_TOPIC = "exit.quit"
 #: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
 ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status"})
 #: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
@@ -165,13 +159,12 @@ class ClusterManager:
         self._writer = RegistryWriter(self._registry, self._feed)
         self._failover = Failover(transport, self.settings, self._writer, may_act=self._may_act)
         self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
-        self._watch = DeathWatch(
-            self._liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
-            on_dead=self._depart, settle=self.settings.departure_settle, grace=self.settings.reconnect_grace,
-        )
         self._window = FreshmanWindow(self.settings.name, self.settings.initial_time, clock=clock)
+        self._reaper = Reaper(
+            transport, self.settings, self._writer, liveness=self._liveness, failover=self._failover,
+            window=self._window, may_act=self._may_act,
+        )
         self._service: ServiceHandle | None = None
-        self._sweeper: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
 
@@ -226,7 +219,7 @@ class ClusterManager:
             self._liveness.track(worker_id)
         if self._feed is not None:
             self._feed.start()
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"cluster-liveness:{self.name}")
+        self._reaper.start()
         log_event(
             logging.INFO, "manager_started", name=self.name, fresh=self._fresh,
             ready_in=self.settings.initial_time if self._fresh else 0.0,
@@ -240,14 +233,7 @@ class ClusterManager:
         if self._stopped:
             return
         self._stopped = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except asyncio.CancelledError:
-                pass
-            self._sweeper = None
-        await self._watch.close()
+        await self._reaper.close()
         await self._failover.close()
         if self._service is not None:
             await self._service.stop()
@@ -288,8 +274,8 @@ class ClusterManager:
         args = parse_args("quit", WorkerArgs, worker_id=worker_id)
         if args.worker_id not in self._registry.members:
             raise unknown_worker(args.worker_id)
-        event = self._remove(args.worker_id, "quit")
-        await self._publish_exit(event)
+        event = self._reaper.remove(args.worker_id, "quit")
+        await self._reaper.publish_exit(event)
 
     @rpc_method
     async def keep_alive(self, worker_id: str) -> str:
@@ -572,60 +558,7 @@ class ClusterManager:
             info=view["info"],
         )
 
-    def _remove(self, worker_id: str, reason: str) -> WorkerExit:
-        member = self._registry.members[worker_id]
-        self._liveness.forget(worker_id)
-        tasks = self._writer.apply(WorkerRemoved(worker_id, reason))
-        log_event(
-            logging.INFO if reason == "quit" else logging.WARNING,
-            "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
-        )
-        if not self._stopped:
-            self._failover.hand_over(member.purpose, worker_id, tasks)
-        return WorkerExit(purpose=member.purpose, id=worker_id, reason=reason)
-
-    async def _publish_exit(self, event: WorkerExit) -> None:
-        try:
-            async with asyncio.timeout(self.settings.event_publish_timeout):
-                await self.transport.publish_event(EXIT_TOPIC, to_builtins(event))
-        except (RpcError, TimeoutError) as exc:
-            log_event(logging.ERROR, "exit_event_lost", worker_id=event.id, purpose=event.purpose, error=str(exc))
-
     async def watch_transport(self) -> None:
-        """Follow the broker link and the workers' departures (:class:`DeathWatch`); :meth:`start`
-        does it, a node calls it once its manager is active."""
-        self.transport.watch_link(self._watch.link_changed)
-        if not self.settings.detect_departures:
-            return
-        try:
-            fast = await self.transport.watch_departures(self._watch.departed)
-        except RpcError as exc:
-            log_event(logging.ERROR, "departures_unwatched", error=str(exc))
-            return
-        log_event(logging.INFO, "departures_watched", fast=fast)
-
-    async def _depart(self, worker_id: str) -> None:
-        """``worker_id``'s connection closed (see :class:`DeathWatch`): it is removed at once."""
-        if worker_id in self._registry.members and self._may_act():
-            await self._publish_exit(self._remove(worker_id, "connection_lost"))
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.check_alive_interval)
-            try:
-                await self._sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("liveness sweep failed")
-
-    async def _sweep(self) -> None:
-        if not self._may_act():
-            return
-        self._window.announce(len(self._registry.members))
-        for purpose, scheduler in self._registry.schedulers.items():
-            for task in scheduler.expire():
-                log_event(logging.DEBUG, "task_expired", purpose=purpose, task=task)
-        events = [self._remove(worker_id, "timeout") for worker_id in self._liveness.sweep()]
-        for event in events:
-            await self._publish_exit(event)
+        """Follow the broker link and the workers' departures (see :mod:`cluster_manager.reaper`);
+        :meth:`start` does it, a node calls it once its manager is active."""
+        await self._reaper.watch_transport()
