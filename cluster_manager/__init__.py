@@ -5,15 +5,10 @@ reservations (via :mod:`scheduler`), ``exit.quit`` fault events and the admin me
 >>> await manager.start()  # doctest: +SKIP
 """
 
+from .admin import ADMIN_METHODS, task_digest
 from .admin_http import admin_rpc_routes
 from .freshman import IN_SERVICE, INITIALIZING
-from .manager import (
-    ADMIN_METHODS,
-    KEEPALIVE_OK,
-    KEEPALIVE_WHOAREYOU,
-    ClusterManager,
-    task_digest,
-)
+from .manager import KEEPALIVE_OK, KEEPALIVE_WHOAREYOU, ClusterManager
 from .reaper import EXIT_TOPIC
 from .settings import ClusterManagerSettings
 

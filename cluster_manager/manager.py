@@ -9,28 +9,17 @@ and its change without awaiting in between, so concurrent calls (``claim`` races
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from credentials import AdminKeys
-from rpc import RpcError, ServiceHandle, Transport, request_id, rpc_method
+from rpc import ServiceHandle, Transport, request_id, rpc_method
 from scheduler import STRATEGY_NAMES, SchedulerError, UnknownStrategy, create_strategy
 
-from .errors import (
-    from_scheduler_error,
-    no_worker_available,
-    not_ready,
-    not_replicating,
-    unauthorized,
-    unknown_worker,
-)
-from .eventlog import log_event
+from .admin import Admin
 from .changes import (
     LoadReported,
     StateReported,
@@ -38,12 +27,12 @@ from .changes import (
     TaskLaidDown,
     TasksPickedUp,
     TaskUnscheduled,
-    WorkerDrained,
     WorkerJoined,
 )
+from .errors import from_scheduler_error, no_worker_available, not_ready, not_replicating, unknown_worker
+from .eventlog import log_event
 from .failover import Failover
 from .freshman import IN_SERVICE, FreshmanWindow
-from .reaper import Reaper
 from .liveness import LivenessTracker
 from .messages import (
     ClaimArgs,
@@ -55,41 +44,23 @@ from .messages import (
     ScheduleArgs,
     Scheduled,
     ScheduledArgs,
-    Status,
     TaskArgs,
-    TaskCounts,
-    TaskView,
     UnscheduleArgs,
     WorkerArgs,
     WorkersArgs,
-    WorkerView,
     parse_args,
     to_builtins,
 )
+from .reaper import Reaper
 from .registry import Registry, snapshot_from_builtins
 from .replication import ChangeFeed, ReplicaState
 from .settings import ClusterManagerSettings
 from .writer import RegistryWriter
 
-__all__ = [
-    "ClusterManager",
-    "KEEPALIVE_OK",
-    "KEEPALIVE_WHOAREYOU",
-    "ADMIN_METHODS",
-    "task_digest",
-]
+__all__ = ["ClusterManager", "KEEPALIVE_OK", "KEEPALIVE_WHOAREYOU"]
 
 KEEPALIVE_OK = "ok"
 KEEPALIVE_WHOAREYOU = "whoareyou"
-#: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status"})
-#: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
-#: show a digest instead.
-_SECRET_TASK_PURPOSES = frozenset({"portal"})
-
-def task_digest(task: str) -> str:
-    """How admin answers show a secret task (a join token's code): ``token:`` + 16 hex digits of its SHA-256."""
-    return "token:" + hashlib.sha256(task.encode()).hexdigest()[:16]
 
 
 class ClusterManager:
@@ -135,7 +106,6 @@ class ClusterManager:
         may_act: Callable[[], bool] | None = None,
     ) -> None:
         self.transport = transport
-        self._admin_keys = admin_keys or AdminKeys([])
         self.settings = settings or ClusterManagerSettings()
         for purpose, strategy in self.settings.strategies.items():
             try:
@@ -163,6 +133,10 @@ class ClusterManager:
         self._reaper = Reaper(
             transport, self.settings, self._writer, liveness=self._liveness, failover=self._failover,
             window=self._window, may_act=self._may_act,
+        )
+        self._admin = Admin(
+            transport, self.settings, self._writer, keys=admin_keys or AdminKeys([]), liveness=self._liveness,
+            window=self._window, epoch=lambda: self.epoch, clock=clock,
         )
         self._service: ServiceHandle | None = None
         self._started = False
@@ -401,32 +375,17 @@ class ClusterManager:
         schedulable = 0 if scheduler is None else sum(1 for v in scheduler.workers_view() if v["schedulable"])
         return {"state": self.state, "ready_in": self._window.ready_in(), "schedulable": schedulable}
 
-    # ------------------------------------------------------------------ admin
-
-    def _authorize(self, method: str, admin_key: object) -> None:
-        if not self._admin_keys.accepts(admin_key):
-            log_event(logging.WARNING, "admin_refused", method=method,
-                      reason="missing_key" if not admin_key else "wrong_key")
-            raise unauthorized()
+    # ------------------------------------------------------------------ admin (see cluster_manager.admin)
 
     @rpc_method
     async def get_workers(self, purpose: str | None = None, admin_key: str = "") -> list[dict[str, Any]]:
         """Every worker (of ``purpose``, or of all purposes when ``None``), in join order."""
-        self._authorize("get_workers", admin_key)
-        args = parse_args("get_workers", WorkersArgs, purpose=purpose)
-        return [
-            to_builtins(self._view(view))
-            for name, scheduler in self._registry.schedulers.items()
-            if args.purpose is None or name == args.purpose
-            for view in scheduler.workers_view()
-        ]
+        return self._admin.get_workers(purpose, admin_key)
 
     @rpc_method
     async def get_worker(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
         """One worker; the same shape for every purpose."""
-        self._authorize("get_worker", admin_key)
-        args = parse_args("get_worker", WorkerArgs, worker_id=worker_id)
-        return to_builtins(self._view(self._writer.scheduler_of(args.worker_id).worker_view(args.worker_id)))
+        return self._admin.get_worker(worker_id, admin_key)
 
     @rpc_method
     async def get_tasks(self, worker_id: str, admin_key: str = "") -> list[dict[str, Any]]:
@@ -434,62 +393,24 @@ class ClusterManager:
 
         A portal's tasks are join-token codes, which would let a reader log in with a forged
         token: they are shown as ``token:<digest>`` (the same digest for the same code)."""
-        self._authorize("get_tasks", admin_key)
-        args = parse_args("get_tasks", WorkerArgs, worker_id=worker_id)
-        tasks = self._writer.scheduler_of(args.worker_id).tasks_of(args.worker_id)
-        views = [msgspec.convert(task, TaskView) for task in tasks]
-        if self._registry.members[args.worker_id].purpose in _SECRET_TASK_PURPOSES:
-            views = [msgspec.structs.replace(view, task=task_digest(view.task)) for view in views]
-        return [to_builtins(view) for view in views]
+        return self._admin.get_tasks(worker_id, admin_key)
 
     @rpc_method
     async def drain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
         """Cordon a worker: it keeps its tasks (and sticky ones) but gets no new task.  A worker whose
         tasks are journaled rooms (``failover_purposes``) is also asked to move them away (``migrate``):
         one by one they are rebuilt on other workers, and the drained process exits when it holds none."""
-        self._authorize("drain", admin_key)
-        view = self._set_drained("drain", worker_id, True)
-        member = self._registry.members.get(worker_id)
-        if member is not None and member.purpose in self.settings.failover_purposes:
-            # Its rooms move away one by one (live migration); it checks the operator's key itself.
-            try:
-                await self.transport.cast(worker_id, "migrate", {"admin_key": admin_key})
-            except RpcError as exc:
-                log_event(logging.WARNING, "migrate_not_asked", worker_id=worker_id, error=str(exc))
-        return view
+        return await self._admin.drain(worker_id, admin_key)
 
     @rpc_method
     async def undrain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
         """Lift :meth:`drain`."""
-        self._authorize("undrain", admin_key)
-        return self._set_drained("undrain", worker_id, False)
+        return self._admin.undrain(worker_id, admin_key)
 
     @rpc_method
     async def status(self, admin_key: str = "") -> dict[str, Any]:
         """``{name, state, freshman, ready_in, uptime, workers: {purpose: n}, tasks: {purpose: {reserved, executing}}}``."""
-        self._authorize("status", admin_key)
-        state = self.state
-        workers: dict[str, int] = {}
-        tasks: dict[str, TaskCounts] = {}
-        for purpose, scheduler in self._registry.schedulers.items():
-            views = scheduler.workers_view()
-            workers[purpose] = len(views)
-            tasks[purpose] = TaskCounts(
-                reserved=sum(v["reserved"] for v in views), executing=sum(v["executing"] for v in views)
-            )
-        return to_builtins(
-            Status(
-                name=self.name,
-                state=state,  # type: ignore[arg-type]
-                freshman=state != IN_SERVICE,
-                ready_in=self._window.ready_in(),
-                uptime=self._window.uptime(),
-                workers=workers,
-                tasks=tasks,
-                node=self.transport.node_id,
-                epoch=self.epoch,
-            )
-        )
+        return self._admin.status(admin_key)
 
     # ------------------------------------------------------------------ snapshots
 
@@ -509,7 +430,7 @@ class ClusterManager:
         """``{epoch, seq, snapshot}``: where a standby starts (see :mod:`cluster_manager.replication`);
         ``not_replicating`` when this manager does not publish its changes.  Every worker and
         reservation is in it: it needs an admin key, as ``get_workers`` does (standbys present theirs)."""
-        self._authorize("replica_snapshot", admin_key)
+        self._admin.authorize("replica_snapshot", admin_key)
         if self._feed is None:
             raise not_replicating(self.name)
         return to_builtins(ReplicaState(self._feed.epoch, self._feed.seq, self._registry.snapshot()))
@@ -532,31 +453,6 @@ class ClusterManager:
         log_event(logging.INFO, "manager_restored", name=self.name, workers=len(data.workers))
 
     # ------------------------------------------------------------------ internals
-
-    def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
-        args = parse_args(method, WorkerArgs, worker_id=worker_id)
-        scheduler = self._writer.scheduler_of(args.worker_id)
-        self._writer.commit(method, WorkerDrained(args.worker_id, drained))
-        log_event(logging.INFO, "worker_drained" if drained else "worker_undrained", worker_id=args.worker_id)
-        return to_builtins(self._view(scheduler.worker_view(args.worker_id)))
-
-    def _view(self, view: dict[str, Any]) -> WorkerView:
-        member = self._registry.members[view["id"]]
-        return WorkerView(
-            id=view["id"],
-            purpose=view["purpose"],
-            state=view["state"],
-            load=view["load"],
-            effective_load=view["effective_load"],
-            max_load=view["max_load"],
-            drained=view["drained"],
-            schedulable=view["schedulable"],
-            reserved=view["reserved"],
-            executing=view["executing"],
-            missed_keepalives=self._liveness.missed(view["id"]),
-            joined_for=max(0.0, self._clock() - member.joined_at),
-            info=view["info"],
-        )
 
     async def watch_transport(self) -> None:
         """Follow the broker link and the workers' departures (see :mod:`cluster_manager.reaper`);
