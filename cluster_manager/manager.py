@@ -1,10 +1,23 @@
-"""The cluster manager's RPC service and loops: liveness, task hand-overs and the admin RPC.
+"""The cluster manager's RPC service: every method on the wire, the lifecycle and the change feed.
 
 One :class:`ClusterManager` serves the RPC service ``settings.name``.  Its workers and tasks live in
-a :class:`~cluster_manager.registry.Registry` (one scheduler per purpose); the manager decides
-(checks, chooses a worker) and applies the outcome as a :mod:`~cluster_manager.changes` change
-through its :class:`~cluster_manager.writer.RegistryWriter`.  Every handler does its checks
-and its change without awaiting in between, so concurrent calls (``claim`` races) are atomic.
+a :class:`~cluster_manager.registry.Registry` (one scheduler per purpose); a worker's handler here
+decides (checks, chooses a worker) and applies the outcome as a :mod:`~cluster_manager.changes`
+change through the :class:`~cluster_manager.writer.RegistryWriter`, the registry's one writer, which
+also hands it to the standbys.  Every handler does its checks and its change without awaiting in
+between, so concurrent calls (``claim`` races) are atomic.
+
+The rest is done by helpers the manager owns, each the only writer of its own state:
+
+- :class:`~cluster_manager.freshman.FreshmanWindow`: ``initializing`` or ``in-service``;
+- :class:`~cluster_manager.reaper.Reaper`: removing workers that quit, departed or stopped keeping
+  alive (the liveness sweep, the departure watch) and publishing ``exit.quit``;
+- :class:`~cluster_manager.failover.Failover`: handing a lost worker's journaled rooms over;
+- :class:`~cluster_manager.admin.Admin`: the admin methods (keys, views, drain).
+
+They are composed rather than mixed in, so each sees only what it is given; the RPC surface
+(:func:`rpc.rpc_method_names`, which a :class:`~cluster_manager.node.ManagerNode` forwards) stays
+this one class, whose admin methods forward to :class:`~cluster_manager.admin.Admin`.
 """
 
 from __future__ import annotations
@@ -75,8 +88,8 @@ class ClusterManager:
         for ``settings.initial_time`` it refuses to place new tasks and waits for workers to rejoin
         and re-report their tasks.  ``False`` serves at once (state was restored).
     :param rng: randomness for the random strategies (seed it in tests).
-    :param admin_keys: the keys admin calls (:data:`ADMIN_METHODS`) must carry as ``admin_key``;
-        with none, every admin call is refused.
+    :param admin_keys: the keys admin calls (:data:`~cluster_manager.admin.ADMIN_METHODS`) must
+        carry as ``admin_key``; with none, every admin call is refused.
     :param epoch: the leader epoch its published changes carry (``settings.replication``).
     :param registry: state to serve from (a standby's copy, taken over), instead of an empty one;
         ``seq`` is the number of the last change it holds.
@@ -215,6 +228,11 @@ class ClusterManager:
         if self._feed is not None:
             await self._feed.stop(flush=flush)
         log_event(logging.INFO, "manager_stopped", name=self.name)
+
+    async def watch_transport(self) -> None:
+        """Follow the broker link and the workers' departures (see :mod:`cluster_manager.reaper`);
+        :meth:`start` does it, a node calls it once its manager is active."""
+        await self._reaper.watch_transport()
 
     # ------------------------------------------------------------------ membership
 
@@ -451,10 +469,3 @@ class ClusterManager:
             self._liveness.track(worker.id)
         self._fresh = False
         log_event(logging.INFO, "manager_restored", name=self.name, workers=len(data.workers))
-
-    # ------------------------------------------------------------------ internals
-
-    async def watch_transport(self) -> None:
-        """Follow the broker link and the workers' departures (see :mod:`cluster_manager.reaper`);
-        :meth:`start` does it, a node calls it once its manager is active."""
-        await self._reaper.watch_transport()
