@@ -5,17 +5,11 @@ reservations (via :mod:`scheduler`), ``exit.quit`` fault events and the admin me
 >>> await manager.start()  # doctest: +SKIP
 """
 
+from .admin import ADMIN_METHODS, task_digest
 from .admin_http import admin_rpc_routes
-from .manager import (
-    ADMIN_METHODS,
-    EXIT_TOPIC,
-    IN_SERVICE,
-    INITIALIZING,
-    KEEPALIVE_OK,
-    KEEPALIVE_WHOAREYOU,
-    ClusterManager,
-    task_digest,
-)
+from .freshman import IN_SERVICE, INITIALIZING
+from .manager import KEEPALIVE_OK, KEEPALIVE_WHOAREYOU, ClusterManager
+from .reaper import EXIT_TOPIC
 from .settings import ClusterManagerSettings
 
 __all__ = [

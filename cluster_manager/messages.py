@@ -8,9 +8,11 @@ would.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
+
+from .errors import bad_arguments
 
 __all__ = [
     "Id",
@@ -36,6 +38,8 @@ __all__ = [
     "TaskSnapshot",
     "WorkerSnapshot",
     "Snapshot",
+    "parse_args",
+    "to_builtins",
 ]
 
 #: A worker id, task id or purpose: a non-empty string of reasonable length.
@@ -231,3 +235,19 @@ class Snapshot(msgspec.Struct):
 
     version: int = 1
     workers: list[WorkerSnapshot] = []
+
+
+_A = TypeVar("_A", bound=msgspec.Struct)
+
+
+def parse_args(method: str, args_type: type[_A], /, **values: Any) -> _A:
+    """The arguments of a call of ``method`` as ``args_type``; ``bad_arguments`` when they do not fit."""
+    try:
+        return msgspec.convert(values, args_type)
+    except msgspec.ValidationError as exc:
+        raise bad_arguments(method, str(exc)) from None
+
+
+def to_builtins(value: msgspec.Struct) -> dict[str, Any]:
+    """A result struct as the plain dict sent to callers."""
+    return cast(dict[str, Any], msgspec.to_builtins(value))

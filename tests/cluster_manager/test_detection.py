@@ -122,21 +122,21 @@ async def test_the_manager_cut_off_removes_nobody_and_gives_a_grace_period(make_
     await cluster.join("portal-1")
     manager = cluster.manager
     link: Any = manager.transport
-    await manager._sweep()  # one missed sweep before the loss
+    await manager._reaper.sweep()  # one missed sweep before the loss
     link._link_changed(False)
     for _ in range(10):
         clock.advance(1.0)
-        await manager._sweep()
+        await manager._reaper.sweep()
     link._link_changed(True)
     for _ in range(10):
         clock.advance(0.4)
-        await manager._sweep()
+        await manager._reaper.sweep()
     assert events == []
     assert (await cluster.call("get_worker", worker_id="portal-1"))["missed_keepalives"] == 0
     clock.advance(1.1)  # grace over: counting restarts from zero
-    await manager._sweep()
-    await manager._sweep()
+    await manager._reaper.sweep()
+    await manager._reaper.sweep()
     assert events == []
-    await manager._sweep()
+    await manager._reaper.sweep()
     await wait_until(lambda: events, what="exit.quit after the grace period")
     assert events[0][1]["reason"] == "timeout"

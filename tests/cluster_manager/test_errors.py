@@ -103,7 +103,7 @@ async def test_start_and_stop_are_idempotent() -> None:
     await manager.start()
     await manager.start()
     assert await broker.transport("caller").call("cluster", "keep_alive", {"worker_id": "x"}) == "whoareyou"
-    sweeper = manager._sweeper
+    sweeper = manager._reaper._sweeper
     await manager.stop()
     await manager.stop()
     assert sweeper is not None and sweeper.done()

@@ -94,7 +94,7 @@ async def test_a_leader_whose_lease_ran_out_declines_and_removes_nobody(
     frozen_clock.advance(first.settings.leader_lease + 1.0)
     assert not first.leads()
     for _ in range(first.settings.check_alive_count + 1):
-        await manager._sweep()  # every worker missed these sweeps: it must not remove them
+        await manager._reaper.sweep()  # every worker missed these sweeps: it must not remove them
     assert "portal-1" in manager.registry.members
     with pytest.raises(Declined):
         first._leader("claim")  # a request left in its socket buffer

@@ -1,0 +1,175 @@
+"""The operators' side of a cluster manager: the admin methods' checks, views and ``drain``.
+
+Every admin method (:data:`ADMIN_METHODS`) needs an admin key, checked here in constant time
+against every configured key (:meth:`Admin.authorize`); a refusal is logged.  The views read the
+registry, the liveness counts and the freshman window; ``drain``/``undrain`` change the registry
+through the :class:`~cluster_manager.writer.RegistryWriter`.  The manager's ``@rpc_method``\\ s
+(:class:`~cluster_manager.manager.ClusterManager`) forward to :class:`Admin`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from credentials import AdminKeys
+from rpc import RpcError, Transport
+
+from .changes import WorkerDrained
+from .errors import unauthorized
+from .eventlog import log_event
+from .freshman import IN_SERVICE, FreshmanWindow
+from .liveness import LivenessTracker
+from .messages import Status, TaskCounts, TaskView, WorkerArgs, WorkersArgs, WorkerView, parse_args, to_builtins
+from .settings import ClusterManagerSettings
+from .writer import RegistryWriter
+
+__all__ = ["Admin", "ADMIN_METHODS", "task_digest"]
+
+#: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
+ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status"})
+#: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
+#: show a digest instead.
+_SECRET_TASK_PURPOSES = frozenset({"portal"})
+
+
+def task_digest(task: str) -> str:
+    """How admin answers show a secret task (a join token's code): ``token:`` + 16 hex digits of its SHA-256."""
+    return "token:" + hashlib.sha256(task.encode()).hexdigest()[:16]
+
+
+class Admin:
+    """Answers the admin methods of the manager serving ``settings.name`` on ``transport``.
+
+    :param keys: the keys an admin call must carry as ``admin_key``; with none, every call is refused.
+    :param liveness: read for each worker's ``missed_keepalives``.
+    :param window: read for ``status``.
+    :param epoch: the manager's leader epoch (``None`` without replication).
+    :param clock: seconds, monotonic (a worker's ``joined_for``).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        settings: ClusterManagerSettings,
+        writer: RegistryWriter,
+        *,
+        keys: AdminKeys,
+        liveness: LivenessTracker,
+        window: FreshmanWindow,
+        epoch: Callable[[], int | None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._transport = transport
+        self._settings = settings
+        self._writer = writer
+        self._registry = writer.registry
+        self._keys = keys
+        self._liveness = liveness
+        self._window = window
+        self._epoch = epoch
+        self._clock = clock
+
+    def authorize(self, method: str, admin_key: object) -> None:
+        """Raise ``unauthorized`` (and log it) unless ``admin_key`` is one of the keys."""
+        if not self._keys.accepts(admin_key):
+            log_event(logging.WARNING, "admin_refused", method=method,
+                      reason="missing_key" if not admin_key else "wrong_key")
+            raise unauthorized()
+
+    def get_workers(self, purpose: str | None, admin_key: str) -> list[dict[str, Any]]:
+        self.authorize("get_workers", admin_key)
+        args = parse_args("get_workers", WorkersArgs, purpose=purpose)
+        return [
+            to_builtins(self._view(view))
+            for name, scheduler in self._registry.schedulers.items()
+            if args.purpose is None or name == args.purpose
+            for view in scheduler.workers_view()
+        ]
+
+    def get_worker(self, worker_id: str, admin_key: str) -> dict[str, Any]:
+        self.authorize("get_worker", admin_key)
+        args = parse_args("get_worker", WorkerArgs, worker_id=worker_id)
+        return to_builtins(self._view(self._writer.scheduler_of(args.worker_id).worker_view(args.worker_id)))
+
+    def get_tasks(self, worker_id: str, admin_key: str) -> list[dict[str, Any]]:
+        """A portal's tasks (join-token codes) are shown as :func:`task_digest`."""
+        self.authorize("get_tasks", admin_key)
+        args = parse_args("get_tasks", WorkerArgs, worker_id=worker_id)
+        tasks = self._writer.scheduler_of(args.worker_id).tasks_of(args.worker_id)
+        views = [msgspec.convert(task, TaskView) for task in tasks]
+        if self._registry.members[args.worker_id].purpose in _SECRET_TASK_PURPOSES:
+            views = [msgspec.structs.replace(view, task=task_digest(view.task)) for view in views]
+        return [to_builtins(view) for view in views]
+
+    async def drain(self, worker_id: str, admin_key: str) -> dict[str, Any]:
+        """Drain; a worker of ``failover_purposes`` is also asked to ``migrate`` its rooms."""
+        self.authorize("drain", admin_key)
+        view = self._set_drained("drain", worker_id, True)
+        member = self._registry.members.get(worker_id)
+        if member is not None and member.purpose in self._settings.failover_purposes:
+            # Its rooms move away one by one (live migration); it checks the operator's key itself.
+            try:
+                await self._transport.cast(worker_id, "migrate", {"admin_key": admin_key})
+            except RpcError as exc:
+                log_event(logging.WARNING, "migrate_not_asked", worker_id=worker_id, error=str(exc))
+        return view
+
+    def undrain(self, worker_id: str, admin_key: str) -> dict[str, Any]:
+        self.authorize("undrain", admin_key)
+        return self._set_drained("undrain", worker_id, False)
+
+    def status(self, admin_key: str) -> dict[str, Any]:
+        self.authorize("status", admin_key)
+        window = self._window
+        state = window.state
+        workers: dict[str, int] = {}
+        tasks: dict[str, TaskCounts] = {}
+        for purpose, scheduler in self._registry.schedulers.items():
+            views = scheduler.workers_view()
+            workers[purpose] = len(views)
+            tasks[purpose] = TaskCounts(
+                reserved=sum(v["reserved"] for v in views), executing=sum(v["executing"] for v in views)
+            )
+        return to_builtins(
+            Status(
+                name=self._settings.name,
+                state=state,  # type: ignore[arg-type]
+                freshman=state != IN_SERVICE,
+                ready_in=window.ready_in(),
+                uptime=window.uptime(),
+                workers=workers,
+                tasks=tasks,
+                node=self._transport.node_id,
+                epoch=self._epoch(),
+            )
+        )
+
+    def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
+        args = parse_args(method, WorkerArgs, worker_id=worker_id)
+        scheduler = self._writer.scheduler_of(args.worker_id)
+        self._writer.commit(method, WorkerDrained(args.worker_id, drained))
+        log_event(logging.INFO, "worker_drained" if drained else "worker_undrained", worker_id=args.worker_id)
+        return to_builtins(self._view(scheduler.worker_view(args.worker_id)))
+
+    def _view(self, view: dict[str, Any]) -> WorkerView:
+        member = self._registry.members[view["id"]]
+        return WorkerView(
+            id=view["id"],
+            purpose=view["purpose"],
+            state=view["state"],
+            load=view["load"],
+            effective_load=view["effective_load"],
+            max_load=view["max_load"],
+            drained=view["drained"],
+            schedulable=view["schedulable"],
+            reserved=view["reserved"],
+            executing=view["executing"],
+            missed_keepalives=self._liveness.missed(view["id"]),
+            joined_for=max(0.0, self._clock() - member.joined_at),
+            info=view["info"],
+        )

@@ -1,0 +1,111 @@
+"""Handing a lost worker's journaled rooms to live workers (``failover_purposes``, conference controllers).
+
+When a worker of such a purpose is removed (quit, connection lost, timed out), :class:`Failover`
+schedules each of its rooms on a live worker of its purpose (the room is then sticky there) and
+calls that worker's ``take_over``, which rebuilds the room from the journal.  It owns the hand-over
+tasks in progress; the manager's :meth:`~cluster_manager.manager.ClusterManager.stop` ends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from rpc import RpcError, RpcRemoteError, Transport
+from scheduler import SchedulerError
+
+from .eventlog import log_event
+from .settings import ClusterManagerSettings
+from .writer import RegistryWriter
+
+__all__ = ["Failover"]
+
+
+class Failover:
+    """Hands rooms over through ``transport``, placing them with ``writer``.
+
+    :param may_act: asked before each attempt; ``False`` (a leader that lost its lease) ends the
+        hand-over of that room.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        settings: ClusterManagerSettings,
+        writer: RegistryWriter,
+        *,
+        may_act: Callable[[], bool],
+    ) -> None:
+        self._transport = transport
+        self._settings = settings
+        self._writer = writer
+        self._may_act = may_act
+        #: Hand-overs in progress (ended by :meth:`close`).
+        self._running: set[asyncio.Task[None]] = set()
+
+    def hand_over(self, purpose: str, lost: str, tasks: list[str]) -> None:
+        """The worker ``lost`` of ``purpose`` was removed with ``tasks``: hand them over in a task of
+        this failover when ``purpose`` is one of ``failover_purposes`` (else nothing)."""
+        if not tasks or purpose not in self._settings.failover_purposes:
+            return
+        failover = asyncio.get_running_loop().create_task(
+            self._fail_over(purpose, lost, list(tasks)), name=f"failover:{lost}")
+        self._running.add(failover)
+        failover.add_done_callback(self._running.discard)
+
+    async def close(self) -> None:
+        """End every hand-over in progress."""
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _fail_over(self, purpose: str, lost: str, tasks: list[str]) -> None:
+        """Hand each task of a lost worker to a live worker of its purpose, ``failover_concurrency`` of
+        them at a time (a room's clients wait for its own hand-over only)."""
+        pending = iter(tasks)
+
+        async def hand_over() -> None:
+            for task in pending:
+                await self._fail_over_task(purpose, lost, task)
+
+        await asyncio.gather(*(hand_over() for _ in range(min(len(tasks), self._settings.failover_concurrency))))
+
+    async def _fail_over_task(self, purpose: str, lost: str, task: str) -> None:
+        """Schedule one task of the lost worker (it is then sticky there) and call that worker's
+        ``take_over``, which rebuilds the room from the journal.  A task the worker knows nothing of
+        (``unknown_room``: nothing journaled) is left alone; one that still fails after
+        ``failover_attempts`` is logged."""
+        settings = self._settings
+        for attempt in range(settings.failover_attempts):
+            if attempt:
+                await asyncio.sleep(settings.failover_interval)
+            if not self._may_act():
+                return
+            if purpose not in self._writer.registry.schedulers:
+                return
+            try:
+                worker_id = self._writer.place(purpose, task, {}, settings.schedule_reserve_time)
+            except SchedulerError as exc:
+                log_event(logging.WARNING, "failover_unscheduled", purpose=purpose, task=task, lost=lost,
+                          code=exc.code, attempt=attempt + 1)
+                continue
+            try:
+                taken = await self._transport.call(worker_id, "take_over", {"room": task},
+                                                   timeout=settings.failover_timeout)
+            except RpcRemoteError as exc:
+                if exc.code == "unknown_room":
+                    log_event(logging.INFO, "failover_nothing_to_move", purpose=purpose, task=task, lost=lost)
+                    return
+                log_event(logging.WARNING, "failover_refused", purpose=purpose, task=task, worker_id=worker_id,
+                          code=exc.code, attempt=attempt + 1)
+                continue
+            except RpcError as exc:
+                log_event(logging.WARNING, "failover_unreachable", purpose=purpose, task=task, worker_id=worker_id,
+                          code=exc.code, attempt=attempt + 1)
+                continue
+            log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
+                      epoch=taken.get("epoch") if isinstance(taken, dict) else None)
+            return
+        log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
+                  attempts=settings.failover_attempts)
