@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from credentials import Keyring
 from portal import Portal, PortalSettings
@@ -68,6 +69,24 @@ async def test_a_portal_that_cannot_join_the_cluster_releases_its_port_service_a
     assert not await _served(caller, portal)
     assert _tasks_of(portal) == []
     assert not transports.local._subscriptions
+    with pytest.raises(RuntimeError, match="was stopped; make a new one"):
+        await portal.start()
+
+
+async def test_a_portal_whose_port_is_taken_cleans_its_web_app_up(transports: TransportFactory) -> None:
+    cleaned: list[bool] = []
+
+    async def cleanup(app: web.Application) -> None:
+        cleaned.append(True)
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        portal = _portal(await transports.make("portal"), port=taken.getsockname()[1])
+        portal.server.app.on_cleanup.append(cleanup)
+        with pytest.raises(OSError):
+            await portal.start()
+    assert cleaned == [True]
     with pytest.raises(RuntimeError, match="was stopped; make a new one"):
         await portal.start()
 
