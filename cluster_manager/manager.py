@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from credentials import AdminKeys
@@ -180,17 +181,21 @@ class ClusterManager:
     async def start(self) -> None:
         """Serve the RPC service and start the liveness sweep; returns once calls reach it.
 
-        Idempotent.  A stopped manager cannot be started again.
+        Idempotent.  A start that fails is undone (:meth:`stop`) and its error raised; a manager
+        that failed to start or was stopped cannot be started again.
         """
         if self._stopped:
-            raise RuntimeError("a stopped ClusterManager cannot be started again")
+            raise RuntimeError("this ClusterManager was stopped; make a new one")
         if self._started:
             return
-        self.activate()
-        # Single-active like a ManagerNode's: on a broker, every manager of a cluster declares its
-        # queue the same way (a quorum queue), whether it runs alone or with standbys.
-        self._service = await self.transport.serve(self.name, self, single_active=True)
-        await self.watch_transport()
+        async with AsyncExitStack() as undo:
+            self.activate()
+            undo.push_async_callback(self.stop)
+            # Single-active like a ManagerNode's: on a broker, every manager of a cluster declares its
+            # queue the same way (a quorum queue), whether it runs alone or with standbys.
+            self._service = await self.transport.serve(self.name, self, single_active=True)
+            await self.watch_transport()
+            undo.pop_all()
 
     def activate(self) -> None:
         """Start the liveness sweep and the change feed without serving (the caller serves and

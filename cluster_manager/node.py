@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import msgspec
@@ -109,13 +110,25 @@ class ManagerNode:
 
     async def start(self) -> None:
         """Serve (as a waiting consumer, or the active one) and sync from the active manager, or
-        become it when there is none; returns once it is one or the other."""
-        self._service = await self.transport.serve(self.name, _Gate(self), single_active=True)
-        syncing = asyncio.create_task(self._replica.start())
-        await asyncio.wait([syncing, asyncio.create_task(self._until_active())],
-                           return_when=asyncio.FIRST_COMPLETED)
-        if not syncing.done():
+        become it when there is none; returns once it is one or the other.
+
+        A start that fails is undone (:meth:`stop`) and its error raised; a node that failed to
+        start or was stopped cannot be started again."""
+        if self._stopped:
+            raise RuntimeError("this ManagerNode was stopped; make a new one")
+        async with AsyncExitStack() as undo:
+            undo.push_async_callback(self.stop)
+            self._service = await self.transport.serve(self.name, _Gate(self), single_active=True)
+            node = self.transport.node_id
+            syncing = asyncio.create_task(self._replica.start(), name=f"cluster-sync:{node}")
             self._keep(syncing)  # it ends when the replica stops
+            promoted = asyncio.create_task(self._until_active(), name=f"cluster-promotion:{node}")
+            self._keep(promoted)
+            await asyncio.wait([syncing, promoted], return_when=asyncio.FIRST_COMPLETED)
+            promoted.cancel()
+            if syncing.done():
+                syncing.result()  # a replica that could not start fails the start
+            undo.pop_all()
         log_event(logging.INFO, "manager_node_started", name=self.name, role=self.role)
 
     async def stop(self) -> None:

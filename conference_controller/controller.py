@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack
 from typing import Any
 
 import msgspec
@@ -161,17 +162,34 @@ class Controller:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Serve, subscribe to ``exit.#``, join the cluster; returns when schedulable."""
+        """Open its own journal, serve, subscribe to ``exit.#``, join the cluster, adopt the
+        journal's rooms (``adopt_rooms``); returns when schedulable.  Idempotent.
+
+        A step that fails undoes the ones before it, in reverse, and its error is raised; a
+        controller that failed to start or was stopped cannot be started again."""
+        if self._stopped:
+            raise RuntimeError("this Controller was stopped; make a new one")
         if self._started:
             return
         self._started = True
-        if self.journal is not None and self._own_journal:
-            await self.journal.open()
-        self._service = await self.transport.serve(self.worker_id, ControllerService(self))
-        self._events = await self.transport.subscribe_events("exit.#", self._on_fault)
-        await self.worker.start()
-        if self.journal is not None and self._adopt_rooms:
-            await self._adopt_journal_rooms()
+        try:
+            async with AsyncExitStack() as undo:
+                if self.journal is not None and self._own_journal:
+                    await self.journal.open()
+                    undo.push_async_callback(self.journal.close)
+                self._service = await self.transport.serve(self.worker_id, ControllerService(self))
+                undo.push_async_callback(self._service.stop)
+                self._events = await self.transport.subscribe_events("exit.#", self._on_fault)
+                undo.push_async_callback(self._events.cancel)
+                await self.worker.start()
+                undo.push_async_callback(self._quit_cluster)
+                if self.journal is not None and self._adopt_rooms:
+                    undo.push_async_callback(self._end_rooms)
+                    await self._adopt_journal_rooms()
+                undo.pop_all()
+        except BaseException:
+            self._stopped = True
+            raise
         self.log.info("controller_started")
 
     async def _adopt_journal_rooms(self) -> None:
@@ -191,6 +209,15 @@ class Controller:
             await self._events.cancel()
         if self._service is not None:
             await self._service.stop()
+        await self._end_rooms()
+        if self._started:
+            await self._quit_cluster()
+        if self.journal is not None and self._own_journal:
+            await self.journal.close()
+        self.log.info("controller_stopped", rooms=len(self.rooms), participants=len(self.participants))
+
+    async def _end_rooms(self) -> None:
+        """End every room's loading, timers, senders and background calls."""
         for task in list(self._loading.values()):
             task.cancel()
         # Acks whose records wait are written first (bounded by the journal's own deadlines): a
@@ -203,11 +230,6 @@ class Controller:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, *self._loading.values(), return_exceptions=True)
-        if self._started:
-            await self._quit_cluster()
-        if self.journal is not None and self._own_journal:
-            await self.journal.close()
-        self.log.info("controller_stopped", rooms=len(self.rooms), participants=len(self.participants))
 
     async def _quit_cluster(self) -> None:
         # Bounded: on Python 3.11 a cancelled RPC call can swallow the cancellation, and then a

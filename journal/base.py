@@ -65,7 +65,8 @@ class JournalUnavailable(Exception):
 
 class Journal(Protocol):
     async def open(self) -> None:
-        """Connect / open files.  Idempotent."""
+        """Connect / open files.  Idempotent.  A failure leaves nothing open; a closed journal
+        cannot be opened again (``RuntimeError``)."""
 
     async def close(self) -> None:
         """Flush what is pending and release everything.  Idempotent."""

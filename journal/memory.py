@@ -28,12 +28,16 @@ class MemoryJournal:
         self._rooms: dict[str, _Room] = {}
         self._offset = 0
         self._open = False
+        self._closed = False
 
     async def open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this MemoryJournal was closed; make a new one")
         self._open = True
 
     async def close(self) -> None:
         self._open = False
+        self._closed = True
 
     async def claim(self, room: str, epoch: int) -> int:
         state = self._held(room, epoch)

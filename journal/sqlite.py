@@ -225,6 +225,7 @@ class SqliteJournal:
         self._data_version = -1
         self._lifecycle = asyncio.Lock()
         self._open = False
+        self._closed = False
         self._log = EventLog(journal=self.path)
         #: Transactions committed (one per group of writes): what group commit saves is
         #: ``writes / commits``.
@@ -235,7 +236,10 @@ class SqliteJournal:
     # -- lifecycle
 
     async def open(self) -> None:
+        """Open the file (a failure leaves nothing open); a closed journal cannot be opened again."""
         async with self._lifecycle:
+            if self._closed:
+                raise RuntimeError(f"the journal {self.path} was closed; make a new one")
             if self._open:
                 return
             writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
@@ -273,6 +277,7 @@ class SqliteJournal:
 
     async def close(self) -> None:
         async with self._lifecycle:
+            self._closed = True
             if not self._open:
                 return
             self._open = False

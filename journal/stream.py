@@ -83,6 +83,9 @@ class StreamJournal:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Connect (a failure leaves nothing open); a closed journal cannot be opened again."""
+        if self._link.closed:
+            raise RuntimeError(f"the journal {self.name} was closed; make a new one")
         await self._link.connection()
 
     async def close(self) -> None:

@@ -121,11 +121,18 @@ class Connection:
                 async with asyncio.timeout(s.connect_timeout):
                     conn = await aio_pika.connect(self.url, heartbeat=s.heartbeat, timeout=s.connect_timeout,
                                                   client_properties={"connection_name": self.name})
-                publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
-                writer = await self._open_writer(conn)
             except BROKER_ERRORS as exc:
                 self.log.warning("journal_connect_failed", error=repr(exc))
                 raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self.where}: {exc!r}") from exc
+            try:
+                publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
+                writer = await self._open_writer(conn)
+            except BaseException as exc:
+                self.keep(conn.close())  # a connection without its channels is of no use: let it go
+                if not isinstance(exc, BROKER_ERRORS):
+                    raise
+                self.log.warning("journal_connect_failed", error=repr(exc))
+                raise JournalUnavailable(f"journal: RabbitMQ at {self.where} refused a channel: {exc!r}") from exc
             if self._closed:
                 await conn.close()
                 raise JournalUnavailable("journal is closed")

@@ -60,7 +60,7 @@ class AckBatcher:
         self._sleep = sleep
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="portal-acks")
+        self._task = asyncio.create_task(self._loop(), name=f"portal-acks:{self.portal}")
 
     async def stop(self) -> None:
         if self._task is not None:

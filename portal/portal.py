@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 from credentials import Keyring, new_id
@@ -96,16 +97,32 @@ class Portal:
         return self.server.port
 
     async def start(self) -> None:
+        """Bind, serve RPC, follow fault events, send acks, join the cluster; idempotent.
+
+        A step that fails undoes the ones before it (in reverse) and its error is raised; a portal
+        that failed to start or was stopped cannot be started again."""
+        if self._stopped:
+            raise RuntimeError("this Portal was stopped; make a new one")
         if self._started:
             return
         self._started = True
-        await self.server.start()
-        self.worker.info = self._info()
-        self._service = await self.transport.serve(self.worker_id, PortalRpc(self.sessions, self.delivery, self.logins,
-                                                                                self.room_moved))
-        self._faults = await self.transport.subscribe_events("exit.#", self._on_fault)
-        self.acks.start()
-        await self.worker.start()
+        try:
+            async with AsyncExitStack() as undo:
+                await self.server.start()
+                undo.push_async_callback(self.server.stop)
+                self.worker.info = self._info()
+                self._service = await self.transport.serve(
+                    self.worker_id, PortalRpc(self.sessions, self.delivery, self.logins, self.room_moved))
+                undo.push_async_callback(self._service.stop)
+                self._faults = await self.transport.subscribe_events("exit.#", self._on_fault)
+                undo.push_async_callback(self._faults.cancel)
+                self.acks.start()
+                undo.push_async_callback(self.acks.stop)
+                await self.worker.start()
+                undo.pop_all()
+        except BaseException:
+            self._stopped = True
+            raise
         self.log.info("portal_started", port=self.port)
 
     async def stop(self) -> None:

@@ -119,11 +119,17 @@ class PortalServer:
         return self.logins.connections
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.settings.shutdown_timeout)
-        await self._runner.setup()
+        """Bind ``settings.host:settings.port``; a failure (the port taken) releases what was set up."""
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.settings.shutdown_timeout)
+        await runner.setup()
         guard = Guard(self.settings.header_timeout, self.settings.body_timeout)
-        self._site = GuardedSite(self._runner, self.settings.host, self.settings.port, guard)
-        await self._site.start()
+        site = GuardedSite(runner, self.settings.host, self.settings.port, guard)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._site = runner, site
 
     async def stop(self) -> None:
         """Hold every participant (they may relogin elsewhere), then stop Socket.IO and the web server."""

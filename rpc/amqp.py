@@ -134,37 +134,45 @@ class AmqpTransport(Transport):
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Connect, open the channels, consume replies, declare the events exchange; idempotent.
+
+        A start that fails closes what it opened (the connection, and with it its channels and
+        reply queue) and raises ``RpcUnavailable``; a closed transport, or one whose start failed,
+        cannot be started again."""
         async with self._start_lock:
+            if self._closed:
+                raise RuntimeError(f"the transport of {self.node_id} was closed; make a new one")
             if self._started:
                 return
-            if self._closed:
-                raise RpcUnavailable("transport is closed")
             try:
-                self._conn = await aio_pika.connect_robust(
-                    self.settings.broker_url,
-                    reconnect_interval=self.settings.reconnect_interval,
-                    heartbeat=self.settings.heartbeat,
-                    client_properties={"connection_name": self.node_id},
-                    timeout=max(self.settings.publish_timeout, 2.0),
-                )
-            except (*_BROKER_ERRORS, asyncio.TimeoutError) as exc:
-                raise RpcUnavailable(f"cannot connect to the broker: {exc}") from exc
-            self._conn.close_callbacks.add(self._on_connection_lost)
-            self._conn.reconnect_callbacks.add(self._on_reconnected)
-            self._publish_ch = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
-            self._reply_ch = await self._conn.channel(publisher_confirms=False)
-            self._consume_ch = await self._conn.channel(publisher_confirms=False)
-            assert self._consume_ch is not None and self._publish_ch is not None
-            await self._consume_ch.set_qos(prefetch_count=self.settings.prefetch)
-            reply_queue = await self._consume_ch.declare_queue(
-                self._reply_queue_name, durable=False, auto_delete=True
-            )
-            await reply_queue.consume(self._on_reply, no_ack=True)
-            self._events_ex = await self._publish_ch.declare_exchange(
-                self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
-            )
+                await self._connect()
+            except BaseException as exc:
+                await self.close()
+                if isinstance(exc, (*_BROKER_ERRORS, asyncio.TimeoutError)):
+                    raise RpcUnavailable(f"cannot connect to the broker: {exc!r}") from exc
+                raise
             self._started = True
             self._restored.set()
+
+    async def _connect(self) -> None:
+        self._conn = await aio_pika.connect_robust(
+            self.settings.broker_url,
+            reconnect_interval=self.settings.reconnect_interval,
+            heartbeat=self.settings.heartbeat,
+            client_properties={"connection_name": self.node_id},
+            timeout=max(self.settings.publish_timeout, 2.0),
+        )
+        self._conn.close_callbacks.add(self._on_connection_lost)
+        self._conn.reconnect_callbacks.add(self._on_reconnected)
+        self._publish_ch = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+        self._reply_ch = await self._conn.channel(publisher_confirms=False)
+        self._consume_ch = await self._conn.channel(publisher_confirms=False)
+        await self._consume_ch.set_qos(prefetch_count=self.settings.prefetch)
+        reply_queue = await self._consume_ch.declare_queue(self._reply_queue_name, durable=False, auto_delete=True)
+        await reply_queue.consume(self._on_reply, no_ack=True)
+        self._events_ex = await self._publish_ch.declare_exchange(
+            self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
+        )
 
     async def _shutdown(self) -> None:
         self._fail_pending(RpcUnavailable("transport closed"))

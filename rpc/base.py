@@ -199,7 +199,9 @@ class Transport(abc.ABC):
         return False
 
     async def start(self) -> None:
-        """Connect; idempotent."""
+        """Connect; idempotent.  A closed transport cannot be started again."""
+        if self._closed:
+            raise RuntimeError(f"the transport of {self.node_id} was closed; make a new one")
 
     async def close(self) -> None:
         """Stop serving, fail in-flight calls with ``RpcUnavailable``, disconnect; idempotent."""

@@ -77,8 +77,18 @@ class ClusterWorker:
         return self.settings.cluster_name
 
     async def start(self) -> None:
-        """Join the cluster (with retries) and start keepalives and load reports."""
-        await self._join()
+        """Join the cluster (with retries) and start keepalives and load reports; idempotent.
+
+        A worker that could not join, or was stopped, cannot be started again."""
+        if self._stopped:
+            raise RuntimeError(f"the cluster worker {self.worker_id} was stopped; make a new one")
+        if self._keepalive_task is not None:
+            return
+        try:
+            await self._join()
+        except BaseException:
+            self._stopped = True
+            raise
         self._keepalive_task = asyncio.create_task(self._keepalive_loop(), name=f"keepalive:{self.worker_id}")
         self._load_task = asyncio.create_task(self._load_loop(), name=f"load:{self.worker_id}")
 

@@ -16,6 +16,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from .config import ConfigError, Settings, load_settings
@@ -124,24 +125,21 @@ async def _serve_embedded(settings: Settings) -> int:
 
 
 async def _serve_role(role: str, settings: Settings) -> int:
+    """Run one role until a signal; whatever fails on the way, what was started is stopped (the
+    component, then its transport)."""
     from .wiring import build_role, role_transport
 
-    transport = role_transport(role, settings)
-    try:
+    async with AsyncExitStack() as running:
+        transport = role_transport(role, settings)
+        running.push_async_callback(transport.close)
         component = build_role(role, settings, transport)  # refuses missing or weak keys before connecting
-    except BaseException:
-        await transport.close()
-        raise
-    await transport.start()
-    await component.start()
-    port = getattr(component, "port", None)
-    where = f" on port {port}" if port else ""
-    print(f"switchboard {role} is up{where} (broker {settings.rpc.broker_url})", flush=True)
-    try:
+        await transport.start()
+        await component.start()
+        running.push_async_callback(component.stop)
+        port = getattr(component, "port", None)
+        where = f" on port {port}" if port else ""
+        print(f"switchboard {role} is up{where} (broker {settings.rpc.broker_url})", flush=True)
         await _wait_for_signal(getattr(component, "finished", None))
-    finally:
-        await component.stop()
-        await transport.close()
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import msgspec
@@ -40,6 +41,14 @@ ROLES = ("cluster-manager", "token-api", "portal", "controller")
 class Component(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+
+
+async def _stop(role: str, component: Component) -> None:
+    """Stop one component of several: a failure is logged, and the others are stopped still."""
+    try:
+        await component.stop()
+    except Exception:
+        log.exception("stopping %s failed", role)
 
 
 def _node_id(role: str) -> str:
@@ -102,36 +111,41 @@ class EmbeddedCluster:
         )
         self.broker = LocalBroker(roundtrip=settings.rpc.local_roundtrip if roundtrip is None else roundtrip)
         self.components: dict[str, Any] = {}
-        self._started: list[tuple[str, Component, Transport]] = []
+        #: What :meth:`stop` undoes: every component started and every transport, in reverse.
+        self._running: AsyncExitStack | None = None
+        self._stopped = False
 
     async def start(self) -> None:
         """Build every component (a setting that cannot work is refused before anything runs),
-        then start them in dependency order; a failed start stops what had started."""
-        built: list[tuple[str, Component, Transport]] = []
-        transports: list[Transport] = []
+        then start them in dependency order.  A failed start stops what had started, in reverse,
+        closes every transport and raises its error; a cluster that failed to start or was
+        stopped cannot be started again."""
+        if self._stopped:
+            raise RuntimeError("this EmbeddedCluster was stopped; make a new one")
+        if self._running is not None:
+            return
         try:
-            for role in ("cluster-manager", "token-api", "controller", "portal"):
-                transports.append(self.broker.transport(_node_id(role), call_timeout=self.settings.rpc.call_timeout))
-                built.append((role, build_role(role, self.settings, transports[-1], embedded=True), transports[-1]))
-            for entry in built:
-                await entry[1].start()
-                self.components[entry[0]] = entry[1]
-                self._started.append(entry)
+            async with AsyncExitStack() as undo:
+                built: list[tuple[str, Component]] = []
+                for role in ("cluster-manager", "token-api", "controller", "portal"):
+                    transport = self.broker.transport(_node_id(role), call_timeout=self.settings.rpc.call_timeout)
+                    undo.push_async_callback(transport.close)
+                    built.append((role, build_role(role, self.settings, transport, embedded=True)))
+                for role, component in built:
+                    await component.start()
+                    undo.push_async_callback(_stop, role, component)
+                    self.components[role] = component
+                self._running = undo.pop_all()
         except BaseException:
-            not_started = transports[len(self._started):]
-            await self.stop()
-            for transport in not_started:
-                await transport.close()
+            self._stopped = True
             raise
 
     async def stop(self) -> None:
-        while self._started:
-            role, component, transport = self._started.pop()
-            try:
-                await component.stop()
-            except Exception:
-                log.exception("stopping %s failed", role)
-            await transport.close()
+        """Stop every component in reverse order, then close the transports.  Idempotent."""
+        self._stopped = True
+        running, self._running = self._running, None
+        if running is not None:
+            await running.aclose()
 
     @property
     def token_api(self) -> Any:

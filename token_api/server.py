@@ -64,7 +64,7 @@ class TokenApi:
         if self._runner is not None:
             return
         if self._stopped:
-            raise RuntimeError("a stopped TokenApi cannot be started again; make a new one")
+            raise RuntimeError("this TokenApi was stopped; make a new one")
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         self._runner = runner
         try:

@@ -266,6 +266,13 @@ class JournalContract:
         with pytest.raises(JournalUnavailable):
             await journal.append("r", 1, b"x")
 
+    async def test_a_closed_journal_cannot_be_opened_again(self, make: MakeJournal) -> None:
+        journal = make()
+        await journal.open()
+        await journal.close()
+        with pytest.raises(RuntimeError, match="was closed; make a new one"):
+            await journal.open()
+
     async def test_a_reopened_journal_keeps_everything(self, make: MakeJournal) -> None:
         if not self.durable:
             pytest.skip("not a durable journal")

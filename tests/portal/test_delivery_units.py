@@ -181,7 +181,7 @@ async def test_acks_that_cannot_be_sent_are_logged_and_the_other_controllers_sti
 
 async def test_the_loop_sends_the_pending_acks_every_interval(world: _World) -> None:
     world.acks.start()
-    assert "portal-acks" in [task.get_name() for task in asyncio.all_tasks()]
+    assert "portal-acks:portal-1" in [task.get_name() for task in asyncio.all_tasks()]
     await world.sleeps.asleep(INTERVAL)
     world.acks.note(_session("p1"), 5)
     assert world.casts() == []
@@ -198,7 +198,7 @@ async def test_the_loop_sends_the_pending_acks_every_interval(world: _World) -> 
 async def test_stop_ends_the_loop_and_sends_what_is_pending(world: _World) -> None:
     world.acks.start()
     await world.sleeps.asleep(INTERVAL)
-    task = next(t for t in asyncio.all_tasks() if t.get_name() == "portal-acks")
+    task = next(t for t in asyncio.all_tasks() if t.get_name() == "portal-acks:portal-1")
     world.acks.note(_session("p1"), 5)
     await world.acks.stop()
     assert task.cancelled()

@@ -298,3 +298,11 @@ async def test_a_closed_transport_refuses_to_call(transports: TransportFactory) 
     await client.close()
     with pytest.raises(RpcUnavailable):
         await client.call("anything", "echo", {"value": 1})
+
+
+async def test_a_closed_transport_cannot_be_started_again(transports: TransportFactory) -> None:
+    client = await transports.make()
+    await client.start()  # idempotent while open
+    await client.close()
+    with pytest.raises(RuntimeError, match="was closed; make a new one"):
+        await client.start()

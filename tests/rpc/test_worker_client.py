@@ -174,6 +174,29 @@ async def test_join_gives_up_after_join_retries_attempts_with_the_last_error(
     assert logs()[0] == "join of w failed (attempt 1): join refused"
 
 
+async def test_a_worker_that_could_not_join_cannot_be_started_again(world: _World) -> None:
+    world.manager.failing.add("join")
+    worker = world.worker(join_retries=1)
+    starting = asyncio.create_task(worker.start())
+    assert await world.sleeps.step(JOIN) is None
+    with pytest.raises(RpcUnavailable):
+        await starting
+    world.manager.failing.clear()
+    with pytest.raises(RuntimeError, match="the cluster worker w was stopped; make a new one"):
+        await worker.start()
+    assert world.joins() == 1
+
+
+async def test_start_is_idempotent_and_a_stopped_worker_cannot_be_started_again(world: _World) -> None:
+    worker = await world.started(world.worker())
+    await worker.start()
+    await worker.stop()
+    with pytest.raises(RuntimeError, match="the cluster worker w was stopped; make a new one"):
+        await worker.start()
+    assert world.joins() == 1
+    assert not {"keepalive:w", "load:w"} & {task.get_name() for task in asyncio.all_tasks()}
+
+
 # -- keep-alives -------------------------------------------------------------------------------------
 
 
