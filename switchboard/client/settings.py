@@ -23,8 +23,13 @@ class ClientSettings:
     #: First delay before a reconnection attempt; doubled after each failure up to ``reconnection_delay_max``.
     reconnection_delay: float = 0.2
     reconnection_delay_max: float = 5.0
-    #: Random part of each delay, as a fraction of it (0.5 = ±50 %).
+    #: Random part of each delay, as a fraction of it (0.5 = ±50 %); login retries too.
     reconnection_jitter: float = 0.5
+    #: :meth:`~switchboard.client.Client.join` from a token API: logins in all, each with a new token,
+    #: when the portal a token names cannot be reached (a portal that died before the cluster noticed).
+    login_attempts: int = 3
+    #: Delay before such a retry (with ``reconnection_jitter``); doubled after each one.
+    login_retry_delay: float = 0.1
     #: With the extension: acknowledge seen events at most this long after they arrived…
     ack_interval: float = 0.05
     #: …or as soon as this many events are unacknowledged.
