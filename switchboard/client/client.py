@@ -32,7 +32,7 @@ RELAYED_REQUESTS = frozenset(
     {"text", "publish", "unpublish", "subscribe", "unsubscribe", "stream-control", "subscription-control", "soac"}
 )
 
-#: Relogin refusals worth another attempt (the portal could not reach the controller in time).
+#: Relogin (and login) refusals worth another attempt (the portal could not reach the controller in time).
 _TRANSIENT_RELOGIN_ERRORS = frozenset({"timeout", "unavailable", "service unavailable"})
 
 #: How many skipped seqs the client remembers to tell a late event from a duplicate.
@@ -153,8 +153,10 @@ class Client:
                                  such URLs (token APIs of one cluster), asked in order, the next
                                  when one cannot be reached (:func:`~switchboard.client.mint_token`).
                                  With token APIs, a login whose portal cannot be reached (one that
-                                 died before the cluster noticed) is tried again with a new token,
-                                 up to ``settings.login_attempts`` logins in all.
+                                 died before the cluster noticed), or that the portal refuses for
+                                 now (``timeout``, ``unavailable``: the room's controller died
+                                 during the join), is tried again with a new token, up to
+                                 ``settings.login_attempts`` logins in all.
         :param room: the room (needed with an API URL).
         :param user: the user name (with an API URL; default ``python-<random>``).
         :param role: the role (with an API URL; default ``presenter``).
@@ -192,10 +194,10 @@ class Client:
             client = cls(token, extension=extension, settings=settings, on_event=on_event, url=url)
             try:
                 await client.login()
-            except ConnectionLost as exc:
-                if attempt >= settings.login_attempts:
+            except ClientError as exc:
+                if not (isinstance(exc, ConnectionLost) or _is_transient(exc)) or attempt >= settings.login_attempts:
                     raise
-                _log.info("login attempt %d could not reach its portal (%s); a new token", attempt, exc)
+                _log.info("login attempt %d failed for now (%s); a new token", attempt, exc)
                 await asyncio.sleep(delay * (1 + settings.reconnection_jitter * (2 * random.random() - 1)))
                 delay *= 2
                 continue

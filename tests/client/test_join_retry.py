@@ -9,13 +9,14 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
 
 from switchboard.client import Client, ClientError, ClientSettings, ConnectionLost, TokenApiUnavailable, mint_token
+from tests.client.fake_portal import FakePortal
 from tests.support.processes import free_port
 
 if TYPE_CHECKING:
@@ -118,3 +119,24 @@ async def test_a_token_api_that_refuses_is_the_answer(front: FrontApi, stack: Em
     with pytest.raises(ClientError, match="403") as refused:
         await mint_token([front.url, stack.api_url], "r", "fay", "presenter", headers=stack.service_headers)
     assert not isinstance(refused.value, TokenApiUnavailable) and front.mints == 1
+
+
+@pytest.mark.parametrize("reason", ["timeout", "service unavailable"])
+async def test_a_login_refused_for_now_is_tried_again_with_a_new_token(portal: FakePortal, reason: str) -> None:
+    """The room's controller died during the join: the portal answers ``timeout`` or ``unavailable``."""
+    api = FrontApi("", {}, replay=portal.token)
+    await api.start()
+    refusals = [reason]
+    login = portal.handlers["login"]
+
+    async def refused_once(sid: str, payload: Any) -> Any:
+        return ("error", refusals.pop()) if refusals else await login(sid, payload)
+
+    portal.handlers["login"] = refused_once
+    try:
+        client = await Client.join(api.url, room="r", user="gil", settings=_QUICK)
+        assert (api.mints, client.login_attempts, len(portal.events("login"))) == (2, 2, 2)
+        await client.close()
+    finally:
+        assert api.runner is not None
+        await api.runner.cleanup()
