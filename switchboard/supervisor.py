@@ -94,9 +94,9 @@ def _shared_store(settings: Settings) -> bool:
 
 
 def token_api_count(requested: int | None, settings: Settings) -> int:
-    """How many token API processes to run: ``requested`` (``--token-apis``), else 2 on a shared
-    (PostgreSQL) room store and 1 without one.  Several need the shared store: each would otherwise
-    keep its own rooms in its own SQLite file and the two would disagree.
+    """How many token API processes to run: ``requested`` (``--token-apis``), else 2 on a PostgreSQL
+    room store and 1 without one.  Several need PostgreSQL: a local cluster rehearses one whose token
+    APIs run on several machines, where a SQLite file cannot be shared.
 
     :raises ConfigError: for fewer than 1, or more than 1 without a PostgreSQL store.
     """
