@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 
 from .acks import AckBatcher
 from .connection import Connection
-from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout, SessionClosed
+from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout, SessionClosed, TokenApiUnavailable
 from .events import Event, EventHandler, EventHub
 from .settings import ClientSettings
 from .tokens import TicketInfo, mint_token, portal_url, refresh_delay, ticket_info
@@ -152,9 +152,9 @@ class Client:
                                  ``POST /token {room, user, role, preference}``, or a list of
                                  such URLs (token APIs of one cluster), asked in order, the next
                                  when one cannot be reached (:func:`~switchboard.client.mint_token`).
-                                 With token APIs, a login whose portal cannot be reached (one that
-                                 died before the cluster noticed), or that the portal refuses for
-                                 now (``timeout``, ``unavailable``: the room's controller died
+                                 With token APIs, a join that no token API answered, whose portal
+                                 cannot be reached (one that died before the cluster noticed), or
+                                 that the portal refuses for now (``timeout``, ``unavailable``: the room's controller died
                                  during the join), is tried again with a new token, up to
                                  ``settings.login_attempts`` logins in all.
         :param room: the room (needed with an API URL).
@@ -181,21 +181,22 @@ class Client:
         user = user or f"python-{uuid.uuid4().hex[:8]}"
         delay = settings.login_retry_delay
         for attempt in range(1, max(1, settings.login_attempts) + 1):
-            token = await mint_token(
-                token_or_api_url,
-                room,
-                user,
-                role or "presenter",
-                preference=preference,
-                timeout=settings.request_timeout,
-                ssl_verify=settings.ssl_verify,
-                headers=api_headers,
-            )
-            client = cls(token, extension=extension, settings=settings, on_event=on_event, url=url)
             try:
+                token = await mint_token(
+                    token_or_api_url,
+                    room,
+                    user,
+                    role or "presenter",
+                    preference=preference,
+                    timeout=settings.request_timeout,
+                    ssl_verify=settings.ssl_verify,
+                    headers=api_headers,
+                )
+                client = cls(token, extension=extension, settings=settings, on_event=on_event, url=url)
                 await client.login()
             except ClientError as exc:
-                if not (isinstance(exc, ConnectionLost) or _is_transient(exc)) or attempt >= settings.login_attempts:
+                again = isinstance(exc, (ConnectionLost, TokenApiUnavailable)) or _is_transient(exc)
+                if not again or attempt >= settings.login_attempts:
                     raise
                 _log.info("login attempt %d failed for now (%s); a new token", attempt, exc)
                 await asyncio.sleep(delay * (1 + settings.reconnection_jitter * (2 * random.random() - 1)))

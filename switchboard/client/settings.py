@@ -25,8 +25,8 @@ class ClientSettings:
     reconnection_delay_max: float = 5.0
     #: Random part of each delay, as a fraction of it (0.5 = ±50 %); login retries too.
     reconnection_jitter: float = 0.5
-    #: :meth:`~switchboard.client.Client.join` from a token API: logins in all, each with a new token,
-    #: when the portal a token names cannot be reached (a portal that died before the cluster noticed:
+    #: :meth:`~switchboard.client.Client.join` from a token API: tries in all, each with a new token,
+    #: when no token API answered, when the portal a token names cannot be reached (a portal that died before the cluster noticed:
     #: ~0.3 s with the broker's event exchange) or refuses for now (``timeout``, ``unavailable``: the
     #: room's controller died during the join). The defaults wait up to ~3 s in all between logins.
     login_attempts: int = 5

@@ -39,6 +39,8 @@ class FrontApi:
     upstream: str
     headers: dict[str, str]
     dead_portals: int = 0
+    #: Its first mints answered 503 (no portal reserved within its budget).
+    unavailable: int = 0
     status: int = 0
     replay: str = ""
     mints: int = 0
@@ -47,8 +49,8 @@ class FrontApi:
 
     async def _token(self, request: web.Request) -> web.Response:
         self.mints += 1
-        if self.status:
-            return web.Response(status=self.status, text="unavailable")
+        if self.status or self.mints <= self.unavailable:
+            return web.Response(status=self.status or 503, text="unavailable")
         if self.replay:
             return web.Response(text=self.replay)
         body = await request.json()
@@ -140,3 +142,15 @@ async def test_a_login_refused_for_now_is_tried_again_with_a_new_token(portal: F
     finally:
         assert api.runner is not None
         await api.runner.cleanup()
+
+
+async def test_a_join_no_token_api_answered_is_tried_again_within_the_login_attempts(front: FrontApi) -> None:
+    front.unavailable = 2
+    client = await Client.join(front.url, room="r", user="hal", settings=_QUICK)
+    assert (front.mints, client.login_attempts) == (3, 3) and client.connected
+    await client.leave()
+    front.mints, front.unavailable = 0, 9
+    with pytest.raises(TokenApiUnavailable):
+        await Client.join(front.url, room="r", user="ivy", settings=ClientSettings(login_attempts=2,
+                                                                                   login_retry_delay=0.01))
+    assert front.mints == 2
