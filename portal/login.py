@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_token, encode_ticket, new_id, now_ms
-from rpc import RpcError, RpcRemoteError, RpcTimeout, Transport
+from rpc import RpcError, RpcNoService, RpcRemoteError, RpcTimeout, Transport
 from rpc.worker import ClusterWorker
 
 from .background import Background
@@ -137,26 +137,17 @@ class LoginService:
         )
         self.sessions.add(session)  # before join: notifications for it are kept from now on
         ticket_id = new_id()
+        join = {
+            "room": token.room,
+            "participant": {
+                "id": participant, "user": token.user, "role": token.role,
+                "portal": self.worker_id, "origin": token.origin,
+            },
+            "ticket_id": ticket_id,
+            "extension": session.extension,
+        }
         try:
-            controller = await self._cluster(
-                "schedule", retry_for=conn, purpose="conference", task=token.room, preference=token.origin,
-                reserve_time=self.settings.room_reserve_time,
-            )
-            session.controller = sys.intern(str(controller["id"]))  # one copy for all its sessions
-            result = await self.transport.call(
-                session.controller,
-                "join",
-                {
-                    "room": token.room,
-                    "participant": {
-                        "id": participant, "user": token.user, "role": token.role,
-                        "portal": self.worker_id, "origin": token.origin,
-                    },
-                    "ticket_id": ticket_id,
-                    "extension": session.extension,
-                },
-                timeout=self.settings.join_timeout,
-            )
+            result = await self._join_room(conn, session, token.origin, join)
         except (RpcError, RequestError) as exc:
             if isinstance(exc, RpcTimeout):
                 await self._leave_quietly(session)  # the join may have happened after all
@@ -577,6 +568,27 @@ class LoginService:
             not_after=now + int(self.settings.reconnection_ticket_lifetime * 1000),
         )
         return encode_ticket(ticket, self.keyring)
+
+    async def _join_room(self, conn: Connection, session: Session, origin: Any, join: dict[str, Any]) -> Any:
+        """Schedule the room's controller and ``join`` there.  A controller nobody serves any more
+        (it died and the cluster manager has not yet moved its rooms: the join reached no one) is
+        scheduled and asked again every ``cluster_retry_interval`` within ``cluster_retry_budget``,
+        while the socket is still logging in: the room is then at its new controller."""
+        clock = self._clock or asyncio.get_running_loop().time
+        deadline = clock() + self.settings.cluster_retry_budget
+        while True:
+            controller = await self._cluster(
+                "schedule", retry_for=conn, purpose="conference", task=session.room, preference=origin,
+                reserve_time=self.settings.room_reserve_time,
+            )
+            session.controller = sys.intern(str(controller["id"]))  # one copy for all its sessions
+            try:
+                return await self.transport.call(session.controller, "join", join, timeout=self.settings.join_timeout)
+            except RpcNoService:
+                if conn.state is not State.CONNECTING or clock() + self.settings.cluster_retry_interval > deadline:
+                    raise
+                self.log.info("join_rescheduled", room=session.room, lost=session.controller)
+            await self._sleep(self.settings.cluster_retry_interval)
 
     async def _cluster(self, method: str, *, retry_for: Connection | None = None, **args: Any) -> Any:
         """Call the cluster manager.  With ``retry_for`` (a socket logging in), answers that mean it

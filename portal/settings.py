@@ -57,8 +57,9 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     text_timeout: float = 4.0
     control_timeout: float = 4.0
     request_timeout: float = 2.0
-    #: A login the cluster cannot serve yet (no controller registered, manager still starting)
-    #: is retried every ``cluster_retry_interval`` seconds for at most ``cluster_retry_budget``.
+    #: A login the cluster cannot serve yet (no controller registered, manager still starting, the
+    #: room's controller dead and its rooms not yet moved) is retried every
+    #: ``cluster_retry_interval`` seconds for at most ``cluster_retry_budget``.
     cluster_retry_budget: float = 3.0
     cluster_retry_interval: float = 0.25
     #: Seconds the controller reserves a room's task at a schedule (OWT: 30 s).

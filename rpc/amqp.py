@@ -52,7 +52,7 @@ from .base import (
     dispatch,
     rpc_methods,
 )
-from .errors import INTERNAL, SERVICE_GONE, Declined, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .messages import ErrorBody, Reply, Request, decode_event, decode_reply, decode_request, encode
 from .messages import Event as EventMessage
 from .settings import RpcSettings
@@ -355,7 +355,7 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(self.settings.publish_timeout):
                 await exchange.publish(message, routing_key=routing_key, mandatory=True)
         except aio_pika.exceptions.PublishError:
-            raise RpcUnavailable(f"no service {routing_key!r}") from None
+            raise RpcNoService(f"no service {routing_key!r}") from None
         except (aio_pika.exceptions.DeliveryError, asyncio.TimeoutError) as exc:
             raise RpcUnavailable(f"{what}: broker did not take the message ({type(exc).__name__})") from None
         except _BROKER_ERRORS as exc:

@@ -13,6 +13,7 @@ __all__ = [
     "RpcError",
     "RpcTimeout",
     "RpcUnavailable",
+    "RpcNoService",
     "RpcRemoteError",
     "ServiceError",
     "UNKNOWN_METHOD",
@@ -58,6 +59,11 @@ class RpcUnavailable(RpcError):
     """The target cannot be reached: no such service, or the broker is down."""
 
     code = "unavailable"
+
+
+class RpcNoService(RpcUnavailable):
+    """Nobody serves the target (its queue is gone: the process died or stopped): the message was
+    delivered to no one, so the call may be made again elsewhere."""
 
 
 class RpcRemoteError(RpcError):

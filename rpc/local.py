@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from .base import DepartureListener, EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
-from .errors import INTERNAL, SERVICE_GONE, Declined, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .messages import ErrorBody, Reply, Request, roundtrip
 from .topics import topic_matches
 
@@ -91,7 +91,7 @@ class LocalBroker:
     def _pick(self, target: str) -> _LocalService:
         entries = self._services.get(target)
         if not entries:
-            raise RpcUnavailable(f"no service {target!r}")
+            raise RpcNoService(f"no service {target!r}")
         if target in self._single_active:
             return entries[0]
         return entries[next(self._rr[target]) % len(entries)]

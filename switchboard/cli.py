@@ -1,7 +1,7 @@
 """``switchboard`` — run the embedded server, one role of a cluster, a local cluster, or admin commands.
 
     switchboard up                         embedded: everything in one process
-    switchboard up --broker URL --portals N --controllers M
+    switchboard up --broker URL --portals N --controllers M [--managers K] [--token-apis T]
                                            a local cluster of processes on RabbitMQ, with a watchdog
     switchboard cluster-manager|token-api|portal|controller --broker URL
                                            one role in this process (cluster mode)
@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--controllers", type=int, default=1, help="cluster mode: controller processes")
     up.add_argument("--managers", type=int, default=2,
                     help="cluster mode: cluster-manager processes (one active, the others hot standbys)")
+    up.add_argument("--token-apis", type=int, default=None,
+                    help="cluster mode: token API processes on --api-port, +1, … (default 2 when the room "
+                         "store is PostgreSQL, else 1; more than 1 needs token_api.store.kind = \"postgres\")")
 
     for role in ("cluster-manager", "token-api", "portal", "controller"):
         p = sub.add_parser(role, help=f"run the {role} role alone (cluster mode)")

@@ -17,11 +17,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .keys import EmbeddedKeys, embedded_keys
 from .welcome import print_welcome
 
-__all__ = ["run_local_cluster", "Child"]
+__all__ = ["run_local_cluster", "token_api_count", "Child"]
 
 log = logging.getLogger("switchboard.supervisor")
 
@@ -88,6 +88,30 @@ def _key_environment(keys: EmbeddedKeys) -> dict[str, str]:
     }
 
 
+def _shared_store(settings: Settings) -> bool:
+    store = settings.token_api.store
+    return store.kind == "postgres" and bool(store.dsn)
+
+
+def token_api_count(requested: int | None, settings: Settings) -> int:
+    """How many token API processes to run: ``requested`` (``--token-apis``), else 2 on a PostgreSQL
+    room store and 1 without one.  Several need PostgreSQL: a local cluster rehearses one whose token
+    APIs run on several machines, where a SQLite file cannot be shared.
+
+    :raises ConfigError: for fewer than 1, or more than 1 without a PostgreSQL store.
+    """
+    if requested is None:
+        return 2 if _shared_store(settings) else 1
+    if requested < 1:
+        raise ConfigError("--token-apis must be at least 1")
+    if requested > 1 and not _shared_store(settings):
+        raise ConfigError(
+            f"--token-apis {requested} needs a room store they share: set token_api.store.kind = \"postgres\" "
+            "and token_api.store.dsn (docs/token-api.md, Room store), or run one token API"
+        )
+    return requested
+
+
 def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> list[Child]:
     base = [sys.executable, "-m", "switchboard"]
     common = ["--broker", settings.rpc.broker_url]
@@ -98,7 +122,9 @@ def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str])
         Child(f"cluster-manager-{i + 1}", base + ["cluster-manager"] + common) for i in range(args.managers)
     ]
     children += [
-        Child("token-api", base + ["token-api"] + common + host + ["--port", str(settings.token_api.port)]),
+        Child("token-api" if i == 0 else f"token-api-{i + 1}",
+              base + ["token-api"] + common + host + ["--port", str(settings.token_api.port + i)])
+        for i in range(args.token_apis)
     ]
     children += [Child(f"controller-{i + 1}", base + ["controller"] + common) for i in range(args.controllers)]
     children += [
@@ -113,6 +139,7 @@ def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str])
 def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
     """Run the children until Ctrl-C/SIGTERM.  Keys that are not configured come from the state
     file, as for an embedded server (:func:`switchboard.keys.embedded_keys`; raises ``ConfigError``)."""
+    args.token_apis = token_api_count(args.token_apis, settings)
     keys = embedded_keys(settings)
     children = _children(args, settings, dict(os.environ, **_key_environment(keys)))
     stopping = False
@@ -125,8 +152,11 @@ def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     for child in children:
         child.start()
+    apis = f"{args.token_apis} token API(s) from port {settings.token_api.port}"
+    if not _shared_store(settings):
+        apis += " (one: a second needs a shared room store, token_api.store.kind = \"postgres\")"
     print(
-        f"switchboard local cluster: {args.portals} portal(s) from port {settings.portal.port}, "
+        f"switchboard local cluster: {apis}, {args.portals} portal(s) from port {settings.portal.port}, "
         f"{args.controllers} controller(s), {args.managers} cluster manager(s), broker {settings.rpc.broker_url}.",
         flush=True,
     )

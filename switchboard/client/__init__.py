@@ -13,7 +13,7 @@ See ``docs/client.md``.
 """
 
 from .client import PROTOCOL_VERSION, RELAYED_REQUESTS, SDK_TYPE, SDK_VERSION, Client, ClientState
-from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout, SessionClosed
+from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout, SessionClosed, TokenApiUnavailable
 from .events import SESSION_EVENTS, Event, EventHandler
 from .settings import ClientSettings
 from .tokens import TicketInfo, decode_credential, mint_token, portal_url, ticket_info
@@ -30,6 +30,7 @@ __all__ = [
     "ProtocolError",
     "RequestTimeout",
     "SessionClosed",
+    "TokenApiUnavailable",
     "TicketInfo",
     "decode_credential",
     "mint_token",

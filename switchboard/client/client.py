@@ -7,13 +7,13 @@ import logging
 import random
 import secrets
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal, overload
 
 from .acks import AckBatcher
 from .connection import Connection
-from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout, SessionClosed
+from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout, SessionClosed, TokenApiUnavailable
 from .events import Event, EventHandler, EventHub
 from .settings import ClientSettings
 from .tokens import TicketInfo, mint_token, portal_url, refresh_delay, ticket_info
@@ -32,7 +32,7 @@ RELAYED_REQUESTS = frozenset(
     {"text", "publish", "unpublish", "subscribe", "unsubscribe", "stream-control", "subscription-control", "soac"}
 )
 
-#: Relogin refusals worth another attempt (the portal could not reach the controller in time).
+#: Relogin (and login) refusals worth another attempt (the portal could not reach the controller in time).
 _TRANSIENT_RELOGIN_ERRORS = frozenset({"timeout", "unavailable", "service unavailable"})
 
 #: How many skipped seqs the client remembers to tell a late event from a duplicate.
@@ -96,6 +96,8 @@ class Client:
         self.close_reason: str | None = None
         #: Relogins that succeeded.
         self.reconnections = 0
+        #: Logins :meth:`join` made, each with a new token, until one reached its portal.
+        self.login_attempts = 1
         #: Events skipped because their seq had already been applied (extension only; the server
         #: promises none: a count above 0 is a server fault, which tests assert).
         self.duplicates = 0
@@ -131,7 +133,7 @@ class Client:
     @classmethod
     async def join(
         cls,
-        token_or_api_url: str,
+        token_or_api_url: str | Sequence[str],
         room: str | None = None,
         user: str | None = None,
         role: str | None = None,
@@ -147,7 +149,14 @@ class Client:
 
         :param token_or_api_url: a join token, or the URL of a token API (``http://…`` or
                                  ``https://…``), from which a token is first obtained with
-                                 ``POST /token {room, user, role, preference}``.
+                                 ``POST /token {room, user, role, preference}``, or a list of
+                                 such URLs (token APIs of one cluster), asked in order, the next
+                                 when one cannot be reached (:func:`~switchboard.client.mint_token`).
+                                 With token APIs, a join that no token API answered, whose portal
+                                 cannot be reached (one that died before the cluster noticed), or
+                                 that the portal refuses for now (``timeout``, ``unavailable``: the room's controller died
+                                 during the join), is tried again with a new token, up to
+                                 ``settings.login_attempts`` logins in all.
         :param room: the room (needed with an API URL).
         :param user: the user name (with an API URL; default ``python-<random>``).
         :param role: the role (with an API URL; default ``presenter``).
@@ -163,23 +172,39 @@ class Client:
         Note: this method is a coroutine.
         """
         settings = settings or ClientSettings()
-        token = token_or_api_url
-        if token_or_api_url.startswith(("http://", "https://")):
-            if room is None:
-                raise ValueError("a room is needed to get a token from a token API")
-            token = await mint_token(
-                token_or_api_url,
-                room,
-                user or f"python-{uuid.uuid4().hex[:8]}",
-                role or "presenter",
-                preference=preference,
-                timeout=settings.request_timeout,
-                ssl_verify=settings.ssl_verify,
-                headers=api_headers,
-            )
-        client = cls(token, extension=extension, settings=settings, on_event=on_event, url=url)
-        await client.login()
-        return client
+        if isinstance(token_or_api_url, str) and not token_or_api_url.startswith(("http://", "https://")):
+            client = cls(token_or_api_url, extension=extension, settings=settings, on_event=on_event, url=url)
+            await client.login()
+            return client
+        if room is None:
+            raise ValueError("a room is needed to get a token from a token API")
+        user = user or f"python-{uuid.uuid4().hex[:8]}"
+        delay = settings.login_retry_delay
+        for attempt in range(1, max(1, settings.login_attempts) + 1):
+            try:
+                token = await mint_token(
+                    token_or_api_url,
+                    room,
+                    user,
+                    role or "presenter",
+                    preference=preference,
+                    timeout=settings.request_timeout,
+                    ssl_verify=settings.ssl_verify,
+                    headers=api_headers,
+                )
+                client = cls(token, extension=extension, settings=settings, on_event=on_event, url=url)
+                await client.login()
+            except ClientError as exc:
+                again = isinstance(exc, (ConnectionLost, TokenApiUnavailable)) or _is_transient(exc)
+                if not again or attempt >= settings.login_attempts:
+                    raise
+                _log.info("login attempt %d failed for now (%s); a new token", attempt, exc)
+                await asyncio.sleep(delay * (1 + settings.reconnection_jitter * (2 * random.random() - 1)))
+                delay *= 2
+                continue
+            client.login_attempts = attempt
+            return client
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def login(self) -> dict[str, Any]:
         """Connect to the portal and log in with the token; return the login result.

@@ -6,7 +6,7 @@ the server refused raises :class:`ClientError` itself, with the server's reason 
 
 from __future__ import annotations
 
-__all__ = ["ClientError", "RequestTimeout", "ConnectionLost", "SessionClosed", "ProtocolError"]
+__all__ = ["ClientError", "RequestTimeout", "ConnectionLost", "SessionClosed", "ProtocolError", "TokenApiUnavailable"]
 
 
 class ClientError(Exception):
@@ -46,3 +46,7 @@ class SessionClosed(ClientError):
 
 class ProtocolError(ClientError):
     """The server answered with something the OWT protocol does not allow (for example an ack without status)."""
+
+
+class TokenApiUnavailable(ClientError):
+    """No token API answered: none could be reached, or each answered 502, 503 or 504."""

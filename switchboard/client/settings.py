@@ -23,8 +23,15 @@ class ClientSettings:
     #: First delay before a reconnection attempt; doubled after each failure up to ``reconnection_delay_max``.
     reconnection_delay: float = 0.2
     reconnection_delay_max: float = 5.0
-    #: Random part of each delay, as a fraction of it (0.5 = ±50 %).
+    #: Random part of each delay, as a fraction of it (0.5 = ±50 %); login retries too.
     reconnection_jitter: float = 0.5
+    #: :meth:`~switchboard.client.Client.join` from a token API: tries in all, each with a new token,
+    #: when no token API answered, when the portal a token names cannot be reached (a portal that died before the cluster noticed:
+    #: ~0.3 s with the broker's event exchange) or refuses for now (``timeout``, ``unavailable``: the
+    #: room's controller died during the join). The defaults wait up to ~3 s in all between logins.
+    login_attempts: int = 5
+    #: Delay before such a retry (with ``reconnection_jitter``); doubled after each one.
+    login_retry_delay: float = 0.2
     #: With the extension: acknowledge seen events at most this long after they arrived…
     ack_interval: float = 0.05
     #: …or as soon as this many events are unacknowledged.

@@ -11,12 +11,13 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from .errors import ClientError
+from .errors import ClientError, TokenApiUnavailable
 
 __all__ = ["TicketInfo", "decode_credential", "portal_url", "ticket_info", "refresh_delay", "mint_token"]
 
@@ -94,8 +95,12 @@ def refresh_delay(info: TicketInfo, *, margin: float, min_delay: float, now: flo
     return max(min_delay, due - current)
 
 
+#: Statuses of a token API (or of a proxy in front of it) after which the next one is asked.
+_UNAVAILABLE = frozenset({502, 503, 504})
+
+
 async def mint_token(
-    api_url: str,
+    api_url: str | Sequence[str],
     room: str,
     user: str,
     role: str,
@@ -107,22 +112,37 @@ async def mint_token(
 ) -> str:
     """Ask a token API for a join token: ``POST {api_url}/token`` with ``{room, user, role, preference}``.
 
+    :param api_url: a token API's URL, or several (token API processes of one cluster, on one room
+                    store): they are asked in the given order, the next one only when one cannot
+                    be reached, times out or answers 502, 503 or 504 — as a load balancer would.
     :param headers: extra request headers, e.g. ``{"X-Service-Key": key}`` when the API requires one.
-    :raises ClientError: with the API's message when it refuses (any status other than 2xx).
+    :param timeout: seconds for each API asked.
+    :raises ClientError: with the API's message when it refuses (any other status than 2xx).
+    :raises TokenApiUnavailable: when none answered.
 
     Note: this function is a coroutine.
     """
+    urls = [api_url] if isinstance(api_url, str) else list(api_url)
+    if not urls:
+        raise ValueError("no token API URL")
     body: dict[str, Any] = {"room": room, "user": user, "role": role}
     if preference is not None:
         body["preference"] = preference
-    url = api_url.rstrip("/") + "/token"
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    try:
-        async with aiohttp.ClientSession(timeout=client_timeout) as session:
-            async with session.post(url, json=body, headers=headers, ssl=ssl_verify) as resp:
-                text = await resp.text()
-                if resp.status >= 300:
-                    raise ClientError(f"token API answered {resp.status}: {text.strip()}")
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ClientError(f"token API unreachable at {url}: {exc!r}") from None
-    return text.strip()
+    failures = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        for base in urls:
+            url = base.rstrip("/") + "/token"
+            try:
+                async with session.post(url, json=body, headers=headers, ssl=ssl_verify) as resp:
+                    text = await resp.text()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failures.append(f"{url} unreachable: {exc!r}")
+                continue
+            if status in _UNAVAILABLE:
+                failures.append(f"{url} answered {status}: {text.strip()}")
+                continue
+            if status >= 300:
+                raise ClientError(f"token API answered {status}: {text.strip()}")
+            return text.strip()
+    raise TokenApiUnavailable("no token API answered: " + "; ".join(failures))

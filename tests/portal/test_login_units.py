@@ -360,6 +360,46 @@ async def test_a_cluster_not_ready_is_retried_every_interval_within_the_budget(w
     assert len(world.to(CLUSTER, "claim")) == 1
 
 
+async def _scheduled_at_a_dead_controller(world: _World) -> str:
+    """The manager schedules rooms at a registered controller nobody serves (it died, the manager has
+    not noticed yet): the real one takes no new room for now."""
+    dead = "conference-dead@test"
+    await world.harness.transport.call(CLUSTER, "report_state", {"worker_id": CONTROLLER_ID, "state": "busy"})
+    await world.harness.transport.call(CLUSTER, "join", {"purpose": "conference", "worker_id": dead, "info": {}})
+    return dead
+
+
+async def test_a_join_that_reached_no_controller_is_scheduled_and_made_again(world: _World) -> None:
+    dead = await _scheduled_at_a_dead_controller(world)
+
+    removed: list[str] = []
+
+    async def noticed(seconds: float) -> None:  # meanwhile the manager removed it
+        if not removed:
+            removed.append(dead)
+            await world.harness.transport.call(CLUSTER, "quit", {"worker_id": dead})
+            await world.harness.transport.call(CLUSTER, "report_state", {"worker_id": CONTROLLER_ID, "state": 2})
+        await world.sleeps(seconds)
+
+    world.logins._sleep = noticed
+    conn, _, answer = await world.login()
+    assert answer[0] == "ok" and conn.session is not None and conn.session.controller == CONTROLLER_ID
+    assert [s.target for s in world.transport.of("join") if s.target != CLUSTER] == [dead, CONTROLLER_ID]
+    assert world.sleeps.asked == [0.25]
+
+
+async def test_a_join_that_reaches_no_controller_is_given_up_after_the_budget(world: _World) -> None:
+    dead = await _scheduled_at_a_dead_controller(world)
+    conn = world.connection()
+    token = await world.token()
+    await _refused(world.logins.login(conn, {"token": world.encoded(token), "protocol": "1.2"}),
+                   "service unavailable", "unavailable")
+    # budget 1.0, interval 0.25: joins at 0, 0.25, 0.5, 0.75 and 1.0
+    assert [s.target for s in world.transport.of("join") if s.target != CLUSTER] == [dead] * 5
+    assert world.sleeps.asked == [0.25] * 4
+    assert len(world.sessions) == 0
+
+
 async def test_the_retries_stop_when_the_socket_closes(world: _World) -> None:
     await world.harness.real.stop()
     conn = world.connection()

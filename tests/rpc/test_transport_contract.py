@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rpc import RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError, rpc_method
+from rpc import RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError, rpc_method
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
@@ -72,7 +72,7 @@ async def test_a_call_returns_the_handlers_result(transports: TransportFactory) 
 
 async def test_a_call_to_an_unknown_service_is_unavailable(transports: TransportFactory) -> None:
     client = await transports.make()
-    with pytest.raises(RpcUnavailable):
+    with pytest.raises(RpcNoService):  # delivered to no one: the caller may make it again elsewhere
         await client.call(_name("nobody"), "echo", {"value": 1}, timeout=2)
 
 
@@ -207,7 +207,7 @@ async def test_a_stopped_service_is_unavailable(transports: TransportFactory) ->
     handle = await server.serve(name, Echo())
     assert await client.call(name, "echo", {"value": 1}) == 1
     await handle.stop()
-    with pytest.raises(RpcUnavailable) as info:
+    with pytest.raises(RpcNoService) as info:
         await client.call(name, "echo", {"value": 1}, timeout=60)
     assert info.value.message == f"no service {name!r}"
 
@@ -224,6 +224,7 @@ async def test_a_closed_server_fails_calls_instead_of_hanging(transports: Transp
     with pytest.raises(RpcUnavailable) as info:
         await asyncio.wait_for(call, 30)
     assert info.value.message == f"{name} went away during slow"
+    assert not isinstance(info.value, RpcNoService)  # it was delivered: not to be made again blindly
     with pytest.raises(RpcUnavailable):
         await client.call(name, "echo", {"value": 1}, timeout=60)
 

@@ -84,7 +84,7 @@ class RoleProcess:
 
 @dataclass
 class ProcessCluster:
-    """One cluster manager, one token API, N controllers and M portals, each its own process.
+    """Cluster managers, token APIs, N controllers and M portals, each its own process.
 
     Names (RPC services, event exchange) are unique per cluster so clusters on one broker never mix.
     """
@@ -95,6 +95,12 @@ class ProcessCluster:
     controllers: int = 2
     #: Cluster-manager processes: ``cluster-manager``, then ``cluster-manager-2``, … (hot standbys).
     managers: int = 1
+    #: Token API processes: ``token-api``, then ``token-api-2``, … (each on its own port); more than
+    #: one needs ``postgres_dsn``, the room store they share.
+    token_apis: int = 1
+    #: A PostgreSQL database for the token APIs' room store (``tests/conftest.py``'s ``postgres_dsn``);
+    #: empty: each token API keeps rooms in the cluster's SQLite file.
+    postgres_dsn: str = ""
     #: Fake media agents (:mod:`tests.support.media_agent`), named ``agent-N``.
     media_agents: int = 0
     env_overrides: dict[str, str] = field(default_factory=dict)
@@ -121,15 +127,22 @@ class ProcessCluster:
                 "SWITCHBOARD_TOKEN_API__SERVICE_KEYS": json.dumps({"tests": self.service_key}),
             }
         )
+        if self.postgres_dsn:
+            self.env["SWITCHBOARD_TOKEN_API__STORE__KIND"] = "postgres"
+            self.env["SWITCHBOARD_TOKEN_API__STORE__DSN"] = self.postgres_dsn
+        elif self.token_apis > 1:
+            raise ValueError("several token APIs need the room store they share: pass postgres_dsn")
         self.env.update(self.env_overrides)
         base = [sys.executable, "-m", "switchboard"]
         common = ["--broker", self.broker_url]
-        self.api_port = free_port()
+        api_ports = [free_port() for _ in range(self.token_apis)]
+        self.api_port = api_ports[0]
         self._add("cluster-manager", base + ["cluster-manager"] + common)
         for i in range(1, self.managers):
             self._add(f"cluster-manager-{i + 1}", base + ["cluster-manager"] + common)
-        self._add("token-api", base + ["token-api"] + common + ["--host", "127.0.0.1", "--port", str(self.api_port)],
-                  self.api_port)
+        for i, port in enumerate(api_ports):
+            self._add("token-api" if i == 0 else f"token-api-{i + 1}",
+                      base + ["token-api"] + common + ["--host", "127.0.0.1", "--port", str(port)], port)
         for i in range(self.controllers):
             self._add(f"controller-{i + 1}", base + ["controller"] + common)
         for i in range(self.media_agents):
@@ -155,14 +168,29 @@ class ProcessCluster:
 
     @property
     def api_url(self) -> str:
+        """The first token API's URL."""
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def api_urls(self) -> list[str]:
+        """Every token API's URL, ``token-api`` first."""
+        return [f"http://127.0.0.1:{role.port}" for name, role in self.roles.items()
+                if name == "token-api" or name.startswith("token-api-")]
+
+    def _live_api_url(self) -> str:
+        """The first token API whose process runs (admin calls go on when one was killed)."""
+        for name, role in self.roles.items():
+            if (name == "token-api" or name.startswith("token-api-")) and role.proc is not None \
+                    and role.proc.poll() is None:
+                return f"http://127.0.0.1:{role.port}"
+        return self.api_url
 
     def portal_url(self, n: int) -> str:
         return f"http://127.0.0.1:{self.roles[f'portal-{n}'].port}"
 
     async def admin(self, method: str, **args: Any) -> Any:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{self.api_url}/admin/rpc", json={"method": method, "args": args},
+            async with session.post(f"{self._live_api_url()}/admin/rpc", json={"method": method, "args": args},
                                     headers=self.admin_headers) as resp:
                 body = await resp.json()
         if "error" in body:
@@ -181,10 +209,8 @@ class ProcessCluster:
                     counts[worker.get("purpose", "")] = counts.get(worker.get("purpose", ""), 0) + 1
                 if (counts.get("portal", 0) >= self.portals and counts.get("conference", 0) >= self.controllers
                         and counts.get("webrtc", 0) >= self.media_agents):
-                    async with aiohttp.ClientSession() as session:
-                        async with session.get(f"{self.api_url}/readyz") as resp:
-                            if resp.status == 200:
-                                return
+                    if await self._all_apis_ready():
+                        return
             except (aiohttp.ClientError, RuntimeError, OSError):
                 pass
             for role in self.roles.values():
@@ -193,6 +219,14 @@ class ProcessCluster:
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError("cluster not ready: " + self.logs_tail())
             await asyncio.sleep(0.2)
+
+    async def _all_apis_ready(self) -> bool:
+        async with aiohttp.ClientSession() as session:
+            for url in self.api_urls:
+                async with session.get(f"{url}/readyz") as resp:
+                    if resp.status != 200:
+                        return False
+        return True
 
     def kill(self, name: str) -> None:
         self.roles[name].kill()

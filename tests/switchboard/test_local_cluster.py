@@ -115,3 +115,63 @@ async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit:
 
 async def _ready(portals_registered: Callable[[], Awaitable[int]]) -> bool:
     return await portals_registered() == 2
+
+
+@pytest.mark.postgres
+async def test_the_local_cluster_runs_two_token_apis_on_a_postgres_store(
+    rabbit: RabbitNode, postgres_dsn: str, tmp_path: Path,
+) -> None:
+    """No ``--token-apis``: two, on ``--api-port`` and the next, since the room store is PostgreSQL;
+    a room made through one is read through the other, and a token from the second logs in."""
+    tag = uuid.uuid4().hex[:6]
+    api_port = free_port(consecutive=2)
+    portal_port = free_port()
+    while portal_port in (api_port, api_port + 1):
+        portal_port = free_port()
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        SWITCHBOARD_CLUSTER_MANAGER__NAME=f"cluster-{tag}",
+        SWITCHBOARD_WORKER__CLUSTER_NAME=f"cluster-{tag}",
+        SWITCHBOARD_RPC__EVENTS_EXCHANGE=f"events-{tag}",
+        SWITCHBOARD_CLUSTER_MANAGER__INITIAL_TIME="0.5",
+        SWITCHBOARD_WORKER__KEEPALIVE_INTERVAL="0.3",
+        SWITCHBOARD_TOKEN_API__STORE__KIND="postgres",
+        SWITCHBOARD_TOKEN_API__STORE__DSN=postgres_dsn,
+        SWITCHBOARD_PORTAL__HOSTNAME="127.0.0.1",
+    )
+    out = tmp_path / "up.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switchboard", "up", "--broker", rabbit.url, "--managers", "1",
+         "--host", "127.0.0.1", "--api-port", str(api_port), "--portal-port", str(portal_port)],
+        env=env, cwd=ROOT, stdout=open(out, "wb"), stderr=subprocess.STDOUT,
+    )
+    one, two = (f"http://127.0.0.1:{port}" for port in (api_port, api_port + 1))
+
+    async def ready(api: str) -> bool:
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{api}/readyz") as resp:
+                    return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    try:
+        await wait_until(lambda: ready(one), timeout=60, interval=0.3)
+        await wait_until(lambda: ready(two), timeout=60, interval=0.3)
+        assert "2 token API(s)" in out.read_text()
+        keys = _local_keys()
+        assert keys is not None
+        headers = {"X-Service-Key": keys.service_key}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{one}/v1/rooms", json={"name": "shared", "id": "shared"}, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+            async with http.get(f"{two}/v1/rooms/shared", headers=headers) as resp:
+                assert resp.status == 200 and (await resp.json())["id"] == "shared"
+        client = await Client.join(two, room="shared", user="a", role="presenter", api_headers=headers)
+        await client.leave()
+        assert sum(" token-api " in f" {a} " for a in _children(proc.pid).values()) == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(proc.wait, 30)
+    assert code == 0
