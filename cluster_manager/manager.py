@@ -31,6 +31,7 @@ from typing import Any
 
 from credentials import AdminKeys
 from rpc import ServiceHandle, Transport, request_id, rpc_method
+from rpc.addresses import public_address
 from scheduler import STRATEGY_NAMES, SchedulerError, UnknownStrategy, create_strategy
 
 from .admin import Admin
@@ -53,6 +54,8 @@ from .messages import (
     JoinArgs,
     JoinInfoArgs,
     PickUpArgs,
+    PortalAddress,
+    PortalsArgs,
     ReportLoadArgs,
     ReportStateArgs,
     ScheduleArgs,
@@ -73,6 +76,8 @@ from .writer import RegistryWriter
 
 __all__ = ["ClusterManager", "KEEPALIVE_OK", "KEEPALIVE_WHOAREYOU"]
 
+#: The purpose portals join with (the token API schedules its tokens on them).
+PORTAL_PURPOSE = "portal"
 KEEPALIVE_OK = "ok"
 KEEPALIVE_WHOAREYOU = "whoareyou"
 
@@ -363,6 +368,28 @@ class ClusterManager:
         if scheduler is None or worker_id is None:
             return None
         return to_builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
+
+    @rpc_method
+    async def portals(
+        self, preference: dict[str, Any] | None = None, exclude: list[str] | None = None, limit: int = 3
+    ) -> list[dict[str, Any]]:
+        """``[{id, host, secure}]``: up to ``limit`` live portals a client of ``preference`` may relog
+        in at, best first by the scheduler's rules (same ISP only, same region first, then the least
+        loaded; :meth:`scheduler.Scheduler.ranked`), leaving out ``exclude``.  Nothing is reserved.
+        No admin key: it names only the public addresses portals put in tokens; a portal without
+        one is left out."""
+        args = parse_args("portals", PortalsArgs, preference=preference, exclude=exclude or [], limit=limit)
+        scheduler = self._registry.schedulers.get(PORTAL_PURPOSE)
+        if scheduler is None:
+            return []
+        found: list[dict[str, Any]] = []
+        for worker_id in scheduler.ranked(args.preference, exclude=args.exclude, limit=args.limit):
+            try:
+                host, secure = public_address(scheduler.worker_info(worker_id))
+            except ValueError:
+                continue
+            found.append(to_builtins(PortalAddress(worker_id, host, secure)))
+        return found
 
     @rpc_method
     async def claim(self, purpose: str, task: str, worker_id: str) -> None:

@@ -29,7 +29,9 @@ __all__ = [
     "ScheduledArgs",
     "ClaimArgs",
     "WorkersArgs",
+    "PortalsArgs",
     "Scheduled",
+    "PortalAddress",
     "WorkerView",
     "TaskView",
     "TaskCounts",
@@ -125,6 +127,12 @@ class ScheduledArgs(msgspec.Struct, forbid_unknown_fields=True):
     task: Id
 
 
+class PortalsArgs(msgspec.Struct, forbid_unknown_fields=True):
+    preference: dict[str, Any] | None = None
+    exclude: list[Id] = []
+    limit: Annotated[int, msgspec.Meta(ge=0, le=16)] = 3
+
+
 class ClaimArgs(msgspec.Struct, forbid_unknown_fields=True):
     purpose: Id
     task: Id
@@ -143,6 +151,14 @@ class Scheduled(msgspec.Struct):
 
     id: str
     info: dict[str, Any]
+
+
+class PortalAddress(msgspec.Struct):
+    """Where clients reach a portal: ``host`` (``hostname:port``) and whether over TLS."""
+
+    id: str
+    host: str
+    secure: bool
 
 
 class WorkerView(msgspec.Struct):

@@ -786,7 +786,7 @@ class Controller:
                       retry=events[0].retry if isinstance(events[0], Resumed) else False, epoch=resumed.epoch,
                       replayed=len(messages), last_seq=last_seq)
         return {"messages": [m.to_wire() for m in messages], "last_seq": resumed.outbox.last_seq,
-                "epoch": resumed.epoch}
+                "epoch": resumed.epoch, "origin": resumed.origin}
 
     async def take_over(self, room_id: RoomId) -> Room:
         """The room, rebuilt from the journal if it is not here (``unknown_room`` without history)."""

@@ -20,6 +20,7 @@ from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_
 from rpc import RpcError, RpcNoService, RpcRemoteError, RpcTimeout, Transport
 from rpc.worker import ClusterWorker
 
+from .alternatives import Alternatives
 from .background import Background
 from .connection import Connection, State
 from .delivery import AckBatcher, Delivery, with_seq
@@ -70,6 +71,7 @@ class LoginService:
         log: EventLog,
         close_socket: CloseSocket,
         close_transport: CloseSocket | None = None,
+        alternatives: Alternatives | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -86,6 +88,8 @@ class LoginService:
         self.close_socket = close_socket
         #: Closes a socket taken over by a relogin, transport included.
         self.close_transport = close_transport or close_socket
+        #: Other portals named to extension clients (none without it).
+        self.alternatives = alternatives
         self.connections: dict[str, Connection] = {}
         #: The waits and the time of the cluster retries (default: asyncio's sleep and the loop's clock).
         self._sleep = sleep
@@ -153,6 +157,7 @@ class LoginService:
                 await self._leave_quietly(session)  # the join may have happened after all
             self._forget(session)
             raise from_rpc(exc) if isinstance(exc, RpcError) else exc from None
+        alternatives = await self._alternatives(session, token.origin)
         if conn.state is not State.CONNECTING:
             session.log.info("login_abandoned", reason="socket closed during login")
             await self._leave_quietly(session)
@@ -170,7 +175,7 @@ class LoginService:
             "reconnectionTicket": self._ticket(session),
         }
         if session.extension:
-            answer["switchboard"] = {"seq": True}
+            answer["switchboard"] = {"seq": True, "alternatives": alternatives}
         self.background.spawn(self._after_login(conn, session, ()), name=f"login:{participant}")
         return ok(answer)
 
@@ -252,6 +257,7 @@ class LoginService:
                     for note in session.buffer or ():
                         await self.delivery.deliver(old, note)
             raise from_rpc(exc) from None
+        alternatives = await self._alternatives(session, result.get("origin"))
         if old is not None:
             self._take_over(old)
         if self.sessions.get(participant) is not session:
@@ -286,7 +292,14 @@ class LoginService:
             "ticket": ticket_text,
             "lastSeq": result.get("last_seq"),
             "messages": [{"seq": m.seq, "event": m.event, "data": with_seq(m.data, m.seq)} for m in messages],
+            "alternatives": alternatives,
         })
+
+    async def _alternatives(self, session: Session, origin: object) -> list[str]:
+        """Other portals for an extension client's answer (``[]`` for a plain one: it has no use for them)."""
+        if not session.extension or self.alternatives is None:
+            return []
+        return await self.alternatives.of(origin)
 
     def _take_over(self, old: Session) -> None:
         """The new socket takes the participant over: the old one is closed without hold or leave."""

@@ -14,6 +14,7 @@ from rpc import ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
 from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
+from .alternatives import Alternatives
 from .background import Background
 from .delivery import AckBatcher, Delivery
 from .login import LoginService
@@ -82,6 +83,10 @@ class Portal:
             log=self.log,
             close_socket=self._close_socket,
             close_transport=self._close_transport,
+            alternatives=Alternatives(
+                transport, settings, cluster=worker_settings.cluster_name, worker_id=self.worker_id,
+                background=self.background, log=self.log,
+            ),
         )
         self.relay = Relay(transport, settings, self.metrics, self.worker_id)
         self.server = PortalServer(

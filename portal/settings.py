@@ -69,6 +69,15 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: times, ``failover_interval`` seconds apart; then the client is told to log in again (``drop``).
     failover_attempts: _PositiveInt = 5
     failover_interval: _Positive = 0.5
+    #: Other live portals (same ISP, same region first) named to an extension client in its login and
+    #: relogin answers, where it relogs in by itself when this portal dies (``alternatives``); 0 = none.
+    alternatives: Annotated[int, msgspec.Meta(ge=0, le=16)] = 3
+    #: Seconds a preference's list is reused before it is asked again of the cluster manager (a stale
+    #: list is served while the new one comes), and the longest a login waits for a list not yet known
+    #: (then it gets none); most preferences kept.
+    alternatives_ttl: _Positive = 5.0
+    alternatives_timeout: _Positive = 0.5
+    alternatives_cache_size: _PositiveInt = 1024
     #: Seconds between batched ``ack`` casts to controllers.
     ack_interval: float = 0.05
     #: Seconds ``stop()`` waits for open HTTP/websocket handlers after closing every connection.

@@ -302,6 +302,29 @@ class Scheduler:
             return record.worker.id
         return self._choose(preference, now).id
 
+    def ranked(self, preference: object = None, *, exclude: Iterable[str] = (), limit: int = 3) -> list[str]:
+        """Up to ``limit`` workers that could serve a client of ``preference`` now, best first, by the
+        rules of :meth:`choose`: only workers passing the matcher's hard filter (ISP), those matching
+        its soft preference (region) first, then by effective load and join order.  Only workers in
+        state ``available``, not drained and alive count (reservations and full loads do not: the
+        list names where a client may go, nothing is reserved).  ``exclude`` names workers to leave
+        out (the asker)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
+        self._sweep(self._clock())
+        query = self._matcher.query(preference, self._terms)
+        left_out = set(exclude)
+        fit = [
+            w for w in self._workers.values()
+            if w.id not in left_out and w.alive and w.state == SERVICEABLE_STATE and not w.drained
+            and self._matcher.accepts(query.hard, w.capacity)
+        ]
+        soft = query.soft
+        fit.sort(key=lambda w: (
+            not (soft is not None and self._matcher.prefers(soft, w.capacity)), w.effective_load, w.join_seq
+        ))
+        return [w.id for w in fit[:limit]]
+
     def reserve(
         self, task: str, worker_id: str, reserve_time: float | None = None, expires_in: float | None = None
     ) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
+from rpc.addresses import public_address
 
 from .errors import CloudError, PortalUnavailable
 from .metrics import Metrics
@@ -34,8 +34,6 @@ RETRYABLE_CODES = frozenset({"not_ready", "no_worker_available"})
 _NO_MATCHING_WORKER = "no_matching_worker"
 _FIRST_DELAY = 0.05
 _MAX_DELAY = 0.5
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_SECURE_SCHEMES = ("https://", "wss://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,28 +43,6 @@ class Placement:
     worker_id: str
     host: str
     secure: bool
-
-
-def public_address(info: dict[str, Any]) -> tuple[str, bool]:
-    """``(host, secure)`` of a portal from its worker info, as the OWT SDK expects them.
-
-    ``via_host`` (a proxy in front of the portal) wins, with its scheme and any path removed;
-    otherwise ``hostname`` (or ``ip``) and ``port``.  ``secure`` is the worker's ``secure`` (or
-    OWT's ``ssl``) flag, or an ``https``/``wss`` scheme on ``via_host``.
-    """
-    secure = bool(info.get("secure") or info.get("ssl"))
-    via_host = info.get("via_host")
-    if isinstance(via_host, str) and via_host.strip():
-        via_host = via_host.strip()
-        secure = secure or via_host.lower().startswith(_SECURE_SCHEMES)
-        host = _SCHEME.sub("", via_host).split("/", 1)[0]
-        if host:
-            return host, secure
-    hostname = info.get("hostname") or info.get("ip")
-    port = info.get("port")
-    if not isinstance(hostname, str) or not hostname or isinstance(port, bool) or not isinstance(port, int):
-        raise ValueError("the portal declared no public address (hostname and port, or via_host)")
-    return f"{hostname}:{port}", secure
 
 
 class PortalScheduler:

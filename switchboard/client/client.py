@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +14,7 @@ from .acks import AckBatcher
 from .connection import Connection
 from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout, SessionClosed, TokenApiUnavailable
 from .events import Event, EventHandler, EventHub
+from .failover import FailoverPlan, jittered
 from .settings import ClientSettings
 from .tokens import TicketInfo, mint_token, portal_url, refresh_delay, ticket_info
 
@@ -86,6 +86,13 @@ class Client:
         #: The portal this client connects to; assign another one (e.g. a surviving portal) and the
         #: next reconnection goes there: a ticket is valid at any portal of the cluster.
         self.url = url or portal_url(token)
+        #: Where the session started (the token's portal, or ``url``): the last address tried when
+        #: the current one and the :attr:`alternatives` fail.
+        self.home_url = self.url
+        #: Other live portals (same ISP, same region first) the portal named in its last login or
+        #: relogin answer (extension only): where the client relogs in by itself when its portal
+        #: refuses connections (see :class:`~switchboard.client.failover.FailoverPlan`).
+        self.alternatives: list[str] = []
         self.extension = extension
         self.settings = settings or ClientSettings()
         #: The participant id (set by the login).
@@ -199,7 +206,7 @@ class Client:
                 if not again or attempt >= settings.login_attempts:
                     raise
                 _log.info("login attempt %d failed for now (%s); a new token", attempt, exc)
-                await asyncio.sleep(delay * (1 + settings.reconnection_jitter * (2 * random.random() - 1)))
+                await asyncio.sleep(jittered(delay, settings.reconnection_jitter))
                 delay *= 2
                 continue
             client.login_attempts = attempt
@@ -233,6 +240,8 @@ class Client:
         self.id = result["id"]
         switchboard = result.get("switchboard")
         self._extension_active = self.extension and isinstance(switchboard, dict) and bool(switchboard.get("seq"))
+        if self._extension_active and isinstance(switchboard, dict):
+            self._set_alternatives(switchboard.get("alternatives"))
         ticket = result.get("reconnectionTicket")
         if isinstance(ticket, str):
             self._set_ticket(ticket)
@@ -507,9 +516,9 @@ class Client:
             return {"ticket": self._ticket, "lastSeq": self._last_seq, "retryKey": self._retry_key}
         return self._ticket
 
-    async def _connect(self) -> Connection:
+    async def _connect(self, url: str | None = None) -> Connection:
         conn = Connection(
-            self.url,
+            url or self.url,
             on_event=self._on_wire_event,
             on_lost=self._on_connection_lost,
             ssl_verify=self.settings.ssl_verify,
@@ -527,6 +536,11 @@ class Client:
                 return conn
             self._ready.clear()
             await self._ready.wait()
+
+    def _set_alternatives(self, urls: Any) -> None:
+        if isinstance(urls, list):
+            kept = [u for u in urls if isinstance(u, str) and u.startswith(("http://", "https://"))]
+            self.alternatives = kept[: max(0, self.settings.max_alternatives)]
 
     def _set_ticket(self, ticket: str) -> None:
         self._ticket_info = ticket_info(ticket)
@@ -598,38 +612,43 @@ class Client:
 
     async def _reconnect_attempts(self) -> None:
         settings = self.settings
-        delay = settings.reconnection_delay
+        plan = FailoverPlan(settings, [self.url, *self.alternatives, self.home_url])
         for attempt in range(1, settings.reconnection_attempts + 1):
-            await asyncio.sleep(delay * (1 + settings.reconnection_jitter * (2 * random.random() - 1)))
-            delay = min(delay * 2, settings.reconnection_delay_max)
+            await asyncio.sleep(plan.wait())
+            url = plan.url
             try:
-                conn = await self._connect()
+                conn = await self._connect(url)
             except ConnectionLost as exc:
                 _log.info("reconnection attempt %d failed: %s", attempt, exc)
+                plan.unreachable()
                 continue
             self._holding = []
             try:
                 answer = await conn.request("relogin", self._relogin_payload(), settings.request_timeout)
-                ticket, replayed = _relogin_answer(answer)
+                ticket, replayed, alternatives = _relogin_answer(answer)
             except (ConnectionLost, RequestTimeout) as exc:
                 _log.info("relogin attempt %d got no answer: %s", attempt, exc)
                 self._holding = None
                 await conn.close()
+                plan.unreachable()
                 continue
             except ClientError as exc:
                 self._holding = None
                 if _is_transient(exc):
                     _log.info("relogin attempt %d refused for now: %s", attempt, exc)
                     await conn.close()
+                    plan.busy()
                     continue
                 if exc.code == "resync-required":
                     self._hub.publish(Event("resync-required", exc.reason))
                 await self._finish(f"relogin refused: {exc}")
                 return
+            self.url = url
+            self._set_alternatives(alternatives)
             self._set_ticket(ticket)
             self.reconnections += 1
             self._state = "ready"
-            self._hub.publish(Event("reconnected", {"replayed": len(replayed), "attempts": attempt}))
+            self._hub.publish(Event("reconnected", {"replayed": len(replayed), "attempts": attempt, "url": url}))
             self._release_holding(replayed)
             self._ready.set()
             await self._acks.flush()
@@ -692,10 +711,11 @@ def _is_transient(exc: ClientError) -> bool:
     return isinstance(reason, str) and reason in _TRANSIENT_RELOGIN_ERRORS
 
 
-def _relogin_answer(answer: Any) -> tuple[str, list[Event]]:
-    """The new ticket and the replayed events of a relogin ack (bare string or extension object)."""
+def _relogin_answer(answer: Any) -> tuple[str, list[Event], Any]:
+    """The new ticket, the replayed events and the alternatives (``None``: not told) of a relogin ack
+    (bare string or extension object)."""
     if isinstance(answer, str):
-        return answer, []
+        return answer, [], None
     if not isinstance(answer, dict) or not isinstance(answer.get("ticket"), str):
         raise ProtocolError(f"relogin answered {answer!r}")
     replayed = []
@@ -706,4 +726,4 @@ def _relogin_answer(answer: Any) -> tuple[str, list[Event]]:
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if k != "seq"}
         replayed.append(Event(message["event"], data, seq if isinstance(seq, int) else None, replayed=True))
-    return answer["ticket"], replayed
+    return answer["ticket"], replayed, answer.get("alternatives")

@@ -23,6 +23,12 @@ class ClientSettings:
     #: First delay before a reconnection attempt; doubled after each failure up to ``reconnection_delay_max``.
     reconnection_delay: float = 0.2
     reconnection_delay_max: float = 5.0
+    #: Delay before trying the next portal address when one refused the connection or did not answer
+    #: (the portal's ``alternatives``, then the token's URL); a whole round that failed waits the
+    #: doubled ``reconnection_delay`` instead.
+    failover_delay: float = 0.05
+    #: Most alternative portal addresses kept from the portal's answers (first ones first).
+    max_alternatives: int = 3
     #: Random part of each delay, as a fraction of it (0.5 = ±50 %); login retries too.
     reconnection_jitter: float = 0.5
     #: :meth:`~switchboard.client.Client.join` from a token API: tries in all, each with a new token,

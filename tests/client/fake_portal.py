@@ -52,7 +52,8 @@ class FakePortal:
         await self.sio.emit(event, data, to=sid)
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app)
+        # A stopped fake portal is a dead one: its open websockets are cut at once, not awaited.
+        self._runner = web.AppRunner(self.app, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -26,7 +26,7 @@ async def test_login_returns_room_participant_and_ticket(harness: Harness) -> No
 async def test_extension_is_confirmed_in_the_login_result(harness: Harness) -> None:
     portal = await harness.portal()
     _, result = await harness.joined(portal, extension=True)
-    assert result["switchboard"] == {"seq": True}
+    assert result["switchboard"] == {"seq": True, "alternatives": []}  # the only portal
 
 
 async def test_bad_signature_is_refused_and_the_socket_closed(harness: Harness) -> None:

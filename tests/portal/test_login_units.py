@@ -228,7 +228,7 @@ async def test_the_extension_is_asked_for_either_way_and_confirmed(world: _World
     assert isinstance(plain, tuple) and "switchboard" not in plain[1]
     for payload in ({"extension": True}, {"userAgent": {"switchboard": {"seq": True}}}):
         conn, _, answer = await world.login(**payload)
-        assert isinstance(answer, tuple) and answer[1]["switchboard"] == {"seq": True}
+        assert isinstance(answer, tuple) and answer[1]["switchboard"] == {"seq": True, "alternatives": []}
         assert conn.session is not None and conn.session.extension is True
         assert world.to(CONTROLLER_ID, "join")[-1].args == {**(world.to(CONTROLLER_ID, "join")[-1].args or {}),
                                                               "extension": True}
@@ -514,7 +514,7 @@ async def test_a_structured_relogin_answers_ticket_last_seq_and_messages(world: 
     answer = await world.logins.relogin(conn, {"ticket": ticket_text, "lastSeq": seq1 - 1, "retryKey": key})
     assert isinstance(answer, tuple) and answer[0] == "ok"
     result = answer[1]
-    assert sorted(result) == ["lastSeq", "messages", "ticket"]
+    assert sorted(result) == ["alternatives", "lastSeq", "messages", "ticket"]
     assert result["lastSeq"] == seq2
     assert result["messages"] == [{"seq": seq1, "event": "text", "data": {"n": 1, "seq": seq1}},
                                   {"seq": seq2, "event": "stream", "data": {"data": ["x"], "seq": seq2}}]
