@@ -1,0 +1,57 @@
+"""The other portals an extension client is told in its login and relogin answers (``alternatives``):
+chosen by the cluster manager by the scheduler's rules for the participant's ISP and region, and
+never the portal itself; nothing for a plain client."""
+
+from __future__ import annotations
+
+from portal import Portal
+from tests.support.waiting import wait_until
+
+from .harness import ADMIN_KEY, Harness
+
+
+def _url(portal: Portal) -> str:
+    return f"http://127.0.0.1:{portal.port}"
+
+
+async def _cluster(harness: Harness) -> tuple[Portal, list[Portal], list[str]]:
+    """Portal ``home`` serves ISP ``isp-0`` and a token for it ({isp: isp-0, region: region}); then
+    siblings: same ISP and the token's region, same ISP and another region, any ISP and the token's
+    region, another ISP only, and a drained one."""
+    home = await harness.portal()
+    tokens = [await harness.token(home), await harness.token(home, user="bob")]
+    same_region = await harness.portal(isps=["isp-0"], regions=["region"])
+    other_region = await harness.portal(isps=["isp-0"], regions=["elsewhere"])
+    any_isp = await harness.portal(isps=[], regions=["region"])
+    other_isp = await harness.portal(isps=["isp-other"], regions=["region"])
+    drained = await harness.portal(isps=["isp-0"], regions=["region"])
+    await harness.transport.call("cluster", "drain", {"worker_id": drained.worker_id, "admin_key": ADMIN_KEY})
+    return home, [same_region, any_isp, other_region, other_isp, drained], tokens
+
+
+async def test_a_login_names_the_siblings_of_the_participants_isp_its_region_first(harness: Harness) -> None:
+    home, (same_region, any_isp, other_region, _, _), tokens = await _cluster(harness)
+    client = await harness.client(home)
+    status, result = await client.login(tokens[0], extension=True)
+    assert status == "ok", result
+    assert result["switchboard"]["alternatives"] == [_url(same_region), _url(any_isp), _url(other_region)]
+
+
+async def test_a_relogin_names_them_too_and_a_plain_client_gets_none(harness: Harness) -> None:
+    home, (same_region, any_isp, other_region, _, _), tokens = await _cluster(harness)
+    client = await harness.client(home)
+    status, result = await client.login(tokens[0], extension=True)
+    assert status == "ok", result
+    pid = result["id"]
+    await client.lose_network()
+    await wait_until(lambda: harness.held(pid), what="held at the controller")
+    again = await harness.client(same_region)
+    status, answer = await again.call("relogin", {"ticket": result["reconnectionTicket"], "lastSeq": None})
+    assert status == "ok", answer
+    # not the portal it is at; the token's region first, then the least loaded (home holds bob's
+    # reservation)
+    assert answer["alternatives"] == [_url(any_isp), _url(other_region), _url(home)]
+
+    plain = await harness.client(home)
+    status, plain_result = await plain.login(tokens[1])
+    assert status == "ok" and "switchboard" not in plain_result
