@@ -299,3 +299,26 @@ def test_the_pool_cache_keeps_its_max_pools_most_recently_used_pools(make_schedu
 
 def test_capacity_parsing_never_raises() -> None:
     assert parse_capacity(None) == parse_capacity(["capacity"]) == parse_capacity({"capacity": 3}) == Capacity()
+
+
+def test_ranked_lists_who_could_serve_a_preference_by_the_same_rules_best_first(
+    make_scheduler: MakeScheduler,
+) -> None:
+    s = make_scheduler("portal", "last-used")
+    s.add_worker("home", portal_info(["isp-a"], ["r1"]))
+    s.add_worker("far", portal_info(["isp-a"], ["r2"]))
+    s.add_worker("near", portal_info(["isp-a"], ["r1"]))
+    s.add_worker("anyone", portal_info([], ["r1"]))
+    s.add_worker("other-isp", portal_info(["isp-b"], ["r1"]))
+    s.add_worker("drained", portal_info(["isp-a"], ["r1"]))
+    s.add_worker("down", portal_info(["isp-a"], ["r1"]))
+    s.drain("drained")
+    s.update_state("down", "unavailable")
+    s.update_load("near", 0.5)  # the region first, then the load: "anyone" before "near"
+    preference = {"isp": "isp-a", "region": "r1"}
+    assert s.ranked(preference, exclude=["home"], limit=5) == ["anyone", "near", "far"]
+    assert s.ranked(preference, exclude=["home"], limit=2) == ["anyone", "near"]
+    assert s.ranked({"isp": "isp-b"}, limit=5) == ["anyone", "other-isp"]  # an any-ISP worker passes
+    assert s.ranked(None, limit=0) == []
+    with pytest.raises(InvalidArgument):
+        s.ranked(preference, limit=-1)
