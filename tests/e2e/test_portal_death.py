@@ -26,7 +26,7 @@ from collections.abc import Callable, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.client import Client, ClientError, ClientSettings
+from switchboard.client import Client, ClientError, ClientSettings, Event
 from switchboard.client.tokens import mint_token
 from tests.support.processes import ProcessCluster
 from tests.support.sockets import RecordingClient
@@ -141,6 +141,17 @@ def _check_plain(bare: Bare, expected: list[str], unsure: set[str], killed: floa
     return len(again), len(lost)
 
 
+def _stamp(times: dict[str, float], key: str) -> Callable[[Event], None]:
+    def stamp(_: Event) -> None:
+        times.setdefault(key, time.monotonic())
+
+    return stamp
+
+
+def _has_text(client: RecordingClient, text: str) -> Callable[[], bool]:
+    return lambda: text in client.texts()
+
+
 async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibling_by_themselves(
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:
@@ -170,7 +181,7 @@ async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibli
 
         relogged: dict[str, float] = {}
         for client in victims:
-            client.on("reconnected", lambda e, c=client: relogged.setdefault(c.id or "", time.monotonic()))
+            client.on("reconnected", _stamp(relogged, client.id or ""))
         texts = Texts()
         sending = asyncio.create_task(_send_all_along(sender, texts, stop))
         # a few seconds of texts: repeats beyond the window would show
@@ -202,7 +213,7 @@ async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibli
         outcomes = []
         for bare in bares:
             assert bare.after is not None
-            await wait_until(lambda b=bare: "end" in b.after.texts(), timeout=30)  # type: ignore[union-attr]
+            await wait_until(_has_text(bare.after, "end"), timeout=30)
             assert not any(e == "drop" for e, _ in [*bare.before.received, *bare.after.received])
             outcomes.append(_check_plain(bare, expected, texts.unsure, killed))
         assert all(lost == 0 for _, lost in outcomes), outcomes
