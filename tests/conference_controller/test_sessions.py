@@ -53,7 +53,7 @@ async def test_resume_without_last_seq_returns_every_unacked_message_and_ack_tri
     resumed = await env.resume("p1", env.portal_a, last_seq=None)
     assert resumed["messages"] == [{"seq": 2, "event": "text", "data": {"from": "p2", "to": "me", "message": "hello"}}]
     again = await env.resume("p1", env.portal_a, last_seq=2)
-    assert again == {"messages": [], "last_seq": 2, "epoch": 2}
+    assert again == {"messages": [], "last_seq": 2, "epoch": 2, "origin": {"isp": "isp", "region": "region"}}
 
 
 async def test_tickets_only_the_latest_is_accepted(env: Env) -> None:
