@@ -137,6 +137,7 @@ class LoginService:
             role=token.role,
             token_code=token.code,
             extension=request.wants_extension,
+            origin=token.origin,
             portal_log=self.log,
         )
         self.sessions.add(session)  # before join: notifications for it are kept from now on
@@ -157,7 +158,7 @@ class LoginService:
                 await self._leave_quietly(session)  # the join may have happened after all
             self._forget(session)
             raise from_rpc(exc) if isinstance(exc, RpcError) else exc from None
-        alternatives = await self._alternatives(session, token.origin)
+        alternatives = await self._alternatives(session, session.origin)
         if conn.state is not State.CONNECTING:
             session.log.info("login_abandoned", reason="socket closed during login")
             await self._leave_quietly(session)
@@ -257,7 +258,8 @@ class LoginService:
                     for note in session.buffer or ():
                         await self.delivery.deliver(old, note)
             raise from_rpc(exc) from None
-        alternatives = await self._alternatives(session, result.get("origin"))
+        session.origin = result.get("origin")
+        alternatives = await self._alternatives(session, session.origin)
         if old is not None:
             self._take_over(old)
         if self.sessions.get(participant) is not session:
@@ -472,7 +474,9 @@ class LoginService:
         self.background.spawn(self.close_socket(conn.sid))
         return ok()
 
-    async def refresh(self, conn: Connection) -> Ack:
+    async def refresh(self, conn: Connection, payload: Any = None) -> Ack:
+        """A new ticket: a bare string (OWT), or for an extension session that asks with an object
+        payload, ``{ticket, alternatives}`` (the alternatives as fresh as this refresh)."""
         session = conn.require_session()
         async with session.lock:
             new_ticket_id = new_id()
@@ -487,7 +491,10 @@ class LoginService:
             except RpcError as exc:
                 raise from_rpc(exc) from None
             session.ticket_id = new_ticket_id
-            return ok(self._ticket(session))
+            ticket = self._ticket(session)
+        if session.extension and isinstance(payload, dict):
+            return ok({"ticket": ticket, "alternatives": await self._alternatives(session, session.origin)})
+        return ok(ticket)
 
     # -- sockets going away ----------------------------------------------------------------------
 

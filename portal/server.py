@@ -100,7 +100,7 @@ class PortalServer:
             "login": logins.login,
             "relogin": logins.relogin,
             "logout": self._in_session(lambda conn, _: logins.logout(conn)),
-            "refreshReconnectionTicket": self._in_session(lambda conn, _: logins.refresh(conn)),
+            "refreshReconnectionTicket": self._in_session(logins.refresh),
             "ack": self._in_session(self._ack),
         }
         for event in EVENTS:

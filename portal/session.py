@@ -47,6 +47,8 @@ class Session:
     token_code: str = ""
     #: Events carry ``seq`` and the client acks them itself.
     extension: bool = False
+    #: The participant's ``{isp, region}`` from its join token (where its alternatives are chosen).
+    origin: Any = None
     #: The latest ticket id this portal issued or accepted.
     ticket_id: str = ""
     sid: str | None = None

@@ -442,13 +442,19 @@ class Client:
     async def refresh_ticket(self) -> str:
         """Ask for a new reconnection ticket now (the client also does it on its own before expiry).
 
-        The previous ticket is revoked by the server.
+        The previous ticket is revoked by the server. With the extension, :attr:`alternatives` are
+        renewed too.
 
         Note: this method is a coroutine.
         """
-        ticket = await self.request("refreshReconnectionTicket")
+        # With the extension the answer also brings fresh alternatives (an older portal answers the
+        # bare ticket string all the same).
+        answer = await self.request("refreshReconnectionTicket", {"alternatives": True} if self._extension_active else None)
+        ticket = answer.get("ticket") if isinstance(answer, dict) else answer
         if not isinstance(ticket, str):
-            raise ProtocolError(f"refreshReconnectionTicket answered {ticket!r}, not a ticket string")
+            raise ProtocolError(f"refreshReconnectionTicket answered {answer!r}, not a ticket")
+        if isinstance(answer, dict):
+            self._set_alternatives(answer.get("alternatives"))
         self._set_ticket(ticket)
         return ticket
 

@@ -143,3 +143,17 @@ def test_every_wait_is_jittered_within_its_bounds() -> None:
     assert all(0.025 <= w <= 1.5 for w in waits)
     assert len({round(w, 6) for w in waits}) > 100  # spread, not one value
     assert max(waits) > 1.0 and min(waits) < 0.05
+
+
+async def test_a_ticket_refresh_renews_the_alternatives(portal: FakePortal) -> None:
+    _answers_alternatives(portal, ["http://old:1"])
+
+    async def refresh(sid: str, payload: Any) -> Any:
+        assert payload == {"alternatives": True}
+        return "ok", {"ticket": make_ticket("p1", serial=2), "alternatives": ["http://new:1"]}
+
+    portal.handlers["refreshReconnectionTicket"] = refresh
+    client = await Client.join(portal.token, settings=_SETTINGS)
+    await client.refresh_ticket()
+    assert client.alternatives == ["http://new:1"]
+    await client.close()

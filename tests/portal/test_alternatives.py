@@ -4,6 +4,8 @@ never the portal itself; nothing for a plain client."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from portal import Portal
 from tests.support.waiting import wait_until
 
@@ -14,11 +16,11 @@ def _url(portal: Portal) -> str:
     return f"http://127.0.0.1:{portal.port}"
 
 
-async def _cluster(harness: Harness) -> tuple[Portal, list[Portal], list[str]]:
+async def _cluster(harness: Harness, **home_settings: Any) -> tuple[Portal, list[Portal], list[str]]:
     """Portal ``home`` serves ISP ``isp-0`` and a token for it ({isp: isp-0, region: region}); then
     siblings: same ISP and the token's region, same ISP and another region, any ISP and the token's
     region, another ISP only, and a drained one."""
-    home = await harness.portal()
+    home = await harness.portal(**home_settings)
     tokens = [await harness.token(home), await harness.token(home, user="bob")]
     same_region = await harness.portal(isps=["isp-0"], regions=["region"])
     other_region = await harness.portal(isps=["isp-0"], regions=["elsewhere"])
@@ -55,3 +57,26 @@ async def test_a_relogin_names_them_too_and_a_plain_client_gets_none(harness: Ha
     plain = await harness.client(home)
     status, plain_result = await plain.login(tokens[1])
     assert status == "ok" and "switchboard" not in plain_result
+
+
+async def test_a_refresh_asked_with_an_object_renews_them_and_a_bare_one_stays_a_ticket_string(
+    harness: Harness,
+) -> None:
+    # a list older than a millisecond is asked again (served once more while it comes)
+    home, (same_region, any_isp, other_region, _, _), tokens = await _cluster(harness, alternatives_ttl=0.001)
+    client = await harness.client(home)
+    status, result = await client.login(tokens[0], extension=True)
+    assert status == "ok", result
+    status, bare = await client.call("refreshReconnectionTicket")
+    assert status == "ok" and isinstance(bare, str)  # the OWT form, whatever the session
+    await same_region.stop()  # gone from the cluster: no longer named once the list is renewed
+    answers: list[Any] = []
+
+    async def renewed() -> bool:
+        status, answer = await client.call("refreshReconnectionTicket", {"alternatives": True})
+        assert status == "ok", answer
+        answers.append(answer)
+        return bool(answer["alternatives"] == [_url(any_isp), _url(other_region)])
+
+    await wait_until(renewed, what="the list without the stopped portal")
+    assert harness.ticket_id(answers[-1]["ticket"]) != harness.ticket_id(bare)
