@@ -80,3 +80,19 @@ async def test_a_refresh_asked_with_an_object_renews_them_and_a_bare_one_stays_a
 
     await wait_until(renewed, what="the list without the stopped portal")
     assert harness.ticket_id(answers[-1]["ticket"]) != harness.ticket_id(bare)
+
+
+async def test_a_cluster_manager_slow_to_name_them_delays_no_login_and_one_call_serves_many(
+    harness: Harness,
+) -> None:
+    home, (same_region, any_isp, other_region, _, _), tokens = await _cluster(harness, alternatives_timeout=0.3)
+    gate = harness.cluster_spy.stall_calls("portals")
+    first = await harness.client(home)
+    status, result = await first.login(tokens[0], extension=True)
+    assert status == "ok" and result["switchboard"]["alternatives"] == []  # not waited for
+    gate.set()
+    second = await harness.client(home)
+    status, result = await second.login(tokens[1], extension=True)
+    assert status == "ok" and result["switchboard"]["alternatives"] == [
+        _url(same_region), _url(any_isp), _url(other_region)]
+    assert len(harness.cluster_spy.called("portals")) == 1  # the late answer was kept for the next login
