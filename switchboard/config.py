@@ -73,8 +73,9 @@ class LoadBalancerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     sticky_expire: _Positive = 300.0
     #: PEM file (certificate and key) for TLS on the frontends of portals that declare ``secure``.
     certificate: str = ""
-    #: Most connections HAProxy accepts in all.
-    max_connections: _PositiveInt = 50_000
+    #: Most connections HAProxy accepts in all (it needs about twice as many open files: raise
+    #: the limit, e.g. systemd's `LimitNOFILE`, with it).
+    max_connections: _PositiveInt = 4096
 
 
 class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
