@@ -59,7 +59,7 @@ class PortalAddress:
 
 
 def _split(address: str, what: str) -> tuple[str, str]:
-    found = _ADDRESS.match(address)
+    found = _ADDRESS.fullmatch(address)
     if found is None or not 0 < int(found["port"]) < 65536:
         raise ConfigError(f"{what} {address!r} is not host:port")
     return found["host"], found["port"]
