@@ -5,7 +5,7 @@ same URL, HAProxy sends it to the sibling, the SDK's own relogin succeeds and no
 
 from __future__ import annotations
 
-import json
+import asyncio
 import subprocess
 import sys
 import time
@@ -22,12 +22,16 @@ from tests.support.processes import ProcessCluster, free_port
 _ROOT = Path(__file__).resolve().parents[2]
 
 
-def _generate(cluster: ProcessCluster, workers: list[dict[str, object]], tmp_path: Path) -> Path:
-    """``switchboard admin workers --purpose portal --json | switchboard haproxy-config --workers -``."""
+def _generate(cluster: ProcessCluster, tmp_path: Path) -> Path:
+    """What docs/operations.md says to run: ``switchboard admin workers --purpose portal --json |
+    switchboard haproxy-config --workers -``."""
     config = tmp_path / "haproxy.cfg"
+    env = {**cluster.env, "SWITCHBOARD_ADMIN_KEY": cluster.admin_key, "SWITCHBOARD_LOAD_BALANCER__MAX_CONNECTIONS": "1000"}
+    workers = subprocess.run([sys.executable, "-m", "switchboard", "admin", "workers", "--purpose", "portal", "--json",
+                              "--broker", cluster.broker_url], capture_output=True, text=True, env=env, cwd=_ROOT,
+                             check=True, timeout=30).stdout
     subprocess.run([sys.executable, "-m", "switchboard", "haproxy-config", "--workers", "-", "-o", str(config)],
-                   input=json.dumps(workers), text=True,
-                   env={**cluster.env, "SWITCHBOARD_LOAD_BALANCER__MAX_CONNECTIONS": "1000"}, cwd=_ROOT, check=True, timeout=30)
+                   input=workers, text=True, env=env, cwd=_ROOT, check=True, timeout=30)
     return config
 
 
@@ -45,8 +49,8 @@ async def test_the_sdk_relogs_at_a_sibling_through_the_load_balancer_after_kill_
     await cluster.start()
     balancer: HaproxyProcess | None = None
     try:
-        workers = await cluster.admin("get_workers", purpose="portal")
-        balancer = HaproxyProcess(_generate(cluster, workers, tmp_path), [first, first + 1], tmp_path / "haproxy.log")
+        config = await asyncio.to_thread(_generate, cluster, tmp_path)
+        balancer = HaproxyProcess(config, [first, first + 1], tmp_path / "haproxy.log")
         await balancer.start()
 
         nina_token = await mint_token(cluster.api_url, "lb", "nina", "presenter", headers=cluster.service_headers,
