@@ -142,6 +142,9 @@ def render_haproxy(plan: Sequence[PortalAddress], settings: Settings, *, source:
         raise ConfigError(f"two portals share a public port: {sorted(ports)}")
     if any(p.secure for p in plan) and not lb.certificate:
         raise ConfigError("a portal declares secure: set load_balancer.certificate (a PEM file) for TLS")
+    for name, value in (("certificate", lb.certificate), ("bind_host", lb.bind_host)):
+        if any(c.isspace() or c == "#" for c in value):
+            raise ConfigError(f"load_balancer.{name} {value!r} holds a space or '#' (HAProxy would split it)")
     heartbeat = settings.portal.ping_interval + settings.portal.ping_timeout
     if lb.http_timeout <= heartbeat:
         raise ConfigError(f"load_balancer.http_timeout ({lb.http_timeout:g} s) must be more than the portal's "

@@ -118,6 +118,8 @@ def test_without_a_load_balancer_the_local_portals_announce_themselves() -> None
         ([_worker(8080, 9000, [], [], secure=True)], {}, "certificate"),
         ([_worker(8080, 9000, [], [], hostname="evil\n    server x 6.6.6.6:80")], {}, "not host:port"),
         ([_worker(8080, 9000, [], [])], {"http_timeout": 30.0}, "ping_interval"),
+        ([_worker(8080, 9000, [], [], secure=True)], {"certificate": "/etc/my cert.pem"}, "space"),
+        ([_worker(8080, 9000, [], [])], {"bind_host": "0.0.0.0 #"}, "space"),
         ([], {}, "no portal"),
     ],
 )
