@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench mutate rabbitmq postgresql nodejs node-deps clean
+.PHONY: run test bench mutate rabbitmq postgresql haproxy nodejs node-deps clean
 
 run: $(STAMP)
 	$(VENV)/bin/switchboard up
 
-test: $(STAMP) rabbitmq postgresql node-deps
+test: $(STAMP) rabbitmq postgresql haproxy node-deps
 	$(PY) -m pytest
 
 bench: $(STAMP) rabbitmq
@@ -39,6 +39,13 @@ rabbitmq:
 postgresql:
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	fi
+
+# Debian's HAProxy for the reference load balancer in front of the portals (only when missing); the
+# tests start their own from a generated config (`switchboard haproxy-config`, docs/operations.md).
+haproxy:
+	@if [ ! -x /usr/sbin/haproxy ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; \
 	fi
 
 # socket.io-client v4 for the tests that speak what the OWT JavaScript SDK speaks, with Debian's

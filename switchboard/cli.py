@@ -7,6 +7,8 @@
                                            one role in this process (cluster mode)
     switchboard admin workers|worker|tasks|drain|undrain|status …
                                            the cluster admin RPC
+    switchboard haproxy-config [--portals N | --workers FILE]
+                                           the reference load balancer's configuration (HAProxy)
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--isp", action="append", default=[], help="ISP served (repeatable)")
             p.add_argument("--region", action="append", default=[], help="region served (repeatable)")
 
+    lb = sub.add_parser("haproxy-config", help="print the HAProxy configuration for the portals (docs/operations.md)")
+    _common(lb)
+    lb.add_argument("--host", help="address the portals bind, as for `switchboard up` (default 127.0.0.1)")
+    lb.add_argument("--portal-port", type=int, help="port of the first portal, as for `switchboard up`")
+    lb.add_argument("--portals", type=int, default=1, help="portal processes of `switchboard up --broker`")
+    lb.add_argument("--workers", metavar="FILE",
+                    help="instead: the portals of a running cluster, as `switchboard admin workers --purpose "
+                         "portal --json` prints them ('-': standard input)")
+    lb.add_argument("--output", "-o", metavar="FILE", help="write the configuration here (default: standard output)")
+
     admin = sub.add_parser("admin", help="cluster admin commands (see `switchboard admin -h`)", add_help=False)
     admin.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -77,10 +89,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("log", "level", getattr(args, "log_level", None))
     if getattr(args, "log_json", False):
         put("log", "json", True)
-    if args.command == "up":
+    if args.command in ("up", "haproxy-config"):
         put("token_api", "host", args.host)
         put("portal", "host", args.host)
-        put("token_api", "port", args.api_port)
+        put("token_api", "port", getattr(args, "api_port", None))
         put("portal", "port", args.portal_port)
     elif args.command in ("token-api", "portal"):
         section = args.command.replace("-", "_")
@@ -157,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
+    if args.command == "haproxy-config":
+        from .loadbalancer import run_haproxy_config
+
+        return run_haproxy_config(settings, portals=args.portals, workers_file=args.workers, output=args.output)
     configure_logging(settings.log.level, json_lines=settings.log.json)
     try:
         if args.command == "up":

@@ -9,7 +9,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -22,9 +22,13 @@ from portal.settings import PortalSettings
 from rpc.settings import RpcSettings, WorkerSettings
 from token_api.settings import TokenApiSettings
 
-__all__ = ["Settings", "JournalSection", "LogSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
+__all__ = ["Settings", "JournalSection", "LogSettings", "LoadBalancerSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
 
 ENV_PREFIX = "SWITCHBOARD_"
+
+
+_Positive = Annotated[float, msgspec.Meta(gt=0)]
+_PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 
 class ConfigError(ValueError):
@@ -36,6 +40,42 @@ class LogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     level: str = "info"
     #: One JSON object per line (otherwise ``key=value`` text).
     json: bool = False
+
+
+class LoadBalancerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: The reference HAProxy in front of the portals (``switchboard haproxy-config``,
+    #: docs/operations.md).  Public host name clients reach the load balancer at: when set, portal N
+    #: of ``switchboard up --broker`` announces ``public_host:(first_port + N - 1)`` as its
+    #: ``via_host``; empty: no load balancer, each portal announces itself.
+    public_host: str = ""
+    #: Frontend port of the first portal; portal N gets ``first_port + N - 1``.
+    first_port: Annotated[int, msgspec.Meta(gt=0, lt=65536)] = 9080
+    #: Address HAProxy binds its frontends to.
+    bind_host: str = "127.0.0.1"
+    #: Seconds between health checks of each portal (``GET /healthz``).
+    check_interval: _Positive = 0.5
+    #: Failed checks before a portal is taken out (a refused connection takes it out at once) and
+    #: passed checks before it is put back.
+    fall: _PositiveInt = 2
+    rise: _PositiveInt = 2
+    #: Seconds HAProxy waits for a TCP connection to a portal; connection attempts per request
+    #: (the last one at a sibling).
+    connect_timeout: _Positive = 2.0
+    retries: _PositiveInt = 3
+    #: Seconds of client or portal silence on an HTTP request (a long poll); more than the portal's
+    #: ``ping_interval + ping_timeout``.
+    http_timeout: _Positive = 60.0
+    #: Seconds of silence on an established websocket before HAProxy closes it.
+    tunnel_timeout: _Positive = 3600.0
+    #: Engine.IO sessions remembered per portal frontend (a long-polling session stays on the portal
+    #: that opened it, also when its own portal comes back), and for how many seconds.
+    sticky_sessions: _PositiveInt = 100_000
+    sticky_expire: _Positive = 300.0
+    #: PEM file (certificate and key) for TLS on the frontends of portals that declare ``secure``.
+    certificate: str = ""
+    #: Most connections HAProxy accepts in all (it needs about twice as many open files: raise
+    #: the limit, e.g. systemd's `LimitNOFILE`, with it).
+    max_connections: _PositiveInt = 4096
 
 
 class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -62,6 +102,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     controller: ControllerSettings = msgspec.field(default_factory=ControllerSettings)
     journal: JournalSection = msgspec.field(default_factory=JournalSection)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    load_balancer: LoadBalancerSettings = msgspec.field(default_factory=LoadBalancerSettings)
 
     def __post_init__(self) -> None:
         # Rules across sections.  A frozen leader must find its lease run out before the broker hands

@@ -112,6 +112,15 @@ def token_api_count(requested: int | None, settings: Settings) -> int:
     return requested
 
 
+def _via_host(settings: Settings, index: int) -> list[str]:
+    """Behind the load balancer (``load_balancer.public_host``), portal ``index`` announces its
+    frontend there: what ``switchboard haproxy-config --portals N`` generates."""
+    from .loadbalancer import via_host_of
+
+    via_host = via_host_of(settings, index)
+    return ["--via-host", via_host] if via_host else []
+
+
 def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> list[Child]:
     base = [sys.executable, "-m", "switchboard"]
     common = ["--broker", settings.rpc.broker_url]
@@ -128,7 +137,8 @@ def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str])
     ]
     children += [Child(f"controller-{i + 1}", base + ["controller"] + common) for i in range(args.controllers)]
     children += [
-        Child(f"portal-{i + 1}", base + ["portal"] + common + host + ["--port", str(settings.portal.port + i)])
+        Child(f"portal-{i + 1}", base + ["portal"] + common + host + ["--port", str(settings.portal.port + i)]
+              + _via_host(settings, i))
         for i in range(args.portals)
     ]
     for child in children:

@@ -104,6 +104,10 @@ class ProcessCluster:
     #: Fake media agents (:mod:`tests.support.media_agent`), named ``agent-N``.
     media_agents: int = 0
     env_overrides: dict[str, str] = field(default_factory=dict)
+    #: ISP of each portal (default: portal-N serves ``isp-N``, so a token's preference picks it).
+    portal_isps: list[str] | None = None
+    #: ``via_host`` of each portal (its public address behind a load balancer); default: none.
+    portal_via_hosts: list[str] | None = None
     roles: dict[str, RoleProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -149,9 +153,11 @@ class ProcessCluster:
             self._add(f"agent-{i + 1}", [sys.executable, "-m", "tests.support.media_agent"] + common)
         for i in range(self.portals):
             port = free_port()
-            # portal-N serves ISP "isp-N", so a token's preference picks the portal.
+            isp = self.portal_isps[i] if self.portal_isps else f"isp-{i + 1}"
+            via = ["--via-host", self.portal_via_hosts[i]] if self.portal_via_hosts else []
             self._add(f"portal-{i + 1}", base + ["portal"] + common + ["--host", "127.0.0.1", "--port", str(port),
-                                                                        "--hostname", "127.0.0.1", "--isp", f"isp-{i + 1}"], port)
+                                                                        "--hostname", "127.0.0.1", "--isp", isp] + via,
+                      port)
 
     def _add(self, name: str, argv: list[str], port: int | None = None) -> None:
         self.roles[name] = RoleProcess(name, argv, self.workdir / f"{name}.log", port)
