@@ -63,6 +63,8 @@ log = logging.getLogger("switchboard.rpc.amqp")
 
 #: The broker's own event exchange (plugin ``rabbitmq_event_exchange``).
 BROKER_EVENTS_EXCHANGE = "amq.rabbitmq.event"
+#: How often a call waiting out a broker outage looks at the connection, seconds.
+_LINK_POLL = 0.05
 _CONTENT_TYPE = "application/json"
 _BROKER_ERRORS = (
     aiormq.exceptions.AMQPError,
@@ -218,23 +220,32 @@ class AmqpTransport(Transport):
         """Return at once while connected; while the broker connection is lost, wait up to
         ``min(outage_wait, limit)`` seconds for it to come back, else ``RpcUnavailable``.  Returns how
         long it waited."""
-        if not self._started or self._closed or (self.connected and self._restored.is_set()):
-            self._require_connection()
-            return 0.0
         wait = min(self.settings.outage_wait, limit)
-        if wait <= 0:
-            self._require_connection()  # fails: broker unavailable
+        if not self._started or self._closed or wait <= 0 or self.connected:
+            self._require_connection()
+            if self.connected and not self._restored.is_set() and wait > 0:
+                return await self._await_restored(min(wait, self.settings.publish_timeout))
+            return 0.0
         started = time.monotonic()
         try:
             async with asyncio.timeout(wait):
-                # aio-pika flags the connection up before it restores channels, queues and consumers
-                # (our reply queue among them): wait for the restoration, which is signalled last.
-                while not (self._restored.is_set() and self.connected):
-                    await self._restored.wait()
-                    if not self.connected:
-                        await asyncio.sleep(0.05)
+                while not self.connected:
+                    await asyncio.sleep(_LINK_POLL)
         except TimeoutError:
             raise RpcUnavailable(f"broker unavailable (waited {wait:g} s for it)") from None
+        waited = time.monotonic() - started
+        return waited + await self._await_restored(min(wait - waited, self.settings.publish_timeout))
+
+    async def _await_restored(self, bound: float) -> float:
+        """aio-pika flags the connection up before it restores channels, queues and consumers (our
+        reply queue among them) and says so last (``_on_reconnected``): wait for that, at most
+        ``bound`` seconds, then go on regardless (the signal is a courtesy, not a condition)."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(max(bound, 0.0)):
+                await self._restored.wait()
+        except TimeoutError:
+            pass
         return time.monotonic() - started
 
     def _require_connection(self) -> None:
