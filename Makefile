@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench mutate rabbitmq postgresql haproxy nodejs node-deps clean
+.PHONY: run test bench chaos mutate rabbitmq postgresql haproxy nodejs node-deps clean
 
 run: $(STAMP)
 	$(VENV)/bin/switchboard up
@@ -14,6 +14,22 @@ test: $(STAMP) rabbitmq postgresql haproxy node-deps
 
 bench: $(STAMP) rabbitmq
 	$(PY) -m bench all
+
+# Every fault scenario on real processes and a real broker, in its long form (more clients, longer
+# load), then one table per scenario in docs/chaos-results.md (docs/operations.md, *Chaos runs*;
+# about 10 min on 2 cores).  The scenarios' JSON lines go to build/chaos-results.jsonl.
+CHAOS_TESTS := tests/e2e/test_failover_load.py tests/e2e/test_portal_death.py tests/e2e/test_manager_standby.py \
+	tests/e2e/test_detection.py tests/e2e/test_every_role_twice.py tests/e2e/test_cluster_faults.py
+CHAOS_LINES := build/chaos-results.jsonl
+
+chaos: $(STAMP) rabbitmq postgresql
+	mkdir -p build && rm -f $(CHAOS_LINES)
+	started=$$(date +%s); \
+	SWITCHBOARD_CHAOS=long SWITCHBOARD_CHAOS_RESULTS=$(CURDIR)/$(CHAOS_LINES) \
+		$(PY) -m pytest -p no:cacheprovider -q --timeout 300 $(CHAOS_TESTS); status=$$?; \
+	$(PY) -m tests.chaos_report $(CHAOS_LINES) docs/chaos-results.md \
+		--run-time $$(( $$(date +%s) - started )) --exit-status $$status; \
+	exit $$status
 
 # Mutation testing of the core rules, target by target on 2 workers (not part of `make test`; about
 # 22 min on 2 cores). Survivors must be killed by a test or explained in tests/mutation-survivors.md.

@@ -18,6 +18,7 @@ from rpc.amqp import AmqpTransport
 from switchboard.client import Client, ClientError
 from switchboard.client.tokens import mint_token, portal_url
 from switchboard.devbroker import RabbitNode
+from tests.support.chaos import Chaos
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
 
@@ -53,7 +54,7 @@ async def _watch_exits(cluster: ProcessCluster, node_id: str) -> tuple[AmqpTrans
 
 
 async def test_a_killed_portal_is_announced_lost_at_once_and_no_later_token_names_it(
-    process_cluster: Callable[..., ProcessCluster],
+    process_cluster: Callable[..., ProcessCluster], chaos: Chaos,
 ) -> None:
     cluster = process_cluster(portals=2, controllers=1)
     await cluster.start()
@@ -68,6 +69,8 @@ async def test_a_killed_portal_is_announced_lost_at_once_and_no_later_token_name
         print(f"\ndetection time of a killed portal: {detection * 1000:.0f} ms")
         # Its connection closed: not the sweep (whose reason would be "timeout").
         assert event["reason"] == "connection_lost", event
+        chaos.record("portal kill -9: detection", "tokens", detected_s=detection,
+                     notes="detected: the portal announced lost; no clients on it")
         assert detection < _keepalive_detection_time(cluster), detection
         # Every token minted from now on names the live portal; one that only the dead portal
         # could serve (its ISP) is refused.
@@ -90,7 +93,7 @@ async def _texts(client: Client, count: int, timeout: float = 20.0) -> list[str]
 
 
 async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
-    own_rabbit: RabbitNode, tmp_path: Path,
+    own_rabbit: RabbitNode, tmp_path: Path, chaos: Chaos,
 ) -> None:
     cluster = ProcessCluster(own_rabbit.url, tmp_path, portals=2, controllers=2, env_overrides={
         "SWITCHBOARD_RPC__RECONNECT_INTERVAL": "0.5"})
@@ -116,7 +119,9 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
         outage_began = time.monotonic()
         await asyncio.to_thread(own_rabbit.stop)
         await asyncio.sleep(OUTAGE)  # the outage itself: the scenario, not a wait for something
+        restarting = time.monotonic()
         await asyncio.to_thread(own_rabbit.start)
+        back = time.monotonic()
         acked_when_back = len(acked)
 
         # Every participant is served again, by the same processes, without logging in again.
@@ -132,6 +137,7 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
 
             await wait_until(delivered, timeout=60, interval=0.5, what=f"room-{r} served again")
             assert "after " + str(r) in await _texts(bob, 1)
+        served_again = time.monotonic() - back
         # Marker: the workers have reported since the restart (a keepalive round trip each).
         await wait_until(lambda: _all_kept_alive(cluster, before), timeout=30, what="keepalives after the restart")
         workers = await cluster.admin("get_workers")
@@ -155,6 +161,12 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
         while "relay-end" not in got:
             got.append((await receiver.next_event("text", timeout=30)).data["message"])
         unsure = {text.split(":")[0] for text in refused}
+        dropped = sum(int(c.reconnections > 0) for c in [*clients, sender, receiver])
+        chaos.record(f"broker restart ({OUTAGE:.0f} s outage) under a relay", "extension", dropped=dropped,
+                     lost=len(set(acked) - set(got)), duplicated=len(got) - len(set(got)) + receiver.duplicates,
+                     errors=len(refused), recovery_s=served_again,
+                     notes=f"broker's own restart {back - restarting:.1f} s (excluded); recovery: broker up to "
+                           f"every room served again; {len(acked)} texts relayed")
         assert [text for text in got if text not in unsure] == [*acked, "relay-end"]
         assert len(got) == len(set(got)) and receiver.duplicates == 0
         assert sender.reconnections == receiver.reconnections == 0

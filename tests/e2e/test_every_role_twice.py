@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from switchboard.client import Client, ClientError
+from tests.support.chaos import Chaos
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
 
@@ -128,8 +129,9 @@ def _report(logins: list[Login], windows: list[tuple[str, float, float]], detect
 
 
 async def test_killing_one_process_of_each_role_fails_no_login_and_drops_no_relaying_participant(
-    process_cluster: Callable[..., ProcessCluster], postgres_dsn: str,
+    process_cluster: Callable[..., ProcessCluster], postgres_dsn: str, chaos: Chaos,
 ) -> None:
+    pause = chaos.scale(_PAUSE, 2 * _PAUSE)  # each fault's window
     cluster = process_cluster(portals=2, controllers=2, managers=2, token_apis=2, postgres_dsn=postgres_dsn,
                               env_overrides={"SWITCHBOARD_LOG__JSON": "true"})
     await cluster.start()
@@ -149,7 +151,7 @@ async def test_killing_one_process_of_each_role_fails_no_login_and_drops_no_rela
 
         tasks = [asyncio.create_task(_logins(cluster, n, stop_load, logins)) for n in range(_LOOPS)]
         tasks += [asyncio.create_task(_send_all_along(relay, stop_texts)) for relay in relays]
-        await asyncio.sleep(_PAUSE)
+        await asyncio.sleep(pause)
         faults = [("token-api", "token API killed"), (manager, "active manager killed"),
                   (controllers[relaying], "relaying controller killed"), ("portal-1", "portal killed")]
         windows = [("steady", logins[0].started, time.monotonic())]
@@ -158,7 +160,7 @@ async def test_killing_one_process_of_each_role_fails_no_login_and_drops_no_rela
             killed_at[name] = time.time()
             start = time.monotonic()
             cluster.kill(role)
-            await asyncio.sleep(_PAUSE)
+            await asyncio.sleep(pause)
             windows.append((name, start, time.monotonic()))
         stop_load.set()
         await asyncio.gather(*tasks[:_LOOPS])
@@ -179,9 +181,15 @@ async def test_killing_one_process_of_each_role_fails_no_login_and_drops_no_rela
 
         failed = [(name, round(x.started - start, 2), x.error) for x in logins if x.error
                   for name, start, end in windows if start <= x.started < end]
+        scenario = "one process of each role killed in turn (kill -9) under logins and relays"
+        for name, start, end in windows:
+            window = [x for x in logins if start <= x.started < end]
+            chaos.record(scenario, f"logins (library): {name}", failed_logins=sum(1 for x in window if x.error),
+                         errors=sum(1 for x in window if x.error), detected_s=detected.get(name),
+                         notes=f"{len(window)} logins, {sum(1 for x in window if x.attempts > 1)} retried")
         assert failed == [], failed
         for name, start, end in windows:
-            assert sum(1 for x in logins if start <= x.started < end) >= _RATE * _PAUSE / 4, f"too few logins: {name}"
+            assert sum(1 for x in logins if start <= x.started < end) >= _RATE * pause / 4, f"too few logins: {name}"
 
         # Texts went on after the last kill, then every acked one reached both ends once, in order.
         counts = [len(relay.acked) for relay in relays]
@@ -189,6 +197,7 @@ async def test_killing_one_process_of_each_role_fails_no_login_and_drops_no_rela
                          what="texts after the last kill")
         stop_texts.set()
         await asyncio.gather(*tasks[_LOOPS:])
+        relayed = {"lost": 0, "duplicated": 0, "dropped": 0}
         for relay in relays:
             marker = f"{relay.room}-end"
             await relay.sender.send_text("all", marker)
@@ -197,6 +206,9 @@ async def test_killing_one_process_of_each_role_fails_no_login_and_drops_no_rela
                 got: list[str] = []
                 while marker not in got:
                     got.append((await client.next_event("text", timeout=30)).data["message"])
+                relayed["lost"] += len(set(expected) - set(got))
+                relayed["duplicated"] += len(got) - len(set(got)) + client.duplicates
+                relayed["dropped"] += int(client.reconnections > 0 or client.state != "ready")
                 assert [t for t in got if t not in relay.unsure] == expected, relay.room
                 assert len(got) == len(set(got)) and set(got) - set(expected) <= relay.unsure, relay.room
                 assert (client.duplicates, client.out_of_order, client.reconnections) == (0, 0, 0), relay.room
@@ -204,6 +216,9 @@ async def test_killing_one_process_of_each_role_fails_no_login_and_drops_no_rela
                 assert client.drain_events("participant") == [], relay.room  # no leave, no second join
             print(f"{relay.room}: {len(relay.acked)} texts acked, {len(relay.unsure)} refused during a move")
         assert cluster.log_events("worker_rejoined") == []
+        chaos.record(scenario, "extension (relaying)", **relayed,
+                     notes=f"{sum(len(r.acked) for r in relays)} texts acked, {sum(len(r.unsure) for r in relays)} "
+                           "refused during a move")
     except BaseException:
         print(cluster.logs_tail(3000))
         raise

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from switchboard.client import Client
+from tests.support.chaos import Chaos
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
 
@@ -41,8 +42,8 @@ async def _logins(cluster: ProcessCluster, stop: asyncio.Event, done: list[float
         await asyncio.sleep(max(0.0, 4 / _RATE - (time.monotonic() - started)))
 
 
-async def _under_load(cluster: ProcessCluster, fault: Callable[[], None], after: Callable[[], Awaitable[None]]
-                      ) -> tuple[list[float], list[str], float]:
+async def _under_load(cluster: ProcessCluster, fault: Callable[[], None], after: Callable[[], Awaitable[None]],
+                     settle: float = 3.0) -> tuple[list[float], list[str], float]:
     stop = asyncio.Event()
     done: list[float] = []
     failed: list[str] = []
@@ -51,7 +52,7 @@ async def _under_load(cluster: ProcessCluster, fault: Callable[[], None], after:
     at = time.monotonic()
     fault()
     await after()
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(settle)
     stop.set()
     await asyncio.gather(*loops)
     return done, failed, at
@@ -72,8 +73,14 @@ async def _relay(alice: Client, stop: asyncio.Event, acked: list[str], refused: 
         await asyncio.sleep(0.02)
 
 
+def _longest_gap(times: list[float], since: float) -> float:
+    """The longest time from ``since`` on with no login completed."""
+    marks = [since, *sorted(t for t in times if t > since)]
+    return max((b - a for a, b in zip(marks, marks[1:])), default=0.0)
+
+
 async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_rejoins(
-    process_cluster: Callable[..., ProcessCluster],
+    process_cluster: Callable[..., ProcessCluster], chaos: Chaos,
 ) -> None:
     cluster = process_cluster(portals=1, controllers=1, managers=2, env_overrides={"SWITCHBOARD_LOG__JSON": "true"})
     await cluster.start()
@@ -92,9 +99,20 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
         acked: list[str] = []
         refused: list[str] = []
         relay = asyncio.create_task(_relay(alice, stop_relay, acked, refused))
-        done, failed, killed_at = await _under_load(cluster, lambda: cluster.kill(first), taken_over)
+        killed_wall: list[float] = []
+
+        def kill() -> None:
+            killed_wall.append(time.time())
+            cluster.kill(first)
+
+        done, failed, killed_at = await _under_load(cluster, kill, taken_over, settle=chaos.scale(3.0, 10.0))
         stop_relay.set()
         await relay
+        detected = float(cluster.log_events("manager_active")[-1]["ts"]) - killed_wall[0]
+        chaos.record("cluster manager kill -9 under logins and relays", "logins (library)", failed_logins=len(failed),
+                     errors=len(failed), detected_s=detected, recovery_s=_longest_gap(done, killed_at),
+                     notes=f"{len(done)} logins; detected: the standby active; recovery: the longest time "
+                           "from the kill with no login completed")
         assert failed == []
         assert _active(cluster) == [first, standby]
         after = [t for t in done if t > killed_at]
@@ -105,6 +123,9 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
         got: list[str] = []
         while "after the failover" not in got:
             got.append((await bob.next_event("text", timeout=10)).data["message"])
+        chaos.record("cluster manager kill -9 under logins and relays", "extension", errors=len(refused),
+                     lost=len(set(acked) - set(got)), duplicated=len(got) - len(set(got)) + bob.duplicates,
+                     dropped=sum(c.reconnections for c in (alice, bob)), notes=f"{len(acked)} texts relayed")
         assert refused == [] and len(acked) > 50, (len(acked), refused[:3])
         assert got == [*acked, "after the failover"]
         assert alice.reconnections == bob.reconnections == 0
@@ -119,7 +140,7 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
 
 
 async def test_a_frozen_active_manager_is_replaced_and_does_not_act_when_it_resumes(
-    process_cluster: Callable[..., ProcessCluster],
+    process_cluster: Callable[..., ProcessCluster], chaos: Chaos,
 ) -> None:
     cluster = process_cluster(portals=1, controllers=1, managers=2, env_overrides={
         "SWITCHBOARD_LOG__JSON": "true", "SWITCHBOARD_RPC__HEARTBEAT": "2"})
@@ -127,14 +148,18 @@ async def test_a_frozen_active_manager_is_replaced_and_does_not_act_when_it_resu
     try:
         (first,) = _active(cluster)
         (standby,) = (name for name in _MANAGERS if name != first)
+        paused_at = time.time()
         cluster.roles[first].pause()
         await wait_until(lambda: len(_active(cluster)) == 2, timeout=20, what="the standby active")
+        detected = float(cluster.log_events("manager_active")[-1]["ts"]) - paused_at
         cluster.roles[first].cont()
         await wait_until(lambda: cluster.log_events("manager_deposed"), timeout=10, what="the old leader deposed")
         # Logins work against the new leader; the resumed one removed nobody and published nothing.
         client = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="after", user="carol",
                                    role="presenter")
         await client.leave()
+        chaos.record("cluster manager SIGSTOP, then SIGCONT", "logins (library)", detected_s=detected,
+                     notes="one login after the standby took over; no clients during the freeze")
         assert _active(cluster) == [first, standby]
         assert [e["role"] for e in cluster.log_events("manager_deposed")] == [first]
         assert cluster.log_events("worker_removed") == []

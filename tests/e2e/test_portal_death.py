@@ -28,6 +28,7 @@ from typing import Any
 
 from switchboard.client import Client, ClientError, ClientSettings, Event
 from switchboard.client.tokens import mint_token
+from tests.support.chaos import Chaos
 from tests.support.processes import ProcessCluster
 from tests.support.sockets import RecordingClient
 from tests.support.waiting import wait_until
@@ -153,7 +154,7 @@ def _has_text(client: RecordingClient, text: str) -> Callable[[], bool]:
 
 
 async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibling_by_themselves(
-    process_cluster: Callable[..., ProcessCluster],
+    process_cluster: Callable[..., ProcessCluster], chaos: Chaos,
 ) -> None:
     cluster = process_cluster(portals=2, controllers=1, env_overrides={"SWITCHBOARD_LOG__JSON": "true"})
     cluster.roles["portal-1"].argv += ["--region", "r1"]
@@ -164,11 +165,11 @@ async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibli
     stop = asyncio.Event()
     sending: asyncio.Task[None] | None = None
     try:
-        victims = [await _join(cluster, f"ext-{n}", HOME) for n in range(6)]
+        victims = [await _join(cluster, f"ext-{n}", HOME) for n in range(chaos.scale(6, 12))]
         sender = await _join(cluster, "sender", SURVIVOR)
         listener = await _join(cluster, "listener", SURVIVOR)
         clients = [*victims, sender, listener]
-        bares = [await _bare(cluster, f"bare-{n}") for n in range(3)]
+        bares = [await _bare(cluster, f"bare-{n}") for n in range(chaos.scale(3, 6))]
         assert {c.url for c in victims} == {cluster.portal_url(1)}
         assert {c.url for c in (sender, listener)} == {cluster.portal_url(2)}
         assert all(c.alternatives == [cluster.portal_url(2)] for c in victims)
@@ -185,12 +186,13 @@ async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibli
         texts = Texts()
         sending = asyncio.create_task(_send_all_along(sender, texts, stop))
         # a few seconds of texts: repeats beyond the window would show
-        await wait_until(lambda: len(texts.acked) >= 60, timeout=30, what="texts flowing")
+        await wait_until(lambda: len(texts.acked) >= chaos.scale(60, 150), timeout=30, what="texts flowing")
         relogs = [asyncio.create_task(_relog_bare(cluster, bare)) for bare in bares]
         killed = time.monotonic()
         cluster.kill("portal-1")  # SIGKILL: no quit, no goodbye, no last acks
         await wait_until(lambda: len(relogged) == len(victims), timeout=30, what="every library client relogged")
         await asyncio.gather(*relogs)
+        bares_back = time.monotonic() - killed
         mark = len(texts.acked)
         await wait_until(lambda: len(texts.acked) >= mark + 20, timeout=20, what="texts after the kill")
         stop.set()
@@ -198,10 +200,14 @@ async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibli
         await sender.send_text("all", "end")
         expected = [*texts.acked, "end"]
 
+        library = {"lost": 0, "duplicated": 0, "dropped": 0}
         for client in [*victims, listener]:
             got: list[str] = []
             while "end" not in got:
                 got.append((await client.next_event("text", timeout=30)).data["message"])
+            library["lost"] += len(set(expected) - set(got))
+            library["duplicated"] += len(got) - len(set(got)) + client.duplicates
+            library["dropped"] += int(client.state != "ready")
             # Every acked text exactly once, in the order sent (besides them only sends whose answer
             # was lost: the server may have taken them, once).
             assert [t for t in got if t not in texts.unsure] == expected, client.id
@@ -221,6 +227,13 @@ async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibli
         waits = sorted(relogged[c.id or ""] - killed for c in victims)
         print(f"kill -9 to relogged (library clients): median {statistics.median(waits):.2f} s, "
               f"max {waits[-1]:.2f} s; texts {len(expected)}; plain clients (duplicates, lost): {outcomes}")
+        scenario = "portal kill -9 under load"
+        chaos.record(scenario, "extension", **library, recovery_s=waits[-1],
+                     notes=f"{len(victims)} relogged at the sibling by themselves; {len(expected)} texts; "
+                           "recovery: kill to the last relogin (detection included)")
+        chaos.record(scenario, "bare OWT", duplicated=sum(d for d, _ in outcomes), lost=sum(lost for _, lost in outcomes),
+                     recovery_s=bares_back, notes=f"{len(bares)} relogged at the sibling (sent there, as a load "
+                     "balancer does); repeats allowed within the batched-ack window")
     except BaseException:
         print(cluster.logs_tail(4000))
         raise
