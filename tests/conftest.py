@@ -4,7 +4,7 @@ server in this process and clusters of real role processes on RabbitMQ."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest_asyncio
 from switchboard.config import load_settings
 from switchboard.devbroker import RabbitNode, rabbitmq_available
 from switchboard.wiring import EmbeddedCluster
+from tests.support.chaos import chaos  # noqa: F401 - the fault scenarios' results recorder (make chaos)
 from tests.support.postgres import PostgresNode, postgres_bin_dir
 from tests.support.processes import ProcessCluster
 from tests.support.transports import TransportFactory
@@ -129,3 +130,11 @@ def process_cluster(rabbit: RabbitNode, tmp_path: Path) -> Iterator[Callable[...
     yield make
     for cluster in made:
         cluster.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """Keeps the call phase's report on the item, for ``chaos`` to write the test's outcome."""
+    outcome = yield
+    if call.when == "call":
+        item.chaos_call_report = outcome.get_result()  # type: ignore[attr-defined]

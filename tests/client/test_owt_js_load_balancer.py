@@ -16,6 +16,7 @@ import pytest
 
 from switchboard.client import Client, mint_token, portal_url
 from tests.client.conftest import MakeHarness
+from tests.support.chaos import Chaos
 from tests.support.haproxy import HaproxyProcess, haproxy_path
 from tests.support.processes import ProcessCluster, free_port
 
@@ -36,7 +37,7 @@ def _generate(cluster: ProcessCluster, tmp_path: Path) -> Path:
 
 
 async def test_the_sdk_relogs_at_a_sibling_through_the_load_balancer_after_kill_9(
-    process_cluster: Callable[..., ProcessCluster], make_harness: MakeHarness, tmp_path: Path
+    process_cluster: Callable[..., ProcessCluster], make_harness: MakeHarness, tmp_path: Path, chaos: Chaos,
 ) -> None:
     if haproxy_path() is None:
         pytest.fail("haproxy is not installed: `make test` (target haproxy) installs Debian's")
@@ -80,15 +81,19 @@ async def test_the_sdk_relogs_at_a_sibling_through_the_load_balancer_after_kill_
         relogged_after = time.monotonic() - killed_at
         assert relogin["ok"] and relogin["ticketType"] == "string", relogin
         assert relogin["decoded"]["participantId"] == nina_id
+        attempts, failures = len(node.drain_events("reconnect_attempt")), len(node.drain_events("connect_error"))
         print(f"\nkill -9 of {doomed} -> the SDK relogged at {sibling} through the load balancer "
-              f"in {relogged_after:.2f} s ({len(node.drain_events('reconnect_attempt'))} reconnection attempt(s), "
-              f"{len(node.drain_events('connect_error'))} failed)")
+              f"in {relogged_after:.2f} s ({attempts} reconnection attempt(s), {failures} failed)")
 
         texts = [(await node.next_event("text", timeout=10))["data"]["message"]]
         while texts[-1] != "during":
             texts.append((await node.next_event("text", timeout=10))["data"]["message"])
         assert texts in (["during"], ["before", "during"]), texts  # at most the unacked "before" again
         print(f"texts after the relogin: {texts}")
+        chaos.record("portal kill -9 through the load balancer", "npm socket.io-client (OWT SDK protocol)",
+                     lost=int("during" not in texts), duplicated=texts.count("before"),
+                     errors=failures, recovery_s=relogged_after,
+                     notes="one client; recovery: kill to relogged (socket.io-client's own 0.5–1.5 s delay included)")
         sent = await node.command("text", to=bob.id, message="back")
         assert sent["ok"] and sent["status"] == "ok", sent
         assert (await bob.next_event("text", timeout=10)).data["message"] == "back"

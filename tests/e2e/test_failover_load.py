@@ -207,9 +207,9 @@ def _recovery(cluster: ProcessCluster, kills: list[tuple[str, float]]) -> tuple[
     """The longest detection (kill to the dead controller removed) and the longest recovery (removed
     to the last of its rooms recovered elsewhere) over ``kills``, from the roles' JSON log events."""
     detected, recovered = 0.0, 0.0
-    for dead, killed_at in kills:
+    for (dead, killed_at), until in zip(kills, [*(at for _, at in kills[1:]), float("inf")]):
         (removed,) = [float(e["ts"]) for e in cluster.log_events("worker_removed") if e["worker_id"] == dead]
-        back = [float(e["ts"]) for e in cluster.log_events("room_recovered") if float(e["ts"]) >= removed]
+        back = [float(e["ts"]) for e in cluster.log_events("room_recovered") if removed <= float(e["ts"]) < until]
         detected = max(detected, removed - killed_at)
         recovered = max(recovered, max(back, default=removed) - removed)
     return detected, recovered
