@@ -5,6 +5,7 @@ long enough to be declared lost (a partition) and then back."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import aiohttp
 import pytest
 
 from switchboard.client import Client, ClientError
+from tests.support.chaos import Chaos
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
 
@@ -44,7 +46,7 @@ async def _worker_ids(cluster: ProcessCluster, purpose: str) -> list[str]:
 
 
 async def test_when_a_controller_process_dies_its_rooms_move_and_nobody_notices(
-    process_cluster: Callable[..., ProcessCluster],
+    process_cluster: Callable[..., ProcessCluster], chaos: Chaos,
 ) -> None:
     cluster = process_cluster(portals=1, controllers=2)
     await cluster.start()
@@ -61,6 +63,7 @@ async def test_when_a_controller_process_dies_its_rooms_move_and_nobody_notices(
         for client in (alice, bob):
             assert await _texts(client, 1) == ["before"]
 
+        killed_at = time.monotonic()
         cluster.kill(dead)  # SIGKILL: no quit, no goodbye
 
         # The manager misses its keepalives, hands the room to the survivor, which rebuilds it from
@@ -70,7 +73,9 @@ async def test_when_a_controller_process_dies_its_rooms_move_and_nobody_notices(
                 break
             await asyncio.sleep(0.5)
         assert await _tasks(cluster, survivor) == ["doomed"]
+        moved = time.monotonic()
         await _send_when_served(alice, "after")
+        served = time.monotonic()
         for client in (alice, bob):
             assert await _texts(client, 1) == ["after"]
         for client in (alice, bob):
@@ -80,6 +85,9 @@ async def test_when_a_controller_process_dies_its_rooms_move_and_nobody_notices(
         assert alice.id is not None
         await bob.send_text(alice.id, "still here")
         assert await _texts(alice, 1) == ["still here"]
+        chaos.record("controller kill -9 (one room)", "extension", recovery_s=served - moved,
+                     detected_s=moved - killed_at, notes="two clients; detected: the room moved (polled every "
+                     "0.5 s); recovery: moved to the next text served")
         for client in (alice, bob):
             await client.leave()
     except BaseException:
@@ -238,7 +246,7 @@ async def _gone(cluster: ProcessCluster, worker_id: str, purpose: str = "portal"
 
 
 async def test_a_frozen_controller_loses_its_room_and_serves_nothing_stale_when_it_resumes(
-    process_cluster: Callable[..., ProcessCluster],
+    process_cluster: Callable[..., ProcessCluster], chaos: Chaos,
 ) -> None:
     cluster = process_cluster(portals=1, controllers=2)
     await cluster.start()
@@ -254,10 +262,13 @@ async def test_a_frozen_controller_loses_its_room_and_serves_nothing_stale_when_
             assert await _texts(client, 1) == ["before"]
 
         # SIGSTOP: the holder stops answering; the manager declares it lost and moves the room.
+        paused_at = time.monotonic()
         cluster.roles[names[holder]].pause()
         await wait_until(lambda: _gone(cluster, holder, "conference"), timeout=20,
                          what="the frozen controller declared lost")
+        declared = time.monotonic()
         await _send_when_served(alice, "during")
+        served = time.monotonic()
         for client in (alice, bob):
             assert await _texts(client, 1) == ["during"]
         assert await _tasks(cluster, survivor) == ["frozen"]
@@ -277,6 +288,9 @@ async def test_a_frozen_controller_loses_its_room_and_serves_nothing_stale_when_
             assert client.reconnections == 0 and client.duplicates == 0 and client.out_of_order == 0
             assert client.drain_events("text") == [] and client.drain_events("drop") == []
             assert client.drain_events("participant") == []
+        chaos.record("controller SIGSTOP, then SIGCONT (one room)", "extension", recovery_s=served - declared,
+                     detected_s=declared - paused_at, notes="two clients; detected: declared lost; recovery: "
+                     "declared lost to the next text served; nothing stale after SIGCONT")
         for client in (alice, bob):
             await client.leave()
     except BaseException:
