@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -69,7 +69,7 @@ def manager_registry(node: ManagerNode) -> CollectorRegistry:
 def manager_readiness(node: ManagerNode) -> Readiness:
     """Ready once started, as the active manager or as a standby (the body says which): a standby
     is ready to take over, which is what it is there for."""
-    details = {"node": node.transport.node_id, "role": node.role}
+    details: dict[str, Any] = {"node": node.transport.node_id, "role": node.role}
     if not node.serving:
         return Readiness.not_ready("not started, or stopped", **details)
     manager = node.manager
