@@ -25,7 +25,7 @@ class Readiness:
         return cls(True, "", details)
 
     def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": "ready" if self.ready else "not_ready", **self.details}
+        body: dict[str, Any] = {"ready": self.ready, "status": "ready" if self.ready else "not_ready", **self.details}
         if self.reason:
             body["reason"] = self.reason
         return body

@@ -41,13 +41,13 @@ async def test_active_and_standby_are_both_ready_and_say_which_they_are(local: T
     name = f"cluster-{uuid.uuid4().hex[:6]}"
     first = _node(await local.make("cm-1"), name)
     assert manager_readiness(first).as_json() == {
-        "status": "not_ready", "reason": "not started, or stopped", "node": "cm-1", "role": "standby"}
+        "ready": False, "status": "not_ready", "reason": "not started, or stopped", "node": "cm-1", "role": "standby"}
     await first.start()
     second = _node(await local.make("cm-2"), name)
     await second.start()
     try:
-        assert manager_readiness(first).as_json() == {"status": "ready", "node": "cm-1", "role": "active", "epoch": 1}
-        assert manager_readiness(second).as_json() == {"status": "ready", "node": "cm-2", "role": "standby"}
+        assert manager_readiness(first).as_json() == {"ready": True, "status": "ready", "node": "cm-1", "role": "active", "epoch": 1}
+        assert manager_readiness(second).as_json() == {"ready": True, "status": "ready", "node": "cm-2", "role": "standby"}
         registries = manager_registry(first), manager_registry(second)
         assert [_value(r, "switchboard_cluster_manager_active") for r in registries] == [1, 0]
         assert [_value(r, "switchboard_cluster_manager_epoch") for r in registries] == [1, 1]  # the standby synced

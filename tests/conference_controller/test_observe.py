@@ -26,7 +26,7 @@ async def test_ready_only_between_start_and_stop_while_connected(local: Transpor
     assert (controller_readiness(unstarted).ready, controller_readiness(unstarted).reason) == (
         False, "not started, or stopped")
     ready = controller_readiness(env.controller)
-    assert ready.ready and ready.as_json() == {"status": "ready", "worker_id": env.controller.worker_id}
+    assert ready.ready and ready.as_json() == {"ready": True, "status": "ready", "worker_id": env.controller.worker_id}
     second = await env.start_controller("second")
     await second.transport.close()
     assert controller_readiness(second).reason == "broker connection lost"

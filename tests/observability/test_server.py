@@ -29,11 +29,11 @@ async def test_health_readiness_and_metrics_over_http() -> None:
                 assert (response.status, await response.json()) == (200, {"status": "ok"})
             async with http.get(f"{base}/readyz") as response:
                 assert (response.status, await response.json()) == (
-                    503, {"status": "not_ready", "reason": "not started", "node": "n1"})
+                    503, {"ready": False, "status": "not_ready", "reason": "not started", "node": "n1"})
             state["readiness"] = Readiness.serving(node="n1", role="active")
             async with http.get(f"{base}/readyz") as response:
                 assert (response.status, await response.json()) == (
-                    200, {"status": "ready", "node": "n1", "role": "active"})
+                    200, {"ready": True, "status": "ready", "node": "n1", "role": "active"})
             async with http.get(f"{base}/metrics") as response:
                 assert response.status == 200
                 assert response.headers["Content-Type"].startswith("text/plain")
