@@ -25,7 +25,7 @@ from conference_controller import Controller
 from cluster_manager.observe import manager_readiness, manager_registry
 from conference_controller.observe import controller_readiness, controller_registry
 from credentials import AdminKeys, Keyring
-from observability import ObserveServer
+from observability import HandlerLatency, ObserveServer
 from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
@@ -104,7 +104,10 @@ def build_observer(role: str, settings: Settings, component: Component) -> Obser
                                lambda: controller_readiness(controller))
     else:
         return None
-    return server if server.enabled else None
+    if not server.enabled:
+        return None
+    component.transport.on_handled = HandlerLatency(server.registry).observe
+    return server
 
 
 def role_transport(role: str, settings: Settings) -> Transport:

@@ -69,6 +69,7 @@ async def test_every_manager_and_controller_answers_health_and_metrics_and_a_sta
     assert after[("switchboard_controller_journal_appends_total", ())] > before[
         ("switchboard_controller_journal_appends_total", ())]
     assert ("python_gc_collections_total", (("generation", "0"),)) in after
+    assert after[("switchboard_rpc_handler_seconds_count", (("method", "join"),))] == 1
     status, body = await _ready(cluster, "controller-1")
     assert status == 200 and body["status"] == "ready", body
     await alice.leave()
