@@ -86,18 +86,23 @@ def rpc_method_names(handler_type: type) -> list[str]:
             if callable(getattr(handler_type, name, None)) and getattr(getattr(handler_type, name), _RPC_ATTR, False)]
 
 
-async def dispatch(
+def dispatch(
     service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
     on_handled: HandledListener | None = None,
-) -> Reply:
+) -> Awaitable[Reply]:
     """Run ``request`` against ``methods`` and turn the outcome into a :class:`Reply`.
 
     Expected errors keep their code; anything else is logged here with its traceback and sent as
     ``internal`` without it.  ``on_handled`` is told how long a known method took (a declined
-    request is not counted: another process handles it).
+    request is not counted: another process handles it); without one, nothing wraps the call.
     """
     if on_handled is None or request.method not in methods:
-        return await _dispatch(service, methods, request)
+        return _dispatch(service, methods, request)
+    return _timed(service, methods, request, on_handled)
+
+
+async def _timed(service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
+                 on_handled: HandledListener) -> Reply:
     started = time.perf_counter()
     reply = await _dispatch(service, methods, request)
     on_handled(request.method, time.perf_counter() - started)
