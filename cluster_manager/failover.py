@@ -17,6 +17,7 @@ from scheduler import SchedulerError
 
 from .eventlog import log_event
 from .settings import ClusterManagerSettings
+from .tallies import ManagerTallies
 from .writer import RegistryWriter
 
 __all__ = ["Failover"]
@@ -36,11 +37,13 @@ class Failover:
         writer: RegistryWriter,
         *,
         may_act: Callable[[], bool],
+        tallies: ManagerTallies,
     ) -> None:
         self._transport = transport
         self._settings = settings
         self._writer = writer
         self._may_act = may_act
+        self._tallies = tallies
         #: Hand-overs in progress (ended by :meth:`close`).
         self._running: set[asyncio.Task[None]] = set()
 
@@ -106,6 +109,8 @@ class Failover:
                 continue
             log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
                       epoch=taken.get("epoch") if isinstance(taken, dict) else None)
+            self._tallies.failovers["handed_over"] += 1
             return
+        self._tallies.failovers["failed"] += 1
         log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
                   attempts=settings.failover_attempts)

@@ -72,6 +72,7 @@ from .reaper import Reaper
 from .registry import Registry, snapshot_from_builtins
 from .replication import ChangeFeed, ReplicaState
 from .settings import ClusterManagerSettings
+from .tallies import ManagerTallies
 from .writer import RegistryWriter
 
 __all__ = ["ClusterManager", "KEEPALIVE_OK", "KEEPALIVE_WHOAREYOU"]
@@ -123,6 +124,7 @@ class ClusterManager:
         registry: Registry | None = None,
         seq: int = 0,
         may_act: Callable[[], bool] | None = None,
+        tallies: ManagerTallies | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings or ClusterManagerSettings()
@@ -146,12 +148,15 @@ class ClusterManager:
         self._may_act = may_act or (lambda: True)
         self._feed = ChangeFeed(transport, self.settings, epoch=epoch, seq=seq) if self.settings.replication else None
         self._writer = RegistryWriter(self._registry, self._feed)
-        self._failover = Failover(transport, self.settings, self._writer, may_act=self._may_act)
+        #: Counts for ``/metrics`` (a node passes its own, kept across promotions).
+        self.tallies = tallies or ManagerTallies()
+        self._failover = Failover(transport, self.settings, self._writer, may_act=self._may_act,
+                                  tallies=self.tallies)
         self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
         self._window = FreshmanWindow(self.settings.name, self.settings.initial_time, clock=clock)
         self._reaper = Reaper(
             transport, self.settings, self._writer, liveness=self._liveness, failover=self._failover,
-            window=self._window, may_act=self._may_act,
+            window=self._window, may_act=self._may_act, tallies=self.tallies,
         )
         self._admin = Admin(
             transport, self.settings, self._writer, keys=admin_keys or AdminKeys([]), liveness=self._liveness,

@@ -39,6 +39,7 @@ from .manager import ClusterManager
 from .registry import Registry
 from .replication import Replica
 from .settings import ClusterManagerSettings
+from .tallies import ManagerTallies
 
 __all__ = ["ManagerNode", "ACTIVE", "STANDBY"]
 
@@ -83,9 +84,12 @@ class ManagerNode:
         self._ticker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._stopped = False
+        self._serving = False
         #: Times this node became active, and stepped down.
         self.promotions = 0
         self.demotions = 0
+        #: Counts for ``/metrics``: every manager this node runs adds to them.
+        self.tallies = ManagerTallies()
 
     @property
     def name(self) -> str:
@@ -98,6 +102,11 @@ class ManagerNode:
     def role(self) -> str:
         """``'active'`` or ``'standby'``."""
         return ACTIVE if self._manager is not None else STANDBY
+
+    @property
+    def serving(self) -> bool:
+        """Started (active or a synced-or-syncing standby) and not stopped."""
+        return self._serving
 
     @property
     def manager(self) -> ClusterManager | None:
@@ -129,12 +138,14 @@ class ManagerNode:
             if syncing.done():
                 syncing.result()  # a replica that could not start fails the start
             undo.pop_all()
+        self._serving = True
         log_event(logging.INFO, "manager_node_started", name=self.name, role=self.role)
 
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        self._serving = False
         if self._ticker is not None:
             self._ticker.cancel()
         if self._service is not None:
@@ -184,6 +195,7 @@ class ManagerNode:
         manager = ClusterManager(
             self.transport, self.settings, clock=self._clock, fresh=registry is None, rng=self._rng,
             admin_keys=self._admin_keys, epoch=epoch, registry=registry, seq=seq, may_act=self.leads,
+            tallies=self.tallies,
         )
         self._probe_at = None
         manager.activate()

@@ -25,6 +25,7 @@ from .freshman import FreshmanWindow
 from .liveness import LivenessTracker
 from .messages import WorkerExit, to_builtins
 from .settings import ClusterManagerSettings
+from .tallies import ManagerTallies
 from .writer import RegistryWriter
 
 __all__ = ["Reaper", "EXIT_TOPIC"]
@@ -53,6 +54,7 @@ class Reaper:
         failover: Failover,
         window: FreshmanWindow,
         may_act: Callable[[], bool],
+        tallies: ManagerTallies,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -62,6 +64,7 @@ class Reaper:
         self._failover = failover
         self._window = window
         self._may_act = may_act
+        self._tallies = tallies
         self._watch = DeathWatch(
             liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
             on_dead=self._depart, settle=settings.departure_settle, grace=settings.reconnect_grace,
@@ -92,6 +95,7 @@ class Reaper:
         member = self._registry.members[worker_id]
         self._liveness.forget(worker_id)
         tasks = self._writer.apply(WorkerRemoved(worker_id, reason))
+        self._tallies.removed(reason)
         log_event(
             logging.INFO if reason == "quit" else logging.WARNING,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),

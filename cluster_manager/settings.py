@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 
+from observability import ObserveSettings
+
 from scheduler import DEFAULT_STRATEGIES
 
 _Seconds = Annotated[float, msgspec.Meta(ge=0)]
@@ -77,3 +79,6 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     #: and the tick interval than the lease: settings that break either are refused at start.
     leader_tick_interval: _PositiveSeconds = 0.25
     leader_lease: _PositiveSeconds = 1.0
+    #: Its own ``/metrics``, ``/healthz`` and ``/readyz`` port (``switchboard cluster-manager`` processes only;
+    #: docs/operations.md, "Health and metrics").
+    observe: ObserveSettings = msgspec.field(default_factory=ObserveSettings)

@@ -55,6 +55,7 @@ from .ids import ParticipantId, RoomId, WorkerId
 from .logs import EventLog
 from .media import MEDIA_PURPOSE, MediaGateway
 from .messages import ParticipantInit, RoomConfig
+from .observe import Tallies
 from .room import Room
 from .service import ControllerService
 from .sessions import MediaSessions
@@ -158,6 +159,9 @@ class Controller:
         self._migration: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
+        #: Start completed (RPC service up, joined) and not stopped since: see :attr:`serving`.
+        self._serving = False
+        self.tallies = Tallies()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -190,6 +194,7 @@ class Controller:
         except BaseException:
             self._stopped = True
             raise
+        self._serving = True
         self.log.info("controller_started")
 
     async def _adopt_journal_rooms(self) -> None:
@@ -205,6 +210,7 @@ class Controller:
         if self._stopped:
             return
         self._stopped = True
+        self._serving = False
         if self._events is not None:
             await self._events.cancel()
         if self._service is not None:
@@ -240,6 +246,11 @@ class Controller:
                 await self.worker.stop(quit=True)
         except TimeoutError:
             self.log.warning("cluster_quit_timeout", seconds=bound)
+
+    @property
+    def serving(self) -> bool:
+        """Started (its RPC service up, joined to the cluster once) and not stopped."""
+        return self._serving
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run a best-effort call in the background (ended by ``stop()``)."""
@@ -302,6 +313,7 @@ class Controller:
             self._effects(room, events)
             return _DONE
         # Deferred events were applied before these: written first, in the same record, order kept.
+        self.tallies.journal_appends += 1
         body = encode_events(room.take_deferred() + events if room.deferred else events)
         # A journal that commits before returning (SQLite with durability normal or off): when nothing
         # of the room waits, the effects follow at once, and the request needs no task and no loop turn.
@@ -412,6 +424,7 @@ class Controller:
             failure = ControllerError("the room moved to another controller")
         else:
             room.log.error("journal_write_failed", error=repr(error))
+            self.tallies.journal_failures += 1
             failure = ControllerError("journal write failed; the room is being reloaded")
         self._unload(room, failure)
         if not isinstance(error, Fenced) and self.journal is not None:
@@ -657,6 +670,7 @@ class Controller:
             if not participant.connected:
                 self._arm_hold(room, Held(participant=participant.id, deadline=participant.hold_deadline or 0.0))
         done = time.perf_counter()
+        self.tallies.rooms_recovered += 1
         room.log.info("room_recovered", epoch=epoch, records=len(records), participants=len(state.participants),
                       from_snapshot=snapshot is not None, snapshot_ms=_ms(read_snapshot - started),
                       records_ms=_ms(read_records - read_snapshot), apply_ms=_ms(replayed - read_records),

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 
+from observability import ObserveSettings
+
 __all__ = ["ControllerSettings"]
 
 
@@ -61,3 +63,6 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     reload_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     #: Drain: the longest another controller may take to rebuild one of this one's rooms, seconds.
     migration_timeout: float = 10.0
+    #: Its own ``/metrics``, ``/healthz`` and ``/readyz`` port (``switchboard controller`` processes only;
+    #: docs/operations.md, "Health and metrics").
+    observe: ObserveSettings = msgspec.field(default_factory=ObserveSettings)

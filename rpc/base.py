@@ -27,6 +27,7 @@ __all__ = [
     "EventHandler",
     "LinkListener",
     "DepartureListener",
+    "HandledListener",
     "rpc_method",
     "rpc_methods",
     "rpc_method_names",
@@ -38,6 +39,8 @@ log = logging.getLogger("switchboard.rpc")
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 EventHandler = Callable[[str, Any], Awaitable[None]]
+#: Told ``(method, seconds)`` after each request a handler of this transport ran (for metrics).
+HandledListener = Callable[[str, float], None]
 #: Told ``False`` when the transport loses its broker, ``True`` when it has it back.
 LinkListener = Callable[[bool], None]
 #: Told the name of a service whose last server went away.
@@ -83,14 +86,30 @@ def rpc_method_names(handler_type: type) -> list[str]:
             if callable(getattr(handler_type, name, None)) and getattr(getattr(handler_type, name), _RPC_ATTR, False)]
 
 
-async def dispatch(
-    service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request
-) -> Reply:
+def dispatch(
+    service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
+    on_handled: HandledListener | None = None,
+) -> Awaitable[Reply]:
     """Run ``request`` against ``methods`` and turn the outcome into a :class:`Reply`.
 
     Expected errors keep their code; anything else is logged here with its traceback and sent as
-    ``internal`` without it.
+    ``internal`` without it.  ``on_handled`` is told how long a known method took (a declined
+    request is not counted: another process handles it); without one, nothing wraps the call.
     """
+    if on_handled is None or request.method not in methods:
+        return _dispatch(service, methods, request)
+    return _timed(service, methods, request, on_handled)
+
+
+async def _timed(service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
+                 on_handled: HandledListener) -> Reply:
+    started = time.perf_counter()
+    reply = await _dispatch(service, methods, request)
+    on_handled(request.method, time.perf_counter() - started)
+    return reply
+
+
+async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request) -> Reply:
     method = methods.get(request.method)
     if method is None:
         return Reply(error=ErrorBody(UNKNOWN_METHOD, f"{service} has no method {request.method!r}"))
@@ -170,6 +189,8 @@ class Transport(abc.ABC):
         self._closed = False
         self._link_listeners: list[LinkListener] = []
         self._link_up = True
+        #: Told how long each request its services handled took (``None``: not measured).
+        self.on_handled: HandledListener | None = None
 
     @property
     def connected(self) -> bool:

@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         if role in ("token-api", "portal"):
             p.add_argument("--host", help="address to bind")
             p.add_argument("--port", type=int, help="port to bind")
+        else:
+            p.add_argument("--observe-port", type=int,
+                           help="port of /metrics, /healthz and /readyz on the observe host (default: none)")
         if role == "portal":
             p.add_argument("--hostname", help="public hostname clients use")
             p.add_argument("--via-host", help="public address override (as OWT's via_host)")
@@ -98,6 +101,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         section = args.command.replace("-", "_")
         put(section, "host", args.host)
         put(section, "port", args.port)
+    elif args.command in ("cluster-manager", "controller") and args.observe_port is not None:
+        out.setdefault(args.command.replace("-", "_"), {})["observe"] = {"port": args.observe_port}
     if args.command == "portal":
         put("portal", "hostname", args.hostname)
         put("portal", "via_host", args.via_host)
@@ -142,17 +147,24 @@ async def _serve_embedded(settings: Settings) -> int:
 async def _serve_role(role: str, settings: Settings) -> int:
     """Run one role until a signal; whatever fails on the way, what was started is stopped (the
     component, then its transport)."""
-    from .wiring import build_role, role_transport
+    from .wiring import build_observer, build_role, role_transport
 
     async with AsyncExitStack() as running:
         transport = role_transport(role, settings)
         running.push_async_callback(transport.close)
         component = build_role(role, settings, transport)  # refuses missing or weak keys before connecting
+        observer = build_observer(role, settings, component)
+        if observer is not None:
+            # Up first: /healthz answers (and /readyz says why not ready) while the component starts.
+            await observer.start()
+            running.push_async_callback(observer.stop)
         await transport.start()
         await component.start()
         running.push_async_callback(component.stop)
         port = getattr(component, "port", None)
         where = f" on port {port}" if port else ""
+        if observer is not None:
+            where += f" (metrics and health on {observer.settings.host}:{observer.port})"
         print(f"switchboard {role} is up{where} (broker {settings.rpc.broker_url})", flush=True)
         await _wait_for_signal(getattr(component, "finished", None))
     return 0

@@ -121,6 +121,12 @@ def _via_host(settings: Settings, index: int) -> list[str]:
     return ["--via-host", via_host] if via_host else []
 
 
+def _observe_port(first: int, index: int) -> list[str]:
+    """Process ``index`` of a role whose ``observe.port`` is set serves health and metrics on
+    ``port + index`` (none when it is 0)."""
+    return ["--observe-port", str(first + index)] if first else []
+
+
 def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> list[Child]:
     base = [sys.executable, "-m", "switchboard"]
     common = ["--broker", settings.rpc.broker_url]
@@ -128,14 +134,17 @@ def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str])
         common += ["--config", args.config]
     host = ["--host", args.host] if args.host else []
     children = [
-        Child(f"cluster-manager-{i + 1}", base + ["cluster-manager"] + common) for i in range(args.managers)
+        Child(f"cluster-manager-{i + 1}", base + ["cluster-manager"] + common
+              + _observe_port(settings.cluster_manager.observe.port, i))
+        for i in range(args.managers)
     ]
     children += [
         Child("token-api" if i == 0 else f"token-api-{i + 1}",
               base + ["token-api"] + common + host + ["--port", str(settings.token_api.port + i)])
         for i in range(args.token_apis)
     ]
-    children += [Child(f"controller-{i + 1}", base + ["controller"] + common) for i in range(args.controllers)]
+    children += [Child(f"controller-{i + 1}", base + ["controller"] + common
+                       + _observe_port(settings.controller.observe.port, i)) for i in range(args.controllers)]
     children += [
         Child(f"portal-{i + 1}", base + ["portal"] + common + host + ["--port", str(settings.portal.port + i)]
               + _via_host(settings, i))

@@ -22,7 +22,10 @@ from cluster_manager import ClusterManager
 from cluster_manager.node import ManagerNode
 from cluster_manager import ADMIN_METHODS, admin_rpc_routes
 from conference_controller import Controller
+from cluster_manager.observe import manager_readiness, manager_registry
+from conference_controller.observe import controller_readiness, controller_registry
 from credentials import AdminKeys, Keyring
+from observability import HandlerLatency, ObserveServer
 from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
@@ -31,7 +34,7 @@ from .config import ConfigError, Settings
 from .journals import build_journal
 from .keys import EmbeddedKeys, check_role_keys, embedded_keys
 
-__all__ = ["EmbeddedCluster", "build_role", "ROLES", "Component"]
+__all__ = ["EmbeddedCluster", "build_role", "build_observer", "ROLES", "Component"]
 
 log = logging.getLogger("switchboard.wiring")
 
@@ -85,6 +88,26 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
     return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys,
                       rooms_service=rooms_service_name(settings.worker.cluster_name),
                       journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded)
+
+
+def build_observer(role: str, settings: Settings, component: Component) -> ObserveServer | None:
+    """The ``/metrics``, ``/healthz`` and ``/readyz`` port of a cluster manager or a controller in a
+    process of its own (``None``: another role, which serves its own, or none configured).  The
+    embedded server has none: its token API's ``/healthz``, ``/readyz`` and ``/metrics`` stand for it."""
+    if role == "cluster-manager" and isinstance(component, ManagerNode):
+        node = component
+        server = ObserveServer(settings.cluster_manager.observe, manager_registry(node),
+                               lambda: manager_readiness(node))
+    elif role == "controller" and isinstance(component, Controller):
+        controller = component
+        server = ObserveServer(settings.controller.observe, controller_registry(controller),
+                               lambda: controller_readiness(controller))
+    else:
+        return None
+    if not server.enabled:
+        return None
+    component.transport.on_handled = HandlerLatency(server.registry).observe
+    return server
 
 
 def role_transport(role: str, settings: Settings) -> Transport:

@@ -19,6 +19,7 @@ from switchboard.client import Client, ClientError
 from switchboard.client.tokens import mint_token, portal_url
 from switchboard.devbroker import RabbitNode
 from tests.support.chaos import Chaos
+from tests.support.numbered_texts import send_numbered
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
 
@@ -111,8 +112,9 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
                                               user=who, role="presenter") for who in ("sender", "receiver")]
         stop_relay = asyncio.Event()
         acked: list[str] = []
+        unsure: set[str] = set()
         refused: list[str] = []
-        relay = asyncio.create_task(_relay(sender, stop_relay, acked, refused))
+        relay = asyncio.create_task(send_numbered(sender, "relay", stop_relay, acked, unsure, refused))
         for client in clients:
             client.drain_events("participant")  # the joins so far
 
@@ -160,7 +162,6 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
         got: list[str] = []
         while "relay-end" not in got:
             got.append((await receiver.next_event("text", timeout=30)).data["message"])
-        unsure = {text.split(":")[0] for text in refused}
         dropped = sum(int(c.reconnections > 0) for c in [*clients, sender, receiver])
         chaos.record(f"broker restart ({OUTAGE:.0f} s outage) under a relay", "extension", dropped=dropped,
                      lost=len(set(acked) - set(got)), duplicated=len(got) - len(set(got)) + receiver.duplicates,
@@ -179,22 +180,6 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
         raise
     finally:
         cluster.stop()
-
-
-async def _relay(sender: Client, stop: asyncio.Event, acked: list[str], refused: list[str]) -> None:
-    """Numbered texts to the sender's room, one at a time, until ``stop``."""
-    n = 0
-    while not stop.is_set():
-        text = f"relay-{n}"
-        n += 1
-        try:
-            await sender.send_text("all", text)
-        except ClientError as exc:
-            refused.append(f"{text}: {exc}")
-            await asyncio.sleep(0.2)
-            continue
-        acked.append(text)
-        await asyncio.sleep(0.05)
 
 
 async def _all_kept_alive(cluster: ProcessCluster, ids: list[str]) -> bool:

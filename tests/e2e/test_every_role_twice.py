@@ -25,6 +25,7 @@ import pytest
 
 from switchboard.client import Client, ClientError
 from tests.support.chaos import Chaos
+from tests.support.numbered_texts import send_numbered
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
 
@@ -75,21 +76,6 @@ async def _logins(cluster: ProcessCluster, loop: int, stop: asyncio.Event, login
             login.latency, login.attempts = time.monotonic() - login.started, client.login_attempts
             await client.leave()
         await asyncio.sleep(max(0.0, _LOOPS / _RATE - (time.monotonic() - login.started)))
-
-
-async def _send_all_along(relay: Relay, stop: asyncio.Event) -> None:
-    n = 0
-    while not stop.is_set():
-        text = f"{relay.room}-{n}"
-        n += 1
-        try:
-            await relay.sender.send_text("all", text)
-        except ClientError:
-            relay.unsure.add(text)
-            await asyncio.sleep(0.2)
-            continue
-        relay.acked.append(text)
-        await asyncio.sleep(0.05)
 
 
 async def _relay(cluster: ProcessCluster, room: str) -> Relay:
@@ -150,7 +136,7 @@ async def test_killing_one_process_of_each_role_fails_no_login_and_drops_no_rela
         (manager,) = (e["role"] for e in cluster.log_events("manager_active"))
 
         tasks = [asyncio.create_task(_logins(cluster, n, stop_load, logins)) for n in range(_LOOPS)]
-        tasks += [asyncio.create_task(_send_all_along(relay, stop_texts)) for relay in relays]
+        tasks += [asyncio.create_task(send_numbered(relay.sender, relay.room, stop_texts, relay.acked, relay.unsure)) for relay in relays]
         await asyncio.sleep(pause)
         faults = [("token-api", "token API killed"), (manager, "active manager killed"),
                   (controllers[relaying], "relaying controller killed"), ("portal-1", "portal killed")]

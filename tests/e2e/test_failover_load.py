@@ -32,6 +32,7 @@ from typing import Any
 from switchboard.client import Client, ClientError, ClientSettings
 from tests.support.chaos import Chaos
 from tests.support.media_agent import agent_lines
+from tests.support.numbered_texts import send_numbered
 from tests.support.processes import ProcessCluster
 from tests.support.sockets import RecordingClient
 from tests.support.waiting import wait_until
@@ -137,23 +138,6 @@ async def _finish_publishing(rooms: list[Room]) -> None:
         await _negotiate(room.plain, room.pending_subscription)
 
 
-async def _send_all_along(room: Room, stop: asyncio.Event) -> None:
-    """Numbered texts, one at a time; a text the server refused (the moment of a move) is sent again
-    under a new number, so only acknowledged ones are expected anywhere."""
-    n = 0
-    while not stop.is_set():
-        text = f"{room.name}-{n}"
-        n += 1
-        try:
-            await room.sender.send_text("all", text)
-        except ClientError:
-            room.unsure.add(text)
-            await asyncio.sleep(0.2)
-            continue
-        room.acked.append(text)
-        await asyncio.sleep(0.05)
-
-
 async def _tasks(cluster: ProcessCluster, worker_id: str) -> list[str]:
     return sorted(t["task"] for t in await cluster.admin("get_tasks", worker_id=worker_id) if t["state"] == "executing")
 
@@ -257,7 +241,7 @@ async def test_a_drain_and_two_kills_under_load_drop_lose_and_duplicate_nothing(
                 client.drain_events("participant")
             room.bare.received.clear()
         alive = {await cluster.worker_id(f"controller-{n}"): f"controller-{n}" for n in (1, 2, 3, 4)}
-        senders = [asyncio.create_task(_send_all_along(room, stop)) for room in rooms]
+        senders = [asyncio.create_task(send_numbered(room.sender, room.name, stop, room.acked, room.unsure)) for room in rooms]
         await wait_until(lambda: all(len(r.acked) >= 5 for r in rooms), timeout=20, what="texts flowing")
 
         await _start_publishing(rooms)

@@ -11,6 +11,7 @@ import pytest
 
 from switchboard.client import Client
 from tests.support.chaos import Chaos
+from tests.support.numbered_texts import send_numbered
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
 
@@ -58,21 +59,6 @@ async def _under_load(cluster: ProcessCluster, fault: Callable[[], None], after:
     return done, failed, at
 
 
-async def _relay(alice: Client, stop: asyncio.Event, acked: list[str], refused: list[str]) -> None:
-    """Numbered texts from alice to the room, one at a time, all along."""
-    n = 0
-    while not stop.is_set():
-        text = f"relay-{n}"
-        n += 1
-        try:
-            await alice.send_text("all", text)
-        except Exception as exc:  # noqa: BLE001 - every refusal is counted and shown
-            refused.append(f"{text}: {exc}")
-            continue
-        acked.append(text)
-        await asyncio.sleep(0.02)
-
-
 def _longest_gap(times: list[float], since: float) -> float:
     """The longest time from ``since`` on with no login completed."""
     marks = [since, *sorted(t for t in times if t > since)]
@@ -98,7 +84,7 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
         stop_relay = asyncio.Event()
         acked: list[str] = []
         refused: list[str] = []
-        relay = asyncio.create_task(_relay(alice, stop_relay, acked, refused))
+        relay = asyncio.create_task(send_numbered(alice, "relay", stop_relay, acked, set(), refused, pause=0.02))
         killed_wall: list[float] = []
 
         def kill() -> None:

@@ -70,6 +70,23 @@ async def test_a_call_returns_the_handlers_result(transports: TransportFactory) 
     assert await client.call(name, "echo", {"value": payload}) == payload
 
 
+async def test_the_serving_transport_is_told_how_long_each_known_method_took(transports: TransportFactory) -> None:
+    server, client = await transports.make(), await transports.make()
+    handled: list[tuple[str, float]] = []
+    server.on_handled = lambda method, seconds: handled.append((method, seconds))
+    client.on_handled = lambda method, seconds: pytest.fail("the calling side measures nothing")
+    name = _name()
+    await server.serve(name, Echo())
+    await client.call(name, "echo", {"value": 1})
+    await client.call(name, "slow", {"seconds": 0.05})
+    with pytest.raises(RpcRemoteError):
+        await client.call(name, "crash")
+    with pytest.raises(RpcRemoteError):
+        await client.call(name, "no_such_method")  # an unknown name makes no series of its own
+    assert [method for method, _ in handled] == ["echo", "slow", "crash"]
+    assert all(seconds >= 0 for _, seconds in handled)
+
+
 async def test_a_call_to_an_unknown_service_is_unavailable(transports: TransportFactory) -> None:
     client = await transports.make()
     with pytest.raises(RpcNoService):  # delivered to no one: the caller may make it again elsewhere

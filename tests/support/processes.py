@@ -53,6 +53,8 @@ class RoleProcess:
     log: Path
     port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
+    #: Port of ``/metrics``, ``/healthz`` and ``/readyz`` (cluster managers and controllers).
+    observe_port: int | None = None
 
     def start(self, env: dict[str, str]) -> None:
         with open(self.log, "ab") as out:
@@ -141,14 +143,14 @@ class ProcessCluster:
         common = ["--broker", self.broker_url]
         api_ports = [free_port() for _ in range(self.token_apis)]
         self.api_port = api_ports[0]
-        self._add("cluster-manager", base + ["cluster-manager"] + common)
-        for i in range(1, self.managers):
-            self._add(f"cluster-manager-{i + 1}", base + ["cluster-manager"] + common)
+        for i in range(self.managers):
+            self._add("cluster-manager" if i == 0 else f"cluster-manager-{i + 1}",
+                      base + ["cluster-manager"] + common, observe=True)
         for i, port in enumerate(api_ports):
             self._add("token-api" if i == 0 else f"token-api-{i + 1}",
                       base + ["token-api"] + common + ["--host", "127.0.0.1", "--port", str(port)], port)
         for i in range(self.controllers):
-            self._add(f"controller-{i + 1}", base + ["controller"] + common)
+            self._add(f"controller-{i + 1}", base + ["controller"] + common, observe=True)
         for i in range(self.media_agents):
             self._add(f"agent-{i + 1}", [sys.executable, "-m", "tests.support.media_agent"] + common)
         for i in range(self.portals):
@@ -159,8 +161,18 @@ class ProcessCluster:
                                                                         "--hostname", "127.0.0.1", "--isp", isp] + via,
                       port)
 
-    def _add(self, name: str, argv: list[str], port: int | None = None) -> None:
-        self.roles[name] = RoleProcess(name, argv, self.workdir / f"{name}.log", port)
+    def _add(self, name: str, argv: list[str], port: int | None = None, *, observe: bool = False) -> None:
+        observe_port = free_port() if observe else None
+        if observe_port is not None:
+            argv = argv + ["--observe-port", str(observe_port)]
+        self.roles[name] = RoleProcess(name, argv, self.workdir / f"{name}.log", port, observe_port=observe_port)
+
+    def observe_url(self, name: str) -> str:
+        """Where role process ``name`` (a cluster manager or a controller) serves ``/metrics``,
+        ``/healthz`` and ``/readyz``."""
+        port = self.roles[name].observe_port
+        assert port is not None, f"{name} has no observability port"
+        return f"http://127.0.0.1:{port}"
 
     @property
     def service_headers(self) -> dict[str, str]:

@@ -53,23 +53,28 @@ async def _admin(api: str, method: str) -> Any:
             return (await resp.json()).get("result")
 
 
-async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit: RabbitNode, tmp_path: Path) -> None:
-    tag = uuid.uuid4().hex[:6]
-    api_port, portal_port = free_port(), free_port(consecutive=2)
-    while api_port in (portal_port, portal_port + 1):
-        api_port = free_port()
-    env = dict(
+def _cluster_env(tag: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``switchboard up --broker`` of its own (names of its own, fast timers)."""
+    return dict(
         os.environ,
         PYTHONPATH=str(ROOT),
         SWITCHBOARD_CLUSTER_MANAGER__NAME=f"cluster-{tag}",
         SWITCHBOARD_WORKER__CLUSTER_NAME=f"cluster-{tag}",
         SWITCHBOARD_RPC__EVENTS_EXCHANGE=f"events-{tag}",
         SWITCHBOARD_CLUSTER_MANAGER__INITIAL_TIME="0.5",
-        SWITCHBOARD_CLUSTER_MANAGER__CHECK_ALIVE_INTERVAL="0.5",
         SWITCHBOARD_WORKER__KEEPALIVE_INTERVAL="0.3",
-        SWITCHBOARD_TOKEN_API__ROOMS_DB=str(tmp_path / "rooms.sqlite3"),
         SWITCHBOARD_PORTAL__HOSTNAME="127.0.0.1",
+        **extra,
     )
+
+
+async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit: RabbitNode, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:6]
+    api_port, portal_port = free_port(), free_port(consecutive=2)
+    while api_port in (portal_port, portal_port + 1):
+        api_port = free_port()
+    env = _cluster_env(tag, SWITCHBOARD_CLUSTER_MANAGER__CHECK_ALIVE_INTERVAL="0.5",
+                       SWITCHBOARD_TOKEN_API__ROOMS_DB=str(tmp_path / "rooms.sqlite3"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchboard", "up", "--broker", rabbit.url, "--portals", "2", "--controllers", "1",
          "--host", "127.0.0.1", "--api-port", str(api_port), "--portal-port", str(portal_port)],
@@ -128,18 +133,7 @@ async def test_the_local_cluster_runs_two_token_apis_on_a_postgres_store(
     portal_port = free_port()
     while portal_port in (api_port, api_port + 1):
         portal_port = free_port()
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(ROOT),
-        SWITCHBOARD_CLUSTER_MANAGER__NAME=f"cluster-{tag}",
-        SWITCHBOARD_WORKER__CLUSTER_NAME=f"cluster-{tag}",
-        SWITCHBOARD_RPC__EVENTS_EXCHANGE=f"events-{tag}",
-        SWITCHBOARD_CLUSTER_MANAGER__INITIAL_TIME="0.5",
-        SWITCHBOARD_WORKER__KEEPALIVE_INTERVAL="0.3",
-        SWITCHBOARD_TOKEN_API__STORE__KIND="postgres",
-        SWITCHBOARD_TOKEN_API__STORE__DSN=postgres_dsn,
-        SWITCHBOARD_PORTAL__HOSTNAME="127.0.0.1",
-    )
+    env = _cluster_env(tag, SWITCHBOARD_TOKEN_API__STORE__KIND="postgres", SWITCHBOARD_TOKEN_API__STORE__DSN=postgres_dsn)
     out = tmp_path / "up.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchboard", "up", "--broker", rabbit.url, "--managers", "1",
