@@ -115,6 +115,7 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
         unsure: set[str] = set()
         refused: list[str] = []
         relay = asyncio.create_task(send_numbered(sender, "relay", stop_relay, acked, unsure, refused))
+        await wait_until(lambda: len(acked) >= chaos.scale(0, 40), timeout=30, what="texts before the outage")
         for client in clients:
             client.drain_events("participant")  # the joins so far
 
