@@ -16,6 +16,7 @@ from portal import Portal, PortalSettings
 from rpc import RpcUnavailable, Transport
 from rpc.settings import WorkerSettings
 from tests.support.fake_cluster_manager import FakeClusterManager
+from tests.support.processes import bindable
 from tests.support.transports import TransportFactory
 
 WORKER = WorkerSettings(join_retries=1, join_interval=0.0)
@@ -38,14 +39,6 @@ def _tasks_of(portal: Portal) -> list[str]:
     return [task.get_name() for task in asyncio.all_tasks() if portal.worker_id in task.get_name()]
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
 
 async def _served(caller: Transport, portal: Portal) -> bool:
     try:
@@ -65,7 +58,7 @@ async def test_a_portal_that_cannot_join_the_cluster_releases_its_port_service_a
     with pytest.raises(RpcUnavailable, match="could not join"):
         await portal.start()
     assert portal.port != 0
-    assert _bindable(portal.port)
+    assert bindable(portal.port)
     assert not await _served(caller, portal)
     assert _tasks_of(portal) == []
     assert not transports.local._subscriptions

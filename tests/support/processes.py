@@ -29,7 +29,8 @@ _ROOT = Path(__file__).resolve().parents[2]
 _PORT_RANGE = (20000, 32000)
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """Whether ``port`` on loopback can be bound now (nothing listens on it)."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -42,7 +43,7 @@ def free_port(consecutive: int = 1) -> int:
     """A free port (the first of ``consecutive`` free ones in a row) for a server to bind."""
     while True:
         first = random.randrange(*_PORT_RANGE)
-        if all(_bindable(first + i) for i in range(consecutive)):
+        if all(bindable(first + i) for i in range(consecutive)):
             return first
 
 

@@ -16,19 +16,11 @@ from switchboard import cli, wiring
 from switchboard.config import load_settings
 from switchboard.devbroker import RabbitNode
 from switchboard.wiring import EmbeddedCluster
-from tests.support.processes import free_port
+from tests.support.processes import bindable, free_port
 from tests.support.waiting import wait_until
 
 KEY = "rollback-test-key-" + "k" * 40
 
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 async def test_an_embedded_server_whose_portal_port_is_taken_stops_every_role_it_started(tmp_path: Path) -> None:
@@ -42,7 +34,7 @@ async def test_an_embedded_server_whose_portal_port_is_taken_stops_every_role_it
         with pytest.raises(OSError):
             await cluster.start()
     assert set(cluster.components) == {"cluster-manager", "token-api", "controller"}  # started, then stopped
-    assert _bindable(cluster.token_api.port)
+    assert bindable(cluster.token_api.port)
     assert cluster.broker._services == {}
     assert cluster.broker._subscriptions == set()
     names = {task.get_name() for task in asyncio.all_tasks()}
@@ -90,7 +82,7 @@ async def test_a_portal_process_that_cannot_join_releases_its_port_and_broker_co
     })
     with pytest.raises(Exception, match="could not join"):
         await cli._serve_role("portal", settings)
-    assert _bindable(port)
+    assert bindable(port)
     assert not made[0].connected
     await wait_until(lambda: _no_connection_named(rabbit, made[0].node_id), timeout=30,
                      what="the role's connection to close")
