@@ -369,7 +369,9 @@ async def _scheduled_at_a_dead_controller(world: _World) -> str:
     return dead
 
 
-async def test_a_join_that_reached_no_controller_is_scheduled_and_made_again(world: _World) -> None:
+async def test_a_join_that_reached_no_controller_is_scheduled_and_made_again(
+        world: _World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.portal")
     dead = await _scheduled_at_a_dead_controller(world)
 
     removed: list[str] = []
@@ -386,6 +388,8 @@ async def test_a_join_that_reached_no_controller_is_scheduled_and_made_again(wor
     assert answer[0] == "ok" and conn.session is not None and conn.session.controller == CONTROLLER_ID
     assert [s.target for s in world.transport.of("join") if s.target != CLUSTER] == [dead, CONTROLLER_ID]
     assert world.sleeps.asked == [0.25]
+    assert _logged(caplog, "join_rescheduled") == [(logging.INFO, {"worker": PORTAL, "room": conn.session.room,
+                                                                   "lost": dead})]
 
 
 async def test_a_join_that_reaches_no_controller_is_given_up_after_the_budget(world: _World) -> None:
