@@ -60,6 +60,25 @@ def migrate_sqlite(db: sqlite3.Connection, target: int = LATEST) -> int:
         return sqlite_version(db)
 
 
+def _enter_wal(db: sqlite3.Connection, patience: float) -> None:
+    """Switch ``db``'s file to WAL, waiting up to ``patience`` seconds for other openers.
+
+    SQLite answers "database is locked" to this pragma at once, without its busy handler, while
+    another connection is switching the same file; so several stores opening one new file at the
+    same moment retry here, bounded by the store's busy timeout."""
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class _write:
     """``with _write(db):`` one transaction holding SQLite's write lock from its start."""
 
@@ -94,7 +113,7 @@ class SqliteRoomStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=self._busy_timeout)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(db, self._busy_timeout)
             db.execute("PRAGMA synchronous=NORMAL")
             migrate_sqlite(db)
         except BaseException:

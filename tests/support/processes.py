@@ -29,6 +29,41 @@ _ROOT = Path(__file__).resolve().parents[2]
 _PORT_RANGE = (20000, 32000)
 
 
+def _worker_ports() -> range:
+    """This test process's share of :data:`_PORT_RANGE`: pytest-xdist's workers get disjoint shares,
+    so two workers never hand out the same port (a port picked but not bound yet, or freed while a
+    killed role waits to be restarted on it, looks free to the other worker)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    low, high = _PORT_RANGE
+    share = (high - low) // max(count, 1)
+    start = low + share * (index % max(count, 1))
+    return range(start, start + share)
+
+
+class _PortCursor:
+    """Hands out this process's ports in turn from a random start, so a port comes back only after
+    the whole share has been handed out once."""
+
+    def __init__(self, ports: range) -> None:
+        self.ports = ports
+        self.next = random.randrange(len(ports))
+
+    def take(self, consecutive: int) -> int:
+        for _ in range(len(self.ports)):
+            if self.next + consecutive > len(self.ports):
+                self.next = 0
+            first = self.ports[self.next]
+            self.next += consecutive
+            if all(bindable(first + i) for i in range(consecutive)):
+                return first
+        raise RuntimeError(f"no {consecutive} free ports in a row in {self.ports}")
+
+
+_cursor: _PortCursor | None = None
+
+
 def bindable(port: int) -> bool:
     """Whether ``port`` on loopback can be bound now (nothing listens on it)."""
     with socket.socket() as s:
@@ -41,10 +76,10 @@ def bindable(port: int) -> bool:
 
 def free_port(consecutive: int = 1) -> int:
     """A free port (the first of ``consecutive`` free ones in a row) for a server to bind."""
-    while True:
-        first = random.randrange(*_PORT_RANGE)
-        if all(bindable(first + i) for i in range(consecutive)):
-            return first
+    global _cursor
+    if _cursor is None:
+        _cursor = _PortCursor(_worker_ports())
+    return _cursor.take(consecutive)
 
 
 @dataclass

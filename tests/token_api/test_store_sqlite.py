@@ -6,11 +6,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import cast
+
+import pytest
 
 import msgspec
 from token_api.rooms import Room
 from token_api.store_migrations import LATEST
-from token_api.store_sqlite import SqliteRoomStore, sqlite_version
+from token_api.store_sqlite import SqliteRoomStore, _enter_wal, sqlite_version
 
 
 async def test_a_file_from_before_schema_versions_is_adopted_with_its_rooms(tmp_path: Path) -> None:
@@ -60,3 +63,37 @@ async def test_an_update_holds_the_write_lock_from_its_read_to_its_write(tmp_pat
         assert updated == await store.get("r1") == Room(id="r1", name="one", participant_limit=5)
     finally:
         await store.close()
+
+
+class _Switching:
+    """A connection whose WAL switch fails with ``errors`` (in order) before it succeeds."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        self.calls = 0
+
+    def execute(self, sql: str) -> None:
+        assert sql == "PRAGMA journal_mode=WAL"
+        self.calls += 1
+        if self.errors:
+            raise sqlite3.OperationalError(self.errors.pop(0))
+
+
+def test_a_wal_switch_refused_while_another_opener_switches_is_retried() -> None:
+    db = _Switching(["database is locked", "database is locked"])
+    _enter_wal(cast(sqlite3.Connection, db), patience=5.0)
+    assert db.calls == 3
+
+
+def test_a_wal_switch_still_locked_after_the_busy_timeout_fails() -> None:
+    db = _Switching(["database is locked"] * 1000)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _enter_wal(cast(sqlite3.Connection, db), patience=0.05)
+    assert 1 < db.calls < 1000
+
+
+def test_a_wal_switch_failing_for_another_reason_is_not_retried() -> None:
+    db = _Switching(["disk I/O error", "database is locked"])
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        _enter_wal(cast(sqlite3.Connection, db), patience=5.0)
+    assert db.calls == 1
