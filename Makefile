@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench chaos mutate rabbitmq postgresql haproxy nodejs node-deps clean
+.PHONY: run test bench chaos mutate rabbitmq postgresql haproxy chromium nodejs node-deps clean
 
 run: $(STAMP)
 	$(VENV)/bin/switchboard up
 
-test: $(STAMP) rabbitmq postgresql haproxy node-deps
+test: $(STAMP) rabbitmq postgresql haproxy chromium node-deps
 	$(PY) -m pytest
 
 bench: $(STAMP) rabbitmq
@@ -63,6 +63,13 @@ postgresql:
 haproxy:
 	@if [ ! -x /usr/sbin/haproxy ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; \
+	fi
+
+# Debian's Chromium and its WebDriver for the tests that drive the status page in a real browser
+# (selenium; only when missing).
+chromium:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
 	fi
 
 # socket.io-client v4 for the tests that speak what the OWT JavaScript SDK speaks, with Debian's

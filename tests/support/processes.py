@@ -44,7 +44,8 @@ def _worker_ports() -> range:
 
 class _PortCursor:
     """Hands out this process's ports in turn from a random start, so a port comes back only after
-    the whole share has been handed out once."""
+    the whole share has been handed out once.  (Drawn at random, two roles of one cluster, picked
+    before either binds, could get the same port: a role then failed to start.)"""
 
     def __init__(self, ports: range) -> None:
         self.ports = ports
