@@ -23,7 +23,7 @@ from typing import Any
 #: remove it here).
 NOT_COVERED = (
     "one broker node of three stopped (no clustered broker in the tests)",
-    "the npm socket.io-client under a controller's or the cluster manager's kill -9 and a broker restart",
+    "the npm socket.io-client under the cluster manager's kill -9",
 )
 
 COLUMNS = ("client kind", "dropped", "lost", "duplicated", "recovery s", "detected s", "errors",
