@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["TokenApiSettings", "RoomStoreSettings"]
+__all__ = ["TokenApiSettings", "RoomStoreSettings", "ManagementSettings"]
 
 _PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -41,6 +41,20 @@ class RoomStoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     sqlite_busy_timeout: _PositiveSeconds = 5.0
 
 
+class ManagementSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The management API of live rooms (``/v1/rooms/{room}/participants``, ``/streams``, ``/messages``)."""
+
+    #: Timeout of one call to the cluster manager or to the room's controller, seconds (504 beyond).
+    call_timeout: _PositiveSeconds = 5.0
+    #: Tries when the room is between controllers (moved, reloading, its controller just died)
+    #: before answering 503.
+    attempts: _PositiveInt = 3
+    #: Seconds between those tries.
+    retry_interval: _PositiveSeconds = 0.5
+    #: ``Retry-After`` (seconds) sent with its 503 answers.
+    retry_after: _PositiveInt = 2
+
+
 class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Address the HTTP API binds to (loopback by default; with ``require_service_key`` off only a
     #: loopback address is allowed).
@@ -66,6 +80,8 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     rooms_cache_ttl: float = 2.0
     #: The room store (``[token_api.store]``).
     store: RoomStoreSettings = msgspec.field(default_factory=RoomStoreSettings)
+    #: The management API of live rooms (``[token_api.management]``).
+    management: ManagementSettings = msgspec.field(default_factory=ManagementSettings)
     #: Browser origins allowed by CORS on the token and room routes (never on admin routes);
     #: ``["*"]`` allows any. Unset: any origin while bound to loopback (a trial), none otherwise.
     cors_allowed_origins: list[str] | None = None
