@@ -12,6 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
+from switchboard.client import Client
 from tests.conftest import MakeEmbedded
 from tests.support.browser import Browser
 from tests.support.processes import ProcessCluster
@@ -98,12 +99,19 @@ async def test_the_page_refuses_without_the_key_and_drains_a_worker_of_an_embedd
     await browser.until(lambda d: "not an admin key" in d.find_element(By.ID, "message").text, what="refused")
     await browser.screenshot("02-wrong-key")
 
-    await _logged_in(browser, cluster.api_url, cluster.admin_key)
-    assert await browser.until(_status_of(portal)) == "in_service"
-    assert await browser.until(_status_of(controller)) == "in_service"
-    await browser.until(_has('.managers li[data-role="active"]'))
-    await browser.until(_has('#timeline li[data-kind="manager_active"]'))
-    await browser.screenshot("03-embedded")
+    alice = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="standup", user="alice",
+                              role="presenter")
+    try:
+        await _logged_in(browser, cluster.api_url, cluster.admin_key)
+        assert await browser.until(_status_of(portal)) == "in_service"
+        assert await browser.until(_status_of(controller)) == "in_service"
+        await browser.until(_has('.managers li[data-role="active"]'))
+        await browser.until(_has('#timeline li[data-kind="manager_active"]'))
+        room = await browser.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#rooms tr[data-room="standup"] td'))
+        assert [await browser.run(lambda: cell.text) for cell in room][1:] == ["1", controller]
+        await browser.screenshot("03-embedded")
+    finally:
+        await alice.close()
 
     # Dismissed: nothing changes.
     await _confirm_and(browser, f'tr[data-worker-id="{portal}"] button.drain', accept=False)
@@ -126,7 +134,7 @@ async def test_the_page_refuses_without_the_key_and_drains_a_worker_of_an_embedd
 async def test_a_killed_portal_of_a_process_cluster_turns_lost_on_the_page_with_its_fault(
     process_cluster: Callable[..., ProcessCluster], browser: Browser
 ) -> None:
-    cluster = process_cluster(portals=2, controllers=1)
+    cluster = process_cluster(portals=2, controllers=1, managers=2)
     await cluster.start()
     portal = await cluster.worker_id("portal-1")
     other = await cluster.worker_id("portal-2")
@@ -135,6 +143,7 @@ async def test_a_killed_portal_of_a_process_cluster_turns_lost_on_the_page_with_
     await _logged_in(browser, cluster.api_url, cluster.admin_key)
     for worker in (portal, other, controllers[0]["id"]):
         assert await browser.until(_status_of(worker)) == "in_service"
+    await browser.until(_has('.managers li[data-role="standby"]'), what="the standby manager")
     await browser.screenshot("06-cluster")
 
     cluster.kill("portal-1")  # SIGKILL
@@ -143,3 +152,5 @@ async def test_a_killed_portal_of_a_process_cluster_turns_lost_on_the_page_with_
     await browser.until(_has(f'#timeline li[data-kind="worker_lost"][data-worker="{portal}"]'), timeout=5.0)
     assert _status_of(other)(browser.driver) == "in_service"
     await browser.screenshot("07-cluster-portal-lost")
+    await browser.run(browser.driver.execute_script, "document.getElementById('timeline').scrollIntoView()")
+    await browser.screenshot("08-cluster-timeline")
