@@ -74,7 +74,7 @@ async def _logged_in(browser: Browser, api_url: str, admin_key: str) -> None:
 async def _confirm_and(browser: Browser, css: str, *, accept: bool = True) -> None:
     await browser.until(_click(css), what=f"clicked {css}")
     alert = await browser.until(expected_conditions.alert_is_present(), what="the confirmation")
-    assert "rain" in alert.text
+    assert alert is not False and "rain" in alert.text
     await browser.run(alert.accept if accept else alert.dismiss)
 
 
