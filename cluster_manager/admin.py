@@ -1,4 +1,5 @@
-"""The operators' side of a cluster manager: the admin methods' checks, views and ``drain``.
+"""The operators' side of a cluster manager: the admin methods' checks, views, ``drain`` and the
+status page's ``overview`` and ``faults``.
 
 Every admin method (:data:`ADMIN_METHODS`) needs an admin key, checked here in constant time
 against every configured key (:meth:`Admin.authorize`); a refusal is logged.  The views read the
@@ -190,16 +191,16 @@ class Admin:
                 reserved=sum(v["reserved"] for v in views), executing=sum(v["executing"] for v in views)
             )
         return Status(
-                name=self._settings.name,
-                state=state,  # type: ignore[arg-type]
-                freshman=state != IN_SERVICE,
-                ready_in=window.ready_in(),
-                uptime=window.uptime(),
-                workers=workers,
-                tasks=tasks,
-                node=self._transport.node_id,
-                epoch=self._epoch(),
-            )
+            name=self._settings.name,
+            state=state,  # type: ignore[arg-type]
+            freshman=state != IN_SERVICE,
+            ready_in=window.ready_in(),
+            uptime=window.uptime(),
+            workers=workers,
+            tasks=tasks,
+            node=self._transport.node_id,
+            epoch=self._epoch(),
+        )
 
     def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
         args = parse_args(method, WorkerArgs, worker_id=worker_id)

@@ -25,6 +25,7 @@ import html
 import logging
 from importlib import resources
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
@@ -102,11 +103,13 @@ def _session(request: web.Request) -> DashboardSession | None:
 
 
 def _same_origin(request: web.Request) -> bool:
-    """No ``Origin`` (a same-origin form in some browsers, or no browser), or this server's own."""
+    """No ``Origin`` (no browser, or one that sends none on a same-origin form), or one naming this
+    server's host and port.  The scheme is not compared: behind a proxy that ends TLS the browser
+    says ``https`` while this server sees ``http``."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    return origin == f"{request.scheme}://{request.host}"
+    return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
 def _checked_post(request: web.Request) -> DashboardSession | web.Response:

@@ -111,7 +111,8 @@ async def test_drain_and_undrain_need_the_csrf_token_and_this_origin(make_embedd
         csrf = await _login(http, cluster)
         drain = f"{cluster.api_url}/dashboard/drain"
         for headers in ({}, {"X-CSRF-Token": "wrong"},
-                        {"X-CSRF-Token": csrf, "Origin": "http://evil.example"}):
+                        {"X-CSRF-Token": csrf, "Origin": "http://evil.example"},
+                        {"X-CSRF-Token": csrf, "Origin": "http://127.0.0.1:1"}):
             async with http.post(drain, json={"worker_id": portal}, headers=headers) as resp:
                 assert resp.status == 403, headers
                 assert (await resp.json())["error"]["code"] == "csrf"
@@ -124,8 +125,10 @@ async def test_drain_and_undrain_need_the_csrf_token_and_this_origin(make_embedd
         assert next(w for w in board["overview"]["workers"] if w["id"] == portal)["status"] == "draining"
         assert ("worker_drained", portal) in [(f["kind"], f["worker_id"]) for f in board["faults"]]
 
+        # Behind a proxy that ends TLS the browser's origin says https: its host and port are what count.
         async with http.post(f"{cluster.api_url}/dashboard/undrain", json={"worker_id": portal},
-                             headers={"X-CSRF-Token": csrf, "Origin": cluster.api_url}) as resp:
+                             headers={"X-CSRF-Token": csrf,
+                                      "Origin": cluster.api_url.replace("http://", "https://")}) as resp:
             assert resp.status == 200
         board = await _state(http, cluster)
         assert next(w for w in board["overview"]["workers"] if w["id"] == portal)["status"] == "in_service"
