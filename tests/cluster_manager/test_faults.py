@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import pytest
 
 from cluster_manager import Fault, FaultLog
+from cluster_manager.standbys import StandbyBoard, StandbyNotice
 from rpc import RpcRemoteError
 from tests.support.fake_clock import FakeClock
 from tests.support.waiting import wait_until
 
 from .conftest import Cluster, MakeCluster
+from .test_failover import FakeController
 
 
 def test_faults_are_numbered_in_order_and_read_after_since() -> None:
@@ -120,3 +125,51 @@ async def test_faults_and_overview_need_the_admin_key_and_good_arguments(make_cl
     with pytest.raises(RpcRemoteError) as err:
         await cluster.call("faults", since=-1)
     assert err.value.code == "bad_arguments"
+
+
+async def test_the_hand_over_of_a_lost_controllers_rooms_is_on_the_timeline(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster(failover_interval=0.01, failover_attempts=2)
+    survivor = FakeController({"room-1"})
+    await cluster.client.serve("conf-live", survivor)
+    await cluster.join("conf-live", purpose="conference")
+    await cluster.join("conf-dead", purpose="conference")
+    await cluster.client.cast(cluster.name, "pick_up_tasks", {"worker_id": "conf-dead", "tasks": ["room-1"]})
+    assert len(await cluster.call("get_tasks", worker_id="conf-dead")) == 1
+    survivor.failures = 2  # both attempts of the first loss fail
+    cluster.manager._reaper.remove("conf-dead", "timeout")
+
+    async def kinds() -> list[tuple[str, str | None, Any]]:
+        page = await cluster.call("faults", since=0)
+        return [(f["kind"], f["worker_id"], f["detail"].get("room")) for f in page["faults"]
+                if f["kind"] in ("worker_lost", "failed_over", "failover_failed")]
+
+    await wait_until(lambda: _has_kind(kinds, "failover_failed"), what="the failed hand-over")
+    assert await kinds() == [("worker_lost", "conf-dead", None), ("failover_failed", "conf-dead", "room-1")]
+
+    # Lost again with the room: this time the survivor takes it.
+    await cluster.join("conf-dead", purpose="conference")
+    await cluster.client.cast(cluster.name, "pick_up_tasks", {"worker_id": "conf-dead", "tasks": ["room-1"]})
+    assert len(await cluster.call("get_tasks", worker_id="conf-dead")) == 1
+    cluster.manager._reaper.remove("conf-dead", "connection_lost")
+    await wait_until(lambda: _has_kind(kinds, "failed_over"), what="the hand-over")
+    assert (await kinds())[-1] == ("failed_over", "conf-live", "room-1")
+
+
+async def _has_kind(kinds: Callable[[], Awaitable[list[tuple[str, str | None, Any]]]], kind: str) -> bool:
+    return any(k == kind for k, _, _ in await kinds())
+
+
+def test_standbys_are_listed_while_they_announce_themselves() -> None:
+    clock = FakeClock()
+    board = StandbyBoard(expiry=5.0, limit=2, clock=clock)
+    board.heard(StandbyNotice(node="a", synced=True, epoch=3))
+    clock.advance(3.0)
+    board.heard(StandbyNotice(node="b", synced=False, epoch=3))
+    assert [(v.node, v.role, v.synced, v.seen_ago) for v in board.views(exclude="x")] == [
+        ("a", "standby", True, 3.0), ("b", "standby", False, 0.0)]
+    assert [v.node for v in board.views(exclude="a")] == ["b"]  # the active one is not its own standby
+    clock.advance(3.0)
+    assert [v.node for v in board.views(exclude="x")] == ["b"]  # a not heard from for 6 s
+    board.heard(StandbyNotice(node="c", synced=True, epoch=3))
+    board.heard(StandbyNotice(node="d", synced=True, epoch=3))
+    assert [v.node for v in board.views(exclude="x")] == ["c", "d"]  # at most two
