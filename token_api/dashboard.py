@@ -21,6 +21,7 @@ may frame them, and the page runs no inline script (``Content-Security-Policy``)
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 from importlib import resources
@@ -71,6 +72,7 @@ class _WorkerBody(msgspec.Struct, forbid_unknown_fields=True):
     worker_id: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
 
+@functools.cache
 def _static_text(name: str) -> str:
     return resources.files("token_api").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -211,7 +213,17 @@ async def state(request: web.Request) -> web.Response:
     if session is None:
         return _refused(401, "unauthorized", "log in at /dashboard first")
     board = await _reader(request, session).read()
+    if _key_refused(request, board):
+        return _refused(401, "unauthorized", "the admin key was revoked; log in again")
     return _json(200, board)
+
+
+def _key_refused(request: web.Request, board: Board) -> bool:
+    """The manager no longer accepts the session's key (rotated away): the session ends."""
+    if board.error is None or board.error.code != "unauthorized":
+        return False
+    request.app[SESSIONS].close(request.cookies.get(COOKIE))
+    return True
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -246,7 +258,11 @@ async def _stream(request: web.Request, session: DashboardSession) -> web.Stream
             if app[SESSIONS].find(request.cookies.get(COOKIE)) is None:
                 await response.write(b"event: logout\ndata: {}\n\n")
                 break
-            data = _encode(await reader.read())
+            board = await reader.read()
+            if _key_refused(request, board):
+                await response.write(b"event: logout\ndata: {}\n\n")
+                break
+            data = _encode(board)
             await response.write(b"event: board\ndata: " + data + b"\n\n" if data != last else b": still\n\n")
             last = data
             try:

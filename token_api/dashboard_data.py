@@ -20,10 +20,6 @@ from rpc import RpcError, Transport
 
 __all__ = ["Board", "BoardReader", "RoomRow", "BoardError"]
 
-#: Purposes whose workers hold rooms and answer ``get_rooms`` (conference controllers).
-_ROOM_PURPOSES = frozenset({"conference"})
-
-
 class RoomRow(msgspec.Struct, kw_only=True):
     room: str
     worker: str
@@ -100,7 +96,8 @@ class BoardReader:
         return msgspec.convert(await self._call("faults", {"since": since}), FaultPage)
 
     async def _rooms(self, overview: Overview) -> list[RoomRow]:
-        controllers = [w.id for w in overview.workers if w.purpose in _ROOM_PURPOSES and w.status != "lost"]
+        # The workers holding rooms (the manager's failover purposes: conference controllers).
+        controllers = sorted({placement.worker for placement in overview.rooms})
         answers = await asyncio.gather(*(self._call("get_rooms", {}, service=c) for c in controllers),
                                        return_exceptions=True)
         summaries: dict[tuple[str, str], _RoomSummary] = {}

@@ -3,6 +3,7 @@ JSON board and its event stream."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from credentials import AdminKeys
 from tests.conftest import MakeEmbedded
 from tests.support.waiting import wait_until
 from switchboard.wiring import EmbeddedCluster
@@ -217,3 +219,25 @@ async def test_the_event_stream_sends_the_board_again_when_it_changes(make_embed
                             == "draining")
 
             await wait_until(draining, what="the stream shows the drained portal")
+
+
+async def test_a_session_whose_key_the_manager_no_longer_accepts_ends(make_embedded: MakeEmbedded) -> None:
+    cluster = await make_embedded(token_api={"dashboard": {"refresh_interval": 0.05}})
+    async with _browser() as http:
+        await _login(http, cluster)
+        await _state(http, cluster)
+        async with http.get(f"{cluster.api_url}/dashboard/events") as stream:
+            events = _events(stream)
+            assert (await anext(events))[0] == "board"
+            # The key is rotated away at the manager (as a restart with new keys.admin_keys does).
+            admin = cluster.cluster_manager._admin
+            kept, admin._keys = admin._keys, AdminKeys(["another-admin-key-of-at-least-32-chars"])
+            try:
+                # Bounded only so that a stream that never says it fails the test rather than hangs.
+                async with asyncio.timeout(10):
+                    while (await anext(events))[0] != "logout":
+                        pass
+            finally:
+                admin._keys = kept
+        async with http.get(f"{cluster.api_url}/dashboard/state") as resp:
+            assert resp.status == 401  # the session is gone, even with the key accepted again
