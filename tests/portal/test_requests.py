@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from rpc import RpcRemoteError
+from rpc.version import software_version
 from tests.support.waiting import wait_until
 
 from .harness import CONTROLLER_ID, Client, Harness
@@ -238,7 +239,8 @@ async def test_worker_joins_the_cluster_and_quits(harness: Harness) -> None:
     portal = await harness.portal(hostname="portal.example", regions=["eu"])
     worker = await harness.admin("cluster", "get_worker", worker_id=portal.worker_id)
     assert worker["info"] == {"hostname": "portal.example", "port": portal.port, "via_host": "", "secure": False,
-                              "max_load": 0.85, "capacity": {"isps": ["isp-0"], "regions": ["eu"]}}
+                              "max_load": 0.85, "capacity": {"isps": ["isp-0"], "regions": ["eu"]},
+                              "version": software_version()}
     assert portal.worker_id.startswith("portal-")
     await harness.joined(portal)
 
