@@ -11,7 +11,6 @@ no logged-in participant ``login_timeout`` after it opened is closed at the tran
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,8 +35,6 @@ from .delivery import AckBatcher
 from .settings import PortalSettings
 
 __all__ = ["PortalServer", "create_sio"]
-
-log = logging.getLogger("switchboard.portal")
 
 Action = Callable[[Connection, Any], Awaitable[Ack]]
 
@@ -259,7 +256,7 @@ class PortalServer:
             self.metrics.requests.inc(event, exc.code)
             return exc.ack(structured=structured)
         except Exception:
-            log.exception("portal request %s failed", event)
+            conn.log.exception("request_failed", request=event)
             self.metrics.requests.inc(event, "internal")
             return RequestError("internal error", "internal").ack(structured=structured)
         finally:

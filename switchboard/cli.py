@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from eventlog import configure_logging
+
 from .config import ConfigError, Settings, load_settings
-from .logs import configure_logging
 
 __all__ = ["main"]
 

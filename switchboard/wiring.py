@@ -10,7 +10,6 @@ the keys it needs, or with a weak one, is refused before it connects anywhere.
 
 from __future__ import annotations
 
-import logging
 import socket
 import uuid
 from contextlib import AsyncExitStack
@@ -31,12 +30,13 @@ from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
 
 from .config import ConfigError, Settings
+from .eventlogs import WiringLog
 from .journals import build_journal
 from .keys import EmbeddedKeys, check_role_keys, embedded_keys
 
 __all__ = ["EmbeddedCluster", "build_role", "build_observer", "ROLES", "Component"]
 
-log = logging.getLogger("switchboard.wiring")
+log = WiringLog()
 
 ROLES = ("cluster-manager", "token-api", "portal", "controller")
 
@@ -51,7 +51,7 @@ async def _stop(role: str, component: Component) -> None:
     try:
         await component.stop()
     except Exception:
-        log.exception("stopping %s failed", role)
+        log.exception("stop_failed", role=role)
 
 
 def _node_id(role: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from .app_keys import (
     TRUSTED_PROXIES,
 )
 from .auth import Authenticator
+from .logs import log
 from .metrics import Metrics
 from .middlewares import cors_middleware, error_middleware
 from .placement import PortalScheduler
@@ -36,7 +36,6 @@ from .tokens import TokenMinter
 
 __all__ = ["create_app", "is_loopback", "allowed_origins", "ADMIN_PREFIX"]
 
-log = logging.getLogger("switchboard.token_api")
 
 #: Routes under this prefix are management pages and RPC: CORS never opens them.
 ADMIN_PREFIX = "/admin/"
@@ -67,7 +66,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         # token API process answers them as the database has the room now.
         handle = await app[TRANSPORT].serve(rooms_service_name(app[CLUSTER_NAME]), RoomsService(store.store))
         try:
-            log.info("rooms_served store=%s", store.describe())
+            log.info("rooms_served", store=store.describe())
             yield
         finally:
             await handle.stop()

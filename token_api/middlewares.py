@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import logging
+import secrets
 from collections.abc import Sequence
 
 import msgspec
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
+from eventlog import bound
+
 from .app_keys import SETTINGS
 from .errors import ApiError, BadRequest, InternalError, StoreUnavailableError, owt_code_for_status, reason_for_status
+from .logs import log
 from .store import StoreUnavailable
 
 __all__ = ["error_middleware", "cors_middleware", "error_response", "error_body"]
 
-log = logging.getLogger("switchboard.token_api")
 
 _encode = msgspec.json.Encoder().encode
 _KEPT_HEADERS = (hdrs.WWW_AUTHENTICATE, hdrs.RETRY_AFTER, hdrs.ALLOW)
@@ -54,6 +56,12 @@ def error_response(exc: web.HTTPException) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Every event of the request carries its id, method and path (eventlog.bound).
+    with bound(request=secrets.token_hex(6), method=request.method, path=request.path):
+        return await _answer(request, handler)
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -64,11 +72,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # The body broke off or its framing is wrong (chunks, length): aiohttp's parser said so.
         return error_response(BadRequest("The request body is not valid HTTP framing", reason="bad_body_framing"))
     except StoreUnavailable as exc:
-        log.warning("room_store_unavailable method=%s path=%s error=%s", request.method, request.path, exc)
+        log.warning("room_store_unavailable", error=str(exc))
         retry_after = request.app[SETTINGS].retry_after
         return error_response(StoreUnavailableError("The room store is unavailable", retry_after=retry_after))
     except Exception:
-        log.exception("request_failed method=%s path=%s", request.method, request.path)
+        log.exception("request_failed")
         return error_response(InternalError("Internal error"))
 
 
