@@ -24,7 +24,7 @@ from conference_controller import Controller
 from cluster_manager.observe import manager_readiness, manager_registry
 from conference_controller.observe import controller_readiness, controller_registry
 from credentials import AdminKeys, Keyring
-from observability import HandlerLatency, ObserveServer
+from observability import ObserveServer, observe_transport
 from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
@@ -106,7 +106,7 @@ def build_observer(role: str, settings: Settings, component: Component) -> Obser
         return None
     if not server.enabled:
         return None
-    component.transport.on_handled = HandlerLatency(server.registry).observe
+    observe_transport(server.registry, component.transport)
     return server
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from credentials import Keyring
 from edge import AddressRateLimiter, TrustedProxies, name_server
+from observability import observe_transport
 from rpc import Transport
 
 from .app_keys import (
@@ -103,6 +104,7 @@ def create_app(
         )
     trusted = TrustedProxies(settings.trusted_proxies, setting="token_api.trusted_proxies")
     metrics = Metrics()
+    observe_transport(metrics.registry, transport)
     store = CachedRoomStore(create_room_store(settings), ttl=settings.rooms_cache_ttl)
     portals = PortalScheduler(transport, settings, metrics, cluster_name=cluster_name)
     app = web.Application(
