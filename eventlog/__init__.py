@@ -8,6 +8,7 @@ exceptions each component logged (:meth:`EventLog.exception`), for ``/metrics``.
 from .context import bound
 from .events import EventLog
 from .formatting import configure_logging
+from .loop import log_loop_exceptions
 from .tally import UnhandledTally, unhandled
 
-__all__ = ["EventLog", "bound", "UnhandledTally", "configure_logging", "unhandled"]
+__all__ = ["EventLog", "bound", "UnhandledTally", "configure_logging", "log_loop_exceptions", "unhandled"]

@@ -19,7 +19,7 @@ __all__ = ["UnhandledCollector", "BrokerCollector", "observe_transport"]
 
 #: Components whose series exist (at 0) before their first exception, so that a rate is defined.
 COMPONENTS = ("token_api", "portal", "controller", "cluster_manager", "journal", "rpc", "worker", "edge",
-              "wiring")
+              "wiring", "loop")
 
 
 class UnhandledCollector(Collector):

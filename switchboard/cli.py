@@ -23,7 +23,7 @@ from typing import Any
 
 from yarl import URL
 
-from eventlog import configure_logging
+from eventlog import configure_logging, log_loop_exceptions
 
 from .config import ConfigError, Settings, load_settings
 from .eventlogs import WiringLog
@@ -137,6 +137,8 @@ async def _serve_embedded(settings: Settings) -> int:
 
     from .welcome import print_welcome
 
+    log_loop_exceptions(asyncio.get_running_loop())
+
     cluster = EmbeddedCluster(settings)
     await cluster.start()
     try:
@@ -153,6 +155,7 @@ async def _serve_role(role: str, settings: Settings) -> int:
     component, then its transport)."""
     from .wiring import build_observer, build_role, role_transport
 
+    log_loop_exceptions(asyncio.get_running_loop())
     async with AsyncExitStack() as running:
         transport = role_transport(role, settings)
         running.push_async_callback(transport.close)
