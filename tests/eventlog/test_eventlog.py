@@ -70,7 +70,7 @@ def test_an_unexpected_exception_is_one_line_with_its_traceback_and_is_counted(j
     _json()
     before = eventlog.unhandled.counts().get("tests", 0)
     try:
-        {}["missing"]
+        {"present": 1}["missing"]
     except KeyError:
         _TestLog(room="r1").exception("handler_failed", method="join")
     (line,) = json_lines()
