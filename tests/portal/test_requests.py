@@ -303,3 +303,27 @@ async def test_room_moved_refuses_malformed_arguments_and_moves_nothing(harness:
     # and a well-formed one for another controller's room moves nothing either
     assert await harness.transport.call(portal.worker_id, "room_moved",
                                         {"room": "room-1", "controller": "someone-else"}) == {"moving": 0}
+
+
+async def test_an_unknown_event_is_answered_at_once_before_and_after_login(harness: Harness) -> None:
+    portal = await harness.portal(rate_limit_burst=1000)
+    client, _ = await harness.joined(portal)
+    fresh = await harness.client(portal)
+    before = list(harness.spy.calls)
+    for socket in (client, fresh):
+        for event, args in (("no-such-request", ({"x": 1},)), ("getUsers", ()), ("LOGIN", ("token",))):
+            assert await socket.call(event, *args, timeout=2.0) == ("error", "unknown request"), event
+    assert harness.spy.calls == before  # nothing reached the cluster
+    assert client.sio.connected and fresh.sio.connected
+    assert await client.call("text", {"to": "all", "message": "still served"}) == "ok"
+    counted = portal.metrics.registry.get_sample_value(
+        "switchboard_portal_requests_total", {"event": "(unknown)", "result": "unknown_request"})
+    assert counted == 6
+
+
+async def test_unknown_events_count_against_the_sockets_rate_limit(harness: Harness) -> None:
+    portal = await harness.portal(rate_limit_burst=2, rate_limit_per_second=0.001)
+    client, _ = await harness.joined(portal)
+    answers = [await client.call("no-such-request", timeout=2.0) for _ in range(4)]
+    assert answers[0] == ("error", "unknown request")
+    assert any(answer != ("error", "unknown request") for answer in answers), answers
