@@ -20,6 +20,8 @@ __all__ = ["error_middleware", "cors_middleware", "error_response", "error_body"
 
 
 _encode = msgspec.json.Encoder().encode
+#: The response header naming the request's id, as its log events do (``request``).
+REQUEST_ID_HEADER = "X-Request-Id"
 _KEPT_HEADERS = (hdrs.WWW_AUTHENTICATE, hdrs.RETRY_AFTER, hdrs.ALLOW)
 _ALLOW_METHODS = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
 _ALLOW_HEADERS = "origin, authorization, content-type, x-service-key"
@@ -56,9 +58,13 @@ def error_response(exc: web.HTTPException) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Every event of the request carries its id, method and path (eventlog.bound).
-    with bound(request=secrets.token_hex(6), method=request.method, path=request.path):
-        return await _answer(request, handler)
+    # Every event of the request carries its id, method and path (eventlog.bound); the answer names
+    # the id, so that a caller can point at the lines of its request.
+    request_id = secrets.token_hex(6)
+    with bound(request=request_id, method=request.method, path=request.path):
+        response = await _answer(request, handler)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:

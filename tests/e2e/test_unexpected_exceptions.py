@@ -63,10 +63,11 @@ async def test_a_handler_exception_is_logged_once_with_its_request_and_counted(
         async with http.post(f"{api}/token", headers=headers,
                              json={"room": "new", "user": "bob", "role": "presenter"}) as response:
             assert response.status == 500
+            request_id = response.headers["X-Request-Id"]
     errors = [line for line in json_logs() if line["level"] == "error"]
     assert [(e["logger"], e["event"], e.get("method"), e.get("path")) for e in errors] == [
         ("switchboard.token_api", "request_failed", "POST", "/token")]
-    assert errors[0]["request"] and "ZeroDivisionError: a bug in the room store" in errors[0]["exc"]
+    assert errors[0]["request"] == request_id and "ZeroDivisionError: a bug in the room store" in errors[0]["exc"]
     after_http = await _unhandled(api)
     assert after_http["token_api"] == before["token_api"] + 1
 
