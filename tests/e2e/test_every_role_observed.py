@@ -111,6 +111,10 @@ async def test_every_role_answers_health_and_metrics_and_logs_json_one_line_per_
     missing = dashboard_metrics() - exported
     assert not missing, f"the dashboard queries metrics no role exports: {sorted(missing)}"
 
+    # Each role announced itself once, without the broker's password.
+    ups = cluster.log_events("role_up")
+    assert sorted(e["role"] for e in ups) == sorted(bases) and all(":***@" in e["broker"] for e in ups), ups
+
     # Every line of every role is one JSON object; our events are names, their fields are fields.
     for name in bases:
         for line in _lines(cluster, name):
