@@ -22,12 +22,13 @@ from cluster_manager.node import ManagerNode
 from cluster_manager import ADMIN_METHODS, admin_rpc_routes
 from conference_controller import Controller
 from cluster_manager.observe import manager_readiness, manager_registry
-from conference_controller.observe import controller_readiness, controller_registry
+from conference_controller.observe import ControllerCollector, controller_readiness, controller_registry
 from credentials import AdminKeys, Keyring
 from observability import ObserveServer, observe_transport
 from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
+from token_api.app_keys import METRICS
 
 from .config import ConfigError, Settings
 from .eventlogs import WiringLog
@@ -44,6 +45,14 @@ ROLES = ("cluster-manager", "token-api", "portal", "controller")
 class Component(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+
+
+def _export_controller(components: dict[str, Component]) -> None:
+    """The embedded controller has no port of its own: its rooms, participants, outboxes and journal
+    are on the token API's ``/metrics``, which stands for the process."""
+    api, controller = components["token-api"], components["controller"]
+    if isinstance(api, TokenApi) and isinstance(controller, Controller):
+        api.app[METRICS].registry.register(ControllerCollector(controller))
 
 
 async def _stop(role: str, component: Component) -> None:
@@ -154,6 +163,7 @@ class EmbeddedCluster:
                     transport = self.broker.transport(_node_id(role), call_timeout=self.settings.rpc.call_timeout)
                     undo.push_async_callback(transport.close)
                     built.append((role, build_role(role, self.settings, transport, embedded=True)))
+                _export_controller(dict(built))
                 for role, component in built:
                     await component.start()
                     undo.push_async_callback(_stop, role, component)
