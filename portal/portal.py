@@ -13,6 +13,7 @@ from credentials import Keyring, new_id
 from observability import Readiness, observe_transport
 from rpc import ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
+from rpc.version import software_version
 from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
 from .alternatives import Alternatives
@@ -171,6 +172,7 @@ class Portal:
             "secure": s.secure,
             "max_load": s.max_load,
             "capacity": {"isps": list(s.isps), "regions": list(s.regions)},
+            "version": software_version(),
         }
 
     def _load(self) -> float:

@@ -29,6 +29,7 @@ from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
 from token_api.app_keys import METRICS
+from token_api.management import ManagementRelay, management_routes
 
 from .config import ConfigError, Settings
 from .eventlogs import WiringLog
@@ -90,6 +91,9 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
         return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys)
     if role == "token-api":
         routes = admin_rpc_routes(transport, settings.cluster_manager.name, allowed_methods=ADMIN_METHODS)
+        relay = ManagementRelay(transport, settings.cluster_manager.name, admin_keys.own(),
+                                settings.token_api.management)
+        routes += management_routes(relay)
         return TokenApi(transport, settings.token_api, Keyring(settings.keys.keys),
                         cluster_name=settings.cluster_manager.name, extra_routes=routes)
     if role == "portal":
