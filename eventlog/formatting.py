@@ -33,8 +33,16 @@ def _event_fields(record: logging.LogRecord) -> dict[str, object]:
     fields = extras.pop("fields", None)
     event = extras.pop("event", None)
     if isinstance(fields, dict) and isinstance(event, str):
-        return {"event": event, **extras, **fields}
-    return {"event": record.getMessage(), **extras}
+        return {"event": event, **_own(extras), **_own(fields)}
+    return {"event": record.getMessage(), **_own(extras)}
+
+
+#: The keys of a JSON line itself: a field of the same name is written with a ``_`` after it.
+_LINE_KEYS = frozenset({"ts", "level", "logger", "event", "exc"})
+
+
+def _own(fields: dict[str, object]) -> dict[str, object]:
+    return {f"{k}_" if k in _LINE_KEYS else k: v for k, v in fields.items()}
 
 
 class _JsonFormatter(logging.Formatter):

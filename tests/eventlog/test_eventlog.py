@@ -53,6 +53,13 @@ def test_fields_are_fields_and_bound_ids_come_with_every_event(json_lines: Read)
     assert left["event"] == "left" and "request" not in left  # the binding ended with its block
 
 
+def test_a_field_named_like_a_key_of_the_line_does_not_replace_it(json_lines: Read) -> None:
+    _json()
+    _TestLog().warning("emit_failed", event="text", level=3)
+    (line,) = json_lines()
+    assert (line["event"], line["event_"], line["level"], line["level_"]) == ("emit_failed", "text", "warning", 3)
+
+
 async def test_bound_ids_follow_the_task_and_not_its_neighbours(json_lines: Read) -> None:
     _json()
     log = _TestLog()
