@@ -50,30 +50,35 @@ class EventLog:
         return type(self)(**{**self.fields, **fields})
 
     def log(self, level: int, event: str, /, *, exc_info: Any = None, **fields: Any) -> None:
-        if not self._logger.isEnabledFor(level):
-            return
-        context = context_fields()
-        merged = {**context, **self.fields, **fields} if context else {**self.fields, **fields}
-        text = " ".join(f"{key}={_format(value)}" for key, value in merged.items() if value is not None)
-        self._logger.log(level, "%s %s", event, text, exc_info=exc_info, extra={"event": event, "fields": merged})
+        self._emit(level, event, exc_info, fields)
 
-    def debug(self, event: str, /, **fields: Any) -> None:
-        self.log(logging.DEBUG, event, **fields)
+    def debug(self, event: str, /, *, exc_info: Any = None, **fields: Any) -> None:
+        self._emit(logging.DEBUG, event, exc_info, fields)
 
-    def info(self, event: str, /, **fields: Any) -> None:
-        self.log(logging.INFO, event, **fields)
+    def info(self, event: str, /, *, exc_info: Any = None, **fields: Any) -> None:
+        self._emit(logging.INFO, event, exc_info, fields)
 
-    def warning(self, event: str, /, **fields: Any) -> None:
-        self.log(logging.WARNING, event, **fields)
+    def warning(self, event: str, /, *, exc_info: Any = None, **fields: Any) -> None:
+        self._emit(logging.WARNING, event, exc_info, fields)
 
-    def error(self, event: str, /, **fields: Any) -> None:
-        self.log(logging.ERROR, event, **fields)
+    def error(self, event: str, /, *, exc_info: Any = None, **fields: Any) -> None:
+        self._emit(logging.ERROR, event, exc_info, fields)
 
     def exception(self, event: str, /, *, exc_info: Any = True, **fields: Any) -> None:
         """An exception nothing expected: logged at error with its traceback (the one being handled,
         or ``exc_info``) and counted for the component."""
         unhandled.count(self.component())
-        self.log(logging.ERROR, event, exc_info=exc_info, **fields)
+        self._emit(logging.ERROR, event, exc_info, fields)
+
+    def _emit(self, level: int, event: str, exc_info: Any, fields: dict[str, Any]) -> None:
+        if not self._logger.isEnabledFor(level):
+            return
+        context = context_fields()
+        merged = {**context, **self.fields, **fields} if context else {**self.fields, **fields}
+        text = " ".join(f"{key}={_format(value)}" for key, value in merged.items() if value is not None)
+        # stacklevel 3: the record names the caller of debug()/info()/…, not this module.
+        self._logger.log(level, "%s %s", event, text, exc_info=exc_info, stacklevel=3,
+                         extra={"event": event, "fields": merged})
 
     @classmethod
     def component(cls) -> str:

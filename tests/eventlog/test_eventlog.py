@@ -102,3 +102,17 @@ async def test_a_task_exception_nobody_retrieved_is_logged_once_and_counted(json
     assert (line["logger"], line["task"]) == ("switchboard.loop", "orphan")
     assert "RuntimeError: nobody awaits me" in line["exc"]
     assert eventlog.unhandled.counts()["loop"] == before + 1
+
+
+def test_a_record_names_the_code_that_logged_it(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.tests")
+    log = _TestLog()
+    log.debug("a")
+    log.log(logging.INFO, "b")
+    try:
+        raise ValueError("c")
+    except ValueError:
+        log.exception("c")
+    records = [r for r in caplog.records if r.name == "switchboard.tests"]
+    assert {(r.filename, r.funcName) for r in records} == {
+        ("test_eventlog.py", "test_a_record_names_the_code_that_logged_it")}
