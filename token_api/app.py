@@ -27,6 +27,7 @@ from .auth import Authenticator
 from .dashboard import DASHBOARD_PREFIX, install_dashboard
 from .metrics import Metrics
 from .middlewares import cors_middleware, error_middleware
+from .openapi import openapi_routes
 from .placement import PortalScheduler
 from .routes import routes
 from .service import RoomsService, rooms_service_name
@@ -123,6 +124,7 @@ def create_app(
     )
     app[MINTER] = TokenMinter(settings, keyring, store, portals)
     app.add_routes(routes)
+    openapi_routes(app)
     if settings.dashboard.enabled:
         install_dashboard(app)
     if extra_routes:

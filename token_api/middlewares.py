@@ -10,7 +10,16 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from .app_keys import SETTINGS
-from .errors import ApiError, BadRequest, InternalError, StoreUnavailableError, owt_code_for_status, reason_for_status
+from .errors import (
+    ApiError,
+    BadRequest,
+    ErrorBody,
+    ErrorDetail,
+    InternalError,
+    StoreUnavailableError,
+    owt_code_for_status,
+    reason_for_status,
+)
 from .store import StoreUnavailable
 
 __all__ = ["error_middleware", "cors_middleware", "error_response", "error_body"]
@@ -25,7 +34,7 @@ _MAX_AGE = "600"
 
 
 def _body(code: int, message: str, reason: str) -> bytes:
-    return _encode({"error": {"code": code, "message": message, "reason": reason}})
+    return _encode(ErrorBody(error=ErrorDetail(code=code, message=message, reason=reason)))
 
 
 def error_body(status: int, reason: str, message: str) -> bytes:

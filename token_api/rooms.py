@@ -18,6 +18,7 @@ __all__ = [
     "Media",
     "Role",
     "Room",
+    "RoomAnswer",
     "RoomOptions",
     "CreateRoom",
     "UpdateRoom",
@@ -113,6 +114,12 @@ class Room(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=T
         return any(r.role == role for r in self.roles)
 
 
+class RoomAnswer(Room, kw_only=True):
+    """A room as the REST API shows it: :class:`Room` plus OWT's ``_id`` (the same as ``id``)."""
+
+    owt_id: RoomId = msgspec.field(name="_id")
+
+
 class RoomOptions(msgspec.Struct, kw_only=True, rename="camel"):
     """The options of ``POST /v1/rooms``; OWT's other options (``mediaIn``, …) are ignored."""
 
@@ -156,7 +163,9 @@ def room_with_update(room: Room, body: UpdateRoom) -> Room:
 
 
 def room_json(room: Room) -> dict[str, Any]:
-    """A room as the REST API shows it: the ``get_room`` shape plus OWT's ``_id``."""
+    """A room as the REST API shows it (:class:`RoomAnswer`): the ``get_room`` shape plus OWT's ``_id``."""
     fields: dict[str, Any] = msgspec.to_builtins(room)
     fields["_id"] = room.id
-    return fields
+    # Through the answer's own type, so what is sent is what the OpenAPI document describes.
+    shown: dict[str, Any] = msgspec.to_builtins(msgspec.convert(fields, RoomAnswer))
+    return shown
