@@ -25,7 +25,7 @@ import functools
 import html
 import logging
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import msgspec
@@ -41,7 +41,7 @@ from .dashboard_data import Board, BoardReader
 from .dashboard_sessions import DashboardSession, DashboardSessions
 
 __all__ = ["install_dashboard", "dashboard_routes", "DASHBOARD_PREFIX", "SESSIONS", "COOKIE", "CSRF_HEADER",
-           "LoginForm", "WorkerBody", "LoggedOut", "STATIC_FILES"]
+           "LoginForm", "WorkerBody", "LoggedOut", "StaticName"]
 
 log = logging.getLogger("switchboard.token_api")
 
@@ -54,7 +54,9 @@ _LOGIN_LIMITER = web.AppKey("dashboard_login_limiter", AddressRateLimiter)
 _STREAMS = web.AppKey[set["asyncio.Task[Any]"]]("dashboard_streams")
 _CLOSING = web.AppKey("dashboard_closing", asyncio.Event)
 
-STATIC_FILES = _STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+#: The page's files (any other name is 404).
+StaticName = Literal["dashboard.js", "dashboard.css"]
+_STATIC: dict[str, str] = dict(zip(get_args(StaticName), ("text/javascript", "text/css"), strict=True))
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                                "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",

@@ -27,7 +27,7 @@ from .routes import json_answer, room_id_of
 from .settings import ManagementSettings
 
 __all__ = ["management_routes", "ManagementRelay", "PatchOperation", "ServerText", "Participant", "Permission",
-           "Stream", "TextSent", "PartId"]
+           "Stream", "TextSent", "PartId", "JsonPatch"]
 
 #: Controller answers that mean the room is between controllers: ask the cluster manager again.
 _MOVING = frozenset({"unknown_room", "room_reloading", "room_closed", "not_found"})
@@ -77,6 +77,21 @@ class PatchOperation(msgspec.Struct, forbid_unknown_fields=True):
     op: str
     path: str
     value: Any = None
+
+
+_MEDIA = {"type": "object", "properties": {"audio": {"type": "boolean"}, "video": {"type": "boolean"}},
+          "additionalProperties": False}
+#: What the room's controller takes (``conference_controller.permissions``; it answers 400
+#: ``invalid_json_op``, ``invalid_json_path`` or ``invalid_json_value`` for anything else).
+_PATCH_SCHEMA = {"properties": {"op": {"const": "replace"}}, "oneOf": [
+    {"properties": {"path": {"type": "string", "pattern": "^/*permission/(publish|subscribe)/(audio|video)/*$"},
+                    "value": {"type": "boolean"}}, "required": ["path", "value"]},
+    {"properties": {"path": {"type": "string", "pattern": "^/*permission/(publish|subscribe)/*$"}, "value": _MEDIA},
+     "required": ["path", "value"]},
+]}
+
+#: Body of ``PATCH /v1/rooms/{room}/participants/{participant}``: OWT's JSON patch.
+JsonPatch = list[Annotated[PatchOperation, msgspec.Meta(extra_json_schema=_PATCH_SCHEMA)]]
 
 
 class ServerText(msgspec.Struct, forbid_unknown_fields=True):
@@ -198,7 +213,7 @@ def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
     async def patch_participant(request: web.Request) -> web.Response:
         room = await live_room(request)
         wanted = _participant_id(request)
-        patch = await read_body(request, list[PatchOperation])
+        patch = await read_body(request, JsonPatch)
         updated = await relay.call(room, "control_participant", participant=wanted,
                                    patch=msgspec.to_builtins(patch))
         if updated is None:

@@ -24,11 +24,11 @@ from cluster_manager import AdminAnswer, AdminErrorBody, AdminRequest
 
 from .app_keys import SETTINGS
 from .auth import SERVICE_KEY_HEADER
-from .dashboard import COOKIE, CSRF_HEADER, LoggedOut, LoginForm, WorkerBody
+from .dashboard import COOKIE, CSRF_HEADER, LoggedOut, LoginForm, StaticName, WorkerBody
 from .dashboard_data import Board
 from .errors import ErrorBody
 from .health import ReadinessAnswer
-from .management import Participant, PartId, PatchOperation, ServerText, Stream, TextSent
+from .management import JsonPatch, Participant, PartId, ServerText, Stream, TextSent
 from .rooms import CreateRoom, RoomAnswer, RoomId, UpdateRoom
 from .routes import Health, RoomsPage
 from .tokens import TokenBody, TokenRequest
@@ -153,7 +153,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PATCH", "/v1/rooms/{room}/participants/{participant}",
               "Change a participant's permissions with OWT's JSON patch",
               (Answer(200, "The participant as changed", Participant), *_BODY, *_AUTH, _STORE, *_LIVE), Auth.SERVICE,
-              body=list[PatchOperation], params=_PARTICIPANT, tag="management"),
+              body=JsonPatch, params=_PARTICIPANT, tag="management"),
     Operation("DELETE", "/v1/rooms/{room}/participants/{participant}", "Drop a participant (OWT)",
               (Answer(200, "`Participant deleted`", str, (TEXT,)), _BAD, *_AUTH, _STORE, *_LIVE), Auth.SERVICE,
               params=_PARTICIPANT, tag="management"),
@@ -222,7 +222,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 Auth.SESSION_CSRF, body=WorkerBody, tag="dashboard") for name in ("drain", "undrain")),
     Operation("GET", "/dashboard/static/{name}", "The page's script and style",
               (Answer(200, "The file", str, ("text/javascript", "text/css")),
-               Answer(404, "No such file", AdminErrorBody)), params={"name": str}, tag="dashboard"),
+               Answer(404, "No such file", AdminErrorBody)), params={"name": StaticName}, tag="dashboard"),
 )
 
 _SECURITY_SCHEMES = {
@@ -271,15 +271,21 @@ def _types_of(operation: Operation) -> list[Any]:
     return found
 
 
-def _ecma_patterns(schema: Any) -> Any:
-    """``schema`` with Python's whole-string anchors (``\\A``, ``\\Z``) as ECMA 262 has them (``^``, ``$``):
-    JSON Schema patterns are ECMA regular expressions, and there ``$`` matches only at the very end."""
+def _http_patterns(schema: Any) -> Any:
+    """``schema`` with its patterns as ECMA 262 regular expressions (what JSON Schema has) that match
+    what HTTP can carry: Python's whole-string anchors ``\\A`` and ``\\Z`` become ``^`` and ``$`` (in
+    ECMA ``$`` matches only at the very end), and the range of lone surrogates is left out (no UTF-8
+    text holds one: the JSON decoder refuses them, and a path's undecodable bytes stay escaped)."""
     if isinstance(schema, dict):
-        return {key: (value.replace("\\A", "^").replace("\\Z", "$") if key == "pattern" and isinstance(value, str)
-                      else _ecma_patterns(value)) for key, value in schema.items()}
+        return {key: (_http_pattern(value) if key == "pattern" and isinstance(value, str) else _http_patterns(value))
+                for key, value in schema.items()}
     if isinstance(schema, list):
-        return [_ecma_patterns(item) for item in schema]
+        return [_http_patterns(item) for item in schema]
     return schema
+
+
+def _http_pattern(pattern: str) -> str:
+    return pattern.replace("\\A", "^").replace("\\Z", "$").replace("\\ud800-\\udfff", "")
 
 
 class _Schemas:
@@ -308,6 +314,18 @@ def _key(kind: Any) -> str:
     return repr(kind)
 
 
+def _body_required(operation: Operation) -> bool:
+    """An empty JSON body counts as ``{}`` (:func:`token_api.bodies.read_body`): optional when ``{}`` is a
+    valid body."""
+    if operation.body_media != JSON:
+        return True
+    try:
+        msgspec.convert({}, operation.body)
+    except msgspec.ValidationError:
+        return True
+    return False
+
+
 def _operation(operation: Operation, schemas: _Schemas, open_api: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": operation.summary, "tags": [operation.tag],
                            "operationId": f"{operation.method.lower()} {operation.path}"}
@@ -318,7 +336,7 @@ def _operation(operation: Operation, schemas: _Schemas, open_api: bool) -> dict[
     if parameters:
         out["parameters"] = parameters
     if operation.body is not None:
-        out["requestBody"] = {"required": False if operation.body_media == JSON else True,
+        out["requestBody"] = {"required": _body_required(operation),
                               "content": {operation.body_media: {"schema": schemas.of(operation.body)}}}
     responses: dict[str, Any] = {}
     for answer in operation.answers:
@@ -377,7 +395,7 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas.components, "securitySchemes": _SECURITY_SCHEMES},
     }
-    patched: dict[str, Any] = _ecma_patterns(document)
+    patched: dict[str, Any] = _http_patterns(document)
     return patched
 
 
