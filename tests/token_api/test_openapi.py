@@ -97,10 +97,19 @@ class ServerThread:
     def stop(self) -> None:
         try:
             asyncio.run_coroutine_threadsafe(self.cluster.stop(), self.loop).result(timeout=60)
+            asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self.loop).result(timeout=60)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=60)
             self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel what is left on the loop (a dropped client's pings), so that it closes clean."""
+    rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 @pytest.fixture
@@ -158,9 +167,32 @@ def test_the_document_describes_bodies_with_the_handlers_structs(served: ServerT
     assert "_id" in schemas["RoomAnswer"]["required"]
     # JSON Schema patterns are ECMA regular expressions: Python's \A and \Z do not appear.
     assert "\\A" not in str(document) and "\\Z" not in str(document)
+    # What the Structs check beyond their field types, the document says too.
+    assert schemas["RoomOptions"]["properties"]["views"]["items"]["required"] == ["label"]
+    assert schemas["RoomOptions"]["properties"]["participantLimit"]["not"] == {"const": 0}
+    patch = document["paths"]["/v1/rooms/{room}/participants/{participant}"]["patch"]["requestBody"]
+    assert patch["required"] and len(patch["content"]["application/json"]["schema"]["items"]["oneOf"]) == 2
+    # An empty body counts as {}: required where {} is not a valid body.
+    assert document["paths"]["/v1/rooms"]["post"]["requestBody"]["required"] is True
+    assert document["paths"]["/v1/rooms/{room}"]["put"]["requestBody"]["required"] is False
+    static = document["paths"]["/dashboard/static/{name}"]["get"]["parameters"][0]["schema"]
+    assert static == {"enum": ["dashboard.css", "dashboard.js"]}
+    assert "\\ud800" not in str(document)  # no request can carry a lone surrogate
     error = document["paths"]["/v1/rooms/{room}"]["get"]["responses"]["404"]["content"]["application/json"]
     assert error["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
     assert set(schemas["ErrorDetail"]["required"]) == {"code", "message", "reason"}
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(served: ServerThread) -> None:
+    """JSON Schema's ``integer`` takes ``5.0``: so does every body the document says has one."""
+    api, headers = served.cluster.api_url, served.cluster.service_headers
+    assert requests.post(f"{api}/v1/rooms", json={"name": "r", "id": "r"}, headers=headers, timeout=10).ok
+    for given, status in ((5.0, 200), (-1.0, 200), (5.5, 400), (0.0, 400), ("5", 400)):
+        answer = requests.put(f"{api}/v1/rooms/r", json={"participantLimit": given}, headers=headers, timeout=10)
+        assert answer.status_code == status, (given, answer.text)
+        if status == 200:
+            assert answer.json()["participantLimit"] == int(given)
+            assert type(answer.json()["participantLimit"]) is int
 
 
 def test_the_event_stream_answers_as_documented(served: ServerThread) -> None:
