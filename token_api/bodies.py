@@ -74,7 +74,7 @@ async def read_body(request: web.Request, kind: type[_T]) -> _T:
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        whole = _whole_numbers(msgspec.json.decode(raw))
+        whole = _whole_numbers(msgspec.json.decode(raw or b"{}"))
         try:
             return msgspec.convert(whole, kind)
         except msgspec.ValidationError:

@@ -203,6 +203,15 @@ def test_a_whole_number_written_as_a_float_is_an_integer(served: ServerThread) -
             assert type(answer.json()["participantLimit"]) is int
 
 
+def test_an_empty_body_counts_as_an_empty_object(served: ServerThread) -> None:
+    """``requestBody.required`` is false exactly where ``{}`` is a valid body: no body is ``{}``."""
+    api, headers = served.cluster.api_url, served.cluster.service_headers
+    refused = requests.post(f"{api}/v1/rooms", headers=headers, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"]["reason"] == "invalid_body"
+    assert requests.post(f"{api}/v1/rooms", json={"name": "e", "id": "e"}, headers=headers, timeout=10).ok
+    assert requests.put(f"{api}/v1/rooms/e", headers=headers, timeout=10).json()["name"] == "e"
+
+
 def test_the_event_stream_answers_as_documented(served: ServerThread) -> None:
     cookies, _ = _dashboard_session(served)
     documented = _document(served)["paths"]["/dashboard/events"]["get"]["responses"]
