@@ -34,7 +34,7 @@ from .routes import Health, RoomsPage
 from .tokens import TokenBody, TokenRequest
 
 __all__ = ["OPERATIONS", "OPENAPI_PATH", "Answer", "Auth", "Operation", "openapi_document", "openapi_routes",
-           "documented", "undocumented_routes"]
+           "documented"]
 
 OPENAPI_PATH = "/v1/openapi.json"
 
@@ -357,12 +357,6 @@ def documented(app: web.Application) -> tuple[Operation, ...]:
     """The operations of :data:`OPERATIONS` whose route ``app`` has."""
     served = _served(app)
     return tuple(op for op in OPERATIONS if (op.method, op.path) in served)
-
-
-def undocumented_routes(app: web.Application) -> set[tuple[str, str]]:
-    """``(method, path)`` of the routes of ``app`` that no operation describes (``HEAD`` of a ``GET``,
-    which aiohttp adds, excepted)."""
-    return _served(app) - {(op.method, op.path) for op in OPERATIONS}
 
 
 def _served(app: web.Application) -> set[tuple[str, str]]:
