@@ -28,6 +28,7 @@ from .dashboard import DASHBOARD_PREFIX, install_dashboard
 from .logs import log
 from .metrics import Metrics
 from .middlewares import cors_middleware, error_middleware
+from .openapi import openapi_routes
 from .placement import PortalScheduler
 from .routes import routes
 from .service import RoomsService, rooms_service_name
@@ -124,6 +125,7 @@ def create_app(
     )
     app[MINTER] = TokenMinter(settings, keyring, store, portals)
     app.add_routes(routes)
+    openapi_routes(app)
     if settings.dashboard.enabled:
         install_dashboard(app)
     if extra_routes:

@@ -24,12 +24,13 @@ import asyncio
 import functools
 import html
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
 
+from cluster_manager import AdminAnswer, AdminError, AdminErrorBody
 from credentials import readable_validation
 from edge import AddressRateLimiter, client_address
 from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable
@@ -39,7 +40,8 @@ from .dashboard_data import Board, BoardReader
 from .dashboard_sessions import DashboardSession, DashboardSessions
 from .logs import log
 
-__all__ = ["install_dashboard", "dashboard_routes", "DASHBOARD_PREFIX", "SESSIONS", "COOKIE", "CSRF_HEADER"]
+__all__ = ["install_dashboard", "dashboard_routes", "DASHBOARD_PREFIX", "SESSIONS", "COOKIE", "CSRF_HEADER",
+           "LoginForm", "WorkerBody", "LoggedOut", "StaticName"]
 
 
 DASHBOARD_PREFIX = "/dashboard"
@@ -51,7 +53,9 @@ _LOGIN_LIMITER = web.AppKey("dashboard_login_limiter", AddressRateLimiter)
 _STREAMS = web.AppKey[set["asyncio.Task[Any]"]]("dashboard_streams")
 _CLOSING = web.AppKey("dashboard_closing", asyncio.Event)
 
-_STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+#: The page's files (any other name is 404).
+StaticName = Literal["dashboard.js", "dashboard.css"]
+_STATIC: dict[str, str] = dict(zip(get_args(StaticName), ("text/javascript", "text/css"), strict=True))
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                                "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -67,8 +71,22 @@ _STATUS_FOR_CODE = {"unauthorized": 401, "unknown_worker": 404, "bad_arguments":
 _encode = msgspec.json.Encoder().encode
 
 
-class _WorkerBody(msgspec.Struct, forbid_unknown_fields=True):
+class WorkerBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /dashboard/drain`` and ``/dashboard/undrain``."""
+
     worker_id: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class LoginForm(msgspec.Struct):
+    """The login form (``application/x-www-form-urlencoded``): the operator's admin key."""
+
+    admin_key: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class LoggedOut(msgspec.Struct):
+    """Body of ``POST /dashboard/logout``."""
+
+    result: Literal["logged out"] = "logged out"
 
 
 @functools.cache
@@ -89,7 +107,7 @@ def _json(status: int, body: object) -> web.Response:
 
 
 def _refused(status: int, code: str, message: str) -> web.Response:
-    return _json(status, {"error": {"code": code, "message": message}})
+    return _json(status, AdminErrorBody(AdminError(code, message)))
 
 
 def _login_page(message: str = "", status: int = 401) -> web.Response:
@@ -164,8 +182,11 @@ async def login(request: web.Request) -> web.Response:
     if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return _login_page("Send the login form.", status=415)
     form = await request.post()
-    key = form.get("admin_key")
-    if not isinstance(key, str) or not key.strip():
+    try:
+        key = msgspec.convert({"admin_key": form.get("admin_key")}, LoginForm).admin_key
+    except msgspec.ValidationError:
+        key = ""
+    if not key.strip():
         return _login_page("Enter an admin key.", status=400)
     try:
         await _call(request, "status", {}, key.strip())
@@ -191,7 +212,7 @@ async def logout(request: web.Request) -> web.Response:
     if isinstance(checked, web.Response):
         return checked
     request.app[SESSIONS].close(request.cookies.get(COOKIE))
-    response = _json(200, {"result": "logged out"})
+    response = _json(200, LoggedOut())
     response.del_cookie(COOKIE, path=DASHBOARD_PREFIX)
     return response
 
@@ -282,7 +303,7 @@ async def _drain_or_undrain(request: web.Request, method: str) -> web.Response:
     if request.content_type != "application/json":
         return _refused(415, "unsupported_media_type", "the body must be application/json")
     try:
-        body = msgspec.json.decode(await request.read(), type=_WorkerBody)
+        body = msgspec.json.decode(await request.read(), type=WorkerBody)
     except msgspec.ValidationError as exc:
         return _refused(400, "bad_arguments", f"body must be {{\"worker_id\": str}}: {readable_validation(str(exc))}")
     except msgspec.DecodeError:
@@ -294,7 +315,7 @@ async def _drain_or_undrain(request: web.Request, method: str) -> web.Response:
     except RpcError as exc:
         return _refused(_STATUS_FOR_CODE.get(exc.code, 503), exc.code, exc.message)
     log.info(f"dashboard_{method}", worker=body.worker_id)
-    return _json(200, {"result": result})
+    return _json(200, AdminAnswer(result))
 
 
 async def drain(request: web.Request) -> web.Response:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import msgspec
 from aiohttp import web
 
 __all__ = [
+    "ErrorDetail",
+    "ErrorBody",
     "ApiError",
     "BadRequest",
     "AuthError",
@@ -47,6 +50,20 @@ _REASON_FOR_STATUS = {
     500: "internal",
     503: "unavailable",
 }
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    """What went wrong: OWT's numeric ``code``, a readable ``message``, our stable ``reason``."""
+
+    code: int
+    message: str
+    reason: str
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every failure's body: ``{"error": {"code", "message", "reason"}}`` (OWT's, plus ``reason``)."""
+
+    error: ErrorDetail
 
 
 def owt_code_for_status(status: int) -> int:

@@ -12,7 +12,7 @@ participants and no streams.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -22,10 +22,12 @@ from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
 from .app_keys import AUTHENTICATOR, STORE
 from .bodies import read_body
 from .errors import BadRequest, GatewayTimeout, ManagementUnavailable, NotFound, RoomNotFound
-from .routes import room_id_of
+from .rooms import Media
+from .routes import json_answer, room_id_of
 from .settings import ManagementSettings
 
-__all__ = ["management_routes", "ManagementRelay", "PatchOperation", "ServerText"]
+__all__ = ["management_routes", "ManagementRelay", "PatchOperation", "ServerText", "Participant", "Permission",
+           "Stream", "TextSent", "PartId", "JsonPatch"]
 
 #: Controller answers that mean the room is between controllers: ask the cluster manager again.
 _MOVING = frozenset({"unknown_room", "room_reloading", "room_closed", "not_found"})
@@ -33,8 +35,39 @@ _NOT_FOUND = {"unknown_participant": "Participant not found", "unknown_stream": 
               "unknown_target": "Participant not found"}
 _BAD_PATCH = frozenset({"invalid_json_op", "invalid_json_path", "invalid_json_value", "bad_arguments"})
 
-#: What an application sees of a participant (the controller's admin view without its internals).
-_PARTICIPANT_FIELDS = ("id", "user", "role", "permission", "state")
+#: A participant or stream id in a path: 1–128 ASCII letters, digits and ``-``.
+PartId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"\A[A-Za-z0-9-]+\Z")]
+
+
+class Permission(msgspec.Struct, forbid_unknown_fields=True):
+    publish: Media
+    subscribe: Media
+
+
+class Participant(msgspec.Struct, kw_only=True):
+    """What an application sees of a participant (the controller's admin view without its internals)."""
+
+    id: str
+    user: str
+    role: str
+    permission: Permission
+    state: Literal["connected", "held"]
+
+
+class Stream(msgspec.Struct, kw_only=True):
+    """A published stream as participants see it (OWT's StreamInfo)."""
+
+    id: str
+    type: str
+    media: dict[str, Any]
+    info: dict[str, Any]
+
+
+class TextSent(msgspec.Struct, kw_only=True):
+    """Answer of ``POST /v1/rooms/{room}/messages``: to whom, and how many participants got it."""
+
+    to: str
+    delivered_to: int
 
 
 class PatchOperation(msgspec.Struct, forbid_unknown_fields=True):
@@ -44,6 +77,21 @@ class PatchOperation(msgspec.Struct, forbid_unknown_fields=True):
     op: str
     path: str
     value: Any = None
+
+
+_MEDIA = {"type": "object", "properties": {"audio": {"type": "boolean"}, "video": {"type": "boolean"}},
+          "additionalProperties": False}
+#: What the room's controller takes (``conference_controller.permissions``; it answers 400
+#: ``invalid_json_op``, ``invalid_json_path`` or ``invalid_json_value`` for anything else).
+_PATCH_SCHEMA = {"properties": {"op": {"const": "replace"}}, "oneOf": [
+    {"properties": {"path": {"type": "string", "pattern": "^/*permission/(publish|subscribe)/(audio|video)/*$"},
+                    "value": {"type": "boolean"}}, "required": ["path", "value"]},
+    {"properties": {"path": {"type": "string", "pattern": "^/*permission/(publish|subscribe)/*$"}, "value": _MEDIA},
+     "required": ["path", "value"]},
+]}
+
+#: Body of ``PATCH /v1/rooms/{room}/participants/{participant}``: OWT's JSON patch.
+JsonPatch = list[Annotated[PatchOperation, msgspec.Meta(extra_json_schema=_PATCH_SCHEMA)]]
 
 
 class ServerText(msgspec.Struct, forbid_unknown_fields=True):
@@ -119,22 +167,24 @@ def _http_error(exc: RpcError, retry_after: int) -> web.HTTPError:
                                  reason=exc.code if exc.code in _MOVING else "unavailable")
 
 
-def _public(participant: dict[str, Any]) -> dict[str, Any]:
-    return {key: participant[key] for key in _PARTICIPANT_FIELDS if key in participant}
+def _public(participant: dict[str, Any]) -> Participant:
+    # A controller answer of another shape is a bug: the ValidationError becomes a 500.
+    return msgspec.convert(participant, Participant)
+
+
+def _part_id(request: web.Request, name: str) -> str:
+    try:
+        return msgspec.convert(request.match_info[name], PartId)
+    except msgspec.ValidationError:
+        raise BadRequest(f"Invalid {name} id", reason=f"invalid_{name}_id") from None
 
 
 def _stream_id(request: web.Request) -> str:
-    stream = request.match_info["stream"]
-    if not 0 < len(stream) <= 128 or not stream.replace("-", "").isalnum() or not stream.isascii():
-        raise BadRequest("Invalid stream id", reason="invalid_stream_id")
-    return stream
+    return _part_id(request, "stream")
 
 
 def _participant_id(request: web.Request) -> str:
-    participant = request.match_info["participant"]
-    if not 0 < len(participant) <= 128 or not participant.replace("-", "").isalnum() or not participant.isascii():
-        raise BadRequest("Invalid participant id", reason="invalid_participant_id")
-    return participant
+    return _part_id(request, "participant")
 
 
 def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
@@ -150,25 +200,25 @@ def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
     async def participants(request: web.Request) -> web.Response:
         room = await live_room(request)
         found = await relay.call(room, "get_participants") or []
-        return web.json_response([_public(p) for p in found])
+        return json_answer([_public(p) for p in found])
 
     async def participant(request: web.Request) -> web.Response:
         room = await live_room(request)
         wanted = _participant_id(request)
         for found in await relay.call(room, "get_participants") or []:
             if found.get("id") == wanted:
-                return web.json_response(_public(found))
+                return json_answer(_public(found))
         raise NotFound("Participant not found", reason="unknown_participant")
 
     async def patch_participant(request: web.Request) -> web.Response:
         room = await live_room(request)
         wanted = _participant_id(request)
-        patch = await read_body(request, list[PatchOperation])
+        patch = await read_body(request, JsonPatch)
         updated = await relay.call(room, "control_participant", participant=wanted,
                                    patch=msgspec.to_builtins(patch))
         if updated is None:
             raise NotFound("Participant not found", reason="unknown_participant")
-        return web.json_response(_public(updated))
+        return json_answer(_public(updated))
 
     async def delete_participant(request: web.Request) -> web.Response:
         room = await live_room(request)
@@ -179,14 +229,14 @@ def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
 
     async def streams(request: web.Request) -> web.Response:
         room = await live_room(request)
-        return web.json_response(await relay.call(room, "get_streams") or [])
+        return json_answer(msgspec.convert(await relay.call(room, "get_streams") or [], list[Stream]))
 
     async def stream(request: web.Request) -> web.Response:
         room = await live_room(request)
         wanted = _stream_id(request)
         for found in await relay.call(room, "get_streams") or []:
             if found.get("id") == wanted:
-                return web.json_response(found)
+                return json_answer(msgspec.convert(found, Stream))
         raise NotFound("Stream not found", reason="unknown_stream")
 
     async def delete_stream(request: web.Request) -> web.Response:
@@ -203,7 +253,7 @@ def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
             if body.to != "all":
                 raise NotFound("Participant not found", reason="unknown_participant")
             sent = {"to": "all", "delivered_to": 0}
-        return web.json_response(sent)
+        return json_answer(msgspec.convert(sent, TextSent))
 
     base = "/v1/rooms/{room}"
     return [

@@ -12,7 +12,16 @@ from aiohttp.typedefs import Handler, Middleware
 from eventlog import bound
 
 from .app_keys import SETTINGS
-from .errors import ApiError, BadRequest, InternalError, StoreUnavailableError, owt_code_for_status, reason_for_status
+from .errors import (
+    ApiError,
+    BadRequest,
+    ErrorBody,
+    ErrorDetail,
+    InternalError,
+    StoreUnavailableError,
+    owt_code_for_status,
+    reason_for_status,
+)
 from .logs import log
 from .store import StoreUnavailable
 
@@ -29,7 +38,7 @@ _MAX_AGE = "600"
 
 
 def _body(code: int, message: str, reason: str) -> bytes:
-    return _encode({"error": {"code": code, "message": message, "reason": reason}})
+    return _encode(ErrorBody(error=ErrorDetail(code=code, message=message, reason=reason)))
 
 
 def error_body(status: int, reason: str, message: str) -> bytes:

@@ -36,8 +36,8 @@ class Preference(msgspec.Struct, forbid_unknown_fields=True):
 class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
     """Body of ``POST /v1/rooms/{room}/tokens`` (OWT)."""
 
-    user: str = ""
-    role: str = ""
+    user: Annotated[str, msgspec.Meta(examples=["alice"])] = ""
+    role: Annotated[str, msgspec.Meta(examples=["presenter"])] = ""
     preference: Preference | None = None
 
 
