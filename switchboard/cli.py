@@ -171,11 +171,13 @@ async def _serve_role(role: str, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command == "admin":
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["admin"]:
+        # Handed over whole: argparse's REMAINDER does not take a leading option (``admin -h``).
         from .admin import run_admin
 
-        return run_admin(args.rest)
+        return run_admin(argv[1:])
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
     except ConfigError as exc:
