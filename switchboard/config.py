@@ -22,7 +22,7 @@ from portal.settings import PortalSettings
 from rpc.settings import RpcSettings, WorkerSettings
 from token_api.settings import TokenApiSettings
 
-__all__ = ["Settings", "JournalSection", "LogSettings", "LoadBalancerSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
+__all__ = ["Settings", "JournalSection", "LogSettings", "LoadBalancerSettings", "LocalClusterSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
 
 ENV_PREFIX = "SWITCHBOARD_"
 
@@ -78,6 +78,14 @@ class LoadBalancerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     max_connections: _PositiveInt = 4096
 
 
+class LocalClusterSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Seconds ``switchboard up --broker URL`` waits for a broker to answer at ``URL`` before it gives
+    #: up with one line (it starts no role until one answers).
+    broker_wait: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    #: Seconds between two attempts to reach the broker while ``switchboard up --broker`` waits for it.
+    broker_retry_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+
+
 class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Where the rooms' events are journaled, so that a restart or a controller's death drops nobody:
     #: ``auto`` (``sqlite`` for ``switchboard up``; for a controller process, ``stream`` when a
@@ -103,6 +111,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     journal: JournalSection = msgspec.field(default_factory=JournalSection)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     load_balancer: LoadBalancerSettings = msgspec.field(default_factory=LoadBalancerSettings)
+    local_cluster: LocalClusterSettings = msgspec.field(default_factory=LocalClusterSettings)
 
     def __post_init__(self) -> None:
         # Rules across sections.  A frozen leader must find its lease run out before the broker hands
