@@ -32,7 +32,7 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     capacity: int = 10000
     #: Timeout of ``rooms.get_room`` at room creation, seconds.
     rooms_timeout: float = 3.0
-    #: Timeout of one ``notify``/``broadcast``/``drop`` call to a portal, seconds.
+    #: Timeout of one ``deliver`` or ``drop`` call to a portal, seconds.
     portal_timeout: float = 2.0
     #: Extra attempts of a failed notification call before it is left to replay (``resume``).
     delivery_retries: int = 2
