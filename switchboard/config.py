@@ -54,13 +54,13 @@ class LoadBalancerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     bind_host: str = "127.0.0.1"
     #: Seconds between health checks of each portal (``GET /healthz``).
     check_interval: _Positive = 0.5
-    #: Failed checks before a portal is taken out (a refused connection takes it out at once) and
-    #: passed checks before it is put back.
+    #: Failed checks in a row before a portal is taken out (a refused connection takes it out at once).
     fall: _PositiveInt = 2
+    #: Passed checks in a row before a portal taken out is put back.
     rise: _PositiveInt = 2
-    #: Seconds HAProxy waits for a TCP connection to a portal; connection attempts per request
-    #: (the last one at a sibling).
+    #: Seconds HAProxy waits for a TCP connection to a portal.
     connect_timeout: _Positive = 2.0
+    #: Connection attempts per request, at most (the last one at a sibling).
     retries: _PositiveInt = 3
     #: Seconds of client or portal silence on an HTTP request (a long poll); more than the portal's
     #: ``ping_interval + ping_timeout``.
@@ -68,8 +68,9 @@ class LoadBalancerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     #: Seconds of silence on an established websocket before HAProxy closes it.
     tunnel_timeout: _Positive = 3600.0
     #: Engine.IO sessions remembered per portal frontend (a long-polling session stays on the portal
-    #: that opened it, also when its own portal comes back), and for how many seconds.
+    #: that opened it, also when its own portal comes back).
     sticky_sessions: _PositiveInt = 100_000
+    #: Seconds a remembered Engine.IO session is kept after its last request.
     sticky_expire: _Positive = 300.0
     #: PEM file (certificate and key) for TLS on the frontends of portals that declare ``secure``.
     certificate: str = ""
