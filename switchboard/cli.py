@@ -206,15 +206,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_admin(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "broker":
+        from .devbroker_cli import run_broker
+
+        return run_broker(start_timeout=args.start_timeout)
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
-    if args.command == "broker":
-        from .devbroker_cli import run_broker
-
-        return run_broker(start_timeout=args.start_timeout)
     if args.command == "haproxy-config":
         from .loadbalancer import run_haproxy_config
 

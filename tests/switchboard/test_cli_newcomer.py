@@ -207,3 +207,33 @@ async def test_a_busy_port_is_one_line(tmp_path: Path, mode: str) -> None:
     assert result.returncode == 2
     line = _one_line("\n".join(text for text in result.stderr.splitlines() if " info " not in text))
     assert str(busy) in line and "in use" in line, line
+
+
+@pytest.mark.amqp
+async def test_switchboard_broker_prints_a_url_that_answers_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    from switchboard.brokerwait import broker_address, probe_broker
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchboard", "broker", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=_env(tmp_path), cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(90):
+            while not lines or not lines[-1].startswith("broker amqp://"):
+                raw = await proc.stdout.readline()
+                assert raw, "switchboard broker exited early:\n" + "\n".join(lines)
+                lines.append(raw.decode().rstrip())
+        url = lines[-1].split()[1]
+        data_dir = Path(lines[0].split(" in ", 1)[1].rstrip(" …"))
+        assert data_dir.is_dir()
+        host, port = broker_address(url)
+        assert probe_broker(host, port, timeout=5) is None  # an AMQP broker answers there
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert probe_broker(host, port, timeout=1) is not None  # stopped
+    assert not data_dir.exists()
