@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs installed; PyYAML itself is a test dependency
 
 from switchboard.client import Client
 from tests.support.processes import ProcessCluster

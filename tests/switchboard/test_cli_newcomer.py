@@ -102,6 +102,7 @@ async def test_rooms_participants_and_kick_against_a_running_server(
     _api, env, curl = embedded
     alice = await Client.join(await _token(curl, "lobby", "alice"))
     bob = await Client.join(await _token(curl, "lobby", "bob"))
+    assert alice.id and bob.id
     try:
         rooms = await _switchboard(env, "admin", "rooms", "--json")
         assert rooms.returncode == 0, rooms.stderr

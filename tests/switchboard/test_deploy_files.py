@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs installed; PyYAML itself is a test dependency
 
 from switchboard.cli import _parser
 from switchboard.config import load_settings
