@@ -7,6 +7,8 @@
                                            one role in this process (cluster mode)
     switchboard admin workers|worker|tasks|drain|undrain|status …
                                            the cluster admin RPC
+    switchboard admin rooms|participants|kick …
+                                           rooms and participants (the token API's management API)
     switchboard haproxy-config [--portals N | --workers FILE]
                                            the reference load balancer's configuration (HAProxy)
     switchboard broker                     a throwaway local RabbitMQ node for trials; prints its URL

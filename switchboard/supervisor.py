@@ -1,5 +1,7 @@
 """``switchboard up --broker URL``: a local cluster of role processes, kept alive by a watchdog.
 
+Nothing starts until every port the children bind is free and a broker answers at ``URL``
+(:mod:`switchboard.brokerwait`, bounded by ``local_cluster.broker_wait``): a failure is one line.
 Each role runs as ``python -m switchboard ROLE --broker URL`` in its own process.  A child that
 dies is restarted after a back-off (doubling to 10 s while it keeps dying, reset once it has lived
 a minute); Ctrl-C or SIGTERM stops every child cleanly (SIGTERM, then SIGKILL after a grace period).
