@@ -153,3 +153,17 @@ def test_the_image_holds_every_package_and_runs_the_cli() -> None:
     assert _parser().parse_args(command).command == "up"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert not any(package in ignored for package in packages)
+
+
+def test_haproxy_accepts_the_configuration(tmp_path: Path) -> None:
+    """HAProxy's own check; the compose service names (resolved by the container network) stand
+    for loopback here."""
+    from tests.support.haproxy import check_config
+
+    text = (DEPLOY / "haproxy.cfg").read_text()
+    for name in _switchboard_services(_compose()):
+        text = text.replace(f" {name}:", " 127.0.0.1:")
+    copy = tmp_path / "haproxy.cfg"
+    copy.write_text(text)
+    checked = check_config(copy)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
