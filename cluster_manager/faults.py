@@ -14,7 +14,6 @@ alert sender); :meth:`FaultLog.record` lets it add its own (an alert that went o
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections import deque
@@ -23,9 +22,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from .eventlog import log_exception
+
 __all__ = ["Fault", "FaultLog", "FaultPage", "Severity"]
 
-log = logging.getLogger("switchboard.cluster_manager")
 
 Severity = Literal["info", "warning", "error"]
 
@@ -99,7 +99,7 @@ class FaultLog:
                 listener(fault)
             except Exception:
                 # A subscriber's failure is its own: the manager's decision was taken already.
-                log.exception("fault subscriber failed on %s", kind)
+                log_exception("fault_subscriber_failed", kind=kind)
         return fault
 
     def subscribe(self, callback: Callable[[Fault], None]) -> Callable[[], None]:

@@ -379,7 +379,7 @@ class ClusterManager:
         try:
             worker_id = self._writer.place(args.purpose, args.task, args.preference, args.reserve_time)
         except SchedulerError as exc:
-            log_event(logging.INFO, "schedule_failed", purpose=args.purpose, task=args.task, code=exc.code)
+            log_event(logging.DEBUG, "schedule_failed", purpose=args.purpose, task=args.task, code=exc.code)
             raise from_scheduler_error("schedule", exc) from None
         log_event(logging.DEBUG, "task_scheduled", purpose=args.purpose, task=args.task, worker_id=worker_id)
         return to_builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))

@@ -19,7 +19,7 @@ from rpc import RpcError, Transport
 
 from .changes import WorkerRemoved
 from .detection import DeathWatch
-from .eventlog import log, log_event
+from .eventlog import log_event, log_exception
 from .failover import Failover
 from .faults import FaultLog
 from .freshman import FreshmanWindow
@@ -155,7 +155,7 @@ class Reaper:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("liveness sweep failed")
+                log_exception("liveness_sweep_failed")
 
     async def sweep(self) -> None:
         """One liveness sweep: drop lapsed reservations, count a missed sweep for every worker and

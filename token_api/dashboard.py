@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import html
-import logging
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -38,10 +37,10 @@ from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .app_keys import CLUSTER_NAME, SETTINGS, TRANSPORT, TRUSTED_PROXIES
 from .dashboard_data import Board, BoardReader
 from .dashboard_sessions import DashboardSession, DashboardSessions
+from .logs import log
 
 __all__ = ["install_dashboard", "dashboard_routes", "DASHBOARD_PREFIX", "SESSIONS", "COOKIE", "CSRF_HEADER"]
 
-log = logging.getLogger("switchboard.token_api")
 
 DASHBOARD_PREFIX = "/dashboard"
 COOKIE = "switchboard_dashboard"
@@ -172,8 +171,7 @@ async def login(request: web.Request) -> web.Response:
         await _call(request, "status", {}, key.strip())
     except RpcRemoteError as exc:
         if exc.code == "unauthorized":
-            log.warning("dashboard_login_refused address=%s",
-                        client_address(request, app[TRUSTED_PROXIES]).encode("unicode_escape").decode())
+            log.warning("dashboard_login_refused", remote=client_address(request, app[TRUSTED_PROXIES]))
             return _login_page("That is not an admin key of this cluster.")
         return _login_page(f"The cluster manager refused: {exc.code}.", status=503)
     except RpcError:
@@ -184,7 +182,7 @@ async def login(request: web.Request) -> web.Response:
     response.set_cookie(COOKIE, cookie, path=DASHBOARD_PREFIX, httponly=True, samesite="Strict",
                         secure=settings.secure_cookie or request.secure, max_age=int(settings.session_lifetime))
     _secured(response)
-    log.info("dashboard_login sessions=%d", len(app[SESSIONS]))
+    log.info("dashboard_login", sessions=len(app[SESSIONS]))
     return response
 
 
@@ -295,7 +293,7 @@ async def _drain_or_undrain(request: web.Request, method: str) -> web.Response:
         return _refused(_STATUS_FOR_CODE.get(exc.code, 409), exc.code, exc.message)
     except RpcError as exc:
         return _refused(_STATUS_FOR_CODE.get(exc.code, 503), exc.code, exc.message)
-    log.info("dashboard_%s worker=%s", method, body.worker_id.encode("unicode_escape").decode())
+    log.info(f"dashboard_{method}", worker=body.worker_id)
     return _json(200, {"result": result})
 
 

@@ -254,7 +254,7 @@ async def test_tokens_minted_for_a_killed_portal_log_in_at_its_sibling_before_an
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:
     """A load balancer sends the client of a dead portal's unused token to a sibling (same ISPs):
-    the token works there, once — whether the cluster has noticed the death yet or not."""
+    the token works there, once — right after the kill and after the cluster removed the portal."""
     cluster = process_cluster(portals=2, controllers=1)
     for n in (1, 2):
         cluster.roles[f"portal-{n}"].argv += ["--isp", "isp-1", "--region", f"r{n}"]
@@ -274,9 +274,10 @@ async def test_tokens_minted_for_a_killed_portal_log_in_at_its_sibling_before_an
             status, result = await client.login(token)
             return str(status), result
 
-        status, result = await log_in(tokens[0])  # the cluster has not noticed yet
+        # Right after the kill: the cluster has usually not noticed yet (~0.3 s), but may have on a
+        # loaded machine; tests/cluster_manager/test_tasks.py covers both moments deterministically.
+        status, result = await log_in(tokens[0])
         assert status == "ok", result
-        assert dead in {w["id"] for w in await cluster.admin("get_workers", purpose="portal")}
 
         async def noticed() -> bool:
             return dead not in {w["id"] for w in await cluster.admin("get_workers", purpose="portal")}

@@ -329,3 +329,33 @@ async def test_unknown_events_count_against_the_sockets_rate_limit(harness: Harn
     answers = [await client.call("no-such-request", timeout=2.0) for _ in range(4)]
     assert answers[0] == ("error", "unknown request")
     assert any(answer != ("error", "unknown request") for answer in answers), answers
+
+
+async def test_a_request_whose_answer_the_broker_lost_is_made_again_only_with_a_request_id(harness: Harness) -> None:
+    """The broker connection drops with a relayed call in flight: the controller may have applied
+    it.  With a request id the portal makes it again (the controller answers a request id once);
+    without one it answers the error, and never applies it twice."""
+    from rpc import RpcConnectionLost
+
+    portal = await harness.portal(rate_limit_burst=1000)
+    sender, _ = await harness.joined(portal, user="sender")
+    receiver, _ = await harness.joined(portal, user="receiver")
+    real_call = portal.transport.call
+    lose_next = True
+
+    async def lossy(target: str, method: str, args: Any = None, **kwargs: Any) -> Any:
+        nonlocal lose_next
+        answer = await real_call(target, method, args, **kwargs)
+        if method == "text" and lose_next:
+            lose_next = False
+            raise RpcConnectionLost("broker connection lost: test")  # delivered, its answer lost
+        return answer
+
+    portal.transport.call = lossy  # type: ignore[method-assign,assignment]
+    assert await sender.call("text", {"to": "all", "message": "with id", "requestId": "r-1"}) == "ok"
+    lose_next = True
+    status, reason = await sender.call("text", {"to": "all", "message": "without id"})
+    assert (status, reason) == ("error", "service unavailable")
+    assert await sender.call("text", {"to": "all", "message": "end"}) == "ok"
+    await wait_until(lambda: "end" in receiver.texts(), what="the end at the receiver")
+    assert receiver.texts() == ["with id", "without id", "end"]  # each once
