@@ -6,6 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
+COPY eventlog ./eventlog
 COPY observability ./observability
 COPY rpc ./rpc
 COPY credentials ./credentials
