@@ -29,6 +29,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from alerts import FaultReporter
 from credentials import AdminKeys
 from rpc import ServiceHandle, Transport, request_id, rpc_method
 from rpc.addresses import public_address
@@ -150,13 +151,15 @@ class ClusterManager:
         self._writer = RegistryWriter(self._registry, self._feed)
         #: Counts for ``/metrics`` (a node passes its own, kept across promotions).
         self.tallies = tallies or ManagerTallies()
+        #: Faults this manager decides (a worker lost, a failover's result) go to the alert service.
+        self.faults = FaultReporter(transport, self.settings.name)
         self._failover = Failover(transport, self.settings, self._writer, may_act=self._may_act,
-                                  tallies=self.tallies)
+                                  tallies=self.tallies, faults=self.faults)
         self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
         self._window = FreshmanWindow(self.settings.name, self.settings.initial_time, clock=clock)
         self._reaper = Reaper(
             transport, self.settings, self._writer, liveness=self._liveness, failover=self._failover,
-            window=self._window, may_act=self._may_act, tallies=self.tallies,
+            window=self._window, may_act=self._may_act, tallies=self.tallies, faults=self.faults,
         )
         self._admin = Admin(
             transport, self.settings, self._writer, keys=admin_keys or AdminKeys([]), liveness=self._liveness,

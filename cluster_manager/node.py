@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from alerts import Fault
 from credentials import AdminKeys
 from rpc import Declined, RpcError, ServiceHandle, Transport, rpc_method, rpc_method_names
 
@@ -208,6 +209,11 @@ class ManagerNode:
         log_event(logging.WARNING, "manager_active", name=self.name, node=self.transport.node_id, epoch=epoch,
                   seq=replica.seq,
                   from_copy=synced, first_request=method)
+        if epoch > 1:  # another node led before: a standby (or this node again) took over
+            manager.faults.report(Fault(
+                kind="manager_failover", severity="warning", subject=self.name, group=f"manager:{epoch}",
+                summary=f"cluster manager {self.name}: {self.transport.node_id} became the active one (epoch {epoch})",
+                details={"epoch": epoch, "from_copy": synced}))
         return manager
 
     def _demote(self) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from alerts import Fault, FaultReporter
 from rpc import RpcError, Transport
 
 from .changes import WorkerRemoved
@@ -55,6 +56,7 @@ class Reaper:
         window: FreshmanWindow,
         may_act: Callable[[], bool],
         tallies: ManagerTallies,
+        faults: FaultReporter | None = None,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -65,6 +67,7 @@ class Reaper:
         self._window = window
         self._may_act = may_act
         self._tallies = tallies
+        self._faults = faults
         self._watch = DeathWatch(
             liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
             on_dead=self._depart, settle=settings.departure_settle, grace=settings.reconnect_grace,
@@ -100,6 +103,13 @@ class Reaper:
             logging.INFO if reason == "quit" else logging.WARNING,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
         )
+        if reason != "quit" and self._faults is not None:
+            moving = self._failover.moves(member.purpose) and tasks
+            self._faults.report(Fault(
+                kind="worker_lost", severity="error", subject=worker_id, group=worker_id,
+                summary=f"{member.purpose} worker {worker_id} lost ({reason.replace('_', ' ')})"
+                        + (f"; handing over {len(tasks)} room(s)" if moving else ""),
+                details={"purpose": member.purpose, "reason": reason, "tasks": len(tasks)}))
         if not self._closed:
             self._failover.hand_over(member.purpose, worker_id, tasks)
         return WorkerExit(purpose=member.purpose, id=worker_id, reason=reason)

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from alerts import FaultReporter
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
@@ -133,7 +134,8 @@ class Controller:
         self.rooms_service = rooms_service
         self.journal = journal
         self.log = EventLog(worker=self.worker_id)
-        self.delivery = Delivery(transport, self.worker_id, settings, self.log)
+        self.delivery = Delivery(transport, self.worker_id, settings, self.log,
+                                 faults=FaultReporter(transport, worker_settings.cluster_name))
         self.media = MediaGateway(transport, cluster=worker_settings.cluster_name, controller=self.worker_id,
                                   settings=settings, log=self.log)
         self.sessions = MediaSessions(self)

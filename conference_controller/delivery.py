@@ -5,7 +5,7 @@ queued for the participant's current portal, if the participant is connected.  A
 (``deliver``, with everything queued since the last one, up to ``delivery_batch``), in queue
 order, so a participant's notifications reach its portal in seq order.  A call that
 still fails after ``delivery_retries`` is given up: the message stays in the outbox and is
-replayed by ``resume``.
+replayed by ``resume``, and the call goes to the dead letters (``switchboard admin dead-letters``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from alerts import DeadLetter, FaultReporter
 from rpc import RpcError, Transport
 
 from .ids import ParticipantId, WorkerId
@@ -92,6 +93,11 @@ class _PortalSender:
                 if attempt == settings.delivery_retries:
                     self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
                                      error=exc.code, detail=exc.message)
+                    if self.owner.faults is not None:
+                        self.owner.faults.dead_letter(DeadLetter(
+                            origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
+                            reason=exc.code, attempts=attempt + 1, target=self.portal, method="deliver", args=args,
+                            group=self.portal))
                     return
             await asyncio.sleep(settings.delivery_retry_interval)
 
@@ -107,8 +113,11 @@ class _PortalSender:
 class Delivery:
     """Seq-numbers notifications and hands them to per-portal senders."""
 
-    def __init__(self, transport: Transport, controller: WorkerId, settings: ControllerSettings, log: EventLog) -> None:
+    def __init__(self, transport: Transport, controller: WorkerId, settings: ControllerSettings, log: EventLog,
+                 *, faults: FaultReporter | None = None) -> None:
         self.transport = transport
+        #: Gets what is still undelivered after the retries, as a dead letter.
+        self.faults = faults
         self.controller = controller
         self.settings = settings
         self.log = log

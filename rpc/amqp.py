@@ -307,7 +307,7 @@ class AmqpTransport(Transport):
             if message.correlation_id:
                 _REQUEST_ID.set(f"{request.sender}/{message.correlation_id}")
             try:
-                reply = await dispatch(service, methods, request, self.on_handled)
+                reply = await dispatch(service, methods, request, self.on_handled, self.on_failed)
             except Declined as exc:
                 log.info("%s declined %s from %s: %s", service, request.method, request.sender, exc.message)
                 declined = True

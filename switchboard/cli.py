@@ -147,7 +147,9 @@ async def _serve_embedded(settings: Settings) -> int:
 async def _serve_role(role: str, settings: Settings) -> int:
     """Run one role until a signal; whatever fails on the way, what was started is stopped (the
     component, then its transport)."""
-    from .wiring import build_observer, build_role, role_transport
+    from alerts.observe import register_alert_metrics
+
+    from .wiring import build_alerts, build_observer, build_role, role_transport
 
     async with AsyncExitStack() as running:
         transport = role_transport(role, settings)
@@ -161,6 +163,13 @@ async def _serve_role(role: str, settings: Settings) -> int:
         await transport.start()
         await component.start()
         running.push_async_callback(component.stop)
+        if role == "cluster-manager":
+            # Every manager process serves the cluster's alert service; the broker lets one at a time.
+            alerts = build_alerts(settings, transport, component)
+            if observer is not None:
+                register_alert_metrics(observer.registry, alerts.tallies)
+            await alerts.start()
+            running.push_async_callback(alerts.stop)
         port = getattr(component, "port", None)
         where = f" on port {port}" if port else ""
         if observer is not None:

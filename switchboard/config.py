@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from alerts.settings import AlertSettings
 from cluster_manager.settings import ClusterManagerSettings
 from conference_controller.settings import ControllerSettings
 from credentials import KeySettings
@@ -103,6 +104,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     journal: JournalSection = msgspec.field(default_factory=JournalSection)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     load_balancer: LoadBalancerSettings = msgspec.field(default_factory=LoadBalancerSettings)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     def __post_init__(self) -> None:
         # Rules across sections.  A frozen leader must find its lease run out before the broker hands

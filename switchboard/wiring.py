@@ -18,6 +18,9 @@ from typing import Any, Protocol
 
 import msgspec
 
+from alerts import AlertService, FaultReporter, LocalDeadLetters, alerts_service_name
+from alerts.observe import register_alert_metrics
+from alerts.service import DEAD_LETTER_METHODS
 from cluster_manager import ClusterManager
 from cluster_manager.node import ManagerNode
 from cluster_manager import ADMIN_METHODS, admin_rpc_routes
@@ -34,7 +37,7 @@ from .config import ConfigError, Settings
 from .journals import build_journal
 from .keys import EmbeddedKeys, check_role_keys, embedded_keys
 
-__all__ = ["EmbeddedCluster", "build_role", "build_observer", "ROLES", "Component"]
+__all__ = ["EmbeddedCluster", "build_role", "build_observer", "build_alerts", "ROLES", "Component"]
 
 log = logging.getLogger("switchboard.wiring")
 
@@ -66,6 +69,9 @@ def build_role(role: str, settings: Settings, transport: Transport, *, embedded:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
     check_role_keys(role, settings)
+    # A handler's unexpected exception is a fault (the alert service's own are only logged).
+    transport.on_failed = FaultReporter(transport, settings.cluster_manager.name,
+                                        max_in_flight=settings.alerts.max_reports_in_flight).handler_failed
     try:
         return _build(role, settings, transport, embedded)
     except ValueError as exc:
@@ -80,7 +86,10 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
         # A process of its own is one of any number of managers: active, or a hot standby.
         return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys)
     if role == "token-api":
-        routes = admin_rpc_routes(transport, settings.cluster_manager.name, allowed_methods=ADMIN_METHODS)
+        alerts = alerts_service_name(settings.cluster_manager.name)
+        routes = admin_rpc_routes(transport, settings.cluster_manager.name,
+                                  allowed_methods=ADMIN_METHODS | DEAD_LETTER_METHODS,
+                                  services={method: alerts for method in DEAD_LETTER_METHODS})
         return TokenApi(transport, settings.token_api, Keyring(settings.keys.keys),
                         cluster_name=settings.cluster_manager.name, extra_routes=routes)
     if role == "portal":
@@ -108,6 +117,25 @@ def build_observer(role: str, settings: Settings, component: Component) -> Obser
         return None
     component.transport.on_handled = HandlerLatency(server.registry).observe
     return server
+
+
+def build_alerts(settings: Settings, transport: Transport, component: Component | None = None, *,
+                 embedded: bool = False) -> AlertService:
+    """The alert service a cluster-manager process (or the embedded server) runs beside its manager:
+    dead letters in memory when embedded, else on the broker's dead-letter queue.  With a
+    ``ManagerNode``, only the active node reports its own broker link's faults."""
+    admin_keys = AdminKeys(settings.keys.admin_keys)
+    cluster = settings.cluster_manager.name
+    store: Any
+    if embedded or not settings.rpc.broker_url:
+        store = LocalDeadLetters(settings.alerts.dead_letters.max_count)
+    else:
+        from alerts.amqp_store import AmqpDeadLetters
+
+        store = AmqpDeadLetters(settings.rpc.broker_url, cluster, settings.alerts.dead_letters,
+                                node_id=transport.node_id)
+    leads = component.leads if isinstance(component, ManagerNode) else (lambda: True)
+    return AlertService(transport, settings.alerts, cluster=cluster, store=store, admin_keys=admin_keys, leads=leads)
 
 
 def role_transport(role: str, settings: Settings) -> Transport:
@@ -158,6 +186,10 @@ class EmbeddedCluster:
                     await component.start()
                     undo.push_async_callback(_stop, role, component)
                     self.components[role] = component
+                alerts = build_alerts(self.settings, self.components["cluster-manager"].transport, embedded=True)
+                await alerts.start()
+                undo.push_async_callback(_stop, "alerts", alerts)
+                self.components["alerts"] = alerts
                 self._running = undo.pop_all()
         except BaseException:
             self._stopped = True
@@ -169,6 +201,10 @@ class EmbeddedCluster:
         running, self._running = self._running, None
         if running is not None:
             await running.aclose()
+
+    @property
+    def alerts(self) -> AlertService:
+        return self.components["alerts"]  # type: ignore[no-any-return]
 
     @property
     def token_api(self) -> Any:
