@@ -37,7 +37,8 @@ _ALERT = Alert(id="a1", group="g", count=1, severity="error", first_at=0.0, last
 
 
 async def test_a_delivery_that_fails_twice_succeeds_on_the_third_attempt_after_growing_waits() -> None:
-    sink, sleeps, failed = _FlakySink(2), _Sleeps(), []
+    sink, sleeps = _FlakySink(2), _Sleeps()
+    failed: list[str] = []
     settings = AlertSettings(attempts=4, backoff_initial=1.0, backoff_max=30.0, backoff_jitter=0.5)
     await deliver(sink, _ALERT, settings, sleep=sleeps, on_failed_attempt=failed.append)
     assert sink.calls == 3
