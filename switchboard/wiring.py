@@ -32,6 +32,7 @@ from observability import HandlerLatency, ObserveServer
 from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
+from token_api.app_keys import METRICS
 
 from .config import ConfigError, Settings
 from .journals import build_journal
@@ -187,6 +188,8 @@ class EmbeddedCluster:
                     undo.push_async_callback(_stop, role, component)
                     self.components[role] = component
                 alerts = build_alerts(self.settings, self.components["cluster-manager"].transport, embedded=True)
+                # The token API's /metrics stands for the whole embedded server.
+                register_alert_metrics(self.components["token-api"].app[METRICS].registry, alerts.tallies)
                 await alerts.start()
                 undo.push_async_callback(_stop, "alerts", alerts)
                 self.components["alerts"] = alerts

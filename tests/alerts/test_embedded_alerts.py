@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest_asyncio
 
 from alerts import Fault, FaultReporter
@@ -60,6 +61,11 @@ async def test_repeated_faults_go_out_as_one_slack_alert_with_their_count(
     assert "svc.method failed: KeyError (0) (+19 related)" in body["text"]
     assert "20 faults" in body["text"]
     assert server.alerts.tallies.sent["ops"] == 1
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.api_url}/metrics") as response:
+            metrics = await response.text()
+    assert 'switchboard_alerts_sent_total{sink="ops"} 1.0' in metrics
+    assert 'switchboard_faults_received_total{kind="handler_failed"} 20.0' in metrics
 
 
 async def test_an_undeliverable_alert_becomes_a_dead_letter_the_cli_lists_retries_and_purges(
@@ -100,6 +106,12 @@ async def test_an_undeliverable_alert_becomes_a_dead_letter_the_cli_lists_retrie
     code, out = await cli("list", "--json", url=url, key=key)
     assert [d["id"] for d in json.loads(out)] == [d["id"] for d in letters if d["id"] != lost["id"]]
 
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.api_url}/metrics") as response:
+            metrics = await response.text()
+    for line in ('switchboard_alerts_failed_total{sink="ops"} 7.0', 'switchboard_alerts_dead_lettered_total{sink="ops"} 2.0',
+                 'switchboard_dead_letters_stored_total{origin="alert"} 2.0', 'switchboard_alerts_sent_total{sink="ops"} 1.0'):
+        assert line in metrics, metrics
     code, out = await cli("purge", url=url, key=key)
     assert code == 0 and "1 dead letter(s) purged" in out
     code, out = await cli("list", url=url, key=key)
