@@ -1,8 +1,9 @@
-"""Alerts and dead letters of a cluster of role processes on RabbitMQ (issue 17): a controller killed
-with rooms sends exactly one grouped Slack-format alert naming it and its failover's result; a
-portal killed while the receiver answers 500 gets the bounded retries, then a dead letter on the
-broker's dead-letter queue that the real ``switchboard admin dead-letters`` CLI lists, retries and
-purges."""
+"""Alerts and dead letters of a cluster of role processes on RabbitMQ (issue 17), with two cluster
+managers (the active one tells, its standby does not): a controller killed with rooms sends exactly
+one grouped Slack-format alert naming it and its failover's result; a portal killed while the
+receiver answers 500 gets the bounded retries, then a dead letter on the broker's dead-letter queue
+that the real ``switchboard admin dead-letters`` CLI lists (also after the manager that wrote it was
+killed), retries and purges."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from switchboard.client import Client
@@ -33,6 +35,20 @@ async def _cli(cluster: ProcessCluster, *args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
+async def _counter(cluster: ProcessCluster, line: str) -> float:
+    """The sum of a counter's sample over both cluster managers' ``/metrics``."""
+    total = 0.0
+    async with aiohttp.ClientSession() as http:
+        for name in ("cluster-manager", "cluster-manager-2"):
+            if cluster.roles[name].proc is None or cluster.roles[name].proc.poll() is not None:  # type: ignore[union-attr]
+                continue
+            async with http.get(f"{cluster.observe_url(name)}/metrics") as response:
+                for sample in (await response.text()).splitlines():
+                    if sample.startswith(line + " "):
+                        total += float(sample.split()[-1])
+    return total
+
+
 async def _owner(cluster: ProcessCluster, room: str) -> tuple[str, str]:
     for name in ("controller-1", "controller-2"):
         worker = await cluster.worker_id(name)
@@ -46,7 +62,7 @@ async def test_a_killed_controller_is_one_alert_and_an_unreachable_receiver_leav
 ) -> None:
     receiver = WebhookReceiver()
     await receiver.start()
-    cluster = process_cluster(portals=2, controllers=2, env_overrides={
+    cluster = process_cluster(portals=2, controllers=2, managers=2, env_overrides={
         "SWITCHBOARD_ALERTS__SINKS": json.dumps([{"name": "slack", "kind": "slack", "url": receiver.url}]),
         "SWITCHBOARD_ALERTS__GROUP_WINDOW": str(WINDOW),
         "SWITCHBOARD_ALERTS__ATTEMPTS": "3",
@@ -74,6 +90,7 @@ async def test_a_killed_controller_is_one_alert_and_an_unreachable_receiver_leav
         assert f"conference worker {lost} lost (connection lost)" in text, text
         assert f"failover of {lost}: 1 room(s) moved, 0 failed" in text, text
         assert "2 faults" in text, text
+        assert await _counter(cluster, 'switchboard_alerts_sent_total{sink="slack"}') == 1
         for client in clients:
             await client.leave()
         clients.clear()
@@ -91,6 +108,10 @@ async def test_a_killed_controller_is_one_alert_and_an_unreachable_receiver_leav
         [letter] = await wait_until(listed, timeout=20, what="the dead letter")
         assert (letter["origin"], letter["to"], letter["attempts"], letter["reason"]) == ("alert", "slack", 3,
                                                                                           "HTTP 500")
+        assert await _counter(cluster, 'switchboard_alerts_dead_lettered_total{sink="slack"}') >= 1
+        # On the broker, not in a process: the other manager's alert service finds it.
+        cluster.kill("cluster-manager")
+        assert await wait_until(listed, timeout=20, what="the dead letter after the kill") == [letter]
         receiver.status = 200
         code, out = await _cli(cluster, "retry", letter["id"])
         assert code == 0, out
