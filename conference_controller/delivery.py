@@ -16,6 +16,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 import msgspec
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from alerts import DeadLetter, FaultReporter
 from rpc import RpcError, Transport
@@ -85,21 +86,21 @@ class _PortalSender:
     async def _send(self, batch: list[_Item]) -> None:
         settings = self.owner.settings
         args = {"controller": self.owner.controller, "items": [item.wire() for item in batch]}
-        for attempt in range(settings.delivery_retries + 1):
-            try:
-                await self.owner.transport.call(self.portal, "deliver", args, timeout=settings.portal_timeout)
-                return
-            except RpcError as exc:
-                if attempt == settings.delivery_retries:
-                    self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
-                                     error=exc.code, detail=exc.message)
-                    if self.owner.faults is not None:
-                        self.owner.faults.dead_letter(DeadLetter(
-                            origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
-                            reason=exc.code, attempts=attempt + 1, target=self.portal, method="deliver", args=args,
-                            group=self.portal))
-                    return
-            await asyncio.sleep(settings.delivery_retry_interval)
+        attempts = settings.delivery_retries + 1
+        retrying = AsyncRetrying(stop=stop_after_attempt(attempts), wait=wait_fixed(settings.delivery_retry_interval),
+                                 retry=retry_if_exception_type(RpcError), reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self.owner.transport.call(self.portal, "deliver", args, timeout=settings.portal_timeout)
+        except RpcError as exc:
+            self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
+                             error=exc.code, detail=exc.message)
+            if self.owner.faults is not None:
+                self.owner.faults.dead_letter(DeadLetter(
+                    origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
+                    reason=exc.code, attempts=attempts, target=self.portal, method="deliver", args=args,
+                    group=self.portal))
 
     async def stop(self) -> None:
         self.stopping = True
