@@ -74,17 +74,25 @@ class AlertService:
         self._flusher: asyncio.Task[None] | None = None
         self._handle: ServiceHandle | None = None
         self._broker_lost_at: float | None = None
+        self._stopped = False
 
     async def start(self) -> None:
+        """Open the sinks and the store, then serve; a failed start undoes what it did and raises."""
         self._session = aiohttp.ClientSession()
         self.sinks = {s.name: build_sink(s, self._session) for s in self.settings.sinks}
-        await self.store.start()
-        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="alerts:flush")
-        self._handle = await self.transport.serve(self.name, self, single_active=True)
+        try:
+            await self.store.start()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="alerts:flush")
+            self._handle = await self.transport.serve(self.name, self, single_active=True)
+        except BaseException:
+            await self.stop()
+            raise
         self.transport.watch_link(self._link_changed)
         log.info("alerts to %s", ", ".join(f"{n} ({s.where})" for n, s in self.sinks.items()) or "nowhere")
 
     async def stop(self) -> None:
+        """Stop serving; groups still open are logged, deliveries in progress cancelled.  Idempotent."""
+        self._stopped = True
         if self._handle is not None:
             await self._handle.stop()
             self._handle = None
@@ -106,7 +114,10 @@ class AlertService:
     # -- faults in -------------------------------------------------------------------------------
 
     def raise_fault(self, fault: Fault) -> None:
-        """A fault decided in this process: into its group."""
+        """A fault decided in this process: into its group (after :meth:`stop`: logged only)."""
+        if self._stopped:
+            log.warning("fault after the alert service stopped: %s", fault.summary)
+            return
         self.tallies.faults[fault.kind] += 1
         for alert in self._grouper.add(fault):
             self._dispatch(alert)
