@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from alerts import AlertService, FaultReporter, LocalDeadLetters, alerts_service_name
+from alerts import Alert, AlertService, FaultReporter, LocalDeadLetters, alerts_service_name
 from alerts.observe import register_alert_metrics
 from alerts.service import DEAD_LETTER_METHODS
 from cluster_manager import ClusterManager
@@ -140,7 +140,17 @@ def build_alerts(settings: Settings, transport: Transport, component: Component 
         store = AmqpDeadLetters(settings.rpc.broker_url, cluster, settings.alerts.dead_letters,
                                 node_id=transport.node_id)
     leads = component.leads if isinstance(component, ManagerNode) else (lambda: True)
-    return AlertService(transport, settings.alerts, cluster=cluster, store=store, admin_keys=admin_keys, leads=leads)
+    fault_log = component.fault_log if isinstance(component, (ManagerNode, ClusterManager)) else None
+
+    def on_alert(alert: Alert) -> None:
+        # On the status page's timeline, when this process's manager is the one it reads (the active
+        # one: always when embedded, usually in a cluster, where both services go to the first node).
+        if fault_log is not None:
+            fault_log.record("alert", severity=alert.severity, count=alert.count, group=alert.group,
+                             summary=alert.title)
+
+    return AlertService(transport, settings.alerts, cluster=cluster, store=store, admin_keys=admin_keys, leads=leads,
+                        on_alert=on_alert)
 
 
 def role_transport(role: str, settings: Settings) -> Transport:
@@ -191,7 +201,8 @@ class EmbeddedCluster:
                     await component.start()
                     undo.push_async_callback(_stop, role, component)
                     self.components[role] = component
-                alerts = build_alerts(self.settings, self.components["cluster-manager"].transport, embedded=True)
+                manager = self.components["cluster-manager"]
+                alerts = build_alerts(self.settings, manager.transport, manager, embedded=True)
                 # The token API's /metrics stands for the whole embedded server.
                 register_alert_metrics(self.components["token-api"].app[METRICS].registry, alerts.tallies)
                 await alerts.start()
