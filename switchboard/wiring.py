@@ -144,7 +144,7 @@ def build_alerts(settings: Settings, transport: Transport, component: Component 
 
     def on_alert(alert: Alert) -> None:
         # On the status page's timeline, when this process's manager is the one it reads (the active
-        # one: always when embedded, usually in a cluster, where both services go to the first node).
+        # one: always when embedded; in a cluster, the broker picks each single-active consumer alone).
         if fault_log is not None:
             fault_log.record("alert", severity=alert.severity, count=alert.count, group=alert.group,
                              summary=alert.title)
