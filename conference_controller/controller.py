@@ -112,6 +112,7 @@ class Controller:
         journal: Journal | None = None,
         own_journal: bool = False,
         adopt_rooms: bool = False,
+        alerts: FaultReporter | None = None,
     ) -> None:
         self.transport = transport
         #: ``start()`` opens the journal and ``stop()`` closes it (else whoever made it does).
@@ -136,7 +137,7 @@ class Controller:
         self.journal = journal
         self.log = EventLog(worker=self.worker_id)
         self.delivery = Delivery(transport, self.worker_id, settings, self.log,
-                                 faults=FaultReporter(transport, worker_settings.cluster_name))
+                                 faults=alerts or FaultReporter(transport, worker_settings.cluster_name))
         self.media = MediaGateway(transport, cluster=worker_settings.cluster_name, controller=self.worker_id,
                                   settings=settings, log=self.log)
         self.sessions = MediaSessions(self)

@@ -71,27 +71,28 @@ def build_role(role: str, settings: Settings, transport: Transport, *, embedded:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
     check_role_keys(role, settings)
+    reporter = FaultReporter(transport, settings.cluster_manager.name,
+                             max_in_flight=settings.alerts.max_reports_in_flight)
     # A handler's unexpected exception is a fault (the alert service's own are only logged).
-    transport.on_failed = FaultReporter(transport, settings.cluster_manager.name,
-                                        max_in_flight=settings.alerts.max_reports_in_flight).handler_failed
+    transport.on_failed = reporter.handler_failed
     try:
-        return _build(role, settings, transport, embedded)
+        return _build(role, settings, transport, embedded, reporter)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _build(role: str, settings: Settings, transport: Transport, embedded: bool) -> Component:
+def _build(role: str, settings: Settings, transport: Transport, embedded: bool, alerts: FaultReporter) -> Component:
     admin_keys = AdminKeys(settings.keys.admin_keys)
     if role == "cluster-manager":
         if embedded:
-            return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys)
+            return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys, alerts=alerts)
         # A process of its own is one of any number of managers: active, or a hot standby.
-        return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys)
+        return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys, alerts=alerts)
     if role == "token-api":
-        alerts = alerts_service_name(settings.cluster_manager.name)
+        alert_service = alerts_service_name(settings.cluster_manager.name)
         routes = admin_rpc_routes(transport, settings.cluster_manager.name,
                                   allowed_methods=ADMIN_METHODS | DEAD_LETTER_METHODS,
-                                  services={method: alerts for method in DEAD_LETTER_METHODS})
+                                  services={method: alert_service for method in DEAD_LETTER_METHODS})
         relay = ManagementRelay(transport, settings.cluster_manager.name, admin_keys.own(),
                                 settings.token_api.management)
         routes += management_routes(relay)
@@ -101,7 +102,8 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
         return Portal(transport, settings.portal, Keyring(settings.keys.keys), settings.worker)
     return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys,
                       rooms_service=rooms_service_name(settings.worker.cluster_name),
-                      journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded)
+                      journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded,
+                      alerts=alerts)
 
 
 def build_observer(role: str, settings: Settings, component: Component) -> ObserveServer | None:
