@@ -15,7 +15,7 @@ send without a CORS preflight, and no CORS header is ever sent here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -36,6 +36,7 @@ _STATUS_FOR_CODE = {
     UNKNOWN_METHOD: 404,
     "unknown_worker": 404,
     "unknown_task": 404,
+    "unknown_dead_letter": 404,
     "unauthorized": 401,
     "unsupported_media_type": 415,
     RpcUnavailable.code: 503,
@@ -87,6 +88,7 @@ def admin_rpc_routes(
     allowed_methods: Iterable[str] = ADMIN_METHODS,
     timeout: float | None = None,
     path: str = ADMIN_RPC_PATH,
+    services: Mapping[str, str] | None = None,
 ) -> list[web.RouteDef]:
     """Routes that relay admin calls to the cluster manager ``cluster_name`` over ``transport``.
 
@@ -94,10 +96,13 @@ def admin_rpc_routes(
         :data:`cluster_manager.ADMIN_METHODS`); anything else gets 404 ``unknown_method``.
     :param timeout: per-call timeout in seconds (default: the transport's).
     :param path: where to mount the route.
+    :param services: methods served by another service than the cluster manager (the dead-letter
+        methods by the alert service), by method; each must be in ``allowed_methods``.
 
     Mount with ``app.add_routes(admin_rpc_routes(transport, settings.name))``.
     """
     allowed = frozenset(allowed_methods)
+    targets = dict(services or {})
 
     async def relay(request: web.Request) -> web.Response:
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
@@ -114,8 +119,8 @@ def admin_rpc_routes(
         if "admin_key" in body.args:
             return _error(BAD_ARGUMENTS, "the admin key goes in the Authorization header, not in args")
         try:
-            result = await transport.call(cluster_name, body.method, {**body.args, "admin_key": key.strip()},
-                                          timeout=timeout)
+            result = await transport.call(targets.get(body.method, cluster_name), body.method,
+                                          {**body.args, "admin_key": key.strip()}, timeout=timeout)
         except RpcRemoteError as exc:
             return _error(exc.code, exc.message)
         except RpcUnavailable as exc:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 
+from alerts import Fault, FaultReporter
 from rpc import RpcError, RpcRemoteError, Transport
 from scheduler import SchedulerError
 
@@ -30,6 +32,7 @@ class Failover:
     :param may_act: asked before each attempt; ``False`` (a leader that lost its lease) ends the
         hand-over of that room.
     :param faults: each room's outcome is recorded there (``failed_over``, ``failover_failed``).
+    :param alerts: told the outcome of each lost worker's hand-over (rooms moved / failed), once.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class Failover:
         may_act: Callable[[], bool],
         tallies: ManagerTallies,
         faults: FaultLog,
+        alerts: FaultReporter | None = None,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -48,8 +52,13 @@ class Failover:
         self._may_act = may_act
         self._tallies = tallies
         self._faults = faults
+        self._alerts = alerts
         #: Hand-overs in progress (ended by :meth:`close`).
         self._running: set[asyncio.Task[None]] = set()
+
+    def moves(self, purpose: str) -> bool:
+        """Whether the rooms of a lost worker of ``purpose`` are handed over."""
+        return purpose in self._settings.failover_purposes
 
     def hand_over(self, purpose: str, lost: str, tasks: list[str]) -> None:
         """The worker ``lost`` of ``purpose`` was removed with ``tasks``: hand them over in a task of
@@ -71,14 +80,20 @@ class Failover:
         """Hand each task of a lost worker to a live worker of its purpose, ``failover_concurrency`` of
         them at a time (a room's clients wait for its own hand-over only)."""
         pending = iter(tasks)
+        outcomes: Counter[str] = Counter()
 
         async def hand_over() -> None:
             for task in pending:
-                await self._fail_over_task(purpose, lost, task)
+                outcomes[await self._fail_over_task(purpose, lost, task)] += 1
 
         await asyncio.gather(*(hand_over() for _ in range(min(len(tasks), self._settings.failover_concurrency))))
+        if self._alerts is not None and (outcomes["moved"] or outcomes["failed"]):
+            self._alerts.report(Fault(
+                kind="failover", severity="error" if outcomes["failed"] else "warning", subject=lost, group=lost,
+                summary=f"failover of {lost}: {outcomes['moved']} room(s) moved, {outcomes['failed']} failed",
+                details={"moved": outcomes["moved"], "failed": outcomes["failed"], "purpose": purpose}))
 
-    async def _fail_over_task(self, purpose: str, lost: str, task: str) -> None:
+    async def _fail_over_task(self, purpose: str, lost: str, task: str) -> str:
         """Schedule one task of the lost worker (it is then sticky there) and call that worker's
         ``take_over``, which rebuilds the room from the journal.  A task the worker knows nothing of
         (``unknown_room``: nothing journaled) is left alone; one that still fails after
@@ -88,9 +103,9 @@ class Failover:
             if attempt:
                 await asyncio.sleep(settings.failover_interval)
             if not self._may_act():
-                return
+                return "stopped"
             if purpose not in self._writer.registry.schedulers:
-                return
+                return "stopped"
             try:
                 worker_id = self._writer.place(purpose, task, {}, settings.schedule_reserve_time)
             except SchedulerError as exc:
@@ -103,7 +118,7 @@ class Failover:
             except RpcRemoteError as exc:
                 if exc.code == "unknown_room":
                     log_event(logging.INFO, "failover_nothing_to_move", purpose=purpose, task=task, lost=lost)
-                    return
+                    return "nothing"
                 log_event(logging.WARNING, "failover_refused", purpose=purpose, task=task, worker_id=worker_id,
                           code=exc.code, attempt=attempt + 1)
                 continue
@@ -116,9 +131,10 @@ class Failover:
             self._tallies.failovers["handed_over"] += 1
             self._faults.record("failed_over", severity="info", worker_id=worker_id, purpose=purpose, room=task,
                                 lost=lost)
-            return
+            return "moved"
         self._tallies.failovers["failed"] += 1
         self._faults.record("failover_failed", severity="error", worker_id=lost, purpose=purpose, room=task,
                             attempts=settings.failover_attempts)
         log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
                   attempts=settings.failover_attempts)
+        return "failed"

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from alerts import FaultReporter
 from credentials import AdminKeys
 from rpc import ServiceHandle, Transport, request_id, rpc_method
 from rpc.addresses import public_address
@@ -132,6 +133,7 @@ class ClusterManager:
         may_act: Callable[[], bool] | None = None,
         tallies: ManagerTallies | None = None,
         faults: FaultLog | None = None,
+        alerts: FaultReporter | None = None,
         standbys: Callable[[], list[ManagerView]] = list,
     ) -> None:
         self.transport = transport
@@ -160,14 +162,17 @@ class ClusterManager:
         self.tallies = tallies or ManagerTallies()
         #: The fault timeline (see :mod:`cluster_manager.faults`): ``subscribe`` to hear every fault.
         self.fault_log = faults or FaultLog(self.settings.fault_log_size)
+        #: Faults this manager decides (a worker lost, a failover's result) also go to the alert service.
+        self.alerts = alerts or FaultReporter(transport, self.settings.name)
         self._lost = LostWorkers(self.settings.lost_worker_retention, self.settings.lost_worker_limit, clock=clock)
         self._failover = Failover(transport, self.settings, self._writer, may_act=self._may_act,
-                                  tallies=self.tallies, faults=self.fault_log)
+                                  tallies=self.tallies, faults=self.fault_log, alerts=self.alerts)
         self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
         self._window = FreshmanWindow(self.settings.name, self.settings.initial_time, clock=clock)
         self._reaper = Reaper(
             transport, self.settings, self._writer, liveness=self._liveness, failover=self._failover,
             window=self._window, may_act=self._may_act, tallies=self.tallies, faults=self.fault_log, lost=self._lost,
+            alerts=self.alerts,
         )
         self._admin = Admin(
             transport, self.settings, self._writer, keys=admin_keys or AdminKeys([]), liveness=self._liveness,

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from alerts import Fault, FaultReporter
 from rpc import RpcError, Transport
 
 from .changes import WorkerRemoved
@@ -46,6 +47,7 @@ class Reaper:
         lease) skips it.
     :param faults: every removal is recorded there (``worker_lost``, or ``worker_quit``).
     :param lost: a worker removed for any reason but ``quit`` is remembered there.
+    :param alerts: told of every worker lost (not quit), for the alert service.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class Reaper:
         tallies: ManagerTallies,
         faults: FaultLog,
         lost: LostWorkers,
+        alerts: FaultReporter | None = None,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -73,6 +76,7 @@ class Reaper:
         self._tallies = tallies
         self._faults = faults
         self._lost = lost
+        self._alerts = alerts
         self._watch = DeathWatch(
             liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
             on_dead=self._depart, settle=settings.departure_settle, grace=settings.reconnect_grace,
@@ -118,6 +122,13 @@ class Reaper:
                                 reason=reason, tasks=len(tasks))
             if last_view is not None:
                 self._lost.lost(last_view, reason)
+        if reason != "quit" and self._alerts is not None:
+            moving = self._failover.moves(member.purpose) and tasks
+            self._alerts.report(Fault(
+                kind="worker_lost", severity="error", subject=worker_id, group=worker_id,
+                summary=f"{member.purpose} worker {worker_id} lost ({reason.replace('_', ' ')})"
+                        + (f"; handing over {len(tasks)} room(s)" if moving else ""),
+                details={"purpose": member.purpose, "reason": reason, "tasks": len(tasks)}))
         if not self._closed:
             self._failover.hand_over(member.purpose, worker_id, tasks)
         return WorkerExit(purpose=member.purpose, id=worker_id, reason=reason)

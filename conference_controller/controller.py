@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from alerts import FaultReporter
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
@@ -111,6 +112,7 @@ class Controller:
         journal: Journal | None = None,
         own_journal: bool = False,
         adopt_rooms: bool = False,
+        alerts: FaultReporter | None = None,
     ) -> None:
         self.transport = transport
         #: ``start()`` opens the journal and ``stop()`` closes it (else whoever made it does).
@@ -134,7 +136,8 @@ class Controller:
         self.rooms_service = rooms_service
         self.journal = journal
         self.log = EventLog(worker=self.worker_id)
-        self.delivery = Delivery(transport, self.worker_id, settings, self.log)
+        self.delivery = Delivery(transport, self.worker_id, settings, self.log,
+                                 faults=alerts or FaultReporter(transport, worker_settings.cluster_name))
         self.media = MediaGateway(transport, cluster=worker_settings.cluster_name, controller=self.worker_id,
                                   settings=settings, log=self.log)
         self.sessions = MediaSessions(self)

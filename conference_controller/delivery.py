@@ -5,7 +5,7 @@ queued for the participant's current portal, if the participant is connected.  A
 (``deliver``, with everything queued since the last one, up to ``delivery_batch``), in queue
 order, so a participant's notifications reach its portal in seq order.  A call that
 still fails after ``delivery_retries`` is given up: the message stays in the outbox and is
-replayed by ``resume``.
+replayed by ``resume``, and the call goes to the dead letters (``switchboard admin dead-letters``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from collections import defaultdict, deque
 from typing import Any
 
 import msgspec
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from alerts import DeadLetter, FaultReporter
 from rpc import RpcError, Transport
 
 from .ids import ParticipantId, WorkerId
@@ -84,16 +86,21 @@ class _PortalSender:
     async def _send(self, batch: list[_Item]) -> None:
         settings = self.owner.settings
         args = {"controller": self.owner.controller, "items": [item.wire() for item in batch]}
-        for attempt in range(settings.delivery_retries + 1):
-            try:
-                await self.owner.transport.call(self.portal, "deliver", args, timeout=settings.portal_timeout)
-                return
-            except RpcError as exc:
-                if attempt == settings.delivery_retries:
-                    self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
-                                     error=exc.code, detail=exc.message)
-                    return
-            await asyncio.sleep(settings.delivery_retry_interval)
+        attempts = settings.delivery_retries + 1
+        retrying = AsyncRetrying(stop=stop_after_attempt(attempts), wait=wait_fixed(settings.delivery_retry_interval),
+                                 retry=retry_if_exception_type(RpcError), reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self.owner.transport.call(self.portal, "deliver", args, timeout=settings.portal_timeout)
+        except RpcError as exc:
+            self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
+                             error=exc.code, detail=exc.message)
+            if self.owner.faults is not None:
+                self.owner.faults.dead_letter(DeadLetter(
+                    origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
+                    reason=exc.code, attempts=attempts, target=self.portal, method="deliver", args=args,
+                    group=self.portal))
 
     async def stop(self) -> None:
         self.stopping = True
@@ -107,8 +114,11 @@ class _PortalSender:
 class Delivery:
     """Seq-numbers notifications and hands them to per-portal senders."""
 
-    def __init__(self, transport: Transport, controller: WorkerId, settings: ControllerSettings, log: EventLog) -> None:
+    def __init__(self, transport: Transport, controller: WorkerId, settings: ControllerSettings, log: EventLog,
+                 *, faults: FaultReporter | None = None) -> None:
         self.transport = transport
+        #: Gets what is still undelivered after the retries, as a dead letter.
+        self.faults = faults
         self.controller = controller
         self.settings = settings
         self.log = log

@@ -307,7 +307,7 @@ class AmqpTransport(Transport):
             if message.correlation_id:
                 _REQUEST_ID.set(f"{request.sender}/{message.correlation_id}")
             try:
-                reply = await dispatch(service, methods, request, self.on_handled)
+                reply = await dispatch(service, methods, request, self.on_handled, self.on_failed)
             except Declined as exc:
                 log.info("request_declined", service=service, method=request.method, sender=request.sender,
                          reason=exc.message)

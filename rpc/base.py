@@ -12,6 +12,7 @@ import abc
 import asyncio
 import contextvars
 import inspect
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -43,6 +44,8 @@ EventHandler = Callable[[str, Any], Awaitable[None]]
 HandledListener = Callable[[str, float], None]
 #: Told ``False`` when the transport loses its broker, ``True`` when it has it back.
 LinkListener = Callable[[bool], None]
+#: Told ``(service, method, exception)`` when a handler raised an unexpected exception (for alerts).
+FailedListener = Callable[[str, str, BaseException], None]
 #: Told the name of a service whose last server went away.
 DepartureListener = Callable[[str], None]
 
@@ -88,28 +91,30 @@ def rpc_method_names(handler_type: type) -> list[str]:
 
 def dispatch(
     service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
-    on_handled: HandledListener | None = None,
+    on_handled: HandledListener | None = None, on_failed: FailedListener | None = None,
 ) -> Awaitable[Reply]:
     """Run ``request`` against ``methods`` and turn the outcome into a :class:`Reply`.
 
     Expected errors keep their code; anything else is logged here with its traceback and sent as
     ``internal`` without it.  ``on_handled`` is told how long a known method took (a declined
     request is not counted: another process handles it); without one, nothing wraps the call.
+    ``on_failed`` is told of each unexpected exception of a handler.
     """
     if on_handled is None or request.method not in methods:
-        return _dispatch(service, methods, request)
-    return _timed(service, methods, request, on_handled)
+        return _dispatch(service, methods, request, on_failed)
+    return _timed(service, methods, request, on_handled, on_failed)
 
 
 async def _timed(service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
-                 on_handled: HandledListener) -> Reply:
+                 on_handled: HandledListener, on_failed: FailedListener | None) -> Reply:
     started = time.perf_counter()
-    reply = await _dispatch(service, methods, request)
+    reply = await _dispatch(service, methods, request, on_failed)
     on_handled(request.method, time.perf_counter() - started)
     return reply
 
 
-async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request) -> Reply:
+async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
+                    on_failed: FailedListener | None = None) -> Reply:
     method = methods.get(request.method)
     if method is None:
         return Reply(error=ErrorBody(UNKNOWN_METHOD, f"{service} has no method {request.method!r}"))
@@ -119,8 +124,7 @@ async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any
         mismatch = _signature_mismatch(method, request.args)
         if mismatch is not None:
             return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {mismatch}"))
-        log.exception("rpc_handler_failed", service=service, method=request.method, sender=request.sender)
-        return Reply(error=ErrorBody(INTERNAL, f"{service}.{request.method} failed"))
+        return _failed(service, request.method, request.sender, on_failed)
     except Declined:
         raise
     except (ServiceError, RpcError) as exc:
@@ -128,9 +132,22 @@ async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("rpc_handler_failed", service=service, method=request.method, sender=request.sender)
-        return Reply(error=ErrorBody(INTERNAL, f"{service}.{request.method} failed"))
+        return _failed(service, request.method, request.sender, on_failed)
     return Reply(result=result)
+
+
+def _failed(service: str, method: str, sender: str | None, on_failed: FailedListener | None) -> Reply:
+    """The handler raised something unexpected (being handled): logged once with its traceback and
+    counted, told to ``on_failed``, answered ``internal`` without it."""
+    log.exception("rpc_handler_failed", service=service, method=method, sender=sender)
+    if on_failed is not None:
+        error = sys.exc_info()[1]
+        assert error is not None
+        try:
+            on_failed(service, method, error)
+        except Exception:
+            log.exception("rpc_failure_listener_failed", service=service, method=method)
+    return Reply(error=ErrorBody(INTERNAL, f"{service}.{method} failed"))
 
 
 def _signature_mismatch(method: Callable[..., Any], args: dict[str, Any]) -> str | None:
@@ -191,6 +208,8 @@ class Transport(abc.ABC):
         self._link_up = True
         #: Told how long each request its services handled took (``None``: not measured).
         self.on_handled: HandledListener | None = None
+        #: Told of each unexpected exception of a handler of its services (``None``: logged only).
+        self.on_failed: FailedListener | None = None
 
     @property
     def connected(self) -> bool:

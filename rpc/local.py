@@ -152,7 +152,8 @@ class LocalTransport(Transport):
 
     async def _serve_one(self, entry: _LocalService, request: Request) -> Reply:
         try:
-            reply = await dispatch(entry.name, entry.methods, request, entry.transport.on_handled)
+            reply = await dispatch(entry.name, entry.methods, request, entry.transport.on_handled,
+                                   entry.transport.on_failed)
         except Declined as exc:
             return Reply(error=ErrorBody(SERVICE_GONE, f"{entry.name} declined {request.method}: {exc.message}"))
         if reply.error is None and self.broker.roundtrip:

@@ -12,6 +12,12 @@ Commands (each takes ``--json`` for scripts; the default is a readable table)::
     switchboard admin rooms                   the rooms (token API management API, see switchboard.admin_rooms)
     switchboard admin participants ROOM       who is in a room
     switchboard admin kick ROOM PARTICIPANT   remove someone from a room (they get OWT's ``drop``)
+    switchboard admin dead-letters list       what still failed after its retries (alerts, messages)
+    switchboard admin dead-letters show ID    one dead letter with its payload
+    switchboard admin dead-letters retry ID   deliver it again (an alert to its sink); removed on success
+    switchboard admin dead-letters purge      drop every dead letter
+
+The dead-letter commands are answered by the cluster's alert service (``<cluster>.alerts``).
 
 How the cluster is reached:
 
@@ -134,10 +140,13 @@ class _AmqpClient:
     async def call(self, method: str, args: dict[str, Any]) -> Any:
         from rpc import RpcRemoteError, RpcTimeout, RpcUnavailable
 
+        from alerts.faults import alerts_service_name
+
+        target = alerts_service_name(self._cluster) if method.startswith("dead_letters_") else self._cluster
         try:
             async with asyncio.timeout(self._timeout):
                 await self._transport.start()
-            return await self._transport.call(self._cluster, method, {**args, "admin_key": self._key},
+            return await self._transport.call(target, method, {**args, "admin_key": self._key},
                                               timeout=self._timeout)
         except RpcRemoteError as exc:
             raise _Refused(exc.code, exc.message) from None
@@ -240,6 +249,32 @@ def _show_status(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _when(at: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+
+
+def _show_dead_letters(letters: list[dict[str, Any]]) -> str:
+    if not letters:
+        return "no dead letters"
+    rows = [[d["id"], d["origin"], d["to"], d["attempts"], _when(d["at"]), d["reason"], d["description"]]
+            for d in letters]
+    return _table(["ID", "ORIGIN", "TO", "ATTEMPTS", "AT (UTC)", "REASON", "DESCRIPTION"], rows)
+
+
+def _show_dead_letter(letter: dict[str, Any]) -> str:
+    return json.dumps(letter, indent=2, sort_keys=True)
+
+
+def _show_retry(result: dict[str, Any]) -> str:
+    return f"dead letter {result['id']} delivered and removed"
+
+
+def _show_purge(result: dict[str, Any]) -> str:
+    return f"{result['purged']} dead letter(s) purged"
+
+
 # -- commands -------------------------------------------------------------------------------------
 
 _COMMANDS: dict[str, tuple[str, Any]] = {
@@ -249,6 +284,10 @@ _COMMANDS: dict[str, tuple[str, Any]] = {
     "drain": ("drain", _show_drain),
     "undrain": ("undrain", _show_drain),
     "status": ("status", _show_status),
+    "dead-letters list": ("dead_letters_list", _show_dead_letters),
+    "dead-letters show": ("dead_letters_show", _show_dead_letter),
+    "dead-letters retry": ("dead_letters_retry", _show_retry),
+    "dead-letters purge": ("dead_letters_purge", _show_purge),
 }
 
 
@@ -280,6 +319,12 @@ def _parser() -> argparse.ArgumentParser:
     add_drain_wait_options(sub.choices["drain"])
     sub.add_parser("status", parents=[common], help="manager state and counts")
     add_room_commands(sub, common)
+    letters = sub.add_parser("dead-letters", parents=[common], help="what failed after its retries")
+    action = letters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    action.add_parser("list", parents=[common], help="list dead letters")
+    for name, text in (("show", "show one dead letter"), ("retry", "deliver one again; removed on success")):
+        action.add_parser(name, parents=[common], help=text).add_argument("letter_id", metavar="ID")
+    action.add_parser("purge", parents=[common], help="drop every dead letter")
     return parser
 
 
@@ -331,12 +376,15 @@ async def _run_rooms(options: argparse.Namespace) -> int:
 async def _run(options: argparse.Namespace) -> int:
     if options.command in ROOM_COMMANDS:
         return await _run_rooms(options)
-    method, show = _COMMANDS[options.command]
+    command = options.command if options.command != "dead-letters" else f"dead-letters {options.action}"
+    method, show = _COMMANDS[command]
     args: dict[str, Any] = {}
     if options.command == "workers" and options.purpose:
         args["purpose"] = options.purpose
     elif hasattr(options, "worker_id"):
         args["worker_id"] = options.worker_id
+    elif hasattr(options, "letter_id"):
+        args["letter_id"] = options.letter_id
     try:
         client = _client(options)
     except _NoKey as exc:

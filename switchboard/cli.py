@@ -161,7 +161,9 @@ async def _serve_embedded(settings: Settings) -> int:
 async def _serve_role(role: str, settings: Settings) -> int:
     """Run one role until a signal; whatever fails on the way, what was started is stopped (the
     component, then its transport)."""
-    from .wiring import build_observer, build_role, role_transport
+    from alerts.observe import register_alert_metrics
+
+    from .wiring import build_alerts, build_observer, build_role, role_transport
 
     log_loop_exceptions(asyncio.get_running_loop())
     async with AsyncExitStack() as running:
@@ -176,6 +178,13 @@ async def _serve_role(role: str, settings: Settings) -> int:
         await transport.start()
         await component.start()
         running.push_async_callback(component.stop)
+        if role == "cluster-manager":
+            # Every manager process serves the cluster's alert service; the broker lets one at a time.
+            alerts = build_alerts(settings, transport, component)
+            if observer is not None:
+                register_alert_metrics(observer.registry, alerts.tallies)
+            await alerts.start()
+            running.push_async_callback(alerts.stop)
         observe = f"{observer.settings.host}:{observer.port}" if observer is not None else None
         # An event like any other (one JSON line with --log-json), the broker's password masked.
         WiringLog().info("role_up", role=role, port=getattr(component, "port", None), observe=observe,

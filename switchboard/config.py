@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from alerts.settings import AlertSettings
 from cluster_manager.settings import ClusterManagerSettings
 from conference_controller.settings import ControllerSettings
 from credentials import KeySettings
@@ -113,6 +114,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     load_balancer: LoadBalancerSettings = msgspec.field(default_factory=LoadBalancerSettings)
     local_cluster: LocalClusterSettings = msgspec.field(default_factory=LocalClusterSettings)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     def __post_init__(self) -> None:
         # Rules across sections.  A frozen leader must find its lease run out before the broker hands

@@ -4,7 +4,8 @@ Nothing starts until every port the children bind is free and a broker answers a
 (:mod:`switchboard.brokerwait`, bounded by ``local_cluster.broker_wait``): a failure is one line.
 Each role runs as ``python -m switchboard ROLE --broker URL`` in its own process.  A child that
 dies is restarted after a back-off (doubling to 10 s while it keeps dying, reset once it has lived
-a minute); Ctrl-C or SIGTERM stops every child cleanly (SIGTERM, then SIGKILL after a grace period).
+a minute), and the cluster's alert service is told (a ``component_restarted`` fault); Ctrl-C or
+SIGTERM stops every child cleanly (SIGTERM, then SIGKILL after a grace period).
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ import argparse
 import json
 import os
 import signal
+import asyncio
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from alerts import Fault
+from alerts.oneshot import send_fault
 
 from .admin import _redact
 from .brokerwait import BrokerUnreachable, wait_for_broker
@@ -46,6 +53,8 @@ class Child:
     restarts: int = field(default=0)
 
     env: dict[str, str] | None = None
+    #: Told ``(child, exit code, seconds until its restart)`` when it died.
+    on_exit: Callable[[str, int, float], None] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, start_new_session=True, env=self.env)
@@ -65,6 +74,8 @@ class Child:
                 self.backoff = 1.0
             return
         log.warning("child_exited", child=self.name, code=code, restart_in=self.backoff)
+        if self.on_exit is not None:
+            self.on_exit(self.name, code, self.backoff)
         self.proc = None
         self.restart_at = now + self.backoff
         self.backoff = min(self.backoff * 2, _MAX_BACKOFF)
@@ -192,6 +203,35 @@ def check_ports(args: argparse.Namespace, settings: Settings) -> None:
                               "other ports (--api-port, --portal-port, observe.port)")
 
 
+class _RestartAlerts:
+    """Tells the alert service of each restart, from a thread (the watchdog loop never waits on the
+    broker); at most ``alerts.max_reports_in_flight`` at once, the rest logged only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, code: int, backoff: float) -> None:
+        with self._lock:
+            if self._running >= self._settings.alerts.max_reports_in_flight:
+                log.warning("restart_not_reported", child=name, reason="too many reports in flight")
+                return
+            self._running += 1
+        fault = Fault(kind="component_restarted", severity="warning", subject=name, group=f"restart:{name}",
+                      summary=f"{name} exited with {code}; the supervisor restarts it in {backoff:.0f} s",
+                      details={"exit_code": code})
+        threading.Thread(target=self._send, args=(fault,), name=f"report:{name}", daemon=True).start()
+
+    def _send(self, fault: Fault) -> None:
+        try:
+            asyncio.run(send_fault(self._settings.rpc, self._settings.cluster_manager.name, fault,
+                                   timeout=self._settings.rpc.call_timeout + self._settings.rpc.publish_timeout))
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
 def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
     """Run the children until Ctrl-C/SIGTERM.  Keys that are not configured come from the state
     file, as for an embedded server (:func:`switchboard.keys.embedded_keys`; raises ``ConfigError``).
@@ -208,6 +248,9 @@ def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
     except BrokerUnreachable as exc:
         raise ConfigError(str(exc)) from None
     children = _children(args, settings, dict(os.environ, **_key_environment(keys)))
+    restarted = _RestartAlerts(settings)
+    for child in children:
+        child.on_exit = restarted
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:

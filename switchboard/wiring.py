@@ -17,6 +17,9 @@ from typing import Any, Protocol
 
 import msgspec
 
+from alerts import Alert, AlertService, FaultReporter, LocalDeadLetters, alerts_service_name
+from alerts.observe import register_alert_metrics
+from alerts.service import DEAD_LETTER_METHODS
 from cluster_manager import ClusterManager
 from cluster_manager.node import ManagerNode
 from cluster_manager import ADMIN_METHODS, admin_rpc_routes
@@ -36,7 +39,7 @@ from .eventlogs import WiringLog
 from .journals import build_journal
 from .keys import EmbeddedKeys, check_role_keys, embedded_keys
 
-__all__ = ["EmbeddedCluster", "build_role", "build_observer", "ROLES", "Component"]
+__all__ = ["EmbeddedCluster", "build_role", "build_observer", "build_alerts", "ROLES", "Component"]
 
 log = WiringLog()
 
@@ -76,21 +79,28 @@ def build_role(role: str, settings: Settings, transport: Transport, *, embedded:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
     check_role_keys(role, settings)
+    reporter = FaultReporter(transport, settings.cluster_manager.name,
+                             max_in_flight=settings.alerts.max_reports_in_flight)
+    # A handler's unexpected exception is a fault (the alert service's own are only logged).
+    transport.on_failed = reporter.handler_failed
     try:
-        return _build(role, settings, transport, embedded)
+        return _build(role, settings, transport, embedded, reporter)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _build(role: str, settings: Settings, transport: Transport, embedded: bool) -> Component:
+def _build(role: str, settings: Settings, transport: Transport, embedded: bool, alerts: FaultReporter) -> Component:
     admin_keys = AdminKeys(settings.keys.admin_keys)
     if role == "cluster-manager":
         if embedded:
-            return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys)
+            return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys, alerts=alerts)
         # A process of its own is one of any number of managers: active, or a hot standby.
-        return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys)
+        return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys, alerts=alerts)
     if role == "token-api":
-        routes = admin_rpc_routes(transport, settings.cluster_manager.name, allowed_methods=ADMIN_METHODS)
+        alert_service = alerts_service_name(settings.cluster_manager.name)
+        routes = admin_rpc_routes(transport, settings.cluster_manager.name,
+                                  allowed_methods=ADMIN_METHODS | DEAD_LETTER_METHODS,
+                                  services={method: alert_service for method in DEAD_LETTER_METHODS})
         relay = ManagementRelay(transport, settings.cluster_manager.name, admin_keys.own(),
                                 settings.token_api.management)
         routes += management_routes(relay)
@@ -100,7 +110,8 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
         return Portal(transport, settings.portal, Keyring(settings.keys.keys), settings.worker)
     return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys,
                       rooms_service=rooms_service_name(settings.worker.cluster_name),
-                      journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded)
+                      journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded,
+                      alerts=alerts)
 
 
 def build_observer(role: str, settings: Settings, component: Component) -> ObserveServer | None:
@@ -121,6 +132,35 @@ def build_observer(role: str, settings: Settings, component: Component) -> Obser
         return None
     observe_transport(server.registry, component.transport)
     return server
+
+
+def build_alerts(settings: Settings, transport: Transport, component: Component | None = None, *,
+                 embedded: bool = False) -> AlertService:
+    """The alert service a cluster-manager process (or the embedded server) runs beside its manager:
+    dead letters in memory when embedded, else on the broker's dead-letter queue.  With a
+    ``ManagerNode``, only the active node reports its own broker link's faults."""
+    admin_keys = AdminKeys(settings.keys.admin_keys)
+    cluster = settings.cluster_manager.name
+    store: Any
+    if embedded or not settings.rpc.broker_url:
+        store = LocalDeadLetters(settings.alerts.dead_letters.max_count)
+    else:
+        from alerts.amqp_store import AmqpDeadLetters
+
+        store = AmqpDeadLetters(settings.rpc.broker_url, cluster, settings.alerts.dead_letters,
+                                node_id=transport.node_id)
+    leads = component.leads if isinstance(component, ManagerNode) else (lambda: True)
+    fault_log = component.fault_log if isinstance(component, (ManagerNode, ClusterManager)) else None
+
+    def on_alert(alert: Alert) -> None:
+        # On the status page's timeline, when this process's manager is the one it reads (the active
+        # one: always when embedded; in a cluster, the broker picks each single-active consumer alone).
+        if fault_log is not None:
+            fault_log.record("alert", severity=alert.severity, count=alert.count, group=alert.group,
+                             summary=alert.title)
+
+    return AlertService(transport, settings.alerts, cluster=cluster, store=store, admin_keys=admin_keys, leads=leads,
+                        on_alert=on_alert)
 
 
 def role_transport(role: str, settings: Settings) -> Transport:
@@ -172,6 +212,13 @@ class EmbeddedCluster:
                     await component.start()
                     undo.push_async_callback(_stop, role, component)
                     self.components[role] = component
+                manager = self.components["cluster-manager"]
+                alerts = build_alerts(self.settings, manager.transport, manager, embedded=True)
+                # The token API's /metrics stands for the whole embedded server.
+                register_alert_metrics(self.components["token-api"].app[METRICS].registry, alerts.tallies)
+                await alerts.start()
+                undo.push_async_callback(_stop, "alerts", alerts)
+                self.components["alerts"] = alerts
                 self._running = undo.pop_all()
         except BaseException:
             self._stopped = True
@@ -183,6 +230,10 @@ class EmbeddedCluster:
         running, self._running = self._running, None
         if running is not None:
             await running.aclose()
+
+    @property
+    def alerts(self) -> AlertService:
+        return self.components["alerts"]  # type: ignore[no-any-return]
 
     @property
     def token_api(self) -> Any:

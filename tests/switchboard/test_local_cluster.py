@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from switchboard.devbroker import RabbitNode
 from switchboard.localkeys import LocalKeys, LocalKeysError, default_state_path, read
 from tests.support.processes import free_port
 from tests.support.waiting import wait_until
+from tests.support.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.amqp, pytest.mark.slow]
 
@@ -68,13 +70,19 @@ def _cluster_env(tag: str, **extra: str) -> dict[str, str]:
     )
 
 
-async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit: RabbitNode, tmp_path: Path) -> None:
+async def test_the_local_cluster_restarts_a_dead_child_tells_the_alerts_and_stops_cleanly(
+    rabbit: RabbitNode, tmp_path: Path,
+) -> None:
     tag = uuid.uuid4().hex[:6]
     api_port, portal_port = free_port(), free_port(consecutive=2)
     while api_port in (portal_port, portal_port + 1):
         api_port = free_port()
+    receiver = WebhookReceiver()
+    await receiver.start()
     env = _cluster_env(tag, SWITCHBOARD_CLUSTER_MANAGER__CHECK_ALIVE_INTERVAL="0.5",
-                       SWITCHBOARD_TOKEN_API__ROOMS_DB=str(tmp_path / "rooms.sqlite3"))
+                       SWITCHBOARD_TOKEN_API__ROOMS_DB=str(tmp_path / "rooms.sqlite3"),
+                       SWITCHBOARD_ALERTS__SINKS=json.dumps([{"name": "hook", "kind": "json", "url": receiver.url}]),
+                       SWITCHBOARD_ALERTS__GROUP_WINDOW="0.5")
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchboard", "up", "--broker", rabbit.url, "--portals", "2", "--controllers", "1",
          "--host", "127.0.0.1", "--api-port", str(api_port), "--portal-port", str(portal_port)],
@@ -119,9 +127,14 @@ async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit:
         await wait_until(lambda: _ready(portals_registered), timeout=60, interval=0.3)
         kids = list(_children(proc.pid))
         assert len(kids) == 6  # two cluster managers, token API, one controller, two portals
+        # The supervisor told the cluster's alert service, which told the webhook (generic JSON).
+        restarts = await wait_until(lambda: [f for body in receiver.accepted for f in body["alert"]["faults"]
+                                             if f["kind"] == "component_restarted"], timeout=20)
+        assert [(f["subject"].startswith("portal"), f["details"]["exit_code"]) for f in restarts] == [(True, -9)]
     finally:
         proc.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(proc.wait, 30)
+        await receiver.stop()
     assert code == 0
     for pid in kids:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()

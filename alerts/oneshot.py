@@ -1,0 +1,32 @@
+"""One fault from a process without a transport of its own (the local-cluster supervisor): connect,
+cast it to the alert service, disconnect, all within ``timeout`` seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+
+from rpc import RpcError, RpcSettings, create_transport
+
+from .faults import Fault, alerts_service_name, encode_fault
+
+__all__ = ["send_fault"]
+
+log = logging.getLogger("switchboard.alerts")
+
+
+async def send_fault(settings: RpcSettings, cluster: str, fault: Fault, *, timeout: float) -> bool:
+    """Whether the fault was handed to the broker (a failure is logged, never raised)."""
+    transport = create_transport(f"faults-{uuid.uuid4().hex[:8]}@{socket.gethostname()}", settings)
+    try:
+        async with asyncio.timeout(timeout):
+            await transport.start()
+            await transport.cast(alerts_service_name(cluster), "fault", {"fault": encode_fault(fault)})
+        return True
+    except (RpcError, TimeoutError) as exc:
+        log.warning("fault not reported (%s): %s", type(exc).__name__, fault.summary)
+        return False
+    finally:
+        await transport.close()

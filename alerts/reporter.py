@@ -1,0 +1,75 @@
+"""How a source tells the alert service of a fault or hands it a dead letter: a cast to the
+service ``<cluster>.alerts``, sent in the background (the source never waits for it), at most
+``max_in_flight`` at once (beyond that, and when the cast fails, the fault is logged and dropped)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import msgspec
+
+from rpc import RpcError, Transport
+
+from .deadletters import DeadLetter
+from .faults import Fault, alerts_service_name, encode_fault
+
+__all__ = ["FaultReporter"]
+
+log = logging.getLogger("switchboard.alerts")
+
+
+class FaultReporter:
+    def __init__(self, transport: Transport, cluster: str, *, max_in_flight: int = 100) -> None:
+        self.transport = transport
+        self.service = alerts_service_name(cluster)
+        self.max_in_flight = max_in_flight
+        self._sending: set[asyncio.Task[None]] = set()
+        #: Faults and dead letters that could not be handed over.
+        self.dropped = 0
+
+    def report(self, fault: Fault) -> None:
+        """Send ``fault`` (its ``source`` filled in) to the alert service, in the background."""
+        if not fault.source:
+            fault = msgspec.structs.replace(fault, source=self.transport.node_id)
+        self._send("fault", {"fault": encode_fault(fault)}, fault.summary)
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Hand ``letter`` (something given up after its retries) to the alert service's store."""
+        if not letter.source:
+            letter = msgspec.structs.replace(letter, source=self.transport.node_id)
+        self._send("dead_letter", {"letter": msgspec.to_builtins(letter)}, letter.description)
+
+    def handler_failed(self, service: str, method: str, error: BaseException) -> None:
+        """An RPC handler raised an unexpected exception (:attr:`rpc.Transport.on_failed`)."""
+        if service == self.service:
+            return  # the alert service's own failures are logged only: no loop
+        self.report(Fault(kind="handler_failed", severity="error", subject=f"{service}.{method}",
+                          summary=f"{service}.{method} failed: {type(error).__name__}",
+                          details={"error": type(error).__name__}))
+
+    def _send(self, method: str, args: dict[str, Any], what: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or len(self._sending) >= self.max_in_flight:
+            self.dropped += 1
+            log.warning("fault not reported (%s): %s", "too many in flight" if loop else "no event loop", what)
+            return
+        task = loop.create_task(self._cast(method, args, what), name=f"report:{method}")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _cast(self, method: str, args: dict[str, Any], what: str) -> None:
+        try:
+            await self.transport.cast(self.service, method, args)
+        except RpcError as exc:
+            self.dropped += 1
+            log.warning("fault not reported (%s): %s", exc.code, what)
+
+    async def flush(self) -> None:
+        """Wait for the casts in flight (before the transport closes)."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
