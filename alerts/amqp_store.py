@@ -10,7 +10,6 @@ Only the active alert service reads and writes it.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -19,12 +18,12 @@ import aiormq
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, DeliveryMode, ExchangeType
 
+from .logs import log
 from .deadletters import DeadLetter, DeadLetterStore, StoreUnavailable
 from .settings import DeadLetterSettings
 
 __all__ = ["AmqpDeadLetters"]
 
-log = logging.getLogger("switchboard.alerts")
 
 T = TypeVar("T")
 _ERRORS = (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPError, ConnectionError, OSError, RuntimeError,
@@ -65,7 +64,7 @@ class AmqpDeadLetters(DeadLetterStore):
             try:
                 await conn.close()
             except _ERRORS:
-                log.debug("closing the dead-letter connection failed", exc_info=True)
+                log.debug("dead_letter_connection_close_failed", exc_info=True)
 
     async def _on_channel(self, work: Callable[[aio_pika.abc.AbstractChannel], Awaitable[T]]) -> T:
         if self._conn is None:
@@ -101,7 +100,7 @@ class AmqpDeadLetters(DeadLetterStore):
             try:
                 taken.append((message, _decode(message.body)))
             except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("a malformed dead letter was dropped from %s", self.name)
+                log.warning("malformed_dead_letter_dropped", queue=self.name)
                 await message.ack()
         return taken
 

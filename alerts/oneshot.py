@@ -4,17 +4,16 @@ cast it to the alert service, disconnect, all within ``timeout`` seconds."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import uuid
 
 from rpc import RpcError, RpcSettings, create_transport
 
+from .logs import log
 from .faults import Fault, alerts_service_name, encode_fault
 
 __all__ = ["send_fault"]
 
-log = logging.getLogger("switchboard.alerts")
 
 
 async def send_fault(settings: RpcSettings, cluster: str, fault: Fault, *, timeout: float) -> bool:
@@ -26,7 +25,7 @@ async def send_fault(settings: RpcSettings, cluster: str, fault: Fault, *, timeo
             await transport.cast(alerts_service_name(cluster), "fault", {"fault": encode_fault(fault)})
         return True
     except (RpcError, TimeoutError) as exc:
-        log.warning("fault not reported (%s): %s", type(exc).__name__, fault.summary)
+        log.warning("fault_not_reported", reason=type(exc).__name__, fault=fault.summary)
         return False
     finally:
         await transport.close()

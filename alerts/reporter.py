@@ -5,19 +5,18 @@ service ``<cluster>.alerts``, sent in the background (the source never waits for
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import msgspec
 
 from rpc import RpcError, Transport
 
+from .logs import log
 from .deadletters import DeadLetter
 from .faults import Fault, alerts_service_name, encode_fault
 
 __all__ = ["FaultReporter"]
 
-log = logging.getLogger("switchboard.alerts")
 
 
 class FaultReporter:
@@ -56,7 +55,7 @@ class FaultReporter:
             loop = None
         if loop is None or len(self._sending) >= self.max_in_flight:
             self.dropped += 1
-            log.warning("fault not reported (%s): %s", "too many in flight" if loop else "no event loop", what)
+            log.warning("fault_not_reported", reason="too many in flight" if loop else "no event loop", fault=what)
             return
         task = loop.create_task(self._cast(method, args, what), name=f"report:{method}")
         self._sending.add(task)
@@ -67,7 +66,7 @@ class FaultReporter:
             await self.transport.cast(self.service, method, args)
         except RpcError as exc:
             self.dropped += 1
-            log.warning("fault not reported (%s): %s", exc.code, what)
+            log.warning("fault_not_reported", reason=exc.code, fault=what)
 
     async def flush(self) -> None:
         """Wait for the casts in flight (before the transport closes)."""

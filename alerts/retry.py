@@ -3,18 +3,17 @@ between them (``tenacity``); the sleep is injected so that tests run on a fake c
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from .logs import log
 from .grouping import Alert
 from .settings import AlertSettings
 from .sinks import DeliveryFailed, Sink
 
 __all__ = ["deliver", "Sleep"]
 
-log = logging.getLogger("switchboard.alerts")
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -29,8 +28,8 @@ async def deliver(sink: Sink, alert: Alert, settings: AlertSettings, *, sleep: S
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info("alert %s to %s failed (attempt %d of %d: %s); again in %.2f s", alert.id, sink.where,
-                 state.attempt_number, settings.attempts, error, wait)
+        log.info("alert_attempt_failed", alert=alert.id, sink=sink.where, attempt=state.attempt_number,
+                 attempts=settings.attempts, error=str(error), retry_in=wait)
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(settings.attempts),

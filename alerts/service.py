@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from credentials import AdminKeys
 from rpc import RpcError, ServiceHandle, Transport, rpc_method
 from rpc.errors import BAD_ARGUMENTS, ServiceError
 
+from .logs import log
 from .deadletters import DeadLetter, DeadLetterStore, StoreUnavailable
 from .faults import Fault, alerts_service_name, decode_fault
 from .grouping import Alert, Grouper
@@ -33,7 +33,6 @@ from .tallies import AlertTallies
 
 __all__ = ["AlertService", "DEAD_LETTER_METHODS"]
 
-log = logging.getLogger("switchboard.alerts")
 
 #: The admin methods of the alert service (each needs ``admin_key``).
 DEAD_LETTER_METHODS = frozenset({"dead_letters_list", "dead_letters_show", "dead_letters_retry", "dead_letters_purge"})
@@ -91,7 +90,7 @@ class AlertService:
             await self.stop()
             raise
         self.transport.watch_link(self._link_changed)
-        log.info("alerts to %s", ", ".join(f"{n} ({s.where})" for n, s in self.sinks.items()) or "nowhere")
+        log.info("alert_sinks", sinks=", ".join(f"{n} ({s.where})" for n, s in self.sinks.items()) or "nowhere")
 
     async def stop(self) -> None:
         """Stop serving; groups still open are logged, deliveries in progress cancelled.  Idempotent."""
@@ -105,7 +104,7 @@ class AlertService:
                 await self._flusher
             self._flusher = None
         for alert in self._grouper.drain():
-            log.warning("alert not sent (stopping): %s [%d fault(s)]", alert.title, alert.count)
+            log.warning("alert_not_sent", reason="stopping", alert=alert.title, faults=alert.count)
         for task in list(self._deliveries):
             task.cancel()
         await asyncio.gather(*self._deliveries, return_exceptions=True)
@@ -119,7 +118,7 @@ class AlertService:
     def raise_fault(self, fault: Fault) -> None:
         """A fault decided in this process: into its group (after :meth:`stop`: logged only)."""
         if self._stopped:
-            log.warning("fault after the alert service stopped: %s", fault.summary)
+            log.warning("fault_after_stop", fault=fault.summary)
             return
         self.tallies.faults[fault.kind] += 1
         for alert in self._grouper.add(fault):
@@ -175,7 +174,7 @@ class AlertService:
             try:
                 self._on_alert(alert)
             except Exception:
-                log.exception("on_alert failed for alert %s", alert.id)
+                log.exception("on_alert_failed", alert=alert.id)
         for sink in self.sinks.values():
             if len(self._deliveries) >= self.settings.max_deliveries:
                 self._spawn(self._dead_alert(sink, alert, "too many deliveries in progress", 0))
@@ -200,7 +199,7 @@ class AlertService:
 
     async def _dead_alert(self, sink: Sink, alert: Alert, reason: str, attempts: int) -> None:
         self.tallies.dead_lettered[sink.name] += 1
-        log.error("alert %s to %s given up after %d attempt(s): %s", alert.id, sink.where, attempts, reason)
+        log.error("alert_given_up", alert=alert.id, sink=sink.where, attempts=attempts, reason=reason)
         letter = DeadLetter(origin="alert", description=f"alert: {alert.title}", reason=reason, attempts=attempts,
                             source=self.transport.node_id, sink=sink.name, alert=alert)
         # A dead letter is a fault of its own, unless the alert told of nothing but dead letters.
@@ -211,7 +210,7 @@ class AlertService:
         try:
             await self.store.put(letter)
         except StoreUnavailable as exc:
-            log.error("dead letter %s lost (%s): %s", letter.id, exc, letter.description)
+            log.error("dead_letter_lost", letter=letter.id, error=str(exc), description=letter.description)
             return
         self.tallies.stored[letter.origin] += 1
         if tell:
@@ -232,7 +231,7 @@ class AlertService:
 
     def _authorize(self, admin_key: object) -> None:
         if not self._keys.accepts(admin_key):
-            log.warning("dead-letter admin call refused (%s)", "missing key" if not admin_key else "wrong key")
+            log.warning("admin_refused", reason="missing_key" if not admin_key else "wrong_key")
             raise ServiceError("unauthorized", "admin calls need a valid admin key (keys.admin_keys)")
 
     async def _store(self, work: Any) -> Any:
@@ -285,12 +284,12 @@ class AlertService:
         except RpcError as exc:
             raise ServiceError("retry_failed", f"still failing: {exc.code}") from None
         await self._store(self.store.remove(letter.id))
-        log.info("dead letter %s delivered again and removed", letter.id)
+        log.info("dead_letter_delivered", letter=letter.id)
         return {"id": letter.id, "delivered": True}
 
     @rpc_method
     async def dead_letters_purge(self, admin_key: str) -> dict[str, Any]:
         self._authorize(admin_key)
         count = await self._store(self.store.purge())
-        log.warning("dead letters purged: %d", count)
+        log.warning("dead_letters_purged", count=count)
         return {"purged": count}

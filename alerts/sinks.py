@@ -15,12 +15,12 @@ from typing import Any, Protocol
 import aiohttp
 import yarl
 
+from .logs import log
 from .grouping import Alert
 from .settings import SinkSettings
 
 __all__ = ["Sink", "WebhookSink", "LogSink", "DeliveryFailed", "redact_url", "build_sink", "slack_body", "json_body"]
 
-log = logging.getLogger("switchboard.alerts")
 
 _ICON = {"info": ":information_source:", "warning": ":warning:", "error": ":rotating_light:"}
 
@@ -116,8 +116,8 @@ class LogSink:
 
     async def send(self, alert: Alert) -> None:
         level = logging.ERROR if alert.severity == "error" else logging.WARNING
-        log.log(level, "alert %s: %s [%d fault(s), group %s] %s", alert.id, alert.title, alert.count, alert.group,
-                "; ".join(f.summary for f in alert.faults))
+        log.log(level, "alert", id=alert.id, title=alert.title, faults=alert.count, group=alert.group,
+                summary="; ".join(f.summary for f in alert.faults))
 
 
 def build_sink(settings: SinkSettings, session: aiohttp.ClientSession) -> Sink:
