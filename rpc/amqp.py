@@ -14,7 +14,9 @@ Layout on the broker:
   (:meth:`~rpc.base.Transport.watch_link`) follow the robust connection's close and reconnect callbacks.
 
 Every queue is declared on a robust channel, so after a broker restart the connection comes back
-by itself and re-declares queues, bindings and consumers.  While the connection is down, calls
+by itself and re-declares queues, bindings and consumers.  ``rpc.broker_url`` may name the nodes of a
+RabbitMQ cluster (comma-separated): the connection goes to the first that answers and, when it is
+lost, to the next one (:class:`~rpc.brokers.FailoverConnection`), where the same restoration happens.  While the connection is down, calls
 fail at once with ``RpcUnavailable``; a connection loss fails every call in flight the same way,
 and so does a serving process that closes its transport while handling a call (it answers
 ``service_gone`` before it disconnects, and the caller raises ``RpcUnavailable``).
@@ -36,11 +38,11 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
-    AbstractRobustConnection,
     DeliveryMode,
     ExchangeType,
 )
 
+from .brokers import FailoverConnection, broker_urls, redacted
 from .base import (
     _REQUEST_ID,
     DepartureListener,
@@ -117,7 +119,9 @@ class AmqpTransport(Transport):
         if not settings.broker_url:
             raise ValueError("AmqpTransport needs rpc.broker_url")
         self.settings = settings
-        self._conn: AbstractRobustConnection | None = None
+        #: The broker nodes (one, or the nodes of a RabbitMQ cluster), tried in turn.
+        self.broker_urls = broker_urls(settings.broker_url)
+        self._conn: FailoverConnection | None = None
         self._publish_ch: AbstractRobustChannel | None = None
         self._reply_ch: AbstractRobustChannel | None = None
         self._consume_ch: AbstractRobustChannel | None = None
@@ -157,13 +161,25 @@ class AmqpTransport(Transport):
             self._restored.set()
 
     async def _connect(self) -> None:
-        self._conn = await aio_pika.connect_robust(
-            self.settings.broker_url,
-            reconnect_interval=self.settings.reconnect_interval,
-            heartbeat=self.settings.heartbeat,
-            client_properties={"connection_name": self.node_id},
-            timeout=max(self.settings.publish_timeout, 2.0),
-        )
+        # The first node that answers; after that the connection moves to the next one by itself.
+        for first, url in enumerate(self.broker_urls):
+            conn = FailoverConnection(
+                self.broker_urls, first,
+                reconnect_interval=self.settings.reconnect_interval,
+                heartbeat=self.settings.heartbeat,
+                client_properties={"connection_name": self.node_id},
+            )
+            try:
+                await conn.connect(timeout=max(self.settings.publish_timeout, 2.0))
+            except (*_BROKER_ERRORS, asyncio.TimeoutError) as exc:
+                await conn.close()
+                if first == len(self.broker_urls) - 1:
+                    raise
+                log.warning("broker node %s refused %s (%r); trying the next one", redacted(url), self.node_id, exc)
+                continue
+            self._conn = conn
+            break
+        assert self._conn is not None
         self._conn.close_callbacks.add(self._on_connection_lost)
         self._conn.reconnect_callbacks.add(self._on_reconnected)
         self._publish_ch = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
@@ -207,7 +223,8 @@ class AmqpTransport(Transport):
     def _on_reconnected(self, _sender: Any) -> None:
         self._restored.set()  # aio-pika calls this once every channel, queue and consumer is back
         self.reconnects += 1
-        log.info("broker connection restored for %s", self.node_id)
+        where = self._conn.address if self._conn is not None else "?"
+        log.info("broker connection restored for %s (at %s)", self.node_id, where)
         self._link_changed(True)
 
     def _fail_pending(self, error: RpcUnavailable) -> None:
@@ -449,7 +466,7 @@ class AmqpTransport(Transport):
         finally:
             if not probe.is_closed:
                 await probe.close()
-        vhost = yarl.URL(self.settings.broker_url).path[1:] or "/"
+        vhost = yarl.URL(self.broker_urls[0]).path[1:] or "/"
 
         async def on_deleted(message: AbstractIncomingMessage) -> None:
             headers = message.headers
