@@ -67,6 +67,10 @@ log = logging.getLogger("switchboard.rpc.amqp")
 BROKER_EVENTS_EXCHANGE = "amq.rabbitmq.event"
 #: How often a call waiting out a broker outage looks at the connection, seconds.
 _LINK_POLL = 0.05
+#: First pause before publishing again a message the broker refused (nack), seconds; it doubles up to
+#: ``_NACK_PAUSE_MAX`` (all within the call's own bounded wait, ``rpc.outage_wait``).
+_NACK_PAUSE = 0.05
+_NACK_PAUSE_MAX = 0.4
 _CONTENT_TYPE = "application/json"
 _BROKER_ERRORS = (
     aiormq.exceptions.AMQPError,
@@ -132,6 +136,10 @@ class AmqpTransport(Transport):
         self._handler_tasks: set[asyncio.Task[Any]] = set()
         #: How many times the robust connection came back by itself after a loss.
         self.reconnects = 0
+        #: Messages the broker refused (nack) and that were published again on a new channel.
+        self.nacks = 0
+        self._renew_lock = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
         self._started = False
         self._start_lock = asyncio.Lock()
         #: Set while the connection is up with its channels, queues and consumers restored.
@@ -194,6 +202,8 @@ class AmqpTransport(Transport):
 
     async def _shutdown(self) -> None:
         self._fail_pending(RpcUnavailable("transport closed"))
+        for task in list(self._retired):
+            task.cancel()
         current = asyncio.current_task()
         handlers = [task for task in self._handler_tasks if task is not current]
         for task in handlers:
@@ -378,16 +388,62 @@ class AmqpTransport(Transport):
 
     # -- calling ---------------------------------------------------------------------------------
 
-    async def _publish(self, exchange: Any, message: aio_pika.Message, routing_key: str, what: str) -> None:
+    async def _publish(self, message: aio_pika.Message, routing_key: str, what: str, budget: float) -> None:
+        """Publish with confirm to the default exchange, ``mandatory``: a target nobody serves raises
+        ``RpcNoService``.  A message the broker refuses (nack) is published again, after a short pause
+        and on a new channel, for up to ``budget`` seconds: right after a broker node of a cluster is
+        lost, a channel that first publishes to a quorum queue whose leader was on that node keeps
+        having its messages refused (RabbitMQ 3.10, measured: > 30 s) while a new channel opened once
+        the queue has elected its new leader (~0.3 s) is served."""
+        started = time.monotonic()
+        pause = _NACK_PAUSE
+        while True:
+            channel = self._publish_ch
+            assert channel is not None
+            try:
+                async with asyncio.timeout(self.settings.publish_timeout):
+                    await channel.default_exchange.publish(message, routing_key=routing_key, mandatory=True)
+                return
+            except aio_pika.exceptions.PublishError:
+                raise RpcNoService(f"no service {routing_key!r}") from None
+            except aio_pika.exceptions.DeliveryError:
+                if budget - (time.monotonic() - started) < pause:
+                    raise RpcUnavailable(f"{what}: broker did not take the message (nacked)") from None
+            except asyncio.TimeoutError:
+                raise RpcUnavailable(f"{what}: broker did not take the message (TimeoutError)") from None
+            except _BROKER_ERRORS as exc:
+                raise RpcUnavailable(f"{what}: broker unavailable ({type(exc).__name__})") from None
+            self.nacks += 1
+            log.info("%s: the broker refused the message; publishing it again on a new channel", what)
+            await self._renew_publish_channel(channel)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _NACK_PAUSE_MAX)
+
+    async def _renew_publish_channel(self, refused: AbstractRobustChannel) -> None:
+        """Replace the publishing channel ``refused`` (unless another caller did already); the old one
+        is closed once what is in flight on it has had ``publish_timeout`` to be confirmed."""
+        async with self._renew_lock:
+            if self._publish_ch is not refused or self._conn is None or self._closed:
+                return
+            try:
+                async with asyncio.timeout(self.settings.publish_timeout):
+                    channel = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+                    events = await channel.declare_exchange(
+                        self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False)
+            except (*_BROKER_ERRORS, asyncio.TimeoutError) as exc:
+                log.debug("no new publishing channel for %s: %r", self.node_id, exc)
+                return
+            self._publish_ch, self._events_ex = channel, events
+        task = asyncio.get_running_loop().create_task(self._retire(refused))
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    async def _retire(self, channel: AbstractRobustChannel) -> None:
+        await asyncio.sleep(self.settings.publish_timeout)
         try:
-            async with asyncio.timeout(self.settings.publish_timeout):
-                await exchange.publish(message, routing_key=routing_key, mandatory=True)
-        except aio_pika.exceptions.PublishError:
-            raise RpcNoService(f"no service {routing_key!r}") from None
-        except (aio_pika.exceptions.DeliveryError, asyncio.TimeoutError) as exc:
-            raise RpcUnavailable(f"{what}: broker did not take the message ({type(exc).__name__})") from None
-        except _BROKER_ERRORS as exc:
-            raise RpcUnavailable(f"{what}: broker unavailable ({type(exc).__name__})") from None
+            await channel.close()
+        except (*_BROKER_ERRORS, asyncio.TimeoutError):
+            log.debug("close of a retired publishing channel failed", exc_info=True)
 
     async def call(
         self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
@@ -407,7 +463,6 @@ class AmqpTransport(Transport):
         self._pending[correlation_id] = future
         try:
             await self._publish(
-                self._publish_ch.default_exchange,
                 aio_pika.Message(
                     body,
                     content_type=_CONTENT_TYPE,
@@ -418,6 +473,7 @@ class AmqpTransport(Transport):
                 ),
                 target,
                 f"{target}.{method}",
+                min(self.settings.outage_wait, left),
             )
             remaining = timeout - (time.monotonic() - started)
             try:
@@ -440,10 +496,10 @@ class AmqpTransport(Transport):
         assert self._publish_ch is not None
         body = encode(Request(method=method, args=args or {}, sender=self.node_id))
         await self._publish(
-            self._publish_ch.default_exchange,
             aio_pika.Message(body, content_type=_CONTENT_TYPE, delivery_mode=DeliveryMode.NOT_PERSISTENT),
             target,
             f"cast {target}.{method}",
+            self.settings.outage_wait,
         )
 
     # -- departures ------------------------------------------------------------------------------

@@ -92,9 +92,37 @@ class RabbitCluster:
         self.nodes[index].stop()
 
     def start_node(self, index: int) -> None:
-        """Start node ``index`` again (it rejoins the cluster) and wait until every node runs."""
+        """Start node ``index`` again (it rejoins the cluster) and wait until every node runs and every
+        replicated queue (quorum queues, streams) has its replica there online again: only then may
+        another node go (a stream whose restarted replica is still catching up has no majority left
+        when another node stops: it refuses consumers and confirms until that replica is back)."""
         self.nodes[index].start()
         self.wait_running(sum(node.proc is not None for node in self.nodes))
+        self.wait_replicas_online()
+
+    def replicas_behind(self) -> dict[str, tuple[int, int]]:
+        """``{queue: (members, online)}`` of every replicated queue with a member not online."""
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            out = node.ctl("list_queues", "name", "members", "online", "--quiet", "--no-table-headers")
+            behind = {}
+            for line in out.strip().splitlines():
+                fields = line.split("\t")
+                if len(fields) != 3 or not fields[1].startswith("["):
+                    continue
+                members, online = (len(re.findall(r"@", field)) for field in fields[1:])
+                if online < members:
+                    behind[fields[0]] = (members, online)
+            return behind
+        return {}
+
+    def wait_replicas_online(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while behind := self.replicas_behind():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replicas not back online within {timeout} s: {behind}")
+            time.sleep(0.5)
 
     def ensure_running(self) -> None:
         """Start again every node a test stopped or killed."""
