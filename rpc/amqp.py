@@ -10,7 +10,8 @@ Layout on the broker:
 - fault events go through one topic exchange, each subscriber with its own queue;
 - departures (:meth:`AmqpTransport.watch_departures`): the broker's own event exchange
   (``amq.rabbitmq.event``, plugin ``rabbitmq_event_exchange``) announces ``queue.deleted`` when a
-  served name's auto-delete queue goes with its last consumer's connection; link changes
+  served name's auto-delete queue goes with its last consumer's connection (not when it goes with
+  its broker node: its server reconnects to another node and serves again); link changes
   (:meth:`~rpc.base.Transport.watch_link`) follow the robust connection's close and reconnect callbacks.
 
 Every queue is declared on a robust channel, so after a broker restart the connection comes back
@@ -251,7 +252,7 @@ class AmqpTransport(Transport):
         if not self._started or self._closed or wait <= 0 or self.connected:
             self._require_connection()
             if self.connected and not self._restored.is_set() and wait > 0:
-                return await self._await_restored(min(wait, self.settings.publish_timeout))
+                return await self._await_restored(wait)
             return 0.0
         started = time.monotonic()
         try:
@@ -261,12 +262,15 @@ class AmqpTransport(Transport):
         except TimeoutError:
             raise RpcUnavailable(f"broker unavailable (waited {wait:g} s for it)") from None
         waited = time.monotonic() - started
-        return waited + await self._await_restored(min(wait - waited, self.settings.publish_timeout))
+        return waited + await self._await_restored(wait - waited)
 
     async def _await_restored(self, bound: float) -> float:
         """aio-pika flags the connection up before it restores channels, queues and consumers (our
         reply queue among them) and says so last (``_on_reconnected``): wait for that, at most
-        ``bound`` seconds, then go on regardless (the signal is a courtesy, not a condition)."""
+        ``bound`` seconds (what is left of the call's bounded wait), then go on regardless.  A call
+        published before its reply queue is back would get no answer: after a broker node of a cluster
+        is lost, restoring may take seconds (a queue of the lost node is refused until the cluster has
+        deleted it, and the connection tries the next node)."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(max(bound, 0.0)):
@@ -526,6 +530,12 @@ class AmqpTransport(Transport):
 
         async def on_deleted(message: AbstractIncomingMessage) -> None:
             headers = message.headers
+            if "user_who_performed_action" not in headers:
+                # Deleted with its broker node (a node of the cluster went down; RabbitMQ 3.10 names the
+                # actor ``user`` then, ``user_who_performed_action`` when a queue goes with its last
+                # consumer's connection): its server went with the node's connections and serves again
+                # from another node; one that died too is left to the keepalive sweep.
+                return
             name, where = headers.get("name"), headers.get("vhost")
             if isinstance(name, bytes):
                 name = name.decode()

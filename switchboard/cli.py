@@ -29,7 +29,7 @@ __all__ = ["main"]
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
-    parser.add_argument("--broker", metavar="URL", help="RabbitMQ URL (amqp://…): cluster mode")
+    parser.add_argument("--broker", metavar="URL", help="RabbitMQ URL (amqp://…), or the URLs of a RabbitMQ cluster's nodes, comma-separated: cluster mode")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 

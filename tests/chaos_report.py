@@ -23,7 +23,6 @@ from typing import Any
 #: remove it here).
 NOT_COVERED = (
     "client transport loss for every client kind (only library clients with the extension lose theirs)",
-    "one broker node of three stopped (no clustered broker in the tests)",
     "token and ticket races",
     "the npm socket.io-client under any fault but a portal's kill -9",
 )

@@ -40,7 +40,8 @@ async def _library(cluster: ProcessCluster, user: str, extension: bool) -> Clien
 
 
 async def _bare(cluster: ProcessCluster, user: str) -> RecordingClient:
-    token = await mint_token(cluster.api_url, ROOM, user, "presenter", headers=cluster.service_headers)
+    token = await mint_token(cluster.api_url, ROOM, user, "presenter", preference={"isp": "isp-1"},
+                             headers=cluster.service_headers)
     client = await RecordingClient(cluster.portal_url(1)).connect()
     await client.login_ok(token)
     return client

@@ -103,3 +103,27 @@ async def test_when_its_node_is_killed_the_transport_goes_on_at_the_next_and_cal
     finally:
         await client.close()
         await server.close()
+
+
+async def test_a_queue_gone_with_its_broker_node_is_no_departure_of_its_server(rabbit_cluster: RabbitCluster) -> None:
+    first, second = rabbit_cluster.urls[:2]
+    watcher = AmqpTransport("departures-watcher", RpcSettings(broker_url=second))
+    moving = AmqpTransport("moving-server", RpcSettings(broker_url=f"{first},{second}", reconnect_interval=0.5))
+    leaving = AmqpTransport("leaving-server", RpcSettings(broker_url=second))
+    departed: list[str] = []
+    try:
+        for transport in (watcher, moving, leaving):
+            await transport.start()
+        await moving.serve("moving-svc", Service())
+        await leaving.serve("leaving-svc", Service())
+        assert await watcher.watch_departures(departed.append)
+
+        rabbit_cluster.kill(0)  # "moving-svc"'s queue goes with the node; its server moves to the next
+        await wait_until(lambda: moving.reconnects == 1, what="the server on the next node")
+        assert await watcher.call("moving-svc", "echo", {"value": 1}, timeout=LONG) == 1
+        await leaving.close()  # a departure, after the node's loss: the marker that events arrived
+        await wait_until(lambda: "leaving-svc" in departed, what="the departure of the server that left")
+        assert "moving-svc" not in departed
+    finally:
+        for transport in (leaving, moving, watcher):
+            await transport.close()
