@@ -116,7 +116,7 @@ _PROJECT = ("portal/", "conference_controller/", "rpc/", "token_api/", "cluster_
 
 async def _serve(api_port: int, portal_port: int, out: Path) -> None:
     from switchboard.config import load_settings
-    from switchboard.logs import configure_logging
+    from eventlog import configure_logging
     from switchboard.wiring import EmbeddedCluster
 
     settings = load_settings(None, overrides={"token_api": {"host": "127.0.0.1", "port": api_port},

@@ -26,7 +26,7 @@ from rpc.errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD
 
 from .admin import ADMIN_METHODS
 
-__all__ = ["admin_rpc_routes", "AdminRequest", "ADMIN_RPC_PATH"]
+__all__ = ["admin_rpc_routes", "AdminRequest", "AdminAnswer", "AdminError", "AdminErrorBody", "ADMIN_RPC_PATH"]
 
 #: Where the routes are mounted by default.
 ADMIN_RPC_PATH = "/admin/rpc"
@@ -51,13 +51,30 @@ class AdminRequest(msgspec.Struct, forbid_unknown_fields=True):
     args: dict[str, Any] = {}
 
 
+class AdminAnswer(msgspec.Struct):
+    """Body of a successful ``POST /admin/rpc``: the method's result."""
+
+    result: Any
+
+
+class AdminError(msgspec.Struct):
+    code: str
+    message: str
+
+
+class AdminErrorBody(msgspec.Struct):
+    """Body of a refused ``POST /admin/rpc``: the RPC error's ``code`` and ``message``."""
+
+    error: AdminError
+
+
 _decode_request = msgspec.json.Decoder(AdminRequest).decode
 _encode = msgspec.json.Encoder().encode
 
 
 def _error(code: str, message: str) -> web.Response:
     return web.Response(
-        body=_encode({"error": {"code": code, "message": message}}),
+        body=_encode(AdminErrorBody(AdminError(code, message))),
         status=_STATUS_FOR_CODE.get(code, 409),
         content_type="application/json",
     )
@@ -105,6 +122,6 @@ def admin_rpc_routes(
             return _error(RpcUnavailable.code, f"cluster manager {cluster_name!r} is unreachable: {exc.message}")
         except RpcError as exc:
             return _error(exc.code, exc.message)
-        return web.Response(body=_encode({"result": result}), content_type="application/json")
+        return web.Response(body=_encode(AdminAnswer(result)), content_type="application/json")
 
     return [web.post(path, relay)]

@@ -86,8 +86,11 @@ class DeathWatch:
         if losses != self._losses or not self._up:
             log_event(logging.INFO, "departure_ignored", worker_id=worker_id, reason="manager_cut_off")
             return
-        if self._member_of(worker_id) is not member:
-            log_event(logging.INFO, "departure_ignored", worker_id=worker_id, reason="rejoined_or_gone")
+        now = self._member_of(worker_id)
+        if now is not member:
+            # Gone already (its quit came too, and worker_removed said so): nothing new to say.
+            log_event(logging.INFO if now is not None else logging.DEBUG, "departure_ignored", worker_id=worker_id,
+                      reason="rejoined_or_gone")
             return
         await self._on_dead(worker_id)
 

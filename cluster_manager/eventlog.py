@@ -1,14 +1,14 @@
 """Structured log events of the cluster manager (``switchboard.cluster_manager``); see
-:class:`switchboard.logs.EventLog`."""
+:class:`eventlog.EventLog`."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from switchboard.logs import EventLog
+from eventlog import EventLog
 
-__all__ = ["log", "log_event"]
+__all__ = ["log", "log_event", "log_exception"]
 
 
 class _ManagerLog(EventLog):
@@ -23,3 +23,8 @@ log = logging.getLogger(_ManagerLog.LOGGER)
 def log_event(level: int, event: str, **fields: Any) -> None:
     """Log ``event`` with ``fields`` (worker ids, purposes, counts) on one line."""
     _events.log(level, event, **fields)
+
+
+def log_exception(event: str, **fields: Any) -> None:
+    """Log ``event`` with the exception being handled, once, and count it (:meth:`EventLog.exception`)."""
+    _events.exception(event, **fields)

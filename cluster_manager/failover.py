@@ -16,6 +16,7 @@ from rpc import RpcError, RpcRemoteError, Transport
 from scheduler import SchedulerError
 
 from .eventlog import log_event
+from .faults import FaultLog
 from .settings import ClusterManagerSettings
 from .tallies import ManagerTallies
 from .writer import RegistryWriter
@@ -28,6 +29,7 @@ class Failover:
 
     :param may_act: asked before each attempt; ``False`` (a leader that lost its lease) ends the
         hand-over of that room.
+    :param faults: each room's outcome is recorded there (``failed_over``, ``failover_failed``).
     """
 
     def __init__(
@@ -38,12 +40,14 @@ class Failover:
         *,
         may_act: Callable[[], bool],
         tallies: ManagerTallies,
+        faults: FaultLog,
     ) -> None:
         self._transport = transport
         self._settings = settings
         self._writer = writer
         self._may_act = may_act
         self._tallies = tallies
+        self._faults = faults
         #: Hand-overs in progress (ended by :meth:`close`).
         self._running: set[asyncio.Task[None]] = set()
 
@@ -110,7 +114,11 @@ class Failover:
             log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
                       epoch=taken.get("epoch") if isinstance(taken, dict) else None)
             self._tallies.failovers["handed_over"] += 1
+            self._faults.record("failed_over", severity="info", worker_id=worker_id, purpose=purpose, room=task,
+                                lost=lost)
             return
         self._tallies.failovers["failed"] += 1
+        self._faults.record("failover_failed", severity="error", worker_id=lost, purpose=purpose, room=task,
+                            attempts=settings.failover_attempts)
         log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
                   attempts=settings.failover_attempts)

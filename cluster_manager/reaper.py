@@ -19,10 +19,12 @@ from rpc import RpcError, Transport
 
 from .changes import WorkerRemoved
 from .detection import DeathWatch
-from .eventlog import log, log_event
+from .eventlog import log_event, log_exception
 from .failover import Failover
+from .faults import FaultLog
 from .freshman import FreshmanWindow
 from .liveness import LivenessTracker
+from .lost import LostWorkers
 from .messages import WorkerExit, to_builtins
 from .settings import ClusterManagerSettings
 from .tallies import ManagerTallies
@@ -42,6 +44,8 @@ class Reaper:
     :param window: told by every sweep (it logs the end of the freshman window).
     :param may_act: asked before a sweep or a departure acts; ``False`` (a leader that lost its
         lease) skips it.
+    :param faults: every removal is recorded there (``worker_lost``, or ``worker_quit``).
+    :param lost: a worker removed for any reason but ``quit`` is remembered there.
     """
 
     def __init__(
@@ -55,6 +59,8 @@ class Reaper:
         window: FreshmanWindow,
         may_act: Callable[[], bool],
         tallies: ManagerTallies,
+        faults: FaultLog,
+        lost: LostWorkers,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -65,6 +71,8 @@ class Reaper:
         self._window = window
         self._may_act = may_act
         self._tallies = tallies
+        self._faults = faults
+        self._lost = lost
         self._watch = DeathWatch(
             liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
             on_dead=self._depart, settle=settings.departure_settle, grace=settings.reconnect_grace,
@@ -93,6 +101,8 @@ class Reaper:
         """Remove the registered ``worker_id`` (its tasks are repealed and handed to the failover);
         returns the event to :meth:`publish_exit`."""
         member = self._registry.members[worker_id]
+        scheduler = self._registry.scheduler_of(worker_id, None)
+        last_view = scheduler.worker_view(worker_id) if scheduler is not None else None
         self._liveness.forget(worker_id)
         tasks = self._writer.apply(WorkerRemoved(worker_id, reason))
         self._tallies.removed(reason)
@@ -100,6 +110,14 @@ class Reaper:
             logging.INFO if reason == "quit" else logging.WARNING,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
         )
+        if reason == "quit":
+            self._faults.record("worker_quit", severity="info", worker_id=worker_id, purpose=member.purpose,
+                                tasks=len(tasks))
+        else:
+            self._faults.record("worker_lost", severity="error", worker_id=worker_id, purpose=member.purpose,
+                                reason=reason, tasks=len(tasks))
+            if last_view is not None:
+                self._lost.lost(last_view, reason)
         if not self._closed:
             self._failover.hand_over(member.purpose, worker_id, tasks)
         return WorkerExit(purpose=member.purpose, id=worker_id, reason=reason)
@@ -137,7 +155,7 @@ class Reaper:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("liveness sweep failed")
+                log_exception("liveness_sweep_failed")
 
     async def sweep(self) -> None:
         """One liveness sweep: drop lapsed reservations, count a missed sweep for every worker and

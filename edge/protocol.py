@@ -27,7 +27,6 @@ aiohttp 3.x and the tests of :mod:`tests.security` exercise them through a real 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,10 +46,12 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
+from .logs import EdgeLog
+
 __all__ = ["Guard", "GuardedRequestHandler", "BodyTimeout", "ErrorBody", "SERVER_NAME", "json_error_body",
            "error_response"]
 
-log = logging.getLogger("switchboard.edge")
+log = EdgeLog()
 
 #: What the servers send as ``Server`` (aiohttp would send ``Python/3.x aiohttp/3.y``).
 SERVER_NAME = "switchboard"
@@ -219,7 +220,7 @@ class GuardedRequestHandler(RequestHandler):
         if transport is None or self._request_in_progress or self._messages:
             return
         if self._head_started:
-            log.info("request_head_timeout remote=%s", _peer(transport))
+            log.info("request_head_timeout", remote=_peer(transport))
             body = self._guard.error_body(408, "header_timeout", "The request headers did not arrive in time")
             head = (f"HTTP/1.1 408 Request Timeout\r\n{hdrs.SERVER}: {SERVER_NAME}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
@@ -237,7 +238,7 @@ class GuardedRequestHandler(RequestHandler):
         self._body_timer = None
         if payload.is_eof() or payload.exception() is not None:
             return
-        log.info("request_body_timeout remote=%s", _peer(self.transport))
+        log.info("request_body_timeout", remote=_peer(self.transport))
         payload.set_exception(self._guard.body_timeout_error(self._guard.body_timeout))
 
     # -- errors aiohttp answers itself -----------------------------------------------------------
@@ -248,9 +249,9 @@ class GuardedRequestHandler(RequestHandler):
             exc = request.content.exception()
         status, reason, text = _classify(status, exc)
         if status >= 500:
-            self.log_exception("request_failed remote=%s path=%s", request.remote, request.path, exc_info=exc)
+            log.exception("request_failed", remote=request.remote, path=request.path, exc_info=exc)
         else:
-            log.info("request_refused reason=%s remote=%s", reason, request.remote)
+            log.info("request_refused", reason=reason, remote=request.remote)
         if request.writer.output_size > 0:
             raise ConnectionError("the response has started; no error response can be sent")
         return error_response(status, reason, text, self._guard.error_body, close=True)

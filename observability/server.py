@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .collectors import UnhandledCollector
 from .readiness import Readiness
 from .settings import ObserveSettings
 
@@ -15,11 +16,13 @@ __all__ = ["ObserveServer", "component_registry"]
 
 
 def component_registry() -> CollectorRegistry:
-    """A registry of a component's own, with the process's CPU, memory and file descriptors and
-    its garbage collector's counts (what ``prometheus_client``'s default registry would add)."""
+    """A registry of a component's own, with the process's CPU, memory and file descriptors, its
+    garbage collector's counts (what ``prometheus_client``'s default registry would add) and the
+    unexpected exceptions it logged (:class:`~observability.collectors.UnhandledCollector`)."""
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     GCCollector(registry=registry)
+    registry.register(UnhandledCollector())
     return registry
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from .logs import EventLog
+
 __all__ = ["Background"]
 
-log = logging.getLogger("switchboard.portal")
+log = EventLog()
 
 
 class Background:
@@ -27,7 +28,7 @@ class Background:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+            log.exception("background_task_failed", task=task.get_name(), exc_info=task.exception())
 
     async def stop(self, grace: float = 0.0) -> None:
         """Let running tasks finish within ``grace`` seconds, then cancel the rest."""

@@ -1,8 +1,8 @@
-"""Structured log events of the portal (``switchboard.portal``); see :class:`switchboard.logs.EventLog`."""
+"""Structured log events of the portal (``switchboard.portal``); see :class:`eventlog.EventLog`."""
 
 from __future__ import annotations
 
-from switchboard.logs import EventLog as _EventLog
+from eventlog import EventLog as _EventLog
 
 __all__ = ["EventLog"]
 

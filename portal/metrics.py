@@ -1,8 +1,11 @@
-"""Prometheus metrics of one portal (a registry per portal, served at ``GET /metrics``)."""
+"""Prometheus metrics of one portal (a registry per portal, served at ``GET /metrics``), with the
+process, GC and unexpected-exception metrics of every role (:func:`observability.component_registry`)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import Counter, Gauge
+
+from observability import component_registry
 
 __all__ = ["PortalMetrics", "LabelledCounter"]
 
@@ -24,7 +27,7 @@ class LabelledCounter:
 
 class PortalMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = component_registry()
         self.sockets = Gauge(
             "switchboard_portal_connected_sockets", "Socket.IO connections open", registry=self.registry
         )

@@ -10,8 +10,10 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from credentials import Keyring, new_id
+from observability import Readiness, observe_transport
 from rpc import ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
+from rpc.version import software_version
 from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
 from .alternatives import Alternatives
@@ -54,6 +56,7 @@ class Portal:
         self.worker_id = worker_id or default_worker_id()
         self.log = EventLog(worker=self.worker_id)
         self.metrics = PortalMetrics()
+        observe_transport(self.metrics.registry, transport)
         self.sessions = Sessions()
         self.background = Background()
         self.worker = ClusterWorker(
@@ -96,6 +99,19 @@ class Portal:
         self._faults: Subscription | None = None
         self._started = False
         self._stopped = False
+        self._serving = False
+        self.server.readiness = self.readiness
+
+    def readiness(self) -> Readiness:
+        """Ready once started and joined to the cluster, while the broker is connected."""
+        details = {"worker_id": self.worker_id}
+        if not self._serving or self._stopped:
+            return Readiness.not_ready("not started, or stopped", **details)
+        if not self.transport.connected:
+            return Readiness.not_ready("broker connection lost", **details)
+        if self.worker.manager_state is None:
+            return Readiness.not_ready("not joined to the cluster", **details)
+        return Readiness.serving(**details)
 
     @property
     def port(self) -> int:
@@ -128,6 +144,7 @@ class Portal:
         except BaseException:
             self._stopped = True
             raise
+        self._serving = True
         self.log.info("portal_started", port=self.port)
 
     async def stop(self) -> None:
@@ -155,6 +172,7 @@ class Portal:
             "secure": s.secure,
             "max_load": s.max_load,
             "capacity": {"isps": list(s.isps), "regions": list(s.regions)},
+            "version": software_version(),
         }
 
     def _load(self) -> float:

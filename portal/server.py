@@ -1,4 +1,4 @@
-"""The Socket.IO server on aiohttp: sockets, the client events, ``/metrics`` and ``/healthz``.
+"""The Socket.IO server on aiohttp: sockets, the client events, ``/metrics``, ``/healthz`` and ``/readyz``.
 
 Every client event goes through :meth:`PortalServer._request`: limits, the action, and the one
 place a :class:`~portal.errors.RequestError` becomes the ``('error', reason)`` ack.
@@ -11,7 +11,6 @@ no logged-in participant ``login_timeout`` after it opened is closed at the tran
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edge import AddressRateLimiter, Guard, GuardedSite, TrustedProxies, name_server
+from observability import Readiness
 
 from .connection import Connection, State
 from .errors import Ack, IllegalRequest, RequestError, ok
@@ -36,8 +36,6 @@ from .delivery import AckBatcher
 from .settings import PortalSettings
 
 __all__ = ["PortalServer", "create_sio"]
-
-log = logging.getLogger("switchboard.portal")
 
 Action = Callable[[Connection, Any], Awaitable[Ack]]
 
@@ -87,6 +85,9 @@ class PortalServer:
         self.app.on_response_prepare.append(name_server)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        #: What ``/readyz`` answers (the portal sets it: started, joined, broker connected).
+        self.readiness: Callable[[], Readiness] = lambda: Readiness.not_ready("not started")
         self.sio.attach(self.app, socketio_path=_SIO_PATH.strip("/"))
         self._runner: web.AppRunner | None = None
         self._site: GuardedSite | None = None
@@ -109,6 +110,7 @@ class PortalServer:
         self.sio.on("disconnect", self._disconnect)
         for event in self._actions:
             self.sio.on(event, self._handler(event))
+        self.sio.on("*", self._unknown)
 
     @property
     def port(self) -> int:
@@ -259,13 +261,27 @@ class PortalServer:
             self.metrics.requests.inc(event, exc.code)
             return exc.ack(structured=structured)
         except Exception:
-            log.exception("portal request %s failed", event)
+            conn.log.exception("request_failed", request=event)
             self.metrics.requests.inc(event, "internal")
             return RequestError("internal error", "internal").ack(structured=structured)
         finally:
             conn.limits.done()
         self.metrics.requests.inc(event, "ok")
         return answer
+
+    async def _unknown(self, event: str, sid: str, *args: Any) -> Ack:
+        """An event no handler serves: answered at once (a client waiting for an ack would time
+        out), counted under one label whatever its name, and rate-limited like any request."""
+        conn = self.connections.get(sid)
+        error = RequestError("unknown request", "unknown_request")
+        if conn is not None:
+            try:
+                conn.limits.admit(args[0] if args else None)
+                conn.limits.done()
+            except RequestError as exc:
+                error = exc
+        self.metrics.requests.inc("(unknown)", error.code)
+        return error.ack()
 
     def _in_session(self, action: Action) -> Action:
         """``action`` needs a participant: before one is bound, hold the request (§6 of protocol.md)."""
@@ -313,3 +329,7 @@ class PortalServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        readiness = self.readiness()
+        return web.json_response(readiness.as_json(), status=readiness.status_code)

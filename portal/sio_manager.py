@@ -10,16 +10,17 @@ library's path.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
+from .logs import EventLog
+
 __all__ = ["InPlaceManager"]
 
-log = logging.getLogger("switchboard.portal")
+log = EventLog()
 
 
 class InPlaceManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -47,5 +48,5 @@ class InPlaceManager(socketio.AsyncManager):  # type: ignore[misc]
                 try:
                     await send(eio_sid, frame)
                 except Exception:  # noqa: BLE001 - one recipient's failure must not stop the others
-                    log.warning("emit of %s to %s failed", event, sid, exc_info=True)
+                    log.warning("emit_failed", event=event, sid=sid, exc_info=True)
                     break

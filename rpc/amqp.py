@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import time
 import uuid
 from typing import Any
@@ -55,14 +54,15 @@ from .base import (
     dispatch,
     rpc_methods,
 )
-from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, Declined, RpcConnectionLost, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .logs import AmqpLog
 from .messages import ErrorBody, Reply, Request, decode_event, decode_reply, decode_request, encode
 from .messages import Event as EventMessage
 from .settings import RpcSettings
 
 __all__ = ["AmqpTransport"]
 
-log = logging.getLogger("switchboard.rpc.amqp")
+log = AmqpLog()
 
 #: The broker's own event exchange (plugin ``rabbitmq_event_exchange``).
 BROKER_EVENTS_EXCHANGE = "amq.rabbitmq.event"
@@ -96,7 +96,7 @@ class _AmqpService(ServiceHandle):
         try:
             await self.queue.cancel(self.tag)
         except _BROKER_ERRORS + (asyncio.TimeoutError,):
-            log.debug("cancel of %s failed (connection down)", self.name)
+            log.debug("cancel_failed", service=self.name, reason="connection_down")
 
 
 class _AmqpSubscription(Subscription):
@@ -113,7 +113,7 @@ class _AmqpSubscription(Subscription):
             await self.queue.cancel(self.tag)
             await self.queue.delete(if_unused=False, if_empty=False)
         except _BROKER_ERRORS + (asyncio.TimeoutError,):
-            log.debug("cancel of event subscription failed (connection down)")
+            log.debug("cancel_failed", subscription="events", reason="connection_down")
 
 
 class AmqpTransport(Transport):
@@ -184,7 +184,7 @@ class AmqpTransport(Transport):
                 await conn.close()
                 if first == len(self.broker_urls) - 1:
                     raise
-                log.warning("broker node %s refused %s (%r); trying the next one", redacted(url), self.node_id, exc)
+                log.warning("broker_node_refused", node=self.node_id, broker=redacted(url), error=repr(exc))
                 continue
             self._conn = conn
             break
@@ -217,7 +217,7 @@ class AmqpTransport(Transport):
             try:
                 await self._conn.close()
             except _BROKER_ERRORS + (asyncio.TimeoutError,):
-                log.debug("close of the broker connection failed", exc_info=True)
+                log.debug("broker_close_failed", node=self.node_id, exc_info=True)
 
     @property
     def connected(self) -> bool:
@@ -226,8 +226,8 @@ class AmqpTransport(Transport):
     def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
         self._restored.clear()
         if self._pending:
-            log.warning("broker connection lost; failing %d calls in flight", len(self._pending))
-        self._fail_pending(RpcUnavailable(f"broker connection lost: {exc or 'closed'}"))
+            log.warning("broker_connection_lost", node=self.node_id, calls_failed=len(self._pending))
+        self._fail_pending(RpcConnectionLost(f"broker connection lost: {exc or 'closed'}"))
         if not self._closed:
             self._link_changed(False)
 
@@ -235,7 +235,7 @@ class AmqpTransport(Transport):
         self._restored.set()  # aio-pika calls this once every channel, queue and consumer is back
         self.reconnects += 1
         where = self._conn.address if self._conn is not None else "?"
-        log.info("broker connection restored for %s (at %s)", self.node_id, where)
+        log.info("broker_connection_restored", node=self.node_id, broker=where)
         self._link_changed(True)
 
     def _fail_pending(self, error: RpcUnavailable) -> None:
@@ -330,17 +330,18 @@ class AmqpTransport(Transport):
             try:
                 request = decode_request(message.body)
             except Exception as exc:  # msgspec.ValidationError / DecodeError
-                log.warning("malformed request on %s dropped: %s", service, exc)
+                log.warning("malformed_request_dropped", service=service, error=str(exc))
                 return
             if deadline_passed(request):
-                log.info("request %s.%s from %s expired before handling", service, request.method, request.sender)
+                log.info("request_expired", service=service, method=request.method, sender=request.sender)
                 return
             if message.correlation_id:
                 _REQUEST_ID.set(f"{request.sender}/{message.correlation_id}")
             try:
                 reply = await dispatch(service, methods, request, self.on_handled)
             except Declined as exc:
-                log.info("%s declined %s from %s: %s", service, request.method, request.sender, exc.message)
+                log.info("request_declined", service=service, method=request.method, sender=request.sender,
+                         reason=exc.message)
                 declined = True
                 return
             except asyncio.CancelledError:
@@ -357,14 +358,14 @@ class AmqpTransport(Transport):
                 else:
                     await message.ack()
             except _BROKER_ERRORS + (asyncio.TimeoutError,):
-                log.debug("ack failed (connection down); the broker will redeliver")
+                log.debug("ack_failed", reason="connection_down", detail="the broker will redeliver")
 
     async def _send_reply(self, message: AbstractIncomingMessage, reply: Reply) -> None:
         assert self._reply_ch is not None
         try:
             body = encode(reply)
         except (TypeError, ValueError) as exc:
-            log.error("reply is not serialisable: %s", exc)
+            log.error("reply_not_serialisable", error=str(exc))
             body = encode(Reply(error=ErrorBody(INTERNAL, "reply is not serialisable")))
         try:
             await self._reply_ch.default_exchange.publish(
@@ -378,12 +379,12 @@ class AmqpTransport(Transport):
                 mandatory=False,
             )
         except _BROKER_ERRORS as exc:
-            log.warning("reply to %s lost: %s", message.reply_to, exc)
+            log.warning("reply_lost", reply_to=message.reply_to, error=str(exc))
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id or "")
         if future is None or future.done():
-            log.debug("late or unknown reply %s dropped", message.correlation_id)
+            log.debug("late_reply_dropped", correlation_id=message.correlation_id)
             return
         try:
             future.set_result(decode_reply(message.body))
@@ -418,7 +419,7 @@ class AmqpTransport(Transport):
             except _BROKER_ERRORS as exc:
                 raise RpcUnavailable(f"{what}: broker unavailable ({type(exc).__name__})") from None
             self.nacks += 1
-            log.info("%s: the broker refused the message; publishing it again on a new channel", what)
+            log.info("publish_refused", what=what, detail="publishing it again on a new channel")
             await self._renew_publish_channel(channel)
             await asyncio.sleep(pause)
             pause = min(pause * 2, _NACK_PAUSE_MAX)
@@ -435,7 +436,7 @@ class AmqpTransport(Transport):
                     events = await channel.declare_exchange(
                         self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False)
             except (*_BROKER_ERRORS, asyncio.TimeoutError) as exc:
-                log.debug("no new publishing channel for %s: %r", self.node_id, exc)
+                log.debug("publish_channel_not_renewed", node=self.node_id, error=repr(exc))
                 return
             self._publish_ch, self._events_ex = channel, events
         task = asyncio.get_running_loop().create_task(self._retire(refused))
@@ -447,7 +448,7 @@ class AmqpTransport(Transport):
         try:
             await channel.close()
         except (*_BROKER_ERRORS, asyncio.TimeoutError):
-            log.debug("close of a retired publishing channel failed", exc_info=True)
+            log.debug("publish_channel_close_failed", node=self.node_id, exc_info=True)
 
     async def call(
         self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
@@ -518,8 +519,8 @@ class AmqpTransport(Transport):
         try:
             exchange = await probe.declare_exchange(BROKER_EVENTS_EXCHANGE, passive=True)
         except aio_pika.exceptions.ChannelNotFoundEntity:
-            log.warning("the broker has no %s exchange (enable the plugin rabbitmq_event_exchange): "
-                        "dead workers are noticed by keepalives only", BROKER_EVENTS_EXCHANGE)
+            log.warning("broker_events_missing", exchange=BROKER_EVENTS_EXCHANGE,
+                        detail="enable the plugin rabbitmq_event_exchange: dead workers are noticed by keepalives only")
             return False
         except _BROKER_ERRORS as exc:
             raise RpcUnavailable(f"cannot watch departures: {exc}") from exc
@@ -577,14 +578,14 @@ class AmqpTransport(Transport):
             try:
                 event = decode_event(message.body)
             except Exception as exc:
-                log.warning("malformed event dropped: %s", exc)
+                log.warning("malformed_event_dropped", error=str(exc))
                 return
             try:
                 await handler(event.topic, event.payload)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("event handler for %s failed on %s", event.topic, self.node_id)
+                log.exception("event_handler_failed", topic=event.topic, node=self.node_id)
 
         try:
             queue = await self._consume_ch.declare_queue(

@@ -12,12 +12,12 @@ import abc
 import asyncio
 import contextvars
 import inspect
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from .errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD, Declined, RpcError, ServiceError
+from .logs import RpcLog
 from .messages import ErrorBody, Reply, Request
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
     "dispatch",
 ]
 
-log = logging.getLogger("switchboard.rpc")
+log = RpcLog()
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 EventHandler = Callable[[str, Any], Awaitable[None]]
@@ -119,7 +119,7 @@ async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any
         mismatch = _signature_mismatch(method, request.args)
         if mismatch is not None:
             return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {mismatch}"))
-        log.exception("rpc handler %s.%s failed", service, request.method)
+        log.exception("rpc_handler_failed", service=service, method=request.method, sender=request.sender)
         return Reply(error=ErrorBody(INTERNAL, f"{service}.{request.method} failed"))
     except Declined:
         raise
@@ -128,7 +128,7 @@ async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("rpc handler %s.%s failed", service, request.method)
+        log.exception("rpc_handler_failed", service=service, method=request.method, sender=request.sender)
         return Reply(error=ErrorBody(INTERNAL, f"{service}.{request.method} failed"))
     return Reply(result=result)
 
@@ -211,7 +211,7 @@ class Transport(abc.ABC):
             try:
                 listener(up)
             except Exception:
-                log.exception("link listener of %s failed", self.node_id)
+                log.exception("link_listener_failed", node=self.node_id)
 
     async def watch_departures(self, listener: DepartureListener) -> bool:
         """Call ``listener(service)`` as soon as the last server of ``service`` is gone (its process

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-import logging
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -19,12 +18,13 @@ from typing import Any
 
 from .base import DepartureListener, EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
 from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .logs import LocalLog
 from .messages import ErrorBody, Reply, Request, roundtrip
 from .topics import topic_matches
 
 __all__ = ["LocalBroker", "LocalTransport"]
 
-log = logging.getLogger("switchboard.rpc.local")
+log = LocalLog()
 
 Methods = dict[str, Callable[..., Awaitable[Any]]]
 
@@ -86,7 +86,7 @@ class LocalBroker:
             try:
                 listener(name)
             except Exception:
-                log.exception("departure listener of %s failed", transport.node_id)
+                log.exception("departure_listener_failed", node=transport.node_id)
 
     def _pick(self, target: str) -> _LocalService:
         entries = self._services.get(target)
@@ -159,7 +159,7 @@ class LocalTransport(Transport):
             try:
                 reply = Reply(result=roundtrip(reply.result))
             except (TypeError, ValueError) as exc:
-                log.error("reply of %s.%s is not serialisable: %s", entry.name, request.method, exc)
+                log.error("reply_not_serialisable", service=entry.name, method=request.method, error=str(exc))
                 reply = Reply(error=ErrorBody(INTERNAL, "reply is not serialisable"))
         return reply
 
@@ -275,7 +275,7 @@ async def _deliver(sub: _LocalSubscription, topic: str, payload: Any) -> None:
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("event handler for %s failed on %s", topic, sub.transport.node_id)
+        log.exception("event_handler_failed", topic=topic, node=sub.transport.node_id)
 
 
 def _log_cast_failure(target: str, method: str, task: asyncio.Task[Any]) -> None:
@@ -285,4 +285,5 @@ def _log_cast_failure(target: str, method: str, task: asyncio.Task[Any]) -> None
 
 def _log_cast_reply(target: str, method: str, reply: Reply) -> None:
     if reply.error is not None:
-        log.warning("cast %s.%s failed: %s: %s", target, method, reply.error.code, reply.error.message)
+        log.warning("cast_failed", service=target, method=method, code=reply.error.code,
+                    error=reply.error.message)

@@ -18,17 +18,16 @@ Every wait (between join attempts, keepalives and load checks) goes through ``sl
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .base import Transport
 from .errors import RpcError, RpcUnavailable
+from .logs import WorkerLog
 from .settings import WorkerSettings
 
 __all__ = ["ClusterWorker", "MANAGER_INITIALIZING", "MANAGER_IN_SERVICE", "KEEPALIVE_OK", "KEEPALIVE_WHOAREYOU"]
 
-log = logging.getLogger("switchboard.worker")
 
 MANAGER_INITIALIZING = "initializing"
 MANAGER_IN_SERVICE = "in-service"
@@ -58,6 +57,7 @@ class ClusterWorker:
         self.transport = transport
         self.purpose = purpose
         self.worker_id = worker_id
+        self.log = WorkerLog(worker_id=worker_id, purpose=purpose)
         self.info = info
         self.settings = settings or WorkerSettings()
         self._load = load
@@ -108,7 +108,7 @@ class ClusterWorker:
             try:
                 await self.transport.cast(self._manager, "quit", {"worker_id": self.worker_id})
             except RpcError as exc:
-                log.info("quit of %s not delivered: %s", self.worker_id, exc)
+                self.log.info("quit_not_delivered", error=str(exc))
 
     # -- tasks -----------------------------------------------------------------------------------
 
@@ -141,7 +141,7 @@ class ClusterWorker:
             await self.transport.cast(self._manager, method, args)
         except RpcError as exc:
             # The keepalive loop notices a lost manager; a rejoin re-reports every task.
-            log.warning("%s of %s not delivered: %s", method, self.worker_id, exc)
+            self.log.warning("report_not_delivered", method=method, error=str(exc))
 
     # -- membership ------------------------------------------------------------------------------
 
@@ -157,13 +157,14 @@ class ClusterWorker:
                 )
             except RpcError as exc:
                 last = exc
-                log.info("join of %s failed (attempt %d): %s", self.worker_id, attempt + 1, exc)
+                self.log.debug("join_attempt_failed", attempt=attempt + 1, error=str(exc))
                 await self._sleep(self.settings.join_interval)
                 continue
             self.manager_state = str(state)
             self._last_load = None
-            log.info("%s joined the cluster (manager %s)", self.worker_id, state)
+            self.log.info("joined_cluster", manager_state=state, attempts=attempt + 1)
             return self.manager_state
+        self.log.warning("join_failed", attempts=max(1, self.settings.join_retries), error=str(last))
         raise RpcUnavailable(f"{self.worker_id} could not join the cluster manager: {last}")
 
     async def _keepalive_loop(self) -> None:
@@ -179,26 +180,25 @@ class ClusterWorker:
                 if not self.transport.connected:
                     # This worker lost the broker, not the manager: the manager, cut off too, waits
                     # for it (a grace period after it reconnects), so rejoining would lose its tasks.
-                    log.debug("keepalive of %s not sent: %s", self.worker_id, exc)
+                    self.log.debug("keepalive_not_sent", error=str(exc))
                     continue
                 failures += 1
-                log.debug("keepalive of %s failed (%d): %s", self.worker_id, failures, exc)
+                self.log.debug("keepalive_failed", failures=failures, error=str(exc))
                 if failures > self.settings.keepalive_max_failures:
-                    log.warning("%s lost the cluster manager after %d failed keepalives", self.worker_id, failures)
+                    self.log.warning("cluster_manager_lost", failures=failures)
                     failures = 0
                     await self._recover()
                 continue
             failures = 0
             if answer == KEEPALIVE_WHOAREYOU:
-                log.warning("cluster manager does not know %s; rejoining", self.worker_id)
+                self.log.warning("unknown_to_cluster_manager")
                 await self._recover()
 
     async def _recover(self) -> None:
         try:
             state = await self._join()
-        except RpcUnavailable as exc:
-            log.error("%s", exc)
-            return
+        except RpcUnavailable:
+            return  # join_failed is logged
         self.recoveries += 1
         if state == MANAGER_INITIALIZING:
             if self.tasks:
@@ -207,7 +207,7 @@ class ClusterWorker:
                         self._manager, "pick_up_tasks", {"worker_id": self.worker_id, "tasks": sorted(self.tasks)}
                     )
                 except RpcError as exc:
-                    log.warning("re-report of %d tasks failed: %s", len(self.tasks), exc)
+                    self.log.warning("tasks_not_reported", tasks=len(self.tasks), error=str(exc))
         else:
             lost = sorted(self.tasks)
             self.tasks.clear()
@@ -222,7 +222,7 @@ class ClusterWorker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("%s of %s failed", name, self.worker_id)
+            self.log.exception("hook_failed", hook=name)
 
     async def _load_loop(self) -> None:
         checks = 0
@@ -231,7 +231,7 @@ class ClusterWorker:
             try:
                 load = float(self._load())
             except Exception:
-                log.exception("load of %s could not be measured", self.worker_id)
+                self.log.exception("load_not_measured")
                 continue
             checks += 1
             if load == self._last_load and checks % 10:
@@ -243,4 +243,4 @@ class ClusterWorker:
                 )
                 self._last_load = load
             except RpcError as exc:
-                log.debug("load report of %s failed: %s", self.worker_id, exc)
+                self.log.debug("load_report_failed", error=str(exc))

@@ -21,8 +21,12 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from yarl import URL
+
+from eventlog import configure_logging, log_loop_exceptions
+
 from .config import ConfigError, Settings, load_settings
-from .logs import configure_logging
+from .eventlogs import WiringLog
 
 __all__ = ["main"]
 
@@ -133,6 +137,8 @@ async def _serve_embedded(settings: Settings) -> int:
 
     from .welcome import print_welcome
 
+    log_loop_exceptions(asyncio.get_running_loop())
+
     cluster = EmbeddedCluster(settings)
     await cluster.start()
     try:
@@ -149,6 +155,7 @@ async def _serve_role(role: str, settings: Settings) -> int:
     component, then its transport)."""
     from .wiring import build_observer, build_role, role_transport
 
+    log_loop_exceptions(asyncio.get_running_loop())
     async with AsyncExitStack() as running:
         transport = role_transport(role, settings)
         running.push_async_callback(transport.close)
@@ -161,13 +168,17 @@ async def _serve_role(role: str, settings: Settings) -> int:
         await transport.start()
         await component.start()
         running.push_async_callback(component.stop)
-        port = getattr(component, "port", None)
-        where = f" on port {port}" if port else ""
-        if observer is not None:
-            where += f" (metrics and health on {observer.settings.host}:{observer.port})"
-        print(f"switchboard {role} is up{where} (broker {settings.rpc.broker_url})", flush=True)
+        observe = f"{observer.settings.host}:{observer.port}" if observer is not None else None
+        # An event like any other (one JSON line with --log-json), the broker's password masked.
+        WiringLog().info("role_up", role=role, port=getattr(component, "port", None), observe=observe,
+                         broker=_masked(settings.rpc.broker_url))
         await _wait_for_signal(getattr(component, "finished", None))
     return 0
+
+
+def _masked(url: str) -> str:
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -18,12 +17,13 @@ import time
 from dataclasses import dataclass, field
 
 from .config import ConfigError, Settings
+from .eventlogs import SupervisorLog
 from .keys import EmbeddedKeys, embedded_keys
 from .welcome import print_welcome
 
 __all__ = ["run_local_cluster", "token_api_count", "Child"]
 
-log = logging.getLogger("switchboard.supervisor")
+log = SupervisorLog()
 
 _STOP_GRACE = 10.0
 _MAX_BACKOFF = 10.0
@@ -45,7 +45,7 @@ class Child:
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, start_new_session=True, env=self.env)
         self.started_at = time.monotonic()
-        log.info("started %s (pid %d)", self.name, self.proc.pid)
+        log.info("child_started", child=self.name, pid=self.proc.pid)
 
     def check(self, now: float) -> None:
         """Restart the child if it died and its back-off has passed."""
@@ -59,7 +59,7 @@ class Child:
             if now - self.started_at > _HEALTHY_AFTER:
                 self.backoff = 1.0
             return
-        log.warning("%s exited with %s; restarting in %.0f s", self.name, code, self.backoff)
+        log.warning("child_exited", child=self.name, code=code, restart_in=self.backoff)
         self.proc = None
         self.restart_at = now + self.backoff
         self.backoff = min(self.backoff * 2, _MAX_BACKOFF)
@@ -185,7 +185,7 @@ def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
         for child in children:
             child.check(now)
         time.sleep(0.25)
-    log.info("stopping %d children", len(children))
+    log.info("stopping_children", children=len(children))
     # Workers first, so that they can still say goodbye to the cluster manager, which goes last.
     workers = [c for c in children if c.name.startswith(("portal-", "controller-"))]
     for group in (workers, [c for c in children if c not in workers]):

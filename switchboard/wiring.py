@@ -10,7 +10,6 @@ the keys it needs, or with a weak one, is refused before it connects anywhere.
 
 from __future__ import annotations
 
-import logging
 import socket
 import uuid
 from contextlib import AsyncExitStack
@@ -23,20 +22,23 @@ from cluster_manager.node import ManagerNode
 from cluster_manager import ADMIN_METHODS, admin_rpc_routes
 from conference_controller import Controller
 from cluster_manager.observe import manager_readiness, manager_registry
-from conference_controller.observe import controller_readiness, controller_registry
+from conference_controller.observe import ControllerCollector, controller_readiness, controller_registry
 from credentials import AdminKeys, Keyring
-from observability import HandlerLatency, ObserveServer
+from observability import ObserveServer, observe_transport
 from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
+from token_api.app_keys import METRICS
+from token_api.management import ManagementRelay, management_routes
 
 from .config import ConfigError, Settings
+from .eventlogs import WiringLog
 from .journals import build_journal
 from .keys import EmbeddedKeys, check_role_keys, embedded_keys
 
 __all__ = ["EmbeddedCluster", "build_role", "build_observer", "ROLES", "Component"]
 
-log = logging.getLogger("switchboard.wiring")
+log = WiringLog()
 
 ROLES = ("cluster-manager", "token-api", "portal", "controller")
 
@@ -46,12 +48,20 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
+def _export_controller(components: dict[str, Component]) -> None:
+    """The embedded controller has no port of its own: its rooms, participants, outboxes and journal
+    are on the token API's ``/metrics``, which stands for the process."""
+    api, controller = components["token-api"], components["controller"]
+    if isinstance(api, TokenApi) and isinstance(controller, Controller):
+        api.app[METRICS].registry.register(ControllerCollector(controller))
+
+
 async def _stop(role: str, component: Component) -> None:
     """Stop one component of several: a failure is logged, and the others are stopped still."""
     try:
         await component.stop()
     except Exception:
-        log.exception("stopping %s failed", role)
+        log.exception("stop_failed", role=role)
 
 
 def _node_id(role: str) -> str:
@@ -81,6 +91,9 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
         return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys)
     if role == "token-api":
         routes = admin_rpc_routes(transport, settings.cluster_manager.name, allowed_methods=ADMIN_METHODS)
+        relay = ManagementRelay(transport, settings.cluster_manager.name, admin_keys.own(),
+                                settings.token_api.management)
+        routes += management_routes(relay)
         return TokenApi(transport, settings.token_api, Keyring(settings.keys.keys),
                         cluster_name=settings.cluster_manager.name, extra_routes=routes)
     if role == "portal":
@@ -106,7 +119,7 @@ def build_observer(role: str, settings: Settings, component: Component) -> Obser
         return None
     if not server.enabled:
         return None
-    component.transport.on_handled = HandlerLatency(server.registry).observe
+    observe_transport(server.registry, component.transport)
     return server
 
 
@@ -154,6 +167,7 @@ class EmbeddedCluster:
                     transport = self.broker.transport(_node_id(role), call_timeout=self.settings.rpc.call_timeout)
                     undo.push_async_callback(transport.close)
                     built.append((role, build_role(role, self.settings, transport, embedded=True)))
+                _export_controller(dict(built))
                 for role, component in built:
                     await component.start()
                     undo.push_async_callback(_stop, role, component)

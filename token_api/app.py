@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
 from credentials import Keyring
 from edge import AddressRateLimiter, TrustedProxies, name_server
+from observability import observe_transport
 from rpc import Transport
 
 from .app_keys import (
@@ -24,8 +24,11 @@ from .app_keys import (
     TRUSTED_PROXIES,
 )
 from .auth import Authenticator
+from .dashboard import DASHBOARD_PREFIX, install_dashboard
+from .logs import log
 from .metrics import Metrics
 from .middlewares import cors_middleware, error_middleware
+from .openapi import openapi_routes
 from .placement import PortalScheduler
 from .routes import routes
 from .service import RoomsService, rooms_service_name
@@ -36,7 +39,6 @@ from .tokens import TokenMinter
 
 __all__ = ["create_app", "is_loopback", "allowed_origins", "ADMIN_PREFIX"]
 
-log = logging.getLogger("switchboard.token_api")
 
 #: Routes under this prefix are management pages and RPC: CORS never opens them.
 ADMIN_PREFIX = "/admin/"
@@ -67,7 +69,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         # token API process answers them as the database has the room now.
         handle = await app[TRANSPORT].serve(rooms_service_name(app[CLUSTER_NAME]), RoomsService(store.store))
         try:
-            log.info("rooms_served store=%s", store.describe())
+            log.info("rooms_served", store=store.describe())
             yield
         finally:
             await handle.stop()
@@ -104,11 +106,12 @@ def create_app(
         )
     trusted = TrustedProxies(settings.trusted_proxies, setting="token_api.trusted_proxies")
     metrics = Metrics()
+    observe_transport(metrics.registry, transport)
     store = CachedRoomStore(create_room_store(settings), ttl=settings.rooms_cache_ttl)
     portals = PortalScheduler(transport, settings, metrics, cluster_name=cluster_name)
     app = web.Application(
         client_max_size=settings.client_max_size,
-        middlewares=[cors_middleware(allowed_origins(settings), closed_prefixes=(ADMIN_PREFIX,)), error_middleware],
+        middlewares=[cors_middleware(allowed_origins(settings), closed_prefixes=(ADMIN_PREFIX, DASHBOARD_PREFIX)), error_middleware],
     )
     app[SETTINGS] = settings
     app[TRANSPORT] = transport
@@ -122,6 +125,9 @@ def create_app(
     )
     app[MINTER] = TokenMinter(settings, keyring, store, portals)
     app.add_routes(routes)
+    openapi_routes(app)
+    if settings.dashboard.enabled:
+        install_dashboard(app)
     if extra_routes:
         app.add_routes(extra_routes)
     app.cleanup_ctx.append(_rooms_ctx)

@@ -11,7 +11,6 @@ does not look at credentials; its callers are anonymous (``Principal.service is 
 from __future__ import annotations
 
 import hmac
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from aiohttp import web
 from edge import TrustedProxies, client_address
 
 from .errors import AuthError, TooManyRequests
+from .logs import log
 from .mauth import MalformedHeader, parse_header, signature_matches
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
@@ -29,7 +29,6 @@ from .settings import TokenApiSettings
 
 __all__ = ["Authenticator", "Principal", "SERVICE_KEY_HEADER"]
 
-log = logging.getLogger("switchboard.token_api")
 
 SERVICE_KEY_HEADER = "X-Service-Key"
 _UNKNOWN_SERVICE_KEY = "switchboard: no such service"
@@ -86,7 +85,7 @@ class Authenticator:
         except AuthError as exc:
             self._limiter.failed(address)
             self._metrics.auth_failures.labels(reason=exc.error_reason).inc()
-            log.info("auth_failed reason=%s remote=%s path=%s", exc.error_reason, address, request.path)
+            log.info("auth_failed", reason=exc.error_reason, remote=address)
             raise
 
     def _verify(self, request: web.Request) -> Principal:

@@ -9,7 +9,7 @@ it); its size is bounded by ``client_max_size`` and the time it takes to arrive 
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -42,6 +42,18 @@ def nesting_exceeds(raw: bytes, limit: int) -> bool:
     return False
 
 
+def _whole_numbers(value: Any) -> Any:
+    """``value`` with every float that is a whole number as an ``int``: in JSON (and its Schema) ``2.0``
+    is the integer ``2``, which the decoder alone would refuse where an integer is expected."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    return value
+
+
 async def read_body(request: web.Request, kind: type[_T]) -> _T:
     """The JSON body as ``kind``; 400 when it is not UTF-8 JSON of that shape or nests too deep,
     413 when too large, 408 when it does not arrive in time.
@@ -62,7 +74,11 @@ async def read_body(request: web.Request, kind: type[_T]) -> _T:
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"Invalid body: {readable_validation(str(exc))}", reason="invalid_body") from None
+        whole = _whole_numbers(msgspec.json.decode(raw or b"{}"))
+        try:
+            return msgspec.convert(whole, kind)
+        except msgspec.ValidationError:
+            raise BadRequest(f"Invalid body: {readable_validation(str(exc))}", reason="invalid_body") from None
     except msgspec.DecodeError:
         raise BadRequest("Failed to parse JSON body", reason="invalid_json") from None
     except RecursionError:

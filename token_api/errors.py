@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import msgspec
 from aiohttp import web
 
 __all__ = [
+    "ErrorDetail",
+    "ErrorBody",
     "ApiError",
     "BadRequest",
     "AuthError",
@@ -25,6 +28,8 @@ __all__ = [
     "CloudError",
     "PortalUnavailable",
     "StoreUnavailableError",
+    "ManagementUnavailable",
+    "GatewayTimeout",
     "owt_code_for_status",
     "reason_for_status",
 ]
@@ -45,6 +50,20 @@ _REASON_FOR_STATUS = {
     500: "internal",
     503: "unavailable",
 }
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    """What went wrong: OWT's numeric ``code``, a readable ``message``, our stable ``reason``."""
+
+    code: int
+    message: str
+    reason: str
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every failure's body: ``{"error": {"code", "message", "reason"}}`` (OWT's, plus ``reason``)."""
+
+    error: ErrorDetail
 
 
 def owt_code_for_status(status: int) -> int:
@@ -136,6 +155,23 @@ class PortalUnavailable(ApiError, web.HTTPServiceUnavailable):
 
     def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
         super().__init__(message, reason=reason, headers={"Retry-After": str(retry_after)})
+
+
+class ManagementUnavailable(ApiError, web.HTTPServiceUnavailable):
+    """The controller of a live room cannot be reached or refuses the token API's admin key."""
+
+    owt_code = 1301
+    default_reason = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason, headers={"Retry-After": str(retry_after)})
+
+
+class GatewayTimeout(ApiError, web.HTTPGatewayTimeout):
+    """The controller of a live room did not answer in time."""
+
+    owt_code = 1301
+    default_reason = "timeout"
 
 
 class StoreUnavailableError(ApiError, web.HTTPServiceUnavailable):

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+import msgspec
 
 from rpc import RpcError, Transport
 
 from .placement import PORTAL_PURPOSE
 
-__all__ = ["Readiness", "check_readiness"]
+__all__ = ["Readiness", "ReadinessAnswer", "check_readiness"]
+
+
+class ReadinessAnswer(msgspec.Struct, kw_only=True, rename="camel"):
+    """Body of ``GET /readyz`` (200 when ``ready``, 503 otherwise)."""
+
+    ready: bool
+    reason: str
+    schedulable_portals: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,8 +26,8 @@ class Readiness:
     reason: str
     portals: int = 0
 
-    def as_json(self) -> dict[str, Any]:
-        return {"ready": self.ready, "reason": self.reason, "schedulablePortals": self.portals}
+    def answer(self) -> ReadinessAnswer:
+        return ReadinessAnswer(ready=self.ready, reason=self.reason, schedulable_portals=self.portals)
 
 
 async def check_readiness(transport: Transport, cluster_name: str, timeout: float) -> Readiness:

@@ -1,16 +1,19 @@
-"""Prometheus metrics of one token API, on a registry of its own (several apps may share a process)."""
+"""Prometheus metrics of one token API, on a registry of its own (several apps may share a process),
+with the process, GC and unexpected-exception metrics of every role (:func:`observability.component_registry`)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from observability import component_registry
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = component_registry()
         self.tokens_minted = Counter(
             "switchboard_tokens_minted",
             "Join tokens issued, by endpoint.",

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-import logging
+import secrets
 from collections.abc import Sequence
 
 import msgspec
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
+from eventlog import bound
+
 from .app_keys import SETTINGS
-from .errors import ApiError, BadRequest, InternalError, StoreUnavailableError, owt_code_for_status, reason_for_status
+from .errors import (
+    ApiError,
+    BadRequest,
+    ErrorBody,
+    ErrorDetail,
+    InternalError,
+    StoreUnavailableError,
+    owt_code_for_status,
+    reason_for_status,
+)
+from .logs import log
 from .store import StoreUnavailable
 
 __all__ = ["error_middleware", "cors_middleware", "error_response", "error_body"]
 
-log = logging.getLogger("switchboard.token_api")
 
 _encode = msgspec.json.Encoder().encode
+#: The response header naming the request's id, as its log events do (``request``).
+REQUEST_ID_HEADER = "X-Request-Id"
 _KEPT_HEADERS = (hdrs.WWW_AUTHENTICATE, hdrs.RETRY_AFTER, hdrs.ALLOW)
 _ALLOW_METHODS = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
 _ALLOW_HEADERS = "origin, authorization, content-type, x-service-key"
@@ -25,7 +38,7 @@ _MAX_AGE = "600"
 
 
 def _body(code: int, message: str, reason: str) -> bytes:
-    return _encode({"error": {"code": code, "message": message, "reason": reason}})
+    return _encode(ErrorBody(error=ErrorDetail(code=code, message=message, reason=reason)))
 
 
 def error_body(status: int, reason: str, message: str) -> bytes:
@@ -54,6 +67,16 @@ def error_response(exc: web.HTTPException) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Every event of the request carries its id, method and path (eventlog.bound); the answer names
+    # the id, so that a caller can point at the lines of its request.
+    request_id = secrets.token_hex(6)
+    with bound(request=request_id, method=request.method, path=request.path):
+        response = await _answer(request, handler)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -64,11 +87,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # The body broke off or its framing is wrong (chunks, length): aiohttp's parser said so.
         return error_response(BadRequest("The request body is not valid HTTP framing", reason="bad_body_framing"))
     except StoreUnavailable as exc:
-        log.warning("room_store_unavailable method=%s path=%s error=%s", request.method, request.path, exc)
+        log.warning("room_store_unavailable", error=str(exc))
         retry_after = request.app[SETTINGS].retry_after
         return error_response(StoreUnavailableError("The room store is unavailable", retry_after=retry_after))
     except Exception:
-        log.exception("request_failed method=%s path=%s", request.method, request.path)
+        log.exception("request_failed")
         return error_response(InternalError("Internal error"))
 
 

@@ -11,7 +11,6 @@ waiting a few seconds.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,12 +20,12 @@ from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
 from rpc.addresses import public_address
 
 from .errors import CloudError, PortalUnavailable
+from .logs import log
 from .metrics import Metrics
 from .settings import TokenApiSettings
 
 __all__ = ["Placement", "PortalScheduler", "public_address", "RETRYABLE_CODES", "PORTAL_PURPOSE"]
 
-log = logging.getLogger("switchboard.token_api")
 
 PORTAL_PURPOSE = "portal"
 #: Cluster manager error codes worth retrying within the budget.
@@ -78,13 +77,13 @@ class PortalScheduler:
             info = result["info"]
         except (TypeError, KeyError) as exc:
             self._metrics.scheduling_failures.labels(reason="bad_schedule_result").inc()
-            log.error("schedule_result_unusable error=%s", exc)
+            log.error("schedule_result_unusable", error=str(exc))
             raise CloudError("Failed to get portal", reason="scheduling_error") from None
         try:
             host, secure = public_address(info)
         except ValueError as exc:
             self._metrics.scheduling_failures.labels(reason="portal_without_address").inc()
-            log.error("portal_without_address worker_id=%s error=%s", worker_id, exc)
+            log.error("portal_without_address", worker_id=worker_id, error=str(exc))
             await self.release(worker_id, code)
             raise CloudError(
                 "Failed to get portal: the chosen portal declares no public address", reason="portal_without_address"
@@ -98,7 +97,7 @@ class PortalScheduler:
                 self._cluster, "unschedule", {"worker_id": worker_id, "task": code, "purpose": PORTAL_PURPOSE}
             )
         except RpcError as exc:
-            log.info("unschedule_failed worker_id=%s error=%s", worker_id, exc.code)
+            log.info("unschedule_failed", worker_id=worker_id, error=exc.code)
 
     async def _schedule(
         self, code: str, preference: dict[str, Any] | None, reserve_time: float, started: float
@@ -118,7 +117,7 @@ class PortalScheduler:
                     raise self._unavailable(exc, attempts, "No portal serves the requested ISP") from None
                 if exc.code not in RETRYABLE_CODES:
                     self._metrics.scheduling_failures.labels(reason=exc.code).inc()
-                    log.error("schedule_failed code=%s message=%s", exc.code, exc.message)
+                    log.error("schedule_failed", code=exc.code, message=exc.message)
                     raise CloudError("Failed to get portal", reason="scheduling_error") from None
                 last: RpcError = exc
             except (RpcUnavailable, RpcTimeout) as exc:
@@ -130,7 +129,7 @@ class PortalScheduler:
 
     def _unavailable(self, exc: RpcError, attempts: int, message: str) -> PortalUnavailable:
         self._metrics.scheduling_failures.labels(reason=exc.code).inc()
-        log.warning("no_portal reason=%s attempts=%d detail=%s", exc.code, attempts, exc.message)
+        log.warning("no_portal", reason=exc.code, attempts=attempts, detail=exc.message)
         return PortalUnavailable(
             f"{message} ({exc.code}); retry later", retry_after=self._settings.retry_after, reason=_reason(exc.code)
         )

@@ -18,6 +18,7 @@ __all__ = [
     "Media",
     "Role",
     "Room",
+    "RoomAnswer",
     "RoomOptions",
     "CreateRoom",
     "UpdateRoom",
@@ -31,12 +32,15 @@ __all__ = [
 
 #: A room id: 1–128 characters, no control or invisible characters (:mod:`credentials.names`), no
 #: ``/`` (it is a path segment).
-RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=safe_pattern("/"))]
+RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=safe_pattern("/"), examples=["lobby"])]
 RoleName = Annotated[SafeText, msgspec.Meta(min_length=1, max_length=64)]
 _RoomName = Annotated[SafeText, msgspec.Meta(min_length=1, max_length=128)]
-_Limit = Annotated[int, msgspec.Meta(ge=-1)]
+_Limit = Annotated[int, msgspec.Meta(ge=-1, extra_json_schema={"not": {"const": 0}})]
 _MAX_ROLES = 64
 _MAX_VIEWS = 32
+# What the JSON Schema of a view says; __post_init__ checks it (and that labels are unique).
+_VIEW_SCHEMA = {"required": ["label"],
+                "properties": {"label": {"type": "string", "minLength": 1, "pattern": safe_pattern()}}}
 
 
 class Media(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,6 +52,13 @@ class Role(msgspec.Struct, forbid_unknown_fields=True):
     role: RoleName
     publish: Media = msgspec.field(default_factory=Media)
     subscribe: Media = msgspec.field(default_factory=Media)
+
+
+#: At least one role, at most ``_MAX_ROLES``, names unique (checked by :class:`Room`).
+_Roles = Annotated[list[Role], msgspec.Meta(min_length=1, max_length=_MAX_ROLES)]
+#: At most ``_MAX_VIEWS`` views, each with a label, labels unique (checked by :class:`Room`).
+_View = Annotated[dict[str, Any], msgspec.Meta(extra_json_schema=_VIEW_SCHEMA)]
+_Views = Annotated[list[_View], msgspec.Meta(max_length=_MAX_VIEWS)]
 
 
 def default_roles() -> list[Role]:
@@ -101,8 +112,8 @@ class Room(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=T
     id: RoomId
     name: _RoomName
     participant_limit: _Limit = -1
-    roles: list[Role] = msgspec.field(default_factory=default_roles)
-    views: list[dict[str, Any]] = msgspec.field(default_factory=default_views)
+    roles: _Roles = msgspec.field(default_factory=default_roles)
+    views: _Views = msgspec.field(default_factory=default_views)
 
     def __post_init__(self) -> None:
         _check_limit(self.participant_limit)
@@ -113,12 +124,18 @@ class Room(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=T
         return any(r.role == role for r in self.roles)
 
 
+class RoomAnswer(Room, kw_only=True):
+    """A room as the REST API shows it: :class:`Room` plus OWT's ``_id`` (the same as ``id``)."""
+
+    owt_id: RoomId = msgspec.field(name="_id")
+
+
 class RoomOptions(msgspec.Struct, kw_only=True, rename="camel"):
     """The options of ``POST /v1/rooms``; OWT's other options (``mediaIn``, …) are ignored."""
 
     participant_limit: _Limit | msgspec.UnsetType = msgspec.UNSET
-    roles: list[Role] | msgspec.UnsetType = msgspec.UNSET
-    views: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    roles: _Roles | msgspec.UnsetType = msgspec.UNSET
+    views: _Views | msgspec.UnsetType = msgspec.UNSET
 
 
 class CreateRoom(msgspec.Struct, kw_only=True):
@@ -156,7 +173,9 @@ def room_with_update(room: Room, body: UpdateRoom) -> Room:
 
 
 def room_json(room: Room) -> dict[str, Any]:
-    """A room as the REST API shows it: the ``get_room`` shape plus OWT's ``_id``."""
+    """A room as the REST API shows it (:class:`RoomAnswer`): the ``get_room`` shape plus OWT's ``_id``."""
     fields: dict[str, Any] = msgspec.to_builtins(room)
     fields["_id"] = room.id
-    return fields
+    # Through the answer's own type, so what is sent is what the OpenAPI document describes.
+    shown: dict[str, Any] = msgspec.to_builtins(msgspec.convert(fields, RoomAnswer))
+    return shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from aiohttp import web
 
@@ -28,15 +30,36 @@ from .rooms import CreateRoom, Room, RoomId, UpdateRoom, room_from_create, room_
 from .store import RoomExists
 from .tokens import TokenBody, TokenRequest
 
-__all__ = ["routes"]
+__all__ = ["routes", "room_id_of", "RoomsPage", "Health", "json_answer"]
 
 routes = web.RouteTableDef()
 
 _MAX_PER_PAGE = 1000
 _DEFAULT_PER_PAGE = 100
+_MAX_PAGE = 1_000_000
+_encode = msgspec.json.Encoder().encode
 
 
-def _room_id(request: web.Request) -> str:
+class RoomsPage(msgspec.Struct, forbid_unknown_fields=False):
+    """The query of ``GET /v1/rooms``: which page of rooms, in creation order."""
+
+    page: Annotated[int, msgspec.Meta(ge=1, le=_MAX_PAGE)] = 1
+    per_page: Annotated[int, msgspec.Meta(ge=1, le=_MAX_PER_PAGE)] = _DEFAULT_PER_PAGE
+
+
+class Health(msgspec.Struct):
+    """Body of ``GET /healthz``."""
+
+    status: str = "ok"
+
+
+def json_answer(body: object, *, status: int = 200) -> web.Response:
+    """``body`` (a Struct, or builtins) as JSON."""
+    return web.Response(body=_encode(body), status=status, content_type="application/json")
+
+
+def room_id_of(request: web.Request) -> str:
+    """The ``{room}`` of the path, checked (400 ``invalid_room_id``)."""
     try:
         return msgspec.convert(request.match_info["room"], RoomId)
     except msgspec.ValidationError:
@@ -74,7 +97,7 @@ async def post_token(request: web.Request) -> web.Response:
 @routes.post("/v1/rooms/{room}/tokens")
 async def post_room_token(request: web.Request) -> web.Response:
     principal = request.app[AUTHENTICATOR].authenticate(request)
-    room = _room_id(request)
+    room = room_id_of(request)
     _admit_mint(request)
     body = await read_body(request, TokenBody)
     minted = await request.app[MINTER].mint(
@@ -88,21 +111,22 @@ async def post_room_token(request: web.Request) -> web.Response:
 # -- rooms ----------------------------------------------------------------------------------------
 
 
-def _positive_query(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise BadRequest(f"{name} must be an integer from 1 to {maximum}", reason="invalid_query")
-    return int(raw)
+def _rooms_page(request: web.Request) -> RoomsPage:
+    """The query as :class:`RoomsPage`: each number in decimal digits, within its bounds (400 otherwise)."""
+    given = {name: request.query[name] for name in RoomsPage.__struct_fields__ if name in request.query}
+    if not all(raw.isascii() and raw.isdigit() and len(raw) <= 9 for raw in given.values()):
+        raise BadRequest("page and per_page must be positive integers", reason="invalid_query")
+    try:
+        return msgspec.convert({name: int(raw) for name, raw in given.items()}, RoomsPage)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid query: {readable_validation(str(exc))}", reason="invalid_query") from None
 
 
 @routes.get("/v1/rooms")
 async def list_rooms(request: web.Request) -> web.Response:
     request.app[AUTHENTICATOR].authenticate(request)
-    page = _positive_query(request, "page", 1, 1_000_000)
-    per_page = _positive_query(request, "per_page", _DEFAULT_PER_PAGE, _MAX_PER_PAGE)
-    rooms = await request.app[STORE].page((page - 1) * per_page, per_page)
+    query = _rooms_page(request)
+    rooms = await request.app[STORE].page((query.page - 1) * query.per_page, query.per_page)
     return web.json_response([room_json(r) for r in rooms])
 
 
@@ -125,7 +149,7 @@ async def create_room(request: web.Request) -> web.Response:
 @routes.get("/v1/rooms/{room}")
 async def get_room(request: web.Request) -> web.Response:
     request.app[AUTHENTICATOR].authenticate(request)
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     room = await request.app[STORE].get_fresh(room_id)
     if room is None:
         raise RoomNotFound(room_id)
@@ -133,9 +157,10 @@ async def get_room(request: web.Request) -> web.Response:
 
 
 @routes.put("/v1/rooms/{room}")
+@routes.patch("/v1/rooms/{room}")
 async def update_room(request: web.Request) -> web.Response:
     request.app[AUTHENTICATOR].authenticate(request)
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     body = await read_body(request, UpdateRoom)
 
     def change(room: Room) -> Room:
@@ -153,7 +178,7 @@ async def update_room(request: web.Request) -> web.Response:
 @routes.delete("/v1/rooms/{room}")
 async def delete_room(request: web.Request) -> web.Response:
     request.app[AUTHENTICATOR].authenticate(request)
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     if not await request.app[STORE].delete(room_id):
         raise RoomNotFound(room_id)
     return web.Response(text="Room deleted", content_type="text/plain")
@@ -164,14 +189,14 @@ async def delete_room(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_answer(Health())
 
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
     readiness = await check_readiness(app[TRANSPORT], app[CLUSTER_NAME], app[SETTINGS].readiness_timeout)
-    return web.json_response(readiness.as_json(), status=200 if readiness.ready else 503)
+    return json_answer(readiness.answer(), status=200 if readiness.ready else 503)
 
 
 @routes.get("/metrics")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -12,12 +11,12 @@ from edge import Guard, GuardedSite
 from rpc import Transport
 
 from .app import create_app
+from .logs import log
 from .middlewares import error_body
 from .settings import TokenApiSettings
 
 __all__ = ["TokenApi"]
 
-log = logging.getLogger("switchboard.token_api")
 
 
 class TokenApi:
@@ -79,7 +78,7 @@ class TokenApi:
             raise
         self._site = site
         self._port = _bound_port(runner)
-        log.info("token_api_started host=%s port=%d", self.settings.host, self._port)
+        log.info("token_api_started", host=self.settings.host, port=self._port)
 
     async def stop(self) -> None:
         """Stop serving HTTP and ``rooms``, close the room store; idempotent."""
@@ -88,7 +87,7 @@ class TokenApi:
         if runner is None:
             return
         await runner.cleanup()
-        log.info("token_api_stopped port=%s", self._port)
+        log.info("token_api_stopped", port=self._port)
 
 
 def _bound_port(runner: web.AppRunner) -> int:

@@ -7,7 +7,6 @@ OWT SDK reads.  Its ``code`` is the portal task reserved for exactly ``token_lif
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 import msgspec
@@ -15,6 +14,7 @@ import msgspec
 from credentials import JoinToken, Keyring, UnsafeText, check_safe, encode_token, new_id, now_ms, safe_pattern
 
 from .errors import BadRequest, RoomNotFound
+from .logs import log
 from .placement import PortalScheduler
 from .rooms import Room, RoomId, default_room
 from .settings import TokenApiSettings
@@ -22,7 +22,6 @@ from .store_cache import CachedRoomStore
 
 __all__ = ["Preference", "TokenBody", "TokenRequest", "TokenMinter", "MintedToken"]
 
-log = logging.getLogger("switchboard.token_api")
 
 _Text = Annotated[str, msgspec.Meta(max_length=128, pattern=safe_pattern(allow_empty=True))]
 
@@ -37,8 +36,8 @@ class Preference(msgspec.Struct, forbid_unknown_fields=True):
 class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
     """Body of ``POST /v1/rooms/{room}/tokens`` (OWT)."""
 
-    user: str = ""
-    role: str = ""
+    user: Annotated[str, msgspec.Meta(examples=["alice"])] = ""
+    role: Annotated[str, msgspec.Meta(examples=["presenter"])] = ""
     preference: Preference | None = None
 
 
@@ -117,7 +116,7 @@ class TokenMinter:
         if is_new:
             room, created = await self._store.get_or_create(room)
             if created:
-                log.info("room_created room=%s by=token", room.id)
+                log.info("room_created", room=room.id, by="token")
             if not room.has_role(role):  # created concurrently with other roles
                 await self._portals.release(placement.worker_id, code)
                 raise BadRequest(f"Name or role not valid: room {room_id!r} has no role {role[:64]!r}",
@@ -133,9 +132,7 @@ class TokenMinter:
             not_after=not_after,
             origin=origin,
         )
-        log.info(
-            "token_minted token_id=%s room=%s role=%s portal=%s", token.token_id, room.id, role, placement.worker_id
-        )
+        log.info("token_minted", token_id=token.token_id, room=room.id, role=role, portal=placement.worker_id)
         return MintedToken(
             token=encode_token(token, self._keyring), token_id=token.token_id, code=code, portal=placement.worker_id
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
+
+from .logs import ClientLog
 
 __all__ = ["AckBatcher"]
 
-_log = logging.getLogger("switchboard.client")
+_log = ClientLog()
 
 
 class AckBatcher:
@@ -63,7 +64,7 @@ class AckBatcher:
         try:
             await self._send(seq)
         except Exception as exc:  # no live socket: the next flush or the relogin covers it
-            _log.debug("ack %s not sent: %r", seq, exc)
+            _log.debug("ack_not_sent", seq=seq, error=repr(exc))
             return
         if self._acked is None or seq > self._acked:
             self._acked = seq

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -15,12 +14,12 @@ from .connection import Connection
 from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout, SessionClosed, TokenApiUnavailable
 from .events import Event, EventHandler, EventHub
 from .failover import FailoverPlan, jittered
+from .logs import ClientLog
 from .settings import ClientSettings
 from .tokens import TicketInfo, mint_token, portal_url, refresh_delay, ticket_info
 
 __all__ = ["Client", "ClientState", "SDK_TYPE", "SDK_VERSION", "PROTOCOL_VERSION", "RELAYED_REQUESTS"]
 
-_log = logging.getLogger("switchboard.client")
 
 #: What the client announces in ``login`` as ``userAgent.sdk``.
 SDK_TYPE = "Python"
@@ -112,6 +111,7 @@ class Client:
         #: arriving after a later one (then it is skipped). The server promises none either.
         self.out_of_order = 0
         self._state: ClientState = "new"
+        self._log = ClientLog()
         self._hub = EventHub(self.settings.event_backlog)
         if on_event is not None:
             self._hub.add_handler("*", on_event)
@@ -205,7 +205,7 @@ class Client:
                 again = isinstance(exc, (ConnectionLost, TokenApiUnavailable)) or _is_transient(exc)
                 if not again or attempt >= settings.login_attempts:
                     raise
-                _log.info("login attempt %d failed for now (%s); a new token", attempt, exc)
+                ClientLog(room=room, user=user).info("login_retried", attempt=attempt, error=str(exc))
                 await asyncio.sleep(jittered(delay, settings.reconnection_jitter))
                 delay *= 2
                 continue
@@ -238,6 +238,7 @@ class Client:
             raise
         self.login_result = result
         self.id = result["id"]
+        self._log = self._log.bind(participant=self.id)
         switchboard = result.get("switchboard")
         self._extension_active = self.extension and isinstance(switchboard, dict) and bool(switchboard.get("seq"))
         if self._extension_active and isinstance(switchboard, dict):
@@ -378,7 +379,7 @@ class Client:
                     except ConnectionLost:
                         if not retry:
                             raise
-                        _log.debug("%s lost with the connection; sending it again after the relogin", event)
+                        self._log.debug("request_resent_after_relogin", request=event)
         except TimeoutError as exc:
             if isinstance(exc, RequestTimeout):
                 raise
@@ -474,7 +475,7 @@ class Client:
         try:
             await self.request("logout", timeout=min(self.settings.request_timeout, 5.0))
         except ClientError as exc:
-            _log.info("logout failed (%s); closing anyway", exc)
+            self._log.info("logout_failed", error=str(exc))
         await self._finish("left")
         await self._hub.close()
 
@@ -578,7 +579,7 @@ class Client:
                     self.duplicates += 1
                 return
             if self._last_seq is not None and event.seq > self._last_seq + 1:
-                _log.warning("events %d..%d never arrived", self._last_seq + 1, event.seq - 1)
+                self._log.warning("events_missing", first=self._last_seq + 1, last=event.seq - 1)
                 self.out_of_order += 1
                 self._skipped.update(range(max(self._last_seq + 1, event.seq - _SKIPPED_KEPT), event.seq))
                 while len(self._skipped) > _SKIPPED_KEPT:
@@ -605,7 +606,7 @@ class Client:
             self._reconnect_task = asyncio.get_running_loop().create_task(self._finish("dropped by the server"))
             return
         self._state = "reconnecting"
-        _log.info("connection lost (%s); reconnecting", reason)
+        self._log.info("connection_lost", reason=reason)
         self._hub.publish(Event("disconnected", {"reason": reason}))
         self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(), name="switchboard-reconnect")
 
@@ -613,7 +614,7 @@ class Client:
         try:
             await self._reconnect_attempts()
         except Exception as exc:  # a bug must end the session visibly, not leave it reconnecting forever
-            _log.exception("reconnection failed")
+            self._log.exception("reconnection_failed")
             await self._finish(f"reconnection failed: {exc!r}")
 
     async def _reconnect_attempts(self) -> None:
@@ -625,7 +626,7 @@ class Client:
             try:
                 conn = await self._connect(url)
             except ConnectionLost as exc:
-                _log.info("reconnection attempt %d failed: %s", attempt, exc)
+                self._log.info("reconnection_attempt_failed", attempt=attempt, error=str(exc))
                 plan.unreachable()
                 continue
             self._holding = []
@@ -633,7 +634,7 @@ class Client:
                 answer = await conn.request("relogin", self._relogin_payload(), settings.request_timeout)
                 ticket, replayed, alternatives = _relogin_answer(answer)
             except (ConnectionLost, RequestTimeout) as exc:
-                _log.info("relogin attempt %d got no answer: %s", attempt, exc)
+                self._log.info("relogin_unanswered", attempt=attempt, error=str(exc))
                 self._holding = None
                 await conn.close()
                 plan.unreachable()
@@ -641,7 +642,7 @@ class Client:
             except ClientError as exc:
                 self._holding = None
                 if _is_transient(exc):
-                    _log.info("relogin attempt %d refused for now: %s", attempt, exc)
+                    self._log.info("relogin_refused_for_now", attempt=attempt, error=str(exc))
                     await conn.close()
                     plan.busy()
                     continue
@@ -686,7 +687,7 @@ class Client:
                 return
             except ClientError as exc:
                 failures += 1
-                _log.warning("ticket refresh failed (%s); retrying later", exc)
+                self._log.warning("ticket_refresh_failed", error=str(exc))
 
     async def _send_ack(self, seq: int) -> None:
         conn = self._conn

@@ -8,7 +8,6 @@ events and reports the loss of the transport.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +15,11 @@ import socketio
 import socketio.exceptions
 
 from .errors import ClientError, ConnectionLost, ProtocolError, RequestTimeout
+from .logs import ClientLog
 
 __all__ = ["Connection", "OK_STATUSES"]
 
-_log = logging.getLogger("switchboard.client")
+_log = ClientLog()
 
 #: Ack statuses that mean success (``'success'`` is OWT's legacy word).
 OK_STATUSES = frozenset({"ok", "success"})
@@ -121,7 +121,7 @@ class Connection:
         try:
             await self._sio.disconnect()
         except Exception as exc:  # a half-open connection may fail to close; nothing is left to do
-            _log.debug("disconnect of a failed connection: %r", exc)
+            _log.debug("disconnect_failed", error=repr(exc))
         self.lost = True
 
     def _fail_pending(self, reason: str) -> None:

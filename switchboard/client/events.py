@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .logs import ClientLog
+
 __all__ = ["Event", "EventHandler", "EventHub", "SESSION_EVENTS"]
 
-_log = logging.getLogger("switchboard.client")
+_log = ClientLog()
 
 #: Events the client itself produces (never sent by a server).
 SESSION_EVENTS = frozenset({"disconnected", "reconnected", "resync-required", "closed"})
@@ -102,7 +103,7 @@ class EventHub:
             try:
                 await asyncio.wait_for(runner, _HANDLER_GRACE)
             except TimeoutError:
-                _log.warning("event handlers still busy after %s s; cancelled", _HANDLER_GRACE)
+                _log.warning("event_handlers_cancelled", grace=_HANDLER_GRACE)
 
     def _take(self, name: str | None) -> Event | None:
         for event in self._backlog:
@@ -119,4 +120,4 @@ class EventHub:
                     if inspect.isawaitable(result):
                         await result
                 except Exception:
-                    _log.exception("event handler failed for %r", event.name)
+                    _log.exception("event_handler_failed", event_name=event.name)

@@ -3,7 +3,10 @@ broker loss: the tracker and the watch on their own, then through a served manag
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from cluster_manager.detection import DeathWatch
 from cluster_manager.liveness import LivenessTracker
@@ -85,6 +88,24 @@ async def test_a_departure_is_not_a_death_when_the_worker_joined_again() -> None
     w.members["w1"] = object()  # a new registration of the same id
     await w.sleep.step(SETTLE)
     assert w.dead == []
+
+
+async def test_a_departure_after_the_quit_says_nothing_more_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    # One worker stopping: worker_departed, then its quit removed it (worker_removed); the settled
+    # departure finding it gone is no event of its own (debug), a rejoin still is (info).
+    caplog.set_level(logging.DEBUG, logger="switchboard.cluster_manager")
+    w = _Watched()
+    w.watch.departed("w1")
+    await w.sleep.asleep(SETTLE)
+    del w.members["w1"]  # quit
+    await w.sleep.step(SETTLE)
+    w.watch.departed("w2")
+    await w.sleep.asleep(SETTLE)
+    w.members["w2"] = object()  # rejoined
+    await w.sleep.step(SETTLE)
+    ignored = [(r.levelno, getattr(r, "fields")["worker_id"]) for r in caplog.records
+               if getattr(r, "event", None) == "departure_ignored"]
+    assert sorted(ignored) == [(logging.DEBUG, "w1"), (logging.INFO, "w2")]
 
 
 # ------------------------------------------------------------------ through the manager

@@ -37,8 +37,8 @@ WORK = ROOT / ".mutmut"
 SURVIVORS_FILE = ROOT / "tests" / "mutation-survivors.md"
 #: Every package of the project: all are copied (the tests import them), only a target's files mutate.
 PACKAGES = [
-    "rpc", "credentials", "journal", "scheduler", "cluster_manager", "token_api", "portal", "conference_controller",
-    "switchboard", "bench", "edge",
+    "eventlog", "observability", "rpc", "credentials", "journal", "scheduler", "cluster_manager", "token_api",
+    "portal", "conference_controller", "switchboard", "bench", "edge",
 ]
 #: Tests run in-process on the local transport: no RabbitMQ test, no slow test, no Node.
 _PYTEST_FILTER = ["-m", "not amqp and not slow", "-k", "not amqp", "-p", "no:cacheprovider", "-x", "-q"]

@@ -166,7 +166,7 @@ async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
     await asyncio.sleep(0)  # one turn of the loop: the done callbacks of tasks that just ended have run
     # no task the service ran in the background crashed
     records = caplog.get_records("call") + caplog.get_records("teardown")
-    assert [r.getMessage() for r in records if r.getMessage().startswith("background task")] == []
+    assert [r.getMessage() for r in records if r.getMessage().startswith("background_task_failed")] == []
     await background.stop()
     await worker.stop(quit=True)
     await service.stop()

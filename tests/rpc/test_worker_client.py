@@ -120,7 +120,11 @@ async def world(transports: TransportFactory) -> _World:
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], list[str]]]:
     caplog.set_level(logging.DEBUG, logger="switchboard.worker")
-    yield lambda: [r.getMessage() for r in caplog.records if r.name == "switchboard.worker"]
+    def line(record: logging.LogRecord) -> str:  # the event and its fields but the bound worker_id and purpose
+        fields = {k: v for k, v in getattr(record, "fields").items() if k not in ("worker_id", "purpose")}
+        return " ".join([getattr(record, "event"), *(f"{k}={v}" for k, v in fields.items())])
+
+    yield lambda: [line(r) for r in caplog.records if r.name == "switchboard.worker"]
 
 
 # -- joining -----------------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ async def test_a_worker_joins_with_its_purpose_id_and_info_and_knows_the_manager
              2 * KEEPALIVE_TIMEOUT)]
     assert world.manager.joins == [("portal", "w", {"max_load": 0.85})]
     assert (worker.manager_state, worker.recoveries) == ("in-service", 0)
-    assert logs() == ["w joined the cluster (manager in-service)"]
+    assert logs() == ["joined_cluster manager_state=in-service attempts=1"]
     assert world.sleeps.sleeping() == [KEEPALIVE, LOAD]
     assert {"keepalive:w", "load:w"} <= {task.get_name() for task in asyncio.all_tasks()}
     await worker.stop()
@@ -171,7 +175,7 @@ async def test_join_gives_up_after_join_retries_attempts_with_the_last_error(
         await starting
     assert str(refused.value) == "w could not join the cluster manager: join refused"
     assert (world.joins(), world.sleeps.asked) == (attempts, [JOIN] * attempts)
-    assert logs()[0] == "join of w failed (attempt 1): join refused"
+    assert logs()[0] == "join_attempt_failed attempt=1 error=join refused"
 
 
 async def test_a_worker_that_could_not_join_cannot_be_started_again(world: _World) -> None:
@@ -219,8 +223,8 @@ async def test_more_than_max_failed_keepalives_in_a_row_start_a_rejoin(
     assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE
     assert (world.joins(), worker.recoveries, world.events) == (2, 1, [("recovery", [])])
     assert [m for m in logs() if m.startswith("keepalive")] == [
-        f"keepalive of w failed ({n}): keep_alive refused" for n in (1, 2, 3, 4)]
-    assert "w lost the cluster manager after 4 failed keepalives" in logs()
+        f"keepalive_failed failures={n} error=keep_alive refused" for n in (1, 2, 3, 4)]
+    assert "cluster_manager_lost failures=4" in logs()
     # the count starts again after a rejoin
     assert await world.sleeps.step(KEEPALIVE, MAX_FAILURES) == KEEPALIVE
     assert (world.joins(), worker.recoveries) == (2, 1)
@@ -280,7 +284,7 @@ async def test_whoareyou_rejoins_at_once(world: _World, logs: Callable[[], list[
     assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE
     assert [s.method for s in world.transport.sent] == ["join", "keep_alive", "join"]
     assert (worker.recoveries, worker.manager_state, world.events) == (1, "in-service", [("recovery", [])])
-    assert "cluster manager does not know w; rejoining" in logs()
+    assert "unknown_to_cluster_manager" in logs()
     assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE  # known again: no further rejoin
     assert (world.joins(), worker.recoveries) == (2, 1)
     await worker.stop()
@@ -325,7 +329,7 @@ async def test_a_re_report_that_fails_is_logged_and_recovery_goes_on(
         world: _World, logs: Callable[[], list[str]]) -> None:
     worker = await world.started(world.worker())
     await _lose_manager(world, worker, "a", "b", state="initializing", failing="pick_up_tasks")
-    assert "re-report of 2 tasks failed: pick_up_tasks refused" in logs()
+    assert "tasks_not_reported tasks=2 error=pick_up_tasks refused" in logs()
     assert (worker.tasks, worker.recoveries, world.events) == ({"a", "b"}, 1, [("recovery", [])])
     await worker.stop()
 
@@ -372,7 +376,7 @@ async def test_a_failing_hook_is_logged_and_neither_stops_the_other_nor_the_loop
     await world.started(worker)
     await _lose_manager(world, worker, "a")
     assert calls == ["loss", "recovery"]
-    assert ["on_loss of w failed", "on_recovery of w failed"] == [m for m in logs() if m.endswith(" failed")]
+    assert ["hook_failed hook=on_loss", "hook_failed hook=on_recovery"] == [m for m in logs() if m.startswith("hook_failed")]
     world.manager.workers.clear()
     assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE  # the loop goes on: a second recovery
     assert (calls, worker.recoveries) == (["loss", "recovery", "recovery"], 2)
@@ -388,7 +392,7 @@ async def test_a_rejoin_that_fails_gives_up_for_this_turn_and_keeps_alive_again(
     assert await world.sleeps.step(JOIN) == JOIN
     assert await world.sleeps.step(JOIN) == KEEPALIVE  # gave up: back to keeping alive
     assert (world.joins(), worker.recoveries, world.events) == (3, 0, [])
-    assert "w could not join the cluster manager: join refused" in logs()
+    assert "join_failed attempts=2 error=join refused" in logs()
     world.manager.failing.clear()
     assert await world.sleeps.step(KEEPALIVE) == KEEPALIVE
     assert (world.joins(), worker.recoveries, world.events) == (4, 1, [("recovery", [])])
@@ -453,7 +457,7 @@ async def test_a_load_that_cannot_be_measured_is_logged_and_not_counted_as_a_che
     assert world.manager.loads == [0.25]
     assert await world.sleeps.step(LOAD) == LOAD  # check 10
     assert world.manager.loads == [0.25, 0.25]
-    assert "load of w could not be measured" in logs()
+    assert "load_not_measured" in logs()
     await worker.stop()
 
 
@@ -466,7 +470,7 @@ async def test_a_load_report_that_fails_is_sent_again_at_the_next_check(
     assert await world.sleeps.step(LOAD) == LOAD
     assert await world.sleeps.step(LOAD) == LOAD
     assert (len(world.transport.of("report_load")), world.manager.loads) == (2, [0.25])
-    assert "load report of w failed: report_load refused" in logs()
+    assert "load_report_failed error=report_load refused" in logs()
     await worker.stop()
 
 
@@ -517,10 +521,11 @@ async def test_a_cast_the_manager_cannot_get_is_logged_not_raised(logs: Callable
     await worker.report_state("draining")
     assert worker.tasks == {"t1"}
     nobody = f"no service {worker.settings.cluster_name!r}"
-    assert logs() == [f"pick_up_tasks of w not delivered: {nobody}", f"report_state of w not delivered: {nobody}"]
+    assert logs() == [f"report_not_delivered method=pick_up_tasks error={nobody}",
+                      f"report_not_delivered method=report_state error={nobody}"]
     await worker.stop()
     assert [s.method for s in transport.sent] == ["pick_up_tasks", "report_state", "quit"]
-    assert logs()[-1] == f"quit of w not delivered: no service {worker.settings.cluster_name!r}"
+    assert logs()[-1] == f"quit_not_delivered error=no service {worker.settings.cluster_name!r}"
     await factory.close()
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from portal.logs import EventLog
-from switchboard.logs import configure_logging
+from eventlog import configure_logging
 from tests.conftest import MakeEmbedded
 
 FORGED = "/v1/rooms/x%0A12:00:00 info    switchboard.token_api: forged%E2%80%AEevil%1B[2J"
@@ -40,7 +40,8 @@ async def test_a_text_log_line_escapes_control_and_bidi_characters(
     lines = capsys.readouterr().err.splitlines()
     failed = [line for line in lines if "auth_failed" in line]
     assert len(failed) == 1, lines
-    assert "\\x0a12:00:00" in failed[0] and "\\u202eevil\\x1b[2J" in failed[0]
+    # the path is a field: JSON-quoted (\n, \u001b), then what JSON leaves raw escaped (\u202e)
+    assert '\\n12:00:00' in failed[0] and "\\u202eevil\\u001b[2J" in failed[0]
     assert not any(line.startswith("12:00:00 info    switchboard.token_api: forged") for line in lines)
     event = next(line for line in lines if "portal_event" in line)
     assert "\\u2066" in event and "\\u0000" in event and "\\u2028" in event
@@ -55,7 +56,8 @@ async def test_a_json_log_line_is_one_object_with_the_values_escaped(
     lines = capsys.readouterr().err.splitlines()
     events = [json.loads(line) for line in lines]  # every line is one whole object
     failed = [event for event in events if "auth_failed" in event["event"]]
-    assert len(failed) == 1 and "forged\u202eevil\x1b[2J" in failed[0]["event"]
+    assert len(failed) == 1 and failed[0]["event"] == "auth_failed"
+    assert "forged\u202eevil\x1b[2J" in failed[0]["path"]  # a field of its own, bound to the request
     assert all(line.isascii() for line in lines)
 
 
