@@ -73,7 +73,7 @@ class FailoverConnection(RobustConnection):
 
     # aio-pika sets ``transport`` to None at the start of every connection attempt (and in ``close``,
     # after ``_close_called``): the hook that moves the next attempt to the next address.
-    @property  # type: ignore[override]
+    @property
     def transport(self) -> Any:
         return self._transport
 
@@ -92,7 +92,7 @@ class FailoverConnection(RobustConnection):
 
     # Between attempts aio-pika sleeps ``reconnect_interval``: not while a round still has
     # addresses it has not tried.
-    @property  # type: ignore[override]
+    @property
     def reconnect_interval(self) -> float:
         # Read after an attempt: one that did not connect counts already.
         refusals = self.refusals + (self._attempts > 0 and not self._connected_since_attempt)

@@ -131,11 +131,12 @@ async def test_one_broker_node_killed_then_another_stopped_drops_loses_and_dupli
         await wait_until(lambda: _all_kept_alive(cluster, before), timeout=30, what="every worker kept alive")
         assert [p for _, p in exits] == []
         received: dict[str, list[str]] = {}
-        for n, client in enumerate(library[1:]):
-            received[f"library-{n}"] = await _library_texts(client, "end")
-        for n, client in enumerate(bare):
-            await wait_until(lambda client=client: "end" in client.texts(), timeout=30, what="the end at a bare client")
-            received[f"bare-{n}"] = client.texts()
+        for n, lib in enumerate(library[1:]):
+            received[f"library-{n}"] = await _library_texts(lib, "end")
+        for n, sock in enumerate(bare):
+            await wait_until(lambda sock=sock: "end" in sock.texts(), timeout=30,  # type: ignore[misc]
+                             what="the end at a bare client")
+            received[f"bare-{n}"] = sock.texts()
         kinds = {**{f"library-{n}": ("extension" if c in extension else "plain library")
                     for n, c in enumerate(library[1:])},
                  **{f"bare-{n}": "bare OWT" for n in range(len(bare))}}
@@ -164,8 +165,8 @@ async def test_one_broker_node_killed_then_another_stopped_drops_loses_and_dupli
         for client in library:
             assert client.reconnections == 0 and client.duplicates == 0 and client.out_of_order == 0
             assert client.drain_events("participant") == [] and client.drain_events("drop") == []
-        for client in bare:
-            assert len(client.participant_events()) == bare_joins[id(client)]
+        for sock in bare:
+            assert len(sock.participant_events()) == bare_joins[id(sock)]
         workers = await cluster.admin("get_workers")
         assert sorted(w["id"] for w in workers) == before
         # None was removed or had to join again meanwhile (its tasks would have been reset).
@@ -174,8 +175,10 @@ async def test_one_broker_node_killed_then_another_stopped_drops_loses_and_dupli
             assert "worker_rejoined" not in log and "worker_removed" not in log, name
         print(f"\nkill -9: relay again after {killed:.2f} s; graceful stop: {stopped:.2f} s; "
               f"{len(acked)} texts, {len(unsure)} unsure")
-        for client in [*library, *bare]:
-            await (client.leave() if isinstance(client, Client) else client.close())
+        for lib in library:
+            await lib.leave()
+        for sock in bare:
+            await sock.close()
     except BaseException:
         print(cluster.logs_tail(3000))
         raise
