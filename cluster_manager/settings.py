@@ -44,10 +44,11 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     failover_purposes: list[str] = msgspec.field(default_factory=lambda: ["conference"])
     #: Tasks of one lost worker handed over at once (each a ``take_over`` call in flight).
     failover_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16
-    #: Attempts per task of that hand-over, ``failover_interval`` seconds apart; each ``take_over``
-    #: call waits at most ``failover_timeout`` seconds.
+    #: Attempts per task of that hand-over before the task is given up.
     failover_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    #: Seconds between two attempts to hand over one task.
     failover_interval: _PositiveSeconds = 0.5
+    #: Seconds one ``take_over`` call (one attempt) waits for the new controller's answer.
     failover_timeout: _PositiveSeconds = 10.0
     #: Learn at once that a worker's connection closed: on RabbitMQ through the broker's event
     #: exchange (plugin ``rabbitmq_event_exchange``; without it, only the keepalive sweep notices).
@@ -66,29 +67,32 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     replication_buffer: Annotated[int, msgspec.Meta(ge=1)] = 100_000
     #: Changes per published batch, at most.
     replication_batch: Annotated[int, msgspec.Meta(ge=1)] = 512
-    #: A standby waits at most this long for the active manager's snapshot, and retries after
-    #: ``replication_retry_interval``.
+    #: Seconds a standby waits for the active manager's snapshot before it asks again.
     replication_snapshot_timeout: _PositiveSeconds = 5.0
+    #: Seconds a standby waits after a failed snapshot request before the next one.
     replication_retry_interval: _PositiveSeconds = 0.5
     #: Batches a standby holds ahead of a gap in the sequence before it takes a new snapshot.
     replication_pending: Annotated[int, msgspec.Meta(ge=1)] = 64
-    #: With standbys (``switchboard cluster-manager`` processes sharing ``name``): the active one
-    #: sends itself a tick through the queue this often, and each tick renews its lease of
-    #: ``leader_lease`` seconds; a leader whose lease ran out (it was frozen) declines requests and
-    #: steps down.  The lease must be shorter than the broker's takeover time (2–3 × ``rpc.heartbeat``)
-    #: and the tick interval than the lease: settings that break either are refused at start.
+    #: With standbys (``switchboard cluster-manager`` processes sharing ``name``): seconds between
+    #: the ticks the active manager sends itself through its queue, each renewing its lease; shorter
+    #: than ``leader_lease`` (refused at start otherwise).
     leader_tick_interval: _PositiveSeconds = 0.25
+    #: Seconds a tick's lease lasts: a leader whose lease ran out (it was frozen) declines requests and
+    #: steps down.  Shorter than the broker's takeover time (2–3 × ``rpc.heartbeat``; refused at start
+    #: otherwise).
     leader_lease: _PositiveSeconds = 1.0
     #: The fault timeline (admin method ``faults``, the status page): faults kept in memory, at most;
     #: the oldest are dropped first.
     fault_log_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
-    #: A worker removed as lost (keepalives stopped, connection closed) is still shown as ``lost`` by
-    #: the admin method ``overview`` for this many seconds, at most ``lost_worker_limit`` of them.
+    #: Seconds a worker removed as lost (keepalives stopped, connection closed) is still shown as
+    #: ``lost`` by the admin method ``overview``.
     lost_worker_retention: _Seconds = 300.0
+    #: Lost workers ``overview`` shows at most (the oldest loss is forgotten first).
     lost_worker_limit: Annotated[int, msgspec.Meta(ge=0)] = 1000
-    #: With standbys: each standby announces itself this often (event ``cluster.<name>.standbys``),
-    #: and one not heard from for ``standby_expiry`` seconds is no longer listed by ``overview``.
+    #: With standbys: seconds between two announcements of each standby (event
+    #: ``cluster.<name>.standbys``).
     standby_announce_interval: _PositiveSeconds = 1.0
+    #: Seconds after its last announcement a standby is no longer listed by ``overview``.
     standby_expiry: _PositiveSeconds = 5.0
     #: Standbys listed at most (the one heard from longest ago is forgotten first).
     standby_limit: Annotated[int, msgspec.Meta(ge=1)] = 16

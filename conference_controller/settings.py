@@ -18,8 +18,9 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     room_grace_period: float = 30.0
     #: Seconds a held participant (socket lost) may come back before it leaves (OWT: 60 s).
     reconnection_timeout: float = 60.0
-    #: Outbox bounds per participant: notifications kept until acknowledged.
+    #: Notifications a participant's outbox keeps until acknowledged, at most (the oldest go first).
     outbox_max_messages: int = 1000
+    #: Seconds after which a kept notification counts as gone when a resume needs it.
     outbox_max_age: float = 300.0
     #: Seconds the ticket a relogin used stays good for a retry of that same relogin (its answer was
     #: lost on the way), by the same client only: with the relogin's retryKey, or without one only
@@ -32,7 +33,7 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     capacity: int = 10000
     #: Timeout of ``rooms.get_room`` at room creation, seconds.
     rooms_timeout: float = 3.0
-    #: Timeout of one ``notify``/``broadcast``/``drop`` call to a portal, seconds.
+    #: Timeout of one ``deliver`` or ``drop`` call to a portal, seconds.
     portal_timeout: float = 2.0
     #: Extra attempts of a failed notification call before it is left to replay (``resume``).
     delivery_retries: int = 2

@@ -26,8 +26,9 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     via_host: str = ""
     #: Tell clients to use TLS (``secure`` in tokens).
     secure: bool = False
-    #: ISPs and regions this portal serves (scheduler capacity); empty ISPs = any.
+    #: ISPs this portal serves (scheduler capacity); empty = any.
     isps: list[str] = []
+    #: Regions this portal serves (scheduler capacity); empty = none in particular.
     regions: list[str] = []
     #: Schedulable while load is below this.
     max_load: float = 0.85
@@ -45,45 +46,53 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_message_bytes: int = 1_048_576
     #: Largest request payload (JSON) in bytes; a larger one is refused with an error.
     max_request_bytes: int = 65_536
-    #: Per-socket request rate limit: sustained requests per second and burst size (token bucket).
+    #: Requests per second one socket may sustain (token bucket); beyond it (and the burst) refused.
     rate_limit_per_second: float = 50.0
+    #: Requests one socket may send at once before the sustained rate applies.
     rate_limit_burst: int = 100
     #: Unanswered (or held) requests per socket.
     max_pending_requests: int = 32
-    #: Timeouts of calls to the cluster manager and controllers, seconds (OWT: join 6 s,
-    #: text/stream-control 4 s, others 2 s).
+    #: Seconds one call to the cluster manager waits (``claim``, ``schedule``, ``portals``; OWT: 2 s).
     cluster_timeout: float = 2.0
+    #: Seconds the controller's ``join`` of a login waits (OWT: 6 s).
     join_timeout: float = 6.0
+    #: Seconds a client's ``text`` request waits for the controller (OWT: 4 s).
     text_timeout: float = 4.0
+    #: Seconds a client's ``stream-control`` request waits for the controller (OWT: 4 s).
     control_timeout: float = 4.0
+    #: Seconds any other call to a controller waits (client requests, ``resume``, ``refresh_ticket``,
+    #: ``leave``; OWT: 2 s).
     request_timeout: float = 2.0
-    #: A login the cluster cannot serve yet (no controller registered, manager still starting, the
-    #: room's controller dead and its rooms not yet moved) is retried every
-    #: ``cluster_retry_interval`` seconds for at most ``cluster_retry_budget``.
+    #: Seconds a login the cluster cannot serve yet (no controller registered, manager still
+    #: starting, the room's controller dead and its rooms not yet moved) is retried, at most.
     cluster_retry_budget: float = 3.0
+    #: Seconds between two attempts of such a login.
     cluster_retry_interval: float = 0.25
     #: Seconds the controller reserves a room's task at a schedule (OWT: 30 s).
     room_reserve_time: float = 30.0
     #: A controller lost (its ``exit.quit``): each of its sockets here moves to the controller the
     #: cluster now schedules for the room (which rebuilds it from the journal) — tried this many
-    #: times, ``failover_interval`` seconds apart; then the client is told to log in again (``drop``).
+    #: times; then the client is told to log in again (``drop``).
     failover_attempts: _PositiveInt = 5
+    #: Seconds between two attempts to move a socket of a lost controller.
     failover_interval: _Positive = 0.5
     #: Other live portals (same ISP, same region first) named to an extension client in its login and
     #: relogin answers, where it relogs in by itself when this portal dies (``alternatives``); 0 = none.
     alternatives: Annotated[int, msgspec.Meta(ge=0, le=16)] = 3
-    #: Seconds a preference's list is reused before it is asked again of the cluster manager (a stale
-    #: list is served while the new one comes), and the longest a login waits for a list not yet known
-    #: (then it gets none); most preferences kept.
+    #: Seconds a preference's list of alternatives is reused before it is asked again of the cluster
+    #: manager (a stale list is served while the new one comes).
     alternatives_ttl: _Positive = 5.0
+    #: Seconds a login waits for a list of alternatives not yet known (then it gets none).
     alternatives_timeout: _Positive = 0.5
+    #: Preferences whose list of alternatives is kept, at most.
     alternatives_cache_size: _PositiveInt = 1024
     #: Seconds between batched ``ack`` casts to controllers.
     ack_interval: float = 0.05
     #: Seconds ``stop()`` waits for open HTTP/websocket handlers after closing every connection.
     shutdown_timeout: float = 5.0
-    #: Engine.IO ping interval and timeout, seconds.
+    #: Seconds between two Engine.IO pings of a connection.
     ping_interval: float = 25.0
+    #: Seconds a connection has to answer a ping before it counts as lost.
     ping_timeout: float = 20.0
     #: Seconds a client has to send a request line and headers, counted from the connection or its
     #: previous response (so also the longest idle keep-alive); past it: 408 and the connection closes.
@@ -97,10 +106,11 @@ class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Reverse proxies (addresses or networks, e.g. ``"10.0.0.0/8"``) whose ``X-Forwarded-For`` names
     #: the client; empty = the TCP peer is the client.  Used by every per-address limit.
     trusted_proxies: list[str] = []
-    #: New Engine.IO connections per client address: sustained per second and burst; beyond them
+    #: New Engine.IO connections per second a client address may sustain; beyond it (and the burst)
     #: 429 with ``Retry-After``. Sized for an office behind one NAT address joining at once, and for
     #: the clients of a dead sibling portal reconnecting here.
     connections_per_address_per_second: _Positive = 50.0
+    #: New Engine.IO connections a client address may open at once before the sustained rate applies.
     connections_per_address_burst: _PositiveInt = 500
     #: Most client addresses whose connection rate is tracked (the least recently seen is forgotten first).
     connection_limit_addresses: _PositiveInt = 10_000

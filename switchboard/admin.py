@@ -5,9 +5,13 @@ Commands (each takes ``--json`` for scripts; the default is a readable table)::
     switchboard admin workers [--purpose P]   every worker, or those of one purpose
     switchboard admin worker ID               one worker
     switchboard admin tasks ID                the tasks mapped to a worker
-    switchboard admin drain ID                cordon a worker: no new tasks; a controller moves its rooms away and exits
+    switchboard admin drain ID [--wait]       cordon a worker: no new tasks; a controller moves its rooms away and exits
+                                              (--wait: until it holds no task or has left, --wait-timeout bounds it)
     switchboard admin undrain ID              lift the cordon
     switchboard admin status                  manager state, uptime, workers and tasks per purpose
+    switchboard admin rooms                   the rooms (token API management API, see switchboard.admin_rooms)
+    switchboard admin participants ROOM       who is in a room
+    switchboard admin kick ROOM PARTICIPANT   remove someone from a room (they get OWT's ``drop``)
 
 How the cluster is reached:
 
@@ -22,8 +26,12 @@ Every admin call carries an admin key, checked by the cluster manager: ``--key``
 default ``$SWITCHBOARD_KEYS__STATE_FILE`` or ``~/.local/state/switchboard/keys.json``), so that
 ``switchboard admin status`` works without flags on the machine that runs ``switchboard up``.
 
+``rooms``, ``participants`` and ``kick`` always go over HTTP to the token API at ``--url`` (also in
+cluster mode) with a service key: see :mod:`switchboard.admin_rooms`.
+
 Exit codes: 0 success, 1 the manager refused (unknown worker, bad arguments, …), 2 the cluster
-cannot be reached (or a usage error); errors are one line on stderr.
+cannot be reached (or a usage error), 3 ``drain --wait`` gave up after ``--wait-timeout``; errors
+are one line on stderr.
 """
 
 from __future__ import annotations
@@ -40,11 +48,15 @@ from typing import Any, Protocol
 
 import aiohttp
 
-__all__ = ["run_admin", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE"]
+from .admin_drain import add_drain_wait_options, wait_until_empty
+from .admin_rooms import ROOM_COMMANDS, RoomCommandError, add_room_commands, room_command, show_room_result
+
+__all__ = ["run_admin", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_WAITED_IN_VAIN"]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 2
+EXIT_WAITED_IN_VAIN = 3
 
 _DEFAULT_URL = "http://127.0.0.1:3000"
 _ADMIN_PATH = "/admin/rpc"
@@ -267,7 +279,9 @@ def _parser() -> argparse.ArgumentParser:
                        ("drain", "cordon a worker (keeps its tasks, gets no new ones)"),
                        ("undrain", "lift a cordon")):
         sub.add_parser(name, parents=[common], help=text).add_argument("worker_id", metavar="ID")
+    add_drain_wait_options(sub.choices["drain"])
     sub.add_parser("status", parents=[common], help="manager state and counts")
+    add_room_commands(sub, common)
     return parser
 
 
@@ -302,7 +316,23 @@ def _client(options: argparse.Namespace) -> _Client:
     return _HttpClient(url, key, timeout)
 
 
+async def _run_rooms(options: argparse.Namespace) -> int:
+    url = getattr(options, "url", None) or os.environ.get("SWITCHBOARD_ADMIN_URL") or _DEFAULT_URL
+    try:
+        result = await room_command(options, url, getattr(options, "timeout", 5.0))
+    except RoomCommandError as exc:
+        print(f"switchboard admin {options.command}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE if exc.unreachable else EXIT_REFUSED
+    if getattr(options, "json", False):
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(show_room_result(options.command, result))
+    return EXIT_OK
+
+
 async def _run(options: argparse.Namespace) -> int:
+    if options.command in ROOM_COMMANDS:
+        return await _run_rooms(options)
     method, show = _COMMANDS[options.command]
     args: dict[str, Any] = {}
     if options.command == "workers" and options.purpose:
@@ -314,8 +344,17 @@ async def _run(options: argparse.Namespace) -> int:
     except _NoKey as exc:
         print(f"switchboard admin: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    json_out = getattr(options, "json", False)
     try:
         result = await client.call(method, args)
+        waiting = options.command == "drain" and options.wait
+        if json_out:  # with --wait, one JSON object per line: the drain's, then each change
+            print(json.dumps(result, sort_keys=True, indent=None if waiting else 2), flush=True)
+        else:
+            print(show(result), flush=True)
+        if waiting:
+            return await wait_until_empty(client, options.worker_id, timeout=options.wait_timeout,
+                                          interval=options.poll_interval, json_lines=json_out)
     except _Unreachable as exc:
         print(f"switchboard admin: cannot reach the cluster manager at {client.where}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -324,10 +363,6 @@ async def _run(options: argparse.Namespace) -> int:
         return EXIT_REFUSED
     finally:
         await client.close()
-    if getattr(options, "json", False):
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        print(show(result))
     return EXIT_OK
 
 

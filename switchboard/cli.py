@@ -7,14 +7,18 @@
                                            one role in this process (cluster mode)
     switchboard admin workers|worker|tasks|drain|undrain|status …
                                            the cluster admin RPC
+    switchboard admin rooms|participants|kick …
+                                           rooms and participants (the token API's management API)
     switchboard haproxy-config [--portals N | --workers FILE]
                                            the reference load balancer's configuration (HAProxy)
+    switchboard broker                     a throwaway local RabbitMQ node for trials; prints its URL
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -47,10 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address to bind (default 127.0.0.1)")
     up.add_argument("--api-port", type=int, help="token API port (default 3000)")
     up.add_argument("--portal-port", type=int, help="portal port (default 8080; cluster mode: the first of N)")
-    up.add_argument("--portals", type=int, default=1, help="cluster mode: portal processes")
-    up.add_argument("--controllers", type=int, default=1, help="cluster mode: controller processes")
-    up.add_argument("--managers", type=int, default=2,
-                    help="cluster mode: cluster-manager processes (one active, the others hot standbys)")
+    up.add_argument("--portals", type=int, default=None, help="cluster mode: portal processes (default 1)")
+    up.add_argument("--controllers", type=int, default=None, help="cluster mode: controller processes (default 1)")
+    up.add_argument("--managers", type=int, default=None,
+                    help="cluster mode: cluster-manager processes (one active, the others hot standbys; default 2)")
     up.add_argument("--token-apis", type=int, default=None,
                     help="cluster mode: token API processes on --api-port, +1, … (default 2 when the room "
                          "store is PostgreSQL, else 1; more than 1 needs token_api.store.kind = \"postgres\")")
@@ -79,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="instead: the portals of a running cluster, as `switchboard admin workers --purpose "
                          "portal --json` prints them ('-': standard input)")
     lb.add_argument("--output", "-o", metavar="FILE", help="write the configuration here (default: standard output)")
+
+    broker = sub.add_parser("broker", help="run a throwaway local RabbitMQ node for trials and print its URL")
+    broker.add_argument("--start-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="give up when the node does not listen within this long (default 60)")
 
     admin = sub.add_parser("admin", help="cluster admin commands (see `switchboard admin -h`)", add_help=False)
     admin.add_argument("rest", nargs=argparse.REMAINDER)
@@ -176,17 +184,46 @@ async def _serve_role(role: str, settings: Settings) -> int:
     return 0
 
 
+_CLUSTER_COUNTS = {"portals": 1, "controllers": 1, "managers": 2}
+
+
+def _cluster_counts(args: argparse.Namespace, settings: Settings) -> None:
+    """``--portals/--controllers/--managers/--token-apis`` need ``--broker`` (a local cluster); fill in
+    their defaults.  :raises ConfigError: when given without a broker."""
+    given = [f"--{name.replace('_', '-')}" for name in (*_CLUSTER_COUNTS, "token_apis")
+             if getattr(args, name) is not None]
+    if given and not settings.rpc.broker_url:
+        verb = "needs" if len(given) == 1 else "need"
+        raise ConfigError(f"{', '.join(given)} {verb} a broker (--broker URL; `switchboard broker` starts one "
+                          "for trials): without one, `switchboard up` runs everything in one process")
+    for name, default in _CLUSTER_COUNTS.items():
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name} must be at least 1")
+        setattr(args, name, default if value is None else value)
+
+
+def _address_in_use(exc: OSError) -> bool:
+    return exc.errno == errno.EADDRINUSE or "address already in use" in str(exc).lower()
+
+
 def _masked(url: str) -> str:
     parsed = URL(url)
     return str(parsed.with_password("***")) if parsed.password else url
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command == "admin":
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["admin"]:
+        # Handed over whole: argparse's REMAINDER does not take a leading option (``admin -h``).
         from .admin import run_admin
 
-        return run_admin(args.rest)
+        return run_admin(argv[1:])
+    args = _parser().parse_args(argv)
+    if args.command == "broker":
+        from .devbroker_cli import run_broker
+
+        return run_broker(start_timeout=args.start_timeout)
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
     except ConfigError as exc:
@@ -199,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log.level, json_lines=settings.log.json)
     try:
         if args.command == "up":
+            _cluster_counts(args, settings)
             if settings.rpc.broker_url:
                 from .supervisor import run_local_cluster
 
@@ -207,4 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(lambda: _serve_role(args.command, settings))
     except ConfigError as exc:
         print(f"switchboard {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if not _address_in_use(exc):
+            raise
+        print(f"switchboard {args.command}: cannot listen, the address is in use ({exc.strerror or exc}): "
+              "stop what holds it or choose other ports", file=sys.stderr)
         return 2

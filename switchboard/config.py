@@ -22,7 +22,7 @@ from portal.settings import PortalSettings
 from rpc.settings import RpcSettings, WorkerSettings
 from token_api.settings import TokenApiSettings
 
-__all__ = ["Settings", "JournalSection", "LogSettings", "LoadBalancerSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
+__all__ = ["Settings", "JournalSection", "LogSettings", "LoadBalancerSettings", "LocalClusterSettings", "load_settings", "ConfigError", "ENV_PREFIX"]
 
 ENV_PREFIX = "SWITCHBOARD_"
 
@@ -54,13 +54,13 @@ class LoadBalancerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     bind_host: str = "127.0.0.1"
     #: Seconds between health checks of each portal (``GET /healthz``).
     check_interval: _Positive = 0.5
-    #: Failed checks before a portal is taken out (a refused connection takes it out at once) and
-    #: passed checks before it is put back.
+    #: Failed checks in a row before a portal is taken out (a refused connection takes it out at once).
     fall: _PositiveInt = 2
+    #: Passed checks in a row before a portal taken out is put back.
     rise: _PositiveInt = 2
-    #: Seconds HAProxy waits for a TCP connection to a portal; connection attempts per request
-    #: (the last one at a sibling).
+    #: Seconds HAProxy waits for a TCP connection to a portal.
     connect_timeout: _Positive = 2.0
+    #: Connection attempts per request, at most (the last one at a sibling).
     retries: _PositiveInt = 3
     #: Seconds of client or portal silence on an HTTP request (a long poll); more than the portal's
     #: ``ping_interval + ping_timeout``.
@@ -68,14 +68,23 @@ class LoadBalancerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     #: Seconds of silence on an established websocket before HAProxy closes it.
     tunnel_timeout: _Positive = 3600.0
     #: Engine.IO sessions remembered per portal frontend (a long-polling session stays on the portal
-    #: that opened it, also when its own portal comes back), and for how many seconds.
+    #: that opened it, also when its own portal comes back).
     sticky_sessions: _PositiveInt = 100_000
+    #: Seconds a remembered Engine.IO session is kept after its last request.
     sticky_expire: _Positive = 300.0
     #: PEM file (certificate and key) for TLS on the frontends of portals that declare ``secure``.
     certificate: str = ""
     #: Most connections HAProxy accepts in all (it needs about twice as many open files: raise
     #: the limit, e.g. systemd's `LimitNOFILE`, with it).
     max_connections: _PositiveInt = 4096
+
+
+class LocalClusterSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Seconds ``switchboard up --broker URL`` waits for a broker to answer at ``URL`` before it gives
+    #: up with one line (it starts no role until one answers).
+    broker_wait: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    #: Seconds between two attempts to reach the broker while ``switchboard up --broker`` waits for it.
+    broker_retry_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
 
 
 class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -103,6 +112,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     journal: JournalSection = msgspec.field(default_factory=JournalSection)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     load_balancer: LoadBalancerSettings = msgspec.field(default_factory=LoadBalancerSettings)
+    local_cluster: LocalClusterSettings = msgspec.field(default_factory=LocalClusterSettings)
 
     def __post_init__(self) -> None:
         # Rules across sections.  A frozen leader must find its lease run out before the broker hands

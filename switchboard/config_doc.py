@@ -25,22 +25,15 @@ def _field_comments(cls: type) -> dict[str, str]:
     source = textwrap.dedent(inspect.getsource(cls))
     lines = source.splitlines()
     comments: dict[str, str] = {}
-    previous: ast.AnnAssign | None = None
     for node in ast.parse(source).body[0].body:  # type: ignore[attr-defined]
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            # Each setting says what it means in its own ``#:`` comment (none is shared).
             text: list[str] = []
             i = node.lineno - 2
             while i >= 0 and lines[i].strip().startswith("#:"):
                 text.insert(0, lines[i].strip()[2:].strip())
                 i -= 1
-            comment = " ".join(text)
-            # A field right under another one without a comment of its own shares that one's.
-            if not comment and previous is not None and previous.end_lineno == node.lineno - 1:
-                comment = comments[previous.target.id]  # type: ignore[union-attr]
-            comments[node.target.id] = comment
-            previous = node
-        else:
-            previous = None
+            comments[node.target.id] = " ".join(text)
     return comments
 
 

@@ -1,5 +1,7 @@
 """``switchboard up --broker URL``: a local cluster of role processes, kept alive by a watchdog.
 
+Nothing starts until every port the children bind is free and a broker answers at ``URL``
+(:mod:`switchboard.brokerwait`, bounded by ``local_cluster.broker_wait``): a failure is one line.
 Each role runs as ``python -m switchboard ROLE --broker URL`` in its own process.  A child that
 dies is restarted after a back-off (doubling to 10 s while it keeps dying, reset once it has lived
 a minute); Ctrl-C or SIGTERM stops every child cleanly (SIGTERM, then SIGKILL after a grace period).
@@ -11,11 +13,14 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
+from .admin import _redact
+from .brokerwait import BrokerUnreachable, wait_for_broker
 from .config import ConfigError, Settings
 from .eventlogs import SupervisorLog
 from .keys import EmbeddedKeys, embedded_keys
@@ -155,11 +160,53 @@ def _children(args: argparse.Namespace, settings: Settings, env: dict[str, str])
     return children
 
 
+def _listening_ports(args: argparse.Namespace, settings: Settings) -> list[tuple[str, int]]:
+    """Every ``(host, port)`` a child will bind."""
+    observe: list[tuple[str, int]] = []
+    for first, host, count in ((settings.cluster_manager.observe.port, settings.cluster_manager.observe.host,
+                                args.managers),
+                               (settings.controller.observe.port, settings.controller.observe.host, args.controllers)):
+        if first:
+            observe += [(host, first + i) for i in range(count)]
+    return ([(settings.token_api.host, settings.token_api.port + i) for i in range(args.token_apis)]
+            + [(settings.portal.host, settings.portal.port + i) for i in range(args.portals)] + observe)
+
+
+def _in_use(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(args: argparse.Namespace, settings: Settings) -> None:
+    """:raises ConfigError: naming the first port a child could not bind (one line, not a child's
+    traceback per restart)."""
+    for host, port in _listening_ports(args, settings):
+        if _in_use(host, port):
+            raise ConfigError(f"port {port} on {host or '0.0.0.0'} is in use: stop what holds it or choose "
+                              "other ports (--api-port, --portal-port, observe.port)")
+
+
 def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
     """Run the children until Ctrl-C/SIGTERM.  Keys that are not configured come from the state
-    file, as for an embedded server (:func:`switchboard.keys.embedded_keys`; raises ``ConfigError``)."""
+    file, as for an embedded server (:func:`switchboard.keys.embedded_keys`; raises ``ConfigError``).
+
+    Nothing starts before a broker answers at ``rpc.broker_url`` (bounded by
+    ``local_cluster.broker_wait``; raises ``ConfigError`` after it) and every port is free."""
     args.token_apis = token_api_count(args.token_apis, settings)
     keys = embedded_keys(settings)
+    check_ports(args, settings)
+    try:
+        wait_for_broker(settings.rpc.broker_url, wait=settings.local_cluster.broker_wait,
+                        interval=settings.local_cluster.broker_retry_interval,
+                        say=lambda line: print(line, flush=True), shown_url=_redact(settings.rpc.broker_url))
+    except BrokerUnreachable as exc:
+        raise ConfigError(str(exc)) from None
     children = _children(args, settings, dict(os.environ, **_key_environment(keys)))
     stopping = False
 
@@ -176,7 +223,8 @@ def run_local_cluster(args: argparse.Namespace, settings: Settings) -> int:
         apis += " (one: a second needs a shared room store, token_api.store.kind = \"postgres\")"
     print(
         f"switchboard local cluster: {apis}, {args.portals} portal(s) from port {settings.portal.port}, "
-        f"{args.controllers} controller(s), {args.managers} cluster manager(s), broker {settings.rpc.broker_url}.",
+        f"{args.controllers} controller(s), {args.managers} cluster manager(s), "
+        f"broker {_redact(settings.rpc.broker_url)}.",
         flush=True,
     )
     print_welcome(keys, api_port=settings.token_api.port, portal_port=settings.portal.port)

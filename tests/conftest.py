@@ -3,6 +3,7 @@ server in this process and clusters of real role processes on RabbitMQ."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
@@ -109,6 +110,23 @@ def _quiet_aio_pika_logs() -> None:
 
 
 MakeEmbedded = Callable[..., Awaitable[EmbeddedCluster]]
+#: ``json_lines()``: the JSON log lines written to stderr since the last call (``json_lines`` fixture).
+JsonLines = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def json_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[JsonLines]:
+    """Read what ``configure_logging(..., json_lines=True)`` (called by the test) wrote, as dicts;
+    the root logger's handlers and level are put back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+
+    yield read
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,9 @@ class RoomStoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     #: settings file or ``SWITCHBOARD_TOKEN_API__STORE__DSN``; it is never logged. Required for
     #: ``postgres``.
     dsn: str = ""
-    #: PostgreSQL: connections each token API process keeps open, and the most it opens.
+    #: PostgreSQL: connections each token API process keeps open even when idle.
     pool_min_size: _Count = 1
+    #: PostgreSQL: connections each token API process opens at most (more requests wait for one).
     pool_max_size: _PositiveInt = 10
     #: PostgreSQL: seconds to open one connection.
     connect_timeout: _PositiveSeconds = 5.0
@@ -72,8 +73,9 @@ class DashboardSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     streams: _PositiveInt = 32
     #: Faults shown on the timeline, the newest.
     faults_shown: _PositiveInt = 200
-    #: Login attempts per client address: sustained per second and burst; beyond them 429.
+    #: Login attempts per second a client address may sustain; beyond it (and the burst) 429.
     logins_per_address_per_second: _PositiveSeconds = 0.2
+    #: Login attempts a client address may make at once before the sustained rate applies.
     logins_per_address_burst: _PositiveInt = 10
     #: Most client addresses whose login attempts are tracked.
     login_limit_addresses: _PositiveInt = 10_000
@@ -145,10 +147,11 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     #: Reverse proxies (addresses or networks, e.g. ``"10.0.0.0/8"``) whose ``X-Forwarded-For`` names
     #: the client; empty = the TCP peer is the client.  Used by every per-address limit.
     trusted_proxies: list[str] = []
-    #: Token mints (``POST /token``, ``POST /v1/rooms/{room}/tokens``) per client address: sustained
-    #: per second and burst; beyond them 429 with ``Retry-After``. An application server mints for
-    #: all its users from one address: sized for a room filling at once, not for one browser.
+    #: Token mints (``POST /token``, ``POST /v1/rooms/{room}/tokens``) per second a client address
+    #: may sustain; beyond it (and the burst) 429 with ``Retry-After``. An application server mints
+    #: for all its users from one address: sized for a room filling at once, not for one browser.
     mints_per_address_per_second: _PositiveSeconds = 100.0
+    #: Token mints a client address may make at once before the sustained rate applies.
     mints_per_address_burst: _PositiveInt = 500
     #: Most client addresses whose mint rate is tracked (the least recently seen is forgotten first).
     mint_limit_addresses: _PositiveInt = 10_000

@@ -25,11 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.client import Client, ClientError, ClientSettings, Event
+from switchboard.client import Client, ClientSettings, Event
 from switchboard.client.tokens import mint_token
 from tests.client.conftest import MakeHarness
 from tests.client.node_harness import NodeHarness
 from tests.support.chaos import Chaos
+from tests.support.numbered_texts import send_numbered
 from tests.support.processes import ProcessCluster, free_port
 from tests.support.sockets import RecordingClient
 from tests.support.tcp_cut import CutProxy
@@ -101,20 +102,6 @@ async def _relog_bare(bare: Bare) -> None:
     bare.ticket, bare.relogged_at = ticket, time.monotonic()
 
 
-async def _send_all_along(sender: Client, texts: Texts, stop: asyncio.Event) -> None:
-    n = 0
-    while not stop.is_set():
-        text = f"t{n}"
-        n += 1
-        try:
-            await sender.send_text("all", text)
-        except ClientError:
-            texts.unsure.add(text)
-            continue
-        texts.acked.append(text)
-        await asyncio.sleep(0.02)
-
-
 def _plain_outcome(got: list[str], expected: list[str], unsure: set[str]) -> tuple[int, int]:
     """``(duplicated, lost)`` of a plain client, checking ``docs/protocol.md`` §5.3: nothing acked
     is lost; texts it got twice came again in one run right after its relogin (what was in flight at
@@ -173,7 +160,8 @@ async def test_every_kind_of_client_keeps_its_place_across_a_network_cut_in_fron
         for client in [*extension, *plain]:
             client.on("reconnected", stamp(client))
         texts = Texts()
-        sending = asyncio.create_task(_send_all_along(sender, texts, stop))
+        sending = asyncio.create_task(send_numbered(sender, "t", stop, texts.acked, texts.unsure, pause=0.02,
+                                                    after_refusal=0.0))
         await wait_until(lambda: len(texts.acked) >= chaos.scale(40, 150), timeout=30, what="texts flowing")
         relogs = [asyncio.create_task(_relog_bare(bare)) for bare in bares]
         cut_at = time.monotonic()

@@ -26,9 +26,10 @@ from collections.abc import Callable, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.client import Client, ClientError, ClientSettings, Event
+from switchboard.client import Client, ClientSettings, Event
 from switchboard.client.tokens import mint_token, portal_url
 from tests.support.chaos import Chaos
+from tests.support.numbered_texts import send_numbered
 from tests.support.processes import ProcessCluster
 from tests.support.sockets import RecordingClient
 from tests.support.waiting import wait_until
@@ -91,20 +92,6 @@ async def _bare(cluster: ProcessCluster, user: str) -> Bare:
     client = await TimedClient(cluster.portal_url(1)).connect()
     result = await client.login_ok(token)
     return Bare(client, result["reconnectionTicket"])
-
-
-async def _send_all_along(sender: Client, texts: Texts, stop: asyncio.Event) -> None:
-    n = 0
-    while not stop.is_set():
-        text = f"t{n}"
-        n += 1
-        try:
-            await sender.send_text("all", text)
-        except ClientError:
-            texts.unsure.add(text)
-            continue
-        texts.acked.append(text)
-        await asyncio.sleep(0.02)
 
 
 async def _relog_bare(cluster: ProcessCluster, bare: Bare) -> None:
@@ -184,7 +171,8 @@ async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibli
         for client in victims:
             client.on("reconnected", _stamp(relogged, client.id or ""))
         texts = Texts()
-        sending = asyncio.create_task(_send_all_along(sender, texts, stop))
+        sending = asyncio.create_task(send_numbered(sender, "t", stop, texts.acked, texts.unsure, pause=0.02,
+                                                    after_refusal=0.0))
         # a few seconds of texts: repeats beyond the window would show
         await wait_until(lambda: len(texts.acked) >= chaos.scale(60, 150), timeout=30, what="texts flowing")
         relogs = [asyncio.create_task(_relog_bare(cluster, bare)) for bare in bares]

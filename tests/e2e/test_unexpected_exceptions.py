@@ -16,22 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from eventlog import configure_logging
 from rpc import RpcRemoteError
 from switchboard.client import Client
-from tests.conftest import MakeEmbedded
+from tests.conftest import JsonLines, MakeEmbedded
 from token_api import rooms_service_name
 from token_api.store_sqlite import SqliteRoomStore
-
-
-@pytest.fixture
-def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-
-    def read() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-
-    yield read
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def _unhandled(api_url: str) -> dict[str, float]:
@@ -46,7 +33,7 @@ async def _broken(*args: Any) -> Any:
 
 
 async def test_a_handler_exception_is_logged_once_with_its_request_and_counted(
-    make_embedded: MakeEmbedded, json_logs: Any, monkeypatch: pytest.MonkeyPatch,
+    make_embedded: MakeEmbedded, json_lines: JsonLines, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     configure_logging("info", json_lines=True)  # here: the handler writes to this phase's captured stderr
     server = await make_embedded()
@@ -54,7 +41,7 @@ async def test_a_handler_exception_is_logged_once_with_its_request_and_counted(
     known = await Client.join(api, api_headers=headers, room="known", user="alice", role="presenter")
     await known.leave()
     before = await _unhandled(api)
-    json_logs()
+    json_lines()
 
     # The room store breaks (a bug, not an outage): a token request for a new room hits it over HTTP...
     monkeypatch.setattr(SqliteRoomStore, "get", _broken)
@@ -64,7 +51,7 @@ async def test_a_handler_exception_is_logged_once_with_its_request_and_counted(
                              json={"room": "new", "user": "bob", "role": "presenter"}) as response:
             assert response.status == 500
             request_id = response.headers["X-Request-Id"]
-    errors = [line for line in json_logs() if line["level"] == "error"]
+    errors = [line for line in json_lines() if line["level"] == "error"]
     assert [(e["logger"], e["event"], e.get("method"), e.get("path")) for e in errors] == [
         ("switchboard.token_api", "request_failed", "POST", "/token")]
     assert errors[0]["request"] == request_id and "ZeroDivisionError: a bug in the room store" in errors[0]["exc"]
@@ -79,7 +66,7 @@ async def test_a_handler_exception_is_logged_once_with_its_request_and_counted(
     finally:
         await caller.close()
     assert refused.value.code == "internal"
-    errors = [line for line in json_logs() if line["level"] == "error"]
+    errors = [line for line in json_lines() if line["level"] == "error"]
     assert [(e["logger"], e["event"], e.get("method"), e.get("sender")) for e in errors] == [
         ("switchboard.rpc", "rpc_handler_failed", "get_room", "tests-caller")]
     assert "ZeroDivisionError" in errors[0]["exc"]

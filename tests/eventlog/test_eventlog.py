@@ -14,8 +14,8 @@ import pytest
 
 import eventlog
 from eventlog import EventLog, bound, configure_logging, log_loop_exceptions
+from tests.conftest import JsonLines as Read
 
-Read = Callable[[], list[dict[str, Any]]]
 
 
 class _TestLog(EventLog):
@@ -25,19 +25,6 @@ class _TestLog(EventLog):
 
 def _json() -> None:
     configure_logging("info", json_lines=True)  # in the test: its handler writes to this phase's stderr
-
-
-@pytest.fixture
-def json_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[Read]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-
-    def read() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-
-    yield read
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_fields_are_fields_and_bound_ids_come_with_every_event(json_lines: Read) -> None:

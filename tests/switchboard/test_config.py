@@ -56,6 +56,25 @@ def test_every_setting_is_documented_and_the_reference_is_current() -> None:
     assert DOC_PATH.read_text(encoding="utf-8") == text, "run: python -m switchboard.config_doc"
 
 
+def test_each_setting_has_a_sentence_of_its_own() -> None:
+    """Within a section, no two keys share one meaning (keys that mean different things used to
+    repeat one sentence)."""
+    seen: dict[tuple[str, str], str] = {}
+    section = ""
+    repeated = []
+    for line in render().splitlines():
+        if line.startswith("## "):
+            section = line
+        elif line.startswith("| `"):
+            key, _default, meaning = (cell.strip() for cell in line.strip("|").split(" | ", 2))
+            if meaning.startswith("see ") or not meaning:
+                continue
+            if (section, meaning) in seen:
+                repeated.append(f"{section}: {seen[section, meaning]} and {key}")
+            seen[section, meaning] = key
+    assert not repeated, repeated
+
+
 def test_a_sub_section_is_set_from_the_environment_and_the_file(tmp_path: Path) -> None:
     path = tmp_path / "sb.toml"
     path.write_text('[journal]\nkind = "sqlite"\n[journal.sqlite]\ndurability = "full"\n')

@@ -99,6 +99,15 @@ async def test_the_local_cluster_restarts_a_dead_child_and_stops_cleanly(rabbit:
         client = await Client.join(api, room="local", user="a", role="presenter",
                                    api_headers={"X-Service-Key": keys.service_key})
         await client.leave()
+        # the same welcome as the embedded server: its curl line mints a token that logs in
+        banner = (tmp_path / "up.log").read_text()
+        assert f"cluster admin  switchboard admin status --url {api}" in banner, banner
+        curl = next(line.strip() for line in banner.splitlines() if line.strip().startswith("curl "))
+        minted = await asyncio.to_thread(subprocess.run, curl, shell=True, capture_output=True, text=True,
+                                         timeout=20, check=True)
+        client = await Client.join(minted.stdout.strip())
+        assert client.room["id"] == "demo"
+        await client.leave()
 
         portal_pid = next(pid for pid, args in _children(proc.pid).items() if " portal " in f" {args} ")
         os.kill(portal_pid, signal.SIGKILL)

@@ -4,7 +4,6 @@ get, JSON-patch of permissions, delete), streams, server texts and ``PATCH /v1/r
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,23 +11,15 @@ import pytest
 import pytest_asyncio
 
 from switchboard.client import Client, ClientSettings
-from switchboard.config import load_settings
 from switchboard.wiring import EmbeddedCluster
+from tests.conftest import MakeEmbedded
 
 FAST = ClientSettings(request_timeout=8.0, reconnection_delay=0.05, reconnection_delay_max=0.5)
 
 
 @pytest_asyncio.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EmbeddedCluster]:
-    settings = load_settings(env={}, overrides={
-        "rpc": {"local_roundtrip": True},
-        "token_api": {"host": "127.0.0.1", "port": 0, "rooms_db": str(tmp_path / "rooms.sqlite3")},
-        "portal": {"host": "127.0.0.1", "port": 0, "hostname": "127.0.0.1"},
-    })
-    cluster = EmbeddedCluster(settings)
-    await cluster.start()
-    yield cluster
-    await cluster.stop()
+async def server(make_embedded: MakeEmbedded) -> EmbeddedCluster:
+    return await make_embedded()
 
 
 class Api:
