@@ -208,6 +208,9 @@ def _address_in_use(exc: OSError) -> bool:
 
 
 def _masked(url: str) -> str:
+    """``url`` without its password (each URL of a cluster's comma-separated list)."""
+    if "," in url:
+        return ",".join(_masked(part.strip()) for part in url.split(",") if part.strip())
     parsed = URL(url)
     return str(parsed.with_password("***")) if parsed.password else url
 
