@@ -65,6 +65,10 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     attach_timeout: float = 30.0
     #: Seconds between attempts to attach (and to reconnect while attaching).
     attach_retry_interval: float = 0.5
+    #: Longest the broker may take to accept one stream consumer, seconds: one that gets no answer leaves
+    #: the connection, and the next attempt (within ``attach_timeout``) goes to the next broker node
+    #: (after a node of a cluster is lost, a stream's member on another node may never answer).
+    consume_timeout: float = 2.0
     #: Appends and claims of one journal in flight at once; more wait (within ``append_timeout``).
     max_in_flight: int = 1000
     #: Rooms one journal follows at once (a consumer and a channel each, to learn its appends' offsets);
@@ -91,7 +95,8 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     rooms_segment_bytes: int = 10_000_000
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "append_timeout", "read_timeout", "attach_timeout", "attach_retry_interval"):
+        for name in ("connect_timeout", "append_timeout", "read_timeout", "attach_timeout", "attach_retry_interval",
+                     "consume_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"journal: {name} must be positive")
         if self.max_in_flight < 1 or self.prefetch < 2:

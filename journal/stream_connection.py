@@ -1,7 +1,10 @@
 """The stream journal's connection to RabbitMQ (aio-pika): :class:`Connection`.
 
 Connections are plain ones (never restored by aio-pika): after a loss the next operation connects
-again, and the journal is told (``on_lost``) so its tails resume from where they were.  A connection
+again, and the journal is told (``on_lost``) so its tails resume from where they were.  The URL may name
+the nodes of a RabbitMQ cluster (comma-separated, :func:`rpc.brokers.broker_urls`): a connection goes to
+the first node that answers, starting after the one whose connection was lost, so the journal goes on at
+another node (its streams are replicated on every node of the cluster).  A connection
 carries a publishing channel with confirms (reads' end markers, the rooms directory, snapshots) and a
 channel of its own for the batched writes to room streams (:class:`~journal.stream_publish.BatchPublisher`).
 A stream refuses consumers for ~10 s after a broker start (each refusal closes the connection):
@@ -19,6 +22,8 @@ from urllib.parse import urlsplit
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
+
+from rpc.brokers import broker_urls
 
 from .base import JournalUnavailable
 from .logs import EventLog
@@ -51,13 +56,13 @@ class Connection:
 
     def __init__(self, url: str, settings: StreamJournalSettings, name: str, layout: Layout,
                  on_lost: Callable[[BaseException | None], None]) -> None:
-        self.url = url
+        self.urls = broker_urls(url)
+        #: The address the next connection tries first.
+        self._index = 0
         self.settings = settings
         self.name = name
         self.layout = layout
-        parts = urlsplit(url)
-        self.where = f"{parts.hostname}:{parts.port or 5672}"
-        self.log = EventLog(journal=name, broker=self.where)
+        self.log = EventLog(journal=name, broker=",".join(self._where(u) for u in self.urls))
         self._on_lost = on_lost
         self._conn: AbstractConnection | None = None
         self._publisher: AbstractChannel | None = None
@@ -70,6 +75,16 @@ class Connection:
         #: Connections made after the first (each loss is followed by one on the next operation).
         self.reconnects = 0
         self._connections = 0
+
+    @staticmethod
+    def _where(url: str) -> str:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or 5672}"
+
+    @property
+    def where(self) -> str:
+        """The broker node of the current connection (or of the next attempt)."""
+        return self._where(self.urls[self._index])
 
     @property
     def closed(self) -> bool:
@@ -116,14 +131,7 @@ class Connection:
                 return self._conn
             if self._conn is not None:
                 self.drop(self._conn, None)
-            s = self.settings
-            try:
-                async with asyncio.timeout(s.connect_timeout):
-                    conn = await aio_pika.connect(self.url, heartbeat=s.heartbeat, timeout=s.connect_timeout,
-                                                  client_properties={"connection_name": self.name})
-            except BROKER_ERRORS as exc:
-                self.log.warning("journal_connect_failed", error=repr(exc))
-                raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self.where}: {exc!r}") from exc
+            conn = await self._connect_any()
             try:
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
                 writer = await self._open_writer(conn)
@@ -144,6 +152,23 @@ class Connection:
             self._writer = writer
             return conn
 
+    async def _connect_any(self) -> AbstractConnection:
+        """A connection to the first node that answers, from the current one on (each within
+        ``connect_timeout``); ``JournalUnavailable`` when none does."""
+        s = self.settings
+        error: BaseException | None = None
+        for _ in range(len(self.urls)):
+            try:
+                async with asyncio.timeout(s.connect_timeout):
+                    return await aio_pika.connect(self.urls[self._index], heartbeat=s.heartbeat,
+                                                  timeout=s.connect_timeout,
+                                                  client_properties={"connection_name": self.name})
+            except BROKER_ERRORS as exc:
+                self.log.warning("journal_connect_failed", node=self.where, error=repr(exc))
+                error = exc
+                self._index = (self._index + 1) % len(self.urls)
+        raise JournalUnavailable(f"journal: cannot connect to RabbitMQ at {self.where}: {error!r}") from error
+
     def _on_connection_lost(self, conn: Any, exc: BaseException | None = None) -> None:
         if conn is self._conn:
             self.drop(self._conn, exc)
@@ -154,6 +179,8 @@ class Connection:
         if conn is not self._conn:
             return
         self._conn = self._publisher = None
+        if len(self.urls) > 1:  # the node has most likely gone: the next connection tries another first
+            self._index = (self._index + 1) % len(self.urls)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -206,6 +233,22 @@ class Connection:
             aio_pika.Message(body, headers=headers, message_id=message_id,
                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=queue, mandatory=True)
+
+    async def consume_started(self, start: Awaitable[_T]) -> _T:
+        """``start`` (a ``basic.consume``) within ``consume_timeout``.  One that gets no answer leaves this
+        connection, so the next attempt goes to the next broker node, and raises ``TimeoutError`` (which
+        :meth:`attaching` retries): measured on RabbitMQ 3.10, after a node of a cluster was killed and
+        another stopped, a stream's writer on the third node never answered consumers while its replica
+        on the restarted node did."""
+        try:
+            async with asyncio.timeout(self.settings.consume_timeout):
+                return await start
+        except TimeoutError:
+            conn = self._conn
+            self.log.warning("journal_consume_stalled", node=self.where, timeout=self.settings.consume_timeout)
+            if conn is not None:
+                self.drop(conn, TimeoutError(f"no answer to a stream consumer within {self.settings.consume_timeout} s"))
+            raise
 
     async def attaching(self, what: str, attempt: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         """Run ``attempt`` until it succeeds, the broker cannot be reached, or ``attach_timeout`` passes:

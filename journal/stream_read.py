@@ -66,7 +66,7 @@ async def read(link: Connection, queue: str, start: int | str) -> list[Message] 
                 if end or count % s.ack_every == 0:
                     await delivery.ack(multiple=True)
 
-            await stream.consume(on_message, arguments={"x-stream-offset": start})
+            await link.consume_started(stream.consume(on_message, arguments={"x-stream-offset": start}))
             await done
             return list(messages)
         finally:

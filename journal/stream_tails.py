@@ -145,8 +145,8 @@ class Tails:
             tail.channel, tail.raw, tail.unacked = channel, raw, 0
             channel.close_callbacks.add(partial(self._on_closed, tail))
             # aiormq's consumer directly: aio-pika would add a task and an IncomingMessage per delivery
-            await raw.basic_consume(tail.queue, partial(self._on_message, tail, raw),
-                                    arguments={"x-stream-offset": tail.position})
+            await link.consume_started(raw.basic_consume(tail.queue, partial(self._on_message, tail, raw),
+                                                         arguments={"x-stream-offset": tail.position}))
         except BaseException:
             tail.channel = tail.raw = None
             if not channel.is_closed:

@@ -10,11 +10,14 @@ Layout on the broker:
 - fault events go through one topic exchange, each subscriber with its own queue;
 - departures (:meth:`AmqpTransport.watch_departures`): the broker's own event exchange
   (``amq.rabbitmq.event``, plugin ``rabbitmq_event_exchange``) announces ``queue.deleted`` when a
-  served name's auto-delete queue goes with its last consumer's connection; link changes
+  served name's auto-delete queue goes with its last consumer's connection (not when it goes with
+  its broker node: its server reconnects to another node and serves again); link changes
   (:meth:`~rpc.base.Transport.watch_link`) follow the robust connection's close and reconnect callbacks.
 
 Every queue is declared on a robust channel, so after a broker restart the connection comes back
-by itself and re-declares queues, bindings and consumers.  While the connection is down, calls
+by itself and re-declares queues, bindings and consumers.  ``rpc.broker_url`` may name the nodes of a
+RabbitMQ cluster (comma-separated): the connection goes to the first that answers and, when it is
+lost, to the next one (:class:`~rpc.brokers.FailoverConnection`), where the same restoration happens.  While the connection is down, calls
 fail at once with ``RpcUnavailable``; a connection loss fails every call in flight the same way,
 and so does a serving process that closes its transport while handling a call (it answers
 ``service_gone`` before it disconnects, and the caller raises ``RpcUnavailable``).
@@ -35,11 +38,11 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
-    AbstractRobustConnection,
     DeliveryMode,
     ExchangeType,
 )
 
+from .brokers import FailoverConnection, broker_urls, redacted
 from .base import (
     _REQUEST_ID,
     DepartureListener,
@@ -65,6 +68,10 @@ log = AmqpLog()
 BROKER_EVENTS_EXCHANGE = "amq.rabbitmq.event"
 #: How often a call waiting out a broker outage looks at the connection, seconds.
 _LINK_POLL = 0.05
+#: First pause before publishing again a message the broker refused (nack), seconds; it doubles up to
+#: ``_NACK_PAUSE_MAX`` (all within the call's own bounded wait, ``rpc.outage_wait``).
+_NACK_PAUSE = 0.05
+_NACK_PAUSE_MAX = 0.4
 _CONTENT_TYPE = "application/json"
 _BROKER_ERRORS = (
     aiormq.exceptions.AMQPError,
@@ -117,7 +124,9 @@ class AmqpTransport(Transport):
         if not settings.broker_url:
             raise ValueError("AmqpTransport needs rpc.broker_url")
         self.settings = settings
-        self._conn: AbstractRobustConnection | None = None
+        #: The broker nodes (one, or the nodes of a RabbitMQ cluster), tried in turn.
+        self.broker_urls = broker_urls(settings.broker_url)
+        self._conn: FailoverConnection | None = None
         self._publish_ch: AbstractRobustChannel | None = None
         self._reply_ch: AbstractRobustChannel | None = None
         self._consume_ch: AbstractRobustChannel | None = None
@@ -128,6 +137,10 @@ class AmqpTransport(Transport):
         self._handler_tasks: set[asyncio.Task[Any]] = set()
         #: How many times the robust connection came back by itself after a loss.
         self.reconnects = 0
+        #: Messages the broker refused (nack) and that were published again on a new channel.
+        self.nacks = 0
+        self._renew_lock = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
         self._started = False
         self._start_lock = asyncio.Lock()
         #: Set while the connection is up with its channels, queues and consumers restored.
@@ -157,13 +170,25 @@ class AmqpTransport(Transport):
             self._restored.set()
 
     async def _connect(self) -> None:
-        self._conn = await aio_pika.connect_robust(
-            self.settings.broker_url,
-            reconnect_interval=self.settings.reconnect_interval,
-            heartbeat=self.settings.heartbeat,
-            client_properties={"connection_name": self.node_id},
-            timeout=max(self.settings.publish_timeout, 2.0),
-        )
+        # The first node that answers; after that the connection moves to the next one by itself.
+        for first, url in enumerate(self.broker_urls):
+            conn = FailoverConnection(
+                self.broker_urls, first,
+                reconnect_interval=self.settings.reconnect_interval,
+                heartbeat=self.settings.heartbeat,
+                client_properties={"connection_name": self.node_id},
+            )
+            try:
+                await conn.connect(timeout=max(self.settings.publish_timeout, 2.0))
+            except (*_BROKER_ERRORS, asyncio.TimeoutError) as exc:
+                await conn.close()
+                if first == len(self.broker_urls) - 1:
+                    raise
+                log.warning("broker_node_refused", node=self.node_id, broker=redacted(url), error=repr(exc))
+                continue
+            self._conn = conn
+            break
+        assert self._conn is not None
         self._conn.close_callbacks.add(self._on_connection_lost)
         self._conn.reconnect_callbacks.add(self._on_reconnected)
         self._publish_ch = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
@@ -178,6 +203,8 @@ class AmqpTransport(Transport):
 
     async def _shutdown(self) -> None:
         self._fail_pending(RpcUnavailable("transport closed"))
+        for task in list(self._retired):
+            task.cancel()
         current = asyncio.current_task()
         handlers = [task for task in self._handler_tasks if task is not current]
         for task in handlers:
@@ -207,7 +234,8 @@ class AmqpTransport(Transport):
     def _on_reconnected(self, _sender: Any) -> None:
         self._restored.set()  # aio-pika calls this once every channel, queue and consumer is back
         self.reconnects += 1
-        log.info("broker_connection_restored", node=self.node_id)
+        where = self._conn.address if self._conn is not None else "?"
+        log.info("broker_connection_restored", node=self.node_id, broker=where)
         self._link_changed(True)
 
     def _fail_pending(self, error: RpcUnavailable) -> None:
@@ -224,7 +252,7 @@ class AmqpTransport(Transport):
         if not self._started or self._closed or wait <= 0 or self.connected:
             self._require_connection()
             if self.connected and not self._restored.is_set() and wait > 0:
-                return await self._await_restored(min(wait, self.settings.publish_timeout))
+                return await self._await_restored(wait)
             return 0.0
         started = time.monotonic()
         try:
@@ -234,12 +262,15 @@ class AmqpTransport(Transport):
         except TimeoutError:
             raise RpcUnavailable(f"broker unavailable (waited {wait:g} s for it)") from None
         waited = time.monotonic() - started
-        return waited + await self._await_restored(min(wait - waited, self.settings.publish_timeout))
+        return waited + await self._await_restored(wait - waited)
 
     async def _await_restored(self, bound: float) -> float:
         """aio-pika flags the connection up before it restores channels, queues and consumers (our
         reply queue among them) and says so last (``_on_reconnected``): wait for that, at most
-        ``bound`` seconds, then go on regardless (the signal is a courtesy, not a condition)."""
+        ``bound`` seconds (what is left of the call's bounded wait), then go on regardless.  A call
+        published before its reply queue is back would get no answer: after a broker node of a cluster
+        is lost, restoring may take seconds (a queue of the lost node is refused until the cluster has
+        deleted it, and the connection tries the next node)."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(max(bound, 0.0)):
@@ -362,16 +393,62 @@ class AmqpTransport(Transport):
 
     # -- calling ---------------------------------------------------------------------------------
 
-    async def _publish(self, exchange: Any, message: aio_pika.Message, routing_key: str, what: str) -> None:
+    async def _publish(self, message: aio_pika.Message, routing_key: str, what: str, budget: float) -> None:
+        """Publish with confirm to the default exchange, ``mandatory``: a target nobody serves raises
+        ``RpcNoService``.  A message the broker refuses (nack) is published again, after a short pause
+        and on a new channel, for up to ``budget`` seconds: right after a broker node of a cluster is
+        lost, a channel that first publishes to a quorum queue whose leader was on that node keeps
+        having its messages refused (RabbitMQ 3.10, measured: > 30 s) while a new channel opened once
+        the queue has elected its new leader (~0.3 s) is served."""
+        started = time.monotonic()
+        pause = _NACK_PAUSE
+        while True:
+            channel = self._publish_ch
+            assert channel is not None
+            try:
+                async with asyncio.timeout(self.settings.publish_timeout):
+                    await channel.default_exchange.publish(message, routing_key=routing_key, mandatory=True)
+                return
+            except aio_pika.exceptions.PublishError:
+                raise RpcNoService(f"no service {routing_key!r}") from None
+            except aio_pika.exceptions.DeliveryError:
+                if budget - (time.monotonic() - started) < pause:
+                    raise RpcUnavailable(f"{what}: broker did not take the message (nacked)") from None
+            except asyncio.TimeoutError:
+                raise RpcUnavailable(f"{what}: broker did not take the message (TimeoutError)") from None
+            except _BROKER_ERRORS as exc:
+                raise RpcUnavailable(f"{what}: broker unavailable ({type(exc).__name__})") from None
+            self.nacks += 1
+            log.info("publish_refused", what=what, detail="publishing it again on a new channel")
+            await self._renew_publish_channel(channel)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _NACK_PAUSE_MAX)
+
+    async def _renew_publish_channel(self, refused: AbstractRobustChannel) -> None:
+        """Replace the publishing channel ``refused`` (unless another caller did already); the old one
+        is closed once what is in flight on it has had ``publish_timeout`` to be confirmed."""
+        async with self._renew_lock:
+            if self._publish_ch is not refused or self._conn is None or self._closed:
+                return
+            try:
+                async with asyncio.timeout(self.settings.publish_timeout):
+                    channel = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+                    events = await channel.declare_exchange(
+                        self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False)
+            except (*_BROKER_ERRORS, asyncio.TimeoutError) as exc:
+                log.debug("publish_channel_not_renewed", node=self.node_id, error=repr(exc))
+                return
+            self._publish_ch, self._events_ex = channel, events
+        task = asyncio.get_running_loop().create_task(self._retire(refused))
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    async def _retire(self, channel: AbstractRobustChannel) -> None:
+        await asyncio.sleep(self.settings.publish_timeout)
         try:
-            async with asyncio.timeout(self.settings.publish_timeout):
-                await exchange.publish(message, routing_key=routing_key, mandatory=True)
-        except aio_pika.exceptions.PublishError:
-            raise RpcNoService(f"no service {routing_key!r}") from None
-        except (aio_pika.exceptions.DeliveryError, asyncio.TimeoutError) as exc:
-            raise RpcUnavailable(f"{what}: broker did not take the message ({type(exc).__name__})") from None
-        except _BROKER_ERRORS as exc:
-            raise RpcUnavailable(f"{what}: broker unavailable ({type(exc).__name__})") from None
+            await channel.close()
+        except (*_BROKER_ERRORS, asyncio.TimeoutError):
+            log.debug("publish_channel_close_failed", node=self.node_id, exc_info=True)
 
     async def call(
         self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
@@ -391,7 +468,6 @@ class AmqpTransport(Transport):
         self._pending[correlation_id] = future
         try:
             await self._publish(
-                self._publish_ch.default_exchange,
                 aio_pika.Message(
                     body,
                     content_type=_CONTENT_TYPE,
@@ -402,6 +478,7 @@ class AmqpTransport(Transport):
                 ),
                 target,
                 f"{target}.{method}",
+                min(self.settings.outage_wait, left),
             )
             remaining = timeout - (time.monotonic() - started)
             try:
@@ -424,10 +501,10 @@ class AmqpTransport(Transport):
         assert self._publish_ch is not None
         body = encode(Request(method=method, args=args or {}, sender=self.node_id))
         await self._publish(
-            self._publish_ch.default_exchange,
             aio_pika.Message(body, content_type=_CONTENT_TYPE, delivery_mode=DeliveryMode.NOT_PERSISTENT),
             target,
             f"cast {target}.{method}",
+            self.settings.outage_wait,
         )
 
     # -- departures ------------------------------------------------------------------------------
@@ -450,10 +527,16 @@ class AmqpTransport(Transport):
         finally:
             if not probe.is_closed:
                 await probe.close()
-        vhost = yarl.URL(self.settings.broker_url).path[1:] or "/"
+        vhost = yarl.URL(self.broker_urls[0]).path[1:] or "/"
 
         async def on_deleted(message: AbstractIncomingMessage) -> None:
             headers = message.headers
+            if "user_who_performed_action" not in headers:
+                # Deleted with its broker node (a node of the cluster went down; RabbitMQ 3.10 names the
+                # actor ``user`` then, ``user_who_performed_action`` when a queue goes with its last
+                # consumer's connection): its server went with the node's connections and serves again
+                # from another node; one that died too is left to the keepalive sweep.
+                return
             name, where = headers.get("name"), headers.get("vhost")
             if isinstance(name, bytes):
                 name = name.decode()

@@ -10,7 +10,9 @@ __all__ = ["RpcSettings", "WorkerSettings"]
 
 
 class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    #: ``amqp://user:pass@host:port/vhost``; empty = in-process transport (embedded mode).
+    #: ``amqp://user:pass@host:port/vhost``; empty = in-process transport (embedded mode).  The nodes of a
+    #: RabbitMQ cluster: their URLs separated by commas; a component connects to the first that answers
+    #: and, when its connection is lost, goes on at the next one (docs/operations.md, *Broker cluster*).
     broker_url: str = ""
     #: Default timeout of a call, seconds (OWT: 2 s).
     call_timeout: float = 2.0

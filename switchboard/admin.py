@@ -160,7 +160,9 @@ class _AmqpClient:
 
 
 def _redact(url: str) -> str:
-    """``amqp://user:secret@host`` → ``amqp://user:***@host``."""
+    """``amqp://user:secret@host`` → ``amqp://user:***@host`` (each of a cluster's comma-separated URLs)."""
+    if "," in url:
+        return ",".join(_redact(part.strip()) for part in url.split(","))
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
     if not sep or not at or ":" not in credentials:

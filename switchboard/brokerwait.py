@@ -3,7 +3,9 @@
 One line says it waits; it asks again every ``local_cluster.broker_retry_interval`` seconds, and after
 ``local_cluster.broker_wait`` seconds it gives up with one line (the children would otherwise each
 print a traceback per attempt and be restarted forever).  The check opens a TCP connection and sends
-the AMQP 0-9-1 protocol header: a RabbitMQ answers with its ``connection.start`` frame.
+the AMQP 0-9-1 protocol header: a RabbitMQ answers with its ``connection.start`` frame.  A URL that
+names the nodes of a RabbitMQ cluster (comma-separated) is answered once any node answers (the roles
+connect to the first that does).
 """
 
 from __future__ import annotations
@@ -58,16 +60,20 @@ def probe_broker(host: str, port: int, timeout: float, *, tls: bool = False) -> 
 def wait_for_broker(url: str, *, wait: float, interval: float, say: Callable[[str], None],
                     shown_url: str, clock: Callable[[], float] = time.monotonic,
                     sleep: Callable[[float], None] = time.sleep) -> None:
-    """Return once a broker answers at ``url``; say once that it waits; raise
-    :class:`BrokerUnreachable` after ``wait`` seconds."""
-    host, port = broker_address(url)
-    tls = urlsplit(url).scheme == "amqps"
+    """Return once a broker answers at ``url`` (at any of its comma-separated URLs); say once that it
+    waits; raise :class:`BrokerUnreachable` after ``wait`` seconds."""
+    nodes = [(broker_address(part), urlsplit(part).scheme == "amqps")
+             for part in (piece.strip() for piece in url.split(",")) if part]
+    if not nodes:
+        raise BrokerUnreachable("no broker URL given")
     deadline = clock() + wait
     said = False
     while True:
-        why = probe_broker(host, port, timeout=max(0.1, min(interval, deadline - clock())), tls=tls)
-        if why is None:
-            return
+        why = ""
+        for (host, port), tls in nodes:
+            why = probe_broker(host, port, timeout=max(0.1, min(interval, deadline - clock())), tls=tls) or ""
+            if not why:
+                return
         if not said:
             say(f"waiting for the broker at {shown_url} ({why}; giving up after {wait:g} s)")
             said = True

@@ -37,7 +37,7 @@ __all__ = ["main"]
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
-    parser.add_argument("--broker", metavar="URL", help="RabbitMQ URL (amqp://…): cluster mode")
+    parser.add_argument("--broker", metavar="URL", help="RabbitMQ URL (amqp://…), or the URLs of a RabbitMQ cluster's nodes, comma-separated: cluster mode")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 
@@ -217,6 +217,9 @@ def _address_in_use(exc: OSError) -> bool:
 
 
 def _masked(url: str) -> str:
+    """``url`` without its password (each URL of a cluster's comma-separated list)."""
+    if "," in url:
+        return ",".join(_masked(part.strip()) for part in url.split(",") if part.strip())
     parsed = URL(url)
     return str(parsed.with_password("***")) if parsed.password else url
 

@@ -41,7 +41,7 @@ class RabbitNode:
 
     def __init__(
         self, base_dir: str | None = None, *, start_timeout: float = 60.0,
-        plugins: Sequence[str] = DEFAULT_PLUGINS,
+        plugins: Sequence[str] = DEFAULT_PLUGINS, epmd_port: int | None = None, cookie: str | None = None,
     ) -> None:
         if not rabbitmq_available():
             raise RuntimeError("rabbitmq-server is not installed: run `make test` (apt-get install rabbitmq-server)")
@@ -49,11 +49,16 @@ class RabbitNode:
         self.base = Path(base_dir or tempfile.mkdtemp(prefix="switchboard-rmq-"))
         self.port = _free_port()
         self.dist_port = _free_port()
-        self.epmd_port = _free_port()
+        #: Nodes of one cluster share an epmd (it is how they find each other's distribution port).
+        self.epmd_port = epmd_port or _free_port()
         self.nodename = f"sb{self.port}@localhost"
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         (self.base / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
+        if cookie is not None:  # nodes of one cluster share the Erlang cookie
+            path = self.base / ".erlang.cookie"
+            path.write_text(cookie)
+            path.chmod(0o400)
 
     @property
     def url(self) -> str:
@@ -104,6 +109,13 @@ class RabbitNode:
                 time.sleep(0.2)
         raise RuntimeError(f"rabbitmq-server did not listen on {self.port} within {self.start_timeout} s")
 
+    def kill(self) -> None:
+        """``kill -9`` of the node (its whole process group): no goodbye to its clients or peers."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
     def stop(self) -> None:
         """Stop the node (SIGTERM to its process group, then SIGKILL)."""
         proc, self.proc = self.proc, None
@@ -125,6 +137,15 @@ class RabbitNode:
         out = subprocess.run(
             [_CTL, "-n", self.nodename, *args], env=self._env(), capture_output=True, text=True, timeout=30
         )
+        return out.stdout
+
+    def ctl_checked(self, *args: str) -> str:
+        """Run ``rabbitmqctl`` against this node; a failure raises with its output."""
+        out = subprocess.run(
+            [_CTL, "-n", self.nodename, *args], env=self._env(), capture_output=True, text=True, timeout=60
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.nodename}: {out.stdout}{out.stderr}")
         return out.stdout
 
     def close(self) -> None:

@@ -22,7 +22,6 @@ from typing import Any
 #: The scenarios issue 16 lists that no test drives yet (kept by hand: when a test covers one,
 #: remove it here).
 NOT_COVERED = (
-    "one broker node of three stopped (no clustered broker in the tests)",
     "the npm socket.io-client under the cluster manager's kill -9",
 )
 

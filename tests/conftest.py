@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from switchboard.config import load_settings
 from switchboard.devbroker import RabbitNode, rabbitmq_available
+from switchboard.devbroker_cluster import RabbitCluster
 from switchboard.wiring import EmbeddedCluster
 from tests.support.chaos import chaos  # noqa: F401 - the fault scenarios' results recorder (make chaos)
 from tests.support.postgres import PostgresNode, postgres_bin_dir
@@ -39,6 +40,27 @@ def rabbit() -> Iterator[RabbitNode]:
     node.start()
     yield node
     node.close()
+
+
+@pytest.fixture(scope="module")
+def rabbit_cluster_of_module() -> Iterator[RabbitCluster]:
+    """Three broker nodes in one RabbitMQ cluster, booted in parallel, shared by one test module."""
+    if not rabbitmq_available():
+        pytest.fail("rabbitmq-server is not installed; `make test` installs it")
+    cluster = RabbitCluster(3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def rabbit_cluster(rabbit_cluster_of_module: RabbitCluster) -> RabbitCluster:
+    """The module's three-node RabbitMQ cluster with every node running (a node an earlier test
+    stopped or killed is started again)."""
+    rabbit_cluster_of_module.ensure_running()
+    return rabbit_cluster_of_module
 
 
 @pytest.fixture

@@ -79,3 +79,12 @@ def test_broker_addresses() -> None:
     assert broker_address("amqps://rabbit/") == ("rabbit", 5671)
     with pytest.raises(BrokerUnreachable, match="amqp://"):
         broker_address("http://rabbit/")
+
+
+def test_one_answering_node_of_a_cluster_ends_the_wait(answering: tuple[socket.socket, list[bytes]]) -> None:
+    server, reply = answering
+    reply.append(b"\x01\x00\x00")
+    clock, said = _Clock(), list[str]()
+    url = f"amqp://127.0.0.1:{free_port()}/,amqp://127.0.0.1:{server.getsockname()[1]}/"
+    wait_for_broker(url, wait=5, interval=1, say=said.append, shown_url="x", clock=clock, sleep=clock.sleep)
+    assert said == [] and clock.slept == []
