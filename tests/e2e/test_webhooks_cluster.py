@@ -1,0 +1,86 @@
+"""Webhooks of a cluster of role processes on RabbitMQ: the controller holding a room is killed
+while the application is refusing the room's latest event; the room's next holder sends that event
+again from the room's journaled outbox, and what follows keeps the room's seq order: nothing lost,
+repeats only as exact copies of what was already delivered (docs/webhooks.md, *Guarantees*)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from switchboard.client import Client, ClientError
+from tests.support.app_webhooks import AppReceiver
+from tests.support.processes import ProcessCluster
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.amqp, pytest.mark.slow]
+
+
+async def _owner(cluster: ProcessCluster, room: str) -> str:
+    for name in ("controller-1", "controller-2"):
+        worker = await cluster.worker_id(name)
+        if any(t["task"] == room for t in await cluster.admin("get_tasks", worker_id=worker)):
+            return name
+    raise AssertionError(f"no controller has {room}")
+
+
+async def test_a_controller_killed_mid_room_loses_no_event_and_keeps_the_rooms_order(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    app = AppReceiver()
+    await app.start()
+    config = app.config(attempts=20, backoff_initial=0.1, backoff_max=0.3)
+    cluster = process_cluster(portals=2, controllers=2, env_overrides={
+        "SWITCHBOARD_WEBHOOKS__ENDPOINTS": json.dumps(config["endpoints"]),
+        **{f"SWITCHBOARD_WEBHOOKS__{key.upper()}": str(config[key])
+           for key in ("attempts", "backoff_initial", "backoff_max", "backoff_jitter")},
+        "SWITCHBOARD_CONTROLLER__ROOM_GRACE_PERIOD": "1.0",
+    })
+    clients: list[Client] = []
+    try:
+        await cluster.start()
+        for who, isp in (("alice", "isp-1"), ("bob", "isp-2")):
+            clients.append(await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="hooked",
+                                             user=who, role="presenter", preference={"isp": isp}))
+        alice, bob = clients
+        await wait_until(lambda: len(app.distinct("hooked")) == 3, timeout=20, what="three events")
+        app.status = 503
+        await bob.leave()  # participant.left (seq 4): refused, retried by its holder
+        await wait_until(lambda: 503 in app.answers, timeout=20, what="the left event refused")
+        cluster.kill(await _owner(cluster, "hooked"))  # SIGKILL, with seq 4 undelivered
+        app.status = 200
+
+        async def spoke() -> bool:  # the room lives on elsewhere once it is taken over
+            try:
+                await alice.send_text("all", "still here")
+            except ClientError:
+                return False
+            return True
+
+        await wait_until(spoke, timeout=30, interval=0.5, what="the room on the other controller")
+        await wait_until(lambda: any(e["type"] == "participant.left" for e in app.accepted), timeout=30,
+                         what="the left event, from the next holder")
+        await alice.leave()
+        clients.clear()
+        await wait_until(lambda: app.distinct("hooked")[-1]["type"] == "room.finished", timeout=30,
+                         what="room.finished")
+
+        app.check_order("hooked")  # seq order, no gap; a repeat is an exact copy of what came first
+        events = app.distinct("hooked")
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        kinds = [(e["type"], e["data"].get("user", "")) for e in events]
+        assert kinds[:4] == [("room.started", ""), ("participant.joined", "alice"), ("participant.joined", "bob"),
+                             ("participant.left", "bob")]
+        assert kinds[-2:] == [("participant.left", "alice"), ("room.finished", "")]
+        # After the failover, alice is only taken back (resumed) or held and resumed: never joined again.
+        assert set(kinds[4:-2]) <= {("participant.resumed", "alice"), ("participant.held", "alice")}, kinds
+        assert app.rejected == []
+    except BaseException:
+        print(cluster.logs_tail(3000))
+        raise
+    finally:
+        for client in clients:
+            await client.close()
+        await app.stop()
