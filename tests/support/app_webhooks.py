@@ -4,6 +4,7 @@ library's :func:`~switchboard.client.webhooks.verify_webhook` (a bad one is answ
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import Any
 
@@ -28,6 +29,9 @@ class AppReceiver:
         #: Statuses to answer next, then ``status``.
         self.script: deque[int] = deque()
         self.status = 200
+        #: While set and not open: requests wait at it (``parked`` counts them) and are then refused.
+        self._gate: asyncio.Event | None = None
+        self.parked = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -74,11 +78,26 @@ class AppReceiver:
             return web.Response(status=400, text=str(exc))
         assert request.headers["Switchboard-Event-Id"] == event["id"]
         assert request.headers["Switchboard-Event"] == event["type"]
+        gate = self._gate
+        if gate is not None:
+            self.parked += 1
+            await gate.wait()
+            return web.Response(status=503)
         status = self.script.popleft() if self.script else self.status
         self.answers.append(status)
         if 200 <= status < 300:
             self.accepted.append(event)
         return web.Response(status=status)
+
+    def hold(self) -> None:
+        """Park every request from now on (its sender waits for an answer) until :meth:`release`."""
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        """Refuse the parked requests (503); later ones are answered as usual."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
 
     async def start(self) -> None:
         app = web.Application()
@@ -90,5 +109,6 @@ class AppReceiver:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        self.release()
         if self._runner is not None:
             await self._runner.cleanup()
