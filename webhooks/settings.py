@@ -39,18 +39,22 @@ class EndpointSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
 
 class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    #: The application's URLs.  Each: ``{name, url, secret, events, timeout}``
-    #: (``SWITCHBOARD_WEBHOOKS__ENDPOINTS`` takes a JSON list).  Default: none (no webhooks).
+    #: The application's URLs, each ``{name, url, secret, events, timeout}``: a name for logs and dead
+    #: letters, the http(s) URL, the HMAC key (16+ characters, never shown), the event types it wants
+    #: (empty: all; docs/webhooks.md) and the seconds one attempt may take (default 5).
+    #: ``SWITCHBOARD_WEBHOOKS__ENDPOINTS`` takes a JSON list.  Default: none (no webhooks).
     endpoints: list[EndpointSettings] = []
     #: Delivery attempts per event and endpoint (the first included) before it becomes a dead letter.
     attempts: Annotated[int, msgspec.Meta(gt=0, le=20)] = 5
-    #: Exponential backoff between attempts: the first wait, seconds, doubling up to ``backoff_max``,
-    #: plus a random jitter of up to ``backoff_jitter`` seconds.
+    #: Seconds before the second attempt; each next wait doubles (exponential backoff).
     backoff_initial: _Positive = 0.5
+    #: Longest wait between two attempts, seconds (the doubling stops there).
     backoff_max: _Positive = 30.0
+    #: Random seconds, up to this, added to each wait (receivers are not hit in step).
     backoff_jitter: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.5
     #: Undelivered events a room keeps at most (in its state and journal); beyond, the oldest is
-    #: dropped (logged), so a receiver that stays down cannot grow a room without bound.
+    #: dropped (a gap in ``seq``, logged), so an application that stays down cannot grow a room
+    #: without bound.
     max_pending_per_room: Annotated[int, msgspec.Meta(gt=0, le=100_000)] = 1000
     #: Rooms whose events are being delivered at once at most, per controller; a room beyond waits
     #: for a free slot (its events stay pending in its state).
