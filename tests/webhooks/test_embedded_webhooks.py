@@ -132,3 +132,26 @@ async def test_an_app_that_stays_down_gets_dead_letters_and_retry_delivers_them(
 
 async def _is(count: Awaitable[int], expected: int) -> bool:
     return await count == expected
+
+
+async def test_an_endpoint_gets_only_the_types_it_asked_for_signed_with_its_own_secret(
+    make_embedded: MakeEmbedded, app: AppReceiver,
+) -> None:
+    rooms_only = AppReceiver(secret="another-application-secret-42")
+    await rooms_only.start()
+    try:
+        config = app.config()
+        config["endpoints"].append({"name": "rooms", "url": rooms_only.url, "secret": rooms_only.secret,
+                                    "events": ["room.started", "room.finished"]})
+        server = await make_embedded(webhooks=config, controller={"room_grace_period": 0.2})
+        alice = await Client.join(server.api_url, api_headers=server.service_headers, room="filtered",
+                                  user="alice", role="presenter")
+        await alice.leave()
+        await wait_until(lambda: len(rooms_only.accepted) == 2, what="started and finished")
+        await wait_until(lambda: len(app.accepted) == 4, what="every event")
+        assert [(e["type"], e["seq"]) for e in rooms_only.accepted] == [("room.started", 1), ("room.finished", 4)]
+        assert [e["type"] for e in app.accepted] == ["room.started", "participant.joined", "participant.left",
+                                                     "room.finished"]
+        assert rooms_only.rejected == [] and app.rejected == []
+    finally:
+        await rooms_only.stop()

@@ -40,3 +40,21 @@ def test_the_tolerance_is_the_callers() -> None:
     assert verify_webhook(BODY, header, SECRET, now=NOW, tolerance=100)["seq"] == 1
     with pytest.raises(WebhookRejected, match="old"):
         verify_webhook(BODY, header, SECRET, now=NOW, tolerance=99)
+
+
+_GOOD = {"name": "app", "url": "https://app.example/hooks", "secret": "x" * 16}
+
+
+@pytest.mark.parametrize(("endpoints", "why"), [
+    ([{**_GOOD, "events": ["room.started", "room.exploded"]}], "unknown event type"),
+    ([{**_GOOD, "secret": "short"}], "secret"),
+    ([{**_GOOD, "url": "ftp://app.example/hooks"}], "http"),
+    ([_GOOD, _GOOD], "unique"),
+])
+def test_an_endpoint_that_cannot_work_is_refused_at_load(endpoints: list[dict[str, object]], why: str) -> None:
+    from switchboard.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=why):
+        load_settings(env={}, overrides={"webhooks": {"endpoints": endpoints}})
+    from_env = load_settings(env={"SWITCHBOARD_WEBHOOKS__ENDPOINTS": json.dumps([_GOOD])})
+    assert [e.name for e in from_env.webhooks.endpoints] == ["app"]
