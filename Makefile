@@ -20,7 +20,7 @@ bench: $(STAMP) rabbitmq
 # about 4 min on 2 cores).  The scenarios' JSON lines go to build/chaos-results.jsonl.
 CHAOS_TESTS := tests/e2e/test_failover_load.py tests/e2e/test_portal_death.py tests/e2e/test_manager_standby.py \
 	tests/e2e/test_detection.py tests/e2e/test_every_role_twice.py tests/e2e/test_cluster_faults.py \
-	tests/client/test_owt_js_load_balancer.py
+	tests/client/test_owt_js_load_balancer.py tests/client/test_transport_loss.py tests/e2e/test_races.py
 CHAOS_LINES := build/chaos-results.jsonl
 
 chaos: $(STAMP) rabbitmq postgresql haproxy node-deps

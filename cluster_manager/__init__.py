@@ -7,8 +7,10 @@ reservations (via :mod:`scheduler`), ``exit.quit`` fault events and the admin me
 
 from .admin import ADMIN_METHODS, task_digest
 from .admin_http import admin_rpc_routes
+from .faults import Fault, FaultLog, FaultPage
 from .freshman import IN_SERVICE, INITIALIZING
 from .manager import KEEPALIVE_OK, KEEPALIVE_WHOAREYOU, ClusterManager
+from .messages import BoardWorker, ManagerView, Overview, RoomPlacement
 from .reaper import EXIT_TOPIC
 from .settings import ClusterManagerSettings
 
@@ -23,4 +25,11 @@ __all__ = [
     "KEEPALIVE_OK",
     "KEEPALIVE_WHOAREYOU",
     "task_digest",
+    "Fault",
+    "FaultLog",
+    "FaultPage",
+    "Overview",
+    "BoardWorker",
+    "ManagerView",
+    "RoomPlacement",
 ]

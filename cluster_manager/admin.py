@@ -1,4 +1,5 @@
-"""The operators' side of a cluster manager: the admin methods' checks, views and ``drain``.
+"""The operators' side of a cluster manager: the admin methods' checks, views, ``drain`` and the
+status page's ``overview`` and ``faults``.
 
 Every admin method (:data:`ADMIN_METHODS`) needs an admin key, checked here in constant time
 against every configured key (:meth:`Admin.authorize`); a refusal is logged.  The views read the
@@ -24,14 +25,31 @@ from .errors import unauthorized
 from .eventlog import log_event
 from .freshman import IN_SERVICE, FreshmanWindow
 from .liveness import LivenessTracker
-from .messages import Status, TaskCounts, TaskView, WorkerArgs, WorkersArgs, WorkerView, parse_args, to_builtins
+from .faults import FaultLog
+from .lost import LostWorkers
+from .messages import (
+    BoardWorker,
+    FaultsArgs,
+    ManagerView,
+    Overview,
+    RoomPlacement,
+    Status,
+    TaskCounts,
+    TaskView,
+    WorkerArgs,
+    WorkersArgs,
+    WorkerView,
+    parse_args,
+    to_builtins,
+)
 from .settings import ClusterManagerSettings
 from .writer import RegistryWriter
 
 __all__ = ["Admin", "ADMIN_METHODS", "task_digest"]
 
 #: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status"})
+ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status", "faults",
+                           "overview"})
 #: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
 #: show a digest instead.
 _SECRET_TASK_PURPOSES = frozenset({"portal"})
@@ -50,6 +68,9 @@ class Admin:
     :param window: read for ``status``.
     :param epoch: the manager's leader epoch (``None`` without replication).
     :param clock: seconds, monotonic (a worker's ``joined_for``).
+    :param faults: the fault timeline (``faults``; ``drain``/``undrain`` are recorded in it).
+    :param lost: the workers lost lately (``overview`` lists them).
+    :param standbys: the standby managers heard from lately (``overview``).
     """
 
     def __init__(
@@ -63,6 +84,9 @@ class Admin:
         window: FreshmanWindow,
         epoch: Callable[[], int | None],
         clock: Callable[[], float],
+        faults: FaultLog,
+        lost: LostWorkers,
+        standbys: Callable[[], list[ManagerView]] = list,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -73,6 +97,9 @@ class Admin:
         self._window = window
         self._epoch = epoch
         self._clock = clock
+        self._faults = faults
+        self._lost = lost
+        self._standbys = standbys
 
     def authorize(self, method: str, admin_key: object) -> None:
         """Raise ``unauthorized`` (and log it) unless ``admin_key`` is one of the keys."""
@@ -123,8 +150,36 @@ class Admin:
         self.authorize("undrain", admin_key)
         return self._set_drained("undrain", worker_id, False)
 
+    def faults(self, since: int, limit: int | None, admin_key: str) -> dict[str, Any]:
+        self.authorize("faults", admin_key)
+        args = parse_args("faults", FaultsArgs, since=since, limit=limit)
+        return to_builtins(self._faults.since(args.since, args.limit))
+
+    def overview(self, admin_key: str) -> dict[str, Any]:
+        """What the status page shows: the manager, its standbys, every worker (the lost ones too)
+        and the rooms (tasks of ``failover_purposes``) with their workers."""
+        self.authorize("overview", admin_key)
+        workers: list[BoardWorker] = []
+        rooms: list[RoomPlacement] = []
+        for purpose, scheduler in self._registry.schedulers.items():
+            for view in scheduler.workers_view():
+                workers.append(self._board_worker(view))
+                if purpose in self._settings.failover_purposes:
+                    rooms.extend(
+                        RoomPlacement(room=task["task"], worker=view["id"], purpose=purpose, state=task["state"])
+                        for task in scheduler.tasks_of(view["id"])
+                    )
+        for view, reason, lost_for in self._lost.views():
+            workers.append(self._lost_worker(view, reason, lost_for))
+        node = self._transport.node_id
+        managers = [ManagerView(node=node, role="active", epoch=self._epoch()), *self._standbys()]
+        return to_builtins(Overview(status=self._status(), managers=managers, workers=workers, rooms=rooms))
+
     def status(self, admin_key: str) -> dict[str, Any]:
         self.authorize("status", admin_key)
+        return to_builtins(self._status())
+
+    def _status(self) -> Status:
         window = self._window
         state = window.state
         workers: dict[str, int] = {}
@@ -135,26 +190,41 @@ class Admin:
             tasks[purpose] = TaskCounts(
                 reserved=sum(v["reserved"] for v in views), executing=sum(v["executing"] for v in views)
             )
-        return to_builtins(
-            Status(
-                name=self._settings.name,
-                state=state,  # type: ignore[arg-type]
-                freshman=state != IN_SERVICE,
-                ready_in=window.ready_in(),
-                uptime=window.uptime(),
-                workers=workers,
-                tasks=tasks,
-                node=self._transport.node_id,
-                epoch=self._epoch(),
-            )
+        return Status(
+            name=self._settings.name,
+            state=state,  # type: ignore[arg-type]
+            freshman=state != IN_SERVICE,
+            ready_in=window.ready_in(),
+            uptime=window.uptime(),
+            workers=workers,
+            tasks=tasks,
+            node=self._transport.node_id,
+            epoch=self._epoch(),
         )
 
     def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
         args = parse_args(method, WorkerArgs, worker_id=worker_id)
         scheduler = self._writer.scheduler_of(args.worker_id)
         self._writer.commit(method, WorkerDrained(args.worker_id, drained))
-        log_event(logging.INFO, "worker_drained" if drained else "worker_undrained", worker_id=args.worker_id)
+        event = "worker_drained" if drained else "worker_undrained"
+        log_event(logging.INFO, event, worker_id=args.worker_id)
+        self._faults.record(event, severity="info", worker_id=args.worker_id,
+                            purpose=self._registry.members[args.worker_id].purpose)
         return to_builtins(self._view(scheduler.worker_view(args.worker_id)))
+
+    def _board_worker(self, view: dict[str, Any]) -> BoardWorker:
+        worker = self._view(view)
+        return BoardWorker(**msgspec.structs.asdict(worker), status="draining" if worker.drained else "in_service",
+                           keepalive_age=self._liveness.keepalive_age(worker.id))
+
+    @staticmethod
+    def _lost_worker(view: dict[str, Any], reason: str, lost_for: float) -> BoardWorker:
+        return BoardWorker(
+            id=view["id"], purpose=view["purpose"], state=view["state"], load=view["load"],
+            effective_load=view["effective_load"], max_load=view["max_load"], drained=view["drained"],
+            schedulable=False, reserved=0, executing=0, missed_keepalives=0, joined_for=0.0, info=view["info"],
+            status="lost", lost_for=lost_for, lost_reason=reason,
+        )
 
     def _view(self, view: dict[str, Any]) -> WorkerView:
         member = self._registry.members[view["id"]]

@@ -18,6 +18,7 @@ from rpc import RpcError, RpcRemoteError, Transport
 from scheduler import SchedulerError
 
 from .eventlog import log_event
+from .faults import FaultLog
 from .settings import ClusterManagerSettings
 from .tallies import ManagerTallies
 from .writer import RegistryWriter
@@ -30,6 +31,8 @@ class Failover:
 
     :param may_act: asked before each attempt; ``False`` (a leader that lost its lease) ends the
         hand-over of that room.
+    :param faults: each room's outcome is recorded there (``failed_over``, ``failover_failed``).
+    :param alerts: told the outcome of each lost worker's hand-over (rooms moved / failed), once.
     """
 
     def __init__(
@@ -40,7 +43,8 @@ class Failover:
         *,
         may_act: Callable[[], bool],
         tallies: ManagerTallies,
-        faults: FaultReporter | None = None,
+        faults: FaultLog,
+        alerts: FaultReporter | None = None,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -48,6 +52,7 @@ class Failover:
         self._may_act = may_act
         self._tallies = tallies
         self._faults = faults
+        self._alerts = alerts
         #: Hand-overs in progress (ended by :meth:`close`).
         self._running: set[asyncio.Task[None]] = set()
 
@@ -82,8 +87,8 @@ class Failover:
                 outcomes[await self._fail_over_task(purpose, lost, task)] += 1
 
         await asyncio.gather(*(hand_over() for _ in range(min(len(tasks), self._settings.failover_concurrency))))
-        if self._faults is not None and (outcomes["moved"] or outcomes["failed"]):
-            self._faults.report(Fault(
+        if self._alerts is not None and (outcomes["moved"] or outcomes["failed"]):
+            self._alerts.report(Fault(
                 kind="failover", severity="error" if outcomes["failed"] else "warning", subject=lost, group=lost,
                 summary=f"failover of {lost}: {outcomes['moved']} room(s) moved, {outcomes['failed']} failed",
                 details={"moved": outcomes["moved"], "failed": outcomes["failed"], "purpose": purpose}))
@@ -124,8 +129,12 @@ class Failover:
             log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
                       epoch=taken.get("epoch") if isinstance(taken, dict) else None)
             self._tallies.failovers["handed_over"] += 1
+            self._faults.record("failed_over", severity="info", worker_id=worker_id, purpose=purpose, room=task,
+                                lost=lost)
             return "moved"
         self._tallies.failovers["failed"] += 1
+        self._faults.record("failover_failed", severity="error", worker_id=lost, purpose=purpose, room=task,
+                            attempts=settings.failover_attempts)
         log_event(logging.ERROR, "failover_failed", purpose=purpose, task=task, lost=lost,
                   attempts=settings.failover_attempts)
         return "failed"

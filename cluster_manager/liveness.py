@@ -26,23 +26,33 @@ class LivenessTracker:
         self.max_missed = max_missed
         self._clock = clock
         self._missed: dict[str, int] = {}
+        #: When each tracked worker joined or last kept alive (``clock`` seconds).
+        self._seen_at: dict[str, float] = {}
         self._deaf = False
         self._grace_until: float | None = None
 
     def track(self, worker_id: str) -> None:
         """Start (or restart) counting for ``worker_id`` from zero."""
         self._missed[worker_id] = 0
+        self._seen_at[worker_id] = self._clock()
 
     def forget(self, worker_id: str) -> None:
         """Stop counting for ``worker_id`` (it left or was removed)."""
         self._missed.pop(worker_id, None)
+        self._seen_at.pop(worker_id, None)
 
     def seen(self, worker_id: str) -> bool:
         """A keepalive from ``worker_id``: reset its count; ``False`` if it is not tracked."""
         if worker_id not in self._missed:
             return False
         self._missed[worker_id] = 0
+        self._seen_at[worker_id] = self._clock()
         return True
+
+    def keepalive_age(self, worker_id: str) -> float | None:
+        """Seconds since ``worker_id`` joined or last kept alive (``None`` if not tracked)."""
+        at = self._seen_at.get(worker_id)
+        return None if at is None else max(0.0, self._clock() - at)
 
     def missed(self, worker_id: str) -> int:
         """Sweeps missed in a row by ``worker_id`` (0 if not tracked)."""
@@ -84,6 +94,7 @@ class LivenessTracker:
                 dead.append(worker_id)
         for worker_id in dead:
             del self._missed[worker_id]
+            self._seen_at.pop(worker_id, None)
         return dead
 
     def __len__(self) -> int:

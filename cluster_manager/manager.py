@@ -48,9 +48,12 @@ from .changes import (
 from .errors import from_scheduler_error, no_worker_available, not_ready, not_replicating, unknown_worker
 from .eventlog import log_event
 from .failover import Failover
+from .faults import FaultLog
+from .lost import LostWorkers
 from .freshman import IN_SERVICE, FreshmanWindow
 from .liveness import LivenessTracker
 from .messages import (
+    ManagerView,
     ClaimArgs,
     JoinArgs,
     JoinInfoArgs,
@@ -103,6 +106,9 @@ class ClusterManager:
         ``seq`` is the number of the last change it holds.
     :param may_act: asked before the liveness sweep and the hand-overs act; ``False`` (a leader that
         lost its lease) skips them.
+    :param faults: the fault timeline to record in (a node passes its own, kept across promotions;
+        default: a new one of ``settings.fault_log_size``).
+    :param standbys: the standby managers heard from lately (a node's board; default: none).
 
     Usage::
 
@@ -126,6 +132,8 @@ class ClusterManager:
         seq: int = 0,
         may_act: Callable[[], bool] | None = None,
         tallies: ManagerTallies | None = None,
+        faults: FaultLog | None = None,
+        standbys: Callable[[], list[ManagerView]] = list,
     ) -> None:
         self.transport = transport
         self.settings = settings or ClusterManagerSettings()
@@ -151,19 +159,24 @@ class ClusterManager:
         self._writer = RegistryWriter(self._registry, self._feed)
         #: Counts for ``/metrics`` (a node passes its own, kept across promotions).
         self.tallies = tallies or ManagerTallies()
-        #: Faults this manager decides (a worker lost, a failover's result) go to the alert service.
-        self.faults = FaultReporter(transport, self.settings.name)
+        #: The fault timeline (see :mod:`cluster_manager.faults`): ``subscribe`` to hear every fault.
+        self.fault_log = faults or FaultLog(self.settings.fault_log_size)
+        #: Faults this manager decides (a worker lost, a failover's result) also go to the alert service.
+        self.alerts = FaultReporter(transport, self.settings.name)
+        self._lost = LostWorkers(self.settings.lost_worker_retention, self.settings.lost_worker_limit, clock=clock)
         self._failover = Failover(transport, self.settings, self._writer, may_act=self._may_act,
-                                  tallies=self.tallies, faults=self.faults)
+                                  tallies=self.tallies, faults=self.fault_log, alerts=self.alerts)
         self._liveness = LivenessTracker(self.settings.check_alive_count, clock=clock)
         self._window = FreshmanWindow(self.settings.name, self.settings.initial_time, clock=clock)
         self._reaper = Reaper(
             transport, self.settings, self._writer, liveness=self._liveness, failover=self._failover,
-            window=self._window, may_act=self._may_act, tallies=self.tallies, faults=self.faults,
+            window=self._window, may_act=self._may_act, tallies=self.tallies, faults=self.fault_log, lost=self._lost,
+            alerts=self.alerts,
         )
         self._admin = Admin(
             transport, self.settings, self._writer, keys=admin_keys or AdminKeys([]), liveness=self._liveness,
-            window=self._window, epoch=lambda: self.epoch, clock=clock,
+            window=self._window, epoch=lambda: self.epoch, clock=clock, faults=self.fault_log, lost=self._lost,
+            standbys=lambda: standbys(),
         )
         self._service: ServiceHandle | None = None
         self._started = False
@@ -230,6 +243,10 @@ class ClusterManager:
             ready_in=self.settings.initial_time if self._fresh else 0.0,
         )
         self._window.announce(len(self._registry.members))
+        self.fault_log.record(
+            "manager_active", severity="info" if self._fresh and self.epoch in (None, 1) else "warning",
+            node=self.transport.node_id, epoch=self.epoch, fresh=self._fresh, workers=len(self._registry.members),
+        )
 
     async def stop(self, *, flush: bool = True) -> None:
         """Stop serving and end the liveness sweep.  Idempotent; the state is kept (see :meth:`snapshot`).
@@ -269,13 +286,17 @@ class ClusterManager:
         change = WorkerJoined(args.worker_id, args.purpose, args.info, reset=state == IN_SERVICE)
         lost = self._writer.commit("join", change)
         self._liveness.track(args.worker_id)
+        self._lost.back(args.worker_id)
         if member is None:
             log_event(logging.INFO, "worker_joined", worker_id=args.worker_id, purpose=args.purpose, state=state)
+            self.fault_log.record("worker_joined", severity="info", worker_id=args.worker_id, purpose=args.purpose)
         else:
             log_event(
                 logging.WARNING, "worker_rejoined", worker_id=args.worker_id, purpose=args.purpose,
                 state=state, tasks_reset=len(lost),
             )
+            self.fault_log.record("worker_rejoined", worker_id=args.worker_id, purpose=args.purpose,
+                               tasks_reset=len(lost))
         return state
 
     @rpc_method
@@ -469,6 +490,18 @@ class ClusterManager:
     async def status(self, admin_key: str = "") -> dict[str, Any]:
         """``{name, state, freshman, ready_in, uptime, workers: {purpose: n}, tasks: {purpose: {reserved, executing}}}``."""
         return self._admin.status(admin_key)
+
+    @rpc_method
+    async def faults(self, since: int = 0, limit: int | None = None, admin_key: str = "") -> dict[str, Any]:
+        """``{faults: [...], next, log}``: the fault timeline after ``since`` (the ``next`` of the last
+        read), oldest first (:class:`~cluster_manager.faults.FaultPage`)."""
+        return self._admin.faults(since, limit, admin_key)
+
+    @rpc_method
+    async def overview(self, admin_key: str = "") -> dict[str, Any]:
+        """``{status, managers, workers, rooms}`` (:class:`~cluster_manager.messages.Overview`): what the
+        status page shows; workers lost lately are listed with ``status: 'lost'``."""
+        return self._admin.overview(admin_key)
 
     # ------------------------------------------------------------------ snapshots
 

@@ -37,6 +37,11 @@ __all__ = [
     "TaskCounts",
     "Status",
     "WorkerExit",
+    "FaultsArgs",
+    "BoardWorker",
+    "ManagerView",
+    "RoomPlacement",
+    "Overview",
     "TaskSnapshot",
     "WorkerSnapshot",
     "Snapshot",
@@ -211,6 +216,53 @@ class Status(msgspec.Struct):
     node: str = ""
     #: Its leader epoch (with standbys; ``None`` for a manager that publishes no changes).
     epoch: int | None = None
+
+
+class FaultsArgs(msgspec.Struct, forbid_unknown_fields=True):
+    #: The ``next`` of the last page read (0: from the oldest kept).
+    since: Annotated[int, msgspec.Meta(ge=0)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+
+
+class BoardWorker(WorkerView, kw_only=True):
+    """A worker as the status page shows it: a live one, or one lost a short while ago."""
+
+    #: ``in_service``, ``draining`` or ``lost``.
+    status: Literal["in_service", "draining", "lost"]
+    #: Seconds since its last keepalive (or join); ``None`` once lost.
+    keepalive_age: float | None = None
+    #: Seconds since it was lost, and why (``timeout``, ``connection_lost``, ``quit``).
+    lost_for: float | None = None
+    lost_reason: str | None = None
+
+
+class ManagerView(msgspec.Struct, kw_only=True):
+    """A cluster-manager process: the ``active`` one (which answers) or a ``standby``."""
+
+    node: str
+    role: Literal["active", "standby"]
+    epoch: int | None = None
+    #: A standby: whether it holds a copy of the registry, and seconds since it last said so.
+    synced: bool | None = None
+    seen_ago: float | None = None
+
+
+class RoomPlacement(msgspec.Struct, kw_only=True):
+    """A task of a ``failover_purposes`` worker (a room) and where it is placed."""
+
+    room: str
+    worker: str
+    purpose: str
+    state: Literal["reserved", "executing"]
+
+
+class Overview(msgspec.Struct, kw_only=True):
+    """The answer of the admin method ``overview``: what the status page shows of the cluster."""
+
+    status: Status
+    managers: list[ManagerView]
+    workers: list[BoardWorker]
+    rooms: list[RoomPlacement]
 
 
 class WorkerExit(msgspec.Struct):

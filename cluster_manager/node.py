@@ -33,13 +33,15 @@ import msgspec
 
 from alerts import Fault
 from credentials import AdminKeys
-from rpc import Declined, RpcError, ServiceHandle, Transport, rpc_method, rpc_method_names
+from rpc import Declined, RpcError, ServiceHandle, Subscription, Transport, rpc_method, rpc_method_names
 
 from .eventlog import log_event
+from .faults import FaultLog
 from .manager import ClusterManager
 from .registry import Registry
 from .replication import Replica
 from .settings import ClusterManagerSettings
+from .standbys import StandbyBoard, StandbyNotice, standbys_topic
 from .tallies import ManagerTallies
 
 __all__ = ["ManagerNode", "ACTIVE", "STANDBY"]
@@ -82,6 +84,7 @@ class ManagerNode:
         self._last_registry: Registry | None = None
         self._last_epoch = 0
         self._service: ServiceHandle | None = None
+        self._standbys_heard: Subscription | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._stopped = False
@@ -91,6 +94,11 @@ class ManagerNode:
         self.demotions = 0
         #: Counts for ``/metrics``: every manager this node runs adds to them.
         self.tallies = ManagerTallies()
+        #: The fault timeline every manager this node runs records in (``subscribe`` to hear them).
+        self.fault_log = FaultLog(self.settings.fault_log_size)
+        #: The standbys heard from lately (read by the active manager's ``overview``).
+        self.standbys = StandbyBoard(self.settings.standby_expiry, self.settings.standby_limit,
+                                     clock=clock)
 
     @property
     def name(self) -> str:
@@ -128,6 +136,8 @@ class ManagerNode:
             raise RuntimeError("this ManagerNode was stopped; make a new one")
         async with AsyncExitStack() as undo:
             undo.push_async_callback(self.stop)
+            self._standbys_heard = await self.transport.subscribe_events(standbys_topic(self.name),
+                                                                         self._standby_heard)
             self._service = await self.transport.serve(self.name, _Gate(self), single_active=True)
             node = self.transport.node_id
             syncing = asyncio.create_task(self._replica.start(), name=f"cluster-sync:{node}")
@@ -138,6 +148,7 @@ class ManagerNode:
             promoted.cancel()
             if syncing.done():
                 syncing.result()  # a replica that could not start fails the start
+            self._keep(asyncio.create_task(self._announce_loop(), name=f"cluster-announce:{node}"))
             undo.pop_all()
         self._serving = True
         log_event(logging.INFO, "manager_node_started", name=self.name, role=self.role)
@@ -151,6 +162,8 @@ class ManagerNode:
             self._ticker.cancel()
         if self._service is not None:
             await self._service.stop()
+        if self._standbys_heard is not None:
+            await self._standbys_heard.cancel()
         if self._manager is not None:
             await self._manager.stop()
         await self._replica.stop()
@@ -196,7 +209,8 @@ class ManagerNode:
         manager = ClusterManager(
             self.transport, self.settings, clock=self._clock, fresh=registry is None, rng=self._rng,
             admin_keys=self._admin_keys, epoch=epoch, registry=registry, seq=seq, may_act=self.leads,
-            tallies=self.tallies,
+            tallies=self.tallies, faults=self.fault_log,
+            standbys=lambda: self.standbys.views(exclude=self.transport.node_id),
         )
         self._probe_at = None
         manager.activate()
@@ -210,7 +224,7 @@ class ManagerNode:
                   seq=replica.seq,
                   from_copy=synced, first_request=method)
         if epoch > 1:  # another node led before: a standby (or this node again) took over
-            manager.faults.report(Fault(
+            manager.alerts.report(Fault(
                 kind="manager_failover", severity="warning", subject=self.name, group=f"manager:{epoch}",
                 summary=f"cluster manager {self.name}: {self.transport.node_id} became the active one (epoch {epoch})",
                 details={"epoch": epoch, "from_copy": synced}))
@@ -255,6 +269,26 @@ class ManagerNode:
             except RpcError as exc:
                 log_event(logging.WARNING, "leader_tick_not_sent", name=self.name, error=str(exc))
             await asyncio.sleep(self.settings.leader_tick_interval)
+
+    # ------------------------------------------------------------------ standbys
+
+    async def _standby_heard(self, topic: str, payload: Any) -> None:
+        try:
+            self.standbys.heard(msgspec.convert(payload, StandbyNotice))
+        except msgspec.ValidationError as exc:
+            log_event(logging.WARNING, "standby_notice_malformed", error=str(exc))
+
+    async def _announce_loop(self) -> None:
+        """While a standby, say so every ``standby_announce_interval`` (see :mod:`cluster_manager.standbys`)."""
+        while True:
+            if self._manager is None:
+                replica = self._replica
+                notice = StandbyNotice(node=self.transport.node_id, synced=replica.synced, epoch=replica.epoch)
+                try:
+                    await self.transport.publish_event(standbys_topic(self.name), msgspec.to_builtins(notice))
+                except RpcError as exc:
+                    log_event(logging.INFO, "standby_notice_not_sent", error=str(exc))
+            await asyncio.sleep(self.settings.standby_announce_interval)
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._background.add(task)

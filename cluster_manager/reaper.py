@@ -22,8 +22,10 @@ from .changes import WorkerRemoved
 from .detection import DeathWatch
 from .eventlog import log, log_event
 from .failover import Failover
+from .faults import FaultLog
 from .freshman import FreshmanWindow
 from .liveness import LivenessTracker
+from .lost import LostWorkers
 from .messages import WorkerExit, to_builtins
 from .settings import ClusterManagerSettings
 from .tallies import ManagerTallies
@@ -43,6 +45,9 @@ class Reaper:
     :param window: told by every sweep (it logs the end of the freshman window).
     :param may_act: asked before a sweep or a departure acts; ``False`` (a leader that lost its
         lease) skips it.
+    :param faults: every removal is recorded there (``worker_lost``, or ``worker_quit``).
+    :param lost: a worker removed for any reason but ``quit`` is remembered there.
+    :param alerts: told of every worker lost (not quit), for the alert service.
     """
 
     def __init__(
@@ -56,7 +61,9 @@ class Reaper:
         window: FreshmanWindow,
         may_act: Callable[[], bool],
         tallies: ManagerTallies,
-        faults: FaultReporter | None = None,
+        faults: FaultLog,
+        lost: LostWorkers,
+        alerts: FaultReporter | None = None,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -68,6 +75,8 @@ class Reaper:
         self._may_act = may_act
         self._tallies = tallies
         self._faults = faults
+        self._lost = lost
+        self._alerts = alerts
         self._watch = DeathWatch(
             liveness, member_of=lambda worker_id: self._registry.members.get(worker_id),
             on_dead=self._depart, settle=settings.departure_settle, grace=settings.reconnect_grace,
@@ -96,6 +105,8 @@ class Reaper:
         """Remove the registered ``worker_id`` (its tasks are repealed and handed to the failover);
         returns the event to :meth:`publish_exit`."""
         member = self._registry.members[worker_id]
+        scheduler = self._registry.scheduler_of(worker_id, None)
+        last_view = scheduler.worker_view(worker_id) if scheduler is not None else None
         self._liveness.forget(worker_id)
         tasks = self._writer.apply(WorkerRemoved(worker_id, reason))
         self._tallies.removed(reason)
@@ -103,9 +114,17 @@ class Reaper:
             logging.INFO if reason == "quit" else logging.WARNING,
             "worker_removed", worker_id=worker_id, purpose=member.purpose, reason=reason, tasks_repealed=len(tasks),
         )
-        if reason != "quit" and self._faults is not None:
+        if reason == "quit":
+            self._faults.record("worker_quit", severity="info", worker_id=worker_id, purpose=member.purpose,
+                                tasks=len(tasks))
+        else:
+            self._faults.record("worker_lost", severity="error", worker_id=worker_id, purpose=member.purpose,
+                                reason=reason, tasks=len(tasks))
+            if last_view is not None:
+                self._lost.lost(last_view, reason)
+        if reason != "quit" and self._alerts is not None:
             moving = self._failover.moves(member.purpose) and tasks
-            self._faults.report(Fault(
+            self._alerts.report(Fault(
                 kind="worker_lost", severity="error", subject=worker_id, group=worker_id,
                 summary=f"{member.purpose} worker {worker_id} lost ({reason.replace('_', ' ')})"
                         + (f"; handing over {len(tasks)} room(s)" if moving else ""),

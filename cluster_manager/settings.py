@@ -79,6 +79,19 @@ class ClusterManagerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields
     #: and the tick interval than the lease: settings that break either are refused at start.
     leader_tick_interval: _PositiveSeconds = 0.25
     leader_lease: _PositiveSeconds = 1.0
+    #: The fault timeline (admin method ``faults``, the status page): faults kept in memory, at most;
+    #: the oldest are dropped first.
+    fault_log_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    #: A worker removed as lost (keepalives stopped, connection closed) is still shown as ``lost`` by
+    #: the admin method ``overview`` for this many seconds, at most ``lost_worker_limit`` of them.
+    lost_worker_retention: _Seconds = 300.0
+    lost_worker_limit: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    #: With standbys: each standby announces itself this often (event ``cluster.<name>.standbys``),
+    #: and one not heard from for ``standby_expiry`` seconds is no longer listed by ``overview``.
+    standby_announce_interval: _PositiveSeconds = 1.0
+    standby_expiry: _PositiveSeconds = 5.0
+    #: Standbys listed at most (the one heard from longest ago is forgotten first).
+    standby_limit: Annotated[int, msgspec.Meta(ge=1)] = 16
     #: Its own ``/metrics``, ``/healthz`` and ``/readyz`` port (``switchboard cluster-manager`` processes only;
     #: docs/operations.md, "Health and metrics").
     observe: ObserveSettings = msgspec.field(default_factory=ObserveSettings)

@@ -27,6 +27,7 @@ from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
+from rpc.version import software_version
 from rpc.worker import ClusterWorker
 from webhooks import HookEvent, WebhookSender, WebhookService, WebhookSettings, webhooks_service_name
 
@@ -159,7 +160,8 @@ class Controller:
         self._background: set[asyncio.Task[Any]] = set()
         self.worker = ClusterWorker(
             transport, purpose=PURPOSE, worker_id=self.worker_id,
-            info={"max_load": settings.max_load, "hostname": socket.gethostname(), "pid": os.getpid()},
+            info={"max_load": settings.max_load, "hostname": socket.gethostname(), "pid": os.getpid(),
+                  "version": software_version()},
             settings=worker_settings, load=self._load, on_loss=self._on_loss,
         )
         self._service: ServiceHandle | None = None

@@ -77,7 +77,7 @@ from .state import (
 )
 
 
-__all__ = ["Rejected", "new_room", "check_open", "apply_all", "apply", "member", "decide_open", "decide_takeover", "decide_join", "decide_leave", "decide_hold", "decide_hold_over", "check_resume", "decide_resume", "replay_of", "decide_refresh", "decide_ack", "decide_text", "decide_notify", "decide_answer", "decide_permission", "decide_close", "check_publish", "decide_transport", "transport_of", "decide_publish", "decide_unpublish", "decide_end_stream", "decide_stream_control", "stream_of_track", "check_subscribe", "decide_subscribe", "decide_unsubscribe", "decide_end_subscription", "decide_progress", "decide_agent_lost", "join_result", "admin_info"]
+__all__ = ["Rejected", "new_room", "check_open", "apply_all", "apply", "member", "decide_open", "decide_takeover", "decide_join", "decide_leave", "decide_hold", "decide_hold_over", "check_resume", "decide_resume", "replay_of", "decide_refresh", "decide_ack", "decide_text", "decide_server_text", "SERVER_SENDER", "decide_notify", "decide_answer", "decide_permission", "decide_close", "check_publish", "decide_transport", "transport_of", "decide_publish", "decide_unpublish", "decide_end_stream", "decide_stream_control", "stream_of_track", "check_subscribe", "decide_subscribe", "decide_unsubscribe", "decide_end_subscription", "decide_progress", "decide_agent_lost", "join_result", "admin_info"]
 
 _TRACK_OPERATIONS = {"pause": "inactive", "play": "active"}
 
@@ -594,6 +594,21 @@ def decide_text(state: RoomState, participant_id: str, to: str, message: Any, at
     if to not in state.participants:
         raise UnknownTarget(f"target participant does not exist: {to}")
     return [_Seqs(state).notify([to], "text", {"from": participant_id, "to": "me", "message": message}, at)]
+
+
+#: The ``from`` of a text the server sends (management API); participant ids never take this form.
+SERVER_SENDER = "server"
+
+
+def decide_server_text(state: RoomState, to: str, message: Any, at: float) -> list[Event]:
+    """A text from the server (an application's bot or moderator) to everyone or one participant."""
+    check_open(state)
+    if to == "all":
+        return [_Seqs(state).notify(state.participants, "text", {"from": SERVER_SENDER, "to": "all",
+                                                                 "message": message}, at)]
+    if to not in state.participants:
+        raise UnknownTarget(f"target participant does not exist: {to}")
+    return [_Seqs(state).notify([to], "text", {"from": SERVER_SENDER, "to": "me", "message": message}, at)]
 
 
 def decide_notify(state: RoomState, participant_id: str, event: str, data: Any, at: float) -> list[Event]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rpc import rpc_method
 
 from . import machine
-from .errors import Unauthorized
+from .errors import Unauthorized, UnknownStream
 from .events import Event
 from .ids import ParticipantId, RoomId, WorkerId
 from .messages import ParticipantInit, PatchOp, PublishInfo, SubscribeInfo, parse, parse_optional
@@ -30,7 +30,8 @@ __all__ = ["ControllerService", "ADMIN_METHODS"]
 _Outcome = tuple[Any, list[Event]]
 
 #: The controller's RPC methods meant for operators; each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_rooms", "get_participants", "control_participant", "drop_participant", "migrate"})
+ADMIN_METHODS = frozenset({"get_rooms", "get_participants", "control_participant", "drop_participant", "migrate",
+                           "get_streams", "remove_stream", "send_text"})
 
 
 class ControllerService:
@@ -271,3 +272,36 @@ class ControllerService:
         member = self._controller.member(room_id, parse(participant, str, "participant"))
         await self._controller.drop(self._controller.room(room_id), member, reason="dropped by the administrator")
         return member.info()
+
+    @rpc_method
+    async def get_streams(self, room: str, admin_key: str = "") -> list[dict[str, Any]]:
+        """The room's published streams (ready ones), as the participants see them."""
+        self._authorize("get_streams", admin_key)
+        found = self._controller.room(parse(room, str, "room"))
+        return [stream.to_info() for stream in found.state.streams.values() if stream.ready]
+
+    @rpc_method
+    async def remove_stream(self, room: str, stream: str, admin_key: str = "") -> dict[str, Any]:
+        """End a publication whoever owns it (its media agent is told; subscribers are told it ended)."""
+        self._authorize("remove_stream", admin_key)
+        found = self._controller.room(parse(room, str, "room"))
+        stream_id = parse(stream, str, "stream")
+        removed = found.state.streams.get(stream_id)
+        if removed is None or not removed.ready:
+            raise UnknownStream(f"no stream {stream_id} in room {found.state.id}")
+        info = removed.to_info()
+        await self._controller.commit(found, machine.decide_end_stream(found.state, stream_id,
+                                                                       self._controller.clock(), tell_agent=True))
+        found.log.info("stream_removed", stream=stream_id, owner=removed.owner)
+        return info
+
+    @rpc_method
+    async def send_text(self, room: str, to: str, message: Any, admin_key: str = "") -> dict[str, Any]:
+        """A text from the server (``from: "server"``) to everyone (``to="all"``) or one participant,
+        delivered like any text: in order, exactly once to extension clients."""
+        self._authorize("send_text", admin_key)
+        found = self._controller.room(parse(room, str, "room"))
+        target = parse(to, str, "to")
+        await self._controller.commit(found, machine.decide_server_text(found.state, target, message,
+                                                                        self._controller.clock()))
+        return {"to": target, "delivered_to": len(found.state.participants) if target == "all" else 1}

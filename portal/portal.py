@@ -12,6 +12,7 @@ from typing import Any
 from credentials import Keyring, new_id
 from rpc import ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
+from rpc.version import software_version
 from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
 from .alternatives import Alternatives
@@ -155,6 +156,7 @@ class Portal:
             "secure": s.secure,
             "max_load": s.max_load,
             "capacity": {"isps": list(s.isps), "regions": list(s.regions)},
+            "version": software_version(),
         }
 
     def _load(self) -> float:

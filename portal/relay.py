@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from rpc import RpcError, RpcTimeout, RpcUnavailable, Transport
+from rpc import RpcConnectionLost, RpcError, RpcTimeout, RpcUnavailable, Transport
 
 from .errors import Ack, from_rpc, ok
 from .metrics import PortalMetrics
@@ -156,7 +156,19 @@ class Relay:
     async def _call(self, session: Session, method: str, args: dict[str, Any], timeout: float) -> Any:
         """``method`` at the session's controller.  While the session moves to another controller, the
         call waits for the move (within ``timeout``); a call in flight when its controller was lost is
-        made once more, with the same arguments, at the controller the session moved to."""
+        made once more, with the same arguments, at the controller the session moved to.  A call in
+        flight when the broker connection was lost is made once more too (the transport waits for
+        the broker, ``rpc.outage_wait``) if it carries a request id: the controller answers a request
+        id once, so the second call cannot apply it twice."""
+        try:
+            return await self._call_at_controller(session, method, args, timeout)
+        except RpcConnectionLost:
+            if "request_id" not in args:
+                raise  # it may have been applied: the client decides whether to send it again
+            session.log.info("request_resent", method=method, reason="broker connection lost")
+            return await self._call_at_controller(session, method, args, timeout)
+
+    async def _call_at_controller(self, session: Session, method: str, args: dict[str, Any], timeout: float) -> Any:
         task = asyncio.current_task()
         assert task is not None
         for again in (False, True):

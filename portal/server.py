@@ -109,6 +109,7 @@ class PortalServer:
         self.sio.on("disconnect", self._disconnect)
         for event in self._actions:
             self.sio.on(event, self._handler(event))
+        self.sio.on("*", self._unknown)
 
     @property
     def port(self) -> int:
@@ -266,6 +267,20 @@ class PortalServer:
             conn.limits.done()
         self.metrics.requests.inc(event, "ok")
         return answer
+
+    async def _unknown(self, event: str, sid: str, *args: Any) -> Ack:
+        """An event no handler serves: answered at once (a client waiting for an ack would time
+        out), counted under one label whatever its name, and rate-limited like any request."""
+        conn = self.connections.get(sid)
+        error = RequestError("unknown request", "unknown_request")
+        if conn is not None:
+            try:
+                conn.limits.admit(args[0] if args else None)
+                conn.limits.done()
+            except RequestError as exc:
+                error = exc
+        self.metrics.requests.inc("(unknown)", error.code)
+        return error.ack()
 
     def _in_session(self, action: Action) -> Action:
         """``action`` needs a participant: before one is bound, hold the request (§6 of protocol.md)."""

@@ -1,7 +1,7 @@
 """The one messaging layer of Switchboard: calls, casts and fault events over a :class:`Transport`."""
 
 from .base import ServiceHandle, Subscription, Transport, request_id, rpc_method, rpc_method_names
-from .errors import Declined, RpcError, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError
+from .errors import Declined, RpcConnectionLost, RpcError, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError
 from .factory import create_transport
 from .local import LocalBroker, LocalTransport
 from .settings import RpcSettings
@@ -17,6 +17,7 @@ __all__ = [
     "RpcRemoteError",
     "RpcTimeout",
     "RpcUnavailable",
+    "RpcConnectionLost",
     "RpcNoService",
     "ServiceError",
     "Declined",

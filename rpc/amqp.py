@@ -52,7 +52,7 @@ from .base import (
     dispatch,
     rpc_methods,
 )
-from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, Declined, RpcConnectionLost, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
 from .messages import ErrorBody, Reply, Request, decode_event, decode_reply, decode_request, encode
 from .messages import Event as EventMessage
 from .settings import RpcSettings
@@ -200,7 +200,7 @@ class AmqpTransport(Transport):
         self._restored.clear()
         if self._pending:
             log.warning("broker connection lost; failing %d calls in flight", len(self._pending))
-        self._fail_pending(RpcUnavailable(f"broker connection lost: {exc or 'closed'}"))
+        self._fail_pending(RpcConnectionLost(f"broker connection lost: {exc or 'closed'}"))
         if not self._closed:
             self._link_changed(False)
 

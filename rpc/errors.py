@@ -61,6 +61,12 @@ class RpcUnavailable(RpcError):
     code = "unavailable"
 
 
+class RpcConnectionLost(RpcUnavailable):
+    """The broker connection was lost while the call was in flight: the request may or may not have
+    reached its target, and its answer is lost.  Only a call its target answers once per request
+    (a request id it remembers) may be made again."""
+
+
 class RpcNoService(RpcUnavailable):
     """Nobody serves the target (its queue is gone: the process died or stopped): the message was
     delivered to no one, so the call may be made again elsewhere."""

@@ -20,6 +20,7 @@ __all__ = [
     "WorkerRecord",
     "TaskRecord",
     "TaskState",
+    "OrphanedReservation",
     "parse_capacity",
     "normalize_codec",
     "SERVICEABLE_STATE",
@@ -72,6 +73,14 @@ class Capacity:
     encode: frozenset[str] = frozenset()
     decode: frozenset[str] = frozenset()
     algorithms: frozenset[str] = frozenset()
+
+    def covers(self, other: Capacity) -> bool:
+        """Whether a worker declaring this serves whatever one declaring ``other`` serves: every ISP
+        it served (or any ISP), every codec and algorithm.  Regions are a soft preference and do
+        not count."""
+        isps = not self.isps or (bool(other.isps) and other.isps <= self.isps)
+        return (isps and other.encode <= self.encode and other.decode <= self.decode
+                and other.algorithms <= self.algorithms)
 
 
 def parse_capacity(info: object) -> Capacity:
@@ -126,6 +135,17 @@ class TaskRecord:
             "state": self.state,
             "expires_in": expires_in,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanedReservation:
+    """A reservation whose worker was removed before it was claimed (a portal died holding tokens
+    not yet used): a sibling — a worker whose capacity :meth:`~Capacity.covers` the removed one's —
+    may claim it until ``expires_at`` (the scheduler's clock), so a client a load balancer sends on
+    logs in there."""
+
+    capacity: Capacity
+    expires_at: float
 
 
 @dataclass(slots=True, eq=False, repr=False)

@@ -48,7 +48,7 @@ from .errors import (
 )
 from .matchers import Matcher, create_matcher, matcher_for
 from .pools import Pool, PoolCache
-from .records import SERVICEABLE_STATE, TaskRecord, WorkerRecord, parse_capacity
+from .records import SERVICEABLE_STATE, OrphanedReservation, TaskRecord, WorkerRecord, parse_capacity
 from .strategies import Strategy, create_strategy, default_strategy_for
 
 __all__ = ["Scheduler", "STATE_NAMES", "Clock"]
@@ -84,7 +84,9 @@ class Scheduler:
         ``max_tasks`` in their info.
     :param max_pools: how many candidate pools (distinct preferences) to keep indexed.
     :param expired_memory: how many expired task ids to remember, so that a late
-        :meth:`claim` reports :class:`~scheduler.TaskExpired` rather than an unknown task.
+        :meth:`claim` reports :class:`~scheduler.TaskExpired` rather than an unknown task; also
+        how many reservations of removed workers to keep claimable by a sibling
+        (:class:`~scheduler.records.OrphanedReservation`) until they lapse.
 
     Not thread-safe; call it from one thread (the cluster manager's event loop).
     """
@@ -134,6 +136,8 @@ class Scheduler:
         self._expired_memory = max(0, expired_memory)
         self._expired: OrderedDict[str, float] = OrderedDict()
         self._unreported: deque[str] = deque(maxlen=max(1024, self._expired_memory))
+        # Reservations of removed workers, claimable by a sibling until they lapse: task → orphan.
+        self._orphans: OrderedDict[str, OrphanedReservation] = OrderedDict()
 
     # ------------------------------------------------------------------ properties
 
@@ -201,16 +205,23 @@ class Scheduler:
         self._refresh(worker)
 
     def remove_worker(self, worker_id: str) -> list[str]:
-        """Unregister a worker; every task mapped to it is repealed and returned.
+        """Unregister a worker; every task mapped to it is repealed and returned.  Its reservations
+        not yet claimed stay claimable by a sibling until they lapse (see :meth:`check_claim`).
 
         :raises UnknownWorker: if the worker is not registered.
         """
         worker = self._worker(worker_id)
-        self._sweep(self._clock())
+        now = self._clock()
+        self._sweep(now)
         del self._workers[worker_id]
         tasks = list(worker.tasks)
         for task in tasks:
-            del self._tasks[task]
+            record = self._tasks.pop(task)
+            if record.state == "reserved" and record.expires_at is not None and self._expired_memory:
+                self._orphans[task] = OrphanedReservation(worker.capacity, record.expires_at)
+                self._orphans.move_to_end(task)
+                if len(self._orphans) > self._expired_memory:
+                    self._orphans.popitem(last=False)
         worker.tasks.clear()
         worker.reserved = 0
         worker.alive = False
@@ -359,6 +370,7 @@ class Scheduler:
         worker.reserved += 1
         self._set_expiry(record, now + lapse)
         self._expired.pop(task, None)
+        self._orphans.pop(task, None)
         self._refresh(worker)
 
     def reserve_time_of(self, task: str) -> float | None:
@@ -379,7 +391,11 @@ class Scheduler:
         This is how a login token becomes single-use.  Raises what :meth:`check_claim` raises.
         """
         self.check_claim(task, worker_id)
-        self._execute(self._tasks[task])
+        record = self._tasks.get(task)
+        if record is None or record.worker is not self._workers[worker_id]:
+            self.pick_up(worker_id, [task])  # claimed by a sibling of the worker it was reserved on
+            return
+        self._execute(record)
 
     def check_claim(self, task: str, worker_id: str) -> None:
         """Whether :meth:`claim` would succeed now, changing nothing (but lazy expiry).
@@ -387,17 +403,32 @@ class Scheduler:
         :raises UnknownWorker: the worker is not registered.
         :raises TaskExpired: the reservation lapsed (remembered for ``expired_memory`` tasks).
         :raises UnknownTask: the task has no reservation (alias ``TaskNotReserved``).
-        :raises TaskOnOtherWorker: it is reserved on another worker.
+        :raises TaskOnOtherWorker: it is reserved on another worker (or on a worker since removed:
+            :class:`~scheduler.records.OrphanedReservation`) and ``worker_id`` is not that worker's
+            sibling: its capacity does not :meth:`~scheduler.records.Capacity.covers` that
+            worker's.  A sibling may claim it — a client a load balancer sent on because the portal
+            its token names died, before or after the cluster noticed.
         :raises TaskAlreadyClaimed: it is already executing.
         """
         worker = self._worker(worker_id)
-        self._sweep(self._clock())
+        now = self._clock()
+        self._sweep(now)
         record = self._tasks.get(task)
         if record is None:
+            orphan = self._orphans.get(task)
+            if orphan is not None:
+                if orphan.expires_at <= now:
+                    raise TaskExpired(f"the reservation of task {task!r} has expired")
+                if not worker.capacity.covers(orphan.capacity):
+                    raise TaskOnOtherWorker(
+                        f"task {task!r} was reserved on a worker that is gone, and {worker_id!r} "
+                        "does not serve all it served")
+                return
             if task in self._expired:
                 raise TaskExpired(f"the reservation of task {task!r} has expired")
             raise UnknownTask(f"task {task!r} is not reserved")
-        if record.worker is not worker:
+        sibling = record.state == "reserved" and worker.capacity.covers(record.worker.capacity)
+        if record.worker is not worker and not sibling:
             raise TaskOnOtherWorker(f"task {task!r} is reserved on another worker, not on {worker_id!r}")
         if record.state == "executing":
             raise TaskAlreadyClaimed(f"task {task!r} has already been claimed")
@@ -418,6 +449,7 @@ class Scheduler:
                 self._tasks[task] = record
                 worker.tasks[task] = record
                 self._expired.pop(task, None)
+                self._orphans.pop(task, None)
             elif record.worker is not worker:
                 previous = record.worker
                 del previous.tasks[task]

@@ -45,5 +45,8 @@ def print_welcome(keys: EmbeddedKeys, *, api_port: int, portal_port: int, title:
         else "switchboard admin status --key <admin key>"
     if api != "http://127.0.0.1:3000":
         admin += f" --url {api}"
+    if settings.token_api.dashboard.enabled:
+        where = "admin_key in the keys file" if keys.state_file is not None else "an admin key"
+        lines.append(f"  status page    {api}/dashboard   (log in with {where})")
     lines += [f"  cluster admin  {admin}", "  mint a token:", f"    {curl_line(api, service_key)}", "Ctrl-C stops it."]
     print("\n".join(lines), flush=True)

@@ -33,6 +33,7 @@ from portal import Portal
 from rpc import LocalBroker, Transport, create_transport
 from token_api import TokenApi, rooms_service_name
 from token_api.app_keys import METRICS
+from token_api.management import ManagementRelay, management_routes
 
 from .config import ConfigError, Settings
 from .journals import build_journal
@@ -91,6 +92,9 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
         routes = admin_rpc_routes(transport, settings.cluster_manager.name,
                                   allowed_methods=ADMIN_METHODS | DEAD_LETTER_METHODS,
                                   services={method: alerts for method in DEAD_LETTER_METHODS})
+        relay = ManagementRelay(transport, settings.cluster_manager.name, admin_keys.own(),
+                                settings.token_api.management)
+        routes += management_routes(relay)
         return TokenApi(transport, settings.token_api, Keyring(settings.keys.keys),
                         cluster_name=settings.cluster_manager.name, extra_routes=routes)
     if role == "portal":

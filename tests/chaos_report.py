@@ -22,10 +22,8 @@ from typing import Any
 #: The scenarios issue 16 lists that no test drives yet (kept by hand: when a test covers one,
 #: remove it here).
 NOT_COVERED = (
-    "client transport loss for every client kind (only library clients with the extension lose theirs)",
     "one broker node of three stopped (no clustered broker in the tests)",
-    "token and ticket races",
-    "the npm socket.io-client under any fault but a portal's kill -9",
+    "the npm socket.io-client under the cluster manager's kill -9",
 )
 
 COLUMNS = ("client kind", "dropped", "lost", "duplicated", "recovery s", "detected s", "errors",

@@ -24,6 +24,7 @@ from .app_keys import (
     TRUSTED_PROXIES,
 )
 from .auth import Authenticator
+from .dashboard import DASHBOARD_PREFIX, install_dashboard
 from .metrics import Metrics
 from .middlewares import cors_middleware, error_middleware
 from .placement import PortalScheduler
@@ -108,7 +109,7 @@ def create_app(
     portals = PortalScheduler(transport, settings, metrics, cluster_name=cluster_name)
     app = web.Application(
         client_max_size=settings.client_max_size,
-        middlewares=[cors_middleware(allowed_origins(settings), closed_prefixes=(ADMIN_PREFIX,)), error_middleware],
+        middlewares=[cors_middleware(allowed_origins(settings), closed_prefixes=(ADMIN_PREFIX, DASHBOARD_PREFIX)), error_middleware],
     )
     app[SETTINGS] = settings
     app[TRANSPORT] = transport
@@ -122,6 +123,8 @@ def create_app(
     )
     app[MINTER] = TokenMinter(settings, keyring, store, portals)
     app.add_routes(routes)
+    if settings.dashboard.enabled:
+        install_dashboard(app)
     if extra_routes:
         app.add_routes(extra_routes)
     app.cleanup_ctx.append(_rooms_ctx)

@@ -25,6 +25,8 @@ __all__ = [
     "CloudError",
     "PortalUnavailable",
     "StoreUnavailableError",
+    "ManagementUnavailable",
+    "GatewayTimeout",
     "owt_code_for_status",
     "reason_for_status",
 ]
@@ -136,6 +138,23 @@ class PortalUnavailable(ApiError, web.HTTPServiceUnavailable):
 
     def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
         super().__init__(message, reason=reason, headers={"Retry-After": str(retry_after)})
+
+
+class ManagementUnavailable(ApiError, web.HTTPServiceUnavailable):
+    """The controller of a live room cannot be reached or refuses the token API's admin key."""
+
+    owt_code = 1301
+    default_reason = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason, headers={"Retry-After": str(retry_after)})
+
+
+class GatewayTimeout(ApiError, web.HTTPGatewayTimeout):
+    """The controller of a live room did not answer in time."""
+
+    owt_code = 1301
+    default_reason = "timeout"
 
 
 class StoreUnavailableError(ApiError, web.HTTPServiceUnavailable):

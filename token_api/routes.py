@@ -28,7 +28,7 @@ from .rooms import CreateRoom, Room, RoomId, UpdateRoom, room_from_create, room_
 from .store import RoomExists
 from .tokens import TokenBody, TokenRequest
 
-__all__ = ["routes"]
+__all__ = ["routes", "room_id_of"]
 
 routes = web.RouteTableDef()
 
@@ -36,7 +36,8 @@ _MAX_PER_PAGE = 1000
 _DEFAULT_PER_PAGE = 100
 
 
-def _room_id(request: web.Request) -> str:
+def room_id_of(request: web.Request) -> str:
+    """The ``{room}`` of the path, checked (400 ``invalid_room_id``)."""
     try:
         return msgspec.convert(request.match_info["room"], RoomId)
     except msgspec.ValidationError:
@@ -74,7 +75,7 @@ async def post_token(request: web.Request) -> web.Response:
 @routes.post("/v1/rooms/{room}/tokens")
 async def post_room_token(request: web.Request) -> web.Response:
     principal = request.app[AUTHENTICATOR].authenticate(request)
-    room = _room_id(request)
+    room = room_id_of(request)
     _admit_mint(request)
     body = await read_body(request, TokenBody)
     minted = await request.app[MINTER].mint(
@@ -125,7 +126,7 @@ async def create_room(request: web.Request) -> web.Response:
 @routes.get("/v1/rooms/{room}")
 async def get_room(request: web.Request) -> web.Response:
     request.app[AUTHENTICATOR].authenticate(request)
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     room = await request.app[STORE].get_fresh(room_id)
     if room is None:
         raise RoomNotFound(room_id)
@@ -133,9 +134,10 @@ async def get_room(request: web.Request) -> web.Response:
 
 
 @routes.put("/v1/rooms/{room}")
+@routes.patch("/v1/rooms/{room}")
 async def update_room(request: web.Request) -> web.Response:
     request.app[AUTHENTICATOR].authenticate(request)
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     body = await read_body(request, UpdateRoom)
 
     def change(room: Room) -> Room:
@@ -153,7 +155,7 @@ async def update_room(request: web.Request) -> web.Response:
 @routes.delete("/v1/rooms/{room}")
 async def delete_room(request: web.Request) -> web.Response:
     request.app[AUTHENTICATOR].authenticate(request)
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     if not await request.app[STORE].delete(room_id):
         raise RoomNotFound(room_id)
     return web.Response(text="Room deleted", content_type="text/plain")

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["TokenApiSettings", "RoomStoreSettings"]
+__all__ = ["TokenApiSettings", "RoomStoreSettings", "ManagementSettings", "DashboardSettings"]
 
 _PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -41,6 +41,47 @@ class RoomStoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     sqlite_busy_timeout: _PositiveSeconds = 5.0
 
 
+class ManagementSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The management API of live rooms (``/v1/rooms/{room}/participants``, ``/streams``, ``/messages``)."""
+
+    #: Timeout of one call to the cluster manager or to the room's controller, seconds (504 beyond).
+    call_timeout: _PositiveSeconds = 5.0
+    #: Tries when the room is between controllers (moved, reloading, its controller just died)
+    #: before answering 503.
+    attempts: _PositiveInt = 3
+    #: Seconds between those tries.
+    retry_interval: _PositiveSeconds = 0.5
+    #: ``Retry-After`` (seconds) sent with its 503 answers.
+    retry_after: _PositiveInt = 2
+
+
+class DashboardSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The status page ``/dashboard`` (docs/operations.md, *The status page*)."""
+
+    #: Serve the page (behind an admin key either way).
+    enabled: bool = True
+    #: Seconds a login lasts; then the page asks for the admin key again.
+    session_lifetime: _PositiveSeconds = 8 * 3600.0
+    #: Logged-in browsers kept at once by this process (the oldest login ends first).
+    sessions: _PositiveInt = 64
+    #: Seconds between two reads of the cluster for a live page.
+    refresh_interval: _PositiveSeconds = 1.0
+    #: Seconds each call the page makes (cluster manager, controllers) may take.
+    call_timeout: _PositiveSeconds = 2.0
+    #: Live pages (event streams) served at once; more get 503.
+    streams: _PositiveInt = 32
+    #: Faults shown on the timeline, the newest.
+    faults_shown: _PositiveInt = 200
+    #: Login attempts per client address: sustained per second and burst; beyond them 429.
+    logins_per_address_per_second: _PositiveSeconds = 0.2
+    logins_per_address_burst: _PositiveInt = 10
+    #: Most client addresses whose login attempts are tracked.
+    login_limit_addresses: _PositiveInt = 10_000
+    #: Mark the session cookie ``Secure`` (sent over HTTPS only); turn on when the token API is
+    #: reached over TLS (a request that arrives over TLS gets it anyway).
+    secure_cookie: bool = False
+
+
 class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Address the HTTP API binds to (loopback by default; with ``require_service_key`` off only a
     #: loopback address is allowed).
@@ -66,6 +107,8 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     rooms_cache_ttl: float = 2.0
     #: The room store (``[token_api.store]``).
     store: RoomStoreSettings = msgspec.field(default_factory=RoomStoreSettings)
+    #: The management API of live rooms (``[token_api.management]``).
+    management: ManagementSettings = msgspec.field(default_factory=ManagementSettings)
     #: Browser origins allowed by CORS on the token and room routes (never on admin routes);
     #: ``["*"]`` allows any. Unset: any origin while bound to loopback (a trial), none otherwise.
     cors_allowed_origins: list[str] | None = None
@@ -109,3 +152,5 @@ class TokenApiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     mints_per_address_burst: _PositiveInt = 500
     #: Most client addresses whose mint rate is tracked (the least recently seen is forgotten first).
     mint_limit_addresses: _PositiveInt = 10_000
+    #: The status page (``[token_api.dashboard]``).
+    dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)

@@ -72,6 +72,19 @@ class NodeHarness:
                 self._arrived.clear()
                 await self._arrived.wait()
 
+    async def texts_until(self, last: str, *, timeout: float = 30.0) -> list[str]:
+        """The messages of the texts not yet taken, up to the first ``last`` included."""
+        got: list[str] = []
+        while last not in got:
+            got.append((await self.next_event("text", timeout=timeout))["data"]["message"])
+        return got
+
+    def lost_its_place(self) -> list[dict[str, Any]]:
+        """What a client that kept its place never sees: a ``drop``, the server ending the
+        connection, or a relogin refused."""
+        return [e for e in self.log if e["event"] in ("drop", "serverdisconnected")
+                or (e["event"] == "relogin" and not e.get("ok"))]
+
     def drain_events(self, name: str) -> list[dict[str, Any]]:
         """Take every event line named ``name`` that arrived and was not taken."""
         taken = [e for e in self._events if e["event"] == name]

@@ -80,8 +80,8 @@ async def test_schedule_without_a_reserve_time_uses_the_configured_default(make_
 
 async def test_a_claim_is_single_use(make_cluster: MakeCluster) -> None:
     cluster = await make_cluster()
-    await cluster.join("portal-1")
-    await cluster.join("portal-2")
+    await cluster.join("portal-1", capacity={"isps": ["isp-1"]})
+    await cluster.join("portal-2", capacity={"isps": ["isp-2"]})
     await cluster.call("schedule", purpose="portal", task="token-1", reserve_time=30.0)
     where = (await cluster.call("get_scheduled", purpose="portal", task="token-1"))["id"]
     other = "portal-2" if where == "portal-1" else "portal-1"
@@ -89,6 +89,26 @@ async def test_a_claim_is_single_use(make_cluster: MakeCluster) -> None:
     assert await _error_code(cluster.call("claim", purpose="portal", task="token-1", worker_id=other)) == "wrong_worker"
     await cluster.call("claim", purpose="portal", task="token-1", worker_id=where)
     assert await _error_code(cluster.call("claim", purpose="portal", task="token-1", worker_id=where)) == "already_claimed"
+
+
+async def test_a_sibling_claims_a_token_of_a_portal_lost_before_or_after_it_is_noticed(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster()
+    await cluster.join("portal-1", capacity={"isps": ["isp-1"], "regions": ["r1"]})
+    await cluster.join("portal-2", capacity={"isps": ["isp-1"], "regions": ["r2"]})
+    await cluster.call("drain", worker_id="portal-2")
+    for token in ("before", "after"):
+        await cluster.call("schedule", purpose="portal", task=token, reserve_time=30.0)
+        assert (await cluster.call("get_scheduled", purpose="portal", task=token))["id"] == "portal-1"
+    await cluster.call("undrain", worker_id="portal-2")
+
+    await cluster.call("claim", purpose="portal", task="before", worker_id="portal-2")
+    await cluster.call("quit", worker_id="portal-1")
+    await cluster.call("claim", purpose="portal", task="after", worker_id="portal-2")
+    assert [t["state"] for t in await cluster.call("get_tasks", worker_id="portal-2")] == [
+        "executing", "executing"]
+    for token in ("before", "after"):
+        code = await _error_code(cluster.call("claim", purpose="portal", task=token, worker_id="portal-2"))
+        assert code == "already_claimed"
 
 
 async def test_racing_claims_let_exactly_one_win(make_cluster: MakeCluster) -> None:

@@ -73,3 +73,59 @@ async def test_the_admin_view_of_a_participant_is_exactly_its_session(env: Env) 
         "portal": env.portal_a.name, "state": "connected", "extension": True,
         "lastSeq": 2, "acked": 1, "outbox": 1,
     }
+
+
+async def test_streams_are_listed_and_one_is_removed_whoever_owns_it(transports: TransportFactory,
+                                                                     make_env: Any) -> None:
+    env: Env = await make_env(transports)
+    agent = await env.start_agent()
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    av = {"media": {"tracks": [{"type": "video", "mid": "0", "source": "camera"}]}, "transport": {"type": "webrtc"}}
+    await env.call("publish", participant="p1", stream_id="s1", transport_id="t1", info=av)
+    assert await env.call("get_streams", room="room-1") == []  # not ready yet: nobody sees it
+    await env.call("session_signaling", participant="p1", transport_id="t1", signaling={"type": "offer"})
+    await wait_until(lambda: env.portal_b.data("p2", "stream"), what="the stream announced")
+    [stream] = await env.call("get_streams", room="room-1")
+    assert stream == env.portal_b.data("p2", "stream")[0]["data"]
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("remove_stream", room="room-1", stream="nope")
+    assert info.value.code == "unknown_stream"
+    assert await env.call("remove_stream", room="room-1", stream="s1") == stream
+    await wait_until(lambda: {"id": "s1", "status": "remove"} in env.portal_b.data("p2", "stream"))
+    await wait_until(lambda: "s1" in agent.ended, what="the agent told")
+    assert await env.call("get_streams", room="room-1") == []
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("remove_stream", room="room-1", stream="s1")
+    assert info.value.code == "unknown_stream"
+
+
+async def test_a_server_text_reaches_everyone_or_one_participant_in_order(env: Env) -> None:
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    assert await env.call("send_text", room="room-1", to="all", message="hello all") == {"to": "all",
+                                                                                         "delivered_to": 2}
+    assert await env.call("send_text", room="room-1", to="p2", message="psst") == {"to": "p2", "delivered_to": 1}
+    await wait_until(lambda: len(env.portal_b.data("p2", "text")) == 2, what="p2's texts")
+    assert env.portal_b.data("p2", "text") == [{"from": "server", "to": "all", "message": "hello all"},
+                                               {"from": "server", "to": "me", "message": "psst"}]
+    await wait_until(lambda: env.portal_a.data("p1", "text"), what="p1's text")
+    assert env.portal_a.data("p1", "text") == [{"from": "server", "to": "all", "message": "hello all"}]
+    for to, code in (("ghost", "unknown_target"),):
+        with pytest.raises(RpcRemoteError) as info:
+            await env.call("send_text", room="room-1", to=to, message="x")
+        assert info.value.code == code
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call("send_text", room="nowhere", to="all", message="x")
+    assert info.value.code == "unknown_room"
+
+
+@pytest.mark.parametrize("method,args", [("get_streams", {"room": "room-1"}),
+                                         ("remove_stream", {"room": "room-1", "stream": "s1"}),
+                                         ("send_text", {"room": "room-1", "to": "all", "message": "x"})])
+async def test_the_new_admin_calls_need_the_admin_key(env: Env, method: str, args: dict[str, Any]) -> None:
+    await env.join("p1")
+    with pytest.raises(RpcRemoteError) as info:
+        await env.call(method, admin_key="wrong", **args)
+    assert info.value.code == "unauthorized"
+    assert env.portal_a.data("p1", "text") == []

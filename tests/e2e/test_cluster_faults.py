@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from switchboard.client import Client, ClientError
+from switchboard.client import Client, ClientError, mint_token
+from tests.client.node_harness import NodeHarness
 from tests.support.chaos import Chaos
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
@@ -50,7 +51,12 @@ async def test_when_a_controller_process_dies_its_rooms_move_and_nobody_notices(
 ) -> None:
     cluster = process_cluster(portals=1, controllers=2)
     await cluster.start()
+    node = NodeHarness()  # the npm socket.io-client speaking the OWT SDK's protocol
     try:
+        await node.start()
+        joined = await node.command("join", token=await mint_token(cluster.api_url, "doomed", "nina", "presenter",
+                                                                   headers=cluster.service_headers))
+        assert joined["ok"], joined
         alice = await _join(cluster, "doomed", "alice")
         bob = await _join(cluster, "doomed", "bob")
         assert (await alice.next_event("participant", timeout=10)).data["action"] == "join"
@@ -62,6 +68,7 @@ async def test_when_a_controller_process_dies_its_rooms_move_and_nobody_notices(
         await alice.send_text("all", "before")
         for client in (alice, bob):
             assert await _texts(client, 1) == ["before"]
+        assert await node.texts_until("before") == ["before"]
 
         killed_at = time.monotonic()
         cluster.kill(dead)  # SIGKILL: no quit, no goodbye
@@ -85,14 +92,25 @@ async def test_when_a_controller_process_dies_its_rooms_move_and_nobody_notices(
         assert alice.id is not None
         await bob.send_text(alice.id, "still here")
         assert await _texts(alice, 1) == ["still here"]
+        # The plain OWT client kept its socket and its place; it may get "before" again (it cannot
+        # acknowledge), nothing else twice.
+        node_texts = await node.texts_until("after")
+        assert node_texts in (["after"], ["before", "after"]), node_texts
+        assert node.lost_its_place() == [] and node.drain_events("relogin") == []
+        assert [e["data"]["action"] for e in node.drain_events("participant")] == ["join", "join"]  # alice, bob
         chaos.record("controller kill -9 (one room)", "extension", recovery_s=served - moved,
                      detected_s=moved - killed_at, notes="two clients; detected: the room moved (polled every "
                      "0.5 s); recovery: moved to the next text served")
+        chaos.record("controller kill -9 (one room)", "npm socket.io-client (OWT SDK protocol)",
+                     duplicated=node_texts.count("before"), recovery_s=served - moved, detected_s=moved - killed_at,
+                     notes="one client; repeats allowed for plain clients")
         for client in (alice, bob):
             await client.leave()
     except BaseException:
         print(cluster.logs_tail())
         raise
+    finally:
+        await node.close()
 
 
 async def _send_when_served(client: Client, text: str, timeout: float = 30.0) -> None:

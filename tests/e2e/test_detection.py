@@ -18,6 +18,7 @@ from rpc.amqp import AmqpTransport
 from switchboard.client import Client, ClientError
 from switchboard.client.tokens import mint_token, portal_url
 from switchboard.devbroker import RabbitNode
+from tests.client.node_harness import NodeHarness
 from tests.support.chaos import Chaos
 from tests.support.numbered_texts import send_numbered
 from tests.support.processes import ProcessCluster
@@ -98,8 +99,13 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
 ) -> None:
     cluster = ProcessCluster(own_rabbit.url, tmp_path, portals=2, controllers=2, env_overrides={
         "SWITCHBOARD_RPC__RECONNECT_INTERVAL": "0.5"})
+    node = NodeHarness()  # the npm socket.io-client speaking the OWT SDK's protocol, in the relay room
     try:
         await cluster.start()
+        await node.start()
+        joined = await node.command("join", token=await mint_token(cluster.api_url, "relay", "nina", "presenter",
+                                                                   headers=cluster.service_headers))
+        assert joined["ok"], joined
         watcher, exits = await _watch_exits(cluster, "restart-watch")
         before = sorted(w["id"] for w in await cluster.admin("get_workers"))
         clients = [await Client.join(cluster.api_url, api_headers=cluster.service_headers, room=f"room-{r}",
@@ -172,6 +178,16 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
         assert [text for text in got if text not in unsure] == [*acked, "relay-end"]
         assert len(got) == len(set(got)) and receiver.duplicates == 0
         assert sender.reconnections == receiver.reconnections == 0
+        # The plain OWT client kept its socket and its place, and got every acknowledged text.
+        node_texts = await node.texts_until("relay-end")
+        assert node.lost_its_place() == [] and node.drain_events("relogin") == []
+        node_lost = set(acked) - set(node_texts)
+        assert not node_lost, sorted(node_lost)
+        first_time = [t for i, t in enumerate(node_texts) if t not in node_texts[:i]]
+        assert [t for t in first_time if t not in unsure] == [*acked, "relay-end"]
+        chaos.record(f"broker restart ({OUTAGE:.0f} s outage) under a relay", "npm socket.io-client (OWT SDK protocol)",
+                     duplicated=len(node_texts) - len(first_time), recovery_s=served_again,
+                     notes="one client in the relay room; repeats allowed for plain clients")
         print(f"\nrelay across the restart: {len(acked)} acknowledged, {len(refused)} refused {refused[:3]}")
         await watcher.close()
         print("\n" + "\n".join(line for line in cluster.roles["cluster-manager"].log.read_text().splitlines()
@@ -180,6 +196,7 @@ async def test_a_broker_restart_removes_no_worker_and_drops_no_participant(
         print(cluster.logs_tail(4000))
         raise
     finally:
+        await node.close()
         cluster.stop()
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from switchboard.client import Client, ClientError, ClientSettings, Event
-from switchboard.client.tokens import mint_token
+from switchboard.client.tokens import mint_token, portal_url
 from tests.support.chaos import Chaos
 from tests.support.processes import ProcessCluster
 from tests.support.sockets import RecordingClient
@@ -248,3 +248,48 @@ async def test_a_portal_killed_under_load_its_library_clients_relog_at_the_sibli
             await bare.before.close()
             if bare.after is not None:
                 await bare.after.close()
+
+
+async def test_tokens_minted_for_a_killed_portal_log_in_at_its_sibling_before_and_after_it_is_noticed(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    """A load balancer sends the client of a dead portal's unused token to a sibling (same ISPs):
+    the token works there, once — whether the cluster has noticed the death yet or not."""
+    cluster = process_cluster(portals=2, controllers=1)
+    for n in (1, 2):
+        cluster.roles[f"portal-{n}"].argv += ["--isp", "isp-1", "--region", f"r{n}"]
+    await cluster.start()
+    home = {"isp": "isp-1", "region": "r1"}
+    sockets: list[RecordingClient] = []
+    try:
+        tokens = [await mint_token(cluster.api_url, ROOM, f"late-{n}", "presenter", preference=home,
+                                   headers=cluster.service_headers) for n in range(3)]
+        assert {portal_url(t) for t in tokens} == {cluster.portal_url(1)}
+        dead = await cluster.worker_id("portal-1")
+        cluster.kill("portal-1")
+
+        async def log_in(token: str) -> tuple[str, Any]:
+            client = await RecordingClient(cluster.portal_url(2)).connect()
+            sockets.append(client)
+            status, result = await client.login(token)
+            return str(status), result
+
+        status, result = await log_in(tokens[0])  # the cluster has not noticed yet
+        assert status == "ok", result
+        assert dead in {w["id"] for w in await cluster.admin("get_workers", purpose="portal")}
+
+        async def noticed() -> bool:
+            return dead not in {w["id"] for w in await cluster.admin("get_workers", purpose="portal")}
+
+        await wait_until(noticed, timeout=30, what="the killed portal removed")
+        status, result = await log_in(tokens[1])  # noticed: its reservations outlived it
+        assert status == "ok", result
+        assert {p["user"] for p in result["room"]["participants"]} >= {"late-0", "late-1"}
+        status, result = await log_in(tokens[0])  # still single-use
+        assert status == "error", result
+    except BaseException:
+        print(cluster.logs_tail(4000))
+        raise
+    finally:
+        for client in sockets:
+            await client.close()

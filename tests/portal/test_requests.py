@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from rpc import RpcRemoteError
+from rpc.version import software_version
 from tests.support.waiting import wait_until
 
 from .harness import CONTROLLER_ID, Client, Harness
@@ -238,7 +239,8 @@ async def test_worker_joins_the_cluster_and_quits(harness: Harness) -> None:
     portal = await harness.portal(hostname="portal.example", regions=["eu"])
     worker = await harness.admin("cluster", "get_worker", worker_id=portal.worker_id)
     assert worker["info"] == {"hostname": "portal.example", "port": portal.port, "via_host": "", "secure": False,
-                              "max_load": 0.85, "capacity": {"isps": ["isp-0"], "regions": ["eu"]}}
+                              "max_load": 0.85, "capacity": {"isps": ["isp-0"], "regions": ["eu"]},
+                              "version": software_version()}
     assert portal.worker_id.startswith("portal-")
     await harness.joined(portal)
 
@@ -303,3 +305,57 @@ async def test_room_moved_refuses_malformed_arguments_and_moves_nothing(harness:
     # and a well-formed one for another controller's room moves nothing either
     assert await harness.transport.call(portal.worker_id, "room_moved",
                                         {"room": "room-1", "controller": "someone-else"}) == {"moving": 0}
+
+
+async def test_an_unknown_event_is_answered_at_once_before_and_after_login(harness: Harness) -> None:
+    portal = await harness.portal(rate_limit_burst=1000)
+    client, _ = await harness.joined(portal)
+    fresh = await harness.client(portal)
+    before = list(harness.spy.calls)
+    for socket in (client, fresh):
+        for event, args in (("no-such-request", ({"x": 1},)), ("getUsers", ()), ("LOGIN", ("token",))):
+            assert await socket.call(event, *args, timeout=2.0) == ("error", "unknown request"), event
+    assert harness.spy.calls == before  # nothing reached the cluster
+    assert client.sio.connected and fresh.sio.connected
+    assert await client.call("text", {"to": "all", "message": "still served"}) == "ok"
+    counted = portal.metrics.registry.get_sample_value(
+        "switchboard_portal_requests_total", {"event": "(unknown)", "result": "unknown_request"})
+    assert counted == 6
+
+
+async def test_unknown_events_count_against_the_sockets_rate_limit(harness: Harness) -> None:
+    portal = await harness.portal(rate_limit_burst=2, rate_limit_per_second=0.001)
+    client, _ = await harness.joined(portal)
+    answers = [await client.call("no-such-request", timeout=2.0) for _ in range(4)]
+    assert answers[0] == ("error", "unknown request")
+    assert any(answer != ("error", "unknown request") for answer in answers), answers
+
+
+async def test_a_request_whose_answer_the_broker_lost_is_made_again_only_with_a_request_id(harness: Harness) -> None:
+    """The broker connection drops with a relayed call in flight: the controller may have applied
+    it.  With a request id the portal makes it again (the controller answers a request id once);
+    without one it answers the error, and never applies it twice."""
+    from rpc import RpcConnectionLost
+
+    portal = await harness.portal(rate_limit_burst=1000)
+    sender, _ = await harness.joined(portal, user="sender")
+    receiver, _ = await harness.joined(portal, user="receiver")
+    real_call = portal.transport.call
+    lose_next = True
+
+    async def lossy(target: str, method: str, args: Any = None, **kwargs: Any) -> Any:
+        nonlocal lose_next
+        answer = await real_call(target, method, args, **kwargs)
+        if method == "text" and lose_next:
+            lose_next = False
+            raise RpcConnectionLost("broker connection lost: test")  # delivered, its answer lost
+        return answer
+
+    portal.transport.call = lossy  # type: ignore[method-assign,assignment]
+    assert await sender.call("text", {"to": "all", "message": "with id", "requestId": "r-1"}) == "ok"
+    lose_next = True
+    status, reason = await sender.call("text", {"to": "all", "message": "without id"})
+    assert (status, reason) == ("error", "service unavailable")
+    assert await sender.call("text", {"to": "all", "message": "end"}) == "ok"
+    await wait_until(lambda: "end" in receiver.texts(), what="the end at the receiver")
+    assert receiver.texts() == ["with id", "without id", "end"]  # each once

@@ -110,8 +110,8 @@ def test_a_failed_schedule_says_why(make_scheduler: MakeScheduler) -> None:
 
 def test_a_refused_claim_says_why(make_scheduler: MakeScheduler, clock: FakeClock) -> None:
     s = make_scheduler()
-    s.add_worker("p1", {})
-    s.add_worker("p2", {})
+    s.add_worker("p1", {"capacity": {"isps": ["a"]}})
+    s.add_worker("p2", {"capacity": {"isps": ["b"]}})
     assert _message(lambda: s.claim("t", "p1"), UnknownTask) == "task 't' is not reserved"
     worker = s.schedule("t", None, 10)
     other = "p2" if worker == "p1" else "p1"

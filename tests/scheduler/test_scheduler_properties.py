@@ -67,6 +67,13 @@ class Model:
     workers: dict[str, ModelWorker] = field(default_factory=dict)
     tasks: dict[str, ModelTask] = field(default_factory=dict)
     expired: set[str] = field(default_factory=set)
+    #: Reservations of removed workers: task → (that worker's ISPs, when it lapses).
+    orphans: dict[str, tuple[frozenset[str], float]] = field(default_factory=dict)
+
+    def covers(self, worker: str, isps: frozenset[str]) -> bool:
+        """``worker`` serves every ISP a worker declaring ``isps`` served (the model has no codecs)."""
+        theirs = self.workers[worker].isps
+        return not theirs or (bool(isps) and isps <= theirs)
 
     def sweep(self, now: float) -> None:
         for task, record in list(self.tasks.items()):
@@ -141,9 +148,11 @@ class SchedulerMachine(RuleBasedStateMachine):
         owned = sorted(self.scheduler.remove_worker(worker))
         expected = sorted(t for t, r in self.model.tasks.items() if r.worker == worker)
         assert owned == expected
-        del self.model.workers[worker]
         for task in expected:
-            del self.model.tasks[task]
+            record = self.model.tasks.pop(task)
+            if record.expires_at is not None:
+                self.model.orphans[task] = (self.model.workers[worker].isps, record.expires_at)
+        del self.model.workers[worker]
         assert not self.scheduler.has_worker(worker)
         assert all(self.scheduler.get_scheduled(t) != worker for t in TASKS)
 
@@ -203,6 +212,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert self.model.effective(worker) == max(loads)
         self.model.tasks[task] = ModelTask(worker, reserve_time, now + reserve_time)
         self.model.expired.discard(task)
+        self.model.orphans.pop(task, None)
 
     @precondition(lambda self: self.model.workers)
     @rule(data=st.data(), tasks=st.lists(st.sampled_from(TASKS), max_size=3))
@@ -215,6 +225,8 @@ class SchedulerMachine(RuleBasedStateMachine):
             reserve = known.reserve if known is not None else DEFAULT_RESERVE
             self.model.tasks[task] = ModelTask(worker, reserve, None)
             self.model.expired.discard(task)
+            if known is None:
+                self.model.orphans.pop(task, None)
 
     @precondition(lambda self: self.model.workers)
     @rule(data=st.data(), task=st.sampled_from(TASKS))
@@ -245,10 +257,17 @@ class SchedulerMachine(RuleBasedStateMachine):
         worker = data.draw(st.sampled_from(sorted(self.model.workers)))
         self.model.sweep(self.clock.now)
         known = self.model.tasks.get(task)
+        orphan = self.model.orphans.get(task)
         expected: type[SchedulerError] | None
-        if known is None:
+        if known is None and orphan is not None:
+            isps, lapses = orphan
+            expected = (TaskExpired if lapses <= self.clock.now
+                        else None if self.model.covers(worker, isps) else TaskOnOtherWorker)
+        elif known is None:
             expected = TaskExpired if task in self.model.expired else UnknownTask
-        elif known.worker != worker:
+        elif known.worker != worker and not (
+            known.expires_at is not None and self.model.covers(worker, self.model.workers[known.worker].isps)
+        ):
             expected = TaskOnOtherWorker
         elif known.expires_at is None:
             expected = TaskAlreadyClaimed
@@ -260,8 +279,11 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert type(exc) is expected
             return
         assert expected is None
-        assert known is not None
-        known.expires_at = None
+        if known is None:  # a removed worker's reservation, taken by a sibling
+            del self.model.orphans[task]
+            self.model.tasks[task] = ModelTask(worker, DEFAULT_RESERVE, None)
+            return
+        known.worker, known.expires_at = worker, None
 
     @rule(seconds=st.sampled_from([0.5, 1.0, 2.5, 5.0]))
     def advance(self, seconds: float) -> None:

@@ -16,6 +16,11 @@ from tests.scheduler.scheduler_testing import MakeScheduler
 from tests.support.fake_clock import FakeClock
 
 
+def _group(isps: list[str], regions: list[str]) -> dict[str, object]:
+    return {"capacity": {"isps": isps, "regions": regions}}
+
+
+
 def test_a_known_task_goes_back_to_its_worker_whatever_its_load(make_scheduler: MakeScheduler) -> None:
     s = make_scheduler()
     s.add_worker("p1", {})
@@ -209,14 +214,35 @@ def test_claiming_a_task_reserved_on_another_worker_raises_and_keeps_the_reserva
     make_scheduler: MakeScheduler,
 ) -> None:
     s = make_scheduler()
-    s.add_worker("p1", {})
-    s.add_worker("p2", {})
+    s.add_worker("p1", _group(["isp-a"], []))
+    s.add_worker("p2", _group(["isp-b"], []))
     worker = s.schedule("token", None)
     other = "p2" if worker == "p1" else "p1"
     with pytest.raises(TaskOnOtherWorker) as caught:
         s.claim("token", other)
     assert caught.value.code == "wrong_worker"
     s.claim("token", worker)
+
+
+def test_a_sibling_claims_a_live_workers_reservation_but_not_its_running_task(
+    make_scheduler: MakeScheduler,
+) -> None:
+    # The portal a token names died and nobody noticed yet; the load balancer sent its client on.
+    s = make_scheduler()
+    s.add_worker("p1", _group(["isp-a"], ["eu"]))
+    s.add_worker("p2", _group(["isp-a"], ["us"]))
+    s.reserve("token", "p1", 30)
+    s.reserve("running", "p1", 30)
+    s.claim("running", "p1")
+    s.claim("token", "p2")
+    assert s.task_view("token")["worker"] == "p2"  # type: ignore[index]
+    assert [t["task"] for t in s.tasks_of("p1")] == ["running"]
+    with pytest.raises(TaskOnOtherWorker):
+        s.claim("running", "p2")
+    with pytest.raises(TaskOnOtherWorker):  # claimed once, at p2
+        s.claim("token", "p1")
+    with pytest.raises(TaskAlreadyClaimed):
+        s.claim("token", "p2")
 
 
 def test_a_repealed_then_rescheduled_task_is_claimable_again(
@@ -311,3 +337,102 @@ def test_the_last_expired_memory_expired_tasks_are_remembered(make_scheduler: Ma
             s.claim(task, "p1")
     with pytest.raises(UnknownTask):
         s.claim("t0", "p1")
+
+
+def test_a_removed_workers_unclaimed_reservation_is_claimed_once_by_a_sibling(
+    make_scheduler: MakeScheduler, clock: FakeClock
+) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", _group(["isp-a"], ["eu"]))
+    s.reserve("token", "p1", 30)
+    s.add_worker("p2", _group(["isp-a"], ["eu"]))
+    assert s.remove_worker("p1") == ["token"]
+    clock.advance(29)
+    s.check_claim("token", "p2")
+    s.claim("token", "p2")
+    assert s.task_view("token") == {"task": "token", "worker": "p2", "state": "executing", "expires_in": None}
+    with pytest.raises(TaskAlreadyClaimed):
+        s.claim("token", "p2")
+
+
+def test_a_removed_workers_reservation_is_refused_to_a_worker_that_does_not_serve_all_it_served(
+    make_scheduler: MakeScheduler,
+) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", _group(["isp-a", "isp-b"], ["eu"]))
+    s.reserve("token", "p1", 30)
+    s.add_worker("other-isp", _group(["isp-b"], ["eu"]))
+    s.remove_worker("p1")
+    with pytest.raises(TaskOnOtherWorker, match="gone"):
+        s.claim("token", "other-isp")
+    assert s.task_view("token") is None
+    s.add_worker("any-isp-region-us", _group([], ["us"]))  # regions are soft; any ISP covers all
+    s.claim("token", "any-isp-region-us")
+
+
+def test_a_removed_any_isp_or_codec_workers_reservation_needs_a_worker_as_wide(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {"capacity": {"video": {"encode": ["vp8"], "decode": ["h264"]}, "algorithms": ["a"]}})
+    s.reserve("token", "p1", 30)
+    s.add_worker("one-isp", {"capacity": {"isps": ["isp-a"], "video": {"encode": ["vp8"], "decode": ["h264"]},
+                                          "algorithms": ["a"]}})
+    s.add_worker("no-encode", {"capacity": {"video": {"decode": ["h264"]}, "algorithms": ["a"]}})
+    s.add_worker("no-decode", {"capacity": {"video": {"encode": ["vp8"]}, "algorithms": ["a"]}})
+    s.add_worker("no-algorithm", {"capacity": {"video": {"encode": ["vp8"], "decode": ["h264"]}}})
+    s.remove_worker("p1")
+    for worker in ("one-isp", "no-encode", "no-decode", "no-algorithm"):
+        with pytest.raises(TaskOnOtherWorker, match="gone"):
+            s.claim("token", worker)
+    s.add_worker("wider", {"capacity": {"video": {"encode": ["vp8", "vp9"], "decode": ["h264"]},
+                                        "algorithms": ["a", "b"]}})
+    s.claim("token", "wider")
+
+
+def test_a_removed_workers_reservation_lapses_when_it_would_have(
+    make_scheduler: MakeScheduler, clock: FakeClock
+) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {})
+    s.reserve("token", "p1", 30)
+    s.add_worker("p2", {})
+    s.remove_worker("p1")
+    clock.advance(30)
+    with pytest.raises(TaskExpired):
+        s.claim("token", "p2")
+
+
+def test_a_removed_workers_claimed_task_is_not_claimable_again(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", {})
+    s.reserve("token", "p1", 30)
+    s.claim("token", "p1")
+    s.add_worker("p2", {})
+    s.remove_worker("p1")
+    with pytest.raises(UnknownTask):
+        s.claim("token", "p2")
+
+
+def test_orphaned_reservations_are_bounded_by_the_expired_memory(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler(expired_memory=2)
+    s.add_worker("p1", {})
+    for task in ("t1", "t2", "t3"):
+        s.reserve(task, "p1", 30)
+    s.add_worker("p2", {})
+    s.remove_worker("p1")
+    with pytest.raises(UnknownTask):
+        s.claim("t1", "p2")
+    s.claim("t2", "p2")
+    s.claim("t3", "p2")
+
+
+def test_a_rescheduled_orphan_is_an_ordinary_reservation_again(make_scheduler: MakeScheduler) -> None:
+    s = make_scheduler()
+    s.add_worker("p1", _group(["isp-a"], []))
+    s.reserve("token", "p1", 30)
+    s.add_worker("p2", _group(["isp-b"], []))
+    s.remove_worker("p1")
+    s.reserve("token", "p2", 30)
+    s.add_worker("p3", _group(["isp-a"], []))
+    with pytest.raises(TaskOnOtherWorker, match="not on 'p3'"):
+        s.claim("token", "p3")
+    s.claim("token", "p2")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from switchboard.admin import run_admin
@@ -44,6 +45,9 @@ async def test_switchboard_up_prints_a_curl_line_whose_token_logs_in(tmp_path: P
         lines = await _read_until(proc, "Ctrl-C")
         text = "\n".join(lines)
         assert f":{api_port}" in text and f":{portal_port}" in text
+        page = next(line.split()[2] for line in lines if line.strip().startswith("status page"))
+        async with aiohttp.ClientSession() as http, http.get(page) as resp:
+            assert resp.status == 401 and 'name="admin_key"' in await resp.text()  # the login form
         curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
         minted = await asyncio.to_thread(
             subprocess.run, curl, shell=True, capture_output=True, text=True, timeout=20, check=True

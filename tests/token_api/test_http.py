@@ -16,7 +16,7 @@ async def test_unknown_routes_and_wrong_methods_are_json(stack: Stack) -> None:
     assert response.status == 404
     assert (await response.json())["error"] == {"code": 1001, "message": "Not Found", "reason": "not_found"}
 
-    response = await stack.session.patch(stack.url("/v1/rooms/x"))
+    response = await stack.session.post(stack.url("/v1/rooms/x"))
     assert response.status == 405
     assert "Allow" in response.headers
     assert (await response.json())["error"]["reason"] == "method_not_allowed"

@@ -1,0 +1,218 @@
+"""The management API of live rooms: participants, streams and server texts (OWT's
+``/v1/rooms/{room}/participants`` and ``/streams`` routes, same paths, bodies and JSON-patch form),
+(``PATCH /v1/rooms/{room}``, a partial update like ``PUT``, is in :mod:`token_api.routes`).
+
+Authenticated like ``/v1/rooms`` (a service key or MAuth).  A live room is held by whichever
+controller the cluster manager says (``get_scheduled``); the route calls that controller's admin
+RPC with the token API's own admin key (``keys.admin_keys``), and asks again when the room moved
+meanwhile (``ManagementSettings.attempts``).  A room that exists but is not live has no
+participants and no streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
+
+from .app_keys import AUTHENTICATOR, STORE
+from .bodies import read_body
+from .errors import BadRequest, GatewayTimeout, ManagementUnavailable, NotFound, RoomNotFound
+from .routes import room_id_of
+from .settings import ManagementSettings
+
+__all__ = ["management_routes", "ManagementRelay", "PatchOperation", "ServerText"]
+
+#: Controller answers that mean the room is between controllers: ask the cluster manager again.
+_MOVING = frozenset({"unknown_room", "room_reloading", "room_closed", "not_found"})
+_NOT_FOUND = {"unknown_participant": "Participant not found", "unknown_stream": "Stream not found",
+              "unknown_target": "Participant not found"}
+_BAD_PATCH = frozenset({"invalid_json_op", "invalid_json_path", "invalid_json_value", "bad_arguments"})
+
+#: What an application sees of a participant (the controller's admin view without its internals).
+_PARTICIPANT_FIELDS = ("id", "user", "role", "permission", "state")
+
+
+class PatchOperation(msgspec.Struct, forbid_unknown_fields=True):
+    """One JSON-patch operation on a participant (``op: "replace"``, ``path:
+    "/permission/{publish|subscribe}[/{audio|video}]"``, as OWT's management API)."""
+
+    op: str
+    path: str
+    value: Any = None
+
+
+class ServerText(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /v1/rooms/{room}/messages``: a text from ``"server"`` to ``"all"`` or one
+    participant id."""
+
+    message: Annotated[str, msgspec.Meta(max_length=16384)]
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "all"
+
+
+class ManagementRelay:
+    """Calls the admin RPC of the controller holding a room."""
+
+    def __init__(self, transport: Transport, cluster_name: str, admin_key: str, settings: ManagementSettings) -> None:
+        self.transport = transport
+        self.cluster_name = cluster_name
+        self.admin_key = admin_key
+        self.settings = settings
+
+    async def call(self, room: str, method: str, **args: Any) -> Any:
+        """``method`` of the room's controller; ``None`` when the room is not live.  Raises the
+        HTTP error that fits the controller's answer."""
+        if not self.admin_key:
+            raise ManagementUnavailable("the management API needs keys.admin_keys on the token API",
+                                        retry_after=self.settings.retry_after, reason="no_admin_key")
+        attempts = self.settings.attempts
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            controller = await self._controller_of(room)
+            if controller is None:
+                return None
+            try:
+                return await self.transport.call(controller, method, {"room": room, **args,
+                                                                      "admin_key": self.admin_key},
+                                                 timeout=self.settings.call_timeout)
+            except RpcRemoteError as exc:
+                if exc.code in _MOVING and not last:
+                    await asyncio.sleep(self.settings.retry_interval)
+                    continue
+                raise _http_error(exc, self.settings.retry_after) from None
+            except RpcUnavailable as exc:  # the controller died: the room is on its way elsewhere
+                if not last:
+                    await asyncio.sleep(self.settings.retry_interval)
+                    continue
+                raise _http_error(exc, self.settings.retry_after) from None
+            except RpcError as exc:
+                raise _http_error(exc, self.settings.retry_after) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _controller_of(self, room: str) -> str | None:
+        try:
+            scheduled = await self.transport.call(self.cluster_name, "get_scheduled",
+                                                  {"purpose": "conference", "task": room},
+                                                  timeout=self.settings.call_timeout)
+        except RpcError as exc:
+            raise _http_error(exc, self.settings.retry_after) from None
+        if not isinstance(scheduled, dict) or not isinstance(scheduled.get("id"), str):
+            return None
+        return str(scheduled["id"])
+
+
+def _http_error(exc: RpcError, retry_after: int) -> web.HTTPError:
+    if exc.code in _NOT_FOUND:
+        return NotFound(_NOT_FOUND[exc.code], reason=exc.code)
+    if exc.code in _BAD_PATCH:
+        return BadRequest(exc.message, reason=exc.code)
+    if isinstance(exc, RpcTimeout):
+        return GatewayTimeout("the room's controller did not answer in time", reason="timeout")
+    if exc.code == "unauthorized":
+        return ManagementUnavailable("the room's controller refused the token API's admin key (keys.admin_keys)",
+                                     retry_after=retry_after, reason="admin_key_refused")
+    return ManagementUnavailable(f"the room cannot be reached now: {exc.message}", retry_after=retry_after,
+                                 reason=exc.code if exc.code in _MOVING else "unavailable")
+
+
+def _public(participant: dict[str, Any]) -> dict[str, Any]:
+    return {key: participant[key] for key in _PARTICIPANT_FIELDS if key in participant}
+
+
+def _stream_id(request: web.Request) -> str:
+    stream = request.match_info["stream"]
+    if not 0 < len(stream) <= 128 or not stream.replace("-", "").isalnum() or not stream.isascii():
+        raise BadRequest("Invalid stream id", reason="invalid_stream_id")
+    return stream
+
+
+def _participant_id(request: web.Request) -> str:
+    participant = request.match_info["participant"]
+    if not 0 < len(participant) <= 128 or not participant.replace("-", "").isalnum() or not participant.isascii():
+        raise BadRequest("Invalid participant id", reason="invalid_participant_id")
+    return participant
+
+
+def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
+    """The routes, to mount on the token API (``extra_routes``)."""
+
+    async def live_room(request: web.Request) -> str:
+        request.app[AUTHENTICATOR].authenticate(request)
+        room = room_id_of(request)
+        if await request.app[STORE].get_fresh(room) is None:
+            raise RoomNotFound(room)
+        return room
+
+    async def participants(request: web.Request) -> web.Response:
+        room = await live_room(request)
+        found = await relay.call(room, "get_participants") or []
+        return web.json_response([_public(p) for p in found])
+
+    async def participant(request: web.Request) -> web.Response:
+        room = await live_room(request)
+        wanted = _participant_id(request)
+        for found in await relay.call(room, "get_participants") or []:
+            if found.get("id") == wanted:
+                return web.json_response(_public(found))
+        raise NotFound("Participant not found", reason="unknown_participant")
+
+    async def patch_participant(request: web.Request) -> web.Response:
+        room = await live_room(request)
+        wanted = _participant_id(request)
+        patch = await read_body(request, list[PatchOperation])
+        updated = await relay.call(room, "control_participant", participant=wanted,
+                                   patch=msgspec.to_builtins(patch))
+        if updated is None:
+            raise NotFound("Participant not found", reason="unknown_participant")
+        return web.json_response(_public(updated))
+
+    async def delete_participant(request: web.Request) -> web.Response:
+        room = await live_room(request)
+        wanted = _participant_id(request)
+        if await relay.call(room, "drop_participant", participant=wanted) is None:
+            raise NotFound("Participant not found", reason="unknown_participant")
+        return web.Response(text="Participant deleted", content_type="text/plain")
+
+    async def streams(request: web.Request) -> web.Response:
+        room = await live_room(request)
+        return web.json_response(await relay.call(room, "get_streams") or [])
+
+    async def stream(request: web.Request) -> web.Response:
+        room = await live_room(request)
+        wanted = _stream_id(request)
+        for found in await relay.call(room, "get_streams") or []:
+            if found.get("id") == wanted:
+                return web.json_response(found)
+        raise NotFound("Stream not found", reason="unknown_stream")
+
+    async def delete_stream(request: web.Request) -> web.Response:
+        room = await live_room(request)
+        if await relay.call(room, "remove_stream", stream=_stream_id(request)) is None:
+            raise NotFound("Stream not found", reason="unknown_stream")
+        return web.Response(text="Stream deleted", content_type="text/plain")
+
+    async def post_message(request: web.Request) -> web.Response:
+        room = await live_room(request)
+        body = await read_body(request, ServerText)
+        sent = await relay.call(room, "send_text", to=body.to, message=body.message)
+        if sent is None:  # nobody is in the room
+            if body.to != "all":
+                raise NotFound("Participant not found", reason="unknown_participant")
+            sent = {"to": "all", "delivered_to": 0}
+        return web.json_response(sent)
+
+    base = "/v1/rooms/{room}"
+    return [
+        web.get(f"{base}/participants", participants),
+        web.get(f"{base}/participants/{{participant}}", participant),
+        web.patch(f"{base}/participants/{{participant}}", patch_participant),
+        web.delete(f"{base}/participants/{{participant}}", delete_participant),
+        web.get(f"{base}/streams", streams),
+        web.get(f"{base}/streams/{{stream}}", stream),
+        web.delete(f"{base}/streams/{{stream}}", delete_stream),
+        web.post(f"{base}/messages", post_message),
+    ]
