@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 
 import pytest_asyncio
 
@@ -155,3 +156,27 @@ async def test_an_endpoint_gets_only_the_types_it_asked_for_signed_with_its_own_
         assert rooms_only.rejected == [] and app.rejected == []
     finally:
         await rooms_only.stop()
+
+
+async def test_an_event_in_flight_at_a_restart_is_sent_by_the_restarted_server(
+    make_embedded: MakeEmbedded, app: AppReceiver, tmp_path: Path,
+) -> None:
+    same = {"keys": {"state_file": str(tmp_path / "state.json")},
+            "journal": {"kind": "sqlite", "sqlite": {"path": str(tmp_path / "journal.sqlite3")}}}
+    first = await make_embedded(webhooks=app.config(), **same)
+    clients = [await Client.join(first.api_url, api_headers=first.service_headers, room="again", user="alice",
+                                 role="presenter")]
+    await wait_until(lambda: len(app.accepted) == 2, what="started, alice joined")
+    app.hold()
+    clients.append(await Client.join(first.api_url, api_headers=first.service_headers, room="again", user="bob",
+                                     role="presenter"))
+    await wait_until(lambda: app.parked == 1, what="bob's join in flight")
+    await first.stop()  # the attempt is cancelled: seq 3 stays in the room's journaled outbox
+    app.release()
+    await make_embedded(webhooks=app.config(), **same)  # adopts the room from the journal
+    await wait_until(lambda: len(app.distinct("again")) >= 3, what="bob's join, from the restarted server")
+    app.check_order("again")
+    assert [(e["type"], e["seq"], e["data"].get("user")) for e in app.distinct("again")[:3]] == [
+        ("room.started", 1, None), ("participant.joined", 2, "alice"), ("participant.joined", 3, "bob")]
+    for client in clients:
+        await client.close()
