@@ -29,8 +29,8 @@ class AppReceiver:
         #: Statuses to answer next, then ``status``.
         self.script: deque[int] = deque()
         self.status = 200
-        #: While set and not open: requests wait at it (``parked`` counts them) and are then refused.
-        self._gate: asyncio.Event | None = None
+        #: While set: requests wait for it (``parked`` counts them), then are answered with its result.
+        self._gate: asyncio.Future[int] | None = None
         self.parked = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -81,9 +81,9 @@ class AppReceiver:
         gate = self._gate
         if gate is not None:
             self.parked += 1
-            await gate.wait()
-            return web.Response(status=503)
-        status = self.script.popleft() if self.script else self.status
+            status = await asyncio.shield(gate)
+        else:
+            status = self.script.popleft() if self.script else self.status
         self.answers.append(status)
         if 200 <= status < 300:
             self.accepted.append(event)
@@ -91,13 +91,16 @@ class AppReceiver:
 
     def hold(self) -> None:
         """Park every request from now on (its sender waits for an answer) until :meth:`release`."""
-        self._gate = asyncio.Event()
+        self._gate = asyncio.get_running_loop().create_future()
 
-    def release(self) -> None:
-        """Refuse the parked requests (503); later ones are answered as usual."""
+    def release(self, status: int = 503, *, hold_on: bool = False) -> None:
+        """Answer the parked requests with ``status`` (2xx: accepted); later ones are answered as
+        usual, or parked again with ``hold_on``."""
         gate, self._gate = self._gate, None
-        if gate is not None:
-            gate.set()
+        if gate is not None and not gate.done():
+            gate.set_result(status)
+        if hold_on:
+            self.hold()
 
     async def start(self) -> None:
         app = web.Application()
