@@ -18,9 +18,9 @@ class EndpointSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     #: The application's URL (http or https); events are POSTed to it as JSON.
     url: str
-    #: Key of the HMAC-SHA256 signature of each delivery (the application holds the same); at least
-    #: 16 characters.  A secret: never logged or shown.
-    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=1024)]
+    #: Key of the HMAC-SHA256 signature of each delivery (the application holds the same); checked
+    #: like every key (32+ characters, not an example, some variety).  Never logged or shown.
+    secret: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     #: Event types sent to this URL (``room.started``, ``participant.joined``, …); empty: all.
     events: list[str] = []
     #: Seconds one delivery attempt may take.
@@ -40,7 +40,7 @@ class EndpointSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
 class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: The application's URLs, each ``{name, url, secret, events, timeout}``: a name for logs and dead
-    #: letters, the http(s) URL, the HMAC key (16+ characters, never shown), the event types it wants
+    #: letters, the http(s) URL, the HMAC key (a key like any other: 32+ characters), the event types it wants
     #: (empty: all; docs/webhooks.md) and the seconds one attempt may take (default 5).
     #: ``SWITCHBOARD_WEBHOOKS__ENDPOINTS`` takes a JSON list.  Default: none (no webhooks).
     endpoints: list[EndpointSettings] = []

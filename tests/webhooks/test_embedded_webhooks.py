@@ -138,7 +138,7 @@ async def _is(count: Awaitable[int], expected: int) -> bool:
 async def test_an_endpoint_gets_only_the_types_it_asked_for_signed_with_its_own_secret(
     make_embedded: MakeEmbedded, app: AppReceiver,
 ) -> None:
-    rooms_only = AppReceiver(secret="another-application-secret-42")
+    rooms_only = AppReceiver(secret="another-application-secret-7f3a9c2e1b")
     await rooms_only.start()
     try:
         config = app.config()

@@ -4,6 +4,7 @@ passes; a forged body, a wrong secret, a stale or future timestamp and a malform
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -42,12 +43,11 @@ def test_the_tolerance_is_the_callers() -> None:
         verify_webhook(BODY, header, SECRET, now=NOW, tolerance=99)
 
 
-_GOOD = {"name": "app", "url": "https://app.example/hooks", "secret": "x" * 16}
+_GOOD = {"name": "app", "url": "https://app.example/hooks", "secret": "Zq8v-3kP_x7TmW2rLc9YbN4hJd6Gf1sA"}
 
 
 @pytest.mark.parametrize(("endpoints", "why"), [
     ([{**_GOOD, "events": ["room.started", "room.exploded"]}], "unknown event type"),
-    ([{**_GOOD, "secret": "short"}], "secret"),
     ([{**_GOOD, "url": "ftp://app.example/hooks"}], "http"),
     ([_GOOD, _GOOD], "unique"),
 ])
@@ -58,3 +58,14 @@ def test_an_endpoint_that_cannot_work_is_refused_at_load(endpoints: list[dict[st
         load_settings(env={}, overrides={"webhooks": {"endpoints": endpoints}})
     from_env = load_settings(env={"SWITCHBOARD_WEBHOOKS__ENDPOINTS": json.dumps([_GOOD])})
     assert [e.name for e in from_env.webhooks.endpoints] == ["app"]
+
+
+@pytest.mark.parametrize("secret", ["short-secret", "x" * 40])
+def test_a_weak_secret_is_refused_like_any_key(secret: str) -> None:
+    from switchboard.config import ConfigError, load_settings
+    from switchboard.keys import check_configured_keys
+
+    settings = load_settings(env={}, overrides={"webhooks": {"endpoints": [{**_GOOD, "secret": secret}]}})
+    with pytest.raises(ConfigError, match=re.escape("webhooks.endpoints[0].secret")):
+        check_configured_keys(settings)
+    check_configured_keys(load_settings(env={}, overrides={"webhooks": {"endpoints": [_GOOD]}}))
