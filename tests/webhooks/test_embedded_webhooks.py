@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest_asyncio
+from prometheus_client import generate_latest
+
+from conference_controller.observe import controller_registry
 
 from switchboard.client import Client
 from tests.alerts.test_embedded_alerts import cli
@@ -87,7 +90,10 @@ async def test_an_event_answered_500_is_sent_again_and_order_holds(make_embedded
     assert app.answers == [500, 503, 200, 200, 200]
     assert [e["type"] for e in app.accepted] == ["room.started", "participant.joined", "participant.joined"]
     app.check_order("flaky")
-    assert server.components["controller"].webhooks.tallies.failed == 2
+    metrics = generate_latest(controller_registry(server.components["controller"])).decode()
+    for line in ("switchboard_controller_webhooks_failed_total 2.0", "switchboard_controller_webhooks_sent_total 3.0",
+                 "switchboard_controller_webhooks_dead_lettered_total 0.0", "switchboard_controller_webhooks_pending 0.0"):
+        assert line in metrics, metrics
     for client in (alice, bob):
         await client.leave()
 
