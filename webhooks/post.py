@@ -41,7 +41,7 @@ async def post_event(session: aiohttp.ClientSession, endpoint: EndpointSettings,
                 status = response.status
     except TimeoutError:
         raise DeliveryFailed(f"no answer within {endpoint.timeout:g} s") from None
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: a URL aiohttp cannot use
         raise DeliveryFailed(type(exc).__name__) from None
     if not 200 <= status < 300:
         raise DeliveryFailed(f"HTTP {status}")

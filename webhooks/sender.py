@@ -132,7 +132,11 @@ class WebhookSender:
                                        for endpoint in self.settings.endpoints if endpoint.wants(event.type)))
             if queue.events and queue.events[0] is event:
                 queue.events.popleft()
-            self._on_done(queue.room, queue.instance, event.seq)
+            try:
+                self._on_done(queue.room, queue.instance, event.seq)
+            except Exception:  # the room failed meanwhile: its next holder sends the event again
+                log.exception("webhook %s of room %s (seq %d) done, but not recorded", event.type, queue.room,
+                              event.seq)
         # Nothing left: the queue goes (a later put makes a new one).
         if self._queues.get((queue.room, queue.instance)) is queue:
             del self._queues[(queue.room, queue.instance)]
