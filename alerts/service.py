@@ -42,7 +42,8 @@ DEAD_LETTER_METHODS = frozenset({"dead_letters_list", "dead_letters_show", "dead
 class AlertService:
     """:param leads: whether this process speaks for the cluster (the active cluster manager):
         only then does it report its own broker link going and coming back.
-    :param clock: monotonic seconds (the grouping windows); ``sleep``: the backoff between attempts."""
+    :param clock: monotonic seconds (the grouping windows); ``sleep``: the backoff between attempts.
+    :param on_alert: told of every alert as it goes out to the sinks (the status page's timeline)."""
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class AlertService:
         leads: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        on_alert: Callable[[Alert], None] | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings
@@ -64,6 +66,7 @@ class AlertService:
         self._keys = admin_keys
         self._leads = leads
         self._sleep = sleep
+        self._on_alert = on_alert
         self._grouper = Grouper(settings.group_window, max_groups=settings.max_groups,
                                 max_listed=settings.max_faults_listed, clock=clock)
         self._clock = clock
@@ -168,6 +171,11 @@ class AlertService:
                 self._dispatch(alert)
 
     def _dispatch(self, alert: Alert) -> None:
+        if self._on_alert is not None:
+            try:
+                self._on_alert(alert)
+            except Exception:
+                log.exception("on_alert failed for alert %s", alert.id)
         for sink in self.sinks.values():
             if len(self._deliveries) >= self.settings.max_deliveries:
                 self._spawn(self._dead_alert(sink, alert, "too many deliveries in progress", 0))

@@ -133,6 +133,7 @@ class ClusterManager:
         may_act: Callable[[], bool] | None = None,
         tallies: ManagerTallies | None = None,
         faults: FaultLog | None = None,
+        alerts: FaultReporter | None = None,
         standbys: Callable[[], list[ManagerView]] = list,
     ) -> None:
         self.transport = transport
@@ -162,7 +163,7 @@ class ClusterManager:
         #: The fault timeline (see :mod:`cluster_manager.faults`): ``subscribe`` to hear every fault.
         self.fault_log = faults or FaultLog(self.settings.fault_log_size)
         #: Faults this manager decides (a worker lost, a failover's result) also go to the alert service.
-        self.alerts = FaultReporter(transport, self.settings.name)
+        self.alerts = alerts or FaultReporter(transport, self.settings.name)
         self._lost = LostWorkers(self.settings.lost_worker_retention, self.settings.lost_worker_limit, clock=clock)
         self._failover = Failover(transport, self.settings, self._writer, may_act=self._may_act,
                                   tallies=self.tallies, faults=self.fault_log, alerts=self.alerts)

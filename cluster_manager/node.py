@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from alerts import Fault
+from alerts import Fault, FaultReporter
 from credentials import AdminKeys
 from rpc import Declined, RpcError, ServiceHandle, Subscription, Transport, rpc_method, rpc_method_names
 
@@ -68,9 +68,12 @@ class ManagerNode:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         admin_keys: AdminKeys | None = None,
+        alerts: FaultReporter | None = None,
     ) -> None:
         self.transport = transport
         self.settings = msgspec.structs.replace(settings or ClusterManagerSettings(), replication=True)
+        #: Where every manager this node runs reports the faults it decides (the alert service).
+        self.alerts = alerts or FaultReporter(transport, self.settings.name)
         self._clock = clock
         self._rng = rng
         self._admin_keys = admin_keys
@@ -209,7 +212,7 @@ class ManagerNode:
         manager = ClusterManager(
             self.transport, self.settings, clock=self._clock, fresh=registry is None, rng=self._rng,
             admin_keys=self._admin_keys, epoch=epoch, registry=registry, seq=seq, may_act=self.leads,
-            tallies=self.tallies, faults=self.fault_log,
+            tallies=self.tallies, faults=self.fault_log, alerts=self.alerts,
             standbys=lambda: self.standbys.views(exclude=self.transport.node_id),
         )
         self._probe_at = None
@@ -224,7 +227,7 @@ class ManagerNode:
                   seq=replica.seq,
                   from_copy=synced, first_request=method)
         if epoch > 1:  # another node led before: a standby (or this node again) took over
-            manager.alerts.report(Fault(
+            self.alerts.report(Fault(
                 kind="manager_failover", severity="warning", subject=self.name, group=f"manager:{epoch}",
                 summary=f"cluster manager {self.name}: {self.transport.node_id} became the active one (epoch {epoch})",
                 details={"epoch": epoch, "from_copy": synced}))

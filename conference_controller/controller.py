@@ -114,6 +114,7 @@ class Controller:
         journal: Journal | None = None,
         own_journal: bool = False,
         adopt_rooms: bool = False,
+        alerts: FaultReporter | None = None,
         webhooks: WebhookSettings | None = None,
     ) -> None:
         self.transport = transport
@@ -140,7 +141,7 @@ class Controller:
         self.journal = journal
         self.log = EventLog(worker=self.worker_id)
         self.delivery = Delivery(transport, self.worker_id, settings, self.log,
-                                 faults=FaultReporter(transport, worker_settings.cluster_name))
+                                 faults=alerts or FaultReporter(transport, worker_settings.cluster_name))
         #: Sends the rooms' webhook events (docs/webhooks.md); the dead letters go where the delivery's go.
         self.webhooks = WebhookSender(webhooks or WebhookSettings(), cluster=worker_settings.cluster_name,
                                       faults=self.delivery.faults, on_done=self._hooks_done)

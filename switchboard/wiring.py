@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from alerts import AlertService, FaultReporter, LocalDeadLetters, alerts_service_name
+from alerts import Alert, AlertService, FaultReporter, LocalDeadLetters, alerts_service_name
 from alerts.observe import register_alert_metrics
 from alerts.service import DEAD_LETTER_METHODS
 from cluster_manager import ClusterManager
@@ -71,27 +71,28 @@ def build_role(role: str, settings: Settings, transport: Transport, *, embedded:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
     check_role_keys(role, settings)
+    reporter = FaultReporter(transport, settings.cluster_manager.name,
+                             max_in_flight=settings.alerts.max_reports_in_flight)
     # A handler's unexpected exception is a fault (the alert service's own are only logged).
-    transport.on_failed = FaultReporter(transport, settings.cluster_manager.name,
-                                        max_in_flight=settings.alerts.max_reports_in_flight).handler_failed
+    transport.on_failed = reporter.handler_failed
     try:
-        return _build(role, settings, transport, embedded)
+        return _build(role, settings, transport, embedded, reporter)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _build(role: str, settings: Settings, transport: Transport, embedded: bool) -> Component:
+def _build(role: str, settings: Settings, transport: Transport, embedded: bool, alerts: FaultReporter) -> Component:
     admin_keys = AdminKeys(settings.keys.admin_keys)
     if role == "cluster-manager":
         if embedded:
-            return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys)
+            return ClusterManager(transport, settings.cluster_manager, admin_keys=admin_keys, alerts=alerts)
         # A process of its own is one of any number of managers: active, or a hot standby.
-        return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys)
+        return ManagerNode(transport, settings.cluster_manager, admin_keys=admin_keys, alerts=alerts)
     if role == "token-api":
-        alerts = alerts_service_name(settings.cluster_manager.name)
+        alert_service = alerts_service_name(settings.cluster_manager.name)
         routes = admin_rpc_routes(transport, settings.cluster_manager.name,
                                   allowed_methods=ADMIN_METHODS | DEAD_LETTER_METHODS,
-                                  services={method: alerts for method in DEAD_LETTER_METHODS})
+                                  services={method: alert_service for method in DEAD_LETTER_METHODS})
         relay = ManagementRelay(transport, settings.cluster_manager.name, admin_keys.own(),
                                 settings.token_api.management)
         routes += management_routes(relay)
@@ -102,7 +103,7 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool) 
     return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys,
                       rooms_service=rooms_service_name(settings.worker.cluster_name),
                       journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded,
-                      webhooks=settings.webhooks)
+                      alerts=alerts, webhooks=settings.webhooks)
 
 
 def build_observer(role: str, settings: Settings, component: Component) -> ObserveServer | None:
@@ -141,7 +142,17 @@ def build_alerts(settings: Settings, transport: Transport, component: Component 
         store = AmqpDeadLetters(settings.rpc.broker_url, cluster, settings.alerts.dead_letters,
                                 node_id=transport.node_id)
     leads = component.leads if isinstance(component, ManagerNode) else (lambda: True)
-    return AlertService(transport, settings.alerts, cluster=cluster, store=store, admin_keys=admin_keys, leads=leads)
+    fault_log = component.fault_log if isinstance(component, (ManagerNode, ClusterManager)) else None
+
+    def on_alert(alert: Alert) -> None:
+        # On the status page's timeline, when this process's manager is the one it reads (the active
+        # one: always when embedded; in a cluster, the broker picks each single-active consumer alone).
+        if fault_log is not None:
+            fault_log.record("alert", severity=alert.severity, count=alert.count, group=alert.group,
+                             summary=alert.title)
+
+    return AlertService(transport, settings.alerts, cluster=cluster, store=store, admin_keys=admin_keys, leads=leads,
+                        on_alert=on_alert)
 
 
 def role_transport(role: str, settings: Settings) -> Transport:
@@ -192,7 +203,8 @@ class EmbeddedCluster:
                     await component.start()
                     undo.push_async_callback(_stop, role, component)
                     self.components[role] = component
-                alerts = build_alerts(self.settings, self.components["cluster-manager"].transport, embedded=True)
+                manager = self.components["cluster-manager"]
+                alerts = build_alerts(self.settings, manager.transport, manager, embedded=True)
                 # The token API's /metrics stands for the whole embedded server.
                 register_alert_metrics(self.components["token-api"].app[METRICS].registry, alerts.tallies)
                 await alerts.start()

@@ -66,6 +66,14 @@ async def test_repeated_faults_go_out_as_one_slack_alert_with_their_count(
             metrics = await response.text()
     assert 'switchboard_alerts_sent_total{sink="ops"} 1.0' in metrics
     assert 'switchboard_faults_received_total{kind="handler_failed"} 20.0' in metrics
+    # The status page's timeline shows the alert that went out.
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.api_url}/admin/rpc", json={"method": "faults", "args": {"since": 0}},
+                             headers=server.admin_headers) as response:
+            timeline = (await response.json())["result"]["faults"]
+    [entry] = [f for f in timeline if f["kind"] == "alert"]
+    assert (entry["severity"], entry["detail"]["count"]) == ("error", 20)
+    assert entry["detail"]["summary"] == "svc.method failed: KeyError (0) (+19 related)"
 
 
 async def test_an_undeliverable_alert_becomes_a_dead_letter_the_cli_lists_retries_and_purges(
