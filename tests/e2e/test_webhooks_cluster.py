@@ -2,16 +2,20 @@
 while its attempt to deliver the room's latest event waits for an answer, and before the record that
 an earlier event was delivered is written; the room's next holder sends both again from the room's
 journaled outbox, and what follows keeps the room's seq order: nothing lost, the one repeat an exact
-copy of what was already delivered (docs/webhooks.md, *Guarantees*)."""
+copy of what was already delivered (docs/webhooks.md, *Guarantees*).  Then an application down for
+longer than the attempts: the events become dead letters on the broker, which the real
+``switchboard admin dead-letters`` CLI lists and retries."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from switchboard.client import Client, ClientError
+from tests.e2e.test_alerts_cluster import _cli
 from tests.support.app_webhooks import AppReceiver
 from tests.support.processes import ProcessCluster
 from tests.support.waiting import wait_until
@@ -32,7 +36,7 @@ async def test_a_controller_killed_mid_room_loses_no_event_and_keeps_the_rooms_o
 ) -> None:
     app = AppReceiver()
     await app.start()
-    config = app.config(attempts=20, backoff_initial=0.1, backoff_max=0.3)
+    config = app.config(attempts=3, backoff_initial=0.1, backoff_max=0.3)
     config["endpoints"][0]["timeout"] = 20.0  # the attempt in flight at the kill waits, not retries
     cluster = process_cluster(portals=2, controllers=2, env_overrides={
         "SWITCHBOARD_WEBHOOKS__ENDPOINTS": json.dumps(config["endpoints"]),
@@ -88,6 +92,32 @@ async def test_a_controller_killed_mid_room_loses_no_event_and_keeps_the_rooms_o
         # After the failover, alice is only taken back (resumed) or held and resumed: never joined again.
         assert set(kinds[4:-2]) <= {("participant.resumed", "alice"), ("participant.held", "alice")}, kinds
         assert app.rejected == []
+
+        # An application down for longer: dead letters on the broker, which `retry` delivers (through
+        # any controller's <cluster>.webhooks).
+        app.status = 503
+        late = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="late", user="carol",
+                                 role="presenter")
+        clients.append(late)
+
+        async def letters() -> list[dict[str, Any]]:
+            code, out = await _cli(cluster, "list", "--json")
+            assert code == 0, out
+            return [d for d in json.loads(out) if "of room late" in d["description"]]
+
+        async def two() -> list[dict[str, Any]] | None:
+            found = await letters()
+            return found if len(found) == 2 else None
+
+        found = await wait_until(two, timeout=30, interval=0.5, what="two webhook dead letters")
+        assert sorted(d["description"] for d in found) == ["webhook participant.joined of room late (seq 2) to app",
+                                                           "webhook room.started of room late (seq 1) to app"]
+        app.status = 200
+        for letter in sorted(found, key=lambda d: str(d["description"]), reverse=True):
+            code, out = await _cli(cluster, "retry", letter["id"])
+            assert code == 0, out
+        assert [(e["type"], e["seq"]) for e in app.of_room("late")] == [("room.started", 1), ("participant.joined", 2)]
+        assert await letters() == []
     except BaseException:
         print(cluster.logs_tail(3000))
         raise
