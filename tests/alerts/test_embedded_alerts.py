@@ -95,7 +95,7 @@ async def test_an_undeliverable_alert_becomes_a_dead_letter_the_cli_lists_retrie
     code, out = await cli("list", "--json", url=url, key=key)
     assert code == 0, out
     letters = json.loads(out)
-    lost = next(d for d in letters if "portal-9 lost" in d["description"])
+    lost = next(d for d in letters if d["description"].startswith("alert: portal-9 lost"))
     assert (lost["origin"], lost["to"], lost["attempts"], lost["reason"]) == ("alert", "ops", 3, "HTTP 500")
     code, out = await cli("list", url=url, key=key)
     assert code == 0 and lost["id"] in out and "HTTP 500" in out
