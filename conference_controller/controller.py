@@ -29,6 +29,7 @@ from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscript
 from rpc.settings import WorkerSettings
 from rpc.version import software_version
 from rpc.worker import ClusterWorker
+from webhooks import HookEvent, WebhookSender, WebhookService, WebhookSettings, webhooks_service_name
 
 from . import machine
 from .delivery import Delivery
@@ -44,6 +45,7 @@ from .errors import (
 from .events import (
     Event,
     Held,
+    HooksSent,
     Joined,
     Left,
     Notified,
@@ -113,6 +115,7 @@ class Controller:
         own_journal: bool = False,
         adopt_rooms: bool = False,
         alerts: FaultReporter | None = None,
+        webhooks: WebhookSettings | None = None,
     ) -> None:
         self.transport = transport
         #: ``start()`` opens the journal and ``stop()`` closes it (else whoever made it does).
@@ -130,6 +133,7 @@ class Controller:
             outbox_max_messages=max(1, settings.outbox_max_messages), outbox_max_age=settings.outbox_max_age,
             dedupe_window=max(1, settings.dedupe_window), reconnection_timeout=settings.reconnection_timeout,
             ticket_retry_window=settings.ticket_retry_window,
+            hook_outbox_max=webhooks.max_pending_per_room if webhooks is not None and webhooks.endpoints else 0,
         )
         self.worker_settings = worker_settings
         self.worker_id = WorkerId(worker_id or default_worker_id())
@@ -138,6 +142,10 @@ class Controller:
         self.log = EventLog(worker=self.worker_id)
         self.delivery = Delivery(transport, self.worker_id, settings, self.log,
                                  faults=alerts or FaultReporter(transport, worker_settings.cluster_name))
+        #: Sends the rooms' webhook events (docs/webhooks.md); the dead letters go where the delivery's go.
+        self.webhooks = WebhookSender(webhooks or WebhookSettings(), cluster=worker_settings.cluster_name,
+                                      faults=self.delivery.faults, on_done=self._hooks_done)
+        self._webhook_service: ServiceHandle | None = None
         self.media = MediaGateway(transport, cluster=worker_settings.cluster_name, controller=self.worker_id,
                                   settings=settings, log=self.log)
         self.sessions = MediaSessions(self)
@@ -188,6 +196,10 @@ class Controller:
                     undo.push_async_callback(self.journal.close)
                 self._service = await self.transport.serve(self.worker_id, ControllerService(self))
                 undo.push_async_callback(self._service.stop)
+                if self.webhooks.enabled:
+                    self._webhook_service = await self.transport.serve(
+                        webhooks_service_name(self.worker_settings.cluster_name), WebhookService(self.webhooks))
+                    undo.push_async_callback(self._webhook_service.stop)
                 self._events = await self.transport.subscribe_events("exit.#", self._on_fault)
                 undo.push_async_callback(self._events.cancel)
                 await self.worker.start()
@@ -220,6 +232,8 @@ class Controller:
             await self._events.cancel()
         if self._service is not None:
             await self._service.stop()
+        if self._webhook_service is not None:
+            await self._webhook_service.stop()
         await self._end_rooms()
         if self._started:
             await self._quit_cluster()
@@ -238,6 +252,7 @@ class Controller:
         for room in self.rooms.values():
             room.cancel_timers()
         await self.delivery.close()
+        await self.webhooks.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, *self._loading.values(), return_exceptions=True)
@@ -312,10 +327,12 @@ class Controller:
             raise room.failed
         if not events and not room.deferred:
             return _DONE
+        hooked = room.state.hooks.last_seq
         machine.apply_all(room.state, events)
+        hooks = self._new_hooks(room, hooked)
         self._index(room, events)
         if self.journal is None:
-            self._effects(room, events)
+            self._effects(room, events, hooks)
             return _DONE
         # Deferred events were applied before these: written first, in the same record, order kept.
         self.tallies.journal_appends += 1
@@ -335,13 +352,13 @@ class Controller:
                 snapshot = self._snapshot_due(room)
                 if snapshot is not None:
                     self._spawn_snapshot(room, offset, snapshot)
-                self._effects(room, events)
+                self._effects(room, events, hooks)
                 return _DONE
         submit = getattr(self.journal, "submit", None)  # a journal that queues without a coroutine of its own
         append = (submit(room.id, room.state.epoch, body) if submit is not None
                   else asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, body)))
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        room.pending.append((append, lambda: self._effects(room, events), waiter, self._snapshot_due(room)))
+        room.pending.append((append, lambda: self._effects(room, events, hooks), waiter, self._snapshot_due(room)))
         append.add_done_callback(lambda _: self._drain(room))
         return waiter
 
@@ -447,6 +464,7 @@ class Controller:
         fail with ``failure``, and its participants are no longer known here."""
         room.failed = failure
         room.cancel_timers()
+        self.webhooks.forget(room.id)
         waiters = [entry[2] for entry in room.pending]
         room.pending.clear()
         for each in waiters:
@@ -527,8 +545,29 @@ class Controller:
             elif isinstance(event, Resumed):
                 room.cancel_hold_timer(event.participant)
 
-    def _effects(self, room: Room, events: list[Event]) -> None:
-        """Act on durable events: deliver notifications, tell agents, log."""
+    @staticmethod
+    def _new_hooks(room: Room, hooked: int) -> list[HookEvent]:
+        """The webhook events the events just applied made (their seqs are above ``hooked``)."""
+        outbox = room.state.hooks
+        if outbox.last_seq == hooked:
+            return []
+        return [hook for hook in outbox.pending if hook.seq > hooked]
+
+    def _hooks_done(self, room_id: str, instance: str, seq: int) -> None:
+        """The room's webhook events up to ``seq`` were delivered or given up: out of its outbox
+        (a deferred record: lost in a crash, they are sent again by the next holder)."""
+        room = self.rooms.get(RoomId(room_id))
+        if room is None or room.failed is not None or room.closed or room.state.hooks.instance != instance:
+            return
+        pending = room.state.hooks.pending
+        if not pending or pending[0].seq > seq:
+            return
+        self.commit_deferred(room, [HooksSent(seq=seq)])
+
+    def _effects(self, room: Room, events: list[Event], hooks: list[HookEvent] | None = None) -> None:
+        """Act on durable events: deliver notifications, tell agents, send webhooks, log."""
+        if hooks:
+            self.webhooks.put(room.id, room.state.hooks.instance, hooks)
         for event in events:
             if isinstance(event, Notified):
                 self.delivery.deliver(room.state, event)
@@ -622,7 +661,8 @@ class Controller:
             config = await self._room_config(room_id)
             epoch = await self._claim(room_id, 0)
             room = Room(machine.new_room(room_id), self.log)
-            await self.commit(room, machine.decide_open(room_id, config, self.limits, epoch, self.worker_id))
+            await self.commit(room, machine.decide_open(room_id, config, self.limits, epoch, self.worker_id,
+                                                        instance=uuid.uuid4().hex[:16]))
             room.log.info("room_created", limit=config.participant_limit, roles=len(config.roles), epoch=epoch)
         self.rooms[room_id] = room
         self._lost_epochs.pop(room_id, None)
@@ -671,6 +711,8 @@ class Controller:
         room = Room(state, self.log)
         room.last_offset = records[-1].offset if records else (snapshot.offset if snapshot is not None else 0)
         await self.commit(room, machine.decide_takeover(state, self.worker_id, epoch, self.clock()))
+        # What its last holder may not have delivered goes out again, in seq order (at least once).
+        self.webhooks.put(room.id, state.hooks.instance, list(state.hooks.pending))
         for participant in state.participants.values():
             if not participant.connected:
                 self._arm_hold(room, Held(participant=participant.id, deadline=participant.hold_deadline or 0.0))

@@ -40,6 +40,7 @@ __all__ = [
     "Notified",
     "Answered",
     "RoomClosed",
+    "HooksSent",
     "encode_events",
     "decode_events",
 ]
@@ -55,6 +56,8 @@ class RoomOpened(_Event, kw_only=True, tag="open"):
     limits: Limits
     epoch: int
     controller: str
+    #: Names this run of the room (its webhook event ids start with it; a room id may come again).
+    instance: str = ""
 
 
 class TakenOver(_Event, kw_only=True, tag="takeover"):
@@ -189,10 +192,16 @@ class RoomClosed(_Event, kw_only=True, tag="close"):
     pass
 
 
+class HooksSent(_Event, kw_only=True, tag="hooks_sent"):
+    """The room's webhook events up to ``seq`` were delivered (or given up as dead letters)."""
+
+    seq: int
+
+
 Event = Union[
     RoomOpened, TakenOver, Joined, Left, Held, Resumed, TicketRefreshed, Acked, PermissionChanged,
     TransportPlaced, TransportLost, StreamAdded, StreamReady, TrackStatus, StreamRemoved, SubscriptionAdded,
-    SubscriptionReady, SubscriptionRemoved, Notified, Answered, RoomClosed,
+    SubscriptionReady, SubscriptionRemoved, Notified, Answered, RoomClosed, HooksSent,
 ]
 
 _encoder = msgspec.msgpack.Encoder()

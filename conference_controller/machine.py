@@ -42,6 +42,7 @@ from .events import (
     Answered,
     Event,
     Held,
+    HooksSent,
     Joined,
     Left,
     Notified,
@@ -61,6 +62,7 @@ from .events import (
     TransportLost,
     TransportPlaced,
 )
+from .hooks import hook_of, hooks_sent, record
 from .messages import ParticipantInit, Permission, PublishInfo, RoomConfig, SubscribeInfo
 from .state import (
     Limits,
@@ -112,6 +114,13 @@ def apply(state: RoomState, event: Event) -> None:
         _acked(state, event)  # type: ignore[arg-type]
     elif kind is Answered:
         _answered(state, event)  # type: ignore[arg-type]
+    elif kind is HooksSent:
+        hooks_sent(state, event)  # type: ignore[arg-type]
+    elif kind in _HOOKED:
+        hook = hook_of(state, event)
+        _APPLY[kind](state, event)
+        if hook is not None:
+            record(state, event, hook)
     else:
         _APPLY[kind](state, event)
 
@@ -344,6 +353,8 @@ _APPLY: dict[type, Any] = {
     SubscriptionRemoved: _subscription_removed,
     RoomClosed: _closed,
 }
+#: Room events that may be webhook events (:mod:`~conference_controller.hooks`).
+_HOOKED = frozenset({RoomOpened, RoomClosed, Joined, Left, Held, Resumed, StreamAdded, StreamRemoved})
 
 
 # -- decide: every check, no change ---------------------------------------------------------------
@@ -381,8 +392,10 @@ def member(state: RoomState, participant_id: str) -> ParticipantState:
     return participant
 
 
-def decide_open(room: str, config: RoomConfig, limits: Limits, epoch: int, controller: str) -> list[Event]:
-    return [RoomOpened(room=room, config=config, limits=limits, epoch=epoch, controller=controller)]
+def decide_open(room: str, config: RoomConfig, limits: Limits, epoch: int, controller: str,
+                instance: str = "") -> list[Event]:
+    return [RoomOpened(room=room, config=config, limits=limits, epoch=epoch, controller=controller,
+                       instance=instance)]
 
 
 def decide_takeover(state: RoomState, controller: str, epoch: int, at: float) -> list[Event]:

@@ -78,6 +78,17 @@ class ControllerCollector(Collector):
         yield CounterMetricFamily("switchboard_controller_rooms_recovered",
                                   "Rooms rebuilt here from the journal (failover, migration, reload)",
                                   value=c.tallies.rooms_recovered)
+        hooks = c.webhooks.tallies
+        yield GaugeMetricFamily("switchboard_controller_webhooks_pending",
+                                "Webhook events of rooms held here not yet delivered or given up",
+                                value=sum(len(room.state.hooks.pending) for room in c.rooms.values()))
+        yield CounterMetricFamily("switchboard_controller_webhooks_sent", "Webhook deliveries an endpoint took",
+                                  value=hooks.sent)
+        yield CounterMetricFamily("switchboard_controller_webhooks_failed", "Failed webhook delivery attempts",
+                                  value=hooks.failed)
+        yield CounterMetricFamily("switchboard_controller_webhooks_dead_lettered",
+                                  "Webhook deliveries no attempt got through (kept as dead letters)",
+                                  value=hooks.dead_lettered)
         yield GaugeMetricFamily("switchboard_controller_broker_connected", "1 while connected to the broker",
                                 value=1 if c.transport.connected else 0)
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from webhooks.events import HookOutbox
+
 from .messages import Permission, PublishInfo, RoomConfig, SubscribeInfo
 
 __all__ = [
@@ -36,6 +38,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     dedupe_window: int = 256
     reconnection_timeout: float = 60.0
     ticket_retry_window: float = 30.0
+    #: Webhook events kept until delivered, at most (0: webhooks off, none kept).
+    hook_outbox_max: int = 0
 
 
 class Message(msgspec.Struct, frozen=True, array_like=True):
@@ -183,6 +187,8 @@ class RoomState(msgspec.Struct, kw_only=True):
     closed: bool = False
     #: Events applied so far (a snapshot says how far it got).
     applied: int = 0
+    #: Webhook events not yet delivered, and the room's last hook seq (:mod:`~conference_controller.hooks`).
+    hooks: HookOutbox = msgspec.field(default_factory=HookOutbox)
 
     @property
     def idle(self) -> bool:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from alerts.settings import AlertSettings
+from webhooks.settings import WebhookSettings
 from cluster_manager.settings import ClusterManagerSettings
 from conference_controller.settings import ControllerSettings
 from credentials import KeySettings
@@ -115,6 +116,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     load_balancer: LoadBalancerSettings = msgspec.field(default_factory=LoadBalancerSettings)
     local_cluster: LocalClusterSettings = msgspec.field(default_factory=LocalClusterSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
 
     def __post_init__(self) -> None:
         # Rules across sections.  A frozen leader must find its lease run out before the broker hands

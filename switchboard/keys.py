@@ -40,6 +40,8 @@ def _configured(settings: Settings) -> Iterator[tuple[str, str]]:
         yield f"keys.admin_keys[{i}]", key
     for service, key in settings.token_api.service_keys.items():
         yield f"token_api.service_keys.{service}", key
+    for i, endpoint in enumerate(settings.webhooks.endpoints):
+        yield f"webhooks.endpoints[{i}].secret", endpoint.secret
 
 
 def check_configured_keys(settings: Settings) -> None:

@@ -111,7 +111,7 @@ def _build(role: str, settings: Settings, transport: Transport, embedded: bool, 
     return Controller(transport, settings.controller, settings.worker, admin_keys=admin_keys,
                       rooms_service=rooms_service_name(settings.worker.cluster_name),
                       journal=build_journal(settings, embedded=embedded), own_journal=True, adopt_rooms=embedded,
-                      alerts=alerts)
+                      alerts=alerts, webhooks=settings.webhooks)
 
 
 def build_observer(role: str, settings: Settings, component: Component) -> ObserveServer | None:

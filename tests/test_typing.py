@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["eventlog", "alerts", "observability", "rpc", "credentials", "edge", "journal", "scheduler", "cluster_manager",
-            "token_api", "portal",
+PACKAGES = ["eventlog", "alerts", "webhooks", "observability", "rpc", "credentials", "edge", "journal", "scheduler",
+            "cluster_manager", "token_api", "portal",
             "conference_controller", "switchboard"]
 TARGETS = {"packages": PACKAGES, "tests": ["tests"], "bench": ["bench"]}
 
