@@ -172,3 +172,34 @@ async def test_patch_of_a_room_changes_only_what_it_names(api: Api) -> None:
 async def test_every_management_route_refuses_an_anonymous_caller(api: Api, method: str, path: str) -> None:
     status, _ = await api(method, path, [] if method == "PATCH" else None, auth=False)
     assert status == 401
+
+
+async def test_the_owt_routes_answer_a_request_signed_as_owts_management_client_signs_it(
+    server: EmbeddedCluster, clients: list[Client],
+) -> None:
+    """MAuth, as OWT's server SDK (nuve) signs each request: a new cnonce and timestamp each time."""
+    from tests.token_api.conftest import mauth_header
+
+    local = server.keys.local
+    assert local is not None
+    alice = await _join(server, clients, "alice")
+    bob = await _join(server, clients, "bob", "viewer")
+
+    async def signed(method: str, path: str, body: Any = None, *, key: str = local.service_key) -> tuple[int, Any]:
+        headers = {"Authorization": mauth_header(local.service_id, key)}
+        async with aiohttp.ClientSession() as session:
+            async with session.request(method, server.api_url + path, json=body, headers=headers) as resp:
+                return resp.status, await resp.json(content_type=None) if resp.content_type == "application/json" \
+                    else await resp.text()
+
+    status, listed = await signed("GET", "/v1/rooms/mgmt/participants")
+    assert status == 200 and {p["id"] for p in listed} == {alice.id, bob.id}
+    status, updated = await signed("PATCH", f"/v1/rooms/mgmt/participants/{bob.id}",
+                                   [{"op": "replace", "path": "/permission/publish/video", "value": True}])
+    assert status == 200 and updated["permission"]["publish"]["video"] is True
+    assert await signed("GET", "/v1/rooms/mgmt/streams") == (200, [])
+    assert await signed("POST", "/v1/rooms/mgmt/messages", {"message": "signed"}) == (
+        200, {"to": "all", "delivered_to": 2})
+    assert (await signed("DELETE", f"/v1/rooms/mgmt/participants/{bob.id}")) == (200, "Participant deleted")
+    assert (await signed("GET", "/v1/rooms/mgmt/participants", key="not-the-key"))[0] == 401
+    assert [p["id"] for p in (await signed("GET", "/v1/rooms/mgmt/participants"))[1]] == [alice.id]
