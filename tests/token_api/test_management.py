@@ -182,11 +182,12 @@ async def test_the_owt_routes_answer_a_request_signed_as_owts_management_client_
 
     local = server.keys.local
     assert local is not None
+    service_id, service_key = local.service_id, local.service_key
     alice = await _join(server, clients, "alice")
     bob = await _join(server, clients, "bob", "viewer")
 
-    async def signed(method: str, path: str, body: Any = None, *, key: str = local.service_key) -> tuple[int, Any]:
-        headers = {"Authorization": mauth_header(local.service_id, key)}
+    async def signed(method: str, path: str, body: Any = None, *, key: str = service_key) -> tuple[int, Any]:
+        headers = {"Authorization": mauth_header(service_id, key)}
         async with aiohttp.ClientSession() as session:
             async with session.request(method, server.api_url + path, json=body, headers=headers) as resp:
                 return resp.status, await resp.json(content_type=None) if resp.content_type == "application/json" \
