@@ -7,6 +7,8 @@ WORKDIR /app
 
 COPY pyproject.toml README.md ./
 COPY eventlog ./eventlog
+COPY alerts ./alerts
+COPY webhooks ./webhooks
 COPY observability ./observability
 COPY rpc ./rpc
 COPY credentials ./credentials

@@ -52,10 +52,11 @@ class AlertSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_faults_listed: Annotated[int, msgspec.Meta(gt=0, le=1000)] = 10
     #: Delivery attempts per alert and sink (the first included) before it becomes a dead letter.
     attempts: Annotated[int, msgspec.Meta(gt=0, le=20)] = 4
-    #: Exponential backoff between attempts: the first wait, seconds, doubling up to ``backoff_max``,
-    #: plus a random jitter of up to ``backoff_jitter`` seconds.
+    #: Seconds before an alert's second attempt; each next wait doubles (exponential backoff).
     backoff_initial: _Positive = 0.5
+    #: Longest wait between two attempts of an alert, seconds (the doubling stops there).
     backoff_max: _Positive = 30.0
+    #: Random seconds, up to this, added to each wait between an alert's attempts.
     backoff_jitter: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.5
     #: Alert deliveries in progress at most (a sink that hangs cannot pile up tasks): beyond, an
     #: alert becomes a dead letter at once.
