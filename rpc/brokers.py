@@ -54,7 +54,11 @@ class FailoverConnection(RobustConnection):
     def __init__(self, urls: Sequence[str], first: int = 0, **kwargs: Any) -> None:
         if not urls:
             raise ValueError("a connection needs at least one broker address")
-        self._addresses = [yarl.URL(url) for url in urls]
+        # aio-pika keeps only its own parameters from keyword arguments: the AMQP heartbeat reaches
+        # aiormq through each address's query (as ``connect_robust`` would put it there).
+        heartbeat = kwargs.pop("heartbeat", None)
+        self._addresses = [yarl.URL(url) if heartbeat is None else yarl.URL(url).update_query(heartbeat=int(heartbeat))
+                           for url in urls]
         self._index = first % len(self._addresses)
         self._attempts = 0
         self._connected_since_attempt = False

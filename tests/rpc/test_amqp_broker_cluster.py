@@ -38,6 +38,22 @@ def test_the_broker_url_names_one_node_or_several_separated_by_commas() -> None:
     assert redacted("amqp://u:secret@h1/") == "amqp://u:******@h1/"
 
 
+async def test_the_amqp_heartbeat_is_the_one_configured(rabbit: RabbitNode) -> None:
+    """A frozen peer is noticed after ~2 heartbeats: aio-pika drops a ``heartbeat`` keyword, so it
+    must reach the connection through each address (a cluster manager frozen by SIGSTOP was not
+    replaced for 60 s when it did not)."""
+    transport = AmqpTransport("beat", RpcSettings(broker_url=f"{rabbit.url},amqp://127.0.0.1:{free_port()}/",
+                                                  heartbeat=3))
+    await transport.start()
+    try:
+        assert transport._conn is not None
+        assert transport._conn.url.query.get("heartbeat") == "3"
+        underlying = transport._conn.transport
+        assert underlying is not None and underlying.connection.heartbeat_timeout == 3
+    finally:
+        await transport.close()
+
+
 async def test_a_node_that_refuses_is_skipped_at_start(rabbit: RabbitNode) -> None:
     dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
     settings = RpcSettings(broker_url=f"{dead},{rabbit.url}")
