@@ -18,6 +18,8 @@ import aiormq
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, DeliveryMode, ExchangeType
 
+from rpc.brokers import broker_urls, connect_first
+
 from .logs import log
 from .deadletters import DeadLetter, DeadLetterStore, StoreUnavailable
 from .settings import DeadLetterSettings
@@ -46,8 +48,10 @@ class AmqpDeadLetters(DeadLetterStore):
     async def start(self) -> None:
         try:
             async with asyncio.timeout(self._settings.broker_timeout):
-                self._conn = await aio_pika.connect_robust(
-                    self._url, client_properties={"connection_name": f"{self._node_id}.dead-letters"})
+                # Any node of the broker cluster (``rpc.broker_url`` may list several), failing over.
+                self._conn = await connect_first(
+                    broker_urls(self._url), timeout=self._settings.broker_timeout, errors=_ERRORS,
+                    client_properties={"connection_name": f"{self._node_id}.dead-letters"})
                 channel = await self._conn.channel()
                 exchange = await channel.declare_exchange(self.name, ExchangeType.FANOUT, durable=True)
                 queue = await channel.declare_queue(self.name, durable=True, arguments={

@@ -42,7 +42,7 @@ from aio_pika.abc import (
     ExchangeType,
 )
 
-from .brokers import FailoverConnection, broker_urls, redacted
+from .brokers import FailoverConnection, broker_urls, connect_first, redacted
 from .base import (
     _REQUEST_ID,
     DepartureListener,
@@ -171,23 +171,15 @@ class AmqpTransport(Transport):
 
     async def _connect(self) -> None:
         # The first node that answers; after that the connection moves to the next one by itself.
-        for first, url in enumerate(self.broker_urls):
-            conn = FailoverConnection(
-                self.broker_urls, first,
-                reconnect_interval=self.settings.reconnect_interval,
-                heartbeat=self.settings.heartbeat,
-                client_properties={"connection_name": self.node_id},
-            )
-            try:
-                await conn.connect(timeout=max(self.settings.publish_timeout, 2.0))
-            except (*_BROKER_ERRORS, asyncio.TimeoutError) as exc:
-                await conn.close()
-                if first == len(self.broker_urls) - 1:
-                    raise
-                log.warning("broker_node_refused", node=self.node_id, broker=redacted(url), error=repr(exc))
-                continue
-            self._conn = conn
-            break
+        def refused(url: str, exc: BaseException) -> None:
+            log.warning("broker_node_refused", node=self.node_id, broker=redacted(url), error=repr(exc))
+
+        self._conn = await connect_first(
+            self.broker_urls, timeout=max(self.settings.publish_timeout, 2.0),
+            errors=(*_BROKER_ERRORS, asyncio.TimeoutError), on_refused=refused,
+            reconnect_interval=self.settings.reconnect_interval, heartbeat=self.settings.heartbeat,
+            client_properties={"connection_name": self.node_id},
+        )
         assert self._conn is not None
         self._conn.close_callbacks.add(self._on_connection_lost)
         self._conn.reconnect_callbacks.add(self._on_reconnected)

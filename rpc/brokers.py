@@ -13,13 +13,13 @@ consumers are restored on whichever node answers, as after a broker restart.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yarl
 from aio_pika import RobustConnection
 
-__all__ = ["FailoverConnection", "broker_urls", "redacted"]
+__all__ = ["FailoverConnection", "broker_urls", "connect_first", "redacted"]
 
 _SEPARATOR = re.compile(r"[,\s]+")
 
@@ -57,6 +57,7 @@ class FailoverConnection(RobustConnection):
         # aio-pika keeps only its own parameters from keyword arguments: the AMQP heartbeat reaches
         # aiormq through each address's query (as ``connect_robust`` would put it there).
         heartbeat = kwargs.pop("heartbeat", None)
+        self._given = list(urls)
         self._addresses = [yarl.URL(url) if heartbeat is None else yarl.URL(url).update_query(heartbeat=int(heartbeat))
                            for url in urls]
         self._index = first % len(self._addresses)
@@ -72,8 +73,8 @@ class FailoverConnection(RobustConnection):
 
     @property
     def address(self) -> str:
-        """The address of the current (or next) attempt, without its password."""
-        return redacted(str(self._addresses[self._index]))
+        """The address of the current (or next) attempt as given, without its password."""
+        return redacted(self._given[self._index])
 
     # aio-pika sets ``transport`` to None at the start of every connection attempt (and in ``close``,
     # after ``_close_called``): the hook that moves the next attempt to the next address.
@@ -112,3 +113,24 @@ class FailoverConnection(RobustConnection):
         await super()._on_connected()
         self.refusals = 0
         self._connected_since_attempt = True
+
+
+async def connect_first(urls: Sequence[str], *, timeout: float, errors: tuple[type[BaseException], ...],
+                        on_refused: Callable[[str, BaseException], None] | None = None,
+                        **kwargs: Any) -> FailoverConnection:
+    """A :class:`FailoverConnection` to the first of ``urls`` that answers within ``timeout`` (each
+    tried once, in order); a node failing with one of ``errors`` is told to ``on_refused(url, exc)``
+    and the next is tried.  Raises the last node's error when none answers (any other error at once)."""
+    for first, url in enumerate(urls):
+        conn = FailoverConnection(urls, first, **kwargs)
+        try:
+            await conn.connect(timeout=timeout)
+        except BaseException as exc:
+            await conn.close()
+            if first == len(urls) - 1 or not isinstance(exc, errors):
+                raise
+            if on_refused is not None:
+                on_refused(url, exc)
+            continue
+        return conn
+    raise ValueError("no broker address given")
