@@ -49,14 +49,6 @@ async def _counter(cluster: ProcessCluster, line: str) -> float:
     return total
 
 
-async def _owner(cluster: ProcessCluster, room: str) -> tuple[str, str]:
-    for name in ("controller-1", "controller-2"):
-        worker = await cluster.worker_id(name)
-        if any(t["task"] == room for t in await cluster.admin("get_tasks", worker_id=worker)):
-            return name, worker
-    raise AssertionError(f"no controller has {room}")
-
-
 async def test_a_killed_controller_is_one_alert_and_an_unreachable_receiver_leaves_a_dead_letter(
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:
@@ -76,7 +68,7 @@ async def test_a_killed_controller_is_one_alert_and_an_unreachable_receiver_leav
         for who, isp in (("alice", "isp-1"), ("bob", "isp-2")):
             clients.append(await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="alerted",
                                              user=who, role="presenter", preference={"isp": isp}))
-        name, lost = await _owner(cluster, "alerted")
+        name, lost = await cluster.holder_of("alerted")
         assert receiver.answers == []
         cluster.kill(name)  # SIGKILL: no quit
         await wait_until(lambda: receiver.accepted, timeout=20, what="an alert")

@@ -23,14 +23,6 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.amqp, pytest.mark.slow]
 
 
-async def _owner(cluster: ProcessCluster, room: str) -> str:
-    for name in ("controller-1", "controller-2"):
-        worker = await cluster.worker_id(name)
-        if any(t["task"] == room for t in await cluster.admin("get_tasks", worker_id=worker)):
-            return name
-    raise AssertionError(f"no controller has {room}")
-
-
 async def test_a_controller_killed_mid_room_loses_no_event_and_keeps_the_rooms_order(
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:
@@ -52,7 +44,7 @@ async def test_a_controller_killed_mid_room_loses_no_event_and_keeps_the_rooms_o
                                   user="alice", role="presenter", preference={"isp": "isp-1"})
         clients.append(alice)
         await wait_until(lambda: len(app.distinct("hooked")) == 2, timeout=20, what="two events")
-        owner = await _owner(cluster, "hooked")
+        owner, _ = await cluster.holder_of("hooked")
         app.hold()
         bob = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="hooked", user="bob",
                                 role="presenter", preference={"isp": "isp-2"})

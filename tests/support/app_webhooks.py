@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from switchboard.client.webhooks import SIGNATURE_HEADER, WebhookRejected, verify_webhook
+from tests.support.local_http import LocalHttpServer
 
 __all__ = ["AppReceiver", "SECRET"]
 
@@ -32,8 +33,11 @@ class AppReceiver:
         #: While set: requests wait for it (``parked`` counts them), then are answered with its result.
         self._gate: asyncio.Future[int] | None = None
         self.parked = 0
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._server = LocalHttpServer("/switchboard-hooks", self._hook)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -103,15 +107,8 @@ class AppReceiver:
             self.hold()
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/switchboard-hooks", self._hook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self._server.start()
 
     async def stop(self) -> None:
         self.release()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.stop()

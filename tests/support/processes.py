@@ -286,6 +286,16 @@ class ProcessCluster:
     def kill(self, name: str) -> None:
         self.roles[name].kill()
 
+    async def holder_of(self, room: str) -> tuple[str, str]:
+        """``(process name, worker id)`` of the controller holding ``room`` now."""
+        for name in self.roles:
+            if not name.startswith("controller-") or self.roles[name].proc is None:
+                continue
+            worker = await self.worker_id(name)
+            if any(t["task"] == room for t in await self.admin("get_tasks", worker_id=worker)):
+                return name, worker
+        raise AssertionError(f"no controller holds {room}")
+
     async def worker_id(self, name: str) -> str:
         """The cluster worker id of role process ``name`` (a controller or a portal)."""
         role = self.roles[name]

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.local_http import LocalHttpServer
+
 __all__ = ["WebhookReceiver"]
 
 
@@ -17,8 +19,11 @@ class WebhookReceiver:
         #: Every request (accepted or not): its answer status.
         self.answers: list[int] = []
         self.status = 200
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._server = LocalHttpServer("/hooks/{rest:.*}", self._hook)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -33,14 +38,7 @@ class WebhookReceiver:
         return web.Response(status=status, text="ok" if status < 300 else "nope")
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hooks/{rest:.*}", self._hook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self._server.start()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.stop()
