@@ -89,3 +89,42 @@ async def test_participants_texts_and_drops_reach_the_rooms_on_either_controller
             for client in pair:
                 with contextlib.suppress(Exception):
                     await client.close()
+
+
+async def test_streams_are_listed_and_ended_through_the_api_on_either_controller(
+    process_cluster: Callable[..., ProcessCluster],
+) -> None:
+    """With a media agent: a published stream is listed (as participants see it) and ended by
+    ``DELETE`` — its owner's publication ends and everyone is told — whichever controller holds it."""
+    cluster = process_cluster(portals=1, controllers=2, media_agents=1, env_overrides={
+        "SWITCHBOARD_CLUSTER_MANAGER__STRATEGIES": '{"conference": "round-robin"}'})
+    await cluster.start()
+    clients: list[Client] = []
+    try:
+        rooms = ("streams-a", "streams-b")
+        for room in rooms:
+            clients += [await Client.join(cluster.api_url, api_headers=cluster.service_headers, room=room,
+                                          user=f"{who}-{room}", role="presenter") for who in ("pub", "watch")]
+        assert {(await cluster.holder_of(room))[0] for room in rooms} == {"controller-1", "controller-2"}
+        for n, room in enumerate(rooms):
+            publisher, watcher = clients[2 * n], clients[2 * n + 1]
+            session = await publisher.publish({"tracks": [{"type": "video", "source": "camera"}]})
+            await publisher.request("soac", {"id": session["transportId"],
+                                             "signaling": {"type": "offer", "sdp": "v=0 offer"}})
+            added = (await watcher.next_event("stream", timeout=30)).data
+            assert added["status"] == "add"
+            status, listed = await _api(cluster, "GET", f"/v1/rooms/{room}/streams")
+            assert status == 200 and listed == [added["data"]], listed
+            assert await _api(cluster, "GET", f"/v1/rooms/{room}/streams/{session['id']}") == (200, added["data"])
+            assert await _api(cluster, "DELETE", f"/v1/rooms/{room}/streams/{session['id']}") == (200, "Stream deleted")
+            removed = (await watcher.next_event("stream", timeout=30)).data
+            assert removed == {"id": session["id"], "status": "remove"}
+            assert await _api(cluster, "GET", f"/v1/rooms/{room}/streams") == (200, [])
+            assert (await _api(cluster, "DELETE", f"/v1/rooms/{room}/streams/{session['id']}"))[0] == 404
+    except BaseException:
+        print(cluster.logs_tail(4000))
+        raise
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.close()
