@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from switchboard.client import Client
+from switchboard.client import Client, mint_token
+from tests.client.node_harness import NodeHarness
 from tests.support.chaos import Chaos
 from tests.support.numbered_texts import send_numbered
 from tests.support.processes import ProcessCluster
@@ -70,7 +71,12 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
 ) -> None:
     cluster = process_cluster(portals=1, controllers=1, managers=2, env_overrides={"SWITCHBOARD_LOG__JSON": "true"})
     await cluster.start()
+    node = NodeHarness()  # the npm socket.io-client speaking the OWT SDK's protocol, in the relay's room
     try:
+        await node.start()
+        joined = await node.command("join", token=await mint_token(cluster.api_url, "steady", "nina", "presenter",
+                                                                   headers=cluster.service_headers))
+        assert joined["ok"], joined
         alice = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="steady", user="alice",
                                   role="presenter")
         bob = await Client.join(cluster.api_url, api_headers=cluster.service_headers, room="steady", user="bob",
@@ -115,6 +121,11 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
         assert refused == [] and len(acked) > 50, (len(acked), refused[:3])
         assert got == [*acked, "after the failover"]
         assert alice.reconnections == bob.reconnections == 0
+        node_texts = await node.texts_until("after the failover")  # it kept its place, nothing lost
+        assert node.lost_its_place() == [] and node.drain_events("relogin") == []
+        assert [t for i, t in enumerate(node_texts) if t not in node_texts[:i]] == [*acked, "after the failover"]
+        chaos.record("cluster manager kill -9 under logins and relays", "npm socket.io-client (OWT SDK protocol)",
+                     duplicated=len(node_texts) - len(set(node_texts)), notes="one client in the relay's room")
         assert cluster.log_events("worker_rejoined") == []
         assert [e["role"] for e in cluster.log_events("worker_joined")] == [first, first]
         assert cluster.log_events("worker_removed") == []
@@ -122,6 +133,7 @@ async def test_killing_the_active_manager_under_logins_fails_none_and_no_worker_
         status = await cluster.admin("status")
         assert (status["node"], status["epoch"]) == (cluster.log_events("manager_active")[-1]["node"], 2)
     finally:
+        await node.close()
         cluster.stop()
 
 
