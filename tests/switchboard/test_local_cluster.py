@@ -130,7 +130,10 @@ async def test_the_local_cluster_restarts_a_dead_child_tells_the_alerts_and_stop
         # The supervisor told the cluster's alert service, which told the webhook (generic JSON).
         restarts = await wait_until(lambda: [f for body in receiver.accepted for f in body["alert"]["faults"]
                                              if f["kind"] == "component_restarted"], timeout=20)
-        assert [(f["subject"].startswith("portal"), f["details"]["exit_code"]) for f in restarts] == [(True, -9)]
+        # The killed portal's restart, told once (a child that exited by itself on a loaded machine —
+        # seen once: a start that failed with code 1 — is told too, and is not what this checks).
+        portal_restarts = [f["details"]["exit_code"] for f in restarts if f["subject"].startswith("portal")]
+        assert portal_restarts == [-9], restarts
     finally:
         proc.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(proc.wait, 30)
