@@ -334,15 +334,24 @@ class _NoKey(Exception):
     """No admin key was given and none could be read."""
 
 
-def _admin_key(options: argparse.Namespace) -> str:
-    from .localkeys import LocalKeysError, read, state_path
+def configured_key(options: argparse.Namespace, *, option: str, env: str, field: str) -> str:
+    """A key from ``--<option>``, else ``$<env>``, else the embedded server's state file (its
+    ``field``); :class:`~switchboard.localkeys.LocalKeysError` when none is given and the state file
+    cannot be read."""
+    from .localkeys import read, state_path
 
-    key = getattr(options, "key", None) or os.environ.get("SWITCHBOARD_ADMIN_KEY")
+    key = getattr(options, option, None) or os.environ.get(env)
     if key:
         return str(key)
     path = state_path(getattr(options, "state_file", None) or os.environ.get("SWITCHBOARD_KEYS__STATE_FILE", ""))
+    return str(getattr(read(path), field))
+
+
+def _admin_key(options: argparse.Namespace) -> str:
+    from .localkeys import LocalKeysError
+
     try:
-        return read(path).admin_key
+        return configured_key(options, option="key", env="SWITCHBOARD_ADMIN_KEY", field="admin_key")
     except LocalKeysError as exc:
         raise _NoKey(f"no admin key: give --key or $SWITCHBOARD_ADMIN_KEY (the state file: {exc})") from None
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 from typing import Any
 from urllib.parse import quote
 
@@ -53,14 +52,11 @@ def add_room_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _service_key(options: argparse.Namespace) -> str:
-    from .localkeys import LocalKeysError, read, state_path
+    from .admin import configured_key
+    from .localkeys import LocalKeysError
 
-    key = getattr(options, "service_key", None) or os.environ.get("SWITCHBOARD_SERVICE_KEY")
-    if key:
-        return str(key)
-    path = state_path(getattr(options, "state_file", None) or os.environ.get("SWITCHBOARD_KEYS__STATE_FILE", ""))
     try:
-        return read(path).service_key
+        return configured_key(options, option="service_key", env="SWITCHBOARD_SERVICE_KEY", field="service_key")
     except LocalKeysError as exc:
         raise RoomCommandError(
             f"no service key: give --service-key or $SWITCHBOARD_SERVICE_KEY (the state file: {exc})",
