@@ -21,6 +21,9 @@ from tests.support.postgres import PostgresNode, postgres_bin_dir
 from tests.support.processes import ProcessCluster
 from tests.support.transports import TransportFactory
 
+#: A test that hangs past its timeout ends the run with its stacks instead of using up CI's time.
+pytest_plugins = ["tests.support.watchdog"]
+
 
 @pytest.fixture
 def own_rabbit() -> Iterator[RabbitNode]:
