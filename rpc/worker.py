@@ -123,18 +123,10 @@ class ClusterWorker:
         await self._cast("lay_down_task", {"worker_id": self.worker_id, "task": task})
 
     async def end_task(self, task: str) -> None:
-        """``task`` ended here for good: the manager forgets it at once (no linger), e.g. a used
-        login token, which a lingering reservation would make claimable again."""
+        """``task`` ended here for good, or will not run here: the manager forgets it at once (no
+        linger), e.g. a used login token, which a lingering reservation would make claimable again."""
         self.tasks.discard(task)
         await self._cast("unschedule", {"worker_id": self.worker_id, "task": task})
-
-    async def reject_task(self, task: str) -> None:
-        """``task`` was scheduled here but will not run here."""
-        self.tasks.discard(task)
-        await self._cast("unschedule", {"worker_id": self.worker_id, "task": task})
-
-    async def report_state(self, state: str) -> None:
-        await self._cast("report_state", {"worker_id": self.worker_id, "state": state})
 
     async def _cast(self, method: str, args: dict[str, Any]) -> None:
         try:

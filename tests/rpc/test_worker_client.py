@@ -487,15 +487,14 @@ async def test_after_a_rejoin_the_load_is_reported_again_at_once(world: _World) 
 # -- tasks and stopping ------------------------------------------------------------------------------
 
 
-async def test_tasks_are_picked_up_laid_down_ended_and_rejected_at_the_manager(world: _World) -> None:
+async def test_tasks_are_picked_up_laid_down_and_ended_at_the_manager(world: _World) -> None:
     worker = await world.started(world.worker())
     for task in ("t1", "t2", "t3", "t4"):
         await worker.add_task(task)
     await worker.remove_task("t1")
     await worker.end_task("t2")
-    await worker.reject_task("t3")
-    await worker.reject_task("t9")
-    await worker.report_state("draining")
+    await worker.end_task("t3")
+    await worker.end_task("t9")
     assert worker.tasks == {"t4"}
     n = world.name
     assert world.transport.sent[1:] == [
@@ -504,7 +503,6 @@ async def test_tasks_are_picked_up_laid_down_ended_and_rejected_at_the_manager(w
         Sent("cast", n, "unschedule", {"worker_id": "w", "task": "t2"}),
         Sent("cast", n, "unschedule", {"worker_id": "w", "task": "t3"}),
         Sent("cast", n, "unschedule", {"worker_id": "w", "task": "t9"}),
-        Sent("cast", n, "report_state", {"worker_id": "w", "state": "draining"}),
     ]
     await wait_until(lambda: world.manager.picked == ["t1", "t2", "t3", "t4"] and world.manager.laid_down == ["t1"]
                      and world.manager.unscheduled == ["t2", "t3", "t9"])
@@ -518,13 +516,13 @@ async def test_a_cast_the_manager_cannot_get_is_logged_not_raised(logs: Callable
     worker = ClusterWorker(transport, purpose="portal", worker_id="w", info={},
                            settings=WorkerSettings(cluster_name=f"nobody-{uuid.uuid4().hex[:6]}"))
     await worker.add_task("t1")
-    await worker.report_state("draining")
+    await worker.end_task("t2")
     assert worker.tasks == {"t1"}
     nobody = f"no service {worker.settings.cluster_name!r}"
     assert logs() == [f"report_not_delivered method=pick_up_tasks error={nobody}",
-                      f"report_not_delivered method=report_state error={nobody}"]
+                      f"report_not_delivered method=unschedule error={nobody}"]
     await worker.stop()
-    assert [s.method for s in transport.sent] == ["pick_up_tasks", "report_state", "quit"]
+    assert [s.method for s in transport.sent] == ["pick_up_tasks", "unschedule", "quit"]
     assert logs()[-1] == f"quit_not_delivered error=no service {worker.settings.cluster_name!r}"
     await factory.close()
 
