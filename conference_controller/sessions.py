@@ -27,9 +27,8 @@ from .state import ParticipantState
 if TYPE_CHECKING:
     from .controller import Controller
 
-__all__ = ["MediaSessions", "PROGRESS_STATUSES"]
+__all__ = ["MediaSessions"]
 
-PROGRESS_STATUSES = ("soac", "ready", "error")
 _Outcome = tuple[Any, list[Event]]
 
 

@@ -110,7 +110,6 @@ _STREAM = {"room": RoomId, "stream": PartId}
 _TOKEN = Answer(200, "A join token (base64 of JSON) for OWT's `ConferenceClient.join`", str, (TEXT,))
 _ROOM_ANSWER = Answer(200, "The room", RoomAnswer)
 
-_DASHBOARD_OUT = _error(401, "Not logged in (or the admin key was revoked)")
 _REFUSED = (Answer(401, "No session", AdminErrorBody),
             Answer(403, "Another origin, or no CSRF token (`csrf`)", AdminErrorBody))
 _MANAGER = (Answer(404, "No such worker (`unknown_worker`)", AdminErrorBody),
