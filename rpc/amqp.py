@@ -54,7 +54,7 @@ from .base import (
     dispatch,
     rpc_methods,
 )
-from .errors import INTERNAL, SERVICE_GONE, Declined, RpcConnectionLost, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, Declined, RpcConnectionLost, RpcNoService, RpcRemoteError, RpcUnavailable
 from .logs import AmqpLog
 from .messages import ErrorBody, Reply, Request, decode_event, decode_reply, decode_request, encode
 from .messages import Event as EventMessage
@@ -460,20 +460,13 @@ class AmqpTransport(Transport):
         except (*_BROKER_ERRORS, asyncio.TimeoutError):
             log.debug("publish_channel_close_failed", node=self.node_id, exc_info=True)
 
-    async def call(
-        self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
-    ) -> Any:
-        timeout = self.call_timeout if timeout is None else timeout
+    async def _ready(self, limit: float) -> float:
+        return await self._await_link(limit)
+
+    async def _exchange(self, target: str, request: Request, timeout: float) -> Reply | None:
         started = time.monotonic()
-        left = timeout - await self._await_link(timeout)
-        if left <= 0:
-            raise RpcTimeout(f"{target}.{method}: the broker came back too late ({timeout:g} s)")
-        assert self._publish_ch is not None
         correlation_id = f"{next(self._ids):x}"
-        body = encode(
-            Request(method=method, args=args or {}, sender=self.node_id,
-                    deadline_ms=int((time.time() + left) * 1000))
-        )
+        body = encode(request)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
@@ -483,37 +476,29 @@ class AmqpTransport(Transport):
                     content_type=_CONTENT_TYPE,
                     correlation_id=correlation_id,
                     reply_to=self._reply_queue_name,
-                    expiration=max(left, 0.001),
+                    expiration=max(timeout, 0.001),
                     delivery_mode=DeliveryMode.NOT_PERSISTENT,
                 ),
                 target,
-                f"{target}.{method}",
-                min(self.settings.outage_wait, left),
+                f"{target}.{request.method}",
+                min(self.settings.outage_wait, timeout),
             )
             remaining = timeout - (time.monotonic() - started)
             try:
                 # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
                 # arrives as the reply does, and the cancelled caller (a worker's loop) runs on.
                 async with asyncio.timeout(max(remaining, 0.0)):
-                    reply = await future
+                    return await future
             except TimeoutError:
-                raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s") from None
+                return None
         finally:
             self._pending.pop(correlation_id, None)
-        if reply.error is not None:
-            if reply.error.code == SERVICE_GONE:
-                raise RpcUnavailable(reply.error.message)
-            raise RpcRemoteError(reply.error.code, reply.error.message, reply.error.details)
-        return reply.result
 
-    async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
-        await self._await_link(self.settings.outage_wait)
-        assert self._publish_ch is not None
-        body = encode(Request(method=method, args=args or {}, sender=self.node_id))
+    async def _post(self, target: str, request: Request) -> None:
         await self._publish(
-            aio_pika.Message(body, content_type=_CONTENT_TYPE, delivery_mode=DeliveryMode.NOT_PERSISTENT),
+            aio_pika.Message(encode(request), content_type=_CONTENT_TYPE, delivery_mode=DeliveryMode.NOT_PERSISTENT),
             target,
-            f"cast {target}.{method}",
+            f"cast {target}.{request.method}",
             self.settings.outage_wait,
         )
 

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import math
 import sys
 import time
 import typing
@@ -21,7 +22,18 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD, Declined, RpcError, ServiceError
+from .errors import (
+    BAD_ARGUMENTS,
+    INTERNAL,
+    SERVICE_GONE,
+    UNKNOWN_METHOD,
+    Declined,
+    RpcError,
+    RpcRemoteError,
+    RpcTimeout,
+    RpcUnavailable,
+    ServiceError,
+)
 from .logs import RpcLog
 from .messages import ErrorBody, Reply, Request
 
@@ -311,7 +323,6 @@ class Transport(abc.ABC):
         :class:`~rpc.errors.Declined` leaves its request to the active server.
         """
 
-    @abc.abstractmethod
     async def call(
         self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
@@ -321,13 +332,48 @@ class Transport(abc.ABC):
         the transport's ``call_timeout``), :class:`~rpc.errors.RpcUnavailable` when the target
         cannot be reached, :class:`~rpc.errors.RpcRemoteError` when the handler failed.
         """
+        timeout = self.call_timeout if timeout is None else timeout
+        waited = await self._ready(timeout)
+        left = timeout - waited
+        if waited and left <= 0:
+            raise RpcTimeout(f"{target}.{method}: the broker came back too late ({timeout:g} s)")
+        request = Request(method=method, args=args or {}, sender=self.node_id,
+                          deadline_ms=int((time.time() + left) * 1000))
+        reply = await self._exchange(target, request, left)
+        if reply is None:
+            raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s")
+        if reply.error is not None:
+            if reply.error.code == SERVICE_GONE:
+                raise RpcUnavailable(reply.error.message)
+            raise RpcRemoteError(reply.error.code, reply.error.message, reply.error.details)
+        return reply.result
 
-    @abc.abstractmethod
     async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
         """Send ``target.method(**args)`` without waiting for (or getting) a result.
 
         Raises :class:`~rpc.errors.RpcUnavailable` if the message cannot be handed to the broker.
         """
+        await self._ready(math.inf)
+        await self._post(target, Request(method=method, args=args or {}, sender=self.node_id))
+
+    async def _ready(self, limit: float) -> float:
+        """Raise :class:`~rpc.errors.RpcUnavailable` unless a message can be sent now, or after a
+        wait of at most ``limit`` seconds (the transport bounds it further); returns the seconds
+        waited.  Here: only a closed transport refuses, at once."""
+        if self._closed:
+            raise RpcUnavailable(f"transport of {self.node_id} is closed")
+        return 0.0
+
+    @abc.abstractmethod
+    async def _exchange(self, target: str, request: Request, timeout: float) -> Reply | None:
+        """Send ``request`` to ``target`` and await its reply for at most ``timeout`` seconds
+        (``None``: none came in time).  Raises :class:`~rpc.errors.RpcUnavailable` when ``target``
+        cannot be reached or went away before it answered."""
+
+    @abc.abstractmethod
+    async def _post(self, target: str, request: Request) -> None:
+        """Hand ``request`` to ``target`` (a cast: no reply).  Raises
+        :class:`~rpc.errors.RpcUnavailable` when it cannot be handed over."""
 
     @abc.abstractmethod
     async def publish_event(self, topic: str, payload: Any) -> None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from .base import DepartureListener, EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
-from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable
+from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcUnavailable
 from .logs import LocalLog
 from .messages import ErrorBody, Reply, Request, roundtrip
 from .topics import topic_matches
@@ -164,31 +163,16 @@ class LocalTransport(Transport):
                 reply = Reply(error=ErrorBody(INTERNAL, "reply is not serialisable"))
         return reply
 
-    async def call(
-        self, target: str, method: str, args: dict[str, Any] | None = None, timeout: float | None = None
-    ) -> Any:
-        self._check_open()
-        timeout = self.call_timeout if timeout is None else timeout
+    async def _exchange(self, target: str, request: Request, timeout: float) -> Reply | None:
         entry = self.broker._pick(target)
-        request = Request(
-            method=method,
-            args=self.broker._wire(args or {}),
-            sender=self.node_id,
-            deadline_ms=int((time.time() + timeout) * 1000),
-        )
+        request.args = self.broker._wire(request.args)
         started = self._start(entry, request)
         if isinstance(started, Reply):
-            reply = started
-        else:
-            reply = await self._wait(started, target, method, timeout)
-        if reply.error is not None:
-            if reply.error.code == SERVICE_GONE:
-                raise RpcUnavailable(reply.error.message)
-            raise RpcRemoteError(reply.error.code, reply.error.message, reply.error.details)
-        return reply.result
+            return started
+        return await self._wait(started, target, request.method, timeout)
 
     @staticmethod
-    async def _wait(task: asyncio.Task[Reply], target: str, method: str, timeout: float) -> Reply:
+    async def _wait(task: asyncio.Task[Reply], target: str, method: str, timeout: float) -> Reply | None:
         # A call that times out keeps running on the serving side, as over a broker: the caller waits
         # on its own future (woken by the handler's task or by the timer), never on the task itself.
         loop = asyncio.get_running_loop()
@@ -206,22 +190,21 @@ class LocalTransport(Transport):
             timer.cancel()
             task.remove_done_callback(wake)
         if not task.done():
-            raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s")
+            return None
         if task.cancelled():
             raise RpcUnavailable(f"{target} went away during {method}")
         return task.result()
 
-    async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
-        self._check_open()
+    async def _post(self, target: str, request: Request) -> None:
         entry = self.broker._pick(target)
-        request = Request(method=method, args=self.broker._wire(args or {}), sender=self.node_id)
+        request.args = self.broker._wire(request.args)
         # Started at once like a call, so that one sender's casts and calls reach their handlers in
         # the order they were sent (a call must not overtake the casts made before it).
         started = self._start(entry, request)
         if isinstance(started, Reply):
-            _log_cast_reply(target, method, started)
+            _log_cast_reply(target, request.method, started)
         else:
-            started.add_done_callback(lambda t: _log_cast_failure(target, method, t))
+            started.add_done_callback(lambda t: _log_cast_failure(target, request.method, t))
 
     async def publish_event(self, topic: str, payload: Any) -> None:
         self._check_open()

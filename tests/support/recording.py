@@ -7,6 +7,7 @@ from typing import Any
 
 from rpc import Transport
 from rpc.base import EventHandler, ServiceHandle, Subscription
+from rpc.messages import Reply, Request
 
 __all__ = ["RecordingTransport", "Sent"]
 
@@ -53,6 +54,13 @@ class RecordingTransport(Transport):
     async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
         self.sent.append(Sent("cast", target, method, args))
         await self.inner.cast(target, method, args)
+
+    # ``call`` and ``cast`` above forward whole requests; what they would send through is the inner one's.
+    async def _exchange(self, target: str, request: Request, timeout: float) -> Reply | None:
+        return await self.inner._exchange(target, request, timeout)
+
+    async def _post(self, target: str, request: Request) -> None:
+        await self.inner._post(target, request)
 
     async def publish_event(self, topic: str, payload: Any) -> None:
         await self.inner.publish_event(topic, payload)
