@@ -12,6 +12,7 @@ COPY webhooks ./webhooks
 COPY observability ./observability
 COPY rpc ./rpc
 COPY contracts ./contracts
+COPY background ./background
 COPY credentials ./credentials
 COPY edge ./edge
 COPY journal ./journal

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from background import Background
 from rpc import RpcError, Transport
 
 from .logs import log
@@ -24,7 +25,7 @@ class FaultReporter:
         self.transport = transport
         self.service = alerts_service_name(cluster)
         self.max_in_flight = max_in_flight
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending = Background(log)
         #: Faults and dead letters that could not be handed over.
         self.dropped = 0
 
@@ -57,9 +58,7 @@ class FaultReporter:
             self.dropped += 1
             log.warning("fault_not_reported", reason="too many in flight" if loop else "no event loop", fault=what)
             return
-        task = loop.create_task(self._cast(method, args, what), name=f"report:{method}")
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        self._sending.spawn(self._cast(method, args, what), f"report:{method}")
 
     async def _cast(self, method: str, args: dict[str, Any], what: str) -> None:
         try:
@@ -70,5 +69,4 @@ class FaultReporter:
 
     async def flush(self) -> None:
         """Wait for the casts in flight (before the transport closes)."""
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._sending.wait()

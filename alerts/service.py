@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
 import msgspec
 
+from background import Background
 from credentials import AdminKeys
 from rpc import RpcError, ServiceHandle, Transport, rpc_method
 from rpc.errors import BAD_ARGUMENTS, ServiceError
@@ -72,7 +73,7 @@ class AlertService:
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self.sinks: dict[str, Sink] = {}
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._deliveries = Background(log)
         self._flusher: asyncio.Task[None] | None = None
         self._handle: ServiceHandle | None = None
         self._broker_lost_at: float | None = None
@@ -105,9 +106,7 @@ class AlertService:
             self._flusher = None
         for alert in self._grouper.drain():
             log.warning("alert_not_sent", reason="stopping", alert=alert.title, faults=alert.count)
-        for task in list(self._deliveries):
-            task.cancel()
-        await asyncio.gather(*self._deliveries, return_exceptions=True)
+        await self._deliveries.stop()
         await self.store.close()
         if self._session is not None:
             await self._session.close()
@@ -181,10 +180,8 @@ class AlertService:
                 continue
             self._spawn(self._deliver(sink, alert))
 
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work, name="alerts:deliver")
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self._deliveries.spawn(work, "alerts:deliver")
 
     async def _deliver(self, sink: Sink, alert: Alert) -> None:
         def failed(_error: str) -> None:

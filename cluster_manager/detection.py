@@ -18,7 +18,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from .eventlog import log_event
+from background import Background
+
+from .eventlog import events, log_event
 from .liveness import LivenessTracker
 
 __all__ = ["DeathWatch"]
@@ -55,7 +57,7 @@ class DeathWatch:
         #: How many times the manager lost the broker; a verdict needs it unchanged since the departure.
         self._losses = 0
         self._up = True
-        self._verdicts: set[asyncio.Task[None]] = set()
+        self._verdicts = Background(events)
         self._closed = False
 
     def link_changed(self, up: bool) -> None:
@@ -76,10 +78,7 @@ class DeathWatch:
         if member is None or self._closed:
             return
         log_event(logging.INFO, "worker_departed", worker_id=name)
-        verdict = asyncio.get_running_loop().create_task(
-            self._judge(name, member, self._losses), name=f"departure:{name}")
-        self._verdicts.add(verdict)
-        verdict.add_done_callback(self._verdicts.discard)
+        self._verdicts.spawn(self._judge(name, member, self._losses), f"departure:{name}")
 
     async def _judge(self, worker_id: str, member: object, losses: int) -> None:
         await self._sleep(self.settle)
@@ -97,6 +96,4 @@ class DeathWatch:
     async def close(self) -> None:
         """Drop every pending verdict."""
         self._closed = True
-        for verdict in list(self._verdicts):
-            verdict.cancel()
-        await asyncio.gather(*self._verdicts, return_exceptions=True)
+        await self._verdicts.stop()

@@ -8,7 +8,7 @@ from typing import Any
 
 from eventlog import EventLog
 
-__all__ = ["log", "log_event", "log_exception"]
+__all__ = ["events", "log", "log_event", "log_exception"]
 
 
 class _ManagerLog(EventLog):
@@ -16,15 +16,16 @@ class _ManagerLog(EventLog):
     LOGGER = "switchboard.cluster_manager"
 
 
-_events = _ManagerLog()
+#: The cluster manager's event log (for what takes an :class:`~eventlog.EventLog`).
+events = _ManagerLog()
 log = logging.getLogger(_ManagerLog.LOGGER)
 
 
 def log_event(level: int, event: str, **fields: Any) -> None:
     """Log ``event`` with ``fields`` (worker ids, purposes, counts) on one line."""
-    _events.log(level, event, **fields)
+    events.log(level, event, **fields)
 
 
 def log_exception(event: str, **fields: Any) -> None:
     """Log ``event`` with the exception being handled, once, and count it (:meth:`EventLog.exception`)."""
-    _events.exception(event, **fields)
+    events.exception(event, **fields)

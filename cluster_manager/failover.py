@@ -14,10 +14,11 @@ from collections import Counter
 from collections.abc import Callable
 
 from alerts import Fault, FaultReporter
+from background import Background
 from rpc import RpcError, RpcRemoteError, Transport
 from scheduler import SchedulerError
 
-from .eventlog import log_event
+from .eventlog import events, log_event
 from .faults import FaultLog
 from .settings import ClusterManagerSettings
 from .tallies import ManagerTallies
@@ -54,7 +55,7 @@ class Failover:
         self._faults = faults
         self._alerts = alerts
         #: Hand-overs in progress (ended by :meth:`close`).
-        self._running: set[asyncio.Task[None]] = set()
+        self._running = Background(events)
 
     def moves(self, purpose: str) -> bool:
         """Whether the rooms of a lost worker of ``purpose`` are handed over."""
@@ -65,16 +66,11 @@ class Failover:
         this failover when ``purpose`` is one of ``failover_purposes`` (else nothing)."""
         if not tasks or purpose not in self._settings.failover_purposes:
             return
-        failover = asyncio.get_running_loop().create_task(
-            self._fail_over(purpose, lost, list(tasks)), name=f"failover:{lost}")
-        self._running.add(failover)
-        failover.add_done_callback(self._running.discard)
+        self._running.spawn(self._fail_over(purpose, lost, list(tasks)), f"failover:{lost}")
 
     async def close(self) -> None:
         """End every hand-over in progress."""
-        for task in list(self._running):
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+        await self._running.stop()
 
     async def _fail_over(self, purpose: str, lost: str, tasks: list[str]) -> None:
         """Hand each task of a lost worker to a live worker of its purpose, ``failover_concurrency`` of

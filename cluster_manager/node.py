@@ -32,10 +32,11 @@ from typing import Any
 import msgspec
 
 from alerts import Fault, FaultReporter
+from background import Background
 from credentials import AdminKeys
 from rpc import Declined, RpcError, ServiceHandle, Subscription, Transport, rpc_method, rpc_method_names
 
-from .eventlog import log_event
+from .eventlog import events, log_event
 from .faults import FaultLog
 from .manager import ClusterManager
 from .registry import Registry
@@ -89,7 +90,7 @@ class ManagerNode:
         self._service: ServiceHandle | None = None
         self._standbys_heard: Subscription | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = Background(events)
         self._stopped = False
         self._serving = False
         #: Times this node became active, and stepped down.
@@ -143,15 +144,13 @@ class ManagerNode:
                                                                          self._standby_heard)
             self._service = await self.transport.serve(self.name, _Gate(self), single_active=True)
             node = self.transport.node_id
-            syncing = asyncio.create_task(self._replica.start(), name=f"cluster-sync:{node}")
-            self._keep(syncing)  # it ends when the replica stops
-            promoted = asyncio.create_task(self._until_active(), name=f"cluster-promotion:{node}")
-            self._keep(promoted)
+            syncing = self._background.spawn(self._replica.start(), f"cluster-sync:{node}")  # ends when the replica stops
+            promoted = self._background.spawn(self._until_active(), f"cluster-promotion:{node}")
             await asyncio.wait([syncing, promoted], return_when=asyncio.FIRST_COMPLETED)
             promoted.cancel()
             if syncing.done():
                 syncing.result()  # a replica that could not start fails the start
-            self._keep(asyncio.create_task(self._announce_loop(), name=f"cluster-announce:{node}"))
+            self._background.spawn(self._announce_loop(), f"cluster-announce:{node}")
             undo.pop_all()
         self._serving = True
         log_event(logging.INFO, "manager_node_started", name=self.name, role=self.role)
@@ -170,9 +169,7 @@ class ManagerNode:
         if self._manager is not None:
             await self._manager.stop()
         await self._replica.stop()
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.stop()
 
     # ------------------------------------------------------------------ leadership
 
@@ -217,11 +214,11 @@ class ManagerNode:
         )
         self._probe_at = None
         manager.activate()
-        self._keep(asyncio.create_task(manager.watch_transport()))
+        self._background.spawn(manager.watch_transport(), "cluster-watch-transport")
         self._manager = manager
         self._last_tick = self._clock()
         self.promotions += 1
-        self._keep(asyncio.create_task(replica.stop()))
+        self._background.spawn(replica.stop(), "cluster-replica-stop")
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"cluster-leader-ticks:{self.name}")
         log_event(logging.WARNING, "manager_active", name=self.name, node=self.transport.node_id, epoch=epoch,
                   seq=replica.seq,
@@ -244,7 +241,7 @@ class ManagerNode:
             self._ticker = None
         log_event(logging.WARNING, "manager_deposed", name=self.name, epoch=manager.epoch)
         self._replica = Replica(self.transport, self.settings, clock=self._clock, admin_key=self._own_key())
-        self._keep(asyncio.create_task(self._step_down(manager, self._replica)))
+        self._background.spawn(self._step_down(manager, self._replica), "cluster-step-down")
 
     async def _step_down(self, manager: ClusterManager, replica: Replica) -> None:
         # Served again, it waits behind the standbys (the broker gives the queue to one of them if
@@ -292,10 +289,6 @@ class ManagerNode:
                 except RpcError as exc:
                     log_event(logging.INFO, "standby_notice_not_sent", error=str(exc))
             await asyncio.sleep(self.settings.standby_announce_interval)
-
-    def _keep(self, task: asyncio.Task[Any]) -> None:
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ node-only methods
 

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from alerts import FaultReporter
+from background import Background
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
@@ -158,7 +159,7 @@ class Controller:
         #: Each such room's epoch here when it was unloaded, and the round of rebuilds running.
         self._lost_epochs: dict[RoomId, int] = {}
         self._reloads: dict[RoomId, asyncio.Task[None]] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = Background(self.log)
         self.worker = ClusterWorker(
             transport, purpose=PURPOSE, worker_id=self.worker_id,
             info={"max_load": settings.max_load, "hostname": socket.gethostname(), "pid": os.getpid(),
@@ -253,9 +254,8 @@ class Controller:
             room.cancel_timers()
         await self.delivery.close()
         await self.webhooks.close()
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, *self._loading.values(), return_exceptions=True)
+        await self._background.stop()
+        await asyncio.gather(*self._loading.values(), return_exceptions=True)
 
     async def _quit_cluster(self) -> None:
         # Bounded: on Python 3.11 a cancelled RPC call can swallow the cancellation, and then a
@@ -277,9 +277,7 @@ class Controller:
         if self._stopped:
             coro.close()
             return
-        task = asyncio.create_task(coro, name=name)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(coro, name)
 
     def _load(self) -> float:
         return min(1.0, len(self.participants) / max(1, self.settings.capacity))
@@ -483,11 +481,8 @@ class Controller:
         running = self._reloads.get(room_id)
         if (running is not None and not running.done()) or self._stopped:
             return
-        task = asyncio.create_task(self._reload_round(room_id, self._lost_epochs.get(room_id, 0)),
-                                   name=f"reload:{room_id}")
-        self._reloads[room_id] = task
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._reloads[room_id] = self._background.spawn(
+            self._reload_round(room_id, self._lost_epochs.get(room_id, 0)), f"reload:{room_id}")
 
     async def _reload_round(self, room_id: RoomId, lost_epoch: int) -> None:
         """Up to ``reload_attempts`` rebuilds of a room unloaded after a lost write, the delay doubling
@@ -895,9 +890,7 @@ class Controller:
             self.log.warning("migration_impossible", reason="no journal", rooms=len(self.rooms))
             return 0
         if self._migration is None or self._migration.done():
-            self._migration = asyncio.create_task(self._migrate_all(), name=f"migrate:{self.worker_id}")
-            self._background.add(self._migration)
-            self._migration.add_done_callback(self._background.discard)
+            self._migration = self._background.spawn(self._migrate_all(), f"migrate:{self.worker_id}")
         return len(self.rooms)
 
     async def _migrate_all(self) -> None:

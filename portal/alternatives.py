@@ -16,10 +16,10 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
+from background import Background
 from rpc import RpcError, Transport
 from rpc.addresses import public_url
 
-from .background import Background
 from .logs import EventLog
 from .settings import PortalSettings
 

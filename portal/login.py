@@ -16,12 +16,12 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from background import Background
 from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_token, encode_ticket, new_id, now_ms
 from rpc import RpcError, RpcNoService, RpcRemoteError, RpcTimeout, Transport
 from rpc.worker import ClusterWorker
 
 from .alternatives import Alternatives
-from .background import Background
 from .connection import Connection, State
 from .delivery import AckBatcher, Delivery, with_seq
 from .errors import (

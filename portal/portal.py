@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
+from background import Background
 from credentials import Keyring, new_id
 from observability import Readiness, observe_transport
 from rpc import ServiceHandle, Subscription, Transport
@@ -17,7 +18,6 @@ from rpc.version import software_version
 from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
 from .alternatives import Alternatives
-from .background import Background
 from .delivery import AckBatcher, Delivery
 from .login import LoginService
 from .logs import EventLog
@@ -58,7 +58,7 @@ class Portal:
         self.metrics = PortalMetrics()
         observe_transport(self.metrics.registry, transport)
         self.sessions = Sessions()
-        self.background = Background()
+        self.background = Background(self.log)
         self.worker = ClusterWorker(
             transport,
             purpose=PURPOSE,

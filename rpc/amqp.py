@@ -42,6 +42,8 @@ from aio_pika.abc import (
     ExchangeType,
 )
 
+from background import Background
+
 from .brokers import FailoverConnection, broker_urls, connect_first, redacted
 from .base import (
     _REQUEST_ID,
@@ -142,7 +144,8 @@ class AmqpTransport(Transport):
         #: Messages nobody served (unroutable), each time it was published.
         self.unroutable = 0
         self._renew_lock = asyncio.Lock()
-        self._retired: set[asyncio.Task[None]] = set()
+        #: Refused publishing channels, each closed once what was in flight on it had its time.
+        self._retired = Background(log)
         self._started = False
         self._start_lock = asyncio.Lock()
         #: Set while the connection is up with its channels, queues and consumers restored.
@@ -199,8 +202,7 @@ class AmqpTransport(Transport):
 
     async def _shutdown(self) -> None:
         self._fail_pending(RpcUnavailable("transport closed"))
-        for task in list(self._retired):
-            task.cancel()
+        await self._retired.stop()
         current = asyncio.current_task()
         handlers = [task for task in self._handler_tasks if task is not current]
         for task in handlers:
@@ -449,9 +451,7 @@ class AmqpTransport(Transport):
                 log.debug("publish_channel_not_renewed", node=self.node_id, error=repr(exc))
                 return
             self._publish_ch, self._events_ex = channel, events
-        task = asyncio.get_running_loop().create_task(self._retire(refused))
-        self._retired.add(task)
-        task.add_done_callback(self._retired.discard)
+        self._retired.spawn(self._retire(refused), "retire-publish-channel")
 
     async def _retire(self, channel: AbstractRobustChannel) -> None:
         await asyncio.sleep(self.settings.publish_timeout)

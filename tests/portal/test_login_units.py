@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from background import Background
 import msgspec
 import pytest
 import socketio
 
 from credentials import JoinToken, Keyring, Ticket, decode_ticket, encode_ticket, encode_token, new_id, now_ms
-from portal.background import Background
 from portal.connection import Connection, State
 from portal.delivery import AckBatcher, Delivery
 from portal.errors import Ack, RequestError
@@ -144,7 +144,7 @@ async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
     acks = AckBatcher(transport, 0.5, log, PORTAL, sleep=SteppedSleep())
     sio = _FakeSio()
     delivery = Delivery(cast(socketio.AsyncServer, sio), acks, metrics)
-    background = Background()
+    background = Background(log)
     clock = FakeClock()
     sleeps = _Sleeps(clock)
     closed: list[str] = []
