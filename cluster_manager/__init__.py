@@ -6,7 +6,7 @@ reservations (via :mod:`scheduler`), ``exit.quit`` fault events and the admin me
 """
 
 from .admin import ADMIN_METHODS, task_digest
-from .admin_http import AdminAnswer, AdminError, AdminErrorBody, AdminRequest, admin_rpc_routes
+from .admin_http import admin_rpc_routes
 from .faults import Fault, FaultLog, FaultPage
 from .freshman import IN_SERVICE, INITIALIZING
 from .manager import KEEPALIVE_OK, KEEPALIVE_WHOAREYOU, ClusterManager
@@ -18,10 +18,6 @@ __all__ = [
     "ClusterManager",
     "ClusterManagerSettings",
     "admin_rpc_routes",
-    "AdminAnswer",
-    "AdminError",
-    "AdminErrorBody",
-    "AdminRequest",
     "ADMIN_METHODS",
     "EXIT_TOPIC",
     "INITIALIZING",

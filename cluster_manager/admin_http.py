@@ -16,17 +16,17 @@ send without a CORS preflight, and no CORS header is ever sent here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from contracts.admin_http import AdminAnswer, AdminError, AdminErrorBody, AdminRequest
 from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
 from rpc.errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD
 
 from .admin import ADMIN_METHODS
 
-__all__ = ["admin_rpc_routes", "AdminRequest", "AdminAnswer", "AdminError", "AdminErrorBody", "ADMIN_RPC_PATH"]
+__all__ = ["admin_rpc_routes", "ADMIN_RPC_PATH"]
 
 #: Where the routes are mounted by default.
 ADMIN_RPC_PATH = "/admin/rpc"
@@ -43,30 +43,6 @@ _STATUS_FOR_CODE = {
     RpcTimeout.code: 504,
     INTERNAL: 500,
 }
-
-
-class AdminRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of ``POST /admin/rpc``."""
-
-    method: str
-    args: dict[str, Any] = {}
-
-
-class AdminAnswer(msgspec.Struct):
-    """Body of a successful ``POST /admin/rpc``: the method's result."""
-
-    result: Any
-
-
-class AdminError(msgspec.Struct):
-    code: str
-    message: str
-
-
-class AdminErrorBody(msgspec.Struct):
-    """Body of a refused ``POST /admin/rpc``: the RPC error's ``code`` and ``message``."""
-
-    error: AdminError
 
 
 _decode_request = msgspec.json.Decoder(AdminRequest).decode

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
-from cluster_manager import AdminAnswer, AdminError, AdminErrorBody
+from contracts.admin_http import AdminAnswer, AdminError, AdminErrorBody
 from credentials import readable_validation
 from edge import AddressRateLimiter, client_address
 from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from aiohttp import hdrs, web
 
-from cluster_manager import AdminAnswer, AdminErrorBody, AdminRequest
+from contracts.admin_http import AdminAnswer, AdminErrorBody, AdminRequest
 
 from .app_keys import SETTINGS
 from .auth import SERVICE_KEY_HEADER
