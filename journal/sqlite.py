@@ -336,15 +336,28 @@ class SqliteJournal:
         if not self._on_loop or self._checkpoint is not None:
             return None
         self._check_open()
-        pending = _Pending(_append(room, epoch, bytes(body)), slot=False)
-        self._queue.append(pending)
-        if self._turn is not None:
-            self._turn.cancel()
-        self._commit_turn()
-        future = pending.future
-        future.exception()  # retrieved here: raised below, not logged by the loop
-        result: int = future.result()
-        return result
+        write = _append(room, epoch, bytes(body))
+        if self._queue:  # the writes queued before it go first, in the same transaction
+            pending = _Pending(write, slot=False)
+            self._queue.append(pending)
+            if self._turn is not None:
+                self._turn.cancel()
+            self._commit_turn()
+            future = pending.future
+            future.exception()  # retrieved here: raised below, not logged by the loop
+            queued: int = future.result()
+            return queued
+        # Alone: no queue entry and no future (this runs once per relayed message).
+        try:
+            [result] = self._commit([write])
+        except Exception as exc:
+            [result] = self._failed([write], exc)
+        self._since_checkpoint += 1
+        self._checkpoint_if_due()
+        if isinstance(result, Exception):
+            raise result
+        offset: int = result
+        return offset
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
         await self._write(_save_snapshot(room, snapshot, not self.settings.keep_snapshotted))
@@ -383,6 +396,10 @@ class SqliteJournal:
                 results = self._failed(group, exc)
             self._settle(group, results)
             self._since_checkpoint += 1
+        self._checkpoint_if_due()
+
+    def _checkpoint_if_due(self) -> None:
+        """After transactions on the loop's thread: checkpoint every ``checkpoint_every`` of them."""
         if self._since_checkpoint >= self.settings.checkpoint_every and self._open:
             self._start_checkpoint()
 
@@ -420,7 +437,7 @@ class SqliteJournal:
         finally:
             self._committer = None
 
-    def _failed(self, group: list[_Pending], exc: Exception) -> list[Any]:
+    def _failed(self, group: list[Any], exc: Exception) -> list[Any]:
         reason = f"journal {self.path}: a write failed, nothing of its transaction kept: {exc}"
         self._log.warning("journal_commit_failed", writes=len(group), error=str(exc))
         return [JournalUnavailable(reason) for _ in group]

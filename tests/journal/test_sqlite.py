@@ -262,6 +262,24 @@ async def test_append_now_commits_before_it_returns_after_what_was_queued(tmp_pa
         journal.append_now("r", 2, b"closed")
 
 
+async def test_append_now_that_cannot_commit_raises_journal_unavailable_and_keeps_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, JournalSettings(durability="normal", busy_timeout=0))
+    await journal.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert journal.append_now("r", 1, b"first") is not None
+        other.execute("BEGIN IMMEDIATE")  # another process holds the file's write lock
+        with pytest.raises(JournalUnavailable):
+            journal.append_now("r", 1, b"lost")
+        other.execute("ROLLBACK")
+        assert journal.append_now("r", 1, b"second") is not None
+        assert [r.body for r in await journal.replay("r")] == [b"first", b"second"]
+    finally:
+        other.close()
+        await journal.close()
+
+
 async def test_append_now_leaves_an_fsyncing_journal_to_its_writer_thread(tmp_path: Path) -> None:
     journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability="full"))
     await journal.open()
