@@ -16,6 +16,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 import msgspec
+
 from alerts import DeadLetter, FaultReporter
 from rpc import RpcError, Transport
 
