@@ -52,8 +52,8 @@ class ControllerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         c = self.controller
-        yield GaugeMetricFamily("switchboard_controller_rooms", "Rooms held here", value=len(c.rooms))
-        yield GaugeMetricFamily("switchboard_controller_participants", "Participants in rooms held here",
+        yield GaugeMetricFamily("switchboard_controller_rooms", "Rooms loaded here", value=len(c.rooms))
+        yield GaugeMetricFamily("switchboard_controller_participants", "Participants in rooms loaded here",
                                 value=len(c.participants))
         unacked, oldest = 0, None
         for room in c.rooms.values():
@@ -80,7 +80,7 @@ class ControllerCollector(Collector):
                                   value=c.tallies.rooms_recovered)
         hooks = c.webhooks.tallies
         yield GaugeMetricFamily("switchboard_controller_webhooks_pending",
-                                "Webhook events of rooms held here not yet delivered or given up",
+                                "Webhook events of rooms loaded here not yet delivered or given up",
                                 value=sum(len(room.state.hooks.pending) for room in c.rooms.values()))
         yield CounterMetricFamily("switchboard_controller_webhooks_sent", "Webhook deliveries an endpoint took",
                                   value=hooks.sent)

@@ -116,13 +116,13 @@ async def test_stop_is_idempotent_and_quits_the_cluster(env: Env) -> None:
     await wait_until(lambda: env.controller.worker_id in env.cluster.quits)
 
 
-async def test_a_held_room_is_not_closed_by_its_grace_period(env: Env) -> None:
+async def test_a_room_in_use_is_not_closed_by_its_grace_period(env: Env) -> None:
     await env.join("p1")
     await env.call("leave", participant="p1")
     room = env.controller.room("room-1")
     timer = room.grace_timer
     assert timer is not None  # armed by the leave
-    room.use()  # a room in use cannot be closed by its grace period: the hold cancels the timer
+    room.use()  # a room in use cannot be closed by its grace period: its use cancels the timer
     assert room.grace_timer is None and timer.cancelled()
     assert not room.closed and env.cluster.laid_down == []
     room.release()
