@@ -11,6 +11,7 @@ COPY alerts ./alerts
 COPY webhooks ./webhooks
 COPY observability ./observability
 COPY rpc ./rpc
+COPY contracts ./contracts
 COPY credentials ./credentials
 COPY edge ./edge
 COPY journal ./journal

@@ -94,15 +94,11 @@ class PortalRpc:
         room move there (as after a controller's loss); ``moving``: how many.  With ``to``, they
         re-attach to that controller without asking the cluster (``controller`` itself, when it
         rebuilt the room after a lost journal write)."""
-        if not isinstance(room, str) or not isinstance(controller, str) or not isinstance(to, (str, type(None))):
-            raise ServiceError("bad_arguments", "room, controller and to are strings")
         return {"moving": self._room_moved(room, controller, to)}
 
     @rpc_method
     async def displace(self, participant: str, epoch: int) -> str:
         """The participant relogged in through another portal (resume number ``epoch``): close its
         socket here, without ``hold`` or ``leave`` and without ``drop`` (its session lives on there)."""
-        if not isinstance(participant, str) or not isinstance(epoch, int) or isinstance(epoch, bool):
-            raise ServiceError("bad_arguments", "participant is a string, epoch an integer")
         self.logins.displace(participant, epoch)
         return "ok"

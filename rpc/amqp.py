@@ -141,12 +141,16 @@ class AmqpTransport(Transport):
         self.reconnects = 0
         #: Messages the broker refused (nack) and that were published again on a new channel.
         self.nacks = 0
+        #: Messages nobody served (unroutable), each time it was published.
+        self.unroutable = 0
         self._renew_lock = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
         self._started = False
         self._start_lock = asyncio.Lock()
         #: Set while the connection is up with its channels, queues and consumers restored.
         self._restored = asyncio.Event()
+        #: When the connection last came back (monotonic), ``None`` before any loss.
+        self._restored_at: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -238,6 +242,7 @@ class AmqpTransport(Transport):
 
     def _on_reconnected(self, _sender: Any) -> None:
         self._restored.set()  # aio-pika calls this once every channel, queue and consumer is back
+        self._restored_at = time.monotonic()
         self.reconnects += 1
         where = self._conn.address if self._conn is not None else "?"
         log.info("broker_connection_restored", node=self.node_id, broker=where)
@@ -415,7 +420,15 @@ class AmqpTransport(Transport):
                     await channel.default_exchange.publish(message, routing_key=routing_key, mandatory=True)
                 return
             except aio_pika.exceptions.PublishError:
-                raise RpcNoService(f"no service {routing_key!r}") from None
+                # Right after this connection came back (a broker restart, a move to another node),
+                # the servers may not have declared their queues again yet: within ``outage_wait`` of
+                # it, an unroutable message (delivered to nobody: safe to send again) waits for them.
+                self.unroutable += 1
+                if not self._just_restored() or budget - (time.monotonic() - started) < pause:
+                    raise RpcNoService(f"no service {routing_key!r}") from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _NACK_PAUSE_MAX)
+                continue
             except aio_pika.exceptions.DeliveryError:
                 if budget - (time.monotonic() - started) < pause:
                     raise RpcUnavailable(f"{what}: broker did not take the message (nacked)") from None
@@ -428,6 +441,11 @@ class AmqpTransport(Transport):
             await self._renew_publish_channel(channel)
             await asyncio.sleep(pause)
             pause = min(pause * 2, _NACK_PAUSE_MAX)
+
+    def _just_restored(self) -> bool:
+        """Whether the connection came back less than ``outage_wait`` seconds ago."""
+        restored_at = self._restored_at
+        return restored_at is not None and time.monotonic() - restored_at < self.settings.outage_wait
 
     async def _renew_publish_channel(self, refused: AbstractRobustChannel) -> None:
         """Replace the publishing channel ``refused`` (unless another caller did already); the old one
@@ -498,7 +516,7 @@ class AmqpTransport(Transport):
         if reply.error is not None:
             if reply.error.code == SERVICE_GONE:
                 raise RpcUnavailable(reply.error.message)
-            raise RpcRemoteError(reply.error.code, reply.error.message)
+            raise RpcRemoteError(reply.error.code, reply.error.message, reply.error.details)
         return reply.result
 
     async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextvars
+import functools
 import inspect
 import sys
 import time
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+import msgspec
 
 from .errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD, Declined, RpcError, ServiceError
 from .logs import RpcLog
@@ -34,6 +38,7 @@ __all__ = [
     "rpc_method_names",
     "request_id",
     "dispatch",
+    "arguments_type",
 ]
 
 log = RpcLog()
@@ -53,12 +58,50 @@ _RPC_ATTR = "__switchboard_rpc__"
 
 
 def rpc_method(func: F) -> F:
-    """Mark an ``async def`` method as callable over RPC under its own name."""
+    """Mark an ``async def`` method as callable over RPC under its own name.
+
+    Its parameters' annotations are its wire contract: :func:`dispatch` converts a request's
+    arguments to them (strictly: ``"1"`` is no ``int``; a mapping becomes the annotated struct) before
+    the method runs, and answers ``bad_arguments`` without running it when they do not fit."""
     candidate: Any = func  # checked as Any so the narrowing does not change F
     if not inspect.iscoroutinefunction(candidate):
         raise TypeError(f"rpc_method {func.__qualname__} must be async")
     setattr(func, _RPC_ATTR, True)
     return func
+
+
+#: Longest ``bad_arguments`` message taken from the decoder (it may quote the caller's input).
+_MAX_MISMATCH = 200
+
+
+@functools.cache
+def arguments_type(func: Callable[..., Any]) -> type[msgspec.Struct] | None:
+    """The keyword arguments of the RPC method ``func`` as one struct type, built once from its
+    signature and annotations (``None`` for a method taking ``**kwargs``: it checks its own)."""
+    signature = inspect.signature(func)
+    hints = typing.get_type_hints(func)
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for name, parameter in signature.parameters.items():
+        if name == "self":
+            continue
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        hint = hints.get(name, Any)
+        fields.append((name, hint) if parameter.default is inspect.Parameter.empty
+                      else (name, hint, parameter.default))
+    return msgspec.defstruct(f"{func.__qualname__}.arguments", fields, forbid_unknown_fields=True, kw_only=True)
+
+
+def _converted(method: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any] | str:
+    """``args`` converted to ``method``'s annotations, or what is wrong with them."""
+    arguments = arguments_type(getattr(method, "__func__", method))
+    if arguments is None:
+        return args
+    try:
+        typed = msgspec.convert(args, arguments, strict=True)
+    except msgspec.ValidationError as exc:
+        return _signature_mismatch(method, args) or str(exc)[:_MAX_MISMATCH]
+    return {name: getattr(typed, name) for name in args}  # what was not given keeps the method's default
 
 
 def rpc_methods(handler: object) -> dict[str, Callable[..., Awaitable[Any]]]:
@@ -67,6 +110,7 @@ def rpc_methods(handler: object) -> dict[str, Callable[..., Awaitable[Any]]]:
     for name in dir(type(handler)):
         attr = getattr(type(handler), name, None)
         if callable(attr) and getattr(attr, _RPC_ATTR, False):
+            arguments_type(attr)  # an annotation that does not resolve fails here, not at the first call
             methods[name] = getattr(handler, name)
     if not methods:
         raise TypeError(f"{type(handler).__name__} has no @rpc_method methods")
@@ -118,17 +162,15 @@ async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any
     method = methods.get(request.method)
     if method is None:
         return Reply(error=ErrorBody(UNKNOWN_METHOD, f"{service} has no method {request.method!r}"))
+    args = _converted(method, request.args)
+    if isinstance(args, str):
+        return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {args}"))
     try:
-        result = await method(**request.args)
-    except TypeError:
-        mismatch = _signature_mismatch(method, request.args)
-        if mismatch is not None:
-            return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {mismatch}"))
-        return _failed(service, request.method, request.sender, on_failed)
+        result = await method(**args)
     except Declined:
         raise
     except (ServiceError, RpcError) as exc:
-        return Reply(error=ErrorBody(exc.code, exc.message))
+        return Reply(error=ErrorBody(exc.code, exc.message, exc.details))
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -1,13 +1,16 @@
 """Typed RPC errors.
 
-Every failure a caller can see is an :class:`RpcError` with a stable ``code`` and a readable
-``message``.  Handlers raise :class:`ServiceError` (or a subclass) for expected, coded failures; the
+Every failure a caller can see is an :class:`RpcError` with a stable ``code``, a readable
+``message`` and, where the caller acts on more than the code, structured ``details`` (a JSON object
+the error's contract documents: never parse a message).  Handlers raise :class:`ServiceError` (or a subclass) for expected, coded failures; the
 caller receives it as :class:`RpcRemoteError` with the same code and message.  Any other exception
 in a handler is logged with its traceback on the serving side and reaches the caller as
 ``RpcRemoteError('internal', ...)`` without the traceback.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "RpcError",
@@ -36,14 +39,13 @@ class RpcError(Exception):
 
     code: str = "rpc_error"
 
-    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+    def __init__(self, message: str = "", *, code: str | None = None, details: dict[str, Any] | None = None) -> None:
         if code is not None:
             self.code = code
         self.message = message or self.code
+        #: What the caller may act on besides the code (documented by the error's contract).
+        self.details = details
         super().__init__(self.message)
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
@@ -73,10 +75,10 @@ class RpcNoService(RpcUnavailable):
 
 
 class RpcRemoteError(RpcError):
-    """The handler failed; ``code`` and ``message`` come from the serving side."""
+    """The handler failed; ``code``, ``message`` and ``details`` come from the serving side."""
 
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(message or code, code=code)
+    def __init__(self, code: str, message: str = "", details: dict[str, Any] | None = None) -> None:
+        super().__init__(message or code, code=code, details=details)
 
 
 class Declined(RpcError):
@@ -90,5 +92,5 @@ class Declined(RpcError):
 class ServiceError(RpcError):
     """Raised by handlers for an expected failure that the caller should see with its code."""
 
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(message or code, code=code)
+    def __init__(self, code: str, message: str = "", details: dict[str, Any] | None = None) -> None:
+        super().__init__(message or code, code=code, details=details)

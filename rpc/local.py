@@ -184,7 +184,7 @@ class LocalTransport(Transport):
         if reply.error is not None:
             if reply.error.code == SERVICE_GONE:
                 raise RpcUnavailable(reply.error.message)
-            raise RpcRemoteError(reply.error.code, reply.error.message)
+            raise RpcRemoteError(reply.error.code, reply.error.message, reply.error.details)
         return reply.result
 
     @staticmethod

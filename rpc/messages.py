@@ -19,9 +19,11 @@ class Request(msgspec.Struct, omit_defaults=True):
     deadline_ms: int = 0
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(msgspec.Struct, omit_defaults=True):
     code: str
     message: str
+    #: Structured facts the caller may act on (the error's contract says which); absent when none.
+    details: dict[str, Any] | None = None
 
 
 class Reply(msgspec.Struct, omit_defaults=True):

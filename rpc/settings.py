@@ -24,7 +24,9 @@ class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     publish_timeout: float = 1.5
     #: While the broker connection is lost, a call, cast or event waits this long for it to come back
     #: before failing with ``RpcUnavailable`` (a call no longer than its own timeout), seconds: a broker
-    #: restart of a few seconds costs latency, not errors.  0: fail at once.
+    #: restart of a few seconds costs latency, not errors; for as long again after it came back, a call
+    #: or cast to a service nobody serves yet waits for its server to declare its queue again.  0: fail
+    #: at once.
     outage_wait: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
     #: Messages a process handles at once per service (AMQP prefetch).
     prefetch: int = 128

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["eventlog", "alerts", "webhooks", "observability", "rpc", "credentials", "edge", "journal", "scheduler",
+PACKAGES = ["eventlog", "contracts", "alerts", "webhooks", "observability", "rpc", "credentials", "edge", "journal", "scheduler",
             "cluster_manager", "token_api", "portal",
             "conference_controller", "switchboard"]
 TARGETS = {"packages": PACKAGES, "tests": ["tests"], "bench": ["bench"]}

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from rpc import RpcConnectionLost, RpcError, RpcSettings, RpcUnavailable, rpc_method
+from rpc import RpcConnectionLost, RpcError, RpcNoService, RpcSettings, RpcUnavailable, rpc_method
 from rpc.amqp import AmqpTransport
 from switchboard.devbroker import RabbitNode
+from tests.support.processes import free_port
+from tests.support.tcp_cut import CutProxy
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.amqp, pytest.mark.slow]
@@ -184,3 +186,35 @@ async def test_a_transport_started_while_the_broker_is_down_says_so(own_rabbit: 
         await transport.start()
     assert info.value.message.startswith("cannot connect to the broker"), info.value.message
     await transport.close()
+
+
+@pytest.mark.parametrize("outage_wait", [LONG, 0.5])
+async def test_a_call_right_after_a_restart_waits_for_its_server_to_declare_its_queue_again(
+        own_rabbit: RabbitNode, outage_wait: float) -> None:
+    # The server reaches the broker through a proxy that stays cut until the call is made: when the
+    # client is back, the server's service queue (not durable) is not.
+    proxy = CutProxy(free_port(), own_rabbit.port)
+    await proxy.start()
+    server = AmqpTransport("late-server", RpcSettings(broker_url=f"amqp://guest:guest@127.0.0.1:{proxy.listen_port}/",
+                                                      reconnect_interval=0.2, heartbeat=2))
+    client = AmqpTransport("early-client", RpcSettings(broker_url=own_rabbit.url, reconnect_interval=0.2,
+                                                        heartbeat=2, outage_wait=outage_wait))
+    await server.start()
+    await client.start()
+    await server.serve("late-svc", Service())
+    assert await client.call("late-svc", "echo", {"value": 0}) == 0
+    proxy.cut()
+    await asyncio.to_thread(own_rabbit.restart)
+    await wait_until(lambda: client.reconnects == 1, timeout=30, what="the client back")
+    call = asyncio.create_task(client.call("late-svc", "echo", {"value": 1}, timeout=LONG))
+    if outage_wait == LONG:  # it waits (the message went to nobody, so it is sent again) and is answered
+        await wait_until(lambda: client.unroutable > 0, what="the call sent to nobody at first")
+        proxy.restore()
+        assert await call == 1
+    else:  # past the outage wait it is a fast "no service", as without a restart
+        with pytest.raises(RpcNoService):
+            await call
+        proxy.restore()
+    await client.close()
+    await server.close()
+    await proxy.stop()

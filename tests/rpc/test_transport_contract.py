@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from rpc import RpcNoService, RpcRemoteError, RpcTimeout, RpcUnavailable, ServiceError, rpc_method
@@ -56,6 +57,21 @@ class Echo:
 
     async def hidden(self) -> str:  # not an rpc_method: not callable remotely
         return "hidden"
+
+    @rpc_method
+    async def fail_with_details(self) -> None:
+        raise ServiceError("resync_required", "missing 3..5", {"missing_from": 3, "missing_to": 5})
+
+    @rpc_method
+    async def place(self, spot: Spot, count: int = 1, tags: list[str] | None = None) -> dict[str, Any]:
+        self.calls += 1
+        assert isinstance(spot, Spot)  # converted from the wire's mapping before the method runs
+        return {"spot": spot, "count": count, "tags": tags}
+
+
+class Spot(msgspec.Struct, forbid_unknown_fields=True):
+    x: int
+    label: str = ""
 
 
 def _name(prefix: str = "svc") -> str:
@@ -112,6 +128,41 @@ async def test_bad_arguments_are_a_remote_error(transports: TransportFactory) ->
     with pytest.raises(RpcRemoteError) as info:
         await client.call(name, "echo", {"wrong": 1})
     assert info.value.code == "bad_arguments"
+
+
+async def test_arguments_are_converted_to_the_methods_annotations_or_refused_unrun(
+        transports: TransportFactory) -> None:
+    server, client = await transports.make(), await transports.make()
+    name, echo = _name(), Echo()
+    await server.serve(name, echo)
+    assert await client.call(name, "place", {"spot": {"x": 1}}) == {"spot": {"x": 1, "label": ""}, "count": 1,
+                                                                     "tags": None}
+    assert await client.call(name, "place", {"spot": {"x": 2, "label": "b"}, "tags": ["t"]}) == {
+        "spot": {"x": 2, "label": "b"}, "count": 1, "tags": ["t"]}
+    refused: list[tuple[dict[str, Any], str]] = [
+        ({"spot": {"x": "1"}}, "Expected `int`, got `str` - at `$.spot.x`"),
+        ({"spot": {"x": 1, "y": 2}}, "Object contains unknown field `y` - at `$.spot`"),
+        ({"spot": {"x": 1}, "count": True}, "Expected `int`, got `bool` - at `$.count`"),
+        ({"spot": {"x": 1}, "tags": [1]}, "Expected `str`, got `int` - at `$.tags[0]`"),
+        ({"count": 1}, "missing spot; expected spot, count, tags"),
+        ({"spot": {"x": 1}, "colour": 1}, "unknown argument(s) colour; expected spot, count, tags")]
+    for args, why in refused:
+        with pytest.raises(RpcRemoteError) as info:
+            await client.call(name, "place", args)
+        assert (info.value.code, info.value.message) == ("bad_arguments", f"{name}.place: {why}")
+    assert echo.calls == 2
+
+
+async def test_a_coded_handler_error_keeps_its_details(transports: TransportFactory) -> None:
+    server, client = await transports.make(), await transports.make()
+    name = _name()
+    await server.serve(name, Echo())
+    with pytest.raises(RpcRemoteError) as info:
+        await client.call(name, "fail_with_details")
+    assert (info.value.code, info.value.details) == ("resync_required", {"missing_from": 3, "missing_to": 5})
+    with pytest.raises(RpcRemoteError) as info:
+        await client.call(name, "fail_coded")
+    assert info.value.details is None
 
 
 async def test_a_coded_handler_error_keeps_its_code_and_message(transports: TransportFactory) -> None:
