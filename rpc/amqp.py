@@ -132,7 +132,7 @@ class AmqpTransport(Transport):
         self._consume_ch: AbstractRobustChannel | None = None
         self._events_ex: aio_pika.abc.AbstractExchange | None = None
         #: The reply queue, and its name: a new one for every connection (see ``_on_connection_lost``).
-        self._reply_queue: AbstractQueue | None = None
+        self._reply_queue: aio_pika.Queue | None = None
         self._reply_queue_name = self._new_reply_queue_name()
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._ids = itertools.count()
@@ -195,6 +195,7 @@ class AmqpTransport(Transport):
         await self._consume_ch.set_qos(prefetch_count=self.settings.prefetch)
         reply_queue = await self._consume_ch.declare_queue(self._reply_queue_name, durable=False, auto_delete=True)
         await reply_queue.consume(self._on_reply, no_ack=True)
+        assert isinstance(reply_queue, aio_pika.Queue)  # renamed on a loss: aio-pika's own class has the name
         self._reply_queue = reply_queue
         self._events_ex = await self._publish_ch.declare_exchange(
             self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
