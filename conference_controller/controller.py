@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from alerts import FaultReporter
+from contracts.controller import ParticipantInit
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
@@ -58,7 +59,7 @@ from .events import (
 from .ids import ParticipantId, RoomId, WorkerId
 from .logs import EventLog
 from .media import MEDIA_PURPOSE, MediaGateway
-from .messages import ParticipantInit, RoomConfig
+from .messages import RoomConfig
 from .observe import Tallies
 from .room import Room
 from .service import ControllerService
