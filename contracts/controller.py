@@ -156,10 +156,11 @@ class JoinedRoom(msgspec.Struct):
 
 
 class JoinResult(msgspec.Struct):
-    """``join``: the joiner's permission and the room as it sees it (the joiner among the participants)."""
+    """``join``: the joiner's permission and the room as it sees it (the joiner among the participants).
+    The controller always sends both; a caller reads a missing one as its default."""
 
-    permission: Permission
-    room: JoinedRoom
+    permission: Permission | None = None
+    room: JoinedRoom | None = None
 
 
 class Replayed(msgspec.Struct):
@@ -172,12 +173,13 @@ class Replayed(msgspec.Struct):
 
 class ResumeResult(msgspec.Struct):
     """``resume``: what was missed (in order), the highest seq so far, the participant's resume
-    count and its origin preference (from its join token)."""
+    count and its origin preference (from its join token).  The controller always sends them all; a
+    caller reads a missing one as its default."""
 
-    messages: list[Replayed]
-    last_seq: int
-    epoch: int
-    origin: dict[str, Any] = {}
+    messages: list[Replayed] = []
+    last_seq: int | None = None
+    epoch: int | None = None
+    origin: dict[str, Any] | None = None
 
 
 class TakeOverResult(msgspec.Struct):
@@ -258,8 +260,10 @@ class ControllerClient:
         retry_key: str | None = None, room: str | None = None, timeout: float | None = None,
     ) -> ResumeResult:
         """See :meth:`conference_controller.service.ControllerService.resume`."""
-        args = _args(participant=participant, ticket_id=ticket_id, new_ticket_id=new_ticket_id, portal=portal,
-                     last_seq=last_seq, retry_key=retry_key, room=room)
+        args = {"participant": participant, "ticket_id": ticket_id, "new_ticket_id": new_ticket_id,
+                "portal": portal, "last_seq": last_seq, "room": room}
+        if retry_key is not None:
+            args["retry_key"] = retry_key
         return msgspec.convert(await self._transport.call(self._target, "resume", args, timeout=timeout),
                                ResumeResult)
 

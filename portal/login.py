@@ -167,8 +167,8 @@ class LoginService:
             "id": participant,
             "user": token.user,
             "role": token.role,
-            "permission": msgspec.to_builtins(result.permission),
-            "room": msgspec.to_builtins(result.room),
+            "permission": {} if result.permission is None else msgspec.to_builtins(result.permission),
+            "room": {"id": token.room} if result.room is None else msgspec.to_builtins(result.room),
             "reconnectionTicket": self._ticket(session),
         }
         if session.extension:
@@ -259,7 +259,7 @@ class LoginService:
             # participant while this answer was on the way: that socket has it, this one gets nothing.
             session.log.info("relogin_taken_over")
             raise RequestError("Participant is connected elsewhere", "displaced")
-        session.epoch = result.epoch
+        session.epoch = result.epoch or 0
         if session.epoch < session.displaced_by:
             # A relogin elsewhere was accepted after this one while its answer was on the way.
             session.log.info("relogin_superseded", epoch=session.epoch, by=session.displaced_by)
@@ -427,7 +427,7 @@ class LoginService:
                     session.log.warning("reattach_failed", error=exc.code)
                     return False
                 return True
-            session.epoch = result.epoch
+            session.epoch = session.epoch if result.epoch is None else result.epoch
             if session.phase is Phase.ENDED:
                 # The socket closed during the resume; its hold may have reached the controller first.
                 session.log.info("reattach_abandoned", reason="socket closed during the re-attach")
