@@ -76,7 +76,9 @@ class ControllerService:
     # -- session ---------------------------------------------------------------------------------
 
     @rpc_method
-    async def join(self, room: str, participant: ParticipantInit, ticket_id: str, extension: bool = False) -> JoinResult:
+    async def join(
+        self, room: str, participant: ParticipantInit, ticket_id: str, extension: bool = False
+    ) -> JoinResult:
         """``participant`` joins ``room`` through its portal (``participant.portal``) with its first
         reconnection ticket ``ticket_id``; ``extension``: a client of the protocol extension."""
         return msgspec.convert(await self._controller.join(RoomId(room), participant, ticket_id, extension), JoinResult)
@@ -255,13 +257,12 @@ class ControllerService:
         self, room: str, participant: str, patch: list[PatchOp], admin_key: str = ""
     ) -> ParticipantDetails:
         self._authorize("control_participant", admin_key)
-        room_id, participant_id = room, participant
-        member = self._controller.member(room_id, participant_id)
+        member = self._controller.member(room, participant)
         permission = apply_patch(member.permission, patch)
-        found = self._controller.room(room_id)
-        await self._controller.commit(found, machine.decide_permission(found.state, participant_id, permission))
-        found.log.info("permission_changed", participant=participant_id)
-        return machine.admin_info(self._controller.member(room_id, participant_id))
+        found = self._controller.room(room)
+        await self._controller.commit(found, machine.decide_permission(found.state, participant, permission))
+        found.log.info("permission_changed", participant=participant)
+        return machine.admin_info(self._controller.member(room, participant))
 
     @rpc_method
     async def migrate(self, admin_key: str = "") -> MigrateResult:
@@ -288,14 +289,13 @@ class ControllerService:
         """End a publication whoever owns it (its media agent is told; subscribers are told it ended)."""
         self._authorize("remove_stream", admin_key)
         found = self._controller.room(room)
-        stream_id = stream
-        removed = found.state.streams.get(stream_id)
+        removed = found.state.streams.get(stream)
         if removed is None or not removed.ready:
-            raise UnknownStream(f"no stream {stream_id} in room {found.state.id}")
+            raise UnknownStream(f"no stream {stream} in room {found.state.id}")
         info = removed.to_info()
-        await self._controller.commit(found, machine.decide_end_stream(found.state, stream_id,
+        await self._controller.commit(found, machine.decide_end_stream(found.state, stream,
                                                                        self._controller.clock(), tell_agent=True))
-        found.log.info("stream_removed", stream=stream_id, owner=removed.owner)
+        found.log.info("stream_removed", stream=stream, owner=removed.owner)
         return info
 
     @rpc_method

@@ -179,9 +179,10 @@ class Relay:
         return len(tasks)
 
     async def _call(self, session: Session, event: str, call: Call, identified: bool, timeout: float) -> Any:
-        """``call`` (the request ``event``) at the session's controller.  While the session moves to another controller, the
-        call waits for the move (within ``timeout``); a call in flight when its controller was lost is
-        made once more, with the same arguments, at the controller the session moved to.  A call in
+        """``call`` (the request ``event``) at the session's controller.  While the session moves to
+        another controller, the call waits for the move (within ``timeout``); a call in flight when its
+        controller was lost is made once more, with the same arguments, at the controller the session
+        moved to.  A call in
         flight when the broker connection was lost is made once more too (the transport waits for
         the broker, ``rpc.outage_wait``) if it carries a request id (``identified``): the controller
         answers a request id once, so the second call cannot apply it twice."""
