@@ -232,10 +232,6 @@ class ControllerClient:
         self._transport = transport
         self._target = target
 
-    @property
-    def target(self) -> str:
-        return self._target
-
     # -- session -------------------------------------------------------------------------------
 
     async def join(self, *, room: str, participant: ParticipantInit, ticket_id: str, extension: bool = False,
