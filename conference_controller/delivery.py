@@ -15,7 +15,6 @@ import contextlib
 from collections import defaultdict, deque
 
 import msgspec
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from alerts import DeadLetter, FaultReporter
 from contracts.portal import DeliverItem, DeliverTarget, PortalClient
@@ -74,23 +73,32 @@ class _PortalSender:
             self.active_at = self._loop.time()
 
     async def _send(self, batch: list[DeliverItem]) -> None:
+        # A plain loop, not a retry library: this runs for every relayed message, and building a
+        # retrying object per call cost more than the in-process call itself.
         settings = self.owner.settings
-        attempts = settings.delivery_retries + 1
-        retrying = AsyncRetrying(stop=stop_after_attempt(attempts), wait=wait_fixed(settings.delivery_retry_interval),
-                                 retry=retry_if_exception_type(RpcError), reraise=True)
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    await self.client.deliver(self.owner.controller, batch, timeout=settings.portal_timeout)
-        except RpcError as exc:
-            self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
-                             error=exc.code, detail=exc.message)
-            if self.owner.faults is not None:
-                method, args = PortalClient.deliver_request(self.owner.controller, batch)
-                self.owner.faults.dead_letter(DeadLetter(
-                    origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
-                    reason=exc.code, attempts=attempts, target=self.portal, method=method, args=msgspec.to_builtins(args),
-                    group=self.portal))
+        attempts = max(1, settings.delivery_retries + 1)
+        deliver = self.client.deliver
+        for attempt in range(1, attempts + 1):
+            try:
+                await deliver(self.owner.controller, batch, timeout=settings.portal_timeout)
+                return
+            except RpcError as exc:
+                if attempt == attempts:
+                    self._give_up(batch, attempts, exc)
+                    return
+            await asyncio.sleep(settings.delivery_retry_interval)
+
+    def _give_up(self, batch: list[DeliverItem], attempts: int, error: RpcError) -> None:
+        """Every attempt failed: the notifications stay in the outboxes (replayed by ``resume``) and
+        the call goes to the dead letters."""
+        self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
+                         error=error.code, detail=error.message)
+        if self.owner.faults is not None:
+            method, args = PortalClient.deliver_request(self.owner.controller, batch)
+            self.owner.faults.dead_letter(DeadLetter(
+                origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
+                reason=error.code, attempts=attempts, target=self.portal, method=method,
+                args=msgspec.to_builtins(args), group=self.portal))
 
     async def stop(self) -> None:
         self.stopping = True
