@@ -80,7 +80,7 @@ class _PortalSender:
         deliver = self.client.deliver
         for attempt in range(1, attempts + 1):
             try:
-                await deliver(self.owner.controller, batch, timeout=settings.portal_timeout)
+                await deliver(controller=self.owner.controller, items=batch, timeout=settings.portal_timeout)
                 return
             except RpcError as exc:
                 if attempt == attempts:
@@ -94,7 +94,7 @@ class _PortalSender:
         self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
                          error=error.code, detail=error.message)
         if self.owner.faults is not None:
-            method, args = PortalClient.deliver_request(self.owner.controller, batch)
+            method, args = PortalClient.deliver_request(controller=self.owner.controller, items=batch)
             self.owner.faults.dead_letter(DeadLetter(
                 origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
                 reason=error.code, attempts=attempts, target=self.portal, method=method,

@@ -7,16 +7,13 @@ serving side is ``portal.rpc_api.PortalService``; :class:`PortalClient` is the c
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from rpc import Transport
 
-__all__ = ["DeliverTarget", "DeliverItem", "DeliverResult", "RoomMovedResult", "Ok", "PortalClient"]
-
-#: The answer of the calls that have nothing to tell (``drop``, ``displace``).
-Ok = Literal["ok"]
+__all__ = ["DeliverTarget", "DeliverItem", "DeliverResult", "RoomMovedResult", "PortalClient"]
 
 
 class DeliverTarget(msgspec.Struct, array_like=True, frozen=True):
@@ -58,30 +55,30 @@ class PortalClient:
         self._target = target
 
     @staticmethod
-    def deliver_request(controller: str, items: list[DeliverItem]) -> tuple[str, dict[str, Any]]:
+    def deliver_request(*, controller: str, items: list[DeliverItem]) -> tuple[str, dict[str, Any]]:
         """The method and the arguments of a ``deliver`` call (what a dead letter keeps to make it again)."""
         return "deliver", {"controller": controller, "items": items}
 
-    async def deliver(self, controller: str, items: list[DeliverItem], *,
+    async def deliver(self, *, controller: str, items: list[DeliverItem],
                       timeout: float | None = None) -> DeliverResult:
         """Emit ``items`` in order to their targets' sockets there, for ``controller``."""
-        method, args = self.deliver_request(controller, items)
+        method, args = self.deliver_request(controller=controller, items=items)
         return msgspec.convert(await self._transport.call(self._target, method, args, timeout=timeout), DeliverResult)
 
-    async def drop(self, participant: str | None = None, all: bool = False, reason: str = "", *,
-                   timeout: float | None = None) -> None:
+    async def drop(self, *, participant: str | None = None, all: bool = False, reason: str = "",
+                   timeout: float | None = None) -> str:
         """Emit ``drop`` to the participant (``all``: to every participant there) and disconnect it."""
         args = {"participant": participant, "all": all, "reason": reason}
-        msgspec.convert(await self._transport.call(self._target, "drop", args, timeout=timeout), Ok)
+        return msgspec.convert(await self._transport.call(self._target, "drop", args, timeout=timeout), str)
 
-    async def room_moved(self, room: str, controller: str, to: str | None = None, *,
+    async def room_moved(self, *, room: str, controller: str, to: str | None = None,
                          timeout: float | None = None) -> RoomMovedResult:
         """``controller`` handed ``room`` on (to ``to`` when it names it): the sockets there move."""
         args = {"room": room, "controller": controller, "to": to}
         return msgspec.convert(await self._transport.call(self._target, "room_moved", args, timeout=timeout),
                                RoomMovedResult)
 
-    async def displace(self, participant: str, epoch: int, *, timeout: float | None = None) -> None:
+    async def displace(self, *, participant: str, epoch: int, timeout: float | None = None) -> str:
         """The participant relogged in elsewhere (resume number ``epoch``): close its socket there."""
         args = {"participant": participant, "epoch": epoch}
-        msgspec.convert(await self._transport.call(self._target, "displace", args, timeout=timeout), Ok)
+        return msgspec.convert(await self._transport.call(self._target, "displace", args, timeout=timeout), str)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from contracts.portal import DeliverItem, DeliverResult, DeliverTarget, Ok, RoomMovedResult
+from contracts.portal import DeliverItem, DeliverResult, DeliverTarget, RoomMovedResult
 from rpc import rpc_method
 
 from .delivery import Delivery
@@ -50,7 +50,7 @@ class PortalService:
         return undelivered
 
     @rpc_method
-    async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> Ok:
+    async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:
         """Emit ``drop`` and close the socket.  The controller is not told: its caller (e.g. the
         controller's own ``drop_participant``) makes the participant leave."""
         if all:
@@ -71,7 +71,7 @@ class PortalService:
         return RoomMovedResult(self._room_moved(room, controller, to))
 
     @rpc_method
-    async def displace(self, participant: str, epoch: int) -> Ok:
+    async def displace(self, participant: str, epoch: int) -> str:
         """The participant relogged in through another portal (resume number ``epoch``): close its
         socket here, without ``hold`` or ``leave`` and without ``drop`` (its session lives on there)."""
         self.logins.displace(participant, epoch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from contracts.portal import DeliverItem, DeliverResult, Ok, RoomMovedResult
+from contracts.portal import DeliverItem, DeliverResult, RoomMovedResult
 from rpc import ServiceError, Transport, rpc_method
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
@@ -95,7 +95,7 @@ class FakePortal:
         return DeliverResult([])
 
     @rpc_method
-    async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> Ok:
+    async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:
         self.drops.append(participant)
         return "ok"
 
@@ -105,7 +105,7 @@ class FakePortal:
         return RoomMovedResult(0)
 
     @rpc_method
-    async def displace(self, participant: str, epoch: int) -> Ok:
+    async def displace(self, participant: str, epoch: int) -> str:
         self.displaced.append((participant, epoch))
         return "ok"
 

@@ -188,7 +188,7 @@ async def test_a_room_wide_item_reaches_plain_and_extension_clients(harness: Har
     data = {"id": "s1", "status": "remove"}
     targets = [DeliverTarget(p["id"], 7), DeliverTarget(e["id"], 3), DeliverTarget("gone", 1)]
     answer = await PortalClient(harness.transport, portal.worker_id).deliver(
-        CONTROLLER_ID, [DeliverItem(targets, "stream", data)])
+        controller=CONTROLLER_ID, items=[DeliverItem(targets, "stream", data)])
     assert answer == DeliverResult(undelivered=["gone"])
     await wait_until(lambda: ("stream", data) in plain.received)
     await wait_until(lambda: ("stream", {**data, "seq": 3}) in ext.received)
