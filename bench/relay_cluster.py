@@ -3,7 +3,7 @@
 Our side: cluster manager, token API, controller and one portal, each its own process, on one
 throwaway RabbitMQ node (or ``--broker``); the same clients in pairs as ``bench/relay.py``.  A relayed
 message costs :data:`RPCS_PER_RELAY` RPCs: the portal's ``text`` call to the controller and the
-controller's ``notify`` call back to the portal (the plain-client ``ack`` cast is batched and
+controller's ``deliver`` call back to the portal (the plain-client ``ack`` cast is batched and
 not counted).
 
 Baseline, same run, interleaved: ``aio_pika.patterns.JsonRPC`` round trips (callee in its own
@@ -183,7 +183,7 @@ async def _bench(args: argparse.Namespace) -> int:
         "",
         f"The `relay` scenario ({args.clients} clients in pairs, `text` to the partner, wait for ack + delivery) with",
         "cluster manager, token API, controller and one portal each in its own process on one throwaway RabbitMQ",
-        f"node. A relay needs {RPCS_PER_RELAY} RPCs (portal → controller `text`, controller → portal `notify`).",
+        f"node. A relay needs {RPCS_PER_RELAY} RPCs (portal → controller `text`, controller → portal `deliver`).",
         f"Baseline, same run, interleaved: `aio_pika.patterns.JsonRPC` round trips, {args.clients} in flight, callee and",
         f"caller in processes of their own, × {RPCS_PER_RELAY}. CPU over the measured window: ours portal + controller;",
         f"baseline caller + callee; {broker_note}. {args.reps} repetitions of {args.warmup:g} s warm-up +",

@@ -25,6 +25,7 @@ import msgspec
 from alerts import FaultReporter
 from background import Background
 from contracts.controller import ControllerClient, ParticipantInit
+from contracts.portal import PortalClient
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
@@ -858,8 +859,8 @@ class Controller:
         """Tell ``portal`` to close the participant's socket there (no hold, no leave).  Best effort:
         a portal that does not get it cannot act for the participant anyway (``not_current_portal``)."""
         try:
-            await self.transport.call(portal, "displace", {"participant": participant_id, "epoch": epoch},
-                                      timeout=self.settings.portal_timeout)
+            await PortalClient(self.transport, portal).displace(participant=participant_id, epoch=epoch,
+                                                                timeout=self.settings.portal_timeout)
         except RpcError as exc:
             room.log.info("displace_not_delivered", participant=participant_id, portal=portal, error=exc.code)
 
@@ -873,9 +874,8 @@ class Controller:
     async def drop(self, room: Room, participant: ParticipantState, reason: str) -> None:
         """Tell the portal to drop the client (errors ignored), then remove the participant."""
         try:
-            await self.transport.call(participant.portal, "drop",
-                                      {"participant": participant.id, "all": False, "reason": reason},
-                                      timeout=self.settings.portal_timeout)
+            await PortalClient(self.transport, participant.portal).drop(participant=participant.id, reason=reason,
+                                                                        timeout=self.settings.portal_timeout)
         except RpcError as exc:
             room.log.info("drop_not_delivered", participant=participant.id, portal=participant.portal,
                           error=exc.code)
@@ -940,9 +940,8 @@ class Controller:
         """Tell each portal to move its sockets of ``room`` from here to controller ``to``."""
         for portal in portals:
             try:
-                await self.transport.call(portal, "room_moved",
-                                          {"room": room.id, "controller": self.worker_id, "to": to},
-                                          timeout=self.settings.portal_timeout)
+                await PortalClient(self.transport, portal).room_moved(room=room.id, controller=self.worker_id, to=to,
+                                                                      timeout=self.settings.portal_timeout)
             except RpcError as exc:  # that portal's sockets find the room again on their next relogin
                 room.log.warning("room_moved_not_told", portal=portal, error=exc.code)
 

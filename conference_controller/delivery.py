@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict, deque
-from typing import Any
 
 import msgspec
 
 from alerts import DeadLetter, FaultReporter
+from contracts.portal import DeliverItem, DeliverTarget, PortalClient
 from rpc import RpcError, Transport
 
-from .ids import ParticipantId, WorkerId
+from .ids import WorkerId
 from .logs import EventLog
 from .events import Notified
 from .settings import ControllerSettings
@@ -29,24 +29,14 @@ from .state import RoomState
 __all__ = ["Delivery"]
 
 
-class _Item(msgspec.Struct, frozen=True):
-    """One notification for one or more participants of one portal."""
-
-    targets: list[tuple[ParticipantId, int]]
-    event: str
-    data: Any
-
-    def wire(self) -> list[Any]:
-        return [[[participant, seq] for participant, seq in self.targets], self.event, self.data]
-
-
 class _PortalSender:
     """The queue of one portal and the task that empties it, one ``deliver`` call at a time."""
 
     def __init__(self, owner: Delivery, portal: WorkerId) -> None:
         self.owner = owner
         self.portal = portal
-        self.items: deque[_Item] = deque()
+        self.client = PortalClient(owner.transport, portal)
+        self.items: deque[DeliverItem] = deque()
         self.log = owner.log.bind(portal=portal)
         self.stopping = False
         self._loop = asyncio.get_running_loop()
@@ -54,7 +44,7 @@ class _PortalSender:
         self.active_at = self._loop.time()
         self.task = asyncio.create_task(self._run(), name=f"deliver:{portal}")
 
-    def put(self, item: _Item) -> None:
+    def put(self, item: DeliverItem) -> None:
         self.items.append(item)
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
@@ -82,33 +72,33 @@ class _PortalSender:
             await self._send(batch)
             self.active_at = self._loop.time()
 
-    async def _send(self, batch: list[_Item]) -> None:
+    async def _send(self, batch: list[DeliverItem]) -> None:
         # A plain loop, not a retry library: this runs for every relayed message, and building a
         # retrying object per call cost more than the in-process call itself.
         settings = self.owner.settings
-        args = {"controller": self.owner.controller, "items": [item.wire() for item in batch]}
         attempts = max(1, settings.delivery_retries + 1)
-        call = self.owner.transport.call
+        deliver = self.client.deliver
         for attempt in range(1, attempts + 1):
             try:
-                await call(self.portal, "deliver", args, timeout=settings.portal_timeout)
+                await deliver(controller=self.owner.controller, items=batch, timeout=settings.portal_timeout)
                 return
             except RpcError as exc:
                 if attempt == attempts:
-                    self._give_up(batch, args, attempts, exc)
+                    self._give_up(batch, attempts, exc)
                     return
             await asyncio.sleep(settings.delivery_retry_interval)
 
-    def _give_up(self, batch: list[_Item], args: dict[str, Any], attempts: int, error: RpcError) -> None:
+    def _give_up(self, batch: list[DeliverItem], attempts: int, error: RpcError) -> None:
         """Every attempt failed: the notifications stay in the outboxes (replayed by ``resume``) and
         the call goes to the dead letters."""
         self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
                          error=error.code, detail=error.message)
         if self.owner.faults is not None:
+            method, args = PortalClient.deliver_request(controller=self.owner.controller, items=batch)
             self.owner.faults.dead_letter(DeadLetter(
                 origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
-                reason=error.code, attempts=attempts, target=self.portal, method="deliver", args=args,
-                group=self.portal))
+                reason=error.code, attempts=attempts, target=self.portal, method=method,
+                args=msgspec.to_builtins(args), group=self.portal))
 
     async def stop(self) -> None:
         self.stopping = True
@@ -139,13 +129,13 @@ class Delivery:
         if self._closed:
             return
         participants = room.participants
-        by_portal: dict[str, list[tuple[ParticipantId, int]]] = defaultdict(list)
+        by_portal: dict[str, list[DeliverTarget]] = defaultdict(list)
         for participant_id, seq in notified.targets:
             participant = participants.get(participant_id)
             if participant is not None and participant.connected:
-                by_portal[participant.portal].append((ParticipantId(participant_id), seq))
+                by_portal[participant.portal].append(DeliverTarget(participant_id, seq))
         for portal, targets in by_portal.items():
-            self._sender(WorkerId(portal)).put(_Item(targets, notified.event, notified.data))
+            self._sender(WorkerId(portal)).put(DeliverItem(targets, notified.event, notified.data))
 
     def _sender(self, portal: WorkerId) -> _PortalSender:
         sender = self._senders.get(portal)

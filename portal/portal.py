@@ -23,7 +23,7 @@ from .login import LoginService
 from .logs import EventLog
 from .metrics import PortalMetrics
 from .relay import Relay
-from .rpc_api import PortalRpc
+from .rpc_api import PortalService
 from .server import PortalServer, create_sio
 from .session import Session, Sessions
 from .settings import PortalSettings
@@ -133,7 +133,7 @@ class Portal:
                 undo.push_async_callback(self.server.stop)
                 self.worker.info = self._info()
                 self._service = await self.transport.serve(
-                    self.worker_id, PortalRpc(self.sessions, self.delivery, self.logins, self.room_moved))
+                    self.worker_id, PortalService(self.sessions, self.delivery, self.logins, self.room_moved))
                 undo.push_async_callback(self._service.stop)
                 self._faults = await self.transport.subscribe_events("exit.#", self._on_fault)
                 undo.push_async_callback(self._faults.cancel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from contracts.portal import DeliverItem, DeliverResult, RoomMovedResult
 from rpc import ServiceError, Transport, rpc_method
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
@@ -60,7 +61,6 @@ class FakePortal:
     def __init__(self, name: str) -> None:
         self.name = name
         self.received: dict[str, list[tuple[int, str, Any]]] = {}
-        self.calls: list[tuple[str, Any]] = []
         self.drops: list[str | None] = []
         #: ``displace`` calls: (participant, epoch).
         self.displaced: list[tuple[str, int]] = []
@@ -83,32 +83,16 @@ class FakePortal:
             raise ServiceError("unavailable", "portal is failing")
 
     @rpc_method
-    async def notify(self, participant: str, event: str, data: Any, seq: int) -> dict[str, bool]:
-        self._check()
-        self.calls.append(("notify", participant))
-        self.received.setdefault(participant, []).append((seq, event, data))
-        return {"delivered": True}
-
-    @rpc_method
-    async def broadcast(self, controller: str, targets: list[list[Any]], event: str, data: Any) -> dict[str, Any]:
-        self._check()
-        self.calls.append(("broadcast", [t[0] for t in targets]))
-        for participant, seq in targets:
-            self.received.setdefault(participant, []).append((seq, event, data))
-        return {"undelivered": []}
-
-    @rpc_method
-    async def deliver(self, controller: str, items: list[list[Any]]) -> dict[str, Any]:
+    async def deliver(self, controller: str, items: list[DeliverItem]) -> DeliverResult:
         self._check()
         if self.refuse_deliveries > 0:
             self.refuse_deliveries -= 1
             raise ServiceError("unavailable", "portal is briefly unreachable")
         self.delivered_by.append(controller)
-        for targets, event, data in items:
-            self.calls.append(("notify", targets[0][0]) if len(targets) == 1 else ("broadcast", [t[0] for t in targets]))
-            for participant, seq in targets:
-                self.received.setdefault(participant, []).append((seq, event, data))
-        return {"undelivered": []}
+        for item in items:
+            for target in item.targets:
+                self.received.setdefault(target.participant, []).append((target.seq, item.event, item.data))
+        return DeliverResult([])
 
     @rpc_method
     async def drop(self, participant: str | None = None, all: bool = False, reason: str = "") -> str:
@@ -116,9 +100,9 @@ class FakePortal:
         return "ok"
 
     @rpc_method
-    async def room_moved(self, room: str, controller: str, to: str | None = None) -> dict[str, int]:
+    async def room_moved(self, room: str, controller: str, to: str | None = None) -> RoomMovedResult:
         self.moved.append((room, controller, to))
-        return {"moving": 0}
+        return RoomMovedResult(0)
 
     @rpc_method
     async def displace(self, participant: str, epoch: int) -> str:

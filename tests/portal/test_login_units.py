@@ -28,7 +28,7 @@ from portal.limits import SocketLimits
 from portal.login import RETRY_KEY_SALT, ROTATION_SALT, LoginService
 from portal.logs import EventLog
 from portal.metrics import PortalMetrics
-from portal.rpc_api import PortalRpc
+from portal.rpc_api import PortalService
 from portal.session import Notification, Phase, Session, Sessions
 from portal.settings import PortalSettings
 from rpc.worker import ClusterWorker
@@ -160,7 +160,7 @@ async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
                           sessions=sessions, delivery=delivery, acks=acks, metrics=metrics, background=background,
                           log=log, close_socket=close_socket, close_transport=close_transport, sleep=sleeps,
                           clock=clock)
-    service = await transport.serve(PORTAL, PortalRpc(sessions, delivery, logins, lambda room, controller, to: 0))
+    service = await transport.serve(PORTAL, PortalService(sessions, delivery, logins, lambda room, controller, to: 0))
     await worker.start()
     yield _World(harness, transport, logins, sessions, sio, metrics, worker, sleeps, closed, closed_transports)
     await asyncio.sleep(0)  # one turn of the loop: the done callbacks of tasks that just ended have run

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from contracts.portal import PortalClient
 from credentials import Keyring, Ticket, encode_ticket, new_id, now_ms
 from tests.support.waiting import wait_until
 
@@ -382,7 +383,7 @@ async def test_a_relogin_overtaken_by_one_elsewhere_is_refused_and_closes_its_so
     await _lose(harness, client, result["id"])
     again, relogin, resumes = await _relogin_answer_held(harness, portal, result["reconnectionTicket"])
     # meanwhile a later resume through another portal was accepted: its displace reaches this portal first
-    await harness.transport.call(portal.worker_id, "displace", {"participant": result["id"], "epoch": 9})
+    await PortalClient(harness.transport, portal.worker_id).displace(participant=result["id"], epoch=9)
     resumes.set()
     assert await relogin == ("error", "Participant is connected elsewhere")
     await wait_until(again.disconnected.is_set, what="socket closed")

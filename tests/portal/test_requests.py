@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from contracts.portal import DeliverItem, DeliverResult, DeliverTarget, PortalClient
 from rpc import RpcRemoteError
 from rpc.version import software_version
 from tests.support.waiting import wait_until
@@ -180,21 +181,15 @@ async def test_a_lost_controllers_sockets_are_moved_room_by_room_with_one_schedu
     assert sorted(moves) == ["room-1", "room-1", "room-2", "room-2"]  # per room and attempt, not per socket
 
 
-async def test_notify_for_an_unknown_participant_is_not_delivered(harness: Harness) -> None:
-    portal = await harness.portal()
-    answer = await harness.transport.call(portal.worker_id, "notify", {"participant": "ghost", "event": "text", "data": {}, "seq": 1})
-    assert answer == {"delivered": False}
-
-
-async def test_broadcast_reaches_plain_and_extension_clients(harness: Harness) -> None:
+async def test_a_room_wide_item_reaches_plain_and_extension_clients(harness: Harness) -> None:
     portal = await harness.portal()
     plain, p = await harness.joined(portal, user="p")
     ext, e = await harness.joined(portal, extension=True, user="e")
     data = {"id": "s1", "status": "remove"}
-    answer = await harness.transport.call(portal.worker_id, "broadcast", {
-        "controller": CONTROLLER_ID, "targets": [[p["id"], 7], [e["id"], 3], ["gone", 1]], "event": "stream", "data": data,
-    })
-    assert answer == {"undelivered": ["gone"]}
+    targets = [DeliverTarget(p["id"], 7), DeliverTarget(e["id"], 3), DeliverTarget("gone", 1)]
+    answer = await PortalClient(harness.transport, portal.worker_id).deliver(
+        controller=CONTROLLER_ID, items=[DeliverItem(targets, "stream", data)])
+    assert answer == DeliverResult(undelivered=["gone"])
     await wait_until(lambda: ("stream", data) in plain.received)
     await wait_until(lambda: ("stream", {**data, "seq": 3}) in ext.received)
     # the portal acks for the plain client (it never acks itself), marked as not the client's own
@@ -221,7 +216,8 @@ async def test_deliver_carries_several_notifications_in_order(harness: Harness) 
     assert stray == {"undelivered": [p["id"]]}
 
 
-@pytest.mark.parametrize("items", [None, "x", [["not", "enough"]], [[[["p", 1]], 7, {}]], [[["p"], "text", {}]]])
+@pytest.mark.parametrize("items", [None, "x", [["not", "enough"]], [[[["p", 1]], 7, {}]], [[["p"], "text", {}]],
+                                   [[[["p"]], "text", {}]], [[[["p", "1"]], "text", {}]]])
 async def test_deliver_refuses_malformed_items_and_delivers_nothing(harness: Harness, items: object) -> None:
     portal = await harness.portal()
     plain, p = await harness.joined(portal, user="p")
