@@ -17,7 +17,7 @@ from .logs import EventLog
 from .metrics import PortalMetrics
 from .session import Notification, Phase, Session
 
-__all__ = ["Delivery", "AckBatcher", "with_seq"]
+__all__ = ["SocketDelivery", "AckBatcher", "with_seq"]
 
 
 def with_seq(data: Any, seq: int | None) -> Any:
@@ -108,7 +108,7 @@ class AckBatcher:
             await self.flush()
 
 
-class Delivery:
+class SocketDelivery:
     """Emits notifications to the sockets of this portal's sessions."""
 
     def __init__(self, sio: socketio.AsyncServer, acks: AckBatcher, metrics: PortalMetrics) -> None:

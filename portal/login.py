@@ -26,7 +26,7 @@ from rpc.worker import ClusterWorker
 
 from .alternatives import Alternatives
 from .connection import Connection, State
-from .delivery import AckBatcher, Delivery, with_seq
+from .delivery import AckBatcher, SocketDelivery, with_seq
 from .errors import (
     Ack,
     InService,
@@ -67,7 +67,7 @@ class LoginService:
         keyring: Keyring,
         worker: ClusterWorker,
         sessions: Sessions,
-        delivery: Delivery,
+        delivery: SocketDelivery,
         acks: AckBatcher,
         metrics: PortalMetrics,
         background: Background,

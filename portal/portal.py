@@ -18,7 +18,7 @@ from rpc.version import software_version
 from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
 
 from .alternatives import Alternatives
-from .delivery import AckBatcher, Delivery
+from .delivery import AckBatcher, SocketDelivery
 from .login import LoginService
 from .logs import EventLog
 from .metrics import PortalMetrics
@@ -71,7 +71,7 @@ class Portal:
         )
         sio = create_sio(settings)
         self.acks = AckBatcher(transport, settings.ack_interval, self.log, self.worker_id)
-        self.delivery = Delivery(sio, self.acks, self.metrics)
+        self.delivery = SocketDelivery(sio, self.acks, self.metrics)
         self.server: PortalServer
         self.logins = LoginService(
             transport=transport,

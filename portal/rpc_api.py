@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contracts.portal import DeliverItem, DeliverResult, DeliverTarget, RoomMovedResult
 from rpc import rpc_method
 
-from .delivery import Delivery
+from .delivery import SocketDelivery
 from .login import LoginService
 from .session import Notification, Session, Sessions
 
@@ -16,7 +16,7 @@ __all__ = ["PortalService"]
 
 
 class PortalService:
-    def __init__(self, sessions: Sessions, delivery: Delivery, logins: LoginService,
+    def __init__(self, sessions: Sessions, delivery: SocketDelivery, logins: LoginService,
                  room_moved: Callable[[str, str, str | None], int]) -> None:
         self.sessions = sessions
         self.delivery = delivery

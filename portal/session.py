@@ -94,7 +94,7 @@ class Session:
             moving.set_result(None)
 
     def hold_back(self, note: Notification) -> None:
-        """Keep ``note`` until the login or relogin ack went out (see :meth:`Delivery.flush`)."""
+        """Keep ``note`` until the login or relogin ack went out (see :meth:`SocketDelivery.flush`)."""
         if self.buffer is None:
             self.buffer = []
         self.buffer.append(note)

@@ -84,7 +84,7 @@ TARGETS = [
     # notification that never comes) are killed only when a wait runs out: 3 s rather than 10 each.
     Target("login", ["portal/login.py"], ["tests/portal/test_login_units.py", "tests/portal/test_alternatives.py"],
            wait_timeout=3.0),
-    # Unit tests of AckBatcher and Delivery, plus the end-to-end "none twice" filters through a real portal.
+    # Unit tests of AckBatcher and SocketDelivery, plus the end-to-end "none twice" filters through a real portal.
     Target("delivery", ["portal/delivery.py"], ["tests/portal/test_delivery_units.py",
                                                "tests/portal/test_none_twice.py"]),
 ]

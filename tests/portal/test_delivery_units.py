@@ -1,7 +1,7 @@
-"""``AckBatcher`` and ``Delivery`` alone: exact casts and emits, no socket, no real time.
+"""``AckBatcher`` and ``SocketDelivery`` alone: exact casts and emits, no socket, no real time.
 
 The batcher casts through a recording transport to fake controllers on the in-process transport and
-sleeps through a :class:`SteppedSleep`; ``Delivery`` emits on a fake Socket.IO server that records
+sleeps through a :class:`SteppedSleep`; ``SocketDelivery`` emits on a fake Socket.IO server that records
 every emit.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, cast
 import pytest
 import socketio
 
-from portal.delivery import AckBatcher, Delivery, with_seq
+from portal.delivery import AckBatcher, SocketDelivery, with_seq
 from portal.logs import EventLog
 from portal.metrics import PortalMetrics
 from portal.session import Notification, Phase, Session
@@ -54,7 +54,7 @@ class _World:
     acks: AckBatcher
     sio: _FakeSio
     metrics: PortalMetrics
-    delivery: Delivery
+    delivery: SocketDelivery
 
     def casts(self) -> list[Sent]:
         return list(self.transport.sent)
@@ -90,7 +90,7 @@ async def world() -> AsyncIterator[_World]:
     acks = AckBatcher(transport, INTERVAL, EventLog(portal=PORTAL), PORTAL, sleep=sleeps)
     sio = _FakeSio()
     metrics = PortalMetrics()
-    delivery = Delivery(cast(socketio.AsyncServer, sio), acks, metrics)
+    delivery = SocketDelivery(cast(socketio.AsyncServer, sio), acks, metrics)
     yield _World(transport, sleeps, acks, sio, metrics, delivery)
     await inner.close()
     await controllers.close()
@@ -215,7 +215,7 @@ async def test_stop_without_start_sends_what_is_pending(world: _World) -> None:
     assert world.casts() == [_ack("ctl-a", {"p1": 5}, ["p1"])]
 
 
-# -- Delivery ------------------------------------------------------------------------------------------
+# -- SocketDelivery ------------------------------------------------------------------------------------
 
 
 async def test_a_live_plain_client_gets_the_payload_as_is_and_the_portal_acks_it(world: _World) -> None:

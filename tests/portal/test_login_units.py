@@ -22,7 +22,7 @@ import socketio
 
 from credentials import JoinToken, Keyring, Ticket, decode_ticket, encode_ticket, encode_token, new_id, now_ms
 from portal.connection import Connection, State
-from portal.delivery import AckBatcher, Delivery
+from portal.delivery import AckBatcher, SocketDelivery
 from portal.errors import Ack, RequestError
 from portal.limits import SocketLimits
 from portal.login import RETRY_KEY_SALT, ROTATION_SALT, LoginService
@@ -143,7 +143,7 @@ async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
     metrics = PortalMetrics()
     acks = AckBatcher(transport, 0.5, log, PORTAL, sleep=SteppedSleep())
     sio = _FakeSio()
-    delivery = Delivery(cast(socketio.AsyncServer, sio), acks, metrics)
+    delivery = SocketDelivery(cast(socketio.AsyncServer, sio), acks, metrics)
     background = Background(log)
     clock = FakeClock()
     sleeps = _Sleeps(clock)
