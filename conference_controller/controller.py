@@ -35,7 +35,7 @@ from rpc.worker import ClusterWorker
 from webhooks import HookEvent, WebhookSender, WebhookService, WebhookSettings, webhooks_service_name
 
 from . import machine
-from .delivery import Delivery
+from .delivery import PortalDelivery
 from .errors import (
     AlreadyJoined,
     ControllerError,
@@ -143,8 +143,8 @@ class Controller:
         self.rooms_service = rooms_service
         self.journal = journal
         self.log = EventLog(worker=self.worker_id)
-        self.delivery = Delivery(transport, self.worker_id, settings, self.log,
-                                 faults=alerts or FaultReporter(transport, worker_settings.cluster_name))
+        self.delivery = PortalDelivery(transport, self.worker_id, settings, self.log,
+                                       faults=alerts or FaultReporter(transport, worker_settings.cluster_name))
         #: Sends the rooms' webhook events (docs/webhooks.md); the dead letters go where the delivery's go.
         self.webhooks = WebhookSender(webhooks or WebhookSettings(), cluster=worker_settings.cluster_name,
                                       faults=self.delivery.faults, on_done=self._hooks_done)

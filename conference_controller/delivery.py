@@ -26,13 +26,13 @@ from .events import Notified
 from .settings import ControllerSettings
 from .state import RoomState
 
-__all__ = ["Delivery"]
+__all__ = ["PortalDelivery"]
 
 
 class _PortalSender:
     """The queue of one portal and the task that empties it, one ``deliver`` call at a time."""
 
-    def __init__(self, owner: Delivery, portal: WorkerId) -> None:
+    def __init__(self, owner: PortalDelivery, portal: WorkerId) -> None:
         self.owner = owner
         self.portal = portal
         self.client = PortalClient(owner.transport, portal)
@@ -109,7 +109,7 @@ class _PortalSender:
             pass
 
 
-class Delivery:
+class PortalDelivery:
     """Seq-numbers notifications and hands them to per-portal senders."""
 
     def __init__(self, transport: Transport, controller: WorkerId, settings: ControllerSettings, log: EventLog,
