@@ -17,7 +17,7 @@ __all__ = [
     "RoleName",
     "Media",
     "Role",
-    "Room",
+    "RoomRecord",
     "RoomAnswer",
     "RoomOptions",
     "CreateRoom",
@@ -54,9 +54,9 @@ class Role(msgspec.Struct, forbid_unknown_fields=True):
     subscribe: Media = msgspec.field(default_factory=Media)
 
 
-#: At least one role, at most ``_MAX_ROLES``, names unique (checked by :class:`Room`).
+#: At least one role, at most ``_MAX_ROLES``, names unique (checked by :class:`RoomRecord`).
 _Roles = Annotated[list[Role], msgspec.Meta(min_length=1, max_length=_MAX_ROLES)]
-#: At most ``_MAX_VIEWS`` views, each with a label, labels unique (checked by :class:`Room`).
+#: At most ``_MAX_VIEWS`` views, each with a label, labels unique (checked by :class:`RoomRecord`).
 _View = Annotated[dict[str, Any], msgspec.Meta(extra_json_schema=_VIEW_SCHEMA)]
 _Views = Annotated[list[_View], msgspec.Meta(max_length=_MAX_VIEWS)]
 
@@ -106,7 +106,7 @@ def _check_views(views: list[dict[str, Any]]) -> None:
         raise ValueError("view labels must be unique")
 
 
-class Room(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class RoomRecord(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
     """A room's stored configuration, as ``get_room`` returns it."""
 
     id: RoomId
@@ -124,8 +124,8 @@ class Room(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=T
         return any(r.role == role for r in self.roles)
 
 
-class RoomAnswer(Room, kw_only=True):
-    """A room as the REST API shows it: :class:`Room` plus OWT's ``_id`` (the same as ``id``)."""
+class RoomAnswer(RoomRecord, kw_only=True):
+    """A room as the REST API shows it: :class:`RoomRecord` plus OWT's ``_id`` (the same as ``id``)."""
 
     owt_id: RoomId = msgspec.field(name="_id")
 
@@ -152,27 +152,27 @@ class UpdateRoom(RoomOptions, kw_only=True):
     name: _RoomName | msgspec.UnsetType = msgspec.UNSET
 
 
-def default_room(room_id: str) -> Room:
-    return Room(id=room_id, name=room_id)
+def default_room(room_id: str) -> RoomRecord:
+    return RoomRecord(id=room_id, name=room_id)
 
 
-def _apply(room: Room, changes: RoomOptions, **extra: Any) -> Room:
+def _apply(room: RoomRecord, changes: RoomOptions, **extra: Any) -> RoomRecord:
     fields = msgspec.to_builtins(room)
     fields.update(msgspec.to_builtins(changes))
     fields.update(extra)
-    # convert() re-runs every check of Room, so an invalid combination is refused as a whole.
-    return msgspec.convert(fields, Room)
+    # convert() re-runs every check of RoomRecord, so an invalid combination is refused as a whole.
+    return msgspec.convert(fields, RoomRecord)
 
 
-def room_from_create(body: CreateRoom, room_id: str) -> Room:
-    return _apply(Room(id=room_id, name=body.name), body.options)
+def room_from_create(body: CreateRoom, room_id: str) -> RoomRecord:
+    return _apply(RoomRecord(id=room_id, name=body.name), body.options)
 
 
-def room_with_update(room: Room, body: UpdateRoom) -> Room:
+def room_with_update(room: RoomRecord, body: UpdateRoom) -> RoomRecord:
     return _apply(room, body)
 
 
-def room_json(room: Room) -> dict[str, Any]:
+def room_json(room: RoomRecord) -> dict[str, Any]:
     """A room as the REST API shows it (:class:`RoomAnswer`): the ``get_room`` shape plus OWT's ``_id``."""
     fields: dict[str, Any] = msgspec.to_builtins(room)
     fields["_id"] = room.id

@@ -26,7 +26,7 @@ from .bodies import read_body
 from .errors import BadRequest, Conflict, RoomNotFound, TooManyRequests
 from .health import check_readiness
 from .metrics import CONTENT_TYPE_LATEST
-from .rooms import CreateRoom, Room, RoomId, UpdateRoom, room_from_create, room_json, room_with_update
+from .rooms import CreateRoom, RoomRecord, RoomId, UpdateRoom, room_from_create, room_json, room_with_update
 from .store import RoomExists
 from .tokens import TokenBody, TokenRequest
 
@@ -163,7 +163,7 @@ async def update_room(request: web.Request) -> web.Response:
     room_id = room_id_of(request)
     body = await read_body(request, UpdateRoom)
 
-    def change(room: Room) -> Room:
+    def change(room: RoomRecord) -> RoomRecord:
         return room_with_update(room, body)
 
     try:

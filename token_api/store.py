@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from .rooms import Room
+from .rooms import RoomRecord
 from .settings import TokenApiSettings
 
 __all__ = ["RoomStore", "RoomExists", "StoreError", "StoreUnavailable", "create_room_store"]
@@ -45,22 +45,22 @@ class RoomStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def get(self, room_id: str) -> Room | None: ...
+    async def get(self, room_id: str) -> RoomRecord | None: ...
 
-    async def page(self, offset: int = 0, limit: int = 100) -> list[Room]:
+    async def page(self, offset: int = 0, limit: int = 100) -> list[RoomRecord]:
         """Rooms ``offset`` to ``offset + limit`` in creation order."""
         ...
 
-    async def create(self, room: Room) -> None:
+    async def create(self, room: RoomRecord) -> None:
         """Store a new room; :class:`RoomExists` if the id is taken."""
         ...
 
-    async def get_or_create(self, room: Room) -> tuple[Room, bool]:
+    async def get_or_create(self, room: RoomRecord) -> tuple[RoomRecord, bool]:
         """The stored room with ``room.id`` (storing ``room`` first if there is none), and whether
         it was stored now."""
         ...
 
-    async def update(self, room_id: str, change: Callable[[Room], Room]) -> Room | None:
+    async def update(self, room_id: str, change: Callable[[RoomRecord], RoomRecord]) -> RoomRecord | None:
         """Replace the room with ``change(room)`` atomically (no concurrent update is lost);
         ``None`` if there is no such room.  Whatever ``change`` raises leaves the room as it was;
         ``change`` may run more than once."""

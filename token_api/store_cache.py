@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .rooms import Room
+from .rooms import RoomRecord
 from .store import RoomStore
 
 __all__ = ["CachedRoomStore"]
@@ -27,9 +27,9 @@ class CachedRoomStore:
         self._ttl = ttl
         self._size = size
         self._clock = clock
-        self._cache: dict[str, tuple[float, Room]] = {}
+        self._cache: dict[str, tuple[float, RoomRecord]] = {}
 
-    def _remember(self, room: Room) -> None:
+    def _remember(self, room: RoomRecord) -> None:
         if self._ttl <= 0:
             return
         self._cache.pop(room.id, None)
@@ -47,14 +47,14 @@ class CachedRoomStore:
         self._cache.clear()
         await self.store.close()
 
-    async def get(self, room_id: str) -> Room | None:
+    async def get(self, room_id: str) -> RoomRecord | None:
         """The room, from memory if read less than ``ttl`` seconds ago."""
         cached = self._cache.get(room_id)
         if cached is not None and cached[0] > self._clock():
             return cached[1]
         return await self.get_fresh(room_id)
 
-    async def get_fresh(self, room_id: str) -> Room | None:
+    async def get_fresh(self, room_id: str) -> RoomRecord | None:
         """The room as the store has it now."""
         room = await self.store.get(room_id)
         if room is None:
@@ -63,19 +63,19 @@ class CachedRoomStore:
             self._remember(room)
         return room
 
-    async def page(self, offset: int = 0, limit: int = 100) -> list[Room]:
+    async def page(self, offset: int = 0, limit: int = 100) -> list[RoomRecord]:
         return await self.store.page(offset, limit)
 
-    async def create(self, room: Room) -> None:
+    async def create(self, room: RoomRecord) -> None:
         await self.store.create(room)
         self._remember(room)
 
-    async def get_or_create(self, room: Room) -> tuple[Room, bool]:
+    async def get_or_create(self, room: RoomRecord) -> tuple[RoomRecord, bool]:
         stored, created = await self.store.get_or_create(room)
         self._remember(stored)
         return stored, created
 
-    async def update(self, room_id: str, change: Callable[[Room], Room]) -> Room | None:
+    async def update(self, room_id: str, change: Callable[[RoomRecord], RoomRecord]) -> RoomRecord | None:
         self._cache.pop(room_id, None)
         room = await self.store.update(room_id, change)
         if room is not None:

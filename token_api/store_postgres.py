@@ -17,7 +17,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from .rooms import Room
+from .rooms import RoomRecord
 from .settings import RoomStoreSettings
 from .store import RoomExists, StoreError, StoreUnavailable
 from .store_migrations import LATEST, pending
@@ -45,10 +45,10 @@ _UNAVAILABLE = (
 _Connection = asyncpg.Connection | PoolConnectionProxy
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Room).decode
+_decode = msgspec.json.Decoder(RoomRecord).decode
 
 
-def _json(room: Room) -> str:
+def _json(room: RoomRecord) -> str:
     return _encode(room).decode()
 
 
@@ -140,19 +140,19 @@ class PostgresRoomStore:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    async def get(self, room_id: str) -> Room | None:
+    async def get(self, room_id: str) -> RoomRecord | None:
         async with self._conn() as conn:
             config = await conn.fetchval("SELECT config FROM rooms WHERE id = $1", room_id)
         return None if config is None else _decode(config)
 
-    async def page(self, offset: int = 0, limit: int = 100) -> list[Room]:
+    async def page(self, offset: int = 0, limit: int = 100) -> list[RoomRecord]:
         async with self._conn() as conn:
             rows = await conn.fetch("SELECT config FROM rooms ORDER BY seq LIMIT $1 OFFSET $2", limit, offset)
         return [_decode(row[0]) for row in rows]
 
     # -- writes ----------------------------------------------------------------------------------
 
-    async def create(self, room: Room) -> None:
+    async def create(self, room: RoomRecord) -> None:
         now = time.time()
         async with self._conn() as conn:
             try:
@@ -163,7 +163,7 @@ class PostgresRoomStore:
             except asyncpg.UniqueViolationError:
                 raise RoomExists(room.id) from None
 
-    async def get_or_create(self, room: Room) -> tuple[Room, bool]:
+    async def get_or_create(self, room: RoomRecord) -> tuple[RoomRecord, bool]:
         async with self._conn() as conn:
             for _ in range(self._settings.update_retries):
                 # One statement: the insert, or (on conflict) the room another process stored first.
@@ -180,7 +180,7 @@ class PostgresRoomStore:
                     return _decode(row[0]), bool(row[1])
         raise StoreError(f"room {room.id!r} neither stored nor readable after {self._settings.update_retries} tries")
 
-    async def update(self, room_id: str, change: Callable[[Room], Room]) -> Room | None:
+    async def update(self, room_id: str, change: Callable[[RoomRecord], RoomRecord]) -> RoomRecord | None:
         async with self._conn() as conn:
             for _ in range(self._settings.update_retries):
                 row = await conn.fetchrow("SELECT config, revision FROM rooms WHERE id = $1", room_id)

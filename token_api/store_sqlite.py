@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import msgspec
 
-from .rooms import Room
+from .rooms import RoomRecord
 from .store import RoomExists, StoreUnavailable
 from .store_migrations import LATEST, pending
 
@@ -33,7 +33,7 @@ _SCHEMA_VERSION = (
 )
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Room).decode
+_decode = msgspec.json.Decoder(RoomRecord).decode
 
 
 def sqlite_version(db: sqlite3.Connection) -> int:
@@ -143,15 +143,15 @@ class SqliteRoomStore:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    async def get(self, room_id: str) -> Room | None:
-        def read(db: sqlite3.Connection) -> Room | None:
+    async def get(self, room_id: str) -> RoomRecord | None:
+        def read(db: sqlite3.Connection) -> RoomRecord | None:
             row = db.execute("SELECT config FROM rooms WHERE id = ?", (room_id,)).fetchone()
             return _decode(row[0]) if row else None
 
         return await self._run(read)
 
-    async def page(self, offset: int = 0, limit: int = 100) -> list[Room]:
-        def read(db: sqlite3.Connection) -> list[Room]:
+    async def page(self, offset: int = 0, limit: int = 100) -> list[RoomRecord]:
+        def read(db: sqlite3.Connection) -> list[RoomRecord]:
             rows = db.execute(
                 "SELECT config FROM rooms ORDER BY rowid LIMIT ? OFFSET ?", (limit, offset)
             ).fetchall()
@@ -161,7 +161,7 @@ class SqliteRoomStore:
 
     # -- writes ----------------------------------------------------------------------------------
 
-    async def create(self, room: Room) -> None:
+    async def create(self, room: RoomRecord) -> None:
         def write(db: sqlite3.Connection) -> None:
             now = time.time()
             try:
@@ -174,8 +174,8 @@ class SqliteRoomStore:
 
         await self._run(write)
 
-    async def get_or_create(self, room: Room) -> tuple[Room, bool]:
-        def write(db: sqlite3.Connection) -> tuple[Room, bool]:
+    async def get_or_create(self, room: RoomRecord) -> tuple[RoomRecord, bool]:
+        def write(db: sqlite3.Connection) -> tuple[RoomRecord, bool]:
             now = time.time()
             with _write(db):
                 created = db.execute(
@@ -187,8 +187,8 @@ class SqliteRoomStore:
 
         return await self._run(write)
 
-    async def update(self, room_id: str, change: Callable[[Room], Room]) -> Room | None:
-        def write(db: sqlite3.Connection) -> Room | None:
+    async def update(self, room_id: str, change: Callable[[RoomRecord], RoomRecord]) -> RoomRecord | None:
+        def write(db: sqlite3.Connection) -> RoomRecord | None:
             with _write(db):
                 row = db.execute("SELECT config FROM rooms WHERE id = ?", (room_id,)).fetchone()
                 if row is None:

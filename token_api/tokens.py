@@ -16,7 +16,7 @@ from credentials import JoinToken, Keyring, UnsafeText, check_safe, encode_token
 from .errors import BadRequest, RoomNotFound
 from .logs import log
 from .placement import PortalScheduler
-from .rooms import Room, RoomId, default_room
+from .rooms import RoomRecord, RoomId, default_room
 from .settings import TokenApiSettings
 from .store_cache import CachedRoomStore
 
@@ -63,7 +63,7 @@ class TokenMinter:
         self._store = store
         self._portals = portals
 
-    async def _room(self, room_id: str, may_create: bool) -> tuple[Room, bool]:
+    async def _room(self, room_id: str, may_create: bool) -> tuple[RoomRecord, bool]:
         """The room, and whether it still has to be stored (auto-created once the token is sure)."""
         room = await self._store.get(room_id)
         if room is not None:

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from token_api.app_keys import STORE
-from token_api.rooms import Room
+from token_api.rooms import RoomRecord
 from token_api.service import rooms_service_name
 from token_api.settings import RoomStoreSettings
 from token_api.store import RoomStore
@@ -39,7 +39,7 @@ async def test_a_room_changed_by_another_process_is_loaded_as_changed(
         await elsewhere.close()
 
     mints_see = await api.app[STORE].get("r1")
-    assert isinstance(mints_see, Room) and mints_see.participant_limit == 2  # the mints' memory, for an hour
+    assert isinstance(mints_see, RoomRecord) and mints_see.participant_limit == 2  # the mints' memory, for an hour
     assert stack.client is not None
     loaded = await stack.client.call(rooms_service_name(stack.cluster_name), "get_room", {"room": "r1"})
     assert loaded["participantLimit"] == 9

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 
 from tests.support.fake_clock import FakeClock
-from token_api.rooms import Room
+from token_api.rooms import RoomRecord
 from token_api.store_cache import CachedRoomStore
 from token_api.store_sqlite import SqliteRoomStore
 
@@ -20,7 +20,7 @@ async def test_writes_here_are_seen_at_once_and_writes_elsewhere_within_the_ttl(
     await here.open()
     await elsewhere.open()
     try:
-        await here.create(Room(id="r1", name="one"))
+        await here.create(RoomRecord(id="r1", name="one"))
         assert (await here.get("r1")).participant_limit == -1  # type: ignore[union-attr]
         await here.update("r1", lambda room: msgspec.structs.replace(room, participant_limit=5))
         assert (await here.get("r1")).participant_limit == 5  # type: ignore[union-attr]

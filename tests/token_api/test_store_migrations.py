@@ -13,13 +13,13 @@ import msgspec
 import pytest
 
 from tests.token_api.stores import StoreFactory
-from token_api.rooms import Room
+from token_api.rooms import RoomRecord
 from token_api.store import StoreError
 from token_api.store_migrations import LATEST, MIGRATIONS
 from token_api.store_postgres import migrate_postgres, postgres_version
 from token_api.store_sqlite import migrate_sqlite, sqlite_version
 
-_ROOM = Room(id="old", name="from before", participant_limit=2)
+_ROOM = RoomRecord(id="old", name="from before", participant_limit=2)
 
 
 async def _migrate_to(factory: StoreFactory, target: int) -> int:
@@ -96,10 +96,10 @@ async def test_opening_again_or_concurrently_migrates_once(store_factory: StoreF
     first = store_factory.new()
     others = [store_factory.new() for _ in range(3)]
     await asyncio.gather(first.open(), *(s.open() for s in others))
-    await first.create(Room(id="r1", name="one"))
+    await first.create(RoomRecord(id="r1", name="one"))
     await first.close()
     await first.open()
-    assert await first.get("r1") == Room(id="r1", name="one")
+    assert await first.get("r1") == RoomRecord(id="r1", name="one")
     versions = await _sql(store_factory, "SELECT version FROM schema_version ORDER BY version")
     assert versions == [(m.version,) for m in MIGRATIONS]
 

@@ -11,7 +11,7 @@ from typing import cast
 import pytest
 
 import msgspec
-from token_api.rooms import Room
+from token_api.rooms import RoomRecord
 from token_api.store_migrations import LATEST
 from token_api.store_sqlite import SqliteRoomStore, _enter_wal, sqlite_version
 
@@ -23,13 +23,13 @@ async def test_a_file_from_before_schema_versions_is_adopted_with_its_rooms(tmp_
     db.execute("CREATE TABLE IF NOT EXISTS rooms (id TEXT PRIMARY KEY, config BLOB NOT NULL,"
                " created_at REAL NOT NULL, updated_at REAL NOT NULL)")
     db.execute("INSERT INTO rooms VALUES (?, ?, ?, ?)",
-               ("old", msgspec.json.encode(Room(id="old", name="kept")), time.time(), time.time()))
+               ("old", msgspec.json.encode(RoomRecord(id="old", name="kept")), time.time(), time.time()))
     db.close()
 
     store = SqliteRoomStore(path)
     await store.open()
     try:
-        assert await store.get("old") == Room(id="old", name="kept")
+        assert await store.get("old") == RoomRecord(id="old", name="kept")
         db = sqlite3.connect(path)
         assert sqlite_version(db) == LATEST
         db.close()
@@ -43,7 +43,7 @@ async def test_an_update_holds_the_write_lock_from_its_read_to_its_write(tmp_pat
     await store.open()
     attempts: list[str] = []
 
-    def change(room: Room) -> Room:
+    def change(room: RoomRecord) -> RoomRecord:
         # Another process tries to write between this update's read and its write.
         other = sqlite3.connect(path, isolation_level=None, timeout=0)
         try:
@@ -57,10 +57,10 @@ async def test_an_update_holds_the_write_lock_from_its_read_to_its_write(tmp_pat
         return msgspec.structs.replace(room, participant_limit=5)
 
     try:
-        await store.create(Room(id="r1", name="one"))
+        await store.create(RoomRecord(id="r1", name="one"))
         updated = await store.update("r1", change)
         assert attempts == ["database is locked"]
-        assert updated == await store.get("r1") == Room(id="r1", name="one", participant_limit=5)
+        assert updated == await store.get("r1") == RoomRecord(id="r1", name="one", participant_limit=5)
     finally:
         await store.close()
 
