@@ -144,6 +144,7 @@ class Controller:
         self.log = EventLog(worker=self.worker_id)
         self.delivery = Delivery(transport, self.worker_id, settings, self.log,
                                  faults=alerts or FaultReporter(transport, worker_settings.cluster_name))
+        self.delivery.on_portal_gone = self._portal_unreachable
         #: Sends the rooms' webhook events (docs/webhooks.md); the dead letters go where the delivery's go.
         self.webhooks = WebhookSender(webhooks or WebhookSettings(), cluster=worker_settings.cluster_name,
                                       faults=self.delivery.faults, on_done=self._hooks_done)
@@ -967,7 +968,12 @@ class Controller:
         elif fault.purpose == MEDIA_PURPOSE:
             await self.sessions.agent_lost(WorkerId(fault.id))
 
-    async def _portal_lost(self, portal: WorkerId) -> None:
+    def _portal_unreachable(self, portal: WorkerId) -> None:
+        """Deliveries to ``portal`` found nobody serving it: treated as its ``exit.quit`` (which may
+        have been missed), so its participants are held, not left connected to nothing."""
+        self.spawn(self._portal_lost(portal, reason="unreachable"), name=f"portal-unreachable-{portal}")
+
+    async def _portal_lost(self, portal: WorkerId, reason: str = "exit") -> None:
         held = 0
         pending = []
         for room in list(self.rooms.values()):
@@ -975,7 +981,7 @@ class Controller:
                 pending.append(self.hold(room, participant.id, portal))
                 held += 1
         await asyncio.gather(*pending, return_exceptions=True)
-        self.log.warning("portal_lost", portal=portal, held=held)
+        self.log.warning("portal_lost", portal=portal, held=held, reason=reason)
         await self.delivery.forget_portal(portal)
 
     async def _on_loss(self, tasks: list[str]) -> None:
