@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from alerts import FaultReporter
+from contracts.cluster import WorkerExit, new_worker_id
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
@@ -66,7 +67,7 @@ from .sessions import MediaSessions
 from .settings import ControllerSettings
 from .state import Limits, ParticipantState, RoomState
 
-__all__ = ["Controller", "PURPOSE", "default_worker_id"]
+__all__ = ["Controller", "PURPOSE"]
 
 PURPOSE = "conference"
 _PORTAL_PURPOSE = "portal"
@@ -79,16 +80,6 @@ _snapshot_decoder = msgspec.msgpack.Decoder(RoomState)
 def _ms(seconds: float) -> float:
     """A duration for the logs, in milliseconds."""
     return round(seconds * 1000, 1)
-
-
-def default_worker_id() -> str:
-    return f"{PURPOSE}-{uuid.uuid4().hex[:12]}@{socket.gethostname()}"
-
-
-class _FaultEvent(msgspec.Struct):
-    purpose: str
-    id: str
-    type: str = "worker"
 
 
 class Controller:
@@ -136,7 +127,7 @@ class Controller:
             hook_outbox_max=webhooks.max_pending_per_room if webhooks is not None and webhooks.endpoints else 0,
         )
         self.worker_settings = worker_settings
-        self.worker_id = WorkerId(worker_id or default_worker_id())
+        self.worker_id = WorkerId(worker_id or new_worker_id(PURPOSE))
         self.rooms_service = rooms_service
         self.journal = journal
         self.log = EventLog(worker=self.worker_id)
@@ -955,7 +946,7 @@ class Controller:
 
     async def _on_fault(self, topic: str, payload: Any) -> None:
         try:
-            fault = msgspec.convert(payload, _FaultEvent)
+            fault = msgspec.convert(payload, WorkerExit)
         except msgspec.ValidationError:
             self.log.warning("fault_event_invalid", topic=topic)
             return
