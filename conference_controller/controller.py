@@ -23,7 +23,8 @@ from typing import Any
 import msgspec
 
 from alerts import FaultReporter
-from contracts.cluster import WorkerExit, new_worker_id
+from contracts.cluster import ClusterClient, WorkerExit, new_worker_id
+from contracts.rooms import RoomsClient
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
@@ -729,14 +730,16 @@ class Controller:
 
     async def _room_config(self, room_id: RoomId) -> RoomConfig:
         try:
-            raw = await self.transport.call(self.rooms_service, "get_room", {"room": room_id},
-                                            timeout=self.settings.rooms_timeout)
+            raw = await RoomsClient(self.transport, self.rooms_service).get_room(
+                room=room_id, timeout=self.settings.rooms_timeout)
         except RpcRemoteError as exc:
             if exc.code == "unknown_room":
                 raise RoomConfigUnavailable(f"unknown room {room_id}") from None
             raise RoomConfigUnavailable(f"configuration of room {room_id}: {exc.code}: {exc.message}") from None
         except RpcError as exc:
             raise RoomConfigUnavailable(f"configuration of room {room_id} unavailable: {exc.code}") from None
+        except msgspec.ValidationError as exc:
+            raise RoomConfigUnavailable(f"configuration of room {room_id} is invalid: {exc}") from None
         try:
             return msgspec.convert(raw, RoomConfig)
         except msgspec.ValidationError as exc:
@@ -916,10 +919,9 @@ class Controller:
         self._unload(room, ControllerError("the room moved to another controller"))
         await self.worker.end_task(room.id)  # forgotten at once: no lingering reservation here
         try:
-            placed = await self.transport.call(self.worker_settings.cluster_name, "schedule",
-                                               {"purpose": PURPOSE, "task": room.id, "preference": {}},
-                                               timeout=self.settings.rooms_timeout)
-            target = str(placed["id"])
+            placed = await ClusterClient(self.transport, self.worker_settings.cluster_name).schedule(
+                purpose=PURPOSE, task=room.id, preference={}, timeout=self.settings.rooms_timeout)
+            target = placed.id
             if target == self.worker_id:
                 raise RpcRemoteError("no_worker_available", "only this controller can take the room")
             await self.transport.call(target, "take_over", {"room": room.id}, timeout=self.settings.migration_timeout)
