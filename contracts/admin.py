@@ -15,6 +15,8 @@ import msgspec
 
 from rpc.base import Transport
 
+from .cluster import Id
+
 __all__ = [
     "FaultsSince",
     "FaultsLimit",
@@ -176,29 +178,29 @@ class AdminClient:
         return await self._transport.call(self._target, method, {**args, "admin_key": self._key},
                                           timeout=self._timeout)
 
-    async def get_workers(self, *, purpose: str | None = None) -> list[WorkerView]:
+    async def get_workers(self, *, purpose: Id | None = None) -> list[WorkerView]:
         """Every worker (of ``purpose``, or of all purposes), in join order."""
         args: dict[str, Any] = {} if purpose is None else {"purpose": purpose}
         return msgspec.convert(await self._call("get_workers", args), list[WorkerView])
 
-    async def get_worker(self, *, worker_id: str) -> WorkerView:
+    async def get_worker(self, *, worker_id: Id) -> WorkerView:
         return msgspec.convert(await self._call("get_worker", {"worker_id": worker_id}), WorkerView)
 
-    async def get_tasks(self, *, worker_id: str) -> list[TaskView]:
+    async def get_tasks(self, *, worker_id: Id) -> list[TaskView]:
         """The tasks mapped to a worker (a portal's shown as a digest)."""
         return msgspec.convert(await self._call("get_tasks", {"worker_id": worker_id}), list[TaskView])
 
-    async def drain(self, *, worker_id: str) -> WorkerView:
+    async def drain(self, *, worker_id: Id) -> WorkerView:
         """Cordon a worker (a controller also moves its rooms away)."""
         return msgspec.convert(await self._call("drain", {"worker_id": worker_id}), WorkerView)
 
-    async def undrain(self, *, worker_id: str) -> WorkerView:
+    async def undrain(self, *, worker_id: Id) -> WorkerView:
         return msgspec.convert(await self._call("undrain", {"worker_id": worker_id}), WorkerView)
 
     async def status(self) -> Status:
         return msgspec.convert(await self._call("status", {}), Status)
 
-    async def faults(self, *, since: int = 0, limit: int | None = None) -> FaultPage:
+    async def faults(self, *, since: FaultsSince = 0, limit: FaultsLimit | None = None) -> FaultPage:
         """The fault timeline after ``since``, oldest first."""
         args: dict[str, Any] = {"since": since}
         if limit is not None:

@@ -151,48 +151,48 @@ class ClusterClient:
 
     # -- membership
 
-    async def join(self, *, purpose: str, worker_id: str, info: dict[str, Any],
+    async def join(self, *, purpose: Id, worker_id: Id, info: dict[str, Any],
                    timeout: float | None = None) -> str:
         """Register a worker; the manager's state (:data:`INITIALIZING` or :data:`IN_SERVICE`)."""
         args = {"purpose": purpose, "worker_id": worker_id, "info": info}
         return msgspec.convert(await self._transport.call(self._target, "join", args, timeout=timeout), str)
 
-    async def quit(self, *, worker_id: str, wait: bool = True, timeout: float | None = None) -> None:
+    async def quit(self, *, worker_id: Id, wait: bool = True, timeout: float | None = None) -> None:
         """The worker leaves (``exit.quit`` is published)."""
         await self._send("quit", {"worker_id": worker_id}, wait, timeout)
 
-    async def keep_alive(self, *, worker_id: str, timeout: float | None = None) -> str:
+    async def keep_alive(self, *, worker_id: Id, timeout: float | None = None) -> str:
         """:data:`KEEPALIVE_OK` or :data:`KEEPALIVE_WHOAREYOU`."""
         answer = await self._transport.call(self._target, "keep_alive", {"worker_id": worker_id}, timeout=timeout)
         return msgspec.convert(answer, str)
 
-    async def report_load(self, *, worker_id: str, load: float, wait: bool = True,
+    async def report_load(self, *, worker_id: Id, load: Load, wait: bool = True,
                           timeout: float | None = None) -> None:
         await self._send("report_load", {"worker_id": worker_id, "load": load}, wait, timeout)
 
-    async def report_state(self, *, worker_id: str, state: str | int, wait: bool = True,
+    async def report_state(self, *, worker_id: Id, state: WorkerState, wait: bool = True,
                            timeout: float | None = None) -> None:
         await self._send("report_state", {"worker_id": worker_id, "state": state}, wait, timeout)
 
     # -- tasks
 
-    async def pick_up_tasks(self, *, worker_id: str, tasks: list[str], wait: bool = True,
+    async def pick_up_tasks(self, *, worker_id: Id, tasks: list[Id], wait: bool = True,
                             timeout: float | None = None) -> None:
         await self._send("pick_up_tasks", {"worker_id": worker_id, "tasks": tasks}, wait, timeout)
 
-    async def lay_down_task(self, *, worker_id: str, task: str, wait: bool = True,
+    async def lay_down_task(self, *, worker_id: Id, task: Id, wait: bool = True,
                             timeout: float | None = None) -> None:
         await self._send("lay_down_task", {"worker_id": worker_id, "task": task}, wait, timeout)
 
-    async def unschedule(self, *, worker_id: str, task: str, purpose: str | None = None, wait: bool = True,
+    async def unschedule(self, *, worker_id: Id, task: Id, purpose: Id | None = None, wait: bool = True,
                          timeout: float | None = None) -> None:
         args: dict[str, Any] = {"worker_id": worker_id, "task": task}
         if purpose is not None:
             args["purpose"] = purpose
         await self._send("unschedule", args, wait, timeout)
 
-    async def schedule(self, *, purpose: str, task: str, preference: dict[str, Any] | None = None,
-                       reserve_time: float | None = None, timeout: float | None = None) -> Scheduled:
+    async def schedule(self, *, purpose: Id, task: Id, preference: dict[str, Any] | None = None,
+                       reserve_time: ReserveTime | None = None, timeout: float | None = None) -> Scheduled:
         """Reserve ``task`` on a worker of ``purpose``."""
         args: dict[str, Any] = {"purpose": purpose, "task": task}
         if preference is not None:
@@ -201,25 +201,25 @@ class ClusterClient:
             args["reserve_time"] = reserve_time
         return msgspec.convert(await self._transport.call(self._target, "schedule", args, timeout=timeout), Scheduled)
 
-    async def get_scheduled(self, *, purpose: str, task: str, timeout: float | None = None) -> Scheduled | None:
+    async def get_scheduled(self, *, purpose: Id, task: Id, timeout: float | None = None) -> Scheduled | None:
         """Where ``task`` is reserved or executing, or ``None``."""
         answer = await self._transport.call(self._target, "get_scheduled", {"purpose": purpose, "task": task},
                                             timeout=timeout)
         return msgspec.convert(answer, Scheduled | None)
 
-    async def claim(self, *, purpose: str, task: str, worker_id: str, timeout: float | None = None) -> None:
+    async def claim(self, *, purpose: Id, task: Id, worker_id: Id, timeout: float | None = None) -> None:
         """Turn the reservation of ``task`` on ``worker_id`` into a running task, exactly once."""
         await self._transport.call(self._target, "claim", {"purpose": purpose, "task": task, "worker_id": worker_id},
                                    timeout=timeout)
 
-    async def portals(self, *, preference: dict[str, Any] | None = None, exclude: list[str] | None = None,
-                      limit: int = 3, timeout: float | None = None) -> list[PortalAddress]:
+    async def portals(self, *, preference: dict[str, Any] | None = None, exclude: list[Id] | None = None,
+                      limit: PortalLimit = 3, timeout: float | None = None) -> list[PortalAddress]:
         """Up to ``limit`` live portals a client of ``preference`` may relog in at, best first."""
         args: dict[str, Any] = {"preference": preference, "exclude": exclude or [], "limit": limit}
         answer = await self._transport.call(self._target, "portals", args, timeout=timeout)
         return msgspec.convert(answer, list[PortalAddress])
 
-    async def readiness(self, *, purpose: str, timeout: float | None = None) -> Readiness:
+    async def readiness(self, *, purpose: Id, timeout: float | None = None) -> Readiness:
         answer = await self._transport.call(self._target, "readiness", {"purpose": purpose}, timeout=timeout)
         return msgspec.convert(answer, Readiness)
 

@@ -45,7 +45,7 @@ class RoomsClient:
     def target(self) -> str:
         return self._target
 
-    async def get_room(self, *, room: str, timeout: float | None = None) -> dict[str, Any]:
+    async def get_room(self, *, room: RoomName, timeout: float | None = None) -> dict[str, Any]:
         """The configuration of ``room`` (OWT field names)."""
         answer = await self._transport.call(self._target, "get_room", {"room": room}, timeout=timeout)
         return msgspec.convert(answer, dict[str, Any])
