@@ -9,11 +9,10 @@ docs/interfaces.md describes each method.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
-from rpc.base import Transport
 
 from .cluster import Id
 
@@ -31,7 +30,9 @@ __all__ = [
     "Overview",
     "Fault",
     "FaultPage",
+    "AdminCaller",
     "AdminClient",
+    "DeadLettersClient",
 ]
 
 #: ``faults``' ``since``: the ``next`` of the last page read (0: from the oldest kept).
@@ -164,11 +165,21 @@ class FaultPage(msgspec.Struct, frozen=True, kw_only=True):
     log: str
 
 
-class AdminClient:
-    """Calls the admin methods of the cluster manager serving ``target`` over ``transport``, each with
-    ``admin_key``; ``timeout`` (seconds, default: the transport's call timeout) bounds each wait."""
+class AdminCaller(Protocol):
+    """What :class:`AdminClient` calls through: a :class:`~rpc.base.Transport`, or anything that makes
+    the same call another way (the admin CLI's relay through ``POST /admin/rpc``)."""
 
-    def __init__(self, transport: Transport, target: str, *, admin_key: str, timeout: float | None = None) -> None:
+    async def call(self, target: str, method: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any: ...
+
+
+class AdminClient:
+    """Calls the admin methods of the cluster manager serving ``target`` through ``transport`` (a
+    :class:`~rpc.base.Transport` or another :class:`AdminCaller`), each with ``admin_key``;
+    ``timeout`` (seconds, default: the transport's call timeout) bounds each wait."""
+
+    def __init__(self, transport: AdminCaller, target: str, *, admin_key: str,
+                 timeout: float | None = None) -> None:
         self._transport = transport
         self._target = target
         self._key = admin_key
@@ -210,3 +221,35 @@ class AdminClient:
     async def overview(self) -> Overview:
         """What the status page shows: the manager, its standbys, the workers and the rooms."""
         return msgspec.convert(await self._call("overview", {}), Overview)
+
+
+class DeadLettersClient:
+    """Calls the dead-letter methods of a cluster's alert service ``target`` (``<cluster>.alerts``,
+    served by ``alerts.service.AlertService``), each with ``admin_key``: what still failed after its
+    retries (alerts a sink did not take, RPCs a component gave up on)."""
+
+    def __init__(self, transport: AdminCaller, target: str, *, admin_key: str, timeout: float | None = None) -> None:
+        self._transport = transport
+        self._target = target
+        self._key = admin_key
+        self._timeout = timeout
+
+    async def _call(self, method: str, args: dict[str, Any]) -> Any:
+        return await self._transport.call(self._target, method, {**args, "admin_key": self._key},
+                                          timeout=self._timeout)
+
+    async def dead_letters_list(self) -> list[dict[str, Any]]:
+        """A summary of each dead letter."""
+        return msgspec.convert(await self._call("dead_letters_list", {}), list[dict[str, Any]])
+
+    async def dead_letters_show(self, *, letter_id: str) -> dict[str, Any]:
+        """One dead letter with its payload."""
+        return msgspec.convert(await self._call("dead_letters_show", {"letter_id": letter_id}), dict[str, Any])
+
+    async def dead_letters_retry(self, *, letter_id: str) -> dict[str, Any]:
+        """Deliver it once more; ``{id, delivered}``, removed on success."""
+        return msgspec.convert(await self._call("dead_letters_retry", {"letter_id": letter_id}), dict[str, Any])
+
+    async def dead_letters_purge(self) -> dict[str, Any]:
+        """Drop every dead letter; ``{purged}``."""
+        return msgspec.convert(await self._call("dead_letters_purge", {}), dict[str, Any])

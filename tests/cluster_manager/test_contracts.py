@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from alerts.service import DEAD_LETTER_METHODS, AlertService
 from cluster_manager.admin_service import AdminService
 from cluster_manager.service import ClusterService
-from contracts.admin import AdminClient, WorkerView
+from contracts.admin import AdminClient, DeadLettersClient, WorkerView
 from contracts.cluster import IN_SERVICE, KEEPALIVE_OK, KEEPALIVE_WHOAREYOU, ClusterClient, PortalAddress, Scheduled
 from rpc import RpcRemoteError
 from tests.support.contract_check import client_mismatches
@@ -21,6 +22,10 @@ def test_every_cluster_method_has_a_client_method_of_the_same_shape() -> None:
 
 def test_every_admin_method_has_a_client_method_of_the_same_shape() -> None:
     assert client_mismatches(AdminService, AdminClient, carried={"admin_key"}) == []
+
+
+def test_every_dead_letter_method_has_a_client_method_of_the_same_shape() -> None:
+    assert client_mismatches(AlertService, DeadLettersClient, carried={"admin_key"}, methods=DEAD_LETTER_METHODS) == []
 
 
 async def test_the_cluster_client_reaches_every_worker_facing_method(make_cluster: MakeCluster) -> None:

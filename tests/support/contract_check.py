@@ -24,14 +24,16 @@ def _parameters(func: object, leave_out: Iterable[str]) -> dict[str, tuple[objec
             if name not in skipped}
 
 
-def client_mismatches(service: type, client: type, *, carried: Iterable[str] = ()) -> list[str]:
+def client_mismatches(service: type, client: type, *, carried: Iterable[str] = (),
+                      methods: Iterable[str] | None = None) -> list[str]:
     """What differs between ``service``'s RPC methods and ``client``'s methods of the same names.
 
     :param carried: served parameters the client sends on every call itself (``admin_key``).
+    :param methods: the served methods the client covers (default: all of them).
     """
     carried = frozenset(carried)
     found: list[str] = []
-    for name in rpc_method_names(service):
+    for name in sorted(rpc_method_names(service) if methods is None else methods):
         method = getattr(client, name, None)
         if method is None:
             found.append(f"{name}: no client method")
