@@ -16,7 +16,6 @@ from collections import defaultdict, deque
 from typing import Any
 
 import msgspec
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from alerts import DeadLetter, FaultReporter
 from rpc import RpcError, Transport
@@ -84,23 +83,32 @@ class _PortalSender:
             self.active_at = self._loop.time()
 
     async def _send(self, batch: list[_Item]) -> None:
+        # A plain loop, not a retry library: this runs for every relayed message, and building a
+        # retrying object per call cost more than the in-process call itself.
         settings = self.owner.settings
         args = {"controller": self.owner.controller, "items": [item.wire() for item in batch]}
-        attempts = settings.delivery_retries + 1
-        retrying = AsyncRetrying(stop=stop_after_attempt(attempts), wait=wait_fixed(settings.delivery_retry_interval),
-                                 retry=retry_if_exception_type(RpcError), reraise=True)
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    await self.owner.transport.call(self.portal, "deliver", args, timeout=settings.portal_timeout)
-        except RpcError as exc:
-            self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
-                             error=exc.code, detail=exc.message)
-            if self.owner.faults is not None:
-                self.owner.faults.dead_letter(DeadLetter(
-                    origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
-                    reason=exc.code, attempts=attempts, target=self.portal, method="deliver", args=args,
-                    group=self.portal))
+        attempts = max(1, settings.delivery_retries + 1)
+        call = self.owner.transport.call
+        for attempt in range(1, attempts + 1):
+            try:
+                await call(self.portal, "deliver", args, timeout=settings.portal_timeout)
+                return
+            except RpcError as exc:
+                if attempt == attempts:
+                    self._give_up(batch, args, attempts, exc)
+                    return
+            await asyncio.sleep(settings.delivery_retry_interval)
+
+    def _give_up(self, batch: list[_Item], args: dict[str, Any], attempts: int, error: RpcError) -> None:
+        """Every attempt failed: the notifications stay in the outboxes (replayed by ``resume``) and
+        the call goes to the dead letters."""
+        self.log.warning("notifications_undelivered", count=len(batch), events=[i.event for i in batch],
+                         error=error.code, detail=error.message)
+        if self.owner.faults is not None:
+            self.owner.faults.dead_letter(DeadLetter(
+                origin="message", description=f"{len(batch)} notification(s) to portal {self.portal}",
+                reason=error.code, attempts=attempts, target=self.portal, method="deliver", args=args,
+                group=self.portal))
 
     async def stop(self) -> None:
         self.stopping = True

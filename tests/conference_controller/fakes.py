@@ -69,6 +69,8 @@ class FakePortal:
         #: The controller of each ``deliver`` call, in order.
         self.delivered_by: list[str] = []
         self.failing = False
+        #: ``deliver`` calls still to refuse before answering again (a portal briefly unreachable).
+        self.refuse_deliveries = 0
 
     def events(self, participant: str, event: str | None = None) -> list[tuple[int, str, Any]]:
         return [item for item in self.received.get(participant, []) if event is None or item[1] == event]
@@ -98,6 +100,9 @@ class FakePortal:
     @rpc_method
     async def deliver(self, controller: str, items: list[list[Any]]) -> dict[str, Any]:
         self._check()
+        if self.refuse_deliveries > 0:
+            self.refuse_deliveries -= 1
+            raise ServiceError("unavailable", "portal is briefly unreachable")
         self.delivered_by.append(controller)
         for targets, event, data in items:
             self.calls.append(("notify", targets[0][0]) if len(targets) == 1 else ("broadcast", [t[0] for t in targets]))

@@ -36,3 +36,21 @@ async def test_undelivered_notifications_are_a_dead_letter_that_a_retry_delivers
         assert await store.list() == []
     finally:
         await service.stop()
+
+
+async def test_a_delivery_refused_once_is_sent_again_and_is_no_dead_letter(env: Any) -> None:
+    store = LocalDeadLetters(10)
+    service = AlertService(await env.transports.make("alerts"), AlertSettings(group_window=0.1),
+                           cluster=env.worker_settings.cluster_name, store=store, admin_keys=AdminKeys([ADMIN_KEY]))
+    await service.start()
+    try:
+        await env.join("alice")
+        env.portal_a.refuse_deliveries = 1  # delivery_retries = 1 in these tests: the second attempt goes through
+        await env.join("bob", portal=env.portal_b)
+        await wait_until(lambda: env.portal_a.data("alice", "participant"), what="alice hears of bob")
+        assert [data["action"] for data in env.portal_a.data("alice", "participant")] == ["join"]
+        assert env.portal_a.refuse_deliveries == 0
+        assert await store.list() == []
+        assert service.tallies.stored["message"] == 0
+    finally:
+        await service.stop()

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from journal import Fenced, JournalUnavailable
+from journal import Fenced, JournalUnavailable, Snapshot
 from journal.settings import JournalSettings
 from journal.sqlite import SqliteJournal
 from tests.journal.contract import JournalContract, MakeJournal
@@ -235,7 +235,7 @@ async def test_with_normal_durability_the_writes_of_one_loop_turn_are_committed_
         futures = [journal.submit(f"r{i % 3}", 1, bytes([i])) for i in range(100)]
         await asyncio.sleep(0)  # one loop turn: no thread to wait for
         assert all(future.done() for future in futures)
-        assert len({future.result() for future in futures}) == 100
+        assert len({(i % 3, future.result()) for i, future in enumerate(futures)}) == 100  # offsets count per room
         assert (journal.commits, journal.writes) == (1, 100)
     finally:
         await journal.close()
@@ -260,6 +260,24 @@ async def test_append_now_commits_before_it_returns_after_what_was_queued(tmp_pa
         await reader.close()
     with pytest.raises(JournalUnavailable):
         journal.append_now("r", 2, b"closed")
+
+
+async def test_append_now_that_cannot_commit_raises_journal_unavailable_and_keeps_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, JournalSettings(durability="normal", busy_timeout=0))
+    await journal.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert journal.append_now("r", 1, b"first") is not None
+        other.execute("BEGIN IMMEDIATE")  # another process holds the file's write lock
+        with pytest.raises(JournalUnavailable):
+            journal.append_now("r", 1, b"lost")
+        other.execute("ROLLBACK")
+        assert journal.append_now("r", 1, b"second") is not None
+        assert [r.body for r in await journal.replay("r")] == [b"first", b"second"]
+    finally:
+        other.close()
+        await journal.close()
 
 
 async def test_append_now_leaves_an_fsyncing_journal_to_its_writer_thread(tmp_path: Path) -> None:
@@ -287,3 +305,76 @@ async def test_with_normal_durability_the_wal_is_checkpointed_and_stays_bounded(
         await journal.close()
     assert journal.writes == 3000
     assert wal < 10_000_000
+
+
+async def test_a_forgotten_rooms_offsets_go_on_increasing_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    await journal.open()
+    try:
+        await journal.claim("r", 1)
+        old = [await journal.append("r", 1, bytes([i])) for i in range(3)]
+        await journal.forget("r")
+    finally:
+        await journal.close()
+    reopened = SqliteJournal(path)
+    await reopened.open()
+    try:
+        assert await reopened.claim("r", 2) == 0  # a new history…
+        new = await reopened.append("r", 2, b"new")
+        assert new > old[-1]  # …whose offsets never go back
+        assert [(r.offset, r.body) for r in await reopened.replay("r")] == [(new, b"new")]
+    finally:
+        await reopened.close()
+
+
+_EARLIER_LAYOUT = """
+CREATE TABLE rooms (room TEXT PRIMARY KEY, epoch INTEGER NOT NULL, last INTEGER NOT NULL,
+                    listed INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, epoch INTEGER NOT NULL,
+                      body BLOB NOT NULL);
+CREATE INDEX records_by_room ON records (room, id);
+CREATE TABLE snapshots (room TEXT PRIMARY KEY, offset INTEGER NOT NULL, epoch INTEGER NOT NULL,
+                        body BLOB NOT NULL) WITHOUT ROWID;
+INSERT INTO rooms VALUES ('a', 1, 0, 1), ('b', 3, 0, 1), ('gone', 2, 0, 0);
+INSERT INTO records (room, epoch, body) VALUES ('a', 1, x'01'), ('b', 3, x'02'), ('a', 1, x'03'),
+                                                 ('gone', 2, x'04'), ('b', 3, x'05');
+INSERT INTO snapshots VALUES ('b', 2, 3, x'73');
+DELETE FROM records WHERE room = 'gone' OR (room = 'b' AND id <= 2);
+"""
+
+
+async def test_a_file_of_the_earlier_layout_is_converted_and_keeps_its_offsets(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(_EARLIER_LAYOUT)  # records 1..5; 'gone' (4) was forgotten, 'b' snapshotted at 2
+    db.close()
+    journal = SqliteJournal(path)
+    await journal.open()
+    try:
+        assert [(r.offset, r.body) for r in await journal.replay("a")] == [(1, b"\x01"), (3, b"\x03")]
+        assert [(r.offset, r.body) for r in await journal.replay("b", after=2)] == [(5, b"\x05")]
+        assert await journal.snapshot("b") == Snapshot(offset=2, epoch=3, body=b"s")
+        assert await journal.rooms() == ["a", "b"]
+        assert await journal.claim("a", 2) == 3
+        assert await journal.append("a", 2, b"a") > 5  # past every offset the old counter gave
+        assert await journal.append("b", 3, b"b") > 5
+        assert await journal.claim("gone", 3) == 0
+        assert await journal.append("gone", 3, b"g") > 5
+        with pytest.raises(Fenced):
+            await journal.append("b", 2, b"stale")
+    finally:
+        await journal.close()
+    db = sqlite3.connect(path)
+    try:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "records" not in tables
+    finally:
+        db.close()
+    again = SqliteJournal(path)  # opened again: nothing left to convert, nothing lost
+    await again.open()
+    try:
+        assert [r.body for r in await again.replay("a")] == [b"\x01", b"\x03", b"a"]
+    finally:
+        await again.close()
