@@ -5,7 +5,8 @@ reservations (via :mod:`scheduler`), ``exit.quit`` fault events and the admin me
 >>> await manager.start()  # doctest: +SKIP
 """
 
-from .admin import ADMIN_METHODS, task_digest
+from .admin import task_digest
+from .admin_service import ADMIN_METHODS
 from .admin_http import AdminAnswer, AdminError, AdminErrorBody, AdminRequest, admin_rpc_routes
 from .faults import FaultLog
 from .manager import ClusterManager

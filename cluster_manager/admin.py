@@ -1,7 +1,7 @@
 """The operators' side of a cluster manager: the admin methods' checks, views, ``drain`` and the
 status page's ``overview`` and ``faults``.
 
-Every admin method (:data:`ADMIN_METHODS`) needs an admin key, checked here in constant time
+Every admin method (:data:`~cluster_manager.admin_service.ADMIN_METHODS`) needs an admin key, checked here in constant time
 against every configured key (:meth:`Admin.authorize`); a refusal is logged.  The views read the
 registry, the liveness counts and the freshman window; ``drain``/``undrain`` change the registry
 through the :class:`~cluster_manager.writer.RegistryWriter`.
@@ -42,11 +42,8 @@ from .lost import LostWorkers
 from .settings import ClusterManagerSettings
 from .writer import RegistryWriter
 
-__all__ = ["Admin", "ADMIN_METHODS", "task_digest"]
+__all__ = ["Admin", "task_digest"]
 
-#: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status", "faults",
-                           "overview"})
 #: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
 #: show a digest instead.
 _SECRET_TASK_PURPOSES = frozenset({"portal"})

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from contracts.admin import FaultPage, FaultsLimit, FaultsSince, Overview, Status, TaskView, WorkerView
 from contracts.cluster import Id
-from rpc import rpc_method
+from rpc import rpc_method, rpc_method_names
 
 if TYPE_CHECKING:
     from .manager import ClusterManager
 
-__all__ = ["AdminService"]
+__all__ = ["AdminService", "ADMIN_METHODS"]
 
 
 class AdminService:
@@ -67,3 +67,7 @@ class AdminService:
     async def overview(self, admin_key: str = "") -> Overview:
         """What the status page shows; workers lost lately are listed with ``status: 'lost'``."""
         return self._manager.admin.overview(admin_key)
+
+
+#: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
+ADMIN_METHODS = frozenset(rpc_method_names(AdminService))

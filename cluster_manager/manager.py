@@ -84,7 +84,7 @@ class ClusterManager:
         for ``settings.initial_time`` it refuses to place new tasks and waits for workers to rejoin
         and re-report their tasks.  ``False`` serves at once (state was restored).
     :param rng: randomness for the random strategies (seed it in tests).
-    :param admin_keys: the keys admin calls (:data:`~cluster_manager.admin.ADMIN_METHODS`) must
+    :param admin_keys: the keys admin calls (:data:`~cluster_manager.admin_service.ADMIN_METHODS`) must
         carry as ``admin_key``; with none, every admin call is refused.
     :param epoch: the leader epoch its published changes carry (``settings.replication``).
     :param registry: state to serve from (a standby's copy, taken over), instead of an empty one;
