@@ -18,7 +18,7 @@ Every wait (between join attempts, keepalives and load checks) goes through ``sl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from contracts.cluster import INITIALIZING, KEEPALIVE_WHOAREYOU, ClusterClient
@@ -108,33 +108,34 @@ class ClusterWorker:
     async def add_task(self, task: str) -> None:
         """This worker now executes ``task`` (reported to the manager)."""
         self.tasks.add(task)
-        await self._report("pick_up_tasks", self._cluster.pick_up_tasks(worker_id=self.worker_id, tasks=[task], wait=False))
+        await self._report(self._cluster.pick_up_tasks(worker_id=self.worker_id, tasks=[task], wait=False))
 
     async def remove_task(self, task: str) -> None:
         """``task`` ended here; the manager keeps it reserved for a while (linger)."""
         self.tasks.discard(task)
-        await self._report("lay_down_task", self._cluster.lay_down_task(worker_id=self.worker_id, task=task, wait=False))
+        await self._report(self._cluster.lay_down_task(worker_id=self.worker_id, task=task, wait=False))
 
     async def end_task(self, task: str) -> None:
         """``task`` ended here for good: the manager forgets it at once (no linger), e.g. a used
         login token, which a lingering reservation would make claimable again."""
         self.tasks.discard(task)
-        await self._report("unschedule", self._cluster.unschedule(worker_id=self.worker_id, task=task, wait=False))
+        await self._report(self._cluster.unschedule(worker_id=self.worker_id, task=task, wait=False))
 
     async def reject_task(self, task: str) -> None:
         """``task`` was scheduled here but will not run here."""
         self.tasks.discard(task)
-        await self._report("unschedule", self._cluster.unschedule(worker_id=self.worker_id, task=task, wait=False))
+        await self._report(self._cluster.unschedule(worker_id=self.worker_id, task=task, wait=False))
 
     async def report_state(self, state: str) -> None:
-        await self._report("report_state", self._cluster.report_state(worker_id=self.worker_id, state=state, wait=False))
+        await self._report(self._cluster.report_state(worker_id=self.worker_id, state=state, wait=False))
 
-    async def _report(self, method: str, sent: Awaitable[None]) -> None:
+    async def _report(self, sent: Coroutine[Any, Any, None]) -> None:
+        """Send a report (a :class:`~contracts.cluster.ClusterClient` cast); a failure is only logged."""
         try:
             await sent
         except RpcError as exc:
             # The keepalive loop notices a lost manager; a rejoin re-reports every task.
-            self.log.warning("report_not_delivered", method=method, error=str(exc))
+            self.log.warning("report_not_delivered", method=getattr(sent, "__name__", "?"), error=str(exc))
 
     # -- membership ------------------------------------------------------------------------------
 
