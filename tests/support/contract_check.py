@@ -1,6 +1,6 @@
 """Does a typed client match the service it calls?  :func:`client_mismatches` lists every served
 ``@rpc_method`` whose client method is missing or differs in its parameters (names, annotated types,
-defaults) or its result type."""
+defaults, keyword-only) or its result type, and every client method that names no served method."""
 
 from __future__ import annotations
 
@@ -32,8 +32,11 @@ def client_mismatches(service: type, client: type, *, carried: Iterable[str] = (
     :param methods: the served methods the client covers (default: all of them).
     """
     carried = frozenset(carried)
-    found: list[str] = []
-    for name in sorted(rpc_method_names(service) if methods is None else methods):
+    covered = sorted(rpc_method_names(service) if methods is None else methods)
+    found = [f"{name}: the client names a method that is not served"
+             for name, member in vars(client).items()
+             if not name.startswith("_") and inspect.iscoroutinefunction(member) and name not in covered]
+    for name in covered:
         method = getattr(client, name, None)
         if method is None:
             found.append(f"{name}: no client method")
@@ -43,6 +46,9 @@ def client_mismatches(service: type, client: type, *, carried: Iterable[str] = (
         given = _parameters(method, CALL_OPTIONS)
         if wanted != given:
             found.append(f"{name}: served {wanted}, client {given}")
+        if any(parameter.kind is not inspect.Parameter.KEYWORD_ONLY
+               for parameter in list(inspect.signature(method).parameters.values())[1:]):
+            found.append(f"{name}: the client's arguments are not keyword-only")
         served_result = typing.get_type_hints(served, include_extras=True).get("return")
         client_result = typing.get_type_hints(method, include_extras=True).get("return")
         if served_result != client_result:
