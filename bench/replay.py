@@ -29,7 +29,8 @@ from bench.options import add_run_options, parse_options, scenario_parser
 from bench.report import exit_status, git_commit, machine, median, publish, today
 from conference_controller import machine as core
 from conference_controller.events import Event, decode_events, encode_events
-from conference_controller.messages import ParticipantInit, RoomConfig
+from contracts.controller import ParticipantInit
+from conference_controller.messages import RoomConfig
 from conference_controller.state import Limits, RoomState
 from journal import Snapshot
 from journal.settings import JournalSettings

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from contracts.controller import ControllerClient
 from credentials import AdminKeys
 from contracts.admin import (
     BoardWorker,
@@ -132,7 +133,7 @@ class Admin:
         if member is not None and member.purpose in self._settings.failover_purposes:
             # Its rooms move away one by one (live migration); it checks the operator's key itself.
             try:
-                await self._transport.cast(worker_id, "migrate", {"admin_key": admin_key})
+                await ControllerClient(self._transport, worker_id).cast_migrate(admin_key=admin_key)
             except RpcError as exc:
                 log_event(logging.WARNING, "migrate_not_asked", worker_id=worker_id, error=str(exc))
         return view

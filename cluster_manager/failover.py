@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from alerts import Fault, FaultReporter
+from contracts.controller import ControllerClient
 from rpc import RpcError, RpcRemoteError, Transport
 from scheduler import SchedulerError
 
@@ -113,8 +114,8 @@ class Failover:
                           code=exc.code, attempt=attempt + 1)
                 continue
             try:
-                taken = await self._transport.call(worker_id, "take_over", {"room": task},
-                                                   timeout=settings.failover_timeout)
+                taken = await ControllerClient(self._transport, worker_id).take_over(
+                    room=task, timeout=settings.failover_timeout)
             except RpcRemoteError as exc:
                 if exc.code == "unknown_room":
                     log_event(logging.INFO, "failover_nothing_to_move", purpose=purpose, task=task, lost=lost)
@@ -127,7 +128,7 @@ class Failover:
                           code=exc.code, attempt=attempt + 1)
                 continue
             log_event(logging.INFO, "failed_over", purpose=purpose, task=task, lost=lost, worker_id=worker_id,
-                      epoch=taken.get("epoch") if isinstance(taken, dict) else None)
+                      epoch=taken.epoch)
             self._tallies.failovers["handed_over"] += 1
             self._faults.record("failed_over", severity="info", worker_id=worker_id, purpose=purpose, room=task,
                                 lost=lost)

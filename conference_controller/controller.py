@@ -25,6 +25,7 @@ import msgspec
 from alerts import FaultReporter
 from contracts.cluster import ClusterClient, WorkerExit, new_worker_id
 from contracts.rooms import RoomsClient
+from contracts.controller import ControllerClient, ParticipantInit
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
 from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
@@ -60,7 +61,7 @@ from .events import (
 from .ids import ParticipantId, RoomId, WorkerId
 from .logs import EventLog
 from .media import MEDIA_PURPOSE, MediaGateway
-from .messages import ParticipantInit, RoomConfig
+from .messages import RoomConfig
 from .observe import Tallies
 from .room import Room
 from .service import ControllerService
@@ -924,7 +925,8 @@ class Controller:
             target = placed.id
             if target == self.worker_id:
                 raise RpcRemoteError("no_worker_available", "only this controller can take the room")
-            await self.transport.call(target, "take_over", {"room": room.id}, timeout=self.settings.migration_timeout)
+            await ControllerClient(self.transport, target).take_over(room=room.id,
+                                                                     timeout=self.settings.migration_timeout)
         except RpcError as exc:
             room.log.warning("room_not_moved", error=exc.code)
             await self._open_room(RoomId(room.id), create=False)

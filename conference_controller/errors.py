@@ -1,9 +1,12 @@
-"""Coded errors of the controller: each reaches the caller as ``RpcRemoteError(code, message)``."""
+"""Coded errors of the controller: each reaches the caller as ``RpcRemoteError(code, message, details)``."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+import msgspec
+
+from contracts.controller import ResyncDetails
 from rpc import ServiceError
 
 __all__ = [
@@ -103,7 +106,14 @@ class HoldExpired(ControllerError):
 
 
 class ResyncRequired(ControllerError):
+    """The participant missed notifications that are gone: its details are a
+    :class:`~contracts.controller.ResyncDetails`."""
+
     error_code = "resync_required"
+
+    def __init__(self, missing_from: int, missing_to: int) -> None:
+        super().__init__(f"missing {missing_from}..{missing_to}")
+        self.details = msgspec.to_builtins(ResyncDetails(missing_from=missing_from, missing_to=missing_to))
 
 
 class UnknownTarget(ControllerError):

@@ -14,7 +14,9 @@ from typing import Any, Union
 
 import msgspec
 
-from .messages import Permission, RoomConfig
+from contracts.controller import Permission
+
+from .messages import RoomConfig
 from .state import Limits, StreamState, SubscriptionState
 
 __all__ = [

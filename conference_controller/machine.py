@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from contracts.controller import ParticipantInit, Permission, PublishInfo, SubscribeInfo
 from rpc import ServiceError
 
 from .errors import (
@@ -63,7 +64,7 @@ from .events import (
     TransportPlaced,
 )
 from .hooks import hook_of, hooks_sent, record
-from .messages import ParticipantInit, Permission, PublishInfo, RoomConfig, SubscribeInfo
+from .messages import RoomConfig
 from .state import (
     Limits,
     Message,
@@ -539,7 +540,7 @@ def decide_resume(
     first = _first_kept(state, participant, at)
     if seen < first - 1:
         raise Rejected(decide_leave(state, participant_id, "resync_required", at),
-                       ResyncRequired(f"missing {seen + 1}..{first - 1}"))
+                       ResyncRequired(seen + 1, first - 1))
     return [Resumed(participant=participant_id, portal=portal, seen=seen, retry=retry, new_ticket=new_ticket_id,
                     retry_key=None if retry else retry_key,
                     previous_until=0.0 if retry else at + state.limits.ticket_retry_window)]

@@ -1,64 +1,18 @@
-"""Validated inputs of the controller: room configuration and the shapes clients send.
+"""The room configuration the controller reads (``rooms.get_room``'s answer).
 
-Unknown fields are accepted (clients and the token API may send more than we read); missing or
-mistyped ones fail with ``bad_arguments``.
+Unknown fields are accepted (the token API may send more than we read).  The shapes of the
+controller's own RPC service are in :mod:`contracts.controller`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import msgspec
 
-from .errors import InvalidRequest
+from contracts.controller import MediaPermission, Permission
 
-__all__ = [
-    "ParticipantInit",
-    "MediaPermission",
-    "Permission",
-    "RoleConfig",
-    "RoomConfig",
-    "PublishTrack",
-    "PublishMedia",
-    "TransportSpec",
-    "PublishInfo",
-    "SubscribeTrack",
-    "SubscribeMedia",
-    "SubscribeInfo",
-    "PatchOp",
-    "TrackSource",
-    "parse",
-    "parse_optional",
-]
-
-T = TypeVar("T")
-
-TrackType = Literal["audio", "video"]
-TrackSource = Literal["mic", "camera", "screen-cast", "file", "raw-file", "encoded-file", "mixed"]
-
-
-class ParticipantInit(msgspec.Struct):
-    id: str
-    user: str
-    role: str
-    portal: str
-    origin: dict[str, Any] = {}
-
-
-class MediaPermission(msgspec.Struct, frozen=True):
-    audio: bool = False
-    video: bool = False
-
-
-class Permission(msgspec.Struct, frozen=True):
-    """Immutable, so the participants of a role share one (a change makes a new one)."""
-
-    publish: MediaPermission = msgspec.field(default_factory=MediaPermission)
-    subscribe: MediaPermission = msgspec.field(default_factory=MediaPermission)
-
-    def allows(self, action: Literal["publish", "subscribe"], kind: str) -> bool:
-        media: MediaPermission = getattr(self, action)
-        return bool(getattr(media, kind, False))
+__all__ = ["RoleConfig", "RoomConfig"]
 
 
 class RoleConfig(msgspec.Struct):
@@ -90,62 +44,3 @@ class RoomConfig(msgspec.Struct):
             else:
                 labels.append(str(view))
         return labels
-
-
-class PublishTrack(msgspec.Struct):
-    type: TrackType
-    source: TrackSource
-    mid: str | None = None
-
-
-class PublishMedia(msgspec.Struct):
-    tracks: list[PublishTrack]
-
-
-class TransportSpec(msgspec.Struct):
-    type: str = "webrtc"
-    id: str | None = None
-
-
-class PublishInfo(msgspec.Struct):
-    media: PublishMedia | None = None
-    attributes: dict[str, Any] | None = None
-    data: bool = False
-    transport: TransportSpec | None = None
-
-
-class SubscribeTrack(msgspec.Struct):
-    type: TrackType
-    from_: str = msgspec.field(name="from")
-    mid: str | None = None
-    parameters: dict[str, Any] | None = None
-    format: dict[str, Any] | None = None
-
-
-class SubscribeMedia(msgspec.Struct):
-    tracks: list[SubscribeTrack]
-
-
-class SubscribeInfo(msgspec.Struct):
-    media: SubscribeMedia | None = None
-    transport: TransportSpec | None = None
-    data: Any = None
-
-
-class PatchOp(msgspec.Struct):
-    op: str
-    path: str
-    value: Any = None
-
-
-def parse(value: Any, kind: type[T], what: str) -> T:
-    """``value`` as ``kind``, or ``InvalidRequest`` naming ``what`` and the problem."""
-    try:
-        return msgspec.convert(value, kind)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"invalid {what}: {exc}") from None
-
-
-def parse_optional(value: Any, kind: type[T], what: str) -> T | None:
-    """Like :func:`parse`, with ``None`` allowed."""
-    return None if value is None else parse(value, kind, what)

@@ -11,8 +11,9 @@ from typing import Any
 
 import msgspec
 
+from contracts.controller import PatchOp, Permission
+
 from .errors import InvalidJsonOp, InvalidJsonPath, InvalidJsonValue
-from .messages import PatchOp, Permission
 
 __all__ = ["apply_patch"]
 

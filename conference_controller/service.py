@@ -1,6 +1,8 @@
 """The controller's RPC surface (service name = the controller's worker id).
 
-Arguments are validated here (``bad_arguments`` on a wrong shape) and the work is done by
+Each method's parameters are annotated with the types of :mod:`contracts.controller` (its wire
+contract: the transport converts the arguments to them and answers ``bad_arguments`` on a wrong
+shape, :func:`rpc.base.dispatch`); callers use :class:`contracts.controller.ControllerClient`.  The work is done by
 :class:`~conference_controller.controller.Controller` and
 :class:`~conference_controller.sessions.MediaSessions`.  Client requests that carry a
 ``request_id`` go through the participant's dedupe window.  See ``docs/interfaces.md``.
@@ -11,13 +13,29 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from contracts.controller import (
+    JoinResult,
+    MigrateResult,
+    ParticipantDetails,
+    ParticipantInfo,
+    ParticipantInit,
+    PatchOp,
+    PublishInfo,
+    ResumeResult,
+    RoomSummary,
+    SentText,
+    StreamInfo,
+    SubscribeInfo,
+    TakeOverResult,
+)
 from rpc import rpc_method
 
 from . import machine
 from .errors import Unauthorized, UnknownStream
 from .events import Event
 from .ids import ParticipantId, RoomId, WorkerId
-from .messages import ParticipantInit, PatchOp, PublishInfo, SubscribeInfo, parse, parse_optional
 from .permissions import apply_patch
 from .room import Room
 from .state import ParticipantState
@@ -40,28 +58,30 @@ class ControllerService:
     def __init__(self, controller: Controller) -> None:
         self._controller = controller
 
-    def _participant(self, participant: Any) -> tuple[Room, ParticipantState]:
-        return self._controller.participant_room(parse(participant, str, "participant"))
+    def _participant(self, participant: str) -> tuple[Room, ParticipantState]:
+        return self._controller.participant_room(participant)
 
-    def _served(self, participant: Any, portal: Any) -> tuple[Room, ParticipantState]:
+    def _served(self, participant: str, portal: str) -> tuple[Room, ParticipantState]:
         """The participant of a call relayed by ``portal``, which must be its current portal."""
         room, found = self._participant(participant)
-        self._controller.check_portal(room, found, parse(portal, str, "portal"))
+        self._controller.check_portal(room, found, portal)
         return room, found
 
     async def _once(
-        self, served: tuple[Room, ParticipantState], request_id: Any, action: Callable[[], Awaitable[_Outcome]]
+        self, served: tuple[Room, ParticipantState], request_id: str | None, action: Callable[[], Awaitable[_Outcome]]
     ) -> Any:
         room, participant = served
-        return await self._controller.once(room, participant, parse_optional(request_id, str, "request_id"), action)
+        return await self._controller.once(room, participant, request_id, action)
 
     # -- session ---------------------------------------------------------------------------------
 
     @rpc_method
-    async def join(self, room: str, participant: dict[str, Any], ticket_id: str, extension: bool = False) -> Any:
-        init = parse(participant, ParticipantInit, "participant")
-        return await self._controller.join(RoomId(parse(room, str, "room")), init,
-                                           parse(ticket_id, str, "ticket_id"), parse(extension, bool, "extension"))
+    async def join(
+        self, room: str, participant: ParticipantInit, ticket_id: str, extension: bool = False
+    ) -> JoinResult:
+        """``participant`` joins ``room`` through its portal (``participant.portal``) with its first
+        reconnection ticket ``ticket_id``; ``extension``: a client of the protocol extension."""
+        return msgspec.convert(await self._controller.join(RoomId(room), participant, ticket_id, extension), JoinResult)
 
     @rpc_method
     async def leave(self, participant: str, portal: str) -> str:
@@ -72,41 +92,35 @@ class ControllerService:
     @rpc_method
     async def hold(self, participant: str, portal: str) -> str:
         room, found = self._participant(participant)
-        await self._controller.hold(room, found.id, parse(portal, str, "portal"))
+        await self._controller.hold(room, found.id, portal)
         return "ok"
 
     @rpc_method
     async def resume(
         self, participant: str, ticket_id: str, new_ticket_id: str, portal: str, last_seq: int | None = None,
         retry_key: str | None = None, room: str | None = None,
-    ) -> dict[str, Any]:
-        return await self._controller.resume(
-            parse(participant, str, "participant"), parse(ticket_id, str, "ticket_id"),
-            parse(new_ticket_id, str, "new_ticket_id"), WorkerId(parse(portal, str, "portal")),
-            parse_optional(last_seq, int, "last_seq"), parse_optional(retry_key, str, "retry_key"),
-            parse_optional(room, str, "room"),
-        )
+    ) -> ResumeResult:
+        resumed = await self._controller.resume(participant, ticket_id, new_ticket_id, WorkerId(portal), last_seq,
+                                                retry_key, room)
+        return msgspec.convert(resumed, ResumeResult)
 
     @rpc_method
-    async def take_over(self, room: str) -> dict[str, Any]:
+    async def take_over(self, room: str) -> TakeOverResult:
         """The cluster moved ``room`` here (its controller was lost, or drained): rebuild it from the
         journal now, so its held participants' holds run here too.  ``unknown_room``: nothing to
         rebuild.  Called by the cluster manager; a room here already is answered as it is."""
-        found = await self._controller.take_over(RoomId(parse(room, str, "room")))
-        return {"room": found.id, "epoch": found.state.epoch, "participants": len(found.participants)}
+        found = await self._controller.take_over(RoomId(room))
+        return TakeOverResult(room=found.id, epoch=found.state.epoch, participants=len(found.participants))
 
     @rpc_method
     async def refresh_ticket(self, participant: str, ticket_id: str, new_ticket_id: str, portal: str) -> str:
         room, found = self._served(participant, portal)
-        await self._controller.commit(room, machine.decide_refresh(room.state, found.id,
-                                                                   parse(ticket_id, str, "ticket_id"),
-                                                                   parse(new_ticket_id, str, "new_ticket_id")))
+        await self._controller.commit(room, machine.decide_refresh(room.state, found.id, ticket_id, new_ticket_id))
         return "ok"
 
     @rpc_method
     async def ack(self, participant: str, seq: int, portal: str) -> None:
-        await self._ack({parse(participant, str, "participant"): parse(seq, int, "seq")},
-                        parse(portal, str, "portal"), frozenset())
+        await self._ack({participant: seq}, portal, frozenset())
 
     @rpc_method
     async def ack_many(self, acks: dict[str, int], portal: str, unconfirmed: list[str] | None = None) -> None:
@@ -115,8 +129,7 @@ class ControllerService:
         ``unconfirmed``: participants whose acks the portal made itself on emitting (plain OWT
         clients, which never ack): their outbox is trimmed, but nothing shows the client read its
         relogin answer, so the retry window of the ticket it used stays open."""
-        await self._ack(parse(acks, dict[str, int], "acks"), parse(portal, str, "portal"),
-                        frozenset(parse(unconfirmed or [], list[str], "unconfirmed")))
+        await self._ack(acks, portal, frozenset(unconfirmed or ()))
 
     async def _ack(self, acks: dict[str, int], portal: str, made_by_portal: frozenset[str]) -> None:
         """Only the participant's current portal knows what its socket saw: a stale portal's acks
@@ -140,11 +153,10 @@ class ControllerService:
         self, participant: str, to: str, message: Any, portal: str, request_id: str | None = None
     ) -> str:
         served = self._served(participant, portal)
-        target = parse(to, str, "to")
         room, sender = served
 
         async def send() -> _Outcome:
-            return "ok", machine.decide_text(room.state, sender.id, target, message, self._controller.clock())
+            return "ok", machine.decide_text(room.state, sender.id, to, message, self._controller.clock())
 
         return str(await self._once(served, request_id, send))
 
@@ -152,42 +164,39 @@ class ControllerService:
 
     @rpc_method
     async def publish(
-        self, participant: str, stream_id: str, transport_id: str, info: Any, portal: str,
+        self, participant: str, stream_id: str, transport_id: str, info: PublishInfo, portal: str,
         request_id: str | None = None,
     ) -> Any:
+        """Answered with a :class:`~contracts.controller.MediaAnswer`'s shape (kept as built: a
+        repeated ``request_id`` gets the journaled answer)."""
         served = self._served(participant, portal)
-        stream, transport = parse(stream_id, str, "stream_id"), parse(transport_id, str, "transport_id")
-        parsed = parse(info, PublishInfo, "publish info")
         sessions = self._controller.sessions
-        return await self._once(served, request_id, lambda: sessions.publish(*served, stream, transport, parsed))
+        return await self._once(served, request_id,
+                                lambda: sessions.publish(*served, stream_id, transport_id, info))
 
     @rpc_method
     async def unpublish(self, participant: str, stream_id: str, portal: str, request_id: str | None = None) -> Any:
         served = self._served(participant, portal)
-        stream = parse(stream_id, str, "stream_id")
-        return await self._once(served, request_id, lambda: self._controller.sessions.unpublish(*served, stream))
+        return await self._once(served, request_id, lambda: self._controller.sessions.unpublish(*served, stream_id))
 
     @rpc_method
     async def subscribe(
-        self, participant: str, subscription_id: str, transport_id: str, info: Any, portal: str,
+        self, participant: str, subscription_id: str, transport_id: str, info: SubscribeInfo, portal: str,
         request_id: str | None = None,
     ) -> Any:
+        """Answered like :meth:`publish`."""
         served = self._served(participant, portal)
-        subscription = parse(subscription_id, str, "subscription_id")
-        transport = parse(transport_id, str, "transport_id")
-        parsed = parse(info, SubscribeInfo, "subscribe info")
         sessions = self._controller.sessions
         return await self._once(served, request_id,
-                                lambda: sessions.subscribe(*served, subscription, transport, parsed))
+                                lambda: sessions.subscribe(*served, subscription_id, transport_id, info))
 
     @rpc_method
     async def unsubscribe(
         self, participant: str, subscription_id: str, portal: str, request_id: str | None = None
     ) -> Any:
         served = self._served(participant, portal)
-        subscription = parse(subscription_id, str, "subscription_id")
         return await self._once(served, request_id,
-                                lambda: self._controller.sessions.unsubscribe(*served, subscription))
+                                lambda: self._controller.sessions.unsubscribe(*served, subscription_id))
 
     @rpc_method
     async def stream_control(
@@ -195,9 +204,8 @@ class ControllerService:
         request_id: str | None = None,
     ) -> Any:
         served = self._served(participant, portal)
-        stream, op = parse(stream_id, str, "stream_id"), parse(operation, str, "operation")
         return await self._once(served, request_id,
-                                lambda: self._controller.sessions.stream_control(*served, stream, op, data))
+                                lambda: self._controller.sessions.stream_control(*served, stream_id, operation, data))
 
     @rpc_method
     async def subscription_control(
@@ -205,28 +213,24 @@ class ControllerService:
         request_id: str | None = None,
     ) -> Any:
         served = self._served(participant, portal)
-        subscription, op = parse(subscription_id, str, "subscription_id"), parse(operation, str, "operation")
         sessions = self._controller.sessions
         return await self._once(served, request_id,
-                                lambda: sessions.subscription_control(*served, subscription, op, data))
+                                lambda: sessions.subscription_control(*served, subscription_id, operation, data))
 
     @rpc_method
     async def session_signaling(
         self, participant: str, transport_id: str, signaling: Any, portal: str, request_id: str | None = None
     ) -> Any:
         served = self._served(participant, portal)
-        transport = parse(transport_id, str, "transport_id")
         return await self._once(served, request_id,
-                                lambda: self._controller.sessions.signaling(*served, transport, signaling))
+                                lambda: self._controller.sessions.signaling(*served, transport_id, signaling))
 
     @rpc_method
     async def on_session_progress(
         self, transport_id: str, status: str, session_id: str | None = None, data: Any = None
     ) -> str:
         """Called (or cast) by media agents: ``status`` is ``soac``, ``ready`` or ``error``."""
-        await self._controller.sessions.progress(parse(transport_id, str, "transport_id"),
-                                                 parse_optional(session_id, str, "session_id"),
-                                                 parse(status, str, "status"), data)
+        await self._controller.sessions.progress(transport_id, session_id, status, data)
         return "ok"
 
     # -- admin (each call carries ``admin_key``) ------------------------------------------------
@@ -238,70 +242,68 @@ class ControllerService:
             raise Unauthorized()
 
     @rpc_method
-    async def get_rooms(self, admin_key: str = "") -> list[dict[str, Any]]:
+    async def get_rooms(self, admin_key: str = "") -> list[RoomSummary]:
         self._authorize("get_rooms", admin_key)
         return [room.state.summary() for room in self._controller.rooms.values() if not room.closed]
 
     @rpc_method
-    async def get_participants(self, room: str, admin_key: str = "") -> list[dict[str, Any]]:
+    async def get_participants(self, room: str, admin_key: str = "") -> list[ParticipantDetails]:
         self._authorize("get_participants", admin_key)
-        found = self._controller.room(parse(room, str, "room"))
+        found = self._controller.room(room)
         return [machine.admin_info(participant) for participant in found.participants.values()]
 
     @rpc_method
-    async def control_participant(self, room: str, participant: str, patch: Any, admin_key: str = "") -> dict[str, Any]:
+    async def control_participant(
+        self, room: str, participant: str, patch: list[PatchOp], admin_key: str = ""
+    ) -> ParticipantDetails:
         self._authorize("control_participant", admin_key)
-        room_id, participant_id = parse(room, str, "room"), parse(participant, str, "participant")
-        member = self._controller.member(room_id, participant_id)
-        permission = apply_patch(member.permission, parse(patch, list[PatchOp], "patch"))
-        found = self._controller.room(room_id)
-        await self._controller.commit(found, machine.decide_permission(found.state, participant_id, permission))
-        found.log.info("permission_changed", participant=participant_id)
-        return machine.admin_info(self._controller.member(room_id, participant_id))
+        member = self._controller.member(room, participant)
+        permission = apply_patch(member.permission, patch)
+        found = self._controller.room(room)
+        await self._controller.commit(found, machine.decide_permission(found.state, participant, permission))
+        found.log.info("permission_changed", participant=participant)
+        return machine.admin_info(self._controller.member(room, participant))
 
     @rpc_method
-    async def migrate(self, admin_key: str = "") -> dict[str, Any]:
+    async def migrate(self, admin_key: str = "") -> MigrateResult:
         """Move every room to other controllers (the cluster manager asks it of a drained one)."""
         self._authorize("migrate", admin_key)
-        return {"rooms": self._controller.migrate()}
+        return MigrateResult(rooms=self._controller.migrate())
 
     @rpc_method
-    async def drop_participant(self, room: str, participant: str, admin_key: str = "") -> dict[str, Any]:
+    async def drop_participant(self, room: str, participant: str, admin_key: str = "") -> ParticipantInfo:
         self._authorize("drop_participant", admin_key)
-        room_id = parse(room, str, "room")
-        member = self._controller.member(room_id, parse(participant, str, "participant"))
-        await self._controller.drop(self._controller.room(room_id), member, reason="dropped by the administrator")
-        return member.info()
+        member = self._controller.member(room, participant)
+        await self._controller.drop(self._controller.room(room), member, reason="dropped by the administrator")
+        return ParticipantInfo(id=member.id, user=member.user, role=member.role)
 
     @rpc_method
-    async def get_streams(self, room: str, admin_key: str = "") -> list[dict[str, Any]]:
+    async def get_streams(self, room: str, admin_key: str = "") -> list[StreamInfo]:
         """The room's published streams (ready ones), as the participants see them."""
         self._authorize("get_streams", admin_key)
-        found = self._controller.room(parse(room, str, "room"))
+        found = self._controller.room(room)
         return [stream.to_info() for stream in found.state.streams.values() if stream.ready]
 
     @rpc_method
-    async def remove_stream(self, room: str, stream: str, admin_key: str = "") -> dict[str, Any]:
+    async def remove_stream(self, room: str, stream: str, admin_key: str = "") -> StreamInfo:
         """End a publication whoever owns it (its media agent is told; subscribers are told it ended)."""
         self._authorize("remove_stream", admin_key)
-        found = self._controller.room(parse(room, str, "room"))
-        stream_id = parse(stream, str, "stream")
-        removed = found.state.streams.get(stream_id)
+        found = self._controller.room(room)
+        removed = found.state.streams.get(stream)
         if removed is None or not removed.ready:
-            raise UnknownStream(f"no stream {stream_id} in room {found.state.id}")
+            raise UnknownStream(f"no stream {stream} in room {found.state.id}")
         info = removed.to_info()
-        await self._controller.commit(found, machine.decide_end_stream(found.state, stream_id,
+        await self._controller.commit(found, machine.decide_end_stream(found.state, stream,
                                                                        self._controller.clock(), tell_agent=True))
-        found.log.info("stream_removed", stream=stream_id, owner=removed.owner)
+        found.log.info("stream_removed", stream=stream, owner=removed.owner)
         return info
 
     @rpc_method
-    async def send_text(self, room: str, to: str, message: Any, admin_key: str = "") -> dict[str, Any]:
+    async def send_text(self, room: str, to: str, message: Any, admin_key: str = "") -> SentText:
         """A text from the server (``from: "server"``) to everyone (``to="all"``) or one participant,
         delivered like any text: in order, exactly once to extension clients."""
         self._authorize("send_text", admin_key)
-        found = self._controller.room(parse(room, str, "room"))
-        target = parse(to, str, "to")
-        await self._controller.commit(found, machine.decide_server_text(found.state, target, message,
+        found = self._controller.room(room)
+        await self._controller.commit(found, machine.decide_server_text(found.state, to, message,
                                                                         self._controller.clock()))
-        return {"to": target, "delivered_to": len(found.state.participants) if target == "all" else 1}
+        return SentText(to=to, delivered_to=len(found.state.participants) if to == "all" else 1)

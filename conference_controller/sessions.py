@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from contracts.controller import PublishInfo, SubscribeInfo
+
 from . import machine
 from .errors import MediaError, UnknownParticipant, UnknownSubscription, UnknownTransport, UnsupportedOperation
 from .events import Event, StreamRemoved, SubscriptionRemoved
 from .ids import RoomId, WorkerId
 from .media import SessionStatus
-from .messages import PublishInfo, SubscribeInfo
 from .room import Room
 from .state import ParticipantState
 

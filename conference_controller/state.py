@@ -12,9 +12,10 @@ from typing import Any
 
 import msgspec
 
+from contracts.controller import Permission, PublishInfo, SubscribeInfo
 from webhooks.events import HookOutbox
 
-from .messages import Permission, PublishInfo, RoomConfig, SubscribeInfo
+from .messages import RoomConfig
 
 __all__ = [
     "Limits",

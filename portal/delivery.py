@@ -10,6 +10,7 @@ from typing import Any
 
 import socketio
 
+from contracts.controller import ControllerClient
 from rpc import RpcError, Transport
 
 from .logs import EventLog
@@ -95,11 +96,9 @@ class AckBatcher:
             if not by_client:
                 unconfirmed.append(pid)
         for controller, (acks, unconfirmed) in by_controller.items():
-            args: dict[str, object] = {"acks": acks, "portal": self.portal}
-            if unconfirmed:
-                args["unconfirmed"] = unconfirmed
             try:
-                await self.transport.cast(controller, "ack_many", args)
+                await ControllerClient(self.transport, controller).ack_many(acks=acks, portal=self.portal,
+                                                                            unconfirmed=unconfirmed or None)
             except RpcError as exc:
                 self.log.debug("acks_not_sent", count=len(acks), controller=controller, error=exc.code)
 

@@ -6,9 +6,11 @@ gets ``('error', {code, message, ...})``.  Every refusal is a :class:`RequestErr
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+import msgspec
+
+from contracts.controller import ResyncDetails
 from credentials import BadSignature, CredentialError, Expired, NotYetValid
 from rpc import RpcError, RpcTimeout, RpcUnavailable
 
@@ -123,7 +125,15 @@ _REMOTE_REASONS: dict[str, tuple[str, str]] = {
     "no_worker_available": ("service unavailable", "unavailable"),
 }
 
-_RANGE = re.compile(r"(\d+)\s*\.\.\s*(\d+)")
+
+def _resync_bounds(details: dict[str, Any] | None) -> dict[str, int]:
+    """The seqs a ``resync_required`` says are gone, as the client reads them (none when its details
+    are missing or of another shape)."""
+    try:
+        missing = msgspec.convert(details, ResyncDetails)
+    except msgspec.ValidationError:
+        return {}
+    return {"from": missing.missing_from, "to": missing.missing_to}
 
 
 def from_rpc(exc: RpcError) -> RequestError:
@@ -133,9 +143,7 @@ def from_rpc(exc: RpcError) -> RequestError:
     if isinstance(exc, RpcUnavailable):
         return RequestError("service unavailable", "unavailable")
     if exc.code == "resync_required":
-        match = _RANGE.search(exc.message)
-        bounds = {"from": int(match.group(1)), "to": int(match.group(2))} if match else {}
-        return RequestError(f"resync required: {exc.message}", "resync-required", **bounds)
+        return RequestError(f"resync required: {exc.message}", "resync-required", **_resync_bounds(exc.details))
     mapped = _REMOTE_REASONS.get(exc.code)
     if mapped is not None:
         return RequestError(*mapped)

@@ -17,7 +17,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
 
+import msgspec
+
 from contracts.cluster import ClusterClient
+from contracts.controller import ControllerClient, JoinResult, ParticipantInit
 from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_token, encode_ticket, new_id, now_ms
 from rpc import RpcError, RpcNoService, RpcRemoteError, RpcTimeout, Transport
 from rpc.worker import ClusterWorker
@@ -147,17 +150,10 @@ class LoginService:
         )
         self.sessions.add(session)  # before join: notifications for it are kept from now on
         ticket_id = new_id()
-        join = {
-            "room": token.room,
-            "participant": {
-                "id": participant, "user": token.user, "role": token.role,
-                "portal": self.worker_id, "origin": token.origin,
-            },
-            "ticket_id": ticket_id,
-            "extension": session.extension,
-        }
+        joiner = ParticipantInit(id=participant, user=token.user, role=token.role, portal=self.worker_id,
+                                 origin=token.origin)
         try:
-            result = await self._join_room(conn, session, token.origin, join)
+            result = await self._join_room(conn, session, token.origin, joiner, ticket_id)
         except (RpcError, RequestError) as exc:
             if isinstance(exc, RpcTimeout):
                 await self._leave_quietly(session)  # the join may have happened after all
@@ -176,8 +172,8 @@ class LoginService:
             "id": participant,
             "user": token.user,
             "role": token.role,
-            "permission": result.get("permission", {}),
-            "room": result.get("room", {"id": token.room}),
+            "permission": {} if result.permission is None else msgspec.to_builtins(result.permission),
+            "room": {"id": token.room} if result.room is None else msgspec.to_builtins(result.room),
             "reconnectionTicket": self._ticket(session),
         }
         if session.extension:
@@ -243,15 +239,11 @@ class LoginService:
             await self.acks.flush(participant)
         self.sessions.add(session)  # notifications sent once the controller resumed are kept from now on
         new_ticket_id = self._successor(ticket)
-        args: dict[str, Any] = {
-            "participant": participant, "ticket_id": ticket.ticket_id, "new_ticket_id": new_ticket_id,
-            "portal": self.worker_id, "last_seq": last_seq, "room": ticket.room,
-        }
-        if retry_key is not None:
-            args["retry_key"] = retry_key
         try:
-            result = await self.transport.call(
-                session.controller, "resume", args, timeout=self.settings.request_timeout
+            result = await self._controller(session).resume(
+                participant=participant, ticket_id=ticket.ticket_id, new_ticket_id=new_ticket_id,
+                portal=self.worker_id, last_seq=last_seq, retry_key=retry_key, room=ticket.room,
+                timeout=self.settings.request_timeout,
             )
         except RpcError as exc:
             replaced = self.sessions.get(participant) is not session
@@ -264,7 +256,7 @@ class LoginService:
                     for note in session.buffer or ():
                         await self.delivery.deliver(old, note)
             raise from_rpc(exc) from None
-        session.origin = result.get("origin")
+        session.origin = result.origin
         alternatives = await self._alternatives(session, session.origin)
         if old is not None:
             self._take_over(old)
@@ -273,7 +265,7 @@ class LoginService:
             # participant while this answer was on the way: that socket has it, this one gets nothing.
             session.log.info("relogin_taken_over")
             raise RequestError("Participant is connected elsewhere", "displaced")
-        session.epoch = int(result.get("epoch", 0))
+        session.epoch = result.epoch or 0
         if session.epoch < session.displaced_by:
             # A relogin elsewhere was accepted after this one while its answer was on the way.
             session.log.info("relogin_superseded", epoch=session.epoch, by=session.displaced_by)
@@ -286,7 +278,7 @@ class LoginService:
             raise RequestError("Participant early left", "early_left")
         self._bind(conn, session)
         conn.relogging = False
-        messages = [Notification(str(m["event"]), m.get("data"), int(m["seq"])) for m in result.get("messages", [])]
+        messages = [Notification(m.event, m.data, m.seq) for m in result.messages]
         seqs = [m.seq for m in messages if m.seq is not None]
         session.log.info("relogin", controller=session.controller, missed=len(messages), extension=structured)
         ticket_text = self._ticket(session)
@@ -298,7 +290,7 @@ class LoginService:
         self.background.spawn(self._after_login(conn, session, ()), name=f"relogin:{participant}")
         return ok({
             "ticket": ticket_text,
-            "lastSeq": result.get("last_seq"),
+            "lastSeq": result.last_seq,
             "messages": [{"seq": m.seq, "event": m.event, "data": with_seq(m.data, m.seq)} for m in messages],
             "alternatives": alternatives,
         })
@@ -420,11 +412,12 @@ class LoginService:
             if self.sessions.get(session.id) is not session or not session.live:
                 return True
             session.phase = Phase.PENDING  # notifications arriving during the resume wait for its replay
-            args = {"participant": session.id, "ticket_id": session.ticket_id, "new_ticket_id": session.ticket_id,
-                    "portal": self.worker_id, "last_seq": session.last_seq, "room": session.room}
             try:
-                result = await self.transport.call(session.controller, "resume", args,
-                                                   timeout=self.settings.request_timeout)
+                result = await self._controller(session).resume(
+                    participant=session.id, ticket_id=session.ticket_id, new_ticket_id=session.ticket_id,
+                    portal=self.worker_id, last_seq=session.last_seq, room=session.room,
+                    timeout=self.settings.request_timeout,
+                )
             except RpcError as exc:
                 await self.delivery.flush(session)  # back to live, with whatever was buffered
                 code = exc.code if isinstance(exc, RpcRemoteError) else ""
@@ -440,14 +433,13 @@ class LoginService:
                     session.log.warning("reattach_failed", error=exc.code)
                     return False
                 return True
-            session.epoch = int(result.get("epoch", session.epoch))
+            session.epoch = session.epoch if result.epoch is None else result.epoch
             if session.phase is Phase.ENDED:
                 # The socket closed during the resume; its hold may have reached the controller first.
                 session.log.info("reattach_abandoned", reason="socket closed during the re-attach")
                 self._hold(session)
                 return True
-            messages = [Notification(str(m["event"]), m.get("data"), int(m["seq"]))
-                        for m in result.get("messages", [])]
+            messages = [Notification(m.event, m.data, m.seq) for m in result.messages]
             await self.delivery.flush(session, messages)
             session.log.info("reattached", missed=len(messages), epoch=session.epoch)
             if session.displaced_by > session.epoch and self.sessions.get(session.id) is session:
@@ -487,12 +479,9 @@ class LoginService:
         async with session.lock:
             new_ticket_id = new_id()
             try:
-                await self.transport.call(
-                    session.controller,
-                    "refresh_ticket",
-                    {"participant": session.id, "ticket_id": session.ticket_id, "new_ticket_id": new_ticket_id,
-                     "portal": self.worker_id},
-                    timeout=self.settings.request_timeout,
+                await self._controller(session).refresh_ticket(
+                    participant=session.id, ticket_id=session.ticket_id, new_ticket_id=new_ticket_id,
+                    portal=self.worker_id, timeout=self.settings.request_timeout,
                 )
             except RpcError as exc:
                 raise from_rpc(exc) from None
@@ -542,24 +531,24 @@ class LoginService:
     async def _send_hold(self, session: Session) -> None:
         await self.acks.flush(session.id)
         try:
-            await self.transport.call(
-                session.controller, "hold", {"participant": session.id, "portal": self.worker_id},
-                timeout=self.settings.request_timeout,
-            )
+            await self._controller(session).hold(participant=session.id, portal=self.worker_id,
+                                                 timeout=self.settings.request_timeout)
             session.log.info("hold")
         except RpcError as exc:
             session.log.warning("hold_failed", error=exc.code, message=exc.message)
 
     async def _leave_quietly(self, session: Session) -> None:
         try:
-            await self.transport.call(
-                session.controller, "leave", {"participant": session.id, "portal": self.worker_id},
-                timeout=self.settings.request_timeout,
-            )
+            await self._controller(session).leave(participant=session.id, portal=self.worker_id,
+                                                  timeout=self.settings.request_timeout)
         except RpcError as exc:
             session.log.info("leave_failed", error=exc.code)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _controller(self, session: Session) -> ControllerClient:
+        """The controller of ``session``'s room (the one it is at now)."""
+        return ControllerClient(self.transport, session.controller)
 
     def _bind(self, conn: Connection, session: Session) -> None:
         session.sid = conn.sid
@@ -595,7 +584,9 @@ class LoginService:
         )
         return encode_ticket(ticket, self.keyring)
 
-    async def _join_room(self, conn: Connection, session: Session, origin: Any, join: dict[str, Any]) -> Any:
+    async def _join_room(
+        self, conn: Connection, session: Session, origin: Any, joiner: ParticipantInit, ticket_id: str
+    ) -> JoinResult:
         """Schedule the room's controller and ``join`` there.  A controller nobody serves any more
         (it died and the cluster manager has not yet moved its rooms: the join reached no one) is
         scheduled and asked again every ``cluster_retry_interval`` within ``cluster_retry_budget``,
@@ -610,7 +601,9 @@ class LoginService:
             )
             session.controller = sys.intern(controller.id)  # one copy for all its sessions
             try:
-                return await self.transport.call(session.controller, "join", join, timeout=self.settings.join_timeout)
+                return await self._controller(session).join(room=session.room, participant=joiner, ticket_id=ticket_id,
+                                                            extension=session.extension,
+                                                            timeout=self.settings.join_timeout)
             except RpcNoService:
                 if conn.state is not State.CONNECTING or clock() + self.settings.cluster_retry_interval > deadline:
                     raise

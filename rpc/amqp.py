@@ -131,7 +131,9 @@ class AmqpTransport(Transport):
         self._reply_ch: AbstractRobustChannel | None = None
         self._consume_ch: AbstractRobustChannel | None = None
         self._events_ex: aio_pika.abc.AbstractExchange | None = None
-        self._reply_queue_name = f"reply.{node_id}.{uuid.uuid4().hex[:12]}"
+        #: The reply queue, and its name: a new one for every connection (see ``_on_connection_lost``).
+        self._reply_queue: aio_pika.Queue | None = None
+        self._reply_queue_name = self._new_reply_queue_name()
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._ids = itertools.count()
         self._handler_tasks: set[asyncio.Task[Any]] = set()
@@ -193,6 +195,8 @@ class AmqpTransport(Transport):
         await self._consume_ch.set_qos(prefetch_count=self.settings.prefetch)
         reply_queue = await self._consume_ch.declare_queue(self._reply_queue_name, durable=False, auto_delete=True)
         await reply_queue.consume(self._on_reply, no_ack=True)
+        assert isinstance(reply_queue, aio_pika.Queue)  # renamed on a loss: aio-pika's own class has the name
+        self._reply_queue = reply_queue
         self._events_ex = await self._publish_ch.declare_exchange(
             self.settings.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
         )
@@ -219,8 +223,18 @@ class AmqpTransport(Transport):
     def connected(self) -> bool:
         return self._conn is not None and self._conn.connected.is_set() and not self._closed
 
+    def _new_reply_queue_name(self) -> str:
+        return f"reply.{self.node_id}.{uuid.uuid4().hex[:12]}"
+
     def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
         self._restored.clear()
+        # The reply queue comes back under a new name: the lost one may still be on the broker, on the
+        # node that was lost (a cluster deletes a lost node's queues some time after it noticed the
+        # loss), where declaring it again is refused and consuming it gets nothing.  Every call in
+        # flight fails below, so no reply is owed to the old name.
+        self._reply_queue_name = self._new_reply_queue_name()
+        if self._reply_queue is not None:
+            self._reply_queue.name = self._reply_queue_name  # what aio-pika declares and consumes on restoring
         if self._pending:
             log.warning("broker_connection_lost", node=self.node_id, calls_failed=len(self._pending))
         self._fail_pending(RpcConnectionLost(f"broker connection lost: {exc or 'closed'}"))

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from contracts.admin import AdminClient, Fault, FaultPage, Overview
+from contracts.controller import ControllerClient
 from rpc import RpcError, Transport
 
 __all__ = ["Board", "BoardReader", "RoomRow", "BoardError"]
@@ -75,9 +76,6 @@ class BoardReader:
             return Board(error=BoardError(code="bad_answer", message=f"unexpected answer: {exc}"))
         return Board(overview=overview, rooms=await self._rooms(overview), faults=list(self._faults))
 
-    async def _call(self, method: str, args: dict[str, Any], service: str) -> Any:
-        return await self._transport.call(service, method, {**args, "admin_key": self._key}, timeout=self._timeout)
-
     async def _read_faults(self) -> None:
         page = await self._fault_page(self._since)
         if page.log != self._log:
@@ -96,12 +94,13 @@ class BoardReader:
     async def _rooms(self, overview: Overview) -> list[RoomRow]:
         # The workers holding rooms (the manager's failover purposes: conference controllers).
         controllers = sorted({placement.worker for placement in overview.rooms})
-        answers = await asyncio.gather(*(self._call("get_rooms", {}, service=c) for c in controllers),
-                                       return_exceptions=True)
+        answers = await asyncio.gather(*(ControllerClient(self._transport, c).get_rooms(admin_key=self._key,
+                                                                                          timeout=self._timeout)
+                                         for c in controllers), return_exceptions=True)
         summaries: dict[tuple[str, str], _RoomSummary] = {}
         for controller, answer in zip(controllers, answers):
             if isinstance(answer, BaseException):
-                if not isinstance(answer, RpcError):
+                if not isinstance(answer, (RpcError, msgspec.ValidationError)):
                     raise answer
                 continue
             try:

@@ -12,12 +12,14 @@ participants and no streams.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from aiohttp import web
 
 from contracts.cluster import ClusterClient
+from contracts.controller import ControllerClient, PatchOp
 from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
 
 from .app_keys import AUTHENTICATOR, STORE
@@ -29,6 +31,10 @@ from .settings import ManagementSettings
 
 __all__ = ["management_routes", "ManagementRelay", "PatchOperation", "ServerText", "Participant", "Permission",
            "Stream", "TextSent", "PartId", "JsonPatch"]
+
+T = TypeVar("T")
+#: One admin call of a room's controller, given its client, the admin key and the call's timeout.
+AdminCall = Callable[[ControllerClient, str, float], Awaitable[T]]
 
 #: Controller answers that mean the room is between controllers: ask the cluster manager again.
 _MOVING = frozenset({"unknown_room", "room_reloading", "room_closed", "not_found"})
@@ -112,9 +118,9 @@ class ManagementRelay:
         self.admin_key = admin_key
         self.settings = settings
 
-    async def call(self, room: str, method: str, **args: Any) -> Any:
-        """``method`` of the room's controller; ``None`` when the room is not live.  Raises the
-        HTTP error that fits the controller's answer."""
+    async def call(self, room: str, ask: AdminCall[T]) -> T | None:
+        """``ask`` the room's controller (with the token API's admin key and the call timeout);
+        ``None`` when the room is not live.  Raises the HTTP error that fits the controller's answer."""
         if not self.admin_key:
             raise ManagementUnavailable("the management API needs keys.admin_keys on the token API",
                                         retry_after=self.settings.retry_after, reason="no_admin_key")
@@ -125,9 +131,8 @@ class ManagementRelay:
             if controller is None:
                 return None
             try:
-                return await self.transport.call(controller, method, {"room": room, **args,
-                                                                      "admin_key": self.admin_key},
-                                                 timeout=self.settings.call_timeout)
+                return await ask(ControllerClient(self.transport, controller), self.admin_key,
+                                 self.settings.call_timeout)
             except RpcRemoteError as exc:
                 if exc.code in _MOVING and not last:
                     await asyncio.sleep(self.settings.retry_interval)
@@ -197,13 +202,16 @@ def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
 
     async def participants(request: web.Request) -> web.Response:
         room = await live_room(request)
-        found = await relay.call(room, "get_participants") or []
+        found = await relay.call(room, lambda c, key, timeout: c.get_participants(room=room, admin_key=key,
+                                                                                   timeout=timeout)) or []
         return json_answer([_public(p) for p in found])
 
     async def participant(request: web.Request) -> web.Response:
         room = await live_room(request)
         wanted = _participant_id(request)
-        for found in await relay.call(room, "get_participants") or []:
+        listed = await relay.call(room, lambda c, key, timeout: c.get_participants(room=room, admin_key=key,
+                                                                                    timeout=timeout))
+        for found in listed or []:
             if found.get("id") == wanted:
                 return json_answer(_public(found))
         raise NotFound("Participant not found", reason="unknown_participant")
@@ -212,8 +220,9 @@ def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
         room = await live_room(request)
         wanted = _participant_id(request)
         patch = await read_body(request, JsonPatch)
-        updated = await relay.call(room, "control_participant", participant=wanted,
-                                   patch=msgspec.to_builtins(patch))
+        ops = msgspec.convert(msgspec.to_builtins(patch), list[PatchOp])
+        updated = await relay.call(room, lambda c, key, timeout: c.control_participant(
+            room=room, participant=wanted, patch=ops, admin_key=key, timeout=timeout))
         if updated is None:
             raise NotFound("Participant not found", reason="unknown_participant")
         return json_answer(_public(updated))
@@ -221,37 +230,47 @@ def management_routes(relay: ManagementRelay) -> list[web.RouteDef]:
     async def delete_participant(request: web.Request) -> web.Response:
         room = await live_room(request)
         wanted = _participant_id(request)
-        if await relay.call(room, "drop_participant", participant=wanted) is None:
+        dropped = await relay.call(room, lambda c, key, timeout: c.drop_participant(
+            room=room, participant=wanted, admin_key=key, timeout=timeout))
+        if dropped is None:
             raise NotFound("Participant not found", reason="unknown_participant")
         return web.Response(text="Participant deleted", content_type="text/plain")
 
     async def streams(request: web.Request) -> web.Response:
         room = await live_room(request)
-        return json_answer(msgspec.convert(await relay.call(room, "get_streams") or [], list[Stream]))
+        found = await relay.call(room, lambda c, key, timeout: c.get_streams(room=room, admin_key=key,
+                                                                              timeout=timeout))
+        return json_answer(msgspec.convert(found or [], list[Stream]))
 
     async def stream(request: web.Request) -> web.Response:
         room = await live_room(request)
         wanted = _stream_id(request)
-        for found in await relay.call(room, "get_streams") or []:
+        listed = await relay.call(room, lambda c, key, timeout: c.get_streams(room=room, admin_key=key,
+                                                                               timeout=timeout))
+        for found in listed or []:
             if found.get("id") == wanted:
                 return json_answer(msgspec.convert(found, Stream))
         raise NotFound("Stream not found", reason="unknown_stream")
 
     async def delete_stream(request: web.Request) -> web.Response:
         room = await live_room(request)
-        if await relay.call(room, "remove_stream", stream=_stream_id(request)) is None:
+        wanted = _stream_id(request)
+        removed = await relay.call(room, lambda c, key, timeout: c.remove_stream(
+            room=room, stream=wanted, admin_key=key, timeout=timeout))
+        if removed is None:
             raise NotFound("Stream not found", reason="unknown_stream")
         return web.Response(text="Stream deleted", content_type="text/plain")
 
     async def post_message(request: web.Request) -> web.Response:
         room = await live_room(request)
         body = await read_body(request, ServerText)
-        sent = await relay.call(room, "send_text", to=body.to, message=body.message)
+        sent = await relay.call(room, lambda c, key, timeout: c.send_text(
+            room=room, to=body.to, message=body.message, admin_key=key, timeout=timeout))
         if sent is None:  # nobody is in the room
             if body.to != "all":
                 raise NotFound("Participant not found", reason="unknown_participant")
-            sent = {"to": "all", "delivered_to": 0}
-        return json_answer(msgspec.convert(sent, TextSent))
+            return json_answer(TextSent(to="all", delivered_to=0))
+        return json_answer(TextSent(to=sent.to, delivered_to=sent.delivered_to))
 
     base = "/v1/rooms/{room}"
     return [

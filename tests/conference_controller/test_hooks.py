@@ -7,7 +7,8 @@ from conference_controller import machine
 from conference_controller.events import (
     Event, Held, HooksSent, Joined, Left, Resumed, RoomClosed, StreamAdded, StreamRemoved, TakenOver,
 )
-from conference_controller.messages import Permission, PublishInfo, RoomConfig
+from contracts.controller import Permission, PublishInfo
+from conference_controller.messages import RoomConfig
 from conference_controller.state import Limits, RoomState, StreamState
 
 

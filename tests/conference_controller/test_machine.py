@@ -33,7 +33,8 @@ from conference_controller.events import (
     decode_events,
     encode_events,
 )
-from conference_controller.messages import ParticipantInit, RoomConfig
+from contracts.controller import ParticipantInit
+from conference_controller.messages import RoomConfig
 from conference_controller.state import Limits, RoomState
 from tests.support.hypothesis_profiles import property_settings
 

@@ -28,7 +28,8 @@ from conference_controller.events import (
     TrackStatus,
     TransportLost,
 )
-from conference_controller.messages import ParticipantInit, Permission, PublishInfo, RoomConfig, SubscribeInfo
+from contracts.controller import ParticipantInit, Permission, PublishInfo, SubscribeInfo
+from conference_controller.messages import RoomConfig
 from conference_controller.state import Limits, RoomState, StreamState, TransportState
 from rpc import ServiceError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conference_controller.errors import InvalidJsonOp, InvalidJsonPath, InvalidJsonValue
-from conference_controller.messages import MediaPermission, PatchOp, Permission
+from contracts.controller import MediaPermission, PatchOp, Permission
 from conference_controller.permissions import apply_patch
 from rpc import ServiceError
 

@@ -118,6 +118,7 @@ async def test_outbox_count_bound_leads_to_resync_required_and_the_participant_l
         await env.resume("p1", env.portal_a, last_seq=1)
     assert info.value.code == "resync_required"
     assert "2..3" in info.value.message
+    assert info.value.details == {"missing_from": 2, "missing_to": 3}  # contracts.controller.ResyncDetails
     assert "p1" not in env.controller.participants
     await wait_until(lambda: {"action": "leave", "data": "p1"} in env.portal_b.data("p2", "participant"))
 

@@ -14,6 +14,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from rpc import LocalBroker, ServiceError, ServiceHandle, rpc_method
 from rpc.base import rpc_methods
 from rpc.local import LocalTransport
@@ -22,7 +24,8 @@ __all__ = ["Spy", "SpyTransport"]
 
 
 class Spy:
-    """Records ``(method, args)`` of every call to the spied service, in arrival order."""
+    """Records ``(method, args)`` of every call to the spied service, in arrival order (``args`` as
+    JSON-like builtins, as they came over the wire)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -79,7 +82,7 @@ class Spy:
     def _forward(self, name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(method)  # the real signature, so bad arguments are refused as before
         async def forward(**args: Any) -> Any:
-            self.calls.append((name, args))
+            self.calls.append((name, msgspec.to_builtins(args)))  # as they came over the wire
             if name in self.unreachable:
                 raise ServiceError("unavailable", f"{name}: injected failure")
             stalled = self._stalled.get(name)
@@ -94,7 +97,7 @@ class Spy:
                 raise ServiceError("unavailable", f"{name}: the reply was lost (injected)")
             change = self._rewrites.pop(name, None)
             if change is not None:
-                result = change(result)
+                result = change(msgspec.to_builtins(result))
             gate = self._held.get(name)
             if gate is not None:
                 await gate.wait()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aio_pika
+import aiormq
 import pytest
 
 from rpc import RpcSettings, rpc_method
@@ -15,6 +17,7 @@ from rpc.brokers import broker_urls, redacted
 from switchboard.devbroker import RabbitNode
 from switchboard.devbroker_cluster import RabbitCluster
 from tests.support.processes import free_port
+from tests.support.tcp_cut import CutProxy
 from tests.support.waiting import wait_until
 
 #: Longer than any of these tests may take: a call that ends does so because it was served.
@@ -143,3 +146,58 @@ async def test_a_queue_gone_with_its_broker_node_is_no_departure_of_its_server(r
     finally:
         for transport in (leaving, moving, watcher):
             await transport.close()
+
+
+async def _hold_exclusively(url: str, queue: str) -> aio_pika.abc.AbstractConnection:
+    """A connection holding ``queue`` exclusively, declared as soon as the broker lets it (once the
+    queue of that name that was there has gone)."""
+    holder = await aio_pika.connect(url)
+    try:
+        async def declared() -> bool:
+            channel = await holder.channel()
+            try:
+                await channel.declare_queue(queue, exclusive=True)
+            except aiormq.exceptions.ChannelLockedResource:
+                return False
+            return True
+
+        for _ in range(200):
+            if await declared():
+                return holder
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{queue} never freed")
+    except BaseException:
+        await holder.close()
+        raise
+
+
+async def test_the_reply_queue_comes_back_under_a_new_name(rabbit: RabbitNode) -> None:
+    """A lost connection's reply queue may still be there when the transport is back: in a cluster,
+    a queue of the lost node stays until the cluster deletes it, and declaring it again is refused
+    meanwhile (or consuming it gets nothing).  Here its name is taken, exclusively, by another
+    connection while the transport's path to the broker is cut: once the path is back, its calls
+    are answered (the reply queue came back under a new name), and it never waits for that name."""
+    proxy = CutProxy(free_port(), rabbit.port)
+    await proxy.start()
+    settings = RpcSettings(broker_url=f"amqp://guest:guest@127.0.0.1:{proxy.listen_port}/", reconnect_interval=0.2,
+                           outage_wait=10)
+    server = AmqpTransport("rename-server", RpcSettings(broker_url=rabbit.url))
+    client = AmqpTransport("rename-client", settings)
+    holder = None
+    try:
+        await server.start()
+        await client.start()
+        await server.serve("rename-svc", Service())
+        assert await client.call("rename-svc", "echo", {"value": 0}) == 0
+        lost_name = client._reply_queue_name
+        assert proxy.cut() == 1
+        holder = await _hold_exclusively(rabbit.url, lost_name)
+        proxy.restore()
+        assert await client.call("rename-svc", "echo", {"value": 1}, timeout=LONG) == 1
+        assert client.reconnects == 1 and client._reply_queue_name != lost_name
+    finally:
+        if holder is not None:
+            await holder.close()
+        await client.close()
+        await server.close()
+        await proxy.stop()

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from contracts.controller import ControllerClient
 from rpc import RpcError, Transport, create_transport, rpc_method
 from rpc.worker import ClusterWorker
 from switchboard.config import load_settings
@@ -122,11 +123,9 @@ class MediaAgent:
 
     async def _report(self, transport_id: str, session_id: str | None, status: str, data: Any) -> None:
         controller = self.controllers[transport_id]
-        args: dict[str, Any] = {"transport_id": transport_id, "status": status, "data": data}
-        if session_id is not None:
-            args["session_id"] = session_id
         try:
-            await self.transport.call(controller, "on_session_progress", args, timeout=_REPORT_TIMEOUT)
+            await ControllerClient(self.transport, controller).on_session_progress(
+                transport_id=transport_id, status=status, session_id=session_id, data=data, timeout=_REPORT_TIMEOUT)
         except RpcError as exc:
             _say("report_failed", status=status, session=session_id, controller=controller, error=exc.code)
             return
