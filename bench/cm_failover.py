@@ -30,6 +30,7 @@ from bench.proc import spawn_ready
 from bench.report import exit_status, git_commit, machine, median, percentile, publish, today
 from cluster_manager import ClusterManager, ClusterManagerSettings
 from cluster_manager.node import ManagerNode
+from contracts.cluster import ClusterClient
 from credentials import AdminKeys
 from rpc import RpcError, RpcSettings
 from rpc.amqp import AmqpTransport
@@ -66,13 +67,13 @@ def _spawn(kind: str, broker: str, name: str) -> subprocess.Popen[str]:
 async def _client(broker: str, name: str) -> AmqpTransport:
     client = AmqpTransport(f"bench-caller-{uuid.uuid4().hex[:6]}", RpcSettings(broker_url=broker, call_timeout=5.0))
     await client.start()
-    await client.call(name, "join", {"purpose": "portal", "worker_id": "portal-1", "info": {"max_load": 100.0}})
+    await ClusterClient(client, name).join(purpose="portal", worker_id="portal-1", info={"max_load": 100.0})
     return client
 
 
 async def _caught_up(client: AmqpTransport, name: str) -> None:
     # A change made now reaches the standby after those before it: one more schedule and a pause.
-    await client.call(name, "schedule", {"purpose": "portal", "task": f"sync-{uuid.uuid4().hex}"})
+    await ClusterClient(client, name).schedule(purpose="portal", task=f"sync-{uuid.uuid4().hex}")
     await asyncio.sleep(0.3)
 
 
@@ -80,6 +81,7 @@ async def _failovers(broker: str, reps: int, interval: float) -> list[float]:
     name = f"cluster-bench-{uuid.uuid4().hex[:6]}"
     active = _spawn("node", broker, name)
     client = await _client(broker, name)
+    manager = ClusterClient(client, name)
     samples: list[float] = []
     tasks = itertools.count()
     try:
@@ -93,8 +95,7 @@ async def _failovers(broker: str, reps: int, interval: float) -> list[float]:
                 while not answered:
                     started = time.perf_counter()
                     try:
-                        await client.call(name, "schedule", {"purpose": "portal", "task": f"t-{next(tasks)}"},
-                                          timeout=5.0)
+                        await manager.schedule(purpose="portal", task=f"t-{next(tasks)}", timeout=5.0)
                         if killed_at and started >= killed_at:
                             answered.append(time.perf_counter())
                     except RpcError:
@@ -122,6 +123,7 @@ async def _throughput(broker: str, kind: str, duration: float, in_flight: int) -
     if kind == "node":
         procs.append(_spawn("node", broker, name))  # the standby, following every change
     client = await _client(broker, name)
+    manager = ClusterClient(client, name)
     tasks = itertools.count()
     done = 0
     try:
@@ -130,7 +132,7 @@ async def _throughput(broker: str, kind: str, duration: float, in_flight: int) -
         async def loop() -> None:
             nonlocal done
             while time.perf_counter() < stop_at:
-                await client.call(name, "schedule", {"purpose": "portal", "task": f"t-{next(tasks)}"})
+                await manager.schedule(purpose="portal", task=f"t-{next(tasks)}")
                 done += 1
 
         began = time.perf_counter()

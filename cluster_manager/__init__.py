@@ -5,13 +5,11 @@ reservations (via :mod:`scheduler`), ``exit.quit`` fault events and the admin me
 >>> await manager.start()  # doctest: +SKIP
 """
 
-from .admin import ADMIN_METHODS, task_digest
+from .admin import task_digest
+from .admin_service import ADMIN_METHODS
 from .admin_http import admin_rpc_routes
-from .faults import Fault, FaultLog, FaultPage
-from .freshman import IN_SERVICE, INITIALIZING
-from .manager import KEEPALIVE_OK, KEEPALIVE_WHOAREYOU, ClusterManager
-from .messages import BoardWorker, ManagerView, Overview, RoomPlacement
-from .reaper import EXIT_TOPIC
+from .faults import FaultLog
+from .manager import ClusterManager
 from .settings import ClusterManagerSettings
 
 __all__ = [
@@ -19,17 +17,6 @@ __all__ = [
     "ClusterManagerSettings",
     "admin_rpc_routes",
     "ADMIN_METHODS",
-    "EXIT_TOPIC",
-    "INITIALIZING",
-    "IN_SERVICE",
-    "KEEPALIVE_OK",
-    "KEEPALIVE_WHOAREYOU",
     "task_digest",
-    "Fault",
     "FaultLog",
-    "FaultPage",
-    "Overview",
-    "BoardWorker",
-    "ManagerView",
-    "RoomPlacement",
 ]

@@ -1,11 +1,11 @@
 """The operators' side of a cluster manager: the admin methods' checks, views, ``drain`` and the
 status page's ``overview`` and ``faults``.
 
-Every admin method (:data:`ADMIN_METHODS`) needs an admin key, checked here in constant time
+Every admin method (:data:`~cluster_manager.admin_service.ADMIN_METHODS`) needs an admin key, checked here in constant time
 against every configured key (:meth:`Admin.authorize`); a refusal is logged.  The views read the
 registry, the liveness counts and the freshman window; ``drain``/``undrain`` change the registry
-through the :class:`~cluster_manager.writer.RegistryWriter`.  The manager's ``@rpc_method``\\ s
-(:class:`~cluster_manager.manager.ClusterManager`) forward to :class:`Admin`.
+through the :class:`~cluster_manager.writer.RegistryWriter`.
+:class:`~cluster_manager.admin_service.AdminService` serves them (contract: :mod:`contracts.admin`).
 """
 
 from __future__ import annotations
@@ -19,38 +19,32 @@ import msgspec
 
 from contracts.controller import ControllerClient
 from credentials import AdminKeys
-from rpc import RpcError, Transport
-
-from .changes import WorkerDrained
-from .errors import unauthorized
-from .eventlog import log_event
-from .freshman import IN_SERVICE, FreshmanWindow
-from .liveness import LivenessTracker
-from .faults import FaultLog
-from .lost import LostWorkers
-from .messages import (
+from contracts.admin import (
     BoardWorker,
-    FaultsArgs,
+    FaultPage,
     ManagerView,
     Overview,
     RoomPlacement,
     Status,
     TaskCounts,
     TaskView,
-    WorkerArgs,
-    WorkersArgs,
     WorkerView,
-    parse_args,
-    to_builtins,
 )
+from contracts.cluster import IN_SERVICE
+from rpc import RpcError, Transport
+
+from .changes import WorkerDrained
+from .errors import unauthorized
+from .eventlog import log_event
+from .freshman import FreshmanWindow
+from .liveness import LivenessTracker
+from .faults import FaultLog
+from .lost import LostWorkers
 from .settings import ClusterManagerSettings
 from .writer import RegistryWriter
 
-__all__ = ["Admin", "ADMIN_METHODS", "task_digest"]
+__all__ = ["Admin", "task_digest"]
 
-#: The RPC methods meant for operators (the admin CLI and its HTTP relay); each needs ``admin_key``.
-ADMIN_METHODS = frozenset({"get_workers", "get_worker", "get_tasks", "drain", "undrain", "status", "faults",
-                           "overview"})
 #: Purposes whose task names are secrets (a portal task is a join token's code): admin answers
 #: show a digest instead.
 _SECRET_TASK_PURPOSES = frozenset({"portal"})
@@ -109,32 +103,29 @@ class Admin:
                       reason="missing_key" if not admin_key else "wrong_key")
             raise unauthorized()
 
-    def get_workers(self, purpose: str | None, admin_key: str) -> list[dict[str, Any]]:
+    def get_workers(self, purpose: str | None, admin_key: str) -> list[WorkerView]:
         self.authorize("get_workers", admin_key)
-        args = parse_args("get_workers", WorkersArgs, purpose=purpose)
         return [
-            to_builtins(self._view(view))
+            self._view(view)
             for name, scheduler in self._registry.schedulers.items()
-            if args.purpose is None or name == args.purpose
+            if purpose is None or name == purpose
             for view in scheduler.workers_view()
         ]
 
-    def get_worker(self, worker_id: str, admin_key: str) -> dict[str, Any]:
+    def get_worker(self, worker_id: str, admin_key: str) -> WorkerView:
         self.authorize("get_worker", admin_key)
-        args = parse_args("get_worker", WorkerArgs, worker_id=worker_id)
-        return to_builtins(self._view(self._writer.scheduler_of(args.worker_id).worker_view(args.worker_id)))
+        return self._view(self._writer.scheduler_of(worker_id).worker_view(worker_id))
 
-    def get_tasks(self, worker_id: str, admin_key: str) -> list[dict[str, Any]]:
+    def get_tasks(self, worker_id: str, admin_key: str) -> list[TaskView]:
         """A portal's tasks (join-token codes) are shown as :func:`task_digest`."""
         self.authorize("get_tasks", admin_key)
-        args = parse_args("get_tasks", WorkerArgs, worker_id=worker_id)
-        tasks = self._writer.scheduler_of(args.worker_id).tasks_of(args.worker_id)
+        tasks = self._writer.scheduler_of(worker_id).tasks_of(worker_id)
         views = [msgspec.convert(task, TaskView) for task in tasks]
-        if self._registry.members[args.worker_id].purpose in _SECRET_TASK_PURPOSES:
+        if self._registry.members[worker_id].purpose in _SECRET_TASK_PURPOSES:
             views = [msgspec.structs.replace(view, task=task_digest(view.task)) for view in views]
-        return [to_builtins(view) for view in views]
+        return views
 
-    async def drain(self, worker_id: str, admin_key: str) -> dict[str, Any]:
+    async def drain(self, worker_id: str, admin_key: str) -> WorkerView:
         """Drain; a worker of ``failover_purposes`` is also asked to ``migrate`` its rooms."""
         self.authorize("drain", admin_key)
         view = self._set_drained("drain", worker_id, True)
@@ -147,16 +138,15 @@ class Admin:
                 log_event(logging.WARNING, "migrate_not_asked", worker_id=worker_id, error=str(exc))
         return view
 
-    def undrain(self, worker_id: str, admin_key: str) -> dict[str, Any]:
+    def undrain(self, worker_id: str, admin_key: str) -> WorkerView:
         self.authorize("undrain", admin_key)
         return self._set_drained("undrain", worker_id, False)
 
-    def faults(self, since: int, limit: int | None, admin_key: str) -> dict[str, Any]:
+    def faults(self, since: int, limit: int | None, admin_key: str) -> FaultPage:
         self.authorize("faults", admin_key)
-        args = parse_args("faults", FaultsArgs, since=since, limit=limit)
-        return to_builtins(self._faults.since(args.since, args.limit))
+        return self._faults.since(since, limit)
 
-    def overview(self, admin_key: str) -> dict[str, Any]:
+    def overview(self, admin_key: str) -> Overview:
         """What the status page shows: the manager, its standbys, every worker (the lost ones too)
         and the rooms (tasks of ``failover_purposes``) with their workers."""
         self.authorize("overview", admin_key)
@@ -174,11 +164,11 @@ class Admin:
             workers.append(self._lost_worker(view, reason, lost_for))
         node = self._transport.node_id
         managers = [ManagerView(node=node, role="active", epoch=self._epoch()), *self._standbys()]
-        return to_builtins(Overview(status=self._status(), managers=managers, workers=workers, rooms=rooms))
+        return Overview(status=self._status(), managers=managers, workers=workers, rooms=rooms)
 
-    def status(self, admin_key: str) -> dict[str, Any]:
+    def status(self, admin_key: str) -> Status:
         self.authorize("status", admin_key)
-        return to_builtins(self._status())
+        return self._status()
 
     def _status(self) -> Status:
         window = self._window
@@ -203,15 +193,14 @@ class Admin:
             epoch=self._epoch(),
         )
 
-    def _set_drained(self, method: str, worker_id: str, drained: bool) -> dict[str, Any]:
-        args = parse_args(method, WorkerArgs, worker_id=worker_id)
-        scheduler = self._writer.scheduler_of(args.worker_id)
-        self._writer.commit(method, WorkerDrained(args.worker_id, drained))
+    def _set_drained(self, method: str, worker_id: str, drained: bool) -> WorkerView:
+        scheduler = self._writer.scheduler_of(worker_id)
+        self._writer.commit(method, WorkerDrained(worker_id, drained))
         event = "worker_drained" if drained else "worker_undrained"
-        log_event(logging.INFO, event, worker_id=args.worker_id)
-        self._faults.record(event, severity="info", worker_id=args.worker_id,
-                            purpose=self._registry.members[args.worker_id].purpose)
-        return to_builtins(self._view(scheduler.worker_view(args.worker_id)))
+        log_event(logging.INFO, event, worker_id=worker_id)
+        self._faults.record(event, severity="info", worker_id=worker_id,
+                            purpose=self._registry.members[worker_id].purpose)
+        return self._view(scheduler.worker_view(worker_id))
 
     def _board_worker(self, view: dict[str, Any]) -> BoardWorker:
         worker = self._view(view)

@@ -24,7 +24,7 @@ from contracts.admin_http import AdminAnswer, AdminError, AdminErrorBody, AdminR
 from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
 from rpc.errors import BAD_ARGUMENTS, INTERNAL, UNKNOWN_METHOD
 
-from .admin import ADMIN_METHODS
+from .admin_service import ADMIN_METHODS
 
 __all__ = ["admin_rpc_routes", "ADMIN_RPC_PATH"]
 

@@ -22,41 +22,11 @@ from typing import Any, Literal
 
 import msgspec
 
+from contracts.admin import Fault, FaultPage, Severity
+
 from .eventlog import log_exception
 
-__all__ = ["Fault", "FaultLog", "FaultPage", "Severity"]
-
-
-Severity = Literal["info", "warning", "error"]
-
-
-class Fault(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of the timeline.
-
-    :param seq: its place in the log (1, 2, …), the only order there is.
-    :param kind: what happened: ``worker_lost``, ``worker_joined``, ``worker_rejoined``,
-        ``worker_drained``, ``worker_undrained``, ``manager_active``, ``failed_over``,
-        ``failover_failed``, or a kind another recorder chose (``alert``).
-    :param at: wall-clock seconds since the epoch when it was recorded (for display, not order).
-    """
-
-    seq: int
-    kind: str
-    severity: Severity
-    at: float
-    worker_id: str | None = None
-    purpose: str | None = None
-    detail: dict[str, Any] = {}
-
-
-class FaultPage(msgspec.Struct, frozen=True, kw_only=True):
-    """An answer of ``faults(since)``: the faults after ``since``, oldest first, and the ``since`` to
-    ask with next.  ``log`` names the log: another one (the active manager changed) numbers from 1
-    again, so a reader that sees a new ``log`` reads it from 0."""
-
-    faults: list[Fault]
-    next: int
-    log: str
+__all__ = ["FaultLog"]
 
 
 class FaultLog:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from contracts.cluster import IN_SERVICE, INITIALIZING
+
 from .eventlog import log_event
 
-__all__ = ["FreshmanWindow", "INITIALIZING", "IN_SERVICE"]
-
-INITIALIZING = "initializing"
-IN_SERVICE = "in-service"
+__all__ = ["FreshmanWindow"]
 
 
 class FreshmanWindow:

@@ -15,9 +15,12 @@ The rest is done by helpers the manager owns, each the only writer of its own st
 - :class:`~cluster_manager.failover.Failover`: handing a lost worker's journaled rooms over;
 - :class:`~cluster_manager.admin.Admin`: the admin methods (keys, views, drain).
 
-They are composed rather than mixed in, so each sees only what it is given; the RPC surface
-(:func:`rpc.rpc_method_names`, which a :class:`~cluster_manager.node.ManagerNode` forwards) stays
-this one class, whose admin methods forward to :class:`~cluster_manager.admin.Admin`.
+They are composed rather than mixed in, so each sees only what it is given.  The manager owns the
+state; what it serves is :class:`~cluster_manager.service.ManagerService` (its :attr:`service`): the
+worker-facing methods of :class:`~cluster_manager.service.ClusterService` (contract:
+:mod:`contracts.cluster`) and the admin methods of :class:`~cluster_manager.admin_service.AdminService`
+(contract: :mod:`contracts.admin`), which delegate here and to :class:`~cluster_manager.admin.Admin`.
+A :class:`~cluster_manager.node.ManagerNode` forwards the same methods to its active manager's service.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from typing import Any
 
 from alerts import FaultReporter
 from credentials import AdminKeys
-from rpc import ServiceHandle, Transport, request_id, rpc_method
+from contracts.admin import ManagerView
+from contracts.cluster import IN_SERVICE, KEEPALIVE_OK, KEEPALIVE_WHOAREYOU, PortalAddress, Readiness, Scheduled
+from rpc import ServiceHandle, Transport, request_id
 from rpc.addresses import public_address
 from scheduler import STRATEGY_NAMES, SchedulerError, UnknownStrategy, create_strategy
 
@@ -50,41 +55,21 @@ from .eventlog import log_event
 from .failover import Failover
 from .faults import FaultLog
 from .lost import LostWorkers
-from .freshman import IN_SERVICE, FreshmanWindow
+from .freshman import FreshmanWindow
 from .liveness import LivenessTracker
-from .messages import (
-    ManagerView,
-    ClaimArgs,
-    JoinArgs,
-    JoinInfoArgs,
-    PickUpArgs,
-    PortalAddress,
-    PortalsArgs,
-    ReportLoadArgs,
-    ReportStateArgs,
-    ScheduleArgs,
-    Scheduled,
-    ScheduledArgs,
-    TaskArgs,
-    UnscheduleArgs,
-    WorkerArgs,
-    WorkersArgs,
-    parse_args,
-    to_builtins,
-)
+from .messages import to_builtins
 from .reaper import Reaper
 from .registry import Registry, snapshot_from_builtins
 from .replication import ChangeFeed, ReplicaState
+from .service import ManagerService
 from .settings import ClusterManagerSettings
 from .tallies import ManagerTallies
 from .writer import RegistryWriter
 
-__all__ = ["ClusterManager", "KEEPALIVE_OK", "KEEPALIVE_WHOAREYOU"]
+__all__ = ["ClusterManager"]
 
 #: The purpose portals join with (the token API schedules its tokens on them).
 PORTAL_PURPOSE = "portal"
-KEEPALIVE_OK = "ok"
-KEEPALIVE_WHOAREYOU = "whoareyou"
 
 
 class ClusterManager:
@@ -99,7 +84,7 @@ class ClusterManager:
         for ``settings.initial_time`` it refuses to place new tasks and waits for workers to rejoin
         and re-report their tasks.  ``False`` serves at once (state was restored).
     :param rng: randomness for the random strategies (seed it in tests).
-    :param admin_keys: the keys admin calls (:data:`~cluster_manager.admin.ADMIN_METHODS`) must
+    :param admin_keys: the keys admin calls (:data:`~cluster_manager.admin_service.ADMIN_METHODS`) must
         carry as ``admin_key``; with none, every admin call is refused.
     :param epoch: the leader epoch its published changes carry (``settings.replication``).
     :param registry: state to serve from (a standby's copy, taken over), instead of an empty one;
@@ -179,6 +164,8 @@ class ClusterManager:
             window=self._window, epoch=lambda: self.epoch, clock=clock, faults=self.fault_log, lost=self._lost,
             standbys=lambda: standbys(),
         )
+        #: What it serves (a :class:`~cluster_manager.node.ManagerNode` forwards its calls to it).
+        self.service = ManagerService(self)
         self._service: ServiceHandle | None = None
         self._started = False
         self._stopped = False
@@ -220,7 +207,7 @@ class ClusterManager:
             undo.push_async_callback(self.stop)
             # Single-active like a ManagerNode's: on a broker, every manager of a cluster declares its
             # queue the same way (a quorum queue), whether it runs alone or with standbys.
-            self._service = await self.transport.serve(self.name, self, single_active=True)
+            self._service = await self.transport.serve(self.name, self.service, single_active=True)
             await self.watch_transport()
             undo.pop_all()
 
@@ -271,8 +258,9 @@ class ClusterManager:
         await self._reaper.watch_transport()
 
     # ------------------------------------------------------------------ membership
+    # What :class:`~cluster_manager.service.ClusterService` serves: its arguments arrive converted to
+    # the contract's types (contracts.cluster); each method checks the state and commits its change.
 
-    @rpc_method
     async def join(self, purpose: str, worker_id: str, info: dict[str, Any]) -> str:
         """Register a worker; returns the manager's state (``initializing`` or ``in-service``).
 
@@ -280,229 +268,150 @@ class ClusterManager:
         service its tasks are reset, as the worker (told ``in-service``) drops them too; while
         initializing they are kept, as the worker re-reports them.
         """
-        args = parse_args("join", JoinArgs, purpose=purpose, worker_id=worker_id, info=info)
-        parse_args("join", JoinInfoArgs, info=args.info)
         state = self.state
-        member = self._registry.members.get(args.worker_id)
-        change = WorkerJoined(args.worker_id, args.purpose, args.info, reset=state == IN_SERVICE)
+        member = self._registry.members.get(worker_id)
+        change = WorkerJoined(worker_id, purpose, info, reset=state == IN_SERVICE)
         lost = self._writer.commit("join", change)
-        self._liveness.track(args.worker_id)
-        self._lost.back(args.worker_id)
+        self._liveness.track(worker_id)
+        self._lost.back(worker_id)
         if member is None:
-            log_event(logging.INFO, "worker_joined", worker_id=args.worker_id, purpose=args.purpose, state=state)
-            self.fault_log.record("worker_joined", severity="info", worker_id=args.worker_id, purpose=args.purpose)
+            log_event(logging.INFO, "worker_joined", worker_id=worker_id, purpose=purpose, state=state)
+            self.fault_log.record("worker_joined", severity="info", worker_id=worker_id, purpose=purpose)
         else:
             log_event(
-                logging.WARNING, "worker_rejoined", worker_id=args.worker_id, purpose=args.purpose,
+                logging.WARNING, "worker_rejoined", worker_id=worker_id, purpose=purpose,
                 state=state, tasks_reset=len(lost),
             )
-            self.fault_log.record("worker_rejoined", worker_id=args.worker_id, purpose=args.purpose,
+            self.fault_log.record("worker_rejoined", worker_id=worker_id, purpose=purpose,
                                tasks_reset=len(lost))
         return state
 
-    @rpc_method
     async def quit(self, worker_id: str) -> None:
         """The worker leaves: its tasks are repealed and ``exit.quit`` is published."""
-        args = parse_args("quit", WorkerArgs, worker_id=worker_id)
-        if args.worker_id not in self._registry.members:
-            raise unknown_worker(args.worker_id)
-        event = self._reaper.remove(args.worker_id, "quit")
+        if worker_id not in self._registry.members:
+            raise unknown_worker(worker_id)
+        event = self._reaper.remove(worker_id, "quit")
         await self._reaper.publish_exit(event)
 
-    @rpc_method
-    async def keep_alive(self, worker_id: str) -> str:
+    def keep_alive(self, worker_id: str) -> str:
         """``'ok'`` for a registered worker (its missed count resets), ``'whoareyou'`` otherwise."""
-        args = parse_args("keep_alive", WorkerArgs, worker_id=worker_id)
-        if self._liveness.seen(args.worker_id):
+        if self._liveness.seen(worker_id):
             return KEEPALIVE_OK
-        log_event(logging.INFO, "keepalive_unknown", worker_id=args.worker_id)
+        log_event(logging.INFO, "keepalive_unknown", worker_id=worker_id)
         return KEEPALIVE_WHOAREYOU
 
-    @rpc_method
-    async def report_load(self, worker_id: str, load: float) -> None:
+    def report_load(self, worker_id: str, load: float) -> None:
         """Record the worker's load (a float, nominally 0..1)."""
-        args = parse_args("report_load", ReportLoadArgs, worker_id=worker_id, load=load)
-        self._writer.scheduler_of(args.worker_id)
-        self._writer.commit("report_load", LoadReported(args.worker_id, args.load))
+        self._writer.scheduler_of(worker_id)
+        self._writer.commit("report_load", LoadReported(worker_id, load))
 
-    @rpc_method
-    async def report_state(self, worker_id: str, state: str | int) -> None:
+    def report_state(self, worker_id: str, state: str | int) -> None:
         """Record the worker's state; only ``'available'`` (OWT's 2) takes new tasks."""
-        args = parse_args("report_state", ReportStateArgs, worker_id=worker_id, state=state)
-        self._writer.scheduler_of(args.worker_id)
-        self._writer.commit("report_state", StateReported(args.worker_id, args.state))
-        log_event(logging.INFO, "worker_state", worker_id=args.worker_id, state=args.state)
+        self._writer.scheduler_of(worker_id)
+        self._writer.commit("report_state", StateReported(worker_id, state))
+        log_event(logging.INFO, "worker_state", worker_id=worker_id, state=state)
 
     # ------------------------------------------------------------------ tasks
 
-    @rpc_method
-    async def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
+    def pick_up_tasks(self, worker_id: str, tasks: list[str]) -> None:
         """The worker executes ``tasks`` (also how a rejoining worker re-reports them)."""
-        args = parse_args("pick_up_tasks", PickUpArgs, worker_id=worker_id, tasks=tasks)
-        self._writer.scheduler_of(args.worker_id)
-        self._writer.commit("pick_up_tasks", TasksPickedUp(args.worker_id, args.tasks))
-        log_event(logging.DEBUG, "tasks_picked_up", worker_id=args.worker_id, tasks=len(args.tasks))
+        self._writer.scheduler_of(worker_id)
+        self._writer.commit("pick_up_tasks", TasksPickedUp(worker_id, tasks))
+        log_event(logging.DEBUG, "tasks_picked_up", worker_id=worker_id, tasks=len(tasks))
 
-    @rpc_method
-    async def lay_down_task(self, worker_id: str, task: str) -> None:
+    def lay_down_task(self, worker_id: str, task: str) -> None:
         """The worker stopped executing ``task``; it lingers as a reservation for its reserve time."""
-        args = parse_args("lay_down_task", TaskArgs, worker_id=worker_id, task=task)
-        self._writer.scheduler_of(args.worker_id)
-        self._writer.commit("lay_down_task", TaskLaidDown(args.worker_id, args.task))
-        log_event(logging.DEBUG, "task_laid_down", worker_id=args.worker_id, task=args.task)
+        self._writer.scheduler_of(worker_id)
+        self._writer.commit("lay_down_task", TaskLaidDown(worker_id, task))
+        log_event(logging.DEBUG, "task_laid_down", worker_id=worker_id, task=task)
 
-    @rpc_method
-    async def unschedule(self, worker_id: str, task: str, purpose: str | None = None) -> None:
+    def unschedule(self, worker_id: str, task: str, purpose: str | None = None) -> None:
         """Repeal ``task`` if it is mapped to ``worker_id`` (``purpose`` is optional)."""
-        args = parse_args("unschedule", UnscheduleArgs, worker_id=worker_id, task=task, purpose=purpose)
-        self._writer.scheduler_of(args.worker_id, args.purpose)
-        self._writer.commit("unschedule", TaskUnscheduled(args.worker_id, args.task))
-        log_event(logging.DEBUG, "task_unscheduled", worker_id=args.worker_id, task=args.task)
+        self._writer.scheduler_of(worker_id, purpose)
+        self._writer.commit("unschedule", TaskUnscheduled(worker_id, task))
+        log_event(logging.DEBUG, "task_unscheduled", worker_id=worker_id, task=task)
 
-    @rpc_method
-    async def schedule(
-        self,
-        purpose: str,
-        task: str,
-        preference: dict[str, Any] | None = None,
-        reserve_time: float | None = None,
-    ) -> dict[str, Any]:
-        """Reserve ``task`` on a worker of ``purpose``; returns ``{id, info}``.
+    def schedule(
+        self, purpose: str, task: str, preference: dict[str, Any] | None = None, reserve_time: float | None = None,
+    ) -> Scheduled:
+        """Reserve ``task`` on a worker of ``purpose``.
 
         ``reserve_time`` is in seconds (default ``settings.schedule_reserve_time``).  A task
         already mapped goes back to its worker (sticky), also during the freshman window; a new
         task then gets ``not_ready``.
         """
-        args = parse_args(
-            "schedule", ScheduleArgs, purpose=purpose, task=task, preference=preference, reserve_time=reserve_time
-        )
-        scheduler = self._registry.schedulers.get(args.purpose)
-        if self.state != IN_SERVICE and (scheduler is None or scheduler.get_scheduled(args.task) is None):
+        scheduler = self._registry.schedulers.get(purpose)
+        if self.state != IN_SERVICE and (scheduler is None or scheduler.get_scheduled(task) is None):
             raise not_ready(self._window.ready_in())
         if scheduler is None:
-            raise no_worker_available(args.purpose)
+            raise no_worker_available(purpose)
         try:
-            worker_id = self._writer.place(args.purpose, args.task, args.preference, args.reserve_time)
+            worker_id = self._writer.place(purpose, task, preference, reserve_time)
         except SchedulerError as exc:
-            log_event(logging.DEBUG, "schedule_failed", purpose=args.purpose, task=args.task, code=exc.code)
+            log_event(logging.DEBUG, "schedule_failed", purpose=purpose, task=task, code=exc.code)
             raise from_scheduler_error("schedule", exc) from None
-        log_event(logging.DEBUG, "task_scheduled", purpose=args.purpose, task=args.task, worker_id=worker_id)
-        return to_builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
+        log_event(logging.DEBUG, "task_scheduled", purpose=purpose, task=task, worker_id=worker_id)
+        return Scheduled(worker_id, scheduler.worker_info(worker_id))
 
-    @rpc_method
-    async def get_scheduled(self, purpose: str, task: str) -> dict[str, Any] | None:
-        """``{id, info}`` of the worker ``task`` is reserved or executing on, or ``None``."""
-        args = parse_args("get_scheduled", ScheduledArgs, purpose=purpose, task=task)
-        scheduler = self._registry.schedulers.get(args.purpose)
-        worker_id = scheduler.get_scheduled(args.task) if scheduler is not None else None
+    def get_scheduled(self, purpose: str, task: str) -> Scheduled | None:
+        """The worker ``task`` is reserved or executing on, or ``None``."""
+        scheduler = self._registry.schedulers.get(purpose)
+        worker_id = scheduler.get_scheduled(task) if scheduler is not None else None
         if scheduler is None or worker_id is None:
             return None
-        return to_builtins(Scheduled(worker_id, scheduler.worker_info(worker_id)))
+        return Scheduled(worker_id, scheduler.worker_info(worker_id))
 
-    @rpc_method
-    async def portals(
-        self, preference: dict[str, Any] | None = None, exclude: list[str] | None = None, limit: int = 3
-    ) -> list[dict[str, Any]]:
-        """``[{id, host, secure}]``: up to ``limit`` live portals a client of ``preference`` may relog
-        in at, best first by the scheduler's rules (same ISP only, same region first, then the least
-        loaded; :meth:`scheduler.Scheduler.ranked`), leaving out ``exclude``.  Nothing is reserved.
-        No admin key: it names only the public addresses portals put in tokens; a portal without
-        one is left out."""
-        args = parse_args("portals", PortalsArgs, preference=preference, exclude=exclude or [], limit=limit)
+    def portals(self, preference: dict[str, Any] | None, exclude: list[str], limit: int) -> list[PortalAddress]:
+        """Up to ``limit`` live portals a client of ``preference`` may relog in at, best first by the
+        scheduler's rules (same ISP only, same region first, then the least loaded;
+        :meth:`scheduler.Scheduler.ranked`), leaving out ``exclude``.  Nothing is reserved; a portal
+        without a public address is left out."""
         scheduler = self._registry.schedulers.get(PORTAL_PURPOSE)
         if scheduler is None:
             return []
-        found: list[dict[str, Any]] = []
-        for worker_id in scheduler.ranked(args.preference, exclude=args.exclude, limit=args.limit):
+        found: list[PortalAddress] = []
+        for worker_id in scheduler.ranked(preference, exclude=exclude, limit=limit):
             try:
                 host, secure = public_address(scheduler.worker_info(worker_id))
             except ValueError:
                 continue
-            found.append(to_builtins(PortalAddress(worker_id, host, secure)))
+            found.append(PortalAddress(worker_id, host, secure))
         return found
 
-    @rpc_method
     async def claim(self, purpose: str, task: str, worker_id: str) -> None:
         """Turn the reservation of ``task`` on ``worker_id`` into a running task, exactly once.
 
         Fails with ``unknown_task``, ``expired``, ``already_claimed`` or ``wrong_worker``; during
         the freshman window a task the manager does not know yet gets ``not_ready``.
         """
-        args = parse_args("claim", ClaimArgs, purpose=purpose, task=task, worker_id=worker_id)
-        scheduler = self._registry.schedulers.get(args.purpose)
-        if scheduler is None or not scheduler.has_worker(args.worker_id):
-            raise unknown_worker(args.worker_id, args.purpose)
-        if self.state != IN_SERVICE and scheduler.get_scheduled(args.task) is None:
+        scheduler = self._registry.schedulers.get(purpose)
+        if scheduler is None or not scheduler.has_worker(worker_id):
+            raise unknown_worker(worker_id, purpose)
+        if self.state != IN_SERVICE and scheduler.get_scheduled(task) is None:
             raise not_ready(self._window.ready_in())
         request = request_id()
-        if self._registry.claimed_by(args.purpose, args.task, args.worker_id, request):
-            log_event(logging.INFO, "claim_repeated", worker_id=args.worker_id, task=args.task)
+        if self._registry.claimed_by(purpose, task, worker_id, request):
+            log_event(logging.INFO, "claim_repeated", worker_id=worker_id, task=task)
             return  # this very request claimed it, then was delivered again: the same answer
         try:
-            self._registry.check_claim(args.purpose, args.task, args.worker_id)
+            self._registry.check_claim(purpose, task, worker_id)
         except SchedulerError as exc:
-            log_event(logging.INFO, "claim_refused", worker_id=args.worker_id, task=args.task, code=exc.code)
+            log_event(logging.INFO, "claim_refused", worker_id=worker_id, task=task, code=exc.code)
             raise from_scheduler_error("claim", exc) from None
-        self._writer.commit("claim", TaskClaimed(args.purpose, args.task, args.worker_id, request))
-        log_event(logging.DEBUG, "task_claimed", worker_id=args.worker_id, task=args.task)
+        self._writer.commit("claim", TaskClaimed(purpose, task, worker_id, request))
+        log_event(logging.DEBUG, "task_claimed", worker_id=worker_id, task=task)
 
-    @rpc_method
-    async def readiness(self, purpose: str) -> dict[str, Any]:
-        """``{state, ready_in, schedulable}``: whether tasks of ``purpose`` can be placed now (health
-        checks; no admin key, and nothing in it names a worker or a task)."""
-        args = parse_args("readiness", WorkersArgs, purpose=purpose)
-        scheduler = self._registry.schedulers.get(args.purpose or "")
+    def readiness(self, purpose: str) -> Readiness:
+        """Whether tasks of ``purpose`` can be placed now (health checks; nothing in it names a
+        worker or a task)."""
+        scheduler = self._registry.schedulers.get(purpose)
         schedulable = 0 if scheduler is None else sum(1 for v in scheduler.workers_view() if v["schedulable"])
-        return {"state": self.state, "ready_in": self._window.ready_in(), "schedulable": schedulable}
+        return Readiness(state=self.state, ready_in=self._window.ready_in(), schedulable=schedulable)
 
-    # ------------------------------------------------------------------ admin (see cluster_manager.admin)
-
-    @rpc_method
-    async def get_workers(self, purpose: str | None = None, admin_key: str = "") -> list[dict[str, Any]]:
-        """Every worker (of ``purpose``, or of all purposes when ``None``), in join order."""
-        return self._admin.get_workers(purpose, admin_key)
-
-    @rpc_method
-    async def get_worker(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
-        """One worker; the same shape for every purpose."""
-        return self._admin.get_worker(worker_id, admin_key)
-
-    @rpc_method
-    async def get_tasks(self, worker_id: str, admin_key: str = "") -> list[dict[str, Any]]:
-        """The tasks mapped to a worker: ``[{task, worker, state, expires_in}]``.
-
-        A portal's tasks are join-token codes, which would let a reader log in with a forged
-        token: they are shown as ``token:<digest>`` (the same digest for the same code)."""
-        return self._admin.get_tasks(worker_id, admin_key)
-
-    @rpc_method
-    async def drain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
-        """Cordon a worker: it keeps its tasks (and sticky ones) but gets no new task.  A worker whose
-        tasks are journaled rooms (``failover_purposes``) is also asked to move them away (``migrate``):
-        one by one they are rebuilt on other workers, and the drained process exits when it holds none."""
-        return await self._admin.drain(worker_id, admin_key)
-
-    @rpc_method
-    async def undrain(self, worker_id: str, admin_key: str = "") -> dict[str, Any]:
-        """Lift :meth:`drain`."""
-        return self._admin.undrain(worker_id, admin_key)
-
-    @rpc_method
-    async def status(self, admin_key: str = "") -> dict[str, Any]:
-        """``{name, state, freshman, ready_in, uptime, workers: {purpose: n}, tasks: {purpose: {reserved, executing}}}``."""
-        return self._admin.status(admin_key)
-
-    @rpc_method
-    async def faults(self, since: int = 0, limit: int | None = None, admin_key: str = "") -> dict[str, Any]:
-        """``{faults: [...], next, log}``: the fault timeline after ``since`` (the ``next`` of the last
-        read), oldest first (:class:`~cluster_manager.faults.FaultPage`)."""
-        return self._admin.faults(since, limit, admin_key)
-
-    @rpc_method
-    async def overview(self, admin_key: str = "") -> dict[str, Any]:
-        """``{status, managers, workers, rooms}`` (:class:`~cluster_manager.messages.Overview`): what the
-        status page shows; workers lost lately are listed with ``status: 'lost'``."""
-        return self._admin.overview(admin_key)
+    @property
+    def admin(self) -> Admin:
+        """The admin methods' checks and views (:class:`~cluster_manager.admin_service.AdminService` serves them)."""
+        return self._admin
 
     # ------------------------------------------------------------------ snapshots
 
@@ -517,8 +426,7 @@ class ClusterManager:
         if self._feed is not None:
             await self._feed.published(self._feed.seq)
 
-    @rpc_method
-    async def replica_snapshot(self, admin_key: str = "") -> dict[str, Any]:
+    def replica_snapshot(self, admin_key: str) -> dict[str, Any]:
         """``{epoch, seq, snapshot}``: where a standby starts (see :mod:`cluster_manager.replication`);
         ``not_replicating`` when this manager does not publish its changes.  Every worker and
         reservation is in it: it needs an admin key, as ``get_workers`` does (standbys present theirs)."""

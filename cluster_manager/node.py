@@ -41,6 +41,7 @@ from .faults import FaultLog
 from .manager import ClusterManager
 from .registry import Registry
 from .replication import Replica
+from .service import ManagerService
 from .settings import ClusterManagerSettings
 from .standbys import StandbyBoard, StandbyNotice, standbys_topic
 from .tallies import ManagerTallies
@@ -307,7 +308,7 @@ def _forward(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., 
     @functools.wraps(method)
     async def call(self: _Gate, /, **kwargs: Any) -> Any:
         manager = self._node._leader(name)
-        result = await getattr(manager, name)(**kwargs)
+        result = await getattr(manager.service, name)(**kwargs)
         # Answered only once its changes reached the standbys' queues: what a caller was told
         # survives a failover.
         await manager.replicated()
@@ -332,5 +333,5 @@ class _Gate:
         return await self._node.node_role()
 
 
-for _name in rpc_method_names(ClusterManager):
-    setattr(_Gate, _name, _forward(_name, getattr(ClusterManager, _name)))
+for _name in rpc_method_names(ManagerService):
+    setattr(_Gate, _name, _forward(_name, getattr(ManagerService, _name)))

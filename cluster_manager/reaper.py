@@ -4,7 +4,7 @@ A worker goes in one of three ways: it quits (the manager's ``quit``), its broke
 closes (a departure, judged by :class:`~cluster_manager.detection.DeathWatch`), or it stops keeping
 alive (the liveness sweep, counted by :class:`~cluster_manager.liveness.LivenessTracker`).
 :class:`Reaper` removes it from the registry (its tasks are repealed), hands its journaled rooms to
-the :class:`~cluster_manager.failover.Failover` and publishes the fault event :data:`EXIT_TOPIC`.
+the :class:`~cluster_manager.failover.Failover` and publishes the fault event :class:`~contracts.cluster.WorkerExit` on ``exit.quit``.
 It owns the liveness sweep loop (which also drops lapsed reservations and announces the end of
 the freshman window) and the departure watch.
 """
@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 
 from alerts import Fault, FaultReporter
+from contracts.cluster import EXIT_TOPIC, WorkerExit
 from rpc import RpcError, Transport
 
 from .changes import WorkerRemoved
@@ -26,15 +27,12 @@ from .faults import FaultLog
 from .freshman import FreshmanWindow
 from .liveness import LivenessTracker
 from .lost import LostWorkers
-from .messages import WorkerExit, to_builtins
+from .messages import to_builtins
 from .settings import ClusterManagerSettings
 from .tallies import ManagerTallies
 from .writer import RegistryWriter
 
-__all__ = ["Reaper", "EXIT_TOPIC"]
-
-#: Topic of the fault event published when a worker quits or is removed.
-EXIT_TOPIC = "exit.quit"
+__all__ = ["Reaper"]
 
 
 class Reaper:

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from contracts.cluster import ClusterClient
 from rpc import RpcError, Subscription, Transport
 
 from .changes import AnyChange
@@ -28,10 +29,9 @@ from .messages import Snapshot
 from .registry import Registry
 from .settings import ClusterManagerSettings
 
-__all__ = ["ChangeBatch", "ReplicaState", "ChangeFeed", "Replica", "changes_topic", "SNAPSHOT_METHOD"]
+__all__ = ["ChangeBatch", "ReplicaState", "ChangeFeed", "Replica", "changes_topic"]
 
 #: The manager's RPC method a replica takes its snapshot from.
-SNAPSHOT_METHOD = "replica_snapshot"
 
 
 def changes_topic(name: str) -> str:
@@ -265,10 +265,8 @@ class Replica:
         settings = self._settings
         while True:
             try:
-                answer = await self._transport.call(
-                    settings.name, SNAPSHOT_METHOD, {"admin_key": self._admin_key},
-                    timeout=settings.replication_snapshot_timeout
-                )
+                answer = await ClusterClient(self._transport, settings.name).replica_snapshot(
+                    admin_key=self._admin_key, timeout=settings.replication_snapshot_timeout)
                 state = msgspec.convert(answer, ReplicaState)
             except (RpcError, msgspec.ValidationError) as exc:
                 log_event(logging.WARNING, "replica_snapshot_failed", error=str(exc))

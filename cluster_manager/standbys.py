@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from .messages import ManagerView
+from contracts.admin import ManagerView
 
 __all__ = ["StandbyNotice", "StandbyBoard", "standbys_topic"]
 

@@ -4,7 +4,7 @@ One process hosts many rooms as a cluster worker of purpose ``conference``; port
 agents reach it over RPC under its worker id.  See ``docs/controller.md``.
 """
 
-from .controller import PURPOSE, Controller, default_worker_id
+from .controller import PURPOSE, Controller
 from .settings import ControllerSettings
 
-__all__ = ["Controller", "ControllerSettings", "PURPOSE", "default_worker_id"]
+__all__ = ["Controller", "ControllerSettings", "PURPOSE"]

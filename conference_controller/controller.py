@@ -24,6 +24,8 @@ import msgspec
 
 from alerts import FaultReporter
 from background import Background
+from contracts.cluster import ClusterClient, WorkerExit, new_worker_id
+from contracts.rooms import RoomsClient
 from contracts.controller import ControllerClient, ParticipantInit
 from contracts.portal import PortalClient
 from credentials import AdminKeys
@@ -69,7 +71,7 @@ from .sessions import MediaSessions
 from .settings import ControllerSettings
 from .state import Limits, ParticipantState, RoomState
 
-__all__ = ["Controller", "PURPOSE", "default_worker_id"]
+__all__ = ["Controller", "PURPOSE"]
 
 PURPOSE = "conference"
 _PORTAL_PURPOSE = "portal"
@@ -82,16 +84,6 @@ _snapshot_decoder = msgspec.msgpack.Decoder(RoomState)
 def _ms(seconds: float) -> float:
     """A duration for the logs, in milliseconds."""
     return round(seconds * 1000, 1)
-
-
-def default_worker_id() -> str:
-    return f"{PURPOSE}-{uuid.uuid4().hex[:12]}@{socket.gethostname()}"
-
-
-class _FaultEvent(msgspec.Struct):
-    purpose: str
-    id: str
-    type: str = "worker"
 
 
 class Controller:
@@ -139,12 +131,13 @@ class Controller:
             hook_outbox_max=webhooks.max_pending_per_room if webhooks is not None and webhooks.endpoints else 0,
         )
         self.worker_settings = worker_settings
-        self.worker_id = WorkerId(worker_id or default_worker_id())
+        self.worker_id = WorkerId(worker_id or new_worker_id(PURPOSE))
         self.rooms_service = rooms_service
         self.journal = journal
         self.log = EventLog(worker=self.worker_id)
         self.delivery = PortalDelivery(transport, self.worker_id, settings, self.log,
                                        faults=alerts or FaultReporter(transport, worker_settings.cluster_name))
+        self.delivery.on_portal_gone = self._portal_unreachable
         #: Sends the rooms' webhook events (docs/webhooks.md); the dead letters go where the delivery's go.
         self.webhooks = WebhookSender(webhooks or WebhookSettings(), cluster=worker_settings.cluster_name,
                                       faults=self.delivery.faults, on_done=self._hooks_done)
@@ -735,14 +728,16 @@ class Controller:
 
     async def _room_config(self, room_id: RoomId) -> RoomConfig:
         try:
-            raw = await self.transport.call(self.rooms_service, "get_room", {"room": room_id},
-                                            timeout=self.settings.rooms_timeout)
+            raw = await RoomsClient(self.transport, self.rooms_service).get_room(
+                room=room_id, timeout=self.settings.rooms_timeout)
         except RpcRemoteError as exc:
             if exc.code == "unknown_room":
                 raise RoomConfigUnavailable(f"unknown room {room_id}") from None
             raise RoomConfigUnavailable(f"configuration of room {room_id}: {exc.code}: {exc.message}") from None
         except RpcError as exc:
             raise RoomConfigUnavailable(f"configuration of room {room_id} unavailable: {exc.code}") from None
+        except msgspec.ValidationError as exc:
+            raise RoomConfigUnavailable(f"configuration of room {room_id} is invalid: {exc}") from None
         try:
             return msgspec.convert(raw, RoomConfig)
         except msgspec.ValidationError as exc:
@@ -919,10 +914,9 @@ class Controller:
         self._unload(room, ControllerError("the room moved to another controller"))
         await self.worker.end_task(room.id)  # forgotten at once: no lingering reservation here
         try:
-            placed = await self.transport.call(self.worker_settings.cluster_name, "schedule",
-                                               {"purpose": PURPOSE, "task": room.id, "preference": {}},
-                                               timeout=self.settings.rooms_timeout)
-            target = str(placed["id"])
+            placed = await ClusterClient(self.transport, self.worker_settings.cluster_name).schedule(
+                purpose=PURPOSE, task=room.id, preference={}, timeout=self.settings.rooms_timeout)
+            target = placed.id
             if target == self.worker_id:
                 raise RpcRemoteError("no_worker_available", "only this controller can take the room")
             await ControllerClient(self.transport, target).take_over(room=room.id,
@@ -949,7 +943,7 @@ class Controller:
 
     async def _on_fault(self, topic: str, payload: Any) -> None:
         try:
-            fault = msgspec.convert(payload, _FaultEvent)
+            fault = msgspec.convert(payload, WorkerExit)
         except msgspec.ValidationError:
             self.log.warning("fault_event_invalid", topic=topic)
             return
@@ -960,7 +954,12 @@ class Controller:
         elif fault.purpose == MEDIA_PURPOSE:
             await self.sessions.agent_lost(WorkerId(fault.id))
 
-    async def _portal_lost(self, portal: WorkerId) -> None:
+    def _portal_unreachable(self, portal: WorkerId) -> None:
+        """Deliveries to ``portal`` found nobody serving it: treated as its ``exit.quit`` (which may
+        have been missed), so its participants are held, not left connected to nothing."""
+        self.spawn(self._portal_lost(portal, reason="unreachable"), name=f"portal-unreachable-{portal}")
+
+    async def _portal_lost(self, portal: WorkerId, reason: str = "exit") -> None:
         held = 0
         pending = []
         for room in list(self.rooms.values()):
@@ -968,7 +967,7 @@ class Controller:
                 pending.append(self.hold(room, participant.id, portal))
                 held += 1
         await asyncio.gather(*pending, return_exceptions=True)
-        self.log.warning("portal_lost", portal=portal, held=held)
+        self.log.warning("portal_lost", portal=portal, held=held, reason=reason)
         await self.delivery.forget_portal(portal)
 
     async def _on_loss(self, tasks: list[str]) -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict, deque
+from collections.abc import Callable
 
 import msgspec
 
 from alerts import DeadLetter, FaultReporter
 from contracts.portal import DeliverItem, DeliverTarget, PortalClient
-from rpc import RpcError, Transport
+from rpc import RpcError, RpcNoService, Transport
 
 from .ids import WorkerId
 from .logs import EventLog
@@ -85,6 +86,8 @@ class _PortalSender:
             except RpcError as exc:
                 if attempt == attempts:
                     self._give_up(batch, attempts, exc)
+                    if isinstance(exc, RpcNoService) and self.owner.on_portal_gone is not None:
+                        self.owner.on_portal_gone(self.portal)
                     return
             await asyncio.sleep(settings.delivery_retry_interval)
 
@@ -121,6 +124,10 @@ class PortalDelivery:
         self.settings = settings
         self.log = log
         self._senders: dict[WorkerId, _PortalSender] = {}
+        #: Told of a portal that nobody serves any more (its queue is gone: the process died or lost
+        #: the broker) once a delivery to it ran out of attempts: a second path to what the portal's
+        #: ``exit.quit`` event says, for when that event was missed (events are at most once).
+        self.on_portal_gone: Callable[[WorkerId], None] | None = None
         self._closed = False
         self._sweeper: asyncio.Task[None] | None = None
 

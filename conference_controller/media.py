@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from contracts.cluster import ClusterClient
 from rpc import RpcError, RpcRemoteError, Transport
 
 from .errors import MediaError, NoMediaAgent
@@ -73,17 +74,17 @@ class MediaGateway:
         return agent
 
     async def _schedule(self, transport_id: str, origin: dict[str, Any]) -> str:
-        args = {"purpose": MEDIA_PURPOSE, "task": transport_id, "preference": origin,
-                "reserve_time": self.settings.media_reserve_time}
         try:
-            placed = await self.transport.call(self.cluster, "schedule", args, timeout=self.settings.media_timeout)
+            placed = await ClusterClient(self.transport, self.cluster).schedule(
+                purpose=MEDIA_PURPOSE, task=transport_id, preference=origin,
+                reserve_time=self.settings.media_reserve_time, timeout=self.settings.media_timeout)
         except RpcRemoteError as exc:
             if exc.code in _NO_WORKER:
                 raise NoMediaAgent() from None
             raise NoMediaAgent(f"no media agent available: {exc.code}: {exc.message}") from None
         except RpcError as exc:
             raise NoMediaAgent(f"no media agent available: cluster manager {exc.code}") from None
-        return str(placed["id"])
+        return placed.id
 
     async def call(self, agent: str, method: str, **args: Any) -> Any:
         """Call an agent; failures become ``media_error``."""

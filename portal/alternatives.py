@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from background import Background
+from contracts.cluster import ClusterClient
 from rpc import RpcError, Transport
 from rpc.addresses import public_url
 
@@ -49,7 +50,7 @@ class Alternatives:
     ) -> None:
         self.transport = transport
         self.settings = settings
-        self._cluster = cluster
+        self._manager = ClusterClient(transport, cluster)
         self.worker_id = worker_id
         self.background = background
         self.log = log
@@ -89,15 +90,12 @@ class Alternatives:
         isp, region = key
         preference = {k: v for k, v in (("isp", isp), ("region", region)) if v is not None}
         try:
-            found = await self.transport.call(
-                self._cluster, "portals",
-                {"preference": preference, "exclude": [self.worker_id], "limit": self.settings.alternatives},
-                timeout=self.settings.cluster_timeout,
-            )
+            found = await self._manager.portals(preference=preference, exclude=[self.worker_id],
+                                                limit=self.settings.alternatives, timeout=self.settings.cluster_timeout)
         except RpcError as exc:
             self.log.info("alternatives_unavailable", error=exc.code)
             found = []
-        urls = [public_url(str(p["host"]), bool(p.get("secure"))) for p in found if isinstance(p, Mapping)]
+        urls = [public_url(p.host, p.secure) for p in found]
         self._cache[key] = (urls, self._now())
         self._cache.move_to_end(key)
         while len(self._cache) > self.settings.alternatives_cache_size:

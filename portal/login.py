@@ -14,11 +14,13 @@ import asyncio
 import hashlib
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import msgspec
 
 from background import Background
+from contracts.cluster import ClusterClient
 from contracts.controller import ControllerClient, JoinResult, ParticipantInit
 from credentials import CredentialError, Keyring, Ticket, decode_ticket, decode_token, encode_ticket, new_id, now_ms
 from rpc import RpcError, RpcNoService, RpcRemoteError, RpcTimeout, Transport
@@ -56,6 +58,7 @@ _NOT_YET = frozenset({"not_ready", "no_worker_available"})
 _SESSION_GONE = frozenset({"unknown_participant", "hold_expired", "resync_required"})
 
 CloseSocket = Callable[[str], Coroutine[Any, Any, None]]
+_T = TypeVar("_T")
 
 
 class LoginService:
@@ -82,6 +85,7 @@ class LoginService:
         self.settings = settings
         self.keyring = keyring
         self.worker = worker
+        self._manager = ClusterClient(transport, worker.settings.cluster_name)
         self.sessions = sessions
         self.delivery = delivery
         self.acks = acks
@@ -128,7 +132,8 @@ class LoginService:
             token = decode_token(request.token, self.keyring)
         except CredentialError as exc:
             raise from_token_error(exc) from None
-        await self._cluster("claim", retry_for=conn, purpose="portal", task=token.code, worker_id=self.worker_id)
+        await self._cluster(partial(self._manager.claim, purpose="portal", task=token.code, worker_id=self.worker_id),
+                            retry_for=conn)
         self.worker.tasks.add(token.code)
         if conn.state is not State.CONNECTING:
             raise RequestError("Participant early left", "early_left")
@@ -213,18 +218,19 @@ class LoginService:
         hold = self.sessions.holds.get(participant)
         if hold is not None:
             await asyncio.shield(hold)  # this portal's hold must reach the controller first
-        scheduled = await self._cluster("get_scheduled", purpose="conference", task=ticket.room)
-        if not scheduled:
+        scheduled = await self._cluster(partial(self._manager.get_scheduled, purpose="conference", task=ticket.room))
+        if scheduled is None:
             # Nobody holds the room now (its controller died, or the server restarted): any
             # controller can rebuild it from the journal — the one the scheduler picks, as for a login.
             scheduled = await self._cluster(
-                "schedule", retry_for=conn, purpose="conference", task=ticket.room, preference={},
-                reserve_time=self.settings.room_reserve_time,
+                partial(self._manager.schedule, purpose="conference", task=ticket.room, preference={},
+                        reserve_time=self.settings.room_reserve_time),
+                retry_for=conn,
             )
         session = Session(
             id=participant,
             room=ticket.room,
-            controller=sys.intern(str(scheduled["id"])),
+            controller=sys.intern(scheduled.id),
             extension=structured,
             portal_log=self.log,
         )
@@ -353,12 +359,12 @@ class LoginService:
                 controller = to
             else:
                 try:
-                    scheduled = await self._cluster("schedule", purpose="conference", task=room, preference={},
-                                                    reserve_time=self.settings.room_reserve_time)
+                    scheduled = await self._cluster(partial(self._manager.schedule, purpose="conference", task=room,
+                                                            preference={}, reserve_time=self.settings.room_reserve_time))
                 except RequestError as exc:
                     self.log.info("failover_schedule_failed", room=room, attempt=attempt + 1, error=exc.code)
                     continue
-                controller = str(scheduled["id"])
+                controller = scheduled.id
                 if controller == lost:
                     continue  # the manager has not repealed the lost controller's rooms yet
             moved = await asyncio.gather(*(self._reattach_to(s, sys.intern(controller), slots) for s in waiting))
@@ -589,10 +595,11 @@ class LoginService:
         deadline = clock() + self.settings.cluster_retry_budget
         while True:
             controller = await self._cluster(
-                "schedule", retry_for=conn, purpose="conference", task=session.room, preference=origin,
-                reserve_time=self.settings.room_reserve_time,
+                partial(self._manager.schedule, purpose="conference", task=session.room, preference=origin,
+                        reserve_time=self.settings.room_reserve_time),
+                retry_for=conn,
             )
-            session.controller = sys.intern(str(controller["id"]))  # one copy for all its sessions
+            session.controller = sys.intern(controller.id)  # one copy for all its sessions
             try:
                 return await self._controller(session).join(room=session.room, participant=joiner, ticket_id=ticket_id,
                                                             extension=session.extension,
@@ -603,8 +610,9 @@ class LoginService:
                 self.log.info("join_rescheduled", room=session.room, lost=session.controller)
             await self._sleep(self.settings.cluster_retry_interval)
 
-    async def _cluster(self, method: str, *, retry_for: Connection | None = None, **args: Any) -> Any:
-        """Call the cluster manager.  With ``retry_for`` (a socket logging in), answers that mean it
+    async def _cluster(self, call: partial[Coroutine[Any, Any, _T]], *, retry_for: Connection | None = None) -> _T:
+        """Call the cluster manager: ``call`` is a :class:`~contracts.cluster.ClusterClient` method with
+        its arguments, called with ``timeout=cluster_timeout``.  With ``retry_for`` (a socket logging in), answers that mean it
         cannot serve *yet* (``not_ready``, ``no_worker_available``: a cluster still starting, a
         controller restarting) are retried within ``cluster_retry_budget`` while that socket is still
         logging in, so a join works the first time."""
@@ -612,15 +620,13 @@ class LoginService:
         deadline = clock() + self.settings.cluster_retry_budget
         while True:
             try:
-                return await self.transport.call(
-                    self.worker.settings.cluster_name, method, args, timeout=self.settings.cluster_timeout
-                )
+                return await call(timeout=self.settings.cluster_timeout)
             except RpcError as exc:
                 not_yet = isinstance(exc, RpcRemoteError) and exc.code in _NOT_YET
                 still_waiting = retry_for is not None and retry_for.state is State.CONNECTING
                 if not (not_yet and still_waiting) or clock() + self.settings.cluster_retry_interval > deadline:
                     raise from_rpc(exc) from None
-                self.log.debug("cluster_not_ready", method=method, error=exc.code)
+                self.log.debug("cluster_not_ready", method=call.func.__name__, error=exc.code)
             await self._sleep(self.settings.cluster_retry_interval)
 
 

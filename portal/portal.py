@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
+import msgspec
+
 from background import Background
-from credentials import Keyring, new_id
+from contracts.cluster import IN_SERVICE, WorkerExit, new_worker_id
+from credentials import Keyring
 from observability import Readiness, observe_transport
 from rpc import ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
 from rpc.version import software_version
-from rpc.worker import MANAGER_IN_SERVICE, ClusterWorker
+from rpc.worker import ClusterWorker
 
 from .alternatives import Alternatives
 from .delivery import AckBatcher, SocketDelivery
@@ -35,10 +37,6 @@ PURPOSE = "portal"
 _REATTACH_BATCH = 64
 
 
-def default_worker_id() -> str:
-    return f"{PURPOSE}-{new_id(6)}@{socket.gethostname()}"
-
-
 class Portal:
     """One portal worker. ``start()`` returns once clients can connect and the cluster knows it."""
 
@@ -53,7 +51,7 @@ class Portal:
     ) -> None:
         self.transport = transport
         self.settings = settings
-        self.worker_id = worker_id or default_worker_id()
+        self.worker_id = worker_id or new_worker_id(PURPOSE)
         self.log = EventLog(worker=self.worker_id)
         self.metrics = PortalMetrics()
         observe_transport(self.metrics.registry, transport)
@@ -195,7 +193,7 @@ class Portal:
         participants although their sockets are still here.  Every live session is re-attached
         (:meth:`LoginService.reattach`), in the background: the keepalives go on meanwhile.  A
         freshly started manager (``initializing``) declared nobody lost: nothing to do."""
-        if self.worker.manager_state != MANAGER_IN_SERVICE:
+        if self.worker.manager_state != IN_SERVICE:
             return
         live = [session for session in self.sessions if session.live]
         if live:
@@ -207,9 +205,14 @@ class Portal:
             await asyncio.gather(*(self.logins.reattach(s) for s in batch))
 
     async def _on_fault(self, topic: str, payload: Any) -> None:
-        if not isinstance(payload, dict) or payload.get("purpose") != "conference":
+        try:
+            fault = msgspec.convert(payload, WorkerExit)
+        except msgspec.ValidationError:
+            self.log.warning("fault_event_invalid", topic=topic)
             return
-        controller = str(payload.get("id", ""))
+        if fault.type != "worker" or fault.purpose != "conference":
+            return
+        controller = fault.id
         victims = self.sessions.of_controller(controller)
         if victims:
             for session in victims:

@@ -91,7 +91,7 @@ def arguments_type(func: Callable[..., Any]) -> type[msgspec.Struct] | None:
     """The keyword arguments of the RPC method ``func`` as one struct type, built once from its
     signature and annotations (``None`` for a method taking ``**kwargs``: it checks its own)."""
     signature = inspect.signature(func)
-    hints = typing.get_type_hints(func)
+    hints = typing.get_type_hints(func, include_extras=True)  # keep Annotated constraints (msgspec.Meta)
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for name, parameter in signature.parameters.items():
         if name == "self":

@@ -18,21 +18,17 @@ Every wait (between join attempts, keepalives and load checks) goes through ``sl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+from contracts.cluster import INITIALIZING, KEEPALIVE_WHOAREYOU, ClusterClient
 
 from .base import Transport
 from .errors import RpcError, RpcUnavailable
 from .logs import WorkerLog
 from .settings import WorkerSettings
 
-__all__ = ["ClusterWorker", "MANAGER_INITIALIZING", "MANAGER_IN_SERVICE", "KEEPALIVE_OK", "KEEPALIVE_WHOAREYOU"]
-
-
-MANAGER_INITIALIZING = "initializing"
-MANAGER_IN_SERVICE = "in-service"
-KEEPALIVE_OK = "ok"
-KEEPALIVE_WHOAREYOU = "whoareyou"
+__all__ = ["ClusterWorker"]
 
 LossHandler = Callable[[list[str]], Awaitable[None]]
 RecoveryHandler = Callable[[], Awaitable[None]]
@@ -71,10 +67,7 @@ class ClusterWorker:
         self._load_task: asyncio.Task[None] | None = None
         self._last_load: float | None = None
         self._stopped = False
-
-    @property
-    def _manager(self) -> str:
-        return self.settings.cluster_name
+        self._cluster = ClusterClient(transport, self.settings.cluster_name)
 
     async def start(self) -> None:
         """Join the cluster (with retries) and start keepalives and load reports; idempotent.
@@ -106,7 +99,7 @@ class ClusterWorker:
             await asyncio.wait(loops)
         if quit:
             try:
-                await self.transport.cast(self._manager, "quit", {"worker_id": self.worker_id})
+                await self._cluster.quit(worker_id=self.worker_id, wait=False)
             except RpcError as exc:
                 self.log.info("quit_not_delivered", error=str(exc))
 
@@ -115,25 +108,26 @@ class ClusterWorker:
     async def add_task(self, task: str) -> None:
         """This worker now executes ``task`` (reported to the manager)."""
         self.tasks.add(task)
-        await self._cast("pick_up_tasks", {"worker_id": self.worker_id, "tasks": [task]})
+        await self._report(self._cluster.pick_up_tasks(worker_id=self.worker_id, tasks=[task], wait=False))
 
     async def remove_task(self, task: str) -> None:
         """``task`` ended here; the manager keeps it reserved for a while (linger)."""
         self.tasks.discard(task)
-        await self._cast("lay_down_task", {"worker_id": self.worker_id, "task": task})
+        await self._report(self._cluster.lay_down_task(worker_id=self.worker_id, task=task, wait=False))
 
     async def end_task(self, task: str) -> None:
         """``task`` ended here for good, or will not run here: the manager forgets it at once (no
         linger), e.g. a used login token, which a lingering reservation would make claimable again."""
         self.tasks.discard(task)
-        await self._cast("unschedule", {"worker_id": self.worker_id, "task": task})
+        await self._report(self._cluster.unschedule(worker_id=self.worker_id, task=task, wait=False))
 
-    async def _cast(self, method: str, args: dict[str, Any]) -> None:
+    async def _report(self, sent: Coroutine[Any, Any, None]) -> None:
+        """Send a report (a :class:`~contracts.cluster.ClusterClient` cast); a failure is only logged."""
         try:
-            await self.transport.cast(self._manager, method, args)
+            await sent
         except RpcError as exc:
             # The keepalive loop notices a lost manager; a rejoin re-reports every task.
-            self.log.warning("report_not_delivered", method=method, error=str(exc))
+            self.log.warning("report_not_delivered", method=getattr(sent, "__name__", "?"), error=str(exc))
 
     # -- membership ------------------------------------------------------------------------------
 
@@ -141,18 +135,14 @@ class ClusterWorker:
         last: RpcError | None = None
         for attempt in range(max(1, self.settings.join_retries)):
             try:
-                state = await self.transport.call(
-                    self._manager,
-                    "join",
-                    {"purpose": self.purpose, "worker_id": self.worker_id, "info": self.info},
-                    timeout=self.settings.keepalive_timeout * 2,
-                )
+                state = await self._cluster.join(purpose=self.purpose, worker_id=self.worker_id, info=self.info,
+                                                 timeout=self.settings.keepalive_timeout * 2)
             except RpcError as exc:
                 last = exc
                 self.log.debug("join_attempt_failed", attempt=attempt + 1, error=str(exc))
                 await self._sleep(self.settings.join_interval)
                 continue
-            self.manager_state = str(state)
+            self.manager_state = state
             self._last_load = None
             self.log.info("joined_cluster", manager_state=state, attempts=attempt + 1)
             return self.manager_state
@@ -164,10 +154,8 @@ class ClusterWorker:
         while not self._stopped:  # as well as cancelled: a cancellation can be swallowed on the way
             await self._sleep(self.settings.keepalive_interval)
             try:
-                answer = await self.transport.call(
-                    self._manager, "keep_alive", {"worker_id": self.worker_id},
-                    timeout=self.settings.keepalive_timeout,
-                )
+                answer = await self._cluster.keep_alive(worker_id=self.worker_id,
+                                                        timeout=self.settings.keepalive_timeout)
             except RpcError as exc:
                 if not self.transport.connected:
                     # This worker lost the broker, not the manager: the manager, cut off too, waits
@@ -192,12 +180,10 @@ class ClusterWorker:
         except RpcUnavailable:
             return  # join_failed is logged
         self.recoveries += 1
-        if state == MANAGER_INITIALIZING:
+        if state == INITIALIZING:
             if self.tasks:
                 try:
-                    await self.transport.call(
-                        self._manager, "pick_up_tasks", {"worker_id": self.worker_id, "tasks": sorted(self.tasks)}
-                    )
+                    await self._cluster.pick_up_tasks(worker_id=self.worker_id, tasks=sorted(self.tasks))
                 except RpcError as exc:
                     self.log.warning("tasks_not_reported", tasks=len(self.tasks), error=str(exc))
         else:
@@ -229,10 +215,8 @@ class ClusterWorker:
             if load == self._last_load and checks % 10:
                 continue
             try:
-                await self.transport.call(
-                    self._manager, "report_load", {"worker_id": self.worker_id, "load": load},
-                    timeout=self.settings.keepalive_timeout,
-                )
+                await self._cluster.report_load(worker_id=self.worker_id, load=load,
+                                                timeout=self.settings.keepalive_timeout)
                 self._last_load = load
             except RpcError as exc:
                 self.log.debug("load_report_failed", error=str(exc))

@@ -49,10 +49,13 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import aiohttp
+import msgspec
+
+from contracts.admin import AdminClient, DeadLettersClient
 
 from .admin_drain import add_drain_wait_options, wait_until_empty
 from .admin_rooms import ROOM_COMMANDS, RoomCommandError, add_room_commands, room_command, show_room_result
@@ -83,21 +86,35 @@ class _Refused(Exception):
 
 
 class _Client(Protocol):
-    where: str
+    """How the cluster is reached (an :class:`~contracts.admin.AdminCaller`): over HTTP or a broker.
+    Refusals raise :class:`_Refused`, an unreachable cluster :class:`_Unreachable`."""
 
-    async def call(self, method: str, args: dict[str, Any]) -> Any: ...
+    where: str
+    #: The service names to call: the cluster manager's and its alert service's.
+    cluster: str
+    alerts: str
+
+    async def call(self, target: str, method: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any: ...
 
     async def close(self) -> None: ...
 
 
 class _HttpClient:
+    """Posts each call to the server's ``/admin/rpc``, which relays it (to the cluster manager, or
+    its alert service for the dead-letter methods) with the key of the ``Authorization`` header."""
+
+    cluster = alerts = "relayed"
+
     def __init__(self, url: str, key: str, timeout: float) -> None:
         self.where = url
         self._endpoint = url.rstrip("/") + _ADMIN_PATH
         self._headers = {"Authorization": f"Bearer {key}"}
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
-    async def call(self, method: str, args: dict[str, Any]) -> Any:
+    async def call(self, target: str, method: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
+        args = {name: value for name, value in (args or {}).items() if name != "admin_key"}  # in the header
         try:
             async with self._session.post(
                 self._endpoint, json={"method": method, "args": args}, headers=self._headers
@@ -126,28 +143,27 @@ class _HttpClient:
 
 
 class _AmqpClient:
-    def __init__(self, broker_url: str, cluster: str, key: str, timeout: float) -> None:
+    def __init__(self, broker_url: str, cluster: str, timeout: float) -> None:
         from rpc import RpcSettings
         from rpc.amqp import AmqpTransport
 
+        from alerts.faults import alerts_service_name
+
         self.where = f"{_redact(broker_url)} (service {cluster!r})"
-        self._cluster = cluster
-        self._key = key
+        self.cluster = cluster
+        self.alerts = alerts_service_name(cluster)
         self._timeout = timeout
         settings = RpcSettings(broker_url=broker_url, call_timeout=timeout)
         self._transport = AmqpTransport(f"admin-{uuid.uuid4().hex[:8]}", settings)
 
-    async def call(self, method: str, args: dict[str, Any]) -> Any:
+    async def call(self, target: str, method: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
         from rpc import RpcRemoteError, RpcTimeout, RpcUnavailable
 
-        from alerts.faults import alerts_service_name
-
-        target = alerts_service_name(self._cluster) if method.startswith("dead_letters_") else self._cluster
         try:
             async with asyncio.timeout(self._timeout):
                 await self._transport.start()
-            return await self._transport.call(target, method, {**args, "admin_key": self._key},
-                                              timeout=self._timeout)
+            return await self._transport.call(target, method, args, timeout=timeout or self._timeout)
         except RpcRemoteError as exc:
             raise _Refused(exc.code, exc.message) from None
         except (RpcUnavailable, RpcTimeout) as exc:
@@ -279,17 +295,28 @@ def _show_purge(result: dict[str, Any]) -> str:
 
 # -- commands -------------------------------------------------------------------------------------
 
-_COMMANDS: dict[str, tuple[str, Any]] = {
-    "workers": ("get_workers", _show_workers),
-    "worker": ("get_worker", _show_worker),
-    "tasks": ("get_tasks", _show_tasks),
-    "drain": ("drain", _show_drain),
-    "undrain": ("undrain", _show_drain),
-    "status": ("status", _show_status),
-    "dead-letters list": ("dead_letters_list", _show_dead_letters),
-    "dead-letters show": ("dead_letters_show", _show_dead_letter),
-    "dead-letters retry": ("dead_letters_retry", _show_retry),
-    "dead-letters purge": ("dead_letters_purge", _show_purge),
+class _Clients:
+    """The typed clients of one command: the cluster manager's admin methods and its alert service's."""
+
+    def __init__(self, client: _Client, key: str) -> None:
+        self.admin = AdminClient(client, client.cluster, admin_key=key)
+        self.letters = DeadLettersClient(client, client.alerts, admin_key=key)
+
+
+_Command = Callable[[_Clients, argparse.Namespace], Awaitable[Any]]
+
+#: What each command calls, and how its answer is shown.
+_COMMANDS: dict[str, tuple[_Command, Callable[[Any], str]]] = {
+    "workers": (lambda c, o: c.admin.get_workers(purpose=o.purpose or None), _show_workers),
+    "worker": (lambda c, o: c.admin.get_worker(worker_id=o.worker_id), _show_worker),
+    "tasks": (lambda c, o: c.admin.get_tasks(worker_id=o.worker_id), _show_tasks),
+    "drain": (lambda c, o: c.admin.drain(worker_id=o.worker_id), _show_drain),
+    "undrain": (lambda c, o: c.admin.undrain(worker_id=o.worker_id), _show_drain),
+    "status": (lambda c, o: c.admin.status(), _show_status),
+    "dead-letters list": (lambda c, o: c.letters.dead_letters_list(), _show_dead_letters),
+    "dead-letters show": (lambda c, o: c.letters.dead_letters_show(letter_id=o.letter_id), _show_dead_letter),
+    "dead-letters retry": (lambda c, o: c.letters.dead_letters_retry(letter_id=o.letter_id), _show_retry),
+    "dead-letters purge": (lambda c, o: c.letters.dead_letters_purge(), _show_purge),
 }
 
 
@@ -356,16 +383,15 @@ def _admin_key(options: argparse.Namespace) -> str:
         raise _NoKey(f"no admin key: give --key or $SWITCHBOARD_ADMIN_KEY (the state file: {exc})") from None
 
 
-def _client(options: argparse.Namespace) -> _Client:
+def _client(options: argparse.Namespace, key: str) -> _Client:
     timeout = getattr(options, "timeout", 5.0)
-    key = _admin_key(options)
     url = getattr(options, "url", None)
     broker = getattr(options, "broker", None)
     if url is None and broker is None:
         broker = os.environ.get("SWITCHBOARD_RPC__BROKER_URL") or None
     if broker:
         cluster = getattr(options, "cluster", None) or os.environ.get("SWITCHBOARD_CLUSTER_MANAGER__NAME") or "cluster"
-        return _AmqpClient(broker, cluster, key, timeout)
+        return _AmqpClient(broker, cluster, timeout)
     url = url or os.environ.get("SWITCHBOARD_ADMIN_URL") or _DEFAULT_URL
     return _HttpClient(url, key, timeout)
 
@@ -388,29 +414,24 @@ async def _run(options: argparse.Namespace) -> int:
     if options.command in ROOM_COMMANDS:
         return await _run_rooms(options)
     command = options.command if options.command != "dead-letters" else f"dead-letters {options.action}"
-    method, show = _COMMANDS[command]
-    args: dict[str, Any] = {}
-    if options.command == "workers" and options.purpose:
-        args["purpose"] = options.purpose
-    elif hasattr(options, "worker_id"):
-        args["worker_id"] = options.worker_id
-    elif hasattr(options, "letter_id"):
-        args["letter_id"] = options.letter_id
+    run, show = _COMMANDS[command]
     try:
-        client = _client(options)
+        key = _admin_key(options)
+        client = _client(options, key)
     except _NoKey as exc:
         print(f"switchboard admin: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     json_out = getattr(options, "json", False)
     try:
-        result = await client.call(method, args)
+        clients = _Clients(client, key)
+        result = msgspec.to_builtins(await run(clients, options))
         waiting = options.command == "drain" and options.wait
         if json_out:  # with --wait, one JSON object per line: the drain's, then each change
             print(json.dumps(result, sort_keys=True, indent=None if waiting else 2), flush=True)
         else:
             print(show(result), flush=True)
         if waiting:
-            return await wait_until_empty(client, options.worker_id, timeout=options.wait_timeout,
+            return await wait_until_empty(clients.admin, options.worker_id, timeout=options.wait_timeout,
                                           interval=options.poll_interval, json_lines=json_out)
     except _Unreachable as exc:
         print(f"switchboard admin: cannot reach the cluster manager at {client.where}: {exc}", file=sys.stderr)

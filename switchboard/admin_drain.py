@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import json
 import time
-from typing import Any, Protocol
+from typing import Any
+
+from contracts.admin import AdminClient
 
 __all__ = ["add_drain_wait_options", "wait_until_empty", "DEFAULT_WAIT_TIMEOUT", "DEFAULT_POLL_INTERVAL"]
 
@@ -15,10 +17,6 @@ DEFAULT_WAIT_TIMEOUT = 300.0
 DEFAULT_POLL_INTERVAL = 1.0
 
 _UNKNOWN_WORKER = "unknown_worker"
-
-
-class _Caller(Protocol):
-    async def call(self, method: str, args: dict[str, Any]) -> Any: ...
 
 
 def _positive(text: str) -> float:
@@ -41,7 +39,7 @@ def _say(json_lines: bool, event: dict[str, Any], text: str) -> None:
     print(json.dumps(event, sort_keys=True) if json_lines else text, flush=True)
 
 
-async def wait_until_empty(client: _Caller, worker_id: str, *, timeout: float, interval: float,
+async def wait_until_empty(admin: AdminClient, worker_id: str, *, timeout: float, interval: float,
                            json_lines: bool) -> int:
     """Poll ``get_worker`` until the worker holds no task (0) or is gone (0), or ``timeout`` passed (3).
 
@@ -53,13 +51,13 @@ async def wait_until_empty(client: _Caller, worker_id: str, *, timeout: float, i
     last: tuple[int, int] | None = None
     while True:
         try:
-            worker = await client.call("get_worker", {"worker_id": worker_id})
+            worker = await admin.get_worker(worker_id=worker_id)
         except _Refused as exc:
             if exc.code != _UNKNOWN_WORKER:
                 raise
             _say(json_lines, {"worker": worker_id, "left": True}, f"worker {worker_id} has left the cluster")
             return EXIT_OK
-        counts = (int(worker["executing"]), int(worker["reserved"]))
+        counts = (worker.executing, worker.reserved)
         if counts != last:
             last = counts
             _say(json_lines, {"worker": worker_id, "executing": counts[0], "reserved": counts[1]},

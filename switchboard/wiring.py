@@ -10,8 +10,6 @@ the keys it needs, or with a weak one, is refused before it connects anywhere.
 
 from __future__ import annotations
 
-import socket
-import uuid
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
@@ -21,6 +19,7 @@ from alerts import Alert, AlertService, FaultReporter, LocalDeadLetters, alerts_
 from alerts.observe import register_alert_metrics
 from alerts.service import DEAD_LETTER_METHODS
 from cluster_manager import ClusterManager
+from contracts.cluster import new_worker_id
 from cluster_manager.node import ManagerNode
 from cluster_manager import ADMIN_METHODS, admin_rpc_routes
 from conference_controller import Controller
@@ -65,10 +64,6 @@ async def _stop(role: str, component: Component) -> None:
         await component.stop()
     except Exception:
         log.exception("stop_failed", role=role)
-
-
-def _node_id(role: str) -> str:
-    return f"{role}-{uuid.uuid4().hex[:12]}@{socket.gethostname()}"
 
 
 def build_role(role: str, settings: Settings, transport: Transport, *, embedded: bool = False) -> Component:
@@ -167,7 +162,7 @@ def role_transport(role: str, settings: Settings) -> Transport:
     """The RabbitMQ transport of a role running in a process of its own."""
     if not settings.rpc.broker_url:
         raise ConfigError(f"switchboard {role} runs in cluster mode: give --broker amqp://… (or rpc.broker_url)")
-    return create_transport(_node_id(role), settings.rpc)
+    return create_transport(new_worker_id(role), settings.rpc)
 
 
 class EmbeddedCluster:
@@ -204,7 +199,7 @@ class EmbeddedCluster:
             async with AsyncExitStack() as undo:
                 built: list[tuple[str, Component]] = []
                 for role in ("cluster-manager", "token-api", "controller", "portal"):
-                    transport = self.broker.transport(_node_id(role), call_timeout=self.settings.rpc.call_timeout)
+                    transport = self.broker.transport(new_worker_id(role), call_timeout=self.settings.rpc.call_timeout)
                     undo.push_async_callback(transport.close)
                     built.append((role, build_role(role, self.settings, transport, embedded=True)))
                 _export_controller(dict(built))

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
+from contracts.admin import AdminClient
 from contracts.admin_http import AdminAnswer, AdminError, AdminErrorBody
 from credentials import readable_validation
 from edge import AddressRateLimiter, client_address
@@ -141,10 +142,10 @@ def _checked_post(request: web.Request) -> DashboardSession | web.Response:
     return session
 
 
-async def _call(request: web.Request, method: str, args: dict[str, Any], admin_key: str) -> Any:
-    settings = request.app[SETTINGS].dashboard
-    return await request.app[TRANSPORT].call(request.app[CLUSTER_NAME], method, {**args, "admin_key": admin_key},
-                                             timeout=settings.call_timeout)
+def _admin(request: web.Request, admin_key: str) -> AdminClient:
+    """The cluster manager's admin methods, called with ``admin_key``."""
+    return AdminClient(request.app[TRANSPORT], request.app[CLUSTER_NAME], admin_key=admin_key,
+                       timeout=request.app[SETTINGS].dashboard.call_timeout)
 
 
 # -- page and login ------------------------------------------------------------------------------
@@ -189,7 +190,7 @@ async def login(request: web.Request) -> web.Response:
     if not key.strip():
         return _login_page("Enter an admin key.", status=400)
     try:
-        await _call(request, "status", {}, key.strip())
+        await _admin(request, key.strip()).status()
     except RpcRemoteError as exc:
         if exc.code == "unauthorized":
             log.warning("dashboard_login_refused", remote=client_address(request, app[TRUSTED_PROXIES]))
@@ -296,7 +297,7 @@ async def _stream(request: web.Request, session: DashboardSession) -> web.Stream
 # -- drain ---------------------------------------------------------------------------------------
 
 
-async def _drain_or_undrain(request: web.Request, method: str) -> web.Response:
+async def _drain_or_undrain(request: web.Request, drained: bool) -> web.Response:
     checked = _checked_post(request)
     if isinstance(checked, web.Response):
         return checked
@@ -309,21 +310,22 @@ async def _drain_or_undrain(request: web.Request, method: str) -> web.Response:
     except msgspec.DecodeError:
         return _refused(400, "bad_arguments", 'body must be {"worker_id": str}')
     try:
-        result = await _call(request, method, {"worker_id": body.worker_id}, checked.admin_key)
+        admin = _admin(request, checked.admin_key)
+        result = await (admin.drain if drained else admin.undrain)(worker_id=body.worker_id)
     except RpcRemoteError as exc:
         return _refused(_STATUS_FOR_CODE.get(exc.code, 409), exc.code, exc.message)
     except RpcError as exc:
         return _refused(_STATUS_FOR_CODE.get(exc.code, 503), exc.code, exc.message)
-    log.info(f"dashboard_{method}", worker=body.worker_id)
+    log.info("dashboard_drain" if drained else "dashboard_undrain", worker=body.worker_id)
     return _json(200, AdminAnswer(result))
 
 
 async def drain(request: web.Request) -> web.Response:
-    return await _drain_or_undrain(request, "drain")
+    return await _drain_or_undrain(request, True)
 
 
 async def undrain(request: web.Request) -> web.Response:
-    return await _drain_or_undrain(request, "undrain")
+    return await _drain_or_undrain(request, False)
 
 
 # -- assembly ------------------------------------------------------------------------------------

@@ -2,9 +2,8 @@
 
 One :class:`BoardReader` per page (its JSON read or its event stream) asks the cluster manager for
 ``overview`` and the faults after the last it saw (``faults``), and each live controller for its
-rooms' participant counts (``get_rooms``), then composes a :class:`Board`.  The answers are decoded
-with the cluster manager's own wire types (:class:`cluster_manager.Overview`,
-:class:`cluster_manager.FaultPage`), so both sides share one schema.
+rooms' participant counts (``get_rooms``), then composes a :class:`Board`.  The cluster manager is
+called through :class:`contracts.admin.AdminClient`, so both sides share one schema.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from cluster_manager import Fault, FaultPage, Overview
+from contracts.admin import AdminClient, Fault, FaultPage, Overview
 from contracts.controller import ControllerClient
 from rpc import RpcError, Transport
 
@@ -60,26 +59,22 @@ class BoardReader:
     def __init__(self, transport: Transport, cluster_name: str, admin_key: str, *, call_timeout: float,
                  faults_kept: int) -> None:
         self._transport = transport
-        self._cluster = cluster_name
         self._key = admin_key
         self._timeout = call_timeout
+        self._admin = AdminClient(transport, cluster_name, admin_key=admin_key, timeout=call_timeout)
         self._faults: deque[Fault] = deque(maxlen=faults_kept)
         self._since = 0
         self._log = ""
 
     async def read(self) -> Board:
         try:
-            overview = msgspec.convert(await self._call("overview", {}), Overview)
+            overview = await self._admin.overview()
             await self._read_faults()
         except RpcError as exc:
             return Board(error=BoardError(code=exc.code, message=exc.message))
         except msgspec.ValidationError as exc:
             return Board(error=BoardError(code="bad_answer", message=f"unexpected answer: {exc}"))
         return Board(overview=overview, rooms=await self._rooms(overview), faults=list(self._faults))
-
-    async def _call(self, method: str, args: dict[str, Any]) -> Any:
-        return await self._transport.call(self._cluster, method, {**args, "admin_key": self._key},
-                                          timeout=self._timeout)
 
     async def _read_faults(self) -> None:
         page = await self._fault_page(self._since)
@@ -94,7 +89,7 @@ class BoardReader:
         self._since = page.next
 
     async def _fault_page(self, since: int) -> FaultPage:
-        return msgspec.convert(await self._call("faults", {"since": since}), FaultPage)
+        return await self._admin.faults(since=since)
 
     async def _rooms(self, overview: Overview) -> list[RoomRow]:
         # The workers holding rooms (the manager's failover purposes: conference controllers).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import msgspec
 
+from contracts.cluster import IN_SERVICE, ClusterClient
 from rpc import RpcError, Transport
 
 from .placement import PORTAL_PURPOSE
@@ -32,14 +33,14 @@ class Readiness:
 
 async def check_readiness(transport: Transport, cluster_name: str, timeout: float) -> Readiness:
     try:
-        status = await transport.call(cluster_name, "readiness", {"purpose": PORTAL_PURPOSE}, timeout=timeout)
+        status = await ClusterClient(transport, cluster_name).readiness(purpose=PORTAL_PURPOSE, timeout=timeout)
     except RpcError as exc:
         return Readiness(False, f"cluster manager {cluster_name!r} unreachable: {exc.code}: {exc.message}")
-    if not isinstance(status, dict):
+    except msgspec.ValidationError:
         return Readiness(False, "cluster manager answered readiness without a state")
-    if status.get("state") != "in-service":
-        return Readiness(False, f"cluster manager is {status.get('state')} (ready in {status.get('ready_in')} s)")
-    schedulable = int(status.get("schedulable") or 0)
+    if status.state != IN_SERVICE:
+        return Readiness(False, f"cluster manager is {status.state} (ready in {status.ready_in} s)")
+    schedulable = status.schedulable
     if not schedulable:
         return Readiness(False, "no schedulable portal")
     return Readiness(True, "ok", schedulable)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from aiohttp import web
 
+from contracts.cluster import ClusterClient
 from contracts.controller import ControllerClient, PatchOp
 from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
 
@@ -148,14 +149,11 @@ class ManagementRelay:
 
     async def _controller_of(self, room: str) -> str | None:
         try:
-            scheduled = await self.transport.call(self.cluster_name, "get_scheduled",
-                                                  {"purpose": "conference", "task": room},
-                                                  timeout=self.settings.call_timeout)
+            scheduled = await ClusterClient(self.transport, self.cluster_name).get_scheduled(
+                purpose="conference", task=room, timeout=self.settings.call_timeout)
         except RpcError as exc:
             raise _http_error(exc, self.settings.retry_after) from None
-        if not isinstance(scheduled, dict) or not isinstance(scheduled.get("id"), str):
-            return None
-        return str(scheduled["id"])
+        return None if scheduled is None else scheduled.id
 
 
 def _http_error(exc: RpcError, retry_after: int) -> web.HTTPError:

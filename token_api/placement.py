@@ -16,6 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
+from contracts.cluster import ClusterClient, Scheduled
 from rpc import RpcError, RpcRemoteError, RpcTimeout, RpcUnavailable, Transport
 from rpc.addresses import public_address
 
@@ -60,25 +63,23 @@ class PortalScheduler:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._transport = transport
+        self._manager = ClusterClient(transport, cluster_name)
         self._settings = settings
         self._metrics = metrics
-        self._cluster = cluster_name
         self._clock = clock
         self._sleep = sleep
 
     async def reserve(self, code: str, preference: dict[str, Any] | None, reserve_time: float) -> Placement:
         """Reserve task ``code`` on a portal for ``reserve_time`` seconds."""
         started = self._clock()
-        result = await self._schedule(code, preference, reserve_time, started)
-        self._metrics.schedule_seconds.observe(self._clock() - started)
         try:
-            worker_id = str(result["id"])
-            info = result["info"]
-        except (TypeError, KeyError) as exc:
+            result = await self._schedule(code, preference, reserve_time, started)
+        except msgspec.ValidationError as exc:
             self._metrics.scheduling_failures.labels(reason="bad_schedule_result").inc()
             log.error("schedule_result_unusable", error=str(exc))
             raise CloudError("Failed to get portal", reason="scheduling_error") from None
+        self._metrics.schedule_seconds.observe(self._clock() - started)
+        worker_id, info = result.id, result.info
         try:
             host, secure = public_address(info)
         except ValueError as exc:
@@ -93,25 +94,23 @@ class PortalScheduler:
     async def release(self, worker_id: str, code: str) -> None:
         """Give back the reservation of ``code`` on ``worker_id`` (best effort: it expires anyway)."""
         try:
-            await self._transport.cast(
-                self._cluster, "unschedule", {"worker_id": worker_id, "task": code, "purpose": PORTAL_PURPOSE}
-            )
+            await self._manager.unschedule(worker_id=worker_id, task=code, purpose=PORTAL_PURPOSE, wait=False)
         except RpcError as exc:
             log.info("unschedule_failed", worker_id=worker_id, error=exc.code)
 
     async def _schedule(
         self, code: str, preference: dict[str, Any] | None, reserve_time: float, started: float
-    ) -> Any:
+    ) -> Scheduled:
         deadline = started + self._settings.schedule_budget
         delay = _FIRST_DELAY
         attempts = 0
-        args = {"purpose": PORTAL_PURPOSE, "task": code, "preference": preference, "reserve_time": reserve_time}
         while True:
             attempts += 1
             remaining = deadline - self._clock()
             timeout = max(0.05, min(self._settings.schedule_call_timeout, remaining))
             try:
-                return await self._transport.call(self._cluster, "schedule", args, timeout=timeout)
+                return await self._manager.schedule(purpose=PORTAL_PURPOSE, task=code, preference=preference,
+                                                    reserve_time=reserve_time, timeout=timeout)
             except RpcRemoteError as exc:
                 if exc.code == _NO_MATCHING_WORKER:
                     raise self._unavailable(exc, attempts, "No portal serves the requested ISP") from None

@@ -6,27 +6,17 @@ from typing import Any
 
 import msgspec
 
+from contracts.rooms import STORE_UNAVAILABLE, UNKNOWN_ROOM, RoomName, rooms_service_name
 from rpc import ServiceError, rpc_method
-from rpc.errors import BAD_ARGUMENTS
 
 from .store import RoomStore, StoreUnavailable
 
 __all__ = ["RoomsService", "rooms_service_name", "UNKNOWN_ROOM", "STORE_UNAVAILABLE"]
 
-#: The RPC service name.
-
-
-def rooms_service_name(cluster_name: str) -> str:
-    """The RPC service of a cluster's room configuration: named after its cluster manager, so that
-    two clusters sharing a broker never answer for each other's rooms."""
-    return f"{cluster_name}.rooms"
-
-UNKNOWN_ROOM = "unknown_room"
-STORE_UNAVAILABLE = "store_unavailable"
-
 
 class RoomsService:
-    """``get_room(room)`` → ``{id, name, participantLimit, roles, views}`` or ``unknown_room``.
+    """``get_room(room)`` → ``{id, name, participantLimit, roles, views}`` or ``unknown_room``
+    (contract: :mod:`contracts.rooms`, client :class:`contracts.rooms.RoomsClient`).
 
     Unknown rooms are never created here: rooms are auto-created when a token is minted.
     """
@@ -35,9 +25,7 @@ class RoomsService:
         self._store = store
 
     @rpc_method
-    async def get_room(self, room: str) -> dict[str, Any]:
-        if not isinstance(room, str) or not room:
-            raise ServiceError(BAD_ARGUMENTS, "get_room: room must be a non-empty string")
+    async def get_room(self, room: RoomName) -> dict[str, Any]:
         try:
             config = await self._store.get(room)
         except StoreUnavailable:

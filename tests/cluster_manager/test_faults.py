@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from cluster_manager import Fault, FaultLog
+from cluster_manager import FaultLog
+from contracts.admin import Fault
 from cluster_manager.standbys import StandbyBoard, StandbyNotice
 from rpc import RpcRemoteError
 from tests.support.fake_clock import FakeClock

@@ -62,8 +62,9 @@ class Env:
         # declared as a real manager declares it (on a broker shared by the session's tests)
         await fakes.serve(self.worker_settings.cluster_name, self.cluster, single_active=True)
         await fakes.serve(self.rooms_service, self.rooms)
-        await fakes.serve(self.portal_a.name, self.portal_a)
-        await fakes.serve(self.portal_b.name, self.portal_b)
+        #: Each fake portal's served name, to stop serving it (the portal's process gone).
+        self.portal_services = {portal.name: await fakes.serve(portal.name, portal)
+                                for portal in (self.portal_a, self.portal_b)}
         self.caller = fakes
         self.controller = await self.start_controller("controller")
 

@@ -107,6 +107,21 @@ async def test_exit_quit_of_a_portal_holds_its_participants_and_they_resume_else
     assert env.portal_b.data("p1", "text") == [{"from": "p2", "to": "me", "message": "direct"}]
 
 
+async def test_a_portal_nobody_serves_any_more_has_its_participants_held_without_its_exit_event(
+        transports: TransportFactory, make_env: Any) -> None:
+    # Events are at most once: the portal's exit.quit may never come. Deliveries that find nobody
+    # serving it (after their retries) hold its participants as the event would have.
+    env: Env = await make_env(transports)
+    await _pair(env)
+    await env.portal_services[env.portal_a.name].stop()
+    await env.call("text", participant="p2", to="all", message="while away")
+    await wait_until(lambda: not env.controller.participant("p1").connected, what="p1 held")
+    assert env.controller.participant("p1").hold_deadline is not None
+    assert env.controller.participant("p2").connected
+    resumed = await env.resume("p1", env.portal_b, last_seq=1)
+    assert [m["data"]["message"] for m in resumed["messages"]] == ["while away"]
+
+
 async def test_outbox_count_bound_leads_to_resync_required_and_the_participant_leaves(local: TransportFactory,
                                                                                         make_env: Any) -> None:
     env: Env = await make_env(local, outbox_max_messages=3)
