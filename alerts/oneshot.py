@@ -7,6 +7,7 @@ import asyncio
 import socket
 import uuid
 
+from contracts.alerts import AlertsClient
 from rpc import RpcError, RpcSettings, create_transport
 
 from .logs import log
@@ -22,7 +23,7 @@ async def send_fault(settings: RpcSettings, cluster: str, fault: Fault, *, timeo
     try:
         async with asyncio.timeout(timeout):
             await transport.start()
-            await transport.cast(alerts_service_name(cluster), "fault", {"fault": encode_fault(fault)})
+            await AlertsClient(transport, alerts_service_name(cluster)).cast_fault(fault=encode_fault(fault))
         return True
     except (RpcError, TimeoutError) as exc:
         log.warning("fault_not_reported", reason=type(exc).__name__, fault=fault.summary)

@@ -9,11 +9,13 @@ controller's ``on_session_progress``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import msgspec
 
 from contracts.cluster import ClusterClient
+from contracts.media import MediaAgentClient, SessionStatus
 from rpc import RpcError, RpcRemoteError, Transport
 
 from .errors import MediaError, NoMediaAgent
@@ -27,13 +29,7 @@ MEDIA_PURPOSE = "webrtc"
 _NO_WORKER = ("no_worker_available", "no_matching_worker")
 
 
-SessionStatus = Literal["ready", "pending"]
-
-
-class _Moved(msgspec.Struct):
-    """An agent's answer to ``controller_moved``."""
-
-    sessions: dict[str, SessionStatus]
+_T = TypeVar("_T")
 
 
 class MediaGateway:
@@ -86,38 +82,62 @@ class MediaGateway:
             raise NoMediaAgent(f"no media agent available: cluster manager {exc.code}") from None
         return placed.id
 
-    async def call(self, agent: str, method: str, **args: Any) -> Any:
-        """Call an agent; failures become ``media_error``."""
+    def _agent(self, agent: str) -> MediaAgentClient:
+        return MediaAgentClient(self.transport, agent)
+
+    async def _guarded(self, method: str, call: Awaitable[_T]) -> _T:
+        """An agent's call; its failures (or an answer of another shape) become ``media_error``."""
         try:
-            return await self.transport.call(agent, method, args, timeout=self.settings.media_timeout)
+            return await call
         except RpcError as exc:
             raise MediaError(f"media agent {method} failed: {exc.code}: {exc.message}") from None
+        except msgspec.ValidationError as exc:
+            raise MediaError(f"media agent {method} answered {exc}") from None
 
     async def start_session(
         self, agent: str, kind: str, transport_id: str, session_id: str, participant: str, info: dict[str, Any]
     ) -> None:
         """``kind`` is ``publish`` or ``subscribe``."""
-        id_arg = "stream_id" if kind == "publish" else "subscription_id"
-        await self.call(agent, kind, transport_id=transport_id, participant=participant, controller=self.controller,
-                        info=info, **{id_arg: session_id})
+        client, timeout = self._agent(agent), self.settings.media_timeout
+        if kind == "publish":
+            await self._guarded(kind, client.publish(transport_id=transport_id, stream_id=session_id,
+                                                     participant=participant, controller=self.controller, info=info,
+                                                     timeout=timeout))
+        else:
+            await self._guarded(kind, client.subscribe(transport_id=transport_id, subscription_id=session_id,
+                                                       participant=participant, controller=self.controller, info=info,
+                                                       timeout=timeout))
+
+    async def control(self, agent: str, transport_id: str, session_id: str, operation: str, data: Any) -> None:
+        """A stream's or subscription's control, relayed to its agent."""
+        await self._guarded("control", self._agent(agent).control(
+            transport_id=transport_id, session_id=session_id, operation=operation, data=data,
+            timeout=self.settings.media_timeout))
+
+    async def signaling(self, agent: str, transport_id: str, signaling: dict[str, Any]) -> None:
+        """A client's signaling message, relayed to the agent of its transport."""
+        await self._guarded("signaling", self._agent(agent).signaling(
+            transport_id=transport_id, signaling=signaling, timeout=self.settings.media_timeout))
 
     async def moved(self, agent: str, transport_ids: list[str]) -> dict[str, SessionStatus]:
         """Tell an agent that the sessions on ``transport_ids`` report to this controller now (a
         takeover); the sessions it has on them, each ``ready`` or ``pending``.  Failures (or an
         answer of another shape) are ``media_error``."""
-        answer = await self.call(agent, "controller_moved", transport_ids=transport_ids, controller=self.controller)
-        try:
-            return msgspec.convert(answer, _Moved).sessions
-        except msgspec.ValidationError as exc:
-            raise MediaError(f"media agent controller_moved answered {exc}") from None
+        answer = await self._guarded("controller_moved", self._agent(agent).controller_moved(
+            transport_ids=transport_ids, controller=self.controller, timeout=self.settings.media_timeout))
+        return answer.sessions
 
     async def stop_session(self, agent: str, kind: str, transport_id: str, session_id: str) -> None:
         """Tell the agent the session ended (best effort)."""
-        method = "unpublish" if kind == "publish" else "unsubscribe"
-        id_arg = "stream_id" if kind == "publish" else "subscription_id"
+        client, timeout = self._agent(agent), self.settings.media_timeout
         try:
-            await self.transport.call(agent, method, {"transport_id": transport_id, id_arg: session_id},
-                                      timeout=self.settings.media_timeout)
+            if kind == "publish":
+                await client.unpublish(transport_id=transport_id, stream_id=session_id, timeout=timeout)
+            else:
+                await client.unsubscribe(transport_id=transport_id, subscription_id=session_id, timeout=timeout)
         except RpcError as exc:
             self.log.info("media_teardown_failed", transport=transport_id, agent=agent, session=session_id,
                           error=exc.code)
+        except msgspec.ValidationError:
+            self.log.info("media_teardown_failed", transport=transport_id, agent=agent, session=session_id,
+                          error="bad_answer")

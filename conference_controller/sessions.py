@@ -21,7 +21,7 @@ from . import machine
 from .errors import MediaError, UnknownParticipant, UnknownSubscription, UnknownTransport, UnsupportedOperation
 from .events import Event, StreamRemoved, SubscriptionRemoved
 from .ids import RoomId, WorkerId
-from .media import SessionStatus
+from contracts.media import SessionStatus
 from .room import Room
 from .state import ParticipantState
 
@@ -85,8 +85,7 @@ class MediaSessions:
         stream = room.state.streams[stream_id]
         transport = room.state.transports.get(stream.transport_id)
         if transport is not None:
-            await self.media.call(transport.agent, "control", transport_id=transport.id, session_id=stream_id,
-                                  operation=operation, data=data)
+            await self.media.control(transport.agent, transport.id, stream_id, operation, data)
         return "ok", machine.decide_stream_control(room.state, participant.id, stream_id, operation, data, self._at())
 
     # -- subscriptions ---------------------------------------------------------------------------
@@ -127,8 +126,7 @@ class MediaSessions:
         transport = room.state.transports.get(subscription.transport_id)
         if transport is None:
             raise UnknownTransport(f"transport {subscription.transport_id} is gone")
-        await self.media.call(transport.agent, "control", transport_id=transport.id, session_id=subscription_id,
-                              operation=operation, data=data)
+        await self.media.control(transport.agent, transport.id, subscription_id, operation, data)
         return "ok", []
 
     # -- signaling and progress ------------------------------------------------------------------
@@ -137,7 +135,7 @@ class MediaSessions:
         transport = room.state.transports.get(transport_id)
         if transport is None or transport.owner != participant.id:
             raise UnknownTransport(f"participant {participant.id} has no transport {transport_id}")
-        await self.media.call(transport.agent, "signaling", transport_id=transport.id, signaling=signaling)
+        await self.media.signaling(transport.agent, transport.id, signaling)
         return "ok", []
 
     async def progress(self, transport_id: str, session_id: str | None, status: str, data: Any) -> None:

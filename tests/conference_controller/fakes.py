@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from contracts.media import ControllerMovedResult
 from contracts.portal import DeliverItem, DeliverResult, RoomMovedResult
 from rpc import ServiceError, Transport, rpc_method
 from rpc.settings import WorkerSettings
@@ -157,7 +158,7 @@ class FakeAgent:
         return "ok"
 
     @rpc_method
-    async def controller_moved(self, transport_ids: list[str], controller: str) -> dict[str, Any]:
+    async def controller_moved(self, transport_ids: list[str], controller: str) -> ControllerMovedResult:
         """Reports on those transports go to ``controller`` now; the sessions here on them (a
         session's ``status`` is ``pending`` unless a test set it), or ``refuse_moves`` as an error."""
         if self.refuse_moves:
@@ -166,7 +167,7 @@ class FakeAgent:
         for session in mine.values():
             session["controller"] = controller
         self.moves.append((sorted(transport_ids), controller))
-        return {"sessions": {sid: s.get("status", "pending") for sid, s in mine.items()}}
+        return ControllerMovedResult(sessions={sid: s.get("status", "pending") for sid, s in mine.items()})
 
     @rpc_method
     async def control(self, transport_id: str, session_id: str, operation: str, data: Any) -> str:

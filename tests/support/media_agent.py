@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.controller import ControllerClient
+from contracts.media import ControllerMovedResult, SessionStatus
 from rpc import RpcError, Transport, create_transport, rpc_method
 from rpc.worker import ClusterWorker
 from switchboard.config import load_settings
@@ -103,14 +104,15 @@ class MediaAgent:
         return "ok"
 
     @rpc_method
-    async def controller_moved(self, transport_ids: list[str], controller: str) -> dict[str, Any]:
-        known = {}
+    async def controller_moved(self, transport_ids: list[str], controller: str) -> ControllerMovedResult:
+        known: dict[str, SessionStatus] = {}
         for transport_id in transport_ids:
             if transport_id in self.controllers:
                 self.controllers[transport_id] = controller
-            known.update({sid: s["status"] for sid, s in self.sessions.items() if s["transport"] == transport_id})
+            known.update({sid: "ready" if s["status"] == "ready" else "pending"
+                          for sid, s in self.sessions.items() if s["transport"] == transport_id})
         _say("controller_moved", controller=controller, transports=len(transport_ids), sessions=len(known))
-        return {"sessions": known}
+        return ControllerMovedResult(sessions=known)
 
     async def _answer(self, transport_id: str, sessions: list[str], previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
