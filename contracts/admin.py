@@ -173,10 +173,10 @@ class AdminCaller(Protocol):
                    timeout: float | None = None) -> Any: ...
 
 
-class AdminClient:
-    """Calls the admin methods of the cluster manager serving ``target`` through ``transport`` (a
-    :class:`~rpc.base.Transport` or another :class:`AdminCaller`), each with ``admin_key``;
-    ``timeout`` (seconds, default: the transport's call timeout) bounds each wait."""
+class _KeyedClient:
+    """Calls on ``target`` through ``transport`` (a :class:`~rpc.base.Transport` or another
+    :class:`AdminCaller`), each with ``admin_key``; ``timeout`` (seconds, default: the transport's
+    call timeout) bounds each wait."""
 
     def __init__(self, transport: AdminCaller, target: str, *, admin_key: str,
                  timeout: float | None = None) -> None:
@@ -188,6 +188,10 @@ class AdminClient:
     async def _call(self, method: str, args: dict[str, Any]) -> Any:
         return await self._transport.call(self._target, method, {**args, "admin_key": self._key},
                                           timeout=self._timeout)
+
+
+class AdminClient(_KeyedClient):
+    """Calls the admin methods of the cluster manager serving ``target``, each with ``admin_key``."""
 
     async def get_workers(self, *, purpose: Id | None = None) -> list[WorkerView]:
         """Every worker (of ``purpose``, or of all purposes), in join order."""
@@ -223,20 +227,10 @@ class AdminClient:
         return msgspec.convert(await self._call("overview", {}), Overview)
 
 
-class DeadLettersClient:
+class DeadLettersClient(_KeyedClient):
     """Calls the dead-letter methods of a cluster's alert service ``target`` (``<cluster>.alerts``,
     served by ``alerts.service.AlertService``), each with ``admin_key``: what still failed after its
     retries (alerts a sink did not take, RPCs a component gave up on)."""
-
-    def __init__(self, transport: AdminCaller, target: str, *, admin_key: str, timeout: float | None = None) -> None:
-        self._transport = transport
-        self._target = target
-        self._key = admin_key
-        self._timeout = timeout
-
-    async def _call(self, method: str, args: dict[str, Any]) -> Any:
-        return await self._transport.call(self._target, method, {**args, "admin_key": self._key},
-                                          timeout=self._timeout)
 
     async def dead_letters_list(self) -> list[dict[str, Any]]:
         """A summary of each dead letter."""
