@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +53,11 @@ class Write:
 class InFlight:
     """The journal's writes in flight: bounded in number and in time."""
 
-    def __init__(self, limit: int, timeout: float) -> None:
+    def __init__(self, limit: int, timeout: float, on_expired: Callable[[], None] | None = None) -> None:
         self.limit = limit
         self.timeout = timeout
+        #: Told once per expiry sweep that let writes run out of time (the link is suspect).
+        self.on_expired = on_expired
         self.count = 0  # slots taken: writes in flight and callers about to start one
         self._free: deque[asyncio.Future[None]] = deque()  # callers waiting for a slot
         self._deadlines: deque[Write] = deque()
@@ -163,10 +166,14 @@ class InFlight:
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadlines = self._deadlines
+        expired = False
         while deadlines and (deadlines[0].done or deadlines[0].deadline <= now):
             write = deadlines.popleft()
             if not write.done:
+                expired = True
                 self._finish(write, JournalUnavailable(
                     f"journal: {write.kind} to room {write.room} not done within {self.timeout} s"))
+        if expired and self.on_expired is not None:
+            self.on_expired()
         if deadlines:
             self._timer = loop.call_at(deadlines[0].deadline, self._expire)

@@ -188,6 +188,18 @@ class Connection:
             self.keep(conn.close())
         self._on_lost(exc)
 
+    def leave_stalled(self, what: str) -> None:
+        """The current connection let something run out of time (a write neither confirmed nor read
+        back within ``append_timeout``): leave it, so the next operation goes to the next broker node
+        and every tail attaches again there.  Measured on RabbitMQ 3.10: after a node of a cluster was
+        killed and the node everyone then moved to was stopped gracefully, a room's stream took no
+        more writes through the third node's connection for over a minute, while a connection to
+        the restarted node was served at once."""
+        conn = self._conn
+        if conn is not None:
+            self.log.warning("journal_link_stalled", node=self.where, what=what)
+            self.drop(conn, TimeoutError(f"journal: {what}"))
+
     def drop_if_broken(self, exc: BaseException) -> None:
         """Leave the connection if ``exc`` came with it broken."""
         if self._conn is not None and not _usable(self._conn):

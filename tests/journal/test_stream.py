@@ -16,6 +16,7 @@ import aio_pika
 import aiormq
 import pytest
 import pytest_asyncio
+import yarl
 from pamqp.commands import Basic
 
 from journal.base import Fenced, Journal, JournalUnavailable, Snapshot
@@ -25,6 +26,8 @@ from journal.settings import StreamJournalSettings
 from switchboard.devbroker import RabbitNode
 from tests.journal.contract import JournalContract
 from tests.journal.contract import MakeJournal as ContractMake
+from tests.support.processes import free_port
+from tests.support.tcp_cut import CutProxy
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.amqp]
@@ -335,6 +338,29 @@ async def test_a_dropped_connection_fails_what_waits_on_it_and_the_next_append_r
     assert second > first
     assert [(r.offset, r.body) for r in await journal.replay("r")] == [(first, b"before"), (second, b"after")]
     assert journal.reconnects == 1
+
+
+async def test_writes_a_connection_leaves_unanswered_make_the_journal_leave_it_for_the_next_node(
+        broker_url: str, make_journal: MakeJournal) -> None:
+    # The journal's first address goes through a proxy that will black-hole its traffic (the
+    # connection stays open: no close, no heartbeat loss within the test); the second is the broker.
+    proxy = CutProxy(free_port(), int(yarl.URL(broker_url).port or 5672))
+    await proxy.start()
+    try:
+        journal = await make_journal(f"amqp://guest:guest@127.0.0.1:{proxy.listen_port}/,{broker_url}",
+                                     append_timeout=1.0, heartbeat=60)
+        await journal.claim("r", 1)
+        first = await journal.append("r", 1, b"before")
+        proxy.stall()
+        with pytest.raises(JournalUnavailable, match="not done within 1.0 s"):
+            await journal.append("r", 1, b"lost")  # neither confirmed nor read back
+        # the stalled connection was left: the next append goes to the next address and lands
+        second = await journal.append("r", 1, b"after")
+        assert journal.reconnects == 1
+        assert [r.body for r in await journal.replay("r")][0] == b"before" and second > first
+        assert [r.body for r in await journal.replay("r")][-1] == b"after"
+    finally:
+        await proxy.stop()
 
 
 async def test_a_journal_whose_broker_is_down_says_so(own_rabbit: RabbitNode) -> None:

@@ -1,6 +1,6 @@
 """A TCP forwarder in front of one server that can cut the network: every connection through it
 is reset at once, and new ones are refused for a while (the path between clients and a portal
-lost, the portal itself alive)."""
+lost, the portal itself alive); or stall it: connections stay open and nothing gets through."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class CutProxy:
         self.listen_port = listen_port
         self.target_port = target_port
         self.refusing = False
+        self.stalled = False
         #: Connections reset by :meth:`cut`, and connections refused while cut.
         self.resets = 0
         self.refused = 0
@@ -51,6 +52,12 @@ class CutProxy:
 
     def restore(self) -> None:
         self.refusing = False
+        self.stalled = False
+
+    def stall(self) -> None:
+        """Keep every connection open but forward nothing either way (a path that black-holes its
+        traffic: the peers notice only by their own timeouts) until :meth:`restore`."""
+        self.stalled = True
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.refusing:
@@ -73,6 +80,8 @@ class CutProxy:
                     pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter]) -> None:
         try:
             while data := await source.read(_CHUNK):
+                if self.stalled:
+                    continue  # black-holed
                 sink.write(data)
                 await sink.drain()
         except (ConnectionError, OSError):
