@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -52,8 +53,11 @@ class Browser:
         return await asyncio.to_thread(action, *args)
 
     async def until(self, condition: Callable[[WebDriver], _T], timeout: float = 20.0, what: str = "") -> _T:
-        """Wait (polling in a thread) until ``condition(driver)`` is truthy; returns its value."""
-        wait = WebDriverWait(self.driver, timeout, poll_frequency=0.1)
+        """Wait (polling in a thread) until ``condition(driver)`` is truthy; returns its value.  An
+        element the page redrew between finding and reading it (stale) is looked up again at the next
+        poll, like one not there yet."""
+        wait = WebDriverWait(self.driver, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
         return await self.run(wait.until, condition, what)
 
     async def screenshot(self, name: str) -> Path:
