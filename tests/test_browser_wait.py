@@ -4,7 +4,8 @@ status page redraws as boards arrive: one such read failed a CI run)."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Iterator
+from typing import cast
 
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -13,9 +14,10 @@ from tests.support.browser import Browser
 
 
 async def test_a_stale_element_is_looked_up_again() -> None:
-    reads = iter([StaleElementReferenceException("redrawn"), "", "refused: not an admin key"])
+    reads: Iterator[str | Exception] = iter([StaleElementReferenceException("redrawn"), "",
+                                             "refused: not an admin key"])
 
-    def message(driver: WebDriver) -> Any:
+    def message(driver: WebDriver) -> str | bool:
         read = next(reads)
         if isinstance(read, Exception):
             raise read
