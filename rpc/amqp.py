@@ -145,6 +145,8 @@ class AmqpTransport(Transport):
         self.nacks = 0
         #: Messages nobody served (unroutable), each time it was published.
         self.unroutable = 0
+        #: Replies published again because their channel was being restored.
+        self.replies_resent = 0
         self._renew_lock = asyncio.Lock()
         #: Refused publishing channels, each closed once what was in flight on it had its time.
         self._retired = Background(log)
@@ -380,19 +382,35 @@ class AmqpTransport(Transport):
         except (TypeError, ValueError) as exc:
             log.error("reply_not_serialisable", error=str(exc))
             body = encode(Reply(error=ErrorBody(INTERNAL, "reply is not serialisable")))
-        try:
-            await self._reply_ch.default_exchange.publish(
-                aio_pika.Message(
-                    body,
-                    content_type=_CONTENT_TYPE,
-                    correlation_id=message.correlation_id,
-                    delivery_mode=DeliveryMode.NOT_PERSISTENT,
-                ),
-                routing_key=message.reply_to or "",
-                mandatory=False,
-            )
-        except _BROKER_ERRORS as exc:
-            log.warning("reply_lost", reply_to=message.reply_to, error=str(exc))
+        # A reply whose channel is being restored (the connection moved to another node while the
+        # request was handled) is published again once it is back, with the nack back-off, for up to
+        # ``outage_wait``: dropped, its caller would wait out its whole timeout for nothing.
+        started = time.monotonic()
+        pause = _NACK_PAUSE
+        while True:
+            channel = self._reply_ch
+            try:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        body,
+                        content_type=_CONTENT_TYPE,
+                        correlation_id=message.correlation_id,
+                        delivery_mode=DeliveryMode.NOT_PERSISTENT,
+                    ),
+                    routing_key=message.reply_to or "",
+                    mandatory=False,
+                )
+                return
+            except _BROKER_ERRORS as exc:
+                left = self.settings.outage_wait - (time.monotonic() - started)
+                if self._closed or left < pause:
+                    log.warning("reply_lost", reply_to=message.reply_to, error=str(exc))
+                    return
+                self.replies_resent += 1
+                log.info("reply_resent", reply_to=message.reply_to, error=str(exc))
+            left -= await self._await_restored(left)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _NACK_PAUSE_MAX)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id or "")
