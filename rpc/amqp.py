@@ -74,6 +74,26 @@ _LINK_POLL = 0.05
 #: ``_NACK_PAUSE_MAX`` (all within the call's own bounded wait, ``rpc.outage_wait``).
 _NACK_PAUSE = 0.05
 _NACK_PAUSE_MAX = 0.4
+
+
+class _Backoff:
+    """The pauses between attempts to publish again: ``_NACK_PAUSE`` doubling to ``_NACK_PAUSE_MAX``,
+    while ``budget`` seconds from its making leave room for the next one."""
+
+    def __init__(self, budget: float) -> None:
+        self._deadline = time.monotonic() + budget
+        self._pause = _NACK_PAUSE
+
+    def left(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def allows(self) -> bool:
+        """Whether another pause (and attempt) fits in the budget."""
+        return self.left() >= self._pause
+
+    async def pause(self) -> None:
+        await asyncio.sleep(self._pause)
+        self._pause = min(self._pause * 2, _NACK_PAUSE_MAX)
 _CONTENT_TYPE = "application/json"
 _BROKER_ERRORS = (
     aiormq.exceptions.AMQPError,
@@ -385,8 +405,7 @@ class AmqpTransport(Transport):
         # A reply whose channel is being restored (the connection moved to another node while the
         # request was handled) is published again once it is back, with the nack back-off, for up to
         # ``outage_wait``: dropped, its caller would wait out its whole timeout for nothing.
-        started = time.monotonic()
-        pause = _NACK_PAUSE
+        backoff = _Backoff(self.settings.outage_wait)
         while True:
             channel = self._reply_ch
             try:
@@ -402,15 +421,13 @@ class AmqpTransport(Transport):
                 )
                 return
             except _BROKER_ERRORS as exc:
-                left = self.settings.outage_wait - (time.monotonic() - started)
-                if self._closed or left < pause:
+                if self._closed or not backoff.allows():
                     log.warning("reply_lost", reply_to=message.reply_to, error=str(exc))
                     return
                 self.replies_resent += 1
                 log.info("reply_resent", reply_to=message.reply_to, error=str(exc))
-            left -= await self._await_restored(left)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _NACK_PAUSE_MAX)
+            await self._await_restored(backoff.left())
+            await backoff.pause()
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id or "")
@@ -431,8 +448,7 @@ class AmqpTransport(Transport):
         lost, a channel that first publishes to a quorum queue whose leader was on that node keeps
         having its messages refused (RabbitMQ 3.10, measured: > 30 s) while a new channel opened once
         the queue has elected its new leader (~0.3 s) is served."""
-        started = time.monotonic()
-        pause = _NACK_PAUSE
+        backoff = _Backoff(budget)
         while True:
             channel = self._publish_ch
             assert channel is not None
@@ -445,13 +461,12 @@ class AmqpTransport(Transport):
                 # the servers may not have declared their queues again yet: within ``outage_wait`` of
                 # it, an unroutable message (delivered to nobody: safe to send again) waits for them.
                 self.unroutable += 1
-                if not self._just_restored() or budget - (time.monotonic() - started) < pause:
+                if not self._just_restored() or not backoff.allows():
                     raise RpcNoService(f"no service {routing_key!r}") from None
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _NACK_PAUSE_MAX)
+                await backoff.pause()
                 continue
             except aio_pika.exceptions.DeliveryError:
-                if budget - (time.monotonic() - started) < pause:
+                if not backoff.allows():
                     raise RpcUnavailable(f"{what}: broker did not take the message (nacked)") from None
             except asyncio.TimeoutError:
                 raise RpcUnavailable(f"{what}: broker did not take the message (TimeoutError)") from None
@@ -460,8 +475,7 @@ class AmqpTransport(Transport):
             self.nacks += 1
             log.info("publish_refused", what=what, detail="publishing it again on a new channel")
             await self._renew_publish_channel(channel)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _NACK_PAUSE_MAX)
+            await backoff.pause()
 
     def _just_restored(self) -> bool:
         """Whether the connection came back less than ``outage_wait`` seconds ago."""
