@@ -66,9 +66,12 @@ class StreamJournal:
         self.name = name
         self._layout = Layout(self.settings)
         self._link = Connection(url, self.settings, name, self._layout, on_lost=self._lost)
-        self._writes = InFlight(self.settings.max_in_flight, self.settings.append_timeout,
-                                on_expired=lambda: self._link.leave_stalled(
-                                    f"writes not done within {self.settings.append_timeout} s"))
+        s = self.settings
+        self._writes = InFlight(s.max_in_flight, s.append_timeout,
+                                on_expired=lambda: self._link.leave_stalled(f"writes not done within {s.append_timeout} s"),
+                                stall_timeout=s.stall_timeout,
+                                on_stalled=lambda rooms: self._link.leave_stalled(
+                                    f"no confirm or read-back of a write to {', '.join(rooms)} within {s.stall_timeout} s"))
         self._directory = Directory(self._link)
         self._snapshots = Snapshots(self._link)
         self._tails = Tails(self._link, self._writes, self._directory, self._snapshots.newest)

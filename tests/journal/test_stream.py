@@ -363,6 +363,27 @@ async def test_writes_a_connection_leaves_unanswered_make_the_journal_leave_it_f
         await proxy.stop()
 
 
+async def test_a_write_left_without_confirm_or_read_back_for_stall_timeout_makes_the_journal_leave_its_node(
+        broker_url: str, make_journal: MakeJournal) -> None:
+    # As above, but told by stall_timeout, long before append_timeout: the room's writes got neither
+    # a confirm nor a read-back for that long.
+    proxy = CutProxy(free_port(), int(yarl.URL(broker_url).port or 5672))
+    await proxy.start()
+    try:
+        journal = await make_journal(f"amqp://guest:guest@127.0.0.1:{proxy.listen_port}/,{broker_url}",
+                                     append_timeout=60.0, stall_timeout=0.3, heartbeat=60)
+        await journal.claim("r", 1)
+        first = await journal.append("r", 1, b"before")
+        proxy.stall()
+        with pytest.raises(JournalUnavailable, match="no confirm or read-back of a write to r within 0.3 s"):
+            await journal.append("r", 1, b"lost")
+        second = await journal.append("r", 1, b"after")
+        assert journal.reconnects == 1 and second > first
+        assert [r.body for r in await journal.replay("r")] == [b"before", b"after"]
+    finally:
+        await proxy.stop()
+
+
 async def test_a_journal_whose_broker_is_down_says_so(own_rabbit: RabbitNode) -> None:
     own_rabbit.stop()
     journal = StreamJournal(own_rabbit.url, _settings("down.", connect_timeout=5.0))

@@ -9,6 +9,7 @@ import pytest
 
 from journal.base import Fenced, JournalUnavailable
 from journal.stream_appends import InFlight, Seen, Write
+from tests.support.fake_clock import FakeClock
 
 
 def _waiting() -> dict[str, Write]:
@@ -74,3 +75,39 @@ async def test_closing_fails_every_write_and_every_caller_waiting_for_a_slot() -
     for pending in (write.future, taking):
         with pytest.raises(JournalUnavailable, match="closed"):
             await pending
+
+
+async def test_a_write_without_a_confirm_or_read_back_stalls_unless_its_room_got_one_meanwhile() -> None:
+    clock = FakeClock()
+    writes, waiting = InFlight(limit=10, timeout=60, stall_timeout=5, clock=clock), _waiting()
+    first, second = _start(writes, waiting, "a"), _start(writes, waiting, "b")
+    other = writes.start("s", "record", 3, "c", {}, True)
+    assert writes.stalled(clock.now + 4.9) == ([], clock.now + 5)
+    clock.advance(4)
+    writes.confirmed(first)
+    writes.seen(first, Seen(offset=1, counts=True, epoch=3, last_before=0))
+    # at 5 s: room r's last write was confirmed and read back a second ago, its second write is slow,
+    # not stalled (yet); room s got nothing since its write started
+    assert writes.stalled(clock.now + 1) == (["s"], clock.now + 5)
+    assert writes.stalled(clock.now + 5) == (["r", "s"], None)
+    writes.confirmed(second)  # confirmed now, never read back: stalled once the bound has passed
+    clock.advance(5)
+    assert writes.stalled(clock.now)[0] == ["r", "s"]
+    writes.seen(second, Seen(offset=2, counts=True, epoch=3, last_before=1))
+    writes.fail(other, JournalUnavailable("left"))
+    assert writes.stalled(clock.now + 60) == ([], None) and waiting == {}
+
+
+async def test_a_stalled_write_is_reported_and_what_the_callback_fails_is_done() -> None:
+    reported: list[list[str]] = []
+    waiting = _waiting()
+
+    def leave(rooms: list[str]) -> None:  # as the journal does: leave the link, which fails its writes
+        reported.append(rooms)
+        writes.fail_all(waiting, JournalUnavailable("left the stuck connection"))
+
+    writes = InFlight(limit=10, timeout=60, stall_timeout=0.02, on_stalled=leave)
+    write = _start(writes, waiting, "a")
+    with pytest.raises(JournalUnavailable, match="stuck"):
+        await write.future
+    assert reported == [["r"]] and waiting == {} and writes.count == 0
