@@ -122,9 +122,10 @@ async def test_one_broker_node_killed_then_another_stopped_drops_loses_and_dupli
         assert await asyncio.to_thread(_node_of, rabbit_cluster, "portal-") == 1  # the next node
         stopping = stopped = 0.0
         if chaos.long:
-            # `make chaos` only: the graceful stop of the node holding a room's stream writer can keep
-            # the relay silent for seconds while the stream elects a new one (0.5–6.5 s measured, once
-            # over 30 s on a loaded CI machine): measured and reported there, not a suite-wide flake.
+            # `make chaos` only: in this form (fewer clients) the stop kept the relay silent 5–20 s in most
+            # runs: the killed node, restarted, may not run its member of the stream coordinator
+            # (RabbitMQ 3.10.8), which then has no majority and leaves new stream consumers unanswered
+            # (docs/operations.md, *Broker cluster*): measured and reported there, not a suite-wide flake.
             await asyncio.to_thread(rabbit_cluster.start_node, 0)
             stopping, stopped = await _fault("graceful stop of node 2", lambda: rabbit_cluster.stop(1), acked,
                                              timeout=60)
