@@ -1,0 +1,425 @@
+"""The journal's hot path over AMQP 0.9.1 or over RabbitMQ's stream protocol: CPU per message, and mixing.
+
+One throwaway RabbitMQ node with the ``rabbitmq_stream`` plugin (its own stream port). ``--rooms`` streams
+each append one message every ``--interval`` (the relay's shape: 25 rooms, every 50 ms, ~450/s); every
+append waits for its publisher confirm **and** for its message to come back through a consumer of that
+stream (what the journal's tail does). Per variant, in interleaved runs of ``--seconds``: appends/s, the
+median round trip, this process's CPU (publisher and consumer both) and the broker VM's CPU per message:
+
+- ``amqp``: raw aio-pika, a confirm channel and one consumer per stream (``x-stream-offset: next``), as the
+  stream journal does now;
+- ``journal``: ``StreamJournal.submit`` itself (the same shape through the journal's code);
+- ``stream``: the ``rstream`` client over the stream protocol (port 5552's protocol), one producer
+  (a publisher per stream, one publish frame per append) and one consumer (a subscription per stream),
+  messages in AMQP 1.0 (``AMQPMessage``, ``amqp_decoder``);
+- ``stream-raw``: the same with opaque bytes (no AMQP 1.0 encoding or decoding): the floor of the client.
+
+Then two facts: a message published over the stream protocol read by an AMQP 0.9.1 consumer (and the
+other way round): are headers, ``message_id``, body and offsets kept; and how long after a broker restart
+a stream-protocol subscription and publish are first accepted.
+
+Run: ``python -m bench.journal_stream_protocol`` (about two minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aio_pika
+import aiormq.abc
+from rstream import (AMQPMessage, ConfirmationStatus, Consumer, ConsumerOffsetSpecification, MessageContext,
+                     OffsetType, Producer, Properties, RawMessage, amqp_decoder)
+
+from bench.journal_stream import _BODY, _beam_pid
+from bench.options import add_run_options, parse_options, scenario_parser
+from bench.proc import cpu_seconds, free_port
+from bench.report import exit_status, git_commit, machine, median, publish, today
+from journal.settings import StreamJournalSettings
+from journal.stream import StreamJournal
+from switchboard.devbroker import DEFAULT_PLUGINS, RabbitNode
+
+__all__ = ["main"]
+
+NAME = "journal-stream-protocol"
+_STREAM: dict[str, Any] = {"x-queue-type": "stream"}
+
+
+class _StreamNode(RabbitNode):
+    """A throwaway node with the stream plugin listening on loopback at ``stream_port``."""
+
+    def __init__(self) -> None:
+        super().__init__(plugins=(*DEFAULT_PLUGINS, "rabbitmq_stream"))
+        self.stream_port = free_port()
+        (self.base / "rabbitmq.conf").write_text(
+            f"stream.listeners.tcp.1 = 127.0.0.1:{self.stream_port}\nstream.advertised_host = 127.0.0.1\n")
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        env["RABBITMQ_CONFIG_FILE"] = str(self.base / "rabbitmq.conf")
+        return env
+
+
+# -- one paced run ---------------------------------------------------------------------------------
+
+Append = Callable[[int], Awaitable[None]]
+
+
+async def _paced(rooms: int, interval: float, seconds: float, append: Append, beam: int | None
+                 ) -> tuple[float, float, float, float]:
+    """``rooms`` loops each calling ``append(room)`` every ``interval``; (appends/s, p50 ms, client µs, broker µs)
+    per append over ``seconds`` after a one-second warm-up."""
+    stop = False
+    done = [0]
+    trips: list[float] = []
+    measuring = [False]
+
+    async def loop(room: int) -> None:
+        due = time.monotonic() + interval * room / rooms
+        while not stop:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due += interval
+            start = time.perf_counter()
+            await append(room)
+            if measuring[0]:
+                trips.append(time.perf_counter() - start)
+                done[0] += 1
+
+    tasks = [asyncio.ensure_future(loop(room)) for room in range(rooms)]
+    await asyncio.sleep(1.0)
+    measuring[0] = True
+    client0, broker0 = cpu_seconds(os.getpid()), cpu_seconds(beam) if beam else 0.0
+    await asyncio.sleep(seconds)
+    client, broker = cpu_seconds(os.getpid()) - client0, (cpu_seconds(beam) - broker0 if beam else 0.0)
+    count = done[0]
+    stop = True
+    await asyncio.gather(*tasks)
+    return count / seconds, median(trips) * 1000, client / count * 1e6, broker / count * 1e6
+
+
+# -- variants --------------------------------------------------------------------------------------
+
+async def _amqp(url: str, names: list[str], run: Callable[[Append], Awaitable[tuple[float, ...]]]) -> tuple[float, ...]:
+    conn = await aio_pika.connect(url)
+    try:
+        publisher = await conn.channel(publisher_confirms=True)
+        reader = await conn.channel()
+        await reader.set_qos(prefetch_count=100)
+        back: dict[str, asyncio.Future[None]] = {}
+        seen = [0]
+        for name in names:
+            await publisher.declare_queue(name, durable=True, arguments=_STREAM)
+
+            queue = await reader.declare_queue(name, passive=True)
+
+            async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                waiter = back.pop(message.message_id or "", None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                seen[0] += 1
+                if seen[0] % 10 == 0:
+                    await message.ack(multiple=True)
+
+            await queue.consume(on_message, arguments={"x-stream-offset": "next"})
+
+        async def append(room: int) -> None:
+            message_id = uuid.uuid4().hex
+            waiter = back[message_id] = asyncio.get_running_loop().create_future()
+            await publisher.default_exchange.publish(
+                aio_pika.Message(_BODY, message_id=message_id, headers={"epoch": 1, "kind": "record"},
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=names[room])
+            await waiter
+
+        return await run(append)
+    finally:
+        await conn.close()
+
+
+async def _journal(url: str, names: list[str], run: Callable[[Append], Awaitable[tuple[float, ...]]]
+                   ) -> tuple[float, ...]:
+    journal = StreamJournal(url, StreamJournalSettings(prefix=f"bench.jp.{uuid.uuid4().hex[:6]}."))
+    await journal.open()
+    try:
+        for name in names:
+            await journal.claim(name, 1)
+
+        async def append(room: int) -> None:
+            await journal.submit(names[room], 1, _BODY)
+
+        return await run(append)
+    finally:
+        await journal.close()
+
+
+async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable[tuple[float, ...]]],
+                  raw: bool) -> tuple[float, ...]:
+    producer = Producer("127.0.0.1", port, username="guest", password="guest")
+    consumer = Consumer("127.0.0.1", port, username="guest", password="guest")
+    await producer.start()
+    await consumer.start()
+    confirms: dict[int, asyncio.Future[None]] = {}
+    back: dict[bytes, asyncio.Future[None]] = {}
+    ids = [0]
+    try:
+        def on_confirm(status: ConfirmationStatus) -> None:
+            waiter = confirms.pop(status.message_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        def on_raw(message: bytes, context: MessageContext) -> None:
+            waiter = back.pop(message[:32], None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        def on_amqp(message: AMQPMessage, context: MessageContext) -> None:
+            key = message.properties.message_id if message.properties else None
+            waiter = back.pop(key.encode() if isinstance(key, str) else (key or b""), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        for name in names:
+            await producer.create_stream(name, exists_ok=True)
+            if raw:
+                await consumer.subscribe(name, on_raw, offset_specification=ConsumerOffsetSpecification(OffsetType.NEXT))
+            else:
+                await consumer.subscribe(name, on_amqp, decoder=amqp_decoder,
+                                         offset_specification=ConsumerOffsetSpecification(OffsetType.NEXT))
+
+        async def append(room: int) -> None:
+            key = uuid.uuid4().hex.encode()
+            ids[0] += 1
+            loop = asyncio.get_running_loop()
+            confirmed = confirms[ids[0]] = loop.create_future()
+            waiter = back[key] = loop.create_future()
+            message: RawMessage | AMQPMessage
+            if raw:
+                message = RawMessage(key + _BODY, publishing_id=ids[0])
+            else:
+                message = AMQPMessage(body=_BODY, properties=Properties(message_id=key.decode()),
+                                      application_properties={"epoch": 1, "kind": "record"})
+                message.publishing_id = ids[0]
+            await producer.send_batch(names[room], [message], on_publish_confirm=on_confirm)
+            await confirmed
+            await waiter
+
+        return await run(append)
+    finally:
+        await consumer.close()
+        await producer.close()
+
+
+# -- mixing and restart ------------------------------------------------------------------------------
+
+async def _mixing(node: _StreamNode) -> list[str]:
+    """A message written over one protocol, read over the other: what survives."""
+    name = f"bench.mix.{uuid.uuid4().hex[:6]}"
+    producer = Producer("127.0.0.1", node.stream_port, username="guest", password="guest")
+    consumer = Consumer("127.0.0.1", node.stream_port, username="guest", password="guest")
+    await producer.start()
+    await consumer.start()
+    conn = await aio_pika.connect(node.url)
+    rows: list[str] = []
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        await channel.declare_queue(name, durable=True, arguments=_STREAM)
+        await producer.send_wait(name, AMQPMessage(body=b"from-stream", properties=Properties(message_id="m-stream"),
+                                                   application_properties={"epoch": 7, "kind": "record"}))
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"from-amqp", message_id="m-amqp", headers={"epoch": 8, "kind": "claim"}), routing_key=name)
+        got: list[tuple[str, ...]] = []
+        both = asyncio.get_running_loop().create_future()
+
+        def on_stream(message: AMQPMessage, context: MessageContext) -> None:
+            props = message.properties
+            got.append(("stream protocol consumer", str(context.offset), repr(message.body),
+                        repr(props.message_id if props else None), repr(message.application_properties)))
+
+        await consumer.subscribe(name, on_stream, decoder=amqp_decoder,
+                                 offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST))
+        reader = await conn.channel()
+        await reader.set_qos(prefetch_count=10)
+        queue = await reader.declare_queue(name, passive=True)
+
+        async def on_amqp(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            got.append(("AMQP 0.9.1 consumer", str((message.headers or {}).get("x-stream-offset")), repr(message.body),
+                        repr(message.message_id), repr({k: v for k, v in (message.headers or {}).items()
+                                                        if k != "x-stream-offset"})))
+            await message.ack()
+            if sum(1 for g in got if g[0].startswith("AMQP")) == 2 and not both.done():
+                both.set_result(None)
+
+        await queue.consume(on_amqp, arguments={"x-stream-offset": "first"})
+        await asyncio.wait_for(both, 10)
+        for _ in range(100):
+            if len(got) >= 4:
+                break
+            await asyncio.sleep(0.05)
+        rows = [f"| {' | '.join(g)} |" for g in sorted(got)]
+    finally:
+        await conn.close()
+        await consumer.close()
+        await producer.close()
+    return rows
+
+
+async def _after_restart(node: _StreamNode, limit: float) -> list[str]:
+    """Seconds from a broker restart (listening again) until a stream-protocol subscribe and publish succeed."""
+    name = f"bench.restart.{uuid.uuid4().hex[:6]}"
+    producer = Producer("127.0.0.1", node.stream_port, username="guest", password="guest")
+    await producer.start()
+    await producer.create_stream(name)
+    await producer.send_wait(name, b"before")
+    await producer.close()
+    await asyncio.to_thread(node.restart)
+    listening = time.monotonic()
+    rows: list[str] = []
+
+    async def first_success(label: str, attempt: Callable[[], Awaitable[None]]) -> None:
+        errors: list[str] = []
+        while time.monotonic() - listening < limit:
+            try:
+                await asyncio.wait_for(attempt(), 5)
+                rows.append(f"| {label} | {time.monotonic() - listening:.1f} s | {len(errors)} | "
+                            f"{errors[0] if errors else '–'} |")
+                return
+            except Exception as exc:  # noqa: BLE001 - what the broker answers is the measurement
+                errors.append(f"{type(exc).__name__}: {exc}"[:80].replace("|", "/"))
+                await asyncio.sleep(0.25)
+        rows.append(f"| {label} | not within {limit:g} s | {len(errors)} | {errors[-1] if errors else '–'} |")
+
+    async def subscribe() -> None:
+        consumer = Consumer("127.0.0.1", node.stream_port, username="guest", password="guest")
+        got = asyncio.get_running_loop().create_future()
+
+        def on_message(message: bytes, context: MessageContext) -> None:
+            if not got.done():
+                got.set_result(None)
+        try:
+            await consumer.start()
+            await consumer.subscribe(name, on_message, offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST))
+            await got
+        finally:
+            await consumer.close()
+
+    async def send() -> None:
+        producer = Producer("127.0.0.1", node.stream_port, username="guest", password="guest")
+        try:
+            await producer.start()
+            await producer.send_wait(name, b"after")
+        finally:
+            await producer.close()
+
+    await first_success("subscribe from the first offset, first delivery", subscribe)
+    await first_success("publish with confirm", send)
+    return rows
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+async def _run(args: argparse.Namespace) -> str:
+    load_before = os.getloadavg()[0]
+    node = _StreamNode()
+    await asyncio.to_thread(node.start)
+    rows: list[str] = []
+    try:
+        await _wait_stream_port(node)
+        beam = _beam_pid(node)
+
+        def runner() -> Callable[[Append], Awaitable[tuple[float, ...]]]:
+            async def run(append: Append) -> tuple[float, ...]:
+                return await _paced(args.rooms, args.interval, args.seconds, append, beam)
+            return run
+
+        results: dict[str, list[tuple[float, ...]]] = {v: [] for v in args.variants}
+        for rep in range(args.reps):
+            for variant in args.variants:
+                names = [f"bench.sp.{variant}.{rep}.{uuid.uuid4().hex[:4]}.{i}" for i in range(args.rooms)]
+                if variant == "amqp":
+                    result = await _amqp(node.url, names, runner())
+                elif variant == "journal":
+                    result = await _journal(node.url, names, runner())
+                else:
+                    result = await _stream(node.stream_port, names, runner(), raw=variant == "stream-raw")
+                results[variant].append(result)
+                rows.append(f"| {rep + 1} | {variant} | {result[0]:,.0f} | {result[1]:.1f} | {result[2]:.0f} | "
+                            f"{result[3]:.0f} | {result[2] + result[3]:.0f} |")
+        summary = [f"| {variant} | {median([r[0] for r in rs]):,.0f} | {median([r[2] for r in rs]):.0f} | "
+                   f"{median([r[3] for r in rs]):.0f} | {median([r[2] + r[3] for r in rs]):.0f} |"
+                   for variant, rs in results.items()]
+        mixing = await _mixing(node)
+        restart = await _after_restart(node, args.restart_limit) if not args.tiny else []
+    finally:
+        await asyncio.to_thread(node.close)
+    return "\n".join([
+        f"## {NAME}",
+        "",
+        "The journal's hot path over AMQP 0.9.1 or over the stream protocol (`bench/journal_stream_protocol.py`):",
+        f"{args.rooms} streams, each appending one {len(_BODY)}-byte message every {args.interval * 1000:g} ms; an append",
+        "waits for its confirm **and** its message back through a consumer of the stream. One throwaway node",
+        "(RabbitMQ 3.10.8, `rabbitmq_stream` enabled), client and broker on the same shared 2-core machine;",
+        f"runs of {args.seconds:g} s after a 1 s warm-up, variants interleaved; CPU per append: this process",
+        "(publisher and consumer) and the broker's VM.",
+        "",
+        f"- date: {today()}; commit: {git_commit()}; machine: {machine()}; load average (1 min) before / after "
+        f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}",
+        "",
+        "| run | variant | appends/s | p50 round trip ms | client µs | broker µs | both µs |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        "Medians:",
+        "",
+        "| variant | appends/s | client µs | broker µs | both µs |",
+        "|---|---:|---:|---:|---:|",
+        *summary,
+        "",
+        "One message written over each protocol, read over each (body, `message_id`, headers / application",
+        "properties, offset):",
+        "",
+        "| read by | offset | body | message_id | headers |",
+        "|---|---|---|---|---|",
+        *mixing,
+        "",
+        "After a broker restart (from the node listening again), the first stream-protocol success:",
+        "",
+        "| operation | after | failed attempts | first error |",
+        "|---|---|---:|---|",
+        *restart,
+    ])
+
+
+async def _wait_stream_port(node: _StreamNode) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", node.stream_port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = scenario_parser(NAME, __doc__ or "")
+    add_run_options(parser, reps=3, reps_help="interleaved runs of each variant")
+    parser.add_argument("--rooms", type=int, default=25, help="streams appended to at once")
+    parser.add_argument("--interval", type=float, default=0.05, help="seconds between a stream's appends")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
+    parser.add_argument("--variants", nargs="+", choices=["amqp", "journal", "stream", "stream-raw"],
+                        default=["amqp", "journal", "stream", "stream-raw"], help="what to measure")
+    parser.add_argument("--restart-limit", type=float, default=60.0, help="how long to try after a restart")
+    args = parse_options(parser, argv, {"reps": 1, "rooms": 2, "seconds": 0.5})
+    section = asyncio.run(_run(args))
+    publish(NAME, section, args.tiny)
+    return exit_status(True, args.tiny, True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
