@@ -12,7 +12,12 @@ median round trip, this process's CPU (publisher and consumer both) and the brok
 - ``stream``: the ``rstream`` client over the stream protocol (port 5552's protocol), one producer
   (a publisher per stream, one publish frame per append) and one consumer (a subscription per stream),
   messages in AMQP 1.0 (``AMQPMessage``, ``amqp_decoder``);
-- ``stream-raw``: the same with opaque bytes (no AMQP 1.0 encoding or decoding): the floor of the client.
+- ``stream-raw``: the same with opaque bytes (no AMQP 1.0 encoding or decoding): the floor of the client;
+- ``amqp-confirm`` and ``stream-confirm``: ``amqp`` and ``stream`` without the consumer (confirm only);
+- ``idle``: no traffic at all; its CPU columns are µs of CPU **per second**, the floor under the others.
+
+``--erl-args '+sbwt none +sbwtdcpu none +sbwtdio none'`` runs the node without its schedulers' busy
+waiting, to see how much of the broker's CPU per message is spinning rather than work.
 
 Then two facts: a message published over the stream protocol read by an AMQP 0.9.1 consumer (and the
 other way round): are headers, ``message_id``, body and offsets kept; and how long after a broker restart
@@ -48,13 +53,15 @@ __all__ = ["main"]
 
 NAME = "journal-stream-protocol"
 _STREAM: dict[str, Any] = {"x-queue-type": "stream"}
+_VARIANTS = ["idle", "amqp", "amqp-confirm", "journal", "stream", "stream-confirm", "stream-raw"]
 
 
 class _StreamNode(RabbitNode):
     """A throwaway node with the stream plugin listening on loopback at ``stream_port``."""
 
-    def __init__(self) -> None:
+    def __init__(self, erl_args: str = "") -> None:
         super().__init__(plugins=(*DEFAULT_PLUGINS, "rabbitmq_stream"))
+        self.erl_args = erl_args
         self.stream_port = free_port()
         (self.base / "rabbitmq.conf").write_text(
             f"stream.listeners.tcp.1 = 127.0.0.1:{self.stream_port}\nstream.advertised_host = 127.0.0.1\n")
@@ -62,6 +69,8 @@ class _StreamNode(RabbitNode):
     def _env(self) -> dict[str, str]:
         env = super()._env()
         env["RABBITMQ_CONFIG_FILE"] = str(self.base / "rabbitmq.conf")
+        if self.erl_args:
+            env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] += " " + self.erl_args
         return env
 
 
@@ -104,7 +113,8 @@ async def _paced(rooms: int, interval: float, seconds: float, append: Append, be
 
 # -- variants --------------------------------------------------------------------------------------
 
-async def _amqp(url: str, names: list[str], run: Callable[[Append], Awaitable[tuple[float, ...]]]) -> tuple[float, ...]:
+async def _amqp(url: str, names: list[str], run: Callable[[Append], Awaitable[tuple[float, ...]]],
+                read_back: bool) -> tuple[float, ...]:
     conn = await aio_pika.connect(url)
     try:
         publisher = await conn.channel(publisher_confirms=True)
@@ -125,11 +135,14 @@ async def _amqp(url: str, names: list[str], run: Callable[[Append], Awaitable[tu
                 if seen[0] % 10 == 0:
                     await message.ack(multiple=True)
 
-            await queue.consume(on_message, arguments={"x-stream-offset": "next"})
+            if read_back:
+                await queue.consume(on_message, arguments={"x-stream-offset": "next"})
 
         async def append(room: int) -> None:
             message_id = uuid.uuid4().hex
             waiter = back[message_id] = asyncio.get_running_loop().create_future()
+            if not read_back:
+                waiter.set_result(None)
             await publisher.default_exchange.publish(
                 aio_pika.Message(_BODY, message_id=message_id, headers={"epoch": 1, "kind": "record"},
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=names[room])
@@ -157,7 +170,7 @@ async def _journal(url: str, names: list[str], run: Callable[[Append], Awaitable
 
 
 async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable[tuple[float, ...]]],
-                  raw: bool) -> tuple[float, ...]:
+                  raw: bool, read_back: bool) -> tuple[float, ...]:
     producer = Producer("127.0.0.1", port, username="guest", password="guest")
     consumer = Consumer("127.0.0.1", port, username="guest", password="guest")
     await producer.start()
@@ -184,6 +197,8 @@ async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable
 
         for name in names:
             await producer.create_stream(name, exists_ok=True)
+            if not read_back:
+                continue
             if raw:
                 await consumer.subscribe(name, on_raw, offset_specification=ConsumerOffsetSpecification(OffsetType.NEXT))
             else:
@@ -196,6 +211,8 @@ async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable
             loop = asyncio.get_running_loop()
             confirmed = confirms[ids[0]] = loop.create_future()
             waiter = back[key] = loop.create_future()
+            if not read_back:
+                waiter.set_result(None)
             message: RawMessage | AMQPMessage
             if raw:
                 message = RawMessage(key + _BODY, publishing_id=ids[0])
@@ -211,6 +228,14 @@ async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable
     finally:
         await consumer.close()
         await producer.close()
+
+
+async def _idle(seconds: float, beam: int | None) -> tuple[float, ...]:
+    """No traffic: CPU per second of this process and the broker, shown in the µs columns as µs per second."""
+    client0, broker0 = cpu_seconds(os.getpid()), cpu_seconds(beam) if beam else 0.0
+    await asyncio.sleep(seconds)
+    client, broker = cpu_seconds(os.getpid()) - client0, (cpu_seconds(beam) - broker0 if beam else 0.0)
+    return 0.0, 0.0, client / seconds * 1e6, broker / seconds * 1e6
 
 
 # -- mixing and restart ------------------------------------------------------------------------------
@@ -323,7 +348,7 @@ async def _after_restart(node: _StreamNode, limit: float) -> list[str]:
 
 async def _run(args: argparse.Namespace) -> str:
     load_before = os.getloadavg()[0]
-    node = _StreamNode()
+    node = _StreamNode(args.erl_args)
     await asyncio.to_thread(node.start)
     rows: list[str] = []
     try:
@@ -339,12 +364,15 @@ async def _run(args: argparse.Namespace) -> str:
         for rep in range(args.reps):
             for variant in args.variants:
                 names = [f"bench.sp.{variant}.{rep}.{uuid.uuid4().hex[:4]}.{i}" for i in range(args.rooms)]
-                if variant == "amqp":
-                    result = await _amqp(node.url, names, runner())
+                if variant == "idle":
+                    result = await _idle(args.seconds, beam)
+                elif variant.startswith("amqp"):
+                    result = await _amqp(node.url, names, runner(), read_back=variant == "amqp")
                 elif variant == "journal":
                     result = await _journal(node.url, names, runner())
                 else:
-                    result = await _stream(node.stream_port, names, runner(), raw=variant == "stream-raw")
+                    result = await _stream(node.stream_port, names, runner(), raw=variant == "stream-raw",
+                                           read_back=variant != "stream-confirm")
                 results[variant].append(result)
                 rows.append(f"| {rep + 1} | {variant} | {result[0]:,.0f} | {result[1]:.1f} | {result[2]:.0f} | "
                             f"{result[3]:.0f} | {result[2] + result[3]:.0f} |")
@@ -352,7 +380,7 @@ async def _run(args: argparse.Namespace) -> str:
                    f"{median([r[3] for r in rs]):.0f} | {median([r[2] + r[3] for r in rs]):.0f} |"
                    for variant, rs in results.items()]
         mixing = await _mixing(node)
-        restart = await _after_restart(node, args.restart_limit) if not args.tiny else []
+        restart = await _after_restart(node, args.restart_limit) if not (args.tiny or args.no_restart) else []
     finally:
         await asyncio.to_thread(node.close)
     return "\n".join([
@@ -366,7 +394,7 @@ async def _run(args: argparse.Namespace) -> str:
         "(publisher and consumer) and the broker's VM.",
         "",
         f"- date: {today()}; commit: {git_commit()}; machine: {machine()}; load average (1 min) before / after "
-        f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}",
+        f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}; extra VM flags: {args.erl_args or 'none'}",
         "",
         "| run | variant | appends/s | p50 round trip ms | client µs | broker µs | both µs |",
         "|---:|---|---:|---:|---:|---:|---:|",
@@ -412,8 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rooms", type=int, default=25, help="streams appended to at once")
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between a stream's appends")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
-    parser.add_argument("--variants", nargs="+", choices=["amqp", "journal", "stream", "stream-raw"],
-                        default=["amqp", "journal", "stream", "stream-raw"], help="what to measure")
+    parser.add_argument("--variants", nargs="+", default=_VARIANTS, choices=_VARIANTS,
+                        help="what to measure (idle: no traffic, the µs columns are CPU µs per second)")
+    parser.add_argument("--erl-args", default="", help="more Erlang VM flags for the node (e.g. '+sbwt none')")
+    parser.add_argument("--no-restart", action="store_true", help="skip the restart measurement")
     parser.add_argument("--restart-limit", type=float, default=60.0, help="how long to try after a restart")
     args = parse_options(parser, argv, {"reps": 1, "rooms": 2, "seconds": 0.5})
     section = asyncio.run(_run(args))
