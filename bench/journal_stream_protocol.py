@@ -14,6 +14,11 @@ median round trip, this process's CPU (publisher and consumer both) and the brok
   messages in AMQP 1.0 (``AMQPMessage``, ``amqp_decoder``);
 - ``stream-raw``: the same with opaque bytes (no AMQP 1.0 encoding or decoding): the floor of the client;
 - ``amqp-confirm`` and ``stream-confirm``: ``amqp`` and ``stream`` without the consumer (confirm only);
+- ``stream-shared``: what the stream protocol's batching could give: ``--shared-batch`` records (default 5:
+  at 500/s, what a 10 ms window holds) in **one** publish frame to **one** shared stream (so one chunk), at the same total rate,
+  all confirmed and read back (a layout the journal does not have: several rooms per stream, and records
+  held back to fill a frame, see docs/design-notes.md);
+- ``amqp-shared``: the same shape over AMQP 0.9.1 (the batch's publishes started in one loop turn);
 - ``idle``: no traffic at all; its CPU columns are µs of CPU **per second**, the floor under the others.
 
 ``--erl-args '+sbwt none +sbwtdcpu none +sbwtdio none'`` runs the node without its schedulers' busy
@@ -53,7 +58,8 @@ __all__ = ["main"]
 
 NAME = "journal-stream-protocol"
 _STREAM: dict[str, Any] = {"x-queue-type": "stream"}
-_VARIANTS = ["idle", "amqp", "amqp-confirm", "journal", "stream", "stream-confirm", "stream-raw"]
+_VARIANTS = ["idle", "amqp", "amqp-confirm", "journal", "stream", "stream-confirm", "stream-raw", "stream-shared",
+             "amqp-shared"]
 
 
 class _StreamNode(RabbitNode):
@@ -79,10 +85,10 @@ class _StreamNode(RabbitNode):
 Append = Callable[[int], Awaitable[None]]
 
 
-async def _paced(rooms: int, interval: float, seconds: float, append: Append, beam: int | None
+async def _paced(rooms: int, interval: float, seconds: float, append: Append, beam: int | None, per_call: int = 1
                  ) -> tuple[float, float, float, float]:
-    """``rooms`` loops each calling ``append(room)`` every ``interval``; (appends/s, p50 ms, client µs, broker µs)
-    per append over ``seconds`` after a one-second warm-up."""
+    """``rooms`` loops each calling ``append(room)`` every ``interval`` (each call ``per_call`` appends); (appends/s,
+    p50 ms of a call, client µs, broker µs per append) over ``seconds`` after a one-second warm-up."""
     stop = False
     done = [0]
     trips: list[float] = []
@@ -97,7 +103,7 @@ async def _paced(rooms: int, interval: float, seconds: float, append: Append, be
             await append(room)
             if measuring[0]:
                 trips.append(time.perf_counter() - start)
-                done[0] += 1
+                done[0] += per_call
 
     tasks = [asyncio.ensure_future(loop(room)) for room in range(rooms)]
     await asyncio.sleep(1.0)
@@ -114,7 +120,7 @@ async def _paced(rooms: int, interval: float, seconds: float, append: Append, be
 # -- variants --------------------------------------------------------------------------------------
 
 async def _amqp(url: str, names: list[str], run: Callable[[Append], Awaitable[tuple[float, ...]]],
-                read_back: bool) -> tuple[float, ...]:
+                read_back: bool, shared: int = 0) -> tuple[float, ...]:
     conn = await aio_pika.connect(url)
     try:
         publisher = await conn.channel(publisher_confirms=True)
@@ -122,7 +128,7 @@ async def _amqp(url: str, names: list[str], run: Callable[[Append], Awaitable[tu
         await reader.set_qos(prefetch_count=100)
         back: dict[str, asyncio.Future[None]] = {}
         seen = [0]
-        for name in names:
+        for name in names[:1] if shared else names:
             await publisher.declare_queue(name, durable=True, arguments=_STREAM)
 
             queue = await reader.declare_queue(name, passive=True)
@@ -138,15 +144,21 @@ async def _amqp(url: str, names: list[str], run: Callable[[Append], Awaitable[tu
             if read_back:
                 await queue.consume(on_message, arguments={"x-stream-offset": "next"})
 
-        async def append(room: int) -> None:
+        async def one(name: str) -> None:
             message_id = uuid.uuid4().hex
             waiter = back[message_id] = asyncio.get_running_loop().create_future()
             if not read_back:
                 waiter.set_result(None)
             await publisher.default_exchange.publish(
                 aio_pika.Message(_BODY, message_id=message_id, headers={"epoch": 1, "kind": "record"},
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=names[room])
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=name)
             await waiter
+
+        async def append(room: int) -> None:
+            if shared:
+                await asyncio.gather(*(one(names[0]) for _ in range(shared)))
+            else:
+                await one(names[room])
 
         return await run(append)
     finally:
@@ -170,7 +182,7 @@ async def _journal(url: str, names: list[str], run: Callable[[Append], Awaitable
 
 
 async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable[tuple[float, ...]]],
-                  raw: bool, read_back: bool) -> tuple[float, ...]:
+                  raw: bool, read_back: bool, shared: int = 0) -> tuple[float, ...]:
     producer = Producer("127.0.0.1", port, username="guest", password="guest")
     consumer = Consumer("127.0.0.1", port, username="guest", password="guest")
     await producer.start()
@@ -195,7 +207,7 @@ async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
-        for name in names:
+        for name in names[:1] if shared else names:
             await producer.create_stream(name, exists_ok=True)
             if not read_back:
                 continue
@@ -205,7 +217,7 @@ async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable
                 await consumer.subscribe(name, on_amqp, decoder=amqp_decoder,
                                          offset_specification=ConsumerOffsetSpecification(OffsetType.NEXT))
 
-        async def append(room: int) -> None:
+        def one() -> tuple[RawMessage | AMQPMessage, list[asyncio.Future[None]]]:
             key = uuid.uuid4().hex.encode()
             ids[0] += 1
             loop = asyncio.get_running_loop()
@@ -220,9 +232,13 @@ async def _stream(port: int, names: list[str], run: Callable[[Append], Awaitable
                 message = AMQPMessage(body=_BODY, properties=Properties(message_id=key.decode()),
                                       application_properties={"epoch": 1, "kind": "record"})
                 message.publishing_id = ids[0]
-            await producer.send_batch(names[room], [message], on_publish_confirm=on_confirm)
-            await confirmed
-            await waiter
+            return message, [confirmed, waiter]
+
+        async def append(room: int) -> None:
+            batch = [one() for _ in range(shared or 1)]
+            await producer.send_batch(names[0] if shared else names[room], [m for m, _ in batch],
+                                      on_publish_confirm=on_confirm)
+            await asyncio.gather(*(f for _, futures in batch for f in futures))
 
         return await run(append)
     finally:
@@ -402,8 +418,11 @@ async def _run(args: argparse.Namespace) -> str:
         await _wait_stream_port(node)
         beam = _beam_pid(node)
 
-        def runner() -> Callable[[Append], Awaitable[tuple[float, ...]]]:
+        def runner(shared: bool = False) -> Callable[[Append], Awaitable[tuple[float, ...]]]:
             async def run(append: Append) -> tuple[float, ...]:
+                if shared:  # one loop whose every call appends --shared-batch records, at the same rate in all
+                    return await _paced(1, args.interval * args.shared_batch / args.rooms, args.seconds, append, beam,
+                                        per_call=args.shared_batch)
                 return await _paced(args.rooms, args.interval, args.seconds, append, beam)
             return run
 
@@ -414,12 +433,15 @@ async def _run(args: argparse.Namespace) -> str:
                 if variant == "idle":
                     result = await _idle(args.seconds, beam)
                 elif variant.startswith("amqp"):
-                    result = await _amqp(node.url, names, runner(), read_back=variant == "amqp")
+                    result = await _amqp(node.url, names, runner(variant == "amqp-shared"),
+                                         read_back=variant != "amqp-confirm",
+                                         shared=args.shared_batch if variant == "amqp-shared" else 0)
                 elif variant == "journal":
                     result = await _journal(node.url, names, runner())
                 else:
-                    result = await _stream(node.stream_port, names, runner(), raw=variant == "stream-raw",
-                                           read_back=variant != "stream-confirm")
+                    result = await _stream(node.stream_port, names, runner(variant == "stream-shared"),
+                                           raw=variant == "stream-raw", read_back=variant != "stream-confirm",
+                                           shared=args.shared_batch if variant == "stream-shared" else 0)
                 results[variant].append(result)
                 rows.append(f"| {rep + 1} | {variant} | {result[0]:,.0f} | {result[1]:.1f} | {result[2]:.0f} | "
                             f"{result[3]:.0f} | {result[2] + result[3]:.0f} |")
@@ -438,7 +460,7 @@ async def _run(args: argparse.Namespace) -> str:
         "waits for its confirm **and** its message back through a consumer of the stream. One throwaway node",
         "(RabbitMQ 3.10.8, `rabbitmq_stream` enabled), client and broker on the same shared 2-core machine;",
         f"runs of {args.seconds:g} s after a 1 s warm-up, variants interleaved; CPU per append: this process",
-        "(publisher and consumer) and the broker's VM.",
+        f"(publisher and consumer) and the broker's VM. `*-shared`: {args.shared_batch} records at once to one stream.",
         "",
         f"- date: {today()}; commit: {git_commit()}; machine: {machine()}; load average (1 min) before / after "
         f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}; extra VM flags: {args.erl_args or 'none'}",
@@ -491,10 +513,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
     parser.add_argument("--variants", nargs="+", default=_VARIANTS, choices=_VARIANTS,
                         help="what to measure (idle: no traffic, the µs columns are CPU µs per second)")
+    parser.add_argument("--shared-batch", type=int, default=5, help="records at once to one stream in the *-shared variants")
     parser.add_argument("--erl-args", default="", help="more Erlang VM flags for the node (e.g. '+sbwt none')")
     parser.add_argument("--no-restart", action="store_true", help="skip the restart measurement")
     parser.add_argument("--restart-limit", type=float, default=60.0, help="how long to try after a restart")
-    args = parse_options(parser, argv, {"reps": 1, "rooms": 2, "seconds": 0.5})
+    args = parse_options(parser, argv, {"reps": 1, "rooms": 2, "seconds": 0.5, "shared_batch": 2})
     section = asyncio.run(_run(args))
     publish(NAME, section, args.tiny)
     return exit_status(True, args.tiny, True)
