@@ -461,6 +461,7 @@ async def _run(args: argparse.Namespace) -> str:
         "(RabbitMQ 3.10.8, `rabbitmq_stream` enabled), client and broker on the same shared 2-core machine;",
         f"runs of {args.seconds:g} s after a 1 s warm-up, variants interleaved; CPU per append: this process",
         f"(publisher and consumer) and the broker's VM. `*-shared`: {args.shared_batch} records at once to one stream.",
+        "`idle`: no traffic, its CPU columns are µs **per second**. Variants: the module's docstring.",
         "",
         f"- date: {today()}; commit: {git_commit()}; machine: {machine()}; load average (1 min) before / after "
         f"the run: {load_before:.1f} / {os.getloadavg()[0]:.1f}; extra VM flags: {args.erl_args or 'none'}",
