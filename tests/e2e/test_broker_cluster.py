@@ -1,8 +1,7 @@
 """One RabbitMQ node of three lost under load (issue 16, "A RabbitMQ cluster"): every role in its own
 process, all given the three nodes' addresses (``--broker a,b,c``), all connected to the first.
 
-``kill -9`` of that node, then — in the long form (``make chaos``) — once it is back, a graceful stop
-of the node they moved to, while a
+``kill -9`` of that node, then, once it is back, a graceful stop of the node they moved to, while a
 library client relays numbered texts to a room of mixed clients: library clients with the switchboard
 extension, library clients without it, and bare python-socketio clients speaking plain OWT.  Each time
 every component reconnects to a surviving node by itself, the cluster manager's single-active queue
@@ -120,15 +119,12 @@ async def test_one_broker_node_killed_then_another_stopped_drops_loses_and_dupli
 
         _, killed = await _fault("kill -9 of node 1", lambda: rabbit_cluster.kill(0), acked)
         assert await asyncio.to_thread(_node_of, rabbit_cluster, "portal-") == 1  # the next node
-        stopping = stopped = 0.0
-        if chaos.long:
-            # `make chaos` only: in this form (fewer clients) the stop kept the relay silent 5–20 s in most
-            # runs: the killed node, restarted, may not run its member of the stream coordinator
-            # (RabbitMQ 3.10.8), which then has no majority and leaves new stream consumers unanswered
-            # (docs/operations.md, *Broker cluster*): measured and reported there, not a suite-wide flake.
-            await asyncio.to_thread(rabbit_cluster.start_node, 0)
-            stopping, stopped = await _fault("graceful stop of node 2", lambda: rabbit_cluster.stop(1), acked,
-                                             timeout=60)
+        await asyncio.to_thread(rabbit_cluster.start_node, 0)
+        # A room's stream that takes no write through the next node (seen after this stop on RabbitMQ
+        # 3.10) is left within journal.stream.stall_timeout.  The killed node is back with its member of
+        # the stream coordinator (RabbitCluster makes sure it survives a kill -9; docs/operations.md).
+        stopping, stopped = await _fault("graceful stop of node 2", lambda: rabbit_cluster.stop(1), acked,
+                                         timeout=60)
         at = len(acked)
         await wait_until(lambda: len(acked) >= at + chaos.scale(10, 60), timeout=30, what="texts after the faults")
         stop.set()
@@ -157,7 +153,7 @@ async def test_one_broker_node_killed_then_another_stopped_drops_loses_and_dupli
             row["duplicated"] += len(texts) - len(set(texts))
         dropped = sum(c.reconnections > 0 for c in library) + sum(c.disconnected.is_set() for c in bare)
         for kind, row in rows.items():
-            chaos.record("one RabbitMQ node of three: kill -9, then (long form) a graceful stop of another", kind,
+            chaos.record("one RabbitMQ node of three: kill -9, then a graceful stop of another", kind,
                          dropped=dropped, lost=row["lost"], duplicated=row["duplicated"], errors=len(refused),
                          recovery_s=max(killed, stopped),
                          notes=f"{row['clients']} clients; recovery: the longest time without a text acknowledged "
