@@ -276,6 +276,8 @@ class SqliteJournal:
         self._committer: asyncio.Task[None] | None = None
         #: ``normal``/``off``: writes are committed on the loop's thread (see the module's doc).
         self._on_loop = self.settings.durability != "full"
+        #: ``append_now`` commits (else the request's record waits for the end of the loop turn).
+        self._commit_each = self._on_loop and self.settings.commit == "each"
         #: The end-of-turn callback that commits what is queued, when one is scheduled (on the loop).
         self._turn: asyncio.Handle | None = None
         #: A WAL checkpoint running on the writer's thread (no write commits meanwhile), and commits
@@ -393,12 +395,13 @@ class SqliteJournal:
     def append_now(self, room: str, epoch: int, body: bytes) -> int | None:
         """:meth:`append` committed before this returns, on the calling (loop) thread, with whatever
         writes were queued before it: its offset.  ``None`` (nothing done) unless the journal
-        commits on the loop's thread (``durability`` ``normal`` or ``off``) and no checkpoint is running.
+        commits on the loop's thread (``durability`` ``normal`` or ``off``) each record at once
+        (``commit = "each"``) and no checkpoint is running.
 
         :raises Fenced: as :meth:`append`.
         :raises JournalUnavailable: the journal is closed, or the transaction failed.
         """
-        if not self._on_loop or self._checkpoint is not None:
+        if not self._commit_each or self._checkpoint is not None:
             return None
         self._check_open()
         write = _append(room, epoch, bytes(body))
