@@ -10,7 +10,7 @@ import msgspec
 __all__ = ["JournalSettings", "Durability", "Commit", "StreamJournalSettings"]
 
 #: ``normal`` (the default): an append returns once its record is written to the OS (WAL with
-#: ``synchronous=NORMAL``), committed on the event loop's thread, each request's record at once: it
+#: ``synchronous=NORMAL``), committed on the event loop's thread (``commit``): it
 #: survives the process dying in any way (``kill -9``, a crash), since the OS writes it out on its own; a
 #: power cut or an OS crash may lose the commits the OS had not written out yet (up to half a minute's
 #: with Linux's defaults) but leaves the file sound.

@@ -9,8 +9,9 @@ the next one, so many concurrent appends cost one transaction.  Who commits depe
 - ``normal`` and ``off``: the event loop's own thread, in a callback at the end of the loop turn the
   writes were queued in (every write of one turn in one transaction), since a commit is then only a
   write to the OS (~25 µs, ~6 µs per record in a group of ten): handing it to a thread and back costs
-  more than the commit.  :meth:`SqliteJournal.append_now` commits at once, for a caller that would
-  otherwise wait for the end of the turn.  A checkpoint of the WAL fsyncs, so it does not run on the
+  more than the commit.  With ``commit = "each"``, :meth:`SqliteJournal.append_now` commits at once,
+  for a caller that would otherwise wait for the end of the turn; with ``turn`` (the default) it
+  declines, so every room's records of one turn share its transaction.  A checkpoint of the WAL fsyncs, so it does not run on the
   loop: every so many commits the writer thread checkpoints, and writes queue up meanwhile (a
   checkpoint that no write runs beside empties the WAL, which then starts again from its beginning).
 
