@@ -47,7 +47,7 @@ async def retry_send(send: Callable[[], Awaitable[None]], settings: Backoff, *, 
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(settings.attempts),
-        wait=wait_exponential_jitter(initial=settings.backoff_initial, max=settings.backoff_max,
+        wait=wait_exponential_jitter(multiplier=settings.backoff_initial, max=settings.backoff_max,
                                      jitter=settings.backoff_jitter),
         retry=retry_if_exception_type(DeliveryFailed),
         sleep=sleep,

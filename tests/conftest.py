@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 import pytest_asyncio
 
@@ -161,9 +162,13 @@ async def make_embedded(tmp_path: Path) -> AsyncIterator[MakeEmbedded]:
 
 
 @pytest.fixture
-def process_cluster(rabbit: RabbitNode, tmp_path: Path) -> Iterator[Callable[..., ProcessCluster]]:
-    """Build (not start) a cluster of role processes on the session broker; all stopped at the end."""
+def process_cluster(
+    rabbit: RabbitNode, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., ProcessCluster]]:
+    """Build (not start) a cluster of role processes on the session broker; all stopped at the end.
+    A failed test's report ends with the tail of each process's log."""
     made: list[ProcessCluster] = []
+    request.node.process_clusters = made
 
     def make(**kwargs: Any) -> ProcessCluster:
         cluster = ProcessCluster(rabbit.url, tmp_path, **kwargs)
@@ -176,8 +181,15 @@ def process_cluster(rabbit: RabbitNode, tmp_path: Path) -> Iterator[Callable[...
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
-    """Keeps the call phase's report on the item, for ``chaos`` to write the test's outcome."""
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
+    """Keeps the call phase's report on the item, for ``chaos`` to write the test's outcome; adds the
+    tail of every role process's log to a failed report of a test that ran a process cluster."""
     outcome = yield
     if call.when == "call":
-        item.chaos_call_report = outcome.get_result()  # type: ignore[attr-defined]
+        report = outcome.get_result()
+        item.chaos_call_report = report  # type: ignore[attr-defined]
+        if report.failed:
+            for n, cluster in enumerate(getattr(item, "process_clusters", [])):
+                report.sections.append((f"process logs of cluster {n + 1} (tails)", cluster.logs_tail(4000)))
