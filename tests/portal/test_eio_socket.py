@@ -93,6 +93,22 @@ async def test_messages_to_an_idle_websocket_skip_the_queue_in_order(server: Ser
     await client.disconnect()
 
 
+async def test_a_socket_upgraded_from_polling_gets_its_messages_in_order(server: Server) -> None:
+    got: list[Any] = []
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("note", lambda data: got.append(data))
+    await client.connect(server.url, transports=["polling", "websocket"])
+    await wait_until(lambda: client.transport() == "websocket", what="the upgrade")
+    [socket] = server.sio.eio.sockets.values()
+    await wait_until(lambda: socket.queue.idle, what="the websocket writer waiting")
+    sent_before = server.queued.count(eio_packet.MESSAGE)
+    assert await client.call("count", 100) == "done"
+    await wait_until(lambda: len(got) == 100)
+    assert got == list(range(100))
+    assert server.queued.count(eio_packet.MESSAGE) == sent_before  # written in place once upgraded
+    await client.disconnect()
+
+
 async def test_messages_queued_behind_a_busy_writer_keep_their_order(server: Server) -> None:
     got: list[Any] = []
     client = await _client(server, got)
