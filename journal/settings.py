@@ -45,9 +45,10 @@ class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_pending: _AtLeastOne = 10000
     #: Most writes one transaction carries (group commit takes whatever queued up meanwhile).
     max_batch: _AtLeastOne = 1000
-    #: With ``durability`` ``normal`` or ``off`` (commits on the event loop): commits between two
-    #: checkpoints of the WAL, which run on the writer thread while writes wait.  The WAL grows by a few
-    #: pages (4 KiB each) per commit until then; each checkpoint costs two fsyncs.
+    #: With ``durability`` ``normal`` or ``off`` (commits on the event loop): writes (records, snapshots,
+    #: claims) committed between two checkpoints of the WAL, which run on the writer thread while writes
+    #: wait.  The WAL grows by one to three pages (4 KiB each) per write until then, however many writes
+    #: a transaction carries; each checkpoint costs two fsyncs.
     checkpoint_every: _AtLeastOne = 1000
     #: Seconds SQLite waits for a lock held by another connection before the operation fails (with
     #: ``durability`` ``normal`` or ``off`` the event loop waits with it: keep the file to one process).

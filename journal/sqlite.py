@@ -281,8 +281,8 @@ class SqliteJournal:
         self._commit_each = self._on_loop and self.settings.commit == "each"
         #: The end-of-turn callback that commits what is queued, when one is scheduled (on the loop).
         self._turn: asyncio.Handle | None = None
-        #: A WAL checkpoint running on the writer's thread (no write commits meanwhile), and commits
-        #: on the loop since the last one.
+        #: A WAL checkpoint running on the writer's thread (no write commits meanwhile), and writes
+        #: committed on the loop since the last one (each dirties a page or more of the WAL).
         self._checkpoint: asyncio.Future[Any] | None = None
         self._since_checkpoint = 0
         #: The writer's ``rooms`` rows as committed (see :class:`_Tx`), valid while the file's
@@ -464,11 +464,11 @@ class SqliteJournal:
             except Exception as exc:
                 results = self._failed(group, exc)
             self._settle(group, results)
-            self._since_checkpoint += 1
+            self._since_checkpoint += len(group)
         self._checkpoint_if_due()
 
     def _checkpoint_if_due(self) -> None:
-        """After transactions on the loop's thread: checkpoint every ``checkpoint_every`` of them."""
+        """After transactions on the loop's thread: checkpoint every ``checkpoint_every`` writes."""
         if self._since_checkpoint >= self.settings.checkpoint_every and self._open:
             self._start_checkpoint()
 
