@@ -18,6 +18,7 @@ SCENARIOS = {
     "detection": "bench.detection",
     "replay": "bench.replay",
     "journal-stream": "bench.journal_stream",
+    "journal-stream-protocol": "bench.journal_stream_protocol",
     "journal-local": "bench.journal_local",
     "cm-failover": "bench.cm_failover",
 }

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import capacity, detection, login, memory, relay, relay_cluster, relogin, replay, takeover, takeover_timeline
-from switchboard.devbroker import RabbitNode
+from bench import (capacity, detection, journal_stream_protocol, login, memory, relay, relay_cluster, relogin, replay,
+                   takeover, takeover_timeline)
+from switchboard.devbroker import RabbitNode, rabbitmq_available
 
 pytestmark = pytest.mark.slow
 
@@ -55,3 +56,13 @@ def test_takeover_breakdown_finds_every_step_in_the_servers_logs(rabbit: RabbitN
 
 def test_detection_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
     assert detection.main(["--tiny", "--broker", rabbit.url]) == 0
+
+
+@pytest.mark.skipif(not rabbitmq_available(), reason="rabbitmq-server is not installed")
+def test_journal_stream_protocol_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> None:
+    """Both protocols' variants run, and a record written over the stream protocol reaches an AMQP 0.9.1
+    reader with its message_id and headers (what a journal mixing the two would rely on)."""
+    assert journal_stream_protocol.main(["--tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "| AMQP 0.9.1 consumer | 0 | b'from-stream' | 'm-stream' | {'epoch': 7, 'kind': 'record'} |" in out
+    assert "| 1 | stream | " in out and "| 1 | amqp | " in out
