@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["JournalSettings", "Durability", "StreamJournalSettings"]
+__all__ = ["JournalSettings", "Durability", "Commit", "StreamJournalSettings"]
 
 #: ``normal`` (the default): an append returns once its record is written to the OS (WAL with
-#: ``synchronous=NORMAL``), committed on the event loop's thread, each request's record at once: it
+#: ``synchronous=NORMAL``), committed on the event loop's thread (``commit``): it
 #: survives the process dying in any way (``kill -9``, a crash), since the OS writes it out on its own; a
 #: power cut or an OS crash may lose the commits the OS had not written out yet (up to half a minute's
 #: with Linux's defaults) but leaves the file sound.
@@ -18,6 +18,11 @@ __all__ = ["JournalSettings", "Durability", "StreamJournalSettings"]
 #: too, at more server CPU and latency per relayed message (``bench/NOTES.md``).
 #: ``off``: like ``normal``, but a power cut may corrupt the file; for tests and benchmarks only.
 Durability = Literal["full", "normal", "off"]
+
+#: With ``durability`` ``normal`` or ``off``: ``turn`` commits the writes of one event-loop turn, every
+#: room's, in one transaction at the end of the turn (a request is answered after it); ``each`` commits
+#: a request's record as it is made (``append_now``), so the request is answered in the same turn.
+Commit = Literal["turn", "each"]
 
 _AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -30,13 +35,20 @@ class JournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: cut: that may lose the last commits); ``full`` once it is fsync'd (survives a power cut, costs
     #: more CPU and latency per message); ``off`` as ``normal``, but a power cut may corrupt the file.
     durability: Durability = "normal"
+    #: With ``durability`` ``normal`` or ``off``, when a request's record is committed: ``turn`` with the
+    #: other writes of its event-loop turn, every room's, in one transaction (the request waits for the end
+    #: of the turn: one transaction for many requests under load); ``each`` at once, in a transaction of its
+    #: own (the request is answered in the same turn: a little less CPU and latency when idle, a
+    #: transaction per request under load; ``bench/NOTES.md``).
+    commit: Commit = "turn"
     #: Appends (and other writes) accepted but not yet committed; beyond this, ``append`` waits.
     max_pending: _AtLeastOne = 10000
     #: Most writes one transaction carries (group commit takes whatever queued up meanwhile).
     max_batch: _AtLeastOne = 1000
-    #: With ``durability`` ``normal`` or ``off`` (commits on the event loop): commits between two
-    #: checkpoints of the WAL, which run on the writer thread while writes wait.  The WAL grows by a few
-    #: pages (4 KiB each) per commit until then; each checkpoint costs two fsyncs.
+    #: With ``durability`` ``normal`` or ``off`` (commits on the event loop): writes (records, snapshots,
+    #: claims) committed between two checkpoints of the WAL, which run on the writer thread while writes
+    #: wait.  The WAL grows by one to three pages (4 KiB each) per write until then, however many writes
+    #: a transaction carries; each checkpoint costs two fsyncs.
     checkpoint_every: _AtLeastOne = 1000
     #: Seconds SQLite waits for a lock held by another connection before the operation fails (with
     #: ``durability`` ``normal`` or ``off`` the event loop waits with it: keep the file to one process).

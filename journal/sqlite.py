@@ -9,9 +9,10 @@ the next one, so many concurrent appends cost one transaction.  Who commits depe
 - ``normal`` and ``off``: the event loop's own thread, in a callback at the end of the loop turn the
   writes were queued in (every write of one turn in one transaction), since a commit is then only a
   write to the OS (~25 µs, ~6 µs per record in a group of ten): handing it to a thread and back costs
-  more than the commit.  :meth:`SqliteJournal.append_now` commits at once, for a caller that would
-  otherwise wait for the end of the turn.  A checkpoint of the WAL fsyncs, so it does not run on the
-  loop: every so many commits the writer thread checkpoints, and writes queue up meanwhile (a
+  more than the commit.  With ``commit = "each"``, :meth:`SqliteJournal.append_now` commits at once,
+  for a caller that would otherwise wait for the end of the turn; with ``turn`` (the default) it
+  declines, so every room's records of one turn share its transaction.  A checkpoint of the WAL fsyncs, so it does not run on the
+  loop: every so many writes the writer thread checkpoints, and writes queue up meanwhile (a
   checkpoint that no write runs beside empties the WAL, which then starts again from its beginning).
 
 Each write's fencing check runs inside the transaction that carries it, so no other write slips in
@@ -276,10 +277,12 @@ class SqliteJournal:
         self._committer: asyncio.Task[None] | None = None
         #: ``normal``/``off``: writes are committed on the loop's thread (see the module's doc).
         self._on_loop = self.settings.durability != "full"
+        #: ``append_now`` commits (else the request's record waits for the end of the loop turn).
+        self._commit_each = self._on_loop and self.settings.commit == "each"
         #: The end-of-turn callback that commits what is queued, when one is scheduled (on the loop).
         self._turn: asyncio.Handle | None = None
-        #: A WAL checkpoint running on the writer's thread (no write commits meanwhile), and commits
-        #: on the loop since the last one.
+        #: A WAL checkpoint running on the writer's thread (no write commits meanwhile), and writes
+        #: committed on the loop since the last one (each dirties a page or more of the WAL).
         self._checkpoint: asyncio.Future[Any] | None = None
         self._since_checkpoint = 0
         #: The writer's ``rooms`` rows as committed (see :class:`_Tx`), valid while the file's
@@ -393,12 +396,13 @@ class SqliteJournal:
     def append_now(self, room: str, epoch: int, body: bytes) -> int | None:
         """:meth:`append` committed before this returns, on the calling (loop) thread, with whatever
         writes were queued before it: its offset.  ``None`` (nothing done) unless the journal
-        commits on the loop's thread (``durability`` ``normal`` or ``off``) and no checkpoint is running.
+        commits on the loop's thread (``durability`` ``normal`` or ``off``) each record at once
+        (``commit = "each"``) and no checkpoint is running.
 
         :raises Fenced: as :meth:`append`.
         :raises JournalUnavailable: the journal is closed, or the transaction failed.
         """
-        if not self._on_loop or self._checkpoint is not None:
+        if not self._commit_each or self._checkpoint is not None:
             return None
         self._check_open()
         write = _append(room, epoch, bytes(body))
@@ -460,11 +464,11 @@ class SqliteJournal:
             except Exception as exc:
                 results = self._failed(group, exc)
             self._settle(group, results)
-            self._since_checkpoint += 1
+            self._since_checkpoint += len(group)
         self._checkpoint_if_due()
 
     def _checkpoint_if_due(self) -> None:
-        """After transactions on the loop's thread: checkpoint every ``checkpoint_every`` of them."""
+        """After transactions on the loop's thread: checkpoint every ``checkpoint_every`` writes."""
         if self._since_checkpoint >= self.settings.checkpoint_every and self._open:
             self._start_checkpoint()
 

@@ -29,6 +29,7 @@ from .login import LoginService
 from .logs import EventLog
 from .metrics import PortalMetrics
 from .packets import JsonPacket
+from .eio_socket import in_place
 from .sio_manager import InPlaceManager
 from .relay import EVENTS, Relay
 from .schemas import AckRequest, parse
@@ -189,6 +190,9 @@ class PortalServer:
     async def _eio_connected(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         loop = asyncio.get_running_loop()
         self._login_timers[eio_sid] = loop.call_later(self.settings.login_timeout, self._login_deadline, eio_sid)
+        eio_socket = self.sio.eio.sockets.get(eio_sid)
+        if eio_socket is not None:
+            in_place(eio_socket)  # its packets skip the queue while its websocket is idle
         return await self._eio_connect(eio_sid, environ)
 
     async def _eio_disconnected(self, eio_sid: str, reason: Any = None) -> Any:

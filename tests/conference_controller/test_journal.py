@@ -328,8 +328,9 @@ async def test_migrate_is_refused_without_the_admin_key_and_take_over_without_a_
 
 @pytest_asyncio.fixture
 async def sqlite_now(tmp_path: Path) -> AsyncIterator[SqliteJournal]:
-    """The embedded server's journal with ``durability = normal``: it commits on the loop's thread."""
-    made = SqliteJournal(tmp_path / "journal.sqlite3", JournalSettings(durability="normal"))
+    """The embedded server's journal with ``durability = normal`` and ``commit = "each"``: it commits on the
+    loop's thread, each record at once."""
+    made = SqliteJournal(tmp_path / "journal.sqlite3", JournalSettings(durability="normal", commit="each"))
     await made.open()
     yield made
     await made.close()

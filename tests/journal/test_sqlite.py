@@ -243,7 +243,7 @@ async def test_with_normal_durability_the_writes_of_one_loop_turn_are_committed_
 
 async def test_append_now_commits_before_it_returns_after_what_was_queued(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
-    journal = SqliteJournal(path, JournalSettings(durability="normal"))
+    journal = SqliteJournal(path, JournalSettings(durability="normal", commit="each"))
     reader = SqliteJournal(path)
     await journal.open()
     await reader.open()
@@ -264,7 +264,7 @@ async def test_append_now_commits_before_it_returns_after_what_was_queued(tmp_pa
 
 async def test_append_now_that_cannot_commit_raises_journal_unavailable_and_keeps_nothing(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
-    journal = SqliteJournal(path, JournalSettings(durability="normal", busy_timeout=0))
+    journal = SqliteJournal(path, JournalSettings(durability="normal", commit="each", busy_timeout=0))
     await journal.open()
     other = sqlite3.connect(path, isolation_level=None)
     try:
@@ -281,7 +281,7 @@ async def test_append_now_that_cannot_commit_raises_journal_unavailable_and_keep
 
 
 async def test_append_now_leaves_an_fsyncing_journal_to_its_writer_thread(tmp_path: Path) -> None:
-    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability="full"))
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability="full", commit="each"))
     await journal.open()
     try:
         assert journal.append_now("r", 1, b"x") is None
@@ -290,11 +290,24 @@ async def test_append_now_leaves_an_fsyncing_journal_to_its_writer_thread(tmp_pa
         await journal.close()
 
 
+async def test_by_default_the_appends_of_one_loop_turn_share_one_transaction(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability="normal"))
+    await journal.open()
+    try:
+        assert journal.append_now("r", 1, b"x") is None  # commit = "turn": the record waits for the turn's end
+        appends = [journal.submit(f"room-{n}", 1, b"x") for n in range(10)]
+        assert not any(append.done() for append in appends)
+        assert [await append for append in appends] == [1] * 10
+        assert journal.writes == 10 and journal.commits == 1
+    finally:
+        await journal.close()
+
+
 async def test_with_normal_durability_the_wal_is_checkpointed_and_stays_bounded(tmp_path: Path) -> None:
     # The writer's connection does not checkpoint (it would fsync on the loop's thread): the reader's
     # thread does, every so many commits, so the WAL is reused instead of growing with every record.
     path = tmp_path / "j.sqlite3"
-    journal = SqliteJournal(path, JournalSettings(durability="normal", checkpoint_every=300))
+    journal = SqliteJournal(path, JournalSettings(durability="normal", commit="each", checkpoint_every=300))
     await journal.open()
     try:
         for _ in range(3000):  # 3 MB of records, one commit each: ~44 MB of WAL without checkpoints
@@ -305,6 +318,21 @@ async def test_with_normal_durability_the_wal_is_checkpointed_and_stays_bounded(
         await journal.close()
     assert journal.writes == 3000
     assert wal < 10_000_000
+
+
+async def test_the_writes_of_a_turn_count_one_by_one_towards_the_next_checkpoint(tmp_path: Path) -> None:
+    # 6,000 records of 1 KB in 30 transactions: ~7.5 MB of WAL if only transactions counted.
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path, JournalSettings(durability="normal", checkpoint_every=300))
+    await journal.open()
+    try:
+        for _ in range(30):
+            await asyncio.gather(*[journal.submit("r", 1, bytes(1000)) for _ in range(200)])
+        wal = path.with_name(path.name + "-wal").stat().st_size
+    finally:
+        await journal.close()
+    assert journal.writes == 6000 and journal.commits <= 60
+    assert wal < 3_000_000
 
 
 async def test_a_forgotten_rooms_offsets_go_on_increasing_after_a_restart(tmp_path: Path) -> None:
