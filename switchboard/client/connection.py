@@ -61,7 +61,7 @@ class Connection:
             await asyncio.wait_for(self._sio.connect(self.url, transports=["websocket"], wait_timeout=timeout), timeout)
         except (socketio.exceptions.ConnectionError, TimeoutError, OSError) as exc:
             await self._abandon()
-            raise ConnectionLost(f"cannot connect to {self.url}: {exc or type(exc).__name__}") from None
+            raise ConnectionLost(f"cannot connect to {self.url}: {str(exc) or type(exc).__name__}") from None
 
     async def request(self, event: str, payload: Any, timeout: float) -> Any:
         """Emit ``event`` and wait for its ``(status, data)`` ack; return ``data`` on ``'ok'``.
