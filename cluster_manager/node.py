@@ -145,13 +145,15 @@ class ManagerNode:
                                                                          self._standby_heard)
             self._service = await self.transport.serve(self.name, _Gate(self), single_active=True)
             node = self.transport.node_id
+            # Announced from the start, synced or not: a standby that cannot sync (no active manager
+            # answers it, or refuses its key) is shown to operators as such, not left out.
+            self._background.spawn(self._announce_loop(), f"cluster-announce:{node}")
             syncing = self._background.spawn(self._replica.start(), f"cluster-sync:{node}")  # ends when the replica stops
             promoted = self._background.spawn(self._until_active(), f"cluster-promotion:{node}")
             await asyncio.wait([syncing, promoted], return_when=asyncio.FIRST_COMPLETED)
             promoted.cancel()
             if syncing.done():
                 syncing.result()  # a replica that could not start fails the start
-            self._background.spawn(self._announce_loop(), f"cluster-announce:{node}")
             undo.pop_all()
         self._serving = True
         log_event(logging.INFO, "manager_node_started", name=self.name, role=self.role)
@@ -280,8 +282,11 @@ class ManagerNode:
             log_event(logging.WARNING, "standby_notice_malformed", error=str(exc))
 
     async def _announce_loop(self) -> None:
-        """While a standby, say so every ``standby_announce_interval`` (see :mod:`cluster_manager.standbys`)."""
+        """While a standby, say so every ``standby_announce_interval`` (see :mod:`cluster_manager.standbys`),
+        the first time one interval after the start (a node that becomes the active one at its start, on
+        its own first request, is then never announced as a standby)."""
         while True:
+            await asyncio.sleep(self.settings.standby_announce_interval)
             if self._manager is None:
                 replica = self._replica
                 notice = StandbyNotice(node=self.transport.node_id, synced=replica.synced, epoch=replica.epoch)
@@ -289,7 +294,6 @@ class ManagerNode:
                     await self.transport.publish_event(standbys_topic(self.name), msgspec.to_builtins(notice))
                 except RpcError as exc:
                     log_event(logging.INFO, "standby_notice_not_sent", error=str(exc))
-            await asyncio.sleep(self.settings.standby_announce_interval)
 
     # ------------------------------------------------------------------ node-only methods
 

@@ -3,6 +3,7 @@ its changes and one of them serves from its copy when the active one goes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -100,3 +101,31 @@ async def test_a_leader_whose_lease_ran_out_declines_and_removes_nobody(
         first._leader("claim")  # a request left in its socket buffer
     assert second.role == STANDBY  # nothing made it active yet
     # (It steps down when a tick it sends does not come back: tests/e2e/test_manager_standby.py.)
+
+
+async def test_a_standby_that_cannot_sync_is_listed_by_the_active_one_as_not_synced(
+    transports: TransportFactory,
+) -> None:
+    """A standby whose snapshot requests are refused (here: an admin key the active manager does not
+    know) never finishes starting; operators still see it on the status page, as not synced."""
+    name = f"cluster-{uuid.uuid4().hex[:6]}"
+    settings = ClusterManagerSettings(name=name, initial_time=0.0, failover_purposes=[],
+                                      standby_announce_interval=0.05)
+    active = ManagerNode(await transports.make("cm-active"), settings, admin_keys=AdminKeys([ADMIN_KEY]))
+    await active.start()
+    stranger = ManagerNode(await transports.make("cm-stranger"), settings,
+                           admin_keys=AdminKeys(["a-key-the-active-manager-does-not-know-at-all"]))
+    starting = asyncio.create_task(stranger.start())
+    client = await transports.make()
+    try:
+        async def standbys() -> list[dict[str, object]]:
+            overview = await client.call(name, "overview", {"admin_key": ADMIN_KEY})
+            return [m for m in overview["managers"] if m["role"] == "standby"]
+
+        listed = await wait_until(standbys, what="the standby listed")
+        assert [(m["node"], m["synced"]) for m in listed] == [("cm-stranger", False)]
+        assert not starting.done() and active.role == ACTIVE
+    finally:
+        await stranger.stop()
+        await asyncio.wait([starting])
+        await active.stop()
