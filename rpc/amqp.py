@@ -402,10 +402,11 @@ class AmqpTransport(Transport):
         except (TypeError, ValueError) as exc:
             log.error("reply_not_serialisable", error=str(exc))
             body = encode(Reply(error=ErrorBody(INTERNAL, "reply is not serialisable")))
-        # A reply whose channel is being restored (the connection moved to another node while the
-        # request was handled) is published again once it is back, with the nack back-off, for up to
-        # ``outage_wait``: dropped, its caller would wait out its whole timeout for nothing.
-        backoff = _Backoff(self.settings.outage_wait)
+        # A reply whose channel is being restored (the broker came back, or the connection moved to
+        # another node, while the request was handled) is published again once it is back, with the
+        # nack back-off, for up to ``reply_wait``: dropped, its caller would wait out its whole timeout
+        # for nothing.
+        backoff = _Backoff(self.settings.reply_wait)
         while True:
             channel = self._reply_ch
             try:

@@ -28,6 +28,12 @@ class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: or cast to a service nobody serves yet waits for its server to declare its queue again.  0: fail
     #: at once.
     outage_wait: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
+    #: A server's reply refused because its channel is being restored (the broker came back, or the
+    #: connection moved to another node, while the request was handled) is published again once the
+    #: channel is back, for up to this long, seconds; 0: dropped at once (its caller then waits out its
+    #: own timeout).  Apart from ``outage_wait``, which is how long a *call* waits through an outage: a
+    #: caller that fails fast still gets the answer to a request the server took.
+    reply_wait: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
     #: Messages a process handles at once per service (AMQP prefetch).
     prefetch: int = 128
     #: Messages the active server of a single-active service (the cluster manager with standbys)
