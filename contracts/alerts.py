@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rpc import Transport
+from .client import ServiceClient
 
 __all__ = ["AlertsClient"]
 
 
-class AlertsClient:
+class AlertsClient(ServiceClient):
     """Casts to one cluster's alert service (``target``: ``alerts_service_name(cluster)``)."""
-
-    def __init__(self, transport: Transport, target: str) -> None:
-        self._transport = transport
-        self._target = target
 
     async def cast_fault(self, *, fault: Any) -> None:
         """A fault to alert on (an ``alerts.Fault`` as a JSON object)."""

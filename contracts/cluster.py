@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from rpc.base import Transport
+from .client import ServiceClient
 
 __all__ = [
     "Id",
@@ -126,22 +126,13 @@ def new_worker_id(purpose: str) -> str:
     return f"{purpose}-{uuid.uuid4().hex[:12]}@{socket.gethostname()}"
 
 
-class ClusterClient:
+class ClusterClient(ServiceClient):
     """Calls the cluster manager serving ``target`` over ``transport``.
 
     A method's keyword arguments are the served method's parameters; ``timeout`` (seconds, default:
     the transport's call timeout) bounds the wait for the answer, and ``wait=False`` sends a report
     without waiting for (or getting) one.
     """
-
-    def __init__(self, transport: Transport, target: str) -> None:
-        self._transport = transport
-        self._target = target
-
-    @property
-    def target(self) -> str:
-        """The manager's service name."""
-        return self._target
 
     async def _send(self, method: str, args: dict[str, Any], wait: bool, timeout: float | None) -> None:
         if wait:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from rpc import Transport
+from .client import ServiceClient
 
 __all__ = [
     "ControllerClient",
@@ -219,18 +219,14 @@ def _args(**args: Any) -> dict[str, Any]:
     return {name: value for name, value in args.items() if value is not None}
 
 
-class ControllerClient:
+class ControllerClient(ServiceClient):
     """Calls the controller serving as ``target`` (its worker id).
 
     Each method is the caller's side of the method of the same name of
     :class:`conference_controller.service.ControllerService` (same parameters; ``timeout``, where
     present, bounds the call, default the transport's ``call_timeout``)."""
 
-    __slots__ = ("_transport", "_target")
-
-    def __init__(self, transport: Transport, target: str) -> None:
-        self._transport = transport
-        self._target = target
+    __slots__ = ()
 
     # -- session -------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from rpc import Transport
+from .client import ServiceClient
 
 __all__ = ["SessionStatus", "ControllerMovedResult", "MediaAgentClient"]
 
@@ -29,13 +29,9 @@ class ControllerMovedResult(msgspec.Struct, frozen=True):
     sessions: dict[str, SessionStatus]
 
 
-class MediaAgentClient:
+class MediaAgentClient(ServiceClient):
     """Calls on one media agent (``target``: its worker id).  An agent answers ``"ok"`` to everything
     but ``controller_moved``; an answer of another shape raises ``msgspec.ValidationError``."""
-
-    def __init__(self, transport: Transport, target: str) -> None:
-        self._transport = transport
-        self._target = target
 
     async def publish(self, *, transport_id: str, stream_id: str, participant: str, controller: str,
                       info: dict[str, Any], timeout: float | None = None) -> str:

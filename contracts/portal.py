@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from rpc import Transport
+from .client import ServiceClient
 
 __all__ = ["DeliverTarget", "DeliverItem", "DeliverResult", "RoomMovedResult", "PortalClient"]
 
@@ -43,16 +43,12 @@ class RoomMovedResult(msgspec.Struct, frozen=True):
     moving: int
 
 
-class PortalClient:
+class PortalClient(ServiceClient):
     """Calls on one portal (``target``: its worker id).
 
     The arguments are handed to the transport as they are: it encodes structs itself, and an
     in-process call without a JSON round trip passes them to the portal unconverted (``deliver`` is
     on the relay path)."""
-
-    def __init__(self, transport: Transport, target: str) -> None:
-        self._transport = transport
-        self._target = target
 
     @staticmethod
     def deliver_request(*, controller: str, items: list[DeliverItem]) -> tuple[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from rpc.base import Transport
+from .client import ServiceClient
 
 __all__ = ["RoomName", "UNKNOWN_ROOM", "STORE_UNAVAILABLE", "rooms_service_name", "RoomsClient"]
 
@@ -33,17 +33,10 @@ def rooms_service_name(cluster_name: str) -> str:
     return f"{cluster_name}.rooms"
 
 
-class RoomsClient:
+class RoomsClient(ServiceClient):
     """Calls the rooms service ``target`` over ``transport``; ``timeout`` in seconds (default: the
     transport's call timeout)."""
 
-    def __init__(self, transport: Transport, target: str) -> None:
-        self._transport = transport
-        self._target = target
-
-    @property
-    def target(self) -> str:
-        return self._target
 
     async def get_room(self, *, room: RoomName, timeout: float | None = None) -> dict[str, Any]:
         """The configuration of ``room`` (OWT field names)."""
