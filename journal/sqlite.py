@@ -11,9 +11,10 @@ the next one, so many concurrent appends cost one transaction.  Who commits depe
   write to the OS (~25 µs, ~6 µs per record in a group of ten): handing it to a thread and back costs
   more than the commit.  With ``commit = "each"``, :meth:`SqliteJournal.append_now` commits at once,
   for a caller that would otherwise wait for the end of the turn; with ``turn`` (the default) it
-  declines, so every room's records of one turn share its transaction.  A checkpoint of the WAL fsyncs, so it does not run on the
-  loop: every so many writes the writer thread checkpoints, and writes queue up meanwhile (a
-  checkpoint that no write runs beside empties the WAL, which then starts again from its beginning).
+  declines, so every room's records of one turn share its transaction.  A checkpoint of the WAL
+  fsyncs, so it does not run on the loop: every so many writes the writer thread checkpoints, and
+  writes queue up meanwhile (a checkpoint that no write runs beside empties the WAL, which then starts
+  again from its beginning).
 
 Each write's fencing check runs inside the transaction that carries it, so no other write slips in
 between.  Reads (``replay``, ``snapshot``, ``rooms``) run on a second thread with a connection of
