@@ -96,3 +96,20 @@ def test_a_leader_lease_the_broker_could_outrun_is_refused(env: dict[str, str], 
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(env=env)
     assert load_settings(env={"SWITCHBOARD_RPC__HEARTBEAT": "1", "SWITCHBOARD_CLUSTER_MANAGER__LEADER_LEASE": "1.5"})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"journal": {"stream": {"stall_timeout": 20.0}}}, "stall_timeout must not exceed append_timeout"),
+        ({"journal": {"stream": {"stall_timeout": 0}}}, "stall_timeout must be positive"),
+        ({"journal": {"sqlite": {"commit": "sometimes"}}}, "Invalid enum value 'sometimes' - at `$.journal.sqlite.commit`"),
+        ({"rpc": {"reply_wait": -1}}, "Expected `float` >= 0.0 - at `$.rpc.reply_wait`"),
+        ({"rpc": {"reply_wait": 301}}, "Expected `float` <= 300.0 - at `$.rpc.reply_wait`"),
+    ],
+)
+def test_the_journal_stall_bound_commit_mode_and_reply_wait_refuse_what_is_out_of_bounds(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(env={}, overrides=overrides)
