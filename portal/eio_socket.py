@@ -14,6 +14,15 @@ when nothing reaches it for ``ping_interval + ping_timeout``, keeps getting one 
 write that fails puts the packet on the queue, where the writer meets the same failure and closes
 the websocket, as it would have.
 
+It also reads its websocket in place: python-engineio reads each frame in a task of its own, awaited
+under ``asyncio.wait_for`` (a task, a future and a timer per frame in).  The socket's websocket
+handler here awaits aiohttp's ``receive`` itself, and one timer per websocket (:class:`_ReadDeadline`)
+enforces the same bound, ``ping_interval + ping_timeout`` of silence while a frame is awaited: it
+only looks at the time the current wait began when it fires, and cancels the wait if that bound has
+passed.  The rest is python-engineio's websocket transport as it was: the upgrade's probe and
+``UPGRADE`` packet, the writer task for what the queue carries, a too large or non-data frame ending
+the transport, the socket closed as a transport close once the reading stops.
+
 :func:`in_place` turns a socket python-engineio just made into one (from the portal's Engine.IO
 ``connect`` handler, before its transport starts).
 """
@@ -25,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from engineio import packet
+from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
 
 __all__ = ["InPlaceSocket", "in_place"]
@@ -75,12 +84,152 @@ class InPlaceSocket(AsyncSocket):  # type: ignore[misc]  # python-engineio ships
             self.queue.idle = False
 
     async def _websocket_handler(self, ws: Any) -> Any:
-        sock = getattr(ws, "_sock", None)  # python-engineio's aiohttp wrapper: write to aiohttp directly
-        self._write = _writer(sock) if isinstance(sock, web.WebSocketResponse) else ws.send
+        sock = getattr(ws, "_sock", None)  # python-engineio's aiohttp wrapper: read and write aiohttp directly
+        if not isinstance(sock, web.WebSocketResponse):
+            self._write = ws.send
+            try:
+                return await super()._websocket_handler(ws)
+            finally:
+                self._write = None
+        self._write = _writer(sock)
         try:
-            return await super()._websocket_handler(ws)
+            await self._serve_websocket(ws, sock)
         finally:
             self._write = None
+
+    async def _serve_websocket(self, ws: Any, sock: web.WebSocketResponse) -> None:
+        if self.connected and not await self._upgrade(ws, sock):
+            return
+        if not self.connected:
+            self.connected = True
+            self.upgraded = True
+        writer = asyncio.ensure_future(self._write_queued(ws))
+        try:
+            await self._read_frames(sock)
+        finally:
+            await self.queue.put(None)  # the writer ends with what was queued before it
+            await writer
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    async def _upgrade(self, ws: Any, sock: web.WebSocketResponse) -> bool:
+        """The polling connection's upgrade to this websocket: the client's ``PING probe`` gets
+        ``PONG probe``, the poll in progress ends (a ``NOOP``), then the ``UPGRADE`` packet switches."""
+        self.upgrading = True  # sends are held (queued) meanwhile
+        probe = await self._frame(sock)
+        if probe is None or probe.packet_type != packet.PING or probe.data != "probe":
+            self.upgrading = False
+            return False
+        await ws.send(packet.Packet(packet.PONG, data="probe").encode())
+        await self.queue.put(packet.Packet(packet.NOOP))
+        switch = await self._frame(sock)
+        if switch is None or switch.packet_type != packet.UPGRADE:
+            self.upgraded = False
+            self.upgrading = False
+            return False
+        self.upgraded = True
+        self.upgrading = False
+        return True
+
+    async def _frame(self, sock: web.WebSocketResponse) -> Any:
+        """The next frame as a packet; None when the websocket ends or sends what is not one."""
+        msg = await sock.receive()
+        data = msg.data
+        if not isinstance(data, (str, bytes)) or len(data) > self.server.max_http_buffer_size:
+            return None
+        try:
+            return packet.Packet(encoded_packet=data)
+        except Exception:  # noqa: BLE001 - undecodable: the transport ends, as python-engineio's does
+            return None
+
+    async def _read_frames(self, sock: web.WebSocketResponse) -> None:
+        """Receive packets until the websocket ends, sends what is not a packet, or is silent for
+        ``ping_interval + ping_timeout`` while a frame is awaited."""
+        deadline = _ReadDeadline(self.server.ping_interval + self.server.ping_timeout)
+        try:
+            while True:
+                deadline.waiting()
+                try:
+                    pkt = await self._frame(sock)
+                except asyncio.CancelledError:
+                    # The deadline's (taken back), or the handler's own: the reading ends either
+                    # way and the socket closes, as python-engineio's reader does.
+                    deadline.settle()
+                    return
+                finally:
+                    deadline.done()
+                if pkt is None:
+                    return
+                try:
+                    await self.receive(pkt)
+                except exceptions.UnknownPacketError:
+                    pass
+                except exceptions.SocketIsClosedError:
+                    return
+                except Exception:  # noqa: BLE001 - as python-engineio: logged, the connection goes on
+                    self.server.logger.exception("Unknown receive error")
+        finally:
+            deadline.stop()
+
+    async def _write_queued(self, ws: Any) -> None:
+        """The websocket's writer: what the queue carries (pings, packets behind a busy writer),
+        until the queue ends it (``None``), stays empty past the ping bound, or a write fails."""
+        while True:
+            try:
+                packets = await self.poll()
+            except exceptions.QueueEmpty:
+                break
+            if not packets:
+                break
+            try:
+                for pkt in packets:
+                    await ws.send(pkt.encode())
+            except Exception:  # noqa: BLE001 - the websocket is gone: closed below
+                break
+        await ws.close()
+
+
+class _ReadDeadline:
+    """One timer per websocket for the bound on a frame's wait, in place of a timer per frame: the
+    reader notes when each wait begins and ends (a clock read); the timer, when it fires, cancels the
+    reading task if the current wait has lasted ``bound`` seconds, else sets itself for the moment it
+    would have."""
+
+    __slots__ = ("_bound", "_loop", "_task", "_began", "_timer", "_fired")
+
+    def __init__(self, bound: float) -> None:
+        self._bound = bound
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        #: When the wait in progress began (None: not waiting).
+        self._began: float | None = None
+        self._fired = False
+        self._timer = self._loop.call_at(self._loop.time() + bound, self._check)
+
+    def waiting(self) -> None:
+        self._began = self._loop.time()
+
+    def done(self) -> None:
+        self._began = None
+
+    def settle(self) -> None:
+        """After a cancellation is caught: the deadline's own request is taken back."""
+        if self._fired:
+            self._fired = False
+            self._task.uncancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        began = self._began
+        if began is not None and now - began >= self._bound:
+            self._fired = True
+            self._task.cancel()
+            return
+        self._timer = self._loop.call_at((now if began is None else began) + self._bound, self._check)
 
 
 def _writer(sock: web.WebSocketResponse) -> _Write:
