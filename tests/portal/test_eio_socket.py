@@ -5,9 +5,11 @@ through the queue, so the websocket's writer keeps it open."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 from aiohttp import web
@@ -22,9 +24,11 @@ from .harness import Harness
 
 
 class Server:
-    def __init__(self, ping_interval: float = 25, ping_timeout: float = 20) -> None:
+    def __init__(self, ping_interval: float = 25, ping_timeout: float = 20, monitor_clients: bool = True,
+                 max_http_buffer_size: int = 1_000_000) -> None:
         self.sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=InPlaceManager(), serializer=JsonPacket,
-                                        ping_interval=ping_interval, ping_timeout=ping_timeout)
+                                        ping_interval=ping_interval, ping_timeout=ping_timeout,
+                                        monitor_clients=monitor_clients, max_http_buffer_size=max_http_buffer_size)
         self.app = web.Application()
         self.sio.attach(self.app)
         self.runner = web.AppRunner(self.app)
@@ -48,6 +52,18 @@ class Server:
             return await connect(eio_sid, environ)
 
         eio.on("connect", connected)
+
+        #: What ``tick`` events brought, in order, and the sids that disconnected.
+        self.ticks: list[Any] = []
+        self.gone: list[str] = []
+
+        @self.sio.event  # type: ignore[untyped-decorator]  # python-socketio ships no types
+        def tick(sid: str, n: int) -> None:
+            self.ticks.append(n)
+
+        @self.sio.event  # type: ignore[untyped-decorator]  # python-socketio ships no types
+        def disconnect(sid: str, reason: Any = None) -> None:
+            self.gone.append(sid)
 
         @self.sio.event  # type: ignore[untyped-decorator]  # python-socketio ships no types
         async def count(sid: str, n: int) -> str:
@@ -150,3 +166,120 @@ async def test_the_portals_sockets_write_in_place(harness: Harness) -> None:
     await harness.joined(portal)
     sockets = list(portal.server.sio.eio.sockets.values())
     assert sockets and all(isinstance(socket, InPlaceSocket) for socket in sockets)
+
+
+class _RawClient:
+    """A websocket speaking Engine.IO 4 / Socket.IO 5 frames by hand: it never answers a ping unless
+    told to, and sends no frame the test did not write."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.session = session
+        self.ws = ws
+
+    @classmethod
+    async def connect(cls, server: Server) -> _RawClient:
+        session = aiohttp.ClientSession()
+        url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+        ws = await session.ws_connect(url, autoping=False)
+        client = cls(session, ws)
+        assert (await ws.receive_str()).startswith("0")  # Engine.IO open
+        await ws.send_str("40")  # Socket.IO connect to "/"
+        assert (await client.next_message()).startswith("0")  # Socket.IO connected
+        return client
+
+    async def next_message(self) -> str:
+        """The next Engine.IO message packet's data (pings are skipped, not answered)."""
+        while True:
+            frame = await self.ws.receive_str()
+            if frame.startswith("4"):
+                return frame[1:]
+
+    async def closed(self) -> bool:
+        while True:
+            msg = await self.ws.receive()
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                return True
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()
+
+
+async def test_incoming_frames_are_read_without_a_task_each(server: Server) -> None:
+    # python-engineio read each frame in a task of its own; the portal's sockets read in place, so an
+    # event costs only python-socketio's handler task.
+    client = await _RawClient.connect(server)
+    loop = asyncio.get_running_loop()
+    created = 0
+    factory = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        nonlocal created
+        created += 1
+        return factory(loop, coro, **kwargs) if factory is not None else asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        for i in range(200):
+            await client.ws.send_str(f'42["tick",{i}]')
+        await wait_until(lambda: len(server.ticks) == 200)
+    finally:
+        loop.set_task_factory(factory)
+    assert server.ticks == list(range(200))
+    assert created <= 200 + 10, created  # one handler task per event (plus the odd ping), not two
+    await client.close()
+
+
+async def test_a_websocket_silent_past_the_ping_bound_is_closed() -> None:
+    # With python-engineio's client monitor off, only the reader's bound (ping_interval +
+    # ping_timeout of silence while a frame is awaited) ends a client that never answers a ping.
+    server = Server(ping_interval=0.2, ping_timeout=0.2, monitor_clients=False)
+    await server.start()
+    try:
+        client = await _RawClient.connect(server)
+        started = time.monotonic()
+        assert await asyncio.wait_for(client.closed(), 5)
+        assert time.monotonic() - started >= 0.3
+        await wait_until(lambda: len(server.gone) == 1 and not server.sio.eio.sockets, what="the socket closed")
+        await client.close()
+    finally:
+        await server.stop()
+
+
+async def test_a_websocket_that_keeps_talking_stays_open_past_the_ping_bound() -> None:
+    server = Server(ping_interval=0.2, ping_timeout=0.2, monitor_clients=False)
+    await server.start()
+    try:
+        client = await _RawClient.connect(server)
+
+        async def pong() -> None:  # python-engineio closes a socket whose pings go unanswered
+            while True:
+                if await client.ws.receive_str() == "2":
+                    await client.ws.send_str("3")
+
+        ponging = asyncio.ensure_future(pong())
+        for i in range(12):  # 1.2 s: three times the bound, a frame every 0.1 s
+            await client.ws.send_str(f'42["tick",{i}]')
+            await asyncio.sleep(0.1)
+        await wait_until(lambda: len(server.ticks) == 12)
+        assert not server.gone and len(server.sio.eio.sockets) == 1
+        ponging.cancel()
+        await client.close()
+        await wait_until(lambda: len(server.gone) == 1, what="the client's close seen")
+    finally:
+        await server.stop()
+
+
+async def test_a_frame_over_the_size_bound_ends_the_transport() -> None:
+    server = Server(max_http_buffer_size=1000)
+    await server.start()
+    try:
+        client = await _RawClient.connect(server)
+        await client.ws.send_str('42["tick",1]')
+        await client.ws.send_str('42["tick","' + "x" * 2000 + '"]')
+        assert await asyncio.wait_for(client.closed(), 5)
+        await wait_until(lambda: len(server.gone) == 1)
+        assert server.ticks == [1]
+        await client.close()
+    finally:
+        await server.stop()
