@@ -30,7 +30,7 @@ from bench.report import exit_status, git_commit, machine, median, publish, toda
 from conference_controller import machine as core
 from conference_controller.events import Event, decode_events, encode_events
 from contracts.controller import ParticipantInit
-from conference_controller.messages import RoomConfig
+from contracts.rooms import RoomConfig
 from conference_controller.state import Limits, RoomState
 from journal import Snapshot
 from journal.settings import JournalSettings

@@ -25,7 +25,7 @@ import msgspec
 from alerts import FaultReporter
 from background import Background
 from contracts.cluster import ClusterClient, WorkerExit, new_worker_id
-from contracts.rooms import RoomsClient
+from contracts.rooms import UNKNOWN_ROOM, RoomConfig, RoomsClient
 from contracts.controller import ControllerClient, ParticipantInit
 from contracts.portal import PortalClient
 from credentials import AdminKeys
@@ -63,7 +63,6 @@ from .events import (
 from .ids import ParticipantId, RoomId, WorkerId
 from .logs import EventLog
 from .media import MEDIA_PURPOSE, MediaGateway
-from .messages import RoomConfig
 from .observe import Tallies
 from .room import Room
 from .service import ControllerService
@@ -728,18 +727,14 @@ class Controller:
 
     async def _room_config(self, room_id: RoomId) -> RoomConfig:
         try:
-            raw = await RoomsClient(self.transport, self.rooms_service).get_room(
+            return await RoomsClient(self.transport, self.rooms_service).get_room(
                 room=room_id, timeout=self.settings.rooms_timeout)
         except RpcRemoteError as exc:
-            if exc.code == "unknown_room":
+            if exc.code == UNKNOWN_ROOM:
                 raise RoomConfigUnavailable(f"unknown room {room_id}") from None
             raise RoomConfigUnavailable(f"configuration of room {room_id}: {exc.code}: {exc.message}") from None
         except RpcError as exc:
             raise RoomConfigUnavailable(f"configuration of room {room_id} unavailable: {exc.code}") from None
-        except msgspec.ValidationError as exc:
-            raise RoomConfigUnavailable(f"configuration of room {room_id} is invalid: {exc}") from None
-        try:
-            return msgspec.convert(raw, RoomConfig)
         except msgspec.ValidationError as exc:
             raise RoomConfigUnavailable(f"configuration of room {room_id} is invalid: {exc}") from None
 

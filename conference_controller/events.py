@@ -16,7 +16,7 @@ import msgspec
 
 from contracts.controller import Permission
 
-from .messages import RoomConfig
+from contracts.rooms import RoomConfig
 from .state import Limits, StreamState, SubscriptionState
 
 __all__ = [

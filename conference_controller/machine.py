@@ -64,7 +64,7 @@ from .events import (
     TransportPlaced,
 )
 from .hooks import hook_of, hooks_sent, record
-from .messages import RoomConfig
+from contracts.rooms import RoomConfig
 from .state import (
     Limits,
     Message,

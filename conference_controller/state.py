@@ -15,7 +15,7 @@ import msgspec
 from contracts.controller import Permission, PublishInfo, SubscribeInfo
 from webhooks.events import HookOutbox
 
-from .messages import RoomConfig
+from contracts.rooms import RoomConfig
 
 __all__ = [
     "Limits",

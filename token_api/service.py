@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
-from contracts.rooms import STORE_UNAVAILABLE, UNKNOWN_ROOM, RoomName, rooms_service_name
+from contracts.rooms import STORE_UNAVAILABLE, UNKNOWN_ROOM, RoomConfig, RoomName, rooms_service_name
 from rpc import ServiceError, rpc_method
 
 from .store import RoomStore, StoreUnavailable
@@ -15,7 +13,7 @@ __all__ = ["RoomsService", "rooms_service_name", "UNKNOWN_ROOM", "STORE_UNAVAILA
 
 
 class RoomsService:
-    """``get_room(room)`` → ``{id, name, participantLimit, roles, views}`` or ``unknown_room``
+    """``get_room(room)`` → :class:`~contracts.rooms.RoomConfig` or ``unknown_room``
     (contract: :mod:`contracts.rooms`, client :class:`contracts.rooms.RoomsClient`).
 
     Unknown rooms are never created here: rooms are auto-created when a token is minted.
@@ -25,12 +23,11 @@ class RoomsService:
         self._store = store
 
     @rpc_method
-    async def get_room(self, room: RoomName) -> dict[str, Any]:
+    async def get_room(self, room: RoomName) -> RoomConfig:
         try:
             config = await self._store.get(room)
         except StoreUnavailable:
             raise ServiceError(STORE_UNAVAILABLE, "the room store is unavailable; try again later") from None
         if config is None:
             raise ServiceError(UNKNOWN_ROOM, f"room {room!r} does not exist")
-        result: dict[str, Any] = msgspec.to_builtins(config)
-        return result
+        return msgspec.convert(msgspec.to_builtins(config), RoomConfig)

@@ -8,7 +8,7 @@ from conference_controller.events import (
     Event, Held, HooksSent, Joined, Left, Resumed, RoomClosed, StreamAdded, StreamRemoved, TakenOver,
 )
 from contracts.controller import Permission, PublishInfo
-from conference_controller.messages import RoomConfig
+from contracts.rooms import RoomConfig
 from conference_controller.state import Limits, RoomState, StreamState
 
 

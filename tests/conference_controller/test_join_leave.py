@@ -65,6 +65,16 @@ async def test_unknown_room_is_room_config_unavailable(env: Env) -> None:
     assert "nowhere" in info.value.message
 
 
+async def test_a_room_configuration_of_the_wrong_shape_is_refused_and_names_the_field(env: Env) -> None:
+    env.rooms.configs["odd"] = {"id": "odd", "participantLimit": "many"}
+    with pytest.raises(RpcRemoteError) as info:
+        await env.join("p1", room="odd")
+    assert info.value.code == "room_config_unavailable"
+    assert "configuration of room odd is invalid" in info.value.message
+    assert "participantLimit" in info.value.message
+    assert "odd" not in env.controller.rooms
+
+
 async def test_a_second_join_of_the_same_participant_elsewhere_is_refused_but_a_retry_is_answered(env: Env) -> None:
     first = await env.join("p1")
     again = await env.call("join", room="room-1", participant={

@@ -34,7 +34,7 @@ from conference_controller.events import (
     encode_events,
 )
 from contracts.controller import ParticipantInit
-from conference_controller.messages import RoomConfig
+from contracts.rooms import RoomConfig
 from conference_controller.state import Limits, RoomState
 from tests.support.hypothesis_profiles import property_settings
 

@@ -29,7 +29,7 @@ from conference_controller.events import (
     TransportLost,
 )
 from contracts.controller import ParticipantInit, Permission, PublishInfo, SubscribeInfo
-from conference_controller.messages import RoomConfig
+from contracts.rooms import RoomConfig
 from conference_controller.state import Limits, RoomState, StreamState, TransportState
 from rpc import ServiceError
 

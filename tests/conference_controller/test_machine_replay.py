@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conference_controller import machine
 from conference_controller.events import Event, decode_events, encode_events
 from contracts.controller import ParticipantInit, PublishInfo, SubscribeInfo
-from conference_controller.messages import RoomConfig
+from contracts.rooms import RoomConfig
 from conference_controller.state import Limits, RoomState
 from rpc import ServiceError
 from tests.support.hypothesis_profiles import property_settings

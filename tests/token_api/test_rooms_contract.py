@@ -24,7 +24,9 @@ async def test_the_rooms_client_reads_a_room(any_stack: Stack) -> None:
     rooms = RoomsClient(any_stack.client, rooms_service_name(any_stack.cluster_name))
 
     room = await rooms.get_room(room="typed-room")
-    assert (room["id"], room["name"]) == ("typed-room", "Typed")
+    assert (room.id, room.name, room.participant_limit) == ("typed-room", "Typed", -1)
+    assert [role.role for role in room.roles] == [role["role"] for role in (await (await any_stack.session.get(
+        any_stack.url("/v1/rooms/typed-room"))).json())["roles"]]
     with pytest.raises(RpcRemoteError) as err:
         await rooms.get_room(room="missing")
     assert err.value.code == UNKNOWN_ROOM
