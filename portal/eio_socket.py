@@ -30,6 +30,8 @@ the transport, the socket closed as a transport close once the reading stops.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,6 +62,9 @@ class InPlaceSocket(AsyncSocket):  # type: ignore[misc]  # python-engineio ships
     """An Engine.IO socket whose messages skip the queue while its websocket writer is idle."""
 
     queue: _WriterQueue
+    connected: bool
+    upgraded: bool
+    upgrading: bool
     #: Writes one encoded packet to the websocket, while its handler runs (None: no websocket).
     _write: _Write | None = None
 
@@ -69,7 +74,8 @@ class InPlaceSocket(AsyncSocket):  # type: ignore[misc]  # python-engineio ships
                 or self.upgrading or self.closing or self.closed):
             await super().send(pkt)
             return
-        if not await self.check_ping_timeout():
+        last_ping = self.last_ping  # python-engineio's check, its coroutine only when the ping is overdue
+        if last_ping and time.time() - last_ping > self.server.ping_timeout and not await self.check_ping_timeout():
             return
         try:
             await write(pkt.encode())
@@ -145,6 +151,7 @@ class InPlaceSocket(AsyncSocket):  # type: ignore[misc]  # python-engineio ships
         """Receive packets until the websocket ends, sends what is not a packet, or is silent for
         ``ping_interval + ping_timeout`` while a frame is awaited."""
         deadline = _ReadDeadline(self.server.ping_interval + self.server.ping_timeout)
+        message = self._message_handler()
         try:
             while True:
                 deadline.waiting()
@@ -159,6 +166,12 @@ class InPlaceSocket(AsyncSocket):  # type: ignore[misc]  # python-engineio ships
                     deadline.done()
                 if pkt is None:
                     return
+                if message is not None and pkt.packet_type == packet.MESSAGE:
+                    try:
+                        await message(self.sid, pkt.data)
+                    except Exception:  # noqa: BLE001 - as python-engineio: logged, the connection goes on
+                        self.server.logger.exception("message async handler error")
+                    continue
                 try:
                     await self.receive(pkt)
                 except exceptions.UnknownPacketError:
@@ -169,6 +182,16 @@ class InPlaceSocket(AsyncSocket):  # type: ignore[misc]  # python-engineio ships
                     self.server.logger.exception("Unknown receive error")
         finally:
             deadline.stop()
+
+    def _message_handler(self) -> Callable[[str, Any], Awaitable[Any]] | None:
+        """The server's ``message`` handler, when python-engineio would await it in the reading task
+        (no ``async_handlers``: python-socketio's own, which starts a task per event itself): the
+        reader then calls it directly, without ``receive``'s log line and ``_trigger_event``'s two
+        closures per packet.  None: packets go through ``receive``."""
+        handler = self.server.handlers.get("message")
+        if self.server.async_handlers or handler is None or not inspect.iscoroutinefunction(handler):
+            return None
+        return handler  # type: ignore[no-any-return]
 
     async def _write_queued(self, ws: Any) -> None:
         """The websocket's writer: what the queue carries (pings, packets behind a busy writer),
