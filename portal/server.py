@@ -31,6 +31,7 @@ from .metrics import PortalMetrics
 from .packets import JsonPacket
 from .eio_socket import in_place
 from .sio_manager import InPlaceManager
+from .sio_server import PortalSocketServer
 from .relay import EVENTS, Relay
 from .schemas import AckRequest, parse
 from .delivery import AckBatcher
@@ -45,7 +46,7 @@ _SIO_PATH = "/socket.io/"
 
 def create_sio(settings: PortalSettings) -> socketio.AsyncServer:
     origins = settings.cors_allowed_origins
-    return socketio.AsyncServer(
+    return PortalSocketServer(
         async_mode="aiohttp",
         cors_allowed_origins="*" if "*" in origins else list(origins),
         max_http_buffer_size=settings.max_message_bytes,
