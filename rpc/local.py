@@ -106,10 +106,14 @@ class LocalTransport(Transport):
         super().__init__(node_id, call_timeout=call_timeout)
         self.broker = broker
         self._inflight: set[asyncio.Task[Any]] = set()
+        #: Handlers of this side's services suspended with their caller waiting (no task of their own).
+        self._parked: set[_Parked] = set()
 
     async def _shutdown(self) -> None:
         for task in list(self._inflight):
             task.cancel()
+        for parked in list(self._parked):
+            parked.hand_over(cancel=True)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -166,10 +170,60 @@ class LocalTransport(Transport):
     async def _exchange(self, target: str, request: Request, timeout: float) -> Reply | None:
         entry = self.broker._pick(target)
         request.args = self.broker._wire(request.args)
-        started = self._start(entry, request)
-        if isinstance(started, Reply):
-            return started
-        return await self._wait(started, target, request.method, timeout)
+        coro = self._serve_one(entry, request)
+        context = contextvars.copy_context()
+        try:
+            waiting_on = context.run(coro.send, None)
+        except StopIteration as done:
+            reply: Reply = done.value
+            return reply
+        loop = asyncio.get_running_loop()
+        if not _parks(waiting_on, loop):
+            task = self._track(entry, loop.create_task(_carry_on(coro, waiting_on), context=context))
+            return await self._wait(task, target, request.method, timeout)
+        return await self._follow(_Parked(entry.transport, coro, context, waiting_on), target, request.method,
+                                  loop.time() + timeout)
+
+    async def _follow(self, parked: _Parked, target: str, method: str, deadline: float) -> Reply | None:
+        """Wait for a handler suspended on a future and resume it here, in the caller's task, each
+        time the future is done (as its first steps ran here): no task of its own.  It goes on as a
+        task of the serving side (:meth:`_Parked.hand_over`) as soon as the caller stops waiting (it
+        is cancelled, or the call times out), the handler suspends on anything but a future of this
+        loop, or the serving side closes (its handler is then cancelled, as a task of it would be)."""
+        loop = asyncio.get_running_loop()
+        owner = parked.owner
+        owner._parked.add(parked)
+        try:
+            while True:
+                waiter: asyncio.Future[None] = loop.create_future()
+                parked.waiter = waiter
+                parked.waiting_on.add_done_callback(parked.wake)
+                timer = loop.call_at(deadline, parked.wake, None)
+                try:
+                    await waiter
+                except BaseException:
+                    parked.hand_over()
+                    raise
+                finally:
+                    timer.cancel()
+                if parked.task is not None:
+                    return await self._wait(parked.task, target, method, deadline - loop.time())
+                if not parked.waiting_on.done():
+                    parked.hand_over()
+                    return None
+                try:
+                    waiting_on = parked.step()
+                except StopIteration as done:
+                    reply: Reply = done.value
+                    return reply
+                except asyncio.CancelledError:
+                    raise RpcUnavailable(f"{target} went away during {method}") from None
+                parked.waiting_on = waiting_on
+                if not _parks(waiting_on, loop):
+                    parked.hand_over()
+                    return await self._wait(parked.task, target, method, deadline - loop.time())
+        finally:
+            owner._parked.discard(parked)
 
     @staticmethod
     async def _wait(task: asyncio.Task[Reply], target: str, method: str, timeout: float) -> Reply | None:
@@ -249,8 +303,70 @@ def _resume(coro: Coroutine[Any, Any, Reply], waiting_on: Any) -> Generator[Any,
                 return result
 
 
-async def _carry_on(coro: Coroutine[Any, Any, Reply], waiting_on: Any) -> Reply:
+async def _carry_on(coro: Coroutine[Any, Any, Reply], waiting_on: Any,
+                   throw: BaseException | None = None) -> Reply:
+    if throw is not None:  # thrown into ``coro`` first, where it is suspended
+        try:
+            waiting_on = coro.throw(throw)
+        except StopIteration as done:
+            result: Reply = done.value
+            return result
     return await _resume(coro, waiting_on)
+
+
+def _parks(waiting_on: Any, loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a handler suspended on ``waiting_on`` can wait for it without a task: it awaits a
+    future of this loop (not a bare yield, not anything else a task would refuse)."""
+    return (isinstance(waiting_on, asyncio.Future) and waiting_on._asyncio_future_blocking
+            and waiting_on.get_loop() is loop)
+
+
+class _Parked:
+    """A handler's coroutine suspended on a future of the loop, resumed by its caller's task
+    (:meth:`LocalTransport._follow`) until it is handed over to a task of the serving side."""
+
+    __slots__ = ("owner", "coro", "context", "waiting_on", "waiter", "task")
+
+    def __init__(self, owner: LocalTransport, coro: Coroutine[Any, Any, Reply], context: contextvars.Context,
+                 waiting_on: asyncio.Future[Any]) -> None:
+        self.owner = owner
+        self.coro = coro
+        self.context = context
+        self.waiting_on = waiting_on
+        #: What the caller awaits: done when ``waiting_on`` is, at the call's deadline, or when handed over.
+        self.waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[Reply] | None = None
+
+    def wake(self, _: object) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def step(self) -> Any:
+        """Resume the coroutine as a task woken by ``waiting_on`` would: its outcome sent or thrown in."""
+        try:
+            self.waiting_on.result()
+        except BaseException as exc:  # noqa: BLE001 - thrown into the handler, as a task does
+            return self.context.run(self.coro.throw, exc)
+        return self.context.run(self.coro.send, None)
+
+    def hand_over(self, *, cancel: bool = False) -> None:
+        """The handler goes on as a task of the serving side from where it is suspended (``cancel``:
+        cancelled at once, as a task of it would be by the serving side's close); the caller, if it
+        waits, is woken to wait for that task."""
+        if self.task is not None:
+            return
+        self.waiting_on.remove_done_callback(self.wake)
+        if cancel and not self.waiting_on.cancel():  # done already: thrown in when it resumes
+            coro = _carry_on(self.coro, None, asyncio.CancelledError())
+        else:
+            coro = _carry_on(self.coro, self.waiting_on)
+        task = asyncio.get_running_loop().create_task(coro, context=self.context)
+        owner = self.owner
+        owner._parked.discard(self)
+        owner._inflight.add(task)
+        task.add_done_callback(owner._inflight.discard)
+        self.task = task
+        self.wake(None)
 
 
 async def _deliver(sub: _LocalSubscription, topic: str, payload: Any) -> None:
