@@ -64,7 +64,7 @@ from .ids import ParticipantId, RoomId, WorkerId
 from .logs import EventLog
 from .media import MEDIA_PURPOSE, MediaGateway
 from .observe import Tallies
-from .room import Room
+from .room import Landed, Room
 from .service import ControllerService
 from .sessions import MediaSessions
 from .settings import ControllerSettings
@@ -346,10 +346,24 @@ class Controller:
                     self._spawn_snapshot(room, offset, snapshot)
                 self._effects(room, events, hooks)
                 return _DONE
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A journal that hands the outcome over when the record's transaction ends: drained then,
+        # with no future and no loop turn between the commit and the effects.
+        submit_then = getattr(self.journal, "submit_then", None)
+        if submit_then is not None:
+            landed = Landed()
+
+            def then(outcome: int | Exception) -> None:
+                landed.land(outcome)
+                self._drain(room)
+
+            if submit_then(room.id, room.state.epoch, body, then):
+                room.pending.append((landed, lambda: self._effects(room, events, hooks), waiter,
+                                     self._snapshot_due(room)))
+                return waiter
         submit = getattr(self.journal, "submit", None)  # a journal that queues without a coroutine of its own
         append = (submit(room.id, room.state.epoch, body) if submit is not None
                   else asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, body)))
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         room.pending.append((append, lambda: self._effects(room, events, hooks), waiter, self._snapshot_due(room)))
         append.add_done_callback(lambda _: self._drain(room))
         return waiter

@@ -18,7 +18,40 @@ from .events import Event
 from .logs import EventLog
 from .state import ParticipantState, RoomState
 
-__all__ = ["Room"]
+__all__ = ["Room", "Landed"]
+
+
+class Landed:
+    """The outcome of a journal append handed over by the journal itself (``submit_then``): what
+    :meth:`~conference_controller.controller.Controller._drain` reads of an append's future."""
+
+    __slots__ = ("_done", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._value = 0
+        self._error: Exception | None = None
+
+    def land(self, outcome: int | Exception) -> None:
+        if isinstance(outcome, Exception):
+            self._error = outcome
+        else:
+            self._value = outcome
+        self._done = True
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> Exception | None:
+        return self._error
+
+    def result(self) -> int:
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class Room:
@@ -33,7 +66,8 @@ class Room:
         #: Requests being carried out, by (participant, request id): a repeat waits for the first.
         self.inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         #: Journal appends not yet durable, in append order, each with what to do once it is.
-        self.pending: deque[tuple[asyncio.Future[int], Callable[[], None], asyncio.Future[None], bytes | None]] = deque()
+        self.pending: deque[tuple[asyncio.Future[int] | Landed, Callable[[], None], asyncio.Future[None],
+                                  bytes | None]] = deque()
         #: Offset of the room's last durable record, and records appended since its last snapshot.
         self.last_offset = 0
         self.since_snapshot = 0

@@ -84,7 +84,9 @@ class Journal(Protocol):
         the room's current epoch."""
 
     # A journal may also offer ``submit(room, epoch, body) -> asyncio.Future[int]``: ``append``
-    # queued at once, without a coroutine of its own; and ``append_now(room, epoch, body) -> int | None``:
+    # queued at once, without a coroutine of its own; ``submit_then(room, epoch, body, then) -> bool``:
+    # the same with the outcome (offset or exception) handed to ``then`` when the write's transaction
+    # ends (``False``: nothing queued, use ``submit``); and ``append_now(room, epoch, body) -> int | None``:
     # ``append`` committed before it returns, or ``None`` (nothing done) when it cannot be now (the
     # controller uses them when they are there).
 

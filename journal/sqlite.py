@@ -100,6 +100,16 @@ class _Pending:
     slot: bool = True
 
 
+@dataclass(slots=True)
+class _Then:
+    """A queued write whose outcome (its result, or the exception) is handed to ``then`` once it is
+    settled, on the loop's thread: no future, no loop turn (:meth:`SqliteJournal.submit_then`)."""
+
+    write: _Write
+    then: Callable[[Any], None]
+    slot: bool = False
+
+
 class _Tx:
     """One transaction, with the ``rooms`` rows it touched kept in memory: each room's row is read at
     most once and written at most once, at the end, and only if it changed; and each room's last
@@ -273,7 +283,7 @@ class SqliteJournal:
         self._reader: ThreadPoolExecutor | None = None
         self._write_db: sqlite3.Connection | None = None
         self._read_db: sqlite3.Connection | None = None
-        self._queue: list[_Pending] = []
+        self._queue: list[_Pending | _Then] = []
         self._slots = asyncio.Semaphore(self.settings.max_pending)
         self._committer: asyncio.Task[None] | None = None
         #: ``normal``/``off``: writes are committed on the loop's thread (see the module's doc).
@@ -394,6 +404,18 @@ class SqliteJournal:
         self._schedule()
         return pending.future
 
+    def submit_then(self, room: str, epoch: int, body: bytes, then: Callable[[int | Exception], None]) -> bool:
+        """:meth:`submit` with the outcome handed to ``then`` (the offset, or the exception
+        :meth:`append` would raise) as soon as the record's transaction ends, on the loop's thread,
+        in the order the records were queued: no future and no loop turn in between.  ``False``
+        (nothing queued) past ``max_pending`` queued writes: :meth:`submit` then waits for a slot."""
+        self._check_open()
+        if len(self._queue) >= self.settings.max_pending or self._slots.locked():
+            return False
+        self._queue.append(_Then(_append(room, epoch, bytes(body)), then))
+        self._schedule()
+        return True
+
     def append_now(self, room: str, epoch: int, body: bytes) -> int | None:
         """:meth:`append` committed before this returns, on the calling (loop) thread, with whatever
         writes were queued before it: its offset.  ``None`` (nothing done) unless the journal
@@ -512,8 +534,14 @@ class SqliteJournal:
         self._log.warning("journal_commit_failed", writes=len(group), error=str(exc))
         return [JournalUnavailable(reason) for _ in group]
 
-    def _settle(self, group: list[_Pending], results: list[Any]) -> None:
+    def _settle(self, group: list[_Pending | _Then], results: list[Any]) -> None:
         for pending, result in zip(group, results):
+            if isinstance(pending, _Then):
+                try:
+                    pending.then(result)
+                except Exception:  # noqa: BLE001 - one caller's failure must not keep the others waiting
+                    self._log.exception("journal_then_failed")
+                continue
             if not pending.future.done():
                 if isinstance(result, Exception):
                     pending.future.set_exception(result)
