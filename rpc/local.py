@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
 import itertools
+import math
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
@@ -108,6 +110,12 @@ class LocalTransport(Transport):
         self._inflight: set[asyncio.Task[Any]] = set()
         #: Handlers of this side's services suspended with their caller waiting (no task of their own).
         self._parked: set[_Parked] = set()
+        #: The deadlines of this side's calls waiting on a parked handler, earliest first, and the
+        #: one timer that wakes them (armed for the earliest; calls that ended are dropped lazily).
+        self._deadlines: list[tuple[float, int, _Parked]] = []
+        self._sweep_at = math.inf
+        self._sweep_timer: asyncio.TimerHandle | None = None
+        self._numbering = itertools.count()
 
     async def _shutdown(self) -> None:
         for task in list(self._inflight):
@@ -193,19 +201,19 @@ class LocalTransport(Transport):
         loop = asyncio.get_running_loop()
         owner = parked.owner
         owner._parked.add(parked)
+        heapq.heappush(self._deadlines, (deadline, next(self._numbering), parked))
+        if deadline < self._sweep_at:
+            self._arm_sweep(loop, deadline)
         try:
             while True:
                 waiter: asyncio.Future[None] = loop.create_future()
                 parked.waiter = waiter
                 parked.waiting_on.add_done_callback(parked.wake)
-                timer = loop.call_at(deadline, parked.wake, None)
                 try:
                     await waiter
                 except BaseException:
                     parked.hand_over()
                     raise
-                finally:
-                    timer.cancel()
                 if parked.task is not None:
                     return await self._wait(parked.task, target, method, deadline - loop.time())
                 if not parked.waiting_on.done():
@@ -224,6 +232,29 @@ class LocalTransport(Transport):
                     return await self._wait(parked.task, target, method, deadline - loop.time())
         finally:
             owner._parked.discard(parked)
+            parked.waiter = None  # no longer waited for: its deadline is dropped when it comes up
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][2].waiter is None:
+                heapq.heappop(deadlines)
+
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+        self._sweep_at = when
+        self._sweep_timer = loop.call_at(when, self._sweep)
+
+    def _sweep(self) -> None:
+        """Wake the calls whose deadline has come (they time out), then wait for the next one."""
+        self._sweep_timer = None
+        self._sweep_at = math.inf
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0][2].waiter is None or deadlines[0][0] <= now):
+            _, _, parked = heapq.heappop(deadlines)
+            parked.wake(None)
+        if deadlines:
+            self._arm_sweep(loop, deadlines[0][0])
 
     @staticmethod
     async def _wait(task: asyncio.Task[Reply], target: str, method: str, timeout: float) -> Reply | None:

@@ -141,3 +141,74 @@ async def test_a_call_does_not_overtake_the_casts_sent_before_it(pair: Any) -> N
     for n in range(3):
         await client.cast("svc", "note", {"item": f"cast-{n}"})
     assert await client.call("svc", "notes") == ["cast-0", "cast-1", "cast-2"]
+
+
+class Parking:
+    """A handler that waits on a future the test completes (as the controller's commit does)."""
+
+    def __init__(self) -> None:
+        self.gates: list[asyncio.Future[str]] = []
+        self.tasks: list[asyncio.Task[Any] | None] = []
+
+    @rpc_method
+    async def park(self, times: int = 1) -> str:
+        answer = ""
+        for _ in range(times):
+            gate = asyncio.get_running_loop().create_future()
+            self.gates.append(gate)
+            answer += await gate
+            self.tasks.append(asyncio.current_task())
+        return answer
+
+
+@pytest.fixture
+async def parking() -> Any:
+    broker = LocalBroker(roundtrip=True)
+    server, client = broker.transport("server"), broker.transport("client")
+    handler = Parking()
+    await server.serve("park", handler)
+    yield client, handler
+    await client.close()
+    await server.close()
+
+
+async def test_a_handler_waiting_on_a_future_is_resumed_in_its_callers_task(parking: Any) -> None:
+    client, handler = parking
+    tasks_before = len(asyncio.all_tasks())
+    call = asyncio.create_task(client.call("park", "park", {"times": 2}))
+    await wait_until(lambda: len(handler.gates) == 1, what="the handler waiting")
+    assert len(asyncio.all_tasks()) == tasks_before + 1  # the caller's task only
+    handler.gates[0].set_result("a")
+    await wait_until(lambda: len(handler.gates) == 2, what="the handler waiting again")
+    assert len(asyncio.all_tasks()) == tasks_before + 1
+    handler.gates[1].set_result("b")
+    assert await call == "ab"
+    assert handler.tasks == [call, call]
+
+
+async def test_calls_time_out_at_their_own_deadline_whatever_their_order(parking: Any) -> None:
+    client, handler = parking
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    long = asyncio.create_task(client.call("park", "park", timeout=30))
+    short = asyncio.create_task(client.call("park", "park", timeout=0.05))
+    with pytest.raises(RpcTimeout):
+        await short
+    assert loop.time() - started < 5 and not long.done()
+    for gate in handler.gates:
+        gate.set_result("late")
+    assert await long == "late"
+    await wait_until(lambda: len(handler.tasks) == 2, what="the timed-out handler's end")
+    # One resumed in its caller's task, the timed-out one in a task of its own.
+    assert long in handler.tasks and short not in handler.tasks and None not in handler.tasks
+    assert client._deadlines == []
+
+
+async def test_a_handler_that_failed_after_parking_answers_its_error(parking: Any) -> None:
+    client, handler = parking
+    call = asyncio.create_task(client.call("park", "park"))
+    await wait_until(lambda: len(handler.gates) == 1, what="the handler waiting")
+    handler.gates[0].set_exception(ServiceError("gate_failed", "no"))
+    with pytest.raises(RpcRemoteError) as info:
+        await call
+    assert info.value.code == "gate_failed"
