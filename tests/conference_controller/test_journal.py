@@ -449,3 +449,24 @@ async def test_a_controller_that_stops_writes_the_acks_that_wait(
     await _acked_text(env)
     await env.controller.stop()
     assert _kinds(await journal.replay("room-1"))[-1] == ["Acked"]
+
+
+async def test_with_the_per_turn_commit_a_commit_is_acted_on_as_its_transaction_ends(
+    local: TransportFactory, make_env: Any, tmp_path: Path
+) -> None:
+    journal = SqliteJournal(tmp_path / "journal.sqlite3", JournalSettings(durability="normal", commit="turn"))
+    await journal.open()
+    try:
+        env: Env = await make_env(local, journal=journal)
+        await env.join("p1")
+        await env.join("p2", portal=env.portal_b)
+        room = env.controller.room("room-1")
+        before = room.last_offset
+        done = env.controller.commit(room, machine.decide_text(room.state, ParticipantId("p1"), "p2", "turn", 0.0))
+        assert isinstance(done, asyncio.Future) and not done.done() and len(room.pending) == 1
+        await asyncio.sleep(0)  # one loop turn: the turn's transaction ends in it, and the room acts on it
+        assert done.done() and room.pending == deque() and room.last_offset > before
+        await done
+        await wait_until(lambda: [m for _, m in _texts(env, "p2", "b")] == ["turn"], what="the delivery")
+    finally:
+        await journal.close()

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -18,6 +19,7 @@ from journal import Fenced, JournalUnavailable, Snapshot
 from journal.settings import JournalSettings
 from journal.sqlite import SqliteJournal
 from tests.journal.contract import JournalContract, MakeJournal
+from tests.support.waiting import wait_until
 
 
 class TestSqliteJournal(JournalContract):
@@ -406,3 +408,35 @@ async def test_a_file_of_the_earlier_layout_is_converted_and_keeps_its_offsets(t
         assert [r.body for r in await again.replay("a")] == [b"\x01", b"\x03", b"a"]
     finally:
         await again.close()
+
+
+@pytest.mark.parametrize("durability", ["full", "normal"])
+async def test_submit_then_hands_each_outcome_over_in_order_when_its_transaction_ends(
+    durability: str, tmp_path: Path
+) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability=durability, max_pending=4))
+    await journal.open()
+    try:
+        await journal.claim("r", 1)
+        got: list[tuple[int, Any]] = []
+        taken = [journal.submit_then("r", 1, bytes([n]), lambda outcome, n=n: got.append((n, outcome)))
+                 for n in range(6)]
+        assert taken == [True] * 4 + [False] * 2  # past max_pending nothing is queued
+        assert got == []
+        await wait_until(lambda: len(got) == 4, what="the outcomes")
+        assert [n for n, _ in got] == [0, 1, 2, 3]
+        offsets = [offset for _, offset in got]
+        assert offsets == sorted(offsets) and [r.body for r in await journal.replay("r")] == [bytes([n]) for n in range(4)]
+        await journal.claim("r", 2)
+        stale: list[Any] = []
+        assert journal.submit_then("r", 1, b"stale", stale.append)
+        await wait_until(lambda: bool(stale), what="the stale write's outcome")
+        assert isinstance(stale[0], Fenced)
+        # A callback that fails is logged; the others of its transaction still get theirs.
+        after: list[Any] = []
+        journal.submit_then("r", 2, b"x", lambda outcome: 1 / 0)
+        journal.submit_then("r", 2, b"y", after.append)
+        await wait_until(lambda: bool(after), what="the second outcome")
+        assert isinstance(after[0], int)
+    finally:
+        await journal.close()
