@@ -116,6 +116,7 @@ class LocalTransport(Transport):
         self._sweep_at = math.inf
         self._sweep_timer: asyncio.TimerHandle | None = None
         self._numbering = itertools.count()
+        self._waiting = 0
 
     async def _shutdown(self) -> None:
         for task in list(self._inflight):
@@ -202,6 +203,7 @@ class LocalTransport(Transport):
         owner = parked.owner
         owner._parked.add(parked)
         heapq.heappush(self._deadlines, (deadline, next(self._numbering), parked))
+        self._waiting += 1
         if deadline < self._sweep_at:
             self._arm_sweep(loop, deadline)
         try:
@@ -233,9 +235,13 @@ class LocalTransport(Transport):
         finally:
             owner._parked.discard(parked)
             parked.waiter = None  # no longer waited for: its deadline is dropped when it comes up
+            self._waiting -= 1
             deadlines = self._deadlines
             while deadlines and deadlines[0][2].waiter is None:
                 heapq.heappop(deadlines)
+            if len(deadlines) > 2 * self._waiting + 64:  # ended calls behind a long one: kept bounded
+                self._deadlines = [entry for entry in deadlines if entry[2].waiter is not None]
+                heapq.heapify(self._deadlines)
 
     def _arm_sweep(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._sweep_timer is not None:

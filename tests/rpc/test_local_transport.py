@@ -212,3 +212,18 @@ async def test_a_handler_that_failed_after_parking_answers_its_error(parking: An
     with pytest.raises(RpcRemoteError) as info:
         await call
     assert info.value.code == "gate_failed"
+
+
+async def test_the_deadlines_of_ended_calls_behind_a_long_one_are_not_kept(parking: Any) -> None:
+    client, handler = parking
+    long = asyncio.create_task(client.call("park", "park", timeout=60))
+    await wait_until(lambda: len(handler.gates) == 1, what="the long call waiting")
+    for n in range(100):
+        call = asyncio.create_task(client.call("park", "park", timeout=30))
+        await wait_until(lambda: len(handler.gates) == n + 2, what="the call waiting")
+        handler.gates[-1].set_result("quick")
+        assert await call == "quick"
+    assert len(client._deadlines) <= 2 + 64
+    handler.gates[0].set_result("long")
+    assert await long == "long"
+    assert client._deadlines == []
