@@ -12,47 +12,27 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
-from aiohttp import web
 from engineio import packet as eio_packet
 
-from portal.eio_socket import InPlaceSocket, in_place
+from portal.eio_socket import InPlaceSocket
 from portal.packets import JsonPacket
 from portal.sio_manager import InPlaceManager
 from tests.support.waiting import wait_until
 
 from .harness import Harness
+from .sio_test_server import SioTestServer
 
 
-class Server:
+class Server(SioTestServer):
     def __init__(self, ping_interval: float = 25, ping_timeout: float = 20, monitor_clients: bool = True,
                  max_http_buffer_size: int = 1_000_000) -> None:
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=InPlaceManager(), serializer=JsonPacket,
-                                        ping_interval=ping_interval, ping_timeout=ping_timeout,
-                                        monitor_clients=monitor_clients, max_http_buffer_size=max_http_buffer_size)
-        self.app = web.Application()
-        self.sio.attach(self.app)
-        self.runner = web.AppRunner(self.app)
-        self.url = ""
+        super().__init__(socketio.AsyncServer(async_mode="aiohttp", client_manager=InPlaceManager(),
+                                              serializer=JsonPacket, ping_interval=ping_interval,
+                                              ping_timeout=ping_timeout, monitor_clients=monitor_clients,
+                                              max_http_buffer_size=max_http_buffer_size),
+                         on_socket=self._count_queued)
         #: Packet types put on each socket's queue, in order.
         self.queued: list[int] = []
-        eio = self.sio.eio
-        connect = eio.handlers["connect"]
-
-        async def connected(eio_sid: str, environ: dict[str, Any]) -> Any:
-            socket = eio.sockets[eio_sid]
-            in_place(socket)
-            queue_put = socket.queue.put
-
-            async def put(pkt: Any) -> None:
-                if pkt is not None:
-                    self.queued.append(pkt.packet_type)
-                await queue_put(pkt)
-
-            socket.queue.put = put
-            return await connect(eio_sid, environ)
-
-        eio.on("connect", connected)
-
         #: What ``tick`` events brought, in order, and the sids that disconnected.
         self.ticks: list[Any] = []
         self.gone: list[str] = []
@@ -71,15 +51,15 @@ class Server:
                 await self.sio.emit("note", i, to=sid)
             return "done"
 
-    async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+    def _count_queued(self, socket: Any) -> None:
+        queue_put = socket.queue.put
 
-    async def stop(self) -> None:
-        await self.sio.shutdown()
-        await self.runner.cleanup()
+        async def put(pkt: Any) -> None:
+            if pkt is not None:
+                self.queued.append(pkt.packet_type)
+            await queue_put(pkt)
+
+        socket.queue.put = put
 
 
 @pytest.fixture

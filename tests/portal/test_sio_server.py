@@ -10,31 +10,19 @@ from typing import Any
 
 import pytest
 import socketio
-from aiohttp import web
 
-from portal.eio_socket import in_place
 from portal.packets import JsonPacket
 from portal.sio_manager import InPlaceManager
 from portal.sio_server import PortalSocketServer
 
+from .sio_test_server import SioTestServer
 
-class Server:
+
+class Server(SioTestServer):
     def __init__(self) -> None:
-        self.sio = PortalSocketServer(async_mode="aiohttp", client_manager=InPlaceManager(), serializer=JsonPacket)
-        self.app = web.Application()
-        self.sio.attach(self.app)
-        self.runner = web.AppRunner(self.app)
-        self.url = ""
+        super().__init__(PortalSocketServer(async_mode="aiohttp", client_manager=InPlaceManager(), serializer=JsonPacket))
         #: Client events that went through python-socketio's ``_trigger_event`` (not connect/disconnect).
         self.triggered: list[str] = []
-        eio = self.sio.eio
-        connect = eio.handlers["connect"]
-
-        async def connected(eio_sid: str, environ: dict[str, Any]) -> Any:
-            in_place(eio.sockets[eio_sid])
-            return await connect(eio_sid, environ)
-
-        eio.on("connect", connected)
         trigger = self.sio._trigger_event
 
         async def counting(event: str, namespace: str, *args: Any) -> Any:
@@ -67,16 +55,6 @@ class Server:
         @self.sio.on("*")  # type: ignore[untyped-decorator]
         async def other(event: str, sid: str, *args: Any) -> Any:
             return ["caught", event]
-
-    async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        await self.sio.shutdown()
-        await self.runner.cleanup()
 
 
 @pytest.fixture
