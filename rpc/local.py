@@ -230,8 +230,7 @@ class LocalTransport(Transport):
                     raise RpcUnavailable(f"{target} went away during {method}") from None
                 parked.waiting_on = waiting_on
                 if not _parks(waiting_on, loop):
-                    parked.hand_over()
-                    return await self._wait(parked.task, target, method, deadline - loop.time())
+                    return await self._wait(parked.hand_over(), target, method, deadline - loop.time())
         finally:
             owner._parked.discard(parked)
             parked.waiter = None  # no longer waited for: its deadline is dropped when it comes up
@@ -386,12 +385,12 @@ class _Parked:
             return self.context.run(self.coro.throw, exc)
         return self.context.run(self.coro.send, None)
 
-    def hand_over(self, *, cancel: bool = False) -> None:
+    def hand_over(self, *, cancel: bool = False) -> asyncio.Task[Reply]:
         """The handler goes on as a task of the serving side from where it is suspended (``cancel``:
         cancelled at once, as a task of it would be by the serving side's close); the caller, if it
-        waits, is woken to wait for that task."""
+        waits, is woken to wait for that task (returned)."""
         if self.task is not None:
-            return
+            return self.task
         self.waiting_on.remove_done_callback(self.wake)
         if cancel and not self.waiting_on.cancel():  # done already: thrown in when it resumes
             coro = _carry_on(self.coro, None, asyncio.CancelledError())
@@ -404,6 +403,7 @@ class _Parked:
         task.add_done_callback(owner._inflight.discard)
         self.task = task
         self.wake(None)
+        return task
 
 
 async def _deliver(sub: _LocalSubscription, topic: str, payload: Any) -> None:

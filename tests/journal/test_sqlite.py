@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -414,13 +414,17 @@ async def test_a_file_of_the_earlier_layout_is_converted_and_keeps_its_offsets(t
 async def test_submit_then_hands_each_outcome_over_in_order_when_its_transaction_ends(
     durability: str, tmp_path: Path
 ) -> None:
-    journal = SqliteJournal(tmp_path / "j.sqlite3", JournalSettings(durability=durability, max_pending=4))
+    journal = SqliteJournal(tmp_path / "j.sqlite3",
+                            msgspec.convert({"durability": durability, "max_pending": 4}, JournalSettings))
     await journal.open()
     try:
         await journal.claim("r", 1)
         got: list[tuple[int, Any]] = []
-        taken = [journal.submit_then("r", 1, bytes([n]), lambda outcome, n=n: got.append((n, outcome)))
-                 for n in range(6)]
+
+        def keep(n: int) -> Callable[[int | Exception], None]:
+            return lambda outcome: got.append((n, outcome))
+
+        taken = [journal.submit_then("r", 1, bytes([n]), keep(n)) for n in range(6)]
         assert taken == [True] * 4 + [False] * 2  # past max_pending nothing is queued
         assert got == []
         await wait_until(lambda: len(got) == 4, what="the outcomes")
@@ -434,7 +438,10 @@ async def test_submit_then_hands_each_outcome_over_in_order_when_its_transaction
         assert isinstance(stale[0], Fenced)
         # A callback that fails is logged; the others of its transaction still get theirs.
         after: list[Any] = []
-        journal.submit_then("r", 2, b"x", lambda outcome: 1 / 0)
+        def fail(outcome: int | Exception) -> None:
+            raise RuntimeError("the test's callback failed")
+
+        journal.submit_then("r", 2, b"x", fail)
         journal.submit_then("r", 2, b"y", after.append)
         await wait_until(lambda: bool(after), what="the second outcome")
         assert isinstance(after[0], int)
