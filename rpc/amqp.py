@@ -280,13 +280,17 @@ class AmqpTransport(Transport):
                 future.set_exception(error)
 
     async def _await_link(self, limit: float) -> float:
-        """Return at once while connected; while the broker connection is lost, wait up to
-        ``min(outage_wait, limit)`` seconds for it to come back, else ``RpcUnavailable``.  Returns how
-        long it waited."""
+        """Return at once while connected; while the broker connection is lost, or back but not
+        restored yet, wait up to ``min(outage_wait, limit)`` seconds for it to come back, else (with
+        no wait allowed: at once) ``RpcUnavailable``.  Returns how long it waited."""
         wait = min(self.settings.outage_wait, limit)
         if not self._started or self._closed or wait <= 0 or self.connected:
             self._require_connection()
-            if self.connected and not self._restored.is_set() and wait > 0:
+            if self.connected and not self._restored.is_set():
+                if wait <= 0:
+                    # Connected again but not restored yet: our reply queue may not be declared and
+                    # consumed, and a reply to it would be dropped (its caller left to its timeout).
+                    raise RpcUnavailable("broker connection is being restored")
                 return await self._await_restored(wait)
             return 0.0
         started = time.monotonic()

@@ -26,7 +26,7 @@ class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: before failing with ``RpcUnavailable`` (a call no longer than its own timeout), seconds: a broker
     #: restart of a few seconds costs latency, not errors; for as long again after it came back, a call
     #: or cast to a service nobody serves yet waits for its server to declare its queue again.  0: fail
-    #: at once.
+    #: at once, also while the connection is back but its queues and consumers are not restored yet.
     outage_wait: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
     #: A server's reply refused because its channel is being restored (the broker came back, or the
     #: connection moved to another node, while the request was handled) is published again once the
