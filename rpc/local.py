@@ -15,7 +15,7 @@ import itertools
 import math
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .base import DepartureListener, EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
 from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcUnavailable
@@ -148,18 +148,25 @@ class LocalTransport(Transport):
         task.add_done_callback(owner._inflight.discard)
         return task
 
-    def _start(self, entry: _LocalService, request: Request) -> Reply | asyncio.Task[Reply]:
+    def _begin(self, entry: _LocalService, request: Request) -> Reply | _Suspended:
         """Run the handler at once, in a copy of the caller's context, up to its first suspension:
-        most handlers finish without one (an in-process call then costs no task and no loop turn);
-        one that suspends goes on as a task of the serving side, exactly where it stopped."""
+        its reply if it finished without one (most do: an in-process call then costs no task and no
+        loop turn), else where it stopped."""
         coro = self._serve_one(entry, request)
         context = contextvars.copy_context()
         try:
-            waiting_on = context.run(coro.send, None)
+            return _Suspended(coro, context, context.run(coro.send, None))
         except StopIteration as done:
             reply: Reply = done.value
             return reply
-        task = asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on), context=context)
+
+    def _start(self, entry: _LocalService, request: Request) -> Reply | asyncio.Task[Reply]:
+        """:meth:`_begin`; a handler that suspends goes on as a task of the serving side, exactly
+        where it stopped."""
+        begun = self._begin(entry, request)
+        if isinstance(begun, Reply):
+            return begun
+        task = asyncio.get_running_loop().create_task(_carry_on(begun.coro, begun.waiting_on), context=begun.context)
         return self._track(entry, task)
 
     async def _serve_one(self, entry: _LocalService, request: Request) -> Reply:
@@ -179,13 +186,10 @@ class LocalTransport(Transport):
     async def _exchange(self, target: str, request: Request, timeout: float) -> Reply | None:
         entry = self.broker._pick(target)
         request.args = self.broker._wire(request.args)
-        coro = self._serve_one(entry, request)
-        context = contextvars.copy_context()
-        try:
-            waiting_on = context.run(coro.send, None)
-        except StopIteration as done:
-            reply: Reply = done.value
-            return reply
+        begun = self._begin(entry, request)
+        if isinstance(begun, Reply):
+            return begun
+        coro, context, waiting_on = begun
         loop = asyncio.get_running_loop()
         if not _parks(waiting_on, loop):
             task = self._track(entry, loop.create_task(_carry_on(coro, waiting_on), context=context))
@@ -348,6 +352,14 @@ async def _carry_on(coro: Coroutine[Any, Any, Reply], waiting_on: Any,
             result: Reply = done.value
             return result
     return await _resume(coro, waiting_on)
+
+
+class _Suspended(NamedTuple):
+    """A handler stopped at its first suspension: its coroutine, its context, what it awaits."""
+
+    coro: Coroutine[Any, Any, Reply]
+    context: contextvars.Context
+    waiting_on: Any
 
 
 def _parks(waiting_on: Any, loop: asyncio.AbstractEventLoop) -> bool:
