@@ -347,6 +347,7 @@ class Controller:
                 self._effects(room, events, hooks)
                 return _DONE
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        act = lambda: self._effects(room, events, hooks)  # noqa: E731
         # A journal that hands the outcome over when the record's transaction ends: drained then,
         # with no future and no loop turn between the commit and the effects.
         submit_then = getattr(self.journal, "submit_then", None)
@@ -358,13 +359,12 @@ class Controller:
                 self._drain(room)
 
             if submit_then(room.id, room.state.epoch, body, then):
-                room.pending.append((landed, lambda: self._effects(room, events, hooks), waiter,
-                                     self._snapshot_due(room)))
+                room.pending.append((landed, act, waiter, self._snapshot_due(room)))
                 return waiter
         submit = getattr(self.journal, "submit", None)  # a journal that queues without a coroutine of its own
         append = (submit(room.id, room.state.epoch, body) if submit is not None
                   else asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, body)))
-        room.pending.append((append, lambda: self._effects(room, events, hooks), waiter, self._snapshot_due(room)))
+        room.pending.append((append, act, waiter, self._snapshot_due(room)))
         append.add_done_callback(lambda _: self._drain(room))
         return waiter
 

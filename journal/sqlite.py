@@ -397,12 +397,16 @@ class SqliteJournal:
         gets its offset once it is durable (or the error).  Past ``max_pending`` queued writes it
         falls back to :meth:`append` (which waits for a slot)."""
         self._check_open()
-        if len(self._queue) >= self.settings.max_pending or self._slots.locked():
+        if self._queue_full():
             return asyncio.ensure_future(self.append(room, epoch, body))
         pending = _Pending(_append(room, epoch, bytes(body)), slot=False)
         self._queue.append(pending)
         self._schedule()
         return pending.future
+
+    def _queue_full(self) -> bool:
+        """``max_pending`` writes queued (or waiting for a slot): a new one must wait for a slot."""
+        return len(self._queue) >= self.settings.max_pending or self._slots.locked()
 
     def submit_then(self, room: str, epoch: int, body: bytes, then: Callable[[int | Exception], None]) -> bool:
         """:meth:`submit` with the outcome handed to ``then`` (the offset, or the exception
@@ -410,7 +414,7 @@ class SqliteJournal:
         in the order the records were queued: no future and no loop turn in between.  ``False``
         (nothing queued) past ``max_pending`` queued writes: :meth:`submit` then waits for a slot."""
         self._check_open()
-        if len(self._queue) >= self.settings.max_pending or self._slots.locked():
+        if self._queue_full():
             return False
         self._queue.append(_Then(_append(room, epoch, bytes(body)), then))
         self._schedule()

@@ -15,7 +15,7 @@ import itertools
 import math
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from .base import DepartureListener, EventHandler, ServiceHandle, Subscription, Transport, dispatch, rpc_methods
 from .errors import INTERNAL, SERVICE_GONE, Declined, RpcNoService, RpcUnavailable
@@ -26,6 +26,8 @@ from .topics import topic_matches
 __all__ = ["LocalBroker", "LocalTransport"]
 
 log = LocalLog()
+
+_T = TypeVar("_T")
 
 Methods = dict[str, Callable[..., Awaitable[Any]]]
 
@@ -142,10 +144,11 @@ class LocalTransport(Transport):
         self.broker._departure_listeners.append((self, listener))
         return True
 
-    def _track(self, entry: _LocalService, task: asyncio.Task[Reply]) -> asyncio.Task[Reply]:
-        owner = entry.transport
-        owner._inflight.add(task)
-        task.add_done_callback(owner._inflight.discard)
+    def _own(self, task: asyncio.Task[_T]) -> asyncio.Task[_T]:
+        """``task`` runs a handler of this side (a service's or a subscription's): cancelled when this
+        transport closes."""
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
         return task
 
     def _begin(self, entry: _LocalService, request: Request) -> Reply | _Suspended:
@@ -164,10 +167,7 @@ class LocalTransport(Transport):
         """:meth:`_begin`; a handler that suspends goes on as a task of the serving side, exactly
         where it stopped."""
         begun = self._begin(entry, request)
-        if isinstance(begun, Reply):
-            return begun
-        task = asyncio.get_running_loop().create_task(_carry_on(begun.coro, begun.waiting_on), context=begun.context)
-        return self._track(entry, task)
+        return begun if isinstance(begun, Reply) else _go_on(entry.transport, begun)
 
     async def _serve_one(self, entry: _LocalService, request: Request) -> Reply:
         try:
@@ -189,13 +189,10 @@ class LocalTransport(Transport):
         begun = self._begin(entry, request)
         if isinstance(begun, Reply):
             return begun
-        coro, context, waiting_on = begun
         loop = asyncio.get_running_loop()
-        if not _parks(waiting_on, loop):
-            task = self._track(entry, loop.create_task(_carry_on(coro, waiting_on), context=context))
-            return await self._wait(task, target, request.method, timeout)
-        return await self._follow(_Parked(entry.transport, coro, context, waiting_on), target, request.method,
-                                  loop.time() + timeout)
+        if not _parks(begun.waiting_on, loop):
+            return await self._wait(_go_on(entry.transport, begun), target, request.method, timeout)
+        return await self._follow(_Parked(entry.transport, *begun), target, request.method, loop.time() + timeout)
 
     async def _follow(self, parked: _Parked, target: str, method: str, deadline: float) -> Reply | None:
         """Wait for a handler suspended on a future and resume it here, in the caller's task, each
@@ -305,11 +302,8 @@ class LocalTransport(Transport):
         payload = self.broker._wire(payload)
         for sub in list(self.broker._subscriptions):
             if topic_matches(sub.pattern, topic):
-                task = asyncio.get_running_loop().create_task(
-                    _deliver(sub, topic, self.broker._wire(payload))
-                )
-                sub.transport._inflight.add(task)
-                task.add_done_callback(sub.transport._inflight.discard)
+                sub.transport._own(asyncio.get_running_loop().create_task(
+                    _deliver(sub, topic, self.broker._wire(payload))))
 
     async def subscribe_events(self, pattern: str, handler: EventHandler) -> Subscription:
         self._check_open()
@@ -362,6 +356,13 @@ class _Suspended(NamedTuple):
     waiting_on: Any
 
 
+def _go_on(owner: LocalTransport, suspended: _Suspended, throw: BaseException | None = None) -> asyncio.Task[Reply]:
+    """A suspended handler goes on as a task of ``owner``, the serving side (``throw``: thrown in
+    first, where it is suspended)."""
+    coro = _carry_on(suspended.coro, suspended.waiting_on, throw)
+    return owner._own(asyncio.get_running_loop().create_task(coro, context=suspended.context))
+
+
 def _parks(waiting_on: Any, loop: asyncio.AbstractEventLoop) -> bool:
     """Whether a handler suspended on ``waiting_on`` can wait for it without a task: it awaits a
     future of this loop (not a bare yield, not anything else a task would refuse)."""
@@ -404,15 +405,12 @@ class _Parked:
         if self.task is not None:
             return self.task
         self.waiting_on.remove_done_callback(self.wake)
+        suspended = _Suspended(self.coro, self.context, self.waiting_on)
         if cancel and not self.waiting_on.cancel():  # done already: thrown in when it resumes
-            coro = _carry_on(self.coro, None, asyncio.CancelledError())
+            task = _go_on(self.owner, suspended._replace(waiting_on=None), asyncio.CancelledError())
         else:
-            coro = _carry_on(self.coro, self.waiting_on)
-        task = asyncio.get_running_loop().create_task(coro, context=self.context)
-        owner = self.owner
-        owner._parked.discard(self)
-        owner._inflight.add(task)
-        task.add_done_callback(owner._inflight.discard)
+            task = _go_on(self.owner, suspended)
+        self.owner._parked.discard(self)
         self.task = task
         self.wake(None)
         return task
