@@ -6,6 +6,8 @@ queued for the participant's current portal, if the participant is connected.  A
 order, so a participant's notifications reach its portal in seq order.  A call that
 still fails after ``delivery_retries`` is given up: the message stays in the outbox and is
 replayed by ``resume``, and the call goes to the dead letters (``switchboard admin dead-letters``).
+A portal that nobody serves at the broker is tried for ``portal_unreachable_grace`` first: its
+participants are held (as on its ``exit.quit``) only if it stays so.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class _PortalSender:
         self._loop = asyncio.get_running_loop()
         self._wakeup: asyncio.Future[None] | None = None
         self.active_at = self._loop.time()
+        #: Since when (loop time) nobody serves the portal, while its deliveries are still tried.
+        self.unreachable_since: float | None = None
         self.task = asyncio.create_task(self._run(), name=f"deliver:{portal}")
 
     def put(self, item: DeliverItem) -> None:
@@ -54,6 +58,11 @@ class _PortalSender:
     def idle_since(self) -> float | None:
         """When the sender last finished a call, if it is waiting with nothing queued; else ``None``."""
         return self.active_at if not self.items and self._wakeup is not None else None
+
+    def unreachable_for(self) -> float:
+        """Seconds nobody has served the portal while deliveries to it are still tried (else 0)."""
+        since = self.unreachable_since
+        return 0.0 if since is None else self._loop.time() - since
 
     async def _run(self) -> None:
         limit = self.owner.settings.delivery_batch
@@ -74,22 +83,39 @@ class _PortalSender:
             self.active_at = self._loop.time()
 
     async def _send(self, batch: list[DeliverItem]) -> None:
+        """One ``deliver`` call of ``batch``, tried again ``delivery_retries`` times; while nobody serves
+        the portal (``RpcNoService``: its queue is gone, as while it moves to another broker node), for
+        ``portal_unreachable_grace`` seconds too, the batch and what queues behind it kept in order."""
         # A plain loop, not a retry library: this runs for every relayed message, and building a
         # retrying object per call cost more than the in-process call itself.
         settings = self.owner.settings
         attempts = max(1, settings.delivery_retries + 1)
         deliver = self.client.deliver
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        pause = settings.delivery_retry_interval
+        while not self.stopping:
+            attempt += 1
             try:
                 await deliver(controller=self.owner.controller, items=batch, timeout=settings.portal_timeout)
-                return
             except RpcError as exc:
-                if attempt == attempts:
-                    self._give_up(batch, attempts, exc)
+                if isinstance(exc, RpcNoService) and self.unreachable_since is None:
+                    self.unreachable_since = self._loop.time()
+                    self.log.warning("portal_unreachable", grace=settings.portal_unreachable_grace)
+                within_grace = (self.unreachable_since is not None
+                                and self.unreachable_for() < settings.portal_unreachable_grace)
+                if attempt >= attempts and not within_grace:
+                    self._give_up(batch, attempt, exc)
                     if isinstance(exc, RpcNoService) and self.owner.on_portal_gone is not None:
                         self.owner.on_portal_gone(self.portal)
                     return
-            await asyncio.sleep(settings.delivery_retry_interval)
+            else:
+                if self.unreachable_since is not None:
+                    self.log.info("portal_reachable", after=round(self.unreachable_for(), 3), attempts=attempt)
+                    self.unreachable_since = None
+                return
+            await asyncio.sleep(pause)
+            if self.unreachable_since is not None:  # a portal moving between broker nodes: seconds, not tenths
+                pause = min(pause * 2, settings.delivery_retry_interval * 8)
 
     def _give_up(self, batch: list[DeliverItem], attempts: int, error: RpcError) -> None:
         """Every attempt failed: the notifications stay in the outboxes (replayed by ``resume``) and

@@ -39,6 +39,11 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     delivery_retries: int = 2
     #: Seconds between those attempts.
     delivery_retry_interval: float = 0.2
+    #: Seconds a portal nobody serves (no queue for it at the broker) is still tried, its notifications
+    #: kept in order, before its participants are held as if it had quit: a portal whose broker node
+    #: was lost is unreachable until it has reconnected and declared its queue again, and the
+    #: cluster manager's ``exit.quit`` says sooner when it is really gone (0: hold at once).
+    portal_unreachable_grace: Annotated[float, msgspec.Meta(ge=0, le=600)] = 15.0
     #: Seconds a per-portal sender with nothing to send lives on before it stops.
     sender_idle_timeout: float = 60.0
     #: Most notifications one ``deliver`` call to a portal carries (what queued up meanwhile).

@@ -110,8 +110,9 @@ async def test_exit_quit_of_a_portal_holds_its_participants_and_they_resume_else
 async def test_a_portal_nobody_serves_any_more_has_its_participants_held_without_its_exit_event(
         transports: TransportFactory, make_env: Any) -> None:
     # Events are at most once: the portal's exit.quit may never come. Deliveries that find nobody
-    # serving it (after their retries) hold its participants as the event would have.
-    env: Env = await make_env(transports)
+    # serving it (after their retries and portal_unreachable_grace) hold its participants as the event
+    # would have.
+    env: Env = await make_env(transports, portal_unreachable_grace=0.3)
     await _pair(env)
     await env.portal_services[env.portal_a.name].stop()
     await env.call("text", participant="p2", to="all", message="while away")
@@ -120,6 +121,29 @@ async def test_a_portal_nobody_serves_any_more_has_its_participants_held_without
     assert env.controller.participant("p2").connected
     resumed = await env.resume("p1", env.portal_b, last_seq=1)
     assert [m["data"]["message"] for m in resumed["messages"]] == ["while away"]
+
+
+async def test_a_portal_nobody_serves_for_less_than_the_grace_keeps_its_participants_and_gets_everything(
+        transports: TransportFactory, make_env: Any) -> None:
+    # A portal whose broker node was lost has no queue until it reconnected and declared it again
+    # (seconds): its participants are not held meanwhile, and what was sent to them arrives, in order.
+    env: Env = await make_env(transports, portal_unreachable_grace=30.0)
+    await _pair(env)
+    await env.portal_services[env.portal_a.name].stop()
+    for n in range(3):
+        await env.call("text", participant="p2", to="all", message=f"m{n}")
+    await wait_until(lambda: len(env.portal_b.events("p2", "text")) == 3)
+    # well past the quick retries (delivery_retries=1, 0.05 s apart in these tests)
+    await wait_until(lambda: env.controller.delivery._senders[WorkerId(env.portal_a.name)].unreachable_for() > 1.0,
+                     what="the portal unreachable for a while")
+    assert env.controller.participant("p1").connected
+    env.portal_services[env.portal_a.name] = await env.caller.serve(env.portal_a.name, env.portal_a)
+    await env.call("text", participant="p2", to="all", message="m3")
+    await wait_until(lambda: len(env.portal_a.events("p1", "text")) == 4, what="every text at portal A")
+    assert [(seq, data["message"]) for seq, _, data in env.portal_a.events("p1", "text")] == [
+        (2, "m0"), (3, "m1"), (4, "m2"), (5, "m3")]
+    assert env.controller.participant("p1").connected
+    assert env.controller.participant("p1").hold_deadline is None
 
 
 async def test_outbox_count_bound_leads_to_resync_required_and_the_participant_leaves(local: TransportFactory,

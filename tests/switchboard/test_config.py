@@ -106,6 +106,10 @@ def test_a_leader_lease_the_broker_could_outrun_is_refused(env: dict[str, str], 
         ({"journal": {"sqlite": {"commit": "sometimes"}}}, "Invalid enum value 'sometimes' - at `$.journal.sqlite.commit`"),
         ({"rpc": {"reply_wait": -1}}, "Expected `float` >= 0.0 - at `$.rpc.reply_wait`"),
         ({"rpc": {"reply_wait": 301}}, "Expected `float` <= 300.0 - at `$.rpc.reply_wait`"),
+        ({"controller": {"portal_unreachable_grace": -1}},
+         "Expected `float` >= 0.0 - at `$.controller.portal_unreachable_grace`"),
+        ({"controller": {"portal_unreachable_grace": 601}},
+         "Expected `float` <= 600.0 - at `$.controller.portal_unreachable_grace`"),
     ],
 )
 def test_the_journal_stall_bound_commit_mode_and_reply_wait_refuse_what_is_out_of_bounds(
