@@ -137,7 +137,10 @@ class StreamJournal:
         return records
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
-        await self._snapshots.save(room, snapshot, self._tails)
+        await self._snapshots.save(room, snapshot, self._current_epoch)
+
+    async def _current_epoch(self, room: str) -> int:
+        return (await self._tails.follow(room)).fold.epoch
 
     async def snapshot(self, room: str) -> Snapshot | None:
         return await self._snapshots.newest(room)

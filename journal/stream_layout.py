@@ -3,7 +3,9 @@
 - ``<prefix>room.<room>``: one stream per room holding its records and its claims, in append order;
 - ``<prefix>snap.<room>``: the room's snapshots, a small stream whose retention keeps only the last
   few, so the newest is found by reading a bounded amount, never the room's records;
-- ``<prefix>rooms``: the directory, one small entry per claim and per forget.
+- ``<prefix>rooms``: the directory, one small entry per claim and per forget;
+- ``<prefix>holder.<name>``: with the holder journal, one per journal instance, holding the records of
+  all its rooms (``<prefix>room.<room>`` then keeps only the room's claims).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ class Layout:
 
     def room_queue(self, room: str) -> str:
         return f"{self.settings.prefix}room.{room}"
+
+    def holder_queue(self, name: str) -> str:
+        """A holder stream of the holder journal (:mod:`journal.holder`): one per journal instance."""
+        return f"{self.settings.prefix}holder.{name}"
 
     def snap_queue(self, room: str) -> str:
         return f"{self.settings.prefix}snap.{room}"

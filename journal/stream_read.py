@@ -1,14 +1,16 @@
-"""Reading a stream to its end: :func:`read`.
+"""Reading a stream to its end: :func:`read`, and :func:`scan` for a reader that looks at each message.
 
-Every read (replay, the newest snapshot, the rooms directory) publishes an end marker first, then
-reads with a fresh consumer (manual acks, basic.qos) from the wanted offset up to that marker, and
-closes it: a consumer per read, never one restored by aio-pika.
+Every read (replay, the newest snapshot, rooms) first publishes an end marker, then reads with a fresh
+consumer (manual acks, basic.qos) from the wanted offset up to that marker, and closes it: a consumer
+per read, never one restored by aio-pika.  :func:`scan` may publish a marker that means something to
+other readers (the holder journal's fence, its claims), and learns the marker's offset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiormq
@@ -18,22 +20,45 @@ from .base import JournalUnavailable
 from .stream_connection import BROKER_ERRORS, Connection
 from .stream_fold import MARKER, Message, message
 
-__all__ = ["read"]
+__all__ = ["read", "scan", "Seer"]
+
+#: Looks at one message of a scan; ``True`` ends the scan there (the marker is not waited for).
+Seer = Callable[[Message], bool]
 
 
 async def read(link: Connection, queue: str, start: int | str) -> list[Message] | None:
     """The messages of ``queue`` from stream offset ``start`` up to an end marker published now;
     ``None`` if the stream does not exist."""
+    messages: list[Message] = []
+
+    def keep(message: Message) -> bool:
+        messages.append(message)
+        return False
+
+    def begin() -> Seer:
+        messages.clear()
+        return keep
+
+    if await scan(link, queue, start, begin) is None:
+        return None
+    return list(messages)
+
+
+async def scan(link: Connection, queue: str, start: int | str, begin: Callable[[], Seer], *,
+               headers: dict[str, Any] | None = None, body: bytes = b"") -> int | None:
+    """Publish an end marker to ``queue`` (``headers`` and ``body``: a plain marker by default), then hand
+    each message from stream offset ``start`` up to it to the seer ``begin()`` returns (called again each
+    time the read starts over); the marker's journal offset (stream offset + 1), or ``0`` when the seer
+    ended the scan before it, or ``None`` if the stream does not exist."""
     s = link.settings
     marker = uuid.uuid4().hex
     published = False
-    messages: list[Message] = []
 
-    async def attempt() -> list[Message] | None:
+    async def attempt() -> int | None:
         nonlocal published
         conn = await link.connection()
         channel = await conn.channel(publisher_confirms=False)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         try:
             await channel.set_qos(prefetch_count=s.prefetch)
             try:
@@ -43,9 +68,9 @@ async def read(link: Connection, queue: str, start: int | str) -> list[Message] 
                     raise  # the broker is still starting its queues: "home node … of durable queue … is down"
                 return None
             if not published:
-                await link.publish(queue, b"", {"k": MARKER}, message_id=marker)
+                await link.publish(queue, body, headers if headers is not None else {"k": MARKER}, message_id=marker)
                 published = True
-            messages.clear()
+            see = begin()
             count = 0
 
             def on_close(sender: Any, exc: BaseException | None = None) -> None:
@@ -58,17 +83,18 @@ async def read(link: Connection, queue: str, start: int | str) -> list[Message] 
                 nonlocal count
                 count += 1
                 end = delivery.message_id == marker
-                if end:
-                    if not done.done():
-                        done.set_result(None)
-                elif not done.done():
-                    messages.append(message(delivery))
+                if done.done():
+                    pass
+                elif end:
+                    done.set_result(message(delivery).offset)
+                elif see(message(delivery)):
+                    end = True
+                    done.set_result(0)
                 if end or count % s.ack_every == 0:
                     await delivery.ack(multiple=True)
 
             await link.consume_started(stream.consume(on_message, arguments={"x-stream-offset": start}))
-            await done
-            return list(messages)
+            return await done
         finally:
             if not done.done():
                 done.cancel()

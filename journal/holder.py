@@ -1,0 +1,232 @@
+"""The room journal with a holder stream per journal instance: :class:`HolderJournal` (phase 1, not the
+default; ``journal.kind = "holder"``; journal/HOLDER-WIP.md says what is built and what is not).
+
+The stream journal (:mod:`journal.stream`) writes each record as one message to its room's stream; the
+broker's cost is per message.  Here every journal instance writes the records of **all** its rooms to one
+stream of its own, its *holder stream* (``<prefix>holder.<name>.<incarnation>``, new with each instance), in
+messages of many records (:mod:`journal.holder_writer`: one message in flight, the records made meanwhile in
+the next; no timer).  A room's own stream keeps only its claims (:mod:`journal.holder_log`): each names the
+claimer's holder stream and where its window starts there.  Before a claim counts, the claimer fences the
+previous holder stream (:mod:`journal.holder_claims`); the holder, which waits for its own read-back of every
+message, sees the fence ahead of any later record of the room and fails it with :class:`Fenced`
+(:mod:`journal.holder_tail`, rule in :mod:`journal.holder_fold`).
+
+Offsets pack the claim, the holder message and the index in it (:mod:`journal.holder_entries`), so they go
+up within a room across claims and holders.  ``replay`` follows the room's claims log: for each claim since
+the room was last forgotten, the room's records in that claim's window of its holder stream.  Snapshots,
+the rooms directory and the connection are the stream journal's (:mod:`journal.stream_snapshots`,
+:mod:`journal.stream_rooms`, :mod:`journal.stream_connection`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+
+from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
+from .holder_claims import Claims
+from .holder_entries import RECORD, parts
+from .holder_fold import Window
+from .holder_log import CLAIM, HOLD
+from .holder_tail import Holding, OwnTail
+from .holder_writer import HolderWriter
+from .settings import StreamJournalSettings
+from .stream_appends import InFlight
+from .stream_connection import BROKER_ERRORS, Connection
+from .stream_fold import FORGOTTEN
+from .stream_layout import Layout
+from .stream_read import scan
+from .stream_rooms import Directory
+from .stream_snapshots import Snapshots
+
+__all__ = ["HolderJournal"]
+
+_Queued = deque[tuple[int, bytes, "asyncio.Future[int]"]]
+
+
+class HolderJournal:
+    """A :class:`~journal.base.Journal` on RabbitMQ streams, the records of all its rooms in one stream."""
+
+    def __init__(self, url: str, settings: StreamJournalSettings | None = None, *, name: str = "journal") -> None:
+        if not url:
+            raise ValueError("HolderJournal needs a broker URL")
+        self.url = url
+        self.settings = s = settings or StreamJournalSettings()
+        self.name = name
+        self._layout = Layout(s)
+        #: This instance's holder stream: never written by a later instance, even of the same worker.
+        self.holder = self._layout.holder_queue(f"{name}.{uuid.uuid4().hex[:12]}")
+        self._link = Connection(url, s, name, self._layout, on_lost=self._lost)
+        self._writes = InFlight(s.max_in_flight, s.append_timeout,
+                                on_expired=lambda: self._link.leave_stalled(f"writes not done within {s.append_timeout} s"),
+                                stall_timeout=s.stall_timeout,
+                                on_stalled=lambda _: self._link.leave_stalled(
+                                    f"no confirm or read-back of a holder message within {s.stall_timeout} s"))
+        self._holdings: dict[str, Holding] = {}
+        self._tail = OwnTail(self._link, self.holder, self._writes, self._holdings)
+        self._writer = HolderWriter(self._link, self._tail, self._writes)
+        self._directory = Directory(self._link)
+        self._snapshots = Snapshots(self._link)
+        self._claims = Claims(self._link, self.holder, self._writer, self._holdings, self._directory)
+        #: Records submitted that wait for a hold of their room (its first, or a newer epoch), in order.
+        self._queued: dict[str, _Queued] = {}
+
+    @property
+    def reconnects(self) -> int:
+        return self._link.reconnects
+
+    @property
+    def messages(self) -> int:
+        """Holder messages published so far."""
+        return self._writer.messages
+
+    @property
+    def entries(self) -> int:
+        """Entries (records and claims' starts) in them."""
+        return self._writer.entries
+
+    def _lost(self, exc: BaseException | None) -> None:
+        self._link.log.warning("journal_connection_lost", error=repr(exc), rooms_held=len(self._holdings))
+        self._tail.lost(exc)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._link.closed:
+            raise RuntimeError(f"the journal {self.name} was closed; make a new one")
+        await self._link.connection()
+
+    async def close(self) -> None:
+        if self._link.closed:
+            return
+        self._link.shut()
+        closed = JournalUnavailable("journal is closed")
+        self._writes.close(closed)
+        self._writer.close(closed)
+        await self._link.wait_closed()
+
+    # -- the Journal interface -----------------------------------------------------------------------
+
+    def submit(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
+        """:meth:`append` without a coroutine of its own: the future has the record's offset, or
+        :class:`Fenced`.  A room's records land in the order they were submitted."""
+        if self._link.closed:
+            return self._refused(JournalUnavailable("journal is closed"))
+        holding = self._holdings.get(room)
+        if holding is not None and room not in self._queued:
+            if epoch == holding.epoch:
+                future: asyncio.Future[int] = self._writer.add(RECORD, room, epoch, body)
+                return future
+            if epoch < holding.epoch:
+                return self._refused(Fenced(room, epoch, holding.epoch))
+        return self._enqueue(room, epoch, body)
+
+    async def append(self, room: str, epoch: int, body: bytes) -> int:
+        return await self.submit(room, epoch, body)
+
+    async def claim(self, room: str, epoch: int) -> int:
+        return await self._take(room, epoch, CLAIM)
+
+    async def replay(self, room: str, after: int = 0) -> list[JournalRecord]:
+        read = await self._claims.log(room)
+        if read is None:
+            return []
+        claim, position, index = parts(after) if after > 0 else (0, 0, 0)
+        records: list[JournalRecord] = []
+        for window in read[0].claims:
+            if window.at < claim:
+                continue
+            reader = (Window(room, window.at, window.epoch, position, index, inside=True) if window.at == claim
+                      else Window(room, window.at, window.epoch, window.position, window.index))
+            await scan(self._link, window.holder, reader.position - 1, reader.begin)
+            records.extend(reader.records)
+        return records
+
+    async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        await self._snapshots.save(room, snapshot, self._current_epoch)
+
+    async def snapshot(self, room: str) -> Snapshot | None:
+        return await self._snapshots.newest(room)
+
+    async def forget(self, room: str) -> None:
+        link = self._link
+        queue = link.layout.room_queue(room)
+        if not await link.exists(queue):
+            return
+        async with self._claims.lock(room):
+            read = await self._claims.log(room)
+            epoch = read[0].epoch if read is not None else 0
+            try:
+                await link.publish(queue, b"", {"k": FORGOTTEN, "e": epoch})
+            except BROKER_ERRORS as exc:
+                raise JournalUnavailable(f"journal: forgetting room {room} failed: {exc!r}") from exc
+            self._holdings.pop(room, None)
+            self._directory.left(room)
+        await self._snapshots.delete(room)
+        await self._directory.forgotten(room)
+
+    async def rooms(self) -> list[str]:
+        return await self._directory.rooms()
+
+    # -- claims and holds ----------------------------------------------------------------------------
+
+    async def _current_epoch(self, room: str) -> int:
+        read = await self._claims.log(room)
+        return read[0].epoch if read is not None else 0
+
+    async def _take(self, room: str, epoch: int, kind: str) -> int:
+        if self._link.closed:
+            raise JournalUnavailable("journal is closed")
+        try:
+            async with self._claims.lock(room), asyncio.timeout(self.settings.read_timeout):
+                return await self._claims.take(room, epoch, kind)
+        except (Fenced, JournalUnavailable):
+            raise
+        except TimeoutError as exc:
+            raise JournalUnavailable(f"journal: {kind} of room {room} not done within "
+                                     f"{self.settings.read_timeout} s") from exc
+        except BROKER_ERRORS as exc:
+            self._link.drop_if_broken(exc)
+            raise JournalUnavailable(f"journal: {kind} of room {room} failed, RabbitMQ at "
+                                     f"{self._link.where}: {exc!r}") from exc
+
+    def _refused(self, error: BaseException) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future.set_exception(error)
+        return future
+
+    def _enqueue(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
+        """A record whose room this journal does not hold under ``epoch`` yet: one task per room holds it
+        first (:meth:`_take`, kind hold), in order; later records of the room queue behind."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        queued = self._queued.get(room)
+        if queued is None:
+            queued = self._queued[room] = deque()
+            self._link.keep(self._start_queued(room, queued))
+        queued.append((epoch, body, future))
+        return future
+
+    async def _start_queued(self, room: str, queued: _Queued) -> None:
+        try:
+            while queued:
+                epoch, body, future = queued[0]
+                try:
+                    holding = self._holdings.get(room)
+                    if holding is None or epoch > holding.epoch:
+                        await self._take(room, epoch, HOLD)
+                    elif epoch < holding.epoch:
+                        raise Fenced(room, epoch, holding.epoch)
+                except (Fenced, JournalUnavailable) as exc:
+                    if not future.done():
+                        future.set_exception(exc)
+                else:
+                    if not future.done():
+                        self._writer.add(RECORD, room, epoch, body, future)
+                queued.popleft()
+        finally:
+            if self._queued.get(room) is queued:
+                del self._queued[room]
+            for _, _, future in queued:
+                if not future.done():
+                    future.set_exception(JournalUnavailable("journal is closed"))

@@ -1,0 +1,128 @@
+"""Claims in the holder journal: the rooms' claims logs, fencing the previous holder, :class:`Claims`.
+
+A claim of room R under epoch e by this journal (or a *hold*: its first append to R, or one under a
+newer epoch) goes:
+
+1. read R's claims log up to now (:class:`~journal.holder_log.ClaimsLog`; cached, read on from where it
+   was): ``Fenced`` unless e would count;
+2. if R's current holder stream is another one, write a FENCE(R, e) there and read that stream from the
+   current claim's START up to the fence: every record of R after the fence is void for every reader,
+   the holder included (it waits for its own read-back), and the last record before it is known;
+3. write a START(R, e) in this journal's own holder stream (read back: where the new window starts);
+4. append the claim to R's stream, naming the window, and read up to it: the log's rule says whether it
+   counts.  A claim that landed between 1 and 4 gets its holder fenced too (and a "last" note when it
+   had records), so no window before this one stays open.
+
+What a claim returns (the last record before it) is the highest of the "last" the log noted and the
+records read while fencing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .base import Fenced
+from .holder_entries import FENCE, HOLDER, START, encode
+from .holder_fold import Window
+from .holder_log import LAST, Claim, ClaimsLog
+from .holder_tail import Holding
+from .holder_writer import HolderWriter
+from .stream_connection import Connection
+from .stream_fold import Message
+from .stream_read import Seer, scan
+from .stream_rooms import Directory
+
+__all__ = ["Claims"]
+
+
+class Claims:
+    """The claims logs this journal read, and the claims it makes."""
+
+    def __init__(self, link: Connection, holder: str, writer: HolderWriter, holdings: dict[str, Holding],
+                 directory: Directory) -> None:
+        self._link = link
+        self._holder = holder
+        self._writer = writer
+        self._holdings = holdings
+        self._directory = directory
+        self._logs: dict[str, ClaimsLog] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, room: str) -> asyncio.Lock:
+        """Held while a claim of ``room`` is made (claims of one room by this journal go one at a time)."""
+        return self._locks.setdefault(room, asyncio.Lock())
+
+    async def log(self, room: str, *, marker: dict[str, Any] | None = None) -> tuple[ClaimsLog, int] | None:
+        """R's claims log read up to a marker published now (``marker``: its headers), and the marker's
+        journal offset; ``None`` if R has no stream."""
+        start = self._logs.get(room) or ClaimsLog()
+        trial: list[ClaimsLog] = []
+
+        def begin() -> Seer:
+            log = start.copy()
+            trial[:] = [log]
+
+            def see(message: Message) -> bool:
+                log.see(message)
+                return False
+
+            return see
+
+        at = await scan(self._link, self._link.layout.room_queue(room), start.next, begin, headers=marker)
+        if at is None:
+            return None
+        log = trial[0]
+        log.next = at
+        self._logs[room] = log
+        return log, at
+
+    async def take(self, room: str, epoch: int, kind: str) -> int:
+        """Claim (``kind`` claim or hold) ``room`` under ``epoch`` (the caller holds :meth:`lock`); the last
+        record before the claim.  :class:`Fenced` if it does not count."""
+        link = self._link
+        queue = link.layout.room_queue(room)
+        await link.ensure_declared(queue)
+        read = await self.log(room)
+        assert read is not None  # declared above
+        log = read[0]
+        if not log.counts(kind, epoch, self._holder):
+            raise Fenced(room, epoch, log.epoch)
+        await self._directory.opened(room)
+        previous, last = log.current, log.last
+        if previous is not None:
+            window_last = await self._fence(room, epoch, previous)
+            if previous in log.claims:
+                last = max(last, window_last)
+        position, index = await self._writer.add(START, room, epoch, b"")
+        headers: dict[str, Any] = {"k": kind, "e": epoch, "h": self._holder, "s": position, "i": index, "l": last}
+        read = await self.log(room, marker=headers)
+        assert read is not None
+        log, at = read
+        before = log.current
+        counts = log.see(Message(at, kind, epoch, headers, b""))
+        log.next = at
+        if not counts:
+            raise Fenced(room, epoch, log.epoch)
+        if before is not None and before is not previous:
+            # claimed by another journal between our read and our claim: its window ends here too
+            window_last = await self._fence(room, epoch, before)
+            if window_last > last and before in log.claims:
+                last = window_last
+                await link.publish(queue, b"", {"k": LAST, "l": last})
+        self._holdings[room] = Holding(at, epoch, last)
+        return last
+
+    async def _fence(self, room: str, epoch: int, claim: Claim) -> int:
+        """End ``claim``'s window of ``room`` (a FENCE(room, epoch) in its holder stream, read back unless
+        the window had ended already); the offset of its last record (0: none)."""
+        holding = self._holdings.get(room)
+        if claim.holder == self._holder and holding is not None and holding.claim == claim.at:
+            return holding.last  # our own open window: our tail knows it, and a START ends it
+        window = Window(room, claim.at, claim.epoch, claim.position, claim.index, keep=False)
+        if claim.holder == self._holder:  # our own, already closed: read it
+            await scan(self._link, claim.holder, claim.position - 1, window.begin)
+            return window.last
+        await scan(self._link, claim.holder, claim.position - 1, window.begin,
+                   headers={"k": HOLDER}, body=encode([(FENCE, room, epoch, b"")]))
+        return window.last

@@ -1,0 +1,96 @@
+"""The fencing rule in a holder stream, applied in stream order by every reader: :class:`HolderFold`
+for the writer's own tail (every room), :class:`Window` for a reader of one claim's records.
+
+Per room, a holder stream's entries (:mod:`journal.holder_entries`) follow this rule: a START of epoch
+``e`` (the holder's claim) or a FENCE of epoch ``e`` (another journal's claim) counts iff ``e`` is above
+the room's epoch in this stream; a START opens the room's window, a FENCE closes it; a RECORD counts iff
+the window is open and its epoch is the window's.  The writer waits until its tail has read its own
+message back, so its verdict on a record is the one every later reader reaches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import JournalRecord
+from .holder_entries import FENCE, HOLDER, RECORD, START, decode, offset_of
+from .stream_fold import Message
+
+__all__ = ["Held", "HolderFold", "Window"]
+
+
+@dataclass(slots=True)
+class Held:
+    """One room in one holder stream: its epoch there and whether its window is open."""
+
+    epoch: int = 0
+    open: bool = False
+
+
+class HolderFold:
+    """Every room of one holder stream, from the stream's first message."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, Held] = {}
+
+    def see(self, kind: int, room: str, epoch: int) -> bool:
+        """Whether the entry counts (a START or FENCE that moved the room's epoch, a RECORD kept)."""
+        held = self.rooms.get(room)
+        if held is None:
+            held = self.rooms[room] = Held()
+        if kind == RECORD:
+            return held.open and epoch == held.epoch
+        if epoch > held.epoch:
+            held.epoch, held.open = epoch, kind == START
+            return True
+        return False
+
+    def epoch(self, room: str) -> int:
+        held = self.rooms.get(room)
+        return held.epoch if held is not None else 0
+
+
+class Window:
+    """One room's records in the window of one claim (at journal offset ``claim`` of the room's stream,
+    epoch ``epoch``): from its START at (``position``, ``index``) — or, with ``inside``, from just after
+    the record there — up to the START or FENCE of a higher epoch that ends it."""
+
+    def __init__(self, room: str, claim: int, epoch: int, position: int, index: int, *, inside: bool = False,
+                 keep: bool = True) -> None:
+        self.room = room
+        self.claim = claim
+        self.epoch = epoch
+        self.position = position
+        self.index = index
+        self.inside = inside
+        self.keep = keep
+        self.open = inside
+        self.ended = False
+        self.records: list[JournalRecord] = []
+        #: The offset of the last record that counts (0: none yet).
+        self.last = 0
+
+    def begin(self) -> Window:
+        """Read again from the start (a scan that starts over)."""
+        self.open, self.ended, self.records, self.last = self.inside, False, [], 0
+        return self
+
+    def __call__(self, message: Message) -> bool:
+        """See one message of the holder stream; ``True`` once the window has ended."""
+        if self.ended or message.kind != HOLDER or message.offset < self.position:
+            return self.ended
+        here = message.offset == self.position
+        for index, (kind, room, epoch, body) in enumerate(decode(message.body)):
+            if room != self.room or (here and (index <= self.index if self.inside else index < self.index)):
+                continue
+            if not self.open:
+                self.open = kind == START and epoch == self.epoch
+            elif kind == RECORD:
+                if epoch == self.epoch:
+                    self.last = offset_of(self.claim, message.offset, index)
+                    if self.keep:
+                        self.records.append(JournalRecord(offset=self.last, epoch=epoch, body=body))
+            elif kind in (START, FENCE) and epoch > self.epoch:
+                self.ended = True
+                return True
+        return False
