@@ -6,19 +6,27 @@ No assertion reads a clock; waits go through the journal's own bounded timeouts 
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from journal.base import Fenced, Journal
+from journal.holder_entries import HOLDER, decode
 from journal.holder import HolderJournal
 from journal.settings import StreamJournalSettings
+from journal.stream_fold import Message
+from journal.stream_read import Seer, scan
 from tests.journal.contract import JournalContract
 from tests.journal.contract import MakeJournal as ContractMake
 
 pytestmark = [pytest.mark.amqp]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MakeJournal = Callable[..., Awaitable[HolderJournal]]
 
@@ -66,3 +74,131 @@ class TestHolderJournal(JournalContract):
             return made_journals[-1]
 
         return make
+
+
+# -- fencing across holder streams --------------------------------------------------------------------
+
+async def test_a_claimer_fences_a_live_old_holder_in_its_own_holder_stream(make_journal: MakeJournal) -> None:
+    old, new = await make_journal(), await make_journal()
+    assert old.holder != new.holder
+    await old.claim("r", 1)
+    written = [await old.append("r", 1, f"old{i}".encode()) for i in range(3)]
+    assert await new.claim("r", 2) == written[-1]
+    # the fence is in the old holder's stream: its next append is refused, whatever it knew before
+    with pytest.raises(Fenced) as info:
+        await old.append("r", 1, b"too late")
+    assert (info.value.epoch, info.value.current) == (1, 2)
+    mine = await new.append("r", 2, b"new0")
+    assert mine > written[-1]
+    for reader in (old, new):
+        records = await reader.replay("r")
+        assert [r.body for r in records] == [b"old0", b"old1", b"old2", b"new0"]
+        assert [r.offset for r in records] == [*written, mine]
+    # the old holder's other rooms are not touched
+    await old.claim("other", 1)
+    assert await old.append("other", 1, b"still mine") > 0
+
+
+async def test_records_racing_a_claim_count_only_if_they_landed_before_the_fence(make_journal: MakeJournal) -> None:
+    old, new = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    bodies: list[bytes] = []
+    futures: list[asyncio.Future[int]] = []
+
+    def submit() -> None:
+        bodies.append(f"old{len(bodies)}".encode())
+        futures.append(old.submit("r", 1, bodies[-1]))
+
+    claiming = asyncio.ensure_future(new.claim("r", 2))
+    while not claiming.done():  # the old holder writes all along the claim
+        submit()
+        await asyncio.sleep(0.001)
+    last_before = await claiming
+    submit()
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    done = {body: outcome for body, outcome in zip(bodies, outcomes) if isinstance(outcome, int)}
+    assert all(isinstance(outcome, (int, Fenced)) for outcome in outcomes), outcomes
+    assert isinstance(outcomes[-1], Fenced) and done
+    records = await new.replay("r")
+    assert {r.body: r.offset for r in records} == done  # every record done is there, no refused one
+    assert [r.body for r in records] == bodies[:len(records)]  # and they are a prefix, in order
+    assert last_before == records[-1].offset
+
+
+async def test_a_holder_process_stopped_then_resumed_after_a_claim_writes_nothing_replay_returns(
+        make_journal: MakeJournal, broker_url: str) -> None:
+    new = await make_journal()
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.journal.holder_appender", broker_url,
+                                                 new.settings.prefix, "r", cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    assert child.stdout is not None
+    lines: list[str] = []
+
+    async def read_until(count: int) -> None:
+        while sum(line.startswith("ok") for line in lines) < count:
+            line = await asyncio.wait_for(child.stdout.readline(), timeout=60)  # type: ignore[union-attr]
+            assert line, "the appender stopped before it was fenced"
+            lines.append(line.decode().strip())
+
+    try:
+        await read_until(30)
+        child.send_signal(signal.SIGSTOP)  # frozen mid-appends: what it wrote may still be on its way
+        try:
+            assert await new.claim("r", 2) > 0
+            mine = await new.append("r", 2, b"new")
+        finally:
+            child.send_signal(signal.SIGCONT)
+        rest, _ = await asyncio.wait_for(child.communicate(), timeout=60)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert child.returncode == 0
+    lines += rest.decode().splitlines()
+    done = {line.split()[1]: int(line.split()[2]) for line in lines if line.startswith("ok")}
+    refused = {line.split()[1] for line in lines if line.startswith("fenced")}
+    assert len(refused) >= 3  # it went on after it was resumed, and was refused
+    records = await new.replay("r")
+    assert records[-1].body == b"new" and records[-1].offset == mine
+    replayed = {r.body.decode(): r.offset for r in records[:-1]}
+    assert replayed == done  # exactly what it was told was written: nothing it wrote after the fence
+    assert not refused & replayed.keys()
+
+
+# -- group commit -----------------------------------------------------------------------------------------
+
+def _counter(counts: dict[str, int]) -> Callable[[], Seer]:
+    def see(message: Message) -> bool:
+        if message.kind == HOLDER:
+            counts["messages"] += 1
+            counts["entries"] += len(decode(message.body))
+        return False
+
+    def begin() -> Seer:
+        counts.update(messages=0, entries=0)
+        return see
+
+    return begin
+
+
+async def test_concurrent_appends_to_many_rooms_share_holder_messages(make_journal: MakeJournal) -> None:
+    journal = await make_journal()
+    rooms = [f"r{i}" for i in range(40)]
+    for room in rooms:
+        await journal.claim(room, 1)
+    counts: dict[str, int] = {}
+    await scan(journal._link, journal.holder, "first", _counter(counts))
+    before = dict(counts)
+
+    async def append(i: int, room: str) -> int:
+        for _ in range(i):  # one by one, each in a loop turn of its own (much faster than a round trip)
+            await asyncio.sleep(0)
+        return await journal.append(room, 1, room.encode())
+
+    offsets = await asyncio.gather(*(append(i, room) for i, room in enumerate(rooms)))
+    assert all(offset > 0 for offset in offsets)
+    await scan(journal._link, journal.holder, "first", _counter(counts))
+    messages, entries = counts["messages"] - before["messages"], counts["entries"] - before["entries"]
+    assert entries == len(rooms)
+    assert messages < len(rooms) // 4, counts  # one message in flight, the rest in the next one
+    for room, offset in zip(rooms, offsets):
+        assert [(r.offset, r.body) for r in await journal.replay(room)] == [(offset, room.encode())]
