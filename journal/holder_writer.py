@@ -27,6 +27,8 @@ from .stream_connection import BROKER_ERRORS, Connection
 
 __all__ = ["HolderWriter"]
 
+#: What getting ready to publish may fail with.
+_PREPARE_ERRORS: tuple[type[BaseException], ...] = (JournalUnavailable, *BROKER_ERRORS)
 #: Holder messages of one journal in flight at once.
 IN_FLIGHT = 1
 
@@ -102,7 +104,7 @@ class HolderWriter:
             async with asyncio.timeout(self._link.settings.append_timeout):
                 await self._link.publishing()
                 await self._tail.follow()
-        except (JournalUnavailable, *BROKER_ERRORS) as exc:
+        except _PREPARE_ERRORS as exc:
             error = exc if isinstance(exc, JournalUnavailable) else JournalUnavailable(
                 f"journal: the holder stream cannot be written, RabbitMQ at {self._link.where}: {exc!r}")
             self.close(error)

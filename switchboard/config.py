@@ -93,13 +93,15 @@ class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Where the rooms' events are journaled, so that a restart or a controller's death drops nobody:
     #: ``auto`` (``sqlite`` for ``switchboard up``; for a controller process, ``stream`` when a
     #: broker is configured), ``sqlite`` (local disk: one machine), ``stream`` (RabbitMQ streams:
-    #: any controller can rebuild any room), ``memory`` (tests only: lost with the process) or
-    #: ``off`` (nothing journaled: a restart or a controller's death drops its rooms).
-    kind: Literal["auto", "sqlite", "stream", "memory", "off"] = "auto"
+    #: any controller can rebuild any room), ``holder`` (RabbitMQ streams, the records of all of a
+    #: controller's rooms in one stream of its own: work in progress, not for production), ``memory``
+    #: (tests only: lost with the process) or ``off`` (nothing journaled: a restart or a controller's
+    #: death drops its rooms).
+    kind: Literal["auto", "sqlite", "stream", "holder", "memory", "off"] = "auto"
     #: The SQLite journal (one file on local disk).
     sqlite: SqliteJournalSettings = msgspec.field(default_factory=SqliteJournalSettings)
-    #: The stream journal (on the broker of ``rpc.broker_url``); an empty ``prefix`` names the
-    #: streams after the cluster (``<worker.cluster_name>.journal.``).
+    #: The stream journal (on the broker of ``rpc.broker_url``), and the ``holder`` one; an empty
+    #: ``prefix`` names the streams after the cluster (``<worker.cluster_name>.journal.``).
     stream: StreamJournalSettings = msgspec.field(default_factory=lambda: StreamJournalSettings(prefix=""))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 
 from journal import Journal
+from journal.holder import HolderJournal
 from journal.memory import MemoryJournal
 from journal.sqlite import SqliteJournal
 from journal.stream import StreamJournal
@@ -46,8 +47,10 @@ def build_journal(settings: Settings, *, embedded: bool) -> Journal | None:
     if kind == "sqlite":
         return SqliteJournal(sqlite_path(settings), settings.journal.sqlite)
     if not settings.rpc.broker_url:
-        raise ConfigError("journal.kind = 'stream' needs a broker: give --broker amqp://… (or rpc.broker_url)")
+        raise ConfigError(f"journal.kind = '{kind}' needs a broker: give --broker amqp://… (or rpc.broker_url)")
     stream = settings.journal.stream
     if not stream.prefix:
         stream = msgspec.structs.replace(stream, prefix=f"{settings.worker.cluster_name}.journal.")
+    if kind == "holder":
+        return HolderJournal(settings.rpc.broker_url, stream, name=settings.worker.cluster_name)
     return StreamJournal(settings.rpc.broker_url, stream, name=settings.worker.cluster_name)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from journal.holder import HolderJournal
 from switchboard.config import ConfigError, load_settings
 from switchboard.config_doc import DOC_PATH, render
+from switchboard.journals import build_journal
 
 
 def test_defaults_are_the_embedded_first_run() -> None:
@@ -117,3 +119,15 @@ def test_the_journal_stall_bound_commit_mode_and_reply_wait_refuse_what_is_out_o
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(env={}, overrides=overrides)
+
+
+def test_the_holder_journal_is_chosen_by_name_only_and_needs_a_broker() -> None:
+    assert load_settings(env={}).journal.kind == "auto"  # never the default
+    settings = load_settings(env={"SWITCHBOARD_JOURNAL__KIND": "holder"})
+    with pytest.raises(ConfigError, match=re.escape("journal.kind = 'holder' needs a broker")):
+        build_journal(settings, embedded=False)
+    settings = load_settings(env={"SWITCHBOARD_JOURNAL__KIND": "holder", "SWITCHBOARD_RPC__BROKER_URL": "amqp://h/"})
+    journal = build_journal(settings, embedded=False)
+    assert isinstance(journal, HolderJournal) and journal.holder.startswith(f"{settings.worker.cluster_name}.journal.holder.")
+    with pytest.raises(ConfigError, match="Invalid enum value 'holders'"):
+        load_settings(env={"SWITCHBOARD_JOURNAL__KIND": "holders"})
