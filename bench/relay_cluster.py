@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -82,6 +83,8 @@ class Run:
     errors: int  # a count; `summary` adds it up over the repetitions: one error in any of them fails
     #: ``cpu_us`` split by process (ours: portal, controller, broker), µs per relayed message.
     split: dict[str, float] = field(default_factory=dict)
+    #: What else the run learned (the holder journal: entries per holder message).
+    note: str = ""
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:
@@ -139,22 +142,67 @@ def _beam(broker: servers.Broker) -> list[int]:
 
 
 async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool = True,
-                profile: Path | None = None) -> Run:
-    """Our cluster with its default journal (RabbitMQ streams) or with ``journal.kind = off``;
-    ``profile``: py-spy samples the controller into this file."""
-    server = await servers.cluster(broker.url, extra_settings=None if journal else {"JOURNAL__KIND": "off"})
+                profile: Path | None = None, kind: str | None = None) -> Run:
+    """Our cluster with its default journal (RabbitMQ streams) or with ``journal.kind = off``
+    (``kind``: that ``journal.kind``); ``profile``: py-spy samples the controller into this file."""
+    if kind is None and not journal:
+        kind = "off"
+    # ``--kinds``: every kind at log level info (the holder journal logs its message counts at close)
+    extra = {"JOURNAL__KIND": kind, **({"LOG__LEVEL": "info"} if args.kinds else {})} if kind else None
+    server = await servers.cluster(broker.url, extra_settings=extra)
+    note = ""
     try:
         roles = {"portal": [server.pid("portal0")], "controller": [server.pid("controller")], "broker": _beam(broker)}
         pids = [pid for group in roles.values() for pid in group]
         r = await run_pairs(server, "ours", args.clients, args.procs, args.warmup, args.duration, cpu_pids=pids,
                             profile={server.pid("controller"): profile} if profile else None)
+        if kind == "holder":
+            note = _holder_messages(server)
     finally:
         await server.close()
     split = {role: sum(r.cpu_us_by_pid.get(pid, 0.0) for pid in group) for role, group in roles.items()}
-    return Run(r.rate, r.p50_ms, r.p99_ms, r.cpu_us, int(r.errors), split)
+    return Run(r.rate, r.p50_ms, r.p99_ms, r.cpu_us, int(r.errors), split, note)
+
+
+def _holder_messages(server: servers.Server) -> str:
+    """The controller stopped, what its holder journal logged at close: holder messages and entries in them."""
+    controller = server.procs["controller"]
+    controller.terminate()
+    controller.wait(10)
+    found = re.search(rb"journal_holder_closed .*?messages=(\d+) entries=(\d+)",
+                      (server.workdir / "controller.log").read_bytes())
+    if found is None:
+        return "holder messages: not logged"
+    messages, entries = int(found[1]), int(found[2])
+    return f"{entries:,} entries in {messages:,} holder messages ({entries / max(messages, 1):.2f} per message)"
+
+
+async def _kinds(args: argparse.Namespace) -> int:
+    """``--kinds``: the cluster with each ``journal.kind`` given, interleaved (the order reversed every
+    other repetition); CPU per relayed message by process, and each kind's ratio to ``off``.  Prints only."""
+    kinds = args.kinds.split(",")
+    runs: dict[str, list[Run]] = {kind: [] for kind in kinds}
+    async with servers.broker(args.broker) as broker:
+        for rep in range(args.reps):
+            for kind in kinds if rep % 2 == 0 else kinds[::-1]:
+                run = await _ours(broker, args, kind=kind)
+                runs[kind].append(run)
+                split = ", ".join(f"{role} {us:.0f}" for role, us in run.split.items())
+                print(f"rep {rep + 1} {kind}: {run.rate:,.0f}/s p50 {run.p50_ms:.2f} p99 {run.p99_ms:.2f} ms, "
+                      f"{run.cpu_us:.0f} µs ({split}), errors {run.errors} {run.note}", flush=True)
+    if "off" in runs:
+        for kind in kinds:
+            ratios = [r.cpu_us / o.cpu_us for r, o in zip(runs[kind], runs["off"]) if o.cpu_us]
+            median = Run.summary(runs[kind])
+            print(f"{kind}: median {median.cpu_us:.0f} µs, p50 {median.p50_ms:.2f} ms; ratio to off per repetition "
+                  + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+                  + (f"; median {sorted(ratios)[len(ratios) // 2]:.2f}" if ratios else ""), flush=True)
+    return 0
 
 
 async def _bench(args: argparse.Namespace) -> int:
+    if args.kinds:
+        return await _kinds(args)
     runs: dict[str, list[Run]] = {"jsonrpc": [], "ours": [], "no journal": []}
     async with servers.broker(args.broker) as broker:
         for rep in range(args.reps):
@@ -220,6 +268,8 @@ async def _bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = scenario_parser("relay-cluster", __doc__)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--kinds", default="", help="comma-separated journal.kind values (e.g. stream,holder,off): "
+                        "only those, interleaved, each kind's CPU ratio to off printed (nothing recorded)")
     add_run_options(parser, procs=2, reps=3, warmup=2.0, duration=5.0, broker=THROWAWAY_BROKER,
                     profile="also run the cluster with the journal once with py-spy on the controller, "
                             "collapsed stacks to this file")

@@ -100,6 +100,7 @@ class HolderJournal:
     async def close(self) -> None:
         if self._link.closed:
             return
+        self._link.log.info("journal_holder_closed", holder=self.holder, messages=self.messages, entries=self.entries)
         self._link.shut()
         closed = JournalUnavailable("journal is closed")
         self._writes.close(closed)
