@@ -25,7 +25,7 @@ from typing import Any
 from .base import Fenced
 from .holder_entries import FENCE, HOLDER, START, encode
 from .holder_fold import Window
-from .holder_log import LAST, Claim, ClaimsLog
+from .holder_log import HOLD, LAST, Claim, ClaimsLog
 from .holder_tail import Holding
 from .holder_writer import HolderWriter
 from .stream_connection import Connection
@@ -80,6 +80,11 @@ class Claims:
     async def take(self, room: str, epoch: int, kind: str) -> int:
         """Claim (``kind`` claim or hold) ``room`` under ``epoch`` (the caller holds :meth:`lock`); the last
         record before the claim.  :class:`Fenced` if it does not count."""
+        holding = self._holdings.get(room)
+        if kind == HOLD and holding is not None and holding.epoch >= epoch:  # held meanwhile (an earlier hold)
+            if holding.epoch > epoch:
+                raise Fenced(room, epoch, holding.epoch)
+            return holding.last
         link = self._link
         queue = link.layout.room_queue(room)
         await link.ensure_declared(queue)

@@ -53,7 +53,8 @@ class HolderFold:
 class Window:
     """One room's records in the window of one claim (at journal offset ``claim`` of the room's stream,
     epoch ``epoch``): from its START at (``position``, ``index``) — or, with ``inside``, from just after
-    the record there — up to the START or FENCE of a higher epoch that ends it."""
+    the record there — up to the next START of the room (a later claim by the same holder) or a FENCE of a
+    higher epoch, which end it."""
 
     def __init__(self, room: str, claim: int, epoch: int, position: int, index: int, *, inside: bool = False,
                  keep: bool = True) -> None:
@@ -90,7 +91,8 @@ class Window:
                     self.last = offset_of(self.claim, message.offset, index)
                     if self.keep:
                         self.records.append(JournalRecord(offset=self.last, epoch=epoch, body=body))
-            elif kind in (START, FENCE) and epoch > self.epoch:
+            elif (kind == START and epoch >= self.epoch) or (kind == FENCE and epoch > self.epoch):
+                # a START of the same epoch: the same holder held the room again after a forget
                 self.ended = True
                 return True
         return False

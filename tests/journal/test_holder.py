@@ -202,3 +202,19 @@ async def test_concurrent_appends_to_many_rooms_share_holder_messages(make_journ
     assert messages < len(rooms) // 4, counts  # one message in flight, the rest in the next one
     for room, offset in zip(rooms, offsets):
         assert [(r.offset, r.body) for r in await journal.replay(room)] == [(offset, room.encode())]
+
+
+async def test_records_under_a_new_epoch_submitted_during_its_claim_are_kept_once(make_journal: MakeJournal) -> None:
+    journal = await make_journal()
+    await journal.claim("r", 1)
+    first = await journal.append("r", 1, b"one")
+    claiming = asyncio.ensure_future(journal.claim("r", 2))
+    await asyncio.sleep(0)  # the claim has started: these wait for it, then hold nothing more
+    appended = await asyncio.gather(journal.append("r", 2, b"two"), journal.append("r", 2, b"three"))
+    assert await claiming == first
+    more = await journal.append("r", 2, b"four")
+    records = await journal.replay("r")
+    assert [(r.offset, r.body) for r in records] == [
+        (first, b"one"), (appended[0], b"two"), (appended[1], b"three"), (more, b"four")]
+    other = await make_journal()
+    assert await other.replay("r") == records
