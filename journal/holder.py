@@ -133,15 +133,19 @@ class HolderJournal:
         read = await self._claims.log(room)
         if read is None:
             return []
+        log = read[0]
         claim, position, index = parts(after) if after > 0 else (0, 0, 0)
         records: list[JournalRecord] = []
-        for window in read[0].claims:
+        for window in log.claims:
             if window.at < claim:
                 continue
-            reader = (Window(room, window.at, window.epoch, position, index, inside=True) if window.at == claim
-                      else Window(room, window.at, window.epoch, window.position, window.index))
-            await scan(self._link, window.holder, reader.position - 1, reader.begin)
+            reader = (Window(room, window.at, window.epoch, position, index, inside=True, last=after)
+                      if window.at == claim else Window(room, window.at, window.epoch, window.position, window.index))
+            marker = await scan(self._link, window.holder, reader.position - 1, reader.begin)
             records.extend(reader.records)
+            if window is log.current and marker is not None:
+                # a takeover claims right after its replay: its fence reads on from here
+                self._claims.read_up_to(room, window, marker + 1, reader.last, marker == 0)
         return records
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:

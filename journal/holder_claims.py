@@ -20,6 +20,7 @@ records read while fencing.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from .base import Fenced
@@ -36,6 +37,16 @@ from .stream_rooms import Directory
 __all__ = ["Claims"]
 
 
+@dataclass(slots=True, frozen=True)
+class _Read:
+    """How far a replay read a room's window (:meth:`Claims.read_up_to`)."""
+
+    claim: int
+    position: int
+    last: int
+    ended: bool
+
+
 class Claims:
     """The claims logs this journal read, and the claims it makes."""
 
@@ -48,6 +59,8 @@ class Claims:
         self._directory = directory
         self._logs: dict[str, ClaimsLog] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: How far a replay read a room's current window, by room (:meth:`read_up_to`).
+        self._read: dict[str, _Read] = {}
 
     def lock(self, room: str) -> asyncio.Lock:
         """Held while a claim of ``room`` is made (claims of one room by this journal go one at a time)."""
@@ -118,16 +131,28 @@ class Claims:
         self._holdings[room] = Holding(at, epoch, last)
         return last
 
+    def read_up_to(self, room: str, claim: Claim, position: int, last: int, ended: bool) -> None:
+        """A replay read ``claim``'s window of ``room`` up to the holder message before journal offset
+        ``position`` (``ended``: to its end), its last record ``last``: a claim right after it (a takeover
+        replays, then claims) reads the window on from there, not from its START again."""
+        self._read[room] = _Read(claim.at, position, last, ended)
+
     async def _fence(self, room: str, epoch: int, claim: Claim) -> int:
         """End ``claim``'s window of ``room`` (a FENCE(room, epoch) in its holder stream, read back unless
         the window had ended already); the offset of its last record (0: none)."""
         holding = self._holdings.get(room)
         if claim.holder == self._holder and holding is not None and holding.claim == claim.at:
             return holding.last  # our own open window: our tail knows it, and a START ends it
-        window = Window(room, claim.at, claim.epoch, claim.position, claim.index, keep=False)
+        read = self._read.pop(room, None)
+        if read is not None and read.claim == claim.at:
+            if read.ended:  # a window once ended stays so: nothing of it to fence
+                return read.last
+            window = Window(room, claim.at, claim.epoch, read.position, -1, inside=True, keep=False, last=read.last)
+        else:
+            window = Window(room, claim.at, claim.epoch, claim.position, claim.index, keep=False)
         if claim.holder == self._holder:  # our own, already closed: read it
-            await scan(self._link, claim.holder, claim.position - 1, window.begin)
+            await scan(self._link, claim.holder, window.position - 1, window.begin)
             return window.last
-        await scan(self._link, claim.holder, claim.position - 1, window.begin,
+        await scan(self._link, claim.holder, window.position - 1, window.begin,
                    headers={"k": HOLDER}, body=encode([(FENCE, room, epoch, b"")]))
         return window.last

@@ -57,7 +57,7 @@ class Window:
     higher epoch, which end it."""
 
     def __init__(self, room: str, claim: int, epoch: int, position: int, index: int, *, inside: bool = False,
-                 keep: bool = True) -> None:
+                 keep: bool = True, last: int = 0) -> None:
         self.room = room
         self.claim = claim
         self.epoch = epoch
@@ -68,12 +68,12 @@ class Window:
         self.open = inside
         self.ended = False
         self.records: list[JournalRecord] = []
-        #: The offset of the last record that counts (0: none yet).
-        self.last = 0
+        #: The offset of the last record that counts (0: none yet; ``last``: one known before the start).
+        self.last = self._known = last
 
     def begin(self) -> Window:
         """Read again from the start (a scan that starts over)."""
-        self.open, self.ended, self.records, self.last = self.inside, False, [], 0
+        self.open, self.ended, self.records, self.last = self.inside, False, [], self._known
         return self
 
     def __call__(self, message: Message) -> bool:

@@ -218,3 +218,21 @@ async def test_records_under_a_new_epoch_submitted_during_its_claim_are_kept_onc
         (first, b"one"), (appended[0], b"two"), (appended[1], b"three"), (more, b"four")]
     other = await make_journal()
     assert await other.replay("r") == records
+
+
+async def test_a_takeover_replays_then_claims_and_gets_what_was_written_in_between(make_journal: MakeJournal) -> None:
+    old, new = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    written = [await old.append("r", 1, f"old{i}".encode()) for i in range(3)]
+    assert [r.offset for r in await new.replay("r")] == written
+    written.append(await old.append("r", 1, b"old3"))  # after the replay, before the claim
+    assert await new.claim("r", 2) == written[-1]
+    with pytest.raises(Fenced):
+        await old.append("r", 1, b"too late")
+    assert [r.offset for r in await new.replay("r", after=written[1])] == written[2:]
+    # replayed to its end (fenced): the next claimer needs no fence there, and still gets the last record
+    other = await make_journal()
+    assert [r.body for r in await other.replay("r")] == [b"old0", b"old1", b"old2", b"old3"]
+    assert await other.claim("r", 3) == written[-1]
+    with pytest.raises(Fenced):
+        await new.append("r", 2, b"fenced too")
