@@ -78,8 +78,14 @@ class Window:
 
     def __call__(self, message: Message) -> bool:
         """See one message of the holder stream; ``True`` once the window has ended."""
-        if self.ended or message.kind != HOLDER or message.offset < self.position:
+        if self.ended or message.offset < self.position:
             return self.ended
+        if not self.open and message.offset > self.position:
+            # retention dropped the window's START: what is left of it counts (a suffix, as with the stream
+            # journal's retention; a snapshot must cover the rest)
+            self.open = True
+        if message.kind != HOLDER:
+            return False
         here = message.offset == self.position
         for index, (kind, room, epoch, body) in enumerate(decode(message.body)):
             if room != self.room or (here and (index <= self.index if self.inside else index < self.index)):

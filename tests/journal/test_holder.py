@@ -236,3 +236,14 @@ async def test_a_takeover_replays_then_claims_and_gets_what_was_written_in_betwe
     assert await other.claim("r", 3) == written[-1]
     with pytest.raises(Fenced):
         await new.append("r", 2, b"fenced too")
+
+
+async def test_a_window_whose_start_retention_dropped_replays_what_is_left(make_journal: MakeJournal) -> None:
+    # tiny streams: retention drops whole segments, the holder stream's first ones with the room's START
+    journal = await make_journal(room_max_bytes=60_000, room_segment_bytes=20_000)
+    await journal.claim("r", 1)
+    body = bytes(1000)
+    offsets = [await journal.append("r", 1, body) for _ in range(150)]
+    records = await journal.replay("r")
+    assert 0 < len(records) < len(offsets)  # the start is gone
+    assert [r.offset for r in records] == offsets[-len(records):]  # what is left, a suffix
