@@ -81,16 +81,18 @@ async def scan(link: Connection, queue: str, start: int | str, begin: Callable[[
 
             async def on_message(delivery: AbstractIncomingMessage) -> None:
                 nonlocal count
-                count += 1
-                end = delivery.message_id == marker
                 if done.done():
-                    pass
-                elif end:
+                    # Never ack once the read is over: the channel is being closed, and an ack that follows
+                    # its close makes the broker close the whole connection (504 "expected 'channel.open'").
+                    # A stream keeps delivering past the end (the marker, or where the seer stopped) while
+                    # others write to it.  Unacked deliveries go with the channel.
+                    return
+                count += 1
+                if delivery.message_id == marker:
                     done.set_result(message(delivery).offset)
                 elif see(message(delivery)):
-                    end = True
                     done.set_result(0)
-                if end or count % s.ack_every == 0:
+                elif count % s.ack_every == 0:
                     await delivery.ack(multiple=True)
 
             await link.consume_started(stream.consume(on_message, arguments={"x-stream-offset": start}))

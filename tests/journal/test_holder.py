@@ -247,3 +247,18 @@ async def test_a_window_whose_start_retention_dropped_replays_what_is_left(make_
     records = await journal.replay("r")
     assert 0 < len(records) < len(offsets)  # the start is gone
     assert [r.offset for r in records] == offsets[-len(records):]  # what is left, a suffix
+
+
+async def test_a_window_read_that_ends_early_in_a_busy_holder_stream_keeps_the_connection(
+        make_journal: MakeJournal) -> None:
+    old, new, reader = await make_journal(), await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    kept = await old.append("r", 1, b"kept")
+    await new.claim("r", 2)  # r's window in old's stream ends at the fence ...
+    await old.claim("busy", 1)  # ... and old's stream goes on with another room's records
+    for _ in range(30):
+        await asyncio.gather(*(old.append("busy", 1, bytes(100)) for _ in range(200)))
+    for _ in range(3):  # each read ends at the fence, thousands of messages short of the stream's end
+        assert [r.offset for r in await reader.replay("r")] == [kept]
+        assert await reader.claim("r", 3 + _) == kept
+    assert reader.reconnects == 0
