@@ -45,6 +45,11 @@ class HolderFold:
             return True
         return False
 
+    def opened(self, room: str, epoch: int) -> bool:
+        """Whether the room's window is open here under ``epoch``."""
+        held = self.rooms.get(room)
+        return held is not None and held.open and held.epoch == epoch
+
     def epoch(self, room: str) -> int:
         held = self.rooms.get(room)
         return held.epoch if held is not None else 0

@@ -141,7 +141,10 @@ class OwnTail:
                 else:
                     outcome = Fenced(room, epoch, fold.epoch(room))
             elif kind == START:
-                outcome = (position, index)
+                # A window opens only if the START opened the room here: a FENCE of its epoch or above may be
+                # here already (a claimer fences before its claim reaches the claims log), and then a window
+                # starting at this START would count records this journal is told are fenced.
+                outcome = (position, index) if fold.opened(room, epoch) else Fenced(room, epoch, fold.epoch(room))
             elif kind == FENCE and counts and holding is not None:
                 del holdings[room]  # another journal claimed the room: its next append goes to the claims log
                 self._link.log.info("journal_room_fenced", room=room, epoch=epoch)

@@ -16,13 +16,14 @@ import pytest
 import pytest_asyncio
 
 from journal.base import Fenced, Journal
-from journal.holder_entries import HOLDER, decode
+from journal.holder_entries import FENCE, HOLDER, decode, encode
 from journal.holder import HolderJournal
 from journal.settings import StreamJournalSettings
 from journal.stream_fold import Message
 from journal.stream_read import Seer, scan
 from tests.journal.contract import JournalContract
 from tests.journal.contract import MakeJournal as ContractMake
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.amqp]
 
@@ -262,3 +263,62 @@ async def test_a_window_read_that_ends_early_in_a_busy_holder_stream_keeps_the_c
         assert [r.offset for r in await reader.replay("r")] == [kept]
         assert await reader.claim("r", 3 + _) == kept
     assert reader.reconnects == 0
+
+
+async def test_two_claims_racing_leave_one_history_every_reader_agrees_on(make_journal: MakeJournal) -> None:
+    old, second, third = await make_journal(), await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    outcomes: list[tuple[bytes, int | BaseException]] = []
+
+    async def keep_writing(journal: HolderJournal, epoch: int, name: str, count: int = 10_000) -> None:
+        for i in range(count):
+            body = f"{name}{i}".encode()
+            try:
+                outcomes.append((body, await journal.append("r", epoch, body)))
+            except Fenced as exc:
+                outcomes.append((body, exc))
+                return
+            await asyncio.sleep(0.001)
+
+    async def claim_then_write(journal: HolderJournal, epoch: int, name: str, count: int = 10_000) -> None:
+        try:
+            await journal.claim("r", epoch)
+        except Fenced:
+            return
+        await keep_writing(journal, epoch, name, count)
+
+    writing = asyncio.ensure_future(keep_writing(old, 1, "old"))
+    await asyncio.sleep(0.05)
+    await asyncio.gather(claim_then_write(second, 2, "second"), claim_then_write(third, 3, "third", 20),
+                         asyncio.wait_for(writing, 30))
+    # the third (highest epoch) holds the room: the others were fenced
+    assert all(isinstance(outcome, int) for body, outcome in outcomes if body.startswith(b"third"))
+    final = await third.append("r", 3, b"last")
+    done = {body: outcome for body, outcome in outcomes if isinstance(outcome, int)}
+    done[b"last"] = final
+    records = await (await make_journal()).replay("r")
+    assert {r.body: r.offset for r in records} == done  # what was written is there, nothing refused
+    assert [r.offset for r in records] == sorted(r.offset for r in records)
+    assert [r.epoch for r in records] == sorted(r.epoch for r in records)
+    for journal in (old, second, third):
+        assert await journal.replay("r") == records
+
+
+async def test_a_holder_fenced_by_a_claimer_that_died_before_its_claim_cannot_hold_the_room_again(
+        make_journal: MakeJournal) -> None:
+    old, claimer = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    kept = await old.append("r", 1, b"kept")
+    # what a claimer of epoch 2 does first (step 2), then it dies before its claim reaches the claims log
+    fence = encode([(FENCE, "r", 2, b"")])
+    assert await scan(claimer._link, old.holder, "first", _counter({}), headers={"k": HOLDER}, body=fence)
+    await wait_until(lambda: "r" not in old._holdings, what="the old holder saw the fence")
+    # the claims log still names it under epoch 1, but its own stream has the fence: no new window there
+    with pytest.raises(Fenced):
+        await old.append("r", 1, b"after the fence")
+    with pytest.raises(Fenced):
+        await old.claim("r", 2)
+    assert [r.body for r in await claimer.replay("r")] == [b"kept"]
+    assert await old.claim("r", 3) == kept
+    again = await old.append("r", 3, b"again")
+    assert [(r.offset, r.body) for r in await claimer.replay("r")] == [(kept, b"kept"), (again, b"again")]
