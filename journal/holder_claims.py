@@ -66,18 +66,21 @@ class Claims:
         """Held while a claim of ``room`` is made (claims of one room by this journal go one at a time)."""
         return self._locks.setdefault(room, asyncio.Lock())
 
-    async def log(self, room: str, *, marker: dict[str, Any] | None = None) -> tuple[ClaimsLog, int] | None:
-        """R's claims log read up to a marker published now (``marker``: its headers), and the marker's
-        journal offset; ``None`` if R has no stream."""
+    async def log(self, room: str, *, marker: dict[str, Any] | None = None) -> tuple[ClaimsLog, int, list[Claim]] | None:
+        """R's claims log read up to a marker published now (``marker``: its headers), the marker's journal
+        offset, and the claims that counted in what this read added; ``None`` if R has no stream."""
         start = self._logs.get(room) or ClaimsLog()
         trial: list[ClaimsLog] = []
+        fresh: list[Claim] = []
 
         def begin() -> Seer:
             log = start.copy()
             trial[:] = [log]
+            fresh.clear()
 
             def see(message: Message) -> bool:
-                log.see(message)
+                if log.see(message) and log.current is not None:
+                    fresh.append(log.current)
                 return False
 
             return see
@@ -88,7 +91,7 @@ class Claims:
         log = trial[0]
         log.next = at
         self._logs[room] = log
-        return log, at
+        return log, at, fresh
 
     async def take(self, room: str, epoch: int, kind: str) -> int:
         """Claim (``kind`` claim or hold) ``room`` under ``epoch`` (the caller holds :meth:`lock`); the last
@@ -116,18 +119,19 @@ class Claims:
         headers: dict[str, Any] = {"k": kind, "e": epoch, "h": self._holder, "s": position, "i": index, "l": last}
         read = await self.log(room, marker=headers)
         assert read is not None
-        log, at = read
-        before = log.current
+        log, at, between = read
         counts = log.see(Message(at, kind, epoch, headers, b""))
         log.next = at
         if not counts:
             raise Fenced(room, epoch, log.epoch)
-        if before is not None and before is not previous:
-            # claimed by another journal between our read and our claim: its window ends here too
-            window_last = await self._fence(room, epoch, before)
-            if window_last > last and before in log.claims:
-                last = window_last
-                await link.publish(queue, b"", {"k": LAST, "l": last})
+        noted = last
+        for other in between:
+            # claimed by other journals between our read and our claim: their windows end here too
+            window_last = await self._fence(room, epoch, other)
+            if other in log.claims:
+                last = max(last, window_last)
+        if last > noted:
+            await link.publish(queue, b"", {"k": LAST, "l": last})
         self._holdings[room] = Holding(at, epoch, last)
         return last
 

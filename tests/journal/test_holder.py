@@ -10,13 +10,14 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from journal.base import Fenced, Journal
-from journal.holder_entries import FENCE, HOLDER, decode, encode
+from journal.holder_entries import FENCE, HOLDER, START, decode, encode
 from journal.holder import HolderJournal
 from journal.settings import StreamJournalSettings
 from journal.stream_fold import Message
@@ -322,3 +323,32 @@ async def test_a_holder_fenced_by_a_claimer_that_died_before_its_claim_cannot_ho
     assert await old.claim("r", 3) == kept
     again = await old.append("r", 3, b"again")
     assert [(r.offset, r.body) for r in await claimer.replay("r")] == [(kept, b"kept"), (again, b"again")]
+
+
+async def test_a_claim_fences_every_claim_that_landed_between_its_read_and_its_own(make_journal: MakeJournal) -> None:
+    old, racer, claimer = await make_journal(), await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    await old.append("r", 1, b"old")
+    writer = claimer._writer
+    add = writer.add
+
+    async def interleaved(*args: Any) -> Any:
+        # after the claimer read the log and fenced the old holder, before its own claim lands: the racer
+        # claims (epoch 2), then a claim of epoch 3 by a journal that dies at once (it fences nobody)
+        await racer.claim("r", 2)
+        written.append(await racer.append("r", 2, b"racer"))
+        await racer._link.publish(f"{racer.settings.prefix}room.r", b"",
+                                  {"k": "claim", "e": 3, "h": "nobody.holder", "s": 1, "i": 0, "l": 0})
+        return await add(*args)
+
+    def add_then(kind: int, room: str, epoch: int, body: bytes, future: Any = None) -> Any:
+        if kind == START and room == "r" and epoch == 4:
+            return asyncio.ensure_future(interleaved(kind, room, epoch, body))
+        return add(kind, room, epoch, body, future)
+
+    writer.add = add_then  # type: ignore[method-assign]
+    written: list[int] = []
+    assert await claimer.claim("r", 4) == written[0]
+    with pytest.raises(Fenced):  # the racer's window was ended by the claimer itself
+        await racer.append("r", 2, b"too late")
+    assert [r.body for r in await claimer.replay("r")] == [b"old", b"racer"]
