@@ -6,7 +6,9 @@ the tail delivers each message back, which gives its offset and what the fencing
 (:class:`~journal.stream_appends.InFlight`).  A tail starts where a replay of the room by this journal
 ended, else at the room's newest snapshot, else at the first offset; after a lost connection it
 resumes from the offset after the last message it handled.  At most ``max_followed_rooms`` rooms are
-followed (least recently used let go, never one with writes waiting).
+followed (least recently used let go, never one with writes waiting).  A tail whose consumer the broker
+cancels (the stream was deleted: swept, :mod:`journal.stream_sweeper`) is let go, its writes failing,
+so the room is followed afresh from the start of whatever stream has that name next.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from aiormq.abc import DeliveredMessage
 from .base import JournalUnavailable, Snapshot
 from .stream_appends import InFlight, Write
 from .stream_connection import BROKER_ERRORS, Connection
-from .stream_fold import FORGOTTEN, Fold, message_of
+from .stream_fold import CLAIM, FORGOTTEN, Fold, message_of
 from .stream_rooms import Directory
 
 __all__ = ["Tail", "Tails"]
@@ -62,6 +64,8 @@ class Tails:
         self._newest = newest
         self._tails: dict[str, Tail] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Told the room, epoch and token of each claim a tail sees count.
+        self.on_claimed: Callable[[str, int, str | None], None] | None = None
 
     def followed(self) -> list[str]:
         return list(self._tails)
@@ -100,7 +104,8 @@ class Tails:
         on the first write), so a takeover's claim after its replay reads nothing twice."""
         if room in self._tails:
             return
-        self._tails[room] = Tail(room, self._link.layout.room_queue(room), Fold(fold.epoch, fold.last), position)
+        self._tails[room] = Tail(room, self._link.layout.room_queue(room), Fold(fold.epoch, fold.last, fold.token),
+                                 position)
         self._evict()
 
     def forget(self, room: str) -> None:
@@ -144,6 +149,7 @@ class Tails:
             raw = await channel.get_underlay_channel()
             tail.channel, tail.raw, tail.unacked = channel, raw, 0
             channel.close_callbacks.add(partial(self._on_closed, tail))
+            raw.on_consumer_cancel_callbacks.add(partial(self._on_cancelled, tail, raw))
             # aiormq's consumer directly: aio-pika would add a task and an IncomingMessage per delivery
             await link.consume_started(raw.basic_consume(tail.queue, partial(self._on_message, tail, raw),
                                                          arguments={"x-stream-offset": tail.position}))
@@ -159,6 +165,14 @@ class Tails:
             self._writes.fail_all(tail.waiting, JournalUnavailable(
                 f"journal: lost the stream of room {tail.room}: {exc!r}"))
 
+    def _on_cancelled(self, tail: Tail, raw: RawChannel, frame: Any) -> None:
+        """The broker cancelled the tail's consumer: its stream was deleted.  The room is let go (its
+        writes fail); following it again starts from the beginning of the stream of that name."""
+        if tail.raw is raw and self._tails.get(tail.room) is tail:
+            self._link.log.info("journal_stream_deleted", room=tail.room)
+            self.forget(tail.room)
+            self._link.undeclared(tail.queue)
+
     async def _on_message(self, tail: Tail, raw: RawChannel, delivery: DeliveredMessage) -> None:
         if tail.raw is not raw:
             return  # a delivery to a consumer this tail has left
@@ -168,6 +182,8 @@ class Tails:
         tail.position = message.offset  # = the next stream offset
         if message.kind == FORGOTTEN:
             self._directory.left(tail.room)
+        elif seen.counts and message.kind == CLAIM and self.on_claimed is not None:
+            self.on_claimed(tail.room, message.epoch, message.token)
         write = tail.waiting.get(properties.message_id or "")
         if write is not None:
             self._writes.seen(write, seen)

@@ -417,3 +417,142 @@ async def test_a_claim_after_a_replay_is_fenced_by_a_claim_made_in_between(make_
         await new.claim("r", 2)
     assert fenced.value.current == 5
     assert await new.claim("r", 6) > 0
+
+
+# -- sweeping forgotten rooms -------------------------------------------------------------------------
+
+def _queues(rabbit: RabbitNode) -> set[str]:
+    return set(rabbit.ctl_checked("list_queues", "name", "--quiet", "--no-table-headers").split())
+
+
+async def _publish_raw_headers(url: str, queue: str, headers: dict[str, object], body: bytes = b"",
+                               declare: bool = False) -> None:
+    """A raw publish with the headers given (a stale writer's, or one from before claim tokens);
+    ``declare``: declare the stream first, as a writer that had lost it would."""
+    conn = await aio_pika.connect(url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        if declare:
+            await channel.declare_queue(queue, durable=True, arguments={
+                "x-queue-type": "stream", "x-max-length-bytes": 5_000_000, "x-stream-max-segment-size-bytes": 1_000_000})
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, headers=headers, message_id=uuid.uuid4().hex),  # type: ignore[arg-type]
+            routing_key=queue)
+    finally:
+        await conn.close()
+
+
+async def test_a_forgotten_room_s_stream_is_deleted_after_the_retention_and_its_epoch_goes_on(
+        make_journal: MakeJournal, rabbit: RabbitNode) -> None:
+    journal = await make_journal(forgotten_retention=0.3)
+    queue = f"{journal.settings.prefix}room.r"
+    await journal.claim("r", 4)
+    await journal.append("r", 4, b"old")
+    await journal.claim("other", 1)
+    await journal.forget("r")
+    assert queue in _queues(rabbit)  # kept for the retention
+    await wait_until(lambda: queue not in _queues(rabbit), what="the forgotten room's stream deleted")
+    assert journal._sweeper.swept == 1 and journal._sweeper.waiting() == []
+    assert f"{journal.settings.prefix}room.other" in _queues(rabbit)
+    assert await journal.rooms() == ["other"]
+    assert await journal.replay("r") == []
+    # claimed again: a new stream, whose epoch goes on above the swept one (this journal knows it)
+    with pytest.raises(Fenced) as info:
+        await journal.claim("r", 2)
+    assert info.value.current == 4
+    assert await journal.claim("r", 5) == 0
+    new = await journal.append("r", 5, b"new")
+    assert [(r.offset, r.body) for r in await journal.replay("r")] == [(new, b"new")]
+    assert await journal.rooms() == ["other", "r"]
+    # a journal that only read the directory knows the epoch too
+    other = await make_journal()
+    await journal.forget("r")
+    await wait_until(lambda: queue not in _queues(rabbit), what="swept again")
+    await other.rooms()
+    with pytest.raises(Fenced) as info:
+        await other.claim("r", 1)
+    assert info.value.current == 5
+
+
+async def test_a_room_claimed_again_before_the_sweep_is_not_swept(make_journal: MakeJournal, rabbit: RabbitNode) -> None:
+    sweeping = await make_journal(forgotten_retention=0.5)
+    other = await make_journal()
+    await sweeping.claim("r", 1)
+    await sweeping.forget("r")
+    assert sweeping._sweeper.waiting() == ["r"]
+    # another journal opens the room again at once (the sweeping one is not told)
+    assert await other.claim("r", 2) == 0
+    offset = await other.append("r", 2, b"alive")
+    await wait_until(lambda: sweeping._sweeper.waiting() == [], what="the sweep looked at the room")
+    assert sweeping._sweeper.swept == 0
+    assert f"{sweeping.settings.prefix}room.r" in _queues(rabbit)
+    assert [(r.offset, r.body) for r in await sweeping.replay("r")] == [(offset, b"alive")]
+    assert await other.append("r", 2, b"still mine") > offset
+
+
+async def test_rooms_forgotten_by_a_journal_that_is_gone_are_swept_by_another(
+        make_journal: MakeJournal, rabbit: RabbitNode) -> None:
+    gone = await make_journal(forgotten_retention=0)  # never sweeps
+    for room in ("a", "b", "c"):
+        await gone.claim(room, 1)
+    await gone.forget("a")
+    await gone.forget("b")
+    await gone.close()
+    prefix = gone.settings.prefix
+    sweeper = await make_journal(forgotten_retention=0.3, sweep_batch=1)  # one room per round
+    await wait_until(lambda: not {f"{prefix}room.a", f"{prefix}room.b"} & _queues(rabbit),
+                     what="the streams of the rooms forgotten by the journal that is gone deleted")
+    assert sweeper._sweeper.swept == 2
+    assert f"{prefix}room.c" in _queues(rabbit)
+    assert await sweeper.rooms() == ["c"]
+
+
+async def test_a_stale_holder_s_records_never_count_in_a_history_begun_after_a_sweep(
+        make_journal: MakeJournal, broker_url: str, rabbit: RabbitNode) -> None:
+    stale, mover = await make_journal(), await make_journal(forgotten_retention=0.3)
+    queue = f"{stale.settings.prefix}room.r"
+    await stale.claim("r", 5)
+    await stale.append("r", 5, b"stale holder's")
+    held = stale._writer.held("r")
+    assert held is not None and held[0] == 5
+    # the room moved on while the stale holder was frozen; it closed, and was swept
+    await mover.claim("r", 6)
+    await mover.forget("r")
+    await wait_until(lambda: queue not in _queues(rabbit), what="swept")
+    # the frozen holder wakes: its write declares the stream again and lands before any claim ...
+    stale_record = {"k": "record", "e": 5, "t": held[1]}
+    await _publish_raw_headers(broker_url, queue, stale_record, b"late 1", declare=True)
+    # ... a new claimer that never read the swept entry opens it (its epochs start again) ...
+    fresh = await make_journal(forgotten_retention=0)  # no sweeper: it does not read the rooms directory
+    assert await fresh.claim("r", 1) == 0
+    first = await fresh.append("r", 1, b"new 1")
+    # ... and the stale holder's next write lands in the new history
+    await _publish_raw_headers(broker_url, queue, stale_record, b"late 2")
+    second = await fresh.append("r", 1, b"new 2")
+    reader = await make_journal(forgotten_retention=0)
+    for journal in (fresh, reader):
+        assert [(r.offset, r.body) for r in await journal.replay("r")] == [(first, b"new 1"), (second, b"new 2")]
+    assert [r.body for r in await reader.replay("r", after=first)] == [b"new 2"]
+    assert await reader.claim("r", 2) == second
+
+
+async def test_streams_written_before_claim_tokens_replay_as_before(make_journal: MakeJournal, broker_url: str) -> None:
+    journal = await make_journal()
+    queue = f"{journal.settings.prefix}room.r"
+    old = [({"k": "claim", "e": 1}, b""), ({"k": "record", "e": 1}, b"a"), ({"k": "record", "e": 2}, b"b"),
+           ({"k": "record", "e": 1}, b"stale"), ({"k": "claim", "e": 2}, b""), ({"k": "claim", "e": 3}, b""),
+           ({"k": "record", "e": 3}, b"c")]
+    for n, (headers, body) in enumerate(old):
+        await _publish_raw_headers(broker_url, queue, headers, body, declare=n == 0)
+    records = await journal.replay("r")
+    assert [(r.offset, r.epoch, r.body) for r in records] == [(2, 1, b"a"), (3, 2, b"b"), (7, 3, b"c")]
+    assert [r.body for r in await journal.replay("r", after=3)] == [b"c"]
+    with pytest.raises(Fenced):
+        await journal.claim("r", 3)
+    assert await journal.claim("r", 4) == 7
+    assert await journal.append("r", 4, b"d") > 7
+    assert [r.body for r in await journal.replay("r")] == [b"a", b"b", b"c", b"d"]
+    # a forgotten entry from before tokens starts a new history there too
+    await journal.forget("r")
+    await _publish_raw_headers(broker_url, queue, {"k": "record", "e": 4}, b"after the forget")
+    assert [r.body for r in await journal.replay("r")] == [b"after the forget"]
