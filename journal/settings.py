@@ -107,7 +107,10 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     snapshot_max_bytes: int = 2_000_000
     #: Segment size of a room's snapshot stream, bytes.
     snapshot_segment_bytes: int = 1_000_000
-    #: Retention of the rooms directory stream (one small record per claim and per forget), bytes.
+    #: Retention of the rooms directory stream, bytes: one entry of ~100 bytes per room a journal first
+    #: writes to, per forget and per sweep.  ``rooms()`` and each journal's sweeper read it whole; older
+    #: entries are dropped, which loses nothing of a room swept or forgotten since, but would drop the
+    #: entry of a room still open that was last opened longer ago than this holds.
     rooms_max_bytes: int = 100_000_000
     #: Segment size of the rooms directory stream, bytes.
     rooms_segment_bytes: int = 10_000_000

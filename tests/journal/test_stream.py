@@ -129,6 +129,11 @@ def test_settings_refuse_unbounded_or_inconsistent_values() -> None:
         StreamJournalSettings(max_followed_rooms=5000)
     with pytest.raises(ValueError, match="room_segment_bytes"):
         StreamJournalSettings(room_max_bytes=1000, room_segment_bytes=2000)
+    with pytest.raises(ValueError, match="forgotten_retention"):
+        StreamJournalSettings(forgotten_retention=-1)
+    with pytest.raises(ValueError, match="sweep_batch"):
+        StreamJournalSettings(sweep_batch=20_000)
+    assert StreamJournalSettings(forgotten_retention=0).forgotten_retention == 0  # never
 
 
 async def test_a_journal_follows_a_bounded_number_of_rooms(make_journal: MakeJournal) -> None:
