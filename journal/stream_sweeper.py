@@ -9,7 +9,8 @@ the room was swept, with its last epoch and offset (:class:`~journal.stream_room
 
 Rooms come to it two ways: forgotten by this journal, and found forgotten in the rooms directory (a
 journal that forgot them died before it swept them), on a pass over the directory when the sweeper
-starts and then every ``forgotten_retention``; the clock of the latter starts when the pass found them.
+starts (a round later) and then every ``forgotten_retention``; the clock of the latter starts when the
+pass found them.
 At most ``sweep_batch`` rooms are swept per round (one round every quarter of ``forgotten_retention``,
 at most a minute apart), one at a time.
 
@@ -89,6 +90,7 @@ class Sweeper:
         tick = max(0.05, min(self.retention / 4, 60.0))
         scanned: float | None = None
         while True:
+            await asyncio.sleep(tick)  # the first pass a round after the start, not with it
             try:
                 if scanned is None or time.monotonic() - scanned >= self.retention:
                     scanned = time.monotonic()
@@ -96,7 +98,6 @@ class Sweeper:
                 await self.sweep_due()
             except _SWEEP_ERRORS as exc:
                 self._link.log.warning("journal_sweep_failed", error=repr(exc))
-            await asyncio.sleep(tick)
 
     async def scan(self) -> None:
         """Take up the rooms the directory lists as forgotten (and not swept) that this journal does
@@ -113,7 +114,15 @@ class Sweeper:
         due = [room for room, forgotten in self._waiting.items() if now - forgotten.since >= self.retention]
         deleted = 0
         for room in due[:self._link.settings.sweep_batch]:
-            deleted += await self._sweep(room, self._waiting[room])
+            forgotten = self._waiting.get(room)
+            if forgotten is None:
+                continue
+            try:
+                deleted += await self._sweep(room, forgotten)
+            except JournalUnavailable as exc:
+                self._link.log.warning("journal_sweep_failed", room=room, error=repr(exc))
+                if self._waiting.pop(room, None) is forgotten:
+                    self._waiting[room] = forgotten  # tried again after the others
         return deleted
 
     async def _sweep(self, room: str, forgotten: _Forgotten) -> bool:

@@ -456,8 +456,8 @@ async def test_a_forgotten_room_s_stream_is_deleted_after_the_retention_and_its_
     await journal.claim("other", 1)
     await journal.forget("r")
     assert queue in _queues(rabbit)  # kept for the retention
-    await wait_until(lambda: queue not in _queues(rabbit), what="the forgotten room's stream deleted")
-    assert journal._sweeper.swept == 1 and journal._sweeper.waiting() == []
+    await wait_until(lambda: journal._sweeper.swept == 1, what="the forgotten room swept")
+    assert queue not in _queues(rabbit) and journal._sweeper.waiting() == []
     assert f"{journal.settings.prefix}room.other" in _queues(rabbit)
     assert await journal.rooms() == ["other"]
     assert await journal.replay("r") == []
@@ -472,7 +472,7 @@ async def test_a_forgotten_room_s_stream_is_deleted_after_the_retention_and_its_
     # a journal that only read the directory knows the epoch too
     other = await make_journal()
     await journal.forget("r")
-    await wait_until(lambda: queue not in _queues(rabbit), what="swept again")
+    await wait_until(lambda: journal._sweeper.swept == 2, what="swept again")
     await other.rooms()
     with pytest.raises(Fenced) as info:
         await other.claim("r", 1)
@@ -505,9 +505,8 @@ async def test_rooms_forgotten_by_a_journal_that_is_gone_are_swept_by_another(
     await gone.close()
     prefix = gone.settings.prefix
     sweeper = await make_journal(forgotten_retention=0.3, sweep_batch=1)  # one room per round
-    await wait_until(lambda: not {f"{prefix}room.a", f"{prefix}room.b"} & _queues(rabbit),
-                     what="the streams of the rooms forgotten by the journal that is gone deleted")
-    assert sweeper._sweeper.swept == 2
+    await wait_until(lambda: sweeper._sweeper.swept == 2, what="the rooms forgotten by the journal that is gone swept")
+    assert not {f"{prefix}room.a", f"{prefix}room.b"} & _queues(rabbit)
     assert f"{prefix}room.c" in _queues(rabbit)
     assert await sweeper.rooms() == ["c"]
 
@@ -523,7 +522,9 @@ async def test_a_stale_holder_s_records_never_count_in_a_history_begun_after_a_s
     # the room moved on while the stale holder was frozen; it closed, and was swept
     await mover.claim("r", 6)
     await mover.forget("r")
-    await wait_until(lambda: queue not in _queues(rabbit), what="swept")
+    await wait_until(lambda: mover._sweeper.swept == 1, what="swept")
+    assert queue not in _queues(rabbit)
+    await wait_until(lambda: stale._tails.get("r") is None, what="the stale journal's tail cancelled by the broker")
     # the frozen holder wakes: its write declares the stream again and lands before any claim ...
     stale_record = {"k": "record", "e": 5, "t": held[1]}
     await _publish_raw_headers(broker_url, queue, stale_record, b"late 1", declare=True)
@@ -539,6 +540,10 @@ async def test_a_stale_holder_s_records_never_count_in_a_history_begun_after_a_s
         assert [(r.offset, r.body) for r in await journal.replay("r")] == [(first, b"new 1"), (second, b"new 2")]
     assert [r.body for r in await reader.replay("r", after=first)] == [b"new 2"]
     assert await reader.claim("r", 2) == second
+    # the stale journal itself, which saw the room move on, is refused
+    with pytest.raises(Fenced):
+        await stale.append("r", 5, b"from the journal")
+    assert [r.body for r in await reader.replay("r")] == [b"new 1", b"new 2"]
 
 
 async def test_streams_written_before_claim_tokens_replay_as_before(make_journal: MakeJournal, broker_url: str) -> None:
