@@ -129,6 +129,10 @@ class StreamJournal:
         seen = await self._writer.write(room, CLAIM, epoch, b"")
         if not seen.counts:
             raise Fenced(room, epoch, seen.epoch)
+        # The tail may have met the room's "forgotten" entry only while it caught up to this claim, after
+        # the directory entry was skipped (this journal had listed the room before): list it again, or
+        # rooms() would miss it and the sweepers would take it for forgotten.
+        await self._directory.opened(room)
         return seen.last_before
 
     async def append(self, room: str, epoch: int, body: bytes) -> int:

@@ -479,6 +479,20 @@ async def test_a_forgotten_room_s_stream_is_deleted_after_the_retention_and_its_
     assert info.value.current == 5
 
 
+async def test_a_room_forgotten_by_another_journal_and_claimed_again_is_listed(make_journal: MakeJournal) -> None:
+    first, other = await make_journal(max_followed_rooms=1), await make_journal()
+    await first.claim("r", 1)
+    await first.claim("s", 1)  # "r" is let go: its forget below is not seen by this journal's tail
+    assert first._tails.get("r") is None
+    await other.claim("r", 2)
+    await asyncio.gather(*(other.append("r", 2, bytes(100)) for _ in range(500)))  # a while to catch up with
+    await other.forget("r")
+    assert await first.rooms() == ["s"]
+    # reopened by the first journal, which had listed it before: its tail meets the forget on the way
+    assert await first.claim("r", 3) == 0
+    assert await other.rooms() == ["r", "s"]
+
+
 async def test_a_room_claimed_again_before_the_sweep_is_not_swept(make_journal: MakeJournal, rabbit: RabbitNode) -> None:
     sweeping = await make_journal(forgotten_retention=0.5)
     other = await make_journal()
