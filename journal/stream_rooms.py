@@ -10,8 +10,9 @@ opened longer ago than the whole directory holds (~100 bytes per entry).
 
 The epochs of swept rooms this journal learnt (its own sweeps, its reads of the directory) are kept:
 a claim of such a room on a stream that does not know that epoch writes a "continued" entry first, so
-the room's epoch goes on above it (best effort: a journal that never read the swept entry starts the
-recreated stream's epochs from 0, which fencing by claim token makes safe).
+the room's epoch goes on above it (best effort: a journal that never read the swept entry, or learnt
+more than 100,000 since, starts the recreated stream's epochs from 0, which fencing by claim token makes
+safe).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from .stream_read import read
 
 __all__ = ["Directory"]
 
+#: Swept rooms whose last epoch a journal keeps (the most recently learnt).
+_SWEPT_KEPT = 100_000
+
 
 class Directory:
     """The rooms directory, and which rooms this journal has put there since it last saw them forgotten."""
@@ -32,7 +36,7 @@ class Directory:
     def __init__(self, link: Connection) -> None:
         self._link = link
         self._listed: set[str] = set()
-        #: The last epoch of each swept room this journal knows of.
+        #: The last epoch of each swept room this journal knows of (the ``_SWEPT_KEPT`` most recently learnt).
         self._swept: dict[str, int] = {}
 
     def listed(self, room: str) -> bool:
@@ -62,7 +66,9 @@ class Directory:
         return self._swept.get(room, 0)
 
     def _learnt(self, room: str, epoch: int) -> None:
-        self._swept[room] = max(epoch, self._swept.get(room, 0))
+        self._swept[room] = max(epoch, self._swept.pop(room, 0))
+        if len(self._swept) > _SWEPT_KEPT:
+            del self._swept[next(iter(self._swept))]
 
     async def _last_entries(self) -> dict[str, tuple[str, int | None]]:
         """Each room's last entry in the directory: its kind, and the offset it names (if any)."""
