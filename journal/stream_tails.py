@@ -8,7 +8,11 @@ ended, else at the room's newest snapshot, else at the first offset; after a los
 resumes from the offset after the last message it handled.  At most ``max_followed_rooms`` rooms are
 followed (least recently used let go, never one with writes waiting).  A tail whose consumer the broker
 cancels (the stream was deleted: swept, :mod:`journal.stream_sweeper`) is let go, its writes failing,
-so the room is followed afresh from the start of whatever stream has that name next.
+so the room is followed afresh from the start of whatever stream has that name next.  A journal cut off
+from the broker meanwhile is told nothing: a tail resuming after a lost connection first looks the
+stream up and starts afresh if it is gone, and a replay of the room replaces a tail that is not attached
+(the replay read the stream as it is now).  Not covered: a stream swept and declared again while this
+journal was cut off, then written to without a replay first (the tail resumes at its old position).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class Tail:
     position: int | str
     #: This journal's writes to the room not yet done, by message id.
     waiting: dict[str, Write] = field(default_factory=dict)
+    #: Detached by a lost connection: look the stream up before resuming at ``position``.
+    resumed: bool = False
     channel: AbstractChannel | None = None
     #: The consumer's channel as aiormq has it (deliveries and acks without aio-pika's wrapping).
     raw: RawChannel | None = None
@@ -87,22 +93,38 @@ class Tails:
         async with self._locks.setdefault(room, asyncio.Lock()):
             tail = self._tails.get(room)
             if tail is None:
-                newest = await self._newest(room)
-                # start at the newest snapshot's record: its epoch and everything after it are all that matter
-                fold = Fold(newest.epoch, newest.offset) if newest else Fold()
-                start: int | str = newest.offset - 1 if newest else "first"
+                fold, start = await self._start_of(room)
                 tail = Tail(room, self._link.layout.room_queue(room), fold, start)
                 self._tails[room] = tail
                 self._evict()
             if not tail.attached:
+                if tail.resumed and not await self._link.exists(tail.queue):
+                    # deleted (swept) while this journal was cut off: whatever comes next starts afresh
+                    self._link.log.info("journal_stream_deleted", room=room)
+                    tail.fold, tail.position = await self._start_of(room)
                 await self._link.attaching(f"follow room {room}", partial(self._attach, tail))
+                tail.resumed = False
             return tail
+
+    async def _start_of(self, room: str) -> tuple[Fold, int | str]:
+        """Where a new tail of ``room`` starts: at the newest snapshot's record (its epoch and everything
+        after it are all that matter), else at the first offset."""
+        newest = await self._newest(room)
+        if newest is None:
+            return Fold(), "first"
+        return Fold(newest.epoch, newest.offset), newest.offset - 1
 
     def follow_from(self, room: str, fold: Fold, position: int) -> None:
         """A replay read the room up to ``position`` (the stream offset after its last message) and
         folded it: a room this journal does not follow yet is followed from there (its tail attaches
         on the first write), so a takeover's claim after its replay reads nothing twice."""
-        if room in self._tails:
+        tail = self._tails.get(room)
+        if tail is not None:
+            lock = self._locks.get(room)
+            if not tail.attached and not tail.waiting and not (lock is not None and lock.locked()):
+                # detached (a lost connection): the replay saw the stream as it is now, whatever
+                # happened to it meanwhile (swept and declared again)
+                tail.fold, tail.position, tail.resumed = Fold(fold.epoch, fold.last, fold.token), position, False
             return
         self._tails[room] = Tail(room, self._link.layout.room_queue(room), Fold(fold.epoch, fold.last, fold.token),
                                  position)
@@ -124,6 +146,7 @@ class Tails:
         lost = JournalUnavailable(f"journal: connection to RabbitMQ at {link.where} lost: {exc!r}")
         for tail in self._tails.values():
             tail.channel = tail.raw = None
+            tail.resumed = True
             self._writes.fail_all(tail.waiting, lost)
 
     def clear(self) -> None:

@@ -580,3 +580,39 @@ async def test_streams_written_before_claim_tokens_replay_as_before(make_journal
     await journal.forget("r")
     await _publish_raw_headers(broker_url, queue, {"k": "record", "e": 4}, b"after the forget")
     assert [r.body for r in await journal.replay("r")] == [b"after the forget"]
+
+
+async def test_a_journal_cut_off_while_rooms_it_followed_were_swept_follows_their_new_streams_from_the_start(
+        broker_url: str, make_journal: MakeJournal, rabbit: RabbitNode) -> None:
+    proxy = CutProxy(free_port(), int(yarl.URL(broker_url).port or 5672))
+    await proxy.start()
+    try:
+        cut_off = await make_journal(f"amqp://guest:guest@127.0.0.1:{proxy.listen_port}/", append_timeout=3.0,
+                                     stall_timeout=1.0, heartbeat=60, forgotten_retention=0)
+        sweeper = await make_journal(forgotten_retention=0.3)
+        for room in ("gone", "again"):
+            await cut_off.claim(room, 1)
+            for _ in range(5):
+                await cut_off.append(room, 1, b"old")
+            await sweeper.claim(room, 2)
+            await sweeper.forget(room)
+        await wait_until(lambda: not cut_off._directory.listed("gone") and not cut_off._directory.listed("again"),
+                         what="the cut-off journal's tails saw the forgets")
+        proxy.cut()  # it hears nothing of the sweeps: no consumer cancelled
+        await wait_until(lambda: sweeper._sweeper.swept == 2, what="both rooms swept")
+        other = await make_journal(forgotten_retention=0)
+        assert await other.claim("again", 1) == 0  # declared again, written to
+        mine = await other.append("again", 1, b"new history")
+        proxy.restore()
+        # a room whose stream is gone: claimed on a stream declared anew, read from its start
+        assert await cut_off.claim("gone", 3) == 0
+        offset = await cut_off.append("gone", 3, b"new")
+        assert [(r.offset, r.body) for r in await sweeper.replay("gone")] == [(offset, b"new")]
+        # a room whose stream was declared again meanwhile: the controller's takeover replays, then claims
+        assert [r.body for r in await cut_off.replay("again")] == [b"new history"]
+        assert await cut_off.claim("again", 3) == mine
+        assert [r.body for r in await sweeper.replay("again")] == [b"new history"]
+        with pytest.raises(Fenced):
+            await other.append("again", 1, b"moved")
+    finally:
+        await proxy.stop()
