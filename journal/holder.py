@@ -34,7 +34,6 @@ from .holder_writer import HolderWriter
 from .settings import StreamJournalSettings
 from .stream_appends import InFlight
 from .stream_connection import BROKER_ERRORS, Connection
-from .stream_fold import FORGOTTEN
 from .stream_layout import Layout
 from .stream_read import scan
 from .stream_rooms import Directory
@@ -156,20 +155,14 @@ class HolderJournal:
 
     async def forget(self, room: str) -> None:
         link = self._link
-        queue = link.layout.room_queue(room)
-        if not await link.exists(queue):
+        if not await link.exists(link.layout.room_queue(room)):
             return
         async with self._claims.lock(room):
-            read = await self._claims.log(room)
-            epoch = read[0].epoch if read is not None else 0
-            try:
-                await link.publish(queue, b"", {"k": FORGOTTEN, "e": epoch})
-            except BROKER_ERRORS as exc:
-                raise JournalUnavailable(f"journal: forgetting room {room} failed: {exc!r}") from exc
+            epoch, at = await self._claims.forget(room)
             self._holdings.pop(room, None)
             self._directory.left(room)
         await self._snapshots.delete(room)
-        await self._directory.forgotten(room)
+        await self._directory.forgotten(room, epoch, at)
 
     async def rooms(self) -> list[str]:
         return await self._directory.rooms()

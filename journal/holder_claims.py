@@ -23,14 +23,14 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Fenced
+from .base import Fenced, JournalUnavailable
 from .holder_entries import FENCE, HOLDER, START, encode
 from .holder_fold import Window
 from .holder_log import HOLD, LAST, Claim, ClaimsLog
 from .holder_tail import Holding
 from .holder_writer import HolderWriter
 from .stream_connection import Connection
-from .stream_fold import Message
+from .stream_fold import FORGOTTEN, Message
 from .stream_read import Seer, scan
 from .stream_rooms import Directory
 
@@ -92,6 +92,20 @@ class Claims:
         log.next = at
         self._logs[room] = log
         return log, at, fresh
+
+    async def forget(self, room: str) -> tuple[int, int]:
+        """Append a "forgotten" entry to ``room``'s claims log (the caller holds :meth:`lock`): the room's
+        epoch and the entry's journal offset."""
+        read = await self.log(room)
+        epoch = read[0].epoch if read is not None else 0
+        headers: dict[str, Any] = {"k": FORGOTTEN, "e": epoch}
+        read = await self.log(room, marker=headers)
+        if read is None:
+            raise JournalUnavailable(f"journal: the stream of room {room} is gone")
+        log, at, _ = read
+        log.see(Message(at, FORGOTTEN, epoch, headers, b""))
+        log.next = at
+        return epoch, at
 
     async def take(self, room: str, epoch: int, kind: str) -> int:
         """Claim (``kind`` claim or hold) ``room`` under ``epoch`` (the caller holds :meth:`lock`); the last
