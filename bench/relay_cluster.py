@@ -147,8 +147,11 @@ async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool 
     (``kind``: that ``journal.kind``); ``profile``: py-spy samples the controller into this file."""
     if kind is None and not journal:
         kind = "off"
-    # ``--kinds``: every kind at log level info (the holder journal logs its message counts at close)
-    extra = {"JOURNAL__KIND": kind, **({"LOG__LEVEL": "info"} if args.kinds else {})} if kind else None
+    # ``--kinds``: every kind at log level info (the holder journal logs its message counts at close);
+    # ``holder@8``: the holder journal with ``journal.stream.holder_hold`` 8 ms
+    kind, _, hold_ms = (kind or "").partition("@")
+    extra = {"JOURNAL__KIND": kind, **({"LOG__LEVEL": "info"} if args.kinds else {}),
+             **({"JOURNAL__STREAM__HOLDER_HOLD": str(float(hold_ms) / 1000)} if hold_ms else {})} if kind else None
     server = await servers.cluster(broker.url, extra_settings=extra)
     note = ""
     try:
@@ -169,12 +172,13 @@ def _holder_messages(server: servers.Server) -> str:
     controller = server.procs["controller"]
     controller.terminate()
     controller.wait(10)
-    found = re.search(rb"journal_holder_closed .*?messages=(\d+) entries=(\d+)",
+    found = re.search(rb"journal_holder_closed .*?messages=(\d+) entries=(\d+) held=(\d+)",
                       (server.workdir / "controller.log").read_bytes())
     if found is None:
         return "holder messages: not logged"
-    messages, entries = int(found[1]), int(found[2])
-    return f"{entries:,} entries in {messages:,} holder messages ({entries / max(messages, 1):.2f} per message)"
+    messages, entries, held = int(found[1]), int(found[2]), int(found[3])
+    return (f"{entries:,} entries in {messages:,} holder messages ({entries / max(messages, 1):.2f} per message), "
+            f"{held:,} held")
 
 
 async def _kinds(args: argparse.Namespace) -> int:
@@ -268,8 +272,9 @@ async def _bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = scenario_parser("relay-cluster", __doc__)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--kinds", default="", help="comma-separated journal.kind values (e.g. stream,holder,off): "
-                        "only those, interleaved, each kind's CPU ratio to off printed (nothing recorded)")
+    parser.add_argument("--kinds", default="", help="comma-separated journal.kind values (e.g. stream,holder,off; "
+                        "holder@8: with journal.stream.holder_hold 8 ms): only those, interleaved, each kind's "
+                        "CPU ratio to off printed (nothing recorded)")
     add_run_options(parser, procs=2, reps=3, warmup=2.0, duration=5.0, broker=THROWAWAY_BROKER,
                     profile="also run the cluster with the journal once with py-spy on the controller, "
                             "collapsed stacks to this file")

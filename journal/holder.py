@@ -64,7 +64,7 @@ class HolderJournal:
                                     f"no confirm or read-back of a holder message within {s.stall_timeout} s"))
         self._holdings: dict[str, Holding] = {}
         self._tail = OwnTail(self._link, self.holder, self._writes, self._holdings)
-        self._writer = HolderWriter(self._link, self._tail, self._writes)
+        self._writer = HolderWriter(self._link, self._tail, self._writes, s.holder_hold)
         self._directory = Directory(self._link)
         self._snapshots = Snapshots(self._link)
         self._claims = Claims(self._link, self.holder, self._writer, self._holdings, self._directory)
@@ -99,7 +99,8 @@ class HolderJournal:
     async def close(self) -> None:
         if self._link.closed:
             return
-        self._link.log.info("journal_holder_closed", holder=self.holder, messages=self.messages, entries=self.entries)
+        self._link.log.info("journal_holder_closed", holder=self.holder, messages=self.messages, entries=self.entries,
+                            held=self._writer.held)
         self._link.shut()
         closed = JournalUnavailable("journal is closed")
         self._writes.close(closed)

@@ -5,7 +5,10 @@ Entries (records of every room this journal holds, and its claims' STARTs) go ou
 confirmed, or not yet read back by :class:`~journal.holder_tail.OwnTail`) waits and goes out in the next
 one as soon as it is done; with nothing in flight, what was added goes out at the end of the event-loop
 turn.  So there is no timer: at light load an entry goes out at once, and the busier the journal, the more
-entries share a message.  An entry is done when its message is confirmed **and** read back.
+entries share a message.  With a ``hold`` (``journal.stream.holder_hold``), a message that follows one
+that carried several entries waits that long for more: under load, messages carry more entries; a light
+load (a message carrying one entry) is never held.  An entry is done when its message is confirmed **and**
+read back.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ IN_FLIGHT = 1
 class HolderWriter:
     """The entries waiting for the next holder message, and the messages in flight."""
 
-    def __init__(self, link: Connection, tail: OwnTail, writes: InFlight) -> None:
+    def __init__(self, link: Connection, tail: OwnTail, writes: InFlight, hold: float = 0.0) -> None:
         self._link = link
+        self._hold = hold
+        self._timer: asyncio.TimerHandle | None = None
         self._tail = tail
         self._writes = writes
         self._entries: list[Entry] = []
@@ -47,9 +52,10 @@ class HolderWriter:
         self._preparing = False
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:16]
-        #: Holder messages published, and entries in them (for tests and benchmarks).
+        #: Holder messages published, entries in them, and messages that were held (for tests and benchmarks).
         self.messages = 0
         self.entries = 0
+        self.held = 0
 
     def add(self, kind: int, room: str, epoch: int, body: bytes,
             future: asyncio.Future[Any] | None = None) -> asyncio.Future[Any]:
@@ -63,18 +69,29 @@ class HolderWriter:
         return future
 
     def close(self, error: BaseException) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._scheduled = False
         futures, self._futures, self._entries = self._futures, [], []
         for future in futures:
             if not future.done():
                 future.set_exception(error)
 
-    def _schedule(self) -> None:
+    def _schedule(self, shared: bool = False) -> None:
+        """Flush at the end of this loop turn; ``shared`` (the message just done carried several entries):
+        after the hold."""
         if not self._scheduled and self._in_flight < IN_FLIGHT and self._entries:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            if shared and self._hold > 0:
+                self.held += 1
+                self._timer = asyncio.get_running_loop().call_later(self._hold, self._flush)
+            else:
+                asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._scheduled = False
+        self._timer = None
         if not self._entries or self._in_flight >= IN_FLIGHT:
             return
         publisher = self._link.writer
@@ -137,4 +154,4 @@ class HolderWriter:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        self._schedule()
+        self._schedule(shared=len(batch.entries) > 1)

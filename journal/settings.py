@@ -122,6 +122,11 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     #: Most forgotten rooms' streams one journal deletes per round (a round every quarter of
     #: ``forgotten_retention``, at most a minute apart), one at a time: 1 to 10,000.
     sweep_batch: int = 100
+    #: With ``journal.kind = "holder"`` only (work in progress): seconds the next holder message waits, after
+    #: one that carried records of several appends, for more to join it (0: it goes out as soon as the one
+    #: before is done).  A message after one that carried a single record never waits, so a light load is
+    #: not delayed: 0 to 0.1.
+    holder_hold: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "append_timeout", "read_timeout", "attach_timeout", "attach_retry_interval",
@@ -140,6 +145,8 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
             raise ValueError("journal: forgotten_retention must be between 0 (never) and 2592000 s (30 days)")
         if not 1 <= self.sweep_batch <= 10_000:
             raise ValueError("journal: sweep_batch must be between 1 and 10000")
+        if not 0 <= self.holder_hold <= 0.1:
+            raise ValueError("journal: holder_hold must be between 0 and 0.1 s")
         for kind in ("room", "snapshot", "rooms"):
             if getattr(self, f"{kind}_segment_bytes") > getattr(self, f"{kind}_max_bytes"):
                 raise ValueError(f"journal: {kind}_segment_bytes must not exceed {kind}_max_bytes")

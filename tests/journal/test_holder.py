@@ -352,3 +352,29 @@ async def test_a_claim_fences_every_claim_that_landed_between_its_read_and_its_o
     with pytest.raises(Fenced):  # the racer's window was ended by the claimer itself
         await racer.append("r", 2, b"too late")
     assert [r.body for r in await claimer.replay("r")] == [b"old", b"racer"]
+
+
+async def test_a_hold_follows_the_load_it_never_delays_a_lone_record(make_journal: MakeJournal) -> None:
+    plain, holding = await make_journal(), await make_journal(holder_hold=0.05)
+    rooms = {plain: [f"plain{i}" for i in range(80)], holding: [f"held{i}" for i in range(80)]}
+    for journal in (plain, holding):
+        for room in rooms[journal]:
+            await journal.claim(room, 1)
+        for room in rooms[journal][:5]:  # one at a time: each message carries one record, nothing is held
+            await journal.append(room, 1, b"alone")
+        assert journal._writer.held == 0
+
+    async def load(journal: HolderJournal) -> int:
+        before = journal.messages
+
+        async def append(i: int, room: str) -> int:
+            await asyncio.sleep(i * 0.0005)  # arriving one after the other over ~40 ms
+            return await journal.append(room, 1, b"busy")
+
+        assert all(await asyncio.gather(*(append(i, room) for i, room in enumerate(rooms[journal]))))
+        return journal.messages - before
+
+    plain_messages, held_messages = await load(plain), await load(holding)
+    assert plain._writer.held == 0 and holding._writer.held >= 1
+    assert held_messages * 2 < plain_messages, (held_messages, plain_messages)
+    assert [r.body for r in await holding.replay("held0")] == [b"alone", b"busy"]

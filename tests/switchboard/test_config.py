@@ -105,6 +105,8 @@ def test_a_leader_lease_the_broker_could_outrun_is_refused(env: dict[str, str], 
     [
         ({"journal": {"stream": {"stall_timeout": 20.0}}}, "stall_timeout must not exceed append_timeout"),
         ({"journal": {"stream": {"stall_timeout": 0}}}, "stall_timeout must be positive"),
+        ({"journal": {"stream": {"holder_hold": 0.5}}}, "holder_hold must be between 0 and 0.1 s"),
+        ({"journal": {"stream": {"holder_hold": -0.001}}}, "holder_hold must be between 0 and 0.1 s"),
         ({"journal": {"stream": {"forgotten_retention": -1}}},
          "forgotten_retention must be between 0 (never) and 2592000 s (30 days)"),
         ({"journal": {"stream": {"forgotten_retention": 2_592_001}}},
