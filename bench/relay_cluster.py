@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,11 @@ async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool 
     # ``--kinds``: every kind at log level info (the holder journal logs its message counts at close);
     # ``holder@8``: the holder journal with ``journal.stream.holder_hold`` 8 ms
     kind, _, hold_ms = (kind or "").partition("@")
+    # and its journal's streams of its own: the rooms' names are the same in every run, and a history left by an
+    # earlier run on the broker would be recovered (the holder journal's replay then reads every earlier run's
+    # holder stream)
     extra = {"JOURNAL__KIND": kind, **({"LOG__LEVEL": "info"} if args.kinds else {}),
+             **({"JOURNAL__STREAM__PREFIX": f"bench{uuid.uuid4().hex[:8]}.journal."} if args.kinds else {}),
              **({"JOURNAL__STREAM__HOLDER_HOLD": str(float(hold_ms) / 1000)} if hold_ms else {})} if kind else None
     server = await servers.cluster(broker.url, extra_settings=extra)
     note = ""
