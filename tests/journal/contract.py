@@ -3,7 +3,9 @@
 Each implementation's test module subclasses :class:`JournalContract` and overrides the ``make``
 fixture: a factory that returns a new, unopened journal over the same storage every time it is called
 (a durable implementation's second journal sees what the first one wrote).  Set ``durable = False``
-for a journal that keeps nothing across instances (the reopen tests are then skipped).
+for a journal that keeps nothing across instances (the reopen tests are then skipped), and
+``exclusive = True`` for one that a second instance cannot open while the first is open (the first is
+then closed before the second opens).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def _bodies(records: list[JournalRecord]) -> list[bytes]:
 
 class JournalContract:
     durable: ClassVar[bool] = True
+    exclusive: ClassVar[bool] = False
 
     @pytest.fixture
     def make(self) -> MakeJournal:
@@ -241,11 +244,14 @@ class JournalContract:
                 mine = [offset for (r, offset, _) in done if r == room]
                 assert mine == sorted(mine)
         if self.durable:  # a second journal over the same storage sees them all: they were durable
+            replayed = {room: await journal.replay(room) for room in rooms}
+            if self.exclusive:
+                await journal.close()
             other = make()
             await other.open()
             try:
                 for room in rooms:
-                    assert await other.replay(room) == await journal.replay(room)
+                    assert await other.replay(room) == replayed[room]
             finally:
                 await other.close()
 
