@@ -72,6 +72,8 @@ class FileJournal:
         #: ``full``: the group being fsync'd (writes queue up meanwhile).
         self._syncing: asyncio.Future[Any] | None = None
         self._full = self.settings.durability == "full"
+        #: ``append_now`` writes at once (else the request's record waits for the end of the loop turn).
+        self._commit_each = not self._full and self.settings.commit == "each"
         self._writer: ThreadPoolExecutor | None = None
         #: Reads running on the writer's thread: segments are deleted only when none is.
         self._reading = 0
@@ -263,6 +265,28 @@ class FileJournal:
         if self._turn is None and self._syncing is None:
             self._turn = asyncio.get_running_loop().call_soon(self._write_queued)
         return True
+
+    def append_now(self, room: str, epoch: int, body: bytes) -> int | None:
+        """:meth:`append` written before this returns, on the calling (loop) thread, after whatever
+        writes were queued before it: its offset.  ``None`` (nothing done) unless ``commit = "each"``
+        with ``durability = "normal"`` and no fsync is running.
+
+        :raises Fenced: as :meth:`append`.
+        :raises JournalUnavailable: the journal is closed, or the write failed.
+        """
+        if not self._commit_each or self._syncing is not None:
+            return None
+        if not self._open:
+            self._check_open()
+        outcome: list[int | Exception] = []
+        self._queue.append((_RECORD, room, epoch, bytes(body), 0, outcome.append, False))
+        if self._turn is not None:
+            self._turn.cancel()
+        self._write_queued()
+        result = outcome[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def _queue_full(self) -> bool:
         return len(self._queue) >= self.settings.max_pending or self._slots.locked()

@@ -140,6 +140,11 @@ class FileJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     #: process dying, not a power cut: that may lose the last writes); ``full`` once it is fdatasync'd
     #: by a writer thread (survives a power cut too).
     durability: Literal["full", "normal"] = "normal"
+    #: With ``durability = "normal"``, when a request's record is written: ``turn`` with the other writes
+    #: of its event-loop turn, every room's, in one ``write`` at the end of the turn (the request waits for
+    #: the end of the turn); ``each`` at once, a ``write`` of its own (the request is answered in the same
+    #: turn, with no task and no loop turn of its own).
+    commit: Commit = "turn"
     #: Writes accepted but not yet written; beyond this, ``append`` waits.
     max_pending: _AtLeastOne = 10000
     #: Size a segment file may reach before the next one is started, bytes.  A segment is deleted once
