@@ -30,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
-from .logfile_frames import HEAD_SIZE, Corrupt, Kind, Torn, encode, scan
+from .logfile_frames import FIELDS, HEAD_SIZE, PREFIX, PREFIX_SIZE, Corrupt, Kind, Torn, encode, scan
 from .logfile_state import Located, RoomState, Segments
 from .logs import EventLog
 from .settings import FileJournalSettings
@@ -46,8 +47,10 @@ __all__ = ["FileJournal"]
 _RECORD, _CLAIM, _SNAPSHOT, _FORGET = Kind.RECORD, Kind.CLAIM, Kind.SNAPSHOT, Kind.FORGET
 _LISTED = b"\x01"
 
-#: A queued write: (kind, room, epoch, body, snapshot offset, outcome callback or future, holds a slot).
-_Write = tuple[int, str, int, bytes, int, Any, bool]
+#: A queued write: (kind, room, epoch, body, snapshot offset, who gets the outcome, how).
+_Write = tuple[int, str, int, bytes, int, Any, int]
+#: How: a callback (``submit_then``), a future, a future holding one of the ``max_pending`` slots.
+_CALLBACK, _FUTURE, _SLOT = 0, 1, 2
 
 
 class FileJournal:
@@ -142,7 +145,7 @@ class FileJournal:
                 state = rooms.get(frame.room)
                 if state is None:
                     state = rooms[frame.room] = RoomState(frame.room)
-                where = Located(number, frame.body_start, frame.end)
+                where = (number, frame.body_start, frame.end)
                 kind = frame.kind
                 if kind == _RECORD:
                     state.add_record(frame.offset, frame.epoch, where, segments)
@@ -249,7 +252,7 @@ class FileJournal:
         if self._queue_full():
             return asyncio.ensure_future(self.append(room, epoch, body))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((_RECORD, room, epoch, bytes(body), 0, future, False))
+        self._queue.append((_RECORD, room, epoch, bytes(body), 0, future, _FUTURE))
         self._schedule()
         return future
 
@@ -261,7 +264,7 @@ class FileJournal:
             self._check_open()
         if len(self._queue) >= self.settings.max_pending or self._slots.locked():
             return False
-        self._queue.append((_RECORD, room, epoch, bytes(body), 0, then, False))
+        self._queue.append((_RECORD, room, epoch, bytes(body), 0, then, _CALLBACK))
         if self._turn is None and self._syncing is None:
             self._turn = asyncio.get_running_loop().call_soon(self._write_queued)
         return True
@@ -279,7 +282,7 @@ class FileJournal:
         if not self._open:
             self._check_open()
         outcome: list[int | Exception] = []
-        self._queue.append((_RECORD, room, epoch, bytes(body), 0, outcome.append, False))
+        self._queue.append((_RECORD, room, epoch, bytes(body), 0, outcome.append, _CALLBACK))
         if self._turn is not None:
             self._turn.cancel()
         self._write_queued()
@@ -298,7 +301,7 @@ class FileJournal:
             self._slots.release()
             self._check_open()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((kind, room, epoch, body, offset, future, True))
+        self._queue.append((kind, room, epoch, body, offset, future, _SLOT))
         self._schedule()
         return await future
 
@@ -321,6 +324,8 @@ class FileJournal:
                 self._settle(queue, self._failed(queue, exc))
                 return
         rooms, segments, number = self._rooms, self._segments, self._segment
+        live = segments.live
+        pack_fields, pack_prefix, crc32 = FIELDS.pack, PREFIX.pack, zlib.crc32
         position = start = self._size
         frames: list[bytes] = []
         results: list[Any] = []
@@ -337,12 +342,23 @@ class FileJournal:
                 results.append(Fenced(name, epoch, state.epoch))
                 continue
             key = state.key
-            if kind == _RECORD:
+            if kind == _RECORD:  # the hot path (one per relayed text): encode and add_record inlined
                 offset = state.last + 1
-                frame = encode(_RECORD, key, epoch, offset, body)
-                end = position + len(frame)
-                state.add_record(offset, epoch, Located(number, position + HEAD_SIZE + len(key), end), segments)
+                head = pack_fields(_RECORD, epoch, offset, len(key)) + key
+                length = len(head) + len(body)
+                frames.append(pack_prefix(length, crc32(body, crc32(head))))
+                frames.append(head)
+                frames.append(body)
+                end = position + PREFIX_SIZE + length
+                state.records.append((offset, epoch, number, end - len(body), end))
+                live[number] += 1
+                state.last = offset
+                if epoch > state.epoch:
+                    state.epoch = epoch
+                state.listed = True
                 results.append(offset)
+                position = end
+                continue
             elif kind == _CLAIM:
                 if epoch == state.epoch:
                     results.append(Fenced(name, epoch, epoch))
@@ -358,8 +374,7 @@ class FileJournal:
                 frame = encode(_SNAPSHOT, key, epoch, snap_offset, body)
                 end = position + len(frame)
                 state.epoch = epoch
-                after.append((_SNAPSHOT, state, snap_offset, epoch,
-                              Located(number, position + HEAD_SIZE + len(key), end)))
+                after.append((_SNAPSHOT, state, snap_offset, epoch, (number, position + HEAD_SIZE + len(key), end)))
                 results.append(None)
             else:
                 if state.epoch == 0 and state.last == 0 and not state.listed:
@@ -369,7 +384,7 @@ class FileJournal:
                     continue
                 frame = encode(_FORGET, key, state.epoch, state.last, b"")
                 end = position + len(frame)
-                after.append((_FORGET, state, state.last, 0, Located(number, position, end)))
+                after.append((_FORGET, state, state.last, 0, (number, position, end)))
                 results.append(None)
             frames.append(frame)
             position = end
@@ -438,8 +453,8 @@ class FileJournal:
 
     def _settle(self, queue: list[_Write], results: list[Any]) -> None:
         for entry, result in zip(queue, results):
-            then = entry[5]
-            if not entry[6] and not isinstance(then, asyncio.Future):
+            then, how = entry[5], entry[6]
+            if how == _CALLBACK:
                 try:
                     then(result)
                 except Exception:  # noqa: BLE001 - one caller's failure must not keep the others waiting
@@ -450,7 +465,7 @@ class FileJournal:
                     then.set_exception(result)
                 else:
                     then.set_result(result)
-            if entry[6]:
+            if how == _SLOT:
                 self._slots.release()
 
     # -- retention
@@ -495,9 +510,8 @@ class FileJournal:
         wanted = state.records_after(after)
         if not wanted:
             return []
-        bodies = await self._read([where for _, _, where in wanted])
-        return [JournalRecord(offset=offset, epoch=epoch, body=body)
-                for (offset, epoch, _), body in zip(wanted, bodies)]
+        bodies = await self._read([(segment, start, end) for _, _, segment, start, end in wanted])
+        return [JournalRecord(offset=record[0], epoch=record[1], body=body) for record, body in zip(wanted, bodies)]
 
     async def snapshot(self, room: str) -> Snapshot | None:
         self._check_open()
@@ -530,13 +544,13 @@ class FileJournal:
         fds: dict[int, int] = {}
         try:
             out = []
-            for where in places:
-                fd = fds.get(where.segment)
+            for segment, start, end in places:
+                fd = fds.get(segment)
                 if fd is None:
-                    fd = fds[where.segment] = os.open(self._segment_path(where.segment), os.O_RDONLY)
-                data = os.pread(fd, where.end - where.start, where.start)
-                if len(data) != where.end - where.start:
-                    raise OSError(f"segment {where.segment} is shorter than its index says")
+                    fd = fds[segment] = os.open(self._segment_path(segment), os.O_RDONLY)
+                data = os.pread(fd, end - start, start)
+                if len(data) != end - start:
+                    raise OSError(f"segment {segment} is shorter than its index says")
                 out.append(data)
             return out
         finally:

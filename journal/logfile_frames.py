@@ -12,12 +12,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Kind", "Frame", "encode", "scan", "Torn", "Corrupt", "HEAD_SIZE"]
+__all__ = ["Kind", "Frame", "encode", "scan", "Torn", "Corrupt", "HEAD_SIZE", "PREFIX", "PREFIX_SIZE", "FIELDS"]
 
 #: ``length`` and ``crc``.
-_PREFIX = struct.Struct("<II")
+PREFIX = _PREFIX = struct.Struct("<II")
+PREFIX_SIZE = PREFIX.size
 #: What the crc covers before the room and the body.
-_FIELDS = struct.Struct("<BQQH")
+FIELDS = _FIELDS = struct.Struct("<BQQH")
 HEAD_SIZE = _PREFIX.size + _FIELDS.size
 #: A frame longer than this is taken for a torn or corrupt length field.
 MAX_FRAME = 1 << 30

@@ -6,15 +6,13 @@ from __future__ import annotations
 import bisect
 from typing import NamedTuple
 
-__all__ = ["Located", "Kept", "RoomState", "Segments"]
+__all__ = ["Located", "Record", "Kept", "RoomState", "Segments"]
 
 
-class Located(NamedTuple):
-    """Where a frame's body is: its segment, and its first and past-the-last byte there."""
-
-    segment: int
-    start: int
-    end: int
+#: Where a frame's body is: its segment, and its first and past-the-last byte there.
+Located = tuple[int, int, int]
+#: A live record: its offset, its epoch, and where its body is (segment, start, end).
+Record = tuple[int, int, int, int, int]
 
 
 class Kept(NamedTuple):
@@ -77,13 +75,14 @@ class RoomState:
         self.last = 0
         self.listed = False
         self.forgotten_at = 0
-        #: (offset, epoch, where), offsets increasing.
-        self.records: list[tuple[int, int, Located]] = []
+        #: Offsets increasing.
+        self.records: list[Record] = []
         self.snapshot: Kept | None = None
 
     def add_record(self, offset: int, epoch: int, where: Located, segments: Segments) -> None:
-        self.records.append((offset, epoch, where))
-        segments.live[where.segment] += 1
+        segment, start, end = where
+        self.records.append((offset, epoch, segment, start, end))
+        segments.live[segment] += 1
         self.last = offset
         if epoch > self.epoch:
             self.epoch = epoch
@@ -103,9 +102,9 @@ class RoomState:
         if kept is not None:
             if offset < kept.offset:
                 return
-            segments.release(kept.where.segment)
+            segments.release(kept.where[0])
         self.snapshot = Kept(offset, epoch, where)
-        segments.add(where.segment)
+        segments.add(where[0])
         if epoch > self.epoch:
             self.epoch = epoch
         if offset > self.last:
@@ -135,7 +134,7 @@ class RoomState:
         self._drop_records(upto, segments)
         kept = self.snapshot
         if kept is not None and kept.offset <= upto:
-            segments.release(kept.where.segment)
+            segments.release(kept.where[0])
             self.snapshot = None
 
     def _drop_records(self, upto: int, segments: Segments) -> None:
@@ -143,11 +142,11 @@ class RoomState:
         if not records or records[0][0] > upto:
             return
         cut = bisect.bisect_right(records, upto, key=lambda record: record[0])
-        for _, _, where in records[:cut]:
-            segments.release(where.segment)
+        for record in records[:cut]:
+            segments.release(record[2])
         del records[:cut]
 
-    def records_after(self, after: int) -> list[tuple[int, int, Located]]:
+    def records_after(self, after: int) -> list[Record]:
         records = self.records
         if not records or records[0][0] > after:
             return list(records)
@@ -159,6 +158,6 @@ class RoomState:
 
     def restore(self, saved: tuple[int, int, bool, int, int], segments: Segments) -> None:
         self.epoch, self.last, self.listed, self.forgotten_at, count = saved
-        for _, _, where in self.records[count:]:
-            segments.release(where.segment)
+        for record in self.records[count:]:
+            segments.release(record[2])
         del self.records[count:]
