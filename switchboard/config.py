@@ -94,13 +94,14 @@ class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Where the rooms' events are journaled, so that a restart or a controller's death drops nobody:
     #: ``auto`` (``sqlite`` for ``switchboard up``; for a controller process, ``stream`` when a
     #: broker is configured), ``sqlite`` (local disk: one machine), ``stream`` (RabbitMQ streams:
-    #: any controller can rebuild any room), ``memory`` (tests only: lost with the process) or
-    #: ``off`` (nothing journaled: a restart or a controller's death drops its rooms), or ``file``
-    #: (append-only files of our own on local disk: one machine, like ``sqlite``).
+    #: any controller can rebuild any room), ``file`` (append-only files of our own on local disk, one
+    #: machine: an experiment, measured in ``bench/NOTES.md``; not for production), ``memory`` (tests
+    #: only: lost with the process) or ``off`` (nothing journaled: a restart or a controller's death
+    #: drops its rooms).
     kind: Literal["auto", "sqlite", "stream", "memory", "off", "file"] = "auto"
     #: The SQLite journal (one file on local disk).
     sqlite: SqliteJournalSettings = msgspec.field(default_factory=SqliteJournalSettings)
-    #: The append-only file journal (one directory on local disk).
+    #: The append-only file journal (one directory on local disk; an experiment).
     file: FileJournalSettings = msgspec.field(default_factory=FileJournalSettings)
     #: The stream journal (on the broker of ``rpc.broker_url``); an empty ``prefix`` names the
     #: streams after the cluster (``<worker.cluster_name>.journal.``).
