@@ -476,8 +476,7 @@ class FileJournal:
         if self._full:
             os.fdatasync(self._fd)
         self._start_segment(old + 1)
-        self._segments.open(self._segment)
-        self._segments.close(old)
+        self._segments.open(self._segment)  # the old one is dead now if nothing in it is live
         self._log.info("journal_segment_started", segment=self._segment, rooms=len(self._rooms))
 
     def _collect(self) -> None:
@@ -495,9 +494,11 @@ class FileJournal:
                 path.unlink(missing_ok=True)
             self._sync_directory()
 
-        deleting = asyncio.get_running_loop().run_in_executor(self._writer, delete)
-        deleting.add_done_callback(lambda f: f.cancelled() or f.exception() is None or self._log.warning(
-            "journal_segment_delete_failed", segments=dead, error=str(f.exception())))
+        def deleted(future: asyncio.Future[None]) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                self._log.warning("journal_segment_delete_failed", segments=dead, error=str(future.exception()))
+
+        asyncio.get_running_loop().run_in_executor(self._writer, delete).add_done_callback(deleted)
         self._log.info("journal_segments_deleted", segments=dead)
 
     # -- reads

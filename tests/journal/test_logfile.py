@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 
 import pytest
 
+from journal import Fenced, JournalUnavailable, Snapshot
 from journal.logfile import FileJournal
+from journal.logfile_frames import HEAD_SIZE, Kind, encode
 from journal.settings import FileJournalSettings
 from tests.journal.contract import JournalContract, MakeJournal
 
@@ -17,3 +21,71 @@ class TestFileJournal(JournalContract):
     @pytest.fixture
     def make(self, tmp_path: Path) -> MakeJournal:
         return lambda: FileJournal(tmp_path / "journal.d", FileJournalSettings())
+
+
+async def test_segments_whose_frames_are_all_dead_are_deleted_and_epochs_and_offsets_survive_a_reopen(
+        tmp_path: Path) -> None:
+    settings = FileJournalSettings(segment_bytes=4096)
+    journal = FileJournal(tmp_path, settings)
+    await journal.open()
+    await journal.claim("gone", 7)
+    await journal.claim("r", 3)
+    offsets = [await journal.append("r", 3, bytes(200)) for _ in range(100)]  # ~6 segments
+    await journal.forget("gone")
+    assert len(list(tmp_path.glob("*.seg"))) > 4
+    await journal.save_snapshot("r", Snapshot(offset=offsets[-1], epoch=3, body=b"s"))
+    await journal.append("r", 3, b"after")  # the next group deletes what the snapshot left dead
+    await asyncio.sleep(0.2)
+    assert len(list(tmp_path.glob("*.seg"))) <= 2
+    await journal.close()
+
+    again = FileJournal(tmp_path, settings)
+    await again.open()
+    try:
+        assert await again.rooms() == ["r"]
+        assert await again.snapshot("r") == Snapshot(offset=offsets[-1], epoch=3, body=b"s")
+        assert [r.body for r in await again.replay("r", after=offsets[-1])] == [b"after"]
+        with pytest.raises(Fenced):
+            await again.claim("gone", 7)
+        with pytest.raises(Fenced):
+            await again.append("r", 2, b"stale")
+        assert await again.append("r", 3, b"more") == offsets[-1] + 2
+    finally:
+        await again.close()
+
+
+async def test_a_torn_tail_is_truncated_and_a_bad_frame_before_the_end_is_refused(tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path)
+    await journal.open()
+    await journal.append("r", 1, b"one")
+    await journal.append("r", 1, b"two")
+    await journal.close()
+    [segment] = tmp_path.glob("*.seg")
+    whole = segment.read_bytes()
+    segment.write_bytes(whole + encode(Kind.RECORD, b"r", 1, 3, b"three")[:20])  # half a frame
+
+    journal = FileJournal(tmp_path)
+    await journal.open()
+    assert [r.body for r in await journal.replay("r")] == [b"one", b"two"]
+    assert await journal.append("r", 1, b"three") == 3
+    await journal.close()
+
+    data = bytearray(segment.read_bytes())
+    data[HEAD_SIZE + 2] ^= 0xFF  # the first frame's room: its crc fails, frames follow it
+    segment.write_bytes(bytes(data))
+    with pytest.raises(JournalUnavailable, match="corrupt at byte 0"):
+        await FileJournal(tmp_path).open()
+
+
+async def test_a_second_open_of_the_directory_is_refused_while_the_first_holds_it(tmp_path: Path) -> None:
+    first = FileJournal(tmp_path)
+    await first.open()
+    try:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import asyncio, sys; from journal.logfile import FileJournal; "
+            "asyncio.run(FileJournal(sys.argv[1]).open())", str(tmp_path),
+            cwd=Path(__file__).resolve().parents[2], stderr=asyncio.subprocess.PIPE)
+        _, err = await child.communicate()
+        assert child.returncode != 0 and b"in use by another process" in err
+    finally:
+        await first.close()
