@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -64,6 +64,7 @@ from .ids import ParticipantId, RoomId, WorkerId
 from .logs import EventLog
 from .media import MEDIA_PURPOSE, MediaGateway
 from .observe import Tallies
+from .reattach import ReattachOffers
 from .room import Landed, Room
 from .service import ControllerService
 from .sessions import MediaSessions
@@ -154,6 +155,9 @@ class Controller:
         self._lost_epochs: dict[RoomId, int] = {}
         self._reloads: dict[RoomId, asyncio.Task[None]] = {}
         self._background = Background(self.log)
+        #: Participants held for a portal taken for gone, offered back to it (it may be alive).
+        self.reattach_offers = ReattachOffers(transport, self.worker_id, settings, self.log, held=self._held_for,
+                                              spawn=self.spawn)
         self.worker = ClusterWorker(
             transport, purpose=PURPOSE, worker_id=self.worker_id,
             info={"max_load": settings.max_load, "hostname": socket.gethostname(), "pid": os.getpid(),
@@ -965,19 +969,34 @@ class Controller:
 
     def _portal_unreachable(self, portal: WorkerId) -> None:
         """Deliveries to ``portal`` found nobody serving it: treated as its ``exit.quit`` (which may
-        have been missed), so its participants are held, not left connected to nothing."""
+        have been missed), so its participants are held, not left connected to nothing.  It may be
+        alive though (its sockets open): they are offered back to it (:class:`ReattachOffers`)."""
         self.spawn(self._portal_lost(portal, reason="unreachable"), name=f"portal-unreachable-{portal}")
 
     async def _portal_lost(self, portal: WorkerId, reason: str = "exit") -> None:
-        held = 0
+        held: list[str] = []
         pending = []
         for room in list(self.rooms.values()):
             for participant in [p for p in room.participants.values() if p.portal == portal and p.connected]:
                 pending.append(self.hold(room, participant.id, portal))
-                held += 1
+                held.append(participant.id)
         await asyncio.gather(*pending, return_exceptions=True)
-        self.log.warning("portal_lost", portal=portal, held=held, reason=reason)
+        self.log.warning("portal_lost", portal=portal, held=len(held), reason=reason)
         await self.delivery.forget_portal(portal)
+        if reason == "unreachable":
+            self.reattach_offers.offer(portal, held)
+
+    def _held_for(self, portal: WorkerId, participants: Collection[str]) -> list[str]:
+        """Those of ``participants`` held here for ``portal`` whose hold has not run out."""
+        now = self.clock()
+        held = []
+        for participant_id in participants:
+            room = self.participants.get(ParticipantId(participant_id))
+            participant = None if room is None else room.participants.get(participant_id)
+            if (participant is not None and not participant.connected and participant.portal == portal
+                    and participant.hold_deadline is not None and now < participant.hold_deadline):
+                held.append(participant_id)
+        return held
 
     async def _on_loss(self, tasks: list[str]) -> None:
         """The cluster manager forgot this worker: report the rooms that still live here.

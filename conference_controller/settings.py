@@ -42,7 +42,10 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     #: Seconds a portal nobody serves (no queue for it at the broker) is still tried, its notifications
     #: kept in order, before its participants are held as if it had quit: a portal whose broker node
     #: was lost is unreachable until it has reconnected and declared its queue again, and the
-    #: cluster manager's ``exit.quit`` says sooner when it is really gone (0: hold at once).
+    #: cluster manager's ``exit.quit`` says sooner when it is really gone (0: hold at once).  Those held
+    #: so are then offered back to the portal (``reattach``, in case it was alive all along) until it
+    #: answers, ``delivery_retry_interval`` apart at first, each pause twice the last up to 8 times it,
+    #: for at most ``reconnection_timeout``.
     portal_unreachable_grace: Annotated[float, msgspec.Meta(ge=0, le=600)] = 15.0
     #: Seconds a per-portal sender with nothing to send lives on before it stops.
     sender_idle_timeout: float = 60.0

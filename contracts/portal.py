@@ -1,7 +1,8 @@
 """The portal's RPC service (service name: the portal's worker id): what controllers call on a portal.
 
 ``deliver`` carries notifications, ``drop`` and ``displace`` close a participant's socket there,
-``room_moved`` moves a room's sockets to another controller (docs/interfaces.md, *Portal*).  The
+``room_moved`` moves a room's sockets to another controller, ``reattach`` gives back participants a
+controller held while their sockets may still be there (docs/interfaces.md, *Portal*).  The
 serving side is ``portal.rpc_api.PortalService``; :class:`PortalClient` is the calling side.
 """
 
@@ -13,7 +14,7 @@ import msgspec
 
 from .client import ServiceClient
 
-__all__ = ["DeliverTarget", "DeliverItem", "DeliverResult", "RoomMovedResult", "PortalClient"]
+__all__ = ["DeliverTarget", "DeliverItem", "DeliverResult", "RoomMovedResult", "ReattachResult", "PortalClient"]
 
 
 class DeliverTarget(msgspec.Struct, array_like=True, frozen=True):
@@ -41,6 +42,12 @@ class DeliverResult(msgspec.Struct, frozen=True):
 class RoomMovedResult(msgspec.Struct, frozen=True):
     #: How many of the portal's sockets move to the room's new controller.
     moving: int
+
+
+class ReattachResult(msgspec.Struct, frozen=True):
+    #: How many of the named participants have a live socket there for the calling controller (each
+    #: is re-attached in the background).
+    reattaching: int
 
 
 class PortalClient(ServiceClient):
@@ -78,3 +85,11 @@ class PortalClient(ServiceClient):
         """The participant relogged in elsewhere (resume number ``epoch``): close its socket there."""
         args = {"participant": participant, "epoch": epoch}
         return msgspec.convert(await self._transport.call(self._target, "displace", args, timeout=timeout), str)
+
+    async def reattach(self, *, controller: str, participants: list[str],
+                       timeout: float | None = None) -> ReattachResult:
+        """``controller`` holds ``participants`` of this portal (it took the portal for gone): each one
+        whose socket is still there for ``controller`` is re-attached (``resume``), in the background."""
+        args = {"controller": controller, "participants": participants}
+        return msgspec.convert(await self._transport.call(self._target, "reattach", args, timeout=timeout),
+                               ReattachResult)

@@ -131,7 +131,8 @@ class Portal:
                 undo.push_async_callback(self.server.stop)
                 self.worker.info = self._info()
                 self._service = await self.transport.serve(
-                    self.worker_id, PortalService(self.sessions, self.delivery, self.logins, self.room_moved))
+                    self.worker_id, PortalService(self.sessions, self.delivery, self.logins, self.room_moved,
+                                                  self.reattach_held))
                 undo.push_async_callback(self._service.stop)
                 self._faults = await self.transport.subscribe_events("exit.#", self._on_fault)
                 undo.push_async_callback(self._faults.cancel)
@@ -199,6 +200,21 @@ class Portal:
         if live:
             self.log.warning("reattaching", participants=len(live))
             self.background.spawn(self._reattach(live), name="reattach")
+
+    def reattach_held(self, controller: str, participants: list[str]) -> int:
+        """``controller`` holds ``participants`` although their sockets may still be here (it took this
+        portal for gone: nobody served its queue for a while).  Each session of them that is live here
+        and attached to ``controller`` is re-attached (:meth:`LoginService.reattach`), in the
+        background; the others are ignored.  How many."""
+        held = []
+        for participant in participants:
+            session = self.sessions.get(participant)
+            if session is not None and session.live and session.controller == controller and session.moving is None:
+                held.append(session)
+        if held:
+            self.log.warning("reattaching", participants=len(held), controller=controller, reason="held_by_controller")
+            self.background.spawn(self._reattach(held), name=f"reattach:{controller}")
+        return len(held)
 
     async def _reattach(self, sessions: list[Session]) -> None:
         for batch in _batches(sessions):

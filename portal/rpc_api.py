@@ -1,11 +1,11 @@
-"""The portal's RPC service (its worker id): ``deliver``, ``drop``, ``displace``, ``room_moved``
-(the contract: ``contracts.portal``; docs/interfaces.md)."""
+"""The portal's RPC service (its worker id): ``deliver``, ``drop``, ``displace``, ``room_moved``,
+``reattach`` (the contract: ``contracts.portal``; docs/interfaces.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from contracts.portal import DeliverItem, DeliverResult, DeliverTarget, RoomMovedResult
+from contracts.portal import DeliverItem, DeliverResult, DeliverTarget, ReattachResult, RoomMovedResult
 from rpc import rpc_method
 
 from .delivery import SocketDelivery
@@ -17,11 +17,13 @@ __all__ = ["PortalService"]
 
 class PortalService:
     def __init__(self, sessions: Sessions, delivery: SocketDelivery, logins: LoginService,
-                 room_moved: Callable[[str, str, str | None], int]) -> None:
+                 room_moved: Callable[[str, str, str | None], int],
+                 reattach: Callable[[str, list[str]], int]) -> None:
         self.sessions = sessions
         self.delivery = delivery
         self.logins = logins
         self._room_moved = room_moved
+        self._reattach = reattach
 
     @rpc_method
     async def deliver(self, controller: str, items: list[DeliverItem]) -> DeliverResult:
@@ -76,3 +78,11 @@ class PortalService:
         socket here, without ``hold`` or ``leave`` and without ``drop`` (its session lives on there)."""
         self.logins.displace(participant, epoch)
         return "ok"
+
+    @rpc_method
+    async def reattach(self, controller: str, participants: list[str]) -> ReattachResult:
+        """``controller`` took this portal for gone (nobody served it for a while) and holds
+        ``participants``: each one whose socket is still live here for ``controller`` is re-attached
+        there (``resume``, as after a partition), in the background; the others are ignored.
+        ``reattaching``: how many."""
+        return ReattachResult(self._reattach(controller, participants))

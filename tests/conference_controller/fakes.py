@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from contracts.media import ControllerMovedResult
-from contracts.portal import DeliverItem, DeliverResult, RoomMovedResult
+from contracts.portal import DeliverItem, DeliverResult, ReattachResult, RoomMovedResult
 from rpc import ServiceError, Transport, rpc_method
 from rpc.settings import WorkerSettings
 from rpc.worker import ClusterWorker
@@ -67,6 +67,8 @@ class FakePortal:
         self.displaced: list[tuple[str, int]] = []
         #: ``room_moved`` calls: (room, controller, to).
         self.moved: list[tuple[str, str, str | None]] = []
+        #: ``reattach`` calls: (controller, participants).
+        self.reattach_calls: list[tuple[str, list[str]]] = []
         #: The controller of each ``deliver`` call, in order.
         self.delivered_by: list[str] = []
         self.failing = False
@@ -109,6 +111,11 @@ class FakePortal:
     async def displace(self, participant: str, epoch: int) -> str:
         self.displaced.append((participant, epoch))
         return "ok"
+
+    @rpc_method
+    async def reattach(self, controller: str, participants: list[str]) -> ReattachResult:
+        self.reattach_calls.append((controller, participants))
+        return ReattachResult(len(participants))
 
 
 class FakeAgent:

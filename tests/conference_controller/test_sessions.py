@@ -123,6 +123,52 @@ async def test_a_portal_nobody_serves_any_more_has_its_participants_held_without
     assert [m["data"]["message"] for m in resumed["messages"]] == ["while away"]
 
 
+async def test_a_portal_taken_for_gone_is_offered_its_held_participants_back_once_it_is_served_again(
+        transports: TransportFactory, make_env: Any) -> None:
+    # Nobody served it for the grace, so p1 was held, but the portal may have been alive all along (a
+    # partition the cluster manager did not see): its socket is open and takes this controller for its
+    # own. The controller keeps telling the portal to re-attach p1 until the portal answers.
+    env: Env = await make_env(transports, portal_unreachable_grace=0.3)
+    await _pair(env)
+    await env.portal_services[env.portal_a.name].stop()
+    await env.call("text", participant="p2", to="all", message="while away")
+    await wait_until(lambda: not env.controller.participant("p1").connected, what="p1 held")
+    assert env.portal_a.reattach_calls == []
+
+    env.portal_services[env.portal_a.name] = await env.caller.serve(env.portal_a.name, env.portal_a)
+    await wait_until(lambda: env.portal_a.reattach_calls, what="the portal told to re-attach p1")
+    assert env.portal_a.reattach_calls == [(env.controller.worker_id, ["p1"])]
+    await wait_until(lambda: env.controller.reattach_offers.portals == [], what="no more offers once it answered")
+    assert len(env.portal_a.reattach_calls) == 1
+    assert env.portal_b.data("p2", "participant") == []  # nobody left
+
+    # what the portal then does for p1: resume with the ticket it has and the last seq it emitted
+    ticket = env.tickets["p1"]
+    resumed = await env.call("resume", participant="p1", ticket_id=ticket, new_ticket_id=ticket,
+                             portal=env.portal_a.name, last_seq=1)
+    assert [(m["seq"], m["data"]["message"]) for m in resumed["messages"]] == [(2, "while away")]
+    await env.call("text", participant="p2", to="all", message="back")
+    await wait_until(lambda: env.portal_a.data("p1", "text"), what="a text at portal A again")
+    assert env.portal_a.events("p1", "text") == [(3, "text", {"from": "p2", "to": "all", "message": "back"})]
+
+
+@pytest.mark.parametrize("end", ["resumed_elsewhere", "hold_expired"])
+async def test_the_offer_to_a_portal_that_stays_unreachable_ends_with_the_holds(local: TransportFactory,
+                                                                                make_env: Any, end: str) -> None:
+    env: Env = await make_env(local, portal_unreachable_grace=0.2, reconnection_timeout=1.0)
+    await _pair(env)
+    await env.portal_services[env.portal_a.name].stop()
+    await env.call("text", participant="p2", to="all", message="while away")
+    await wait_until(lambda: env.controller.reattach_offers.portals == [env.portal_a.name], what="the offer")
+    if end == "resumed_elsewhere":
+        await env.resume("p1", env.portal_b, last_seq=1)
+    else:
+        await wait_until(lambda: {"action": "leave", "data": "p1"} in env.portal_b.data("p2", "participant"),
+                         what="p1 left when its hold ran out")
+    await wait_until(lambda: env.controller.reattach_offers.portals == [], what="the offer ended")
+    assert env.portal_a.reattach_calls == []
+
+
 async def test_a_portal_nobody_serves_for_less_than_the_grace_keeps_its_participants_and_gets_everything(
         transports: TransportFactory, make_env: Any) -> None:
     # A portal whose broker node was lost has no queue until it reconnected and declared it again

@@ -16,8 +16,9 @@ from typing import Any
 
 import msgspec
 
-from rpc import LocalBroker, ServiceError, ServiceHandle, rpc_method
+from rpc import LocalBroker, RpcNoService, ServiceError, ServiceHandle, rpc_method
 from rpc.base import rpc_methods
+from rpc.messages import Reply, Request
 from rpc.local import LocalTransport
 
 __all__ = ["Spy", "SpyTransport"]
@@ -107,11 +108,21 @@ class Spy:
 
 
 class SpyTransport(LocalTransport):
-    """An in-process transport whose services named in ``spies`` are served through their spy."""
+    """An in-process transport whose services named in ``spies`` are served through their spy.
+
+    Its calls to the services named in ``unserved`` find nobody serving them (``RpcNoService``, the
+    call made to no one), while they are still served for everyone else: a partition between a
+    worker and the broker that the cluster manager did not see (no departure, no ``exit.quit``)."""
 
     def __init__(self, broker: LocalBroker, node_id: str, spies: dict[str, Spy]) -> None:
         super().__init__(broker, node_id)
         self.spies = spies
+        self.unserved: set[str] = set()
+
+    async def _exchange(self, target: str, request: Request, timeout: float) -> Reply | None:
+        if target in self.unserved:
+            raise RpcNoService(f"no service {target!r} (injected)")
+        return await super()._exchange(target, request, timeout)
 
     async def serve(self, service: str, handler: object, *, single_active: bool = False) -> ServiceHandle:
         spy = self.spies.get(service)

@@ -160,7 +160,8 @@ async def world(caplog: pytest.LogCaptureFixture) -> AsyncIterator[_World]:
                           sessions=sessions, delivery=delivery, acks=acks, metrics=metrics, background=background,
                           log=log, close_socket=close_socket, close_transport=close_transport, sleep=sleeps,
                           clock=clock)
-    service = await transport.serve(PORTAL, PortalService(sessions, delivery, logins, lambda room, controller, to: 0))
+    service = await transport.serve(PORTAL, PortalService(sessions, delivery, logins, lambda room, controller, to: 0,
+                                                          lambda controller, participants: 0))
     await worker.start()
     yield _World(harness, transport, logins, sessions, sio, metrics, worker, sleeps, closed, closed_transports)
     await asyncio.sleep(0)  # one turn of the loop: the done callbacks of tasks that just ended have run
