@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ from typing import Any
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .logfile_frames import FIELDS, HEAD_SIZE, PREFIX, PREFIX_SIZE, Corrupt, Kind, Torn, encode, scan
+from .logfile_import import import_sqlite
 from .logfile_state import Located, RoomState, Segments
 from .logs import EventLog
 from .settings import FileJournalSettings
@@ -55,13 +57,20 @@ _CALLBACK, _FUTURE, _SLOT = 0, 1, 2
 
 class FileJournal:
     """The journal in the directory ``path``.  ``open()`` before use, ``close()`` after; both
-    idempotent.  An I/O error while writing fails the writes of its group with
-    :class:`JournalUnavailable` (none of them is kept: the file is cut back to where it was) and the
-    next group is tried afresh."""
+    idempotent.  An I/O error while writing (or a failed fsync, or a segment that cannot be started)
+    fails the writes of its group with :class:`JournalUnavailable` (none of them is kept: the file is
+    cut back to where it was), and every write queued or asked for after it, until the journal is
+    opened again (a new one: a restart); reads go on.
 
-    def __init__(self, path: str | os.PathLike[str], settings: FileJournalSettings | None = None) -> None:
+    ``import_from``: a SQLite journal (:class:`journal.sqlite.SqliteJournal`) whose rooms are imported
+    when this one is opened empty (no segment yet), then renamed aside (``<name>.migrated``): see
+    :mod:`journal.logfile_import`."""
+
+    def __init__(self, path: str | os.PathLike[str], settings: FileJournalSettings | None = None, *,
+                 import_from: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         self.settings = settings or FileJournalSettings()
+        self.import_from = None if import_from is None else Path(import_from)
         self._rooms: dict[str, RoomState] = {}
         self._segments = Segments()
         self._fd = -1
@@ -83,6 +92,10 @@ class FileJournal:
         self._lifecycle = asyncio.Lock()
         self._open = False
         self._closed = False
+        #: Open and taking writes: not after a failed write or fsync (:meth:`_break`).
+        self._writable = False
+        #: Why writes are refused since a write or an fsync failed.
+        self._broken: JournalUnavailable | None = None
         self._log = EventLog(journal=str(self.path))
         #: Groups written (one ``os.write`` each) and writes they carried.
         self.commits = 0
@@ -97,8 +110,12 @@ class FileJournal:
             if self._open:
                 return
             writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-file")
+            loop = asyncio.get_running_loop()
             try:
-                await asyncio.get_running_loop().run_in_executor(writer, self._load)
+                empty = await loop.run_in_executor(writer, self._lock)
+                if empty and self.import_from is not None and self.import_from.exists():
+                    await self._import(self.import_from)
+                await loop.run_in_executor(writer, self._load)
             except BaseException as exc:
                 self._release_files()
                 writer.shutdown(wait=False)
@@ -109,21 +126,38 @@ class FileJournal:
                     raise JournalUnavailable(f"cannot open the journal {self.path}: {exc}") from exc
                 raise
             self._writer = writer
-            self._open = True
+            self._open = self._writable = True
             self._collect()  # segments left dead by the last run
             self._log.info("journal_opened", durability=self.settings.durability, segments=len(self._segments.live),
                            rooms=len(self._rooms))
 
-    def _load(self) -> None:
-        """On the writer's thread: lock the directory, scan its segments, open the newest for appends."""
+    def _lock(self) -> bool:
+        """On the writer's thread: lock the directory (made if need be); whether it holds no segment."""
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise JournalUnavailable(
-                f"the journal {self.path} is in use by another process (its LOCK file is locked)") from None
-        numbers = sorted(int(p.stem) for p in self.path.glob("*.seg") if p.stem.isdigit())
+            # flock locks belong to an open file: a second journal in this process is refused as well.
+            raise JournalUnavailable(f"the journal {self.path} is in use by another process or another journal "
+                                     "object (its LOCK file is locked)") from None
+        return not self._segment_numbers()
+
+    def _segment_numbers(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.path.glob("*.seg") if p.stem.isdigit())
+
+    async def _import(self, source: Path) -> None:
+        """The rooms of the SQLite journal ``source`` as the first segment (the directory holds none)."""
+        try:
+            imported = await import_sqlite(source, self._segment_path(1))
+        except (sqlite3.Error, OSError, JournalUnavailable) as exc:
+            raise JournalUnavailable(f"cannot import the SQLite journal {source} into {self.path}: {exc}") from exc
+        self._log.info("journal_imported", source=str(source), moved_to=str(imported.moved_to),
+                          rooms=imported.rooms, records=imported.records, snapshots=imported.snapshots)
+
+    def _load(self) -> None:
+        """On the writer's thread: scan the segments (the directory is locked), open the newest for appends."""
+        numbers = self._segment_numbers()
         for number in numbers:
             self._scan(number, last=number == numbers[-1])
         if numbers:
@@ -207,7 +241,7 @@ class FileJournal:
             self._closed = True
             if not self._open:
                 return
-            self._open = False
+            self._open = self._writable = False
             while self._syncing is not None or self._queue:
                 if self._syncing is not None:
                     await asyncio.shield(self._syncing)
@@ -248,7 +282,7 @@ class FileJournal:
         """:meth:`append` without a coroutine of its own: queued now, the future gets the offset once
         the record is written (or the error).  Past ``max_pending`` queued writes it falls back to
         :meth:`append` (which waits for a slot)."""
-        self._check_open()
+        self._check_writable()
         if self._queue_full():
             return asyncio.ensure_future(self.append(room, epoch, body))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -260,8 +294,8 @@ class FileJournal:
         """:meth:`submit` with the outcome (the offset, or the exception :meth:`append` would raise)
         handed to ``then`` as soon as the record's group is written (``full``: and fsync'd), on the
         loop's thread, in queue order.  ``False`` (nothing queued) past ``max_pending`` queued writes."""
-        if not self._open:
-            self._check_open()
+        if not self._writable:
+            self._check_writable()
         if len(self._queue) >= self.settings.max_pending or self._slots.locked():
             return False
         self._queue.append((_RECORD, room, epoch, bytes(body), 0, then, _CALLBACK))
@@ -279,8 +313,8 @@ class FileJournal:
         """
         if not self._commit_each or self._syncing is not None:
             return None
-        if not self._open:
-            self._check_open()
+        if not self._writable:
+            self._check_writable()
         outcome: list[int | Exception] = []
         self._queue.append((_RECORD, room, epoch, bytes(body), 0, outcome.append, _CALLBACK))
         if self._turn is not None:
@@ -295,11 +329,11 @@ class FileJournal:
         return len(self._queue) >= self.settings.max_pending or self._slots.locked()
 
     async def _write(self, kind: int, room: str, epoch: int, body: bytes, offset: int) -> Any:
-        self._check_open()
+        self._check_writable()
         await self._slots.acquire()  # released once the write is settled
-        if not self._open:
+        if not self._writable:
             self._slots.release()
-            self._check_open()
+            self._check_writable()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((kind, room, epoch, body, offset, future, _SLOT))
         self._schedule()
@@ -321,7 +355,7 @@ class FileJournal:
             try:
                 self._roll()
             except OSError as exc:
-                self._settle(queue, self._failed(queue, exc))
+                self._break(queue, exc, "starting the next segment")
                 return
         rooms, segments, number = self._rooms, self._segments, self._segment
         live = segments.live
@@ -393,7 +427,7 @@ class FileJournal:
                 _write_all(self._fd, b"".join(frames) if len(frames) > 1 else frames[0])
             except OSError as exc:
                 self._undo(start, saved)
-                self._settle(queue, self._failed(queue, exc))
+                self._break(queue, exc, "a write")
                 return
             self._size = position
             for kind, state, offset, epoch, where in after:
@@ -404,23 +438,26 @@ class FileJournal:
         self.commits += 1
         self.writes += len(queue)
         if self._full and frames:
-            self._sync(queue, results)
+            self._sync(queue, results, start, saved)
         else:
             self._settle(queue, results)
             self._collect()
 
     def _undo(self, start: int, saved: dict[str, tuple[Any, ...]]) -> None:
-        """A failed write: the file cut back to ``start``, the rooms' states to ``saved``."""
+        """A failed write: the file cut back to ``start`` (what the write left of its frames is a torn
+        tail, as after a crash: nothing is written after it, and the next open truncates it anyway),
+        the rooms' states to ``saved``."""
         try:
             os.ftruncate(self._fd, start)
-        except OSError as exc:  # the next open truncates a torn tail anyway
+        except OSError as exc:
             self._log.warning("journal_truncate_failed", error=str(exc))
         for name, state in saved.items():
             self._rooms[name].restore(state, self._segments)
 
-    def _sync(self, queue: list[_Write], results: list[Any]) -> None:
+    def _sync(self, queue: list[_Write], results: list[Any], start: int, saved: dict[str, tuple[Any, ...]]) -> None:
         """``full``: fdatasync on the writer's thread, then the outcomes; what queues up meanwhile
-        goes out after it."""
+        goes out after it.  A failed fdatasync undoes the group as a failed write does (its snapshot
+        or forget, if any, stays in memory: its reads fail)."""
         assert self._writer is not None
         fd = self._fd
         syncing = asyncio.get_running_loop().run_in_executor(self._writer, os.fdatasync, fd)
@@ -430,14 +467,10 @@ class FileJournal:
             self._syncing = None
             exc = None if future.cancelled() else future.exception()
             if exc is not None:
-                # The frames are in the file but maybe not on disk: what the rooms' states say may not
-                # survive a power cut.  Refuse every write from now on: a new journal rescans the files.
-                self._log.error("journal_sync_failed", error=str(exc))
-                self._open = False
-                self._settle(queue, self._failed(queue, exc))
-                for pending in self._queue:
-                    self._settle([pending], self._failed([pending], exc))
-                self._queue = []
+                # The frames are in the file but maybe not on disk (after a failed fsync the kernel may
+                # have dropped them): what the rooms' states say may not survive a power cut.
+                self._undo(start, saved)
+                self._break(queue, exc, "an fsync")
                 return
             self._settle(queue, results)
             self._collect()
@@ -446,10 +479,23 @@ class FileJournal:
 
         syncing.add_done_callback(done)
 
-    def _failed(self, queue: list[_Write], exc: BaseException) -> list[Any]:
-        self._log.warning("journal_write_failed", writes=len(queue), error=str(exc))
-        reason = f"journal {self.path}: a write failed, nothing of its group kept: {exc}"
-        return [JournalUnavailable(reason) for _ in queue]
+    def _break(self, queue: list[_Write], exc: BaseException, what: str) -> None:
+        """A write, an fsync or a segment's start failed: the writes of ``queue`` and every write
+        queued after them fail, and so does every write from now on, until the journal is opened again
+        (a new one, after a restart: it rescans the files, truncating a torn tail).  Going on would put
+        frames after bytes whose fate is unknown (a frame cut short, or not on disk), where the next
+        open could only refuse them as corruption.  Reads go on."""
+        self._writable = False
+        self._broken = JournalUnavailable(
+            f"journal {self.path}: {what} failed ({exc}); it refuses writes until it is opened again")
+        queued, self._queue = self._queue, []
+        if self._turn is not None:
+            self._turn.cancel()
+            self._turn = None
+        self._log.error("journal_write_failed", failed=what, writes=len(queue), queued=len(queued), error=str(exc))
+        reason = f"journal {self.path}: {what} failed, nothing of its group is kept: {exc}"
+        self._settle(queue, [JournalUnavailable(reason) for _ in queue])
+        self._settle(queued, [JournalUnavailable(str(self._broken)) for _ in queued])
 
     def _settle(self, queue: list[_Write], results: list[Any]) -> None:
         for entry, result in zip(queue, results):
@@ -481,7 +527,7 @@ class FileJournal:
 
     def _collect(self) -> None:
         """Delete the older segments none of whose frames is live (not while a read runs)."""
-        if self._reading or not self._segments.dead or self._writer is None:
+        if self._reading or not self._segments.dead or self._writer is None or not self._writable:
             return
         dead = self._segments.take_dead()
         fd = self._fd
@@ -561,6 +607,11 @@ class FileJournal:
     def _check_open(self) -> None:
         if not self._open:
             raise JournalUnavailable(f"the journal {self.path} is not open")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._broken is not None:
+            raise JournalUnavailable(str(self._broken))
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -33,8 +33,9 @@ class Kind(enum.IntEnum):
     SNAPSHOT = 3
     #: The room was forgotten (``epoch`` its current one, ``offset`` its last offset then).
     FORGET = 4
-    #: The room's state carried forward to the head of a new segment: ``epoch``, ``offset`` = its last
-    #: offset, ``body`` = ``b"\x01"`` if it is listed (``b""`` if not).
+    #: The room's state carried forward to the head of a new segment (or imported): ``epoch``, ``offset`` =
+    #: its last offset, ``body`` = ``b"\x01"`` if it is listed (``b"\x00"`` if not), then the last offset
+    #: at its latest forget (u64).
     STATE = 5
 
 

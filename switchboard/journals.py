@@ -55,7 +55,8 @@ def build_journal(settings: Settings, *, embedded: bool) -> Journal | None:
     if kind == "sqlite":
         return SqliteJournal(sqlite_path(settings), settings.journal.sqlite)
     if kind == "file":
-        return FileJournal(file_journal_path(settings), settings.journal.file)
+        # An embedded server whose journal was SQLite until now keeps its rooms: imported at the first open.
+        return FileJournal(file_journal_path(settings), settings.journal.file, import_from=sqlite_path(settings))
     if not settings.rpc.broker_url:
         raise ConfigError("journal.kind = 'stream' needs a broker: give --broker amqp://… (or rpc.broker_url)")
     stream = settings.journal.stream
