@@ -20,8 +20,6 @@ from tests.journal.contract import JournalContract, MakeJournal
 
 
 class TestFileJournal(JournalContract):
-    exclusive = True
-
     @pytest.fixture
     def make(self, tmp_path: Path) -> MakeJournal:
         return lambda: FileJournal(tmp_path / "journal.d", FileJournalSettings())
@@ -169,7 +167,7 @@ async def test_a_failed_write_fails_its_group_and_every_write_after_it_until_the
     assert journal.submit_then("r", 1, b"lost", handed.append)
     appended = await asyncio.gather(journal.append("r", 1, b"lost too"), journal.append("s", 1, b"and this"),
                                     return_exceptions=True)
-    assert [type(outcome) for outcome in handed + appended] == [JournalUnavailable] * 3
+    assert [type(outcome) for outcome in [*handed, *appended]] == [JournalUnavailable] * 3
     assert "No space left on device" in str(appended[0])
     assert segment.stat().st_size == size  # the short write's bytes cut away
     monkeypatch.undo()  # the disk has room again: the journal still refuses, it cannot know what it wrote
