@@ -153,7 +153,7 @@ class FileJournal:
         except (sqlite3.Error, OSError, JournalUnavailable) as exc:
             raise JournalUnavailable(f"cannot import the SQLite journal {source} into {self.path}: {exc}") from exc
         self._log.info("journal_imported", source=str(source), moved_to=str(imported.moved_to),
-                          rooms=imported.rooms, records=imported.records, snapshots=imported.snapshots)
+                       rooms=imported.rooms, records=imported.records, snapshots=imported.snapshots)
 
     def _load(self) -> None:
         """On the writer's thread: scan the segments (the directory is locked), open the newest for appends."""

@@ -145,12 +145,14 @@ class FileJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     #: the end of the turn); ``each`` at once, a ``write`` of its own (the request is answered in the same
     #: turn, with no task and no loop turn of its own).
     commit: Commit = "turn"
-    #: Writes accepted but not yet written; beyond this, ``append`` waits.
+    #: Writes accepted but not yet written; beyond this, ``append`` waits (and so does the controller's
+    #: next record).
     max_pending: _AtLeastOne = 10000
     #: Size a segment file may reach before the next one is started, bytes.  A segment is deleted once
     #: none of its records and snapshots is needed (snapshotted, forgotten or superseded), so the
-    #: directory holds about the rooms' records since their snapshots, plus up to a segment.
-    segment_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 64 * 1024 * 1024
+    #: directory holds about the rooms' records since their snapshots, plus up to a segment.  Opening
+    #: the journal reads all of it (~3 µs per frame).
+    segment_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 8 * 1024 * 1024
     #: Records kept after a snapshot: ``False`` lets a room's records at or below its newest snapshot go
     #: (their segment is deleted once nothing else in it is needed).
     keep_snapshotted: bool = False

@@ -95,13 +95,13 @@ class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: ``auto`` (``sqlite`` for ``switchboard up``; for a controller process, ``stream`` when a
     #: broker is configured), ``sqlite`` (local disk: one machine), ``stream`` (RabbitMQ streams:
     #: any controller can rebuild any room), ``file`` (append-only files of our own on local disk, one
-    #: machine: an experiment, measured in ``bench/NOTES.md``; not for production), ``memory`` (tests
-    #: only: lost with the process) or ``off`` (nothing journaled: a restart or a controller's death
-    #: drops its rooms).
+    #: machine; opened empty, it takes over the rooms of the SQLite journal at ``journal.sqlite.path``,
+    #: which is then renamed ``*.migrated``), ``memory`` (tests only: lost with the process) or ``off``
+    #: (nothing journaled: a restart or a controller's death drops its rooms).
     kind: Literal["auto", "sqlite", "stream", "memory", "off", "file"] = "auto"
     #: The SQLite journal (one file on local disk).
     sqlite: SqliteJournalSettings = msgspec.field(default_factory=SqliteJournalSettings)
-    #: The append-only file journal (one directory on local disk; an experiment).
+    #: The append-only file journal (one directory on local disk).
     file: FileJournalSettings = msgspec.field(default_factory=FileJournalSettings)
     #: The stream journal (on the broker of ``rpc.broker_url``); an empty ``prefix`` names the
     #: streams after the cluster (``<worker.cluster_name>.journal.``).
