@@ -113,8 +113,12 @@ class FileJournal:
             loop = asyncio.get_running_loop()
             try:
                 empty = await loop.run_in_executor(writer, self._lock)
-                if empty and self.import_from is not None and self.import_from.exists():
-                    await self._import(self.import_from)
+                if self.import_from is not None and self.import_from.exists():
+                    if empty:
+                        await self._import(self.import_from)
+                    else:  # back to SQLite and forth again, say: its rooms are not taken twice
+                        self._log.warning("journal_sqlite_not_imported", source=str(self.import_from),
+                                          reason="this journal is not empty")
                 await loop.run_in_executor(writer, self._load)
             except BaseException as exc:
                 self._release_files()

@@ -83,3 +83,24 @@ async def test_an_import_that_fails_leaves_no_segment_and_the_sqlite_journal_in_
     with pytest.raises(JournalUnavailable, match="cannot import the SQLite journal"):
         await journal.open()
     assert source.exists() and list((tmp_path / "journal.d").glob("*.seg*")) == []
+
+
+async def test_a_sqlite_journal_beside_a_file_journal_that_holds_rooms_is_left_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    first = FileJournal(tmp_path / "journal.d")
+    await first.open()
+    await first.append("mine", 1, b"kept")
+    await first.close()
+    sqlite = SqliteJournal(tmp_path / "journal.sqlite3")
+    await sqlite.open()
+    await sqlite.append("theirs", 1, b"not taken")
+    await sqlite.close()
+
+    journal = FileJournal(tmp_path / "journal.d", import_from=tmp_path / "journal.sqlite3")
+    await journal.open()
+    try:
+        assert await journal.rooms() == ["mine"]
+    finally:
+        await journal.close()
+    assert (tmp_path / "journal.sqlite3").exists()
+    assert "journal_sqlite_not_imported" in caplog.text
