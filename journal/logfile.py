@@ -285,8 +285,14 @@ class FileJournal:
     def submit(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
         """:meth:`append` without a coroutine of its own: queued now, the future gets the offset once
         the record is written (or the error).  Past ``max_pending`` queued writes it falls back to
-        :meth:`append` (which waits for a slot)."""
-        self._check_writable()
+        :meth:`append` (which waits for a slot).  Once writes are refused (a failed write), the future
+        holds the refusal: the caller fails the record as any lost write (raising here would leave it
+        applied but not written)."""
+        self._check_open()
+        if self._broken is not None:
+            refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            refused.set_exception(JournalUnavailable(str(self._broken)))
+            return refused
         if self._queue_full():
             return asyncio.ensure_future(self.append(room, epoch, body))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -297,9 +303,11 @@ class FileJournal:
     def submit_then(self, room: str, epoch: int, body: bytes, then: Callable[[int | Exception], None]) -> bool:
         """:meth:`submit` with the outcome (the offset, or the exception :meth:`append` would raise)
         handed to ``then`` as soon as the record's group is written (``full``: and fsync'd), on the
-        loop's thread, in queue order.  ``False`` (nothing queued) past ``max_pending`` queued writes."""
+        loop's thread, in queue order.  ``False`` (nothing queued) past ``max_pending`` queued writes, and
+        once writes are refused (:meth:`submit` then hands the refusal over)."""
         if not self._writable:
-            self._check_writable()
+            self._check_open()
+            return False
         if len(self._queue) >= self.settings.max_pending or self._slots.locked():
             return False
         self._queue.append((_RECORD, room, epoch, bytes(body), 0, then, _CALLBACK))
@@ -310,7 +318,7 @@ class FileJournal:
     def append_now(self, room: str, epoch: int, body: bytes) -> int | None:
         """:meth:`append` written before this returns, on the calling (loop) thread, after whatever
         writes were queued before it: its offset.  ``None`` (nothing done) unless ``commit = "each"``
-        with ``durability = "normal"`` and no fsync is running.
+        with ``durability = "normal"``, no fsync is running and writes are not refused.
 
         :raises Fenced: as :meth:`append`.
         :raises JournalUnavailable: the journal is closed, or the write failed.
@@ -318,7 +326,8 @@ class FileJournal:
         if not self._commit_each or self._syncing is not None:
             return None
         if not self._writable:
-            self._check_writable()
+            self._check_open()
+            return None  # refused: :meth:`submit` hands the refusal over
         outcome: list[int | Exception] = []
         self._queue.append((_RECORD, room, epoch, bytes(body), 0, outcome.append, _CALLBACK))
         if self._turn is not None:

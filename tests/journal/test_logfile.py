@@ -175,8 +175,11 @@ async def test_a_failed_write_fails_its_group_and_every_write_after_it_until_the
                   journal.save_snapshot("r", Snapshot(offset=kept, epoch=1, body=b"s"))):
         with pytest.raises(JournalUnavailable, match="refuses writes until it is opened again"):
             await write
-    with pytest.raises(JournalUnavailable, match="refuses writes"):
-        journal.submit_then("r", 1, b"x", handed.append)
+    # Without raising, which would leave a caller's record applied but not written: submit_then queues
+    # nothing, submit's future holds the refusal.
+    assert not journal.submit_then("r", 1, b"x", handed.append)
+    with pytest.raises(JournalUnavailable, match="refuses writes until it is opened again"):
+        await journal.submit("r", 1, b"x")
     assert [r.body for r in await journal.replay("r")] == [b"kept"]  # reads go on
     assert await journal.rooms() == ["r"]
     await journal.close()
