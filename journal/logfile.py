@@ -71,6 +71,9 @@ class FileJournal:
         self._size = 0
         self._queue: list[_Write] = []
         self._slots = asyncio.Semaphore(self.settings.max_pending)
+        #: Writes holding one of the slots or waiting for one: ``_slots.locked()`` without its scan of
+        #: the waiters (checked for every record).
+        self._slotted = 0
         self._turn: asyncio.Handle | None = None
         #: ``full``: the group being fsync'd (writes queue up meanwhile).
         self._syncing: asyncio.Future[Any] | None = None
@@ -262,7 +265,7 @@ class FileJournal:
         loop's thread, in queue order.  ``False`` (nothing queued) past ``max_pending`` queued writes."""
         if not self._open:
             self._check_open()
-        if len(self._queue) >= self.settings.max_pending or self._slots.locked():
+        if self._slotted >= self.settings.max_pending or len(self._queue) >= self.settings.max_pending:
             return False
         self._queue.append((_RECORD, room, epoch, bytes(body), 0, then, _CALLBACK))
         if self._turn is None and self._syncing is None:
@@ -292,13 +295,18 @@ class FileJournal:
         return result
 
     def _queue_full(self) -> bool:
-        return len(self._queue) >= self.settings.max_pending or self._slots.locked()
+        return self._slotted >= self.settings.max_pending or len(self._queue) >= self.settings.max_pending
 
     async def _write(self, kind: int, room: str, epoch: int, body: bytes, offset: int) -> Any:
         self._check_open()
-        await self._slots.acquire()  # released once the write is settled
+        self._slotted += 1
+        try:
+            await self._slots.acquire()  # released once the write is settled
+        except BaseException:
+            self._slotted -= 1
+            raise
         if not self._open:
-            self._slots.release()
+            self._release_slot()
             self._check_open()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((kind, room, epoch, body, offset, future, _SLOT))
@@ -466,7 +474,11 @@ class FileJournal:
                 else:
                     then.set_result(result)
             if how == _SLOT:
-                self._slots.release()
+                self._release_slot()
+
+    def _release_slot(self) -> None:
+        self._slotted -= 1
+        self._slots.release()
 
     # -- retention
 
