@@ -89,3 +89,24 @@ async def test_a_second_open_of_the_directory_is_refused_while_the_first_holds_i
         assert child.returncode != 0 and b"in use by another process" in err
     finally:
         await first.close()
+
+
+async def test_submit_then_is_refused_while_every_slot_is_held_or_awaited_and_taken_again_after(
+        tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings(max_pending=1))
+    await journal.open()
+    landed: list[int | Exception] = []
+    held = asyncio.ensure_future(journal.append("r", 1, b"held"))
+    waiting = asyncio.ensure_future(journal.append("r", 1, b"waits for a slot"))
+    cancelled = asyncio.ensure_future(journal.append("r", 1, b"cancelled while it waits"))
+    await asyncio.sleep(0)  # all three started: one holds the slot, two wait
+    assert not journal.submit_then("r", 1, b"refused", landed.append)
+    cancelled.cancel()
+    assert await held == 1
+    assert await waiting == 2
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert journal.submit_then("r", 1, b"taken", landed.append)  # no slot held or awaited any more
+    await asyncio.sleep(0.05)
+    assert landed == [3]
+    await journal.close()
