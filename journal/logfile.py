@@ -397,8 +397,11 @@ class FileJournal:
             frames.append(frame)
             position = end
         if frames:
+            data = b"".join(frames) if len(frames) > 1 else frames[0]
             try:
-                _write_all(self._fd, b"".join(frames) if len(frames) > 1 else frames[0])
+                written = os.write(self._fd, data)
+                if written != len(data):
+                    _write_rest(self._fd, data, written)
             except OSError as exc:
                 self._undo(start, saved)
                 self._settle(queue, self._failed(queue, exc))
@@ -415,7 +418,8 @@ class FileJournal:
             self._sync(queue, results)
         else:
             self._settle(queue, results)
-            self._collect()
+            if self._segments.dead:
+                self._collect()
 
     def _undo(self, start: int, saved: dict[str, tuple[Any, ...]]) -> None:
         """A failed write: the file cut back to ``start``, the rooms' states to ``saved``."""
@@ -578,8 +582,12 @@ class FileJournal:
 def _write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is written (a short write goes on where it stopped)."""
     written = os.write(fd, data)
-    if written == len(data):
-        return
+    if written != len(data):
+        _write_rest(fd, data, written)
+
+
+def _write_rest(fd: int, data: bytes, written: int) -> None:
+    """After a short ``os.write`` of ``data``: the rest, where it stopped."""
     view = memoryview(data)
     while written < len(data):
         written += os.write(fd, view[written:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -110,3 +111,19 @@ async def test_submit_then_is_refused_while_every_slot_is_held_or_awaited_and_ta
     await asyncio.sleep(0.05)
     assert landed == [3]
     await journal.close()
+
+
+async def test_a_short_write_goes_on_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings())
+    await journal.open()
+    await journal.claim("r", 1)
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    offsets = [await journal.append("r", 1, bytes([n]) * 100) for n in range(3)]
+    monkeypatch.undo()
+    await journal.close()
+    reopened = FileJournal(tmp_path, FileJournalSettings())
+    await reopened.open()
+    assert [(record.offset, record.body) for record in await reopened.replay("r")] == [
+        (offset, bytes([n]) * 100) for n, offset in enumerate(offsets)]
+    await reopened.close()
