@@ -80,6 +80,9 @@ class FileJournal:
         self._size = 0
         self._queue: list[_Write] = []
         self._slots = asyncio.Semaphore(self.settings.max_pending)
+        #: Writes holding one of the slots or waiting for one: ``_slots.locked()`` without its scan of
+        #: the waiters (checked for every record).
+        self._slotted = 0
         self._turn: asyncio.Handle | None = None
         #: ``full``: the group being fsync'd (writes queue up meanwhile).
         self._syncing: asyncio.Future[Any] | None = None
@@ -308,7 +311,7 @@ class FileJournal:
         if not self._writable:
             self._check_open()
             return False
-        if len(self._queue) >= self.settings.max_pending or self._slots.locked():
+        if self._slotted >= self.settings.max_pending or len(self._queue) >= self.settings.max_pending:
             return False
         self._queue.append((_RECORD, room, epoch, bytes(body), 0, then, _CALLBACK))
         if self._turn is None and self._syncing is None:
@@ -339,13 +342,18 @@ class FileJournal:
         return result
 
     def _queue_full(self) -> bool:
-        return len(self._queue) >= self.settings.max_pending or self._slots.locked()
+        return self._slotted >= self.settings.max_pending or len(self._queue) >= self.settings.max_pending
 
     async def _write(self, kind: int, room: str, epoch: int, body: bytes, offset: int) -> Any:
         self._check_writable()
-        await self._slots.acquire()  # released once the write is settled
+        self._slotted += 1
+        try:
+            await self._slots.acquire()  # released once the write is settled
+        except BaseException:
+            self._slotted -= 1
+            raise
         if not self._writable:
-            self._slots.release()
+            self._release_slot()
             self._check_writable()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((kind, room, epoch, body, offset, future, _SLOT))
@@ -436,8 +444,11 @@ class FileJournal:
             frames.append(frame)
             position = end
         if frames:
+            data = b"".join(frames) if len(frames) > 1 else frames[0]
             try:
-                _write_all(self._fd, b"".join(frames) if len(frames) > 1 else frames[0])
+                written = os.write(self._fd, data)
+                if written != len(data):
+                    _write_rest(self._fd, data, written)
             except OSError as exc:
                 self._undo(start, saved)
                 self._break(queue, exc, "a write")
@@ -454,7 +465,8 @@ class FileJournal:
             self._sync(queue, results, start, saved)
         else:
             self._settle(queue, results)
-            self._collect()
+            if self._segments.dead:
+                self._collect()
 
     def _undo(self, start: int, saved: dict[str, tuple[Any, ...]]) -> None:
         """A failed write: the file cut back to ``start`` (what the write left of its frames is a torn
@@ -525,7 +537,11 @@ class FileJournal:
                 else:
                     then.set_result(result)
             if how == _SLOT:
-                self._slots.release()
+                self._release_slot()
+
+    def _release_slot(self) -> None:
+        self._slotted -= 1
+        self._slots.release()
 
     # -- retention
 
@@ -630,8 +646,12 @@ class FileJournal:
 def _write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is written (a short write goes on where it stopped)."""
     written = os.write(fd, data)
-    if written == len(data):
-        return
+    if written != len(data):
+        _write_rest(fd, data, written)
+
+
+def _write_rest(fd: int, data: bytes, written: int) -> None:
+    """After a short ``os.write`` of ``data``: the rest, where it stopped."""
     view = memoryview(data)
     while written < len(data):
         written += os.write(fd, view[written:])

@@ -218,3 +218,40 @@ async def test_a_failed_fsync_fails_its_group_and_the_writes_queued_behind_it_an
         assert await again.append("r", 1, b"next") == kept + 1
     finally:
         await again.close()
+
+
+async def test_submit_then_is_refused_while_every_slot_is_held_or_awaited_and_taken_again_after(
+        tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings(max_pending=1))
+    await journal.open()
+    landed: list[int | Exception] = []
+    held = asyncio.ensure_future(journal.append("r", 1, b"held"))
+    waiting = asyncio.ensure_future(journal.append("r", 1, b"waits for a slot"))
+    cancelled = asyncio.ensure_future(journal.append("r", 1, b"cancelled while it waits"))
+    await asyncio.sleep(0)  # all three started: one holds the slot, two wait
+    assert not journal.submit_then("r", 1, b"refused", landed.append)
+    cancelled.cancel()
+    assert await held == 1
+    assert await waiting == 2
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert journal.submit_then("r", 1, b"taken", landed.append)  # no slot held or awaited any more
+    await asyncio.sleep(0.05)
+    assert landed == [3]
+    await journal.close()
+
+
+async def test_a_short_write_goes_on_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings())
+    await journal.open()
+    await journal.claim("r", 1)
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    offsets = [await journal.append("r", 1, bytes([n]) * 100) for n in range(3)]
+    monkeypatch.undo()
+    await journal.close()
+    reopened = FileJournal(tmp_path, FileJournalSettings())
+    await reopened.open()
+    assert [(record.offset, record.body) for record in await reopened.replay("r")] == [
+        (offset, bytes([n]) * 100) for n, offset in enumerate(offsets)]
+    await reopened.close()
