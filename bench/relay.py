@@ -7,9 +7,10 @@ in flight; a relayed message counts when both its ack and its delivery to the pa
 The figure that does not depend on how fast the load generator is: the **server process's CPU
 time per message** (``/proc/<pid>/stat``) over the measured window.  The embedded server runs with
 its room journal (SQLite, the default settings, a fresh file per run); a third server in the same
-interleaving, ``journal.kind = off``, shows what the journal costs.
+interleaving, ``journal.kind = off``, shows what the journal costs.  With ``--with-file`` a fourth,
+``journal.kind = file`` (the append-only file journal, ``journal/logfile.py``), joins the interleaving.
 
-Run: ``python -m bench relay [--clients 50] [--procs 2] [--reps 3] [--duration 5]``.
+Run: ``python -m bench relay [--clients 50] [--procs 2] [--reps 3] [--duration 5] [--with-file]``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ GOAL_P99_MS = 50.0
 MESSAGE = "x" * 64
 #: The third server of the interleaving: the same embedded server without a room journal.
 _NO_JOURNAL = {"JOURNAL__KIND": "off"}
+#: The fourth (``--with-file``): the append-only file journal.
+_FILE_JOURNAL = {"JOURNAL__KIND": "file"}
+_SETTINGS: dict[str, dict[str, str] | None] = {
+    "ours": None, "no journal": _NO_JOURNAL, "file journal": _FILE_JOURNAL,
+    "file journal, each": {**_FILE_JOURNAL, "JOURNAL__FILE__COMMIT": "each"},
+}
 
 
 # -- load generator (worker process) --------------------------------------------------------------
@@ -141,10 +148,13 @@ async def run_pairs(server: servers.Server, mode: str, clients: int, procs: int,
 
 async def _bench(args: argparse.Namespace) -> int:
     runs: dict[str, list[Run]] = {"echo": [], "ours": [], "no journal": []}
+    if args.with_file:
+        runs["file journal"] = []
+    if args.with_file_each:
+        runs["file journal, each"] = []
     for rep in range(args.reps):
         for kind in runs:
-            server = await (servers.echo() if kind == "echo" else
-                            servers.embedded(_NO_JOURNAL if kind == "no journal" else None))
+            server = await (servers.echo() if kind == "echo" else servers.embedded(_SETTINGS[kind]))
             try:
                 run = await run_pairs(server, "echo" if kind == "echo" else "ours", args.clients, args.procs,
                                       args.warmup, args.duration)
@@ -174,6 +184,7 @@ def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str,
     ours, base, bare = Run.summary(runs["ours"]), Run.summary(runs["echo"]), Run.summary(runs["no journal"])
     ratio = ours.cpu_us / base.cpu_us if base.cpu_us else float("inf")
     bare_ratio = bare.cpu_us / base.cpu_us if base.cpu_us else float("inf")
+    files = {kind: Run.summary(runs[kind]) for kind in ("file journal", "file journal, each") if runs.get(kind)}
     checks = [
         (f"server CPU per relayed message, journal on, ≤ {GOAL_CPU_RATIO}× the echo's per ack", ratio <= GOAL_CPU_RATIO,
          f"{ratio:.2f}× ({bare_ratio:.2f}× with `journal.kind = off`)"),
@@ -212,6 +223,8 @@ def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str,
         row("bare echo (baseline)", base),
         row("switchboard relay", ours),
         row("… with `journal.kind = off`", bare),
+        *(row(f"… with `journal.kind = file`{', `commit = each`' if ', each' in kind else ''}", run)
+          for kind, run in files.items()),
         "",
         f"Runs: {per_run}.",
         "",
@@ -220,12 +233,21 @@ def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str,
         lines.append(f"- {'pass' if ok else '**miss**'}: {name} — {value}")
     lines += ["", f"**{'pass' if passed else 'miss'}**: CPU ratio {ratio:.2f}× (goal ≤ {GOAL_CPU_RATIO}×; "
               f"{bare_ratio:.2f}× without the journal), {ours.rate:,.0f} msgs/s, p99 {ours.p99_ms:.1f} ms."]
+    for kind, file in files.items():
+        lines += ["", f"With the append-only file journal (`journal.kind = file`"
+                      f"{', `journal.file.commit = each`' if ', each' in kind else ''}): CPU ratio "
+                      f"{file.cpu_us / base.cpu_us if base.cpu_us else float('inf'):.2f}×, {file.rate:,.0f} msgs/s, "
+                      f"p99 {file.p99_ms:.1f} ms, {file.errors:g} errors."]
     return "\n".join(lines), passed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = scenario_parser("relay", __doc__)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--with-file", action="store_true",
+                        help="a server more in the interleaving: journal.kind = file")
+    parser.add_argument("--with-file-each", action="store_true",
+                        help="a server more in the interleaving: journal.kind = file, journal.file.commit = each")
     add_run_options(parser, procs=2, reps=3, reps_help="≥ 1", warmup=2.0, duration=5.0,
                     broker=HIDDEN, profile=PROFILE_ONCE)  # --broker: accepted for `bench all`
     args = parse_options(parser, argv, tiny={"clients": 4, "procs": 1, "reps": 1, "warmup": 0.2, "duration": 0.5})

@@ -128,7 +128,8 @@ def _env(workdir: Path, extra: dict[str, str] | None) -> dict[str, str]:
     env["PYTHONPATH"] = str(_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     # Each server its own rooms database and room journal: a journal left by an earlier run (or by
     # another run at the same time) would be adopted at start, rooms, held participants and all.
-    own = {"TOKEN_API__ROOMS_DB": str(workdir / "rooms.sqlite3"), "JOURNAL__SQLITE__PATH": str(workdir / "journal.sqlite3")}
+    own = {"TOKEN_API__ROOMS_DB": str(workdir / "rooms.sqlite3"), "JOURNAL__SQLITE__PATH": str(workdir / "journal.sqlite3"),
+           "JOURNAL__FILE__PATH": str(workdir / "journal.d")}
     for key, value in {**BENCH_SETTINGS, **own, **(extra or {})}.items():
         env[f"SWITCHBOARD_{key}"] = value
     return env

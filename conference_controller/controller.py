@@ -351,24 +351,18 @@ class Controller:
                 self._effects(room, events, hooks)
                 return _DONE
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        act = lambda: self._effects(room, events, hooks)  # noqa: E731
         # A journal that hands the outcome over when the record's transaction ends: drained then,
         # with no future and no loop turn between the commit and the effects.
         submit_then = getattr(self.journal, "submit_then", None)
         if submit_then is not None:
-            landed = Landed()
-
-            def then(outcome: int | Exception) -> None:
-                landed.land(outcome)
-                self._drain(room)
-
-            if submit_then(room.id, room.state.epoch, body, then):
-                room.pending.append((landed, act, waiter, self._snapshot_due(room)))
+            landed = Landed(self._drain, room)
+            if submit_then(room.id, room.state.epoch, body, landed.land):
+                room.pending.append((landed, events, hooks, waiter, self._snapshot_due(room)))
                 return waiter
         submit = getattr(self.journal, "submit", None)  # a journal that queues without a coroutine of its own
         append = (submit(room.id, room.state.epoch, body) if submit is not None
                   else asyncio.ensure_future(self.journal.append(room.id, room.state.epoch, body)))
-        room.pending.append((append, act, waiter, self._snapshot_due(room)))
+        room.pending.append((append, events, hooks, waiter, self._snapshot_due(room)))
         append.add_done_callback(lambda _: self._drain(room))
         return waiter
 
@@ -415,17 +409,28 @@ class Controller:
 
     def _drain(self, room: Room) -> None:
         """Act on the durable appends at the head of the room's queue, in append order."""
-        while room.pending and room.pending[0][0].done():
-            append, act, waiter, snapshot = room.pending.popleft()
-            error = append.exception() if not append.cancelled() else asyncio.CancelledError()
+        pending = room.pending
+        while pending:
+            append = pending[0][0]
+            error: BaseException | None
+            if isinstance(append, Landed):
+                if not append.landed:
+                    return
+                error, offset = append.error, append.offset
+            elif not append.done():
+                return
+            else:
+                error = append.exception() if not append.cancelled() else asyncio.CancelledError()
+                offset = append.result() if error is None else 0
+            _, events, hooks, waiter, snapshot = pending.popleft()
             if error is not None:
                 self._fail_room(room, error, waiter)
                 return
             if room.failed is None:
-                room.last_offset = append.result()
-                act()
+                room.last_offset = offset
+                self._effects(room, events, hooks)
                 if snapshot is not None:
-                    self._spawn_snapshot(room, append.result(), snapshot)
+                    self._spawn_snapshot(room, offset, snapshot)
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -435,7 +440,7 @@ class Controller:
         if room.deferred and room.failed is None:
             self._write_deferred(room)
         while room.pending:
-            await asyncio.gather(*(entry[2] for entry in room.pending), return_exceptions=True)
+            await asyncio.gather(*(entry[3] for entry in room.pending), return_exceptions=True)
 
     def _spawn_snapshot(self, room: Room, offset: int, body: bytes) -> None:
         self.spawn(self._save_snapshot(room, Snapshot(offset=offset, epoch=room.state.epoch, body=body)),
@@ -475,7 +480,7 @@ class Controller:
         room.failed = failure
         room.cancel_timers()
         self.webhooks.forget(room.id)
-        waiters = [entry[2] for entry in room.pending]
+        waiters = [entry[3] for entry in room.pending]
         room.pending.clear()
         for each in waiters:
             if not each.done():

@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from webhooks.events import HookEvent
+
 from . import machine
 from .events import Event
 from .logs import EventLog
@@ -22,36 +24,27 @@ __all__ = ["Room", "Landed"]
 
 
 class Landed:
-    """The outcome of a journal append handed over by the journal itself (``submit_then``): what
-    :meth:`~conference_controller.controller.Controller._drain` reads of an append's future."""
+    """The outcome of a journal append handed over by the journal itself (``submit_then``), read by
+    :meth:`~conference_controller.controller.Controller._drain` as it would read an append's future.
+    Its :meth:`land` is the callback the journal is given: it keeps the outcome and drains the room
+    (no closure per append)."""
 
-    __slots__ = ("_done", "_value", "_error")
+    __slots__ = ("landed", "offset", "error", "_drain", "_room")
 
-    def __init__(self) -> None:
-        self._done = False
-        self._value = 0
-        self._error: Exception | None = None
+    def __init__(self, drain: Callable[[Room], None], room: Room) -> None:
+        self.landed = False
+        self.offset = 0
+        self.error: Exception | None = None
+        self._drain = drain
+        self._room = room
 
     def land(self, outcome: int | Exception) -> None:
         if isinstance(outcome, Exception):
-            self._error = outcome
+            self.error = outcome
         else:
-            self._value = outcome
-        self._done = True
-
-    def done(self) -> bool:
-        return self._done
-
-    def cancelled(self) -> bool:
-        return False
-
-    def exception(self) -> Exception | None:
-        return self._error
-
-    def result(self) -> int:
-        if self._error is not None:
-            raise self._error
-        return self._value
+            self.offset = outcome
+        self.landed = True
+        self._drain(self._room)
 
 
 class Room:
@@ -65,9 +58,10 @@ class Room:
         self.hold_timers: dict[str, asyncio.TimerHandle] = {}
         #: Requests being carried out, by (participant, request id): a repeat waits for the first.
         self.inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
-        #: Journal appends not yet durable, in append order, each with what to do once it is.
-        self.pending: deque[tuple[asyncio.Future[int] | Landed, Callable[[], None], asyncio.Future[None],
-                                  bytes | None]] = deque()
+        #: Journal appends not yet durable, in append order, each with what to act on once it is (its
+        #: events and the webhook events they made), its waiter and the snapshot due with it.
+        self.pending: deque[tuple[asyncio.Future[int] | Landed, list[Event], list[HookEvent],
+                                  asyncio.Future[None], bytes | None]] = deque()
         #: Offset of the room's last durable record, and records appended since its last snapshot.
         self.last_offset = 0
         self.since_snapshot = 0

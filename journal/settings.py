@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["JournalSettings", "Durability", "Commit", "StreamJournalSettings"]
+__all__ = ["JournalSettings", "Durability", "Commit", "StreamJournalSettings", "FileJournalSettings"]
 
 #: ``normal`` (the default): an append returns once its record is written to the OS (WAL with
 #: ``synchronous=NORMAL``), committed on the event loop's thread (``commit``): it
@@ -150,3 +150,31 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
         for kind in ("room", "snapshot", "rooms"):
             if getattr(self, f"{kind}_segment_bytes") > getattr(self, f"{kind}_max_bytes"):
                 raise ValueError(f"journal: {kind}_segment_bytes must not exceed {kind}_max_bytes")
+
+
+class FileJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The embedded server's journal as append-only files of our own (:class:`journal.logfile.FileJournal`)."""
+
+    #: Directory of the journal's segment files (and its ``LOCK`` file) on local disk; empty: the
+    #: directory ``journal.d`` beside the key state file (``$XDG_STATE_HOME/switchboard/``).
+    path: str = ""
+    #: When a write's outcome is handed over: ``normal`` once its frame is written to the OS (survives the
+    #: process dying, not a power cut: that may lose the last writes); ``full`` once it is fdatasync'd
+    #: by a writer thread (survives a power cut too).
+    durability: Literal["full", "normal"] = "normal"
+    #: With ``durability = "normal"``, when a request's record is written: ``turn`` with the other writes
+    #: of its event-loop turn, every room's, in one ``write`` at the end of the turn (the request waits for
+    #: the end of the turn); ``each`` at once, a ``write`` of its own (the request is answered in the same
+    #: turn, with no task and no loop turn of its own).
+    commit: Commit = "turn"
+    #: Writes accepted but not yet written; beyond this, ``append`` waits (and so does the controller's
+    #: next record).
+    max_pending: _AtLeastOne = 10000
+    #: Size a segment file may reach before the next one is started, bytes.  A segment is deleted once
+    #: none of its records and snapshots is needed (snapshotted, forgotten or superseded), so the
+    #: directory holds about the rooms' records since their snapshots, plus up to a segment.  Opening
+    #: the journal reads all of it (~3 µs per frame).
+    segment_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 8 * 1024 * 1024
+    #: Records kept after a snapshot: ``False`` lets a room's records at or below its newest snapshot go
+    #: (their segment is deleted once nothing else in it is needed).
+    keep_snapshotted: bool = False

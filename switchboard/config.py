@@ -18,6 +18,7 @@ from webhooks.settings import WebhookSettings
 from cluster_manager.settings import ClusterManagerSettings
 from conference_controller.settings import ControllerSettings
 from credentials import KeySettings
+from journal.settings import FileJournalSettings
 from journal.settings import JournalSettings as SqliteJournalSettings
 from journal.settings import StreamJournalSettings
 from portal.settings import PortalSettings
@@ -94,12 +95,16 @@ class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: ``auto`` (``sqlite`` for ``switchboard up``; for a controller process, ``stream`` when a
     #: broker is configured), ``sqlite`` (local disk: one machine), ``stream`` (RabbitMQ streams:
     #: any controller can rebuild any room), ``holder`` (RabbitMQ streams, the records of all of a
-    #: controller's rooms in one stream of its own: work in progress, not for production), ``memory``
+    #: controller's rooms in one stream of its own: work in progress, not for production), ``file``
+    #: (append-only files of our own on local disk, one machine; opened empty, it takes over the rooms of
+    #: the SQLite journal at ``journal.sqlite.path``, which is then renamed ``*.migrated``), ``memory``
     #: (tests only: lost with the process) or ``off`` (nothing journaled: a restart or a controller's
     #: death drops its rooms).
-    kind: Literal["auto", "sqlite", "stream", "holder", "memory", "off"] = "auto"
+    kind: Literal["auto", "sqlite", "stream", "holder", "memory", "off", "file"] = "auto"
     #: The SQLite journal (one file on local disk).
     sqlite: SqliteJournalSettings = msgspec.field(default_factory=SqliteJournalSettings)
+    #: The append-only file journal (one directory on local disk).
+    file: FileJournalSettings = msgspec.field(default_factory=FileJournalSettings)
     #: The stream journal (on the broker of ``rpc.broker_url``), and the ``holder`` one; an empty
     #: ``prefix`` names the streams after the cluster (``<worker.cluster_name>.journal.``).
     stream: StreamJournalSettings = msgspec.field(default_factory=lambda: StreamJournalSettings(prefix=""))

@@ -8,6 +8,7 @@ import msgspec
 
 from journal import Journal
 from journal.holder import HolderJournal
+from journal.logfile import FileJournal
 from journal.memory import MemoryJournal
 from journal.sqlite import SqliteJournal
 from journal.stream import StreamJournal
@@ -15,7 +16,7 @@ from journal.stream import StreamJournal
 from .config import ConfigError, Settings
 from .localkeys import state_path
 
-__all__ = ["build_journal", "journal_kind", "sqlite_path"]
+__all__ = ["build_journal", "journal_kind", "sqlite_path", "file_journal_path"]
 
 
 def journal_kind(settings: Settings, *, embedded: bool) -> str:
@@ -34,6 +35,14 @@ def sqlite_path(settings: Settings) -> Path:
     return state_path(settings.keys.state_file).with_name("journal.sqlite3")
 
 
+def file_journal_path(settings: Settings) -> Path:
+    """``journal.file.path``, or the directory ``journal.d`` beside the key state file."""
+    configured = settings.journal.file.path
+    if configured:
+        return Path(configured).expanduser()
+    return state_path(settings.keys.state_file).with_name("journal.d")
+
+
 def build_journal(settings: Settings, *, embedded: bool) -> Journal | None:
     """The journal (not opened yet), or ``None`` for ``off``.
 
@@ -46,6 +55,9 @@ def build_journal(settings: Settings, *, embedded: bool) -> Journal | None:
         return MemoryJournal()
     if kind == "sqlite":
         return SqliteJournal(sqlite_path(settings), settings.journal.sqlite)
+    if kind == "file":
+        # An embedded server whose journal was SQLite until now keeps its rooms: imported at the first open.
+        return FileJournal(file_journal_path(settings), settings.journal.file, import_from=sqlite_path(settings))
     if not settings.rpc.broker_url:
         raise ConfigError(f"journal.kind = '{kind}' needs a broker: give --broker amqp://… (or rpc.broker_url)")
     stream = settings.journal.stream

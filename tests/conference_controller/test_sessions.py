@@ -107,16 +107,23 @@ async def test_exit_quit_of_a_portal_holds_its_participants_and_they_resume_else
     assert env.portal_b.data("p1", "text") == [{"from": "p2", "to": "me", "message": "direct"}]
 
 
-async def test_a_portal_nobody_serves_any_more_has_its_participants_held_without_its_exit_event(
-        transports: TransportFactory, make_env: Any) -> None:
-    # Events are at most once: the portal's exit.quit may never come. Deliveries that find nobody
-    # serving it (after their retries and portal_unreachable_grace) hold its participants as the event
-    # would have.
+async def _held_for_an_unreachable_portal(transports: TransportFactory, make_env: Any) -> Env:
+    """p1 (portal A) and p2 (portal B) paired; portal A no longer served, a text to all sent: p1 held
+    once the deliveries to A found nobody for ``portal_unreachable_grace`` (0.3 s here)."""
     env: Env = await make_env(transports, portal_unreachable_grace=0.3)
     await _pair(env)
     await env.portal_services[env.portal_a.name].stop()
     await env.call("text", participant="p2", to="all", message="while away")
     await wait_until(lambda: not env.controller.participant("p1").connected, what="p1 held")
+    return env
+
+
+async def test_a_portal_nobody_serves_any_more_has_its_participants_held_without_its_exit_event(
+        transports: TransportFactory, make_env: Any) -> None:
+    # Events are at most once: the portal's exit.quit may never come. Deliveries that find nobody
+    # serving it (after their retries and portal_unreachable_grace) hold its participants as the event
+    # would have.
+    env = await _held_for_an_unreachable_portal(transports, make_env)
     assert env.controller.participant("p1").hold_deadline is not None
     assert env.controller.participant("p2").connected
     resumed = await env.resume("p1", env.portal_b, last_seq=1)
@@ -128,11 +135,7 @@ async def test_a_portal_taken_for_gone_is_offered_its_held_participants_back_onc
     # Nobody served it for the grace, so p1 was held, but the portal may have been alive all along (a
     # partition the cluster manager did not see): its socket is open and takes this controller for its
     # own. The controller keeps telling the portal to re-attach p1 until the portal answers.
-    env: Env = await make_env(transports, portal_unreachable_grace=0.3)
-    await _pair(env)
-    await env.portal_services[env.portal_a.name].stop()
-    await env.call("text", participant="p2", to="all", message="while away")
-    await wait_until(lambda: not env.controller.participant("p1").connected, what="p1 held")
+    env = await _held_for_an_unreachable_portal(transports, make_env)
     assert env.portal_a.reattach_calls == []
 
     env.portal_services[env.portal_a.name] = await env.caller.serve(env.portal_a.name, env.portal_a)

@@ -5,7 +5,9 @@ switchboard extension (seqs, acks, exact replay), one with the library speaking 
 bare python-socketio client speaking plain OWT — is stopped (SIGTERM) or killed (SIGKILL) and started
 again on the same ports and state.  Every client relogs in with its ticket within its hold window and
 finds its room: nobody is dropped or told of a leave or a join, nothing sent before the stop is lost,
-and the extension clients get nothing twice.
+and the extension clients get nothing twice.  Each journal kind of the embedded server is restarted on
+(``journal.kind`` ``sqlite`` and ``file``), and so is the upgrade from one to the other: a server whose
+journal was SQLite restarted with the file journal, which takes the SQLite journal's rooms over.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ HOLD = 20.0
 class Server:
     """`switchboard up` in a process of its own, restartable on the same ports and state."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, kind: str = "sqlite") -> None:
         self.api_port, self.portal_port = free_port(), free_port()
         self.env = dict(os.environ, PYTHONPATH=str(ROOT),
-                        SWITCHBOARD_TOKEN_API__ROOMS_DB=str(tmp / "rooms.sqlite3"))
+                        SWITCHBOARD_TOKEN_API__ROOMS_DB=str(tmp / "rooms.sqlite3"), SWITCHBOARD_JOURNAL__KIND=kind)
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -84,9 +86,34 @@ async def _texts(client: Client, count: int) -> list[str]:
     return [(await client.next_event("text", timeout=30)).data["message"] for _ in range(count)]
 
 
+#: The embedded server's journal kind before and after the restart.
+KINDS = pytest.mark.parametrize("kinds", [("sqlite", "sqlite"), ("file", "file"), ("sqlite", "file")],
+                                ids=["sqlite", "file", "sqlite-to-file"])
+
+
+def _restarted_with(server: Server, kinds: tuple[str, str]) -> None:
+    """The journal kind of the next start; the journal the first start wrote is where it should be."""
+    state = default_state_path()
+    if kinds[0] == "file":
+        assert list(state.with_name("journal.d").glob("*.seg"))
+    else:
+        assert state.with_name("journal.sqlite3").exists()
+    server.env["SWITCHBOARD_JOURNAL__KIND"] = kinds[1]
+
+
+def _migrated(kinds: tuple[str, str]) -> None:
+    """After an upgrade restart, the SQLite journal was taken over and moved aside."""
+    state = default_state_path()
+    if kinds == ("sqlite", "file"):
+        assert not state.with_name("journal.sqlite3").exists()
+        assert state.with_name("journal.sqlite3.migrated").exists()
+
+
+@KINDS
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
-async def test_a_restart_drops_nobody_and_loses_nothing(tmp_path: Path, how: signal.Signals) -> None:
-    server = Server(tmp_path)
+async def test_a_restart_drops_nobody_and_loses_nothing(tmp_path: Path, how: signal.Signals,
+                                                        kinds: tuple[str, str]) -> None:
+    server = Server(tmp_path, kinds[0])
     # The hold window every client must relog within (from the restart: a takeover restarts it).
     server.env.update(SWITCHBOARD_CONTROLLER__RECONNECTION_TIMEOUT=str(HOLD))
     await server.start()
@@ -108,7 +135,9 @@ async def test_a_restart_drops_nobody_and_loses_nothing(tmp_path: Path, how: sig
         assert await _texts(dave, 5) == before
 
         await server.stop(how)
+        _restarted_with(server, kinds)
         await server.start()
+        _migrated(kinds)
 
         # The library clients relog by themselves; the plain client does what the OWT SDK does.
         await wait_until(lambda: all(c.reconnections == 1 for c in (alice, bob, dave)), timeout=HOLD,
@@ -173,8 +202,10 @@ async def _room_tasks(server: Server) -> list[str]:
     return sorted(task["task"] for task in tasks if task["state"] == "executing")
 
 
-async def test_a_room_nobody_comes_back_to_is_rebuilt_at_start_and_ends_with_its_holds(tmp_path: Path) -> None:
-    server = Server(tmp_path)
+@KINDS
+async def test_a_room_nobody_comes_back_to_is_rebuilt_at_start_and_ends_with_its_holds(
+        tmp_path: Path, kinds: tuple[str, str]) -> None:
+    server = Server(tmp_path, kinds[0])
     server.env.update(SWITCHBOARD_CONTROLLER__RECONNECTION_TIMEOUT="2", SWITCHBOARD_CONTROLLER__ROOM_GRACE_PERIOD="1")
     await server.start()
     try:
@@ -182,7 +213,9 @@ async def test_a_room_nobody_comes_back_to_is_rebuilt_at_start_and_ends_with_its
         assert await _room_tasks(server) == [ROOM]
         await server.stop(signal.SIGKILL)
         await dave.close()
+        _restarted_with(server, kinds)
         await server.start()
+        _migrated(kinds)
         # Nobody relogs: the room is rebuilt at start anyway (dave held), so its hold still ends.
         assert await _room_tasks(server) == [ROOM]
         await wait_until(lambda: _no_room(server), timeout=20, what="dave's hold and the room's grace period over")

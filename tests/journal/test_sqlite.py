@@ -4,9 +4,7 @@ promise: records that survive a close, and a ``kill -9`` in the middle of append
 from __future__ import annotations
 
 import asyncio
-import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest_asyncio
 from journal import Fenced, JournalUnavailable, Snapshot
 from journal.settings import JournalSettings
 from journal.sqlite import SqliteJournal
+from tests.journal.appender import appended_until_killed
 from tests.journal.contract import JournalContract, MakeJournal
 from tests.support.waiting import wait_until
 
@@ -26,9 +25,6 @@ class TestSqliteJournal(JournalContract):
     @pytest.fixture
     def make(self, tmp_path: Path) -> MakeJournal:
         return lambda: SqliteJournal(tmp_path / "journal.sqlite3", JournalSettings())
-
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest_asyncio.fixture
@@ -143,25 +139,7 @@ async def test_a_failed_commit_fails_its_writes_and_the_journal_carries_on(
 @pytest.mark.parametrize("durability", ["full", "normal"])
 async def test_every_offset_returned_before_a_kill_9_is_in_the_journal_after_it(durability: str, tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
-    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.journal.appender", str(path), "8",
-                                                 durability, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
-    assert child.stdout is not None
-    printed: list[tuple[str, int]] = []
-    try:
-        while len(printed) < 300:
-            line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
-            assert line, "the appender stopped before it was killed"
-            room, offset = line.decode().split()
-            printed.append((room, int(offset)))
-    finally:
-        child.kill()  # SIGKILL, mid-appends
-    rest = await child.stdout.read()
-    await child.wait()
-    assert child.returncode == -signal.SIGKILL
-    for text in rest.decode().splitlines(keepends=True):
-        if text.endswith("\n"):  # a line cut by the kill was not printed in full
-            room, offset = text.split()
-            printed.append((room, int(offset)))
+    printed = [(room, offset) for room, offset, _ in await appended_until_killed(path, durability, "sqlite")]
 
     journal = SqliteJournal(path)
     await journal.open()

@@ -227,3 +227,26 @@ async def test_the_deadlines_of_ended_calls_behind_a_long_one_are_not_kept(parki
     handler.gates[0].set_result("long")
     assert await long == "long"
     assert client._deadlines == []
+
+
+async def test_a_parked_caller_cancelled_as_its_future_completes_leaves_the_handler_to_finish(
+        parking: Any) -> None:
+    client, handler = parking
+    call = asyncio.create_task(client.call("park", "park"))
+    await wait_until(lambda: len(handler.gates) == 1, what="the handler waiting")
+    handler.gates[0].set_result("done")  # the caller's wakeup is on its way…
+    call.cancel()  # …when it is cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await wait_until(lambda: len(handler.tasks) == 1, what="the handler's end")
+    assert handler.tasks[0] is not call and handler.tasks[0] is not None
+
+
+async def test_a_parked_handler_whose_future_is_cancelled_has_the_cancellation_thrown_in(parking: Any) -> None:
+    client, handler = parking
+    call = asyncio.create_task(client.call("park", "park"))
+    await wait_until(lambda: len(handler.gates) == 1, what="the handler waiting")
+    handler.gates[0].cancel()
+    with pytest.raises(RpcUnavailable):
+        await call
+    assert handler.tasks == []

@@ -1,0 +1,257 @@
+"""The journal contract on :class:`journal.logfile.FileJournal`, and what only its files can promise."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journal import Fenced, JournalUnavailable, Snapshot
+from journal.logfile import FileJournal
+from journal.logfile_frames import HEAD_SIZE, Kind, encode
+from journal.settings import FileJournalSettings
+from tests.journal.appender import appended_until_killed
+from tests.journal.contract import JournalContract, MakeJournal
+
+
+class TestFileJournal(JournalContract):
+    @pytest.fixture
+    def make(self, tmp_path: Path) -> MakeJournal:
+        return lambda: FileJournal(tmp_path / "journal.d", FileJournalSettings())
+
+
+async def test_segments_whose_frames_are_all_dead_are_deleted_and_epochs_and_offsets_survive_a_reopen(
+        tmp_path: Path) -> None:
+    settings = FileJournalSettings(segment_bytes=4096)
+    journal = FileJournal(tmp_path, settings)
+    await journal.open()
+    await journal.claim("gone", 7)
+    await journal.claim("r", 3)
+    offsets = [await journal.append("r", 3, bytes(200)) for _ in range(100)]  # ~6 segments
+    await journal.forget("gone")
+    assert len(list(tmp_path.glob("*.seg"))) > 4
+    await journal.save_snapshot("r", Snapshot(offset=offsets[-1], epoch=3, body=b"s"))
+    await journal.append("r", 3, b"after")  # the next group deletes what the snapshot left dead
+    await asyncio.sleep(0.2)
+    assert len(list(tmp_path.glob("*.seg"))) <= 2
+    await journal.close()
+
+    again = FileJournal(tmp_path, settings)
+    await again.open()
+    try:
+        assert await again.rooms() == ["r"]
+        assert await again.snapshot("r") == Snapshot(offset=offsets[-1], epoch=3, body=b"s")
+        assert [r.body for r in await again.replay("r", after=offsets[-1])] == [b"after"]
+        with pytest.raises(Fenced):
+            await again.claim("gone", 7)
+        with pytest.raises(Fenced):
+            await again.append("r", 2, b"stale")
+        assert await again.append("r", 3, b"more") == offsets[-1] + 2
+    finally:
+        await again.close()
+
+
+async def test_a_torn_tail_is_truncated_and_a_bad_frame_before_the_end_is_refused(tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path)
+    await journal.open()
+    await journal.append("r", 1, b"one")
+    await journal.append("r", 1, b"two")
+    await journal.close()
+    [segment] = tmp_path.glob("*.seg")
+    whole = segment.read_bytes()
+    segment.write_bytes(whole + encode(Kind.RECORD, b"r", 1, 3, b"three")[:20])  # half a frame
+
+    journal = FileJournal(tmp_path)
+    await journal.open()
+    assert [r.body for r in await journal.replay("r")] == [b"one", b"two"]
+    assert await journal.append("r", 1, b"three") == 3
+    await journal.close()
+
+    data = bytearray(segment.read_bytes())
+    data[HEAD_SIZE + 2] ^= 0xFF  # the first frame's room: its crc fails, frames follow it
+    segment.write_bytes(bytes(data))
+    with pytest.raises(JournalUnavailable, match="corrupt at byte 0"):
+        await FileJournal(tmp_path).open()
+
+
+async def test_a_second_open_of_the_directory_is_refused_while_the_first_holds_it(tmp_path: Path) -> None:
+    first = FileJournal(tmp_path)
+    await first.open()
+    try:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import asyncio, sys; from journal.logfile import FileJournal; "
+            "asyncio.run(FileJournal(sys.argv[1]).open())", str(tmp_path),
+            cwd=Path(__file__).resolve().parents[2], stderr=asyncio.subprocess.PIPE)
+        _, err = await child.communicate()
+        assert child.returncode != 0 and b"in use by another process" in err
+    finally:
+        await first.close()
+
+
+@pytest.mark.parametrize("durability", ["full", "normal"])
+async def test_everything_handed_over_before_a_kill_9_is_there_after_it_in_order_and_once(
+        durability: str, tmp_path: Path) -> None:
+    # Tasks looping on append, and submit_then every loop turn, over segments of 64 KiB (they roll).
+    printed = await appended_until_killed(tmp_path, durability, "file", lines=3000)
+    assert any(body.startswith(b"then:") for _, _, body in printed)
+
+    journal = FileJournal(tmp_path)
+    await journal.open()
+    try:
+        for room in {room for room, _, _ in printed}:
+            records = await journal.replay(room)
+            offsets = [record.offset for record in records]
+            assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+            bodies = [record.body for record in records]
+            assert len(set(bodies)) == len(bodies), f"{room}: a record is there twice"
+            kept = {record.offset: record.body for record in records}
+            mine = [(offset, body) for r, offset, body in printed if r == room]
+            # submit_then's outcomes are handed over in queue order (an append's, when its task resumes)
+            then = [offset for offset, body in mine if body.startswith(b"then:")]
+            assert then == sorted(then)
+            missing = [(offset, body) for offset, body in mine if kept.get(offset) != body]
+            assert not missing, f"{room}: handed over but not in the journal: {missing[:5]}"
+    finally:
+        await journal.close()
+
+
+async def test_beyond_max_pending_submit_then_queues_nothing_and_appends_wait_their_turn(tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings(max_pending=3))
+    await journal.open()
+    try:
+        handed: list[int | Exception] = []
+        taken = [journal.submit_then("r", 1, bytes([i]), handed.append) for i in range(5)]
+        assert taken == [True] * 3 + [False] * 2  # past max_pending nothing is queued
+        offsets = await asyncio.gather(*(journal.append("r", 1, bytes([i])) for i in range(20)))
+        assert handed == [1, 2, 3]
+        assert journal.commits >= 7  # never more than 3 appends waiting, so never more than 3 per group
+        assert [r.offset for r in await journal.replay("r")] == [1, 2, 3, *sorted(offsets)]
+        # submit past the bound waits for a slot as append does, and gets in.
+        assert [journal.submit_then("r", 1, b"x", handed.append) for _ in range(3)] == [True] * 3
+        late = journal.submit("r", 1, b"late")
+        assert await late == offsets[-1] + 4
+    finally:
+        await journal.close()
+
+
+def _failing_on(journal: FileJournal, call: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.<call>`` on the journal's segment fails as a full disk does (``write``: after a short write)."""
+    real = getattr(os, call)
+    short: list[bool] = []
+
+    def failing(fd: int, *args: Any) -> Any:
+        if fd != journal._fd:
+            return real(fd, *args)
+        if call == "write" and not short:
+            short.append(True)
+            return real(fd, bytes(args[0])[:10])  # a frame cut short: the rest gets ENOSPC
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, call, failing)
+
+
+async def test_a_failed_write_fails_its_group_and_every_write_after_it_until_the_journal_is_opened_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = FileJournal(tmp_path)
+    await journal.open()
+    kept = await journal.append("r", 1, b"kept")
+    [segment] = tmp_path.glob("*.seg")
+    size = segment.stat().st_size
+    _failing_on(journal, "write", monkeypatch)
+    handed: list[int | Exception] = []
+    assert journal.submit_then("r", 1, b"lost", handed.append)
+    appended = await asyncio.gather(journal.append("r", 1, b"lost too"), journal.append("s", 1, b"and this"),
+                                    return_exceptions=True)
+    assert [type(outcome) for outcome in [*handed, *appended]] == [JournalUnavailable] * 3
+    assert "No space left on device" in str(appended[0])
+    assert segment.stat().st_size == size  # the short write's bytes cut away
+    monkeypatch.undo()  # the disk has room again: the journal still refuses, it cannot know what it wrote
+    for write in (journal.append("r", 1, b"x"), journal.claim("r", 2), journal.forget("r"),
+                  journal.save_snapshot("r", Snapshot(offset=kept, epoch=1, body=b"s"))):
+        with pytest.raises(JournalUnavailable, match="refuses writes until it is opened again"):
+            await write
+    # Without raising, which would leave a caller's record applied but not written: submit_then queues
+    # nothing, submit's future holds the refusal.
+    assert not journal.submit_then("r", 1, b"x", handed.append)
+    with pytest.raises(JournalUnavailable, match="refuses writes until it is opened again"):
+        await journal.submit("r", 1, b"x")
+    assert [r.body for r in await journal.replay("r")] == [b"kept"]  # reads go on
+    assert await journal.rooms() == ["r"]
+    await journal.close()
+
+    again = FileJournal(tmp_path)
+    await again.open()
+    try:
+        assert [(r.offset, r.body) for r in await again.replay("r")] == [(kept, b"kept")]
+        assert await again.rooms() == ["r"]
+        assert await again.append("r", 1, b"next") == kept + 1
+    finally:
+        await again.close()
+
+
+async def test_a_failed_fsync_fails_its_group_and_the_writes_queued_behind_it_and_refuses_more(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings(durability="full"))
+    await journal.open()
+    kept = await journal.append("r", 1, b"kept")
+    _failing_on(journal, "fdatasync", monkeypatch)
+    first = asyncio.ensure_future(journal.append("r", 1, b"lost"))
+    await asyncio.sleep(0)  # written: its fdatasync runs, what follows queues up behind it
+    behind = [asyncio.ensure_future(journal.append("r", 1, b"queued")) for _ in range(3)]
+    outcomes = await asyncio.gather(first, *behind, return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [JournalUnavailable] * 4
+    assert "an fsync failed" in str(outcomes[0]) and "refuses writes" in str(outcomes[1])
+    assert [r.body for r in await journal.replay("r")] == [b"kept"]
+    with pytest.raises(JournalUnavailable, match="refuses writes until it is opened again"):
+        await journal.append("r", 1, b"x")
+    monkeypatch.undo()
+    await journal.close()
+    again = FileJournal(tmp_path, FileJournalSettings(durability="full"))
+    await again.open()
+    try:
+        assert [r.body for r in await again.replay("r")] == [b"kept"]
+        assert await again.append("r", 1, b"next") == kept + 1
+    finally:
+        await again.close()
+
+
+async def test_submit_then_is_refused_while_every_slot_is_held_or_awaited_and_taken_again_after(
+        tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings(max_pending=1))
+    await journal.open()
+    landed: list[int | Exception] = []
+    held = asyncio.ensure_future(journal.append("r", 1, b"held"))
+    waiting = asyncio.ensure_future(journal.append("r", 1, b"waits for a slot"))
+    cancelled = asyncio.ensure_future(journal.append("r", 1, b"cancelled while it waits"))
+    await asyncio.sleep(0)  # all three started: one holds the slot, two wait
+    assert not journal.submit_then("r", 1, b"refused", landed.append)
+    cancelled.cancel()
+    assert await held == 1
+    assert await waiting == 2
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert journal.submit_then("r", 1, b"taken", landed.append)  # no slot held or awaited any more
+    await asyncio.sleep(0.05)
+    assert landed == [3]
+    await journal.close()
+
+
+async def test_a_short_write_goes_on_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings())
+    await journal.open()
+    await journal.claim("r", 1)
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    offsets = [await journal.append("r", 1, bytes([n]) * 100) for n in range(3)]
+    monkeypatch.undo()
+    await journal.close()
+    reopened = FileJournal(tmp_path, FileJournalSettings())
+    await reopened.open()
+    assert [(record.offset, record.body) for record in await reopened.replay("r")] == [
+        (offset, bytes([n]) * 100) for n, offset in enumerate(offsets)]
+    await reopened.close()
