@@ -56,14 +56,18 @@ async def read(link: Connection, queue: str, start: int | str) -> list[Message] 
 
             async def on_message(delivery: AbstractIncomingMessage) -> None:
                 nonlocal count
+                if done.done():
+                    # Never ack once the read is over: the channel is being closed, and an ack that follows
+                    # its close makes the broker close the whole connection (504 "expected 'channel.open'"),
+                    # failing every write on it.  A stream keeps delivering past the marker while others
+                    # write to it; unacked deliveries go with the channel.
+                    return
                 count += 1
-                end = delivery.message_id == marker
-                if end:
-                    if not done.done():
-                        done.set_result(None)
-                elif not done.done():
-                    messages.append(message(delivery))
-                if end or count % s.ack_every == 0:
+                if delivery.message_id == marker:
+                    done.set_result(None)
+                    return
+                messages.append(message(delivery))
+                if count % s.ack_every == 0:
                     await delivery.ack(multiple=True)
 
             await link.consume_started(stream.consume(on_message, arguments={"x-stream-offset": start}))

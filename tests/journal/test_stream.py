@@ -616,3 +616,31 @@ async def test_a_journal_cut_off_while_rooms_it_followed_were_swept_follows_thei
             await other.append("again", 1, b"moved")
     finally:
         await proxy.stop()
+
+
+async def test_reads_ending_in_a_busy_stream_keep_the_connection(make_journal: MakeJournal) -> None:
+    # A read ends at its marker while another journal goes on writing to the stream: what is delivered
+    # after the marker must not be acked on the channel being closed (the broker would close the whole
+    # connection: 504), so the reader's connection stays up and every write of the writer lands.
+    big = {"room_max_bytes": 200_000_000, "room_segment_bytes": 50_000_000}  # nothing dropped by retention
+    writer, reader = await make_journal(**big), await make_journal(**big)
+    await writer.claim("r", 1)
+    await writer.append("r", 1, b"first")
+    stop = asyncio.Event()
+
+    async def write() -> int:
+        written = 1
+        while not stop.is_set():
+            written += len(await asyncio.gather(*(writer.append("r", 1, bytes(100)) for _ in range(200))))
+        return written
+
+    writing = asyncio.create_task(write())
+    try:
+        for _ in range(6):
+            await asyncio.sleep(0.05)
+            assert await reader.replay("r")  # ends at its marker, the writer's records still coming
+    finally:
+        stop.set()
+        written = await writing
+    assert reader.reconnects == 0 and writer.reconnects == 0
+    assert len(await reader.replay("r")) == written
