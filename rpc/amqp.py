@@ -72,8 +72,6 @@ log = AmqpLog()
 BROKER_EVENTS_EXCHANGE = "amq.rabbitmq.event"
 #: How often a call waiting out a broker outage looks at the connection, seconds.
 _LINK_POLL = 0.05
-#: Seconds between two attempts to declare and consume a service's queue that the broker refused.
-_SERVE_RETRY_PAUSE = 0.25
 #: First pause before publishing again a message the broker refused (nack), seconds; it doubles up to
 #: ``_NACK_PAUSE_MAX`` (all within the call's own bounded wait, ``rpc.outage_wait``).
 _NACK_PAUSE = 0.05
@@ -81,8 +79,9 @@ _NACK_PAUSE_MAX = 0.4
 
 
 class _Backoff:
-    """The pauses between attempts to publish again: ``_NACK_PAUSE`` doubling to ``_NACK_PAUSE_MAX``,
-    while ``budget`` seconds from its making leave room for the next one."""
+    """The pauses between attempts to publish again (or to serve a queue the broker refused):
+    ``_NACK_PAUSE`` doubling to ``_NACK_PAUSE_MAX``, while ``budget`` seconds from its making leave
+    room for the next one."""
 
     def __init__(self, budget: float) -> None:
         self._deadline = time.monotonic() + budget
@@ -347,18 +346,17 @@ class AmqpTransport(Transport):
 
         # A broker under load may refuse a declare for a while (a quorum queue's INTERNAL_ERROR closes
         # the whole connection, which comes back by itself): tried again for up to ``outage_wait``.
-        deadline = time.monotonic() + self.settings.outage_wait
+        backoff = _Backoff(self.settings.outage_wait)
         while True:
             try:
                 queue, tag = await self._consume(service, on_message, single_active)
                 break
             except _BROKER_ERRORS as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if not backoff.allows():
                     raise RpcUnavailable(f"cannot serve {service}: {exc}") from exc
                 log.warning("serve_refused", service=service, error=repr(exc), detail="trying again")
-                await asyncio.sleep(min(_SERVE_RETRY_PAUSE, left))
-                await self._await_link(max(0.0, deadline - time.monotonic()))
+                await backoff.pause()
+                await self._await_link(max(0.0, backoff.left()))
         entry = _AmqpService(self, service, queue, tag)
         self._services.add(entry)
         return entry
