@@ -615,17 +615,21 @@ class Controller:
             return result
         key = (participant.id, request_id)
         while True:
+            # The first attempt first: its answer is applied (in ``answers``) before its record is
+            # durable, and a repeat must not be told ``ok`` for a write that may still be lost.
+            running = room.inflight.get(key)
+            if running is not None:
+                try:
+                    return await asyncio.shield(running)
+                except ServiceError:
+                    raise
+                except Exception:  # noqa: BLE001 - the first attempt failed without a code
+                    if room.failed is not None:  # its write was lost: what it applied is not to be trusted
+                        raise room.failed from None
+                    continue  # run it again
             if request_id in participant.answers:
                 return participant.answers[request_id]
-            running = room.inflight.get(key)
-            if running is None:
-                break
-            try:
-                return await asyncio.shield(running)
-            except ServiceError:
-                raise
-            except Exception:  # noqa: BLE001 - the first attempt failed without a code: run it again
-                continue
+            break
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         room.inflight[key] = future
         try:

@@ -29,7 +29,13 @@ from .events import Notified
 from .settings import ControllerSettings
 from .state import RoomState
 
-__all__ = ["PortalDelivery"]
+__all__ = ["PortalDelivery", "unreachable_pause"]
+
+
+def unreachable_pause(pause: float, settings: ControllerSettings) -> float:
+    """The pause after ``pause`` between two tries of a portal nobody serves (a portal moving between
+    broker nodes: seconds, not tenths): twice as long, up to 8 times ``delivery_retry_interval``."""
+    return min(pause * 2, settings.delivery_retry_interval * 8)
 
 
 class _PortalSender:
@@ -114,8 +120,8 @@ class _PortalSender:
                     self.unreachable_since = None
                 return
             await asyncio.sleep(pause)
-            if self.unreachable_since is not None:  # a portal moving between broker nodes: seconds, not tenths
-                pause = min(pause * 2, settings.delivery_retry_interval * 8)
+            if self.unreachable_since is not None:
+                pause = unreachable_pause(pause, settings)
 
     def _give_up(self, batch: list[DeliverItem], attempts: int, error: RpcError) -> None:
         """Every attempt failed: the notifications stay in the outboxes (replayed by ``resume``) and

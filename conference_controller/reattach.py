@@ -23,14 +23,12 @@ from typing import Any
 from contracts.portal import PortalClient
 from rpc import RpcError, RpcRemoteError, Transport
 
+from .delivery import unreachable_pause
 from .ids import WorkerId
 from .logs import EventLog
 from .settings import ControllerSettings
 
 __all__ = ["ReattachOffers"]
-
-#: The longest pause between two offers, in units of ``delivery_retry_interval``.
-_MAX_PAUSE = 8
 
 
 @dataclass(slots=True)
@@ -117,4 +115,4 @@ class ReattachOffers:
                             attempts=offer.attempts, after=round(loop.time() - offer.since, 3))
                 return
             await asyncio.sleep(max(0.0, min(pause, offer.until - loop.time())))
-            pause = min(pause * 2, settings.delivery_retry_interval * _MAX_PAUSE)
+            pause = unreachable_pause(pause, settings)

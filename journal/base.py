@@ -5,25 +5,15 @@ The controller encodes a room's events (``conference_controller``'s event union)
 command produced (one or more events), appended as one unit.
 
 Order comes from the journal, never from clocks: :meth:`Journal.append` returns the record's
-*offset*, a positive integer increasing within a room's history (not necessarily contiguous), and
-:meth:`Journal.replay` returns a room's records in offset order.  Offsets keep increasing across
-:meth:`Journal.forget`, except that a journal may drop all it kept of a room forgotten long ago (the
-stream journal deletes its stream after ``forgotten_retention``): a history begun after that may start
-again from offset 1.  Nothing relies on offsets going on across histories: a new history is read from
-its own start, and fencing does not depend on them.
+*offset*, a positive integer increasing within a room (not necessarily contiguous; it keeps increasing
+across :meth:`Journal.forget`), and :meth:`Journal.replay` returns a room's records in offset order.
 
 Fencing: every record carries the *epoch* of the room's placement (given by the cluster manager
 each time a room is placed on a controller).  :meth:`Journal.claim` makes ``epoch`` the room's
 current one; from then on an append (or snapshot) with a lower epoch raises :class:`Fenced`, so a
 controller that was frozen while its room moved cannot add to the room's history.  An append under a
 higher epoch than the current one makes that epoch current, as a claim would.  Epochs survive
-:meth:`Journal.forget`: a room's epoch never goes down — best effort only for a room whose whole
-journal was dropped long after it was forgotten (the stream journal's sweep): a claimer that knows the
-room's last epoch goes on above it, one that does not may start lower.  That is safe because the
-fencing a journal gives must not rest on epochs alone: a record written under a claim counts only in
-that claim's history (the stream journal marks every claim with a token and every record with its
-writer's), so a frozen holder that wakes up after its room was dropped and opened again cannot add to
-the new history, whatever its epoch.
+:meth:`Journal.forget`: a room's epoch never goes down.
 
 Durability: ``append`` returns only once the record is durable (fsync'd / confirmed by the broker);
 the controller acts on a command's events (answers the client, hands notifications to portals) only

@@ -311,11 +311,10 @@ class FileJournal:
         if not self._writable:
             self._check_open()
             return False
-        if self._slotted >= self.settings.max_pending or len(self._queue) >= self.settings.max_pending:
+        if self._queue_full():
             return False
         self._queue.append((_RECORD, room, epoch, bytes(body), 0, then, _CALLBACK))
-        if self._turn is None and self._syncing is None:
-            self._turn = asyncio.get_running_loop().call_soon(self._write_queued)
+        self._schedule()
         return True
 
     def append_now(self, room: str, epoch: int, body: bytes) -> int | None:
@@ -444,11 +443,8 @@ class FileJournal:
             frames.append(frame)
             position = end
         if frames:
-            data = b"".join(frames) if len(frames) > 1 else frames[0]
             try:
-                written = os.write(self._fd, data)
-                if written != len(data):
-                    _write_rest(self._fd, data, written)
+                _write_all(self._fd, b"".join(frames) if len(frames) > 1 else frames[0])
             except OSError as exc:
                 self._undo(start, saved)
                 self._break(queue, exc, "a write")
@@ -647,11 +643,6 @@ def _write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is written (a short write goes on where it stopped)."""
     written = os.write(fd, data)
     if written != len(data):
-        _write_rest(fd, data, written)
-
-
-def _write_rest(fd: int, data: bytes, written: int) -> None:
-    """After a short ``os.write`` of ``data``: the rest, where it stopped."""
-    view = memoryview(data)
-    while written < len(data):
-        written += os.write(fd, view[written:])
+        view = memoryview(data)
+        while written < len(data):
+            written += os.write(fd, view[written:])

@@ -107,21 +107,10 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     snapshot_max_bytes: int = 2_000_000
     #: Segment size of a room's snapshot stream, bytes.
     snapshot_segment_bytes: int = 1_000_000
-    #: Retention of the rooms directory stream, bytes: one entry of ~100 bytes per room a journal first
-    #: writes to, per forget and per sweep.  ``rooms()`` and each journal's sweeper read it whole; older
-    #: entries are dropped, which loses nothing of a room swept or forgotten since, but would drop the
-    #: entry of a room still open that was last opened longer ago than this holds.
+    #: Retention of the rooms directory stream (one small record per claim and per forget), bytes.
     rooms_max_bytes: int = 100_000_000
     #: Segment size of the rooms directory stream, bytes.
     rooms_segment_bytes: int = 10_000_000
-    #: Seconds a forgotten room's stream is kept (by the clock of the journal that forgot it, or that
-    #: found it forgotten in the rooms directory) before that journal deletes it, freeing its 2 open
-    #: files and ~65 kB on every broker node; 0: never deleted.  At most 30 days.  A room claimed again
-    #: meanwhile is not deleted (docs/design-notes.md, "Sweeping forgotten rooms").
-    forgotten_retention: float = 3600.0
-    #: Most forgotten rooms' streams one journal deletes per round (a round every quarter of
-    #: ``forgotten_retention``, at most a minute apart), one at a time: 1 to 10,000.
-    sweep_batch: int = 100
     #: With ``journal.kind = "holder"`` only (work in progress): seconds the next holder message waits, after
     #: one that carried records of several appends, for more to join it (0: it goes out as soon as the one
     #: before is done).  A message after one that carried a single record never waits, so a light load is
@@ -141,10 +130,6 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
             raise ValueError("journal: max_followed_rooms must be between 1 and 2000 (channels per connection)")
         if not 1 <= self.ack_every <= self.prefetch // 2:
             raise ValueError("journal: ack_every must be between 1 and prefetch / 2")
-        if not 0 <= self.forgotten_retention <= 30 * 86400:
-            raise ValueError("journal: forgotten_retention must be between 0 (never) and 2592000 s (30 days)")
-        if not 1 <= self.sweep_batch <= 10_000:
-            raise ValueError("journal: sweep_batch must be between 1 and 10000")
         if not 0 <= self.holder_hold <= 0.1:
             raise ValueError("journal: holder_hold must be between 0 and 0.1 s")
         for kind in ("room", "snapshot", "rooms"):

@@ -17,22 +17,15 @@ the order they were submitted.
 
 Fencing: the broker cannot refuse a message, so the rule is applied by every reader in stream order
 (:class:`~journal.stream_fold.Fold`).  A claim of epoch ``e`` counts iff ``e`` is above the highest
-epoch counted before it, and carries a token of its own; a record counts iff it carries the token (and
-epoch) of the claim in force, so a stale writer's record never counts in a newer claim's history, even
-in a stream deleted and declared again (records without a token, from before tokens, follow the epoch
-rule alone).  Anything else is fenced off and skipped by :meth:`~StreamJournal.replay`.  An append
-under an epoch above the room's with no claim of it claims it first, as the contract allows.  Because an
+epoch counted before it, a record iff ``e`` is at least that (a record of a higher epoch raises it, as
+a claim would); anything else is fenced off and skipped by :meth:`~StreamJournal.replay`.  Because an
 append waits until its tail has seen its own record, it returns an offset only if the record counts
 and raises :class:`~journal.base.Fenced` if it does not: the append's outcome is the one every later
 replay will see.  A fenced record still takes room in the stream.
 
 Forgetting a room leaves a "forgotten" entry in its stream (a new history starts after it, offsets
-and epoch going on) and deletes its snapshots; the stream stays, its old records going by retention,
-until the room has stayed forgotten ``forgotten_retention`` seconds: then the sweeper deletes it
-(:mod:`journal.stream_sweeper`) and notes the room's last epoch in the rooms directory.  A room
-claimed again after that starts a new stream: offsets start again from 1, and the epoch goes on above
-the swept one if the claiming journal knows it (a "continued" entry), else from 0.  A journal follows
-at most ``max_followed_rooms`` rooms (least recently used let go).
+and epoch going on) and deletes its snapshots; the stream itself stays, its old records going by
+retention.  A journal follows at most ``max_followed_rooms`` rooms (least recently used let go).
 
 Reading (replay, the newest snapshot, rooms) publishes an end marker first, then reads with a fresh
 consumer (manual acks, basic.qos) from the wanted offset up to that marker (:mod:`journal.stream_read`).
@@ -51,12 +44,11 @@ from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .settings import StreamJournalSettings
 from .stream_appends import InFlight
 from .stream_connection import Connection
-from .stream_fold import CLAIM, CONTINUED, FORGOTTEN, RECORD, Fold
+from .stream_fold import CLAIM, FORGOTTEN, RECORD, Fold
 from .stream_layout import Layout
 from .stream_read import read
 from .stream_rooms import Directory
 from .stream_snapshots import Snapshots
-from .stream_sweeper import Sweeper
 from .stream_tails import Tails
 from .stream_writer import Writer
 
@@ -84,7 +76,6 @@ class StreamJournal:
         self._snapshots = Snapshots(self._link)
         self._tails = Tails(self._link, self._writes, self._directory, self._snapshots.newest)
         self._writer = Writer(self._link, self._tails, self._directory, self._writes)
-        self._sweeper = Sweeper(self._link, self._directory, self._tails)
 
     @property
     def reconnects(self) -> int:
@@ -101,12 +92,10 @@ class StreamJournal:
         if self._link.closed:
             raise RuntimeError(f"the journal {self.name} was closed; make a new one")
         await self._link.connection()
-        self._sweeper.start()
 
     async def close(self) -> None:
         if self._link.closed:
             return
-        self._sweeper.stop()
         self._link.shut()
         self._writes.close(JournalUnavailable("journal is closed"))
         self._tails.clear()
@@ -117,26 +106,15 @@ class StreamJournal:
     def submit(self, room: str, epoch: int, body: bytes) -> asyncio.Future[int]:
         """:meth:`append` without a coroutine of its own (the controller's path): the future has the
         record's offset, or :class:`Fenced`.  A room's records land in the order they were submitted."""
-        self._sweeper.reopened(room)
         return self._writer.submit(room, epoch, body)
 
     async def claim(self, room: str, epoch: int) -> int:
-        self._sweeper.reopened(room)
-        swept = self._directory.swept_epoch(room)
-        if swept and (await self._tails.follow(room)).fold.epoch < swept:
-            # a stream declared again after a sweep: the room's epoch goes on above the swept one
-            await self._writer.write(room, CONTINUED, swept, b"")
         seen = await self._writer.write(room, CLAIM, epoch, b"")
         if not seen.counts:
             raise Fenced(room, epoch, seen.epoch)
-        # The tail may have met the room's "forgotten" entry only while it caught up to this claim, after
-        # the directory entry was skipped (this journal had listed the room before): list it again, or
-        # rooms() would miss it and the sweepers would take it for forgotten.
-        await self._directory.opened(room)
         return seen.last_before
 
     async def append(self, room: str, epoch: int, body: bytes) -> int:
-        self._sweeper.reopened(room)
         seen = await self._writer.write(room, RECORD, epoch, body)
         if not seen.counts:
             raise Fenced(room, epoch, seen.epoch)
@@ -168,18 +146,15 @@ class StreamJournal:
         return await self._snapshots.newest(room)
 
     async def forget(self, room: str) -> None:
-        # The room's stream stays (with a "forgotten" entry) for forgotten_retention: a new history there
-        # keeps the offsets and the epoch going up, as the contract wants; retention drops the old
-        # records.  Then the sweeper deletes it.  Its snapshots go now.
+        # The room's stream stays (with a "forgotten" entry): a new history there keeps the offsets and
+        # the epoch going up, as the contract wants; retention drops the old records.  Its snapshots go.
         if not await self._link.exists(self._layout.room_queue(room)):
             return
         tail = await self._tails.follow(room)
-        seen = await self._writer.write(room, FORGOTTEN, tail.fold.epoch, b"")
+        await self._writer.write(room, FORGOTTEN, tail.fold.epoch, b"")
         self._directory.left(room)
-        self._writer.let_go(room)
         await self._snapshots.delete(room)
-        await self._directory.forgotten(room, seen.epoch, seen.offset)
-        self._sweeper.forgotten(room, seen.offset)
+        await self._directory.forgotten(room)
 
     async def rooms(self) -> list[str]:
         return await self._directory.rooms()

@@ -3,8 +3,7 @@
 - ``<prefix>room.<room>``: one stream per room holding its records and its claims, in append order;
 - ``<prefix>snap.<room>``: the room's snapshots, a small stream whose retention keeps only the last
   few, so the newest is found by reading a bounded amount, never the room's records;
-- ``<prefix>rooms``: the directory, one small entry per room a journal first writes to, per forget and
-  per sweep (:mod:`journal.stream_rooms`);
+- ``<prefix>rooms``: the directory, one small entry per claim and per forget.
 - ``<prefix>holder.<name>``: with the holder journal, one per journal instance, holding the records of
   all its rooms (``<prefix>room.<room>`` then keeps only the room's claims).
 """

@@ -6,13 +6,7 @@ the tail delivers each message back, which gives its offset and what the fencing
 (:class:`~journal.stream_appends.InFlight`).  A tail starts where a replay of the room by this journal
 ended, else at the room's newest snapshot, else at the first offset; after a lost connection it
 resumes from the offset after the last message it handled.  At most ``max_followed_rooms`` rooms are
-followed (least recently used let go, never one with writes waiting).  A tail whose consumer the broker
-cancels (the stream was deleted: swept, :mod:`journal.stream_sweeper`) is let go, its writes failing,
-so the room is followed afresh from the start of whatever stream has that name next.  A journal cut off
-from the broker meanwhile is told nothing: a tail resuming after a lost connection first looks the
-stream up and starts afresh if it is gone, and a replay of the room replaces a tail that is not attached
-(the replay read the stream as it is now).  Not covered: a stream swept and declared again while this
-journal was cut off, then written to without a replay first (the tail resumes at its old position).
+followed (least recently used let go, never one with writes waiting).
 """
 
 from __future__ import annotations
@@ -30,7 +24,7 @@ from aiormq.abc import DeliveredMessage
 from .base import JournalUnavailable, Snapshot
 from .stream_appends import InFlight, Write
 from .stream_connection import BROKER_ERRORS, Connection
-from .stream_fold import CLAIM, FORGOTTEN, Fold, message_of
+from .stream_fold import FORGOTTEN, Fold, message_of
 from .stream_rooms import Directory
 
 __all__ = ["Tail", "Tails"]
@@ -47,8 +41,6 @@ class Tail:
     position: int | str
     #: This journal's writes to the room not yet done, by message id.
     waiting: dict[str, Write] = field(default_factory=dict)
-    #: Detached by a lost connection: look the stream up before resuming at ``position``.
-    resumed: bool = False
     channel: AbstractChannel | None = None
     #: The consumer's channel as aiormq has it (deliveries and acks without aio-pika's wrapping).
     raw: RawChannel | None = None
@@ -70,8 +62,6 @@ class Tails:
         self._newest = newest
         self._tails: dict[str, Tail] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        #: Told the room, epoch and token of each claim a tail sees count.
-        self.on_claimed: Callable[[str, int, str | None], None] | None = None
 
     def followed(self) -> list[str]:
         return list(self._tails)
@@ -93,41 +83,24 @@ class Tails:
         async with self._locks.setdefault(room, asyncio.Lock()):
             tail = self._tails.get(room)
             if tail is None:
-                fold, start = await self._start_of(room)
+                newest = await self._newest(room)
+                # start at the newest snapshot's record: its epoch and everything after it are all that matter
+                fold = Fold(newest.epoch, newest.offset) if newest else Fold()
+                start: int | str = newest.offset - 1 if newest else "first"
                 tail = Tail(room, self._link.layout.room_queue(room), fold, start)
                 self._tails[room] = tail
                 self._evict()
             if not tail.attached:
-                if tail.resumed and not await self._link.exists(tail.queue):
-                    # deleted (swept) while this journal was cut off: whatever comes next starts afresh
-                    self._link.log.info("journal_stream_deleted", room=room)
-                    tail.fold, tail.position = await self._start_of(room)
                 await self._link.attaching(f"follow room {room}", partial(self._attach, tail))
-                tail.resumed = False
             return tail
-
-    async def _start_of(self, room: str) -> tuple[Fold, int | str]:
-        """Where a new tail of ``room`` starts: at the newest snapshot's record (its epoch and everything
-        after it are all that matter), else at the first offset."""
-        newest = await self._newest(room)
-        if newest is None:
-            return Fold(), "first"
-        return Fold(newest.epoch, newest.offset), newest.offset - 1
 
     def follow_from(self, room: str, fold: Fold, position: int) -> None:
         """A replay read the room up to ``position`` (the stream offset after its last message) and
         folded it: a room this journal does not follow yet is followed from there (its tail attaches
         on the first write), so a takeover's claim after its replay reads nothing twice."""
-        tail = self._tails.get(room)
-        if tail is not None:
-            lock = self._locks.get(room)
-            if not tail.attached and not tail.waiting and not (lock is not None and lock.locked()):
-                # detached (a lost connection): the replay saw the stream as it is now, whatever
-                # happened to it meanwhile (swept and declared again)
-                tail.fold, tail.position, tail.resumed = Fold(fold.epoch, fold.last, fold.token), position, False
+        if room in self._tails:
             return
-        self._tails[room] = Tail(room, self._link.layout.room_queue(room), Fold(fold.epoch, fold.last, fold.token),
-                                 position)
+        self._tails[room] = Tail(room, self._link.layout.room_queue(room), Fold(fold.epoch, fold.last), position)
         self._evict()
 
     def forget(self, room: str) -> None:
@@ -146,7 +119,6 @@ class Tails:
         lost = JournalUnavailable(f"journal: connection to RabbitMQ at {link.where} lost: {exc!r}")
         for tail in self._tails.values():
             tail.channel = tail.raw = None
-            tail.resumed = True
             self._writes.fail_all(tail.waiting, lost)
 
     def clear(self) -> None:
@@ -172,7 +144,6 @@ class Tails:
             raw = await channel.get_underlay_channel()
             tail.channel, tail.raw, tail.unacked = channel, raw, 0
             channel.close_callbacks.add(partial(self._on_closed, tail))
-            raw.on_consumer_cancel_callbacks.add(partial(self._on_cancelled, tail, raw))
             # aiormq's consumer directly: aio-pika would add a task and an IncomingMessage per delivery
             await link.consume_started(raw.basic_consume(tail.queue, partial(self._on_message, tail, raw),
                                                          arguments={"x-stream-offset": tail.position}))
@@ -188,14 +159,6 @@ class Tails:
             self._writes.fail_all(tail.waiting, JournalUnavailable(
                 f"journal: lost the stream of room {tail.room}: {exc!r}"))
 
-    def _on_cancelled(self, tail: Tail, raw: RawChannel, frame: Any) -> None:
-        """The broker cancelled the tail's consumer: its stream was deleted.  The room is let go (its
-        writes fail); following it again starts from the beginning of the stream of that name."""
-        if tail.raw is raw and self._tails.get(tail.room) is tail:
-            self._link.log.info("journal_stream_deleted", room=tail.room)
-            self.forget(tail.room)
-            self._link.undeclared(tail.queue)
-
     async def _on_message(self, tail: Tail, raw: RawChannel, delivery: DeliveredMessage) -> None:
         if tail.raw is not raw:
             return  # a delivery to a consumer this tail has left
@@ -205,8 +168,6 @@ class Tails:
         tail.position = message.offset  # = the next stream offset
         if message.kind == FORGOTTEN:
             self._directory.left(tail.room)
-        elif seen.counts and message.kind == CLAIM and self.on_claimed is not None:
-            self.on_claimed(tail.room, message.epoch, message.token)
         write = tail.waiting.get(properties.message_id or "")
         if write is not None:
             self._writes.seen(write, seen)

@@ -8,19 +8,12 @@ event-loop turn, across rooms, go out together at its end in one socket write
 coroutine of its own when it can; a record that cannot start at once queues per room, one task starts
 the queue in order, and later records of the room go behind it, so a room's records land in the order
 they were submitted.
-
-Claims carry a token of their own (:mod:`journal.stream_fold`), and a record the token of the claim its
-writer holds for its epoch: the writer keeps the token of each room it claimed.  A record under an
-epoch above the room's with no claim of it held (an append without a claim, as the contract allows)
-goes out behind a claim of that epoch; one under the room's epoch with no claim held is refused
-(:class:`Fenced`): it could not count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import secrets
 import uuid
 from collections import deque
 from functools import partial
@@ -42,9 +35,6 @@ __all__ = ["Writer"]
 #: What starting a write may fail with (:meth:`Writer._failure` says what the caller is told).
 _WRITE_ERRORS: tuple[type[BaseException], ...] = (Fenced, JournalUnavailable, *BROKER_ERRORS)
 
-#: Rooms whose newest epoch claimed by another this journal keeps (``Writer._above``).
-_ABOVE_KEPT = 100_000
-
 
 class Writer:
     """The journal's writes to room streams from the call to their start (in flight: :class:`InFlight`)."""
@@ -61,61 +51,6 @@ class Writer:
         #: Message ids of this journal's writes: a prefix of its own and a count.
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:16]
-        #: The claim this journal holds (or has published) per room: its epoch and token.  Let go on
-        #: forget, when the claim does not count, and when its tail sees a newer claim count.
-        self._claims: dict[str, tuple[int, str]] = {}
-        #: The highest epoch this journal saw another claim of each room count under (the newest
-        #: ``_ABOVE_KEPT`` rooms): an append without a claim goes above it even when the room's stream
-        #: was deleted and declared again since, so a writer that saw its room move on never claims it
-        #: back by appending under its old epoch.
-        self._above: dict[str, int] = {}
-        tails.on_claimed = self._superseded
-
-    def held(self, room: str) -> tuple[int, str] | None:
-        """The epoch and token of the claim this journal holds on ``room``, if any."""
-        return self._claims.get(room)
-
-    def let_go(self, room: str) -> None:
-        """The room was forgotten: its claim is held no more."""
-        self._claims.pop(room, None)
-
-    def _superseded(self, room: str, epoch: int, token: str | None) -> None:
-        held = self._claims.get(room)
-        if held is not None and held[0] == epoch and held[1] == token:
-            return  # this journal's own
-        if held is not None and held[0] <= epoch:
-            del self._claims[room]
-        self._above[room] = max(epoch, self._above.pop(room, 0))
-        if len(self._above) > _ABOVE_KEPT:
-            del self._above[next(iter(self._above))]
-
-    def _claim_done(self, room: str, epoch: int, token: str, future: asyncio.Future[Any]) -> None:
-        """A claim's write ended: its token is let go unless it counts."""
-        seen = None if future.cancelled() or future.exception() is not None else future.result()
-        if not (isinstance(seen, Seen) and seen.counts) and self._claims.get(room) == (epoch, token):
-            del self._claims[room]
-
-    def _token(self, tail: Tail, kind: str, epoch: int) -> str | None:
-        """The token a write of ``kind`` carries: a new one for a claim, the claim held for a record (a
-        claim of ``epoch`` started first if none is held and ``epoch`` is above the room's); :class:`Fenced`
-        for a record that could not count."""
-        if kind == CLAIM:
-            token = secrets.token_hex(8)
-            self._claims[tail.room] = (epoch, token)
-            return token
-        if kind != RECORD:
-            return None
-        held = self._claims.get(tail.room)
-        if held is not None and held[0] == epoch:
-            return held[1]
-        current = max(tail.fold.epoch, self._above.get(tail.room, 0))
-        if epoch <= current:
-            raise Fenced(tail.room, epoch, current)
-        token = secrets.token_hex(8)
-        self._claims[tail.room] = (epoch, token)
-        claim = self._start(tail, CLAIM, epoch, b"", record=False, slot_taken=False, token=token)
-        claim.future.add_done_callback(partial(self._claim_done, tail.room, epoch, token))
-        return token
 
     @property
     def queued_rooms(self) -> int:
@@ -130,28 +65,21 @@ class Writer:
         if (room in self._queued or tail is None or not tail.attached or not self._directory.listed(room)
                 or self._writes.full or writer is None or writer.closed):
             return self._enqueue(room, epoch, body)
-        try:
-            if epoch < tail.fold.epoch:
-                raise Fenced(room, epoch, tail.fold.epoch)
-            token = self._token(tail, RECORD, epoch)
-        except Fenced as fenced:
+        current = tail.fold.epoch
+        if epoch < current:
             refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            refused.set_exception(fenced)
+            refused.set_exception(Fenced(room, epoch, current))
             return refused
         self._tails.used(room)
-        future: asyncio.Future[int] = self._start(tail, RECORD, epoch, body, record=True, slot_taken=False,
-                                                  token=token).future
+        future: asyncio.Future[int] = self._start(tail, RECORD, epoch, body, record=True, slot_taken=False).future
         return future
 
     async def write(self, room: str, kind: str, epoch: int, body: bytes) -> Seen:
         """Append one message to the room's stream; what the fencing rule made of it once its tail saw it."""
         try:
             async with asyncio.timeout(self._link.settings.append_timeout):
-                tail, token = await self._prepare(room, kind, epoch)
-                write = self._start(tail, kind, epoch, body, record=False, slot_taken=True, token=token)
-                if kind == CLAIM and token is not None:
-                    write.future.add_done_callback(partial(self._claim_done, room, epoch, token))
-                seen: Seen = await write.future
+                tail = await self._prepare(room, kind, epoch)
+                seen: Seen = await self._start(tail, kind, epoch, body, record=False, slot_taken=True).future
                 return seen
         except BROKER_ERRORS as exc:  # asyncio.TimeoutError (= TimeoutError) among them
             raise self._failure(room, kind, exc) from exc
@@ -173,12 +101,12 @@ class Writer:
                 epoch, body, future = queued[0]
                 try:
                     async with asyncio.timeout(self._link.settings.append_timeout):
-                        tail, token = await self._prepare(room, RECORD, epoch)
+                        tail = await self._prepare(room, RECORD, epoch)
                 except _WRITE_ERRORS as exc:
                     if not future.done():
                         future.set_exception(self._failure(room, RECORD, exc))
                 else:
-                    self._start(tail, RECORD, epoch, body, record=True, slot_taken=True, future=future, token=token)
+                    self._start(tail, RECORD, epoch, body, record=True, slot_taken=True, future=future)
                 queued.popleft()
         finally:
             if self._queued.get(room) is queued:
@@ -187,28 +115,24 @@ class Writer:
                 if not future.done():
                     future.set_exception(JournalUnavailable("journal is closed"))
 
-    async def _prepare(self, room: str, kind: str, epoch: int) -> tuple[Tail, str | None]:
+    async def _prepare(self, room: str, kind: str, epoch: int) -> Tail:
         """A slot, the room's tail, its rooms directory entry and the channels, ready for one write (the
-        caller bounds the wait), and the token the write carries; the slot is the write's, or given back
-        if this fails."""
+        caller bounds the wait); the slot is the write's, or given back if this fails."""
         await self._writes.take()
         try:
             tail = await self._tails.follow(room)
             current = tail.fold.epoch
-            if kind == CLAIM:  # above any claim this journal saw count, should the stream have been swept since
-                current = max(current, self._above.get(room, 0))
-            if kind in (CLAIM, RECORD) and (epoch < current or (kind == CLAIM and epoch == current)):
+            if kind != FORGOTTEN and (epoch < current or (kind == CLAIM and epoch == current)):
                 raise Fenced(room, epoch, current)
-            if kind in (CLAIM, RECORD):
+            if kind != FORGOTTEN:
                 await self._directory.opened(room)
             await self._link.publishing()
             if not tail.attached:  # lost while the rooms directory was written to
                 raise JournalUnavailable(f"journal: lost the stream of room {room}")
-            token = self._token(tail, kind, epoch)
         except BaseException:
             self._writes.give_back()
             raise
-        return tail, token
+        return tail
 
     def _failure(self, room: str, kind: str, exc: BaseException) -> BaseException:
         """What a failed write raises: :class:`Fenced` and :class:`JournalUnavailable` as they are, the
@@ -222,17 +146,14 @@ class Writer:
         return JournalUnavailable(f"journal: {kind} to room {room} failed, RabbitMQ at {self._link.where}: {exc!r}")
 
     def _start(self, tail: Tail, kind: str, epoch: int, body: bytes, record: bool, slot_taken: bool,
-               future: asyncio.Future[Any] | None = None, token: str | None = None) -> Write:
+               future: asyncio.Future[Any] | None = None) -> Write:
         """Publish one message to the room's stream at the end of this event-loop turn, with the turn's
         others; its write is done once the broker confirmed it and the tail delivered it back."""
         message_id = f"{self._id_prefix}.{next(self._ids)}"
         write = self._writes.start(tail.room, kind, epoch, message_id, tail.waiting, record, slot_taken=slot_taken,
                                    future=future)
         # waiting at once: a tail with a waiter is never let go (max_followed_rooms)
-        headers: dict[str, Any] = {"k": kind, "e": epoch}
-        if token is not None:
-            headers["t"] = token
-        properties = Basic.Properties(headers=headers, message_id=message_id, delivery_mode=2)
+        properties = Basic.Properties(headers={"k": kind, "e": epoch}, message_id=message_id, delivery_mode=2)
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing.append((write, (tail.queue, body, properties)))

@@ -26,9 +26,11 @@ and so does a serving process that closes its transport while handling a call (i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -77,8 +79,9 @@ _NACK_PAUSE_MAX = 0.4
 
 
 class _Backoff:
-    """The pauses between attempts to publish again: ``_NACK_PAUSE`` doubling to ``_NACK_PAUSE_MAX``,
-    while ``budget`` seconds from its making leave room for the next one."""
+    """The pauses between attempts to publish again (or to serve a queue the broker refused):
+    ``_NACK_PAUSE`` doubling to ``_NACK_PAUSE_MAX``, while ``budget`` seconds from its making leave
+    room for the next one."""
 
     def __init__(self, budget: float) -> None:
         self._deadline = time.monotonic() + budget
@@ -341,25 +344,43 @@ class AmqpTransport(Transport):
                 if task is not None:
                     self._handler_tasks.discard(task)
 
-        try:
-            if single_active:
-                # A quorum queue: Debian's RabbitMQ 3.10.8 crashes a classic single-active-consumer
-                # queue on a cancel with a backlog.  Its own channel, for a small prefetch: what a
-                # frozen server took is what the next one gets again.
-                channel = await self._conn.channel(publisher_confirms=False)
-                await channel.set_qos(prefetch_count=self.settings.single_active_prefetch)
-                queue = await channel.declare_queue(
-                    service, durable=True,
-                    arguments={"x-queue-type": "quorum", "x-single-active-consumer": True},
-                )
-            else:
-                queue = await self._consume_ch.declare_queue(service, durable=False, auto_delete=True)
-            tag = await queue.consume(on_message, no_ack=False)
-        except _BROKER_ERRORS as exc:
-            raise RpcUnavailable(f"cannot serve {service}: {exc}") from exc
+        # A broker under load may refuse a declare for a while (a quorum queue's INTERNAL_ERROR closes
+        # the whole connection, which comes back by itself): tried again for up to ``outage_wait``.
+        backoff = _Backoff(self.settings.outage_wait)
+        while True:
+            try:
+                queue, tag = await self._consume(service, on_message, single_active)
+                break
+            except _BROKER_ERRORS as exc:
+                if not backoff.allows():
+                    raise RpcUnavailable(f"cannot serve {service}: {exc}") from exc
+                log.warning("serve_refused", service=service, error=repr(exc), detail="trying again")
+                await backoff.pause()
+                await self._await_link(max(0.0, backoff.left()))
         entry = _AmqpService(self, service, queue, tag)
         self._services.add(entry)
         return entry
+
+    async def _consume(self, service: str, on_message: Callable[[AbstractIncomingMessage], Awaitable[None]],
+                       single_active: bool) -> tuple[AbstractQueue, str]:
+        """Declare ``service``'s queue and consume it (one attempt)."""
+        assert self._consume_ch is not None and self._conn is not None
+        if not single_active:
+            queue = await self._consume_ch.declare_queue(service, durable=False, auto_delete=True)
+            return queue, await queue.consume(on_message, no_ack=False)
+        # A quorum queue: Debian's RabbitMQ 3.10.8 crashes a classic single-active-consumer queue on a
+        # cancel with a backlog.  Its own channel, for a small prefetch: what a frozen server took is
+        # what the next one gets again.  A failed attempt closes it (not left for aio-pika to restore).
+        channel = await self._conn.channel(publisher_confirms=False)
+        try:
+            await channel.set_qos(prefetch_count=self.settings.single_active_prefetch)
+            queue = await channel.declare_queue(
+                service, durable=True, arguments={"x-queue-type": "quorum", "x-single-active-consumer": True})
+            return queue, await queue.consume(on_message, no_ack=False)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise
 
     async def _handle_request(
         self, service: str, methods: dict[str, Any], message: AbstractIncomingMessage

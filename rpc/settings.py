@@ -27,6 +27,8 @@ class RpcSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: restart of a few seconds costs latency, not errors; for as long again after it came back, a call
     #: or cast to a service nobody serves yet waits for its server to declare its queue again.  0: fail
     #: at once, also while the connection is back but its queues and consumers are not restored yet.
+    #: Starting to serve a queue the broker refuses (a quorum queue's declare under load) is tried
+    #: again for this long too.
     outage_wait: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
     #: A server's reply refused because its channel is being restored (the broker came back, or the
     #: connection moved to another node, while the request was handled) is published again once the

@@ -470,3 +470,24 @@ async def test_with_the_per_turn_commit_a_commit_is_acted_on_as_its_transaction_
         await wait_until(lambda: [m for _, m in _texts(env, "p2", "b")] == ["turn"], what="the delivery")
     finally:
         await journal.close()
+
+
+async def test_a_repeated_request_waits_for_the_first_ones_record_and_is_not_told_ok_for_a_lost_write(
+        env: Env, journal: GatedJournal) -> None:
+    # The first attempt's answer is applied at once, its record written later: a repeat (the portal
+    # retrying with the same request id) must wait for that record, and share its fate.
+    await env.join("p1")
+    await env.join("p2", portal=env.portal_b)
+    journal.gate.clear()  # the write of the text below waits
+    first = asyncio.create_task(env.call("text", participant="p1", to="all", message="once", request_id="r9"))
+    await wait_until(lambda: journal.appends >= 3, what="the text's record waiting")
+    repeat = asyncio.create_task(env.call("text", participant="p1", to="all", message="once", request_id="r9"))
+    await asyncio.sleep(0.1)
+    assert not repeat.done()  # not "ok" before the record is durable
+    journal.failing = True  # ... and it is lost
+    journal.gate.set()
+    for attempt in (first, repeat):
+        with pytest.raises(RpcRemoteError) as info:
+            await attempt
+        assert info.value.code == "controller_error"
+    assert _texts(env, "p2", "b") == []

@@ -129,11 +129,6 @@ def test_settings_refuse_unbounded_or_inconsistent_values() -> None:
         StreamJournalSettings(max_followed_rooms=5000)
     with pytest.raises(ValueError, match="room_segment_bytes"):
         StreamJournalSettings(room_max_bytes=1000, room_segment_bytes=2000)
-    with pytest.raises(ValueError, match="forgotten_retention"):
-        StreamJournalSettings(forgotten_retention=-1)
-    with pytest.raises(ValueError, match="sweep_batch"):
-        StreamJournalSettings(sweep_batch=20_000)
-    assert StreamJournalSettings(forgotten_retention=0).forgotten_retention == 0  # never
 
 
 async def test_a_journal_follows_a_bounded_number_of_rooms(make_journal: MakeJournal) -> None:
@@ -424,195 +419,29 @@ async def test_a_claim_after_a_replay_is_fenced_by_a_claim_made_in_between(make_
     assert await new.claim("r", 6) > 0
 
 
-# -- sweeping forgotten rooms -------------------------------------------------------------------------
+async def test_reads_ending_in_a_busy_stream_keep_the_connection(make_journal: MakeJournal) -> None:
+    # A read ends at its marker while another journal goes on writing to the stream: what is delivered
+    # after the marker must not be acked on the channel being closed (the broker would close the whole
+    # connection: 504), so the reader's connection stays up and every write of the writer lands.
+    big = {"room_max_bytes": 200_000_000, "room_segment_bytes": 50_000_000}  # nothing dropped by retention
+    writer, reader = await make_journal(**big), await make_journal(**big)
+    await writer.claim("r", 1)
+    await writer.append("r", 1, b"first")
+    stop = asyncio.Event()
 
-def _queues(rabbit: RabbitNode) -> set[str]:
-    return set(rabbit.ctl_checked("list_queues", "name", "--quiet", "--no-table-headers").split())
+    async def write() -> int:
+        written = 1
+        while not stop.is_set():
+            written += len(await asyncio.gather(*(writer.append("r", 1, bytes(100)) for _ in range(200))))
+        return written
 
-
-async def _publish_raw_headers(url: str, queue: str, headers: dict[str, object], body: bytes = b"",
-                               declare: bool = False) -> None:
-    """A raw publish with the headers given (a stale writer's, or one from before claim tokens);
-    ``declare``: declare the stream first, as a writer that had lost it would."""
-    conn = await aio_pika.connect(url)
+    writing = asyncio.create_task(write())
     try:
-        channel = await conn.channel(publisher_confirms=True)
-        if declare:
-            await channel.declare_queue(queue, durable=True, arguments={
-                "x-queue-type": "stream", "x-max-length-bytes": 5_000_000, "x-stream-max-segment-size-bytes": 1_000_000})
-        await channel.default_exchange.publish(
-            aio_pika.Message(body, headers=headers, message_id=uuid.uuid4().hex),  # type: ignore[arg-type]
-            routing_key=queue)
+        for _ in range(6):
+            await asyncio.sleep(0.05)
+            assert await reader.replay("r")  # ends at its marker, the writer's records still coming
     finally:
-        await conn.close()
-
-
-async def test_a_forgotten_room_s_stream_is_deleted_after_the_retention_and_its_epoch_goes_on(
-        make_journal: MakeJournal, rabbit: RabbitNode) -> None:
-    journal = await make_journal(forgotten_retention=0.3)
-    queue = f"{journal.settings.prefix}room.r"
-    await journal.claim("r", 4)
-    await journal.append("r", 4, b"old")
-    await journal.claim("other", 1)
-    await journal.forget("r")
-    assert queue in _queues(rabbit)  # kept for the retention
-    await wait_until(lambda: journal._sweeper.swept == 1, what="the forgotten room swept")
-    assert queue not in _queues(rabbit) and journal._sweeper.waiting() == []
-    assert f"{journal.settings.prefix}room.other" in _queues(rabbit)
-    assert await journal.rooms() == ["other"]
-    assert await journal.replay("r") == []
-    # claimed again: a new stream, whose epoch goes on above the swept one (this journal knows it)
-    with pytest.raises(Fenced) as info:
-        await journal.claim("r", 2)
-    assert info.value.current == 4
-    assert await journal.claim("r", 5) == 0
-    new = await journal.append("r", 5, b"new")
-    assert [(r.offset, r.body) for r in await journal.replay("r")] == [(new, b"new")]
-    assert await journal.rooms() == ["other", "r"]
-    # a journal that only read the directory knows the epoch too
-    other = await make_journal()
-    await journal.forget("r")
-    await wait_until(lambda: journal._sweeper.swept == 2, what="swept again")
-    await other.rooms()
-    with pytest.raises(Fenced) as info:
-        await other.claim("r", 1)
-    assert info.value.current == 5
-
-
-async def test_a_room_forgotten_by_another_journal_and_claimed_again_is_listed(make_journal: MakeJournal) -> None:
-    first, other = await make_journal(max_followed_rooms=1), await make_journal()
-    await first.claim("r", 1)
-    await first.claim("s", 1)  # "r" is let go: its forget below is not seen by this journal's tail
-    assert first._tails.get("r") is None
-    await other.claim("r", 2)
-    await asyncio.gather(*(other.append("r", 2, bytes(100)) for _ in range(500)))  # a while to catch up with
-    await other.forget("r")
-    assert await first.rooms() == ["s"]
-    # reopened by the first journal, which had listed it before: its tail meets the forget on the way
-    assert await first.claim("r", 3) == 0
-    assert await other.rooms() == ["r", "s"]
-
-
-async def test_a_room_claimed_again_before_the_sweep_is_not_swept(make_journal: MakeJournal, rabbit: RabbitNode) -> None:
-    sweeping = await make_journal(forgotten_retention=0.5)
-    other = await make_journal()
-    await sweeping.claim("r", 1)
-    await sweeping.forget("r")
-    assert sweeping._sweeper.waiting() == ["r"]
-    # another journal opens the room again at once (the sweeping one is not told)
-    assert await other.claim("r", 2) == 0
-    offset = await other.append("r", 2, b"alive")
-    await wait_until(lambda: sweeping._sweeper.waiting() == [], what="the sweep looked at the room")
-    assert sweeping._sweeper.swept == 0
-    assert f"{sweeping.settings.prefix}room.r" in _queues(rabbit)
-    assert [(r.offset, r.body) for r in await sweeping.replay("r")] == [(offset, b"alive")]
-    assert await other.append("r", 2, b"still mine") > offset
-
-
-async def test_rooms_forgotten_by_a_journal_that_is_gone_are_swept_by_another(
-        make_journal: MakeJournal, rabbit: RabbitNode) -> None:
-    gone = await make_journal(forgotten_retention=0)  # never sweeps
-    for room in ("a", "b", "c"):
-        await gone.claim(room, 1)
-    await gone.forget("a")
-    await gone.forget("b")
-    await gone.close()
-    prefix = gone.settings.prefix
-    sweeper = await make_journal(forgotten_retention=0.3, sweep_batch=1)  # one room per round
-    await wait_until(lambda: sweeper._sweeper.swept == 2, what="the rooms forgotten by the journal that is gone swept")
-    assert not {f"{prefix}room.a", f"{prefix}room.b"} & _queues(rabbit)
-    assert f"{prefix}room.c" in _queues(rabbit)
-    assert await sweeper.rooms() == ["c"]
-
-
-async def test_a_stale_holder_s_records_never_count_in_a_history_begun_after_a_sweep(
-        make_journal: MakeJournal, broker_url: str, rabbit: RabbitNode) -> None:
-    stale, mover = await make_journal(), await make_journal(forgotten_retention=0.3)
-    queue = f"{stale.settings.prefix}room.r"
-    await stale.claim("r", 5)
-    await stale.append("r", 5, b"stale holder's")
-    held = stale._writer.held("r")
-    assert held is not None and held[0] == 5
-    # the room moved on while the stale holder was frozen; it closed, and was swept
-    await mover.claim("r", 6)
-    await mover.forget("r")
-    await wait_until(lambda: mover._sweeper.swept == 1, what="swept")
-    assert queue not in _queues(rabbit)
-    await wait_until(lambda: stale._tails.get("r") is None, what="the stale journal's tail cancelled by the broker")
-    # the frozen holder wakes: its write declares the stream again and lands before any claim ...
-    stale_record = {"k": "record", "e": 5, "t": held[1]}
-    await _publish_raw_headers(broker_url, queue, stale_record, b"late 1", declare=True)
-    # ... a new claimer that never read the swept entry opens it (its epochs start again) ...
-    fresh = await make_journal(forgotten_retention=0)  # no sweeper: it does not read the rooms directory
-    assert await fresh.claim("r", 1) == 0
-    first = await fresh.append("r", 1, b"new 1")
-    # ... and the stale holder's next write lands in the new history
-    await _publish_raw_headers(broker_url, queue, stale_record, b"late 2")
-    second = await fresh.append("r", 1, b"new 2")
-    reader = await make_journal(forgotten_retention=0)
-    for journal in (fresh, reader):
-        assert [(r.offset, r.body) for r in await journal.replay("r")] == [(first, b"new 1"), (second, b"new 2")]
-    assert [r.body for r in await reader.replay("r", after=first)] == [b"new 2"]
-    assert await reader.claim("r", 2) == second
-    # the stale journal itself, which saw the room move on, is refused
-    with pytest.raises(Fenced):
-        await stale.append("r", 5, b"from the journal")
-    assert [r.body for r in await reader.replay("r")] == [b"new 1", b"new 2"]
-
-
-async def test_streams_written_before_claim_tokens_replay_as_before(make_journal: MakeJournal, broker_url: str) -> None:
-    journal = await make_journal()
-    queue = f"{journal.settings.prefix}room.r"
-    old = [({"k": "claim", "e": 1}, b""), ({"k": "record", "e": 1}, b"a"), ({"k": "record", "e": 2}, b"b"),
-           ({"k": "record", "e": 1}, b"stale"), ({"k": "claim", "e": 2}, b""), ({"k": "claim", "e": 3}, b""),
-           ({"k": "record", "e": 3}, b"c")]
-    for n, (headers, body) in enumerate(old):
-        await _publish_raw_headers(broker_url, queue, headers, body, declare=n == 0)
-    records = await journal.replay("r")
-    assert [(r.offset, r.epoch, r.body) for r in records] == [(2, 1, b"a"), (3, 2, b"b"), (7, 3, b"c")]
-    assert [r.body for r in await journal.replay("r", after=3)] == [b"c"]
-    with pytest.raises(Fenced):
-        await journal.claim("r", 3)
-    assert await journal.claim("r", 4) == 7
-    assert await journal.append("r", 4, b"d") > 7
-    assert [r.body for r in await journal.replay("r")] == [b"a", b"b", b"c", b"d"]
-    # a forgotten entry from before tokens starts a new history there too
-    await journal.forget("r")
-    await _publish_raw_headers(broker_url, queue, {"k": "record", "e": 4}, b"after the forget")
-    assert [r.body for r in await journal.replay("r")] == [b"after the forget"]
-
-
-async def test_a_journal_cut_off_while_rooms_it_followed_were_swept_follows_their_new_streams_from_the_start(
-        broker_url: str, make_journal: MakeJournal, rabbit: RabbitNode) -> None:
-    proxy = CutProxy(free_port(), int(yarl.URL(broker_url).port or 5672))
-    await proxy.start()
-    try:
-        cut_off = await make_journal(f"amqp://guest:guest@127.0.0.1:{proxy.listen_port}/", append_timeout=3.0,
-                                     stall_timeout=1.0, heartbeat=60, forgotten_retention=0)
-        sweeper = await make_journal(forgotten_retention=0.3)
-        for room in ("gone", "again"):
-            await cut_off.claim(room, 1)
-            for _ in range(5):
-                await cut_off.append(room, 1, b"old")
-            await sweeper.claim(room, 2)
-            await sweeper.forget(room)
-        await wait_until(lambda: not cut_off._directory.listed("gone") and not cut_off._directory.listed("again"),
-                         what="the cut-off journal's tails saw the forgets")
-        proxy.cut()  # it hears nothing of the sweeps: no consumer cancelled
-        await wait_until(lambda: sweeper._sweeper.swept == 2, what="both rooms swept")
-        other = await make_journal(forgotten_retention=0)
-        assert await other.claim("again", 1) == 0  # declared again, written to
-        mine = await other.append("again", 1, b"new history")
-        proxy.restore()
-        # a room whose stream is gone: claimed on a stream declared anew, read from its start
-        assert await cut_off.claim("gone", 3) == 0
-        offset = await cut_off.append("gone", 3, b"new")
-        assert [(r.offset, r.body) for r in await sweeper.replay("gone")] == [(offset, b"new")]
-        # a room whose stream was declared again meanwhile: the controller's takeover replays, then claims
-        assert [r.body for r in await cut_off.replay("again")] == [b"new history"]
-        assert await cut_off.claim("again", 3) == mine
-        assert [r.body for r in await sweeper.replay("again")] == [b"new history"]
-        with pytest.raises(Fenced):
-            await other.append("again", 1, b"moved")
-    finally:
-        await proxy.stop()
+        stop.set()
+        written = await writing
+    assert reader.reconnects == 0 and writer.reconnects == 0
+    assert len(await reader.replay("r")) == written

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from rpc import RpcRemoteError
 from tests.support.waiting import wait_until
 
 from .harness import CLUSTER, CONTROLLER_ID, Harness
@@ -128,4 +129,22 @@ async def test_reattach_takes_only_the_live_sockets_here_of_the_calling_controll
     assert [call["participant"] for call in harness.spy.called("resume")] == [pid]
     harness.text_to(pid, "after")
     await wait_until(lambda: client.texts() == ["after"], what="a text on the same socket")
+    assert not client.disconnected.is_set()
+
+
+@pytest.mark.parametrize("args", [
+    {"controller": CONTROLLER_ID, "participants": "not a list"},
+    {"controller": 7, "participants": []},
+    {"participants": []},
+])
+async def test_reattach_with_bad_arguments_is_refused_and_changes_nothing(harness: Harness,
+                                                                          args: dict[str, object]) -> None:
+    portal = await harness.portal()
+    client, result = await harness.joined(portal)
+    with pytest.raises(RpcRemoteError) as info:
+        await harness.transport.call(portal.worker_id, "reattach", args)
+    assert info.value.code == "bad_arguments"
+    assert harness.spy.called("resume") == []
+    harness.text_to(result["id"], "still here")
+    await wait_until(lambda: client.texts() == ["still here"], what="a text on the same socket")
     assert not client.disconnected.is_set()

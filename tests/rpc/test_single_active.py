@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+
+import aio_pika
 
 from rpc import Declined, rpc_method
 from tests.support.transports import TransportFactory
@@ -47,3 +50,27 @@ async def test_a_declined_request_is_not_answered_by_the_server_that_declined(tr
         else:
             raise AssertionError("a declined call was answered")
     assert declining.declines == 0
+
+
+async def test_a_single_active_service_the_broker_refuses_for_a_while_is_served_once_it_accepts(
+        broker_url: str) -> None:
+    # A broker under load may refuse a quorum queue's declare (INTERNAL_ERROR) for a moment: a standby
+    # manager starting then must not die of it. Here the refusal is real and goes away: the name is taken
+    # by a classic queue (406 inequivalent arg) until it is deleted half a second later.
+    service = f"sac-{uuid.uuid4().hex[:6]}"
+    conn = await aio_pika.connect(broker_url)
+    transports = TransportFactory("amqp", broker_url)
+    try:
+        channel = await conn.channel()
+        await channel.declare_queue(service, durable=True)
+        server = await transports.make(outage_wait=10.0)
+        serving = asyncio.create_task(server.serve(service, Named("late"), single_active=True))
+        await asyncio.sleep(0.5)
+        assert not serving.done()  # still trying
+        await channel.queue_delete(service)
+        await asyncio.wait_for(serving, 10)
+        client = await transports.make()
+        assert await client.call(service, "who") == "late"
+    finally:
+        await transports.close()
+        await conn.close()
