@@ -163,7 +163,7 @@ class HolderJournal:
             self._holdings.pop(room, None)
             self._directory.left(room)
         await self._snapshots.delete(room)
-        await self._directory.forgotten(room, epoch, at)
+        await self._directory.forgotten(room)
 
     async def rooms(self) -> list[str]:
         return await self._directory.rooms()
