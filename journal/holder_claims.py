@@ -9,9 +9,14 @@ newer epoch) goes:
    current claim's START up to the fence: every record of R after the fence is void for every reader,
    the holder included (it waits for its own read-back), and the last record before it is known;
 3. write a START(R, e) in this journal's own holder stream (read back: where the new window starts);
-4. append the claim to R's stream, naming the window, and read up to it: the log's rule says whether it
-   counts.  A claim that landed between 1 and 4 gets its holder fenced too (and a "last" note when it
-   had records), so no window before this one stays open.
+4. append the claim to R's stream, naming the window and the windows it ended in 2 (``f``), and read up to
+   it: the log's rule says whether it counts.
+5. A claim that landed between 1 and 4 gets its holder fenced too, and a "last" note says so (``f``, and
+   ``l`` when it had records), so no window before this one stays open.
+
+Step 2 ends every window the log says is still open (:attr:`~journal.holder_log.ClaimsLog.open`), not only
+the current holder's: a claimer that died between its 4 and its 5 left a racer's window open, and no
+later entry says it was ended.
 
 What a claim returns (the last record before it) is the highest of the "last" the log noted and the
 records read while fencing.
@@ -26,7 +31,7 @@ from typing import Any
 from .base import Fenced, JournalUnavailable
 from .holder_entries import FENCE, HOLDER, START, encode
 from .holder_fold import Window
-from .holder_log import HOLD, LAST, Claim, ClaimsLog
+from .holder_log import HOLD, LAST, Claim, ClaimsLog, ended_header
 from .holder_tail import Holding
 from .holder_writer import HolderWriter
 from .stream_connection import Connection
@@ -124,28 +129,32 @@ class Claims:
         if not log.counts(kind, epoch, self._holder):
             raise Fenced(room, epoch, log.epoch)
         await self._directory.opened(room)
-        previous, last = log.current, log.last
-        if previous is not None:
-            window_last = await self._fence(room, epoch, previous)
-            if previous in log.claims:
+        last = log.last
+        ended = list(log.open)
+        for claim in ended:  # the current holder's window, and any a dead claimer left open
+            window_last = await self._fence(room, epoch, claim)
+            if claim in log.claims:
                 last = max(last, window_last)
         position, index = await self._writer.add(START, room, epoch, b"")
-        headers: dict[str, Any] = {"k": kind, "e": epoch, "h": self._holder, "s": position, "i": index, "l": last}
+        headers: dict[str, Any] = {"k": kind, "e": epoch, "h": self._holder, "s": position, "i": index, "l": last,
+                                   "f": ended_header(ended)}
         read = await self.log(room, marker=headers)
         assert read is not None
-        log, at, between = read
+        log, at, _ = read
         counts = log.see(Message(at, kind, epoch, headers, b""))
         log.next = at
         if not counts:
             raise Fenced(room, epoch, log.epoch)
         noted = last
-        for other in between:
-            # claimed by other journals between our read and our claim: their windows end here too
+        racers = [claim for claim in log.open if claim.at != at]
+        for other in racers:
+            # counted between our read and our claim (or left open by a claimer that died before it ended
+            # them): their windows end here too, and the log says so
             window_last = await self._fence(room, epoch, other)
             if other in log.claims:
                 last = max(last, window_last)
-        if last > noted:
-            await link.publish(queue, b"", {"k": LAST, "l": last})
+        if last > noted or racers:
+            await link.publish(queue, b"", {"k": LAST, "l": last, "f": ended_header(racers)})
         self._holdings[room] = Holding(at, epoch, last)
         return last
 
@@ -161,8 +170,9 @@ class Claims:
         holding = self._holdings.get(room)
         if claim.holder == self._holder and holding is not None and holding.claim == claim.at:
             return holding.last  # our own open window: our tail knows it, and a START ends it
-        read = self._read.pop(room, None)
+        read = self._read.get(room)
         if read is not None and read.claim == claim.at:
+            del self._read[room]
             if read.ended:  # a window once ended stays so: nothing of it to fence
                 return read.last
             window = Window(room, claim.at, claim.epoch, read.position, -1, inside=True, keep=False, last=read.last)

@@ -2,7 +2,10 @@
 
 ``<prefix>room.<room>`` keeps only claims (header ``k`` ``claim`` or ``hold``: epoch ``e``, the
 claimer's holder stream ``h``, where its window starts there ``s``/``i``, the last record before it ``l``),
-"last" notes (``l``), "forgotten" entries and read markers.  The rule, in stream order: a claim counts iff
+"last" notes (``l``), "forgotten" entries and read markers.  A claim or a "last" note may say which claims' windows
+its writer ended (``f``: their journal offsets): a window no entry says was ended stays *open*, and the next
+claimer ends every open window, not only the current holder's (a claimer that died between its claim and
+fencing a claim that raced it leaves that one open).  The rule, in stream order: a claim counts iff
 its epoch is above the room's; a hold (an append under a newer epoch, or the first one) also when its
 epoch is the room's and its holder stream is the current holder's.  A counting claim makes its holder
 stream the room's current one; a "forgotten" entry starts a new history (the epoch and the current holder
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .stream_fold import FORGOTTEN, Message
 
-__all__ = ["CLAIM", "HOLD", "LAST", "Claim", "ClaimsLog"]
+__all__ = ["CLAIM", "HOLD", "LAST", "Claim", "ClaimsLog", "ended_header", "ended_claims"]
 
 CLAIM, HOLD, LAST = "claim", "hold", "last"
 
@@ -29,6 +32,22 @@ class Claim:
     holder: str
     position: int
     index: int
+
+
+def ended_header(claims: list[Claim]) -> str:
+    """Header ``f``: the journal offsets of claims whose windows the writer ended (a string: a stream keeps no
+    array header)."""
+    return ",".join(str(claim.at) for claim in claims)
+
+
+def ended_claims(headers: dict[str, object]) -> set[int]:
+    """The claims' offsets header ``f`` names (:func:`ended_header`)."""
+    value = headers.get("f")
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        return set()
+    return {int(part) for part in value.split(",") if part.isdigit()}
 
 
 def _int(message: Message, name: str) -> int:
@@ -47,11 +66,14 @@ class ClaimsLog:
     claims: list[Claim] = field(default_factory=list)
     #: The highest "last record before" noted since the last forget.
     last: int = 0
+    #: Counting claims whose windows no entry says were ended (``f``), in order, across forgets: the next
+    #: claimer ends each of them.
+    open: list[Claim] = field(default_factory=list)
     #: Where to read on from (stream offset).
     next: int | str = "first"
 
     def copy(self) -> ClaimsLog:
-        return ClaimsLog(self.epoch, self.current, list(self.claims), self.last, self.next)
+        return ClaimsLog(self.epoch, self.current, list(self.claims), self.last, list(self.open), self.next)
 
     def counts(self, kind: str, epoch: int, holder: str) -> bool:
         """Whether a claim (``kind`` claim or hold) by ``holder`` would count now."""
@@ -61,6 +83,9 @@ class ClaimsLog:
     def see(self, message: Message) -> bool:
         """Fold one message; ``True`` for a claim that counts."""
         self.next = message.offset  # journal offset = the next stream offset
+        if self.open and "f" in message.headers:
+            ended = ended_claims(message.headers)
+            self.open = [claim for claim in self.open if claim.at not in ended]
         if message.kind == FORGOTTEN:
             self.claims, self.last = [], 0
         elif message.kind == LAST:
@@ -71,6 +96,7 @@ class ClaimsLog:
                 self.epoch = message.epoch
                 self.current = Claim(message.offset, message.epoch, holder, _int(message, "s"), _int(message, "i"))
                 self.claims.append(self.current)
+                self.open.append(self.current)
                 self.last = max(self.last, _int(message, "l"))
                 return True
         return False

@@ -354,6 +354,64 @@ async def test_a_claim_fences_every_claim_that_landed_between_its_read_and_its_o
     assert [r.body for r in await claimer.replay("r")] == [b"old", b"racer"]
 
 
+class _Died(Exception):
+    """A claimer stopped here (its process died)."""
+
+
+async def test_a_window_left_open_by_a_claimer_that_died_before_ending_it_is_ended_by_the_next_claimer(
+        make_journal: MakeJournal) -> None:
+    old, racer, dying, last = [await make_journal() for _ in range(4)]
+    await old.claim("r", 1)
+    written = [await old.append("r", 1, b"old")]
+    add, fence = dying._writer.add, dying._claims._fence
+
+    async def interleaved(*args: Any) -> Any:
+        # after the dying claimer read the log and fenced the old holder, before its claim lands: the racer
+        # claims (epoch 2) and writes
+        await racer.claim("r", 2)
+        written.append(await racer.append("r", 2, b"racer0"))
+        return await add(*args)
+
+    def add_then(kind: int, room: str, epoch: int, body: bytes, future: Any = None) -> Any:
+        if kind == START and room == "r" and epoch == 3:
+            return asyncio.ensure_future(interleaved(kind, room, epoch, body))
+        return add(kind, room, epoch, body, future)
+
+    async def dies_before_ending_the_racer(room: str, epoch: int, claim: Any) -> int:
+        if claim.holder == racer.holder:  # step 5: its claim (epoch 3) is in the log, the racer not fenced
+            raise _Died()
+        return await fence(room, epoch, claim)
+
+    dying._writer.add = add_then  # type: ignore[method-assign]
+    dying._claims._fence = dies_before_ending_the_racer  # type: ignore[method-assign]
+    with pytest.raises(_Died):
+        await dying.claim("r", 3)
+    await dying.close()
+    # the racer's window is open: nothing in its stream ended it, so it goes on writing
+    written.append(await racer.append("r", 2, b"racer1"))
+    # the next claimer ends every window the claims log says is open, not only the dead claimer's
+    assert await last.claim("r", 4) == written[-1]
+    with pytest.raises(Fenced):
+        await racer.append("r", 2, b"too late")
+    mine = await last.append("r", 4, b"last")
+    for reader in (last, await make_journal()):
+        records = await reader.replay("r")
+        assert [r.body for r in records] == [b"old", b"racer0", b"racer1", b"last"]
+        assert [r.offset for r in records] == [*written, mine]
+    # and the log says it was ended: a later claimer fences only the current holder
+    fenced: list[str] = []
+    after = await make_journal()
+    after_fence = after._claims._fence
+
+    async def counted(room: str, epoch: int, claim: Any) -> int:
+        fenced.append(claim.holder)
+        return await after_fence(room, epoch, claim)
+
+    after._claims._fence = counted  # type: ignore[method-assign]
+    assert await after.claim("r", 5) == mine
+    assert fenced == [last.holder]
+
+
 async def test_a_hold_follows_the_load_it_never_delays_a_lone_record(make_journal: MakeJournal) -> None:
     plain, holding = await make_journal(), await make_journal(holder_hold=0.05)
     rooms = {plain: [f"plain{i}" for i in range(80)], holding: [f"held{i}" for i in range(80)]}
