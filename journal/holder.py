@@ -26,7 +26,7 @@ from collections import deque
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .holder_claims import Claims
-from .holder_entries import RECORD, parts
+from .holder_entries import END, RECORD, parts
 from .holder_fold import Window
 from .holder_log import CLAIM, HOLD
 from .holder_tail import Holding, OwnTail
@@ -159,14 +159,28 @@ class HolderJournal:
         if not await link.exists(link.layout.room_queue(room)):
             return
         async with self._claims.lock(room):
+            await self._end(room)
             epoch, at = await self._claims.forget(room)
-            self._holdings.pop(room, None)
             self._directory.left(room)
         await self._snapshots.delete(room)
         await self._directory.forgotten(room)
 
     async def rooms(self) -> list[str]:
         return await self._directory.rooms()
+
+    async def _end(self, room: str) -> None:
+        """Before a forget: let the room go (a record submitted from now on waits for the forget and lands in
+        the new history), and end this journal's window of it with an END in its holder stream, read back:
+        every record of the room still in flight then has its answer, before the "forgotten" entry."""
+        holding = self._holdings.pop(room, None)
+        if holding is None:
+            return
+        self._tail.leaving[room] = holding
+        try:
+            await self._writer.add(END, room, holding.epoch, b"")
+        finally:
+            if self._tail.leaving.get(room) is holding:
+                del self._tail.leaving[room]
 
     # -- claims and holds ----------------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 A holder stream (one per :class:`~journal.holder.HolderJournal` instance, named with its incarnation)
 holds messages of kind ``holder`` (header ``k``): a msgpack list of *entries* ``(kind, room, epoch,
-body)``, each a record of a room, the start of a claim's window (:data:`START`) or a fence written by a
-claimer of the room (:data:`FENCE`).  End markers of reads (kind ``marker``) are ignored.
+body)``, each a record of a room, the start of a claim's window (:data:`START`), a fence written by a
+claimer of the room (:data:`FENCE`), or the end of the holder's own window when it forgets the room
+(:data:`END`).  End markers of reads (kind ``marker``) are ignored.
 
 A record's offset packs where it is: the journal offset of the claim whose window holds it (its
 offset in the room's own stream, so later claims give higher offsets), the journal offset of its
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["START", "RECORD", "FENCE", "HOLDER", "Entry", "MAX_ENTRIES", "encode", "decode", "offset_of", "parts"]
+__all__ = ["START", "RECORD", "FENCE", "END", "HOLDER", "Entry", "MAX_ENTRIES", "encode", "decode", "offset_of", "parts"]
 
 #: Entry kinds.
-START, RECORD, FENCE = 0, 1, 2
+START, RECORD, FENCE, END = 0, 1, 2, 3
 #: Header ``k`` of a holder message.
 HOLDER = "holder"
 

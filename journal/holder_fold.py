@@ -3,8 +3,10 @@ for the writer's own tail (every room), :class:`Window` for a reader of one clai
 
 Per room, a holder stream's entries (:mod:`journal.holder_entries`) follow this rule: a START of epoch
 ``e`` (the holder's claim) or a FENCE of epoch ``e`` (another journal's claim) counts iff ``e`` is above
-the room's epoch in this stream; a START opens the room's window, a FENCE closes it; a RECORD counts iff
-the window is open and its epoch is the window's.  The writer waits until its tail has read its own
+the room's epoch in this stream; a START opens the room's window, a FENCE closes it; an END (the holder
+forgets the room) of the room's epoch closes an open window too, and then a START of that same epoch counts
+again (the holder holds the room again after the forget, a new history); a RECORD counts iff the window is
+open and its epoch is the window's.  The writer waits until its tail has read its own
 message back, so its verdict on a record is the one every later reader reaches.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import JournalRecord
-from .holder_entries import FENCE, HOLDER, RECORD, START, decode, offset_of
+from .holder_entries import END, FENCE, HOLDER, RECORD, START, decode, offset_of
 from .stream_fold import Message
 
 __all__ = ["Held", "HolderFold", "Window"]
@@ -21,10 +23,12 @@ __all__ = ["Held", "HolderFold", "Window"]
 
 @dataclass(slots=True)
 class Held:
-    """One room in one holder stream: its epoch there and whether its window is open."""
+    """One room in one holder stream: its epoch there, whether its window is open, and whether the holder
+    ended it itself (an END: a START of the same epoch opens it again)."""
 
     epoch: int = 0
     open: bool = False
+    ended: bool = False
 
 
 class HolderFold:
@@ -40,8 +44,13 @@ class HolderFold:
             held = self.rooms[room] = Held()
         if kind == RECORD:
             return held.open and epoch == held.epoch
-        if epoch > held.epoch:
-            held.epoch, held.open = epoch, kind == START
+        if kind == END:
+            if held.open and epoch == held.epoch:
+                held.open, held.ended = False, True
+                return True
+            return False
+        if epoch > held.epoch or (kind == START and epoch == held.epoch and held.ended):
+            held.epoch, held.open, held.ended = epoch, kind == START, False
             return True
         return False
 
@@ -58,8 +67,8 @@ class HolderFold:
 class Window:
     """One room's records in the window of one claim (at journal offset ``claim`` of the room's stream,
     epoch ``epoch``): from its START at (``position``, ``index``) — or, with ``inside``, from just after
-    the record there — up to the next START of the room (a later claim by the same holder) or a FENCE of a
-    higher epoch, which end it."""
+    the record there — up to the next START of the room (a later claim by the same holder), an END (the
+    holder forgot the room) or a FENCE of a higher epoch, which end it."""
 
     def __init__(self, room: str, claim: int, epoch: int, position: int, index: int, *, inside: bool = False,
                  keep: bool = True, last: int = 0) -> None:
@@ -102,7 +111,7 @@ class Window:
                     self.last = offset_of(self.claim, message.offset, index)
                     if self.keep:
                         self.records.append(JournalRecord(offset=self.last, epoch=epoch, body=body))
-            elif (kind == START and epoch >= self.epoch) or (kind == FENCE and epoch > self.epoch):
+            elif (kind in (START, END) and epoch >= self.epoch) or (kind == FENCE and epoch > self.epoch):
                 # a START of the same epoch: the same holder held the room again after a forget
                 self.ended = True
                 return True

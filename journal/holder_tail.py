@@ -19,7 +19,7 @@ from aiormq.abc import AbstractChannel as RawChannel
 from aiormq.abc import DeliveredMessage
 
 from .base import Fenced, JournalUnavailable
-from .holder_entries import FENCE, HOLDER, RECORD, START, Entry, decode, offset_of
+from .holder_entries import END, FENCE, HOLDER, RECORD, START, Entry, decode, offset_of
 from .holder_fold import HolderFold
 from .stream_appends import InFlight, Seen, Write
 from .stream_connection import BROKER_ERRORS, Connection
@@ -56,6 +56,9 @@ class OwnTail:
         self._writes = writes
         self._holdings = holdings
         self.fold = HolderFold()
+        #: Rooms this journal is forgetting: let go (new records wait for the forget), their records still in
+        #: flight answered by this holding until the forget's END is read back.
+        self.leaving: dict[str, Holding] = {}
         #: Where to (re)attach: the stream offset after the last message handled.
         self.position: int | str = "first"
         #: This journal's messages not done yet, by message id (for :class:`InFlight`), and their batches.
@@ -134,6 +137,8 @@ class OwnTail:
             holding = holdings.get(room)
             outcome: Any = None
             if kind == RECORD:
+                if counts and holding is None:
+                    holding = self.leaving.get(room)
                 if counts and holding is not None and holding.epoch == epoch:
                     outcome = holding.last = offset_of(holding.claim, position, index)
                 elif counts:
@@ -145,6 +150,8 @@ class OwnTail:
                 # here already (a claimer fences before its claim reaches the claims log), and then a window
                 # starting at this START would count records this journal is told are fenced.
                 outcome = (position, index) if fold.opened(room, epoch) else Fenced(room, epoch, fold.epoch(room))
+            elif kind == END:
+                outcome = counts  # False: a claimer's FENCE had ended the window already
             elif kind == FENCE and counts and holding is not None:
                 del holdings[room]  # another journal claimed the room: its next append goes to the claims log
                 self._link.log.info("journal_room_fenced", room=room, epoch=epoch)

@@ -412,6 +412,54 @@ async def test_a_window_left_open_by_a_claimer_that_died_before_ending_it_is_end
     assert fenced == [last.holder]
 
 
+async def test_a_record_submitted_while_forget_is_under_way_is_in_the_new_history_or_refused(
+        make_journal: MakeJournal) -> None:
+    journal = await make_journal()
+    await journal.claim("r", 1)
+    await journal.append("r", 1, b"before")
+    publish = journal._link.publish
+    during: list[asyncio.Future[int]] = []
+
+    async def publish_then_submit(queue: str, body: bytes, headers: dict[str, Any], message_id: str | None = None) -> None:
+        await publish(queue, body, headers, message_id)
+        if headers.get("k") == "forgotten" and queue == journal._layout.room_queue("r") and not during:
+            # the room's "forgotten" entry is in its claims log: a record submitted now comes after the forget
+            during.append(journal.submit("r", 1, b"during"))
+            await wait_until(lambda: during[0].done() or "r" in journal._queued, what="the record's fate")
+
+    journal._link.publish = publish_then_submit  # type: ignore[method-assign]
+    in_flight = journal.submit("r", 1, b"in flight")  # before the forget: its outcome comes first, pre-forget
+    await journal.forget("r")
+    journal._link.publish = publish  # type: ignore[method-assign]
+    assert isinstance(await in_flight, int)
+    outcome = (await asyncio.gather(during[0], return_exceptions=True))[0]
+    records = await journal.replay("r")
+    if isinstance(outcome, int):  # told done: then it is in the room's new history
+        assert [(r.offset, r.body) for r in records] == [(outcome, b"during")]
+    else:
+        assert records == []
+    assert [r.body for r in await (await make_journal()).replay("r")] == [r.body for r in records]
+
+
+async def test_a_record_in_flight_when_forget_lets_the_room_go_gets_its_offset_before_the_forget(
+        make_journal: MakeJournal) -> None:
+    journal = await make_journal()
+    await journal.claim("r", 1)
+    await journal.append("r", 1, b"before")
+    writer = journal._writer
+    writer._in_flight += 1  # a message in flight: the next waits
+    in_flight = journal.submit("r", 1, b"in flight")
+    forgetting = asyncio.ensure_future(journal.forget("r"))
+    await wait_until(lambda: "r" not in journal._holdings, what="the forget let the room go")
+    writer._in_flight -= 1
+    writer._schedule()  # the record goes out now, after the room was let go, ahead of the forget's END
+    await forgetting
+    offset = await in_flight
+    assert offset > 0 and await journal.replay("r") == []  # done, before the forget
+    assert [r.body for r in await (await make_journal()).replay("r")] == []
+    assert await journal.append("r", 1, b"again") > offset  # held again after the forget: a new history
+
+
 async def test_a_hold_follows_the_load_it_never_delays_a_lone_record(make_journal: MakeJournal) -> None:
     plain, holding = await make_journal(), await make_journal(holder_hold=0.05)
     rooms = {plain: [f"plain{i}" for i in range(80)], holding: [f"held{i}" for i in range(80)]}
