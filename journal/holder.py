@@ -28,14 +28,16 @@ from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .holder_claims import Claims
 from .holder_entries import END, RECORD, parts
 from .holder_fold import Window
-from .holder_log import CLAIM, HOLD
+from .holder_log import CLAIM, HOLD, ROOM_STREAM, Claim
 from .holder_tail import Holding, OwnTail
 from .holder_writer import HolderWriter
 from .settings import StreamJournalSettings
 from .stream_appends import InFlight
 from .stream_connection import BROKER_ERRORS, Connection
 from .stream_layout import Layout
-from .stream_read import scan
+from .stream_fold import RECORD as STREAM_RECORD
+from .stream_fold import Message
+from .stream_read import Seer, scan
 from .stream_rooms import Directory
 from .stream_snapshots import Snapshots
 
@@ -139,6 +141,9 @@ class HolderJournal:
         for window in log.claims:
             if window.at < claim:
                 continue
+            if window.holder == ROOM_STREAM:  # the stream journal's records, in the room's own stream
+                records.extend(await self._room_stream_window(room, window, log.window_end(window), after))
+                continue
             reader = (Window(room, window.at, window.epoch, position, index, inside=True, last=after)
                       if window.at == claim else Window(room, window.at, window.epoch, window.position, window.index))
             marker = await scan(self._link, window.holder, reader.position - 1, reader.begin)
@@ -146,6 +151,26 @@ class HolderJournal:
             if window is log.current and marker is not None:
                 # a takeover claims right after its replay: its fence reads on from here
                 self._claims.read_up_to(room, window, marker + 1, reader.last, marker == 0)
+        return records
+
+    async def _room_stream_window(self, room: str, window: Claim, end: int | None, after: int) -> list[JournalRecord]:
+        """The stream journal's records of ``room`` in a room-stream window (:data:`~journal.holder_log.ROOM_STREAM`)
+        that ends at journal offset ``end`` (``None``: open), above ``after``."""
+        records: list[JournalRecord] = []
+        start = max(window.position, after + 1)
+
+        def see(message: Message) -> bool:
+            if end is not None and message.offset >= end:
+                return True
+            if message.kind == STREAM_RECORD and message.epoch == window.epoch and message.offset >= start:
+                records.append(JournalRecord(offset=message.offset, epoch=message.epoch, body=message.body))
+            return False
+
+        def begin() -> Seer:
+            records.clear()
+            return see
+
+        await scan(self._link, self._layout.room_queue(room), start - 1, begin)
         return records
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:

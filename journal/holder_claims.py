@@ -31,7 +31,7 @@ from typing import Any
 from .base import Fenced, JournalUnavailable
 from .holder_entries import FENCE, HOLDER, START, encode
 from .holder_fold import Window
-from .holder_log import HOLD, LAST, Claim, ClaimsLog, ended_header
+from .holder_log import CLAIM, HOLD, LAST, Claim, ClaimsLog, claim_headers, ended_header
 from .holder_tail import Holding
 from .holder_writer import HolderWriter
 from .stream_connection import Connection
@@ -136,16 +136,16 @@ class Claims:
             if claim in log.claims:
                 last = max(last, window_last)
         position, index = await self._writer.add(START, room, epoch, b"")
-        headers: dict[str, Any] = {"k": kind, "e": epoch, "h": self._holder, "s": position, "i": index, "l": last,
-                                   "f": ended_header(ended)}
+        headers = claim_headers(kind, epoch, self._holder, position, index, last, ended)
         read = await self.log(room, marker=headers)
         assert read is not None
         log, at, _ = read
-        counts = log.see(Message(at, kind, epoch, headers, b""))
+        counts = log.see(Message(at, CLAIM, epoch, headers, b""))
         log.next = at
         if not counts:
             raise Fenced(room, epoch, log.epoch)
         noted = last
+        last = max(last, log.last)  # with the stream journal's records that landed before our claim
         racers = [claim for claim in log.open if claim.at != at]
         for other in racers:
             # counted between our read and our claim (or left open by a claimer that died before it ended

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from journal.base import Fenced, Journal
+from journal.base import Fenced, Journal, Snapshot
 from journal.holder_entries import FENCE, HOLDER, START, decode, encode
 from journal.holder import HolderJournal
 from journal.settings import StreamJournalSettings
+from journal.stream import StreamJournal
 from journal.stream_fold import Message
 from journal.stream_read import Seer, scan
 from tests.journal.contract import JournalContract
@@ -484,3 +485,118 @@ async def test_a_hold_follows_the_load_it_never_delays_a_lone_record(make_journa
     assert plain._writer.held == 0 and holding._writer.held >= 1
     assert held_messages * 2 < plain_messages, (held_messages, plain_messages)
     assert [r.body for r in await holding.replay("held0")] == [b"alone", b"busy"]
+
+
+# -- migration: rooms the stream journal (one stream per room, journal.kind = "stream") wrote ----------------
+
+@pytest_asyncio.fixture
+async def stream_journals(broker_url: str) -> AsyncIterator[Callable[[HolderJournal], Awaitable[StreamJournal]]]:
+    """Stream journals on the same prefix as a holder journal (a controller not switched yet)."""
+    made: list[StreamJournal] = []
+
+    async def make(beside: HolderJournal) -> StreamJournal:
+        made.append(StreamJournal(broker_url, beside.settings, name=f"stream-{len(made)}"))
+        await made[-1].open()
+        return made[-1]
+
+    yield make
+    for journal in made:
+        await journal.close()
+
+
+MakeStream = Callable[[HolderJournal], Awaitable[StreamJournal]]
+
+
+async def test_a_holder_journal_takes_over_a_room_the_stream_journal_wrote_and_fences_it(
+        make_journal: MakeJournal, stream_journals: MakeStream) -> None:
+    new = await make_journal()
+    old = await stream_journals(new)
+    await old.claim("r", 1)
+    written = [await old.append("r", 1, f"old{i}".encode()) for i in range(3)]
+    # a takeover: replay, then claim a newer epoch
+    assert [(r.offset, r.body) for r in await new.replay("r")] == [(o, f"old{i}".encode()) for i, o in enumerate(written)]
+    assert [r.offset for r in await new.replay("r", after=written[0])] == written[1:]
+    written.append(await old.append("r", 1, b"old3"))  # between the replay and the claim
+    assert await new.claim("r", 2) == written[-1]
+    with pytest.raises(Fenced) as info:  # the claim, in the room's stream, fences the stream journal
+        await old.append("r", 1, b"too late")
+    assert info.value.current == 2
+    mine = await new.append("r", 2, b"new0")
+    assert mine > written[-1]
+    expected = [*(f"old{i}".encode() for i in range(4)), b"new0"]
+    for reader in (new, await make_journal()):
+        records = await reader.replay("r")
+        assert [r.body for r in records] == expected
+        assert [r.offset for r in records] == [*written, mine]
+    assert "r" in await new.rooms()
+    # the next holder claimer fences the holder journal as usual, and gets its last record
+    third = await make_journal()
+    assert await third.claim("r", 3) == mine
+    with pytest.raises(Fenced):
+        await new.append("r", 2, b"fenced too")
+
+
+async def test_a_stream_journal_writing_while_a_holder_journal_claims_keeps_what_it_was_told(
+        make_journal: MakeJournal, stream_journals: MakeStream) -> None:
+    new = await make_journal()
+    old = await stream_journals(new)
+    await old.claim("r", 1)
+    bodies: list[bytes] = []
+    futures: list[asyncio.Future[int]] = []
+
+    def submit() -> None:
+        bodies.append(f"old{len(bodies)}".encode())
+        futures.append(old.submit("r", 1, bodies[-1]))
+
+    submit()
+    claiming = asyncio.ensure_future(new.claim("r", 2))
+    while not claiming.done():  # the stream journal writes all along the claim
+        submit()
+        await asyncio.sleep(0.001)
+    last_before = await claiming
+    submit()
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    done = {body: outcome for body, outcome in zip(bodies, outcomes) if isinstance(outcome, int)}
+    assert all(isinstance(outcome, (int, Fenced)) for outcome in outcomes), outcomes
+    assert isinstance(outcomes[-1], Fenced) and done
+    records = await (await make_journal()).replay("r")
+    assert {r.body: r.offset for r in records} == done  # every record done is there, no refused one
+    assert [r.body for r in records] == bodies[:len(records)]
+    assert last_before == records[-1].offset
+
+
+async def test_a_holder_journals_first_append_under_a_newer_epoch_fences_the_stream_journal(
+        make_journal: MakeJournal, stream_journals: MakeStream) -> None:
+    new = await make_journal()
+    old = await stream_journals(new)
+    await old.claim("r", 1)
+    kept = await old.append("r", 1, b"old")
+    mine = await new.append("r", 2, b"new")  # no claim: a hold, written as a claim the stream journal counts
+    with pytest.raises(Fenced):
+        await old.append("r", 1, b"too late")
+    assert [(r.offset, r.body) for r in await (await make_journal()).replay("r")] == [(kept, b"old"), (mine, b"new")]
+
+
+async def test_a_migrated_room_keeps_the_stream_journals_snapshot_and_forgets(
+        make_journal: MakeJournal, stream_journals: MakeStream) -> None:
+    new = await make_journal()
+    old = await stream_journals(new)
+    await old.claim("gone", 1)
+    await old.append("gone", 1, b"old history")
+    await old.forget("gone")
+    await old.claim("r", 1)
+    await old.append("r", 1, b"forgotten")
+    await old.forget("r")  # a new history after it
+    offsets = [await old.append("r", 1, f"old{i}".encode()) for i in range(4)]
+    await old.save_snapshot("r", Snapshot(offsets[1], 1, b"state"))
+    assert await new.replay("gone") == []
+    assert await new.snapshot("r") == Snapshot(offsets[1], 1, b"state")
+    assert [r.body for r in await new.replay("r")] == [b"old0", b"old1", b"old2", b"old3"]
+    assert [r.offset for r in await new.replay("r", after=offsets[1])] == offsets[2:]
+    assert await new.claim("r", 2) == offsets[-1]
+    mine = await new.append("r", 2, b"new")
+    await new.save_snapshot("r", Snapshot(mine, 2, b"newer"))
+    assert [r.offset for r in await new.replay("r", after=offsets[1])] == [*offsets[2:], mine]
+    assert await new.replay("r", after=mine) == []
+    await new.forget("r")
+    assert await new.replay("r") == [] and "r" not in await new.rooms()
