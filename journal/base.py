@@ -30,7 +30,7 @@ from typing import Protocol
 
 import msgspec
 
-__all__ = ["Journal", "JournalRecord", "Snapshot", "Fenced", "JournalUnavailable"]
+__all__ = ["Journal", "JournalRecord", "Snapshot", "Fenced", "JournalUnavailable", "WrongJournalKind"]
 
 
 class JournalRecord(msgspec.Struct, frozen=True):
@@ -61,6 +61,21 @@ class Fenced(Exception):
 
 class JournalUnavailable(Exception):
     """The journal cannot take or give records now (store or broker down); retry later."""
+
+
+class WrongJournalKind(JournalUnavailable):
+    """The room's history was written by a journal of another kind that this one cannot read (a room the
+    holder journal wrote, met by the stream journal): refused rather than misread.  Another controller (of
+    the right kind) can take the room."""
+
+    code = "journal_kind_mismatch"
+
+    def __init__(self, room: str, kind: str, written_by: str) -> None:
+        super().__init__(f"room {room}: its journal was written by the {written_by} journal, which the {kind} "
+                         f"journal cannot read ({self.code})")
+        self.room = room
+        self.kind = kind
+        self.written_by = written_by
 
 
 class Journal(Protocol):

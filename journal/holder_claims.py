@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import Fenced, JournalUnavailable
-from .holder_entries import FENCE, HOLDER, START, encode
+from .holder_entries import CLAIM_LIMIT, FENCE, HOLDER, START, encode
 from .holder_fold import Window
 from .holder_log import CLAIM, HOLD, LAST, Claim, ClaimsLog, claim_headers, ended_header
 from .holder_tail import Holding
@@ -40,6 +40,10 @@ from .stream_read import Seer, scan
 from .stream_rooms import Directory
 
 __all__ = ["Claims"]
+
+#: Room-stream messages a claim keeps free below :data:`~journal.holder_entries.CLAIM_LIMIT` (what may land
+#: between its read of the claims log and its own entry).
+_CLAIM_MARGIN = 1 << 16
 
 
 @dataclass(slots=True, frozen=True)
@@ -128,6 +132,11 @@ class Claims:
         log = read[0]
         if not log.counts(kind, epoch, self._holder):
             raise Fenced(room, epoch, log.epoch)
+        if isinstance(log.next, int) and log.next > CLAIM_LIMIT - _CLAIM_MARGIN:
+            # a claim there could not number its records (holder_entries.offset_of): refused before it fences
+            link.log.error("journal_room_stream_too_long", room=room, offset=log.next, limit=CLAIM_LIMIT)
+            raise JournalUnavailable(f"journal: the stream of room {room} has {log.next} messages, too many for the "
+                                     f"holder journal's offsets ({CLAIM_LIMIT})")
         await self._directory.opened(room)
         last = log.last
         ended = list(log.open)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["START", "RECORD", "FENCE", "END", "HOLDER", "Entry", "MAX_ENTRIES", "encode", "decode", "offset_of", "parts"]
+__all__ = ["START", "RECORD", "FENCE", "END", "HOLDER", "Entry", "MAX_ENTRIES", "CLAIM_LIMIT", "encode", "decode", "offset_of", "parts"]
 
 #: Entry kinds.
 START, RECORD, FENCE, END = 0, 1, 2, 3
@@ -31,6 +31,8 @@ _POSITION_BITS = 33
 _CLAIM_BITS = 20
 #: Most entries in one holder message (the index's bits).
 MAX_ENTRIES = 1 << _INDEX_BITS
+#: Claims must lie below this journal offset of their room's stream (the claim's bits).
+CLAIM_LIMIT = 1 << _CLAIM_BITS
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[tuple[int, str, int, bytes]])

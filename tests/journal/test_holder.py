@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from journal.base import Fenced, Journal, Snapshot
+from journal import holder_claims
+from journal.base import Fenced, Journal, JournalUnavailable, Snapshot, WrongJournalKind
 from journal.holder_entries import FENCE, HOLDER, START, decode, encode
 from journal.holder import HolderJournal
 from journal.settings import StreamJournalSettings
@@ -600,3 +601,32 @@ async def test_a_migrated_room_keeps_the_stream_journals_snapshot_and_forgets(
     assert await new.replay("r", after=mine) == []
     await new.forget("r")
     assert await new.replay("r") == [] and "r" not in await new.rooms()
+
+
+async def test_the_stream_journal_refuses_a_room_the_holder_journal_wrote(
+        make_journal: MakeJournal, stream_journals: MakeStream) -> None:
+    holder = await make_journal()
+    stream = await stream_journals(holder)
+    await holder.append("held", 1, b"in a holder stream")  # a hold only
+    await holder.claim("claimed", 1)
+    await holder.append("claimed", 1, b"in a holder stream")
+    for room in ("held", "claimed"):
+        with pytest.raises(WrongJournalKind) as info:  # not misread as a room without records
+            await stream.replay(room)
+        assert info.value.code == "journal_kind_mismatch" and info.value.room == room
+    await stream.claim("its own", 1)
+    assert [r.body for r in await stream.replay("its own")] == []
+
+
+async def test_a_claim_of_a_room_whose_stream_is_too_long_for_holder_offsets_is_refused_before_it_fences(
+        make_journal: MakeJournal, stream_journals: MakeStream, monkeypatch: pytest.MonkeyPatch) -> None:
+    new = await make_journal()
+    old = await stream_journals(new)
+    await old.claim("r", 1)
+    for i in range(20):
+        await old.append("r", 1, b"old")
+    monkeypatch.setattr(holder_claims, "CLAIM_LIMIT", 22)  # as if the stream journal had written ~2^20 messages
+    monkeypatch.setattr(holder_claims, "_CLAIM_MARGIN", 2)
+    with pytest.raises(JournalUnavailable, match="too many"):
+        await new.claim("r", 2)
+    assert await old.append("r", 1, b"still held") > 0  # nothing fenced: the room stays where it was
