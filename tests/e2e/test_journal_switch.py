@@ -1,9 +1,11 @@
 """Switching a cluster's room journal from ``stream`` (one stream per room) to ``holder`` with live rooms
 (journal/HOLDER-WIP.md, "Switching a cluster"): a controller restarted with ``journal.kind = "holder"``
-takes over a room the stream journal wrote, when the stream-journal controller holding it dies."""
+takes over a room the stream journal wrote, when the stream-journal controller holding it dies; and the
+documented procedure, a holder-journal controller added and every stream-journal controller drained."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 
@@ -88,3 +90,57 @@ async def test_a_controller_switched_to_the_holder_journal_takes_over_a_room_the
     assert (await alice.next_event("participant", timeout=10)).data["action"] == "join"
     for client in (alice, bob, carol):
         await client.leave()
+
+
+async def test_the_switch_procedure_drains_the_stream_journal_controllers_into_a_holder_journal_one(
+        process_cluster: Callable[..., ProcessCluster]) -> None:
+    cluster = process_cluster(portals=1, controllers=2, env_overrides={
+        "SWITCHBOARD_JOURNAL__KIND": "stream", "SWITCHBOARD_JOURNAL__STREAM__PREFIX": f"sw{uuid.uuid4().hex[:8]}."})
+    await cluster.start()
+    rooms = ("r1", "r2", "r3")
+    clients = {room: [await _join(cluster, room, f"{room}-{n}") for n in range(2)] for room in rooms}
+    for room, (first, second) in clients.items():
+        assert (await first.next_event("participant", timeout=10)).data["action"] == "join"
+        await first.send_text("all", f"{room} before")
+        for client in (first, second):
+            assert await _text(client) == f"{room} before"
+    stream_controllers = {name: await cluster.worker_id(name) for name in ("controller-1", "controller-2")}
+    # 2. a holder-journal controller joins (same broker, same prefix)
+    cluster._add("controller-3", [sys.executable, "-m", "switchboard", "controller", "--broker", cluster.broker_url],
+                 observe=True)
+    cluster.roles["controller-3"].start({**cluster.env, "SWITCHBOARD_JOURNAL__KIND": "holder"})
+
+    async def registered() -> bool:
+        try:
+            worker = await cluster.worker_id("controller-3")
+        except RuntimeError:
+            return False
+        return any(w["id"] == worker for w in await cluster.admin("get_workers"))
+
+    await wait_until(registered, timeout=30, interval=0.2, what="controller-3 registered")
+    holder = await cluster.worker_id("controller-3")
+    # 3. every stream-journal controller drained, one after the other: a room may move to the other stream one
+    #    first (stream to stream), in the end every room is on the holder one
+    for name, worker in stream_controllers.items():
+        await cluster.admin("drain", worker_id=worker)
+
+        def exited(name: str = name) -> bool:
+            process = cluster.roles[name].proc
+            return process is not None and process.poll() is not None
+
+        await wait_until(exited, timeout=60, interval=0.5, what=f"the drained {name} exited")
+    assert [cluster.roles[name].proc.poll() for name in stream_controllers] == [0, 0]  # type: ignore[union-attr]
+    assert sorted(t["task"] for t in await cluster.admin("get_tasks", worker_id=holder)) == list(rooms)
+    for room, (first, second) in clients.items():
+        await _send_when_served(first, f"{room} after")
+        for client in (first, second):
+            assert await _text(client) == f"{room} after"
+            assert client.reconnections == 0 and client.state == "ready"
+            assert client.duplicates == 0 and client.out_of_order == 0
+            assert client.drain_events("drop") == [] and client.drain_events("participant") == []
+    newcomer = await _join(cluster, "r1", "late")
+    assert {"r1-0", "r1-1"} <= {str(p.get("user")) for p in newcomer.room.get("participants", [])}
+    for pair in clients.values():
+        for client in pair:
+            await client.leave()
+    await newcomer.leave()
