@@ -36,7 +36,7 @@ from .logs import LocalLog
 from .messages import ErrorBody, Reply, Request, roundtrip
 from .topics import topic_matches
 
-__all__ = ["LocalBroker", "LocalTransport"]
+__all__ = ["LocalBroker", "LocalTransport", "Continuation", "carry_on"]
 
 log = LocalLog()
 
@@ -403,7 +403,7 @@ class LocalTransport(Transport):
 
 
 @types.coroutine
-def _resume(coro: Coroutine[Any, Any, Reply], waiting_on: Any) -> Generator[Any, Any, Reply]:
+def _resume(coro: Coroutine[Any, Any, _T], waiting_on: Any) -> Generator[Any, Any, _T]:
     """Hand ``coro``, suspended on ``waiting_on``, to the task awaiting this: everything the task
     sends or throws (a result, a cancellation) goes on to ``coro``, as ``await`` would have done."""
     while True:
@@ -416,7 +416,7 @@ def _resume(coro: Coroutine[Any, Any, Reply], waiting_on: Any) -> Generator[Any,
             try:
                 waiting_on = coro.throw(exc)
             except StopIteration as done:
-                result: Reply = done.value
+                result: _T = done.value
                 return result
         else:
             try:
@@ -426,13 +426,15 @@ def _resume(coro: Coroutine[Any, Any, Reply], waiting_on: Any) -> Generator[Any,
                 return result
 
 
-async def _carry_on(coro: Coroutine[Any, Any, Reply], waiting_on: Any,
-                   throw: BaseException | None = None) -> Reply:
-    if throw is not None:  # thrown into ``coro`` first, where it is suspended
+async def carry_on(coro: Coroutine[Any, Any, _T], waiting_on: Any, throw: BaseException | None = None) -> _T:
+    """Go on with ``coro``, which was run by hand (``coro.send``) up to a suspension on
+    ``waiting_on``, in the task that awaits this, as if that task had run it from the start
+    (``throw``: thrown in first, where it is suspended)."""
+    if throw is not None:
         try:
             waiting_on = coro.throw(throw)
         except StopIteration as done:
-            result: Reply = done.value
+            result: _T = done.value
             return result
     return await _resume(coro, waiting_on)
 
@@ -448,7 +450,7 @@ class _Suspended(NamedTuple):
 def _go_on(owner: LocalTransport, suspended: _Suspended, throw: BaseException | None = None) -> asyncio.Task[Reply]:
     """A suspended handler goes on as a task of ``owner``, the serving side (``throw``: thrown in
     first, where it is suspended)."""
-    coro = _carry_on(suspended.coro, suspended.waiting_on, throw)
+    coro = carry_on(suspended.coro, suspended.waiting_on, throw)
     return owner._own(asyncio.get_running_loop().create_task(coro, context=suspended.context))
 
 
