@@ -656,8 +656,8 @@ class Controller:
         """:meth:`once` for an action that does not suspend (``decide``), without a coroutine: its
         result when the commit is durable at once (no journal, or one that commits before returning),
         else a :class:`~rpc.base.Later` for it, done when the commit is (the RPC transport answers
-        from there).  A request id whose first attempt is still running here goes through
-        :meth:`once` (the caller checks :meth:`running`): it waits for that attempt."""
+        from there).  A request id whose first attempt is still running here (in ``room.inflight``)
+        must go through :meth:`once` instead: it waits for that attempt."""
         if request_id is None:
             result, events = decide()
             written = self.commit(room, events)
@@ -694,11 +694,6 @@ class Controller:
 
         written.add_done_callback(landed)
         return Later(written, result)
-
-    @staticmethod
-    def running(room: Room, participant: ParticipantState, request_id: str | None) -> bool:
-        """Whether a request ``request_id`` of ``participant`` is being carried out (its record not yet durable)."""
-        return request_id is not None and (participant.id, request_id) in room.inflight
 
     # -- rooms -----------------------------------------------------------------------------------
 

@@ -163,7 +163,7 @@ class ControllerService:
         def decide() -> _Outcome:
             return "ok", machine.decide_text(room.state, sender.id, to, message, controller.clock())
 
-        if controller.running(room, sender, request_id):
+        if request_id is not None and (sender.id, request_id) in room.inflight:  # its first attempt runs
             async def send() -> _Outcome:
                 return decide()
 

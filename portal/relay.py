@@ -60,7 +60,7 @@ def _plain(value: Any) -> Any:
 
 def _acked(result: Any) -> Ack:
     """The ack of a relayed request the controller answered with ``result``."""
-    return ok(_plain(result))
+    return ok(msgspec.to_builtins(result) if isinstance(result, msgspec.Struct) else result)
 
 
 @dataclass(slots=True)
@@ -77,8 +77,9 @@ class Asker:
 Call = Callable[[ControllerClient], Awaitable[Any]]
 
 
-#: One relayed request as a call of the participant's controller with a continuation (in-process only).
-CallThen = Callable[[ControllerClient, TextThen], None]
+#: One relayed request as a call of the participant's controller with a continuation (in-process only):
+#: ``(request, asker, controller, then)``.
+CallThen = Callable[[Any, Asker, ControllerClient, TextThen], None]
 
 
 def _text(r: TextRequest, by: Asker) -> Call:
@@ -86,9 +87,9 @@ def _text(r: TextRequest, by: Asker) -> Call:
                             request_id=r.request_id, timeout=by.timeout)
 
 
-def _text_then(r: TextRequest, by: Asker) -> CallThen:
-    return lambda c, then: c.text_then(participant=by.participant, to=r.to, message=r.message, portal=by.portal,
-                                       then=then, request_id=r.request_id, timeout=by.timeout)
+def _text_then(r: TextRequest, by: Asker, c: ControllerClient, then: TextThen) -> None:
+    c.text_then(participant=by.participant, to=r.to, message=r.message, portal=by.portal, then=then,
+                request_id=r.request_id, timeout=by.timeout)
 
 
 def _info(kind: type[T], info: dict[str, Any]) -> T:
@@ -156,8 +157,8 @@ class Route:
     build: Callable[[Any, Asker], Call]
     #: Name of the :class:`PortalSettings` timeout field.
     timeout: str = "request_timeout"
-    #: The call with a continuation, for :meth:`Relay.handle_then` (``None``: always a coroutine).
-    build_then: Callable[[Any, Asker], CallThen] | None = None
+    #: The call made with a continuation, for :meth:`Relay.handle_then` (``None``: always a coroutine).
+    call_then: CallThen | None = None
 
 
 EVENTS: dict[str, Route] = {
@@ -178,17 +179,16 @@ class _Continued:
     it first (its controller was lost): then the call is made again as :meth:`Relay.handle` makes its
     second attempt, and what the first call answers later is dropped."""
 
-    __slots__ = ("relay", "session", "event", "call", "identified", "timeout", "answer", "controller", "redirected")
+    __slots__ = ("relay", "session", "event", "route", "request", "asker", "answer", "controller", "redirected")
 
-    def __init__(self, relay: Relay, session: Session, event: str, call: Call, identified: bool, timeout: float,
+    def __init__(self, relay: Relay, session: Session, event: str, route: Route, request: Any, asker: Asker,
                  answer: Answer) -> None:
         self.relay = relay
         self.session = session
         self.event = event
-        #: The same request as a coroutine call, for a redirect.
-        self.call = call
-        self.identified = identified
-        self.timeout = timeout
+        self.route = route
+        self.request = request
+        self.asker = asker
         self.answer = answer
         self.controller = session.controller
         self.redirected = False
@@ -197,7 +197,9 @@ class _Continued:
         """The call's continuation."""
         if self.redirected:
             return
-        self.relay._ended(self.controller, self)
+        calls = self.relay._calls.get(self.controller)
+        if calls is not None:
+            calls.discard(self)
         if error is None:
             self.answer(_acked(result))
         elif isinstance(error, RpcError):
@@ -226,7 +228,8 @@ class Relay:
         self._interrupted: set[asyncio.Task[Any]] = set()
         #: The tasks making again the continued requests :meth:`interrupt` ended.
         self._redirects: set[asyncio.Task[None]] = set()
-        self._in_process = isinstance(transport, LocalTransport)
+        #: Whether requests can be relayed with a continuation (:meth:`handle_then`): in-process only.
+        self.in_process = isinstance(transport, LocalTransport)
 
     def _prepare(self, session: Session, event: str, payload: Any) -> tuple[Route, Any, Asker]:
         """The request ``event`` parsed by its route (:class:`RequestError` if it does not fit), and who asks."""
@@ -254,38 +257,29 @@ class Relay:
         session.log.debug("request_refused", event=event, error=exc.code)
         return from_rpc(exc)
 
-    def continues(self, session: Session, event: str) -> bool:
-        """Whether :meth:`handle_then` can relay ``event`` of ``session`` now: an event with a
-        continued call, over the in-process transport, while the session is not moving."""
-        return self._in_process and session.moving is None and EVENTS[event].build_then is not None
-
     def handle_then(self, session: Session, event: str, payload: Any, answer: Answer) -> None:
-        """:meth:`handle` without a coroutine (only when :meth:`continues`): ``answer`` is told the
-        outcome once, from the controller call's continuation (at once if the controller answered
-        without suspending), or from the redirect if the controller is lost meanwhile."""
+        """:meth:`handle` without a coroutine, for an event whose route has a ``call_then``, over the
+        in-process transport (:attr:`in_process`), while the session is not moving (the caller
+        checks): ``answer`` is told the outcome once, from the controller call's continuation (at once
+        if the controller answered without suspending), or from the redirect if the controller is
+        lost meanwhile."""
         try:
             route, request, asker = self._prepare(session, event, payload)
-            assert route.build_then is not None
-            call_then = route.build_then(request, asker)
-            continued = _Continued(self, session, event, route.build(request, asker), request.request_id is not None,
-                                   asker.timeout, answer)
+            continued = _Continued(self, session, event, route, request, asker, answer)
         except Exception as exc:  # noqa: BLE001 - a refusal (RequestError) or a failure: answered as one
             answer(exc)
             return
-        calls = self._calls.get(continued.controller)
+        controller = continued.controller
+        calls = self._calls.get(controller)
         if calls is None:
-            calls = self._calls[continued.controller] = set()
+            calls = self._calls[controller] = set()
         calls.add(continued)
         try:
-            call_then(ControllerClient(self.transport, continued.controller), continued.done)
+            assert route.call_then is not None
+            route.call_then(request, asker, ControllerClient(self.transport, controller), continued.done)
         except Exception as exc:  # noqa: BLE001 - nothing was called (arguments that cannot be sent)
             calls.discard(continued)
             answer(exc)
-
-    def _ended(self, controller: str, call: asyncio.Task[Any] | _Continued) -> None:
-        calls = self._calls.get(controller)
-        if calls is not None:
-            calls.discard(call)
 
     def _redirect(self, continued: _Continued) -> None:
         """Make ``continued`` again, in a task, as :meth:`handle`'s second attempt."""
@@ -294,9 +288,10 @@ class Relay:
         task.add_done_callback(self._redirects.discard)
 
     async def _make_again(self, continued: _Continued) -> None:
+        request, asker = continued.request, continued.asker
         try:
-            ack = await self._relayed(continued.session, continued.event, continued.call, continued.identified,
-                                      continued.timeout, lost=continued.controller)
+            ack = await self._relayed(continued.session, continued.event, continued.route.build(request, asker),
+                                      request.request_id is not None, asker.timeout, lost=continued.controller)
         except BaseException as exc:
             continued.answer(exc)
             if not isinstance(exc, Exception):

@@ -116,9 +116,9 @@ class PortalServer:
         self.sio.on("disconnect", self._disconnect)
         for event in self._actions:
             self.sio.on(event, self._handler(event))
-        if isinstance(self.sio, PortalSocketServer):
+        if isinstance(self.sio, PortalSocketServer) and relay.in_process:
             for event, route in EVENTS.items():
-                if route.build_then is not None:
+                if route.call_then is not None:
                     self.sio.continued[event] = self._continued(event)
         self.sio.on("*", self._unknown)
 
@@ -306,10 +306,10 @@ class PortalServer:
         return RequestError("internal error", "internal").ack(structured=structured)
 
     def _continued(self, event: str) -> Callable[[str, Any, SendAck], bool]:
-        """The continued handler of ``event`` (:attr:`PortalSocketServer.continued`): a request of a
-        connected participant that the relay can take without a coroutine
-        (:meth:`~portal.relay.Relay.continues`) is admitted and answered as :meth:`_request` does it,
-        from the relay's continuation; anything else is left to :meth:`_request` (``False``)."""
+        """The continued handler of ``event`` (:attr:`PortalSocketServer.continued`; in-process only):
+        a request of a connected participant whose session is not moving is admitted and answered as
+        :meth:`_request` does it, from the relay's continuation (:meth:`~portal.relay.Relay.handle_then`);
+        anything else is left to :meth:`_request` (``False``)."""
         relay = self.relay
 
         def take(sid: str, payload: Any, send: SendAck) -> bool:
@@ -317,7 +317,7 @@ class PortalServer:
             if conn is None or conn.state is not State.CONNECTED or conn.session is None:
                 return False
             session = conn.session
-            if not relay.continues(session, event):
+            if session.moving is not None:  # waits for the move: the coroutine path
                 return False
             refused = self._admit(event, conn, payload)
             if refused is not None:

@@ -203,14 +203,12 @@ class LocalTransport(Transport):
                                    entry.transport.on_failed, later)
         except Declined as exc:
             return Reply(error=ErrorBody(SERVICE_GONE, f"{entry.name} declined {request.method}: {exc.message}"))
-        if reply.error is None and type(reply.result) is not Later:
+        if reply.error is None and self.broker.roundtrip and type(reply.result) is not Later:
             reply = self._wired(entry.name, request.method, reply)
         return reply
 
     def _wired(self, service: str, method: str, reply: Reply) -> Reply:
-        """A successful ``reply`` as it would come over a wire (``roundtrip``: encoded and decoded)."""
-        if not self.broker.roundtrip:
-            return reply
+        """A successful ``reply`` as it would come over a wire (with ``roundtrip``: encoded and decoded)."""
         try:
             return Reply(result=roundtrip(reply.result))
         except (TypeError, ValueError) as exc:
@@ -234,36 +232,47 @@ class LocalTransport(Transport):
         handler whose serving side closes is cancelled (``then``: :class:`~rpc.errors.RpcUnavailable`).
         ``then`` runs in a callback: it must not raise."""
         timeout = self.call_timeout if timeout is None else timeout
+        if self._closed:
+            then(None, RpcUnavailable(f"transport of {self.node_id} is closed"))
+            return
         try:
-            self._check_open()
             entry = self.broker._pick(target)
         except RpcError as exc:
             then(None, exc)
             return
-        request = Request(method=method, args=self.broker._wire(args or {}), sender=self.node_id,
-                          deadline_ms=int((time.time() + timeout) * 1000))
+        wired = args or {}
+        if self.broker.roundtrip:
+            wired = roundtrip(wired)
+        request = Request(method=method, args=wired, sender=self.node_id, deadline_ms=int((time.time() + timeout) * 1000))
         begun = self._begin(entry, request, later=True)
         if type(begun) is Reply:
-            result = begun.result
-            if type(result) is Later:
-                _Awaiting(self, entry, method, result, then, timeout, self._deadline(timeout))
-            else:
+            if begun.error is not None:
                 _tell(then, target, method, timeout, begun)
+                return
+            result = begun.result
+            if type(result) is not Later:
+                then(result, None)
+                return
+            # The shared deadline of the calls of this timeout begun about now (_deadline), in place.
+            loop = asyncio.get_running_loop()
+            deadline = self._open_deadlines.get(timeout)
+            if deadline is None or loop.time() > deadline.open_until:
+                deadline = self._deadline(timeout, loop)
+            _Awaiting(self, entry, method, result, then, timeout, deadline.calls)
             return
         assert isinstance(begun, _Suspended)
-        _Chained(self, entry, begun, request, timeout, then, self._deadline(timeout))
+        _Chained(self, entry, begun, request, timeout, then, self._deadline(timeout, asyncio.get_running_loop()).calls)
 
-    def _deadline(self, timeout: float) -> set[_Ending]:
-        """The calls that share the deadline of a ``call_then`` call begun now with ``timeout``: the
-        open :class:`_Deadline` for that timeout, or a new one (one timer for all of them)."""
-        loop = asyncio.get_running_loop()
+    def _deadline(self, timeout: float, loop: asyncio.AbstractEventLoop) -> _Deadline:
+        """The deadline of a ``call_then`` call begun now with ``timeout``: the open :class:`_Deadline`
+        of that timeout, or a new one (one timer for all the calls it gets)."""
         now = loop.time()
         deadline = self._open_deadlines.get(timeout)
         if deadline is None or now > deadline.open_until:
             slack = min(DEADLINE_SLACK, timeout / 4)
             deadline = self._open_deadlines[timeout] = _Deadline(now + slack)
             loop.call_at(now + slack + timeout, self._expire, timeout, deadline)
-        return deadline.calls
+        return deadline
 
     def _expire(self, timeout: float, deadline: _Deadline) -> None:
         """``deadline`` came: each of its calls still waiting times out."""
