@@ -320,8 +320,10 @@ class ControllerClient(ServiceClient):
                 return
             then(answer, None)
 
-        transport.call_then(self._target, "text", _text_args(participant, to, message, portal, request_id), answered,
-                            timeout=timeout)
+        args = {"participant": participant, "to": to, "message": message, "portal": portal}  # as _text_args
+        if request_id is not None:
+            args["request_id"] = request_id
+        transport.call_then(self._target, "text", args, answered, timeout)
 
     # -- media ---------------------------------------------------------------------------------
 

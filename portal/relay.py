@@ -228,6 +228,9 @@ class Relay:
         self._interrupted: set[asyncio.Task[Any]] = set()
         #: The tasks making again the continued requests :meth:`interrupt` ended.
         self._redirects: set[asyncio.Task[None]] = set()
+        #: A client per controller for :meth:`handle_then` (not one made per text), dropped when the
+        #: controller is lost (:meth:`interrupt`).
+        self._clients: dict[str, ControllerClient] = {}
         #: Whether requests can be relayed with a continuation (:meth:`handle_then`): in-process only.
         self.in_process = isinstance(transport, LocalTransport)
 
@@ -276,7 +279,10 @@ class Relay:
         calls.add(continued)
         try:
             assert route.call_then is not None
-            route.call_then(request, asker, ControllerClient(self.transport, controller), continued.done)
+            client = self._clients.get(controller)
+            if client is None:
+                client = self._clients[controller] = ControllerClient(self.transport, controller)
+            route.call_then(request, asker, client, continued.done)
         except Exception as exc:  # noqa: BLE001 - nothing was called (arguments that cannot be sent)
             calls.discard(continued)
             answer(exc)
@@ -302,6 +308,7 @@ class Relay:
     def interrupt(self, controller: str) -> int:
         """``controller`` was lost: end the calls in flight to it now rather than at their timeout (each
         is made again at the controller its session moves to); how many."""
+        self._clients.pop(controller, None)
         calls = self._calls.pop(controller, set())
         for call in calls:
             if isinstance(call, asyncio.Task):
