@@ -284,6 +284,8 @@ class Relay:
                 client = self._clients[controller] = ControllerClient(self.transport, controller)
             route.call_then(request, asker, client, continued.done)
         except Exception as exc:  # noqa: BLE001 - nothing was called (arguments that cannot be sent)
+            if continued not in calls:  # answered already: the failure came after, from the answer
+                raise
             calls.discard(continued)
             answer(exc)
 
