@@ -155,7 +155,7 @@ def _failing_on(journal: FileJournal, call: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(os, call, failing)
 
 
-async def test_a_failed_write_fails_its_group_and_every_write_after_it_until_the_journal_is_opened_again(
+async def test_a_failed_write_fails_its_group_and_the_next_write_after_the_disk_is_back_restores_the_tail(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     journal = FileJournal(tmp_path)
     await journal.open()
@@ -163,61 +163,108 @@ async def test_a_failed_write_fails_its_group_and_every_write_after_it_until_the
     [segment] = tmp_path.glob("*.seg")
     size = segment.stat().st_size
     _failing_on(journal, "write", monkeypatch)
+    truncate = os.ftruncate
+    monkeypatch.setattr(os, "ftruncate", lambda fd, length: None)  # the torn bytes stay: recovery cuts them
     handed: list[int | Exception] = []
     assert journal.submit_then("r", 1, b"lost", handed.append)
     appended = await asyncio.gather(journal.append("r", 1, b"lost too"), journal.append("s", 1, b"and this"),
                                     return_exceptions=True)
     assert [type(outcome) for outcome in [*handed, *appended]] == [JournalUnavailable] * 3
     assert "No space left on device" in str(appended[0])
-    assert segment.stat().st_size == size  # the short write's bytes cut away
-    monkeypatch.undo()  # the disk has room again: the journal still refuses, it cannot know what it wrote
-    for write in (journal.append("r", 1, b"x"), journal.claim("r", 2), journal.forget("r"),
-                  journal.save_snapshot("r", Snapshot(offset=kept, epoch=1, body=b"s"))):
-        with pytest.raises(JournalUnavailable, match="refuses writes until it is opened again"):
-            await write
-    # Without raising, which would leave a caller's record applied but not written: submit_then queues
-    # nothing, submit's future holds the refusal.
-    assert not journal.submit_then("r", 1, b"x", handed.append)
-    with pytest.raises(JournalUnavailable, match="refuses writes until it is opened again"):
-        await journal.submit("r", 1, b"x")
+    assert segment.stat().st_size == size + 10  # the short write's bytes
+    # While the disk is full, the tail is restored but the next write fails again; then the attempts
+    # wait (doubling): a write asked for meanwhile is refused at once.
+    with pytest.raises(JournalUnavailable, match="No space left"):
+        await journal.append("r", 1, b"still full")
+    with pytest.raises(JournalUnavailable, match="refuses writes until it has restored its tail"):
+        await journal.append("r", 1, b"refused")
+    assert not journal.submit_then("r", 1, b"refused", handed.append)
+    with pytest.raises(JournalUnavailable, match="refuses writes until it has restored its tail"):
+        await journal.submit("r", 1, b"refused")
     assert [r.body for r in await journal.replay("r")] == [b"kept"]  # reads go on
-    assert await journal.rooms() == ["r"]
+    monkeypatch.setattr(os, "ftruncate", truncate)
+    monkeypatch.undo()  # the disk has room again
+    await asyncio.sleep(0.06)
+    assert await journal.append("r", 1, b"next") == kept + 1
+    assert segment.stat().st_size > size
+    assert await journal.append("s", 1, b"other room") == 1
+    assert [(r.offset, r.body) for r in await journal.replay("r")] == [(kept, b"kept"), (kept + 1, b"next")]
     await journal.close()
 
     again = FileJournal(tmp_path)
     await again.open()
     try:
-        assert [(r.offset, r.body) for r in await again.replay("r")] == [(kept, b"kept")]
-        assert await again.rooms() == ["r"]
-        assert await again.append("r", 1, b"next") == kept + 1
+        assert [(r.offset, r.body) for r in await again.replay("r")] == [(kept, b"kept"), (kept + 1, b"next")]
+        assert [r.body for r in await again.replay("s")] == [b"other room"]
+        assert await again.rooms() == ["r", "s"]
+        assert await again.append("r", 1, b"after") == kept + 2
     finally:
         await again.close()
 
 
-async def test_a_failed_fsync_fails_its_group_and_the_writes_queued_behind_it_and_refuses_more(
+async def test_a_failed_fsync_fails_its_group_and_those_queued_behind_it_and_the_next_write_recovers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     journal = FileJournal(tmp_path, FileJournalSettings(durability="full"))
     await journal.open()
     kept = await journal.append("r", 1, b"kept")
+    await journal.save_snapshot("r", Snapshot(offset=kept, epoch=1, body=b"kept snapshot"))
     _failing_on(journal, "fdatasync", monkeypatch)
     first = asyncio.ensure_future(journal.append("r", 1, b"lost"))
+    snapshot = asyncio.ensure_future(journal.save_snapshot("r", Snapshot(offset=kept + 1, epoch=1, body=b"lost")))
     await asyncio.sleep(0)  # written: its fdatasync runs, what follows queues up behind it
     behind = [asyncio.ensure_future(journal.append("r", 1, b"queued")) for _ in range(3)]
-    outcomes = await asyncio.gather(first, *behind, return_exceptions=True)
-    assert [type(outcome) for outcome in outcomes] == [JournalUnavailable] * 4
-    assert "an fsync failed" in str(outcomes[0]) and "refuses writes" in str(outcomes[1])
-    assert [r.body for r in await journal.replay("r")] == [b"kept"]
-    with pytest.raises(JournalUnavailable, match="refuses writes until it is opened again"):
+    outcomes = await asyncio.gather(first, snapshot, *behind, return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [JournalUnavailable] * 5
+    assert "an fsync failed" in str(outcomes[0]) and "refuses writes" in str(outcomes[2])
+    assert [r.body for r in await journal.replay("r")] == []
+    assert (await journal.snapshot("r")) == Snapshot(offset=kept, epoch=1, body=b"kept snapshot")
+    # The recovery's own fdatasync fails too: writes stay refused.
+    with pytest.raises(JournalUnavailable):
         await journal.append("r", 1, b"x")
     monkeypatch.undo()
+    await asyncio.sleep(0.06)
+    assert await journal.append("r", 1, b"next") == kept + 1
+    assert (await journal.snapshot("r")) == Snapshot(offset=kept, epoch=1, body=b"kept snapshot")
     await journal.close()
     again = FileJournal(tmp_path, FileJournalSettings(durability="full"))
     await again.open()
     try:
-        assert [r.body for r in await again.replay("r")] == [b"kept"]
-        assert await again.append("r", 1, b"next") == kept + 1
+        assert [(r.offset, r.body) for r in await again.replay("r")] == [(kept + 1, b"next")]
+        assert (await again.snapshot("r")) == Snapshot(offset=kept, epoch=1, body=b"kept snapshot")
+        assert await again.append("r", 1, b"after") == kept + 2
     finally:
         await again.close()
+
+
+async def test_a_segment_that_failed_to_start_is_removed_and_the_next_write_starts_it_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = FileJournal(tmp_path, FileJournalSettings(segment_bytes=4096))
+    await journal.open()
+    offsets = [await journal.append(f"r{n % 3}", 1, bytes(600)) for n in range(7)]
+    real_write, real_unlink = os.write, os.unlink
+    # The next segment's head is cut short by a full disk, and its removal fails too.
+    monkeypatch.setattr(os, "write", lambda fd, data: (
+        real_write(fd, data) if fd == journal._fd else _raise(OSError(errno.ENOSPC, "No space left on device"))))
+    monkeypatch.setattr(os, "unlink", lambda path, *a, **k: _raise(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(JournalUnavailable, match="starting the next segment"):
+        await journal.append("r0", 1, b"lost")
+    assert len(list(tmp_path.glob("*.seg"))) == 2  # the partial one stayed
+    monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert await journal.append("r0", 1, b"next") == 4
+    await journal.close()
+    again = FileJournal(tmp_path, FileJournalSettings(segment_bytes=4096))
+    await again.open()
+    try:
+        assert [r.offset for r in await again.replay("r0")] == [1, 2, 3, 4]
+        assert [r.body for r in await again.replay("r0")][-1] == b"next"
+        assert len(offsets) == 7
+    finally:
+        await again.close()
+
+
+def _raise(exc: BaseException) -> Any:
+    raise exc
 
 
 async def test_submit_then_is_refused_while_every_slot_is_held_or_awaited_and_taken_again_after(
