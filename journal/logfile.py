@@ -48,6 +48,7 @@ from typing import Any
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .logfile_frames import FIELDS, HEAD_SIZE, PREFIX, PREFIX_SIZE, Corrupt, Kind, Torn, encode, scan
 from .logfile_import import import_sqlite
+from .logfile_index import IndexUnusable, copy_rooms, index_numbers, live_counts, read_index, write_index
 from .logfile_state import Located, RoomState, Segments
 from .logs import EventLog
 from .settings import FileJournalSettings
@@ -120,6 +121,8 @@ class FileJournal:
         #: Groups written (one ``os.write`` each) and writes they carried.
         self.commits = 0
         self.writes = 0
+        #: The sealed segment whose index the last open read (0: it scanned every segment).
+        self.indexed = 0
 
     # -- lifecycle
 
@@ -153,7 +156,7 @@ class FileJournal:
             self._open = self._writable = True
             self._collect()  # segments left dead by the last run
             self._log.info("journal_opened", durability=self.settings.durability, segments=len(self._segments.live),
-                           rooms=len(self._rooms))
+                           rooms=len(self._rooms), indexed=self.indexed)
 
     def _lock(self) -> bool:
         """On the writer's thread: lock the directory (made if need be); whether it holds no segment."""
@@ -180,10 +183,23 @@ class FileJournal:
                        rooms=imported.rooms, records=imported.records, snapshots=imported.snapshots)
 
     def _load(self) -> None:
-        """On the writer's thread: scan the segments (the directory is locked), open the newest for appends."""
+        """On the writer's thread (the directory is locked): the rooms' states from the newest usable
+        index (:mod:`journal.logfile_index`) and the segments after it, or from every segment; then
+        the newest segment opened for appends."""
         numbers = self._segment_numbers()
+        sealed = self.indexed = self._load_index(numbers) if len(numbers) > 1 else 0
         for number in numbers:
-            self._scan(number, last=number == numbers[-1])
+            if number > sealed:
+                self._scan(number, last=number == numbers[-1])
+        if sealed:
+            on_disk = set(numbers)
+            gone = sorted(number for number, count in self._segments.live.items() if count and number not in on_disk)
+            if gone:  # a place the index gave is in a segment deleted since, and nothing after let it go
+                self._log.warning("journal_index_unusable", segment=sealed,
+                                  reason=f"live frames in segments that are gone: {gone}")
+                self._rooms, self._segments, self.indexed = {}, Segments(), 0
+                for number in numbers:
+                    self._scan(number, last=number == numbers[-1])
         if numbers:
             self._segment = numbers[-1]
             self._fd = os.open(self._segment_path(self._segment), os.O_WRONLY | os.O_APPEND)
@@ -192,6 +208,33 @@ class FileJournal:
             self._start_segment(1)
             self._sync_directory()
         self._segments.open(self._segment)
+
+    def _load_index(self, numbers: list[int]) -> int:
+        """The rooms' states from the newest index of a sealed segment that reads back whole: the
+        segment it was written for (0: none, every segment is to be scanned)."""
+        for leftover in self.path.glob("*.idx.tmp"):  # an index write cut short
+            leftover.unlink(missing_ok=True)
+        for number in index_numbers(self.path):
+            if number >= numbers[-1]:
+                continue  # not sealed (an index of a journal whose newer segments were removed)
+            try:
+                index = read_index(self.path, number)
+                segment = self._segment_path(number)
+                if segment.exists() and segment.stat().st_size != index.size:
+                    raise IndexUnusable(f"segment {number} is {segment.stat().st_size} bytes, "
+                                        f"{index.size} when it was indexed")
+            except (IndexUnusable, OSError) as exc:
+                self._log.warning("journal_index_unusable", segment=number, reason=str(exc))
+                continue
+            self._rooms = index.rooms
+            segments = self._segments
+            segments.live.update(live_counts(index.rooms))
+            for older in numbers:
+                if older <= number:
+                    segments.open(older)
+            self._log.info("journal_index_read", segment=number, rooms=len(index.rooms))
+            return number
+        return 0
 
     def _scan(self, number: int, *, last: bool) -> None:
         path = self._segment_path(number)
@@ -659,25 +702,41 @@ class FileJournal:
     # -- retention
 
     def _roll(self) -> None:
-        """The newest segment is full: start the next one, headed by every room's state."""
-        old = self._segment
+        """The newest segment is full: start the next one, headed by every room's state; then the
+        index of the one sealed is written on the writer's thread (:mod:`journal.logfile_index`)."""
+        old, size = self._segment, self._size
         if self._full:
             os.fdatasync(self._fd)
         self._start_segment(old + 1)
         self._segments.open(self._segment)  # the old one is dead now if nothing in it is live
         self._log.info("journal_segment_started", segment=self._segment, rooms=len(self._rooms))
+        assert self._writer is not None
+        rooms = copy_rooms(self._rooms)
+
+        def written(future: asyncio.Future[Any]) -> None:
+            exc = None if future.cancelled() else future.exception()
+            if exc is not None:
+                self._log.warning("journal_index_not_written", segment=old, error=str(exc))
+
+        asyncio.get_running_loop().run_in_executor(
+            self._writer, write_index, self.path, old, size, rooms).add_done_callback(written)
 
     def _collect(self) -> None:
         """Delete the older segments none of whose frames is live (not while a read runs)."""
         if self._reading or not self._segments.dead or self._writer is None or not self._writable:
             return
         dead = self._segments.take_dead()
-        fd = self._fd
+        newest = self._segment_path(self._segment)
         paths = [self._segment_path(number) for number in dead]
 
         def delete() -> None:
             # The newest segment's head carries every room's state: on disk before what it replaces goes.
-            os.fdatasync(fd)
+            # (Opened here: the journal's descriptor may be closed by a roll before this runs.)
+            fd = os.open(newest, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
             for path in paths:
                 path.unlink(missing_ok=True)
             self._sync_directory()
