@@ -48,7 +48,8 @@ from typing import Any
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .logfile_frames import FIELDS, HEAD_SIZE, PREFIX, PREFIX_SIZE, Corrupt, Kind, Torn, encode, scan
 from .logfile_import import import_sqlite
-from .logfile_index import IndexUnusable, copy_rooms, index_numbers, live_counts, read_index, write_index
+from . import logfile_index
+from .logfile_index import IndexUnusable, copy_rooms, index_numbers, live_counts, read_index
 from .logfile_state import Located, RoomState, Segments
 from .logs import EventLog
 from .settings import FileJournalSettings
@@ -719,7 +720,7 @@ class FileJournal:
                 self._log.warning("journal_index_not_written", segment=old, error=str(exc))
 
         asyncio.get_running_loop().run_in_executor(
-            self._writer, write_index, self.path, old, size, rooms).add_done_callback(written)
+            self._writer, logfile_index.write_index, self.path, old, size, rooms).add_done_callback(written)
 
     def _collect(self) -> None:
         """Delete the older segments none of whose frames is live (not while a read runs)."""

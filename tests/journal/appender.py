@@ -73,10 +73,9 @@ async def _append_forever(path: str, tasks: int, durability: str, kind: str) -> 
 
 
 def _slow_index_writes() -> None:
-    import journal.logfile as logfile
     from journal.logfile_index import TMP_SUFFIX, index_path
 
-    real = logfile.write_index
+    real = logfile_index.write_index
 
     def slow(directory: Path, segment: int, size: int, rooms: list[logfile_index.RoomCopy]) -> Path:
         scratch = directory / "scratch"
@@ -87,7 +86,7 @@ def _slow_index_writes() -> None:
         time.sleep(0.02)
         return real(directory, segment, size, rooms)
 
-    logfile.write_index = slow  # type: ignore[assignment]
+    logfile_index.write_index = slow
 
 
 async def appended_until_killed(path: Path, durability: str, kind: str, *, lines: int = 300,
