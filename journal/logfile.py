@@ -520,7 +520,7 @@ class FileJournal:
                 self._break(queue, exc, "a write")
                 return
             self._size = position
-            if not self._full:
+            if after and not self._full:
                 self._apply(after)
         self.commits += 1
         self.writes += len(queue)

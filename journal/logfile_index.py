@@ -89,9 +89,13 @@ def write_index(directory: Path, segment: int, size: int, rooms: list[RoomCopy])
         for name, epoch, last, listed, forgotten_at, kept, records in rooms]])
     final = index_path(directory, segment)
     partial = final.with_name(final.name[:-len(SUFFIX)] + TMP_SUFFIX)
-    with open(partial, "wb") as out:
-        out.write(MAGIC + _HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-    os.replace(partial, final)
+    try:
+        with open(partial, "wb") as out:
+            out.write(MAGIC + _HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+        os.replace(partial, final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     for older in index_numbers(directory):
         if older < segment:
             index_path(directory, older).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import sys
 from pathlib import Path
@@ -156,7 +157,8 @@ def _failing_on(journal: FileJournal, call: str, monkeypatch: pytest.MonkeyPatch
 
 
 async def test_a_failed_write_fails_its_group_and_the_next_write_after_the_disk_is_back_restores_the_tail(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="switchboard.journal")
     journal = FileJournal(tmp_path)
     await journal.open()
     kept = await journal.append("r", 1, b"kept")
@@ -186,6 +188,7 @@ async def test_a_failed_write_fails_its_group_and_the_next_write_after_the_disk_
     monkeypatch.undo()  # the disk has room again
     await asyncio.sleep(0.06)
     assert await journal.append("r", 1, b"next") == kept + 1
+    assert "journal_recovered" in caplog.text and "dropped=10" in caplog.text  # the torn bytes cut away
     assert segment.stat().st_size > size
     assert await journal.append("s", 1, b"other room") == 1
     assert [(r.offset, r.body) for r in await journal.replay("r")] == [(kept, b"kept"), (kept + 1, b"next")]
@@ -487,3 +490,22 @@ async def test_a_kill_9_while_an_index_is_written_leaves_a_journal_that_opens_wh
     assert (state, reads) == (scanned_state, scanned_reads)
     kept = {(room, offset, body) for room, read in reads.items() if room for offset, _, body in read[0]}
     assert not [line for line in printed if line not in kept]
+
+
+async def test_an_index_that_cannot_be_written_is_logged_and_the_journal_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from journal import logfile_index
+
+    def full_disk(*_: Any) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(logfile_index, "write_index", full_disk)
+    settings = FileJournalSettings(segment_bytes=4096)
+    journal = FileJournal(tmp_path, settings)
+    await journal.open()
+    offsets = [await journal.append("r", 1, bytes(300)) for _ in range(40)]
+    assert [r.offset for r in await journal.replay("r")] == offsets
+    await journal.close()
+    assert "journal_index_not_written" in caplog.text and not list(tmp_path.glob("*.idx*"))
+    indexed, _, reads = await _opened(tmp_path, settings)
+    assert indexed == 0 and [offset for offset, _, _ in reads["r"][0]] == offsets
