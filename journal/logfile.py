@@ -45,10 +45,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import logfile_index
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .logfile_frames import FIELDS, HEAD_SIZE, PREFIX, PREFIX_SIZE, Corrupt, Kind, Torn, encode, scan
 from .logfile_import import import_sqlite
-from . import logfile_index
 from .logfile_index import IndexUnusable, copy_rooms, index_numbers, live_counts, read_index
 from .logfile_state import Located, RoomState, Segments
 from .logs import EventLog
