@@ -98,7 +98,8 @@ class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: then renamed ``*.migrated``: the upgrade from a version whose embedded default was ``sqlite``),
     #: ``sqlite`` (one SQLite file on local disk: one machine), ``stream`` (RabbitMQ streams: any
     #: controller can rebuild any room), ``holder`` (RabbitMQ streams, the records of all of a
-    #: controller's rooms in one stream of its own: work in progress, not for production), ``memory``
+    #: controller's rooms in one stream of its own: work in progress, not for production; it takes over
+    #: rooms the ``stream`` journal wrote, not the other way round), ``memory``
     #: (tests only: lost with the process) or ``off`` (nothing journaled: a restart or a controller's
     #: death drops its rooms).
     kind: Literal["auto", "sqlite", "stream", "holder", "memory", "off", "file"] = "auto"
