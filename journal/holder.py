@@ -184,8 +184,8 @@ class HolderJournal:
         if not await link.exists(link.layout.room_queue(room)):
             return
         async with self._claims.lock(room):
-            await self._end(room)
-            epoch, at = await self._claims.forget(room)
+            ended = await self._end(room)
+            epoch, at = await self._claims.forget(room, ended)
             self._directory.left(room)
         await self._snapshots.delete(room)
         await self._directory.forgotten(room)
@@ -193,19 +193,22 @@ class HolderJournal:
     async def rooms(self) -> list[str]:
         return await self._directory.rooms()
 
-    async def _end(self, room: str) -> None:
+    async def _end(self, room: str) -> int | None:
         """Before a forget: let the room go (a record submitted from now on waits for the forget and lands in
         the new history), and end this journal's window of it with an END in its holder stream, read back:
-        every record of the room still in flight then has its answer, before the "forgotten" entry."""
+        every record of the room still in flight then has its answer, before the "forgotten" entry.  The
+        claim (journal offset) whose window is now ended (by the END, or by a claimer's FENCE before it);
+        ``None`` if this journal did not hold the room."""
         holding = self._holdings.pop(room, None)
         if holding is None:
-            return
+            return None
         self._tail.leaving[room] = holding
         try:
             await self._writer.add(END, room, holding.epoch, b"")
         finally:
             if self._tail.leaving.get(room) is holding:
                 del self._tail.leaving[room]
+        return holding.claim
 
     # -- claims and holds ----------------------------------------------------------------------------
 

@@ -102,12 +102,15 @@ class Claims:
         self._logs[room] = log
         return log, at, fresh
 
-    async def forget(self, room: str) -> tuple[int, int]:
+    async def forget(self, room: str, ended: int | None = None) -> tuple[int, int]:
         """Append a "forgotten" entry to ``room``'s claims log (the caller holds :meth:`lock`): the room's
-        epoch and the entry's journal offset."""
+        epoch and the entry's journal offset.  ``ended``: the claim (journal offset) whose window this journal
+        has just ended (its END): the entry says so (``f``), and the next claimer need not read that window."""
         read = await self.log(room)
         epoch = read[0].epoch if read is not None else 0
         headers: dict[str, Any] = {"k": FORGOTTEN, "e": epoch}
+        if ended is not None:
+            headers["f"] = str(ended)
         read = await self.log(room, marker=headers)
         if read is None:
             raise JournalUnavailable(f"journal: the stream of room {room} is gone")

@@ -462,6 +462,29 @@ async def test_a_record_in_flight_when_forget_lets_the_room_go_gets_its_offset_b
     assert await journal.append("r", 1, b"again") > offset  # held again after the forget: a new history
 
 
+async def test_after_a_forget_the_next_claimer_does_not_read_the_forgetting_holders_window(
+        make_journal: MakeJournal) -> None:
+    old, new = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    for _ in range(3):
+        await old.append("r", 1, b"closed")
+    await old.forget("r")  # its END ended its window, and the "forgotten" entry says so
+    fenced: list[str] = []
+    fence = new._claims._fence
+
+    async def counted(room: str, epoch: int, claim: Any) -> int:
+        fenced.append(claim.holder)
+        return await fence(room, epoch, claim)
+
+    new._claims._fence = counted  # type: ignore[method-assign]
+    assert await new.claim("r", 2) == 0
+    assert fenced == []
+    with pytest.raises(Fenced):  # the forgotten room cannot be written under the old epoch: it is new's now
+        await old.append("r", 1, b"late")
+    mine = await new.append("r", 2, b"reopened")
+    assert [(r.offset, r.body) for r in await (await make_journal()).replay("r")] == [(mine, b"reopened")]
+
+
 async def test_a_hold_follows_the_load_it_never_delays_a_lone_record(make_journal: MakeJournal) -> None:
     plain, holding = await make_journal(), await make_journal(holder_hold=0.05)
     rooms = {plain: [f"plain{i}" for i in range(80)], holding: [f"held{i}" for i in range(80)]}
