@@ -6,6 +6,7 @@ No assertion reads a clock; waits go through the journal's own bounded timeouts 
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import sys
 import uuid
@@ -483,6 +484,73 @@ async def test_after_a_forget_the_next_claimer_does_not_read_the_forgetting_hold
         await old.append("r", 1, b"late")
     mine = await new.append("r", 2, b"reopened")
     assert [(r.offset, r.body) for r in await (await make_journal()).replay("r")] == [(mine, b"reopened")]
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_claims_racing_while_claimers_die_at_any_step_leave_no_window_open(
+        make_journal: MakeJournal, seed: int) -> None:
+    rng = random.Random(seed)
+    outcomes: list[tuple[bytes, int | BaseException]] = []
+    writers: list[asyncio.Future[None]] = []
+
+    async def keep_writing(journal: HolderJournal, epoch: int, name: str) -> None:
+        for i in range(100_000):  # until a claim ends its window: a window left open never ends it
+            body = f"{name}.{i}".encode()
+            try:
+                outcomes.append((body, await journal.append("r", epoch, body)))
+            except Fenced as exc:
+                outcomes.append((body, exc))
+                return
+            await asyncio.sleep(0.001)
+
+    def dies_at(journal: HolderJournal, call: int) -> None:
+        """The journal dies at its ``call``-th fence of the claim (step 2, or step 5 after its claim landed)."""
+        fence, calls = journal._claims._fence, [0]
+
+        async def fence_or_die(room: str, epoch: int, claim: Any) -> int:
+            calls[0] += 1
+            if calls[0] == call:
+                raise _Died()
+            return await fence(room, epoch, claim)
+
+        journal._claims._fence = fence_or_die  # type: ignore[method-assign]
+
+    async def claim(journal: HolderJournal, epoch: int, name: str) -> None:
+        try:
+            await journal.claim("r", epoch)
+        except _Died:
+            await journal.close()
+            return
+        except Fenced:
+            return
+        finally:
+            vars(journal._claims).pop("_fence", None)  # it may die only in this claim, not in a later hold
+        writers.append(asyncio.ensure_future(keep_writing(journal, epoch, name)))
+
+    first = await make_journal()
+    await first.claim("r", 1)
+    writers.append(asyncio.ensure_future(keep_writing(first, 1, "first")))
+    epoch = 1
+    for round_ in range(3):
+        await asyncio.sleep(0.02)
+        claimers = [await make_journal() for _ in range(4)]
+        epochs = rng.sample(range(epoch + 1, epoch + 5), 4)
+        epoch += 4
+        for journal in claimers:
+            if rng.random() < 0.7:
+                dies_at(journal, rng.choice([1, 2, 2, 3]))
+        await asyncio.gather(*(claim(journal, e, f"{round_}.{n}") for n, (journal, e) in enumerate(zip(claimers, epochs))))
+    final = await make_journal()
+    await final.claim("r", epoch + 1)
+    # every window but final's is ended now: every writer is refused (within its bounded wait)
+    await asyncio.wait_for(asyncio.gather(*writers), 30)
+    mine = await final.append("r", epoch + 1, b"final")
+    done = {body: outcome for body, outcome in outcomes if isinstance(outcome, int)}
+    done[b"final"] = mine
+    records = await (await make_journal()).replay("r")
+    assert {r.body: r.offset for r in records} == done  # every record told done, none refused
+    assert [r.offset for r in records] == sorted(r.offset for r in records)
+    assert [r.epoch for r in records] == sorted(r.epoch for r in records)
 
 
 async def test_a_hold_follows_the_load_it_never_delays_a_lone_record(make_journal: MakeJournal) -> None:
