@@ -10,6 +10,7 @@ START's place), and lets a room go as soon as a FENCE of a newer epoch closes it
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -65,6 +66,8 @@ class OwnTail:
         self._raw: RawChannel | None = None
         self._unacked = 0
         self._lock = asyncio.Lock()
+        #: Told the journal offset of each message handled, after it (:class:`~journal.holder_due.SnapshotsDue`).
+        self.passed: Callable[[int], None] | None = None
 
     @property
     def attached(self) -> bool:
@@ -119,6 +122,8 @@ class OwnTail:
         write = self.waiting.get(message_id)
         if write is not None:
             self._writes.seen(write, Seen(message.offset, True, 0, 0))
+        if self.passed is not None:
+            self.passed(message.offset)
         self._unacked += 1
         if self._unacked >= self._link.settings.ack_every:
             self._unacked = 0

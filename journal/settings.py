@@ -116,6 +116,19 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     #: before is done).  A message after one that carried a single record never waits, so a light load is
     #: not delayed: 0 to 0.1.
     holder_hold: float = 0.0
+    #: With ``journal.kind = "holder"`` only: a room's replay reads its window of the holder stream from the
+    #: window's start (or its snapshot) on, every room's messages included.  Once this journal's holder stream
+    #: has moved this many messages past where a room it holds would start replaying, whatever the room's own
+    #: record count, the journal asks the controller for a snapshot of the room (which then starts its replay
+    #: there, even for a room that wrote nothing since): a takeover reads at most about this many messages per
+    #: window.  100 to 10,000,000.
+    holder_snapshot_after: int = 20_000
+    #: With ``journal.kind = "holder"`` only: rooms that replay windows of one holder stream at the same time
+    #: (a dead holder's rooms taken over together) share one read of it.  A room that joins the read after it
+    #: passed the room's start is handed what it missed from what the read keeps: at most this many bytes of
+    #: entries per holder stream read (beyond that, it stops keeping them, and a room that joins late reads on
+    #: its own).  0: every room's replay reads on its own.  0 to 1,000,000,000.
+    holder_replay_share_bytes: int = 64_000_000
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "append_timeout", "read_timeout", "attach_timeout", "attach_retry_interval",
@@ -132,6 +145,10 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
             raise ValueError("journal: ack_every must be between 1 and prefetch / 2")
         if not 0 <= self.holder_hold <= 0.1:
             raise ValueError("journal: holder_hold must be between 0 and 0.1 s")
+        if not 100 <= self.holder_snapshot_after <= 10_000_000:
+            raise ValueError("journal: holder_snapshot_after must be between 100 and 10,000,000 messages")
+        if not 0 <= self.holder_replay_share_bytes <= 1_000_000_000:
+            raise ValueError("journal: holder_replay_share_bytes must be between 0 and 1,000,000,000")
         for kind in ("room", "snapshot", "rooms"):
             if getattr(self, f"{kind}_segment_bytes") > getattr(self, f"{kind}_max_bytes"):
                 raise ValueError(f"journal: {kind}_segment_bytes must not exceed {kind}_max_bytes")
