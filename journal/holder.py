@@ -121,6 +121,7 @@ class HolderJournal:
         closed = JournalUnavailable("journal is closed")
         self._writes.close(closed)
         self._writer.close(closed)
+        self._reads.close()
         await self._link.wait_closed()
 
     # -- the Journal interface -----------------------------------------------------------------------

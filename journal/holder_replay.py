@@ -17,7 +17,9 @@ pass went past its start is first handed what it missed:
 A room's read ends where its window ends, or at an end marker published after it joined (the contract of
 ``replay``: everything appended before the call).  The pass reads in rounds, each a :func:`scan` up to a
 marker published as the round begins: a room that joined during a round is done at the next round's
-marker.  A pass ends when no room reads with it; a room that comes later starts a new one.
+marker.  A pass lingers :data:`LINGER` seconds once no room reads with it, what it kept kept, for rooms
+that come late (the cluster manager hands a dead controller's rooms over ``failover_concurrency`` at a
+time: the next ones start as the first ones are done); a room that comes after that starts a new pass.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 from bisect import bisect_left
 from collections.abc import Callable
 
+from .base import JournalUnavailable
 from .holder_entries import HOLDER, decode
 from .holder_fold import Window
 from .stream_connection import Connection
@@ -41,6 +44,8 @@ Outcome = tuple[bool, int] | None
 _Kept = tuple[int, int, int, int, bytes]
 #: Bytes a kept entry costs besides its body (a tuple of five and its ints), about.
 _ENTRY_BYTES = 120
+#: Seconds a pass waits, once nobody reads with it, for a room to join before it ends.
+LINGER = 2.0
 
 
 class _Alone(Exception):
@@ -126,6 +131,9 @@ class _Pass:
             self.low = at
         return joiner
 
+    def wake(self) -> None:
+        self._wake.set()
+
     def _go_live(self, joiner: _Joiner) -> None:
         joiner.round = self.rounds + 1
         self.live.setdefault(joiner.window.room, []).append(joiner)
@@ -145,10 +153,17 @@ class _Pass:
 
     async def run(self) -> None:
         try:
-            while self.live_count or self.waiting:
-                if not self.live_count:  # only joiners waiting for an extension: until one goes live
+            while not self._reads.closed:
+                if not self.live_count:
                     self._wake.clear()
-                    await self._wake.wait()
+                    if self.waiting:  # only joiners waiting for an extension: until one goes live
+                        await self._wake.wait()
+                        continue
+                    try:  # nobody: a while for late comers
+                        await asyncio.wait_for(self._wake.wait(), LINGER)
+                    except TimeoutError:
+                        if not self.live_count and not self.waiting:
+                            break
                     continue
                 self.rounds += 1
                 marker = await scan(self._reads.link, self.queue, self.next - 1, lambda: self._see)
@@ -276,7 +291,7 @@ class _Pass:
 
     def _end(self) -> None:
         self.ended = True
-        self._fail_all(RuntimeError("holder stream read ended"))  # none left, unless cancelled
+        self._fail_all(JournalUnavailable("journal is closed"))  # none left, unless closed or cancelled
         self.kept, self._landed = {}, {}
         passes = self._reads.passes.get(self.queue)
         if passes is not None and self in passes:
@@ -294,10 +309,18 @@ class SharedReads:
         #: Runs a task for the connection's lifetime (``Connection.keep``).
         self.keep = keep
         self.passes: dict[str, list[_Pass]] = {}
+        self.closed = False
         #: Holder messages handed to replays' readers so far (each counted once per read of it).
         self.read = 0
         #: Passes started, extensions read and windows read on their own, so far.
         self.started = self.extended = self.alone = 0
+
+    def close(self) -> None:
+        """End every pass (their joiners fail: the journal is closing)."""
+        self.closed = True
+        for passes in list(self.passes.values()):
+            for running in passes:
+                running.wake()
 
     async def read_window(self, queue: str, window: Window) -> Outcome:
         """Read ``window`` of holder stream ``queue`` (from ``window.position``) up to its end or to now."""

@@ -101,6 +101,18 @@ async def test_a_dead_holders_rooms_recovered_together_read_its_stream_once(make
     assert alone.replay_reads >= len(rooms) * messages // 2
 
 
+async def test_rooms_recovered_in_waves_share_what_the_first_wave_read(make_journal: MakeJournal) -> None:
+    # the cluster manager hands rooms over failover_concurrency at a time: the next start as the first end
+    rooms = [f"w{i}" for i in range(6)]
+    written, messages = await _dead_holder(make_journal, rooms, 50)
+    reader = await make_journal()
+    for wave in (rooms[:3], rooms[3:]):
+        histories = await asyncio.gather(*(reader.replay(room) for room in wave))
+        for room, records in zip(wave, histories):
+            assert [r.offset for r in records] == written[room]
+    assert reader.replay_reads <= messages + 3 * len(rooms), (reader.replay_reads, messages)
+
+
 async def test_rooms_that_join_a_read_late_get_what_it_read_before_and_what_is_before_it(
         make_journal: MakeJournal) -> None:
     rooms = [f"s{i}" for i in range(6)]
