@@ -220,6 +220,7 @@ async def _bench(args: argparse.Namespace) -> int:
         lines.append(f"| {variant} | {', '.join(f'{run.seconds:.2f}' + (' failed' if run.failed else '') for run in mine)} "
                      f"({median([run.seconds for run in mine]):.2f}) | {median([run.reads for run in mine]):,.0f} | "
                      f"{median([run.cpu for run in mine]):.2f} | {median([run.broker_cpu for run in mine]):.2f} |")
+    lines += ["", "`failed`: that recovery ended with an error; its messages read and CPU are those until then."]
     publish(NAME, "\n".join(lines), args.tiny)
     return exit_status(True, args.tiny, bool(runs))
 
