@@ -21,7 +21,8 @@ interleaved within each repetition (the order reversed every other one), each on
 - ``snapshots``: the forced snapshots only;
 - ``both``: the defaults (both).
 
-Run: ``python -m bench holder-replay [--rooms 25] [--messages 40000] [--after 20000] [--reps 3]``.
+Run: ``python -m bench holder-replay [--rooms 25] [--messages 40000] [--after 5000] [--reps 3]``
+(``--after``: ``holder_snapshot_after`` of the variants with forced snapshots; its default by default).
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     #: record count, the journal asks the controller for a snapshot of the room (which then starts its replay
     #: there, even for a room that wrote nothing since): a takeover reads at most about this many messages per
     #: window.  100 to 10,000,000.
-    holder_snapshot_after: int = 20_000
+    holder_snapshot_after: int = 5_000
     #: With ``journal.kind = "holder"`` only: rooms that replay windows of one holder stream at the same time
     #: (a dead holder's rooms taken over together) share one read of it.  A room that joins the read after it
     #: passed the room's start is handed what it missed from what the read keeps: at most this many bytes of
