@@ -1,0 +1,231 @@
+"""Signs of life of the holder journals, and deleting the holder streams of dead ones: :class:`HolderSweeper`.
+
+Every :class:`~journal.holder.HolderJournal` instance writes to a holder stream of its own, new with the
+instance, so each controller restart (or death) leaves one behind: 2 open files and ~65 kB on every broker
+node, plus its bytes up to ``holder_max_bytes``.  The sweeper of each journal deletes those no one needs.
+
+Where holder streams are listed: a journal names its holder stream (header ``h``) in each "opened" entry it
+writes to the rooms directory (``<prefix>rooms``), once per room, before that room's first claim and so
+before its first START (:class:`HolderDirectory`).  The directory therefore lists every holder stream that
+was ever written, with every room whose claims log may name it.  A swept stream gets a ``holder_swept``
+entry there, and is not looked at again.
+
+Which instances live: before its first "opened" entry, and then every quarter of ``holder_dead_after``
+while it runs, a journal notes "alive" (``h``) in ``<prefix>holders``.  A sweeper reads that stream from
+``holder_dead_after`` ago (a timestamp offset: only the last part of it) and leaves alone every stream noted
+there, and its own.
+
+A holder stream H of a dead instance is deleted iff no room needs it: for every room H ever opened, the
+room's claims log (:class:`~journal.holder_log.ClaimsLog`) has no window in H in its current history (since
+its last forget) at or after the claim of the room's newest snapshot.  Those are exactly the windows a
+replay from the newest snapshot reads, and the current claim's window is the last of them, so a room whose
+last window is in H keeps it until a newer claim *and* a snapshot in the newer window.  A window from
+before the last forget is read by no one: a claimer only fences its stream, and a FENCE to a deleted
+stream is skipped (the read finds no stream: :func:`journal.stream_read.scan`), its window's records
+never being replayed again.
+
+A frozen instance that comes back after ``holder_dead_after`` and whose stream was swept meanwhile (only
+possible once every room it held had moved on) never declares its stream again
+(:class:`~journal.holder_tail.OwnTail`): its writes fail with ``JournalUnavailable``.
+
+Bounded work: one round every ``holder_sweep_interval`` (the first one interval after the start), reading
+the rooms directory whole, the last ``holder_dead_after`` of ``<prefix>holders``, and, for at most
+``holder_sweep_batch`` dead streams (taken in turn across rounds), the claims logs and newest snapshots of
+the rooms each one held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import aiormq
+
+from .base import JournalUnavailable
+from .holder_claims import Claims
+from .holder_entries import parts
+from .stream_connection import BROKER_ERRORS, Connection
+from .stream_fold import OPENED
+from .stream_read import read
+from .stream_rooms import Directory
+from .stream_snapshots import Snapshots
+
+__all__ = ["ALIVE", "SWEPT", "HolderDirectory", "HolderSweeper"]
+
+ALIVE, SWEPT = "alive", "holder_swept"
+
+#: What a sweep round may fail with: it is logged, and the next round tries again.
+_ERRORS: tuple[type[BaseException], ...] = (JournalUnavailable, *BROKER_ERRORS)
+
+
+class HolderDirectory(Directory):
+    """The rooms directory of a holder journal: "opened" entries name its holder stream, and the first one
+    waits for the journal's first sign of life (so no sweeper takes its stream for a dead one's)."""
+
+    def __init__(self, link: Connection, holder: str, announce: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(link, holder)
+        self._announce = announce
+
+    async def opened(self, room: str) -> None:
+        if not self.listed(room):
+            await self._announce()
+        await super().opened(room)
+
+
+class HolderSweeper:
+    """This journal's signs of life, and its rounds of sweeping other journals' dead holder streams."""
+
+    def __init__(self, link: Connection, holder: str, claims: Claims, snapshots: Snapshots,
+                 directory: Directory) -> None:
+        self._link = link
+        self._holder = holder
+        self._claims = claims
+        self._snapshots = snapshots
+        self._directory = directory
+        settings = link.settings
+        self._dead_after = settings.holder_dead_after
+        #: Seconds between two signs of life.
+        self.alive_every = settings.holder_dead_after / 4
+        self._alive_at: float | None = None
+        self._alive_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        #: The last holder stream a round looked at: the next round goes on after it.
+        self._cursor: str | None = None
+        #: Holder streams this journal deleted.
+        self.swept: list[str] = []
+
+    # -- signs of life -------------------------------------------------------------------------------
+
+    async def announce(self) -> None:
+        """Note "alive" in ``<prefix>holders`` unless this journal did within ``alive_every``; from the first
+        one on, note it every ``alive_every`` until :meth:`stop`."""
+        loop = asyncio.get_running_loop()
+        async with self._alive_lock:
+            if self._alive_at is not None and loop.time() - self._alive_at < self.alive_every:
+                return
+            await self._note_alive()
+            first = self._alive_at is None
+            self._alive_at = loop.time()
+        if first:
+            self._tasks.append(loop.create_task(self._keep_alive(), name=f"journal:alive:{self._holder}"))
+
+    async def _note_alive(self) -> None:
+        link = self._link
+        queue = link.layout.holders_queue
+        try:
+            async with asyncio.timeout(link.settings.append_timeout):
+                await link.ensure_declared(queue)
+                await link.publish(queue, b"", {"k": ALIVE, "h": self._holder})
+        except TimeoutError as exc:
+            raise JournalUnavailable(f"journal: {queue} took longer than {link.settings.append_timeout} s") from exc
+        except BROKER_ERRORS as exc:
+            raise JournalUnavailable(f"journal: {queue} failed, RabbitMQ at {link.where}: {exc!r}") from exc
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.alive_every / 2)  # a late round is caught up within half an interval
+            try:
+                await self.announce()
+            except _ERRORS as exc:
+                self._link.log.warning("holder_alive_failed", holder=self._holder, error=repr(exc))
+
+    # -- rounds --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Sweep every ``holder_sweep_interval`` (0: never)."""
+        interval = self._link.settings.holder_sweep_interval
+        if interval > 0 and not any(t.get_name().startswith("journal:sweep:") for t in self._tasks):
+            self._tasks.append(asyncio.get_running_loop().create_task(self._run(interval),
+                                                                      name=f"journal:sweep:{self._holder}"))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)  # the first round an interval after the start, not with it
+            try:
+                await self.sweep()
+            except _ERRORS as exc:
+                self._link.log.warning("holder_sweep_failed", error=repr(exc))
+
+    async def sweep(self) -> list[str]:
+        """One round: delete up to ``holder_sweep_batch`` dead holder streams no room needs; those deleted."""
+        holders = await self._listed()
+        live = await self._live()
+        dead = [h for h in holders if h != self._holder and h not in live]
+        if self._cursor in dead:  # go on after the last one looked at
+            at = dead.index(self._cursor) + 1
+            dead = dead[at:] + dead[:at]
+        deleted: list[str] = []
+        for holder in dead[:self._link.settings.holder_sweep_batch]:
+            self._cursor = holder
+            needed_by = await self._needed_by(holder, holders[holder])
+            if needed_by is not None:
+                self._link.log.debug("holder_stream_kept", holder=holder, room=needed_by)
+                continue
+            await self._delete(holder)
+            self._link.log.info("holder_stream_swept", holder=holder, rooms=len(holders[holder]))
+            deleted.append(holder)
+        self.swept.extend(deleted)
+        return deleted
+
+    async def _listed(self) -> dict[str, list[str]]:
+        """The holder streams the rooms directory names and does not say were swept, each with the rooms
+        it opened, in the order they first appear."""
+        rooms: dict[str, dict[str, None]] = {}
+        swept: set[str] = set()
+        for message in await read(self._link, self._link.layout.rooms_queue, "first") or ():
+            holder, room = message.headers.get("h"), message.headers.get("room")
+            if not isinstance(holder, str):
+                continue
+            if message.kind == OPENED and isinstance(room, str):
+                rooms.setdefault(holder, {})[room] = None
+            elif message.kind == SWEPT:
+                swept.add(holder)
+        return {holder: list(opened) for holder, opened in rooms.items() if holder not in swept}
+
+    async def _live(self) -> set[str]:
+        """The holder streams whose journals noted "alive" within ``holder_dead_after`` (the broker's chunk
+        times against this machine's clock: a skew of a few seconds only moves the bound that much)."""
+        since = datetime.now(UTC) - timedelta(seconds=self._dead_after)
+        live: set[str] = set()
+        for message in await read(self._link, self._link.layout.holders_queue, since) or ():
+            holder = message.headers.get("h")
+            if message.kind == ALIVE and isinstance(holder, str):
+                live.add(holder)
+        return live
+
+    async def _needed_by(self, holder: str, rooms: list[str]) -> str | None:
+        """The first of ``rooms`` whose replay from its newest snapshot reads a window in ``holder``."""
+        for room in rooms:
+            async with self._claims.lock(room):
+                read_log = await self._claims.log(room)
+            if read_log is None:
+                continue
+            windows = [claim.at for claim in read_log[0].claims if claim.holder == holder]
+            if not windows:
+                continue
+            newest = await self._snapshots.newest(room)
+            since = parts(newest.offset)[0] if newest is not None and newest.offset > 0 else 0
+            if max(windows) >= since:
+                return room
+        return None
+
+    async def _delete(self, holder: str) -> None:
+        link = self._link
+        try:
+            async with asyncio.timeout(link.settings.append_timeout):
+                try:
+                    await link.delete(holder)
+                except aiormq.exceptions.ChannelNotFoundEntity:
+                    pass  # deleted meanwhile (another journal's sweeper)
+        except TimeoutError as exc:
+            raise JournalUnavailable(f"journal: deleting {holder} took longer than "
+                                     f"{link.settings.append_timeout} s") from exc
+        link.undeclared(holder)
+        await self._directory.note({"k": SWEPT, "h": holder})

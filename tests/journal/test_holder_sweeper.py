@@ -1,0 +1,161 @@
+"""Sweeping dead holder streams (journal/holder_sweeper.py) on the session's real RabbitMQ node: a dead
+journal's stream goes once no room's replay needs it, one a room still needs stays, a live journal's
+stays, and a journal never declares its own stream again once it was deleted.
+
+Waits go through ``wait_until``; the one on a journal being taken for dead lasts ``holder_dead_after``
+(10 s, the smallest allowed)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import pytest_asyncio
+
+from journal.base import JournalUnavailable, Snapshot
+from journal.holder import HolderJournal
+from journal.holder_sweeper import SWEPT
+from journal.settings import StreamJournalSettings
+from journal.stream_read import read
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.amqp]
+
+MakeJournal = Callable[..., Awaitable[HolderJournal]]
+
+DEAD_AFTER = 10.0
+
+
+def _settings(prefix: str, **overrides: object) -> StreamJournalSettings:
+    base: dict[str, object] = {"prefix": prefix, "room_max_bytes": 5_000_000, "room_segment_bytes": 1_000_000,
+                               "snapshot_max_bytes": 200_000, "snapshot_segment_bytes": 100_000,
+                               "rooms_max_bytes": 1_000_000, "rooms_segment_bytes": 500_000,
+                               "holder_max_bytes": 5_000_000, "holder_segment_bytes": 1_000_000,
+                               "holder_dead_after": DEAD_AFTER, "holder_sweep_interval": 0}
+    base.update(overrides)
+    return StreamJournalSettings(**base)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture
+async def made_journals() -> AsyncIterator[list[HolderJournal]]:
+    made: list[HolderJournal] = []
+    yield made
+    for journal in made:
+        await journal.close()
+
+
+@pytest_asyncio.fixture
+async def make_journal(broker_url: str, made_journals: list[HolderJournal]) -> MakeJournal:
+    """Opened journals on the session broker sharing one fresh prefix; no sweep rounds unless asked."""
+    prefix = f"s{uuid.uuid4().hex[:8]}."
+
+    async def make(**overrides: object) -> HolderJournal:
+        journal = HolderJournal(broker_url, _settings(prefix, **overrides), name=f"sweep-{len(made_journals)}")
+        made_journals.append(journal)
+        await journal.open()
+        return journal
+
+    return make
+
+
+async def _exists(journal: HolderJournal, holder: str) -> bool:
+    return await journal._link.exists(holder)
+
+
+async def _taken_for_dead(sweeper: HolderJournal, holder: str) -> None:
+    """Until ``sweeper`` no longer sees a sign of life of ``holder`` (``holder_dead_after`` after its last)."""
+    async def dead() -> bool:
+        return holder not in await sweeper._sweeper._live()
+
+    await wait_until(dead, timeout=DEAD_AFTER * 3, interval=0.5, what=f"{holder} taken for dead")
+
+
+async def _snapshot_at(journal: HolderJournal, room: str, epoch: int) -> int:
+    offset = await journal.append(room, epoch, b"snapshotted")
+    await journal.save_snapshot(room, Snapshot(offset=offset, epoch=epoch, body=b"state"))
+    return offset
+
+
+async def test_a_dead_journals_holder_stream_is_swept_once_no_room_needs_it(make_journal: MakeJournal) -> None:
+    old, new = await make_journal(), await make_journal()
+    await old.claim("moved", 1)
+    await old.append("moved", 1, b"m")
+    await old.claim("stays", 1)
+    stays = [await old.append("stays", 1, f"s{i}".encode()) for i in range(3)]
+    await old.claim("forgotten", 1)
+    await old.append("forgotten", 1, b"f")
+    await old.forget("forgotten")
+    await old.close()  # a controller restart: old's instance is gone, its stream stays
+
+    await new.claim("moved", 2)
+    await _snapshot_at(new, "moved", 2)
+    assert await new._sweeper.sweep() == []  # old noted a sign of life less than holder_dead_after ago
+    assert await _exists(new, old.holder)
+
+    await _taken_for_dead(new, old.holder)
+    # "stays" was never claimed again: its history is old's window, which a replay (and a claimer) reads
+    assert await new._sweeper.sweep() == []
+    assert await _exists(new, old.holder)
+    assert [r.offset for r in await new.replay("stays")] == stays
+
+    assert await new.claim("stays", 2) == stays[-1]
+    # claimed, but no snapshot past old's window: a replay from the start still reads it
+    assert await new._sweeper.sweep() == []
+    assert await _exists(new, old.holder)
+
+    after = await _snapshot_at(new, "stays", 2)
+    later = await new.append("stays", 2, b"later")
+    # a journal whose sweep rounds run on their own deletes it
+    sweeper = await make_journal(holder_sweep_interval=0.2)
+    await wait_until(lambda: old.holder in sweeper._sweeper.swept, timeout=20, what="old's stream swept")
+    assert not await _exists(new, old.holder)
+    assert [r.offset for r in await new.replay("stays", after=after)] == [later]
+    assert [r.body for r in await new.replay("moved")][-1] == b"snapshotted"
+    # the forgotten room's claims log still names old's deleted stream: its next claimer fences nothing
+    assert await new.claim("forgotten", 2) == 0
+    assert [r.body for r in await new.replay("forgotten")] == []
+    await new.append("forgotten", 2, b"anew")
+    assert [r.body for r in await sweeper.replay("forgotten")] == [b"anew"]
+    # the directory says it was swept: no later round looks at it again
+    entries = await read(new._link, new._link.layout.rooms_queue, "first") or []
+    assert [m.headers.get("h") for m in entries if m.kind == SWEPT] == [old.holder]
+    assert await new._sweeper.sweep() == []
+    assert sweeper._sweeper.swept == [old.holder]
+
+
+async def test_a_live_journals_holder_stream_is_never_swept(make_journal: MakeJournal) -> None:
+    live, other = await make_journal(), await make_journal()
+    await live.claim("r", 1)
+    await live.append("r", 1, b"live")
+    await live.claim("gone", 1)
+    await live.forget("gone")
+    await other.claim("r", 2)  # every room of live's moved on, and is snapshotted past its window
+    await _snapshot_at(other, "r", 2)
+    dead = await make_journal()
+    await dead.claim("d", 1)
+    await dead.forget("d")
+    await dead.close()
+    await _taken_for_dead(other, dead.holder)  # holder_dead_after went by: live noted signs of life since
+    assert await other._sweeper.sweep() == [dead.holder]  # a dead one whose rooms are gone too goes
+    assert await _exists(other, live.holder)
+    assert await live._sweeper.sweep() == []
+    await live.claim("new", 1)  # and live's stream still works
+    assert [r.body for r in await other.replay("new")] == []
+    offset = await live.append("new", 1, b"still here")
+    assert [r.offset for r in await other.replay("new")] == [offset]
+
+
+async def test_a_journal_never_declares_its_deleted_holder_stream_again(make_journal: MakeJournal) -> None:
+    journal, other = await make_journal(), await make_journal()
+    await journal.claim("r", 1)
+    await journal.append("r", 1, b"before")
+    await other._link.delete(journal.holder)  # as a sweeper would, had it taken journal for dead
+    conn = journal._link.conn
+    assert conn is not None
+    journal._link.drop(conn, ConnectionError("test: connection lost"))  # its tail attaches again
+    with pytest.raises(JournalUnavailable):
+        await journal.append("r", 1, b"after")
+    with pytest.raises(JournalUnavailable):
+        await journal.append("r", 1, b"after again")
+    assert not await _exists(other, journal.holder)
