@@ -29,7 +29,8 @@ possible once every room it held had moved on) never declares its stream again
 (:class:`~journal.holder_tail.OwnTail`): its writes fail with ``JournalUnavailable``.
 
 Bounded work: one round every ``holder_sweep_interval`` (the first one interval after the start), reading
-the rooms directory whole, the last ``holder_dead_after`` of ``<prefix>holders``, and, for at most
+the rooms directory on from where the last round ended (whole at the first), the last ``holder_dead_after``
+of ``<prefix>holders``, and, for at most
 ``holder_sweep_batch`` dead streams (taken in turn across rounds), the claims logs and newest snapshots of
 the rooms each one held.
 """
@@ -46,8 +47,8 @@ from .base import JournalUnavailable
 from .holder_claims import Claims
 from .holder_entries import parts
 from .stream_connection import BROKER_ERRORS, Connection
-from .stream_fold import OPENED
-from .stream_read import read
+from .stream_fold import OPENED, Message
+from .stream_read import Seer, read, scan
 from .stream_rooms import Directory
 from .stream_snapshots import Snapshots
 
@@ -94,6 +95,11 @@ class HolderSweeper:
         self._cursor: str | None = None
         #: Holder streams this journal deleted.
         self.swept: list[str] = []
+        #: What the rooms directory said up to ``_directory_next``: the rooms each holder stream opened, and
+        #: the holder streams swept.
+        self._rooms: dict[str, dict[str, None]] = {}
+        self._swept: set[str] = set()
+        self._directory_next: int | str = "first"
 
     # -- signs of life -------------------------------------------------------------------------------
 
@@ -176,18 +182,30 @@ class HolderSweeper:
 
     async def _listed(self) -> dict[str, list[str]]:
         """The holder streams the rooms directory names and does not say were swept, each with the rooms
-        it opened, in the order they first appear."""
-        rooms: dict[str, dict[str, None]] = {}
-        swept: set[str] = set()
-        for message in await read(self._link, self._link.layout.rooms_queue, "first") or ():
+        it opened, in the order they first appear.  Each round reads on from where the last one ended."""
+        seen: list[Message] = []
+
+        def keep(message: Message) -> bool:
+            seen.append(message)
+            return False
+
+        def begin() -> Seer:
+            seen.clear()
+            return keep
+
+        at = await scan(self._link, self._link.layout.rooms_queue, self._directory_next, begin)
+        if at:
+            self._directory_next = at  # the marker's journal offset: the next stream offset
+        for message in seen:
             holder, room = message.headers.get("h"), message.headers.get("room")
             if not isinstance(holder, str):
                 continue
-            if message.kind == OPENED and isinstance(room, str):
-                rooms.setdefault(holder, {})[room] = None
+            if message.kind == OPENED and isinstance(room, str) and holder not in self._swept:
+                self._rooms.setdefault(holder, {})[room] = None
             elif message.kind == SWEPT:
-                swept.add(holder)
-        return {holder: list(opened) for holder, opened in rooms.items() if holder not in swept}
+                self._swept.add(holder)
+                self._rooms.pop(holder, None)
+        return {holder: list(opened) for holder, opened in self._rooms.items()}
 
     async def _live(self) -> set[str]:
         """The holder streams whose journals noted "alive" within ``holder_dead_after`` (the broker's chunk
@@ -229,3 +247,5 @@ class HolderSweeper:
                                      f"{link.settings.append_timeout} s") from exc
         link.undeclared(holder)
         await self._directory.note({"k": SWEPT, "h": holder})
+        self._swept.add(holder)
+        self._rooms.pop(holder, None)

@@ -120,8 +120,10 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     #: rooms), bytes.  Whole segments are dropped, oldest first; a room whose window start is dropped replays
     #: only what is left of it.  Size it as the controller's journal rate × the longest time a room's replay
     #: may reach back (to its newest snapshot, or its window start): at the relay's saturation (~500 records
-    #: a second of ~150 bytes, ~85 kB/s with the holder framing) the default holds ~3 h, against ~40 min for
-    #: ``room_max_bytes``.  Snapshots forced by holder progress must come well inside it.  At least 1 MB.
+    #: a second of ~150 bytes, ~100 kB/s with the entry and message framing) the default holds ~2.5 h, against
+    #: ~30 min for ``room_max_bytes``.  Retention keeps at least this minus one segment; snapshots forced by
+    #: holder progress must come well inside that.  Every broker node keeps up to this per live journal
+    #: (dead journals' streams are swept).  At least 1 MB.
     holder_max_bytes: int = 1_000_000_000
     #: Segment size of a holder stream, bytes: retention drops this much at a time (2 files each).
     holder_segment_bytes: int = 50_000_000

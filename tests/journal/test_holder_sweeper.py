@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import pytest_asyncio
 
-from journal.base import JournalUnavailable, Snapshot
+from journal.base import Fenced, JournalUnavailable, Snapshot
 from journal.holder import HolderJournal
 from journal.holder_sweeper import SWEPT
 from journal.settings import StreamJournalSettings
@@ -159,3 +159,18 @@ async def test_a_journal_never_declares_its_deleted_holder_stream_again(make_jou
     with pytest.raises(JournalUnavailable):
         await journal.append("r", 1, b"after again")
     assert not await _exists(other, journal.holder)
+
+
+async def test_a_claim_after_retention_dropped_the_windows_start_still_fences_and_gets_the_last_record(
+        make_journal: MakeJournal) -> None:
+    # the smallest holder stream allowed: 1.5 MB of records drop the segment with the room's START
+    old = await make_journal(holder_max_bytes=1_000_000, holder_segment_bytes=200_000)
+    new = await make_journal()
+    await old.claim("r", 1)
+    offsets = [await old.append("r", 1, bytes(10_000)) for _ in range(150)]
+    assert await new.claim("r", 2) == offsets[-1]  # the fence's read starts where the stream now starts
+    with pytest.raises(Fenced):
+        await old.append("r", 1, b"too late")
+    records = await new.replay("r")
+    assert 0 < len(records) < len(offsets)  # what retention left of old's window, then new's (empty)
+    assert [r.offset for r in records] == offsets[-len(records):]
