@@ -62,7 +62,8 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     must use the same stream sizes: a stream refuses a second declare with other arguments
     (``inequivalent arg``)."""
 
-    #: Stream names start with this: ``<prefix>room.<room>``, ``<prefix>snap.<room>``, ``<prefix>rooms``.
+    #: Stream names start with this: ``<prefix>room.<room>``, ``<prefix>snap.<room>``, ``<prefix>rooms`` (and
+    #: with the holder journal ``<prefix>holder.<journal>.<incarnation>`` and ``<prefix>holders``).
     prefix: str = "journal."
     #: AMQP heartbeat, seconds: a dead broker connection is noticed after 2–3 of these.
     heartbeat: int = 5
