@@ -163,6 +163,8 @@ class HolderSweeper:
         """One round: delete up to ``holder_sweep_batch`` dead holder streams no room needs; those deleted."""
         holders = await self._listed()
         live = await self._live()
+        if live is None:  # no journal ever noted a sign of life there (or the stream was deleted): none is dead
+            return []
         dead = [h for h in holders if h != self._holder and h not in live]
         if self._cursor in dead:  # go on after the last one looked at
             at = dead.index(self._cursor) + 1
@@ -207,12 +209,16 @@ class HolderSweeper:
                 self._rooms.pop(holder, None)
         return {holder: list(opened) for holder, opened in self._rooms.items()}
 
-    async def _live(self) -> set[str]:
+    async def _live(self) -> set[str] | None:
         """The holder streams whose journals noted "alive" within ``holder_dead_after`` (the broker's chunk
-        times against this machine's clock: a skew of a few seconds only moves the bound that much)."""
+        times against this machine's clock: a skew of a few seconds only moves the bound that much);
+        ``None`` if ``<prefix>holders`` does not exist."""
         since = datetime.now(UTC) - timedelta(seconds=self._dead_after)
+        messages = await read(self._link, self._link.layout.holders_queue, since)
+        if messages is None:
+            return None
         live: set[str] = set()
-        for message in await read(self._link, self._link.layout.holders_queue, since) or ():
+        for message in messages:
             holder = message.headers.get("h")
             if message.kind == ALIVE and isinstance(holder, str):
                 live.add(holder)

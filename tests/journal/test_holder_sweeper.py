@@ -66,7 +66,9 @@ async def _exists(journal: HolderJournal, holder: str) -> bool:
 async def _taken_for_dead(sweeper: HolderJournal, holder: str) -> None:
     """Until ``sweeper`` no longer sees a sign of life of ``holder`` (``holder_dead_after`` after its last)."""
     async def dead() -> bool:
-        return holder not in await sweeper._sweeper._live()
+        live = await sweeper._sweeper._live()
+        assert live is not None
+        return holder not in live
 
     await wait_until(dead, timeout=DEAD_AFTER * 3, interval=0.5, what=f"{holder} taken for dead")
 
@@ -174,3 +176,13 @@ async def test_a_claim_after_retention_dropped_the_windows_start_still_fences_an
     records = await new.replay("r")
     assert 0 < len(records) < len(offsets)  # what retention left of old's window, then new's (empty)
     assert [r.offset for r in records] == offsets[-len(records):]
+
+
+async def test_without_the_signs_of_life_stream_no_journal_is_taken_for_dead(make_journal: MakeJournal) -> None:
+    old, new = await make_journal(), await make_journal()
+    await old.claim("r", 1)
+    await old.forget("r")  # no room needs old's stream: only its sign of life keeps it
+    await old.close()
+    await new._link.delete(new._link.layout.holders_queue)  # as an operator might
+    assert await new._sweeper.sweep() == []
+    assert await _exists(new, old.holder)
