@@ -30,9 +30,9 @@ possible once every room it held had moved on) never declares its stream again
 
 Bounded work: one round every ``holder_sweep_interval`` (the first one interval after the start), reading
 the rooms directory on from where the last round ended (whole at the first), the last ``holder_dead_after``
-of ``<prefix>holders``, and, for at most
-``holder_sweep_batch`` dead streams (taken in turn across rounds), the claims logs and newest snapshots of
-the rooms each one held.
+of ``<prefix>holders``, and, for at most ``holder_sweep_batch`` dead streams (taken in turn across
+rounds), the claims logs and newest snapshots of the rooms each one held.  A dead stream found needed is looked at again after a wait that doubles each
+time, up to :data:`LATER_AT_MOST` (each look publishes a read marker into its rooms' streams).
 """
 
 from __future__ import annotations
@@ -55,6 +55,12 @@ from .stream_snapshots import Snapshots
 __all__ = ["ALIVE", "SWEPT", "HolderDirectory", "HolderSweeper"]
 
 ALIVE, SWEPT = "alive", "holder_swept"
+
+#: Longest wait before a dead holder stream found needed is looked at again, seconds.  Each look reads the
+#: claims logs and newest snapshots of its rooms, publishing a read marker into each: a snapshot stream
+#: (``snapshot_max_bytes``, 2 MB) holds ~20,000 markers before its newest snapshot may be dropped, and a
+#: dead stream may stay needed for as long as a quiet room lives on without a snapshot.
+LATER_AT_MOST = 6 * 3600.0
 
 #: What a sweep round may fail with: it is logged, and the next round tries again.
 _ERRORS: tuple[type[BaseException], ...] = (JournalUnavailable, *BROKER_ERRORS)
@@ -100,6 +106,9 @@ class HolderSweeper:
         self._rooms: dict[str, dict[str, None]] = {}
         self._swept: set[str] = set()
         self._directory_next: int | str = "first"
+        #: Dead holder streams found needed: when to look at each again (this loop's clock), and how long
+        #: the last wait was (it doubles each time, from ``holder_sweep_interval`` to :data:`LATER_AT_MOST`).
+        self._later: dict[str, tuple[float, float]] = {}
 
     # -- signs of life -------------------------------------------------------------------------------
 
@@ -165,7 +174,8 @@ class HolderSweeper:
         live = await self._live()
         if live is None:  # no journal ever noted a sign of life there (or the stream was deleted): none is dead
             return []
-        dead = [h for h in holders if h != self._holder and h not in live]
+        now = asyncio.get_running_loop().time()
+        dead = [h for h in holders if h != self._holder and h not in live and self._later.get(h, (0.0, 0.0))[0] <= now]
         if self._cursor in dead:  # go on after the last one looked at
             at = dead.index(self._cursor) + 1
             dead = dead[at:] + dead[:at]
@@ -174,8 +184,12 @@ class HolderSweeper:
             self._cursor = holder
             needed_by = await self._needed_by(holder, holders[holder])
             if needed_by is not None:
-                self._link.log.debug("holder_stream_kept", holder=holder, room=needed_by)
+                _, wait = self._later.get(holder, (0.0, 0.0))
+                wait = min(max(2 * wait, self._link.settings.holder_sweep_interval), LATER_AT_MOST)
+                self._later[holder] = (now + wait, wait)
+                self._link.log.debug("holder_stream_kept", holder=holder, room=needed_by, next_look=wait)
                 continue
+            self._later.pop(holder, None)
             await self._delete(holder)
             self._link.log.info("holder_stream_swept", holder=holder, rooms=len(holders[holder]))
             deleted.append(holder)

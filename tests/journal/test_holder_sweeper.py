@@ -73,6 +73,13 @@ async def _taken_for_dead(sweeper: HolderJournal, holder: str) -> None:
     await wait_until(dead, timeout=DEAD_AFTER * 3, interval=0.5, what=f"{holder} taken for dead")
 
 
+async def _sweep_now(journal: HolderJournal) -> list[str]:
+    """A sweep round that looks at every dead holder stream again now (not after the doubling wait the
+    journal's own rounds keep for one found needed)."""
+    journal._sweeper._later.clear()
+    return await journal._sweeper.sweep()
+
+
 async def _snapshot_at(journal: HolderJournal, room: str, epoch: int) -> int:
     offset = await journal.append(room, epoch, b"snapshotted")
     await journal.save_snapshot(room, Snapshot(offset=offset, epoch=epoch, body=b"state"))
@@ -80,7 +87,7 @@ async def _snapshot_at(journal: HolderJournal, room: str, epoch: int) -> int:
 
 
 async def test_a_dead_journals_holder_stream_is_swept_once_no_room_needs_it(make_journal: MakeJournal) -> None:
-    old, new = await make_journal(), await make_journal()
+    old, new = await make_journal(), await make_journal(holder_sweep_interval=60)  # its first round: in 60 s
     await old.claim("moved", 1)
     await old.append("moved", 1, b"m")
     await old.claim("stays", 1)
@@ -92,18 +99,22 @@ async def test_a_dead_journals_holder_stream_is_swept_once_no_room_needs_it(make
 
     await new.claim("moved", 2)
     await _snapshot_at(new, "moved", 2)
-    assert await new._sweeper.sweep() == []  # old noted a sign of life less than holder_dead_after ago
+    assert await _sweep_now(new) == []  # old noted a sign of life less than holder_dead_after ago
     assert await _exists(new, old.holder)
 
     await _taken_for_dead(new, old.holder)
     # "stays" was never claimed again: its history is old's window, which a replay (and a claimer) reads
-    assert await new._sweeper.sweep() == []
+    assert await _sweep_now(new) == []
     assert await _exists(new, old.holder)
     assert [r.offset for r in await new.replay("stays")] == stays
+    # found needed: the journal's own rounds look at it again after holder_sweep_interval (60 s), then twice that
+    assert new._sweeper._later[old.holder][1] == 60
+    assert await new._sweeper.sweep() == []
+    assert new._sweeper._later[old.holder][1] == 60  # not looked at (it would wait 120 s now)
 
     assert await new.claim("stays", 2) == stays[-1]
     # claimed, but no snapshot past old's window: a replay from the start still reads it
-    assert await new._sweeper.sweep() == []
+    assert await _sweep_now(new) == []
     assert await _exists(new, old.holder)
 
     after = await _snapshot_at(new, "stays", 2)
@@ -122,7 +133,7 @@ async def test_a_dead_journals_holder_stream_is_swept_once_no_room_needs_it(make
     # the directory says it was swept: no later round looks at it again
     entries = await read(new._link, new._link.layout.rooms_queue, "first") or []
     assert [m.headers.get("h") for m in entries if m.kind == SWEPT] == [old.holder]
-    assert await new._sweeper.sweep() == []
+    assert await _sweep_now(new) == []
     assert sweeper._sweeper.swept == [old.holder]
 
 
@@ -139,9 +150,9 @@ async def test_a_live_journals_holder_stream_is_never_swept(make_journal: MakeJo
     await dead.forget("d")
     await dead.close()
     await _taken_for_dead(other, dead.holder)  # holder_dead_after went by: live noted signs of life since
-    assert await other._sweeper.sweep() == [dead.holder]  # a dead one whose rooms are gone too goes
+    assert await _sweep_now(other) == [dead.holder]  # a dead one whose rooms are gone too goes
     assert await _exists(other, live.holder)
-    assert await live._sweeper.sweep() == []
+    assert await _sweep_now(live) == []
     await live.claim("new", 1)  # and live's stream still works
     assert [r.body for r in await other.replay("new")] == []
     offset = await live.append("new", 1, b"still here")
@@ -184,5 +195,5 @@ async def test_without_the_signs_of_life_stream_no_journal_is_taken_for_dead(mak
     await old.forget("r")  # no room needs old's stream: only its sign of life keeps it
     await old.close()
     await new._link.delete(new._link.layout.holders_queue)  # as an operator might
-    assert await new._sweeper.sweep() == []
+    assert await _sweep_now(new) == []
     assert await _exists(new, old.holder)
