@@ -131,7 +131,8 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     #: With ``journal.kind = "holder"``: seconds without a sign of life from a journal instance (it notes one in
     #: ``<prefix>holders`` every quarter of this) after which its holder stream may be swept (10 to 86,400).
     #: A journal cut off from the broker longer than this, whose rooms all moved meanwhile, finds its stream
-    #: deleted: its writes then fail (it never declares it again).
+    #: deleted: its writes then fail (it never declares it again).  Every journal on one broker must use the
+    #: same value: a sweeper judges the others' signs of life by its own.
     holder_dead_after: float = 600.0
     #: With ``journal.kind = "holder"``: seconds between two rounds of this journal's sweeper of dead holder
     #: streams (0: this journal sweeps none; 0.05 to 86,400).  Every journal may sweep; deletes are idempotent.
