@@ -7,6 +7,7 @@ Waits go through ``wait_until``; the one on a journal being taken for dead lasts
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -86,7 +87,9 @@ async def _snapshot_at(journal: HolderJournal, room: str, epoch: int) -> int:
     return offset
 
 
-async def test_a_dead_journals_holder_stream_is_swept_once_no_room_needs_it(make_journal: MakeJournal) -> None:
+async def test_a_dead_journals_holder_stream_is_swept_once_no_room_needs_it(
+        make_journal: MakeJournal, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     old, new = await make_journal(), await make_journal(holder_sweep_interval=60)  # its first round: in 60 s
     await old.claim("moved", 1)
     await old.append("moved", 1, b"m")
@@ -123,6 +126,8 @@ async def test_a_dead_journals_holder_stream_is_swept_once_no_room_needs_it(make
     sweeper = await make_journal(holder_sweep_interval=0.2)
     await wait_until(lambda: old.holder in sweeper._sweeper.swept, timeout=20, what="old's stream swept")
     assert not await _exists(new, old.holder)
+    swept = [r.getMessage() for r in caplog.records if r.getMessage().startswith("holder_stream_swept")]
+    assert len(swept) == 1 and old.holder in swept[0] and "rooms=3" in swept[0]
     assert [r.offset for r in await new.replay("stays", after=after)] == [later]
     assert [r.body for r in await new.replay("moved")][-1] == b"snapshotted"
     # the forgotten room's claims log still names old's deleted stream: its next claimer fences nothing
