@@ -7,9 +7,13 @@ Waits go through ``wait_until``; the one on a journal being taken for dead lasts
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -24,6 +28,8 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.amqp]
 
 MakeJournal = Callable[..., Awaitable[HolderJournal]]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DEAD_AFTER = 10.0
 
@@ -202,3 +208,46 @@ async def test_without_the_signs_of_life_stream_no_journal_is_taken_for_dead(mak
     await new._link.delete(new._link.layout.holders_queue)  # as an operator might
     assert await _sweep_now(new) == []
     assert await _exists(new, old.holder)
+
+
+async def test_a_frozen_journal_whose_stream_was_swept_is_refused_after_it_resumes(
+        make_journal: MakeJournal, broker_url: str) -> None:
+    new = await make_journal()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.journal.holder_frozen", broker_url, new.settings.prefix, "r", str(DEAD_AFTER),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    assert child.stdout is not None
+    lines: list[str] = []
+
+    async def read_until(count: int) -> None:
+        while sum(line.startswith("ok") for line in lines) < count:
+            line = await asyncio.wait_for(child.stdout.readline(), timeout=60)  # type: ignore[union-attr]
+            assert line, "the appender stopped before it was refused"
+            lines.append(line.decode().strip())
+
+    try:
+        await read_until(10)
+        child.send_signal(signal.SIGSTOP)  # frozen: no more signs of life either
+        try:
+            holder = lines[0].split()[1]
+            last = await new.claim("r", 2)
+            assert last > 0
+            after = await _snapshot_at(new, "r", 2)
+            await _taken_for_dead(new, holder)
+            assert await _sweep_now(new) == [holder]
+        finally:
+            child.send_signal(signal.SIGCONT)
+        rest, _ = await asyncio.wait_for(child.communicate(), timeout=60)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert child.returncode == 0
+    lines += rest.decode().splitlines()
+    # every append after it resumed was refused (seen: JournalUnavailable, its stream being gone, then
+    # Fenced, its hold of the room under epoch 1 being refused by the claims log) ...
+    assert max(int(line.split()[2]) for line in lines if line.startswith("ok")) <= last
+    assert len([line for line in lines if line.startswith("refused")]) >= 3
+    assert not await _exists(new, holder)  # ... and its stream was not made again
+    later = await new.append("r", 2, b"later")
+    assert [r.offset for r in await new.replay("r", after=after)] == [later]
