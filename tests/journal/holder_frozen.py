@@ -1,7 +1,8 @@
 """A process that holds a room in a HolderJournal and appends to it until its appends are refused (used by
 the sweeper's SIGSTOP test in ``test_holder_sweeper.py``): ``python -m tests.journal.holder_frozen URL
 PREFIX ROOM DEAD_AFTER``.  Prints ``holder <stream>``, then ``ok <body> <offset>`` for each append done and
-``refused <body> <error class>`` for each refused; exits after a few refusals."""
+``refused <body> <error class>`` for each refused; after a few refusals it claims another room (a START in
+its holder stream), prints ``claim refused <error class>`` or ``claim done``, and exits."""
 
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ async def _append_until_refused(url: str, prefix: str, room: str, dead_after: fl
         else:
             print("ok", body, offset, flush=True)
         await asyncio.sleep(0.02)
+    try:  # a room it never held: its START needs its holder stream
+        await journal.claim(f"{room}.other", 1)
+    except (Fenced, JournalUnavailable) as exc:
+        print("claim refused", type(exc).__name__, flush=True)
+    else:
+        print("claim done", flush=True)
     await journal.close()
 
 
