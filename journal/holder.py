@@ -70,7 +70,7 @@ class HolderJournal:
         self._snapshots = Snapshots(self._link)
         self._claims = Claims(self._link, self.holder, self._writer, self._holdings, self._directory)
         #: This journal's signs of life, and the sweeper of dead journals' holder streams.
-        self._sweeper = HolderSweeper(self._link, self.holder, self._claims, self._snapshots, self._directory)
+        self._sweeper = HolderSweeper(url, self._link, self.holder)
         #: Records submitted that wait for a hold of their room (its first, or a newer epoch), in order.
         self._queued: dict[str, _Queued] = {}
 
