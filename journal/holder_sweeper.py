@@ -111,8 +111,9 @@ class HolderSweeper:
         self._tasks: list[asyncio.Task[None]] = []
         #: The last holder stream a round looked at: the next round goes on after it.
         self._cursor: str | None = None
-        #: Holder streams this journal deleted.
+        #: Holder streams this journal deleted, and the rounds it made.
         self.swept: list[str] = []
+        self._rounds = 0
         #: What the rooms directory said up to ``_directory_next``: the rooms each holder stream opened, and
         #: the holder streams swept.
         self._rooms: dict[str, dict[str, None]] = {}
@@ -171,7 +172,7 @@ class HolderSweeper:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if not self._reader.closed:
+        if self._rounds and not self._reader.closed:  # (never connected without a round)
             self._reader.shut()
             await self._reader.wait_closed()
 
@@ -188,6 +189,7 @@ class HolderSweeper:
 
     async def sweep(self) -> list[str]:
         """One round: delete up to ``holder_sweep_batch`` dead holder streams no room needs; those deleted."""
+        self._rounds += 1
         holders = await self._listed()
         live = await self._live()
         if live is None:  # no journal ever noted a sign of life there (or the stream was deleted): none is dead
