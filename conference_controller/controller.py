@@ -30,7 +30,7 @@ from contracts.controller import ControllerClient, ParticipantInit
 from contracts.portal import PortalClient
 from credentials import AdminKeys
 from journal import Fenced, Journal, Snapshot
-from rpc import RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
+from rpc import Later, RpcError, RpcRemoteError, ServiceError, ServiceHandle, Subscription, Transport
 from rpc.settings import WorkerSettings
 from rpc.version import software_version
 from rpc.worker import ClusterWorker
@@ -648,6 +648,52 @@ class Controller:
             return result
         finally:
             room.inflight.pop(key, None)
+
+    def once_later(
+        self, room: Room, participant: ParticipantState, request_id: str | None,
+        decide: Callable[[], tuple[Any, list[Event]]],
+    ) -> Any:
+        """:meth:`once` for an action that does not suspend (``decide``), without a coroutine: its
+        result when the commit is durable at once (no journal, or one that commits before returning),
+        else a :class:`~rpc.base.Later` for it, done when the commit is (the RPC transport answers
+        from there).  A request id whose first attempt is still running here (in ``room.inflight``)
+        must go through :meth:`once` instead: it waits for that attempt."""
+        if request_id is None:
+            result, events = decide()
+            written = self.commit(room, events)
+            return Later(written, result) if isinstance(written, asyncio.Future) else result
+        if request_id in participant.answers:  # nothing of it is in flight: its record is durable
+            return participant.answers[request_id]
+        key = (participant.id, request_id)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        room.inflight[key] = future
+        try:
+            result, events = decide()
+            answered = machine.decide_answer(room.state, participant.id, request_id, result)
+            written = self.commit(room, [*events, *answered])
+        except Exception as exc:
+            room.inflight.pop(key, None)
+            future.set_exception(exc)
+            future.exception()
+            raise
+        if not isinstance(written, asyncio.Future):
+            room.inflight.pop(key, None)
+            future.set_result(result)
+            return result
+
+        def landed(done: asyncio.Future[None]) -> None:
+            # Registered before the transport's callback: a repeat finds the first attempt settled.
+            room.inflight.pop(key, None)
+            if done.cancelled():
+                future.cancel()
+            elif done.exception() is not None:
+                future.set_exception(done.exception())  # type: ignore[arg-type]
+                future.exception()
+            else:
+                future.set_result(result)
+
+        written.add_done_callback(landed)
+        return Later(written, result)
 
     # -- rooms -----------------------------------------------------------------------------------
 

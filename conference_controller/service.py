@@ -148,17 +148,27 @@ class ControllerService:
         for room, events in by_room.items():
             self._controller.commit_deferred(room, events)
 
-    @rpc_method
+    @rpc_method(resumable=True)
     async def text(
         self, participant: str, to: str, message: Any, portal: str, request_id: str | None = None
-    ) -> str:
+    ) -> Any:
+        """Answered ``ok`` once the text's record is durable: with a :class:`~rpc.Later` for the
+        commit (:meth:`Controller.once_later`: no coroutine waits for the journal) unless the same
+        request id is running already (then it waits for that first attempt).  ``resumable``: after a
+        suspension it awaits only the controller's futures."""
         served = self._served(participant, portal)
         room, sender = served
+        controller = self._controller
 
-        async def send() -> _Outcome:
-            return "ok", machine.decide_text(room.state, sender.id, to, message, self._controller.clock())
+        def decide() -> _Outcome:
+            return "ok", machine.decide_text(room.state, sender.id, to, message, controller.clock())
 
-        return str(await self._once(served, request_id, send))
+        if request_id is not None and (sender.id, request_id) in room.inflight:  # its first attempt runs
+            async def send() -> _Outcome:
+                return decide()
+
+            return str(await self._once(served, request_id, send))
+        return controller.once_later(room, sender, request_id, decide)
 
     # -- media -----------------------------------------------------------------------------------
 

@@ -10,9 +10,12 @@ with ``bad_arguments``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
+
+from rpc import LocalTransport, RpcError
 
 from .client import ServiceClient
 
@@ -214,6 +217,17 @@ class ResyncDetails(msgspec.Struct):
     missing_to: int
 
 
+#: Told how :meth:`ControllerClient.text_then` ended: ``(answer, None)`` or ``(None, error)``.
+TextThen = Callable[[str | None, Exception | None], None]
+
+
+def _text_args(participant: str, to: str, message: Any, portal: str, request_id: str | None) -> dict[str, Any]:
+    args = {"participant": participant, "to": to, "message": message, "portal": portal}
+    if request_id is not None:
+        args["request_id"] = request_id
+    return args
+
+
 def _args(**args: Any) -> dict[str, Any]:
     """The arguments as sent: optional ones left out when ``None`` (the method's default)."""
     return {name: value for name, value in args.items() if value is not None}
@@ -281,10 +295,36 @@ class ControllerClient(ServiceClient):
     async def text(self, *, participant: str, to: str, message: Any, portal: str, request_id: str | None = None,
                    timeout: float | None = None) -> str:
         """See :meth:`conference_controller.service.ControllerService.text`."""
+        args = _text_args(participant, to, message, portal, request_id)
+        return msgspec.convert(await self._transport.call(self._target, "text", args, timeout=timeout), str)
+
+    def text_then(self, *, participant: str, to: str, message: Any, portal: str, then: TextThen,
+                  request_id: str | None = None, timeout: float | None = None) -> None:
+        """:meth:`text` without a coroutine, over the in-process transport only
+        (:meth:`~rpc.local.LocalTransport.call_then`): ``then(answer, None)``, or ``then(None, error)``
+        with what :meth:`text` would raise (an :class:`~rpc.RpcError`, or the exception of an answer
+        that is no ``str``), once the call ends.  Raises, without calling ``then``, for arguments that
+        cannot be sent."""
+        transport = self._transport
+        if not isinstance(transport, LocalTransport):
+            raise TypeError(f"text_then needs the in-process transport, not {type(transport).__name__}")
+
+        def answered(result: Any, error: RpcError | None) -> None:
+            if error is not None:
+                then(None, error)
+                return
+            try:
+                answer = msgspec.convert(result, str)
+            except msgspec.ValidationError as exc:
+                then(None, exc)
+                return
+            then(answer, None)
+
+        # _text_args, written out: a Python call fewer per relayed text.
         args = {"participant": participant, "to": to, "message": message, "portal": portal}
         if request_id is not None:
             args["request_id"] = request_id
-        return msgspec.convert(await self._transport.call(self._target, "text", args, timeout=timeout), str)
+        transport.call_then(self._target, "text", args, answered, timeout)
 
     # -- media ---------------------------------------------------------------------------------
 

@@ -13,6 +13,14 @@ writes of the same group left.  With ``durability = "normal"`` the outcomes are 
 frames are written to the OS (they survive the process dying, not a power cut); with ``full``, once
 a writer thread has ``fdatasync``'d them (writes queue up meanwhile, and go out together after it).
 
+A failed write (an I/O error, a full disk, a failed ``fdatasync``, a segment that cannot be started)
+fails its group and cuts the file back to where it was; writes are then refused until the journal
+*recovers*: the next write asked for (the first one at once, then at most one every 50 ms doubling
+up to 2 s while they keep failing) first restores the tail on the writer's thread — any segment a
+failed start left is removed, the newest segment is cut back to the end of the last group written,
+its frames are checked, it is opened again (``full``: and fdatasync'd) — and then goes ahead.  Each
+attempt is logged (``journal_recovery_failed``, ``journal_recovered``).
+
 Crash safety: a frame carries its length and a crc32; on open, a torn tail of the newest segment (a
 frame cut short, or failing its crc at the end of the file) is truncated away, and any other bad frame
 is refused (:class:`journal.base.JournalUnavailable` naming the file and the byte).
@@ -37,9 +45,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import logfile_index
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .logfile_frames import FIELDS, HEAD_SIZE, PREFIX, PREFIX_SIZE, Corrupt, Kind, Torn, encode, scan
 from .logfile_import import import_sqlite
+from .logfile_index import IndexUnusable, copy_rooms, index_numbers, live_counts, read_index
 from .logfile_state import Located, RoomState, Segments
 from .logs import EventLog
 from .settings import FileJournalSettings
@@ -53,14 +63,17 @@ _LISTED = b"\x01"
 _Write = tuple[int, str, int, bytes, int, Any, int]
 #: How: a callback (``submit_then``), a future, a future holding one of the ``max_pending`` slots.
 _CALLBACK, _FUTURE, _SLOT = 0, 1, 2
+#: After a failed write, the first recovery may run at once; the next ones (while writes keep
+#: failing) wait this long, doubling up to ``_RECOVER_MAX`` seconds.
+_RECOVER_FIRST, _RECOVER_MAX = 0.05, 2.0
 
 
 class FileJournal:
     """The journal in the directory ``path``.  ``open()`` before use, ``close()`` after; both
     idempotent.  An I/O error while writing (or a failed fsync, or a segment that cannot be started)
     fails the writes of its group with :class:`JournalUnavailable` (none of them is kept: the file is
-    cut back to where it was), and every write queued or asked for after it, until the journal is
-    opened again (a new one: a restart); reads go on.
+    cut back to where it was), and every write queued or asked for after it until the journal has
+    restored its tail (:meth:`_recover`, started by the next write asked for); reads go on.
 
     ``import_from``: a SQLite journal (:class:`journal.sqlite.SqliteJournal`) whose rooms are imported
     when this one is opened empty (no segment yet), then renamed aside (``<name>.migrated``): see
@@ -99,10 +112,18 @@ class FileJournal:
         self._writable = False
         #: Why writes are refused since a write or an fsync failed.
         self._broken: JournalUnavailable | None = None
+        #: Failed writes since the last one that succeeded, the restoring of the tail running, when
+        #: the next may start (loop time), and failed attempts since the failed write.
+        self._failures = 0
+        self._recovery: asyncio.Task[None] | None = None
+        self._recover_at = 0.0
+        self._recover_attempts = 0
         self._log = EventLog(journal=str(self.path))
         #: Groups written (one ``os.write`` each) and writes they carried.
         self.commits = 0
         self.writes = 0
+        #: The sealed segment whose index the last open read (0: it scanned every segment).
+        self.indexed = 0
 
     # -- lifecycle
 
@@ -136,7 +157,7 @@ class FileJournal:
             self._open = self._writable = True
             self._collect()  # segments left dead by the last run
             self._log.info("journal_opened", durability=self.settings.durability, segments=len(self._segments.live),
-                           rooms=len(self._rooms))
+                           rooms=len(self._rooms), indexed=self.indexed)
 
     def _lock(self) -> bool:
         """On the writer's thread: lock the directory (made if need be); whether it holds no segment."""
@@ -163,10 +184,23 @@ class FileJournal:
                        rooms=imported.rooms, records=imported.records, snapshots=imported.snapshots)
 
     def _load(self) -> None:
-        """On the writer's thread: scan the segments (the directory is locked), open the newest for appends."""
+        """On the writer's thread (the directory is locked): the rooms' states from the newest usable
+        index (:mod:`journal.logfile_index`) and the segments after it, or from every segment; then
+        the newest segment opened for appends."""
         numbers = self._segment_numbers()
+        sealed = self.indexed = self._load_index(numbers) if len(numbers) > 1 else 0
         for number in numbers:
-            self._scan(number, last=number == numbers[-1])
+            if number > sealed:
+                self._scan(number, last=number == numbers[-1])
+        if sealed:
+            on_disk = set(numbers)
+            gone = sorted(number for number, count in self._segments.live.items() if count and number not in on_disk)
+            if gone:  # a place the index gave is in a segment deleted since, and nothing after let it go
+                self._log.warning("journal_index_unusable", segment=sealed,
+                                  reason=f"live frames in segments that are gone: {gone}")
+                self._rooms, self._segments, self.indexed = {}, Segments(), 0
+                for number in numbers:
+                    self._scan(number, last=number == numbers[-1])
         if numbers:
             self._segment = numbers[-1]
             self._fd = os.open(self._segment_path(self._segment), os.O_WRONLY | os.O_APPEND)
@@ -175,6 +209,33 @@ class FileJournal:
             self._start_segment(1)
             self._sync_directory()
         self._segments.open(self._segment)
+
+    def _load_index(self, numbers: list[int]) -> int:
+        """The rooms' states from the newest index of a sealed segment that reads back whole: the
+        segment it was written for (0: none, every segment is to be scanned)."""
+        for leftover in self.path.glob("*.idx.tmp"):  # an index write cut short
+            leftover.unlink(missing_ok=True)
+        for number in index_numbers(self.path):
+            if number >= numbers[-1]:
+                continue  # not sealed (an index of a journal whose newer segments were removed)
+            try:
+                index = read_index(self.path, number)
+                segment = self._segment_path(number)
+                if segment.exists() and segment.stat().st_size != index.size:
+                    raise IndexUnusable(f"segment {number} is {segment.stat().st_size} bytes, "
+                                        f"{index.size} when it was indexed")
+            except (IndexUnusable, OSError) as exc:
+                self._log.warning("journal_index_unusable", segment=number, reason=str(exc))
+                continue
+            self._rooms = index.rooms
+            segments = self._segments
+            segments.live.update(live_counts(index.rooms))
+            for older in numbers:
+                if older <= number:
+                    segments.open(older)
+            self._log.info("journal_index_read", segment=number, rooms=len(index.rooms))
+            return number
+        return 0
 
     def _scan(self, number: int, *, last: bool) -> None:
         path = self._segment_path(number)
@@ -249,6 +310,8 @@ class FileJournal:
             if not self._open:
                 return
             self._open = self._writable = False
+            if self._recovery is not None:
+                await asyncio.shield(self._recovery)
             while self._syncing is not None or self._queue:
                 if self._syncing is not None:
                     await asyncio.shield(self._syncing)
@@ -293,6 +356,7 @@ class FileJournal:
         applied but not written)."""
         self._check_open()
         if self._broken is not None:
+            self._start_recovery()
             refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             refused.set_exception(JournalUnavailable(str(self._broken)))
             return refused
@@ -310,6 +374,7 @@ class FileJournal:
         once writes are refused (:meth:`submit` then hands the refusal over)."""
         if not self._writable:
             self._check_open()
+            self._start_recovery()
             return False
         if self._queue_full():
             return False
@@ -329,6 +394,7 @@ class FileJournal:
             return None
         if not self._writable:
             self._check_open()
+            self._start_recovery()
             return None  # refused: :meth:`submit` hands the refusal over
         outcome: list[int | Exception] = []
         self._queue.append((_RECORD, room, epoch, bytes(body), 0, outcome.append, _CALLBACK))
@@ -344,6 +410,10 @@ class FileJournal:
         return self._slotted >= self.settings.max_pending or len(self._queue) >= self.settings.max_pending
 
     async def _write(self, kind: int, room: str, epoch: int, body: bytes, offset: int) -> Any:
+        if self._broken is not None:
+            recovery = self._start_recovery()
+            if recovery is not None:
+                await asyncio.shield(recovery)
         self._check_writable()
         self._slotted += 1
         try:
@@ -450,24 +520,32 @@ class FileJournal:
                 self._break(queue, exc, "a write")
                 return
             self._size = position
-            for kind, state, offset, epoch, where in after:
-                if kind == _SNAPSHOT:
-                    state.add_snapshot(offset, epoch, where, segments, drop=not self.settings.keep_snapshotted)
-                else:
-                    state.forgot(offset, segments)
+            if after and not self._full:
+                self._apply(after)
         self.commits += 1
         self.writes += len(queue)
         if self._full and frames:
-            self._sync(queue, results, start, saved)
+            self._sync(queue, results, start, saved, after)
         else:
+            self._failures = 0
             self._settle(queue, results)
             if self._segments.dead:
                 self._collect()
+
+    def _apply(self, after: list[tuple[int, RoomState, int, int, Located]]) -> None:
+        """A group's snapshots and forgets, once it is written (``full``: and fsync'd)."""
+        segments = self._segments
+        for kind, state, offset, epoch, where in after:
+            if kind == _SNAPSHOT:
+                state.add_snapshot(offset, epoch, where, segments, drop=not self.settings.keep_snapshotted)
+            else:
+                state.forgot(offset, segments)
 
     def _undo(self, start: int, saved: dict[str, tuple[Any, ...]]) -> None:
         """A failed write: the file cut back to ``start`` (what the write left of its frames is a torn
         tail, as after a crash: nothing is written after it, and the next open truncates it anyway),
         the rooms' states to ``saved``."""
+        self._size = start
         try:
             os.ftruncate(self._fd, start)
         except OSError as exc:
@@ -475,10 +553,11 @@ class FileJournal:
         for name, state in saved.items():
             self._rooms[name].restore(state, self._segments)
 
-    def _sync(self, queue: list[_Write], results: list[Any], start: int, saved: dict[str, tuple[Any, ...]]) -> None:
-        """``full``: fdatasync on the writer's thread, then the outcomes; what queues up meanwhile
-        goes out after it.  A failed fdatasync undoes the group as a failed write does (its snapshot
-        or forget, if any, stays in memory: its reads fail)."""
+    def _sync(self, queue: list[_Write], results: list[Any], start: int, saved: dict[str, tuple[Any, ...]],
+              after: list[tuple[int, RoomState, int, int, Located]]) -> None:
+        """``full``: fdatasync on the writer's thread, then the group's snapshots and forgets and the
+        outcomes; what queues up meanwhile goes out after it.  A failed fdatasync undoes the group as a
+        failed write does."""
         assert self._writer is not None
         fd = self._fd
         syncing = asyncio.get_running_loop().run_in_executor(self._writer, os.fdatasync, fd)
@@ -493,6 +572,8 @@ class FileJournal:
                 self._undo(start, saved)
                 self._break(queue, exc, "an fsync")
                 return
+            self._failures = 0
+            self._apply(after)
             self._settle(queue, results)
             self._collect()
             if self._queue:
@@ -502,21 +583,101 @@ class FileJournal:
 
     def _break(self, queue: list[_Write], exc: BaseException, what: str) -> None:
         """A write, an fsync or a segment's start failed: the writes of ``queue`` and every write
-        queued after them fail, and so does every write from now on, until the journal is opened again
-        (a new one, after a restart: it rescans the files, truncating a torn tail).  Going on would put
-        frames after bytes whose fate is unknown (a frame cut short, or not on disk), where the next
-        open could only refuse them as corruption.  Reads go on."""
+        queued after them fail, and so does every write from now on until the tail is restored
+        (:meth:`_recover`).  Going on at once would put frames after bytes whose fate is unknown (a
+        frame cut short, or not on disk), where the next open could only refuse them as corruption.
+        Reads go on."""
         self._writable = False
+        self._failures += 1
+        self._recover_attempts = 0
+        delay = 0.0 if self._failures == 1 else min(_RECOVER_FIRST * 2 ** (self._failures - 2), _RECOVER_MAX)
+        self._recover_at = asyncio.get_running_loop().time() + delay
         self._broken = JournalUnavailable(
-            f"journal {self.path}: {what} failed ({exc}); it refuses writes until it is opened again")
+            f"journal {self.path}: {what} failed ({exc}); it refuses writes until it has restored its tail")
         queued, self._queue = self._queue, []
         if self._turn is not None:
             self._turn.cancel()
             self._turn = None
-        self._log.error("journal_write_failed", failed=what, writes=len(queue), queued=len(queued), error=str(exc))
+        self._log.error("journal_write_failed", failed=what, writes=len(queue), queued=len(queued), error=str(exc),
+                        consecutive=self._failures, recovery_in=round(delay, 3))
         reason = f"journal {self.path}: {what} failed, nothing of its group is kept: {exc}"
         self._settle(queue, [JournalUnavailable(reason) for _ in queue])
         self._settle(queued, [JournalUnavailable(str(self._broken)) for _ in queued])
+
+    # -- recovery
+
+    def _start_recovery(self) -> asyncio.Task[None] | None:
+        """After a failed write: the restoring of the tail, started if it is due and not running."""
+        if self._broken is None or not self._open:
+            return None
+        if self._recovery is None:
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._recover_at:
+                return None
+            self._recovery = loop.create_task(self._recover())
+        return self._recovery
+
+    async def _recover(self) -> None:
+        """Restore a consistent tail (:meth:`_restore_tail`, on the writer's thread) and take writes
+        again; if that fails, writes stay refused and the next attempt waits (doubling)."""
+        loop = asyncio.get_running_loop()
+        assert self._writer is not None and self._broken is not None
+        self._recover_attempts += 1
+        attempt = self._recover_attempts
+        try:
+            try:
+                dropped = await loop.run_in_executor(self._writer, self._restore_tail)
+            except (OSError, JournalUnavailable, Torn, Corrupt) as exc:
+                delay = min(_RECOVER_FIRST * 2 ** (attempt - 1), _RECOVER_MAX)
+                self._recover_at = loop.time() + delay
+                self._log.warning("journal_recovery_failed", attempt=attempt, error=str(exc), retry_in=delay)
+                return
+            if not self._open:
+                return
+            self._broken = None
+            self._writable = True
+            self._log.info("journal_recovered", attempt=attempt, segment=self._segment, size=self._size,
+                           dropped=dropped)
+            if self._queue:
+                self._schedule()
+            self._collect()
+        finally:
+            self._recovery = None
+
+    def _restore_tail(self) -> int:
+        """On the writer's thread, writes refused: a segment newer than the one written to (a start
+        that failed half-way) is removed; the newest is cut back to the end of the last group written
+        (what a failed write left beyond it), its frames checked, and opened again (``full``: and
+        fdatasync'd, the new descriptor not carrying the old one's error).  The bytes cut away.
+
+        :raises OSError, JournalUnavailable, Torn, Corrupt: the tail cannot be restored (yet)."""
+        for number in self._segment_numbers():
+            if number > self._segment:
+                self._segment_path(number).unlink()
+                self._log.warning("journal_partial_segment_removed", segment=number)
+        path = self._segment_path(self._segment)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            if size < self._size:
+                raise JournalUnavailable(f"the journal segment {path} holds {size} bytes, fewer than the {self._size} "
+                                         "written to it: it was cut by something else; open the journal again")
+            if size > self._size:
+                os.ftruncate(fd, self._size)
+            data = os.pread(fd, self._size, 0)
+            if len(data) != self._size:
+                raise OSError(f"read {len(data)} of the {self._size} bytes of {path}")
+            for _ in scan(data):
+                pass
+            if self._full:
+                os.fdatasync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        old, self._fd = self._fd, fd
+        if old >= 0:
+            os.close(old)
+        return size - self._size
 
     def _settle(self, queue: list[_Write], results: list[Any]) -> None:
         for entry, result in zip(queue, results):
@@ -542,25 +703,41 @@ class FileJournal:
     # -- retention
 
     def _roll(self) -> None:
-        """The newest segment is full: start the next one, headed by every room's state."""
-        old = self._segment
+        """The newest segment is full: start the next one, headed by every room's state; then the
+        index of the one sealed is written on the writer's thread (:mod:`journal.logfile_index`)."""
+        old, size = self._segment, self._size
         if self._full:
             os.fdatasync(self._fd)
         self._start_segment(old + 1)
         self._segments.open(self._segment)  # the old one is dead now if nothing in it is live
         self._log.info("journal_segment_started", segment=self._segment, rooms=len(self._rooms))
+        assert self._writer is not None
+        rooms = copy_rooms(self._rooms)
+
+        def written(future: asyncio.Future[Any]) -> None:
+            exc = None if future.cancelled() else future.exception()
+            if exc is not None:
+                self._log.warning("journal_index_not_written", segment=old, error=str(exc))
+
+        asyncio.get_running_loop().run_in_executor(
+            self._writer, logfile_index.write_index, self.path, old, size, rooms).add_done_callback(written)
 
     def _collect(self) -> None:
         """Delete the older segments none of whose frames is live (not while a read runs)."""
         if self._reading or not self._segments.dead or self._writer is None or not self._writable:
             return
         dead = self._segments.take_dead()
-        fd = self._fd
+        newest = self._segment_path(self._segment)
         paths = [self._segment_path(number) for number in dead]
 
         def delete() -> None:
             # The newest segment's head carries every room's state: on disk before what it replaces goes.
-            os.fdatasync(fd)
+            # (Opened here: the journal's descriptor may be closed by a roll before this runs.)
+            fd = os.open(newest, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
             for path in paths:
                 path.unlink(missing_ok=True)
             self._sync_directory()

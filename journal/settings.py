@@ -189,8 +189,10 @@ class FileJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     max_pending: _AtLeastOne = 10000
     #: Size a segment file may reach before the next one is started, bytes.  A segment is deleted once
     #: none of its records and snapshots is needed (snapshotted, forgotten or superseded), so the
-    #: directory holds about the rooms' records since their snapshots, plus up to a segment.  Opening
-    #: the journal reads all of it (~3 µs per frame).
+    #: directory holds about the rooms' records since their snapshots, plus up to a segment.  When a
+    #: segment is sealed, an index of every room's state and live records' places is written beside it
+    #: (``<number>.idx``): opening the journal reads that index and scans only the segments after it
+    #: (~3 µs per frame), i.e. at most about a segment; without a usable index it scans every segment.
     segment_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 8 * 1024 * 1024
     #: Records kept after a snapshot: ``False`` lets a room's records at or below its newest snapshot go
     #: (their segment is deleted once nothing else in it is needed).

@@ -1,7 +1,11 @@
 """The Socket.IO server on aiohttp: sockets, the client events, ``/metrics``, ``/healthz`` and ``/readyz``.
 
-Every client event goes through :meth:`PortalServer._request`: limits, the action, and the one
-place a :class:`~portal.errors.RequestError` becomes the ``('error', reason)`` ack.
+Every client event goes through :meth:`PortalServer._request`: the limits (:meth:`PortalServer._admit`),
+the action, and the one place its outcome becomes its ack and is counted
+(:meth:`PortalServer._answered`: a :class:`~portal.errors.RequestError` becomes the ``('error', reason)``
+ack).  A ``text`` of a connected participant over the in-process transport takes
+:meth:`PortalServer._continued` instead: the same limits and the same answer, from the relay's
+continuation (:meth:`~portal.relay.Relay.handle_then`), with no coroutine waiting for the controller.
 
 Connections are guarded (:mod:`edge`: header and body deadlines, JSON for aiohttp's own errors),
 new ones are limited per client address (:mod:`portal.gate`), and an Engine.IO connection that has
@@ -31,7 +35,7 @@ from .metrics import PortalMetrics
 from .packets import JsonPacket
 from .eio_socket import in_place
 from .sio_manager import InPlaceManager
-from .sio_server import PortalSocketServer
+from .sio_server import PortalSocketServer, SendAck
 from .relay import EVENTS, Relay
 from .schemas import AckRequest, parse
 from .delivery import AckBatcher
@@ -112,6 +116,10 @@ class PortalServer:
         self.sio.on("disconnect", self._disconnect)
         for event in self._actions:
             self.sio.on(event, self._handler(event))
+        if isinstance(self.sio, PortalSocketServer) and relay.in_process:
+            for event, route in EVENTS.items():
+                if route.call_then is not None:
+                    self.sio.continued[event] = self._continued(event)
         self.sio.on("*", self._unknown)
 
     @property
@@ -244,15 +252,31 @@ class PortalServer:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def _handler(self, event: str) -> Callable[..., Awaitable[Ack]]:
-        async def handle(sid: str, *args: Any) -> Ack:
+    def _handler(self, event: str) -> Callable[..., Awaitable[Ack | None]]:
+        async def handle(sid: str, *args: Any) -> Ack | None:
             return await self._request(event, sid, args[0] if args else None)
 
         return handle
 
-    async def _request(self, event: str, sid: str, payload: Any) -> Ack:
+    async def _request(self, event: str, sid: str, payload: Any) -> Ack | None:
         structured = event == "relogin" and not isinstance(payload, str)
         conn = self.connections.get(sid)
+        refused = self._admit(event, conn, payload, structured)
+        if refused is not None:
+            return refused
+        assert conn is not None
+        try:
+            answer = await self._actions[event](conn, payload)
+        except Exception as exc:
+            return self._answered(event, conn, exc, structured)
+        except BaseException as exc:  # a cancellation: the limit released, raised on
+            self._answered(event, conn, exc, structured)
+            raise
+        return self._answered(event, conn, answer, structured)
+
+    def _admit(self, event: str, conn: Connection | None, payload: Any, structured: bool = False) -> Ack | None:
+        """The socket's limits for a request: ``None`` when it is admitted (:meth:`_answered` must
+        then be told its outcome, once), else the refusal's ack (counted)."""
         try:
             if conn is None:
                 raise IllegalRequest()
@@ -260,19 +284,49 @@ class PortalServer:
         except RequestError as exc:
             self.metrics.requests.inc(event, exc.code)
             return exc.ack(structured=structured)
-        try:
-            answer = await self._actions[event](conn, payload)
-        except RequestError as exc:
-            self.metrics.requests.inc(event, exc.code)
-            return exc.ack(structured=structured)
-        except Exception:
-            conn.log.exception("request_failed", request=event)
-            self.metrics.requests.inc(event, "internal")
-            return RequestError("internal error", "internal").ack(structured=structured)
-        finally:
-            conn.limits.done()
-        self.metrics.requests.inc(event, "ok")
-        return answer
+        return None
+
+    def _answered(self, event: str, conn: Connection, outcome: Ack | BaseException,
+                  structured: bool = False) -> Ack | None:
+        """An admitted request ended with ``outcome`` (its ack, or what it raised): the socket's limit
+        released, the outcome counted, and the ack to send.  A :class:`RequestError` is its
+        ``('error', reason)`` ack; any other exception is logged with its traceback and answered
+        ``internal``; a cancellation (not counted) the empty ack, as python-socketio answers it."""
+        conn.limits.done()
+        if not isinstance(outcome, BaseException):
+            self.metrics.requests.inc(event, "ok")
+            return outcome
+        if isinstance(outcome, RequestError):
+            self.metrics.requests.inc(event, outcome.code)
+            return outcome.ack(structured=structured)
+        if not isinstance(outcome, Exception):
+            return None
+        conn.log.exception("request_failed", request=event, exc_info=outcome)
+        self.metrics.requests.inc(event, "internal")
+        return RequestError("internal error", "internal").ack(structured=structured)
+
+    def _continued(self, event: str) -> Callable[[str, Any, SendAck], bool]:
+        """The continued handler of ``event`` (:attr:`PortalSocketServer.continued`; in-process only):
+        a request of a connected participant whose session is not moving is admitted and answered as
+        :meth:`_request` does it, from the relay's continuation (:meth:`~portal.relay.Relay.handle_then`);
+        anything else is left to :meth:`_request` (``False``)."""
+        relay = self.relay
+
+        def take(sid: str, payload: Any, send: SendAck) -> bool:
+            conn = self.connections.get(sid)
+            if conn is None or conn.state is not State.CONNECTED or conn.session is None:
+                return False
+            session = conn.session
+            if session.moving is not None:  # waits for the move: the coroutine path
+                return False
+            refused = self._admit(event, conn, payload)
+            if refused is not None:
+                send(refused)
+                return True
+            relay.handle_then(session, event, payload, lambda outcome: send(self._answered(event, conn, outcome)))
+            return True
+
+        return take
 
     async def _unknown(self, event: str, sid: str, *args: Any) -> Ack:
         """An event no handler serves: answered at once (a client waiting for an ack would time

@@ -48,9 +48,13 @@ __all__ = [
     "rpc_method",
     "rpc_methods",
     "rpc_method_names",
+    "resumable",
+    "later_reply",
+    "reply_result",
     "request_id",
     "dispatch",
     "arguments_type",
+    "Later",
 ]
 
 log = RpcLog()
@@ -67,19 +71,63 @@ FailedListener = Callable[[str, str, BaseException], None]
 DepartureListener = Callable[[str], None]
 
 _RPC_ATTR = "__switchboard_rpc__"
+_RESUMABLE_ATTR = "__switchboard_resumable__"
 
 
-def rpc_method(func: F) -> F:
-    """Mark an ``async def`` method as callable over RPC under its own name.
+class Later:
+    """What an :func:`rpc_method` may return to answer once ``future`` (a future of the running
+    loop) completes: ``value`` if it succeeds, its exception (mapped as if the method had raised it:
+    a :class:`~rpc.errors.ServiceError` keeps its code, anything else is ``internal``) if not.
+
+    Every transport answers it the same: :func:`dispatch` awaits the future for a caller that waits
+    in a coroutine (RabbitMQ, the in-process ``call``).  Only the in-process
+    :meth:`~rpc.local.LocalTransport.call_then` takes the :class:`Later` itself and answers from the
+    future's completion callback, so no coroutine of the handler stays suspended meanwhile.  The
+    future must complete (or fail) on its own: the caller's deadline does not cancel it."""
+
+    __slots__ = ("future", "value")
+
+    def __init__(self, future: asyncio.Future[Any], value: Any) -> None:
+        self.future = future
+        self.value = value
+
+
+@typing.overload
+def rpc_method(func: F, /) -> F: ...
+
+
+@typing.overload
+def rpc_method(*, resumable: bool = ...) -> Callable[[F], F]: ...
+
+
+def rpc_method(func: F | None = None, /, *, resumable: bool = False) -> F | Callable[[F], F]:
+    """Mark an ``async def`` method as callable over RPC under its own name (``@rpc_method``, or
+    ``@rpc_method(resumable=True)``).
 
     Its parameters' annotations are its wire contract: :func:`dispatch` converts a request's
     arguments to them (strictly: ``"1"`` is no ``int``; a mapping becomes the annotated struct) before
-    the method runs, and answers ``bad_arguments`` without running it when they do not fit."""
-    candidate: Any = func  # checked as Any so the narrowing does not change F
-    if not inspect.iscoroutinefunction(candidate):
-        raise TypeError(f"rpc_method {func.__qualname__} must be async")
-    setattr(func, _RPC_ATTR, True)
-    return func
+    the method runs, and answers ``bad_arguments`` without running it when they do not fit.
+
+    ``resumable``: the method is safe to resume outside any task.  After its first suspension it
+    awaits only futures of the running loop and nothing that needs a current task
+    (``asyncio.current_task()``, ``asyncio.timeout``, ``asyncio.wait_for``, a task's cancellation):
+    :meth:`~rpc.local.LocalTransport.call_then` then resumes it from the completion callbacks of the
+    futures it awaits.  A method without the mark that suspends goes on as a task."""
+    def mark(method: F) -> F:
+        candidate: Any = method  # checked as Any so the narrowing does not change F
+        if not inspect.iscoroutinefunction(candidate):
+            raise TypeError(f"rpc_method {method.__qualname__} must be async")
+        setattr(method, _RPC_ATTR, True)
+        if resumable:
+            setattr(method, _RESUMABLE_ATTR, True)
+        return method
+
+    return mark if func is None else mark(func)
+
+
+def resumable(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` (an :func:`rpc_method`, bound or not) was marked ``resumable``."""
+    return getattr(method, _RESUMABLE_ATTR, False) is True
 
 
 #: Longest ``bad_arguments`` message taken from the decoder (it may quote the caller's input).
@@ -147,30 +195,55 @@ def rpc_method_names(handler_type: type) -> list[str]:
 
 def dispatch(
     service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
-    on_handled: HandledListener | None = None, on_failed: FailedListener | None = None,
+    on_handled: HandledListener | None = None, on_failed: FailedListener | None = None, later: bool = False,
 ) -> Awaitable[Reply]:
     """Run ``request`` against ``methods`` and turn the outcome into a :class:`Reply`.
 
     Expected errors keep their code; anything else is logged here with its traceback and sent as
     ``internal`` without it.  ``on_handled`` is told how long a known method took (a declined
     request is not counted: another process handles it); without one, nothing wraps the call.
-    ``on_failed`` is told of each unexpected exception of a handler.
+    ``on_failed`` is told of each unexpected exception of a handler.  A :class:`Later` the method
+    returns is awaited, unless ``later``: then it is the reply's result as it is, and its caller
+    answers it (:func:`later_reply`) once its future is done.
     """
     if on_handled is None or request.method not in methods:
-        return _dispatch(service, methods, request, on_failed)
-    return _timed(service, methods, request, on_handled, on_failed)
+        return _dispatch(service, methods, request, on_failed, later)
+    return _timed(service, methods, request, on_handled, on_failed, later)
 
 
 async def _timed(service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
-                 on_handled: HandledListener, on_failed: FailedListener | None) -> Reply:
+                 on_handled: HandledListener, on_failed: FailedListener | None, later: bool) -> Reply:
     started = time.perf_counter()
-    reply = await _dispatch(service, methods, request, on_failed)
-    on_handled(request.method, time.perf_counter() - started)
+    reply = await _dispatch(service, methods, request, on_failed, later)
+    if type(reply.result) is Later:  # timed to the future's completion
+        method = request.method
+        reply.result.future.add_done_callback(lambda _: on_handled(method, time.perf_counter() - started))
+    else:
+        on_handled(request.method, time.perf_counter() - started)
     return reply
 
 
+def later_reply(service: str, method: str, sender: str | None, later: Later,
+                on_failed: FailedListener | None = None) -> Reply:
+    """The reply of a method that returned ``later``, once its future is done, as :func:`dispatch`
+    makes it for a method that raised: an unexpected exception is logged and answered ``internal``;
+    a cancelled future is ``service_gone``."""
+    future = later.future
+    if future.cancelled():
+        return Reply(error=ErrorBody(SERVICE_GONE, f"{service}.{method} was cancelled"))
+    error = future.exception()
+    if error is None:
+        return Reply(result=later.value)
+    if isinstance(error, (ServiceError, RpcError)):
+        return Reply(error=ErrorBody(error.code, error.message, error.details))
+    try:
+        raise error
+    except Exception:
+        return _failed(service, method, sender, on_failed)
+
+
 async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any]]], request: Request,
-                    on_failed: FailedListener | None = None) -> Reply:
+                    on_failed: FailedListener | None = None, later: bool = False) -> Reply:
     method = methods.get(request.method)
     if method is None:
         return Reply(error=ErrorBody(UNKNOWN_METHOD, f"{service} has no method {request.method!r}"))
@@ -179,6 +252,9 @@ async def _dispatch(service: str, methods: dict[str, Callable[..., Awaitable[Any
         return Reply(error=ErrorBody(BAD_ARGUMENTS, f"{service}.{request.method}: {args}"))
     try:
         result = await method(**args)
+        if type(result) is Later and not later:
+            await result.future
+            result = result.value
     except Declined:
         raise
     except (ServiceError, RpcError) as exc:
@@ -223,6 +299,18 @@ def _signature_mismatch(method: Callable[..., Any], args: dict[str, Any]) -> str
     if not problems:
         return None
     return "; ".join(problems) + "; expected " + (", ".join(parameters) or "no arguments")
+
+
+def reply_result(target: str, method: str, timeout: float, reply: Reply | None) -> Any:
+    """The result of a call's ``reply`` (``None``: none came within ``timeout``), or the error it
+    stands for, raised as :meth:`Transport.call` raises it."""
+    if reply is None:
+        raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s")
+    if reply.error is not None:
+        if reply.error.code == SERVICE_GONE:
+            raise RpcUnavailable(reply.error.message)
+        raise RpcRemoteError(reply.error.code, reply.error.message, reply.error.details)
+    return reply.result
 
 
 def deadline_passed(request: Request) -> bool:
@@ -339,14 +427,7 @@ class Transport(abc.ABC):
             raise RpcTimeout(f"{target}.{method}: the broker came back too late ({timeout:g} s)")
         request = Request(method=method, args=args or {}, sender=self.node_id,
                           deadline_ms=int((time.time() + left) * 1000))
-        reply = await self._exchange(target, request, left)
-        if reply is None:
-            raise RpcTimeout(f"{target}.{method} did not answer within {timeout:g} s")
-        if reply.error is not None:
-            if reply.error.code == SERVICE_GONE:
-                raise RpcUnavailable(reply.error.message)
-            raise RpcRemoteError(reply.error.code, reply.error.message, reply.error.details)
-        return reply.result
+        return reply_result(target, method, timeout, await self._exchange(target, request, left))
 
     async def cast(self, target: str, method: str, args: dict[str, Any] | None = None) -> None:
         """Send ``target.method(**args)`` without waiting for (or getting) a result.

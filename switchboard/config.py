@@ -92,12 +92,13 @@ class LocalClusterSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
 
 class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Where the rooms' events are journaled, so that a restart or a controller's death drops nobody:
-    #: ``auto`` (``sqlite`` for ``switchboard up``; for a controller process, ``stream`` when a
-    #: broker is configured), ``sqlite`` (local disk: one machine), ``stream`` (RabbitMQ streams:
-    #: any controller can rebuild any room), ``holder`` (RabbitMQ streams, the records of all of a
-    #: controller's rooms in one stream of its own: work in progress, not for production), ``file``
-    #: (append-only files of our own on local disk, one machine; opened empty, it takes over the rooms of
-    #: the SQLite journal at ``journal.sqlite.path``, which is then renamed ``*.migrated``), ``memory``
+    #: ``auto`` (``file`` for ``switchboard up``; for a controller process, ``stream`` when a broker is
+    #: configured, else ``sqlite``), ``file`` (append-only files of our own on local disk, one machine;
+    #: opened empty, it takes over the rooms of the SQLite journal at ``journal.sqlite.path``, which is
+    #: then renamed ``*.migrated``: the upgrade from a version whose embedded default was ``sqlite``),
+    #: ``sqlite`` (one SQLite file on local disk: one machine), ``stream`` (RabbitMQ streams: any
+    #: controller can rebuild any room), ``holder`` (RabbitMQ streams, the records of all of a
+    #: controller's rooms in one stream of its own: work in progress, not for production), ``memory``
     #: (tests only: lost with the process) or ``off`` (nothing journaled: a restart or a controller's
     #: death drops its rooms).
     kind: Literal["auto", "sqlite", "stream", "holder", "memory", "off", "file"] = "auto"

@@ -6,8 +6,9 @@ bare python-socketio client speaking plain OWT — is stopped (SIGTERM) or kille
 again on the same ports and state.  Every client relogs in with its ticket within its hold window and
 finds its room: nobody is dropped or told of a leave or a join, nothing sent before the stop is lost,
 and the extension clients get nothing twice.  Each journal kind of the embedded server is restarted on
-(``journal.kind`` ``sqlite`` and ``file``), and so is the upgrade from one to the other: a server whose
-journal was SQLite restarted with the file journal, which takes the SQLite journal's rooms over.
+(``journal.kind`` ``sqlite`` and ``file``), and so is the upgrade to the default: a server whose journal was
+SQLite (the embedded default until the file journal replaced it) restarted with no ``journal.kind`` given,
+which is the file journal: it takes the SQLite journal's rooms over.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ async def _texts(client: Client, count: int) -> list[str]:
 
 
 #: The embedded server's journal kind before and after the restart.
-KINDS = pytest.mark.parametrize("kinds", [("sqlite", "sqlite"), ("file", "file"), ("sqlite", "file")],
-                                ids=["sqlite", "file", "sqlite-to-file"])
+#: ``auto`` (the default, no ``journal.kind`` given) is ``file``: ``sqlite`` then ``auto`` is the upgrade from a
+#: version whose default was ``sqlite``.
+KINDS = pytest.mark.parametrize("kinds", [("sqlite", "sqlite"), ("file", "file"), ("sqlite", "auto")],
+                                ids=["sqlite", "file", "sqlite-to-default"])
 
 
 def _restarted_with(server: Server, kinds: tuple[str, str]) -> None:
@@ -98,15 +101,20 @@ def _restarted_with(server: Server, kinds: tuple[str, str]) -> None:
         assert list(state.with_name("journal.d").glob("*.seg"))
     else:
         assert state.with_name("journal.sqlite3").exists()
-    server.env["SWITCHBOARD_JOURNAL__KIND"] = kinds[1]
+        assert not state.with_name("journal.d").exists()
+    if kinds[1] == "auto":
+        server.env.pop("SWITCHBOARD_JOURNAL__KIND", None)
+    else:
+        server.env["SWITCHBOARD_JOURNAL__KIND"] = kinds[1]
 
 
 def _migrated(kinds: tuple[str, str]) -> None:
     """After an upgrade restart, the SQLite journal was taken over and moved aside."""
     state = default_state_path()
-    if kinds == ("sqlite", "file"):
+    if kinds == ("sqlite", "auto"):
         assert not state.with_name("journal.sqlite3").exists()
         assert state.with_name("journal.sqlite3.migrated").exists()
+        assert list(state.with_name("journal.d").glob("*.seg"))
 
 
 @KINDS

@@ -4,7 +4,8 @@ record once its outcome was handed over: ``python -m tests.journal.appender PATH
 
 ``KIND`` ``sqlite`` (the default): ``TASKS`` tasks looping on ``append``.  ``file``: the same, plus a
 callback on the event loop that queues a few records with ``submit_then`` each loop turn (as the
-controller does), printing each one's offset when it is handed over.
+controller does), printing each one's offset when it is handed over.  ``file-slow-index``: as ``file``,
+each index written in two halves 20 ms apart (a kill is likely to cut one short).
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
+from journal import logfile_index
 from journal.logfile import FileJournal
 from journal.settings import FileJournalSettings, JournalSettings
 from journal.sqlite import SqliteJournal
@@ -32,6 +36,9 @@ def _printed(room: str, offset: int, body: bytes) -> None:
 
 async def _append_forever(path: str, tasks: int, durability: str, kind: str) -> None:
     journal: SqliteJournal | FileJournal
+    if kind == "file-slow-index":
+        _slow_index_writes()
+        kind = "file"
     if kind == "file":
         journal = FileJournal(path, msgspec.convert({"durability": durability, "segment_bytes": 64 * 1024},
                                                     FileJournalSettings))
@@ -65,16 +72,33 @@ async def _append_forever(path: str, tasks: int, durability: str, kind: str) -> 
     await asyncio.gather(*(appender(task) for task in range(tasks)))
 
 
+def _slow_index_writes() -> None:
+    from journal.logfile_index import TMP_SUFFIX, index_path
+
+    real = logfile_index.write_index
+
+    def slow(directory: Path, segment: int, size: int, rooms: list[logfile_index.RoomCopy]) -> Path:
+        scratch = directory / "scratch"
+        scratch.mkdir(exist_ok=True)
+        whole = real(scratch, segment, size, rooms).read_bytes()
+        # Half of it, where the real write puts it before renaming it into place; the kill comes now.
+        index_path(directory, segment).with_suffix(TMP_SUFFIX).write_bytes(whole[: len(whole) // 2])
+        time.sleep(0.02)
+        return real(directory, segment, size, rooms)
+
+    logfile_index.write_index = slow
+
+
 async def appended_until_killed(path: Path, durability: str, kind: str, *, lines: int = 300,
-                                tasks: int = 8) -> list[tuple[str, int, bytes]]:
-    """Run the appender on ``path`` until it printed ``lines`` records, ``kill -9`` it; every
-    ``(room, offset, body)`` it printed in full, in the order printed."""
+                                tasks: int = 8, until: Callable[[], bool] | None = None) -> list[tuple[str, int, bytes]]:
+    """Run the appender on ``path`` until it printed ``lines`` records (and ``until()`` holds, if
+    given), ``kill -9`` it; every ``(room, offset, body)`` it printed in full, in the order printed."""
     child = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.journal.appender", str(path), str(tasks),
                                                  durability, kind, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     assert child.stdout is not None
     out = b""
     try:
-        while out.count(b"\n") < lines:
+        while out.count(b"\n") < lines or (until is not None and not until()):
             chunk = await asyncio.wait_for(child.stdout.read(65536), timeout=60)
             assert chunk, "the appender stopped before it was killed"
             out += chunk

@@ -22,6 +22,7 @@ from conference_controller import Controller, ControllerSettings
 from conference_controller.ids import ParticipantId
 from conference_controller import machine
 from conference_controller.state import ParticipantState
+from journal import Journal
 from credentials import AdminKeys, JoinToken, Keyring, decode_ticket, encode_token, new_id, now_ms
 from portal import Portal, PortalSettings
 from rpc import Transport, rpc_method
@@ -102,13 +103,15 @@ class Harness:
         self.factory.made.append(transport)
         return transport
 
-    async def start_controller(self, **settings: Any) -> Controller:
-        """The real controller, with ``settings`` over the defaults (``ControllerSettings`` fields)."""
+    async def start_controller(self, journal: Journal | None = None, **settings: Any) -> Controller:
+        """The real controller, with ``settings`` over the defaults (``ControllerSettings`` fields)
+        and ``journal`` (default: none)."""
         assert self.controller is None, "one controller per harness"
         options: dict[str, Any] = {"room_grace_period": 0.5, "delivery_retry_interval": 0.02}
         options.update(settings)
         self.controller = Controller(await self._spied("controller"), msgspec.convert(options, ControllerSettings),
-                                     WORKER, worker_id=CONTROLLER_ID, admin_keys=AdminKeys([ADMIN_KEY]))
+                                     WORKER, worker_id=CONTROLLER_ID, admin_keys=AdminKeys([ADMIN_KEY]),
+                                     journal=journal)
         await self.controller.start()
         self._stoppable.append(self.controller)
         return self.controller

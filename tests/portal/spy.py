@@ -16,10 +16,10 @@ from typing import Any
 
 import msgspec
 
-from rpc import LocalBroker, RpcNoService, ServiceError, ServiceHandle, rpc_method
+from rpc import Later, LocalBroker, RpcNoService, ServiceError, ServiceHandle, resumable, rpc_method
 from rpc.base import rpc_methods
 from rpc.messages import Reply, Request
-from rpc.local import LocalTransport
+from rpc.local import Continuation, LocalTransport
 
 __all__ = ["Spy", "SpyTransport"]
 
@@ -98,13 +98,17 @@ class Spy:
                 raise ServiceError("unavailable", f"{name}: the reply was lost (injected)")
             change = self._rewrites.pop(name, None)
             if change is not None:
-                result = change(msgspec.to_builtins(result))
+                if isinstance(result, Later):  # the answer it stands for, once its future is done
+                    result = Later(result.future, change(msgspec.to_builtins(result.value)))
+                else:
+                    result = change(msgspec.to_builtins(result))
             gate = self._held.get(name)
             if gate is not None:
                 await gate.wait()
             return result
 
-        return rpc_method(forward)
+        # As safe to resume outside a task as the method: it awaits only the spy's events besides it.
+        return rpc_method(resumable=resumable(method))(forward)
 
 
 class SpyTransport(LocalTransport):
@@ -123,6 +127,13 @@ class SpyTransport(LocalTransport):
         if target in self.unserved:
             raise RpcNoService(f"no service {target!r} (injected)")
         return await super()._exchange(target, request, timeout)
+
+    def call_then(self, target: str, method: str, args: dict[str, Any] | None, then: Continuation,
+                  timeout: float | None = None) -> None:
+        if target in self.unserved:
+            then(None, RpcNoService(f"no service {target!r} (injected)"))
+            return
+        super().call_then(target, method, args, then, timeout)
 
     async def serve(self, service: str, handler: object, *, single_active: bool = False) -> ServiceHandle:
         spy = self.spies.get(service)

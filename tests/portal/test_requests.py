@@ -350,6 +350,9 @@ async def test_a_request_whose_answer_the_broker_lost_is_made_again_only_with_a_
         return answer
 
     portal.transport.call = lossy  # type: ignore[method-assign,assignment]
+    # Only a broker's transport loses its connection: relayed as over one (``call``, not the
+    # in-process ``call_then``, which has no broker to lose).
+    portal.server.sio.continued.clear()
     assert await sender.call("text", {"to": "all", "message": "with id", "requestId": "r-1"}) == "ok"
     lose_next = True
     status, reason = await sender.call("text", {"to": "all", "message": "without id"})

@@ -11,7 +11,7 @@ from journal import Fenced, JournalUnavailable, Snapshot
 from journal.logfile import FileJournal
 from journal.sqlite import SqliteJournal
 from switchboard.config import load_settings
-from switchboard.journals import build_journal, sqlite_path
+from switchboard.journals import build_journal, journal_kind, sqlite_path
 
 
 def test_kind_file_builds_the_file_journal_in_its_directory_or_beside_the_key_state_file(tmp_path: Path) -> None:
@@ -24,6 +24,22 @@ def test_kind_file_builds_the_file_journal_in_its_directory_or_beside_the_key_st
                                                "SWITCHBOARD_KEYS__STATE_FILE": str(tmp_path / "state" / "keys.json")}),
                             embedded=True)
     assert isinstance(default, FileJournal) and default.path == tmp_path / "state" / "journal.d"
+
+
+def test_kind_auto_is_the_file_journal_for_switchboard_up_and_takes_over_the_sqlite_journal_there(
+        tmp_path: Path) -> None:
+    env = {"SWITCHBOARD_KEYS__STATE_FILE": str(tmp_path / "keys.json")}
+    embedded = build_journal(load_settings(env=env), embedded=True)
+    assert isinstance(embedded, FileJournal)
+    assert embedded.path == tmp_path / "journal.d" and embedded.import_from == tmp_path / "journal.sqlite3"
+    configured = build_journal(load_settings(env=env | {"SWITCHBOARD_JOURNAL__SQLITE__PATH": str(tmp_path / "old.db")}),
+                               embedded=True)
+    assert isinstance(configured, FileJournal) and configured.import_from == tmp_path / "old.db"
+    assert isinstance(build_journal(load_settings(env=env | {"SWITCHBOARD_JOURNAL__KIND": "sqlite"}), embedded=True),
+                      SqliteJournal)
+    # A controller process: the broker's streams when it has one, else SQLite (it may share the disk).
+    assert isinstance(build_journal(load_settings(env=env), embedded=False), SqliteJournal)
+    assert journal_kind(load_settings(env=env | {"SWITCHBOARD_RPC__BROKER_URL": "amqp://x"}), embedded=False) == "stream"
 
 
 async def test_a_file_journal_opened_empty_takes_over_the_rooms_of_the_sqlite_journal_it_replaces(
