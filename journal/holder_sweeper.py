@@ -49,8 +49,8 @@ from .base import JournalUnavailable
 from .holder_entries import parts
 from .holder_log import ClaimsLog
 from .stream_connection import BROKER_ERRORS, Connection
-from .stream_layout import Layout
 from .stream_fold import OPENED, Message
+from .stream_layout import Layout
 from .stream_read import Seer, read, scan
 from .stream_rooms import Directory
 from .stream_snapshots import Snapshots
