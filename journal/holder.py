@@ -15,7 +15,8 @@ Offsets pack the claim, the holder message and the index in it (:mod:`journal.ho
 up within a room across claims and holders.  ``replay`` follows the room's claims log: for each claim since
 the room was last forgotten, the room's records in that claim's window of its holder stream.  Snapshots,
 the rooms directory and the connection are the stream journal's (:mod:`journal.stream_snapshots`,
-:mod:`journal.stream_rooms`, :mod:`journal.stream_connection`).
+:mod:`journal.stream_rooms`, :mod:`journal.stream_connection`).  Each instance notes signs of life, and
+sweeps the holder streams of dead instances that no room's replay needs (:mod:`journal.holder_sweeper`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from .holder_entries import RECORD, parts
 from .holder_fold import Window
 from .holder_log import CLAIM, HOLD
 from .holder_replay import SharedReads
+from .holder_sweeper import HolderDirectory, HolderSweeper
 from .holder_tail import Holding, OwnTail
 from .holder_writer import HolderWriter
 from .settings import StreamJournalSettings
 from .stream_appends import InFlight
 from .stream_connection import BROKER_ERRORS, Connection
 from .stream_layout import Layout
-from .stream_rooms import Directory
+from .stream_read import scan
 from .stream_snapshots import Snapshots
 
 __all__ = ["HolderJournal"]
@@ -69,10 +71,12 @@ class HolderJournal:
         self._due = SnapshotsDue(self._holdings, s.holder_snapshot_after, self._link.log)
         self._tail.passed = self._due.passed
         self._writer = HolderWriter(self._link, self._tail, self._writes, s.holder_hold)
-        self._directory = Directory(self._link)
+        self._directory = HolderDirectory(self._link, self.holder, lambda: self._sweeper.announce())
         self._snapshots = Snapshots(self._link)
         self._reads = SharedReads(self._link, s.holder_replay_share_bytes, self._link.keep)
         self._claims = Claims(self._link, self.holder, self._writer, self._holdings, self._directory)
+        #: This journal's signs of life, and the sweeper of dead journals' holder streams.
+        self._sweeper = HolderSweeper(url, self._link, self.holder)
         #: Records submitted that wait for a hold of their room (its first, or a newer epoch), in order.
         self._queued: dict[str, _Queued] = {}
 
@@ -111,12 +115,14 @@ class HolderJournal:
         if self._link.closed:
             raise RuntimeError(f"the journal {self.name} was closed; make a new one")
         await self._link.connection()
+        self._sweeper.start()
 
     async def close(self) -> None:
         if self._link.closed:
             return
         self._link.log.info("journal_holder_closed", holder=self.holder, messages=self.messages, entries=self.entries,
                             held=self._writer.held)
+        await self._sweeper.stop()
         self._link.shut()
         closed = JournalUnavailable("journal is closed")
         self._writes.close(closed)
