@@ -40,7 +40,6 @@ from .settings import StreamJournalSettings
 from .stream_appends import InFlight
 from .stream_connection import BROKER_ERRORS, Connection
 from .stream_layout import Layout
-from .stream_read import scan
 from .stream_snapshots import Snapshots
 
 __all__ = ["HolderJournal"]
