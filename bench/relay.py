@@ -6,11 +6,13 @@ driven by the same clients: each sends ``echo`` and waits for the ack.  Every cl
 in flight; a relayed message counts when both its ack and its delivery to the partner arrived.
 The figure that does not depend on how fast the load generator is: the **server process's CPU
 time per message** (``/proc/<pid>/stat``) over the measured window.  The embedded server runs with
-its room journal (SQLite, the default settings, a fresh file per run); a third server in the same
-interleaving, ``journal.kind = off``, shows what the journal costs.  With ``--with-file`` a fourth,
-``journal.kind = file`` (the append-only file journal, ``journal/logfile.py``), joins the interleaving.
+its room journal (the default: the append-only file journal, ``journal/logfile.py``, default settings,
+a fresh directory per run); a third server in the same interleaving, ``journal.kind = off``, shows what
+the journal costs.  With ``--with-sqlite`` a fourth, ``journal.kind = sqlite`` (the default before
+2026-12-05), and with ``--with-file-each`` the file journal with ``journal.file.commit = each`` join
+the interleaving.
 
-Run: ``python -m bench relay [--clients 50] [--procs 2] [--reps 3] [--duration 5] [--with-file]``.
+Run: ``python -m bench relay [--clients 50] [--procs 2] [--reps 3] [--duration 5] [--with-sqlite]``.
 """
 
 from __future__ import annotations
@@ -41,11 +43,14 @@ GOAL_P99_MS = 50.0
 MESSAGE = "x" * 64
 #: The third server of the interleaving: the same embedded server without a room journal.
 _NO_JOURNAL = {"JOURNAL__KIND": "off"}
-#: The fourth (``--with-file``): the append-only file journal.
-_FILE_JOURNAL = {"JOURNAL__KIND": "file"}
+#: The others (``--with-sqlite``, ``--with-file-each``): what they run, and their name in the report.
+_EXTRAS: dict[str, tuple[dict[str, str], str]] = {
+    "sqlite journal": ({"JOURNAL__KIND": "sqlite"}, "`journal.kind = sqlite`"),
+    "file journal, each": ({"JOURNAL__KIND": "file", "JOURNAL__FILE__COMMIT": "each"},
+                           "`journal.kind = file`, `journal.file.commit = each`"),
+}
 _SETTINGS: dict[str, dict[str, str] | None] = {
-    "ours": None, "no journal": _NO_JOURNAL, "file journal": _FILE_JOURNAL,
-    "file journal, each": {**_FILE_JOURNAL, "JOURNAL__FILE__COMMIT": "each"},
+    "ours": None, "no journal": _NO_JOURNAL, **{kind: settings for kind, (settings, _) in _EXTRAS.items()},
 }
 
 
@@ -148,8 +153,8 @@ async def run_pairs(server: servers.Server, mode: str, clients: int, procs: int,
 
 async def _bench(args: argparse.Namespace) -> int:
     runs: dict[str, list[Run]] = {"echo": [], "ours": [], "no journal": []}
-    if args.with_file:
-        runs["file journal"] = []
+    if args.with_sqlite:
+        runs["sqlite journal"] = []
     if args.with_file_each:
         runs["file journal, each"] = []
     for rep in range(args.reps):
@@ -184,7 +189,7 @@ def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str,
     ours, base, bare = Run.summary(runs["ours"]), Run.summary(runs["echo"]), Run.summary(runs["no journal"])
     ratio = ours.cpu_us / base.cpu_us if base.cpu_us else float("inf")
     bare_ratio = bare.cpu_us / base.cpu_us if base.cpu_us else float("inf")
-    files = {kind: Run.summary(runs[kind]) for kind in ("file journal", "file journal, each") if runs.get(kind)}
+    extras = {kind: Run.summary(runs[kind]) for kind in _EXTRAS if runs.get(kind)}
     checks = [
         (f"server CPU per relayed message, journal on, ≤ {GOAL_CPU_RATIO}× the echo's per ack", ratio <= GOAL_CPU_RATIO,
          f"{ratio:.2f}× ({bare_ratio:.2f}× with `journal.kind = off`)"),
@@ -207,13 +212,13 @@ def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str,
         "server (`switchboard up`, uvloop) in its own process. Baseline in the same run, interleaved: the",
         "bare python-socketio acked echo server (uvloop) driven by the same clients (`echo`, wait for the ack),",
         "and the embedded server with `journal.kind = off` (what the room journal costs). Each embedded server",
-        "journals to a fresh SQLite file of its own (default settings).",
+        "journals to a fresh directory of its own (the default journal: the append-only file journal, default settings).",
         f"Load generator: {args.procs} processes, uvloop, a raw Engine.IO/Socket.IO websocket client (`bench/sioclient.py`).",
         f"{args.reps} repetitions of {args.warmup:g} s warm-up + {args.duration:g} s measured, medians (`bench/relay.py`).",
         "CPU = server process utime+stime from `/proc` over the measured window.",
         "",
         f"- date: {today()}; commit: {git_commit()}; machine: {machine()}",
-        f"- goal: server CPU per relayed message with the room journal on (SQLite, default `durability = normal`: "
+        f"- goal: server CPU per relayed message with the room journal on (the default file journal, `durability = normal`: "
         f"survives `kill -9`) ≤ {GOAL_CPU_RATIO}× the echo's CPU per ack; ≥ {GOAL_RATE:,.0f} messages/s; "
         f"p99 ≤ {GOAL_P99_MS:g} ms",
         "- settings lifted for the load generator: `portal.rate_limit_per_second`/`rate_limit_burst` (50/s per socket)",
@@ -223,8 +228,7 @@ def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str,
         row("bare echo (baseline)", base),
         row("switchboard relay", ours),
         row("… with `journal.kind = off`", bare),
-        *(row(f"… with `journal.kind = file`{', `commit = each`' if ', each' in kind else ''}", run)
-          for kind, run in files.items()),
+        *(row(f"… with {_EXTRAS[kind][1]}", run) for kind, run in extras.items()),
         "",
         f"Runs: {per_run}.",
         "",
@@ -233,19 +237,18 @@ def _section(runs: dict[str, list[Run]], args: argparse.Namespace) -> tuple[str,
         lines.append(f"- {'pass' if ok else '**miss**'}: {name} — {value}")
     lines += ["", f"**{'pass' if passed else 'miss'}**: CPU ratio {ratio:.2f}× (goal ≤ {GOAL_CPU_RATIO}×; "
               f"{bare_ratio:.2f}× without the journal), {ours.rate:,.0f} msgs/s, p99 {ours.p99_ms:.1f} ms."]
-    for kind, file in files.items():
-        lines += ["", f"With the append-only file journal (`journal.kind = file`"
-                      f"{', `journal.file.commit = each`' if ', each' in kind else ''}): CPU ratio "
-                      f"{file.cpu_us / base.cpu_us if base.cpu_us else float('inf'):.2f}×, {file.rate:,.0f} msgs/s, "
-                      f"p99 {file.p99_ms:.1f} ms, {file.errors:g} errors."]
+    for kind, extra in extras.items():
+        lines += ["", f"With {_EXTRAS[kind][1]}: CPU ratio "
+                      f"{extra.cpu_us / base.cpu_us if base.cpu_us else float('inf'):.2f}×, {extra.rate:,.0f} msgs/s, "
+                      f"p99 {extra.p99_ms:.1f} ms, {extra.errors:g} errors."]
     return "\n".join(lines), passed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = scenario_parser("relay", __doc__)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--with-file", action="store_true",
-                        help="a server more in the interleaving: journal.kind = file")
+    parser.add_argument("--with-sqlite", action="store_true",
+                        help="a server more in the interleaving: journal.kind = sqlite")
     parser.add_argument("--with-file-each", action="store_true",
                         help="a server more in the interleaving: journal.kind = file, journal.file.commit = each")
     add_run_options(parser, procs=2, reps=3, reps_help="≥ 1", warmup=2.0, duration=5.0,

@@ -103,7 +103,12 @@ class Journal(Protocol):
     # the same with the outcome (offset or exception) handed to ``then`` when the write's transaction
     # ends (``False``: nothing queued, use ``submit``); and ``append_now(room, epoch, body) -> int | None``:
     # ``append`` committed before it returns, or ``None`` (nothing done) when it cannot be now (the
-    # controller uses them when they are there).
+    # controller uses them when they are there).  And ``watch_snapshots(due: Callable[[str], None]) ->
+    # Callable[[], None]``: the journal calls ``due(room)`` when a snapshot of the room is due whatever its
+    # record count, because the room's replay would read far (the holder journal: its holder stream moved
+    # on); the controller then saves one as soon as the room's records are durable.  The function returned
+    # stops the calls.  Such a journal may keep that snapshot under a higher offset than the one given, when
+    # no record of the room lies between (its replay then starts further on).
 
     async def replay(self, room: str, after: int = 0) -> list[JournalRecord]:
         """The room's records with offset > ``after``, in offset order, up to the last record

@@ -15,7 +15,8 @@ Offsets pack the claim, the holder message and the index in it (:mod:`journal.ho
 up within a room across claims and holders.  ``replay`` follows the room's claims log: for each claim since
 the room was last forgotten, the room's records in that claim's window of its holder stream.  Snapshots,
 the rooms directory and the connection are the stream journal's (:mod:`journal.stream_snapshots`,
-:mod:`journal.stream_rooms`, :mod:`journal.stream_connection`).
+:mod:`journal.stream_rooms`, :mod:`journal.stream_connection`).  Each instance notes signs of life, and
+sweeps the holder streams of dead instances that no room's replay needs (:mod:`journal.holder_sweeper`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
+from collections.abc import Callable
 
 from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
 from .holder_claims import Claims
+from .holder_due import SnapshotsDue
 from .holder_entries import END, RECORD, parts
 from .holder_fold import Window
 from .holder_log import CLAIM, HOLD, ROOM_STREAM, Claim
+from .holder_replay import SharedReads
+from .holder_sweeper import HolderDirectory, HolderSweeper
 from .holder_tail import Holding, OwnTail
 from .holder_writer import HolderWriter
 from .settings import StreamJournalSettings
@@ -38,7 +43,6 @@ from .stream_layout import Layout
 from .stream_fold import RECORD as STREAM_RECORD
 from .stream_fold import Message
 from .stream_read import Seer, scan
-from .stream_rooms import Directory
 from .stream_snapshots import Snapshots
 
 __all__ = ["HolderJournal"]
@@ -66,10 +70,15 @@ class HolderJournal:
                                     f"no confirm or read-back of a holder message within {s.stall_timeout} s"))
         self._holdings: dict[str, Holding] = {}
         self._tail = OwnTail(self._link, self.holder, self._writes, self._holdings)
+        self._due = SnapshotsDue(self._holdings, s.holder_snapshot_after, self._link.log)
+        self._tail.passed = self._due.passed
         self._writer = HolderWriter(self._link, self._tail, self._writes, s.holder_hold)
-        self._directory = Directory(self._link)
+        self._directory = HolderDirectory(self._link, self.holder, lambda: self._sweeper.announce())
         self._snapshots = Snapshots(self._link)
+        self._reads = SharedReads(self._link, s.holder_replay_share_bytes, self._link.keep)
         self._claims = Claims(self._link, self.holder, self._writer, self._holdings, self._directory)
+        #: This journal's signs of life, and the sweeper of dead journals' holder streams.
+        self._sweeper = HolderSweeper(url, self._link, self.holder)
         #: Records submitted that wait for a hold of their room (its first, or a newer epoch), in order.
         self._queued: dict[str, _Queued] = {}
 
@@ -87,6 +96,17 @@ class HolderJournal:
         """Entries (records and claims' starts) in them."""
         return self._writer.entries
 
+    @property
+    def replay_reads(self) -> int:
+        """Holder messages this journal's replays read so far (a message read for several rooms at once
+        counts once)."""
+        return self._reads.read
+
+    @property
+    def snapshots_told_due(self) -> int:
+        """How many times a room's snapshot was said due because the holder stream moved on."""
+        return self._due.told
+
     def _lost(self, exc: BaseException | None) -> None:
         self._link.log.warning("journal_connection_lost", error=repr(exc), rooms_held=len(self._holdings))
         self._tail.lost(exc)
@@ -97,16 +117,19 @@ class HolderJournal:
         if self._link.closed:
             raise RuntimeError(f"the journal {self.name} was closed; make a new one")
         await self._link.connection()
+        self._sweeper.start()
 
     async def close(self) -> None:
         if self._link.closed:
             return
         self._link.log.info("journal_holder_closed", holder=self.holder, messages=self.messages, entries=self.entries,
                             held=self._writer.held)
+        await self._sweeper.stop()
         self._link.shut()
         closed = JournalUnavailable("journal is closed")
         self._writes.close(closed)
         self._writer.close(closed)
+        self._reads.close()
         await self._link.wait_closed()
 
     # -- the Journal interface -----------------------------------------------------------------------
@@ -146,11 +169,12 @@ class HolderJournal:
                 continue
             reader = (Window(room, window.at, window.epoch, position, index, inside=True, last=after)
                       if window.at == claim else Window(room, window.at, window.epoch, window.position, window.index))
-            marker = await scan(self._link, window.holder, reader.position - 1, reader.begin)
+            outcome = await self._reads.read_window(window.holder, reader)
             records.extend(reader.records)
-            if window is log.current and marker is not None:
+            if window is log.current and outcome is not None:
                 # a takeover claims right after its replay: its fence reads on from here
-                self._claims.read_up_to(room, window, marker + 1, reader.last, marker == 0)
+                ended, position = outcome
+                self._claims.read_up_to(room, window, position, reader.last, ended)
         return records
 
     async def _room_stream_window(self, room: str, window: Claim, end: int | None, after: int) -> list[JournalRecord]:
@@ -173,8 +197,20 @@ class HolderJournal:
         await scan(self._link, self._layout.room_queue(room), start - 1, begin)
         return records
 
+    def watch_snapshots(self, due: Callable[[str], None]) -> Callable[[], None]:
+        """Have ``due(room)`` called when a snapshot of a room this journal holds is due because its holder
+        stream moved ``holder_snapshot_after`` messages past the room's replay start (:mod:`journal.holder_due`);
+        the function returned stops the calls.  A snapshot saved after that call, with nothing of the room
+        written since its last record, is kept under a higher offset (the last holder message read): its
+        replay starts there."""
+        return self._due.watch(due)
+
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        offset = self._due.raised(room, snapshot.epoch, snapshot.offset)  # before any await: as of this state
+        if offset != snapshot.offset:
+            snapshot = Snapshot(offset=offset, epoch=snapshot.epoch, body=snapshot.body)
         await self._snapshots.save(room, snapshot, self._current_epoch)
+        self._due.saved(room, snapshot.offset)
 
     async def snapshot(self, room: str) -> Snapshot | None:
         return await self._snapshots.newest(room)
@@ -186,6 +222,7 @@ class HolderJournal:
         async with self._claims.lock(room):
             ended = await self._end(room)
             epoch, at = await self._claims.forget(room, ended)
+            self._due.released(room)
             self._directory.left(room)
         await self._snapshots.delete(room)
         await self._directory.forgotten(room)
@@ -221,7 +258,11 @@ class HolderJournal:
             raise JournalUnavailable("journal is closed")
         try:
             async with self._claims.lock(room), asyncio.timeout(self.settings.read_timeout):
-                return await self._claims.take(room, epoch, kind)
+                held = self._holdings.get(room)
+                last = await self._claims.take(room, epoch, kind)
+                if self._holdings.get(room) is not held:
+                    self._due.arm(room)  # a new window: its replay starts at its START, just read back
+                return last
         except (Fenced, JournalUnavailable):
             raise
         except TimeoutError as exc:

@@ -94,21 +94,31 @@ class Window:
         """See one message of the holder stream; ``True`` once the window has ended."""
         if self.ended or message.offset < self.position:
             return self.ended
-        if not self.open and message.offset > self.position:
+        if message.kind != HOLDER:
+            if not self.open and message.offset > self.position:
+                self.open = True  # see :meth:`see`
+            return False
+        return self.see(message.offset, [(index, kind, epoch, body) for index, (kind, room, epoch, body)
+                                         in enumerate(decode(message.body)) if room == self.room])
+
+    def see(self, offset: int, entries: list[tuple[int, int, int, bytes]]) -> bool:
+        """See the room's entries ``(index, kind, epoch, body)`` of the holder message at journal offset
+        ``offset`` (a message without any may be left out); ``True`` once the window has ended."""
+        if self.ended or offset < self.position:
+            return self.ended
+        if not self.open and offset > self.position:
             # retention dropped the window's START: what is left of it counts (a suffix, as with the stream
             # journal's retention; a snapshot must cover the rest)
             self.open = True
-        if message.kind != HOLDER:
-            return False
-        here = message.offset == self.position
-        for index, (kind, room, epoch, body) in enumerate(decode(message.body)):
-            if room != self.room or (here and (index <= self.index if self.inside else index < self.index)):
+        here = offset == self.position
+        for index, kind, epoch, body in entries:
+            if here and (index <= self.index if self.inside else index < self.index):
                 continue
             if not self.open:
                 self.open = kind == START and epoch == self.epoch
             elif kind == RECORD:
                 if epoch == self.epoch:
-                    self.last = offset_of(self.claim, message.offset, index)
+                    self.last = offset_of(self.claim, offset, index)
                     if self.keep:
                         self.records.append(JournalRecord(offset=self.last, epoch=epoch, body=body))
             elif (kind in (START, END) and epoch >= self.epoch) or (kind == FENCE and epoch > self.epoch):

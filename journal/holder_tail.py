@@ -10,10 +10,12 @@ START's place), and lets a room go as soon as a FENCE of a newer epoch closes it
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import aiormq
 from aio_pika.abc import AbstractChannel
 from aiormq.abc import AbstractChannel as RawChannel
 from aiormq.abc import DeliveredMessage
@@ -68,6 +70,11 @@ class OwnTail:
         self._raw: RawChannel | None = None
         self._unacked = 0
         self._lock = asyncio.Lock()
+        #: Told the journal offset of each message handled, after it (:class:`~journal.holder_due.SnapshotsDue`).
+        self.passed: Callable[[int], None] | None = None
+        #: Declared once, at the first attach; later attaches only look it up: a stream the sweeper deleted
+        #: (:mod:`journal.holder_sweeper`) is never made again, empty, under this journal's feet.
+        self._declared = False
 
     @property
     def attached(self) -> bool:
@@ -93,7 +100,18 @@ class OwnTail:
         channel = await conn.channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=link.settings.prefetch)
-            await link.declare(channel, self.queue)
+            if not self._declared:
+                await link.declare(channel, self.queue)
+                self._declared = True
+            else:
+                try:
+                    await channel.declare_queue(self.queue, passive=True)
+                except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                    if "home node" in str(exc):
+                        raise  # still starting
+                    link.log.error("journal_holder_stream_gone", holder=self.queue)
+                    raise JournalUnavailable(f"journal: this journal's holder stream {self.queue} was deleted "
+                                             f"(swept as dead: no sign of life for holder_dead_after)") from exc
             raw = await channel.get_underlay_channel()
             self._channel, self._raw, self._unacked = channel, raw, 0
             channel.close_callbacks.add(self._on_closed)
@@ -122,6 +140,8 @@ class OwnTail:
         write = self.waiting.get(message_id)
         if write is not None:
             self._writes.seen(write, Seen(message.offset, True, 0, 0))
+        if self.passed is not None:
+            self.passed(message.offset)
         self._unacked += 1
         if self._unacked >= self._link.settings.ack_every:
             self._unacked = 0

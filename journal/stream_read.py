@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import aiormq
@@ -26,9 +27,9 @@ __all__ = ["read", "scan", "Seer"]
 Seer = Callable[[Message], bool]
 
 
-async def read(link: Connection, queue: str, start: int | str) -> list[Message] | None:
-    """The messages of ``queue`` from stream offset ``start`` up to an end marker published now;
-    ``None`` if the stream does not exist."""
+async def read(link: Connection, queue: str, start: int | str | datetime) -> list[Message] | None:
+    """The messages of ``queue`` from stream offset ``start`` (or the first chunk written at or after a
+    time) up to an end marker published now; ``None`` if the stream does not exist."""
     messages: list[Message] = []
 
     def keep(message: Message) -> bool:
@@ -44,7 +45,7 @@ async def read(link: Connection, queue: str, start: int | str) -> list[Message] 
     return list(messages)
 
 
-async def scan(link: Connection, queue: str, start: int | str, begin: Callable[[], Seer], *,
+async def scan(link: Connection, queue: str, start: int | str | datetime, begin: Callable[[], Seer], *,
                headers: dict[str, Any] | None = None, body: bytes = b"") -> int | None:
     """Publish an end marker to ``queue`` (``headers`` and ``body``: a plain marker by default), then hand
     each message from stream offset ``start`` up to it to the seer ``begin()`` returns (called again each

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from bench import (capacity, detection, journal_stream_protocol, login, memory, relay, relay_cluster, relogin, replay,
-                   takeover, takeover_timeline)
+from bench import (capacity, detection, holder_replay, journal_stream_protocol, login, memory, relay, relay_cluster,
+                   relogin, replay, takeover, takeover_timeline)
 from switchboard.devbroker import RabbitNode, rabbitmq_available
 
 pytestmark = pytest.mark.slow
@@ -56,6 +56,10 @@ def test_capacity_runs_at_a_tiny_size() -> None:
 
 def test_replay_runs_at_a_tiny_size() -> None:
     assert replay.main(["--tiny"]) == 0
+
+
+def test_holder_replay_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
+    assert holder_replay.main(["--tiny", "--broker", rabbit.url]) == 0
 
 
 def test_takeover_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:

@@ -40,7 +40,8 @@ def _settings(prefix: str, **overrides: object) -> StreamJournalSettings:
     # small streams: tests make many
     base: dict[str, object] = {"prefix": prefix, "room_max_bytes": 5_000_000, "room_segment_bytes": 1_000_000,
                                "snapshot_max_bytes": 200_000, "snapshot_segment_bytes": 100_000,
-                               "rooms_max_bytes": 1_000_000, "rooms_segment_bytes": 500_000}
+                               "rooms_max_bytes": 1_000_000, "rooms_segment_bytes": 500_000,
+                               "holder_max_bytes": 5_000_000, "holder_segment_bytes": 1_000_000}
     base.update(overrides)
     return StreamJournalSettings(**base)  # type: ignore[arg-type]
 
@@ -245,9 +246,10 @@ async def test_a_takeover_replays_then_claims_and_gets_what_was_written_in_betwe
 
 async def test_a_window_whose_start_retention_dropped_replays_what_is_left(make_journal: MakeJournal) -> None:
     # tiny streams: retention drops whole segments, the holder stream's first ones with the room's START
-    journal = await make_journal(room_max_bytes=60_000, room_segment_bytes=20_000)
+    # (the smallest holder stream allowed; room streams keep their own sizes)
+    journal = await make_journal(holder_max_bytes=1_000_000, holder_segment_bytes=200_000)
     await journal.claim("r", 1)
-    body = bytes(1000)
+    body = bytes(10_000)
     offsets = [await journal.append("r", 1, body) for _ in range(150)]
     records = await journal.replay("r")
     assert 0 < len(records) < len(offsets)  # the start is gone
