@@ -1,5 +1,6 @@
-"""The room journal with a holder stream per journal instance: :class:`HolderJournal` (phase 1, not the
-default; ``journal.kind = "holder"``; journal/HOLDER-WIP.md says what is built and what is not).
+"""The room journal with a holder stream per journal instance: :class:`HolderJournal` (``journal.kind =
+"holder"``, the default for a controller on a broker; docs/holder-journal.md has the design, the tests,
+the measurements and the limits).
 
 The stream journal (:mod:`journal.stream`) writes each record as one message to its room's stream; the
 broker's cost is per message.  Here every journal instance writes the records of **all** its rooms to one

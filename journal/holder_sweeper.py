@@ -67,7 +67,7 @@ LATER_AT_MOST = 6 * 3600.0
 
 #: Rooms whose claims log (and newest snapshot) one look reads at once (a read is a channel, a marker and a
 #: consumer).  A dead stream of 200 rooms, all to be read: 6.6, 11.8, 10.9 s one at a time against 5.0,
-#: 3.0, 7.2 s eight at a time (interleaved, on a shared 2-core machine at load 5-8: journal/HOLDER-WIP.md).
+#: 3.0, 7.2 s eight at a time (interleaved, on a shared 2-core machine at load 5-8: docs/holder-journal.md).
 READ_AT_ONCE = 8
 
 #: What a sweep round may fail with: it is logged, and the next round tries again.

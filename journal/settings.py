@@ -112,11 +112,12 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     rooms_max_bytes: int = 100_000_000
     #: Segment size of the rooms directory stream, bytes.
     rooms_segment_bytes: int = 10_000_000
-    #: With ``journal.kind = "holder"`` only (work in progress): seconds the next holder message waits, after
-    #: one that carried records of several appends, for more to join it (0: it goes out as soon as the one
-    #: before is done).  A message after one that carried a single record never waits, so a light load is
-    #: not delayed: 0 to 0.1.
-    holder_hold: float = 0.0
+    #: With ``journal.kind = "holder"`` only: seconds the next holder message waits, after one that carried
+    #: records of several appends, for more to join it (0: it goes out as soon as the one before is done).
+    #: A message after one that carried a single record never waits, so a light load is not delayed; under
+    #: load more records share a message, which is what the broker's CPU is spent per (bench/NOTES.md,
+    #: docs/holder-journal.md "Measured"): 0 to 0.1.
+    holder_hold: float = 0.008
     #: With ``journal.kind = "holder"`` only: a room's replay reads its window of the holder stream from the
     #: window's start (or its snapshot) on, every room's messages included.  Once this journal's holder stream
     #: has moved this many messages past where a room it holds would start replaying, whatever the room's own

@@ -30,7 +30,7 @@ retention.  A journal follows at most ``max_followed_rooms`` rooms (least recent
 A room whose stream the holder journal wrote (:mod:`journal.holder`: claims naming a holder stream, its
 records elsewhere) is refused by :meth:`~StreamJournal.replay` (:class:`~journal.base.WrongJournalKind`,
 logged): this journal cannot read it, and reading only the room's stream would lose its history.  The
-holder journal reads rooms this one wrote (journal/HOLDER-WIP.md, "Switching a cluster").
+holder journal reads rooms this one wrote (docs/holder-journal.md, "Switching a cluster").
 
 Reading (replay, the newest snapshot, rooms) publishes an end marker first, then reads with a fresh
 consumer (manual acks, basic.qos) from the wanted offset up to that marker (:mod:`journal.stream_read`).

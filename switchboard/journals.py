@@ -22,13 +22,13 @@ __all__ = ["build_journal", "journal_kind", "sqlite_path", "file_journal_path"]
 def journal_kind(settings: Settings, *, embedded: bool) -> str:
     """The kind ``auto`` stands for: ``file`` embedded (``switchboard up``; opened empty, it takes
     over the rooms of the SQLite journal an earlier version left at ``journal.sqlite.path``),
-    ``stream`` for a controller on a broker, ``sqlite`` for a controller process without one."""
+    ``holder`` for a controller on a broker, ``sqlite`` for a controller process without one."""
     kind = settings.journal.kind
     if kind != "auto":
         return kind
     if embedded:
         return "file"
-    return "stream" if settings.rpc.broker_url else "sqlite"
+    return "holder" if settings.rpc.broker_url else "sqlite"
 
 
 def sqlite_path(settings: Settings) -> Path:

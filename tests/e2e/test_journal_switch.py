@@ -1,5 +1,5 @@
 """Switching a cluster's room journal from ``stream`` (one stream per room) to ``holder`` with live rooms
-(journal/HOLDER-WIP.md, "Switching a cluster"): a controller restarted with ``journal.kind = "holder"``
+(docs/holder-journal.md, "Switching a cluster"): a controller restarted with ``journal.kind = "holder"``
 takes over a room the stream journal wrote, when the stream-journal controller holding it dies; and the
 documented procedure, a holder-journal controller added and every stream-journal controller drained."""
 

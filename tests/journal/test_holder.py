@@ -556,7 +556,7 @@ async def test_claims_racing_while_claimers_die_at_any_step_leave_no_window_open
 
 
 async def test_a_hold_follows_the_load_it_never_delays_a_lone_record(make_journal: MakeJournal) -> None:
-    plain, holding = await make_journal(), await make_journal(holder_hold=0.05)
+    plain, holding = await make_journal(holder_hold=0.0), await make_journal(holder_hold=0.05)
     rooms = {plain: [f"plain{i}" for i in range(80)], holding: [f"held{i}" for i in range(80)]}
     for journal in (plain, holding):
         for room in rooms[journal]:
