@@ -7,6 +7,8 @@ the first node that answers, starting after the one whose connection was lost, s
 another node (its streams are replicated on every node of the cluster).  A connection
 carries a publishing channel with confirms (reads' end markers, the rooms directory, snapshots) and a
 channel of its own for the batched writes to room streams (:class:`~journal.stream_publish.BatchPublisher`).
+Declares, look-ups and deletes go over a second connection, one at a time (:mod:`journal.stream_lookups`):
+the broker refuses them by closing the channel, which must never race a channel open on this one.
 A stream refuses consumers for ~10 s after a broker start (each refusal closes the connection):
 :meth:`Connection.attaching` retries within ``attach_timeout``.  Every failure to reach the broker
 raises :class:`~journal.base.JournalUnavailable`.
