@@ -118,6 +118,11 @@ class Lookups:
         if self._closed:
             raise JournalUnavailable("journal is closed")
         conn = session.conn
+        if conn is not None and not _usable(conn):  # lost (a broker restart): connect again at once
+            session.conn = session.channel = None
+            if not conn.is_closed:
+                self._keep(conn.close())
+            conn = None
         if conn is None:
             conn = await self._connect(self.name)
             if self._closed or session is not self._session:
@@ -128,8 +133,6 @@ class Lookups:
             session.conn = conn
             self.connections += 1
             self.log.debug("journal_lookups_connected", connections=self.connections)
-        elif not _usable(conn):
-            raise ConnectionError("journal: the look-ups' connection was lost")  # abandoned by the caller
         channel = session.channel
         if channel is None or channel.is_closed:
             session.channel = channel = await conn.channel(publisher_confirms=False)
