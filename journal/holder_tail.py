@@ -96,22 +96,19 @@ class OwnTail:
 
     async def _attach(self) -> None:
         link = self._link
+        # Declared or looked up before the channel, over the look-ups' connection (journal.stream_lookups): a
+        # refusal closes the look-ups' channel, never one of this connection.
+        if not self._declared:
+            await link.declare(self.queue)
+            self._declared = True
+        elif not await link.lookups.exists(self.queue):
+            link.log.error("journal_holder_stream_gone", holder=self.queue)
+            raise JournalUnavailable(f"journal: this journal's holder stream {self.queue} was deleted "
+                                     f"(swept as dead: no sign of life for holder_dead_after)")
         conn = await link.connection()
         channel = await conn.channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=link.settings.prefetch)
-            if not self._declared:
-                await link.declare(channel, self.queue)
-                self._declared = True
-            else:
-                try:
-                    await channel.declare_queue(self.queue, passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity as exc:
-                    if "home node" in str(exc):
-                        raise  # still starting
-                    link.log.error("journal_holder_stream_gone", holder=self.queue)
-                    raise JournalUnavailable(f"journal: this journal's holder stream {self.queue} was deleted "
-                                             f"(swept as dead: no sign of life for holder_dead_after)") from exc
             raw = await channel.get_underlay_channel()
             self._channel, self._raw, self._unacked = channel, raw, 0
             channel.close_callbacks.add(self._on_closed)
