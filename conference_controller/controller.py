@@ -1049,7 +1049,7 @@ class Controller:
                     if exc.code != Draining.error_code or attempt == _PLACEMENTS:
                         raise
                     room.log.info("room_refused", to=target, error=exc.code, attempt=attempt)
-                    await cluster.unschedule(worker_id=target, task=room.id, purpose=PURPOSE,
+                    await cluster.unschedule(worker_id=target, task=room.id,
                                              timeout=self.settings.rooms_timeout)
         except RpcError as exc:
             room.log.warning("room_not_moved", error=exc.code)
