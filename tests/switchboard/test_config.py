@@ -120,3 +120,11 @@ def test_the_journal_stall_bound_commit_mode_and_reply_wait_refuse_what_is_out_o
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(env={}, overrides=overrides)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "301", "soon"])
+def test_the_drains_retry_interval_refuses_what_is_out_of_bounds(value: str) -> None:
+    with pytest.raises(ConfigError, match="migration_retry_interval"):
+        load_settings(env={"SWITCHBOARD_CONTROLLER__MIGRATION_RETRY_INTERVAL": value})
+    assert load_settings(env={"SWITCHBOARD_CONTROLLER__MIGRATION_RETRY_INTERVAL": "0.5"}).controller \
+        .migration_retry_interval == 0.5
