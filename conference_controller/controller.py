@@ -1055,6 +1055,8 @@ class Controller:
             room.log.warning("room_not_moved", error=exc.code)
             await self._open_room(RoomId(room.id), create=False)
             self.rooms[RoomId(room.id)].release()
+            if exc.code == "placed_here":  # undrained: rooms are welcome here again
+                self._draining = False
             return "wait" if exc.code in _NO_CONTROLLER else "stopped"
         await self._tell_portals(room, portals, to=target)
         room.log.info("room_moved", to=target, portals=len(portals))
