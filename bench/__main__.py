@@ -17,6 +17,7 @@ SCENARIOS = {
     "takeover": "bench.takeover",
     "detection": "bench.detection",
     "replay": "bench.replay",
+    "holder-replay": "bench.holder_replay",
     "journal-stream": "bench.journal_stream",
     "journal-stream-protocol": "bench.journal_stream_protocol",
     "journal-local": "bench.journal_local",

@@ -34,6 +34,8 @@ class Run:
     errors: int  # a count; `summary` adds it up over the repetitions: one error in any of them fails
     #: CPU per operation, µs, of each of the measured processes (by pid); not kept by `summary`.
     cpu_us_by_pid: dict[int, float] = field(default_factory=dict)
+    #: Other latency samples the workers reported (``<name>_latencies``), s, by name; not kept by `summary`.
+    samples: dict[str, list[float]] = field(default_factory=dict)
 
     @staticmethod
     def summary(runs: list[Run]) -> Run:
@@ -89,4 +91,6 @@ async def measure_window(server: servers.Server, target: str, configs: list[dict
         gen_pct=gen / duration * 100,
         errors=errors,
         cpu_us_by_pid={pid: used / count * 1e6 for pid, used in server_cpu.used.items()} if count else {},
+        samples={key[:-len("_latencies")]: [x for r in results for x in r[key]]
+                 for key in (results[0] if results else {}) if key.endswith("_latencies")},
     )

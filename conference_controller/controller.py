@@ -181,6 +181,10 @@ class Controller:
         #: Start completed (RPC service up, joined) and not stopped since: see :attr:`serving`.
         self._serving = False
         self.tallies = Tallies()
+        #: Stops the journal's calls of :meth:`_snapshot_asked` (a journal with ``watch_snapshots``).
+        self._unwatch: Callable[[], None] | None = None
+        #: Rooms whose snapshot the journal asked for, being saved.
+        self._asked: set[RoomId] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -200,6 +204,10 @@ class Controller:
                 if self.journal is not None and self._own_journal:
                     await self.journal.open()
                     undo.push_async_callback(self.journal.close)
+                watch = getattr(self.journal, "watch_snapshots", None)
+                if watch is not None:  # a journal that says when a room's replay would read far
+                    self._unwatch = watch(self._snapshot_asked)
+                    undo.callback(self._stop_watching)
                 self._service = await self.transport.serve(self.worker_id, ControllerService(self))
                 undo.push_async_callback(self._service.stop)
                 if self.webhooks.enabled:
@@ -240,6 +248,7 @@ class Controller:
             await self._service.stop()
         if self._webhook_service is not None:
             await self._webhook_service.stop()
+        self._stop_watching()
         await self._end_rooms()
         if self._started:
             await self._quit_cluster()
@@ -448,6 +457,28 @@ class Controller:
             self._write_deferred(room)
         while room.pending:
             await asyncio.gather(*(entry[3] for entry in room.pending), return_exceptions=True)
+
+    def _stop_watching(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+
+    def _snapshot_asked(self, room_id: str) -> None:
+        """The journal says a snapshot of the room is due whatever its record count (its replay would read
+        far: the holder journal's stream moved on); saved as soon as the room's records are durable."""
+        room = self.rooms.get(RoomId(room_id))
+        if room is None or room.closed or room.failed is not None or RoomId(room.id) in self._asked:
+            return
+        self._asked.add(RoomId(room.id))
+        self.spawn(self._asked_snapshot(room), name=f"snapshot:{room_id}")
+
+    async def _asked_snapshot(self, room: Room) -> None:
+        try:
+            await self.snapshot(room)
+        except Exception as exc:  # noqa: BLE001 - a snapshot only shortens replay: the records remain
+            room.log.warning("snapshot_not_saved", offset=room.last_offset, error=repr(exc))
+        finally:
+            self._asked.discard(RoomId(room.id))
 
     def _spawn_snapshot(self, room: Room, offset: int, body: bytes) -> None:
         self.spawn(self._save_snapshot(room, Snapshot(offset=offset, epoch=room.state.epoch, body=body)),

@@ -30,7 +30,7 @@ from typing import Protocol
 
 import msgspec
 
-__all__ = ["Journal", "JournalRecord", "Snapshot", "Fenced", "JournalUnavailable"]
+__all__ = ["Journal", "JournalRecord", "Snapshot", "Fenced", "JournalUnavailable", "WrongJournalKind"]
 
 
 class JournalRecord(msgspec.Struct, frozen=True):
@@ -63,6 +63,21 @@ class JournalUnavailable(Exception):
     """The journal cannot take or give records now (store or broker down); retry later."""
 
 
+class WrongJournalKind(JournalUnavailable):
+    """The room's history was written by a journal of another kind that this one cannot read (a room the
+    holder journal wrote, met by the stream journal): refused rather than misread.  Another controller (of
+    the right kind) can take the room."""
+
+    code = "journal_kind_mismatch"
+
+    def __init__(self, room: str, kind: str, written_by: str) -> None:
+        super().__init__(f"room {room}: its journal was written by the {written_by} journal, which the {kind} "
+                         f"journal cannot read ({self.code})")
+        self.room = room
+        self.kind = kind
+        self.written_by = written_by
+
+
 class Journal(Protocol):
     async def open(self) -> None:
         """Connect / open files.  Idempotent.  A failure leaves nothing open; a closed journal
@@ -88,7 +103,12 @@ class Journal(Protocol):
     # the same with the outcome (offset or exception) handed to ``then`` when the write's transaction
     # ends (``False``: nothing queued, use ``submit``); and ``append_now(room, epoch, body) -> int | None``:
     # ``append`` committed before it returns, or ``None`` (nothing done) when it cannot be now (the
-    # controller uses them when they are there).
+    # controller uses them when they are there).  And ``watch_snapshots(due: Callable[[str], None]) ->
+    # Callable[[], None]``: the journal calls ``due(room)`` when a snapshot of the room is due whatever its
+    # record count, because the room's replay would read far (the holder journal: its holder stream moved
+    # on); the controller then saves one as soon as the room's records are durable.  The function returned
+    # stops the calls.  Such a journal may keep that snapshot under a higher offset than the one given, when
+    # no record of the room lies between (its replay then starts further on).
 
     async def replay(self, room: str, after: int = 0) -> list[JournalRecord]:
         """The room's records with offset > ``after``, in offset order, up to the last record

@@ -62,7 +62,8 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     must use the same stream sizes: a stream refuses a second declare with other arguments
     (``inequivalent arg``)."""
 
-    #: Stream names start with this: ``<prefix>room.<room>``, ``<prefix>snap.<room>``, ``<prefix>rooms``.
+    #: Stream names start with this: ``<prefix>room.<room>``, ``<prefix>snap.<room>``, ``<prefix>rooms`` (and
+    #: with the holder journal ``<prefix>holder.<journal>.<incarnation>`` and ``<prefix>holders``).
     prefix: str = "journal."
     #: AMQP heartbeat, seconds: a dead broker connection is noticed after 2–3 of these.
     heartbeat: int = 5
@@ -111,6 +112,48 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     rooms_max_bytes: int = 100_000_000
     #: Segment size of the rooms directory stream, bytes.
     rooms_segment_bytes: int = 10_000_000
+    #: With ``journal.kind = "holder"`` only: seconds the next holder message waits, after one that carried
+    #: records of several appends, for more to join it (0: it goes out as soon as the one before is done).
+    #: A message after one that carried a single record never waits, so a light load is not delayed; under
+    #: load more records share a message, which is what the broker's CPU is spent per (bench/NOTES.md,
+    #: docs/holder-journal.md "Measured"): 0 to 0.1.
+    holder_hold: float = 0.008
+    #: With ``journal.kind = "holder"`` only: a room's replay reads its window of the holder stream from the
+    #: window's start (or its snapshot) on, every room's messages included.  Once this journal's holder stream
+    #: has moved this many messages past where a room it holds would start replaying, whatever the room's own
+    #: record count, the journal asks the controller for a snapshot of the room (which then starts its replay
+    #: there, even for a room that wrote nothing since): a takeover reads at most about this many messages per
+    #: window.  100 to 10,000,000.
+    holder_snapshot_after: int = 5_000
+    #: With ``journal.kind = "holder"`` only: rooms that replay windows of one holder stream at the same time
+    #: (a dead holder's rooms taken over together) share one read of it.  A room that joins the read after it
+    #: passed the room's start is handed what it missed from what the read keeps: at most this many bytes of
+    #: entries per holder stream read (beyond that, it stops keeping them, and a room that joins late reads on
+    #: its own).  0: every room's replay reads on its own.  0 to 1,000,000,000.
+    holder_replay_share_bytes: int = 64_000_000
+    #: With ``journal.kind = "holder"``: retention of each holder stream (the records of all of one journal's
+    #: rooms), bytes.  Whole segments are dropped, oldest first; a room whose window start is dropped replays
+    #: only what is left of it.  Size it as the controller's journal rate × the longest time a room's replay
+    #: may reach back (to its newest snapshot, or its window start): at the relay's saturation (~500 records
+    #: a second of ~150 bytes, ~100 kB/s with the entry and message framing) the default holds ~2.5 h, against
+    #: ~30 min for ``room_max_bytes``.  Retention keeps at least this minus one segment; snapshots forced by
+    #: holder progress must come well inside that.  Every broker node keeps up to this per live journal
+    #: (dead journals' streams are swept).  At least 1 MB.
+    holder_max_bytes: int = 1_000_000_000
+    #: Segment size of a holder stream, bytes: retention drops this much at a time (2 files each).
+    holder_segment_bytes: int = 50_000_000
+    #: With ``journal.kind = "holder"``: seconds without a sign of life from a journal instance (it notes one in
+    #: ``<prefix>holders`` every quarter of this) after which its holder stream may be swept (10 to 86,400).
+    #: A journal cut off from the broker longer than this, whose rooms all moved meanwhile, finds its stream
+    #: deleted: its writes then fail (it never declares it again).  Every journal on one broker must use the
+    #: same value: a sweeper judges the others' signs of life by its own.
+    holder_dead_after: float = 600.0
+    #: With ``journal.kind = "holder"``: seconds between two rounds of this journal's sweeper of dead holder
+    #: streams (0: this journal sweeps none; 0.05 to 86,400).  Every journal may sweep; deletes are idempotent.
+    holder_sweep_interval: float = 300.0
+    #: Holder streams one sweep round looks at, at most (each: the claims logs of the rooms it ever held and
+    #: their newest snapshots): 1 to 1,000.
+    holder_sweep_batch: int = 10
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "append_timeout", "read_timeout", "attach_timeout", "attach_retry_interval",
@@ -125,7 +168,21 @@ class StreamJournalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
             raise ValueError("journal: max_followed_rooms must be between 1 and 2000 (channels per connection)")
         if not 1 <= self.ack_every <= self.prefetch // 2:
             raise ValueError("journal: ack_every must be between 1 and prefetch / 2")
-        for kind in ("room", "snapshot", "rooms"):
+        if not 0 <= self.holder_hold <= 0.1:
+            raise ValueError("journal: holder_hold must be between 0 and 0.1 s")
+        if not 100 <= self.holder_snapshot_after <= 10_000_000:
+            raise ValueError("journal: holder_snapshot_after must be between 100 and 10,000,000 messages")
+        if not 0 <= self.holder_replay_share_bytes <= 1_000_000_000:
+            raise ValueError("journal: holder_replay_share_bytes must be between 0 and 1,000,000,000")
+        if self.holder_max_bytes < 1_000_000:
+            raise ValueError("journal: holder_max_bytes must be at least 1000000")
+        if not 10 <= self.holder_dead_after <= 86400:
+            raise ValueError("journal: holder_dead_after must be between 10 and 86400 s")
+        if not (self.holder_sweep_interval == 0 or 0.05 <= self.holder_sweep_interval <= 86400):
+            raise ValueError("journal: holder_sweep_interval must be 0 (no sweeping) or between 0.05 and 86400 s")
+        if not 1 <= self.holder_sweep_batch <= 1000:
+            raise ValueError("journal: holder_sweep_batch must be between 1 and 1000")
+        for kind in ("room", "snapshot", "rooms", "holder"):
             if getattr(self, f"{kind}_segment_bytes") > getattr(self, f"{kind}_max_bytes"):
                 raise ValueError(f"journal: {kind}_segment_bytes must not exceed {kind}_max_bytes")
 

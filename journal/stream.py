@@ -27,6 +27,11 @@ Forgetting a room leaves a "forgotten" entry in its stream (a new history starts
 and epoch going on) and deletes its snapshots; the stream itself stays, its old records going by
 retention.  A journal follows at most ``max_followed_rooms`` rooms (least recently used let go).
 
+A room whose stream the holder journal wrote (:mod:`journal.holder`: claims naming a holder stream, its
+records elsewhere) is refused by :meth:`~StreamJournal.replay` (:class:`~journal.base.WrongJournalKind`,
+logged): this journal cannot read it, and reading only the room's stream would lose its history.  The
+holder journal reads rooms this one wrote (docs/holder-journal.md, "Switching a cluster").
+
 Reading (replay, the newest snapshot, rooms) publishes an end marker first, then reads with a fresh
 consumer (manual acks, basic.qos) from the wanted offset up to that marker (:mod:`journal.stream_read`).
 A consumer is never restored by aio-pika: connections are plain ones (:mod:`journal.stream_connection`);
@@ -40,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot
+from .base import Fenced, JournalRecord, JournalUnavailable, Snapshot, WrongJournalKind
 from .settings import StreamJournalSettings
 from .stream_appends import InFlight
 from .stream_connection import Connection
@@ -53,6 +58,9 @@ from .stream_tails import Tails
 from .stream_writer import Writer
 
 __all__ = ["StreamJournal"]
+
+#: Kinds only the holder journal writes into a room's stream (its claims carry a holder stream, ``h``).
+_HOLDER_KINDS = frozenset({"hold", "last"})
 
 
 class StreamJournal:
@@ -126,6 +134,11 @@ class StreamJournal:
         fold = Fold(0, after)
         records: list[JournalRecord] = []
         for message in messages or ():
+            if message.kind in _HOLDER_KINDS or (message.kind == CLAIM and "h" in message.headers):
+                # the holder journal's claims log: its records are in holder streams this journal cannot read
+                self._link.log.error("journal_room_of_another_kind", room=room, written_by="holder",
+                                     code=WrongJournalKind.code)
+                raise WrongJournalKind(room, "stream", "holder")
             seen = fold.see(message)
             if message.kind == FORGOTTEN and message.offset > after:
                 records.clear()
@@ -137,7 +150,10 @@ class StreamJournal:
         return records
 
     async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
-        await self._snapshots.save(room, snapshot, self._tails)
+        await self._snapshots.save(room, snapshot, self._current_epoch)
+
+    async def _current_epoch(self, room: str) -> int:
+        return (await self._tails.follow(room)).fold.epoch
 
     async def snapshot(self, room: str) -> Snapshot | None:
         return await self._snapshots.newest(room)

@@ -19,9 +19,12 @@ __all__ = ["Directory"]
 class Directory:
     """The rooms directory, and which rooms this journal has put there since it last saw them forgotten."""
 
-    def __init__(self, link: Connection) -> None:
+    def __init__(self, link: Connection, holder: str | None = None) -> None:
         self._link = link
         self._listed: set[str] = set()
+        #: The holder journal's holder stream, named in each "opened" entry (header ``h``): the sweeper of
+        #: dead holder streams learns from them which streams exist and which rooms each one held.
+        self._holder = holder
 
     def listed(self, room: str) -> bool:
         return room in self._listed
@@ -29,7 +32,7 @@ class Directory:
     async def opened(self, room: str) -> None:
         """Put ``room`` in the directory unless this journal did since it last saw it forgotten."""
         if room not in self._listed:
-            await self._note(room, OPENED)
+            await self._note(room, OPENED, {"h": self._holder} if self._holder is not None else {})
             self._listed.add(room)
 
     def left(self, room: str) -> None:
@@ -52,14 +55,18 @@ class Directory:
                 present.pop(room, None)
         return sorted(present)
 
-    async def _note(self, room: str, kind: str) -> None:
+    async def _note(self, room: str, kind: str, more: dict[str, str] | None = None) -> None:
         """Add an entry to the rooms directory (before the room's first claim, after its forget)."""
+        await self.note({"k": kind, "room": room, **(more or {})})
+
+    async def note(self, headers: dict[str, str]) -> None:
+        """Add an entry with these headers to the rooms directory."""
         link = self._link
         queue = link.layout.rooms_queue
         try:
             async with asyncio.timeout(link.settings.append_timeout):
                 await link.ensure_declared(queue)
-                await link.publish(queue, b"", {"k": kind, "room": room})
+                await link.publish(queue, b"", dict(headers))
         except TimeoutError as exc:
             raise JournalUnavailable(f"journal: the rooms directory took longer than "
                                      f"{link.settings.append_timeout} s") from exc

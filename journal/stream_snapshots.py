@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from .base import Fenced, JournalUnavailable, Snapshot
 from .stream_connection import BROKER_ERRORS, Connection
 from .stream_fold import SNAPSHOT
 from .stream_read import read
-from .stream_tails import Tails
 
 __all__ = ["Snapshots"]
 
@@ -39,13 +38,14 @@ class Snapshots:
     def __init__(self, link: Connection) -> None:
         self._link = link
 
-    async def save(self, room: str, snapshot: Snapshot, tails: Tails) -> None:
+    async def save(self, room: str, snapshot: Snapshot, current: Callable[[str], Awaitable[int]]) -> None:
+        """Save ``snapshot`` unless the room's ``current`` epoch is newer (:class:`Fenced`)."""
         link = self._link
         queue = link.layout.snap_queue(room)
         async with _bounded(link, f"saving a snapshot of room {room}"):
-            tail = await tails.follow(room)  # the room's current epoch
-            if snapshot.epoch < tail.fold.epoch:
-                raise Fenced(room, snapshot.epoch, tail.fold.epoch)
+            epoch = await current(room)
+            if snapshot.epoch < epoch:
+                raise Fenced(room, snapshot.epoch, epoch)
             await link.ensure_declared(queue)
             await link.publish(queue, snapshot.body, {"k": SNAPSHOT, "e": snapshot.epoch, "o": snapshot.offset})
 

@@ -92,20 +92,25 @@ class LocalClusterSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
 
 class JournalSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Where the rooms' events are journaled, so that a restart or a controller's death drops nobody:
-    #: ``auto`` (``file`` for ``switchboard up``; for a controller process, ``stream`` when a broker is
+    #: ``auto`` (``file`` for ``switchboard up``; for a controller process, ``holder`` when a broker is
     #: configured, else ``sqlite``), ``file`` (append-only files of our own on local disk, one machine;
     #: opened empty, it takes over the rooms of the SQLite journal at ``journal.sqlite.path``, which is
     #: then renamed ``*.migrated``: the upgrade from a version whose embedded default was ``sqlite``),
-    #: ``sqlite`` (one SQLite file on local disk: one machine), ``stream`` (RabbitMQ streams: any
-    #: controller can rebuild any room), ``memory`` (tests only: lost with the process) or ``off``
-    #: (nothing journaled: a restart or a controller's death drops its rooms).
-    kind: Literal["auto", "sqlite", "stream", "memory", "off", "file"] = "auto"
+    #: ``sqlite`` (one SQLite file on local disk: one machine), ``holder`` (RabbitMQ streams: the
+    #: records of all of a controller's rooms in one stream of its own, each room's claims in a stream of
+    #: the room's; any controller can rebuild any room; it takes over rooms the ``stream`` journal wrote,
+    #: not the other way round: docs/holder-journal.md), ``stream`` (RabbitMQ streams, one per room with
+    #: its records and claims: the cluster default before 2026-12-05, ~1.5× the holder journal's CPU on
+    #: the relay path), ``memory``
+    #: (tests only: lost with the process) or ``off`` (nothing journaled: a restart or a controller's
+    #: death drops its rooms).
+    kind: Literal["auto", "sqlite", "stream", "holder", "memory", "off", "file"] = "auto"
     #: The SQLite journal (one file on local disk).
     sqlite: SqliteJournalSettings = msgspec.field(default_factory=SqliteJournalSettings)
     #: The append-only file journal (one directory on local disk).
     file: FileJournalSettings = msgspec.field(default_factory=FileJournalSettings)
-    #: The stream journal (on the broker of ``rpc.broker_url``); an empty ``prefix`` names the
-    #: streams after the cluster (``<worker.cluster_name>.journal.``).
+    #: The stream journal (on the broker of ``rpc.broker_url``), and the ``holder`` one; an empty
+    #: ``prefix`` names the streams after the cluster (``<worker.cluster_name>.journal.``).
     stream: StreamJournalSettings = msgspec.field(default_factory=lambda: StreamJournalSettings(prefix=""))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 
 from journal import Journal
+from journal.holder import HolderJournal
 from journal.logfile import FileJournal
 from journal.memory import MemoryJournal
 from journal.sqlite import SqliteJournal
@@ -21,13 +22,13 @@ __all__ = ["build_journal", "journal_kind", "sqlite_path", "file_journal_path"]
 def journal_kind(settings: Settings, *, embedded: bool) -> str:
     """The kind ``auto`` stands for: ``file`` embedded (``switchboard up``; opened empty, it takes
     over the rooms of the SQLite journal an earlier version left at ``journal.sqlite.path``),
-    ``stream`` for a controller on a broker, ``sqlite`` for a controller process without one."""
+    ``holder`` for a controller on a broker, ``sqlite`` for a controller process without one."""
     kind = settings.journal.kind
     if kind != "auto":
         return kind
     if embedded:
         return "file"
-    return "stream" if settings.rpc.broker_url else "sqlite"
+    return "holder" if settings.rpc.broker_url else "sqlite"
 
 
 def sqlite_path(settings: Settings) -> Path:
@@ -62,8 +63,10 @@ def build_journal(settings: Settings, *, embedded: bool) -> Journal | None:
         # An embedded server whose journal was SQLite until now keeps its rooms: imported at the first open.
         return FileJournal(file_journal_path(settings), settings.journal.file, import_from=sqlite_path(settings))
     if not settings.rpc.broker_url:
-        raise ConfigError("journal.kind = 'stream' needs a broker: give --broker amqp://… (or rpc.broker_url)")
+        raise ConfigError(f"journal.kind = '{kind}' needs a broker: give --broker amqp://… (or rpc.broker_url)")
     stream = settings.journal.stream
     if not stream.prefix:
         stream = msgspec.structs.replace(stream, prefix=f"{settings.worker.cluster_name}.journal.")
+    if kind == "holder":
+        return HolderJournal(settings.rpc.broker_url, stream, name=settings.worker.cluster_name)
     return StreamJournal(settings.rpc.broker_url, stream, name=settings.worker.cluster_name)

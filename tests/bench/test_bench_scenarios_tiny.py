@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from bench import (capacity, detection, journal_stream_protocol, login, memory, relay, relay_cluster, relogin, replay,
-                   takeover, takeover_timeline)
+from bench import (capacity, detection, holder_replay, journal_stream_protocol, login, memory, relay, relay_cluster,
+                   relogin, replay, takeover, takeover_timeline)
 from switchboard.devbroker import RabbitNode, rabbitmq_available
 
 pytestmark = pytest.mark.slow
@@ -20,6 +22,20 @@ def test_relay_runs_at_a_tiny_size() -> None:
 
 def test_relay_cluster_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
     assert relay_cluster.main(["--tiny", "--broker", rabbit.url]) == 0
+
+
+def test_relay_cluster_open_loop_sends_at_its_fixed_rate_and_reports_acks(
+        rabbit: RabbitNode, capsys: pytest.CaptureFixture[str]) -> None:
+    assert relay_cluster.main(["--tiny", "--broker", rabbit.url, "--kinds", "holder,off",
+                               "--rate-per-client", "20"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("rep 1 ")]
+    assert len(lines) == 2, out
+    for line in lines:
+        found = re.search(r": (\d+)/s p50 [\d.]+ p99 [\d.]+ ms, ack p50 [\d.]+ p99 [\d.]+ ms, .* errors 0", line)
+        assert found, line
+        # open loop: 4 clients x 20/s whatever the latency (a closed loop at a few ms does several hundred)
+        assert 60 <= int(found.group(1)) <= 100, line
 
 
 def test_login_runs_at_a_tiny_size() -> None:
@@ -40,6 +56,10 @@ def test_capacity_runs_at_a_tiny_size() -> None:
 
 def test_replay_runs_at_a_tiny_size() -> None:
     assert replay.main(["--tiny"]) == 0
+
+
+def test_holder_replay_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:
+    assert holder_replay.main(["--tiny", "--broker", rabbit.url]) == 0
 
 
 def test_takeover_runs_at_a_tiny_size(rabbit: RabbitNode) -> None:

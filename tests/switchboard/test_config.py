@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from journal.holder import HolderJournal
 from switchboard.config import ConfigError, load_settings
 from switchboard.config_doc import DOC_PATH, render
+from switchboard.journals import build_journal
 
 
 def test_defaults_are_the_embedded_first_run() -> None:
@@ -103,6 +105,27 @@ def test_a_leader_lease_the_broker_could_outrun_is_refused(env: dict[str, str], 
     [
         ({"journal": {"stream": {"stall_timeout": 20.0}}}, "stall_timeout must not exceed append_timeout"),
         ({"journal": {"stream": {"stall_timeout": 0}}}, "stall_timeout must be positive"),
+        ({"journal": {"stream": {"holder_hold": 0.5}}}, "holder_hold must be between 0 and 0.1 s"),
+        ({"journal": {"stream": {"holder_hold": -0.001}}}, "holder_hold must be between 0 and 0.1 s"),
+        ({"journal": {"stream": {"holder_snapshot_after": 99}}},
+         "holder_snapshot_after must be between 100 and 10,000,000 messages"),
+        ({"journal": {"stream": {"holder_snapshot_after": 10_000_001}}},
+         "holder_snapshot_after must be between 100 and 10,000,000 messages"),
+        ({"journal": {"stream": {"holder_replay_share_bytes": -1}}},
+         "holder_replay_share_bytes must be between 0 and 1,000,000,000"),
+        ({"journal": {"stream": {"holder_replay_share_bytes": 1_000_000_001}}},
+         "holder_replay_share_bytes must be between 0 and 1,000,000,000"),
+        ({"journal": {"stream": {"holder_max_bytes": 999_999}}}, "holder_max_bytes must be at least 1000000"),
+        ({"journal": {"stream": {"holder_segment_bytes": 2_000_000_000}}},
+         "holder_segment_bytes must not exceed holder_max_bytes"),
+        ({"journal": {"stream": {"holder_dead_after": 5}}}, "holder_dead_after must be between 10 and 86400 s"),
+        ({"journal": {"stream": {"holder_dead_after": 86401}}}, "holder_dead_after must be between 10 and 86400 s"),
+        ({"journal": {"stream": {"holder_sweep_interval": 0.01}}},
+         "holder_sweep_interval must be 0 (no sweeping) or between 0.05 and 86400 s"),
+        ({"journal": {"stream": {"holder_sweep_interval": -1}}},
+         "holder_sweep_interval must be 0 (no sweeping) or between 0.05 and 86400 s"),
+        ({"journal": {"stream": {"holder_sweep_batch": 0}}}, "holder_sweep_batch must be between 1 and 1000"),
+        ({"journal": {"stream": {"holder_sweep_batch": 1001}}}, "holder_sweep_batch must be between 1 and 1000"),
         ({"journal": {"sqlite": {"commit": "sometimes"}}}, "Invalid enum value 'sometimes' - at `$.journal.sqlite.commit`"),
         ({"journal": {"file": {"segment_bytes": 100}}}, "Expected `int` >= 4096 - at `$.journal.file.segment_bytes`"),
         ({"journal": {"file": {"durability": "off"}}}, "Invalid enum value 'off' - at `$.journal.file.durability`"),
@@ -128,3 +151,15 @@ def test_the_drains_retry_interval_refuses_what_is_out_of_bounds(value: str) -> 
         load_settings(env={"SWITCHBOARD_CONTROLLER__MIGRATION_RETRY_INTERVAL": value})
     assert load_settings(env={"SWITCHBOARD_CONTROLLER__MIGRATION_RETRY_INTERVAL": "0.5"}).controller \
         .migration_retry_interval == 0.5
+
+
+def test_the_holder_journal_is_chosen_by_name_only_and_needs_a_broker() -> None:
+    assert load_settings(env={}).journal.kind == "auto"  # never the default
+    settings = load_settings(env={"SWITCHBOARD_JOURNAL__KIND": "holder"})
+    with pytest.raises(ConfigError, match=re.escape("journal.kind = 'holder' needs a broker")):
+        build_journal(settings, embedded=False)
+    settings = load_settings(env={"SWITCHBOARD_JOURNAL__KIND": "holder", "SWITCHBOARD_RPC__BROKER_URL": "amqp://h/"})
+    journal = build_journal(settings, embedded=False)
+    assert isinstance(journal, HolderJournal) and journal.holder.startswith(f"{settings.worker.cluster_name}.journal.holder.")
+    with pytest.raises(ConfigError, match="Invalid enum value 'holders'"):
+        load_settings(env={"SWITCHBOARD_JOURNAL__KIND": "holders"})

@@ -39,7 +39,7 @@ def test_kind_auto_is_the_file_journal_for_switchboard_up_and_takes_over_the_sql
                       SqliteJournal)
     # A controller process: the broker's streams when it has one, else SQLite (it may share the disk).
     assert isinstance(build_journal(load_settings(env=env), embedded=False), SqliteJournal)
-    assert journal_kind(load_settings(env=env | {"SWITCHBOARD_RPC__BROKER_URL": "amqp://x"}), embedded=False) == "stream"
+    assert journal_kind(load_settings(env=env | {"SWITCHBOARD_RPC__BROKER_URL": "amqp://x"}), embedded=False) == "holder"
 
 
 async def test_a_file_journal_opened_empty_takes_over_the_rooms_of_the_sqlite_journal_it_replaces(
