@@ -19,11 +19,15 @@ from contracts.controller import ControllerClient
 from rpc import RpcError, RpcRemoteError, Transport
 from scheduler import SchedulerError
 
+from .changes import TaskUnscheduled
 from .eventlog import events, log_event
 from .faults import FaultLog
 from .settings import ClusterManagerSettings
 from .tallies import ManagerTallies
 from .writer import RegistryWriter
+
+#: A controller's refusal of a room because it is drained or stopping (it would not keep it).
+_DRAINING = "controller_draining"
 
 __all__ = ["Failover"]
 
@@ -118,6 +122,11 @@ class Failover:
                     return "nothing"
                 log_event(logging.WARNING, "failover_refused", purpose=purpose, task=task, worker_id=worker_id,
                           code=exc.code, attempt=attempt + 1)
+                if exc.code == _DRAINING:  # sticky no more: the next attempt places it elsewhere
+                    try:
+                        self._writer.apply(TaskUnscheduled(worker_id, task))
+                    except SchedulerError:  # that worker is gone meanwhile: nothing to repeal
+                        pass
                 continue
             except RpcError as exc:
                 log_event(logging.WARNING, "failover_unreachable", purpose=purpose, task=task, worker_id=worker_id,

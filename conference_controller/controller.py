@@ -41,6 +41,7 @@ from .delivery import PortalDelivery
 from .errors import (
     AlreadyJoined,
     ControllerError,
+    Draining,
     NotCurrentPortal,
     RoomConfigUnavailable,
     RoomReloading,
@@ -75,6 +76,10 @@ __all__ = ["Controller", "PURPOSE"]
 
 PURPOSE = "conference"
 _PORTAL_PURPOSE = "portal"
+#: A drain's placements of one room: each refused by a controller draining too is placed again.
+_PLACEMENTS = 3
+#: The scheduler's codes for "no controller takes rooms now": a drain waits on them.
+_NO_CONTROLLER = frozenset({"no_worker_available", "no_matching_worker"})
 #: Claims of a room's next epoch before giving up (each one goes past the epoch that refused it).
 _CLAIM_ATTEMPTS = 5
 _snapshot_encoder = msgspec.msgpack.Encoder()
@@ -169,6 +174,8 @@ class Controller:
         #: Set once a drain has moved every room away: the process may exit.
         self.finished = asyncio.Event()
         self._migration: asyncio.Task[None] | None = None
+        #: Drained (``migrate`` was called): a room handed here is refused (:class:`Draining`).
+        self._draining = False
         self._started = False
         self._stopped = False
         #: Start completed (RPC service up, joined) and not stopped since: see :attr:`serving`.
@@ -941,9 +948,15 @@ class Controller:
                 "epoch": resumed.epoch, "origin": resumed.origin}
 
     async def take_over(self, room_id: RoomId) -> Room:
-        """The room, rebuilt from the journal if it is not here (``unknown_room`` without history)."""
+        """The room, rebuilt from the journal if it is not here (``unknown_room`` without history).
+
+        A drained or stopping controller refuses a room that is not here (``controller_draining``):
+        it would have to move it on, or would exit with it."""
         if self.journal is None:
             raise UnknownRoom(f"no room {room_id} here, and no journal to rebuild it from")
+        if (self._draining or self._stopped) and room_id not in self.rooms and room_id not in self._loading:
+            self.log.info("take_over_refused", room=room_id, reason="stopping" if self._stopped else "draining")
+            raise Draining()
         room = await self._open_room(room_id, create=False)
         room.release()
         self.settle(room)
@@ -980,54 +993,105 @@ class Controller:
     def migrate(self) -> int:
         """Move every room to other controllers, one at a time (this controller was drained), then
         set :attr:`finished`.  Needs a journal (the next controller rebuilds each room from it);
-        returns the number of rooms to move (0 without a journal: the rooms stay until they end)."""
+        returns the number of rooms to move (0 without a journal: the rooms stay until they end).
+
+        From now on a room handed here is refused (``take_over``: ``controller_draining``).  While
+        no other controller takes rooms (all drained, full or gone) the rooms stay and are served
+        here, and the migration waits (``migration_waiting``), asking again every
+        ``migration_retry_interval``."""
         if self.journal is None:
             self.log.warning("migration_impossible", reason="no journal", rooms=len(self.rooms))
             return 0
+        self._draining = True
         if self._migration is None or self._migration.done():
             self._migration = self._background.spawn(self._migrate_all(), f"migrate:{self.worker_id}")
         return len(self.rooms)
 
     async def _migrate_all(self) -> None:
         moved = 0
-        for room in list(self.rooms.values()):
-            if await self._hand_over(room):
-                moved += 1
-            else:
-                self.log.warning("migration_stopped", room=room.id, moved=moved, left=len(self.rooms))
-                return
+        waiting = False
+        while True:
+            if self._loading:  # a room taken over just before the drain: it moves on too, once here
+                await asyncio.gather(*self._loading.values(), return_exceptions=True)
+                continue
+            rooms = list(self.rooms.values())
+            if not rooms:
+                break
+            outcome = "wait" if not await self._another_controller() else ""
+            for room in rooms if not outcome else []:
+                outcome = await self._hand_over(room)
+                if outcome == "moved":
+                    moved += 1
+                elif outcome == "stopped":
+                    self.log.warning("migration_stopped", room=room.id, moved=moved, left=len(self.rooms))
+                    return
+                elif outcome == "wait":
+                    break
+            if outcome == "wait" and not waiting:
+                self.log.warning("migration_waiting", reason="no other controller takes rooms", moved=moved,
+                                 left=len(self.rooms))
+            elif outcome != "wait" and waiting:
+                self.log.info("migration_resumed", left=len(self.rooms))
+            waiting = outcome == "wait"
+            if outcome != "moved":  # nothing moved in this round: ask again later, not in a loop
+                await asyncio.sleep(self.settings.migration_retry_interval)
         self.log.info("migration_done", moved=moved)
-        if not self.rooms:
-            self.finished.set()
+        self.finished.set()
 
-    async def _hand_over(self, room: Room) -> bool:
+    async def _another_controller(self) -> bool:
+        """Whether some other controller takes new rooms now (this one, drained, is not counted)."""
+        try:
+            readiness = await ClusterClient(self.transport, self.worker_settings.cluster_name).readiness(
+                purpose=PURPOSE, timeout=self.settings.rooms_timeout)
+        except RpcError as exc:
+            self.log.warning("migration_readiness_unknown", error=exc.code)
+            return False
+        return readiness.schedulable > 0
+
+    async def _hand_over(self, room: Room) -> str:
         """Hand one room to another controller through the journal: every write of it durable, the
         room let go here, its task given up, the cluster asked to place it elsewhere and that
         controller told to rebuild it (``take_over``), then every portal with a participant of it
-        told to move those sockets there (``room_moved``).  ``False`` if no other controller took it
-        (the room is then rebuilt here from the journal and stays)."""
+        told to move those sockets there (``room_moved``).  A controller that refuses it because it
+        is draining too loses the reservation and the room is placed again (the cluster manager
+        places nothing on a drained controller).  ``"moved"``; ``"skipped"`` (not here, or failed);
+        else the room is rebuilt here from the journal and stays: ``"wait"`` if no other controller
+        could take it, ``"stopped"`` for another failure."""
         if self.rooms.get(RoomId(room.id)) is not room or room.failed is not None:
-            return True
+            return "skipped"
         await self._durable(room)
         portals = sorted({p.portal for p in room.participants.values() if p.connected})
         self._unload(room, ControllerError("the room moved to another controller"))
         await self.worker.end_task(room.id)  # forgotten at once: no lingering reservation here
+        cluster = ClusterClient(self.transport, self.worker_settings.cluster_name)
         try:
-            placed = await ClusterClient(self.transport, self.worker_settings.cluster_name).schedule(
-                purpose=PURPOSE, task=room.id, preference={}, timeout=self.settings.rooms_timeout)
-            target = placed.id
-            if target == self.worker_id:
-                raise RpcRemoteError("no_worker_available", "only this controller can take the room")
-            await ControllerClient(self.transport, target).take_over(room=room.id,
-                                                                     timeout=self.settings.migration_timeout)
+            for attempt in range(1, _PLACEMENTS + 1):
+                placed = await cluster.schedule(purpose=PURPOSE, task=room.id, preference={},
+                                                timeout=self.settings.rooms_timeout)
+                target = placed.id
+                if target == self.worker_id:
+                    # Undrained meanwhile: the room stays, and so does the rest (the drain is over).
+                    raise RpcRemoteError("placed_here", "only this controller can take the room")
+                try:
+                    await ControllerClient(self.transport, target).take_over(room=room.id,
+                                                                             timeout=self.settings.migration_timeout)
+                    break
+                except RpcRemoteError as exc:
+                    if exc.code != Draining.error_code or attempt == _PLACEMENTS:
+                        raise
+                    room.log.info("room_refused", to=target, error=exc.code, attempt=attempt)
+                    await cluster.unschedule(worker_id=target, task=room.id,
+                                             timeout=self.settings.rooms_timeout)
         except RpcError as exc:
             room.log.warning("room_not_moved", error=exc.code)
             await self._open_room(RoomId(room.id), create=False)
             self.rooms[RoomId(room.id)].release()
-            return False
+            if exc.code == "placed_here":  # undrained: rooms are welcome here again
+                self._draining = False
+            return "wait" if exc.code in _NO_CONTROLLER else "stopped"
         await self._tell_portals(room, portals, to=target)
         room.log.info("room_moved", to=target, portals=len(portals))
-        return True
+        return "moved"
 
     async def _tell_portals(self, room: Room, portals: list[str], *, to: str) -> None:
         """Tell each portal to move its sockets of ``room`` from here to controller ``to``."""

@@ -18,6 +18,7 @@ __all__ = [
     "AlreadyJoined",
     "UnknownParticipant",
     "UnknownRoom",
+    "Draining",
     "RoomClosed",
     "TicketMismatch",
     "NotCurrentPortal",
@@ -81,6 +82,14 @@ class RoomReloading(ControllerError):
 
 class UnknownRoom(ControllerError):
     error_code = "unknown_room"
+
+
+class Draining(ControllerError):
+    """``take_over`` of a room that is not here, refused by a controller that is drained (its own
+    rooms are moving away) or stopping: the caller places the room on another controller."""
+
+    error_code = "controller_draining"
+    default_message = "this controller is draining: place the room elsewhere"
 
 
 class RoomClosed(ControllerError):

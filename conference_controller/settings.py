@@ -72,6 +72,9 @@ class ControllerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     reload_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     #: Drain: the longest another controller may take to rebuild one of this one's rooms, seconds.
     migration_timeout: float = 10.0
+    #: Drain: while no other controller takes rooms (every other one drained, full or gone), this
+    #: one keeps its rooms, serves them, and asks the cluster again this often, seconds.
+    migration_retry_interval: Annotated[float, msgspec.Meta(gt=0, le=300)] = 2.0
     #: Its own ``/metrics``, ``/healthz`` and ``/readyz`` port (``switchboard controller`` processes only;
     #: docs/operations.md, "Health and metrics").
     observe: ObserveSettings = msgspec.field(default_factory=ObserveSettings)

@@ -92,3 +92,38 @@ async def test_portal_tasks_are_not_handed_over(make_cluster: MakeCluster) -> No
     await cluster.call("quit", worker_id="portal-dead")
     await wait_until(lambda: events, what="the exit event")
     assert other.taken == []
+
+
+class DrainingController:
+    """Refuses every room with ``controller_draining``; at its first refusal it has just been
+    drained (the room was placed on it a moment before) and another controller has joined."""
+
+    def __init__(self, cluster: Any, worker_id: str) -> None:
+        self.cluster = cluster
+        self.worker_id = worker_id
+        self.refused: list[str] = []
+
+    @rpc_method
+    async def take_over(self, room: str) -> dict[str, Any]:
+        if not self.refused:
+            await self.cluster.join("conf-live", purpose="conference")
+            await self.cluster.call("drain", worker_id=self.worker_id)
+        self.refused.append(room)
+        raise ServiceError("controller_draining", "this controller is draining")
+
+    @rpc_method
+    async def migrate(self, admin_key: str = "") -> dict[str, Any]:
+        return {"rooms": 0}
+
+
+async def test_a_room_refused_by_a_draining_controller_is_placed_on_another(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster(failover_interval=0.01, failover_attempts=3, failover_concurrency=1)
+    draining = DrainingController(cluster, "conf-draining")
+    live = FakeController({"room-1"})
+    await cluster.client.serve("conf-draining", draining)
+    await cluster.client.serve("conf-live", live)
+    await cluster.join("conf-draining", purpose="conference")
+    await _lose_worker_with_rooms(cluster, ["room-1"])
+    await wait_until(lambda: live.taken == ["room-1"], what="the room handed to the live controller")
+    assert draining.refused == ["room-1"]
+    assert (await cluster.call("get_scheduled", purpose="conference", task="room-1"))["id"] == "conf-live"

@@ -128,7 +128,7 @@ class Env:
 
 def controller_settings(**overrides: Any) -> ControllerSettings:
     base = dict(room_grace_period=0.2, reconnection_timeout=5.0, delivery_retries=1, delivery_retry_interval=0.05,
-                portal_timeout=1.0)
+                portal_timeout=1.0, migration_retry_interval=0.1)
     base.update(overrides)
     return msgspec.convert(base, ControllerSettings)
 

@@ -28,19 +28,36 @@ ROOM_CONFIG: dict[str, Any] = {
 
 
 class FakeCluster(FakeClusterManager):
-    """Just enough of the cluster manager: membership, tasks, ``schedule`` by purpose."""
+    """Just enough of the cluster manager: membership, tasks, ``schedule`` by purpose (the first
+    worker of it in join order, none of ``drained``; sticky until unscheduled), ``readiness``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.scheduled: list[tuple[str, str, Any]] = []
+        self.drained: set[str] = set()
+        self.placed: dict[str, str] = {}
 
     @rpc_method
     async def schedule(self, purpose: str, task: str, preference: Any = None, reserve_time: float | None = None) -> Any:
         self.scheduled.append((purpose, task, preference))
+        if task in self.placed:
+            return {"id": self.placed[task], "info": {}}
         for worker_id, worker in self.workers.items():
-            if worker["purpose"] == purpose:
+            if worker["purpose"] == purpose and worker_id not in self.drained:
+                self.placed[task] = worker_id
                 return {"id": worker_id, "info": {}}
         raise ServiceError("no_worker_available", f"no {purpose} worker")
+
+    @rpc_method
+    async def unschedule(self, worker_id: str, task: str) -> None:
+        self.unscheduled.append(task)
+        if self.placed.get(task) == worker_id:
+            del self.placed[task]
+
+    @rpc_method
+    async def readiness(self, purpose: str) -> Any:
+        schedulable = sum(1 for wid, w in self.workers.items() if w["purpose"] == purpose and wid not in self.drained)
+        return {"state": self.state, "ready_in": 0.0, "schedulable": schedulable}
 
 
 class FakeRooms:

@@ -25,7 +25,7 @@ from rpc import RpcRemoteError
 from tests.support.transports import TransportFactory
 from tests.support.waiting import wait_until
 
-from .conftest import Env
+from .conftest import ADMIN_KEY, Env
 
 
 class GatedJournal(MemoryJournal):
@@ -324,6 +324,64 @@ async def test_migrate_is_refused_without_the_admin_key_and_take_over_without_a_
     # nothing moved, nothing claimed: the room is here under its first epoch
     assert env.controller.room("room-1").state.epoch == 1 and not env.controller.finished.is_set()
     assert env.cluster.unscheduled == []
+
+
+async def test_a_drained_controller_refuses_a_room_handed_to_it(env: Env, journal: GatedJournal) -> None:
+    await _room_with_history(env)
+    other = await env.start_controller("controller-2")
+    try:
+        env.cluster.drained.add(other.worker_id)
+        assert (await env.caller.call(other.worker_id, "migrate", {"admin_key": ADMIN_KEY}))["rooms"] == 0
+        await wait_until(other.finished.is_set)
+        with pytest.raises(RpcRemoteError) as info:
+            await env.caller.call(other.worker_id, "take_over", {"room": "room-1"})
+        assert info.value.code == "controller_draining"
+        assert "room-1" not in other.rooms and env.controller.room("room-1").state.epoch == 1
+    finally:
+        await other.stop()
+
+
+async def test_a_drain_places_a_room_refused_by_a_draining_controller_again_elsewhere(
+    env: Env, journal: GatedJournal
+) -> None:
+    """Two drains at once: the room was placed on B before B was drained; B refuses it, and it goes
+    to C, the only controller not drained."""
+    await _room_with_history(env)
+    b = await env.start_controller("controller-2")
+    c = await env.start_controller("controller-3")
+    a = env.controller
+    try:
+        env.cluster.placed["room-1"] = b.worker_id  # placed on B by the first schedule, before B's drain
+        env.cluster.drained.update({a.worker_id, b.worker_id})
+        await env.caller.call(b.worker_id, "migrate", {"admin_key": ADMIN_KEY})
+        await wait_until(b.finished.is_set)
+        await env.caller.call(a.worker_id, "migrate", {"admin_key": ADMIN_KEY})
+        await wait_until(a.finished.is_set, what="A moved its room")
+        assert list(c.rooms) == ["room-1"] and "room-1" not in b.rooms and not a.rooms
+        assert env.cluster.placed == {"room-1": c.worker_id}
+    finally:
+        await b.stop()
+        await c.stop()
+
+
+async def test_a_drain_with_no_other_controller_waits_with_its_rooms_and_moves_them_once_one_joins(
+    env: Env, journal: GatedJournal
+) -> None:
+    await _room_with_history(env)
+    a = env.controller
+    env.cluster.drained.add(a.worker_id)
+    await env.caller.call(a.worker_id, "migrate", {"admin_key": ADMIN_KEY})
+    await asyncio.sleep(0.3)
+    assert list(a.rooms) == ["room-1"] and not a.finished.is_set()
+    # the room is served meanwhile, untouched
+    assert await env.call("text", participant="p1", to="all", message="while waiting") == "ok"
+    assert a.room("room-1").state.epoch == 1
+    c = await env.start_controller("controller-3")
+    try:
+        await wait_until(a.finished.is_set, timeout=10, what="the waiting drain moved the room")
+        assert list(c.rooms) == ["room-1"]
+    finally:
+        await c.stop()
 
 
 @pytest_asyncio.fixture

@@ -145,6 +145,14 @@ def test_the_journal_stall_bound_commit_mode_and_reply_wait_refuse_what_is_out_o
         load_settings(env={}, overrides=overrides)
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "301", "soon"])
+def test_the_drains_retry_interval_refuses_what_is_out_of_bounds(value: str) -> None:
+    with pytest.raises(ConfigError, match="migration_retry_interval"):
+        load_settings(env={"SWITCHBOARD_CONTROLLER__MIGRATION_RETRY_INTERVAL": value})
+    assert load_settings(env={"SWITCHBOARD_CONTROLLER__MIGRATION_RETRY_INTERVAL": "0.5"}).controller \
+        .migration_retry_interval == 0.5
+
+
 def test_the_holder_journal_is_chosen_by_name_only_and_needs_a_broker() -> None:
     assert load_settings(env={}).journal.kind == "auto"  # never the default
     settings = load_settings(env={"SWITCHBOARD_JOURNAL__KIND": "holder"})
