@@ -1,5 +1,5 @@
 """Two controllers drained at the same moment (docs/architecture.md §Faults, docs/operations.md
-*Draining*), every role its own process on RabbitMQ and the stream journal: a drained controller
+*Draining*), every role its own process on RabbitMQ with the default journal (holder): a drained controller
 never takes a room another drained controller hands it (it refuses the ``take_over``, and the room
 goes elsewhere), so every room ends on the live controller with nobody dropped; with no live
 controller left the drains wait, the rooms served where they are, until one joins."""
