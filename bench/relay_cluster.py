@@ -237,7 +237,7 @@ def _beam(broker: servers.Broker) -> list[int]:
 
 async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool = True,
                 profile: Path | None = None, kind: str | None = None, rate: float = 0.0) -> Run:
-    """Our cluster with its default journal (RabbitMQ streams) or with ``journal.kind = off``
+    """Our cluster with its default journal (the holder journal on RabbitMQ streams) or with ``journal.kind = off``
     (``kind``: that ``journal.kind``); ``profile``: py-spy samples the controller into this file; ``rate``:
     open loop at that many messages a second per client (0: closed loop)."""
     if kind is None and not journal:
@@ -245,12 +245,12 @@ async def _ours(broker: servers.Broker, args: argparse.Namespace, journal: bool 
     # ``--kinds``: every kind at log level info (the holder journal logs its message counts at close);
     # ``holder@8``: the holder journal with ``journal.stream.holder_hold`` 8 ms
     kind, _, hold_ms = (kind or "").partition("@")
-    # and its journal's streams of its own: the rooms' names are the same in every run, and a history left by an
-    # earlier run on the broker would be recovered (the holder journal's replay then reads every earlier run's
-    # holder stream)
-    extra = {"JOURNAL__KIND": kind, **({"LOG__LEVEL": "info"} if args.kinds else {}),
-             **({"JOURNAL__STREAM__PREFIX": f"bench{uuid.uuid4().hex[:8]}.journal."} if args.kinds else {}),
-             **({"JOURNAL__STREAM__HOLDER_HOLD": str(float(hold_ms) / 1000)} if hold_ms else {})} if kind else None
+    # Every run its journal's streams of its own: the rooms' names are the same in every run, and a history left
+    # by an earlier run on the broker would be recovered at the joins (the holder journal's replay then reads
+    # the earlier runs' holder streams).
+    extra = {"JOURNAL__STREAM__PREFIX": f"bench{uuid.uuid4().hex[:8]}.journal.",
+             **({"JOURNAL__KIND": kind} if kind else {}), **({"LOG__LEVEL": "info"} if args.kinds else {}),
+             **({"JOURNAL__STREAM__HOLDER_HOLD": str(float(hold_ms) / 1000)} if hold_ms else {})}
     server = await servers.cluster(broker.url, extra_settings=extra)
     note = ""
     try:

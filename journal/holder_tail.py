@@ -127,28 +127,26 @@ class OwnTail:
     async def _attach(self) -> None:
         link = self._link
         queue = self.queue
+        # Declared or looked up before the channel, over the look-ups' connection (journal.stream_lookups): a
+        # refusal closes the look-ups' channel, never one of this connection.
+        if not self._declared:
+            if self.announce is not None:  # a sign of life before the stream exists: no sweeper takes it
+                await self.announce()
+                self._check_current(queue)
+            await link.declare(queue)
+            self._check_current(queue)
+            self._declared = True
+        elif not await link.lookups.exists(queue):
+            self._check_current(queue)  # renewed meanwhile: attached again (to the new stream)
+            link.log.error("journal_holder_stream_gone", holder=queue)
+            if self.gone is not None:
+                self.gone()  # a new holder stream from now on
+            raise HolderStreamRenewed(f"journal: this journal's holder stream {queue} was deleted (swept as dead: "
+                                      f"no sign of life for holder_dead_after)")
         conn = await link.connection()
         channel = await conn.channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=link.settings.prefetch)
-            self._check_current(queue)
-            if not self._declared:
-                if self.announce is not None:  # a sign of life before the stream exists: no sweeper takes it
-                    await self.announce()
-                    self._check_current(queue)
-                await link.declare(channel, queue)
-                self._declared = True
-            else:
-                try:
-                    await channel.declare_queue(queue, passive=True)
-                except aiormq.exceptions.ChannelNotFoundEntity as exc:
-                    if "home node" in str(exc) or queue != self.queue:
-                        raise  # still starting, or renewed meanwhile: attached again (to the new stream)
-                    link.log.error("journal_holder_stream_gone", holder=queue)
-                    if self.gone is not None:
-                        self.gone()  # a new holder stream from now on
-                    raise HolderStreamRenewed(f"journal: this journal's holder stream {queue} was deleted (swept as "
-                                              f"dead: no sign of life for holder_dead_after)") from exc
             self._check_current(queue)
             raw = await channel.get_underlay_channel()
             self._channel, self._raw, self._unacked = channel, raw, 0

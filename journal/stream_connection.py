@@ -7,6 +7,8 @@ the first node that answers, starting after the one whose connection was lost, s
 another node (its streams are replicated on every node of the cluster).  A connection
 carries a publishing channel with confirms (reads' end markers, the rooms directory, snapshots) and a
 channel of its own for the batched writes to room streams (:class:`~journal.stream_publish.BatchPublisher`).
+Declares, look-ups and deletes go over a second connection, one at a time (:mod:`journal.stream_lookups`):
+the broker refuses them by closing the channel, which must never race a channel open on this one.
 A stream refuses consumers for ~10 s after a broker start (each refusal closes the connection):
 :meth:`Connection.attaching` retries within ``attach_timeout``.  Every failure to reach the broker
 raises :class:`~journal.base.JournalUnavailable`.
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from rpc.brokers import broker_urls
 
@@ -29,6 +31,7 @@ from .base import JournalUnavailable
 from .logs import EventLog
 from .settings import StreamJournalSettings
 from .stream_layout import Layout
+from .stream_lookups import Lookups
 from .stream_publish import BatchPublisher
 
 __all__ = ["BROKER_ERRORS", "Connection"]
@@ -75,6 +78,10 @@ class Connection:
         #: Connections made after the first (each loss is followed by one on the next operation).
         self.reconnects = 0
         self._connections = 0
+        #: Streams are declared (passively: whether one exists) over a connection of their own
+        #: (:mod:`journal.stream_lookups`): the broker refuses by closing the channel, which must never
+        #: race a channel open on this connection.
+        self.lookups = Lookups(settings, self._connect_any, f"{name}-lookups", self.log, self.keep)
 
     @staticmethod
     def _where(url: str) -> str:
@@ -113,6 +120,7 @@ class Connection:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed:
             self._closing.add(asyncio.ensure_future(conn.close()))
+        self.lookups.shut()
 
     async def wait_closed(self) -> None:
         for result in await asyncio.gather(*self._closing, return_exceptions=True):
@@ -131,7 +139,7 @@ class Connection:
                 return self._conn
             if self._conn is not None:
                 self.drop(self._conn, None)
-            conn = await self._connect_any()
+            conn = await self._connect_any(self.name)
             try:
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
                 writer = await self._open_writer(conn)
@@ -152,9 +160,9 @@ class Connection:
             self._writer = writer
             return conn
 
-    async def _connect_any(self) -> AbstractConnection:
-        """A connection to the first node that answers, from the current one on (each within
-        ``connect_timeout``); ``JournalUnavailable`` when none does."""
+    async def _connect_any(self, name: str) -> AbstractConnection:
+        """A connection (named ``name`` on the broker) to the first node that answers, from the current
+        one on (each within ``connect_timeout``); ``JournalUnavailable`` when none does."""
         s = self.settings
         error: BaseException | None = None
         for _ in range(len(self.urls)):
@@ -162,7 +170,7 @@ class Connection:
                 async with asyncio.timeout(s.connect_timeout):
                     return await aio_pika.connect(self.urls[self._index], heartbeat=s.heartbeat,
                                                   timeout=s.connect_timeout,
-                                                  client_properties={"connection_name": self.name})
+                                                  client_properties={"connection_name": name})
             except BROKER_ERRORS as exc:
                 self.log.warning("journal_connect_failed", node=self.where, error=repr(exc))
                 error = exc
@@ -186,6 +194,7 @@ class Connection:
             self._writer = None
         if not conn.is_closed:
             self.keep(conn.close())
+        self.lookups.leave()  # to the node the next connection goes to
         self._on_lost(exc)
 
     def leave_stalled(self, what: str) -> None:
@@ -224,15 +233,19 @@ class Connection:
         channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
         return BatchPublisher(cast(aiormq.Channel, await channel.get_underlay_channel()))
 
-    async def declare(self, channel: AbstractChannel, queue: str) -> AbstractQueue:
-        declared = await channel.declare_queue(queue, durable=True, arguments=self.layout.arguments(queue))
-        self._declared.add(queue)
-        return declared
+    async def declare(self, queue: str) -> None:
+        """Declare the stream ``queue`` (over the look-ups' connection: a refusal closes the channel)."""
+        if self._closed:
+            raise JournalUnavailable("journal is closed")
+        conn = self._conn
+        await self.lookups.declare(queue, self.layout.arguments(queue))
+        if conn is not None and conn is self._conn:
+            self._declared.add(queue)
 
     async def ensure_declared(self, queue: str) -> None:
-        """Declare ``queue`` on the publishing channel unless this connection did already."""
+        """Declare ``queue`` unless it was since the current connection was made."""
         if queue not in self._declared:
-            await self.declare(await self.publishing(), queue)
+            await self.declare(queue)
 
     def undeclared(self, queue: str) -> None:
         """``queue`` was deleted: declare it again before the next publish to it."""
@@ -287,24 +300,12 @@ class Connection:
             await asyncio.sleep(s.attach_retry_interval)
 
     async def exists(self, queue: str) -> bool:
-        async def attempt() -> bool:
-            channel = await (await self.connection()).channel(publisher_confirms=False)
-            try:
-                await channel.declare_queue(queue, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity as exc:
-                if "home node" in str(exc):
-                    raise  # still starting
-                return False
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
-            return True
-
-        return await self.attaching(f"look up {queue}", attempt)
+        """Whether ``queue`` exists (retried within ``attach_timeout`` while the broker is starting)."""
+        if self._closed:
+            raise JournalUnavailable("journal is closed")
+        return await self.attaching(f"look up {queue}", lambda: self.lookups.exists(queue))
 
     async def delete(self, queue: str) -> None:
-        channel = await (await self.connection()).channel(publisher_confirms=False)
-        try:
-            await channel.queue_delete(queue)
-        finally:
-            await channel.close()
+        if self._closed:
+            raise JournalUnavailable("journal is closed")
+        await self.lookups.delete(queue)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
 from .base import JournalUnavailable
@@ -57,17 +56,17 @@ async def scan(link: Connection, queue: str, start: int | str | datetime, begin:
 
     async def attempt() -> int | None:
         nonlocal published
+        # Asked over the look-ups' own connection (journal.stream_lookups): the broker answers a missing
+        # stream by closing the channel, which must not race the channel opens on the main connection.
+        # While the broker is still starting its queues this raises ("home node … is down"): retried.
+        if not await link.lookups.exists(queue):
+            return None
         conn = await link.connection()
         channel = await conn.channel(publisher_confirms=False)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         try:
             await channel.set_qos(prefetch_count=s.prefetch)
-            try:
-                stream = await channel.declare_queue(queue, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity as exc:
-                if "home node" in str(exc):
-                    raise  # the broker is still starting its queues: "home node … of durable queue … is down"
-                return None
+            stream = await channel.get_queue(queue, ensure=False)
             if not published:
                 await link.publish(queue, body, headers if headers is not None else {"k": MARKER}, message_id=marker)
                 published = True

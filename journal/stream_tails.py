@@ -136,11 +136,11 @@ class Tails:
 
     async def _attach(self, tail: Tail) -> None:
         link = self._link
+        await link.declare(tail.queue)  # before the channel: a refusal closes the look-ups' channel, not this one
         conn = await link.connection()
         channel = await conn.channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=link.settings.prefetch)
-            await link.declare(channel, tail.queue)
             raw = await channel.get_underlay_channel()
             tail.channel, tail.raw, tail.unacked = channel, raw, 0
             channel.close_callbacks.add(partial(self._on_closed, tail))
