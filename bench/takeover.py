@@ -1,7 +1,7 @@
 """Takeover: from a controller's loss to the last of its clients served again.
 
 A cluster of processes on RabbitMQ (cluster manager, token API, one portal, two controllers, the
-stream journal) with ``--clients`` Python library clients (switchboard extension) in ``--rooms``
+holder journal, the cluster default) with ``--clients`` Python library clients (switchboard extension) in ``--rooms``
 rooms.  The controller holding the most rooms is killed (``kill -9``).  "Detected" is the moment the
 cluster manager announces the loss (its ``exit.quit`` event, received here on the broker); then
 every room's first client sends a text every 20 ms until one is taken, and each client of the dead
@@ -144,7 +144,7 @@ async def _bench(args: argparse.Namespace) -> int:
     lines = [
         "## takeover",
         "",
-        f"Two controllers (stream journal), one portal, {args.clients} library clients (extension) in {args.rooms}",
+        f"Two controllers (the default journal: holder), one portal, {args.clients} library clients (extension) in {args.rooms}",
         "rooms; `kill -9` of the controller holding the most rooms. Takeover time per client of its rooms: from",
         "the cluster manager's `exit.quit` (the loss detected) to the first text the client receives that was",
         "sent after the kill (a sender per room tries every 20 ms). A fresh cluster per kill;",
