@@ -35,7 +35,7 @@ from .holder_fold import Window
 from .holder_log import CLAIM, HOLD, ROOM_STREAM, Claim
 from .holder_replay import SharedReads
 from .holder_sweeper import HolderDirectory, HolderSweeper
-from .holder_tail import Holding, OwnTail
+from .holder_tail import Holding, HolderStreamRenewed, OwnTail
 from .holder_writer import HolderWriter
 from .settings import StreamJournalSettings
 from .stream_appends import InFlight
@@ -73,6 +73,7 @@ class HolderJournal:
         self._tail = OwnTail(self._link, self.holder, self._writes, self._holdings)
         self._due = SnapshotsDue(self._holdings, s.holder_snapshot_after, self._link.log)
         self._tail.passed = self._due.passed
+        self._tail.gone = self._renew
         self._writer = HolderWriter(self._link, self._tail, self._writes, s.holder_hold)
         self._directory = HolderDirectory(self._link, self.holder, lambda: self._sweeper.announce())
         self._snapshots = Snapshots(self._link)
@@ -80,6 +81,7 @@ class HolderJournal:
         self._claims = Claims(self._link, self.holder, self._writer, self._holdings, self._directory)
         #: This journal's signs of life, and the sweeper of dead journals' holder streams.
         self._sweeper = HolderSweeper(url, self._link, self.holder)
+        self._tail.announce = self._sweeper.announce
         #: Records submitted that wait for a hold of their room (its first, or a newer epoch), in order.
         self._queued: dict[str, _Queued] = {}
 
@@ -107,6 +109,27 @@ class HolderJournal:
     def snapshots_told_due(self) -> int:
         """How many times a room's snapshot was said due because the holder stream moved on."""
         return self._due.told
+
+    def _renew(self) -> None:
+        """This journal's holder stream was found deleted (a sweeper took this journal for dead: it was cut off
+        or frozen longer than ``holder_dead_after``, and every room it held moved on meanwhile).  Let go of
+        every room (each must be claimed or held again: the claims log refuses, ``Fenced``, a room that moved),
+        fail what was written or waits to be written to the old stream, and go on in a new holder stream (a new
+        name; noted alive before it is declared, and named in each room's next "opened" entry)."""
+        old = self.holder
+        self.holder = self._layout.holder_queue(f"{self.name}.{uuid.uuid4().hex[:12]}")
+        dropped = len(self._holdings) + len(self._tail.leaving)
+        error = HolderStreamRenewed(f"journal: this journal's holder stream {old} was deleted; "
+                                    f"it writes to {self.holder} now")
+        self._holdings.clear()
+        self._writes.fail_all(self._tail.waiting, error)
+        self._writer.close(error)
+        self._tail.renew(self.holder)
+        self._due.reset()
+        self._claims.renew(self.holder)
+        self._directory.renew(self.holder)
+        self._sweeper.renew(self.holder)
+        self._link.log.warning("journal_holder_stream_renewed", old=old, holder=self.holder, rooms_dropped=dropped)
 
     def _lost(self, exc: BaseException | None) -> None:
         self._link.log.warning("journal_connection_lost", error=repr(exc), rooms_held=len(self._holdings))

@@ -25,6 +25,7 @@ records read while fencing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,8 +148,8 @@ class Claims:
             window_last = await self._fence(room, epoch, claim)
             if claim in log.claims:
                 last = max(last, window_last)
-        position, index = await self._writer.add(START, room, epoch, b"")
-        headers = claim_headers(kind, epoch, self._holder, position, index, last, ended)
+        holder, (position, index) = await self._start(room, epoch)
+        headers = claim_headers(kind, epoch, holder, position, index, last, ended)
         read = await self.log(room, marker=headers)
         assert read is not None
         log, at, _ = read
@@ -167,8 +168,38 @@ class Claims:
                 last = max(last, window_last)
         if last > noted or racers:
             await link.publish(queue, b"", {"k": LAST, "l": last, "f": ended_header(racers)})
+        if holder != self._holder:  # the stream of its window was found gone meanwhile: not held
+            raise JournalUnavailable(f"journal: the holder stream {holder} of the claim of room {room} was deleted")
         self._holdings[room] = Holding(at, epoch, last)
         return last
+
+    def renew(self, holder: str) -> None:
+        """This journal writes to holder stream ``holder`` from now on (the old one was found deleted)."""
+        self._holder = holder
+        self._read.clear()
+
+    async def _start(self, room: str, epoch: int) -> tuple[str, tuple[int, int]]:
+        """A START of ``room`` under ``epoch`` in this journal's holder stream, read back: the stream, and where
+        the window starts there.  If the stream is found gone meanwhile (the journal renews it), the START
+        goes to the new one, listed for the room first (the rooms directory names every stream a room's
+        claims log may name)."""
+        for attempt in range(3):
+            holder = self._holder
+            await self._directory.opened(room)
+            if holder != self._holder:
+                continue
+            try:
+                started: tuple[int, int] = await self._writer.add(START, room, epoch, b"")
+            except JournalUnavailable:
+                if holder == self._holder and attempt < 2:
+                    # the START's message failed: find out whether the stream is gone (that renews it)
+                    with contextlib.suppress(JournalUnavailable):
+                        await self._writer.ready()
+                if holder != self._holder:
+                    continue
+                raise
+            return holder, started
+        raise JournalUnavailable(f"journal: the holder stream was renewed again and again during a claim of {room}")
 
     def read_up_to(self, room: str, claim: Claim, position: int, last: int, ended: bool) -> None:
         """A replay read ``claim``'s window of ``room`` up to the holder message before journal offset

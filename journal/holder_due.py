@@ -103,6 +103,13 @@ class SnapshotsDue:
                 except Exception as exc:  # noqa: BLE001 - a watcher's failure must not stop the tail
                     self._log.warning("journal_snapshot_due_failed", room=room, error=repr(exc))
 
+    def reset(self) -> None:
+        """The journal holds no room any more and follows a new holder stream (from its first message)."""
+        self._armed.clear()
+        self._at.clear()
+        self._told.clear()
+        self.position = 0
+
     def released(self, room: str) -> None:
         self._at.pop(room, None)
         self._told.discard(room)

@@ -26,7 +26,8 @@ never being replayed again.
 
 A frozen instance that comes back after ``holder_dead_after`` and whose stream was swept meanwhile (only
 possible once every room it held had moved on) never declares its stream again
-(:class:`~journal.holder_tail.OwnTail`): its writes fail with ``JournalUnavailable``.
+(:class:`~journal.holder_tail.OwnTail`): it lets go of every room it held, and goes on in a new holder stream,
+noted alive before it exists (:meth:`journal.holder.HolderJournal._renew`).
 
 Bounded work: one round every ``holder_sweep_interval`` (the first one interval after the start), reading
 the rooms directory on from where the last round ended (whole at the first), the last ``holder_dead_after``
@@ -87,6 +88,11 @@ class HolderDirectory(Directory):
             await self._announce()
         await super().opened(room)
 
+    def renew(self, holder: str) -> None:
+        """The journal writes to holder stream ``holder`` from now on: each room's next "opened" names it."""
+        self._holder = holder
+        self._listed.clear()
+
 
 class HolderSweeper:
     """This journal's signs of life, and its rounds of sweeping other journals' dead holder streams."""
@@ -107,6 +113,7 @@ class HolderSweeper:
         #: Seconds between two signs of life.
         self.alive_every = settings.holder_dead_after / 4
         self._alive_at: float | None = None
+        self._keeping = False
         self._alive_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         #: The last holder stream a round looked at: the next round goes on after it.
@@ -133,10 +140,16 @@ class HolderSweeper:
             if self._alive_at is not None and loop.time() - self._alive_at < self.alive_every:
                 return
             await self._note_alive()
-            first = self._alive_at is None
+            first = not self._keeping
             self._alive_at = loop.time()
+            self._keeping = True
         if first:
             self._tasks.append(loop.create_task(self._keep_alive(), name=f"journal:alive:{self._holder}"))
+
+    def renew(self, holder: str) -> None:
+        """The journal writes to holder stream ``holder`` from now on: its next sign of life (at once) names it."""
+        self._holder = holder
+        self._alive_at = None
 
     async def _note_alive(self) -> None:
         link = self._link
@@ -169,6 +182,7 @@ class HolderSweeper:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
+        self._keeping = False
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -5,12 +5,17 @@ message in flight, so the writer follows its own stream with one consumer (start
 the stream is new with each journal instance).  It folds every entry (:class:`~journal.holder_fold.HolderFold`),
 gives each entry of this journal's own messages its outcome (a record's offset, or :class:`Fenced`; a
 START's place), and lets a room go as soon as a FENCE of a newer epoch closes its window here.
+
+Its stream may be deleted under it (a sweeper took this journal for dead: :mod:`journal.holder_sweeper`).
+The tail leaves its consumer when the broker cancels it, and looks its stream up (never declares it) when
+it attaches again; a stream found gone is :meth:`OwnTail.renew`-ed by the journal: a new holder stream,
+followed from its first message (:meth:`journal.holder.HolderJournal._renew`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -27,7 +32,15 @@ from .stream_appends import InFlight, Seen, Write
 from .stream_connection import BROKER_ERRORS, Connection
 from .stream_fold import message_of
 
-__all__ = ["Holding", "Batch", "OwnTail"]
+__all__ = ["Holding", "Batch", "OwnTail", "HolderStreamRenewed"]
+
+#: What attaching again after the broker cancelled the consumer may fail with (the next write tries again).
+_ATTACH_ERRORS: tuple[type[BaseException], ...] = (JournalUnavailable, *BROKER_ERRORS)
+
+
+class HolderStreamRenewed(JournalUnavailable):
+    """This journal's holder stream was found deleted: what was written or about to be written to it is
+    not, and the journal writes to a new holder stream from now on (every room held must be held again)."""
 
 
 @dataclass(slots=True)
@@ -75,6 +88,10 @@ class OwnTail:
         #: Declared once, at the first attach; later attaches only look it up: a stream the sweeper deleted
         #: (:mod:`journal.holder_sweeper`) is never made again, empty, under this journal's feet.
         self._declared = False
+        #: Called when this tail finds its stream gone, before it fails (the journal moves to a new stream,
+        #: :meth:`renew`), and before it declares its stream (the journal's sign of life).
+        self.gone: Callable[[], None] | None = None
+        self.announce: Callable[[], Awaitable[None]] | None = None
 
     @property
     def attached(self) -> bool:
@@ -88,6 +105,19 @@ class OwnTail:
             if not self.attached:
                 await self._link.attaching(f"follow holder stream {self.queue}", self._attach)
 
+    def renew(self, queue: str) -> None:
+        """Follow ``queue``, a new holder stream, from its first message, declared at the next attach (the
+        journal failed every write in flight to the old one)."""
+        self.queue, self.fold, self.position, self._declared = queue, HolderFold(), "first", False
+        self.leaving.clear()
+        self.detach()
+
+    def detach(self) -> None:
+        """Leave the consumer (the next write attaches again, and so looks the stream up)."""
+        channel, self._channel, self._raw = self._channel, None, None
+        if channel is not None and not channel.is_closed:
+            self._link.keep(asyncio.shield(channel.close()))
+
     def lost(self, exc: BaseException | None) -> None:
         """The connection was lost: detached (it resumes where it was), and the messages in flight fail."""
         self._channel = self._raw = None
@@ -96,23 +126,33 @@ class OwnTail:
 
     async def _attach(self) -> None:
         link = self._link
+        queue = self.queue
         # Declared or looked up before the channel, over the look-ups' connection (journal.stream_lookups): a
         # refusal closes the look-ups' channel, never one of this connection.
         if not self._declared:
-            await link.declare(self.queue)
+            if self.announce is not None:  # a sign of life before the stream exists: no sweeper takes it
+                await self.announce()
+                self._check_current(queue)
+            await link.declare(queue)
+            self._check_current(queue)
             self._declared = True
-        elif not await link.lookups.exists(self.queue):
-            link.log.error("journal_holder_stream_gone", holder=self.queue)
-            raise JournalUnavailable(f"journal: this journal's holder stream {self.queue} was deleted "
-                                     f"(swept as dead: no sign of life for holder_dead_after)")
+        elif not await link.lookups.exists(queue):
+            self._check_current(queue)  # renewed meanwhile: attached again (to the new stream)
+            link.log.error("journal_holder_stream_gone", holder=queue)
+            if self.gone is not None:
+                self.gone()  # a new holder stream from now on
+            raise HolderStreamRenewed(f"journal: this journal's holder stream {queue} was deleted (swept as dead: "
+                                      f"no sign of life for holder_dead_after)")
         conn = await link.connection()
         channel = await conn.channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=link.settings.prefetch)
+            self._check_current(queue)
             raw = await channel.get_underlay_channel()
             self._channel, self._raw, self._unacked = channel, raw, 0
             channel.close_callbacks.add(self._on_closed)
-            await link.consume_started(raw.basic_consume(self.queue, partial(self._on_message, raw),
+            raw.on_consumer_cancel_callbacks.add(partial(self._on_cancelled, raw))
+            await link.consume_started(raw.basic_consume(queue, partial(self._on_message, raw),
                                                          arguments={"x-stream-offset": self.position}))
         except BaseException:
             self._channel = self._raw = None
@@ -120,10 +160,42 @@ class OwnTail:
                 await asyncio.shield(channel.close())
             raise
 
+    def _check_current(self, queue: str) -> None:
+        """An attach to ``queue`` goes on only while it is this journal's holder stream: one renewed meanwhile
+        is never declared again (:meth:`Connection.attaching` attaches again, to the new one)."""
+        if queue != self.queue:
+            raise ConnectionError(f"holder stream {queue} renewed while attaching")
+
     def _on_closed(self, channel: Any, exc: BaseException | None = None) -> None:
         if self._channel is channel:
             self._channel = self._raw = None
             self._writes.fail_all(self.waiting, JournalUnavailable(f"journal: lost the holder stream: {exc!r}"))
+
+    def _on_cancelled(self, raw: RawChannel, frame: Any) -> None:
+        """The broker cancelled the consumer (its stream was deleted, most likely): leave it, and attach again
+        at once, which looks the stream up (and renews it if it is gone).  The messages in flight wait: read
+        back after the attach if the stream is there, failed by the renewal if it is not."""
+        if self._raw is not raw:
+            return
+        self._link.log.warning("journal_holder_consumer_cancelled", holder=self.queue)
+        self.detach()
+        self._link.keep(self._attach_again())
+
+    async def _attach_again(self) -> None:
+        try:
+            await self.follow()
+        except _ATTACH_ERRORS as exc:
+            self._link.log.debug("journal_holder_attach_failed", holder=self.queue, error=repr(exc))
+
+    def unroutable(self, queue: str) -> None:
+        """A message to holder stream ``queue`` came back unroutable: the broker has no such stream.  If it is
+        this tail's, the journal goes on in a new one."""
+        if queue != self.queue:
+            return  # renewed already
+        self._link.log.error("journal_holder_stream_gone", holder=queue)
+        self.detach()
+        if self.gone is not None:
+            self.gone()
 
     async def _on_message(self, raw: RawChannel, delivery: DeliveredMessage) -> None:
         if self._raw is not raw:

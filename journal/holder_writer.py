@@ -113,14 +113,19 @@ class HolderWriter:
         write.future.add_done_callback(partial(self._done, batch, message_id))
         properties = Basic.Properties(headers={"k": HOLDER}, message_id=message_id, delivery_mode=2)
         (confirmation,) = publisher.publish([(tail.queue, encode(entries), properties)])
-        confirmation.add_done_callback(partial(self._on_confirm, write))
+        confirmation.add_done_callback(partial(self._on_confirm, tail.queue, write))
+
+    async def ready(self) -> None:
+        """The connection, the batch channel and the tail, as the next message needs them (a holder stream
+        found gone is renewed: :class:`~journal.holder_tail.HolderStreamRenewed`)."""
+        await self._link.publishing()
+        await self._tail.follow()
 
     async def _prepare(self) -> None:
         """The connection, the batch channel and the tail, before the next message can go out."""
         try:
             async with asyncio.timeout(self._link.settings.append_timeout):
-                await self._link.publishing()
-                await self._tail.follow()
+                await self.ready()
         except _PREPARE_ERRORS as exc:
             error = exc if isinstance(exc, JournalUnavailable) else JournalUnavailable(
                 f"journal: the holder stream cannot be written, RabbitMQ at {self._link.where}: {exc!r}")
@@ -129,12 +134,14 @@ class HolderWriter:
             self._preparing = False
             self._schedule()
 
-    def _on_confirm(self, write: Write, publish: asyncio.Future[Any]) -> None:
+    def _on_confirm(self, queue: str, write: Write, publish: asyncio.Future[Any]) -> None:
         error = publish.exception() if not publish.cancelled() else asyncio.CancelledError()
         if error is None:
             self._writes.confirmed(write)
             return
-        if not isinstance(error, (aiormq.exceptions.DeliveryError, aiormq.exceptions.PublishError)):
+        if isinstance(error, aiormq.exceptions.PublishError):  # returned: the broker has no such stream
+            self._tail.unroutable(queue)
+        elif not isinstance(error, aiormq.exceptions.DeliveryError):
             self._link.drop_if_broken(error)
         self._writes.fail(write, JournalUnavailable(
             f"journal: a holder message failed, RabbitMQ at {self._link.where}: {error!r}"))

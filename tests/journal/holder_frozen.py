@@ -2,7 +2,8 @@
 the sweeper's SIGSTOP test in ``test_holder_sweeper.py``): ``python -m tests.journal.holder_frozen URL
 PREFIX ROOM DEAD_AFTER``.  Prints ``holder <stream>``, then ``ok <body> <offset>`` for each append done and
 ``refused <body> <error class>`` for each refused; after a few refusals it claims another room (a START in
-its holder stream), prints ``claim refused <error class>`` or ``claim done``, and exits."""
+its holder stream), prints ``claim refused <error class>`` or ``claim done``, then (claim done) appends to
+that room and prints ``anew <offset>`` and ``holder <stream>`` (its holder stream now), and exits."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ async def _append_until_refused(url: str, prefix: str, room: str, dead_after: fl
         print("claim refused", type(exc).__name__, flush=True)
     else:
         print("claim done", flush=True)
+        print("anew", await journal.append(f"{room}.other", 1, b"anew"), flush=True)
+        print("holder", journal.holder, flush=True)
     await journal.close()
 
 

@@ -170,19 +170,53 @@ async def test_a_live_journals_holder_stream_is_never_swept(make_journal: MakeJo
     assert [r.offset for r in await other.replay("new")] == [offset]
 
 
-async def test_a_journal_never_declares_its_deleted_holder_stream_again(make_journal: MakeJournal) -> None:
+@pytest.mark.parametrize("connection_lost", [True, False], ids=["connection-lost", "still-attached"])
+async def test_a_journal_whose_holder_stream_was_deleted_goes_on_in_a_new_one(
+        make_journal: MakeJournal, connection_lost: bool) -> None:
     journal, other = await make_journal(), await make_journal()
-    await journal.claim("r", 1)
-    await journal.append("r", 1, b"before")
-    await other._link.delete(journal.holder)  # as a sweeper would, had it taken journal for dead
-    conn = journal._link.conn
-    assert conn is not None
-    journal._link.drop(conn, ConnectionError("test: connection lost"))  # its tail attaches again
-    with pytest.raises(JournalUnavailable):
-        await journal.append("r", 1, b"after")
-    with pytest.raises(JournalUnavailable):
-        await journal.append("r", 1, b"after again")
-    assert not await _exists(other, journal.holder)
+    await journal.claim("kept", 1)
+    await journal.append("kept", 1, b"before")
+    await journal.claim("moved", 1)
+    await journal.append("moved", 1, b"m")
+    await other.claim("moved", 2)
+    old = journal.holder
+    await other._link.delete(old)  # as a sweeper would, had it taken journal for dead
+    if connection_lost:  # its tail attaches again (a passive declare finds the stream gone) ...
+        conn = journal._link.conn
+        assert conn is not None
+        journal._link.drop(conn, ConnectionError("test: connection lost"))
+    # ... or, still attached, the broker cancels its consumer (it attaches again at once) or the message comes
+    # back unroutable.  A record that meets the lost stream is not written (JournalUnavailable); the journal
+    # then lets go of every room it held, which must be held again: the claims log names the deleted stream,
+    # so it refuses them (Fenced)
+    refused: list[str] = []
+    while not refused or refused[-1] != "Fenced":
+        assert len(refused) < 2, refused
+        with pytest.raises((Fenced, JournalUnavailable)) as caught:
+            await journal.append("kept", 1, b"after")
+        refused.append("Fenced" if isinstance(caught.value, Fenced) else "JournalUnavailable")
+    assert refused in (["Fenced"], ["JournalUnavailable", "Fenced"])
+    if connection_lost:  # its tail finds the stream gone at the write that attaches it again
+        assert refused == ["JournalUnavailable", "Fenced"]
+    with pytest.raises(Fenced):
+        await journal.append("moved", 1, b"after")
+    # a room it claims now is written to a new holder stream, announced (sign of life) and listed
+    assert await journal.claim("new", 1) == 0
+    offset = await journal.append("new", 1, b"anew")
+    assert journal.holder != old
+    assert [r.offset for r in await other.replay("new")] == [offset]
+    assert [r.offset for r in await journal.replay("new")] == [offset]
+    assert await journal.claim("kept", 2) == 0  # the deleted window is read by no one: its fence is skipped
+    kept = await journal.append("kept", 2, b"kept anew")
+    assert [r.offset for r in await other.replay("kept")] == [kept]
+    assert not await _exists(other, old)  # never made again
+    assert await _exists(other, journal.holder)
+    live = await other._sweeper._live()
+    assert live is not None and journal.holder in live
+    listed = await other._sweeper._listed()
+    assert sorted(listed[journal.holder]) == ["kept", "new"]
+    assert await _sweep_now(other) == []
+    assert await journal.append("new", 1, b"again") > offset
 
 
 async def test_a_claim_after_retention_dropped_the_windows_start_still_fences_and_gets_the_last_record(
@@ -210,7 +244,7 @@ async def test_without_the_signs_of_life_stream_no_journal_is_taken_for_dead(mak
     assert await _exists(new, old.holder)
 
 
-async def test_a_frozen_journal_whose_stream_was_swept_is_refused_after_it_resumes(
+async def test_a_frozen_journal_whose_stream_was_swept_is_refused_then_goes_on_in_a_new_stream(
         make_journal: MakeJournal, broker_url: str) -> None:
     new = await make_journal()
     child = await asyncio.create_subprocess_exec(
@@ -244,13 +278,21 @@ async def test_a_frozen_journal_whose_stream_was_swept_is_refused_after_it_resum
             await child.wait()
     assert child.returncode == 0
     lines += rest.decode().splitlines()
-    # every append after it resumed was refused (seen: JournalUnavailable, its connection lost while it was
-    # frozen, then Fenced: the FENCE had reached it before the sweep) ...
+    # every append after it resumed was refused: JournalUnavailable while it finds its stream gone (its
+    # connection lost while it was frozen, or its consumer cancelled), Fenced from then on (its room is held
+    # again through the claims log, which says the room moved) ...
     assert max(int(line.split()[2]) for line in lines if line.startswith("ok")) <= last
-    assert len([line for line in lines if line.startswith("refused")]) >= 3
-    # ... and its claim of a room it never held (a START: its tail attaches again) failed, without making its
-    # stream again
-    assert lines[-1] == "claim refused JournalUnavailable"
+    refusals = [line.split()[2] for line in lines if line.startswith("refused")]
+    assert len(refusals) >= 3
+    assert "Fenced" in refusals and set(refusals[refusals.index("Fenced"):]) == {"Fenced"}
+    # ... and its claim of a room it never held goes to a new holder stream (its old one is not made again),
+    # whose records another journal replays
+    assert "claim done" in lines
+    anew = int(next(line for line in lines if line.startswith("anew")).split()[1])
+    renewed = [line.split()[1] for line in lines if line.startswith("holder")]
+    assert len(renewed) == 2 and renewed[1] != holder
     assert not await _exists(new, holder)
+    assert await _exists(new, renewed[1])
+    assert [r.offset for r in await new.replay("r.other")] == [anew]
     later = await new.append("r", 2, b"later")
     assert [r.offset for r in await new.replay("r", after=after)] == [later]
