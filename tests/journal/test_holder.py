@@ -27,23 +27,16 @@ from journal.stream_fold import Message
 from journal.stream_read import Seer, scan
 from tests.journal.contract import JournalContract
 from tests.journal.contract import MakeJournal as ContractMake
+from tests.journal.holder_support import MakeJournal, holder_settings, journal_maker
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.amqp]
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MakeJournal = Callable[..., Awaitable[HolderJournal]]
 
 
-def _settings(prefix: str, **overrides: object) -> StreamJournalSettings:
-    # small streams: tests make many
-    base: dict[str, object] = {"prefix": prefix, "room_max_bytes": 5_000_000, "room_segment_bytes": 1_000_000,
-                               "snapshot_max_bytes": 200_000, "snapshot_segment_bytes": 100_000,
-                               "rooms_max_bytes": 1_000_000, "rooms_segment_bytes": 500_000,
-                               "holder_max_bytes": 5_000_000, "holder_segment_bytes": 1_000_000}
-    base.update(overrides)
-    return StreamJournalSettings(**base)  # type: ignore[arg-type]
+_settings = holder_settings
 
 
 @pytest_asyncio.fixture
@@ -58,15 +51,7 @@ async def made_journals() -> AsyncIterator[list[HolderJournal]]:
 @pytest_asyncio.fixture
 async def make_journal(broker_url: str, made_journals: list[HolderJournal]) -> MakeJournal:
     """Opened journals on the session broker sharing one fresh prefix."""
-    prefix = f"h{uuid.uuid4().hex[:8]}."
-
-    async def make(**overrides: object) -> HolderJournal:
-        journal = HolderJournal(broker_url, _settings(prefix, **overrides), name=f"holder-{len(made_journals)}")
-        made_journals.append(journal)
-        await journal.open()
-        return journal
-
-    return make
+    return journal_maker(broker_url, made_journals, "holder")
 
 
 class TestHolderJournal(JournalContract):

@@ -11,8 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,27 +20,15 @@ import pytest_asyncio
 from journal.base import Fenced, JournalUnavailable, Snapshot
 from journal.holder import HolderJournal
 from journal.holder_sweeper import SWEPT
-from journal.settings import StreamJournalSettings
 from journal.stream_read import read
+from tests.journal.holder_support import MakeJournal, journal_maker
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.amqp]
 
-MakeJournal = Callable[..., Awaitable[HolderJournal]]
-
 ROOT = Path(__file__).resolve().parents[2]
 
 DEAD_AFTER = 10.0
-
-
-def _settings(prefix: str, **overrides: object) -> StreamJournalSettings:
-    base: dict[str, object] = {"prefix": prefix, "room_max_bytes": 5_000_000, "room_segment_bytes": 1_000_000,
-                               "snapshot_max_bytes": 200_000, "snapshot_segment_bytes": 100_000,
-                               "rooms_max_bytes": 1_000_000, "rooms_segment_bytes": 500_000,
-                               "holder_max_bytes": 5_000_000, "holder_segment_bytes": 1_000_000,
-                               "holder_dead_after": DEAD_AFTER, "holder_sweep_interval": 0}
-    base.update(overrides)
-    return StreamJournalSettings(**base)  # type: ignore[arg-type]
 
 
 @pytest_asyncio.fixture
@@ -55,15 +42,7 @@ async def made_journals() -> AsyncIterator[list[HolderJournal]]:
 @pytest_asyncio.fixture
 async def make_journal(broker_url: str, made_journals: list[HolderJournal]) -> MakeJournal:
     """Opened journals on the session broker sharing one fresh prefix; no sweep rounds unless asked."""
-    prefix = f"s{uuid.uuid4().hex[:8]}."
-
-    async def make(**overrides: object) -> HolderJournal:
-        journal = HolderJournal(broker_url, _settings(prefix, **overrides), name=f"sweep-{len(made_journals)}")
-        made_journals.append(journal)
-        await journal.open()
-        return journal
-
-    return make
+    return journal_maker(broker_url, made_journals, "sweep", holder_dead_after=DEAD_AFTER, holder_sweep_interval=0)
 
 
 async def _exists(journal: HolderJournal, holder: str) -> bool:
