@@ -84,6 +84,24 @@ async def _drain_both(cluster: ProcessCluster, first: str, second: str) -> None:
     await asyncio.gather(cluster.admin("drain", worker_id=first), cluster.admin("drain", worker_id=second))
 
 
+async def _drained_onto(cluster: ProcessCluster, names: dict[str, str], drained: tuple[str, str], live: str,
+                       clients: dict[str, list[Client]]) -> None:
+    """The drained controllers exit 0, ``live`` holds every room, every client gets each text once after
+    the drains, nobody was dropped or served twice; then the clients leave."""
+    for wid in drained:
+        process = cluster.roles[names[wid]].proc
+        assert process is not None
+        await wait_until(lambda p=process: p.poll() is not None, timeout=60,  # type: ignore[misc]
+                         what=f"{names[wid]} exits once drained")
+        assert process.returncode == 0, "a drained controller exits 0 once it holds no room"
+    assert await _tasks(cluster, live) == ROOMS
+    await _each_text_once(clients, "after the drains")
+    assert _dropped_or_doubled(cluster) == {}
+    for pair in clients.values():
+        for client in pair:
+            await client.leave()
+
+
 async def test_two_controllers_drained_at_once_move_every_room_to_the_third_and_drop_nobody(
     process_cluster: Callable[..., ProcessCluster],
 ) -> None:
@@ -99,18 +117,7 @@ async def test_two_controllers_drained_at_once_move_every_room_to_the_third_and_
         a, b, c = sorted(names, key=lambda wid: names[wid])
 
         await _drain_both(cluster, a, b)
-        for wid in (a, b):
-            process = cluster.roles[names[wid]].proc
-            assert process is not None
-            await wait_until(lambda p=process: p.poll() is not None, timeout=60,  # type: ignore[misc]
-                             what=f"{names[wid]} exits once drained")
-            assert process.returncode == 0, "a drained controller exits 0 once it holds no room"
-        assert await _tasks(cluster, c) == ROOMS
-        await _each_text_once(clients, "after the drains")
-        assert _dropped_or_doubled(cluster) == {}
-        for pair in clients.values():
-            for client in pair:
-                await client.leave()
+        await _drained_onto(cluster, names, (a, b), c, clients)
     except BaseException:
         print(cluster.logs_tail())
         raise
@@ -138,18 +145,7 @@ async def test_a_controller_drained_while_a_room_is_handed_to_it_passes_the_room
                     break
         await cluster.admin("drain", worker_id=b)
         (c,) = [wid for wid in names if wid not in (a, b)]
-        for wid in (a, b):
-            process = cluster.roles[names[wid]].proc
-            assert process is not None
-            await wait_until(lambda p=process: p.poll() is not None, timeout=60,  # type: ignore[misc]
-                             what=f"{names[wid]} exits once drained")
-            assert process.returncode == 0, "a drained controller exits 0 once it holds no room"
-        assert await _tasks(cluster, c) == ROOMS
-        await _each_text_once(clients, "after the drains")
-        assert _dropped_or_doubled(cluster) == {}
-        for pair in clients.values():
-            for client in pair:
-                await client.leave()
+        await _drained_onto(cluster, names, (a, b), c, clients)
     except BaseException:
         print(cluster.logs_tail())
         raise
